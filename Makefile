@@ -1,0 +1,191 @@
+# ashmem toolkit - one Makefile. `make help` lists the targets.
+
+VERSION    := 0.1.0
+SOVERSION  := 1
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share
+DESTDIR    ?=
+
+# Build directory: B=dir builds out of tree (several builds side by side).
+B          ?= build
+CC         ?= cc
+SANITIZE   ?=
+V          ?= 0
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
+            -Wstrict-prototypes -Wpointer-arith -Wundef -Wvla
+CFLAGS   ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Ilib/include -DASHMEM_VERSION='"$(VERSION)"'
+ALL_CFLAGS = -std=gnu11 -fPIC -pthread $(WARN) $(CFLAGS)
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS    += -fsanitize=$(SANITIZE)
+endif
+LDLIBS_LIB := -pthread
+
+PKG_CONFIG ?= pkg-config
+CJSON_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
+CJSON_LIBS   = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null || echo -lcjson)
+READLINE_LIBS = -lreadline
+
+LIB_SRC   := $(wildcard lib/*.c) $(wildcard drivers/*/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
+HEADERS   := $(wildcard lib/include/ashmem/*.h)
+CLI_SRC   := $(wildcard cli/*.c)
+CLI_OBJ   := $(CLI_SRC:%.c=$(B)/obj/%.o)
+TEST_SUPPORT := $(wildcard tests/unit/support/*.c)
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(B)/obj/%.o)
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
+EX_SRC    := $(wildcard examples/*.c)
+EX_BIN    := $(EX_SRC:examples/%.c=$(B)/examples/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+MANPAGES  := $(wildcard man/*.[1-8])
+
+SONAME    := libashmem.so.$(SOVERSION)
+SHLIB     := $(B)/libashmem.so.$(VERSION)
+STLIB     := $(B)/libashmem.a
+CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
+
+.PHONY: all deps deps-build check unit bats hdrcheck manlint install uninstall \
+        clean help demo bench examples tests FORCE
+.DEFAULT_GOAL := all
+
+all: deps-build $(SHLIB) $(STLIB) $(CLI) examples tests
+
+deps-build:
+	$(Q)CC="$(CC)" sh mk/deps.sh build
+deps:
+	$(Q)CC="$(CC)" sh mk/deps.sh check
+
+# Objects depend on the flags they were built with.
+$(B)/.flags: FORCE
+	@mkdir -p $(B)
+	@echo '$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS)' | cmp -s - $@ || \
+		echo '$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS)' > $@
+
+$(B)/obj/%.o: %.c $(B)/.flags
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(CJSON_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(SHLIB): $(LIB_OBJ) lib/libashmem.sym
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libashmem.sym \
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS_LIB)
+	$(Q)ln -sf libashmem.so.$(VERSION) $(B)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(B)/libashmem.so
+
+$(STLIB): $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+$(B)/ashmemctl: $(CLI_OBJ) $(STLIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
+
+examples: $(EX_BIN)
+$(B)/examples/%: $(B)/obj/examples/%.o $(STLIB)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS)
+
+tests: $(TEST_BIN)
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(STLIB)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(TEST_SUPPORT_OBJ) $(STLIB) $(CJSON_LIBS)
+
+$(B)/bench/%: $(B)/obj/bench/%.o $(STLIB)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS) -lrt
+
+# ---------------------------------------------------------------- checks
+check: deps all hdrcheck unit bats manlint
+	@echo "make check: all passed"
+
+unit: $(TEST_BIN)
+	$(Q)sh tests/unit/run.sh $(TEST_BIN)
+
+bats: all
+	$(Q)if [ -n "$$(ls tests/bats/*.bats 2>/dev/null)" ]; then \
+		ASHMEM_BUILD=$(abspath $(B)) bats tests/bats; fi
+
+# Each public header compiles on its own, in C and in C++.
+hdrcheck: $(HEADERS)
+	$(Q)set -e; for h in $(HEADERS:lib/include/%=%); do \
+		printf '#include <%s>\n' $$h | $(CC) $(WARN) -Ilib/include -fsyntax-only -x c - ; \
+		if command -v c++ >/dev/null; then \
+		printf '#include <%s>\n' $$h | c++ -Wall -Wextra -Werror -Ilib/include -fsyntax-only -x c++ - ; fi; \
+	done; echo "hdrcheck: $(words $(HEADERS)) headers compile on their own"
+
+manlint:
+	$(Q)set -e; n=0; for m in $(MANPAGES); do mandoc -Tlint -W warning $$m; n=$$((n+1)); done; \
+		echo "manlint: $$n pages lint clean"
+
+# ---------------------------------------------------------------- demo, bench
+demo: all
+	$(Q)sh examples/demo.sh $(abspath $(B))
+
+bench: all $(BENCH_BIN)
+	$(Q)sh mk/deps.sh bench
+	$(Q)sh bench/run.sh $(abspath $(B)) $(if $(QUICK),quick,full)
+
+# ---------------------------------------------------------------- install
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/ashmem
+	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/ashmem/
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libashmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libashmem.so
+	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    lib/libashmem.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libashmem.pc
+	$(if $(CLI),install -d $(DESTDIR)$(BINDIR) && install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/)
+	$(Q)set -e; for m in $(MANPAGES); do s=$${m##*.}; \
+		install -d $(DESTDIR)$(MANDIR)/man$$s; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	$(Q)if [ -f completions/ashmemctl.bash ]; then \
+		install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
+			$(DESTDIR)$(DATADIR)/fish/vendor_completions.d; \
+		install -m 644 completions/ashmemctl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/ashmemctl; \
+		install -m 644 completions/_ashmemctl $(DESTDIR)$(DATADIR)/zsh/site-functions/_ashmemctl; \
+		install -m 644 completions/ashmemctl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ashmemctl.fish; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/ashmem/,$(notdir $(HEADERS)))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/ashmem
+	rm -f $(DESTDIR)$(LIBDIR)/libashmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libashmem.so $(DESTDIR)$(LIBDIR)/libashmem.a \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libashmem.pc $(DESTDIR)$(BINDIR)/ashmemctl
+	rm -f $(foreach m,$(MANPAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/ashmemctl \
+	      $(DESTDIR)$(DATADIR)/zsh/site-functions/_ashmemctl \
+	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ashmemctl.fish
+
+clean:
+	rm -rf $(B)
+
+help:
+	@echo 'Targets:'
+	@echo '  all        build libashmem (shared + static), ashmemctl, examples, tests'
+	@echo '  deps       check for (and as root install) what the build and tests need'
+	@echo '  check      unit tests, bats tests, header check, man lint'
+	@echo '  demo       build and show the main job working'
+	@echo '  bench      benchmarks against the baselines (QUICK=1 for a short run)'
+	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR'
+	@echo '  uninstall  remove what install installed'
+	@echo '  clean      remove the build directory'
+	@echo 'Variables: CC, CFLAGS, SANITIZE=address,undefined, V=1, B=builddir, PREFIX, DESTDIR'
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

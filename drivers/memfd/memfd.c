@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bundled driver: ashmem regions on memfd.
+ *
+ * A region is a data memfd (the region descriptor users map) sealed against
+ * growing and shrinking, plus a control memfd holding the shared pin state
+ * (control.h). Every operation on a descriptor costs one fstat() (done by
+ * the caller) and a read-locked table lookup; pin state changes take the
+ * region's process-shared mutex and touch a few bitmap words.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "../driver.h"
+#include "memfd.h"
+
+#define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
+/* memfd_create() keeps at most this many bytes of a name */
+#define MEMFD_NAME_MAX 249
+
+size_t am_page_size(void)
+{
+        static size_t ps;
+        if (!ps) {
+                long v = sysconf(_SC_PAGESIZE);
+                ps = v > 0 ? (size_t)v : 4096;
+        }
+        return ps;
+}
+
+static int xclose(int fd)
+{
+        int saved = errno;
+        if (fd >= 0)
+                close(fd);
+        errno = saved;
+        return -1;
+}
+
+static int probe(void)
+{
+        int fd = memfd_create("ashmem-probe", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        close(fd);
+        return 0;
+}
+
+static int owns(int fd, const struct stat *st)
+{
+        (void)fd;
+        return S_ISREG(st->st_mode);
+}
+
+/* The name of a memfd from /proc: "/memfd:NAME (deleted)". Returns the
+ * length of NAME copied into buf (NUL-terminated), or -ENOTTY for a file
+ * that is not a memfd. */
+static int proc_memfd_name(int fd, char *buf, size_t len)
+{
+        char path[64], link[PATH_MAX];
+        static const char pre[] = "/memfd:", post[] = " (deleted)";
+        ssize_t n;
+        size_t nl;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, link, sizeof(link) - 1);
+        if (n < 0)
+                return errno == ENOENT ? -EBADF : -errno;
+        link[n] = 0;
+        if (strncmp(link, pre, sizeof(pre) - 1) != 0)
+                return -ENOTTY;
+        nl = (size_t)n - (sizeof(pre) - 1);
+        if (nl >= sizeof(post) - 1 &&
+            strcmp(link + n - (sizeof(post) - 1), post) == 0)
+                nl -= sizeof(post) - 1;
+        if (buf) {
+                if (nl + 1 > len)
+                        return -ERANGE;
+                memcpy(buf, link + sizeof(pre) - 1, nl);
+                buf[nl] = 0;
+        }
+        return (int)nl;
+}
+
+/* For operations on a descriptor with no control block: is it a memfd? */
+static int foreign_check(int fd)
+{
+        int r = proc_memfd_name(fd, NULL, 0);
+        return r < 0 ? r : 0;
+}
+
+static int map_control(int ctl_fd, size_t len, int writable, struct amc_ref *ref)
+{
+        void *m = mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0),
+                       MAP_SHARED, ctl_fd, 0);
+        int r;
+
+        if (m == MAP_FAILED)
+                return -errno;
+        r = amc_attach(ref, m, len, writable);
+        if (r < 0)
+                munmap(m, len);
+        return r;
+}
+
+static int create(const char *name, size_t size)
+{
+        char mname[MEMFD_NAME_MAX + 1] = "";
+        int fd = -1, cfd = -1, r;
+        struct stat st;
+        struct amc_ref ref;
+        size_t ps = am_page_size(), pages, clen;
+        void *m;
+
+        if (size == 0)
+                return -EINVAL;
+        if (size > ASHMEM_SIZE_MAX)
+                return -EFBIG;
+        if (name)
+                snprintf(mname, sizeof(mname), "%s", name);
+        fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0 ||
+            fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
+                goto fail;
+        pages = (size + ps - 1) / ps;
+        clen = amc_block_size(pages);
+        cfd = memfd_create("ashmem-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (cfd < 0 || ftruncate(cfd, (off_t)clen) < 0 ||
+            fcntl(cfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+                goto fail;
+        m = mmap(NULL, clen, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+        if (m == MAP_FAILED)
+                goto fail;
+        {
+                char full[ASHMEM_NAME_LEN] = "";
+                if (name)
+                        snprintf(full, sizeof(full), "%s", name);
+                amc_init(m, full, size, (uint32_t)ps, st.st_dev, st.st_ino, PROT_ALL);
+        }
+        r = amc_attach(&ref, m, clen, 1);
+        if (r == 0)
+                r = am_table_insert(&st, cfd, &ref);
+        if (r <= 0) {
+                munmap(m, clen);
+                close(cfd);
+                close(fd);
+                return r < 0 ? r : -EEXIST;
+        }
+        return fd;
+fail:
+        r = -errno;
+        xclose(cfd);
+        xclose(fd);
+        return r;
+}
+
+/* Each operation below looks its entry up under the table's read lock and
+ * runs inside it: an argument block, and one callback per operation. */
+struct op {
+        int fd;
+        const struct stat *st;
+        size_t off, len;
+        int prot;
+        void *buf;
+        size_t buflen;
+};
+
+static int do_name(struct am_entry *e, void *a)
+{
+        struct op *o = a;
+        size_t n;
+
+        if (!e)
+                return proc_memfd_name(o->fd, o->buf, o->buflen);
+        n = strnlen(e->ref.b->name, ASHMEM_NAME_LEN - 1);
+        if (n + 1 > o->buflen)
+                return -ERANGE;
+        memcpy(o->buf, e->ref.b->name, n);
+        ((char *)o->buf)[n] = 0;
+        return (int)n;
+}
+
+static int get_name(int fd, const struct stat *st, char *buf, size_t len)
+{
+        struct op o = { .fd = fd, .st = st, .buf = buf, .buflen = len };
+        return am_table_with(st, do_name, &o);
+}
+
+static int get_size(int fd, const struct stat *st, size_t *size)
+{
+        (void)fd;
+        *size = (size_t)st->st_size;
+        return 0;
+}
+
+static int foreign_prot(int fd)
+{
+        int seals = fcntl(fd, F_GET_SEALS);
+
+        if (seals < 0)
+                return errno == EINVAL ? -ENOTTY : -errno;
+        return (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) ?
+               PROT_READ | PROT_EXEC : PROT_ALL;
+}
+
+static int do_prot(struct am_entry *e, void *a)
+{
+        struct op *o = a;
+        if (!e) {
+                int r = foreign_check(o->fd);
+                return r < 0 ? r : foreign_prot(o->fd);
+        }
+        return (int)__atomic_load_n(&e->ref.b->prot, __ATOMIC_RELAXED);
+}
+
+static int get_prot(int fd, const struct stat *st)
+{
+        struct op o = { .fd = fd, .st = st };
+        return am_table_with(st, do_prot, &o);
+}
+
+static int do_set_prot(struct am_entry *e, void *a)
+{
+        struct op *o = a;
+        int cur;
+
+        if (e)
+                return amc_set_prot(&e->ref, o->fd, o->prot);
+        /* A memfd with no control block: only the write bit has a home (the
+         * seal); READ and EXEC are accepted and not recorded, as Android's
+         * memfd path does. */
+        cur = do_prot(NULL, a);
+        if (cur < 0)
+                return cur;
+        if (o->prot & ~cur)
+                return -EINVAL;
+        if ((cur & PROT_WRITE) && !(o->prot & PROT_WRITE) &&
+            fcntl(o->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0)
+                return -errno;
+        return 0;
+}
+
+static int set_prot(int fd, const struct stat *st, int prot)
+{
+        struct op o = { .fd = fd, .st = st, .prot = prot };
+
+        if (prot & ~PROT_ALL)
+                return -EINVAL;
+        return am_table_with(st, do_set_prot, &o);
+}
+
+/* Range check for a region with no control block: the same rules. */
+static int foreign_range(const struct op *o)
+{
+        size_t ps = am_page_size();
+        size_t end = ((size_t)o->st->st_size + ps - 1) / ps * ps;
+        int r = foreign_check(o->fd);
+
+        if (r < 0)
+                return r;
+        if (o->off % ps || o->len % ps || o->off > end || o->len > end - o->off)
+                return -EINVAL;
+        return 0;
+}
+
+static int foreign_writable(int fd)
+{
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+                return -errno;
+        return (fl & O_ACCMODE) == O_RDONLY ? -EPERM : 0;
+}
+
+enum pin_op { PIN, UNPIN, STATUS };
+
+static int do_pin(struct am_entry *e, void *a, enum pin_op which)
+{
+        struct op *o = a;
+        uint64_t first, count;
+        int r;
+
+        if (!e) {
+                r = foreign_range(o);
+                if (r == 0 && which != STATUS)
+                        r = foreign_writable(o->fd);
+                if (r < 0)
+                        return r;
+                return which == STATUS ? ASHMEM_IS_PINNED :
+                       which == PIN ? ASHMEM_NOT_PURGED : 0;
+        }
+        r = amc_range(&e->ref, o->off, o->len, &first, &count);
+        if (r < 0)
+                return r;
+        switch (which) {
+        case PIN:
+                return amc_pin(&e->ref, first, count);
+        case UNPIN:
+                return amc_unpin(&e->ref, first, count);
+        default:
+                return amc_status(&e->ref, first, count);
+        }
+}
+
+static int do_pin_pin(struct am_entry *e, void *a) { return do_pin(e, a, PIN); }
+static int do_pin_unpin(struct am_entry *e, void *a) { return do_pin(e, a, UNPIN); }
+static int do_pin_status(struct am_entry *e, void *a) { return do_pin(e, a, STATUS); }
+
+static int pin(int fd, const struct stat *st, size_t off, size_t len)
+{
+        struct op o = { .fd = fd, .st = st, .off = off, .len = len };
+        return am_table_with(st, do_pin_pin, &o);
+}
+
+static int unpin(int fd, const struct stat *st, size_t off, size_t len)
+{
+        struct op o = { .fd = fd, .st = st, .off = off, .len = len };
+        return am_table_with(st, do_pin_unpin, &o);
+}
+
+static int pin_status(int fd, const struct stat *st, size_t off, size_t len)
+{
+        struct op o = { .fd = fd, .st = st, .off = off, .len = len };
+        return am_table_with(st, do_pin_status, &o);
+}
+
+static int do_purge(struct am_entry *e, void *a)
+{
+        struct op *o = a;
+        int r;
+
+        if (!e) {
+                r = foreign_check(o->fd);
+                if (r == 0)
+                        r = foreign_writable(o->fd);
+                return r;
+        }
+        return amc_purge(&e->ref, o->fd);
+}
+
+static int purge(int fd, const struct stat *st)
+{
+        struct op o = { .fd = fd, .st = st };
+        return am_table_with(st, do_purge, &o);
+}
+
+static int map(int fd, const struct stat *st, int prot, size_t off,
+               size_t len, void **ret)
+{
+        size_t ps = am_page_size(), size = (size_t)st->st_size;
+        int mask;
+        void *m;
+
+        if (prot & ~PROT_ALL || off % ps || off >= size)
+                return -EINVAL;
+        if (len == 0)
+                len = size - off;
+        if (len > size - off)
+                return -EINVAL;
+        mask = get_prot(fd, st);
+        if (mask < 0)
+                return mask;
+        if (prot & ~mask)
+                return -EPERM;
+        m = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)off);
+        if (m == MAP_FAILED)
+                return -errno;
+        *ret = m;
+        return 0;
+}
+
+static int do_stats(struct am_entry *e, void *a)
+{
+        struct op *o = a;
+        ashmem_stats *s = o->buf;
+        size_t ps = am_page_size();
+        int r;
+
+        memset(s, 0, sizeof(*s));
+        if (e) {
+                amc_stats(&e->ref, s);
+                return 0;
+        }
+        r = foreign_check(o->fd);
+        if (r < 0)
+                return r;
+        s->size = (size_t)o->st->st_size;
+        s->pages = (s->size + ps - 1) / ps;
+        s->pinned = s->pages;
+        s->writable_state = foreign_writable(o->fd) == 0;
+        return 0;
+}
+
+static int get_stats(int fd, const struct stat *st, ashmem_stats *ret)
+{
+        struct op o = { .fd = fd, .st = st, .buf = ret };
+        return am_table_with(st, do_stats, &o);
+}
+
+static int do_page_map(struct am_entry *e, void *a)
+{
+        struct op *o = a;
+        int r;
+
+        if (e) {
+                amc_page_map(&e->ref, o->buf, o->buflen);
+                return 0;
+        }
+        r = foreign_check(o->fd);
+        if (r == 0)
+                memset(o->buf, 'P', o->buflen);
+        return r;
+}
+
+static int get_page_map(int fd, const struct stat *st, char *map, size_t n)
+{
+        struct op o = { .fd = fd, .st = st, .buf = map, .buflen = n };
+        size_t ps = am_page_size();
+
+        if (n > ((size_t)st->st_size + ps - 1) / ps)
+                return -EINVAL;
+        return am_table_with(st, do_page_map, &o);
+}
+
+static int do_get_control(struct am_entry *e, void *a)
+{
+        struct op *o = a;
+        int fd;
+
+        if (!e) {
+                int r = foreign_check(o->fd);
+                return r < 0 ? r : -ENOENT;
+        }
+        fd = fcntl(e->ctl_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        *(int *)o->buf = fd;
+        return 0;
+}
+
+static int get_control(int fd, const struct stat *st, int *ret)
+{
+        struct op o = { .fd = fd, .st = st, .buf = ret };
+        return am_table_with(st, do_get_control, &o);
+}
+
+int am_memfd_attach_control(int fd, const struct stat *st, int control_fd)
+{
+        struct stat cst;
+        struct amc_ref ref;
+        int fl, seals, writable, own, r;
+
+        (void)fd;
+        if (fstat(control_fd, &cst) < 0)
+                return -errno;
+        fl = fcntl(control_fd, F_GETFL);
+        seals = fcntl(control_fd, F_GET_SEALS);
+        if (fl < 0 || !S_ISREG(cst.st_mode) || seals < 0 ||
+            !(seals & F_SEAL_SHRINK) || cst.st_size < (off_t)AMC_HEADER_SIZE)
+                return -EINVAL;
+        writable = (fl & O_ACCMODE) == O_RDWR;
+        r = map_control(control_fd, (size_t)cst.st_size, writable, &ref);
+        if (r < 0)
+                return r;
+        if (ref.b->data_dev != (uint64_t)st->st_dev ||
+            ref.b->data_ino != (uint64_t)st->st_ino ||
+            ref.size != (uint64_t)st->st_size) {
+                r = -EINVAL;
+                goto fail;
+        }
+        own = fcntl(control_fd, F_DUPFD_CLOEXEC, 3);
+        if (own < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = am_table_insert(st, own, &ref);
+        if (r > 0)
+                return 0;
+        close(own);
+fail:
+        munmap(ref.b, ref.map_len);
+        return r;
+}
+
+static int set_control(int fd, const struct stat *st, int control_fd)
+{
+        return am_memfd_attach_control(fd, st, control_fd);
+}
+
+const struct am_driver am_driver_memfd = {
+        .name = "memfd",
+        .probe = probe,
+        .owns = owns,
+        .create = create,
+        .get_name = get_name,
+        .get_size = get_size,
+        .get_prot = get_prot,
+        .set_prot = set_prot,
+        .pin = pin,
+        .unpin = unpin,
+        .pin_status = pin_status,
+        .purge = purge,
+        .map = map,
+        .get_stats = get_stats,
+        .get_page_map = get_page_map,
+        .get_control = get_control,
+        .set_control = set_control,
+};

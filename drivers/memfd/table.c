@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The process table of control blocks, keyed by data memfd identity.
+ *
+ * Lookups take a read lock (the pin fast path), changes a write lock. An
+ * entry stays until a collection finds that nothing in this process refers
+ * to its region any more: no descriptor in /proc/self/fd, no mapping in
+ * /proc/self/maps, no hold. A collection runs when the table has doubled
+ * since the last one, so its cost is amortised over the creations.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "memfd.h"
+
+#define NBUCKETS_MIN 64u
+
+static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct am_entry **buckets;
+static size_t nbuckets, nentries, gc_at = NBUCKETS_MIN;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void before_fork(void) { pthread_rwlock_wrlock(&lock); }
+static void after_fork(void) { pthread_rwlock_unlock(&lock); }
+
+static void register_atfork(void)
+{
+        pthread_atfork(before_fork, after_fork, after_fork);
+}
+
+static size_t hash(dev_t dev, ino_t ino)
+{
+        uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
+        return (size_t)(h ^ (h >> 29));
+}
+
+static struct am_entry *find(dev_t dev, ino_t ino)
+{
+        if (!nbuckets)
+                return NULL;
+        for (struct am_entry *e = buckets[hash(dev, ino) & (nbuckets - 1)]; e; e = e->next)
+                if (e->ino == ino && e->dev == dev)
+                        return e;
+        return NULL;
+}
+
+int am_table_with(const struct stat *st,
+                  int (*op)(struct am_entry *e, void *arg), void *arg)
+{
+        int r;
+
+        pthread_rwlock_rdlock(&lock);
+        r = op(find(st->st_dev, st->st_ino), arg);
+        pthread_rwlock_unlock(&lock);
+        return r;
+}
+
+static void entry_free(struct am_entry *e)
+{
+        munmap(e->ref.b, e->ref.map_len);
+        close(e->ctl_fd);
+        free(e);
+}
+
+static int grow(void)
+{
+        size_t n = nbuckets ? nbuckets * 2 : NBUCKETS_MIN;
+        struct am_entry **nb = calloc(n, sizeof(*nb));
+
+        if (!nb)
+                return -ENOMEM;
+        for (size_t i = 0; i < nbuckets; i++) {
+                struct am_entry *e = buckets[i], *next;
+                for (; e; e = next) {
+                        next = e->next;
+                        size_t h = hash(e->dev, e->ino) & (n - 1);
+                        e->next = nb[h];
+                        nb[h] = e;
+                }
+        }
+        free(buckets);
+        buckets = nb;
+        nbuckets = n;
+        return 0;
+}
+
+/* Identities this process still refers to: a sorted array of inode numbers
+ * of files on dev, from open descriptors and mappings. */
+struct inoset { ino_t *v; size_t n, cap; };
+
+static int inoset_add(struct inoset *s, ino_t ino)
+{
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? s->cap * 2 : 64;
+                ino_t *v = realloc(s->v, cap * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                s->v = v;
+                s->cap = cap;
+        }
+        s->v[s->n++] = ino;
+        return 0;
+}
+
+static int cmp_ino(const void *a, const void *b)
+{
+        ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+static int referenced(struct inoset *s, dev_t dev)
+{
+        DIR *d = opendir("/proc/self/fd");
+        FILE *f;
+        struct dirent *de;
+        char line[512];
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)) && r == 0) {
+                struct stat st;
+                if (de->d_name[0] == '.')
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
+                    st.st_dev == dev)
+                        r = inoset_add(s, st.st_ino);
+        }
+        closedir(d);
+        if (r)
+                return r;
+        f = fopen("/proc/self/maps", "re");
+        if (!f)
+                return -errno;
+        while (r == 0 && fgets(line, sizeof(line), f)) {
+                unsigned maj, min;
+                uint64_t ino;
+                if (sscanf(line, "%*x-%*x %*s %*x %x:%x %" SCNu64, &maj, &min, &ino) == 3 &&
+                    makedev(maj, min) == dev)
+                        r = inoset_add(s, (ino_t)ino);
+                /* skip the rest of an over-long line */
+                while (!strchr(line, '\n') && fgets(line, sizeof(line), f))
+                        ;
+        }
+        fclose(f);
+        if (r == 0)
+                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+        return r;
+}
+
+/* Drop entries nothing refers to. Called with the write lock held.
+ * Returns the number dropped or -errno. */
+static int collect(dev_t dev)
+{
+        struct inoset s = { 0 };
+        int r = referenced(&s, dev), n = 0;
+
+        if (r == 0) {
+                for (size_t i = 0; i < nbuckets; i++) {
+                        struct am_entry **pp = &buckets[i];
+                        while (*pp) {
+                                struct am_entry *e = *pp;
+                                if (e->holds == 0 && e->dev == dev &&
+                                    !bsearch(&e->ino, s.v, s.n, sizeof(*s.v), cmp_ino)) {
+                                        *pp = e->next;
+                                        entry_free(e);
+                                        nentries--;
+                                        n++;
+                                } else {
+                                        pp = &e->next;
+                                }
+                        }
+                }
+        }
+        free(s.v);
+        gc_at = nentries * 2 > NBUCKETS_MIN ? nentries * 2 : NBUCKETS_MIN;
+        return r < 0 ? r : n;
+}
+
+int am_table_collect(void)
+{
+        struct stat st;
+        int r = 0, fd;
+
+        /* every memfd lives on one internal superblock: learn its device */
+        fd = memfd_create("ashmem-probe", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        close(fd);
+        if (r < 0)
+                return r;
+        pthread_rwlock_wrlock(&lock);
+        r = nentries ? collect(st.st_dev) : 0;
+        pthread_rwlock_unlock(&lock);
+        return r;
+}
+
+int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref)
+{
+        struct am_entry *e, *ne;
+        int r = 1;
+
+        pthread_once(&atfork_once, register_atfork);
+        ne = calloc(1, sizeof(*ne));
+        if (!ne)
+                return -ENOMEM;
+        ne->dev = st->st_dev;
+        ne->ino = st->st_ino;
+        ne->ref = *ref;
+        ne->ctl_fd = ctl_fd;
+
+        pthread_rwlock_wrlock(&lock);
+        if (nentries >= gc_at)
+                (void)collect(st->st_dev);
+        e = find(st->st_dev, st->st_ino);
+        if (e) {
+                if (!e->ref.writable && ref->writable && e->holds == 0) {
+                        struct amc_ref old = e->ref;
+                        int old_fd = e->ctl_fd;
+                        e->ref = *ref;
+                        e->ctl_fd = ctl_fd;
+                        munmap(old.b, old.map_len);
+                        close(old_fd);
+                } else {
+                        r = 0;
+                }
+                free(ne);
+                goto out;
+        }
+        if (nentries + 1 > nbuckets && (r = grow()) < 0) {
+                free(ne);
+                goto out;
+        }
+        r = 1;
+        {
+                size_t h = hash(ne->dev, ne->ino) & (nbuckets - 1);
+                ne->next = buckets[h];
+                buckets[h] = ne;
+                nentries++;
+        }
+out:
+        pthread_rwlock_unlock(&lock);
+        return r;
+}
+
+int am_table_hold(const struct stat *st, struct amc_ref *ret)
+{
+        struct am_entry *e;
+        int r = -ENOENT;
+
+        pthread_rwlock_wrlock(&lock);
+        e = find(st->st_dev, st->st_ino);
+        if (e) {
+                e->holds++;
+                *ret = e->ref;
+                r = 0;
+        }
+        pthread_rwlock_unlock(&lock);
+        return r;
+}
+
+void am_table_release(const struct stat *st)
+{
+        struct am_entry *e;
+
+        pthread_rwlock_wrlock(&lock);
+        e = find(st->st_dev, st->st_ino);
+        if (e && e->holds)
+                e->holds--;
+        pthread_rwlock_unlock(&lock);
+}

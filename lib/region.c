@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The public region API: libcutils' surface (-1 and errno) and the native
+ * one (negative errno), both dispatched to the driver that owns the
+ * descriptor. One fstat() per call is the identity check.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "ashmem/ashmem.h"
+#include "../drivers/driver.h"
+#include "../drivers/memfd/memfd.h"
+
+static const struct am_driver *const drivers[] = {
+        &am_driver_memfd,
+};
+
+const struct am_driver *am_driver_default(void)
+{
+        /* ASHMEM_DRIVER=memfd|auto (and unset) all mean memfd: it is the one
+         * driver built in. An unknown name also falls back to memfd rather
+         * than failing every creation; ashmem_driver_name() says which. */
+        return &am_driver_memfd;
+}
+
+int am_driver_of(int fd, struct stat *st, const struct am_driver **ret)
+{
+        if (fd < 0)
+                return -EBADF;
+        if (fstat(fd, st) < 0)
+                return -errno;
+        for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
+                if (drivers[i]->owns(fd, st)) {
+                        *ret = drivers[i];
+                        return 0;
+                }
+        }
+        return -ENOTTY;
+}
+
+/* libcutils convention from a negative errno result */
+static int classic(int r)
+{
+        if (r < 0) {
+                errno = -r;
+                return -1;
+        }
+        return r;
+}
+
+const char *ashmem_driver_name(void)
+{
+        return am_driver_default()->name;
+}
+
+int ashmem_valid(int fd)
+{
+        struct stat st;
+        const struct am_driver *d;
+        char name[ASHMEM_NAME_LEN];
+
+        if (am_driver_of(fd, &st, &d) < 0)
+                return 0;
+        /* get_name fails with -ENOTTY for a descriptor that is not a
+         * region (a plain file, a /dev/shm file) */
+        return d->get_name(fd, &st, name, sizeof(name)) >= 0;
+}
+
+int ashmem_create_region(const char *name, size_t size)
+{
+        return classic(am_driver_default()->create(name, size));
+}
+
+#define DISPATCH(fd, call)                                      \
+        do {                                                    \
+                struct stat st_;                                \
+                const struct am_driver *d_;                     \
+                int r_ = am_driver_of((fd), &st_, &d_);         \
+                if (r_ < 0)                                     \
+                        return r_;                              \
+                return d_->call;                                \
+        } while (0)
+
+static int set_prot(int fd, int prot)              { DISPATCH(fd, set_prot(fd, &st_, prot)); }
+static int pin(int fd, size_t off, size_t len)     { DISPATCH(fd, pin(fd, &st_, off, len)); }
+static int unpin(int fd, size_t off, size_t len)   { DISPATCH(fd, unpin(fd, &st_, off, len)); }
+
+int ashmem_set_prot_region(int fd, int prot)
+{
+        return classic(set_prot(fd, prot));
+}
+
+int ashmem_pin_region(int fd, size_t offset, size_t len)
+{
+        return classic(pin(fd, offset, len));
+}
+
+int ashmem_unpin_region(int fd, size_t offset, size_t len)
+{
+        return classic(unpin(fd, offset, len));
+}
+
+int ashmem_get_size_region(int fd)
+{
+        size_t size;
+        int r = ashmem_get_size(fd, &size);
+
+        if (r < 0)
+                return classic(r);
+        if (size > INT_MAX)
+                return classic(-EOVERFLOW);
+        return (int)size;
+}
+
+int ashmem_get_name(int fd, char *buf, size_t buflen)
+{
+        if (!buf)
+                return -EINVAL;
+        DISPATCH(fd, get_name(fd, &st_, buf, buflen));
+}
+
+int ashmem_get_prot(int fd)
+{
+        DISPATCH(fd, get_prot(fd, &st_));
+}
+
+int ashmem_get_size(int fd, size_t *size)
+{
+        if (!size)
+                return -EINVAL;
+        {
+                /* the size of a descriptor that is no region is no answer */
+                int v = ashmem_get_prot(fd);
+                if (v < 0)
+                        return v;
+        }
+        DISPATCH(fd, get_size(fd, &st_, size));
+}
+
+int ashmem_pin_status(int fd, size_t offset, size_t len)
+{
+        DISPATCH(fd, pin_status(fd, &st_, offset, len));
+}
+
+int ashmem_purge(int fd)
+{
+        DISPATCH(fd, purge(fd, &st_));
+}
+
+int ashmem_map(int fd, int prot, size_t offset, size_t len, void **ret)
+{
+        if (!ret)
+                return -EINVAL;
+        DISPATCH(fd, map(fd, &st_, prot, offset, len, ret));
+}
+
+int ashmem_unmap(void *addr, size_t len)
+{
+        if (!addr || len == 0)
+                return -EINVAL;
+        return munmap(addr, len) < 0 ? -errno : 0;
+}
+
+int ashmem_get_control(int fd, int *ret_control_fd)
+{
+        if (!ret_control_fd)
+                return -EINVAL;
+        DISPATCH(fd, get_control(fd, &st_, ret_control_fd));
+}
+
+int ashmem_set_control(int fd, int control_fd)
+{
+        if (control_fd < 0)
+                return -EBADF;
+        DISPATCH(fd, set_control(fd, &st_, control_fd));
+}
+
+int ashmem_get_stats(int fd, ashmem_stats *ret)
+{
+        if (!ret)
+                return -EINVAL;
+        DISPATCH(fd, get_stats(fd, &st_, ret));
+}
+
+int ashmem_get_page_map(int fd, char *map, size_t pages)
+{
+        if (!map && pages)
+                return -EINVAL;
+        DISPATCH(fd, get_page_map(fd, &st_, map, pages));
+}
+
+int ashmem_collect(void)
+{
+        return am_table_collect();
+}

@@ -1,0 +1,54 @@
+#!/bin/sh
+# The deps step: check for what the build and the tests need; install what is
+# missing with apt-get when running as root, else print the exact command and
+# fail. Usage: mk/deps.sh [build|check|bench|fuzz]
+set -eu
+want=${1:-check}
+missing=
+
+need_pkg() { # need_pkg PACKAGE TEST-COMMAND...
+        pkg=$1; shift
+        if ! "$@" >/dev/null 2>&1; then
+                missing="$missing $pkg"
+        fi
+}
+have() { command -v "$1"; }
+header() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - ; }
+
+need_pkg pkg-config      have pkg-config
+need_pkg libcjson-dev    sh -c 'pkg-config --exists libcjson'
+need_pkg libreadline-dev header readline/readline.h
+case $want in
+check|bench|fuzz)
+        need_pkg bats        have bats
+        need_pkg jq          have jq
+        need_pkg mandoc      have mandoc
+        need_pkg tmux        have tmux
+        need_pkg util-linux  have setpriv
+        need_pkg procps      have pgrep
+        need_pkg man-db      have man
+        need_pkg valgrind    have valgrind
+        ;;
+esac
+case $want in
+bench)  need_pkg s6 have s6-fdholderd ;;
+esac
+case $want in
+fuzz)
+        need_pkg clang                have clang
+        need_pkg libclang-rt-14-dev   sh -c 'ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a'
+        ;;
+esac
+
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "deps: installing:$missing" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        # shellcheck disable=SC2086
+        apt-get install -y -qq --no-install-recommends $missing >&2
+        exit 0
+fi
+echo "deps: missing:$missing" >&2
+echo "deps: install them with: sudo apt-get install$missing" >&2
+exit 1
