@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* help and version. */
+#include <stdlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "ashmem/ashmem.h"
+#include "cmd.h"
+#include "output.h"
+
+static int help_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        char err[512];
+        const struct cmd_entry *e;
+
+        if (a->argc == 0) {
+                cmd_print_overview(stdout);
+                return 0;
+        }
+        e = cmd_find(a->argv[0], err, sizeof(err));
+        if (!e)
+                return cmd_usage(ctx, "%s", err);
+        cmd_print_help(stdout, e);
+        return 0;
+}
+
+static const char *const help_complete[] = { "command", NULL };
+
+const struct cmd_entry cmd_help_entry = {
+        .name = "help",
+        .args_usage = "[COMMAND]",
+        .summary = "show the commands, or one command's help",
+        .max_args = 1,
+        .complete_args = help_complete,
+        .exec = help_exec,
+};
+
+static int version_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        (void)a;
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject();
+                cJSON_AddStringToObject(doc, "version", ASHMEM_VERSION);
+                cJSON_AddStringToObject(doc, "driver", ashmem_driver_name());
+                return out_json(ctx, doc);
+        }
+        printf("ashmemctl %s (driver %s)\n", ASHMEM_VERSION, ashmem_driver_name());
+        return 0;
+}
+
+const struct cmd_entry cmd_version_entry = {
+        .name = "version",
+        .summary = "show the version",
+        .exec = version_exec,
+};

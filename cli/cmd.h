@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ashmemctl's command table. Every command is one `const struct cmd_entry`
+ * (in a cmd-*.c file) listed in cmd_table[] (cli/cmd.c). The one entry feeds
+ * dispatch, the usage line, --help, the shell and completion, so none of
+ * them can drift from the others.
+ *
+ * A command's exec() returns the exit status: 0 success, 1 failure, 2 usage
+ * error; it reports errors through cmd_error()/cmd_usage(), which print
+ * "ashmemctl: COMMAND: message" (or a JSON error object with --json).
+ */
+#ifndef ASHMEMCTL_CMD_H
+#define ASHMEMCTL_CMD_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+#define EXIT_USAGE 2
+
+enum {
+        CMD_BROKER      = 1 << 0, /* talks to the broker (auto-starts it) */
+        CMD_SHELL_ONLY  = 1 << 1, /* only inside `ashmemctl shell` */
+        CMD_NO_SHELL    = 1 << 2, /* not inside the shell */
+        CMD_HIDDEN      = 1 << 3, /* not listed in help (internal helpers) */
+        CMD_PASSTHROUGH = 1 << 4, /* words after "--" are kept as they are */
+};
+
+struct cmd_opt {
+        const char *name;       /* long name, without the dashes */
+        char short_name;        /* 0 if none */
+        const char *arg;        /* NULL for a flag, else the argument's name */
+        const char *complete;   /* what completes the argument: "region",
+                                   "type", "prot", "column", "file", NULL */
+        const char *help;
+};
+
+#define CMD_MAX_OPTS 24
+
+struct cmd_ctx;
+struct cmd_args;
+
+struct cmd_entry {
+        const char *name;
+        const char *alias;              /* NULL if none */
+        const char *args_usage;         /* positionals, e.g. "NAME SIZE" */
+        const char *summary;            /* one line, for the command list */
+        const struct cmd_opt *opts;     /* ends with { 0 }; may be NULL */
+        int min_args, max_args;         /* positionals; max -1 = no limit */
+        /* what completes positional i (the last one repeats); NULL-ended */
+        const char *const *complete_args;
+        unsigned flags;
+        int (*exec)(struct cmd_ctx *ctx, struct cmd_args *args);
+};
+
+struct cmd_args {
+        const struct cmd_entry *entry;
+        int argc;                       /* positionals */
+        char **argv;
+        int nrest;                      /* words after "--" (CMD_PASSTHROUGH) */
+        char **rest;
+        const char *val[CMD_MAX_OPTS];  /* by index in entry->opts: the value,
+                                           "" for a flag given, NULL if not */
+};
+
+struct ashmem_broker;
+struct shell;
+
+struct cmd_ctx {
+        int json;                       /* --json */
+        int quiet;                      /* --quiet */
+        int no_autostart;               /* --no-autostart or ASHMEM_NO_AUTOSTART=1 */
+        const char *socket;             /* --socket, or NULL for the default */
+        const struct cmd_entry *cmd;    /* the command running */
+        struct ashmem_broker *broker;   /* connected on first use */
+        struct shell *shell;            /* non-NULL inside the shell */
+};
+
+/* The table: every command, in the order help lists them. */
+extern const struct cmd_entry *const cmd_table[];
+
+/* Find a command by exact name, alias or unique prefix. On failure returns
+ * NULL and writes why ("unknown command: x" or "ambiguous command: x, could
+ * be: a, b") into err. */
+const struct cmd_entry *cmd_find(const char *name, char *err, size_t errlen);
+
+/* Run argv[0] with its arguments (global options are accepted among them).
+ * The shared entry point of the command line and the shell. */
+int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
+
+/* Parse a command's words; -EINVAL-style failures are reported through
+ * cmd_usage() and give EXIT_USAGE, success 0, "--help" given -1. */
+int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
+              char **argv, struct cmd_args *out);
+
+/* The value of option `name` ("" for a flag), or NULL if not given. */
+const char *cmd_opt(const struct cmd_args *a, const char *name);
+int cmd_flag(const struct cmd_args *a, const char *name);
+
+/* Report a failure: "ashmemctl: CMD: message[: strerror(err)]" on stderr,
+ * or {"error":{"errno":"E...","message":"..."}} with --json. err is a
+ * positive errno value (0: none known, reported as EINVAL in JSON).
+ * Returns 1, the failure exit status. */
+int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Report a usage error (message, then the command's usage line). Returns
+ * EXIT_USAGE. */
+int cmd_usage(struct cmd_ctx *ctx, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+void cmd_print_usage(FILE *f, const struct cmd_entry *e);
+void cmd_print_help(FILE *f, const struct cmd_entry *e);
+void cmd_print_overview(FILE *f);
+
+/* The broker connection of this invocation: connects on first use, starting
+ * the broker unless ctx->no_autostart (cli/autostart.c). 0 or -errno. */
+int cmd_broker(struct cmd_ctx *ctx, struct ashmem_broker **ret);
+/* Close it (at exit, or when the shell is done with a command). */
+void cmd_broker_close(struct cmd_ctx *ctx);
+
+/* The global options, shared by the top level and every command. */
+extern const struct cmd_opt cmd_global_opts[];
+
+#endif
