@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <ashmem/cutils.h>
+#include <ashmem/broker.h>
 
 #ifdef __cplusplus
 extern "C" {
