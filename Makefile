@@ -60,8 +60,9 @@ STLIB     := $(B)/libashmem.a
 CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
 
 .PHONY: all deps deps-build check unit bats hdrcheck manlint install uninstall \
-        clean help demo bench examples tests FORCE
+        clean help demo bench examples tests check-sanitize FORCE
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: deps-build $(SHLIB) $(STLIB) $(CLI) examples tests
 
@@ -111,8 +112,14 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(STLIB)
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS) -lrt
 
 # ---------------------------------------------------------------- checks
-check: deps all hdrcheck unit bats manlint
+check: deps all hdrcheck unit bats manlint check-sanitize
 	@echo "make check: all passed"
+
+# The unit tests again, built with ASan and UBSan in a build dir of their own
+# (skipped when this build is itself sanitized).
+check-sanitize:
+	$(Q)if [ -z "$(SANITIZE)" ]; then \
+		$(MAKE) --no-print-directory B=$(B)-sanitize SANITIZE=address,undefined unit; fi
 
 unit: $(TEST_BIN)
 	$(Q)sh tests/unit/run.sh $(TEST_BIN)
@@ -174,7 +181,7 @@ uninstall:
 	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ashmemctl.fish
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) $(B)-sanitize
 
 help:
 	@echo 'Targets:'
