@@ -60,7 +60,7 @@ STLIB     := $(B)/libashmem.a
 CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
 
 .PHONY: all deps deps-build check unit bats hdrcheck manlint install uninstall \
-        clean help demo bench examples tests check-sanitize FORCE
+        clean help demo bench examples tests check-sanitize fuzz fuzz-bins check-fuzz FORCE
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -112,7 +112,7 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(STLIB)
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS) -lrt
 
 # ---------------------------------------------------------------- checks
-check: deps all hdrcheck unit bats manlint check-sanitize
+check: deps all hdrcheck unit bats manlint check-sanitize check-fuzz
 	@echo "make check: all passed"
 
 # The unit tests again, built with ASan and UBSan in a build dir of their own
@@ -139,6 +139,29 @@ hdrcheck: $(HEADERS)
 manlint:
 	$(Q)set -e; n=0; for m in $(MANPAGES); do mandoc -Tlint -W warning $$m; n=$$((n+1)); done; \
 		echo "manlint: $$n pages lint clean"
+
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer harnesses in tests/fuzz/fuzz_*.c, built with clang in their own
+# build dir. `make fuzz FUZZ_SECONDS=N` runs each for N seconds; `make check`
+# runs each briefly from the committed seed corpus.
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN      = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 5
+
+fuzz-bins: $(FUZZ_BIN)
+$(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(STLIB)
+	@mkdir -p $(@D)
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -pthread -o $@ $< $(STLIB) $(CJSON_LIBS)
+
+fuzz:
+	$(Q)sh mk/deps.sh fuzz
+	$(Q)$(MAKE) --no-print-directory B=$(B)-fuzz CC=clang \
+		SANITIZE=fuzzer-no-link,address,undefined fuzz-bins
+	$(Q)sh tests/fuzz/run.sh $(B)-fuzz/fuzz $(FUZZ_SECONDS)
+
+check-fuzz:
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
 
 # ---------------------------------------------------------------- demo, bench
 demo: all
@@ -181,7 +204,7 @@ uninstall:
 	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ashmemctl.fish
 
 clean:
-	rm -rf $(B) $(B)-sanitize
+	rm -rf $(B) $(B)-sanitize $(B)-fuzz
 
 help:
 	@echo 'Targets:'
@@ -189,6 +212,7 @@ help:
 	@echo '  deps       check for (and as root install) what the build and tests need'
 	@echo '  check      unit tests, bats tests, header check, man lint'
 	@echo '  demo       build and show the main job working'
+	@echo '  fuzz       run every libFuzzer harness for FUZZ_SECONDS (default 60)'
 	@echo '  bench      benchmarks against the baselines (QUICK=1 for a short run)'
 	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR'
 	@echo '  uninstall  remove what install installed'

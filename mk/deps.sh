@@ -34,7 +34,7 @@ case $want in
 bench)  need_pkg s6 have s6-fdholderd ;;
 esac
 case $want in
-fuzz)
+fuzz|check)
         need_pkg clang                have clang
         need_pkg libclang-rt-14-dev   sh -c 'ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a'
         ;;
