@@ -19,12 +19,28 @@ static const struct am_driver *const drivers[] = {
         &am_driver_memfd,
 };
 
+/* ASHMEM_DRIVER: unset, "auto" or "memfd" choose the memfd driver, the one
+ * built in (auto would prefer a working /dev/ashmem, which this build does
+ * not drive). Any other value makes creation fail: -ENODEV for "ashmem",
+ * -EINVAL for a name no build knows, rather than silently using another
+ * driver than the one asked for. */
+static int driver_from_env(const struct am_driver **ret)
+{
+        const char *v = getenv("ASHMEM_DRIVER");
+
+        if (!v || !*v || strcmp(v, "auto") == 0 || strcmp(v, "memfd") == 0) {
+                *ret = &am_driver_memfd;
+                return 0;
+        }
+        *ret = NULL;
+        return strcmp(v, "ashmem") == 0 ? -ENODEV : -EINVAL;
+}
+
 const struct am_driver *am_driver_default(void)
 {
-        /* ASHMEM_DRIVER=memfd|auto (and unset) all mean memfd: it is the one
-         * driver built in. An unknown name also falls back to memfd rather
-         * than failing every creation; ashmem_driver_name() says which. */
-        return &am_driver_memfd;
+        const struct am_driver *d;
+        driver_from_env(&d);
+        return d;
 }
 
 int am_driver_of(int fd, struct stat *st, const struct am_driver **ret)
@@ -54,7 +70,8 @@ static int classic(int r)
 
 const char *ashmem_driver_name(void)
 {
-        return am_driver_default()->name;
+        const struct am_driver *d = am_driver_default();
+        return d ? d->name : "none";
 }
 
 int ashmem_valid(int fd)
@@ -70,9 +87,17 @@ int ashmem_valid(int fd)
         return d->get_name(fd, &st, name, sizeof(name)) >= 0;
 }
 
+int am_create(const char *name, size_t size)
+{
+        const struct am_driver *d;
+        int r = driver_from_env(&d);
+
+        return r < 0 ? r : d->create(name, size);
+}
+
 int ashmem_create_region(const char *name, size_t size)
 {
-        return classic(am_driver_default()->create(name, size));
+        return classic(am_create(name, size));
 }
 
 #define DISPATCH(fd, call)                                      \

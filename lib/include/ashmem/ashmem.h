@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <ashmem/cutils.h>
+#include <ashmem/heap.h>
 #include <ashmem/broker.h>
 
 #ifdef __cplusplus
@@ -38,7 +39,9 @@ int ashmem_pin_status(int fd, size_t offset, size_t len);
 /* Reclaim every unpinned page now (hole punch). Returns the pages purged. */
 int ashmem_purge(int fd);
 
-/* The driver new regions are created with: "memfd" or "ashmem". */
+/* The driver new regions are created with, from $ASHMEM_DRIVER: "memfd"
+ * (unset, "auto" or "memfd"), or "none" when $ASHMEM_DRIVER names a driver
+ * this build lacks; creation then fails with ENODEV ("ashmem") or EINVAL. */
 const char *ashmem_driver_name(void);
 
 /* Map [offset, offset+len) of the region (len 0 = the whole region) with
