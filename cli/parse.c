@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: MIT */
+/* Argument parsers: every bad value gets a message that names it. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "parse.h"
+
+#define ERR(...) (snprintf(err, PARSE_ERR_LEN, __VA_ARGS__), -1)
+
+static int is_digit(char c)
+{
+        return c >= '0' && c <= '9';
+}
+
+static int hexval(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Digits at *p (decimal, or hex after 0x) into *ret; advances *p.
+ * 0 ok, -1 no digits, -2 overflow. */
+static int scan_number(const char **p, uint64_t *ret)
+{
+        const char *s = *p;
+        uint64_t v = 0;
+        int base = 10, n = 0;
+
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && hexval(s[2]) >= 0) {
+                base = 16;
+                s += 2;
+        }
+        for (;; s++, n++) {
+                int d = base == 16 ? hexval(*s) : (is_digit(*s) ? *s - '0' : -1);
+                if (d < 0)
+                        break;
+                if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base) {
+                        while (base == 16 ? hexval(*s) >= 0 : is_digit(*s))
+                                s++;
+                        *p = s;
+                        return -2;
+                }
+                v = v * (uint64_t)base + (uint64_t)d;
+        }
+        *p = s;
+        if (n == 0)
+                return -1;
+        *ret = v;
+        return 0;
+}
+
+struct unit {
+        const char *name;
+        uint64_t mult;
+};
+
+static const struct unit units[] = {
+        { "", 1 }, { "B", 1 },
+        { "K", 1ULL << 10 }, { "k", 1ULL << 10 }, { "KiB", 1ULL << 10 },
+        { "M", 1ULL << 20 }, { "m", 1ULL << 20 }, { "MiB", 1ULL << 20 },
+        { "G", 1ULL << 30 }, { "g", 1ULL << 30 }, { "GiB", 1ULL << 30 },
+        { "T", 1ULL << 40 }, { "t", 1ULL << 40 }, { "TiB", 1ULL << 40 },
+        { "KB", 1000ULL }, { "kB", 1000ULL },
+        { "MB", 1000000ULL }, { "GB", 1000000000ULL }, { "TB", 1000000000000ULL },
+        { NULL, 0 }
+};
+
+static int parse_bytes(const char *s, const char *what, int allow_zero,
+                       uint64_t *ret, char *err)
+{
+        const char *p = s;
+        uint64_t v = 0;
+        int r;
+
+        if (!s || !*s)
+                return ERR("invalid %s '': empty", what);
+        if (*s == '-')
+                return ERR("invalid %s '%s': negative", what, s);
+        if (!is_digit(*s))
+                return ERR("invalid %s '%s': not a number", what, s);
+        r = scan_number(&p, &v);
+        if (r == -2)
+                return ERR("invalid %s '%s': too large", what, s);
+        for (const struct unit *u = units; u->name; u++) {
+                if (strcmp(p, u->name) != 0)
+                        continue;
+                if (v > UINT64_MAX / u->mult || v * u->mult > SIZE_MAX)
+                        return ERR("invalid %s '%s': too large", what, s);
+                if (v == 0 && !allow_zero)
+                        return ERR("invalid %s '%s': must be greater than zero", what, s);
+                *ret = v * u->mult;
+                return 0;
+        }
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+                return ERR("invalid %s '%s': unknown unit '%s' (use K, M, G, T, KiB..TiB or KB..TB)",
+                           what, s, p);
+        return ERR("invalid %s '%s': trailing characters '%s'", what, s, p);
+}
+
+int parse_size(const char *s, const char *what, uint64_t *ret, char *err)
+{
+        return parse_bytes(s, what ? what : "size", 0, ret, err);
+}
+
+int parse_offset(const char *s, const char *what, uint64_t *ret, char *err)
+{
+        return parse_bytes(s, what ? what : "offset", 1, ret, err);
+}
+
+int parse_uint(const char *s, const char *what, uint64_t max, uint64_t *ret,
+               char *err)
+{
+        uint64_t v = 0;
+
+        if (!s || !*s)
+                return ERR("invalid %s '': empty", what);
+        if (*s == '-')
+                return ERR("invalid %s '%s': negative", what, s);
+        for (const char *p = s; *p; p++) {
+                if (!is_digit(*p))
+                        return ERR("invalid %s '%s': not a number", what, s);
+                if (v > (max - (uint64_t)(*p - '0')) / 10)
+                        return ERR("invalid %s '%s': larger than %" PRIu64, what, s, max);
+                v = v * 10 + (uint64_t)(*p - '0');
+        }
+        *ret = v;
+        return 0;
+}
+
+/* Length of the UTF-8 sequence at s (1..4), or 0 if it is not valid. */
+static size_t utf8_len(const unsigned char *s)
+{
+        unsigned c = s[0], n, min, cp;
+
+        if (c < 0x80)
+                return 1;
+        if ((c & 0xe0) == 0xc0) {
+                n = 2; min = 0x80; cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+                n = 3; min = 0x800; cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+                n = 4; min = 0x10000; cp = c & 0x07;
+        } else {
+                return 0;
+        }
+        for (unsigned i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        /* C1 control characters */
+        if (cp >= 0x80 && cp < 0xa0)
+                return 0;
+        return n;
+}
+
+int parse_name(const char *s, char *err)
+{
+        size_t len;
+
+        if (!s || !*s)
+                return ERR("invalid name '': empty");
+        len = strlen(s);
+        if (len > 255)
+                return ERR("invalid name '%.32s...': %zu bytes long (at most 255)", s, len);
+        for (const unsigned char *p = (const unsigned char *)s; *p;) {
+                size_t n;
+                if (*p == '/')
+                        return ERR("invalid name '%s': contains '/'", s);
+                if (*p < 0x20 || *p == 0x7f)
+                        return ERR("invalid name: contains the control character 0x%02x", *p);
+                n = utf8_len(p);
+                if (n == 0)
+                        return ERR("invalid name: not valid UTF-8 text (byte 0x%02x)", *p);
+                p += n;
+        }
+        return 0;
+}
+
+static const struct {
+        const char *s;
+        int mask;
+} prots[] = {
+        { "r", PROT_READ }, { "rw", PROT_READ | PROT_WRITE },
+        { "rx", PROT_READ | PROT_EXEC }, { "rwx", PROT_READ | PROT_WRITE | PROT_EXEC },
+        { "r--", PROT_READ }, { "rw-", PROT_READ | PROT_WRITE },
+        { "r-x", PROT_READ | PROT_EXEC }, { "none", 0 }, { "---", 0 },
+        { NULL, 0 }
+};
+
+int parse_prot(const char *s, int *ret, char *err)
+{
+        for (int i = 0; s && prots[i].s; i++) {
+                if (strcmp(s, prots[i].s) == 0) {
+                        *ret = prots[i].mask;
+                        return 0;
+                }
+        }
+        return ERR("invalid protection '%s': use r, rw, rx, rwx or none", s ? s : "");
+}
+
+const char *format_prot(int mask, char *buf)
+{
+        buf[0] = mask & PROT_READ ? 'r' : '-';
+        buf[1] = mask & PROT_WRITE ? 'w' : '-';
+        buf[2] = mask & PROT_EXEC ? 'x' : '-';
+        buf[3] = 0;
+        return buf;
+}
+
+int parse_mode(const char *s, unsigned *ret, char *err)
+{
+        unsigned v = 0;
+        size_t len = s ? strlen(s) : 0;
+
+        if (len == 0)
+                return ERR("invalid mode '': empty");
+        if (len > 4)
+                return ERR("invalid mode '%s': use three or four octal digits, like 0640", s);
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '7')
+                        return ERR("invalid mode '%s': not an octal number like 0640", s);
+                v = v * 8 + (unsigned)(*p - '0');
+        }
+        if (v > 0777)
+                return ERR("invalid mode '%s': only permission bits (at most 0777)", s);
+        *ret = v;
+        return 0;
+}
+
+const struct vtype vtypes[] = {
+        { "u8", 1, 0 }, { "u16", 2, 0 }, { "u32", 4, 0 }, { "u64", 8, 0 },
+        { "i8", 1, 1 }, { "i16", 2, 1 }, { "i32", 4, 1 }, { "i64", 8, 1 },
+        { "str", 0, 0 },
+        { NULL, 0, 0 }
+};
+
+int parse_type(const char *s, const struct vtype **ret, char *err)
+{
+        for (const struct vtype *t = vtypes; s && t->name; t++) {
+                if (strcmp(s, t->name) == 0) {
+                        *ret = t;
+                        return 0;
+                }
+        }
+        return ERR("invalid type '%s': use u8, u16, u32, u64, i8, i16, i32, i64 or str",
+                   s ? s : "");
+}
+
+static uint64_t umax(const struct vtype *t)
+{
+        unsigned bits = t->size * 8 - (t->is_signed ? 1 : 0);
+        return bits >= 64 ? UINT64_MAX : (1ULL << bits) - 1;
+}
+
+/* Sign and magnitude of an integer: 0 ok, else the error was written. */
+static int scan_int(const char *s, const char *what, const struct vtype *t,
+                    int *neg, uint64_t *mag, char *err)
+{
+        const char *p = s;
+        int r;
+
+        if (!s || !*s)
+                return ERR("invalid %s '': empty", what);
+        *neg = *p == '-';
+        if (*p == '-' || *p == '+')
+                p++;
+        if (!is_digit(*p))
+                return ERR("invalid %s '%s': not a number", what, s);
+        r = scan_number(&p, mag);
+        if (r == -2)
+                return ERR("invalid %s '%s': out of range for %s", what, s, t->name);
+        if (*p)
+                return ERR("invalid %s '%s': trailing characters '%s'", what, s, p);
+        return 0;
+}
+
+int parse_value(const struct vtype *t, const char *s, uint64_t *ret, char *err)
+{
+        uint64_t mag, max = umax(t);
+        int neg;
+
+        if (t->size == 0)
+                return ERR("type %s has no numeric value", t->name);
+        if (scan_int(s, "value", t, &neg, &mag, err) < 0)
+                return -1;
+        if (neg && mag && !t->is_signed)
+                return ERR("invalid value '%s': negative, but %s is unsigned", s, t->name);
+        if (neg ? mag > max + 1 : mag > max)
+                return ERR("invalid value '%s': out of range for %s", s, t->name);
+        *ret = neg ? (uint64_t)0 - mag : mag;
+        if (t->size < 8)
+                *ret &= (1ULL << (t->size * 8)) - 1;
+        return 0;
+}
+
+int parse_delta(const struct vtype *t, const char *s, int64_t *ret, char *err)
+{
+        uint64_t mag, max = umax(t);
+        int neg;
+
+        if (t->size == 0)
+                return ERR("type %s cannot be incremented", t->name);
+        if (scan_int(s, "increment", t, &neg, &mag, err) < 0)
+                return -1;
+        if (max > INT64_MAX)
+                max = INT64_MAX;
+        if (mag > max + (neg && t->is_signed ? 1 : 0))
+                return ERR("invalid increment '%s': out of range for %s", s, t->name);
+        *ret = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+        return 0;
+}
+
+void format_value(const struct vtype *t, uint64_t v, char *buf, size_t len)
+{
+        if (t->is_signed) {
+                int64_t x;
+                switch (t->size) {
+                case 1: x = (int8_t)v; break;
+                case 2: x = (int16_t)v; break;
+                case 4: x = (int32_t)v; break;
+                default: x = (int64_t)v; break;
+                }
+                snprintf(buf, len, "%" PRId64, x);
+        } else {
+                snprintf(buf, len, "%" PRIu64, v);
+        }
+}
+
+void format_size(uint64_t bytes, char *buf, size_t len)
+{
+        static const char suffix[] = "BKMGTPE";
+        uint64_t whole = bytes, rem = 0;
+        int i = 0;
+
+        while (whole >= 1024 && i < 6) {
+                rem = whole % 1024;
+                whole /= 1024;
+                i++;
+        }
+        if (i == 0) {
+                snprintf(buf, len, "%" PRIu64 "B", bytes);
+                return;
+        }
+        {
+                /* one decimal, rounded; none if it is .0 */
+                uint64_t tenths = (rem * 10 + 512) / 1024;
+                if (tenths == 10) {
+                        whole++;
+                        tenths = 0;
+                }
+                if (whole >= 1024 && i < 6) {
+                        whole = 1;
+                        i++;
+                }
+                if (tenths)
+                        snprintf(buf, len, "%" PRIu64 ".%" PRIu64 "%c", whole, tenths, suffix[i]);
+                else
+                        snprintf(buf, len, "%" PRIu64 "%c", whole, suffix[i]);
+        }
+}
