@@ -85,7 +85,7 @@ $(B)/obj/%.o: %.c $(B)/.flags
 $(SHLIB): $(LIB_OBJ) lib/libashmem.sym
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libashmem.sym \
-		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS_LIB)
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS_LIB) $(CJSON_LIBS)
 	$(Q)ln -sf libashmem.so.$(VERSION) $(B)/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(B)/libashmem.so
 

@@ -51,4 +51,11 @@ int am_create(const char *name, size_t size);
  * descriptor no driver owns. */
 int am_driver_of(int fd, struct stat *st, const struct am_driver **ret);
 
+/* Provided by the library (lib/broker.c) for the drivers: ask a running
+ * broker for the control block of a region descriptor this process has no
+ * pin state for, and attach it. 0 if attached, else -ENOENT (no broker, it
+ * does not hold the region, or the lookup is off). Never starts a broker;
+ * misses are remembered for a second. */
+int am_lookup_control(int fd, const struct stat *st);
+
 #endif

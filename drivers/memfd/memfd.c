@@ -172,7 +172,38 @@ struct op {
         int prot;
         void *buf;
         size_t buflen;
+        int may_lookup;         /* with_lookup(): report a missing entry */
+        int missed;             /* ... here, instead of answering */
 };
+
+/* With no entry for a memfd, under with_lookup(): note the miss and let
+ * the caller ask the broker. 1 if noted. */
+static int miss(struct op *o)
+{
+        if (!o->may_lookup || foreign_check(o->fd) < 0)
+                return 0;
+        o->missed = 1;
+        return 1;
+}
+
+/* Run fn on the region's entry. A memfd with no entry may be a region
+ * whose descriptor came without its control block: ask a running broker
+ * for it (am_lookup_control, the slow path; it remembers misses) and run
+ * fn again, now answering for a plain memfd if there is still no entry. */
+static int with_lookup(const struct stat *st,
+                       int (*fn)(struct am_entry *e, void *arg), struct op *o)
+{
+        int r;
+
+        o->may_lookup = 1;
+        o->missed = 0;
+        r = am_table_with(st, fn, o);
+        if (!o->missed)
+                return r;
+        o->may_lookup = 0;
+        (void)am_lookup_control(o->fd, st);
+        return am_table_with(st, fn, o);
+}
 
 static int do_name(struct am_entry *e, void *a)
 {
@@ -289,6 +320,8 @@ static int do_pin(struct am_entry *e, void *a, enum pin_op which)
         int r;
 
         if (!e) {
+                if (miss(o))
+                        return 0;
                 r = foreign_range(o);
                 if (r == 0 && which != STATUS)
                         r = foreign_writable(o->fd);
@@ -317,19 +350,19 @@ static int do_pin_status(struct am_entry *e, void *a) { return do_pin(e, a, STAT
 static int pin(int fd, const struct stat *st, size_t off, size_t len)
 {
         struct op o = { .fd = fd, .st = st, .off = off, .len = len };
-        return am_table_with(st, do_pin_pin, &o);
+        return with_lookup(st, do_pin_pin, &o);
 }
 
 static int unpin(int fd, const struct stat *st, size_t off, size_t len)
 {
         struct op o = { .fd = fd, .st = st, .off = off, .len = len };
-        return am_table_with(st, do_pin_unpin, &o);
+        return with_lookup(st, do_pin_unpin, &o);
 }
 
 static int pin_status(int fd, const struct stat *st, size_t off, size_t len)
 {
         struct op o = { .fd = fd, .st = st, .off = off, .len = len };
-        return am_table_with(st, do_pin_status, &o);
+        return with_lookup(st, do_pin_status, &o);
 }
 
 static int do_purge(struct am_entry *e, void *a)
@@ -338,6 +371,8 @@ static int do_purge(struct am_entry *e, void *a)
         int r;
 
         if (!e) {
+                if (miss(o))
+                        return 0;
                 r = foreign_check(o->fd);
                 if (r == 0)
                         r = foreign_writable(o->fd);
@@ -349,7 +384,7 @@ static int do_purge(struct am_entry *e, void *a)
 static int purge(int fd, const struct stat *st)
 {
         struct op o = { .fd = fd, .st = st };
-        return am_table_with(st, do_purge, &o);
+        return with_lookup(st, do_purge, &o);
 }
 
 static int map(int fd, const struct stat *st, int prot, size_t off,
@@ -414,6 +449,8 @@ static int do_page_map(struct am_entry *e, void *a)
                 amc_page_map(&e->ref, o->buf, o->buflen);
                 return 0;
         }
+        if (miss(o))
+                return 0;
         r = foreign_check(o->fd);
         if (r == 0)
                 memset(o->buf, 'P', o->buflen);
@@ -427,7 +464,7 @@ static int get_page_map(int fd, const struct stat *st, char *map, size_t n)
 
         if (n > ((size_t)st->st_size + ps - 1) / ps)
                 return -EINVAL;
-        return am_table_with(st, do_page_map, &o);
+        return with_lookup(st, do_page_map, &o);
 }
 
 static int do_get_control(struct am_entry *e, void *a)

@@ -176,7 +176,7 @@ int ashmem_broker_call(ashmem_broker *b, const char *request_json,
                        const int *fds, int nfds, char **reply_json,
                        int *rfds, int *nrfds);
 
-/* When a pin, unpin, status or purge call meets a region descriptor with no
+/* When a pin, unpin, status, purge or page-map call meets a region fd with no
  * pin state in this process, the library asks a running broker (lookup)
  * before treating it as a plain memfd. enable 0 turns that off for this
  * process (the broker itself does); returns the previous setting. */

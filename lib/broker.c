@@ -1,0 +1,1051 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker client: ashmem_broker_* over the wire protocol of
+ * ashmem-protocol(7). A request is one JSON object in one SOCK_SEQPACKET
+ * message with 0-2 descriptors; the reply is one message back.
+ *
+ * Also here: the library's implicit lookup. A pin, unpin, status or purge
+ * call on a region descriptor this process has no pin state for asks a
+ * running broker for the region's control block (am_lookup_control, called
+ * by the memfd driver). Misses are remembered for a second, so a foreign
+ * memfd does not cost a connection per call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "ashmem/ashmem.h"
+#include "../drivers/driver.h"
+
+#define MAX_FDS     2          /* per message, by the protocol */
+#define RECV_FDS    8          /* room to notice (and close) extra ones */
+#define LOOKUP_TIMEOUT_MS 2000
+#define MISS_TTL_NS 1000000000LL
+
+struct ashmem_broker {
+        int fd;
+        int timeout_ms;
+        unsigned transients;       /* transient shares made: never reconnect */
+        char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        char buf[ASHMEM_BROKER_MSG_MAX + 1];
+};
+
+/* ---------------------------------------------------------------- socket */
+
+int ashmem_broker_socket_path(int system, char *buf, size_t len)
+{
+        const char *e;
+        int n;
+
+        if (!buf || len == 0)
+                return -EINVAL;
+        if (system)
+                n = snprintf(buf, len, "%s", ASHMEM_BROKER_SYSTEM_SOCKET);
+        else if ((e = secure_getenv("ASHMEM_SOCKET")) && *e)
+                n = snprintf(buf, len, "%s", e);
+        else if ((e = secure_getenv("XDG_RUNTIME_DIR")) && *e == '/')
+                n = snprintf(buf, len, "%s/ashmem/broker.sock", e);
+        else
+                n = snprintf(buf, len, "/tmp/ashmem-%u/broker.sock", (unsigned)getuid());
+        if (n < 0 || (size_t)n >= len ||
+            (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+                return -ENAMETOOLONG;
+        return n;
+}
+
+/* A default socket under /tmp must sit in a directory of our own. */
+static int check_tmp_dir(const char *path)
+{
+        char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        char *slash;
+        struct stat st;
+        uid_t uid = getuid();
+
+        if (strncmp(path, "/tmp/", 5) != 0)
+                return 0;
+        snprintf(dir, sizeof(dir), "%s", path);
+        slash = strrchr(dir, '/');
+        *slash = 0;
+        if (lstat(dir, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode) || (st.st_uid != uid && st.st_uid != 0) ||
+            (st.st_mode & 077))
+                return -EPERM;
+        return 0;
+}
+
+static int sock_connect(const char *path)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        size_t n = strlen(path);
+        int fd, r;
+
+        if (n == 0)
+                return -EINVAL;
+        if (n >= sizeof(a.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(a.sun_path, path, n + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        /* An interrupted Unix connect is not under way: simply retry. */
+        while ((r = connect(fd, (struct sockaddr *)&a, sizeof(a))) < 0 && errno == EINTR)
+                ;
+        if (r < 0 && errno != EISCONN) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int ashmem_broker_connect(const char *path, ashmem_broker **ret)
+{
+        char def[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        ashmem_broker *b;
+        int fd, r;
+
+        if (!ret)
+                return -EINVAL;
+        if (!path) {
+                r = ashmem_broker_socket_path(0, def, sizeof(def));
+                if (r < 0)
+                        return r;
+                if (!secure_getenv("ASHMEM_SOCKET") || !*secure_getenv("ASHMEM_SOCKET")) {
+                        r = check_tmp_dir(def);
+                        if (r < 0)
+                                return r;
+                }
+                path = def;
+        }
+        if (strlen(path) >= sizeof(b->path))
+                return -ENAMETOOLONG;
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        fd = sock_connect(path);
+        if (fd < 0) {
+                free(b);
+                return fd;
+        }
+        b->fd = fd;
+        snprintf(b->path, sizeof(b->path), "%s", path);
+        *ret = b;
+        return 0;
+}
+
+ashmem_broker *ashmem_broker_close(ashmem_broker *b)
+{
+        if (b) {
+                if (b->fd >= 0)
+                        close(b->fd);
+                free(b);
+        }
+        return NULL;
+}
+
+int ashmem_broker_fd(const ashmem_broker *b)
+{
+        return b ? b->fd : -EINVAL;
+}
+
+int ashmem_broker_set_timeout(ashmem_broker *b, int timeout_ms)
+{
+        if (!b || timeout_ms < 0)
+                return -EINVAL;
+        b->timeout_ms = timeout_ms;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+static void close_fds(int *fds, int n)
+{
+        for (int i = 0; i < n; i++)
+                if (fds[i] >= 0) {
+                        close(fds[i]);
+                        fds[i] = -1;
+                }
+}
+
+static int send_msg(int fd, const char *data, size_t len, const int *fds, int nfds)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+                struct cmsghdr align;
+        } u;
+        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        if (nfds > 0) {
+                struct cmsghdr *c;
+                memset(&u, 0, sizeof(u));
+                m.msg_control = u.buf;
+                m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+                c = CMSG_FIRSTHDR(&m);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+        }
+        while ((n = sendmsg(fd, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+                ;
+        if (n < 0)
+                return -errno;
+        return (size_t)n == len ? 0 : -EPROTO;
+}
+
+static long long mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Receive one message into b->buf (NUL-terminated). Returns its length;
+ * fds[0..*nfds-1] are the descriptors that came with it. */
+static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * RECV_FDS)];
+                struct cmsghdr align;
+        } u;
+        struct iovec iov = { .iov_base = b->buf, .iov_len = sizeof(b->buf) - 1 };
+        struct msghdr m;
+        long long deadline = b->timeout_ms ? mono_ms() + b->timeout_ms : 0;
+        int got[RECV_FDS], ngot = 0, r = 0;
+        ssize_t n;
+
+        *nfds = 0;
+        for (;;) {
+                if (deadline) {
+                        struct pollfd p = { .fd = b->fd, .events = POLLIN };
+                        long long left = deadline - mono_ms();
+                        if (left <= 0)
+                                return -ETIMEDOUT;
+                        r = poll(&p, 1, (int)left);
+                        if (r < 0 && errno == EINTR)
+                                continue;
+                        if (r < 0)
+                                return -errno;
+                        if (r == 0)
+                                return -ETIMEDOUT;
+                }
+                memset(&m, 0, sizeof(m));
+                m.msg_iov = &iov;
+                m.msg_iovlen = 1;
+                m.msg_control = u.buf;
+                m.msg_controllen = sizeof(u.buf);
+                n = recvmsg(b->fd, &m, MSG_CMSG_CLOEXEC);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                break;
+        }
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (ngot < RECV_FDS)
+                                got[ngot++] = fd;
+                        else
+                                close(fd);
+                }
+        }
+        if (n == 0)
+                r = -ECONNRESET;
+        else if (m.msg_flags & MSG_TRUNC)
+                r = -EMSGSIZE;
+        else if ((m.msg_flags & MSG_CTRUNC) || ngot > MAX_FDS)
+                r = -EPROTO;
+        if (r < 0) {
+                close_fds(got, ngot);
+                return r;
+        }
+        memcpy(fds, got, sizeof(int) * (size_t)ngot);
+        *nfds = ngot;
+        b->buf[n] = 0;
+        return (int)n;
+}
+
+static int reconnect(ashmem_broker *b)
+{
+        int fd;
+
+        if (b->transients || !b->path[0])
+                return -ENOTCONN;
+        fd = sock_connect(b->path);
+        if (fd < 0)
+                return fd;
+        if (dup3(fd, b->fd, O_CLOEXEC) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        close(fd);
+        return 0;
+}
+
+/* One request/reply exchange of raw text. A connection the broker closed
+ * (an idle timeout, a restart) is opened again once, unless transient
+ * shares live on it. */
+static int exchange(ashmem_broker *b, const char *req, size_t len,
+                    const int *fds, int nfds, int *rfds, int *nrfds)
+{
+        int r, retried = 0;
+
+        if (len > ASHMEM_BROKER_MSG_MAX)
+                return -EMSGSIZE;
+        for (;;) {
+                r = send_msg(b->fd, req, len, fds, nfds);
+                if (r == 0) {
+                        r = recv_msg(b, rfds, nrfds);
+                        if (r >= 0)
+                                return r;
+                }
+                if (retried || !(r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN))
+                        return r;
+                retried = 1;
+                if (reconnect(b) < 0)
+                        return r;
+        }
+}
+
+static int errno_from_name(const char *s)
+{
+        for (int e = 1; e < 256; e++) {
+                const char *n = strerrorname_np(e);
+                if (n && strcmp(n, s) == 0)
+                        return e;
+        }
+        return EPROTO;
+}
+
+/* Parse a reply of n bytes: 0 and the object if it says ok, else the
+ * negative errno it names (the object is still returned when parsed). */
+static int parse_reply(const char *text, size_t n, cJSON **ret)
+{
+        const char *end = NULL;
+        cJSON *o = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+        const cJSON *ok, *en;
+
+        *ret = NULL;
+        if (!o)
+                return -EPROTO;
+        if (!cJSON_IsObject(o)) {
+                cJSON_Delete(o);
+                return -EPROTO;
+        }
+        *ret = o;
+        ok = cJSON_GetObjectItemCaseSensitive(o, "ok");
+        if (!cJSON_IsBool(ok))
+                return -EPROTO;
+        if (cJSON_IsTrue(ok))
+                return 0;
+        en = cJSON_GetObjectItemCaseSensitive(o, "errno");
+        return -(cJSON_IsString(en) ? errno_from_name(en->valuestring) : EPROTO);
+}
+
+/* Send req (consumed), get the parsed reply and its descriptors. On
+ * failure no descriptor is left open and *reply is NULL. */
+static int call(ashmem_broker *b, cJSON *req, const int *fds, int nfds,
+                cJSON **reply, int *rfds, int *nrfds)
+{
+        char *text;
+        int r, n;
+
+        *reply = NULL;
+        *nrfds = 0;
+        if (!b) {
+                cJSON_Delete(req);
+                return -EINVAL;
+        }
+        if (!req)
+                return -ENOMEM;
+        if (!cJSON_GetObjectItemCaseSensitive(req, "v"))
+                cJSON_AddNumberToObject(req, "v", ASHMEM_BROKER_PROTOCOL);
+        text = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+        if (!text)
+                return -ENOMEM;
+        n = exchange(b, text, strlen(text), fds, nfds, rfds, nrfds);
+        free(text);
+        if (n < 0)
+                return n;
+        r = parse_reply(b->buf, (size_t)n, reply);
+        if (r < 0) {
+                close_fds(rfds, *nrfds);
+                *nrfds = 0;
+                cJSON_Delete(*reply);
+                *reply = NULL;
+        }
+        return r;
+}
+
+static cJSON *request(const char *op)
+{
+        cJSON *o = cJSON_CreateObject();
+
+        if (o && (!cJSON_AddNumberToObject(o, "v", ASHMEM_BROKER_PROTOCOL) ||
+                  !cJSON_AddStringToObject(o, "op", op))) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+/* Add fields to a request; a failure (no memory) deletes it. */
+static cJSON *add_str(cJSON *o, const char *k, const char *v)
+{
+        if (o && !cJSON_AddStringToObject(o, k, v)) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+static cJSON *add_num(cJSON *o, const char *k, double v)
+{
+        if (o && !cJSON_AddNumberToObject(o, k, v)) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+static cJSON *add_bool(cJSON *o, const char *k, int v)
+{
+        if (o && !cJSON_AddBoolToObject(o, k, v)) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+static cJSON *add_mode(cJSON *o, int mode)
+{
+        char s[8];
+
+        if (mode < 0)
+                return o;
+        snprintf(s, sizeof(s), "%04o", (unsigned)mode & 07777);
+        return add_str(o, "mode", s);
+}
+
+/* ---------------------------------------------------------------- records */
+
+static int num_field(const cJSON *o, const char *k, double max, double *v)
+{
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+        if (!x)
+                return 0;
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > max ||
+            x->valuedouble != (double)(unsigned long long)x->valuedouble)
+                return -EPROTO;
+        *v = x->valuedouble;
+        return 1;
+}
+
+static int size_field(const cJSON *o, const char *k, size_t *v)
+{
+        double d = 0;
+        int r = num_field(o, k, 9007199254740992.0, &d);
+        if (r > 0)
+                *v = (size_t)d;
+        return r;
+}
+
+static int ull_field(const cJSON *o, const char *k, unsigned long long *v)
+{
+        double d = 0;
+        int r = num_field(o, k, 18446744073709549568.0, &d);
+        if (r > 0)
+                *v = (unsigned long long)d;
+        return r;
+}
+
+static void str_field(const cJSON *o, const char *k, char *buf, size_t len)
+{
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+        if (cJSON_IsString(x))
+                snprintf(buf, len, "%s", x->valuestring);
+}
+
+static int parse_record(const cJSON *o, ashmem_region_info *ri)
+{
+        const cJSON *x;
+        double d;
+        int r = 0;
+
+        memset(ri, 0, sizeof(*ri));
+        x = cJSON_GetObjectItemCaseSensitive(o, "name");
+        if (!cJSON_IsString(x))
+                return -EPROTO;
+        snprintf(ri->name, sizeof(ri->name), "%s", x->valuestring);
+        r |= size_field(o, "size", &ri->size);
+        d = 0;
+        r |= num_field(o, "prot_mask", 7, &d);
+        ri->prot = (int)d;
+        x = cJSON_GetObjectItemCaseSensitive(o, "mode");
+        if (cJSON_IsString(x)) {
+                char *end;
+                unsigned long m = strtoul(x->valuestring, &end, 8);
+                if (*end || m > 07777)
+                        return -EPROTO;
+                ri->mode = (unsigned)m;
+        }
+        d = 0;
+        r |= num_field(o, "uid", 4294967295.0, &d);
+        ri->uid = (uid_t)d;
+        d = 0;
+        r |= num_field(o, "gid", 4294967295.0, &d);
+        ri->gid = (gid_t)d;
+        str_field(o, "user", ri->user, sizeof(ri->user));
+        str_field(o, "group", ri->group, sizeof(ri->group));
+        r |= size_field(o, "pages", &ri->pages);
+        r |= size_field(o, "pinned", &ri->pinned);
+        r |= size_field(o, "unpinned", &ri->unpinned);
+        r |= size_field(o, "purged", &ri->purged);
+        r |= ull_field(o, "attaches", &ri->attaches);
+        x = cJSON_GetObjectItemCaseSensitive(o, "created");
+        if (cJSON_IsString(x)) {
+                struct tm tm = { 0 };
+                const char *end = strptime(x->valuestring, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                if (end && !*end)
+                        ri->created = timegm(&tm);
+        }
+        x = cJSON_GetObjectItemCaseSensitive(o, "transient");
+        ri->transient = cJSON_IsTrue(x);
+        if (cJSON_GetObjectItemCaseSensitive(o, "offset")) {
+                ri->is_slice = 1;
+                r |= size_field(o, "offset", &ri->offset);
+                r |= size_field(o, "length", &ri->length);
+                str_field(o, "of", ri->of, sizeof(ri->of));
+        } else {
+                ri->length = ri->size;
+        }
+        return r < 0 ? -EPROTO : 0;
+}
+
+static int record_out(const cJSON *reply, ashmem_region_info *info)
+{
+        return info ? parse_record(reply, info) : 0;
+}
+
+/* Attach a received control descriptor unless this process already has the
+ * pin state with the access it brings. */
+static int take_control(int fd, int ctl)
+{
+        ashmem_stats st;
+        int fl = fcntl(ctl, F_GETFL);
+
+        if (fl < 0)
+                return -errno;
+        if (ashmem_get_stats(fd, &st) == 0 && st.shared_state &&
+            (st.writable_state || (fl & O_ACCMODE) != O_RDWR))
+                return 0;
+        return ashmem_set_control(fd, ctl);
+}
+
+/* ---------------------------------------------------------------- operations */
+
+int ashmem_broker_hello(ashmem_broker *b, ashmem_broker_server *ret)
+{
+        cJSON *reply;
+        int rfds[MAX_FDS], nr, r;
+        double d = 0;
+
+        if (!ret)
+                return -EINVAL;
+        r = call(b, request("hello"), NULL, 0, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        close_fds(rfds, nr);
+        memset(ret, 0, sizeof(*ret));
+        if (num_field(reply, "version", INT_MAX, &d) < 0) {
+                cJSON_Delete(reply);
+                return -EPROTO;
+        }
+        ret->version = (int)d;
+        d = 0;
+        if (num_field(reply, "pid", INT_MAX, &d) < 0) {
+                cJSON_Delete(reply);
+                return -EPROTO;
+        }
+        ret->pid = (pid_t)d;
+        str_field(reply, "driver", ret->driver, sizeof(ret->driver));
+        cJSON_Delete(reply);
+        return 0;
+}
+
+static int prot_letters(int prot, char *s)
+{
+        int n = 0;
+
+        if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+                return -EINVAL;
+        if (prot & PROT_READ)
+                s[n++] = 'r';
+        if (prot & PROT_WRITE)
+                s[n++] = 'w';
+        if (prot & PROT_EXEC)
+                s[n++] = 'x';
+        s[n] = 0;
+        return 0;
+}
+
+int ashmem_broker_create(ashmem_broker *b, const char *name, size_t size,
+                         int prot, int mode, int *ret_fd,
+                         ashmem_region_info *info)
+{
+        cJSON *req, *reply;
+        int rfds[MAX_FDS], nr, r;
+        char ps[4];
+
+        if (!name || !ret_fd || size == 0 || mode > 07777)
+                return -EINVAL;
+        req = add_num(add_str(request("create"), "name", name), "size", (double)size);
+        if (prot >= 0) {
+                if (prot_letters(prot, ps) < 0) {
+                        cJSON_Delete(req);
+                        return -EINVAL;
+                }
+                req = add_str(req, "prot", ps);
+        }
+        req = add_mode(req, mode);
+        r = call(b, req, NULL, 0, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        if (nr < 1)
+                r = -EPROTO;
+        if (r == 0 && nr == 2)
+                r = take_control(rfds[0], rfds[1]);
+        if (r == 0)
+                r = record_out(reply, info);
+        cJSON_Delete(reply);
+        if (nr == 2)
+                close(rfds[1]);
+        if (r < 0) {
+                close_fds(rfds, nr > 1 ? 1 : nr);
+                return r;
+        }
+        *ret_fd = rfds[0];
+        return 0;
+}
+
+static int share(ashmem_broker *b, int fd, int ranged, size_t offset,
+                 size_t length, const char *name, int mode, int transient,
+                 ashmem_region_info *info)
+{
+        cJSON *req, *reply;
+        int fds[2] = { fd, -1 }, rfds[MAX_FDS], nr, r;
+
+        if (!name || fd < 0 || mode > 07777)
+                return -EINVAL;
+        r = ashmem_get_control(fd, &fds[1]);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        req = add_mode(add_str(request("share"), "name", name), mode);
+        if (transient)
+                req = add_bool(req, "transient", 1);
+        if (ranged)
+                req = add_num(add_num(req, "offset", (double)offset), "length", (double)length);
+        r = call(b, req, fds, fds[1] >= 0 ? 2 : 1, &reply, rfds, &nr);
+        if (fds[1] >= 0)
+                close(fds[1]);
+        if (r < 0)
+                return r;
+        close_fds(rfds, nr);
+        if (transient)
+                b->transients++;
+        r = record_out(reply, info);
+        cJSON_Delete(reply);
+        return r;
+}
+
+int ashmem_broker_share(ashmem_broker *b, int fd, const char *name, int mode,
+                        int transient, ashmem_region_info *info)
+{
+        return share(b, fd, 0, 0, 0, name, mode, transient, info);
+}
+
+int ashmem_broker_share_range(ashmem_broker *b, int fd, size_t offset,
+                              size_t length, const char *name, int mode,
+                              int transient, ashmem_region_info *info)
+{
+        if (length == 0)
+                return -EINVAL;
+        return share(b, fd, 1, offset, length, name, mode, transient, info);
+}
+
+int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
+                        size_t offset, size_t length, int mode,
+                        ashmem_region_info *info)
+{
+        cJSON *req, *reply;
+        int rfds[MAX_FDS], nr, r;
+
+        if (!name || !of || length == 0 || mode > 07777)
+                return -EINVAL;
+        req = add_str(add_str(request("slice"), "name", name), "of", of);
+        req = add_num(add_num(req, "offset", (double)offset), "length", (double)length);
+        req = add_mode(req, mode);
+        r = call(b, req, NULL, 0, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        close_fds(rfds, nr);
+        r = record_out(reply, info);
+        cJSON_Delete(reply);
+        return r;
+}
+
+int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
+                         int *ret_fd, size_t *ret_offset, size_t *ret_length)
+{
+        cJSON *reply;
+        int rfds[MAX_FDS], nr, r;
+        size_t off = 0, len = 0;
+
+        if (!name || !ret_fd)
+                return -EINVAL;
+        r = call(b, add_str(add_str(request("attach"), "name", name), "access",
+                            writable ? "rw" : "r"),
+                 NULL, 0, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        if (nr < 1)
+                r = -EPROTO;
+        if (r == 0 && (size_field(reply, "size", &len) < 0 ||
+                       size_field(reply, "offset", &off) < 0 ||
+                       size_field(reply, "length", &len) < 0))
+                r = -EPROTO;
+        if (r == 0 && nr == 2)
+                r = take_control(rfds[0], rfds[1]);
+        cJSON_Delete(reply);
+        if (nr == 2)
+                close(rfds[1]);
+        if (r < 0) {
+                close_fds(rfds, nr > 1 ? 1 : nr);
+                return r;
+        }
+        *ret_fd = rfds[0];
+        if (ret_offset)
+                *ret_offset = off;
+        if (ret_length)
+                *ret_length = len;
+        return 0;
+}
+
+int ashmem_broker_lookup(ashmem_broker *b, int fd)
+{
+        cJSON *reply;
+        int rfds[MAX_FDS], nr, r;
+
+        if (fd < 0)
+                return -EBADF;
+        r = call(b, request("lookup"), &fd, 1, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        cJSON_Delete(reply);
+        if (nr != 1) {
+                close_fds(rfds, nr);
+                return -EPROTO;
+        }
+        r = take_control(fd, rfds[0]);
+        close(rfds[0]);
+        return r;
+}
+
+int ashmem_broker_info(ashmem_broker *b, const char *name,
+                       ashmem_region_info *ret)
+{
+        cJSON *reply;
+        int rfds[MAX_FDS], nr, r;
+
+        if (!name || !ret)
+                return -EINVAL;
+        r = call(b, add_str(request("info"), "name", name), NULL, 0, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        close_fds(rfds, nr);
+        r = parse_record(reply, ret);
+        cJSON_Delete(reply);
+        return r;
+}
+
+int ashmem_broker_list(ashmem_broker *b, ashmem_region_info **ret, size_t *n)
+{
+        ashmem_region_info *v = NULL;
+        size_t count = 0, cap = 0;
+        char cursor[ASHMEM_NAME_LEN * 2] = "";
+        int r;
+
+        if (!ret || !n)
+                return -EINVAL;
+        for (;;) {
+                cJSON *req = request("list"), *reply, *regions, *c, *x;
+                int rfds[MAX_FDS], nr;
+
+                if (cursor[0])
+                        req = add_str(req, "cursor", cursor);
+                r = call(b, req, NULL, 0, &reply, rfds, &nr);
+                if (r < 0)
+                        goto fail;
+                close_fds(rfds, nr);
+                regions = cJSON_GetObjectItemCaseSensitive(reply, "regions");
+                if (!cJSON_IsArray(regions)) {
+                        cJSON_Delete(reply);
+                        r = -EPROTO;
+                        goto fail;
+                }
+                cJSON_ArrayForEach(c, regions) {
+                        if (count == cap) {
+                                size_t ncap = cap ? cap * 2 : 32;
+                                ashmem_region_info *nv = realloc(v, ncap * sizeof(*v));
+                                if (!nv) {
+                                        cJSON_Delete(reply);
+                                        r = -ENOMEM;
+                                        goto fail;
+                                }
+                                v = nv;
+                                cap = ncap;
+                        }
+                        r = parse_record(c, &v[count]);
+                        if (r < 0) {
+                                cJSON_Delete(reply);
+                                goto fail;
+                        }
+                        count++;
+                }
+                x = cJSON_GetObjectItemCaseSensitive(reply, "cursor");
+                if (!x) {
+                        cJSON_Delete(reply);
+                        break;
+                }
+                /* a cursor must move on, or a broken broker loops us */
+                if (!cJSON_IsString(x) || strlen(x->valuestring) >= sizeof(cursor) ||
+                    strcmp(x->valuestring, cursor) <= 0) {
+                        cJSON_Delete(reply);
+                        r = -EPROTO;
+                        goto fail;
+                }
+                snprintf(cursor, sizeof(cursor), "%s", x->valuestring);
+                cJSON_Delete(reply);
+        }
+        *ret = v;
+        *n = count;
+        return 0;
+fail:
+        free(v);
+        return r;
+}
+
+int ashmem_broker_unshare(ashmem_broker *b, const char *name)
+{
+        cJSON *reply;
+        int rfds[MAX_FDS], nr, r;
+
+        if (!name)
+                return -EINVAL;
+        r = call(b, add_str(request("unshare"), "name", name), NULL, 0, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        close_fds(rfds, nr);
+        cJSON_Delete(reply);
+        return 0;
+}
+
+int ashmem_broker_purge(ashmem_broker *b, const char *name,
+                        unsigned long long *pages)
+{
+        cJSON *req = request("purge"), *reply;
+        int rfds[MAX_FDS], nr, r;
+        unsigned long long p = 0;
+
+        if (name)
+                req = add_str(req, "name", name);
+        r = call(b, req, NULL, 0, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        close_fds(rfds, nr);
+        if (ull_field(reply, "pages", &p) < 0)
+                r = -EPROTO;
+        cJSON_Delete(reply);
+        if (r == 0 && pages)
+                *pages = p;
+        return r;
+}
+
+int ashmem_broker_stats(ashmem_broker *b, ashmem_broker_counters *ret)
+{
+        cJSON *reply;
+        int rfds[MAX_FDS], nr, r;
+
+        if (!ret)
+                return -EINVAL;
+        r = call(b, request("stats"), NULL, 0, &reply, rfds, &nr);
+        if (r < 0)
+                return r;
+        close_fds(rfds, nr);
+        memset(ret, 0, sizeof(*ret));
+        r |= ull_field(reply, "connections", &ret->connections);
+        r |= ull_field(reply, "regions", &ret->regions);
+        r |= ull_field(reply, "bytes", &ret->bytes);
+        r |= ull_field(reply, "requests", &ret->requests);
+        r |= ull_field(reply, "errors", &ret->errors);
+        r |= ull_field(reply, "attaches", &ret->attaches);
+        r |= ull_field(reply, "purges", &ret->purges);
+        r |= ull_field(reply, "pages_purged", &ret->pages_purged);
+        r |= ull_field(reply, "dropped", &ret->dropped);
+        r |= ull_field(reply, "uptime", &ret->uptime);
+        cJSON_Delete(reply);
+        return r < 0 ? -EPROTO : 0;
+}
+
+int ashmem_broker_call(ashmem_broker *b, const char *request_json,
+                       const int *fds, int nfds, char **reply_json,
+                       int *rfds, int *nrfds)
+{
+        cJSON *req, *reply = NULL;
+        char *text;
+        int n, r;
+
+        if (reply_json)
+                *reply_json = NULL;
+        if (nrfds)
+                *nrfds = 0;
+        if (!b || !request_json || !reply_json || !rfds || !nrfds ||
+            nfds < 0 || nfds > MAX_FDS || (nfds && !fds))
+                return -EINVAL;
+        req = cJSON_Parse(request_json);
+        if (!cJSON_IsObject(req)) {
+                cJSON_Delete(req);
+                return -EINVAL;
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(req, "v") &&
+            !cJSON_AddNumberToObject(req, "v", ASHMEM_BROKER_PROTOCOL)) {
+                cJSON_Delete(req);
+                return -ENOMEM;
+        }
+        text = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+        if (!text)
+                return -ENOMEM;
+        n = exchange(b, text, strlen(text), fds, nfds, rfds, nrfds);
+        free(text);
+        if (n < 0)
+                return n;
+        *reply_json = strdup(b->buf);
+        if (!*reply_json) {
+                close_fds(rfds, *nrfds);
+                *nrfds = 0;
+                return -ENOMEM;
+        }
+        r = parse_reply(b->buf, (size_t)n, &reply);
+        cJSON_Delete(reply);
+        return r;
+}
+
+/* ---------------------------------------------------------------- implicit lookup */
+
+static pthread_mutex_t lk_lock = PTHREAD_MUTEX_INITIALIZER;
+static int lk_enabled = 1;
+static long long lk_nobroker_ns;           /* when no broker answered */
+static struct { dev_t dev; ino_t ino; long long at; } lk_miss[8];
+static unsigned lk_next;
+
+static long long mono_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int ashmem_broker_auto_lookup(int enable)
+{
+        int old;
+
+        pthread_mutex_lock(&lk_lock);
+        old = lk_enabled;
+        lk_enabled = !!enable;
+        pthread_mutex_unlock(&lk_lock);
+        return old;
+}
+
+/* 1 if no broker listens at path, else the lookup's result. */
+static int lookup_at(const char *path, int fd)
+{
+        ashmem_broker *b;
+        int r = ashmem_broker_connect(path, &b);
+
+        if (r < 0)
+                return 1;
+        b->timeout_ms = LOOKUP_TIMEOUT_MS;
+        r = ashmem_broker_lookup(b, fd);
+        ashmem_broker_close(b);
+        return r;
+}
+
+int am_lookup_control(int fd, const struct stat *st)
+{
+        char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        long long now = mono_ns();
+        int r, skip = 0, brokers = 0;
+
+        pthread_mutex_lock(&lk_lock);
+        if (!lk_enabled || (lk_nobroker_ns && now - lk_nobroker_ns < MISS_TTL_NS))
+                skip = 1;
+        for (unsigned i = 0; !skip && i < sizeof(lk_miss) / sizeof(lk_miss[0]); i++)
+                if (lk_miss[i].at && lk_miss[i].dev == st->st_dev &&
+                    lk_miss[i].ino == st->st_ino && now - lk_miss[i].at < MISS_TTL_NS)
+                        skip = 1;
+        pthread_mutex_unlock(&lk_lock);
+        if (skip)
+                return -ENOENT;
+
+        /* the user's broker, then the system one */
+        if (ashmem_broker_socket_path(0, path, sizeof(path)) >= 0) {
+                r = lookup_at(path, fd);
+                if (r == 0)
+                        return 0;
+                brokers += r < 0;
+        } else {
+                path[0] = 0;
+        }
+        if (strcmp(path, ASHMEM_BROKER_SYSTEM_SOCKET) != 0) {
+                r = lookup_at(ASHMEM_BROKER_SYSTEM_SOCKET, fd);
+                if (r == 0)
+                        return 0;
+                brokers += r < 0;
+        }
+        pthread_mutex_lock(&lk_lock);
+        if (!brokers) {
+                lk_nobroker_ns = now;
+        } else {
+                lk_miss[lk_next].dev = st->st_dev;
+                lk_miss[lk_next].ino = st->st_ino;
+                lk_miss[lk_next].at = now;
+                lk_next = (lk_next + 1) % (sizeof(lk_miss) / sizeof(lk_miss[0]));
+        }
+        pthread_mutex_unlock(&lk_lock);
+        return -ENOENT;
+}
