@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the broker daemon: the objects shared by the event loop
+ * (broker.c), the operations (broker-ops.c) and the purger
+ * (broker-purge.c). Everything here belongs to the main thread except the
+ * purge jobs, which the purge thread works through (see struct job).
+ */
+#ifndef ASHMEMCTL_BROKER_INT_H
+#define ASHMEMCTL_BROKER_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "broker.h"
+
+#define MSG_MAX        65536
+#define FDS_MAX        2
+#define LIST_PAGE      32
+
+/* A region the broker holds: one data memfd, whatever names refer to it.
+ * fd, ctl, size, dev and ino never change while it lives, so the purge
+ * thread may use fd while it holds a reference. */
+struct region {
+        unsigned refs;                  /* names + jobs */
+        int fd;                         /* read-write data */
+        int ctl;                        /* read-write control, -1: none */
+        int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
+        size_t size;
+        dev_t dev;
+        ino_t ino;
+        struct region *hnext;           /* by inode */
+};
+
+struct conn;
+
+/* A name. */
+struct entry {
+        char *name;
+        struct region *r;
+        int ranged;                     /* a view: offset, length */
+        char *of;                       /* made by "slice": of what */
+        size_t offset, length;
+        uid_t uid;
+        gid_t gid;
+        char user[64], group[64];
+        unsigned mode;
+        time_t created;
+        unsigned long long attaches;
+        struct conn *owner;             /* transient: the connection */
+};
+
+struct job;
+
+/* A client connection. */
+struct conn {
+        int fd;
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        gid_t *groups;                  /* supplementary (SO_PEERGROUPS) */
+        int ngroups;
+        long long last_ms;              /* last request */
+        unsigned transients;            /* entries that go with it */
+        struct job *job;                /* a purge it waits for */
+        int reading;                    /* EPOLLIN wanted */
+        int dead;
+        /* a reply that did not fit in the socket yet */
+        char *out;
+        size_t outlen;
+        int outfds[FDS_MAX], noutfds;
+        struct conn *prev, *next;
+};
+
+/* A purge the purge thread works through. The main thread fills it, the
+ * purge thread sets pages and each region's result, the main thread picks
+ * it up when done (through the eventfd). */
+struct job {
+        struct conn *c;                 /* who waits for the reply, or NULL */
+        struct region **regions;
+        char **names;                   /* for the log */
+        size_t n;
+        int below;                      /* stop when MemAvailable >= below% */
+        unsigned long long step;        /* stop after this many bytes */
+        const char *why;                /* "request", "pressure", ... */
+        unsigned long long pages;       /* result */
+        unsigned long long nregions;    /* regions that gave pages */
+        struct job *next;
+};
+
+struct counters {
+        unsigned long long requests, errors, attaches, purges, pages_purged,
+                           dropped, connections_total;
+};
+
+struct broker {
+        const struct broker_config *cfg;
+        char path[108];
+        ino_t sock_ino;
+        dev_t sock_dev;
+        int epfd, lfd, sigfd, tickfd, psifd, jobfd, lockfd;
+        int accept_paused;
+        int stopping;
+        time_t started;
+        long long page_size;
+        unsigned long long mem_total;   /* bytes */
+        unsigned long long max_bytes;   /* resolved */
+        int below;                      /* active MemAvailable threshold, -1 */
+        int pressure_job;               /* one pressure purge at a time */
+        /* names, sorted */
+        struct entry **names;
+        size_t nnames, capnames;
+        /* regions by inode */
+        struct region **rbuckets;
+        size_t nrbuckets, nregions;
+        unsigned long long bytes;       /* sizes of the regions held */
+        int collect;                    /* a region went: ashmem_collect() */
+        /* connections */
+        struct conn *conns;
+        unsigned nconns;
+        struct counters n;
+        /* the purge thread */
+        pthread_t worker;
+        int worker_started;
+        int worker_stuck;               /* left behind in a region's lock */
+        pthread_mutex_t jlock;
+        pthread_cond_t jcond;
+        struct job *jqueue, *jdone;
+        int jstop;
+        unsigned jpending;
+        char in[MSG_MAX + 1];
+};
+
+/* A reply being written: JSON text and the descriptors to pass. */
+struct sbuf {
+        char *s;
+        size_t len, cap;
+        int oom;
+};
+
+struct reply {
+        struct sbuf sb;
+        int fds[FDS_MAX];               /* borrowed: the broker keeps them */
+        int nfds;
+        char err[160];                  /* message for a failure, or "" */
+};
+
+/* broker.c */
+void blog(const struct broker *b, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+long long now_ms(void);
+void conn_want(struct broker *b, struct conn *c);
+
+/* JSON writing */
+void sb_reset(struct sbuf *s);
+void sb_puts(struct sbuf *s, const char *t);
+void sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_str(struct sbuf *s, const char *t);       /* a JSON string */
+void sb_key(struct sbuf *s, const char *k);       /* ,"k": */
+
+/* broker-ops.c: run one request; the reply is in rep (ok:true fields, or
+ * an error). fds: what came with it; the operation takes those it keeps
+ * (setting them to -1). Returns 0, -errno, or 1 when the reply will come
+ * later (a purge: the connection waits for its job). */
+int ops_dispatch(struct broker *b, struct conn *c, const cJSON *req,
+                 int *fds, int nfds, struct reply *rep);
+void ops_conn_closed(struct broker *b, struct conn *c);
+void ops_free_all(struct broker *b);
+void region_unref(struct broker *b, struct region *r);
+size_t ops_bytes(const struct broker *b);
+
+/* broker-purge.c */
+int purge_start(struct broker *b);              /* the thread, PSI trigger */
+void purge_stop(struct broker *b, int wait_ms);
+void purge_submit(struct broker *b, struct job *j);
+void purge_completed(struct broker *b);         /* jobfd readable */
+void purge_pressure(struct broker *b, const char *why);  /* PSI event */
+void purge_tick(struct broker *b);              /* MemAvailable poll */
+int meminfo(unsigned long long *total, unsigned long long *avail);
+struct job *job_new(size_t n);
+void job_free(struct broker *b, struct job *j);
+/* Send the reply of a finished request job. */
+void ops_job_done(struct broker *b, struct job *j);
+
+#endif

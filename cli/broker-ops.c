@@ -1,0 +1,1078 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's operations (the op table of ashmem-protocol(7)), its names
+ * and regions, and access control.
+ *
+ * A region is held once per data memfd (by inode), however many names
+ * refer to it; a name (entry) carries the owner, the mode and, for a view,
+ * the offset and length. Access works like a file's: the owner's, the
+ * group's or the others' bits of the mode, by the peer's credentials
+ * (SO_PEERCRED, SO_PEERGROUPS); root may do anything. Read access hands out
+ * descriptors reopened O_RDONLY through /proc/self/fd, so the kernel itself
+ * refuses a writable mapping, and the read-only control block refuses pin,
+ * unpin and purge.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "broker-int.h"
+
+#define ACC_R 4u
+#define ACC_W 2u
+#define DEFAULT_MODE 0600u
+
+/* ---------------------------------------------------------------- regions */
+
+static size_t rhash(const struct broker *b, dev_t dev, ino_t ino)
+{
+        unsigned long long h = (unsigned long long)ino * 0x9e3779b97f4a7c15ull ^ (unsigned long long)dev;
+        return (size_t)(h ^ (h >> 29)) & (b->nrbuckets - 1);
+}
+
+static struct region *region_find(struct broker *b, const struct stat *st)
+{
+        if (!b->nrbuckets)
+                return NULL;
+        for (struct region *r = b->rbuckets[rhash(b, st->st_dev, st->st_ino)]; r; r = r->hnext)
+                if (r->ino == st->st_ino && r->dev == st->st_dev)
+                        return r;
+        return NULL;
+}
+
+static int rgrow(struct broker *b)
+{
+        size_t n = b->nrbuckets ? b->nrbuckets * 2 : 256;
+        struct region **nb = calloc(n, sizeof(*nb));
+        size_t old = b->nrbuckets;
+        struct region **ob = b->rbuckets;
+
+        if (!nb)
+                return -ENOMEM;
+        b->rbuckets = nb;
+        b->nrbuckets = n;
+        for (size_t i = 0; i < old; i++) {
+                struct region *r = ob[i], *next;
+                for (; r; r = next) {
+                        next = r->hnext;
+                        size_t h = rhash(b, r->dev, r->ino);
+                        r->hnext = nb[h];
+                        nb[h] = r;
+                }
+        }
+        free(ob);
+        return 0;
+}
+
+/* A new region over fd and ctl (taken over on success). */
+static int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
+                      struct region **ret)
+{
+        struct region *r;
+        size_t h;
+
+        if (b->nregions + 1 > b->nrbuckets && rgrow(b) < 0)
+                return -ENOMEM;
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->fd = fd;
+        r->ctl = ctl;
+        r->ro_fd = r->ro_ctl = -1;
+        r->size = (size_t)st->st_size;
+        r->dev = st->st_dev;
+        r->ino = st->st_ino;
+        h = rhash(b, r->dev, r->ino);
+        r->hnext = b->rbuckets[h];
+        b->rbuckets[h] = r;
+        b->nregions++;
+        b->bytes += r->size;
+        *ret = r;
+        return 0;
+}
+
+void region_unref(struct broker *b, struct region *r)
+{
+        struct region **pp;
+
+        if (--r->refs)
+                return;
+        for (pp = &b->rbuckets[rhash(b, r->dev, r->ino)]; *pp; pp = &(*pp)->hnext)
+                if (*pp == r) {
+                        *pp = r->hnext;
+                        break;
+                }
+        b->nregions--;
+        b->bytes -= r->size;
+        close(r->fd);
+        if (r->ctl >= 0)
+                close(r->ctl);
+        if (r->ro_fd >= 0)
+                close(r->ro_fd);
+        if (r->ro_ctl >= 0)
+                close(r->ro_ctl);
+        free(r);
+        b->collect = 1;         /* the library may drop its control mapping */
+}
+
+size_t ops_bytes(const struct broker *b)
+{
+        return (size_t)b->bytes;
+}
+
+/* A read-only descriptor of the same file, reopened through /proc. */
+static int reopen_ro(int fd)
+{
+        char path[64];
+        int r;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        r = open(path, O_RDONLY | O_CLOEXEC);
+        return r < 0 ? -errno : r;
+}
+
+static int region_ro(struct region *r)
+{
+        if (r->ro_fd < 0) {
+                r->ro_fd = reopen_ro(r->fd);
+                if (r->ro_fd < 0) {
+                        int e = r->ro_fd;
+                        r->ro_fd = -1;
+                        return e;
+                }
+        }
+        if (r->ctl >= 0 && r->ro_ctl < 0) {
+                r->ro_ctl = reopen_ro(r->ctl);
+                if (r->ro_ctl < 0) {
+                        int e = r->ro_ctl;
+                        r->ro_ctl = -1;
+                        return e;
+                }
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------- names */
+
+static int name_cmp(const void *key, const void *elem)
+{
+        return strcmp(key, (*(struct entry *const *)elem)->name);
+}
+
+/* Index of the first name >= key (or > key when after). */
+static size_t name_bound(const struct broker *b, const char *key, int after)
+{
+        size_t lo = 0, hi = b->nnames;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(b->names[mid]->name, key);
+                if (c < 0 || (after && c == 0))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static struct entry *name_find(const struct broker *b, const char *name)
+{
+        struct entry **e = b->nnames ?
+                bsearch(name, b->names, b->nnames, sizeof(*b->names), name_cmp) : NULL;
+        return e ? *e : NULL;
+}
+
+static int name_insert(struct broker *b, struct entry *e)
+{
+        size_t i = name_bound(b, e->name, 0);
+
+        if (b->nnames == b->capnames) {
+                size_t cap = b->capnames ? b->capnames * 2 : 64;
+                struct entry **n = realloc(b->names, cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                b->names = n;
+                b->capnames = cap;
+        }
+        memmove(b->names + i + 1, b->names + i, (b->nnames - i) * sizeof(*b->names));
+        b->names[i] = e;
+        b->nnames++;
+        return 0;
+}
+
+static void entry_free(struct broker *b, struct entry *e)
+{
+        if (e->owner)
+                e->owner->transients--;
+        region_unref(b, e->r);
+        free(e->name);
+        free(e->of);
+        free(e);
+}
+
+static void entry_remove(struct broker *b, size_t i)
+{
+        struct entry *e = b->names[i];
+
+        memmove(b->names + i, b->names + i + 1, (b->nnames - i - 1) * sizeof(*b->names));
+        b->nnames--;
+        blog(b, 1, "%s: removed", e->name);
+        entry_free(b, e);
+}
+
+static void owner_names(struct entry *e)
+{
+        char buf[4096];
+        struct passwd pw, *pwp = NULL;
+        struct group gr, *grp = NULL;
+
+        if (getpwuid_r(e->uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
+                snprintf(e->user, sizeof(e->user), "%s", pw.pw_name);
+        if (getgrgid_r(e->gid, &gr, buf, sizeof(buf), &grp) == 0 && grp)
+                snprintf(e->group, sizeof(e->group), "%s", gr.gr_name);
+}
+
+/* A new name for r (taking a reference), owned by c's user. */
+static int entry_add(struct broker *b, struct conn *c, const char *name,
+                     struct region *r, unsigned mode, struct entry **ret)
+{
+        struct entry *e = calloc(1, sizeof(*e));
+
+        if (!e || !(e->name = strdup(name))) {
+                free(e);
+                return -ENOMEM;
+        }
+        e->r = r;
+        e->uid = c->uid;
+        e->gid = c->gid;
+        e->mode = mode;
+        e->created = time(NULL);
+        owner_names(e);
+        if (name_insert(b, e) < 0) {
+                free(e->name);
+                free(e);
+                return -ENOMEM;
+        }
+        r->refs++;
+        *ret = e;
+        return 0;
+}
+
+void ops_conn_closed(struct broker *b, struct conn *c)
+{
+        for (size_t i = b->nnames; c->transients && i-- > 0;)
+                if (b->names[i]->owner == c)
+                        entry_remove(b, i);
+}
+
+void ops_free_all(struct broker *b)
+{
+        while (b->nnames)
+                entry_remove(b, b->nnames - 1);
+        free(b->names);
+        b->names = NULL;
+        b->capnames = 0;
+        free(b->rbuckets);
+        b->rbuckets = NULL;
+        b->nrbuckets = 0;
+}
+
+/* ---------------------------------------------------------------- access */
+
+static int in_group(const struct conn *c, gid_t g)
+{
+        if (c->gid == g)
+                return 1;
+        for (int i = 0; i < c->ngroups; i++)
+                if (c->groups[i] == g)
+                        return 1;
+        return 0;
+}
+
+static int allowed(const struct conn *c, const struct entry *e, unsigned want)
+{
+        unsigned bits;
+
+        if (c->uid == 0)
+                return 1;
+        if (c->uid == e->uid)
+                bits = e->mode >> 6;
+        else if (in_group(c, e->gid))
+                bits = e->mode >> 3;
+        else
+                bits = e->mode;
+        return ((bits & 7) & want) == want;
+}
+
+static int owns(const struct conn *c, const struct entry *e)
+{
+        return c->uid == 0 || c->uid == e->uid;
+}
+
+static int visible(const struct conn *c, const struct entry *e)
+{
+        return owns(c, e) || allowed(c, e, ACC_R);
+}
+
+/* ---------------------------------------------------------------- fields */
+
+#define FAIL(rep, e, ...) \
+        (snprintf((rep)->err, sizeof((rep)->err), __VA_ARGS__), -(e))
+
+static int f_str(const cJSON *req, const char *k, int required,
+                 const char **out, struct reply *rep)
+{
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, k);
+
+        *out = NULL;
+        if (!x)
+                return required ? FAIL(rep, EINVAL, "missing field \"%s\"", k) : 0;
+        if (!cJSON_IsString(x))
+                return FAIL(rep, EINVAL, "field \"%s\" must be a string", k);
+        *out = x->valuestring;
+        return 1;
+}
+
+static int f_uint(const cJSON *req, const char *k, int required,
+                  unsigned long long max, unsigned long long *out,
+                  struct reply *rep)
+{
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, k);
+        double d;
+
+        if (!x)
+                return required ? FAIL(rep, EINVAL, "missing field \"%s\"", k) : 0;
+        d = x->valuedouble;
+        if (!cJSON_IsNumber(x) || d < 0 || d > 9007199254740992.0 ||
+            d != (double)(unsigned long long)d)
+                return FAIL(rep, EINVAL, "field \"%s\" must be a non-negative integer", k);
+        if ((unsigned long long)d > max)
+                return FAIL(rep, EINVAL, "field \"%s\" is too large", k);
+        *out = (unsigned long long)d;
+        return 1;
+}
+
+static int f_bool(const cJSON *req, const char *k, int *out, struct reply *rep)
+{
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, k);
+
+        *out = 0;
+        if (!x)
+                return 0;
+        if (!cJSON_IsBool(x))
+                return FAIL(rep, EINVAL, "field \"%s\" must be true or false", k);
+        *out = cJSON_IsTrue(x);
+        return 1;
+}
+
+static int f_mode(const cJSON *req, unsigned *out, struct reply *rep)
+{
+        const char *s;
+        unsigned m = 0;
+        int r = f_str(req, "mode", 0, &s, rep);
+
+        *out = DEFAULT_MODE;
+        if (r <= 0)
+                return r;
+        if (!*s || strlen(s) > 4)
+                return FAIL(rep, EINVAL, "field \"mode\" must be an octal string like \"0640\"");
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '7')
+                        return FAIL(rep, EINVAL, "field \"mode\" must be an octal string like \"0640\"");
+                m = m * 8 + (unsigned)(*p - '0');
+        }
+        if (m > 0777)
+                return FAIL(rep, EINVAL, "mode %s: only permission bits (0777) are allowed", s);
+        *out = m;
+        return 1;
+}
+
+static int f_prot(const cJSON *req, int *out, struct reply *rep)
+{
+        const char *s;
+        int r = f_str(req, "prot", 0, &s, rep), m = 0;
+
+        *out = PROT_READ | PROT_WRITE | PROT_EXEC;
+        if (r <= 0)
+                return r;
+        for (const char *p = s; *p; p++) {
+                int bit = *p == 'r' ? PROT_READ : *p == 'w' ? PROT_WRITE :
+                          *p == 'x' ? PROT_EXEC : 0;
+                if (!bit || (m & bit))
+                        return FAIL(rep, EINVAL, "field \"prot\" must be letters r, w, x (like \"rw\")");
+                m |= bit;
+        }
+        *out = m;
+        return 1;
+}
+
+/* A name: 1..255 bytes of UTF-8 without control characters. */
+static int valid_name(const char *s)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        size_t n = strlen(s);
+
+        if (n == 0 || n >= ASHMEM_NAME_LEN)
+                return 0;
+        while (*p) {
+                unsigned c = *p;
+                int k;
+                if (c < 0x20 || c == 0x7f)
+                        return 0;
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        k = 1;
+                else if (c >= 0xe0 && c <= 0xef)
+                        k = 2;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        k = 3;
+                else
+                        return 0;
+                {
+                        unsigned cp = c & (0x3fu >> k);
+                        for (int i = 1; i <= k; i++) {
+                                if ((p[i] & 0xc0) != 0x80)
+                                        return 0;
+                                cp = cp << 6 | (p[i] & 0x3fu);
+                        }
+                        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+                            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                            (cp >= 0x80 && cp < 0xa0))
+                                return 0;
+                }
+                p += k + 1;
+        }
+        return 1;
+}
+
+static int f_name(const cJSON *req, const char *k, int required,
+                  const char **out, struct reply *rep)
+{
+        int r = f_str(req, k, required, out, rep);
+
+        if (r > 0 && !valid_name(*out))
+                return FAIL(rep, EINVAL, "field \"%s\": a name is 1 to 255 bytes of UTF-8 "
+                            "without control characters", k);
+        return r;
+}
+
+/* ---------------------------------------------------------------- records */
+
+static void counts(const struct entry *e, size_t *pages, size_t *pinned,
+                   size_t *unpinned, size_t *purged)
+{
+        ashmem_stats st;
+        size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+
+        *pages = *pinned = *unpinned = *purged = 0;
+        if (e->ranged && e->length) {
+                size_t first = e->offset / ps, last = (e->offset + e->length - 1) / ps;
+                size_t n = last + 1;
+                char *map;
+                if (n <= (1u << 20) && (map = malloc(n))) {
+                        if (ashmem_get_page_map(e->r->fd, map, n) == 0) {
+                                for (size_t i = first; i <= last; i++) {
+                                        ++*pages;
+                                        if (map[i] == 'P')
+                                                ++*pinned;
+                                        else if (map[i] == 'u')
+                                                ++*unpinned;
+                                        else
+                                                ++*purged;
+                                }
+                                free(map);
+                                return;
+                        }
+                        free(map);
+                }
+        }
+        if (ashmem_get_stats(e->r->fd, &st) == 0) {
+                *pages = st.pages;
+                *pinned = st.pinned;
+                *unpinned = st.unpinned;
+                *purged = st.purged;
+        }
+}
+
+/* The region record's fields (no braces, no leading comma). */
+static void write_record(struct sbuf *s, const struct entry *e)
+{
+        size_t pages, pinned, unpinned, purged;
+        int prot = ashmem_get_prot(e->r->fd);
+        char ps[4] = "---", when[32];
+        struct tm tm;
+
+        if (prot < 0)
+                prot = 0;
+        if (prot & PROT_READ)
+                ps[0] = 'r';
+        if (prot & PROT_WRITE)
+                ps[1] = 'w';
+        if (prot & PROT_EXEC)
+                ps[2] = 'x';
+        counts(e, &pages, &pinned, &unpinned, &purged);
+        gmtime_r(&e->created, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+        sb_puts(s, "\"name\":");
+        sb_str(s, e->name);
+        sb_printf(s, ",\"size\":%zu,\"prot\":\"%s\",\"prot_mask\":%d,\"mode\":\"%04o\"",
+                  e->ranged ? e->length : e->r->size, ps, prot, e->mode);
+        sb_printf(s, ",\"uid\":%u,\"gid\":%u", (unsigned)e->uid, (unsigned)e->gid);
+        sb_key(s, "user");
+        sb_str(s, e->user);
+        sb_key(s, "group");
+        sb_str(s, e->group);
+        sb_printf(s, ",\"pages\":%zu,\"pinned\":%zu,\"unpinned\":%zu,\"purged\":%zu",
+                  pages, pinned, unpinned, purged);
+        sb_printf(s, ",\"attaches\":%llu,\"created\":\"%s\",\"transient\":%s",
+                  e->attaches, when, e->owner ? "true" : "false");
+        if (e->ranged) {
+                if (e->of) {
+                        sb_key(s, "of");
+                        sb_str(s, e->of);
+                }
+                sb_printf(s, ",\"offset\":%zu,\"length\":%zu", e->offset, e->length);
+        }
+}
+
+static void reply_record(struct reply *rep, const struct entry *e)
+{
+        sb_puts(&rep->sb, ",");
+        write_record(&rep->sb, e);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+static int quota(struct broker *b, const struct conn *c, unsigned long long add,
+                 struct reply *rep)
+{
+        unsigned long long bytes = 0;
+        size_t names = 0;
+
+        for (size_t i = 0; i < b->nnames; i++) {
+                const struct entry *e = b->names[i];
+                if (e->uid != c->uid)
+                        continue;
+                names++;
+                if (!e->of)
+                        bytes += e->r->size;
+        }
+        if (names + 1 > b->cfg->max_regions)
+                return FAIL(rep, ENOSPC, "uid %u holds %zu names (limit %u)",
+                            (unsigned)c->uid, names, b->cfg->max_regions);
+        if (add && (bytes + add > b->max_bytes || add > b->max_bytes))
+                return FAIL(rep, EDQUOT, "uid %u would hold %llu bytes (limit %llu)",
+                            (unsigned)c->uid, bytes + add, b->max_bytes);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- operations */
+
+typedef int op_fn(struct broker *b, struct conn *c, const cJSON *req,
+                  int *fds, int nfds, struct reply *rep);
+
+static int op_hello(struct broker *b, struct conn *c, const cJSON *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        (void)b; (void)c; (void)req; (void)fds; (void)nfds;
+        sb_printf(&rep->sb, ",\"version\":%d", ASHMEM_BROKER_PROTOCOL);
+        sb_key(&rep->sb, "driver");
+        sb_str(&rep->sb, ashmem_driver_name());
+        sb_printf(&rep->sb, ",\"pid\":%d", (int)getpid());
+        return 0;
+}
+
+static int op_create(struct broker *b, struct conn *c, const cJSON *req,
+                     int *fds, int nfds, struct reply *rep)
+{
+        const char *name;
+        unsigned long long size;
+        unsigned mode;
+        int prot, fd, ctl = -1, r;
+        struct stat st;
+        struct region *rg;
+        struct entry *e;
+
+        (void)fds; (void)nfds;
+        if ((r = f_name(req, "name", 1, &name, rep)) < 0 ||
+            (r = f_uint(req, "size", 1, ASHMEM_SIZE_MAX, &size, rep)) < 0 ||
+            (r = f_prot(req, &prot, rep)) < 0 || (r = f_mode(req, &mode, rep)) < 0)
+                return r;
+        if (size == 0)
+                return FAIL(rep, EINVAL, "field \"size\" must be at least 1");
+        if (name_find(b, name))
+                return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
+        if ((r = quota(b, c, size, rep)) < 0)
+                return r;
+        fd = ashmem_create_region(name, (size_t)size);
+        if (fd < 0)
+                return -errno;
+        r = ashmem_get_control(fd, &ctl);
+        if (r == 0 && prot != (PROT_READ | PROT_WRITE | PROT_EXEC) &&
+            ashmem_set_prot_region(fd, prot) < 0)
+                r = -errno;
+        if (r == 0 && fstat(fd, &st) < 0)
+                r = -errno;
+        if (r == 0)
+                r = region_new(b, fd, ctl, &st, &rg);
+        if (r < 0) {
+                close(fd);
+                if (ctl >= 0)
+                        close(ctl);
+                return r;
+        }
+        r = entry_add(b, c, name, rg, mode, &e);
+        if (r < 0) {
+                rg->refs = 1;
+                region_unref(b, rg);
+                return r;
+        }
+        blog(b, 1, "%s: created by uid %u pid %d, %llu bytes, mode %04o", name,
+             (unsigned)c->uid, (int)c->pid, size, mode);
+        reply_record(rep, e);
+        rep->fds[0] = rg->fd;
+        rep->fds[1] = rg->ctl;
+        rep->nfds = rg->ctl >= 0 ? 2 : 1;
+        return 0;
+}
+
+/* A received descriptor's access mode; -errno. */
+static int accmode(int fd)
+{
+        int fl = fcntl(fd, F_GETFL);
+        return fl < 0 ? -errno : (fl & O_ACCMODE);
+}
+
+/* Take a received control descriptor for the region fd: check it and keep
+ * the library's own copy (what the broker purges through is what it hands
+ * out). Returns the control descriptor to keep, or -errno. */
+static int adopt_control(int fd, int ctl, struct reply *rep)
+{
+        int r, own;
+
+        r = accmode(ctl);
+        if (r < 0)
+                return r;
+        if (r != O_RDWR)
+                return FAIL(rep, EACCES, "the control descriptor must be read-write");
+        if (ashmem_set_control(fd, ctl) < 0)
+                return FAIL(rep, EINVAL, "the control descriptor does not belong to the region");
+        r = ashmem_get_control(fd, &own);
+        return r < 0 ? r : own;
+}
+
+static int op_share(struct broker *b, struct conn *c, const cJSON *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        const char *name;
+        unsigned mode;
+        int transient, r, ho, hl;
+        unsigned long long off = 0, len = 0;
+        size_t size;
+        struct stat st;
+        struct region *rg;
+        struct entry *e;
+
+        if ((r = f_name(req, "name", 1, &name, rep)) < 0 ||
+            (r = f_mode(req, &mode, rep)) < 0 ||
+            (r = f_bool(req, "transient", &transient, rep)) < 0 ||
+            (ho = r = f_uint(req, "offset", 0, ASHMEM_SIZE_MAX, &off, rep)) < 0 ||
+            (hl = r = f_uint(req, "length", 0, ASHMEM_SIZE_MAX, &len, rep)) < 0)
+                return r;
+        if (ho != hl)
+                return FAIL(rep, EINVAL, "fields \"offset\" and \"length\" go together");
+        if (!ashmem_valid(fds[0]))
+                return FAIL(rep, EINVAL, "the descriptor is not a region");
+        r = accmode(fds[0]);
+        if (r < 0)
+                return r;
+        if (r != O_RDWR)
+                return FAIL(rep, EACCES, "the region descriptor must be read-write");
+        if (ashmem_get_size(fds[0], &size) < 0 || fstat(fds[0], &st) < 0)
+                return FAIL(rep, EINVAL, "the descriptor is not a region");
+        if (hl && (len == 0 || off > size || len > size - off))
+                return FAIL(rep, EINVAL, "the range %llu+%llu is not inside the region (%zu bytes)",
+                            off, len, size);
+        if (name_find(b, name))
+                return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
+        if ((r = quota(b, c, size, rep)) < 0)
+                return r;
+        rg = region_find(b, &st);
+        if (!rg) {
+                int ctl = -1;
+                if (nfds == 2 && (ctl = adopt_control(fds[0], fds[1], rep)) < 0)
+                        return ctl;
+                r = region_new(b, fds[0], ctl, &st, &rg);
+                if (r < 0) {
+                        if (ctl >= 0)
+                                close(ctl);
+                        return r;
+                }
+                fds[0] = -1;            /* kept */
+        } else if (rg->ctl < 0 && nfds == 2) {
+                int ctl = adopt_control(rg->fd, fds[1], rep);
+                if (ctl < 0)
+                        return ctl;
+                rg->ctl = ctl;
+        }
+        rg->refs++;                     /* over entry_add's failure */
+        r = entry_add(b, c, name, rg, mode, &e);
+        region_unref(b, rg);
+        if (r < 0)
+                return r;
+        if (hl) {
+                e->ranged = 1;
+                e->offset = (size_t)off;
+                e->length = (size_t)len;
+        }
+        if (transient) {
+                e->owner = c;
+                c->transients++;
+        }
+        blog(b, 1, "%s: shared by uid %u pid %d, %zu bytes, mode %04o%s", name,
+             (unsigned)c->uid, (int)c->pid, size, mode, transient ? ", transient" : "");
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_slice(struct broker *b, struct conn *c, const cJSON *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        const char *name, *of;
+        unsigned mode;
+        unsigned long long off, len;
+        size_t bofs, blen;
+        struct entry *base, *e;
+        int r;
+
+        (void)fds; (void)nfds;
+        if ((r = f_name(req, "name", 1, &name, rep)) < 0 ||
+            (r = f_name(req, "of", 1, &of, rep)) < 0 ||
+            (r = f_uint(req, "offset", 1, ASHMEM_SIZE_MAX, &off, rep)) < 0 ||
+            (r = f_uint(req, "length", 1, ASHMEM_SIZE_MAX, &len, rep)) < 0 ||
+            (r = f_mode(req, &mode, rep)) < 0)
+                return r;
+        base = name_find(b, of);
+        if (!base)
+                return FAIL(rep, ENOENT, "no region named \"%.60s\"", of);
+        if (!owns(c, base))
+                return FAIL(rep, EACCES, "only the owner of \"%.60s\" may slice it", of);
+        bofs = base->ranged ? base->offset : 0;
+        blen = base->ranged ? base->length : base->r->size;
+        if (len == 0 || off > blen || len > blen - off)
+                return FAIL(rep, EINVAL, "the range %llu+%llu is not inside \"%.60s\" (%zu bytes)",
+                            off, len, of, blen);
+        if (name_find(b, name))
+                return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
+        if ((r = quota(b, c, 0, rep)) < 0)
+                return r;
+        {
+                char *ofc = strdup(of);
+                if (!ofc)
+                        return -ENOMEM;
+                r = entry_add(b, c, name, base->r, mode, &e);
+                if (r < 0) {
+                        free(ofc);
+                        return r;
+                }
+                e->of = ofc;
+        }
+        e->ranged = 1;
+        e->offset = bofs + (size_t)off;
+        e->length = (size_t)len;
+        /* a view of a transient region goes with it */
+        if (base->owner) {
+                e->owner = base->owner;
+                e->owner->transients++;
+        }
+        blog(b, 1, "%s: slice of %s at %llu, %llu bytes, by uid %u", name, of, off, len,
+             (unsigned)c->uid);
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_attach(struct broker *b, struct conn *c, const cJSON *req,
+                     int *fds, int nfds, struct reply *rep)
+{
+        const char *name, *access;
+        struct entry *e;
+        int r, rw;
+
+        (void)fds; (void)nfds;
+        if ((r = f_str(req, "name", 1, &name, rep)) < 0 ||
+            (r = f_str(req, "access", 1, &access, rep)) < 0)
+                return r;
+        if (strcmp(access, "r") != 0 && strcmp(access, "rw") != 0)
+                return FAIL(rep, EINVAL, "field \"access\" must be \"r\" or \"rw\"");
+        rw = access[1] != 0;
+        e = name_find(b, name);
+        if (!e)
+                return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
+        if (!allowed(c, e, rw ? ACC_R | ACC_W : ACC_R))
+                return FAIL(rep, EACCES, "%s access to \"%.60s\" denied",
+                            rw ? "read-write" : "read", name);
+        if (rw) {
+                rep->fds[0] = e->r->fd;
+                rep->fds[1] = e->r->ctl;
+        } else {
+                if ((r = region_ro(e->r)) < 0)
+                        return r;
+                rep->fds[0] = e->r->ro_fd;
+                rep->fds[1] = e->r->ro_ctl;
+        }
+        rep->nfds = rep->fds[1] >= 0 ? 2 : 1;
+        e->attaches++;
+        b->n.attaches++;
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_lookup(struct broker *b, struct conn *c, const cJSON *req,
+                     int *fds, int nfds, struct reply *rep)
+{
+        struct stat st;
+        struct region *rg;
+        const struct entry *e = NULL;
+        int mode, r;
+
+        (void)c; (void)req; (void)nfds;
+        if (fstat(fds[0], &st) < 0)
+                return -errno;
+        rg = region_find(b, &st);
+        if (!rg)
+                return FAIL(rep, ENOENT, "the broker does not hold this region");
+        if (rg->ctl < 0)
+                return FAIL(rep, ENOENT, "this region has no shared pin state");
+        for (size_t i = 0; i < b->nnames; i++)
+                if (b->names[i]->r == rg && (!e || (e->ranged && !b->names[i]->ranged)))
+                        e = b->names[i];
+        if (!e)
+                return FAIL(rep, ENOENT, "the broker does not hold this region");
+        mode = accmode(fds[0]);
+        if (mode < 0)
+                return mode;
+        if (mode == O_RDWR) {
+                rep->fds[0] = rg->ctl;
+        } else {
+                if ((r = region_ro(rg)) < 0)
+                        return r;
+                rep->fds[0] = rg->ro_ctl;
+        }
+        rep->nfds = 1;
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_list(struct broker *b, struct conn *c, const cJSON *req,
+                   int *fds, int nfds, struct reply *rep)
+{
+        const char *cursor;
+        const struct entry *last = NULL;
+        size_t i, n = 0;
+        int r, more = 0;
+
+        (void)fds; (void)nfds;
+        if ((r = f_str(req, "cursor", 0, &cursor, rep)) < 0)
+                return r;
+        sb_puts(&rep->sb, ",\"regions\":[");
+        for (i = cursor ? name_bound(b, cursor, 1) : 0; i < b->nnames; i++) {
+                const struct entry *e = b->names[i];
+                if (!visible(c, e))
+                        continue;
+                if (n == LIST_PAGE) {
+                        more = 1;
+                        break;
+                }
+                sb_puts(&rep->sb, n ? ",{" : "{");
+                write_record(&rep->sb, e);
+                sb_puts(&rep->sb, "}");
+                last = e;
+                n++;
+        }
+        sb_puts(&rep->sb, "]");
+        if (more) {
+                sb_key(&rep->sb, "cursor");
+                sb_str(&rep->sb, last->name);
+        }
+        return 0;
+}
+
+static int op_info(struct broker *b, struct conn *c, const cJSON *req,
+                   int *fds, int nfds, struct reply *rep)
+{
+        const char *name;
+        struct entry *e;
+        int r;
+
+        (void)fds; (void)nfds;
+        if ((r = f_str(req, "name", 1, &name, rep)) < 0)
+                return r;
+        e = name_find(b, name);
+        if (!e)
+                return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
+        if (!visible(c, e))
+                return FAIL(rep, EACCES, "access to \"%.60s\" denied", name);
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_unshare(struct broker *b, struct conn *c, const cJSON *req,
+                      int *fds, int nfds, struct reply *rep)
+{
+        const char *name;
+        struct entry **pe;
+        int r;
+
+        (void)fds; (void)nfds;
+        if ((r = f_str(req, "name", 1, &name, rep)) < 0)
+                return r;
+        pe = b->nnames ? bsearch(name, b->names, b->nnames, sizeof(*b->names), name_cmp) : NULL;
+        if (!pe)
+                return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
+        if (!owns(c, *pe))
+                return FAIL(rep, EACCES, "only the owner of \"%.60s\" may unshare it", name);
+        entry_remove(b, (size_t)(pe - b->names));
+        return 0;
+}
+
+static int op_purge(struct broker *b, struct conn *c, const cJSON *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        const char *name;
+        struct job *j;
+        size_t n = 0;
+        int r;
+
+        (void)fds; (void)nfds;
+        if ((r = f_str(req, "name", 0, &name, rep)) < 0)
+                return r;
+        if (name) {
+                struct entry *e = name_find(b, name);
+                if (!e)
+                        return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
+                if (!owns(c, e))
+                        return FAIL(rep, EACCES, "only the owner of \"%.60s\" may purge it", name);
+                j = job_new(1);
+                if (!j)
+                        return -ENOMEM;
+                j->regions[0] = e->r;
+                j->names[0] = strdup(e->name);
+                n = 1;
+        } else {
+                j = job_new(b->nnames);
+                if (!j)
+                        return -ENOMEM;
+                for (size_t i = 0; i < b->nnames; i++) {
+                        struct entry *e = b->names[i];
+                        int dup = 0;
+                        if (!owns(c, e))
+                                continue;
+                        for (size_t k = 0; k < n && !dup; k++)
+                                dup = j->regions[k] == e->r;
+                        if (dup)
+                                continue;
+                        j->regions[n] = e->r;
+                        j->names[n] = strdup(e->name);
+                        n++;
+                }
+        }
+        j->n = n;
+        for (size_t k = 0; k < n; k++)
+                j->regions[k]->refs++;
+        if (n == 0) {
+                job_free(b, j);
+                sb_puts(&rep->sb, ",\"pages\":0");
+                return 0;
+        }
+        j->c = c;
+        j->why = "request";
+        j->below = -1;
+        c->job = j;
+        purge_submit(b, j);
+        return 1;
+}
+
+static int op_stats(struct broker *b, struct conn *c, const cJSON *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        struct sbuf *s = &rep->sb;
+
+        (void)c; (void)req; (void)fds; (void)nfds;
+        sb_printf(s, ",\"connections\":%u,\"regions\":%zu,\"bytes\":%llu", b->nconns,
+                  b->nnames, b->bytes);
+        sb_printf(s, ",\"requests\":%llu,\"errors\":%llu,\"attaches\":%llu",
+                  b->n.requests, b->n.errors, b->n.attaches);
+        sb_printf(s, ",\"purges\":%llu,\"pages_purged\":%llu,\"dropped\":%llu",
+                  b->n.purges, b->n.pages_purged, b->n.dropped);
+        sb_printf(s, ",\"uptime\":%lld,\"pid\":%d", (long long)(time(NULL) - b->started),
+                  (int)getpid());
+        sb_printf(s, ",\"limits\":{\"connections\":%u,\"regions_per_uid\":%u",
+                  b->cfg->max_connections, b->cfg->max_regions);
+        sb_printf(s, ",\"bytes_per_uid\":%llu,\"message\":%zu,\"idle_timeout\":%u}",
+                  b->max_bytes, b->cfg->max_message, b->cfg->idle_timeout_ms / 1000);
+        sb_printf(s, ",\"purger\":{\"psi\":%s", b->psifd >= 0 ? "true" : "false");
+        if (b->below >= 0)
+                sb_printf(s, ",\"purge_below\":%d", b->below);
+        sb_puts(s, "}");
+        return 0;
+}
+
+static const struct op {
+        const char *name;
+        op_fn *fn;
+        int min_fds, max_fds;
+} ops[] = {
+        { "hello",   op_hello,   0, 0 },
+        { "create",  op_create,  0, 0 },
+        { "share",   op_share,   1, 2 },
+        { "slice",   op_slice,   0, 0 },
+        { "attach",  op_attach,  0, 0 },
+        { "lookup",  op_lookup,  1, 1 },
+        { "list",    op_list,    0, 0 },
+        { "info",    op_info,    0, 0 },
+        { "unshare", op_unshare, 0, 0 },
+        { "purge",   op_purge,   0, 0 },
+        { "stats",   op_stats,   0, 0 },
+};
+
+int ops_dispatch(struct broker *b, struct conn *c, const cJSON *req,
+                 int *fds, int nfds, struct reply *rep)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "v");
+        const char *opname;
+        int r;
+
+        if (!v)
+                return FAIL(rep, EINVAL, "missing field \"v\"");
+        if (!cJSON_IsNumber(v) || v->valuedouble != ASHMEM_BROKER_PROTOCOL)
+                return FAIL(rep, EPROTO, "unsupported protocol version (this broker speaks %d)",
+                            ASHMEM_BROKER_PROTOCOL);
+        if ((r = f_str(req, "op", 1, &opname, rep)) < 0)
+                return r;
+        for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+                if (strcmp(ops[i].name, opname) != 0)
+                        continue;
+                if (nfds < ops[i].min_fds || nfds > ops[i].max_fds) {
+                        if (ops[i].min_fds == ops[i].max_fds)
+                                return FAIL(rep, EINVAL, "%s takes %d descriptor%s", ops[i].name,
+                                            ops[i].min_fds, ops[i].min_fds == 1 ? "" : "s");
+                        return FAIL(rep, EINVAL, "%s takes %d or %d descriptors", ops[i].name,
+                                    ops[i].min_fds, ops[i].max_fds);
+                }
+                return ops[i].fn(b, c, req, fds, nfds, rep);
+        }
+        return FAIL(rep, EOPNOTSUPP, "unknown op \"%.40s\"", opname);
+}

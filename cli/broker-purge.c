@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's purger: it reclaims the unpinned pages of the regions the
+ * broker holds, least recently unpinned first, when memory runs short:
+ *
+ *   - a PSI trigger on /proc/pressure/memory ("some STALL WINDOW", by
+ *     default 150 ms of stall in a 2 s window) wakes the event loop; each
+ *     event purges regions until --purge-step bytes came back, and the
+ *     kernel repeats the event (at most once a window) while the pressure
+ *     lasts;
+ *   - with --purge-below PERCENT (or when PSI is unavailable), the tick
+ *     polls /proc/meminfo and purges region after region while MemAvailable
+ *     stays below PERCENT of MemTotal.
+ *
+ * Purges and purge requests run on one purge thread: a purge takes the
+ * region's process-shared lock, which a client holds while it pins, and a
+ * misbehaving client could hold it for ever. The event loop never waits
+ * for it; the thread hands finished jobs back through an eventfd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "broker-int.h"
+
+int meminfo(unsigned long long *total, unsigned long long *avail)
+{
+        FILE *f = fopen("/proc/meminfo", "re");
+        char line[256];
+        int got = 0;
+
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f) && got != 3) {
+                unsigned long long v;
+                if (sscanf(line, "MemTotal: %llu kB", &v) == 1) {
+                        *total = v * 1024;
+                        got |= 1;
+                } else if (sscanf(line, "MemAvailable: %llu kB", &v) == 1) {
+                        *avail = v * 1024;
+                        got |= 2;
+                }
+        }
+        fclose(f);
+        return got == 3 ? 0 : -ENODATA;
+}
+
+struct job *job_new(size_t n)
+{
+        struct job *j = calloc(1, sizeof(*j));
+
+        if (!j)
+                return NULL;
+        j->below = -1;
+        if (n) {
+                j->regions = calloc(n, sizeof(*j->regions));
+                j->names = calloc(n, sizeof(*j->names));
+                if (!j->regions || !j->names) {
+                        free(j->regions);
+                        free(j->names);
+                        free(j);
+                        return NULL;
+                }
+        }
+        return j;
+}
+
+void job_free(struct broker *b, struct job *j)
+{
+        for (size_t i = 0; i < j->n; i++) {
+                region_unref(b, j->regions[i]);
+                free(j->names[i]);
+        }
+        free(j->regions);
+        free(j->names);
+        free(j);
+}
+
+/* ---------------------------------------------------------------- the thread */
+
+struct lru {
+        size_t i;
+        long long since;
+};
+
+static int lru_cmp(const void *a, const void *b)
+{
+        const struct lru *x = a, *y = b;
+        return x->since < y->since ? -1 : x->since > y->since;
+}
+
+static int memory_ok(int below)
+{
+        unsigned long long total = 0, avail = 0;
+
+        if (meminfo(&total, &avail) < 0 || total == 0)
+                return 1;
+        return avail * 100 >= (unsigned long long)below * total;
+}
+
+static void run_job(struct broker *b, struct job *j)
+{
+        struct lru *v = calloc(j->n ? j->n : 1, sizeof(*v));
+        size_t n = 0, ps = (size_t)b->page_size;
+        unsigned long long bytes = 0;
+
+        if (!v) {
+                blog(b, 0, "purge: out of memory");
+                return;
+        }
+        for (size_t i = 0; i < j->n; i++) {
+                ashmem_stats st;
+                if (ashmem_get_stats(j->regions[i]->fd, &st) < 0 || st.unpinned == 0)
+                        continue;
+                v[n].i = i;
+                v[n].since = st.unpinned_since_ns;
+                n++;
+        }
+        qsort(v, n, sizeof(*v), lru_cmp);
+        for (size_t k = 0; k < n; k++) {
+                size_t i = v[k].i;
+                int p;
+                if (j->below >= 0 && memory_ok(j->below))
+                        break;
+                if (j->step && bytes >= j->step)
+                        break;
+                p = ashmem_purge(j->regions[i]->fd);
+                if (p < 0) {
+                        blog(b, 0, "purge %s: %s", j->names[i] ? j->names[i] : "?",
+                             strerror(-p));
+                        continue;
+                }
+                if (p == 0)
+                        continue;
+                j->pages += (unsigned long long)p;
+                j->nregions++;
+                bytes += (unsigned long long)p * ps;
+                blog(b, 1, "purged %s: %d pages (%llu bytes), %s",
+                     j->names[i] ? j->names[i] : "?", p, (unsigned long long)p * ps, j->why);
+        }
+        free(v);
+}
+
+static void *worker(void *arg)
+{
+        struct broker *b = arg;
+        uint64_t one = 1;
+
+        for (;;) {
+                struct job *j, **pp;
+
+                pthread_mutex_lock(&b->jlock);
+                while (!b->jqueue && !b->jstop)
+                        pthread_cond_wait(&b->jcond, &b->jlock);
+                j = b->jqueue;
+                if (!j) {
+                        pthread_mutex_unlock(&b->jlock);
+                        break;
+                }
+                b->jqueue = j->next;
+                pthread_mutex_unlock(&b->jlock);
+
+                run_job(b, j);
+
+                pthread_mutex_lock(&b->jlock);
+                j->next = NULL;
+                for (pp = &b->jdone; *pp; pp = &(*pp)->next)
+                        ;
+                *pp = j;
+                pthread_mutex_unlock(&b->jlock);
+                while (write(b->jobfd, &one, sizeof(one)) < 0 && errno == EINTR)
+                        ;
+        }
+        return NULL;
+}
+
+/* ---------------------------------------------------------------- main thread */
+
+void purge_submit(struct broker *b, struct job *j)
+{
+        struct job **pp;
+
+        pthread_mutex_lock(&b->jlock);
+        j->next = NULL;
+        for (pp = &b->jqueue; *pp; pp = &(*pp)->next)
+                ;
+        *pp = j;
+        b->jpending++;
+        pthread_cond_signal(&b->jcond);
+        pthread_mutex_unlock(&b->jlock);
+}
+
+void purge_completed(struct broker *b)
+{
+        uint64_t n;
+        struct job *j, *next;
+
+        while (read(b->jobfd, &n, sizeof(n)) < 0 && errno == EINTR)
+                ;
+        pthread_mutex_lock(&b->jlock);
+        j = b->jdone;
+        b->jdone = NULL;
+        pthread_mutex_unlock(&b->jlock);
+        for (; j; j = next) {
+                next = j->next;
+                b->jpending--;
+                b->n.purges += j->nregions;
+                b->n.pages_purged += j->pages;
+                if (strcmp(j->why, "request") != 0) {
+                        b->pressure_job = 0;
+                        if (j->pages)
+                                blog(b, 1, "%s: %llu pages (%llu bytes) from %llu regions",
+                                     j->why, j->pages, j->pages * (unsigned long long)b->page_size,
+                                     j->nregions);
+                }
+                ops_job_done(b, j);
+                job_free(b, j);
+        }
+}
+
+/* A purge of every region held, for memory pressure. */
+static void pressure_job(struct broker *b, const char *why, int below,
+                         unsigned long long step)
+{
+        struct job *j;
+        size_t n = 0;
+
+        if (b->pressure_job || !b->nnames)
+                return;
+        j = job_new(b->nnames);
+        if (!j)
+                return;
+        for (size_t i = 0; i < b->nnames; i++) {
+                struct region *r = b->names[i]->r;
+                int dup = 0;
+                for (size_t k = 0; k < n && !dup; k++)
+                        dup = j->regions[k] == r;
+                if (dup)
+                        continue;
+                j->regions[n] = r;
+                j->names[n] = strdup(b->names[i]->name);
+                r->refs++;
+                n++;
+        }
+        j->n = n;
+        j->why = why;
+        j->below = below;
+        j->step = step;
+        b->pressure_job = 1;
+        purge_submit(b, j);
+}
+
+void purge_pressure(struct broker *b, const char *why)
+{
+        blog(b, 2, "%s", why);
+        pressure_job(b, why, -1, b->cfg->purge_step);
+}
+
+void purge_tick(struct broker *b)
+{
+        if (b->below < 0 || b->pressure_job || !b->nnames || memory_ok(b->below))
+                return;
+        pressure_job(b, "MemAvailable below threshold", b->below, 0);
+}
+
+static int psi_open(struct broker *b)
+{
+        char trig[64];
+        int fd, n;
+
+        fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = snprintf(trig, sizeof(trig), "some %u %u", b->cfg->psi_stall_us,
+                     b->cfg->psi_window_us);
+        /* the trigger is the string with its terminating NUL */
+        if (write(fd, trig, (size_t)n + 1) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        return fd;
+}
+
+int purge_start(struct broker *b)
+{
+        unsigned long long total = 0, avail = 0;
+        long ps = sysconf(_SC_PAGESIZE);
+        int r;
+
+        b->page_size = ps > 0 ? ps : 4096;
+        if (meminfo(&total, &avail) == 0)
+                b->mem_total = total;
+        b->max_bytes = b->cfg->max_bytes ? b->cfg->max_bytes :
+                       b->mem_total ? b->mem_total : 1ull << 40;
+        b->jobfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (b->jobfd < 0)
+                return -errno;
+        pthread_mutex_init(&b->jlock, NULL);
+        pthread_cond_init(&b->jcond, NULL);
+        r = pthread_create(&b->worker, NULL, worker, b);
+        if (r != 0) {
+                blog(b, 0, "purge thread: %s", strerror(r));
+                return -r;
+        }
+        b->worker_started = 1;
+
+        b->psifd = -1;
+        if (b->cfg->psi) {
+                int fd = psi_open(b);
+                if (fd >= 0) {
+                        b->psifd = fd;
+                        blog(b, 1, "purger: PSI trigger \"some %u %u\" on /proc/pressure/memory",
+                             b->cfg->psi_stall_us, b->cfg->psi_window_us);
+                } else {
+                        blog(b, 0, "PSI trigger unavailable (%s)", strerror(-fd));
+                }
+        }
+        if (b->cfg->purge_below >= 0)
+                b->below = b->cfg->purge_below;
+        else if (b->psifd < 0)
+                b->below = b->cfg->fallback_below;
+        if (b->below >= 0)
+                blog(b, 1, "purger: purging while MemAvailable < %d%% of MemTotal "
+                     "(polled every %u ms)", b->below, b->cfg->poll_ms);
+        return 0;
+}
+
+void purge_stop(struct broker *b, int wait_ms)
+{
+        long long deadline = now_ms() + wait_ms;
+
+        if (!b->worker_started)
+                return;
+        pthread_mutex_lock(&b->jlock);
+        b->jstop = 1;
+        pthread_cond_broadcast(&b->jcond);
+        pthread_mutex_unlock(&b->jlock);
+        while (b->jpending) {
+                struct pollfd p = { .fd = b->jobfd, .events = POLLIN };
+                long long left = deadline - now_ms();
+                if (left <= 0)
+                        break;
+                if (poll(&p, 1, (int)left) > 0)
+                        purge_completed(b);
+        }
+        if (b->jpending) {
+                /* a purge is stuck on a region's lock: leave it behind */
+                blog(b, 0, "a purge is still running; not waiting for it");
+                pthread_detach(b->worker);
+                b->worker_started = 0;
+                b->worker_stuck = 1;
+                return;
+        }
+        pthread_join(b->worker, NULL);
+        b->worker_started = 0;
+        close(b->jobfd);
+        b->jobfd = -1;
+}

@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/* broker run|start|stop|status: the daemon and its control. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "ashmem/ashmem.h"
+#include "broker.h"
+#include "cmd.h"
+#include "output.h"
+#include "parse.h"
+
+#define STOP_TIMEOUT_MS 10000
+
+static const struct cmd_opt broker_opts[] = {
+        { "system", 0, NULL, NULL, "the system-wide broker (" ASHMEM_BROKER_SYSTEM_SOCKET ")" },
+        { "socket-mode", 0, "MODE", NULL, "the socket's permissions (default 0600, 0666 with --system)" },
+        { "purge-below", 0, "PERCENT", NULL, "purge while MemAvailable is below PERCENT of MemTotal" },
+        { "purge-step", 0, "SIZE", NULL, "bytes to reclaim per pressure event (default 64M)" },
+        { "no-psi", 0, NULL, NULL, "do not watch /proc/pressure/memory" },
+        { "psi-stall", 0, "MS", NULL, "PSI trigger: stall per window, in ms (default 150)" },
+        { "psi-window", 0, "MS", NULL, "PSI trigger: window, in ms (default 2000)" },
+        { "poll-interval", 0, "MS", NULL, "MemAvailable poll period, in ms (default 1000)" },
+        { "max-connections", 0, "N", NULL, "connections at once (default 1024)" },
+        { "max-regions", 0, "N", NULL, "names per user (default 4096)" },
+        { "max-bytes", 0, "SIZE", NULL, "bytes per user (default: MemTotal)" },
+        { "max-message", 0, "BYTES", NULL, "largest request (default and at most 65536)" },
+        { "idle-timeout", 0, "SECONDS", NULL, "drop idle connections after this (default 300, 0: never)" },
+        { "log", 0, "FILE", "file", "start: append the broker's log to FILE" },
+        { "verbose", 'v', NULL, NULL, "log every connection and request" },
+        { 0 }
+};
+
+/* The options that `start` hands on to `run`. */
+static const char *const passed[] = {
+        "socket-mode", "purge-below", "purge-step", "no-psi", "psi-stall", "psi-window",
+        "poll-interval", "max-connections", "max-regions", "max-bytes", "max-message",
+        "idle-timeout", "verbose", NULL
+};
+
+static int num_opt(struct cmd_ctx *ctx, const struct cmd_args *a, const char *name,
+                   uint64_t max, uint64_t *v)
+{
+        char err[PARSE_ERR_LEN];
+        const char *s = cmd_opt(a, name);
+
+        if (!s)
+                return 0;
+        if (parse_uint(s, name, max, v, err) < 0)
+                return cmd_usage(ctx, "%s", err);
+        return 1;
+}
+
+static int size_opt(struct cmd_ctx *ctx, const struct cmd_args *a, const char *name,
+                    uint64_t *v)
+{
+        char err[PARSE_ERR_LEN];
+        const char *s = cmd_opt(a, name);
+
+        if (!s)
+                return 0;
+        if (parse_size(s, name, v, err) < 0)
+                return cmd_usage(ctx, "%s", err);
+        return 1;
+}
+
+/* The daemon's configuration from the options; 0 or EXIT_USAGE. */
+static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_config *c)
+{
+        char err[PARSE_ERR_LEN];
+        uint64_t v;
+        int r;
+
+        broker_config_init(c);
+        c->socket_path = ctx->socket;
+        c->system = cmd_flag(a, "system");
+        c->verbose = cmd_flag(a, "verbose") ? 2 : ctx->quiet ? 0 : 1;
+        c->psi = !cmd_flag(a, "no-psi");
+        if (cmd_opt(a, "socket-mode")) {
+                unsigned m;
+                if (parse_mode(cmd_opt(a, "socket-mode"), &m, err) < 0)
+                        return cmd_usage(ctx, "%s", err);
+                c->socket_mode = (int)m;
+        }
+#define NUM(name, max, field, scale)                                    \
+        if ((r = num_opt(ctx, a, name, max, &v)) > 1)                   \
+                return r;                                               \
+        if (r == 1)                                                     \
+                c->field = (__typeof__(c->field))(v * (scale));
+        NUM("purge-below", 100, purge_below, 1)
+        NUM("psi-stall", 10000, psi_stall_us, 1000)
+        NUM("psi-window", 10000, psi_window_us, 1000)
+        NUM("poll-interval", 3600000, poll_ms, 1)
+        NUM("max-connections", 1000000, max_connections, 1)
+        NUM("max-regions", 100000000, max_regions, 1)
+        NUM("max-message", 65536, max_message, 1)
+        NUM("idle-timeout", 86400 * 365, idle_timeout_ms, 1000)
+#undef NUM
+        if ((r = size_opt(ctx, a, "purge-step", &v)) > 1)
+                return r;
+        if (r == 1)
+                c->purge_step = v;
+        if ((r = size_opt(ctx, a, "max-bytes", &v)) > 1)
+                return r;
+        if (r == 1)
+                c->max_bytes = v;
+        if (c->psi_stall_us == 0 || c->psi_window_us == 0 || c->psi_stall_us > c->psi_window_us)
+                return cmd_usage(ctx, "--psi-stall must be between 1 and --psi-window");
+        if (c->poll_ms == 0)
+                return cmd_usage(ctx, "--poll-interval must be at least 1");
+        if (c->max_connections == 0 || c->max_regions == 0)
+                return cmd_usage(ctx, "limits must be at least 1");
+        if (c->max_message < 256)
+                return cmd_usage(ctx, "--max-message must be at least 256");
+        return 0;
+}
+
+static int hello(const char *path, ashmem_broker **ret, ashmem_broker_server *srv)
+{
+        int r = ashmem_broker_connect(path, ret);
+
+        if (r < 0)
+                return r;
+        r = ashmem_broker_hello(*ret, srv);
+        if (r < 0)
+                *ret = ashmem_broker_close(*ret);
+        return r;
+}
+
+static int not_running(struct cmd_ctx *ctx, const char *path, int r)
+{
+        if (r == -ENOENT || r == -ECONNREFUSED)
+                return cmd_error(ctx, 0, "no broker running on %s", path);
+        return cmd_error(ctx, -r, "%s", path);
+}
+
+static long long mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int print_running(struct cmd_ctx *ctx, const char *verb, const char *path,
+                         const ashmem_broker_server *srv)
+{
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject();
+                cJSON_AddBoolToObject(doc, "running", 1);
+                cJSON_AddStringToObject(doc, "socket", path);
+                cJSON_AddNumberToObject(doc, "pid", srv->pid);
+                return out_json(ctx, doc);
+        }
+        if (!ctx->quiet)
+                printf("broker %s on %s (pid %d)\n", verb, path, (int)srv->pid);
+        return 0;
+}
+
+static int do_start(struct cmd_ctx *ctx, const struct cmd_args *a, const char *path,
+                    int system)
+{
+        char *args[2 * (sizeof(passed) / sizeof(passed[0])) + 1];
+        ashmem_broker *b;
+        ashmem_broker_server srv;
+        int n = 0, r;
+        char flags[sizeof(passed) / sizeof(passed[0])][32];
+
+        if (hello(path, &b, &srv) == 0) {
+                ashmem_broker_close(b);
+                return print_running(ctx, "already running", path, &srv);
+        }
+        for (int i = 0; passed[i]; i++) {
+                const char *v = cmd_opt(a, passed[i]);
+                const struct cmd_opt *o = broker_opts;
+                if (!v)
+                        continue;
+                while (strcmp(o->name, passed[i]) != 0)
+                        o++;
+                snprintf(flags[i], sizeof(flags[i]), "--%s", passed[i]);
+                args[n++] = flags[i];
+                if (o->arg)
+                        args[n++] = (char *)v;
+        }
+        args[n] = NULL;
+        r = broker_spawn(ctx->socket, system, args, cmd_opt(a, "log"));
+        if (r < 0)
+                return cmd_error(ctx, -r, "starting the broker on %s%s", path,
+                                 r == -ECHILD ? " (it exited; see --log FILE)" : "");
+        r = hello(path, &b, &srv);
+        if (r < 0)
+                return not_running(ctx, path, r);
+        ashmem_broker_close(b);
+        return print_running(ctx, "started", path, &srv);
+}
+
+static int do_stop(struct cmd_ctx *ctx, const char *path)
+{
+        ashmem_broker *b;
+        ashmem_broker_server srv;
+        long long deadline;
+        int r = hello(path, &b, &srv);
+
+        if (r < 0)
+                return not_running(ctx, path, r);
+        ashmem_broker_close(b);
+        if (srv.pid <= 0)
+                return cmd_error(ctx, EPROTO, "the broker did not say its pid");
+        if (kill(srv.pid, SIGTERM) < 0)
+                return cmd_error(ctx, errno, "stopping the broker (pid %d)", (int)srv.pid);
+        deadline = mono_ms() + STOP_TIMEOUT_MS;
+        while (kill(srv.pid, 0) == 0 || errno == EPERM) {
+                struct timespec ts = { 0, 10 * 1000000L };
+                if (mono_ms() > deadline)
+                        return cmd_error(ctx, ETIMEDOUT, "the broker (pid %d) did not stop",
+                                         (int)srv.pid);
+                nanosleep(&ts, NULL);
+        }
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject();
+                cJSON_AddBoolToObject(doc, "running", 0);
+                cJSON_AddStringToObject(doc, "socket", path);
+                cJSON_AddNumberToObject(doc, "pid", srv.pid);
+                return out_json(ctx, doc);
+        }
+        if (!ctx->quiet)
+                printf("broker stopped on %s (pid %d)\n", path, (int)srv.pid);
+        return 0;
+}
+
+static unsigned long long num(const cJSON *o, const char *k)
+{
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+        return cJSON_IsNumber(x) && x->valuedouble >= 0 ? (unsigned long long)x->valuedouble : 0;
+}
+
+static int do_status(struct cmd_ctx *ctx, const char *path)
+{
+        ashmem_broker *b;
+        ashmem_broker_server srv;
+        char *text = NULL, sz[32];
+        int rfds[2], nr, r = hello(path, &b, &srv);
+        cJSON *st;
+
+        if (r < 0) {
+                if (r != -ENOENT && r != -ECONNREFUSED)
+                        return cmd_error(ctx, -r, "%s", path);
+                if (ctx->json) {
+                        cJSON *doc = cJSON_CreateObject();
+                        cJSON_AddBoolToObject(doc, "running", 0);
+                        cJSON_AddStringToObject(doc, "socket", path);
+                        out_json(ctx, doc);
+                } else if (!ctx->quiet) {
+                        printf("no broker running on %s\n", path);
+                }
+                return 1;
+        }
+        r = ashmem_broker_call(b, "{\"op\":\"stats\"}", NULL, 0, &text, rfds, &nr);
+        ashmem_broker_close(b);
+        for (int i = 0; i < nr; i++)
+                close(rfds[i]);
+        st = text ? cJSON_Parse(text) : NULL;
+        free(text);
+        if (r < 0 || !st) {
+                cJSON_Delete(st);
+                return cmd_error(ctx, r < 0 ? -r : EPROTO, "asking the broker for its counters");
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "ok");
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject();
+                cJSON_AddBoolToObject(doc, "running", 1);
+                cJSON_AddStringToObject(doc, "socket", path);
+                cJSON_AddNumberToObject(doc, "pid", srv.pid);
+                cJSON_AddNumberToObject(doc, "version", srv.version);
+                cJSON_AddStringToObject(doc, "driver", srv.driver);
+                cJSON_AddItemToObject(doc, "stats", st);
+                return out_json(ctx, doc);
+        }
+        if (!ctx->quiet) {
+                const cJSON *pg = cJSON_GetObjectItemCaseSensitive(st, "purger");
+                const cJSON *below = cJSON_GetObjectItemCaseSensitive(pg, "purge_below");
+                format_size(num(st, "bytes"), sz, sizeof(sz));
+                printf("broker running on %s\n", path);
+                printf("pid:          %d\n", (int)srv.pid);
+                printf("protocol:     %d (driver %s)\n", srv.version, srv.driver);
+                printf("uptime:       %llus\n", num(st, "uptime"));
+                printf("connections:  %llu\n", num(st, "connections"));
+                printf("regions:      %llu (%s)\n", num(st, "regions"), sz);
+                printf("requests:     %llu (%llu failed)\n", num(st, "requests"), num(st, "errors"));
+                printf("attaches:     %llu\n", num(st, "attaches"));
+                printf("purged:       %llu pages in %llu purges\n", num(st, "pages_purged"),
+                       num(st, "purges"));
+                printf("purger:       %s", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pg, "psi")) ?
+                       "PSI trigger" : "no PSI trigger");
+                if (cJSON_IsNumber(below))
+                        printf(", MemAvailable below %.0f%%", below->valuedouble);
+                printf("\n");
+        }
+        cJSON_Delete(st);
+        return 0;
+}
+
+static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        static const char *const subs[] = { "run", "start", "stop", "status", NULL };
+        struct broker_config cfg;
+        char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        const char *sub = a->argv[0];
+        int r, system = cmd_flag(a, "system"), which = -1;
+
+        for (int i = 0; subs[i]; i++)
+                if (strcmp(sub, subs[i]) == 0)
+                        which = i;
+        if (which < 0)
+                return cmd_usage(ctx, "unknown broker command: %s (run, start, stop, status)", sub);
+        if ((r = config(ctx, a, &cfg)) != 0)
+                return r;
+        r = broker_socket_path(ctx->socket, system, path, sizeof(path));
+        if (r < 0)
+                return cmd_error(ctx, -r, "the broker's socket");
+        switch (which) {
+        case 0:
+                fflush(stdout);
+                return broker_run(&cfg);
+        case 1:
+                return do_start(ctx, a, path, system);
+        case 2:
+                return do_stop(ctx, path);
+        default:
+                return do_status(ctx, path);
+        }
+}
+
+static const char *const broker_complete[] = { "broker-command", NULL };
+
+const struct cmd_entry cmd_broker_entry = {
+        .name = "broker",
+        .args_usage = "run|start|stop|status",
+        .summary = "run, start, stop or query the broker daemon",
+        .opts = broker_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .complete_args = broker_complete,
+        .flags = CMD_NO_SHELL,
+        .exec = broker_exec,
+};
