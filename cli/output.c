@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
+/* Output: JSON documents, region records, the column table. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "output.h"
+#include "parse.h"
 
 int out_json(struct cmd_ctx *ctx, cJSON *doc)
 {
@@ -16,4 +22,285 @@ int out_json(struct cmd_ctx *ctx, cJSON *doc)
         puts(s);
         free(s);
         return 0;
+}
+
+/* cJSON keeps numbers as doubles: exact up to 2^53, far above any size,
+ * page count or id a record holds. */
+static void add_num(cJSON *o, const char *k, double v)
+{
+        cJSON_AddItemToObject(o, k, cJSON_CreateNumber(v));
+}
+
+cJSON *out_region_record(const ashmem_region_info *r)
+{
+        cJSON *o = cJSON_CreateObject();
+        char buf[32];
+        struct tm tm;
+
+        if (!o)
+                return NULL;
+        cJSON_AddStringToObject(o, "name", r->name);
+        add_num(o, "size", (double)r->size);
+        cJSON_AddStringToObject(o, "prot", format_prot(r->prot, buf));
+        add_num(o, "prot_mask", r->prot);
+        snprintf(buf, sizeof(buf), "%04o", r->mode & 07777);
+        cJSON_AddStringToObject(o, "mode", buf);
+        add_num(o, "uid", r->uid);
+        add_num(o, "gid", r->gid);
+        cJSON_AddStringToObject(o, "user", r->user);
+        cJSON_AddStringToObject(o, "group", r->group);
+        add_num(o, "pages", (double)r->pages);
+        add_num(o, "pinned", (double)r->pinned);
+        add_num(o, "unpinned", (double)r->unpinned);
+        add_num(o, "purged", (double)r->purged);
+        add_num(o, "attaches", (double)r->attaches);
+        if (gmtime_r(&r->created, &tm) && strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+                cJSON_AddStringToObject(o, "created", buf);
+        else
+                cJSON_AddNullToObject(o, "created");
+        cJSON_AddBoolToObject(o, "transient", r->transient);
+        if (r->is_slice) {
+                cJSON_AddStringToObject(o, "of", r->of);
+                add_num(o, "offset", (double)r->offset);
+                add_num(o, "length", (double)r->length);
+        }
+        return o;
+}
+
+const struct out_col out_cols[] = {
+        { "NAME", "name", "Name", "region name", OUT_STR, OUT_COL_DEFAULT },
+        { "SIZE", "size", "Size", "size (bytes, of the view for a slice)", OUT_BYTES,
+          OUT_COL_DEFAULT | OUT_COL_RIGHT },
+        { "PROT", "prot", "Protection", "protection mask (rwx)", OUT_STR, OUT_COL_DEFAULT },
+        { "PROTMASK", "prot_mask", "Protection mask", "protection mask as a number (PROT_* bits)",
+          OUT_NUM, OUT_COL_RIGHT },
+        { "MODE", "mode", "Mode", "access mode (octal, like a file's)", OUT_STR, OUT_COL_DEFAULT },
+        { "OWNER", "user", "Owner", "owner's user name", OUT_OWNER, OUT_COL_DEFAULT },
+        { "UID", "uid", "UID", "owner's user id", OUT_NUM, OUT_COL_RIGHT },
+        { "GROUP", "group", "Group", "owner's group name", OUT_GROUP, 0 },
+        { "GID", "gid", "GID", "owner's group id", OUT_NUM, OUT_COL_RIGHT },
+        { "PAGES", "pages", "Pages", "pages (page-rounded size)", OUT_NUM,
+          OUT_COL_DEFAULT | OUT_COL_RIGHT },
+        { "PINNED", "pinned", "Pinned", "pages pinned", OUT_NUM, OUT_COL_DEFAULT | OUT_COL_RIGHT },
+        { "UNPINNED", "unpinned", "Unpinned", "pages unpinned, not purged", OUT_NUM,
+          OUT_COL_DEFAULT | OUT_COL_RIGHT },
+        { "PURGED", "purged", "Purged", "pages purged (their data is gone)", OUT_NUM,
+          OUT_COL_DEFAULT | OUT_COL_RIGHT },
+        { "ATTACHES", "attaches", "Attaches", "attach requests served", OUT_NUM,
+          OUT_COL_DEFAULT | OUT_COL_RIGHT },
+        { "CREATED", "created", "Created", "when it was created or shared", OUT_TIME,
+          OUT_COL_DEFAULT },
+        { "TRANSIENT", "transient", "Transient", "goes away with the process that shared it",
+          OUT_BOOL, 0 },
+        { "OF", "of", "Slice of", "slice: the region it is cut from", OUT_STR, OUT_COL_SLICE },
+        { "OFFSET", "offset", "Offset", "slice: bytes into that region", OUT_BYTES,
+          OUT_COL_SLICE | OUT_COL_RIGHT },
+        { "LENGTH", "length", "Length", "slice: bytes in the view", OUT_BYTES,
+          OUT_COL_SLICE | OUT_COL_RIGHT },
+        { NULL, NULL, NULL, NULL, OUT_STR, 0 }
+};
+
+static int col_index(const char *name, size_t len)
+{
+        for (int i = 0; out_cols[i].name; i++)
+                if (strlen(out_cols[i].name) == len && strncasecmp(out_cols[i].name, name, len) == 0)
+                        return i;
+        return -1;
+}
+
+int out_cols_select(const char *spec, int *cols, char *err)
+{
+        int n = 0;
+
+        if (!spec || *spec == '+') {
+                for (int i = 0; out_cols[i].name; i++)
+                        if (out_cols[i].flags & OUT_COL_DEFAULT)
+                                cols[n++] = i;
+                if (!spec)
+                        return n;
+                spec++;
+        }
+        if (!*spec) {
+                snprintf(err, PARSE_ERR_LEN, "no columns given to --output");
+                return -1;
+        }
+        for (const char *p = spec;;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                int i = col_index(p, len);
+                if (i < 0) {
+                        snprintf(err, PARSE_ERR_LEN, "unknown column '%.*s' (see 'list --list-columns')",
+                                 (int)len, p);
+                        return -1;
+                }
+                if (n == OUT_MAX_COLS) {
+                        snprintf(err, PARSE_ERR_LEN, "too many columns (at most %d)", OUT_MAX_COLS);
+                        return -1;
+                }
+                cols[n++] = i;
+                if (!comma)
+                        break;
+                p = comma + 1;
+        }
+        return n;
+}
+
+void out_cols_help(FILE *f)
+{
+        fprintf(f, "Columns (-o/--output; default ones marked *):\n");
+        for (int i = 0; out_cols[i].name; i++)
+                fprintf(f, " %c %-10s %s\n", out_cols[i].flags & OUT_COL_DEFAULT ? '*' : ' ',
+                        out_cols[i].name, out_cols[i].help);
+}
+
+cJSON *out_cols_json(void)
+{
+        cJSON *doc = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(doc, "columns");
+
+        for (int i = 0; a && out_cols[i].name; i++) {
+                cJSON *c = cJSON_CreateObject();
+                cJSON_AddStringToObject(c, "name", out_cols[i].name);
+                cJSON_AddStringToObject(c, "key", out_cols[i].key);
+                cJSON_AddStringToObject(c, "help", out_cols[i].help);
+                cJSON_AddBoolToObject(c, "default", !!(out_cols[i].flags & OUT_COL_DEFAULT));
+                cJSON_AddItemToArray(a, c);
+        }
+        return doc;
+}
+
+/* ISO 8601 UTC ("2024-05-01T12:00:03Z") as local time for people. */
+static const char *local_time(const char *iso, char *buf, size_t len)
+{
+        struct tm tm;
+        time_t t;
+        const char *end;
+
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (!end || *end)
+                return iso;
+        t = timegm(&tm);
+        if (!localtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm))
+                return iso;
+        return buf;
+}
+
+const char *out_field_text(const cJSON *rec, const struct out_col *c,
+                           unsigned flags, char *buf, size_t len)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, c->key);
+
+        switch (c->kind) {
+        case OUT_OWNER:
+        case OUT_GROUP:
+                if (cJSON_IsString(v) && *v->valuestring)
+                        return v->valuestring;
+                /* no name known: the number */
+                v = cJSON_GetObjectItemCaseSensitive(rec, c->kind == OUT_OWNER ? "uid" : "gid");
+                if (!cJSON_IsNumber(v))
+                        return "-";
+                snprintf(buf, len, "%.0f", v->valuedouble);
+                return buf;
+        case OUT_STR:
+                return cJSON_IsString(v) ? v->valuestring : "-";
+        case OUT_BOOL:
+                return cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "yes" : "no") : "-";
+        case OUT_TIME:
+                return cJSON_IsString(v) ? local_time(v->valuestring, buf, len) : "-";
+        case OUT_NUM:
+                if (!cJSON_IsNumber(v))
+                        return "-";
+                snprintf(buf, len, "%.0f", v->valuedouble);
+                return buf;
+        case OUT_BYTES:
+                if (!cJSON_IsNumber(v))
+                        return "-";
+                if (flags & OUT_BYTES_EXACT)
+                        snprintf(buf, len, "%.0f", v->valuedouble);
+                else
+                        format_size((uint64_t)v->valuedouble, buf, len);
+                return buf;
+        }
+        return "-";
+}
+
+void out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
+               unsigned flags)
+{
+        size_t width[OUT_MAX_COLS];
+        const cJSON *rec;
+        char buf[128];
+
+        for (int c = 0; c < ncols; c++)
+                width[c] = flags & OUT_NOHEADINGS ? 0 : strlen(out_cols[cols[c]].name);
+        cJSON_ArrayForEach(rec, records) {
+                for (int c = 0; c < ncols; c++) {
+                        size_t w = strlen(out_field_text(rec, &out_cols[cols[c]], flags,
+                                                         buf, sizeof(buf)));
+                        if (w > width[c])
+                                width[c] = w;
+                }
+        }
+        if (!(flags & OUT_NOHEADINGS)) {
+                for (int c = 0; c < ncols; c++) {
+                        const struct out_col *col = &out_cols[cols[c]];
+                        int last = c == ncols - 1;
+                        if (col->flags & OUT_COL_RIGHT)
+                                fprintf(f, "%*s", (int)width[c], col->name);
+                        else
+                                fprintf(f, "%-*s", last ? 0 : (int)width[c], col->name);
+                        fputs(last ? "\n" : " ", f);
+                }
+        }
+        cJSON_ArrayForEach(rec, records) {
+                for (int c = 0; c < ncols; c++) {
+                        const struct out_col *col = &out_cols[cols[c]];
+                        const char *s = out_field_text(rec, col, flags, buf, sizeof(buf));
+                        int last = c == ncols - 1;
+                        if (col->flags & OUT_COL_RIGHT)
+                                fprintf(f, "%*s", (int)width[c], s);
+                        else
+                                fprintf(f, "%-*s", last ? 0 : (int)width[c], s);
+                        fputs(last ? "\n" : " ", f);
+                }
+        }
+}
+
+cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols)
+{
+        cJSON *o = cJSON_CreateObject();
+
+        for (int c = 0; o && c < ncols; c++) {
+                const char *k = out_cols[cols[c]].key;
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, k);
+                if (cJSON_GetObjectItemCaseSensitive(o, k))
+                        continue;       /* a column asked for twice */
+                cJSON_AddItemToObject(o, k, v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+        }
+        return o;
+}
+
+void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
+{
+        size_t lw = 0;
+        char buf[128];
+
+        for (int i = 0; out_cols[i].name; i++)
+                if (strlen(out_cols[i].label) > lw)
+                        lw = strlen(out_cols[i].label);
+        for (int i = 0; out_cols[i].name; i++) {
+                const struct out_col *c = &out_cols[i];
+                const char *s;
+                if ((c->flags & OUT_COL_SLICE) && !cJSON_GetObjectItemCaseSensitive(rec, c->key))
+                        continue;
+                s = out_field_text(rec, c, flags, buf, sizeof(buf));
+                fprintf(f, "%s:%*s %s", c->label, (int)(lw - strlen(c->label)), "", s);
+                /* sizes: exact bytes beside the human form */
+                if (c->kind == OUT_BYTES && !(flags & OUT_BYTES_EXACT)) {
+                        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, c->key);
+                        if (cJSON_IsNumber(v) && v->valuedouble >= 1024)
+                                fprintf(f, " (%.0f bytes)", v->valuedouble);
+                }
+                fputc('\n', f);
+        }
 }

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the region commands. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmd.h"
+#include "parse.h"
+#include "region.h"
+
+const struct cli_local_ops *cli_local;
+
+int cli_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
+{
+        char msg[1024];
+        const char *cmd = ctx->cmd ? ctx->cmd->name : NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(doc, "error");
+                const char *name = err > 0 ? strerrorname_np(err) : NULL;
+                char *s;
+                cJSON_AddStringToObject(e, "errno", name ? name : "EINVAL");
+                cJSON_AddStringToObject(e, "message", msg);
+                if (cmd)
+                        cJSON_AddStringToObject(e, "command", cmd);
+                s = cJSON_PrintUnformatted(doc);
+                if (s)
+                        fprintf(stderr, "%s\n", s);
+                free(s);
+                cJSON_Delete(doc);
+        } else if (cmd) {
+                fprintf(stderr, "ashmemctl: %s: %s\n", cmd, msg);
+        } else {
+                fprintf(stderr, "ashmemctl: %s\n", msg);
+        }
+        return 1;
+}
+
+int cli_broker_error(struct cmd_ctx *ctx, int r, const char *name)
+{
+        int e = r < 0 ? -r : r;
+
+        switch (e) {
+        case ENOENT:
+                return cli_error(ctx, e, "no such region: %s", name);
+        case EEXIST:
+                return cli_error(ctx, e, "a region named %s exists already", name);
+        case EACCES:
+                return cli_error(ctx, e, "%s: permission denied", name);
+        case EPERM:
+                return cli_error(ctx, e, "%s: operation not permitted", name);
+        default:
+                return cmd_error(ctx, e, "%s", name);
+        }
+}
+
+int cli_broker(struct cmd_ctx *ctx, ashmem_broker **ret)
+{
+        int r = cmd_broker(ctx, ret);
+
+        if (r < 0) {
+                if ((r == -ENOENT || r == -ECONNREFUSED) && ctx->no_autostart)
+                        return cli_error(ctx, -r, "no broker is running%s%s (and --no-autostart was given)",
+                                         ctx->socket ? " at " : "", ctx->socket ? ctx->socket : "");
+                return cmd_error(ctx, -r, "cannot reach the broker%s%s",
+                                 ctx->socket ? " at " : "", ctx->socket ? ctx->socket : "");
+        }
+        return 0;
+}
+
+int arg_name(struct cmd_ctx *ctx, const char *s)
+{
+        char err[PARSE_ERR_LEN];
+        return parse_name(s, err) < 0 ? cmd_usage(ctx, "%s", err) : 0;
+}
+
+int arg_size(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret)
+{
+        char err[PARSE_ERR_LEN];
+        return parse_size(s, what, ret, err) < 0 ? cmd_usage(ctx, "%s", err) : 0;
+}
+
+int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret)
+{
+        char err[PARSE_ERR_LEN];
+        return parse_offset(s, what, ret, err) < 0 ? cmd_usage(ctx, "%s", err) : 0;
+}
+
+size_t cli_page_size(void)
+{
+        long ps = sysconf(_SC_PAGESIZE);
+        return ps > 0 ? (size_t)ps : 4096;
+}
+
+int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
+                  struct region *r)
+{
+        ashmem_broker *b;
+        size_t off = 0, len = 0;
+        int fd = -1, ret;
+
+        memset(r, 0, sizeof(*r));
+        r->fd = -1;
+        if (cli_broker(ctx, &b))
+                return 1;
+        ret = ashmem_broker_attach(b, name, writable, &fd, &off, &len);
+        if (ret < 0)
+                return cli_broker_error(ctx, ret, name);
+        r->name = name;
+        r->fd = fd;
+        r->writable = writable;
+        ret = ashmem_get_size(fd, &r->size);
+        if (ret < 0) {
+                region_release(r);
+                return cmd_error(ctx, -ret, "%s: reading the size", name);
+        }
+        r->off = off;
+        r->len = len ? len : r->size - off;
+        if (r->off > r->size || r->len > r->size - r->off) {
+                region_release(r);
+                return cli_error(ctx, EPROTO, "%s: the broker gave a view past the region's end", name);
+        }
+        return 0;
+}
+
+void region_release(struct region *r)
+{
+        if (r->fd >= 0)
+                close(r->fd);
+        r->fd = -1;
+}
+
+int region_range(struct cmd_ctx *ctx, const struct region *r, uint64_t *off,
+                 uint64_t *len)
+{
+        if (*off > r->len)
+                return cli_error(ctx, EINVAL, "offset %llu is past the end of %s (%zu bytes)",
+                                 (unsigned long long)*off, r->name, r->len);
+        if (*len == 0)
+                *len = r->len - *off;
+        else if (*len > r->len - *off)
+                return cli_error(ctx, EINVAL, "offset %llu + length %llu is past the end of %s (%zu bytes)",
+                                 (unsigned long long)*off, (unsigned long long)*len, r->name, r->len);
+        return 0;
+}
+
+int region_map(struct cmd_ctx *ctx, const struct region *r, int prot,
+               uint64_t off, uint64_t len, struct mapping *m)
+{
+        size_t ps = cli_page_size();
+        size_t start = r->off + off, first = start / ps * ps;
+        void *p;
+        int ret;
+
+        memset(m, 0, sizeof(*m));
+        if (len == 0 || off > r->len || len > r->len - off)
+                return cli_error(ctx, EINVAL, "%s: nothing to map", r->name);
+        ret = ashmem_map(r->fd, prot, first, start + len - first, &p);
+        if (ret < 0) {
+                char pbuf[4];
+                int mask = ashmem_get_prot(r->fd);
+                if (ret == -EPERM && mask >= 0)
+                        return cli_error(ctx, EPERM, "%s: the region's protection is %s",
+                                         r->name, format_prot(mask, pbuf));
+                if (ret == -EACCES && !r->writable)
+                        return cli_error(ctx, EACCES, "%s: attached read-only", r->name);
+                if (ret == -EACCES || ret == -EPERM)
+                        return cli_error(ctx, -ret, "%s: not writable", r->name);
+                return cmd_error(ctx, -ret, "%s: mapping", r->name);
+        }
+        m->base = p;
+        m->maplen = start + len - first;
+        m->ptr = (unsigned char *)p + (start - first);
+        return 0;
+}
+
+void mapping_release(struct mapping *m)
+{
+        if (m->base)
+                munmap(m->base, m->maplen);
+        m->base = NULL;
+}
+
+int region_info_of_fd(int fd, ashmem_region_info *info)
+{
+        ashmem_stats st;
+        struct passwd pw, *pwp = NULL;
+        struct group gr, *grp = NULL;
+        char buf[4096];
+        int r;
+
+        memset(info, 0, sizeof(*info));
+        r = ashmem_get_name(fd, info->name, sizeof(info->name));
+        if (r < 0)
+                return r;
+        r = ashmem_get_stats(fd, &st);
+        if (r < 0)
+                return r;
+        r = ashmem_get_prot(fd);
+        if (r < 0)
+                return r;
+        info->prot = r;
+        info->size = st.size;
+        info->pages = st.pages;
+        info->pinned = st.pinned;
+        info->unpinned = st.unpinned;
+        info->purged = st.purged;
+        info->mode = 0600;
+        info->uid = getuid();
+        info->gid = getgid();
+        if (getpwuid_r(info->uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
+                snprintf(info->user, sizeof(info->user), "%s", pwp->pw_name);
+        if (getgrgid_r(info->gid, &gr, buf, sizeof(buf), &grp) == 0 && grp)
+                snprintf(info->group, sizeof(info->group), "%s", grp->gr_name);
+        info->created = time(NULL);
+        return 0;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by ashmemctl's region commands (cmd-region.c, cmd-pin.c,
+ * cmd-data.c, cmd-value.c, cmd-share.c): argument checks that report usage
+ * errors, the broker connection, errors named after the region, and a
+ * region attached through the broker with its view and mappings.
+ */
+#ifndef ASHMEMCTL_REGION_H
+#define ASHMEMCTL_REGION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ashmem/ashmem.h"
+#include "cmd.h"
+
+/* Report an error like cmd_error() but with the errno named only in JSON
+ * (the text message says what went wrong by itself). Returns 1. */
+int cli_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* A broker operation on region `name` failed with r (negative errno):
+ * "no such region: NAME", "NAME: permission denied", ... Returns 1. */
+int cli_broker_error(struct cmd_ctx *ctx, int r, const char *name);
+
+/* The broker connection, or an error reported ("cannot reach the broker").
+ * Returns 0 or 1. */
+int cli_broker(struct cmd_ctx *ctx, ashmem_broker **ret);
+
+/* Parse an argument, reporting a usage error. Return 0 or EXIT_USAGE. */
+int arg_name(struct cmd_ctx *ctx, const char *s);
+int arg_size(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret);
+int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret);
+
+/* The page size. */
+size_t cli_page_size(void);
+
+/* A region attached through the broker. For a slice the descriptor is the
+ * whole region's and [off, off+len) the view; commands address bytes
+ * relative to the view. */
+struct region {
+        const char *name;
+        int fd;                 /* close-on-exec, read-write or read-only */
+        int writable;           /* attached for writing */
+        size_t size;            /* the whole region's size */
+        size_t off, len;        /* the view */
+};
+
+/* Attach name (writable: read-write access) through the broker. Returns 0,
+ * or 1 with the error reported. */
+int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
+                  struct region *r);
+void region_release(struct region *r);
+
+/* Resolve [*off, *off + *len) within the view: *len 0 means "to the end of
+ * the view". Returns 0, or 1 with "offset/length past the end" reported. */
+int region_range(struct cmd_ctx *ctx, const struct region *r, uint64_t *off,
+                 uint64_t *len);
+
+/* A mapping of part of a region. */
+struct mapping {
+        void *base;             /* what mmap returned */
+        size_t maplen;
+        unsigned char *ptr;     /* the first byte asked for */
+};
+
+/* Map [off, off+len) of the view (len > 0) with prot. Returns 0, or 1 with
+ * the error reported ("NAME is read-only", ...). */
+int region_map(struct cmd_ctx *ctx, const struct region *r, int prot,
+               uint64_t off, uint64_t len, struct mapping *m);
+void mapping_release(struct mapping *m);
+
+/*
+ * The shell's local regions (`create --local`, then `share NAME`): a
+ * region held by the shell process itself. The shell sets cli_local while
+ * it runs; outside the shell it is NULL and these forms are usage errors.
+ *   add:  keep fd (ownership passes) under name; 0 or a negative errno.
+ *   find: a descriptor (still the shell's) of the local region name, or
+ *         -ENOENT.
+ */
+struct cli_local_ops {
+        int (*add)(struct cmd_ctx *ctx, const char *name, int fd);
+        int (*find)(struct cmd_ctx *ctx, const char *name);
+};
+extern const struct cli_local_ops *cli_local;
+
+/* Fill a region record for a descriptor this process holds (a local
+ * region, or one about to be shared): name, size, prot, pin counts, owner. */
+int region_info_of_fd(int fd, ashmem_region_info *info);
+
+#endif
