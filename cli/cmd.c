@@ -10,8 +10,37 @@
 #include "cmd.h"
 
 extern const struct cmd_entry cmd_help_entry, cmd_version_entry;
+/* the broker daemon (cli/cmd-broker.c) */
+extern const struct cmd_entry cmd_broker_entry;
+/* region commands (cli/cmd-region.c, cmd-pin.c, cmd-data.c, cmd-value.c,
+ * cmd-share.c) */
+extern const struct cmd_entry cmd_create_entry, cmd_list_entry, cmd_info_entry,
+        cmd_size_entry, cmd_prot_entry, cmd_pin_entry, cmd_unpin_entry,
+        cmd_status_entry, cmd_purge_entry, cmd_read_entry, cmd_write_entry,
+        cmd_dump_entry, cmd_get_entry, cmd_set_entry, cmd_incr_entry,
+        cmd_share_entry, cmd_slice_entry, cmd_unshare_entry, cmd_attach_entry;
 
 const struct cmd_entry *const cmd_table[] = {
+        &cmd_create_entry,
+        &cmd_list_entry,
+        &cmd_info_entry,
+        &cmd_size_entry,
+        &cmd_prot_entry,
+        &cmd_pin_entry,
+        &cmd_unpin_entry,
+        &cmd_status_entry,
+        &cmd_purge_entry,
+        &cmd_read_entry,
+        &cmd_write_entry,
+        &cmd_dump_entry,
+        &cmd_get_entry,
+        &cmd_set_entry,
+        &cmd_incr_entry,
+        &cmd_share_entry,
+        &cmd_slice_entry,
+        &cmd_unshare_entry,
+        &cmd_attach_entry,
+        &cmd_broker_entry,
         &cmd_help_entry,
         &cmd_version_entry,
         NULL

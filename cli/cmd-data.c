@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * read, write, dump: bytes in and out of a region. Transfers go straight
+ * between the file and the region's mapping (read(2) into it, write(2) out
+ * of it), with no staging buffer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmd.h"
+#include "output.h"
+#include "parse.h"
+#include "region.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  /* Linux 5.14 */
+#endif
+
+#define CHUNK           ((size_t)8 << 20)       /* per system call, and per progress step */
+#define PROGRESS_MIN    ((uint64_t)64 << 20)    /* transfers above this show progress */
+
+/* ---------------------------------------------------------------- progress */
+
+struct progress {
+        const char *what;       /* "read NAME" */
+        const char *name;
+        uint64_t total;         /* 0 if unknown */
+        int on;
+        int shown;
+};
+
+static void progress_init(struct progress *p, struct cmd_ctx *ctx, const char *what,
+                          const char *name, uint64_t total)
+{
+        p->what = what;
+        p->name = name;
+        p->total = total;
+        p->shown = 0;
+        p->on = !ctx->quiet && !ctx->json && isatty(STDERR_FILENO);
+}
+
+static void progress_show(struct progress *p, uint64_t done)
+{
+        char d[32], t[32];
+
+        if (!p->on || (p->total ? p->total : done) <= PROGRESS_MIN)
+                return;
+        format_size(done, d, sizeof(d));
+        if (p->total) {
+                format_size(p->total, t, sizeof(t));
+                fprintf(stderr, "\rashmemctl: %s %s: %s / %s (%d%%)\033[K", p->what, p->name,
+                        d, t, (int)(done * 100 / p->total));
+        } else {
+                fprintf(stderr, "\rashmemctl: %s %s: %s\033[K", p->what, p->name, d);
+        }
+        p->shown = 1;
+}
+
+static void progress_done(struct progress *p)
+{
+        if (p->shown)
+                fputs("\r\033[K", stderr);
+        p->shown = 0;
+}
+
+/* Write all of buf to fd, EINTR and short writes handled. 0 or -errno. */
+static int write_all(int fd, const unsigned char *buf, size_t len)
+{
+        while (len) {
+                ssize_t n = write(fd, buf, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                buf += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static const struct cmd_opt range_opts[] = {
+        { "offset", 'o', "N", NULL, "start N bytes into the region (default 0)" },
+        { "length", 'l', "N", NULL, "this many bytes (default: to the end)" },
+        { 0 }
+};
+
+/* Attach name read-only and resolve --offset/--length: 0 or exit status. */
+static int open_range(struct cmd_ctx *ctx, struct cmd_args *a, struct region *reg,
+                      uint64_t *off, uint64_t *len)
+{
+        const char *name = a->argv[0], *os = cmd_opt(a, "offset"), *ls = cmd_opt(a, "length");
+        int r;
+
+        *off = *len = 0;
+        if ((r = arg_name(ctx, name)))
+                return r;
+        if (os && (r = arg_offset(ctx, "offset", os, off)))
+                return r;
+        if (ls && (r = arg_size(ctx, "length", ls, len)))
+                return r;
+        if (region_attach(ctx, name, 0, reg))
+                return 1;
+        if (region_range(ctx, reg, off, len)) {
+                region_release(reg);
+                return 1;
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------- read */
+
+static char *base64(const unsigned char *p, size_t n)
+{
+        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *s = malloc((n + 2) / 3 * 4 + 1), *o = s;
+
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)p[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)p[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= p[i + 2];
+                *o++ = tab[v >> 18 & 63];
+                *o++ = tab[v >> 12 & 63];
+                *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+                *o++ = i + 2 < n ? tab[v & 63] : '=';
+        }
+        *o = 0;
+        return s;
+}
+
+/* The region's protection must allow what the transfer does. */
+static int check_prot(struct cmd_ctx *ctx, const struct region *r, int need)
+{
+        int mask = ashmem_get_prot(r->fd);
+        char buf[4];
+
+        if (mask < 0)
+                return cmd_error(ctx, -mask, "%s", r->name);
+        if (need & ~mask)
+                return cli_error(ctx, EPERM, "%s: the region's protection is %s", r->name,
+                                 format_prot(mask, buf));
+        return 0;
+}
+
+/* Region bytes [pos, pos+len) to stdout. To a pipe or a file the kernel
+ * moves the pages itself (sendfile); to anything else (a terminal,
+ * /dev/null) write(2) takes them straight from a read-only mapping.
+ * Returns 0, or an exit status with the error reported. */
+static int read_out(struct cmd_ctx *ctx, const struct region *reg, uint64_t off, uint64_t len)
+{
+        struct progress pr;
+        struct mapping m = { 0 };
+        struct stat st;
+        uint64_t done = 0;
+        int r = 0, use_sendfile;
+
+        if (fstat(STDOUT_FILENO, &st) < 0)
+                return cmd_error(ctx, errno, "standard output");
+        use_sendfile = S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode);
+        progress_init(&pr, ctx, "read", reg->name, len);
+        while (use_sendfile && done < len) {
+                off_t pos = (off_t)(reg->off + off + done);
+                size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
+                ssize_t k = sendfile(STDOUT_FILENO, reg->fd, &pos, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && done == 0 && (errno == EINVAL || errno == ENOSYS)) {
+                        use_sendfile = 0;       /* not here: the mapping does it */
+                        break;
+                }
+                if (k < 0) {
+                        r = cmd_error(ctx, errno, "writing output");
+                        goto out;
+                }
+                if (k == 0) {
+                        r = cli_error(ctx, EIO, "%s: the region ended early", reg->name);
+                        goto out;
+                }
+                done += (uint64_t)k;
+                progress_show(&pr, done);
+        }
+        if (done < len) {
+                if ((r = region_map(ctx, reg, PROT_READ, off, len, &m)))
+                        goto out;
+                while (done < len) {
+                        size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
+                        int e = write_all(STDOUT_FILENO, m.ptr + done, n);
+                        if (e < 0) {
+                                r = cmd_error(ctx, -e, "writing output");
+                                goto out;
+                        }
+                        done += n;
+                        progress_show(&pr, done);
+                }
+        }
+out:
+        progress_done(&pr);
+        mapping_release(&m);
+        return r;
+}
+
+static int read_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        struct region reg;
+        struct mapping m;
+        uint64_t off, len;
+        int r;
+
+        if ((r = open_range(ctx, a, &reg, &off, &len)))
+                return r;
+        if ((r = check_prot(ctx, &reg, PROT_READ)))
+                goto out;
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject();
+                char *s;
+                if (len == 0) {
+                        s = strdup("");
+                } else {
+                        if ((r = region_map(ctx, &reg, PROT_READ, off, len, &m))) {
+                                cJSON_Delete(doc);
+                                goto out;
+                        }
+                        s = base64(m.ptr, len);
+                        mapping_release(&m);
+                }
+                if (!s) {
+                        cJSON_Delete(doc);
+                        r = cmd_error(ctx, ENOMEM, "%s: encoding", reg.name);
+                        goto out;
+                }
+                cJSON_AddStringToObject(doc, "name", reg.name);
+                cJSON_AddNumberToObject(doc, "offset", (double)off);
+                cJSON_AddNumberToObject(doc, "length", (double)len);
+                cJSON_AddStringToObject(doc, "base64", s);
+                free(s);
+                r = out_json(ctx, doc);
+                goto out;
+        }
+        if (fflush(stdout) == EOF) {
+                r = cmd_error(ctx, errno, "writing output");
+                goto out;
+        }
+        if (len)
+                r = read_out(ctx, &reg, off, len);
+out:
+        region_release(&reg);
+        return r;
+}
+
+static const char *const complete_region[] = { "region", NULL };
+
+const struct cmd_entry cmd_read_entry = {
+        .name = "read",
+        .args_usage = "NAME",
+        .summary = "copy a region's bytes to standard output",
+        .opts = range_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .complete_args = complete_region,
+        .flags = CMD_BROKER,
+        .exec = read_exec,
+};
+
+/* ---------------------------------------------------------------- write */
+
+static const struct cmd_opt write_opts[] = {
+        { "offset", 'o', "N", NULL, "start N bytes into the region (default 0)" },
+        { 0 }
+};
+
+/*
+ * Input into the region, straight: from a regular file the kernel copies
+ * the pages (sendfile, into a private open of the region so the file
+ * offset is ours alone); from a pipe it splices them (at an explicit
+ * offset); anything else is read(2) into a writable mapping, each chunk's
+ * pages allocated in one go first (MADV_POPULATE_WRITE) rather than one
+ * fault at a time.
+ */
+struct xfer {
+        struct cmd_ctx *ctx;
+        const struct region *reg;
+        int in;
+        const char *what;       /* the input, for messages */
+        uint64_t off;           /* into the view */
+        uint64_t room;          /* bytes to fill at most */
+        uint64_t got;           /* bytes written so far */
+        struct progress pr;
+};
+
+/* 1: done (or fell through to the next method before writing anything,
+ * with *fallback set); 0 ok; an exit status >1 can't happen: errors come
+ * back as 1 after being reported. */
+static int write_sendfile(struct xfer *x, int *fallback)
+{
+        char path[64];
+        off_t pos = (off_t)(x->reg->off + x->off);
+        int out;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", x->reg->fd);
+        out = open(path, O_WRONLY | O_CLOEXEC);
+        if (out < 0 || lseek(out, pos, SEEK_SET) != pos) {
+                if (out >= 0)
+                        close(out);
+                *fallback = 1;
+                return 0;
+        }
+        while (x->got < x->room) {
+                uint64_t left = x->room - x->got;
+                ssize_t k = sendfile(out, x->in, NULL, left < CHUNK ? (size_t)left : CHUNK);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && x->got == 0 && (errno == EINVAL || errno == ENOSYS)) {
+                        *fallback = 1;
+                        break;
+                }
+                if (k < 0) {
+                        int e = errno;
+                        close(out);
+                        return cmd_error(x->ctx, e, "writing %s from %s (%llu bytes written)",
+                                         x->reg->name, x->what, (unsigned long long)x->got);
+                }
+                if (k == 0)
+                        break;
+                x->got += (uint64_t)k;
+                progress_show(&x->pr, x->got);
+        }
+        close(out);
+        return 0;
+}
+
+static int write_splice(struct xfer *x, int *fallback)
+{
+        while (x->got < x->room) {
+                uint64_t left = x->room - x->got;
+                loff_t pos = (loff_t)(x->reg->off + x->off + x->got);
+                ssize_t k = splice(x->in, NULL, x->reg->fd, &pos, left < CHUNK ? (size_t)left : CHUNK,
+                                   SPLICE_F_MOVE);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && x->got == 0 && (errno == EINVAL || errno == ENOSYS)) {
+                        *fallback = 1;
+                        return 0;
+                }
+                if (k < 0)
+                        return cmd_error(x->ctx, errno, "writing %s from %s (%llu bytes written)",
+                                         x->reg->name, x->what, (unsigned long long)x->got);
+                if (k == 0)
+                        break;
+                x->got += (uint64_t)k;
+                progress_show(&x->pr, x->got);
+        }
+        return 0;
+}
+
+static int write_mapped(struct xfer *x)
+{
+        struct mapping m;
+        int r;
+
+        if ((r = region_map(x->ctx, x->reg, PROT_READ | PROT_WRITE, x->off, x->room, &m)))
+                return r;
+        while (x->got < x->room) {
+                uint64_t left = x->room - x->got;
+                size_t want = left < CHUNK ? (size_t)left : CHUNK;
+                unsigned char *p = m.ptr + x->got;
+                ssize_t n;
+                /* allocate the chunk's pages at once (best effort: the
+                 * read faults them in otherwise) */
+                uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)(cli_page_size() - 1);
+                (void)madvise((void *)a0, (size_t)((uintptr_t)p + want - a0), MADV_POPULATE_WRITE);
+                n = read(x->in, p, want);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int e = errno;
+                        mapping_release(&m);
+                        return cmd_error(x->ctx, e, "reading %s (%llu bytes written)", x->what,
+                                         (unsigned long long)x->got);
+                }
+                if (n == 0)
+                        break;
+                x->got += (uint64_t)n;
+                progress_show(&x->pr, x->got);
+        }
+        mapping_release(&m);
+        return 0;
+}
+
+static int write_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        const char *name = a->argv[0], *os = cmd_opt(a, "offset");
+        const char *file = a->argc > 1 ? a->argv[1] : "-";
+        int in = STDIN_FILENO, r, known = 0, fallback = 0;
+        uint64_t off = 0, need = 0;
+        struct region reg;
+        struct xfer x;
+        struct stat st;
+
+        if ((r = arg_name(ctx, name)))
+                return r;
+        if (os && (r = arg_offset(ctx, "offset", os, &off)))
+                return r;
+        if (strcmp(file, "-") != 0) {
+                in = open(file, O_RDONLY | O_CLOEXEC);
+                if (in < 0)
+                        return cmd_error(ctx, errno, "%s", file);
+        }
+        if (fstat(in, &st) < 0) {
+                r = cmd_error(ctx, errno, "%s", file);
+                goto out_in;
+        }
+        if (S_ISDIR(st.st_mode)) {
+                r = cli_error(ctx, EISDIR, "%s is a directory", file);
+                goto out_in;
+        }
+        if (S_ISREG(st.st_mode)) {
+                off_t pos = lseek(in, 0, SEEK_CUR);
+                if (pos >= 0 && pos <= st.st_size) {
+                        need = (uint64_t)(st.st_size - pos);
+                        known = 1;
+                }
+        }
+        if ((r = region_attach(ctx, name, 1, &reg)))
+                goto out_in;
+        if ((r = check_prot(ctx, &reg, PROT_WRITE)))
+                goto out_reg;
+        {
+                int fl = fcntl(reg.fd, F_GETFL);
+                if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
+                        r = cli_error(ctx, EACCES, "%s: attached read-only (no write access)", name);
+                        goto out_reg;
+                }
+        }
+        memset(&x, 0, sizeof(x));
+        x.ctx = ctx;
+        x.reg = &reg;
+        x.in = in;
+        x.what = strcmp(file, "-") ? file : "the input";
+        x.off = off;
+        if (off > reg.len) {
+                r = cli_error(ctx, EINVAL, "offset %s is past the end of %s (%zu bytes)",
+                              os, name, reg.len);
+                goto out_reg;
+        }
+        x.room = reg.len - off;
+        if (known && need > x.room) {
+                r = cli_error(ctx, EFBIG, "%s (%llu bytes) does not fit: %s has %llu bytes from offset %llu",
+                              x.what, (unsigned long long)need, name,
+                              (unsigned long long)x.room, (unsigned long long)off);
+                goto out_reg;
+        }
+        if (known)
+                x.room = need;
+        progress_init(&x.pr, ctx, "write", name, known ? need : 0);
+        if (S_ISREG(st.st_mode))
+                r = write_sendfile(&x, &fallback);
+        else if (S_ISFIFO(st.st_mode))
+                r = write_splice(&x, &fallback);
+        else
+                fallback = 1;
+        if (!r && fallback && x.room)
+                r = write_mapped(&x);
+        progress_done(&x.pr);
+        if (r)
+                goto out_reg;
+        if (x.got == x.room) {
+                /* Full: anything left over would run past the end. One byte
+                 * tells. */
+                unsigned char extra;
+                ssize_t n;
+                do
+                        n = read(in, &extra, 1);
+                while (n < 0 && errno == EINTR);
+                if (n > 0) {
+                        r = cli_error(ctx, EFBIG, "the input runs past the end of %s (%llu bytes written from offset %llu; %zu bytes in all)",
+                                      name, (unsigned long long)x.got, (unsigned long long)off, reg.len);
+                        goto out_reg;
+                }
+                if (n < 0) {
+                        r = cmd_error(ctx, errno, "reading %s", x.what);
+                        goto out_reg;
+                }
+        }
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject();
+                cJSON_AddStringToObject(doc, "name", name);
+                cJSON_AddNumberToObject(doc, "offset", (double)off);
+                cJSON_AddNumberToObject(doc, "bytes", (double)x.got);
+                r = out_json(ctx, doc);
+        }
+out_reg:
+        region_release(&reg);
+out_in:
+        if (in != STDIN_FILENO)
+                close(in);
+        return r;
+}
+
+static const char *const write_complete[] = { "region", "file", NULL };
+
+const struct cmd_entry cmd_write_entry = {
+        .name = "write",
+        .args_usage = "NAME [FILE|-]",
+        .summary = "copy a file (or standard input) into a region",
+        .opts = write_opts,
+        .min_args = 1,
+        .max_args = 2,
+        .complete_args = write_complete,
+        .flags = CMD_BROKER,
+        .exec = write_exec,
+};
+
+/* ---------------------------------------------------------------- dump */
+
+static void dump_line(FILE *f, uint64_t at, const unsigned char *p, size_t n)
+{
+        fprintf(f, "%08llx ", (unsigned long long)at);
+        for (size_t i = 0; i < 16; i++) {
+                if (i == 8)
+                        fputc(' ', f);
+                if (i < n)
+                        fprintf(f, " %02x", p[i]);
+                else
+                        fputs("   ", f);
+        }
+        fputs("  |", f);
+        for (size_t i = 0; i < n; i++)
+                fputc(p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '.', f);
+        fputs("|\n", f);
+}
+
+static int dump_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        struct region reg;
+        struct mapping m;
+        uint64_t off, len;
+        int r, starred = 0;
+
+        if ((r = open_range(ctx, a, &reg, &off, &len)))
+                return r;
+        if (len == 0) {
+                region_release(&reg);
+                if (ctx->json) {
+                        cJSON *doc = cJSON_CreateObject();
+                        cJSON_AddStringToObject(doc, "name", reg.name);
+                        cJSON_AddNumberToObject(doc, "offset", (double)off);
+                        cJSON_AddNumberToObject(doc, "length", 0);
+                        cJSON_AddStringToObject(doc, "hex", "");
+                        return out_json(ctx, doc);
+                }
+                printf("%08llx\n", (unsigned long long)off);
+                return 0;
+        }
+        r = region_map(ctx, &reg, PROT_READ, off, len, &m);
+        region_release(&reg);
+        if (r)
+                return r;
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject();
+                char *s = malloc(len * 2 + 1);
+                if (!s) {
+                        mapping_release(&m);
+                        cJSON_Delete(doc);
+                        return cmd_error(ctx, ENOMEM, "%s: dump", reg.name);
+                }
+                for (uint64_t i = 0; i < len; i++)
+                        snprintf(s + 2 * i, 3, "%02x", m.ptr[i]);
+                s[2 * len] = 0;
+                mapping_release(&m);
+                cJSON_AddStringToObject(doc, "name", reg.name);
+                cJSON_AddNumberToObject(doc, "offset", (double)off);
+                cJSON_AddNumberToObject(doc, "length", (double)len);
+                cJSON_AddStringToObject(doc, "hex", s);
+                free(s);
+                return out_json(ctx, doc);
+        }
+        /* like hexdump -C: a line equal to the one before is shown as '*' */
+        for (uint64_t i = 0; i < len; i += 16) {
+                size_t n = len - i < 16 ? (size_t)(len - i) : 16;
+                if (i >= 16 && n == 16 && memcmp(m.ptr + i, m.ptr + i - 16, 16) == 0) {
+                        if (!starred)
+                                puts("*");
+                        starred = 1;
+                        continue;
+                }
+                starred = 0;
+                dump_line(stdout, off + i, m.ptr + i, n);
+        }
+        printf("%08llx\n", (unsigned long long)(off + len));
+        mapping_release(&m);
+        return 0;
+}
+
+const struct cmd_entry cmd_dump_entry = {
+        .name = "dump",
+        .args_usage = "NAME",
+        .summary = "show a region's bytes in hex and ASCII (like hexdump -C)",
+        .opts = range_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .complete_args = complete_region,
+        .flags = CMD_BROKER,
+        .exec = dump_exec,
+};

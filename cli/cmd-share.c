@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * share, slice, unshare (rm), attach: names for regions, and regions handed
+ * to other programs.
+ *
+ * share from the command line registers a region descriptor that already
+ * exists somewhere:
+ *   share NAME --fd N        a descriptor ashmemctl inherited (from the
+ *                            program that runs it: `3<&...`, or a server
+ *                            that forks it);
+ *   share NAME --file PATH   a path that opens the region, typically
+ *                            /proc/PID/fd/N of a running process that holds
+ *                            it (opened read-write: the same memfd).
+ * When the process holding the region also holds its pin state (a region
+ * made by libashmem), that goes along: ashmemctl looks for the region's
+ * control block among the same process's descriptors (/proc/PID/fd, or its
+ * own for --fd) and attaches it, so every holder shares one pin state.
+ * In the shell, `share NAME` with neither shares a region made there with
+ * `create --local`.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmd.h"
+#include "output.h"
+#include "parse.h"
+#include "region.h"
+
+static int print_record(struct cmd_ctx *ctx, const ashmem_region_info *info)
+{
+        cJSON *rec = out_region_record(info);
+
+        if (!rec)
+                return cmd_error(ctx, ENOMEM, "building the record");
+        if (ctx->json)
+                return out_json(ctx, rec);
+        if (!ctx->quiet)
+                out_record_text(stdout, rec, 0);
+        cJSON_Delete(rec);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- share */
+
+static const struct cmd_opt share_opts[] = {
+        { "fd", 0, "N", NULL, "share the region open on descriptor N (inherited)" },
+        { "file", 'f', "PATH", "file", "share the region PATH opens (e.g. /proc/PID/fd/N)" },
+        { "mode", 'm', "MODE", NULL, "who may attach, octal like a file's (default 0600)" },
+        { "offset", 'o', "N", NULL, "share only the view from byte N (with --length)" },
+        { "length", 'l', "N", NULL, "bytes in the view" },
+        { "transient", 't', NULL, NULL, "gone when this connection closes (in the shell)" },
+        { 0 }
+};
+
+/* Is the descriptor path of link a libashmem control block? */
+static int is_control_link(const char *dir, const char *ent)
+{
+        char path[PATH_MAX], target[PATH_MAX];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, ent);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return 0;
+        target[n] = 0;
+        return strncmp(target, "/memfd:ashmem-control", 21) == 0;
+}
+
+/* Find the pin state of region fd among the descriptors in dir
+ * ("/proc/PID/fd") and attach it: 1 found, 0 not. */
+static int adopt_control(int fd, const char *dir)
+{
+        DIR *d;
+        struct dirent *de;
+        int found = 0, cfd;
+
+        if (ashmem_get_control(fd, &cfd) == 0) {
+                close(cfd);
+                return 1;       /* this process has it already */
+        }
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while (!found && (de = readdir(d))) {
+                char path[PATH_MAX];
+                if (de->d_name[0] == '.' || !is_control_link(dir, de->d_name))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                cfd = open(path, O_RDWR | O_CLOEXEC);
+                if (cfd < 0)
+                        continue;
+                /* the library checks that the block belongs to this region */
+                found = ashmem_set_control(fd, cfd) == 0;
+                close(cfd);
+        }
+        closedir(d);
+        return found;
+}
+
+/* "/proc/PID/fd" for a path "/proc/PID/fd/N", else "". */
+static void proc_fd_dir(const char *path, char *dir, size_t len)
+{
+        const char *p = path + 6, *slash;
+
+        dir[0] = 0;
+        if (strncmp(path, "/proc/", 6) != 0)
+                return;
+        slash = strchr(p, '/');
+        if (!slash || strncmp(slash, "/fd/", 4) != 0 || !slash[4] || strchr(slash + 4, '/'))
+                return;
+        snprintf(dir, len, "%.*s/fd", (int)(slash - path), path);
+}
+
+static int share_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        const char *name = a->argv[0], *fds = cmd_opt(a, "fd"), *file = cmd_opt(a, "file");
+        const char *ms = cmd_opt(a, "mode"), *os = cmd_opt(a, "offset"), *ls = cmd_opt(a, "length");
+        int transient = cmd_flag(a, "transient"), mode = ASHMEM_BROKER_DEFAULT, fd = -1, own = 0;
+        char err[PARSE_ERR_LEN], dir[PATH_MAX];
+        uint64_t off = 0, len = 0, v;
+        ashmem_region_info info;
+        ashmem_broker *b;
+        int r;
+
+        if ((r = arg_name(ctx, name)))
+                return r;
+        if (ms) {
+                unsigned m;
+                if (parse_mode(ms, &m, err) < 0)
+                        return cmd_usage(ctx, "%s", err);
+                mode = (int)m;
+        }
+        if (os && (r = arg_offset(ctx, "offset", os, &off)))
+                return r;
+        if (ls && (r = arg_size(ctx, "length", ls, &len)))
+                return r;
+        if (os && !ls)
+                return cmd_usage(ctx, "--offset needs --length");
+        if (fds && file)
+                return cmd_usage(ctx, "give --fd or --file, not both");
+        if (transient && !ctx->shell)
+                return cmd_usage(ctx, "--transient shares end with the connection: use it in 'ashmemctl shell'");
+        if (fds) {
+                if (parse_uint(fds, "descriptor", INT_MAX, &v, err) < 0)
+                        return cmd_usage(ctx, "%s", err);
+                fd = (int)v;
+                if (fcntl(fd, F_GETFD) < 0)
+                        return cli_error(ctx, EBADF, "descriptor %d is not open", fd);
+                adopt_control(fd, "/proc/self/fd");
+        } else if (file) {
+                fd = open(file, O_RDWR | O_CLOEXEC);
+                if (fd < 0)
+                        return cmd_error(ctx, errno, "%s", file);
+                own = 1;
+                proc_fd_dir(file, dir, sizeof(dir));
+                if (dir[0])
+                        adopt_control(fd, dir);
+        } else if (cli_local) {
+                fd = cli_local->find(ctx, name);
+                if (fd < 0)
+                        return cli_error(ctx, -fd, "no local region named %s (create --local makes one)", name);
+        } else {
+                return cmd_usage(ctx, "say which region: --fd N (an inherited descriptor) or --file PATH (like /proc/PID/fd/N)");
+        }
+        if (!ashmem_valid(fd)) {
+                r = cli_error(ctx, EINVAL, "%s%s is not a shared memory region", fds ? "descriptor " : "",
+                              fds ? fds : file ? file : name);
+                goto out;
+        }
+        if ((r = cli_broker(ctx, &b)))
+                goto out;
+        if (ls)
+                r = ashmem_broker_share_range(b, fd, off, len, name, mode, transient, &info);
+        else
+                r = ashmem_broker_share(b, fd, name, mode, transient, &info);
+        if (r < 0) {
+                if (r == -EACCES)
+                        r = cli_error(ctx, EACCES, "%s: the descriptor is read-only; share needs a read-write one", name);
+                else if (r == -EINVAL && ls)
+                        r = cli_error(ctx, EINVAL, "%s: the view %llu+%llu is not inside the region", name,
+                                      (unsigned long long)off, (unsigned long long)len);
+                else
+                        r = cli_broker_error(ctx, r, name);
+                goto out;
+        }
+        r = print_record(ctx, &info);
+out:
+        if (own)
+                close(fd);
+        return r;
+}
+
+static const char *const share_complete[] = { "none", NULL };
+
+const struct cmd_entry cmd_share_entry = {
+        .name = "share",
+        .args_usage = "NAME",
+        .summary = "register an existing region with the broker (--fd N, --file PATH)",
+        .opts = share_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .complete_args = share_complete,
+        .flags = CMD_BROKER,
+        .exec = share_exec,
+};
+
+/* ---------------------------------------------------------------- slice */
+
+static const struct cmd_opt slice_opts[] = {
+        { "of", 0, "REGION", "region", "the region to cut the view from (required)" },
+        { "offset", 'o', "N", NULL, "bytes into that region (default 0)" },
+        { "length", 'l', "N", NULL, "bytes in the view (required)" },
+        { "mode", 'm', "MODE", NULL, "who may attach, octal like a file's (default 0600)" },
+        { 0 }
+};
+
+static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        const char *name = a->argv[0], *of = cmd_opt(a, "of"), *os = cmd_opt(a, "offset");
+        const char *ls = cmd_opt(a, "length"), *ms = cmd_opt(a, "mode");
+        int mode = ASHMEM_BROKER_DEFAULT, r;
+        char err[PARSE_ERR_LEN];
+        uint64_t off = 0, len = 0;
+        ashmem_region_info info;
+        ashmem_broker *b;
+
+        if ((r = arg_name(ctx, name)))
+                return r;
+        if (!of)
+                return cmd_usage(ctx, "--of REGION is required");
+        if (!ls)
+                return cmd_usage(ctx, "--length N is required");
+        if ((r = arg_name(ctx, of)))
+                return r;
+        if (os && (r = arg_offset(ctx, "offset", os, &off)))
+                return r;
+        if ((r = arg_size(ctx, "length", ls, &len)))
+                return r;
+        if (ms) {
+                unsigned m;
+                if (parse_mode(ms, &m, err) < 0)
+                        return cmd_usage(ctx, "%s", err);
+                mode = (int)m;
+        }
+        if (cli_broker(ctx, &b))
+                return 1;
+        r = ashmem_broker_slice(b, name, of, off, len, mode, &info);
+        if (r == -ENOENT)
+                return cli_error(ctx, ENOENT, "no such region: %s", of);
+        if (r == -EINVAL)
+                return cli_error(ctx, EINVAL, "offset %llu + length %llu is not inside %s",
+                                 (unsigned long long)off, (unsigned long long)len, of);
+        if (r < 0)
+                return cli_broker_error(ctx, r, r == -EEXIST ? name : of);
+        return print_record(ctx, &info);
+}
+
+const struct cmd_entry cmd_slice_entry = {
+        .name = "slice",
+        .args_usage = "NAME",
+        .summary = "name a view (offset, length) of a shared region",
+        .opts = slice_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .complete_args = share_complete,
+        .flags = CMD_BROKER,
+        .exec = slice_exec,
+};
+
+/* ---------------------------------------------------------------- unshare */
+
+static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        ashmem_broker *b;
+        cJSON *doc = NULL, *done = NULL;
+        int status = 0, r;
+
+        for (int i = 0; i < a->argc; i++)
+                if ((r = arg_name(ctx, a->argv[i])))
+                        return r;
+        if (cli_broker(ctx, &b))
+                return 1;
+        if (ctx->json) {
+                doc = cJSON_CreateObject();
+                done = cJSON_AddArrayToObject(doc, "removed");
+        }
+        for (int i = 0; i < a->argc; i++) {
+                r = ashmem_broker_unshare(b, a->argv[i]);
+                if (r < 0) {
+                        status = cli_broker_error(ctx, r, a->argv[i]);
+                        continue;
+                }
+                if (done)
+                        cJSON_AddItemToArray(done, cJSON_CreateString(a->argv[i]));
+        }
+        if (doc) {
+                if (status) {
+                        cJSON_Delete(doc);
+                        return status;
+                }
+                return out_json(ctx, doc);
+        }
+        return status;
+}
+
+static const char *const unshare_complete[] = { "region", NULL };
+
+const struct cmd_entry cmd_unshare_entry = {
+        .name = "unshare",
+        .alias = "rm",
+        .args_usage = "NAME...",
+        .summary = "remove names from the broker (holders keep their descriptors)",
+        .min_args = 1,
+        .max_args = -1,
+        .complete_args = unshare_complete,
+        .flags = CMD_BROKER,
+        .exec = unshare_exec,
+};
+
+/* ---------------------------------------------------------------- attach */
+
+static const struct cmd_opt attach_opts[] = {
+        { "ro", 'r', NULL, NULL, "attach read-only" },
+        { "fd", 0, "N", NULL, "give the command the descriptor as N" },
+        { 0 }
+};
+
+/* In the process that runs the command: put the descriptor in place, set
+ * the environment, exec. Returns only on failure, with an exit status. */
+static int run_command(struct cmd_ctx *ctx, const struct region *reg, int target,
+                       char **argv)
+{
+        char num[32];
+        int fd = reg->fd, e;
+
+        if (target >= 0 && target != fd) {
+                if (dup2(fd, target) < 0)       /* the new descriptor is inheritable */
+                        return cmd_error(ctx, errno, "putting the descriptor at %d", target);
+                fd = target;
+        } else {
+                int fl = fcntl(fd, F_GETFD);
+                if (fl < 0 || fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
+                        return cmd_error(ctx, errno, "making the descriptor inheritable");
+        }
+        snprintf(num, sizeof(num), "%d", fd);
+        if (setenv("ASHMEM_FD", num, 1) < 0)
+                return cmd_error(ctx, errno, "setting ASHMEM_FD");
+        snprintf(num, sizeof(num), "%zu", reg->len);
+        if (setenv("ASHMEM_SIZE", num, 1) < 0)
+                return cmd_error(ctx, errno, "setting ASHMEM_SIZE");
+        snprintf(num, sizeof(num), "%zu", reg->off);
+        if (setenv("ASHMEM_OFFSET", num, 1) < 0 || setenv("ASHMEM_NAME", reg->name, 1) < 0)
+                return cmd_error(ctx, errno, "setting the environment");
+        if (ctx->socket && setenv("ASHMEM_SOCKET", ctx->socket, 1) < 0)
+                return cmd_error(ctx, errno, "setting ASHMEM_SOCKET");
+        fflush(stdout);
+        fflush(stderr);
+        execvp(argv[0], argv);
+        e = errno;
+        cli_error(ctx, e, "cannot run %s: %s", argv[0], strerror(e));
+        return e == ENOENT ? 127 : 126;
+}
+
+static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
+{
+        const char *name = a->argv[0], *fds = cmd_opt(a, "fd");
+        char err[PARSE_ERR_LEN];
+        struct region reg;
+        int target = -1, r, status;
+        uint64_t v;
+        pid_t pid;
+
+        if ((r = arg_name(ctx, name)))
+                return r;
+        if (fds) {
+                if (parse_uint(fds, "descriptor", 1 << 20, &v, err) < 0)
+                        return cmd_usage(ctx, "%s", err);
+                target = (int)v;
+        }
+        if (a->nrest == 0)
+                return cmd_usage(ctx, "no command to run (attach NAME -- CMD [ARGS...])");
+        if (region_attach(ctx, name, !cmd_flag(a, "ro"), &reg))
+                return 1;
+        if (!ctx->shell) {
+                /* the command takes ashmemctl's place: its exit status is ours */
+                r = run_command(ctx, &reg, target, a->rest);
+                region_release(&reg);
+                return r;
+        }
+        /* the shell goes on: run the command in a child and wait for it */
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0) {
+                r = cmd_error(ctx, errno, "fork");
+                region_release(&reg);
+                return r;
+        }
+        if (pid == 0)
+                _exit(run_command(ctx, &reg, target, a->rest));
+        region_release(&reg);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return cmd_error(ctx, errno, "waiting for %s", a->rest[0]);
+        if (WIFSIGNALED(status))
+                return 128 + WTERMSIG(status);
+        return WEXITSTATUS(status);
+}
+
+static const char *const attach_complete[] = { "region", NULL };
+
+const struct cmd_entry cmd_attach_entry = {
+        .name = "attach",
+        .args_usage = "NAME -- CMD [ARGS...]",
+        .summary = "run a command with the region's descriptor (ASHMEM_FD, ASHMEM_SIZE, ...)",
+        .opts = attach_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .complete_args = attach_complete,
+        .flags = CMD_BROKER | CMD_PASSTHROUGH,
+        .exec = attach_exec,
+};

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * get, set, incr: typed values in a region. Integers (u8..u64, i8..i64)
+ * are read and written atomically at naturally aligned offsets, so several
+ * processes can share a counter; str is a NUL-terminated string.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmd.h"
+#include "output.h"
+#include "parse.h"
+#include "region.h"
+
+static const struct cmd_opt value_opts[] = {
+        { "type", 't', "TYPE", "type", "u8, u16, u32, u64, i8, i16, i32, i64 or str (default i32)" },
+        { "offset", 'o', "N", NULL, "bytes into the region (default 0; aligned to the type's size)" },
+        { 0 }
+};
+
+enum value_op { OP_GET, OP_SET, OP_INCR };
+
+static uint64_t load(const void *p, unsigned size)
+{
+        switch (size) {
+        case 1: return __atomic_load_n((const uint8_t *)p, __ATOMIC_SEQ_CST);
+        case 2: return __atomic_load_n((const uint16_t *)p, __ATOMIC_SEQ_CST);
+        case 4: return __atomic_load_n((const uint32_t *)p, __ATOMIC_SEQ_CST);
+        default: return __atomic_load_n((const uint64_t *)p, __ATOMIC_SEQ_CST);
+        }
+}
+
+static void store(void *p, unsigned size, uint64_t v)
+{
+        switch (size) {
+        case 1: __atomic_store_n((uint8_t *)p, (uint8_t)v, __ATOMIC_SEQ_CST); break;
+        case 2: __atomic_store_n((uint16_t *)p, (uint16_t)v, __ATOMIC_SEQ_CST); break;
+        case 4: __atomic_store_n((uint32_t *)p, (uint32_t)v, __ATOMIC_SEQ_CST); break;
+        default: __atomic_store_n((uint64_t *)p, v, __ATOMIC_SEQ_CST); break;
+        }
+}
+
+/* Add in two's complement (wrapping), return the new bit pattern. */
+static uint64_t add(void *p, unsigned size, int64_t delta)
+{
+        uint64_t d = (uint64_t)delta;
+
+        switch (size) {
+        case 1: return __atomic_add_fetch((uint8_t *)p, (uint8_t)d, __ATOMIC_SEQ_CST);
+        case 2: return __atomic_add_fetch((uint16_t *)p, (uint16_t)d, __ATOMIC_SEQ_CST);
+        case 4: return __atomic_add_fetch((uint32_t *)p, (uint32_t)d, __ATOMIC_SEQ_CST);
+        default: return __atomic_add_fetch((uint64_t *)p, d, __ATOMIC_SEQ_CST);
+        }
+}
+
+static int print_value(struct cmd_ctx *ctx, const char *name, const struct vtype *t,
+                       uint64_t off, const char *text, int quiet_text)
+{
+        if (ctx->json) {
+                cJSON *doc = cJSON_CreateObject();
+                cJSON_AddStringToObject(doc, "name", name);
+                cJSON_AddStringToObject(doc, "type", t->name);
+                cJSON_AddNumberToObject(doc, "offset", (double)off);
+                if (t->size)
+                        cJSON_AddRawToObject(doc, "value", text);     /* exact, even for 64 bits */
+                else
+                        cJSON_AddStringToObject(doc, "value", text);
+                return out_json(ctx, doc);
+        }
+        if (!quiet_text && !ctx->quiet)
+                printf("%s\n", text);
+        return 0;
+}
+
+static int value_common(struct cmd_ctx *ctx, struct cmd_args *a, enum value_op op)
+{
+        const char *name = a->argv[0], *ts = cmd_opt(a, "type"), *os = cmd_opt(a, "offset");
+        const char *vs = a->argc > 1 ? a->argv[1] : NULL;
+        const struct vtype *t;
+        char err[PARSE_ERR_LEN], text[32];
+        uint64_t off = 0, val = 0, len;
+        int64_t delta = 1;
+        struct region reg;
+        struct mapping m;
+        int r;
+
+        if ((r = arg_name(ctx, name)))
+                return r;
+        if (parse_type(ts ? ts : "i32", &t, err) < 0)
+                return cmd_usage(ctx, "%s", err);
+        if (os && (r = arg_offset(ctx, "offset", os, &off)))
+                return r;
+        if (op == OP_INCR && t->size == 0)
+                return cmd_usage(ctx, "incr works on integer types, not %s", t->name);
+        if (op == OP_SET && t->size && parse_value(t, vs, &val, err) < 0)
+                return cmd_usage(ctx, "%s", err);
+        if (op == OP_INCR && vs && parse_delta(t, vs, &delta, err) < 0)
+                return cmd_usage(ctx, "%s", err);
+        if (t->size && off % t->size)
+                return cmd_usage(ctx, "offset %s is not aligned for %s (use a multiple of %u)",
+                                 os, t->name, t->size);
+        if (region_attach(ctx, name, op != OP_GET, &reg))
+                return 1;
+        if (t->size && (reg.off + off) % t->size) {
+                region_release(&reg);
+                return cmd_usage(ctx, "offset %s of the slice %s is not aligned for %s (the slice starts at byte %zu)",
+                                 os ? os : "0", name, t->name, reg.off);
+        }
+        if (off >= reg.len || (t->size && t->size > reg.len - off)) {
+                region_release(&reg);
+                return cli_error(ctx, EINVAL, "offset %llu: a %s does not fit in %s (%zu bytes)",
+                                 (unsigned long long)off, t->name, name, reg.len);
+        }
+        len = t->size ? t->size : reg.len - off;
+        if (op == OP_SET && !t->size && strlen(vs) + 1 > len) {
+                region_release(&reg);
+                return cli_error(ctx, EFBIG, "the string (%zu bytes and a NUL) does not fit in %s at offset %llu (%llu bytes left)",
+                                 strlen(vs), name, (unsigned long long)off, (unsigned long long)len);
+        }
+        if (op == OP_SET && !t->size)
+                len = strlen(vs) + 1;
+        r = region_map(ctx, &reg, op == OP_GET ? PROT_READ : PROT_READ | PROT_WRITE, off, len, &m);
+        region_release(&reg);
+        if (r)
+                return r;
+        if (!t->size) {
+                if (op == OP_SET) {
+                        memcpy(m.ptr, vs, len);
+                        mapping_release(&m);
+                        return print_value(ctx, name, t, off, vs, 1);
+                }
+                {
+                        size_t n = strnlen((const char *)m.ptr, len);
+                        char *s = strndup((const char *)m.ptr, n);
+                        mapping_release(&m);
+                        if (!s)
+                                return cmd_error(ctx, ENOMEM, "%s", name);
+                        r = print_value(ctx, name, t, off, s, 0);
+                        free(s);
+                        return r;
+                }
+        }
+        switch (op) {
+        case OP_GET:
+                val = load(m.ptr, t->size);
+                break;
+        case OP_SET:
+                store(m.ptr, t->size, val);
+                break;
+        case OP_INCR:
+                val = add(m.ptr, t->size, delta);
+                break;
+        }
+        mapping_release(&m);
+        format_value(t, val, text, sizeof(text));
+        return print_value(ctx, name, t, off, text, op == OP_SET);
+}
+
+static int get_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_GET); }
+static int set_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_SET); }
+static int incr_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_INCR); }
+
+static const char *const complete_region[] = { "region", "none", NULL };
+
+const struct cmd_entry cmd_get_entry = {
+        .name = "get",
+        .args_usage = "NAME",
+        .summary = "print a typed value (atomic load)",
+        .opts = value_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .complete_args = complete_region,
+        .flags = CMD_BROKER,
+        .exec = get_exec,
+};
+
+const struct cmd_entry cmd_set_entry = {
+        .name = "set",
+        .args_usage = "NAME VALUE",
+        .summary = "store a typed value (atomic store)",
+        .opts = value_opts,
+        .min_args = 2,
+        .max_args = 2,
+        .complete_args = complete_region,
+        .flags = CMD_BROKER,
+        .exec = set_exec,
+};
+
+const struct cmd_entry cmd_incr_entry = {
+        .name = "incr",
+        .args_usage = "NAME [DELTA]",
+        .summary = "add DELTA (default 1) atomically and print the new value",
+        .opts = value_opts,
+        .min_args = 1,
+        .max_args = 2,
+        .complete_args = complete_region,
+        .flags = CMD_BROKER,
+        .exec = incr_exec,
+};
