@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Region life cycle: create, map, touch one page, unmap, close.
+ *
+ * libashmem (ashmem_create_region + mmap) against what a program would use
+ * instead: a raw memfd (memfd_create + ftruncate + mmap), a POSIX shared
+ * memory object (shm_open + shm_unlink + ftruncate + mmap) and a System V
+ * segment (shmget + shmat + IPC_RMID + shmdt). Target: at most 2x raw memfd.
+ *
+ * The variants run in the same process, interleaved round by round, so the
+ * machine's noise falls on all of them alike; each figure is the median over
+ * the rounds of the mean time of one life cycle in a batch, with the
+ * smallest and largest round shown as the spread.
+ *
+ * libashmem keeps a control block per region until a collection finds the
+ * region gone (ashmem_collect(), or by itself whenever its table has
+ * doubled). The life cycle loop pays those automatic collections as they
+ * come; their cost is also measured on its own: one collection of 64 stale
+ * regions (what a create/close loop with nothing else alive triggers) and
+ * one of 1,000.
+ *
+ * Usage: bench_region [--json] [--quick]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+
+#define REGION_SIZE ((size_t)1 << 20)   /* 1 MiB, one page of it touched */
+#define MAX_ROUNDS 64
+
+static char shm_name[64];
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void touch(void *p)
+{
+        *(volatile char *)p = 1;
+}
+
+/* Map the region descriptor, touch one page, unmap, close. */
+static int map_touch_close(int fd)
+{
+        void *p = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        int r = 0;
+
+        if (p == MAP_FAILED) {
+                r = -errno;
+        } else {
+                touch(p);
+                if (munmap(p, REGION_SIZE) < 0)
+                        r = -errno;
+        }
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
+static int life_ashmem(void)
+{
+        int fd = ashmem_create_region("bench-region", REGION_SIZE);
+
+        if (fd < 0)
+                return -errno;
+        return map_touch_close(fd);
+}
+
+static int life_memfd(void)
+{
+        int fd = memfd_create("bench-region", MFD_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, (off_t)REGION_SIZE) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return map_touch_close(fd);
+}
+
+static int life_shm_open(void)
+{
+        /* glibc's shm_open always sets FD_CLOEXEC */
+        int fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        if (shm_unlink(shm_name) < 0 || ftruncate(fd, (off_t)REGION_SIZE) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return map_touch_close(fd);
+}
+
+static int life_sysv(void)
+{
+        int id = shmget(IPC_PRIVATE, REGION_SIZE, IPC_CREAT | 0600);
+        void *p;
+        int r = 0;
+
+        if (id < 0)
+                return -errno;
+        p = shmat(id, NULL, 0);
+        if (p == (void *)-1) {
+                r = -errno;
+                shmctl(id, IPC_RMID, NULL);
+                return r;
+        }
+        /* marked for removal at once: it goes with the last detach */
+        if (shmctl(id, IPC_RMID, NULL) < 0)
+                r = -errno;
+        touch(p);
+        if (shmdt(p) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
+struct variant {
+        const char *name;
+        int (*life)(void);
+        double ns[MAX_ROUNDS];     /* mean ns per life cycle, per round */
+};
+
+static struct variant variants[] = {
+        { "libashmem", life_ashmem, { 0 } },
+        { "memfd", life_memfd, { 0 } },
+        { "shm_open", life_shm_open, { 0 } },
+        { "shmget", life_sysv, { 0 } },
+};
+#define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+static void die(const char *what, int err)
+{
+        fprintf(stderr, "bench_region: %s: %s\n", what, strerror(err));
+        exit(1);
+}
+
+/* Mean ns of one life cycle over a batch of n. */
+static double batch(struct variant *v, int n)
+{
+        int64_t t0 = now_ns();
+
+        for (int i = 0; i < n; i++) {
+                int r = v->life();
+                if (r < 0)
+                        die(v->name, -r);
+        }
+        return (double)(now_ns() - t0) / n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+struct stat3 { double med, min, max; };
+
+static struct stat3 summarise(const double *v, int n)
+{
+        double s[MAX_ROUNDS];
+        struct stat3 r;
+
+        memcpy(s, v, (size_t)n * sizeof(*s));
+        qsort(s, (size_t)n, sizeof(*s), cmp_double);
+        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+        r.min = s[0];
+        r.max = s[n - 1];
+        return r;
+}
+
+/* ns of one ashmem_collect() dropping k stale control blocks. The regions
+ * are created while their descriptors are open (so no automatic collection
+ * drops them early), then closed. */
+static double collect_once(int k)
+{
+        int *fds = calloc((size_t)k, sizeof(*fds));
+        int64_t t0;
+        int r;
+
+        if (!fds)
+                die("calloc", ENOMEM);
+        r = ashmem_collect();
+        if (r < 0)
+                die("ashmem_collect", -r);
+        for (int i = 0; i < k; i++) {
+                fds[i] = ashmem_create_region("bench-stale", REGION_SIZE);
+                if (fds[i] < 0)
+                        die("ashmem_create_region", errno);
+        }
+        for (int i = 0; i < k; i++)
+                if (close(fds[i]) < 0)
+                        die("close", errno);
+        free(fds);
+        t0 = now_ns();
+        r = ashmem_collect();
+        t0 = now_ns() - t0;
+        if (r < 0)
+                die("ashmem_collect", -r);
+        if (r != k) {
+                fprintf(stderr, "bench_region: ashmem_collect dropped %d of %d stale regions\n",
+                        r, k);
+                exit(1);
+        }
+        return (double)t0;
+}
+
+struct row {
+        const char *name;
+        struct stat3 ours, base;
+        double target;             /* 0: no target, for information */
+        const char *unit;
+};
+
+static void fmt_time(char *buf, size_t len, double ns)
+{
+        if (ns >= 1e6)
+                snprintf(buf, len, "%.2f ms", ns / 1e6);
+        else if (ns >= 1e3)
+                snprintf(buf, len, "%.2f us", ns / 1e3);
+        else
+                snprintf(buf, len, "%.0f ns", ns);
+}
+
+static void fmt_cell(char *buf, size_t len, const struct stat3 *s)
+{
+        char a[32], b[32], c[32];
+
+        fmt_time(a, sizeof(a), s->med);
+        fmt_time(b, sizeof(b), s->min);
+        fmt_time(c, sizeof(c), s->max);
+        snprintf(buf, len, "%s [%s..%s]", a, b, c);
+}
+
+static void print_table(const struct row *rows, int n)
+{
+        printf("%-44s %-30s %-30s %6s %7s %s\n", "benchmark", "ours [min..max]",
+               "baseline [min..max]", "ratio", "target", "meets");
+        for (int i = 0; i < n; i++) {
+                const struct row *w = &rows[i];
+                char o[128], b[128], t[16];
+                double ratio = w->ours.med / w->base.med;
+
+                fmt_cell(o, sizeof(o), &w->ours);
+                fmt_cell(b, sizeof(b), &w->base);
+                if (w->target > 0)
+                        snprintf(t, sizeof(t), "<=%.2f", w->target);
+                else
+                        snprintf(t, sizeof(t), "-");
+                printf("%-44s %-30s %-30s %6.2f %7s %s\n", w->name, o, b, ratio, t,
+                       w->target > 0 ? (ratio <= w->target ? "yes" : "NO") : "-");
+        }
+}
+
+static void print_json(const struct row *rows, int n)
+{
+        printf("[\n");
+        for (int i = 0; i < n; i++) {
+                const struct row *w = &rows[i];
+                double ratio = w->ours.med / w->base.med;
+                char t[32], m[8];
+
+                if (w->target > 0) {
+                        snprintf(t, sizeof(t), "%.2f", w->target);
+                        snprintf(m, sizeof(m), "%s", ratio <= w->target ? "true" : "false");
+                } else {
+                        snprintf(t, sizeof(t), "null");
+                        snprintf(m, sizeof(m), "null");
+                }
+                printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "
+                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
+                       "\"spread\": {\"ours_min\": %.1f, \"ours_max\": %.1f, "
+                       "\"baseline_min\": %.1f, \"baseline_max\": %.1f}}%s\n",
+                       w->name, w->ours.med, w->base.med, ratio, t, m, w->unit,
+                       w->ours.min, w->ours.max, w->base.min, w->base.max,
+                       i + 1 < n ? "," : "");
+        }
+        printf("]\n");
+}
+
+int main(int argc, char **argv)
+{
+        int json = 0, quick = 0, rounds, per_round, coll_rounds;
+        double coll64[MAX_ROUNDS], coll1k[MAX_ROUNDS], per64[MAX_ROUNDS],
+               per1k[MAX_ROUNDS];
+        struct row rows[5];
+        struct stat3 memfd;
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0) {
+                        json = 1;
+                } else if (strcmp(argv[i], "--quick") == 0) {
+                        quick = 1;
+                } else {
+                        fprintf(stderr, "usage: bench_region [--json] [--quick]\n");
+                        return 2;
+                }
+        }
+        rounds = quick ? 5 : 21;
+        per_round = quick ? 200 : 2000;
+        coll_rounds = quick ? 5 : 11;
+        snprintf(shm_name, sizeof(shm_name), "/bench-region-%ld", (long)getpid());
+
+        /* warm up: page cache of the code, the library's table, the kernel's
+         * slabs */
+        for (size_t v = 0; v < NVARIANTS; v++)
+                (void)batch(&variants[v], per_round / 4 + 1);
+        for (int r = 0; r < rounds; r++)
+                for (size_t k = 0; k < NVARIANTS; k++) {
+                        /* rotate the order so no variant always runs first */
+                        struct variant *v = &variants[(k + (size_t)r) % NVARIANTS];
+                        v->ns[r] = batch(v, per_round);
+                }
+        for (int r = 0; r < coll_rounds; r++) {
+                coll64[r] = collect_once(64);
+                per64[r] = coll64[r] / 64;
+                coll1k[r] = collect_once(1000);
+                per1k[r] = coll1k[r] / 1000;
+        }
+
+        memfd = summarise(variants[1].ns, rounds);
+        rows[0] = (struct row){ "region life cycle: libashmem vs memfd",
+                                summarise(variants[0].ns, rounds), memfd, 2.0, "ns" };
+        rows[1] = (struct row){ "region life cycle: libashmem vs shm_open",
+                                summarise(variants[0].ns, rounds),
+                                summarise(variants[2].ns, rounds), 0, "ns" };
+        rows[2] = (struct row){ "region life cycle: libashmem vs shmget",
+                                summarise(variants[0].ns, rounds),
+                                summarise(variants[3].ns, rounds), 0, "ns" };
+        /* a collection's cost per stale region, against one raw memfd life
+         * cycle: the share of a life cycle it adds, amortised */
+        rows[3] = (struct row){ "collection per stale region (64) vs memfd life",
+                                summarise(per64, coll_rounds), memfd, 0, "ns" };
+        rows[4] = (struct row){ "collection per stale region (1000) vs memfd life",
+                                summarise(per1k, coll_rounds), memfd, 0, "ns" };
+
+        if (json) {
+                print_json(rows, 5);
+        } else {
+                struct stat3 c64 = summarise(coll64, coll_rounds),
+                             c1k = summarise(coll1k, coll_rounds);
+                char a[32], b[32];
+
+                print_table(rows, 5);
+                fmt_time(a, sizeof(a), c64.med);
+                fmt_time(b, sizeof(b), c1k.med);
+                printf("\none ashmem_collect(): %s for 64 stale regions, %s for 1000 "
+                       "(medians of %d); region size %zu KiB, %d rounds of %d life cycles\n",
+                       a, b, coll_rounds, REGION_SIZE >> 10, rounds, per_round);
+        }
+        return 0;
+}
