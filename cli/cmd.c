@@ -107,7 +107,8 @@ int cmd_flag(const struct cmd_args *a, const char *name)
         return cmd_opt(a, name) != NULL;
 }
 
-static void verror(struct cmd_ctx *ctx, int err, const char *fmt, va_list ap)
+static __attribute__((format(printf, 3, 0)))
+void verror(struct cmd_ctx *ctx, int err, const char *fmt, va_list ap)
 {
         char msg[1024];
         const char *cmd = ctx->cmd ? ctx->cmd->name : NULL;
