@@ -112,10 +112,15 @@ static int value_common(struct cmd_ctx *ctx, struct cmd_args *a, enum value_op o
                 return cmd_usage(ctx, "offset %s of the slice %s is not aligned for %s (the slice starts at byte %zu)",
                                  os ? os : "0", name, t->name, reg.off);
         }
-        if (off >= reg.len || (t->size && t->size > reg.len - off)) {
+        if (off >= reg.len) {
                 region_release(&reg);
-                return cli_error(ctx, EINVAL, "offset %llu: a %s does not fit in %s (%zu bytes)",
-                                 (unsigned long long)off, t->name, name, reg.len);
+                return cli_error(ctx, EINVAL, "offset %llu is past the end of %s (%zu bytes)",
+                                 (unsigned long long)off, name, reg.len);
+        }
+        if (t->size && t->size > reg.len - off) {
+                region_release(&reg);
+                return cli_error(ctx, EINVAL, "the %s at offset %llu runs past the end of %s (%zu bytes)",
+                                 t->name, (unsigned long long)off, name, reg.len);
         }
         len = t->size ? t->size : reg.len - off;
         if (op == OP_SET && !t->size && strlen(vs) + 1 > len) {
