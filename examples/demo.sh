@@ -7,3 +7,52 @@ say() { printf '\n%s== %s%s\n' "$b" "$*" "$n"; }
 
 say "a region shared with a forked child, unpinned, purged, re-pinned (examples/fork_share.c)"
 "$B/examples/fork_share"
+
+# ashmemctl on a broker of its own: started on a socket in a temporary
+# directory, stopped (and the directory removed) whatever happens.
+(
+        dir=$(mktemp -d "${TMPDIR:-/tmp}/ashmem-demo.XXXXXX")
+        export ASHMEM_SOCKET="$dir/broker.sock" PATH="$B:$PATH"
+        stop() { ashmemctl broker stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
+        trap stop EXIT
+        trap 'exit 1' INT TERM
+        run() { printf '%s$ %s%s\n' "$b" "$*" "$n"; "$@"; }
+
+        say "ashmemctl: a broker on a temporary socket"
+        run ashmemctl broker start
+
+        say "create a region, write a file into it, read it back"
+        run ashmemctl create frame 64K --mode 0640
+        printf 'hello from ashmemctl\n' > "$dir/msg"
+        run ashmemctl write frame "$dir/msg"
+        run ashmemctl read frame --length 21
+        run ashmemctl dump frame --length 32
+
+        say "share a slice of it; a second process attaches and reads"
+        printf 'the header page' | ashmemctl write frame --offset 4K
+        run ashmemctl -q slice header --of frame --offset 4K --length 4K
+        # shown as typed; the quotes keep the variables for the second process
+        printf '%s$ %s%s\n' "$b" "ashmemctl attach header --ro -- sh -c 'echo \"pid \$\$: \$ASHMEM_NAME is fd \$ASHMEM_FD, \$ASHMEM_SIZE bytes at offset \$ASHMEM_OFFSET\"; ashmemctl read header --length 15'" "$n"
+        ashmemctl attach header --ro -- sh -c \
+                'echo "pid $$: $ASHMEM_NAME is fd $ASHMEM_FD, $ASHMEM_SIZE bytes at offset $ASHMEM_OFFSET"; ashmemctl read header --length 15; echo'
+
+        say "the shared counter: three processes (one per incr) add one each, atomically"
+        run ashmemctl -q create counter 4K
+        for i in 1 2 3; do
+                run ashmemctl incr counter
+        done
+        run ashmemctl get counter
+
+        say "unpin, purge (as memory pressure would), pin again: was-purged"
+        run ashmemctl unpin frame 8K
+        run ashmemctl status frame
+        run ashmemctl purge frame
+        run ashmemctl info frame --map
+        run ashmemctl pin frame 8K
+        run ashmemctl pin frame 8K
+        run ashmemctl read frame --length 21
+
+        say "list, for people and for scripts"
+        run ashmemctl list
+        run ashmemctl --json list
+)
