@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -37,6 +38,7 @@ struct progress {
         uint64_t total;         /* 0 if unknown */
         int on;
         int shown;
+        struct timespec last;   /* when it was drawn last */
 };
 
 static void progress_init(struct progress *p, struct cmd_ctx *ctx, const char *what,
@@ -53,8 +55,16 @@ static void progress_show(struct progress *p, uint64_t done)
 {
         char d[32], t[32];
 
+        struct timespec now;
+
         if (!p->on || (p->total ? p->total : done) <= PROGRESS_MIN)
                 return;
+        /* ten times a second is plenty */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (p->shown && done != p->total &&
+            (now.tv_sec - p->last.tv_sec) * 1000000000L + (now.tv_nsec - p->last.tv_nsec) < 100000000L)
+                return;
+        p->last = now;
         format_size(done, d, sizeof(d));
         if (p->total) {
                 format_size(p->total, t, sizeof(t));
