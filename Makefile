@@ -121,7 +121,7 @@ check-sanitize:
 	$(Q)if [ -z "$(SANITIZE)" ]; then \
 		$(MAKE) --no-print-directory B=$(B)-sanitize SANITIZE=address,undefined unit; fi
 
-unit: $(TEST_BIN)
+unit: $(TEST_BIN) $(CLI)
 	$(Q)sh tests/unit/run.sh $(TEST_BIN)
 
 bats: all
@@ -137,7 +137,7 @@ hdrcheck: $(HEADERS)
 	done; echo "hdrcheck: $(words $(HEADERS)) headers compile on their own"
 
 manlint:
-	$(Q)set -e; n=0; for m in $(MANPAGES); do mandoc -Tlint -W warning $$m; n=$$((n+1)); done; \
+	$(Q)set -e; n=0; for m in $(MANPAGES); do [ -L $$m ] && continue; mandoc -Tlint -W warning $$m; n=$$((n+1)); done; \
 		echo "manlint: $$n pages lint clean"
 
 # ---------------------------------------------------------------- fuzzing
@@ -183,8 +183,10 @@ install: all
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    lib/libashmem.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libashmem.pc
 	$(if $(CLI),install -d $(DESTDIR)$(BINDIR) && install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/)
-	$(Q)set -e; for m in $(MANPAGES); do s=$${m##*.}; \
-		install -d $(DESTDIR)$(MANDIR)/man$$s; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	$(Q)set -e; for m in $(MANPAGES); do s=$${m##*.}; d=$(DESTDIR)$(MANDIR)/man$$s; \
+		install -d $$d; \
+		if [ -L $$m ]; then ln -sf "$$(readlink $$m)" $$d/$${m##*/}; \
+		else install -m 644 $$m $$d/; fi; done
 	$(Q)if [ -f completions/ashmemctl.bash ]; then \
 		install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
 			$(DESTDIR)$(DATADIR)/fish/vendor_completions.d; \

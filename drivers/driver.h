@@ -47,7 +47,7 @@ const struct am_driver *am_driver_default(void);
 /* Create a region with the default driver: a descriptor or -errno
  * (-ENODEV/-EINVAL when ASHMEM_DRIVER names no driver of this build). */
 int am_create(const char *name, size_t size);
-/* The driver owning fd; fills *st. -EBADF for a bad fd, -EINVAL for a
+/* The driver owning fd; fills *st. -EBADF for a bad fd, -ENOTTY for a
  * descriptor no driver owns. */
 int am_driver_of(int fd, struct stat *st, const struct am_driver **ret);
 

@@ -90,9 +90,12 @@ int ashmem_valid(int fd)
 int am_create(const char *name, size_t size)
 {
         const struct am_driver *d;
-        int r = driver_from_env(&d);
+        int saved = errno, r = driver_from_env(&d);
 
-        return r < 0 ? r : d->create(name, size);
+        if (r == 0)
+                r = d->create(name, size);
+        errno = saved;
+        return r;
 }
 
 int ashmem_create_region(const char *name, size_t size)
@@ -100,14 +103,18 @@ int ashmem_create_region(const char *name, size_t size)
         return classic(am_create(name, size));
 }
 
+/* The native convention leaves errno as it was: every call saves it and
+ * puts it back, whatever the system calls on the way did to it. */
 #define DISPATCH(fd, call)                                      \
         do {                                                    \
                 struct stat st_;                                \
                 const struct am_driver *d_;                     \
+                int saved_ = errno;                             \
                 int r_ = am_driver_of((fd), &st_, &d_);         \
-                if (r_ < 0)                                     \
-                        return r_;                              \
-                return d_->call;                                \
+                if (r_ >= 0)                                    \
+                        r_ = d_->call;                          \
+                errno = saved_;                                 \
+                return r_;                                      \
         } while (0)
 
 static int set_prot(int fd, int prot)              { DISPATCH(fd, set_prot(fd, &st_, prot)); }
@@ -185,9 +192,13 @@ int ashmem_map(int fd, int prot, size_t offset, size_t len, void **ret)
 
 int ashmem_unmap(void *addr, size_t len)
 {
+        int saved = errno, r;
+
         if (!addr || len == 0)
                 return -EINVAL;
-        return munmap(addr, len) < 0 ? -errno : 0;
+        r = munmap(addr, len) < 0 ? -errno : 0;
+        errno = saved;
+        return r;
 }
 
 int ashmem_get_control(int fd, int *ret_control_fd)
@@ -220,5 +231,8 @@ int ashmem_get_page_map(int fd, char *map, size_t pages)
 
 int ashmem_collect(void)
 {
-        return am_table_collect();
+        int saved = errno, r = am_table_collect();
+
+        errno = saved;
+        return r;
 }

@@ -128,13 +128,17 @@ static int create(const char *name, size_t size)
         fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
                 return -errno;
-        if (ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0 ||
+        /* memfds are born mode 0777: anyone holding a read-only descriptor
+         * could reopen /proc/PID/fd/N read-write. Owner-only modes make the
+         * kernel refuse that to every other user, so a read-only handoff
+         * stays read-only. */
+        if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0 ||
             fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
                 goto fail;
         pages = (size + ps - 1) / ps;
         clen = amc_block_size(pages);
         cfd = memfd_create("ashmem-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (cfd < 0 || ftruncate(cfd, (off_t)clen) < 0 ||
+        if (cfd < 0 || fchmod(cfd, 0600) < 0 || ftruncate(cfd, (off_t)clen) < 0 ||
             fcntl(cfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
                 goto fail;
         m = mmap(NULL, clen, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
