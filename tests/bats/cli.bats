@@ -418,6 +418,10 @@ teardown() {
         run -0 ashmemctl -j info part
         jqe '.of == "whole" and .offset == 8192 and .length == 8192 and .size == 8192 and .pages == 2'
         ashmemctl unpin part 4K
+        run -0 ashmemctl info part --map
+        [[ "$output" == *"Map:             [#-]"* ]]
+        run -0 ashmemctl -j info whole --map
+        jqe '.map == "PPPuPPPPPPPPPPPP"'
         run -0 ashmemctl -j status whole 12K 4K
         jqe '.pinned == false'
         run -0 ashmemctl status whole 0 12K
