@@ -320,6 +320,18 @@ static int exchange(ashmem_broker *b, const char *req, size_t len,
                         r = recv_msg(b, rfds, nrfds);
                         if (r >= 0)
                                 return r;
+                } else if (r == -EPIPE || r == -ECONNRESET) {
+                        /* a broker that refuses a connection (too many)
+                         * says why before it closes it */
+                        struct pollfd p = { .fd = b->fd, .events = POLLIN };
+                        if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+                                int t = b->timeout_ms, n;
+                                b->timeout_ms = 0;
+                                n = recv_msg(b, rfds, nrfds);
+                                b->timeout_ms = t;
+                                if (n > 0)
+                                        return n;
+                        }
                 }
                 if (retried || !(r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN))
                         return r;

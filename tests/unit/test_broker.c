@@ -1,0 +1,1432 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker and its client library: every op of the protocol through
+ * ashmem_broker_*, access control (root tests run a client as nobody),
+ * transient shares, lookup of the shared pin state, the purger, limits,
+ * and the robustness rules: garbage, truncated, oversized and
+ * many-descriptor messages get an error and leave the broker's descriptor
+ * count unchanged; 10,000 attach/close cycles leave nothing behind.
+ *
+ * Each test starts `ashmemctl broker run` (the binary next to this test's
+ * directory) on a socket in a fresh temporary directory, and stops it with
+ * SIGTERM, checking it exits 0 and removes its socket. Roles that must not
+ * share this process's pin state run in forked children started before
+ * the region exists.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "../../drivers/memfd/memfd.h"
+#include "t.h"
+
+#define WAIT_MS 10000   /* generous bound for waits on the broker */
+
+static size_t ps(void)
+{
+        return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ------------------------------------------------------------ the broker */
+
+static char dir[64], sock[96];
+static pid_t broker_pid;
+
+static long long mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap(int ms)
+{
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static void ashmemctl_path(char *buf, size_t len)
+{
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char *slash;
+
+        if (n < 0)
+                t_fail(__FILE__, __LINE__, "readlink: %m");
+        self[n] = 0;
+        slash = strrchr(self, '/');
+        *slash = 0;
+        if ((size_t)snprintf(buf, len, "%.*s/../ashmemctl", (int)(len - 16), self) >= len)
+                t_fail(__FILE__, __LINE__, "path too long");
+        if (access(buf, X_OK) < 0)
+                t_fail(__FILE__, __LINE__, "%s: %m (build ashmemctl first)", buf);
+}
+
+static void remove_dir(void);
+
+/* A test that fails (exit) or is killed takes its broker along. */
+static void kill_broker(void)
+{
+        if (broker_pid > 0) {
+                kill(broker_pid, SIGKILL);
+                while (waitpid(broker_pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                broker_pid = 0;
+                remove_dir();
+        }
+}
+
+/* Start a broker with extra arguments (NULL-terminated). */
+static void start_broker_args(const char *const *extra)
+{
+        char prog[PATH_MAX], log[128];
+        long long deadline;
+        pid_t parent = getpid();
+
+        snprintf(dir, sizeof(dir), "/tmp/ashmem-tb-XXXXXX");
+        if (!mkdtemp(dir))
+                t_fail(__FILE__, __LINE__, "mkdtemp: %m");
+        chmod(dir, 0755);       /* so that nobody reaches the socket */
+        snprintf(sock, sizeof(sock), "%s/broker.sock", dir);
+        snprintf(log, sizeof(log), "%s/log", dir);
+        setenv("ASHMEM_SOCKET", sock, 1);
+        ashmemctl_path(prog, sizeof(prog));
+        broker_pid = fork();
+        if (broker_pid < 0)
+                t_fail(__FILE__, __LINE__, "fork: %m");
+        if (broker_pid == 0) {
+                const char *argv[32];
+                int n = 0, fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                int nul = open("/dev/null", O_RDWR);
+                if (fd < 0 || nul < 0 || dup2(fd, 2) < 0 || dup2(nul, 1) < 0 || dup2(nul, 0) < 0)
+                        _exit(126);
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(126);
+                close_range(3, ~0U, 0);
+                argv[n++] = "ashmemctl";
+                argv[n++] = "--socket";
+                argv[n++] = sock;
+                argv[n++] = "broker";
+                argv[n++] = "run";
+                argv[n++] = "-v";
+                for (int i = 0; extra && extra[i] && n < 31; i++)
+                        argv[n++] = extra[i];
+                argv[n] = NULL;
+                execv(prog, (char *const *)argv);
+                _exit(127);
+        }
+        atexit(kill_broker);
+        deadline = mono_ms() + WAIT_MS;
+        for (;;) {
+                ashmem_broker *b;
+                int status;
+                if (ashmem_broker_connect(sock, &b) == 0) {
+                        ashmem_broker_close(b);
+                        return;
+                }
+                if (waitpid(broker_pid, &status, WNOHANG) == broker_pid)
+                        t_fail(__FILE__, __LINE__, "the broker exited (status 0x%x)", status);
+                if (mono_ms() > deadline)
+                        t_fail(__FILE__, __LINE__, "the broker does not answer");
+                nap(5);
+        }
+}
+
+static void start_broker(void)
+{
+        start_broker_args(NULL);
+}
+
+static void remove_dir(void)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+        rmdir(dir);
+}
+
+/* SIGTERM: the broker exits 0 and removes its socket. */
+static void stop_broker(void)
+{
+        int status;
+        struct stat st;
+
+        CHECK_EQ(kill(broker_pid, SIGTERM), 0);
+        while (waitpid(broker_pid, &status, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                char cmd[160];
+                snprintf(cmd, sizeof(cmd), "cat %s/log >&2", dir);
+                if (system(cmd) < 0)
+                        perror("system");
+                t_fail(__FILE__, __LINE__, "broker exit status 0x%x", status);
+        }
+        broker_pid = 0;
+        CHECK(lstat(sock, &st) < 0 && errno == ENOENT);
+        remove_dir();
+}
+
+static int broker_fds(void)
+{
+        char path[64];
+        DIR *d;
+        struct dirent *de;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)broker_pid);
+        d = opendir(path);
+        if (!d)
+                t_fail(__FILE__, __LINE__, "%s: %m", path);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static ashmem_broker *conn(void)
+{
+        ashmem_broker *b;
+        int r = ashmem_broker_connect(sock, &b);
+        if (r < 0)
+                t_fail(__FILE__, __LINE__, "connect %s: %s", sock, strerror(-r));
+        return b;
+}
+
+static int create(ashmem_broker *b, const char *name, size_t size, int mode)
+{
+        int fd, r = ashmem_broker_create(b, name, size, ASHMEM_BROKER_DEFAULT, mode, &fd, NULL);
+        if (r < 0)
+                t_fail(__FILE__, __LINE__, "create %s: %s", name, strerror(-r));
+        return fd;
+}
+
+#define CHILD_OK(fn, arg) do {                                          \
+                int s_ = t_in_child((fn), (arg));                       \
+                if (!WIFEXITED(s_) || WEXITSTATUS(s_) != 0)             \
+                        t_fail(__FILE__, __LINE__, "child %s failed (status 0x%x)", #fn, s_); \
+        } while (0)
+
+/* ------------------------------------------------------------ raw protocol */
+
+static int raw_connect(void)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+        CHECK(fd >= 0);
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+        CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        return fd;
+}
+
+static void raw_send(int fd, const void *data, size_t len, const int *fds, int nfds)
+{
+        union { char buf[CMSG_SPACE(sizeof(int) * 256)]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (nfds) {
+                struct cmsghdr *c;
+                memset(&u, 0, sizeof(u));
+                m.msg_control = u.buf;
+                m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+                c = CMSG_FIRSTHDR(&m);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+        }
+        if (sendmsg(fd, &m, MSG_NOSIGNAL) != (ssize_t)len)
+                t_fail(__FILE__, __LINE__, "sendmsg: %m");
+}
+
+static void raw_sends(int fd, const char *text, const int *fds, int nfds)
+{
+        raw_send(fd, text, strlen(text), fds, nfds);
+}
+
+/* Receive a reply; closes any descriptors; returns its length. */
+static int raw_recv(int fd, char *buf, size_t len, int *nfds)
+{
+        union { char buf[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = buf, .iov_len = len - 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+        int k = 0;
+
+        if (n < 0)
+                t_fail(__FILE__, __LINE__, "recvmsg: %m");
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+                size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < cnt; i++) {
+                        int x;
+                        memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        close(x);
+                        k++;
+                }
+        }
+        buf[n] = 0;
+        if (nfds)
+                *nfds = k;
+        return (int)n;
+}
+
+/* Send text, expect a failure naming errno e. */
+static void expect_error(int fd, const char *text, const char *e)
+{
+        char buf[70000], want[64];
+
+        raw_send(fd, text, strlen(text), NULL, 0);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        snprintf(want, sizeof(want), "\"errno\":\"%s\"", e);
+        if (!strstr(buf, "\"ok\":false") || !strstr(buf, want))
+                t_fail(__FILE__, __LINE__, "%s -> %s, expected %s", text, buf, e);
+}
+
+/* ------------------------------------------------------------ hello, stats */
+
+TEST(hello_names_the_broker)
+{
+        ashmem_broker *b;
+        ashmem_broker_server srv;
+        ashmem_broker_counters st;
+
+        start_broker();
+        b = conn();
+        CHECK_EQ(ashmem_broker_hello(b, &srv), 0);
+        CHECK_EQ(srv.version, 1);
+        CHECK_EQ(srv.pid, broker_pid);
+        CHECK(strcmp(srv.driver, "memfd") == 0);
+        CHECK_EQ(ashmem_broker_stats(b, &st), 0);
+        CHECK(st.connections >= 1);   /* the start-up probe may still count */
+        CHECK_EQ(st.regions, 0);
+        CHECK_EQ(st.requests, 2);
+        CHECK_EQ(st.errors, 0);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+TEST(socket_path_resolution)
+{
+        char buf[128];
+
+        setenv("ASHMEM_SOCKET", "/x/y.sock", 1);
+        CHECK_EQ(ashmem_broker_socket_path(0, buf, sizeof(buf)), 9);
+        CHECK(strcmp(buf, "/x/y.sock") == 0);
+        unsetenv("ASHMEM_SOCKET");
+        setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
+        CHECK(ashmem_broker_socket_path(0, buf, sizeof(buf)) > 0);
+        CHECK(strcmp(buf, "/run/user/7/ashmem/broker.sock") == 0);
+        unsetenv("XDG_RUNTIME_DIR");
+        CHECK(ashmem_broker_socket_path(0, buf, sizeof(buf)) > 0);
+        {
+                char want[64];
+                snprintf(want, sizeof(want), "/tmp/ashmem-%u/broker.sock", (unsigned)getuid());
+                CHECK(strcmp(buf, want) == 0);
+        }
+        CHECK(ashmem_broker_socket_path(1, buf, sizeof(buf)) > 0);
+        CHECK(strcmp(buf, "/run/ashmem/broker.sock") == 0);
+        CHECK_NEG(ashmem_broker_socket_path(1, buf, 5), ENAMETOOLONG);
+        {
+                char longp[200];
+                memset(longp, 'a', sizeof(longp) - 1);
+                longp[0] = '/';
+                longp[sizeof(longp) - 1] = 0;
+                setenv("ASHMEM_SOCKET", longp, 1);
+                CHECK_NEG(ashmem_broker_socket_path(0, buf, sizeof(buf)), ENAMETOOLONG);
+                {
+                        ashmem_broker *b;
+                        CHECK_NEG(ashmem_broker_connect(NULL, &b), ENAMETOOLONG);
+                }
+        }
+        {
+                ashmem_broker *b;
+                CHECK_NEG(ashmem_broker_connect("/nonexistent/dir/sock", &b), ENOENT);
+        }
+}
+
+/* ------------------------------------------------------------ create, attach */
+
+struct role { int val; const char *name; int pipefd; };
+
+static void reader_ro(void *arg)
+{
+        struct role *ro = arg;
+        ashmem_broker *b = conn();
+        int fd, fl;
+        size_t off, len;
+        char *p;
+
+        CHECK_EQ(ashmem_broker_attach(b, ro->name, 0, &fd, &off, &len), 0);
+        CHECK_EQ(off, 0);
+        CHECK_EQ(len, 3 * ps() + 1);
+        fl = fcntl(fd, F_GETFL);
+        CHECK_EQ(fl & O_ACCMODE, O_RDONLY);
+        CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        /* the kernel refuses a writable shared mapping */
+        CHECK(mmap(NULL, ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EACCES);
+        {
+                void *m;
+                CHECK_NEG(ashmem_map(fd, PROT_READ | PROT_WRITE, 0, 0, &m), EACCES);
+        }
+        p = mmap(NULL, ps(), PROT_READ, MAP_SHARED, fd, 0);
+        CHECK(p != MAP_FAILED);
+        CHECK_EQ(p[0], 'w');
+        /* the pin state is read-only: status yes, changes no */
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_UNPINNED);
+        CHECK_ERRNO(ashmem_unpin_region(fd, 0, ps()), EPERM);
+        CHECK_ERRNO(ashmem_pin_region(fd, ps(), ps()), EPERM);
+        CHECK_NEG(ashmem_purge(fd), EPERM);
+        {
+                ashmem_stats st;
+                CHECK_EQ(ashmem_get_stats(fd, &st), 0);
+                CHECK_EQ(st.shared_state, 1);
+                CHECK_EQ(st.writable_state, 0);
+                CHECK_EQ(st.unpinned, 1);
+        }
+        munmap(p, ps());
+        close(fd);
+        ashmem_broker_close(b);
+}
+
+static void writer_rw(void *arg)
+{
+        struct role *ro = arg;
+        ashmem_broker *b = conn();
+        int fd;
+        char *p;
+
+        CHECK_EQ(ashmem_broker_attach(b, ro->name, 1, &fd, NULL, NULL), 0);
+        CHECK_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
+        p = mmap(NULL, ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECK(p != MAP_FAILED);
+        CHECK_EQ(p[1], 'x');    /* the creator's write */
+        p[0] = 'w';
+        /* pin state is shared with the creator */
+        CHECK_EQ(ashmem_unpin_region(fd, ps(), ps()), 0);
+        munmap(p, ps());
+        close(fd);
+        ashmem_broker_close(b);
+}
+
+TEST(create_attach_read_write_and_read_only)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri;
+        struct role ro = { .name = "shared" };
+        int fd, status;
+        pid_t child;
+        char *p;
+        int sync[2];
+
+        start_broker();
+        /* the read-only reader must not inherit our read-write pin state:
+         * fork it now, let it go once the region exists */
+        CHECK_EQ(pipe2(sync, O_CLOEXEC), 0);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                char c;
+                close(sync[1]);
+                if (read(sync[0], &c, 1) != 1)
+                        _exit(3);
+                close(sync[0]);
+                reader_ro(&ro);
+                _exit(0);
+        }
+        close(sync[0]);
+        b = conn();
+        fd = -1;
+        CHECK_EQ(ashmem_broker_create(b, "shared", 3 * ps() + 1, ASHMEM_BROKER_DEFAULT, 0640,
+                                      &fd, &ri), 0);
+        CHECK(fd >= 0);
+        CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        CHECK(strcmp(ri.name, "shared") == 0);
+        CHECK_EQ(ri.size, 3 * ps() + 1);
+        CHECK_EQ(ri.mode, 0640);
+        CHECK_EQ(ri.uid, getuid());
+        CHECK_EQ(ri.gid, getgid());
+        CHECK_EQ(ri.prot, PROT_READ | PROT_WRITE | PROT_EXEC);
+        CHECK_EQ(ri.pages, 4);
+        CHECK_EQ(ri.pinned, 4);
+        CHECK_EQ(ri.transient, 0);
+        CHECK_EQ(ri.is_slice, 0);
+        CHECK(ri.created > 0 && ri.created <= time(NULL));
+        CHECK_EQ(ashmem_get_size_region(fd), (int)(3 * ps() + 1));
+        {
+                char name[ASHMEM_NAME_LEN];
+                CHECK(ashmem_get_name(fd, name, sizeof(name)) >= 0);
+                CHECK(strcmp(name, "shared") == 0);
+        }
+        p = mmap(NULL, ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECK(p != MAP_FAILED);
+        p[1] = 'x';
+        CHILD_OK(writer_rw, &ro);
+        CHECK_EQ(p[0], 'w');    /* the other process's write */
+        CHECK_EQ(ashmem_pin_status(fd, ps(), ps()), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(write(sync[1], "go", 1), 1);
+        close(sync[1]);
+        while (waitpid(child, &status, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK_EQ(ashmem_broker_info(b, "shared", &ri), 0);
+        CHECK_EQ(ri.attaches, 2);
+        CHECK_EQ(ri.unpinned, 1);
+        CHECK_EQ(ri.pinned, 3);
+        /* duplicates and bad input */
+        {
+                int fd2;
+                CHECK_NEG(ashmem_broker_create(b, "shared", 10, ASHMEM_BROKER_DEFAULT,
+                                               ASHMEM_BROKER_DEFAULT, &fd2, NULL), EEXIST);
+                CHECK_NEG(ashmem_broker_create(b, "", 10, ASHMEM_BROKER_DEFAULT,
+                                               ASHMEM_BROKER_DEFAULT, &fd2, NULL), EINVAL);
+                CHECK_NEG(ashmem_broker_create(b, "bad\nname", 10, ASHMEM_BROKER_DEFAULT,
+                                               ASHMEM_BROKER_DEFAULT, &fd2, NULL), EINVAL);
+                CHECK_NEG(ashmem_broker_create(b, "big", ASHMEM_SIZE_MAX + 1, ASHMEM_BROKER_DEFAULT,
+                                               ASHMEM_BROKER_DEFAULT, &fd2, NULL), EINVAL);
+                CHECK_NEG(ashmem_broker_create(b, "x", 0, ASHMEM_BROKER_DEFAULT,
+                                               ASHMEM_BROKER_DEFAULT, &fd2, NULL), EINVAL);
+                CHECK_NEG(ashmem_broker_attach(b, "nope", 0, &fd2, NULL, NULL), ENOENT);
+                CHECK_NEG(ashmem_broker_info(b, "nope", &ri), ENOENT);
+        }
+        munmap(p, ps());
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ share, slice, list */
+
+TEST(share_slice_info_list_unshare)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri, *v = NULL;
+        size_t n = 0, off, len;
+        int fd, afd;
+
+        start_broker();
+        b = conn();
+        fd = ashmem_create_region("mine", 2 * ps());
+        CHECK(fd >= 0);
+        CHECK_EQ(ashmem_broker_share(b, fd, "mine", 0644, 0, &ri), 0);
+        CHECK(strcmp(ri.name, "mine") == 0);
+        CHECK_EQ(ri.mode, 0644);
+        CHECK_EQ(ri.size, 2 * ps());
+        CHECK_EQ(ri.transient, 0);
+        CHECK_NEG(ashmem_broker_share(b, fd, "mine", 0644, 0, NULL), EEXIST);
+        /* a slice of it, and a slice of the slice */
+        CHECK_EQ(ashmem_broker_slice(b, "mine.s", "mine", 100, 200, ASHMEM_BROKER_DEFAULT, &ri), 0);
+        CHECK_EQ(ri.is_slice, 1);
+        CHECK(strcmp(ri.of, "mine") == 0);
+        CHECK_EQ(ri.offset, 100);
+        CHECK_EQ(ri.length, 200);
+        CHECK_EQ(ri.size, 200);
+        CHECK_EQ(ri.mode, 0600);
+        CHECK_EQ(ri.pages, 1);
+        CHECK_EQ(ashmem_broker_slice(b, "mine.s.t", "mine.s", 10, 20, 0640, &ri), 0);
+        CHECK_EQ(ri.offset, 110);
+        CHECK_EQ(ri.length, 20);
+        CHECK_NEG(ashmem_broker_slice(b, "x", "mine.s", 190, 11, 0640, NULL), EINVAL);
+        CHECK_NEG(ashmem_broker_slice(b, "x", "mine", 0, 2 * ps() + 1, 0640, NULL), EINVAL);
+        CHECK_NEG(ashmem_broker_slice(b, "x", "nope", 0, 1, 0640, NULL), ENOENT);
+        CHECK_NEG(ashmem_broker_slice(b, "mine", "mine", 0, 1, 0640, NULL), EEXIST);
+        CHECK_EQ(ashmem_broker_attach(b, "mine.s.t", 1, &afd, &off, &len), 0);
+        CHECK_EQ(off, 110);
+        CHECK_EQ(len, 20);
+        {
+                struct stat a, c;
+                CHECK_EQ(fstat(afd, &a), 0);
+                CHECK_EQ(fstat(fd, &c), 0);
+                CHECK_EQ(a.st_ino, c.st_ino);   /* the whole region */
+        }
+        close(afd);
+        /* a range shared directly */
+        CHECK_EQ(ashmem_broker_share_range(b, fd, ps(), 8, "mine.r", 0600, 0, &ri), 0);
+        CHECK_EQ(ri.is_slice, 1);
+        CHECK_EQ(ri.of[0], 0);
+        CHECK_EQ(ri.offset, ps());
+        CHECK_EQ(ri.length, 8);
+        CHECK_NEG(ashmem_broker_share_range(b, fd, ps(), ps() + 1, "mine.r2", 0600, 0, NULL), EINVAL);
+        CHECK_NEG(ashmem_broker_share_range(b, fd, 0, 0, "mine.r2", 0600, 0, NULL), EINVAL);
+        /* list, in name order */
+        CHECK_EQ(ashmem_broker_list(b, &v, &n), 0);
+        CHECK_EQ(n, 4);
+        CHECK(strcmp(v[0].name, "mine") == 0);
+        CHECK(strcmp(v[1].name, "mine.r") == 0);
+        CHECK(strcmp(v[2].name, "mine.s") == 0);
+        CHECK(strcmp(v[3].name, "mine.s.t") == 0);
+        free(v);
+        /* unshare: the name goes, holders keep their descriptors */
+        CHECK_EQ(ashmem_broker_unshare(b, "mine"), 0);
+        CHECK_NEG(ashmem_broker_unshare(b, "mine"), ENOENT);
+        CHECK_NEG(ashmem_broker_info(b, "mine", &ri), ENOENT);
+        CHECK_EQ(ashmem_broker_info(b, "mine.s", &ri), 0);     /* the slice stays */
+        CHECK_EQ(ashmem_broker_attach(b, "mine.s", 0, &afd, NULL, NULL), 0);
+        close(afd);
+        CHECK_EQ(ashmem_get_size_region(fd), (int)(2 * ps()));
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+TEST(list_pages_through_the_cursor)
+{
+        ashmem_broker *b;
+        ashmem_region_info *v = NULL;
+        size_t n = 0;
+        char name[32];
+        int fd = ashmem_create_region("many", ps());
+
+        CHECK(fd >= 0);
+        start_broker();
+        b = conn();
+        for (int i = 99; i >= 0; i--) {
+                snprintf(name, sizeof(name), "r%03d", i);
+                CHECK_EQ(ashmem_broker_share(b, fd, name, ASHMEM_BROKER_DEFAULT, 0, NULL), 0);
+        }
+        CHECK_EQ(ashmem_broker_list(b, &v, &n), 0);
+        CHECK_EQ(n, 100);
+        for (int i = 0; i < 100; i++) {
+                snprintf(name, sizeof(name), "r%03d", i);
+                CHECK(strcmp(v[i].name, name) == 0);
+        }
+        free(v);
+        /* the raw reply carries a cursor while more remain */
+        {
+                char *reply = NULL;
+                int rfds[2], nr;
+                CHECK_EQ(ashmem_broker_call(b, "{\"op\":\"list\"}", NULL, 0, &reply, rfds, &nr), 0);
+                CHECK_EQ(nr, 0);
+                CHECK(strstr(reply, "\"cursor\":\"r031\"") != NULL);
+                free(reply);
+                CHECK_EQ(ashmem_broker_call(b, "{\"op\":\"list\",\"cursor\":\"r095\"}", NULL, 0,
+                                            &reply, rfds, &nr), 0);
+                CHECK(strstr(reply, "\"cursor\"") == NULL);
+                CHECK(strstr(reply, "\"r096\"") && strstr(reply, "\"r099\"") &&
+                      !strstr(reply, "\"r095\""));
+                free(reply);
+        }
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ transient */
+
+static void sharer(void *arg)
+{
+        struct role *ro = arg;
+        ashmem_broker *b = conn();
+        int fd = ashmem_create_region("t", ps());
+
+        CHECK(fd >= 0);
+        CHECK_EQ(ashmem_broker_share(b, fd, "gone-with-me", 0600, 1, NULL), 0);
+        CHECK_EQ(ashmem_broker_slice(b, "gone-too", "gone-with-me", 0, 8, 0600, NULL), 0);
+        CHECK_EQ(write(ro->pipefd, "s", 1), 1);
+        /* the owner dies without closing anything */
+        pause();
+}
+
+static int info_errno(ashmem_broker *b, const char *name)
+{
+        ashmem_region_info ri;
+        return ashmem_broker_info(b, name, &ri);
+}
+
+TEST(transient_share_goes_with_its_connection)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri;
+        struct role ro;
+        int p[2], status;
+        pid_t child;
+        char c;
+        long long deadline;
+
+        start_broker();
+        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+        ro.pipefd = p[1];
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                close(p[0]);
+                sharer(&ro);
+                _exit(0);
+        }
+        close(p[1]);
+        CHECK_EQ(read(p[0], &c, 1), 1);
+        close(p[0]);
+        b = conn();
+        CHECK_EQ(ashmem_broker_info(b, "gone-with-me", &ri), 0);
+        CHECK_EQ(ri.transient, 1);
+        CHECK_EQ(ashmem_broker_info(b, "gone-too", &ri), 0);
+        CHECK_EQ(ri.transient, 1);
+        CHECK_EQ(kill(child, SIGKILL), 0);
+        while (waitpid(child, &status, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        deadline = mono_ms() + WAIT_MS;
+        while (info_errno(b, "gone-with-me") == 0 && mono_ms() < deadline)
+                nap(5);
+        CHECK_EQ(info_errno(b, "gone-with-me"), -ENOENT);
+        CHECK_EQ(info_errno(b, "gone-too"), -ENOENT);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ lookup */
+
+struct lk { int sv; int ro; };
+
+static int recv_one_fd(int s)
+{
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+        char c;
+        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        struct cmsghdr *cm;
+        int fd;
+
+        if (recvmsg(s, &m, MSG_CMSG_CLOEXEC) != 1)
+                t_fail(__FILE__, __LINE__, "recvmsg: %m");
+        cm = CMSG_FIRSTHDR(&m);
+        CHECK(cm && cm->cmsg_type == SCM_RIGHTS);
+        memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+        return fd;
+}
+
+/* A process that got only the data descriptor (from a peer, not from the
+ * broker): its first pin call finds the shared state through the broker. */
+static void data_only_holder(void *arg)
+{
+        struct lk *l = arg;
+        int fd = recv_one_fd(l->sv);
+        ashmem_stats st;
+
+        CHECK_EQ(ashmem_get_stats(fd, &st), 0);
+        CHECK_EQ(st.shared_state, 0);
+        if (l->ro) {
+                /* explicit lookup with a read-only descriptor: read-only state */
+                ashmem_broker *b = conn();
+                CHECK_EQ(ashmem_broker_lookup(b, fd), 0);
+                ashmem_broker_close(b);
+                CHECK_EQ(ashmem_get_stats(fd, &st), 0);
+                CHECK_EQ(st.shared_state, 1);
+                CHECK_EQ(st.writable_state, 0);
+                CHECK_EQ(ashmem_pin_status(fd, ps(), ps()), ASHMEM_IS_UNPINNED);
+                CHECK_ERRNO(ashmem_pin_region(fd, ps(), ps()), EPERM);
+        } else {
+                /* implicit: the library asks the broker by itself */
+                CHECK_EQ(ashmem_unpin_region(fd, ps(), ps()), 0);
+                CHECK_EQ(ashmem_get_stats(fd, &st), 0);
+                CHECK_EQ(st.shared_state, 1);
+                CHECK_EQ(st.writable_state, 1);
+        }
+        close(fd);
+}
+
+static void send_one_fd(int s, int fd)
+{
+        raw_sends(s, "f", &fd, 1);
+}
+
+static pid_t fork_holder(struct lk *l)
+{
+        pid_t child = fork();
+
+        CHECK(child >= 0);
+        if (child == 0) {
+                data_only_holder(l);
+                _exit(0);
+        }
+        return child;
+}
+
+static void wait_ok(pid_t child)
+{
+        int status;
+
+        while (waitpid(child, &status, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                t_fail(__FILE__, __LINE__, "child failed (status 0x%x)", status);
+}
+
+TEST(lookup_gives_a_data_only_holder_the_shared_pin_state)
+{
+        ashmem_broker *b;
+        int sa[2], sb[2], fd, rofd;
+        pid_t ca, cb;
+        struct lk la, lb;
+        unsigned long long pages = 0;
+        char path[64];
+
+        start_broker();
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sa), 0);
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sb), 0);
+        /* both holders exist before the region: they never had its state */
+        la = (struct lk){ .sv = sa[1], .ro = 0 };
+        lb = (struct lk){ .sv = sb[1], .ro = 1 };
+        ca = fork_holder(&la);
+        cb = fork_holder(&lb);
+        close(sa[1]);
+        close(sb[1]);
+        b = conn();
+        fd = ashmem_create_region("lk", 3 * ps());
+        CHECK(fd >= 0);
+        CHECK_EQ(ashmem_broker_share(b, fd, "lk", 0600, 0, NULL), 0);
+        /* A: read-write data only; unpins page 1 */
+        send_one_fd(sa[0], fd);
+        wait_ok(ca);
+        CHECK_EQ(ashmem_pin_status(fd, ps(), ps()), ASHMEM_IS_UNPINNED);
+        /* purge through the broker; our pin sees it */
+        CHECK_EQ(ashmem_broker_purge(b, "lk", &pages), 0);
+        CHECK_EQ(pages, 1);
+        CHECK_EQ(ashmem_pin_region(fd, ps(), ps()), ASHMEM_WAS_PURGED);
+        /* B: a read-only descriptor gets read-only state */
+        CHECK_EQ(ashmem_unpin_region(fd, ps(), ps()), 0);
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        rofd = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(rofd >= 0);
+        send_one_fd(sb[0], rofd);
+        close(rofd);
+        wait_ok(cb);
+        /* a region the broker does not hold */
+        {
+                int other = ashmem_create_region("other", ps());
+                CHECK_NEG(ashmem_broker_lookup(b, other), ENOENT);
+                CHECK_NEG(ashmem_broker_lookup(b, -1), EBADF);
+                close(other);
+        }
+        close(sa[0]);
+        close(sb[0]);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ robustness */
+
+static void expect_ok(int fd, const char *text)
+{
+        char buf[70000];
+
+        raw_send(fd, text, strlen(text), NULL, 0);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        if (strncmp(buf, "{\"ok\":true", 10) != 0)
+                t_fail(__FILE__, __LINE__, "%s -> %s", text, buf);
+}
+
+TEST(bad_requests_get_errors_and_change_nothing)
+{
+        char buf[70000];
+        int fd, before, n, devnull[200];
+
+        start_broker();
+        fd = raw_connect();
+        expect_ok(fd, "{\"v\":1,\"op\":\"hello\"}");
+        before = broker_fds();
+        expect_error(fd, "hello", "EPROTO");
+        expect_error(fd, "[1,2]", "EPROTO");
+        expect_error(fd, "{\"v\":1,\"op\":\"hello\"} trailing", "EPROTO");
+        expect_error(fd, "{\"v\":1,\"op\":\"hel", "EPROTO");        /* truncated */
+        expect_error(fd, "{\"op\":\"hello\"}", "EINVAL");
+        expect_error(fd, "{\"v\":2,\"op\":\"hello\"}", "EPROTO");
+        expect_error(fd, "{\"v\":\"1\",\"op\":\"hello\"}", "EPROTO");
+        expect_error(fd, "{\"v\":1}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":7}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"explode\"}", "EOPNOTSUPP");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"a\"}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"a\",\"size\":\"10\"}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"a\",\"size\":1.5}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"a\",\"size\":-1}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":1,\"size\":10}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"a\",\"size\":10,\"mode\":\"999\"}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"a\",\"size\":10,\"mode\":420}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"a\",\"size\":10,\"prot\":\"rq\"}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"\\u00ff\\u0001\",\"size\":10}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"create\",\"name\":\"\xff\xfe\",\"size\":10}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"attach\",\"name\":\"a\",\"access\":\"w\"}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"share\",\"name\":\"a\"}", "EINVAL");   /* no fd */
+        expect_error(fd, "{\"v\":1,\"op\":\"lookup\"}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"list\",\"cursor\":5}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"share\",\"name\":\"a\",\"transient\":1}", "EINVAL");
+        expect_error(fd, "{\"v\":1,\"op\":\"slice\",\"name\":\"a\",\"of\":\"b\",\"offset\":0}", "EINVAL");
+        /* empty message */
+        raw_sends(fd, "", NULL, 0);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"errno\":\"EPROTO\"") != NULL);
+        /* oversized: larger than 65536 bytes */
+        {
+                size_t big = 70000;
+                char *m = malloc(big);
+                CHECK(m != NULL);
+                memset(m, ' ', big);
+                memcpy(m, "{\"v\":1,\"op\":\"hello\"}", 20);
+                raw_send(fd, m, big, NULL, 0);
+                free(m);
+                raw_recv(fd, buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"errno\":\"EMSGSIZE\"") != NULL);
+        }
+        /* descriptors where none belong, a non-region, too many, 200 */
+        for (int i = 0; i < 200; i++) {
+                devnull[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                CHECK(devnull[i] >= 0);
+        }
+        raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", devnull, 1);
+        raw_recv(fd, buf, sizeof(buf), &n);
+        CHECK(strstr(buf, "\"errno\":\"EINVAL\"") != NULL);
+        CHECK_EQ(n, 0);
+        raw_sends(fd, "{\"v\":1,\"op\":\"share\",\"name\":\"n\"}", devnull, 1);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"errno\":\"EINVAL\"") != NULL);
+        raw_sends(fd, "{\"v\":1,\"op\":\"share\",\"name\":\"n\"}", devnull, 3);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"errno\":\"EINVAL\"") != NULL);
+        raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", devnull, 200);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "too many descriptors") != NULL);
+        raw_sends(fd, "garbage", devnull, 200);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"ok\":false") != NULL);
+        for (int i = 0; i < 200; i++)
+                close(devnull[i]);
+        /* a client that sends and leaves at once */
+        for (int i = 0; i < 20; i++) {
+                int g = raw_connect();
+                raw_sends(g, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+                close(g);
+        }
+        /* still serving, nothing kept (once it has seen those leave) */
+        expect_ok(fd, "{\"v\":1,\"op\":\"hello\"}");
+        {
+                long long deadline = mono_ms() + WAIT_MS;
+                while (broker_fds() != before && mono_ms() < deadline)
+                        nap(5);
+        }
+        CHECK_EQ(broker_fds(), before);
+        {
+                ashmem_broker *b = conn();
+                ashmem_broker_counters st;
+                CHECK_EQ(ashmem_broker_stats(b, &st), 0);
+                CHECK_EQ(st.regions, 0);
+                CHECK(st.errors >= 30);
+                ashmem_broker_close(b);
+        }
+        close(fd);
+        stop_broker();
+}
+
+TEST(share_checks_its_descriptors)
+{
+        ashmem_broker *b;
+        int fd, other, rofd, fds[2];
+        char path[64], buf[4096];
+
+        start_broker();
+        b = conn();
+        fd = ashmem_create_region("chk", ps());
+        other = ashmem_create_region("other", ps());
+        CHECK(fd >= 0 && other >= 0);
+        /* read-only data descriptor */
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        rofd = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(rofd >= 0);
+        CHECK_NEG(ashmem_broker_share(b, rofd, "ro", 0600, 0, NULL), EACCES);
+        close(rofd);
+        /* a file that is no region: the library says so, and so does the
+         * broker to a client that sends it anyway */
+        {
+                int dn = open("/dev/null", O_RDWR | O_CLOEXEC), rf = raw_connect();
+                CHECK_NEG(ashmem_broker_share(b, dn, "null", 0600, 0, NULL), ENOTTY);
+                raw_sends(rf, "{\"v\":1,\"op\":\"share\",\"name\":\"null\"}", &dn, 1);
+                raw_recv(rf, buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"errno\":\"EINVAL\"") != NULL);
+                close(rf);
+                close(dn);
+        }
+        /* a control block of another region */
+        {
+                int rf = raw_connect();
+                CHECK_EQ(ashmem_get_control(other, &fds[1]), 0);
+                fds[0] = fd;
+                raw_sends(rf, "{\"v\":1,\"op\":\"share\",\"name\":\"mix\"}", fds, 2);
+                raw_recv(rf, buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"errno\":\"EINVAL\"") != NULL);
+                close(fds[1]);
+                close(rf);
+        }
+        /* a memfd libashmem did not make: shared without pin state */
+        {
+                int mf = memfd_create("foreign", MFD_CLOEXEC), afd;
+                CHECK(mf >= 0);
+                CHECK_EQ(ftruncate(mf, 100), 0);
+                CHECK_EQ(ashmem_broker_share(b, mf, "foreign", 0600, 0, NULL), 0);
+                CHECK_EQ(ashmem_broker_attach(b, "foreign", 1, &afd, NULL, NULL), 0);
+                CHECK_EQ(ashmem_get_size_region(afd), 100);
+                CHECK_NEG(ashmem_broker_lookup(b, mf), ENOENT);
+                close(afd);
+                close(mf);
+        }
+        close(fd);
+        close(other);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+TEST(attach_close_cycles_leave_no_descriptor)
+{
+        ashmem_broker *b;
+        int fd, before;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "cycle", ps(), 0644);
+        close(fd);
+        /* warm up: the read-only reopenings are made once */
+        CHECK_EQ(ashmem_broker_attach(b, "cycle", 0, &fd, NULL, NULL), 0);
+        close(fd);
+        before = broker_fds();
+        for (int i = 0; i < 10000; i++) {
+                int r = ashmem_broker_attach(b, "cycle", i & 1, &fd, NULL, NULL);
+                if (r < 0)
+                        t_fail(__FILE__, __LINE__, "attach %d: %s", i, strerror(-r));
+                close(fd);
+        }
+        CHECK_EQ(broker_fds(), before);
+        {
+                ashmem_region_info ri;
+                CHECK_EQ(ashmem_broker_info(b, "cycle", &ri), 0);
+                CHECK_EQ(ri.attaches, 10001);
+        }
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+TEST(pipelined_requests_are_answered_in_order)
+{
+        char buf[70000];
+        int fd, sent = 0, got = 0, stalls = 0;
+
+        start_broker();
+        fd = raw_connect();
+        /* send without reading until the sockets push back, far beyond what
+         * their buffers hold in replies; read a reply each time */
+        while (got < 2000) {
+                while (sent < 2000) {
+                        char req[96];
+                        int n = snprintf(req, sizeof(req),
+                                         "{\"v\":1,\"op\":\"info\",\"name\":\"n%d\"}", sent);
+                        if (send(fd, req, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+                                CHECK_EQ(errno, EAGAIN);
+                                stalls++;
+                                break;
+                        }
+                        sent++;
+                }
+                raw_recv(fd, buf, sizeof(buf), NULL);
+                {
+                        char want[32];
+                        snprintf(want, sizeof(want), "named \\\"n%d\\\"", got);
+                        if (!strstr(buf, "\"errno\":\"ENOENT\"") || !strstr(buf, want))
+                                t_fail(__FILE__, __LINE__, "reply %d: %s", got, buf);
+                }
+                got++;
+        }
+        CHECK(stalls > 0);      /* the back-pressure was exercised */
+        close(fd);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ access control */
+
+static void become_nobody(void)
+{
+        /* nobody / nogroup on Debian */
+        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+                t_fail(__FILE__, __LINE__, "dropping to nobody: %m");
+}
+
+static void as_nobody(void *arg)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri, *v = NULL;
+        size_t n = 0;
+        int fd;
+        unsigned long long pages;
+
+        (void)arg;
+        become_nobody();
+        b = conn();
+        /* 0600: nothing */
+        CHECK_NEG(ashmem_broker_attach(b, "private", 0, &fd, NULL, NULL), EACCES);
+        CHECK_NEG(ashmem_broker_attach(b, "private", 1, &fd, NULL, NULL), EACCES);
+        CHECK_NEG(ashmem_broker_info(b, "private", &ri), EACCES);
+        /* 0644: read only, and not the owner's rights */
+        CHECK_EQ(ashmem_broker_info(b, "public", &ri), 0);
+        CHECK_EQ(ri.uid, 0);
+        CHECK(strcmp(ri.user, "root") == 0);
+        CHECK_NEG(ashmem_broker_attach(b, "public", 1, &fd, NULL, NULL), EACCES);
+        CHECK_EQ(ashmem_broker_attach(b, "public", 0, &fd, NULL, NULL), 0);
+        CHECK_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+        CHECK(mmap(NULL, ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EACCES);
+        CHECK_ERRNO(ashmem_unpin_region(fd, 0, 0), EPERM);
+        /* a read-only holder cannot share it on */
+        CHECK_NEG(ashmem_broker_share(b, fd, "stolen", 0666, 0, NULL), EACCES);
+        close(fd);
+        CHECK_NEG(ashmem_broker_unshare(b, "public"), EACCES);
+        CHECK_NEG(ashmem_broker_purge(b, "public", &pages), EACCES);
+        CHECK_NEG(ashmem_broker_slice(b, "mine", "public", 0, 1, 0666, NULL), EACCES);
+        /* purge of "all" covers only what nobody owns: nothing */
+        CHECK_EQ(ashmem_broker_purge(b, NULL, &pages), 0);
+        CHECK_EQ(pages, 0);
+        /* 0666: read-write */
+        CHECK_EQ(ashmem_broker_attach(b, "open", 1, &fd, NULL, NULL), 0);
+        CHECK_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        close(fd);
+        /* group bits: 0640 of group nogroup */
+        CHECK_EQ(ashmem_broker_attach(b, "group", 0, &fd, NULL, NULL), 0);
+        close(fd);
+        CHECK_NEG(ashmem_broker_attach(b, "group", 1, &fd, NULL, NULL), EACCES);
+        /* list shows what nobody may read */
+        CHECK_EQ(ashmem_broker_list(b, &v, &n), 0);
+        CHECK_EQ(n, 3);
+        CHECK(strcmp(v[0].name, "group") == 0);
+        CHECK(strcmp(v[1].name, "open") == 0);
+        CHECK(strcmp(v[2].name, "public") == 0);
+        free(v);
+        /* nobody's own region: owner rights */
+        CHECK_EQ(ashmem_broker_create(b, "nobodys", ps(), ASHMEM_BROKER_DEFAULT,
+                                      ASHMEM_BROKER_DEFAULT, &fd, &ri), 0);
+        CHECK_EQ(ri.uid, 65534);
+        close(fd);
+        CHECK_EQ(ashmem_broker_unshare(b, "nobodys"), 0);
+        ashmem_broker_close(b);
+}
+
+/* root with primary group nogroup: a region of that group */
+static void create_as_nogroup(void *arg)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri;
+        int fd;
+
+        (void)arg;
+        CHECK_EQ(setgid(65534), 0);
+        b = conn();
+        CHECK_EQ(ashmem_broker_create(b, "group", ps(), ASHMEM_BROKER_DEFAULT, 0640, &fd, &ri), 0);
+        CHECK_EQ(ri.gid, 65534);
+        close(fd);
+        ashmem_broker_close(b);
+}
+
+TEST(access_follows_owner_and_mode)
+{
+        ashmem_broker *b;
+        const char *const args[] = { "--socket-mode", "0666", NULL };
+        int go[2];
+        pid_t child;
+
+        if (getuid() != 0) {
+                printf("    (needs root to run a client as nobody)\n");
+                return;
+        }
+        start_broker_args(args);
+        {
+                struct stat st;
+                CHECK_EQ(stat(sock, &st), 0);
+                CHECK_EQ(st.st_mode & 0777, 0666);
+        }
+        /* nobody must not inherit our pin state: fork it first */
+        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 1)
+                        _exit(3);
+                as_nobody(NULL);
+                _exit(0);
+        }
+        close(go[0]);
+        b = conn();
+        close(create(b, "private", ps(), 0600));
+        close(create(b, "public", ps(), 0644));
+        close(create(b, "open", ps(), 0666));
+        CHILD_OK(create_as_nogroup, NULL);
+        CHECK_EQ(write(go[1], "g", 1), 1);
+        close(go[1]);
+        wait_ok(child);
+        /* the owner (root) still may */
+        CHECK_EQ(ashmem_broker_unshare(b, "public"), 0);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ limits */
+
+TEST(limits_answer_with_errors)
+{
+        const char *const args[] = { "--max-regions", "3", "--max-bytes", "1M",
+                                     "--max-connections", "2", NULL };
+        ashmem_broker *b, *b2, *b3;
+        int fd, r;
+
+        start_broker_args(args);
+        b = conn();
+        close(create(b, "a", ps(), 0600));
+        close(create(b, "b", 512 * 1024, 0600));
+        CHECK_NEG(ashmem_broker_create(b, "c", 600 * 1024, ASHMEM_BROKER_DEFAULT,
+                                       ASHMEM_BROKER_DEFAULT, &fd, NULL), EDQUOT);
+        close(create(b, "c", ps(), 0600));
+        CHECK_NEG(ashmem_broker_create(b, "d", ps(), ASHMEM_BROKER_DEFAULT,
+                                       ASHMEM_BROKER_DEFAULT, &fd, NULL), ENOSPC);
+        CHECK_NEG(ashmem_broker_slice(b, "d", "a", 0, 1, 0600, NULL), ENOSPC);
+        CHECK_EQ(ashmem_broker_unshare(b, "c"), 0);
+        CHECK_EQ(ashmem_broker_slice(b, "d", "a", 0, 1, 0600, NULL), 0);
+        /* a third connection is refused with EMFILE */
+        b2 = conn();
+        {
+                ashmem_broker_server srv;
+                CHECK_EQ(ashmem_broker_hello(b2, &srv), 0);
+                b3 = conn();
+                r = ashmem_broker_hello(b3, &srv);
+                CHECK_EQ(r, -EMFILE);
+                ashmem_broker_close(b3);
+        }
+        ashmem_broker_close(b2);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+TEST(idle_connections_are_dropped_and_the_client_reconnects)
+{
+        const char *const args[] = { "--idle-timeout", "1", NULL };
+        ashmem_broker *idle, *keeper, *b;
+        ashmem_broker_counters st;
+        ashmem_broker_server srv;
+        long long deadline;
+        int fd = ashmem_create_region("keep", ps());
+
+        CHECK(fd >= 0);
+        start_broker_args(args);
+        idle = conn();
+        keeper = conn();
+        CHECK_EQ(ashmem_broker_hello(idle, &srv), 0);
+        /* a connection holding a transient share is never idle */
+        CHECK_EQ(ashmem_broker_share(keeper, fd, "kept", 0600, 1, NULL), 0);
+        deadline = mono_ms() + WAIT_MS;
+        do {
+                nap(50);
+                b = conn();
+                CHECK_EQ(ashmem_broker_stats(b, &st), 0);
+                ashmem_broker_close(b);
+        } while (st.dropped < 1 && mono_ms() < deadline);
+        CHECK(st.dropped >= 1);
+        /* the dropped connection is opened again by the library */
+        CHECK_EQ(ashmem_broker_hello(idle, &srv), 0);
+        CHECK_EQ(srv.pid, broker_pid);
+        b = conn();
+        CHECK_EQ(info_errno(b, "kept"), 0);
+        ashmem_broker_close(b);
+        ashmem_broker_close(idle);
+        ashmem_broker_close(keeper);
+        close(fd);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ purging */
+
+TEST(forced_pressure_purges_unpinned_pages_only)
+{
+        const char *const args[] = { "--purge-below", "100", "--poll-interval", "50", NULL };
+        ashmem_broker *b;
+        ashmem_broker_counters st;
+        long long deadline;
+        int fd;
+        char *p;
+
+        start_broker_args(args);
+        b = conn();
+        fd = create(b, "lru", 4 * ps(), 0600);
+        p = mmap(NULL, 4 * ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECK(p != MAP_FAILED);
+        memset(p, 'd', 4 * ps());
+        CHECK_EQ(ashmem_unpin_region(fd, 2 * ps(), 2 * ps()), 0);
+        deadline = mono_ms() + WAIT_MS;
+        do {
+                nap(20);
+                CHECK_EQ(ashmem_broker_stats(b, &st), 0);
+        } while (st.pages_purged < 2 && mono_ms() < deadline);
+        CHECK_EQ(st.pages_purged, 2);
+        CHECK(st.purges >= 1);
+        /* pinned pages intact, unpinned ones gone */
+        CHECK_EQ(p[0], 'd');
+        CHECK_EQ(p[2 * ps() - 1], 'd');
+        CHECK_EQ(p[2 * ps()], 0);
+        CHECK_EQ(p[4 * ps() - 1], 0);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 2 * ps()), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 2 * ps(), 0), ASHMEM_WAS_PURGED);
+        munmap(p, 4 * ps());
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+        /* the purges were logged with pages and bytes */
+}
+
+TEST(purge_request_is_ordered_and_owner_only)
+{
+        ashmem_broker *b;
+        unsigned long long pages = 7;
+        int a, c;
+
+        start_broker();
+        b = conn();
+        a = create(b, "pa", 3 * ps(), 0600);
+        c = create(b, "pc", 2 * ps(), 0600);
+        CHECK_EQ(ashmem_unpin_region(a, 0, 0), 0);
+        CHECK_EQ(ashmem_unpin_region(c, ps(), ps()), 0);
+        CHECK_EQ(ashmem_broker_purge(b, "pc", &pages), 0);
+        CHECK_EQ(pages, 1);
+        CHECK_EQ(ashmem_broker_purge(b, NULL, &pages), 0);
+        CHECK_EQ(pages, 3);
+        CHECK_EQ(ashmem_broker_purge(b, NULL, &pages), 0);
+        CHECK_EQ(pages, 0);
+        CHECK_NEG(ashmem_broker_purge(b, "nope", &pages), ENOENT);
+        CHECK_EQ(ashmem_pin_region(a, 0, 0), ASHMEM_WAS_PURGED);
+        close(a);
+        close(c);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* A client that holds a region's lock for ever stalls a purge of that
+ * region, never the broker. */
+static void hold_lock(void *arg)
+{
+        int *pfd = arg, fd;
+        ashmem_broker *b = conn();
+        struct stat st;
+        struct amc_ref ref;
+
+        CHECK_EQ(ashmem_broker_attach(b, "locked", 1, &fd, NULL, NULL), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &ref), 0);
+        CHECK_EQ(amc_lock(&ref), 0);
+        CHECK_EQ(write(pfd[1], "l", 1), 1);
+        pause();
+}
+
+TEST(a_held_region_lock_stalls_only_that_purge)
+{
+        ashmem_broker *b, *other;
+        ashmem_broker_server srv;
+        int fd, p[2], status, rf;
+        pid_t child;
+        char c, buf[256];
+
+        start_broker();
+        b = conn();
+        fd = create(b, "locked", 2 * ps(), 0600);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                hold_lock(p);
+                _exit(0);
+        }
+        CHECK_EQ(read(p[0], &c, 1), 1);
+        /* the purge waits for the lock... */
+        rf = raw_connect();
+        raw_sends(rf, "{\"v\":1,\"op\":\"purge\",\"name\":\"locked\"}", NULL, 0);
+        /* ...and everyone else is served meanwhile */
+        other = conn();
+        for (int i = 0; i < 100; i++)
+                CHECK_EQ(ashmem_broker_hello(other, &srv), 0);
+        {
+                struct pollfd pf = { .fd = rf, .events = POLLIN };
+                CHECK_EQ(poll(&pf, 1, 0), 0);   /* no reply yet */
+        }
+        /* the holder dies inside the lock: the purge recovers it */
+        CHECK_EQ(kill(child, SIGKILL), 0);
+        while (waitpid(child, &status, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        raw_recv(rf, buf, sizeof(buf), NULL);
+        CHECK(strcmp(buf, "{\"ok\":true,\"pages\":2}") == 0);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        close(rf);
+        close(p[0]);
+        close(p[1]);
+        close(fd);
+        ashmem_broker_close(other);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ stopping */
+
+TEST(sigterm_finishes_and_removes_the_socket)
+{
+        ashmem_broker *b;
+        struct stat st;
+        char lock[128];
+
+        start_broker();
+        b = conn();
+        close(create(b, "x", ps(), 0600));
+        CHECK_EQ(lstat(sock, &st), 0);
+        CHECK(S_ISSOCK(st.st_mode));
+        CHECK_EQ(st.st_mode & 0777, 0600);
+        snprintf(lock, sizeof(lock), "%s.lock", sock);
+        /* a second broker on the same socket refuses to start */
+        {
+                char prog[PATH_MAX];
+                int status;
+                pid_t p;
+                ashmemctl_path(prog, sizeof(prog));
+                p = fork();
+                CHECK(p >= 0);
+                if (p == 0) {
+                        int nul = open("/dev/null", O_WRONLY);
+                        dup2(nul, 2);
+                        close_range(3, ~0U, 0);
+                        execl(prog, "ashmemctl", "--socket", sock, "broker", "run", (char *)NULL);
+                        _exit(127);
+                }
+                while (waitpid(p, &status, 0) < 0)
+                        CHECK_EQ(errno, EINTR);
+                CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+                CHECK_EQ(lstat(sock, &st), 0);          /* ours is untouched */
+        }
+        ashmem_broker_close(b);
+        stop_broker();  /* checks exit 0 and the socket gone */
+        CHECK(lstat(lock, &st) < 0);    /* remove_dir took the lock file */
+}
