@@ -474,7 +474,10 @@ teardown() {
         # a process that holds the region (and its pin state) and waits
         ashmemctl attach src -- sh -c 'echo "$$ $ASHMEM_FD" > "$1"; exec sleep 30' sh "$BATS_TEST_TMPDIR/holder" 3>&- &
         holder_job=$!
-        while [ ! -s "$BATS_TEST_TMPDIR/holder" ]; do sleep 0.05; done
+        while [ ! -s "$BATS_TEST_TMPDIR/holder" ] && kill -0 "$holder_job" 2>/dev/null; do
+                sleep 0.05
+        done
+        [ -s "$BATS_TEST_TMPDIR/holder" ]
         read -r pid fd < "$BATS_TEST_TMPDIR/holder"
         run -0 ashmemctl -j share taken --file "/proc/$pid/fd/$fd"
         jqe '.name == "taken" and .size == 4096'
