@@ -227,12 +227,12 @@ static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
         struct iovec iov = { .iov_base = b->buf, .iov_len = sizeof(b->buf) - 1 };
         struct msghdr m;
         long long deadline = b->timeout_ms ? mono_ms() + b->timeout_ms : 0;
-        int got[RECV_FDS], ngot = 0, r = 0;
+        int got[RECV_FDS], ngot = 0, r = 0, flags = MSG_CMSG_CLOEXEC;
         ssize_t n;
 
         *nfds = 0;
         for (;;) {
-                if (deadline) {
+                if (deadline && !(flags & MSG_DONTWAIT)) {
                         struct pollfd p = { .fd = b->fd, .events = POLLIN };
                         long long left = deadline - mono_ms();
                         if (left <= 0)
@@ -250,11 +250,17 @@ static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
                 m.msg_iovlen = 1;
                 m.msg_control = u.buf;
                 m.msg_controllen = sizeof(u.buf);
-                n = recvmsg(b->fd, &m, MSG_CMSG_CLOEXEC);
+                n = recvmsg(b->fd, &m, flags);
                 if (n < 0 && errno == EINTR)
                         continue;
+                /* A peer that closed with our request unread reports a
+                 * reset before the messages it sent: take those first. */
+                if (n < 0 && errno == ECONNRESET && !(flags & MSG_DONTWAIT)) {
+                        flags |= MSG_DONTWAIT;
+                        continue;
+                }
                 if (n < 0)
-                        return -errno;
+                        return errno == EAGAIN && (flags & MSG_DONTWAIT) ? -ECONNRESET : -errno;
                 break;
         }
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
