@@ -5,13 +5,16 @@
 bats_require_minimum_version 1.5.0
 if [ -f "$BATS_TEST_DIRNAME/helpers.bash" ]; then
         load helpers
-else
-        # until the shared helpers.bash lands: the same two functions
-        PATH="${ASHMEM_BUILD:?set ASHMEM_BUILD to the build directory}:$PATH"
+fi
+PATH="${ASHMEM_BUILD:?set ASHMEM_BUILD to the build directory}:$PATH"
+# the broker on a socket in $BATS_TEST_TMPDIR, unless helpers.bash has them
+if ! declare -F start_broker >/dev/null; then
         start_broker() {
                 export ASHMEM_SOCKET=$BATS_TEST_TMPDIR/broker.sock
                 ashmemctl broker start 3>&- >/dev/null
         }
+fi
+if ! declare -F stop_broker >/dev/null; then
         stop_broker() {
                 ashmemctl broker stop >/dev/null
         }
