@@ -1,0 +1,86 @@
+# Common helpers of the bats tests: `load helpers` in a .bats file.
+#
+# The Makefile runs `ASHMEM_BUILD=<abs build dir> bats tests/bats`; the build
+# directory comes first on PATH, so `ashmemctl` is the one just built.
+#
+# Brokers: start_broker starts one on a socket in $BATS_TEST_TMPDIR (and
+# exports ASHMEM_SOCKET, so every ashmemctl of the test talks to it);
+# stop_broker stops it; broker_teardown (call it from teardown) stops every
+# broker the test started, whatever happened, and fails if one of them
+# would not go. Daemons never keep bats' descriptor 3.
+
+bats_require_minimum_version 1.5.0
+PATH="${ASHMEM_BUILD:?set ASHMEM_BUILD to the build directory}:$PATH"
+
+# Sockets of the brokers this test started.
+_helpers_sockets=()
+
+# start_broker [BROKER-OPTIONS...]: a broker on $BATS_TEST_TMPDIR/broker.sock,
+# exported as ASHMEM_SOCKET, logging to that path plus .log. Sets broker_pid
+# and broker_log.
+start_broker() {
+        export ASHMEM_SOCKET=$BATS_TEST_TMPDIR/broker.sock
+        start_broker_at "$ASHMEM_SOCKET" "$@"
+}
+
+# start_broker_at SOCKET [BROKER-OPTIONS...]: the same on another socket
+# (ASHMEM_SOCKET is left alone); the log is SOCKET.log.
+start_broker_at() {
+        local s=$1
+        shift
+        _helpers_sockets+=("$s")
+        broker_log=$s.log
+        ashmemctl --socket "$s" broker start --log "$broker_log" "$@" 3>&- >/dev/null || return
+        broker_pid=$(broker_pid_of "$s")
+}
+
+# stop_broker [SOCKET]: stop the broker on SOCKET (default $ASHMEM_SOCKET);
+# returns once it is gone.
+stop_broker() {
+        ashmemctl --socket "${1:-$ASHMEM_SOCKET}" broker stop 3>&- >/dev/null
+}
+
+# broker_pid_of SOCKET: the pid of the broker answering there (or fail).
+broker_pid_of() {
+        local p
+        p=$(ashmemctl --socket "$1" -j broker status 3>&- | jq -r .pid) || return
+        [ -n "$p" ] && [ "$p" != null ] && echo "$p"
+}
+
+# wait_for CMD...: run CMD (quietly) until it succeeds, for at most 10 s.
+wait_for() {
+        local i
+        for i in $(seq 1 200); do
+                "$@" >/dev/null 2>&1 && return 0
+                sleep 0.05
+        done
+        echo "timed out waiting for: $*" >&2
+        return 1
+}
+
+# as_nobody CMD...: run CMD as user nobody, group nogroup, no other groups.
+as_nobody() {
+        setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+}
+
+# broker_teardown: stop every broker this test started; fail if one is
+# still running or left its socket behind.
+broker_teardown() {
+        local s p rc=0
+        for s in "${_helpers_sockets[@]}"; do
+                [ -S "$s" ] || continue
+                p=$(broker_pid_of "$s" 2>/dev/null) || p=
+                ashmemctl --socket "$s" broker stop 3>&- >/dev/null 2>&1 || true
+                if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+                        echo "the broker on $s (pid $p) is still running" >&2
+                        kill -KILL "$p" 2>/dev/null || true
+                        rc=1
+                fi
+                if [ -S "$s" ]; then
+                        echo "the broker's socket $s is still there" >&2
+                        rc=1
+                fi
+        done
+        _helpers_sockets=()
+        return $rc
+}
