@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* broker run|start|stop|status: the daemon and its control. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +37,7 @@ static const struct cmd_opt broker_opts[] = {
         { "idle-timeout", 0, "SECONDS", NULL, "drop idle connections after this (default 300, 0: never)" },
         { "log", 0, "FILE", "file", "start: append the broker's log to FILE" },
         { "verbose", 'v', NULL, NULL, "log every connection and request" },
+        { "fds", 0, "N", NULL, "call: attach N descriptors (of /dev/null) to the message" },
         { 0 }
 };
 
@@ -306,9 +309,97 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
         return 0;
 }
 
+/* broker call TEXT: send TEXT as one message, as it is (not even checked
+ * to be JSON), with --fds N descriptors; print the reply. For people who
+ * write other clients, and for the tests of the broker's robustness. */
+static int do_call(struct cmd_ctx *ctx, const struct cmd_args *a, const char *path)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * 253)];
+                struct cmsghdr align;
+        } u;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        static char reply[65537];
+        const char *text = a->argv[1];
+        struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+        int fds[253], nfds = 0, s, r = 0, got = 0;
+        uint64_t n = 0;
+        ssize_t len;
+
+        if ((r = num_opt(ctx, a, "fds", 253, &n)) > 1)
+                return r;
+        s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return cmd_error(ctx, errno, "socket");
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                r = errno;
+                close(s);
+                return not_running(ctx, path, -r);
+        }
+        for (; nfds < (int)n; nfds++) {
+                fds[nfds] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fds[nfds] < 0) {
+                        r = cmd_error(ctx, errno, "/dev/null");
+                        goto out;
+                }
+        }
+        if (nfds) {
+                struct cmsghdr *c;
+                memset(&u, 0, sizeof(u));
+                m.msg_control = u.buf;
+                m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+                c = CMSG_FIRSTHDR(&m);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+        }
+        while ((len = sendmsg(s, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+                ;
+        if (len < 0) {
+                r = cmd_error(ctx, errno, "sending to %s", path);
+                goto out;
+        }
+        memset(&m, 0, sizeof(m));
+        iov.iov_base = reply;
+        iov.iov_len = sizeof(reply) - 1;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = u.buf;
+        m.msg_controllen = sizeof(u.buf);
+        while ((len = recvmsg(s, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+                ;
+        if (len <= 0) {
+                r = cmd_error(ctx, len < 0 ? errno : ECONNRESET, "no reply from %s", path);
+                goto out;
+        }
+        reply[len] = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        close(fd);
+                        got++;
+                }
+        }
+        printf("%s\n", reply);
+        if (got && !ctx->quiet && !ctx->json)
+                fprintf(stderr, "(%d descriptor%s came with the reply)\n", got, got == 1 ? "" : "s");
+        r = strncmp(reply, "{\"ok\":true", 10) == 0 ? 0 : 1;
+out:
+        for (int i = 0; i < nfds; i++)
+                close(fds[i]);
+        close(s);
+        return r;
+}
+
 static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
-        static const char *const subs[] = { "run", "start", "stop", "status", NULL };
+        static const char *const subs[] = { "run", "start", "stop", "status", "call", NULL };
         struct broker_config cfg;
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
         const char *sub = a->argv[0];
@@ -318,7 +409,10 @@ static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (strcmp(sub, subs[i]) == 0)
                         which = i;
         if (which < 0)
-                return cmd_usage(ctx, "unknown broker command: %s (run, start, stop, status)", sub);
+                return cmd_usage(ctx, "unknown broker command: %s (run, start, stop, status, call)", sub);
+        if ((which == 4) != (a->argc == 2))
+                return cmd_usage(ctx, which == 4 ? "broker call needs the message (TEXT)" :
+                                 "unexpected argument: %s", a->argv[a->argc - 1]);
         if ((r = config(ctx, a, &cfg)) != 0)
                 return r;
         r = broker_socket_path(ctx->socket, system, path, sizeof(path));
@@ -332,8 +426,10 @@ static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return do_start(ctx, a, path, system);
         case 2:
                 return do_stop(ctx, path);
-        default:
+        case 3:
                 return do_status(ctx, path);
+        default:
+                return do_call(ctx, a, path);
         }
 }
 
@@ -341,11 +437,11 @@ static const char *const broker_complete[] = { "broker-command", NULL };
 
 const struct cmd_entry cmd_broker_entry = {
         .name = "broker",
-        .args_usage = "run|start|stop|status",
+        .args_usage = "run|start|stop|status|call [TEXT]",
         .summary = "run, start, stop or query the broker daemon",
         .opts = broker_opts,
         .min_args = 1,
-        .max_args = 1,
+        .max_args = 2,
         .complete_args = broker_complete,
         .flags = CMD_NO_SHELL,
         .exec = broker_exec,
