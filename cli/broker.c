@@ -782,6 +782,10 @@ static int setup(struct broker *b)
                 return r;
         raise_nofile();
 
+        /* a shell starts background jobs with SIGINT ignored: an ignored
+         * signal never reaches the signalfd */
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
