@@ -29,12 +29,23 @@ static struct am_entry **buckets;
 static size_t nbuckets, nentries, gc_at = NBUCKETS_MIN;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/* The table is write-locked across fork() so that the child gets a
+ * consistent copy. The parent unlocks it; the child cannot: glibc tells a
+ * writer's unlock from a reader's by the thread id that took the lock, and
+ * the child's one thread has another id, so its unlock would be taken for a
+ * reader's and leave the lock held for ever. The child has no other thread,
+ * so it starts with a fresh lock instead. */
 static void before_fork(void) { pthread_rwlock_wrlock(&lock); }
-static void after_fork(void) { pthread_rwlock_unlock(&lock); }
+static void after_fork_parent(void) { pthread_rwlock_unlock(&lock); }
+static void after_fork_child(void)
+{
+        pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+        lock = fresh;
+}
 
 static void register_atfork(void)
 {
-        pthread_atfork(before_fork, after_fork, after_fork);
+        pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 static size_t hash(dev_t dev, ino_t ino)
