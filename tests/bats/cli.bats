@@ -384,18 +384,18 @@ teardown() {
         ashmemctl --socket "$sock" broker start --socket-mode 0666 3>&- >/dev/null
         ashmemctl --socket "$sock" -q create ro 4K --mode 0644
         ashmemctl --socket "$sock" set ro 41
-        as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups ashmemctl --socket "$sock" "$@"; }
-        run --separate-stderr as_nobody get ro
+        nobody_ctl() { setpriv --reuid=nobody --regid=nogroup --clear-groups ashmemctl --socket "$sock" "$@"; }
+        run --separate-stderr nobody_ctl get ro
         [ "$status" -eq 0 ] && [ "$output" = 41 ]
-        run --separate-stderr as_nobody incr ro
+        run --separate-stderr nobody_ctl incr ro
         [ "$status" -eq 1 ]
         [ "$stderr" = "ashmemctl: incr: ro: permission denied" ]
-        run --separate-stderr as_nobody -j incr ro
+        run --separate-stderr nobody_ctl -j incr ro
         output=$stderr jqe '.error.errno == "EACCES"'
-        run --separate-stderr as_nobody unpin ro
+        run --separate-stderr nobody_ctl unpin ro
         [ "$status" -eq 1 ]
         # and the read-only descriptor attach hands out cannot write either
-        run --separate-stderr as_nobody attach --ro ro -- sh -c 'printf x >&$ASHMEM_FD'
+        run --separate-stderr nobody_ctl attach --ro ro -- sh -c 'printf x >&$ASHMEM_FD'
         [ "$status" -ne 0 ]
         run -0 ashmemctl --socket "$sock" get ro
         [ "$output" = 41 ]

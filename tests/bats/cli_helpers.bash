@@ -1,45 +1,19 @@
 # Helpers for the ashmemctl command tests (cli.bats, data.bats).
-# The broker helpers come from helpers.bash: every test runs against its own
-# broker on a socket in $BATS_TEST_TMPDIR, stopped in teardown.
+# The broker helpers come from helpers.bash.
 
-bats_require_minimum_version 1.5.0
-if [ -f "$BATS_TEST_DIRNAME/helpers.bash" ]; then
-        load helpers
-fi
-PATH="${ASHMEM_BUILD:?set ASHMEM_BUILD to the build directory}:$PATH"
-# the broker on a socket in $BATS_TEST_TMPDIR, unless helpers.bash has them
-if ! declare -F start_broker >/dev/null; then
-        start_broker() {
-                export ASHMEM_SOCKET=$BATS_TEST_TMPDIR/broker.sock
-                ashmemctl broker start 3>&- >/dev/null
-        }
-fi
-if ! declare -F stop_broker >/dev/null; then
-        stop_broker() {
-                ashmemctl broker stop >/dev/null
-        }
-fi
+load helpers
 
+# Each test gets a broker of its own on a socket in $BATS_TEST_TMPDIR; none
+# is ever started behind its back.
 cli_setup() {
         start_broker
         export ASHMEM_NO_AUTOSTART=1
-        cli_broker_pid=$(ashmemctl -j broker status | jq -r .pid)
-        [ -n "$cli_broker_pid" ] && [ "$cli_broker_pid" != null ]
 }
 
-# Stop the test's broker and check that it is gone: the process, and its
-# socket. (Every other process a test starts, it waits for.)
+# Stop it and fail if it (or any other broker the test started) is still
+# running or left its socket behind.
 cli_teardown() {
-        stop_broker
-        # (broker stop returns once the process is gone)
-        if [ -n "${cli_broker_pid:-}" ] && kill -0 "$cli_broker_pid" 2>/dev/null; then
-                echo "the broker (pid $cli_broker_pid) is still running" >&2
-                return 1
-        fi
-        if [ -S "${ASHMEM_SOCKET:-}" ]; then
-                echo "the broker's socket $ASHMEM_SOCKET is still there" >&2
-                return 1
-        fi
+        broker_teardown
 }
 
 # bad RC "message part" ARGS...: ashmemctl ARGS fails with exit status RC and
