@@ -112,10 +112,14 @@ static void recount(const struct amc_ref *r)
         for (uint64_t w = 0; w < r->words; w++) {
                 uint64_t uw = LOAD(&r->unpinned[w]), pw = LOAD(&r->purged[w]);
                 /* A holder killed inside pin cleared the unpinned bits and
-                 * not yet the purged ones: those pages are pinned now. */
+                 * not yet the purged ones. Those pages were punched and the
+                 * dead pinner was never told: calling them pinned would put
+                 * "pinned" over lost content, and the next pin would say
+                 * NOT_PURGED. They go back to purged (unpinned), so the
+                 * next pin of them says WAS_PURGED. */
                 if (pw & ~uw) {
-                        pw &= uw;
-                        STORE(&r->purged[w], pw);
+                        uw |= pw;
+                        STORE(&r->unpinned[w], uw);
                 }
                 u += (uint64_t)__builtin_popcountll(uw);
                 p += (uint64_t)__builtin_popcountll(pw);
@@ -215,8 +219,11 @@ int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count)
 
         if (count == 0)
                 return ASHMEM_IS_PINNED;
+        /* A purged bit without its unpinned bit (a holder killed inside
+         * pin, not yet recovered: see recount()) is unpinned too. */
         for (uint64_t w = first / 64; w <= (end - 1) / 64; w++)
-                if (LOAD(&r->unpinned[w]) & word_mask(first, end, w))
+                if ((LOAD(&r->unpinned[w]) | LOAD(&r->purged[w])) &
+                    word_mask(first, end, w))
                         return ASHMEM_IS_UNPINNED;
         return ASHMEM_IS_PINNED;
 }
