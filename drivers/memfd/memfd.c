@@ -533,7 +533,11 @@ fail:
 
 static int set_control(int fd, const struct stat *st, int control_fd)
 {
-        return am_memfd_attach_control(fd, st, control_fd);
+        /* a descriptor that is no region says so (ENOTTY, like every other
+         * call), whatever control_fd is */
+        int r = foreign_check(fd);
+
+        return r < 0 ? r : am_memfd_attach_control(fd, st, control_fd);
 }
 
 const struct am_driver am_driver_memfd = {
