@@ -1,0 +1,1408 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pin, unpin, pin status and purge on the memfd driver (DESIGN.md sections
+ * 3 and 5, issue 3): the range rules, the state machine, real reclaim,
+ * state shared across processes, read-only holders, control descriptors,
+ * recovery from a holder killed inside the region's mutex, and a stress
+ * run of threads and processes against a purger.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "../../drivers/memfd/memfd.h"
+#include "t.h"
+
+static size_t ps(void)
+{
+        return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static int create(const char *name, size_t size)
+{
+        int fd = ashmem_create_region(name, size);
+        if (fd < 0)
+                t_fail(__FILE__, __LINE__, "ashmem_create_region(%zu): %m", size);
+        return fd;
+}
+
+static char *map(int fd, int prot, size_t len)
+{
+        void *m = mmap(NULL, len, prot, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+                t_fail(__FILE__, __LINE__, "mmap: %m");
+        return m;
+}
+
+/* 1 if every byte of p[0..n) is c */
+static int all(const char *p, size_t n, int c)
+{
+        for (size_t i = 0; i < n; i++)
+                if (p[i] != (char)c)
+                        return 0;
+        return 1;
+}
+
+static long long blocks(int fd)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                t_fail(__FILE__, __LINE__, "fstat: %m");
+        return (long long)st.st_blocks;
+}
+
+static long long mono_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void page_map(int fd, char *buf, size_t pages)
+{
+        int r = ashmem_get_page_map(fd, buf, pages);
+        if (r < 0)
+                t_fail(__FILE__, __LINE__, "ashmem_get_page_map: %s", strerror(-r));
+        buf[pages] = 0;
+}
+
+#define CHECK_MAP(fd, want) do {                                        \
+                char m_[256];                                           \
+                page_map((fd), m_, strlen(want));                       \
+                if (strcmp(m_, (want)) != 0)                            \
+                        t_fail(__FILE__, __LINE__, "page map %s, expected %s", m_, (want)); \
+        } while (0)
+
+static ashmem_stats stats(int fd)
+{
+        ashmem_stats s;
+        int r = ashmem_get_stats(fd, &s);
+        if (r < 0)
+                t_fail(__FILE__, __LINE__, "ashmem_get_stats: %s", strerror(-r));
+        return s;
+}
+
+#define CHECK_COUNTS(fd, p, u, x) do {                                  \
+                ashmem_stats s_ = stats(fd);                            \
+                CHECK_EQ(s_.pinned, (p));                               \
+                CHECK_EQ(s_.unpinned, (u));                             \
+                CHECK_EQ(s_.purged, (x));                               \
+                CHECK_EQ(s_.pinned + s_.unpinned + s_.purged, s_.pages); \
+        } while (0)
+
+static int wait_child(pid_t p)
+{
+        int status;
+        while (waitpid(p, &status, 0) < 0)
+                if (errno != EINTR)
+                        t_fail(__FILE__, __LINE__, "waitpid: %m");
+        return status;
+}
+
+#define CHILD_OK(fn, arg) do {                                          \
+                int s_ = t_in_child((fn), (arg));                       \
+                if (!WIFEXITED(s_) || WEXITSTATUS(s_) != 0)             \
+                        t_fail(__FILE__, __LINE__, "child %s failed (status 0x%x)", #fn, s_); \
+        } while (0)
+
+/* Descriptors of this process that are control blocks. */
+static int control_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        int n = 0;
+
+        CHECK(d != NULL);
+        while ((de = readdir(d))) {
+                char path[64], link[256];
+                ssize_t l;
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", atoi(de->d_name));
+                l = readlink(path, link, sizeof(link) - 1);
+                if (l < 0)
+                        continue;
+                link[l] = 0;
+                n += strncmp(link, "/memfd:ashmem-control", 21) == 0;
+        }
+        closedir(d);
+        return n;
+}
+
+static int reopen(int fd, int flags)
+{
+        char path[64];
+        int r;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        r = open(path, flags | O_CLOEXEC);
+        if (r < 0)
+                t_fail(__FILE__, __LINE__, "open %s: %m", path);
+        return r;
+}
+
+/* ----------------------------------------------------------- range rules */
+
+TEST(range_rules)
+{
+        size_t P = ps(), size = 3 * P + 5;      /* 4 pages, the last partial */
+        size_t end = 4 * P;
+        int fd = create("ranges", size);
+
+        /* unaligned offset or length */
+        CHECK_ERRNO(ashmem_pin_region(fd, 1, P), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, 1, P), EINVAL);
+        CHECK_NEG(ashmem_pin_status(fd, 1, P), EINVAL);
+        CHECK_ERRNO(ashmem_pin_region(fd, 0, 1), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, 0, P + 1), EINVAL);
+        CHECK_NEG(ashmem_pin_status(fd, 0, P - 1), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, P / 2, 0), EINVAL);
+        /* the exact size is no page boundary either */
+        CHECK_ERRNO(ashmem_unpin_region(fd, 0, size), EINVAL);
+        /* past the end */
+        CHECK_ERRNO(ashmem_pin_region(fd, end + P, 0), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, end, P), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, 0, end + P), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, 3 * P, 2 * P), EINVAL);
+        CHECK_NEG(ashmem_pin_status(fd, 2 * P, 3 * P), EINVAL);
+        /* overflow: offset + len wraps */
+        CHECK_ERRNO(ashmem_unpin_region(fd, P, SIZE_MAX & ~(P - 1)), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, P, (size_t)0 - P), EINVAL);
+        CHECK_ERRNO(ashmem_pin_region(fd, 2 * P, (size_t)0 - P), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, SIZE_MAX & ~(P - 1), 0), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, SIZE_MAX & ~(P - 1), 2 * P), EINVAL);
+        CHECK_NEG(ashmem_pin_status(fd, (size_t)1 << 62, (size_t)1 << 62), EINVAL);
+        /* nothing of that changed any state */
+        CHECK_MAP(fd, "PPPP");
+
+        /* the partial last page is a page like any other */
+        CHECK_EQ(ashmem_unpin_region(fd, 3 * P, P), 0);
+        CHECK_MAP(fd, "PPPu");
+        CHECK_EQ(ashmem_pin_status(fd, 3 * P, P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_region(fd, 3 * P, 0), ASHMEM_NOT_PURGED);
+        /* the whole page-rounded range */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, end), 0);
+        CHECK_MAP(fd, "uuuu");
+        CHECK_EQ(ashmem_pin_region(fd, 0, end), ASHMEM_NOT_PURGED);
+        CHECK_MAP(fd, "PPPP");
+        /* len 0: to the end of the page-rounded size */
+        CHECK_EQ(ashmem_unpin_region(fd, P, 0), 0);
+        CHECK_MAP(fd, "Puuu");
+        CHECK_EQ(ashmem_pin_status(fd, 0, P), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_status(fd, P, 0), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_region(fd, 2 * P, 0), ASHMEM_NOT_PURGED);
+        CHECK_MAP(fd, "PuPP");
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_MAP(fd, "PPPP");
+        /* an offset at the end with len 0 is the empty range: it is
+         * accepted and changes nothing */
+        CHECK_EQ(ashmem_unpin_region(fd, end, 0), 0);
+        CHECK_EQ(ashmem_pin_status(fd, end, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_region(fd, end, 0), ASHMEM_NOT_PURGED);
+        CHECK_MAP(fd, "PPPP");
+        CHECK_COUNTS(fd, 4, 0, 0);
+        close(fd);
+}
+
+/* Ranges that cross 64-page bitmap words. */
+TEST(ranges_across_bitmap_words)
+{
+        size_t P = ps(), pages = 200;
+        int fd = create("words", pages * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, pages * P);
+
+        memset(m, 'w', pages * P);
+        CHECK_EQ(ashmem_unpin_region(fd, 60 * P, 10 * P), 0);      /* 60..69 */
+        CHECK_EQ(ashmem_unpin_region(fd, 127 * P, 2 * P), 0);      /* 127, 128 */
+        CHECK_EQ(ashmem_unpin_region(fd, 199 * P, 0), 0);          /* 199 */
+        CHECK_COUNTS(fd, pages - 13, 13, 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 60 * P), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 59 * P, 2 * P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 64 * P, P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 70 * P, 57 * P), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 70 * P, 58 * P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 128 * P, P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 129 * P, 70 * P), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 129 * P, 0), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_purge(fd), 13);
+        CHECK_COUNTS(fd, pages - 13, 0, 13);
+        for (size_t i = 0; i < pages; i++) {
+                int gone = (i >= 60 && i < 70) || i == 127 || i == 128 || i == 199;
+                if (!all(m + i * P, P, gone ? 0 : 'w'))
+                        t_fail(__FILE__, __LINE__, "page %zu", i);
+        }
+        /* a pin of part of a purged run says so, the rest stays purged */
+        CHECK_EQ(ashmem_pin_region(fd, 64 * P, P), ASHMEM_WAS_PURGED);
+        CHECK_COUNTS(fd, pages - 12, 0, 12);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 64 * P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 127 * P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 127 * P), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 128 * P, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK_COUNTS(fd, pages, 0, 0);
+        munmap(m, pages * P);
+        close(fd);
+}
+
+/* ----------------------------------------------------------- state rules */
+
+TEST(everything_starts_pinned)
+{
+        size_t P = ps();
+        int fd = create("fresh", 10 * P + 1);
+        ashmem_stats s = stats(fd);
+
+        CHECK_EQ(s.size, 10 * P + 1);
+        CHECK_EQ(s.pages, 11);
+        CHECK_EQ(s.pinned, 11);
+        CHECK_EQ(s.unpinned, 0);
+        CHECK_EQ(s.purged, 0);
+        CHECK_EQ(s.unpinned_since_ns, 0);
+        CHECK_EQ(s.purges, 0);
+        CHECK_EQ(s.pages_reclaimed, 0);
+        CHECK_EQ(s.shared_state, 1);
+        CHECK_EQ(s.writable_state, 1);
+        CHECK_MAP(fd, "PPPPPPPPPPP");
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_EQ(stats(fd).purges, 0);
+        close(fd);
+}
+
+TEST(status_is_pinned_only_if_every_page_is)
+{
+        size_t P = ps();
+        int fd = create("status", 8 * P);
+
+        CHECK_EQ(ashmem_unpin_region(fd, 5 * P, P), 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 5 * P), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 4 * P, 2 * P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 5 * P, P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 6 * P, 0), ASHMEM_IS_PINNED);
+        /* purged pages are unpinned too */
+        CHECK_EQ(ashmem_purge(fd), 1);
+        CHECK_EQ(ashmem_pin_status(fd, 5 * P, P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_region(fd, 5 * P, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        /* unpinning twice is unpinning once */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+        CHECK_COUNTS(fd, 6, 2, 0);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_pin_status(fd, 0, P), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 2 * P), ASHMEM_IS_UNPINNED);
+        close(fd);
+}
+
+TEST(pin_says_was_purged_only_for_its_range)
+{
+        size_t P = ps();
+        int fd = create("was-purged", 12 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 12 * P);
+
+        memset(m, 'd', 12 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
+        CHECK_EQ(ashmem_purge(fd), 4);
+        CHECK_EQ(ashmem_unpin_region(fd, 4 * P, 4 * P), 0);   /* not purged */
+        CHECK_MAP(fd, "xxxxuuuuPPPP");
+        /* unpinned but not purged: the content is all there */
+        CHECK_EQ(ashmem_pin_region(fd, 4 * P, 4 * P), ASHMEM_NOT_PURGED);
+        CHECK(all(m + 4 * P, 4 * P, 'd'));
+        /* pinned pages around a purged one */
+        CHECK_EQ(ashmem_pin_region(fd, 8 * P, 4 * P), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 3 * P, 5 * P), ASHMEM_WAS_PURGED);
+        CHECK_MAP(fd, "xxxPPPPPPPPP");
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_NOT_PURGED);
+        /* a purged page unpinned again stays purged: its data is gone */
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_MAP(fd, "PxxPPPPPPPPP");
+        CHECK_EQ(ashmem_pin_region(fd, P, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 2 * P, P), ASHMEM_WAS_PURGED);
+        /* once pinned, the purged mark is gone for good */
+        CHECK_EQ(ashmem_unpin_region(fd, P, P), 0);
+        CHECK_EQ(ashmem_pin_region(fd, P, P), ASHMEM_NOT_PURGED);
+        CHECK_MAP(fd, "PPPPPPPPPPPP");
+        munmap(m, 12 * P);
+        close(fd);
+}
+
+/* ----------------------------------------------------------------- purge */
+
+TEST(purge_frees_the_pages_and_keeps_pinned_ones)
+{
+        size_t P = ps(), pages = 64;
+        int fd = create("purge", pages * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, pages * P), buf[16];
+        long long full, after;
+        ashmem_stats s;
+
+        for (size_t i = 0; i < pages; i++)
+                memset(m + i * P, 'a' + (int)(i % 26), P);
+        full = blocks(fd);
+        CHECK(full >= (long long)(pages * P / 512));
+        CHECK_EQ(ashmem_unpin_region(fd, 16 * P, 32 * P), 0);
+        CHECK_EQ(ashmem_purge(fd), 32);
+        after = blocks(fd);
+        if (after > full - (long long)(32 * P / 512))
+                t_fail(__FILE__, __LINE__, "st_blocks %lld -> %lld: not freed", full, after);
+        /* read() sees holes as zeros without filling them... */
+        for (size_t i = 0; i < pages; i++) {
+                int gone = i >= 16 && i < 48;
+                CHECK_EQ(pread(fd, buf, sizeof(buf), (off_t)(i * P + P - sizeof(buf))),
+                         (long long)sizeof(buf));
+                if (!all(buf, sizeof(buf), gone ? 0 : 'a' + (int)(i % 26)))
+                        t_fail(__FILE__, __LINE__, "read: page %zu", i);
+        }
+        CHECK_EQ(blocks(fd), after);
+        /* ...and so does the mapping (a read fault on a shmem hole
+         * allocates a zeroed page again: the blocks come back) */
+        for (size_t i = 0; i < pages; i++) {
+                int gone = i >= 16 && i < 48;
+                if (!all(m + i * P, P, gone ? 0 : 'a' + (int)(i % 26)))
+                        t_fail(__FILE__, __LINE__, "page %zu", i);
+        }
+        after = blocks(fd);
+        s = stats(fd);
+        CHECK_EQ(s.purges, 1);
+        CHECK_EQ(s.pages_reclaimed, 32);
+        CHECK_EQ(s.purged, 32);
+        /* nothing left to purge */
+        CHECK_EQ(ashmem_purge(fd), 0);
+        CHECK_EQ(stats(fd).purges, 1);
+        CHECK_EQ(blocks(fd), after);
+        /* repinning does not bring the data back; writing does */
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK(all(m + 16 * P, 32 * P, 0));
+        CHECK_EQ(ashmem_purge(fd), 0);
+        memset(m + 16 * P, 'n', 32 * P);
+        CHECK(blocks(fd) >= full);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(ashmem_purge(fd), (long long)pages);
+        CHECK_EQ(blocks(fd), 0);
+        s = stats(fd);
+        CHECK_EQ(s.purges, 2);
+        CHECK_EQ(s.pages_reclaimed, 32 + pages);
+        munmap(m, pages * P);
+        close(fd);
+}
+
+/* The kernel refuses to punch holes in a write-sealed memfd (shmem checks
+ * F_SEAL_WRITE and F_SEAL_FUTURE_WRITE in fallocate): a region whose WRITE
+ * bit was dropped purges nothing and keeps its data. */
+TEST(purge_of_a_write_dropped_region_purges_nothing)
+{
+        size_t P = ps();
+        int fd = create("ro-purge", 8 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
+        long long full;
+
+        memset(m, 'k', 8 * P);
+        full = blocks(fd);
+        CHECK_EQ(ashmem_unpin_region(fd, 2 * P, 4 * P), 0);
+        CHECK_EQ(ashmem_set_prot_region(fd, PROT_READ), 0);
+        CHECK_ERRNO(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)P), EPERM);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        CHECK_MAP(fd, "PPuuuuPP");
+        CHECK_COUNTS(fd, 4, 4, 0);
+        CHECK_EQ(blocks(fd), full);
+        CHECK(all(m, 8 * P, 'k'));
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_EQ(stats(fd).purges, 0);
+        munmap(m, 8 * P);
+        close(fd);
+}
+
+/* A purge that the kernel refuses (here: through a read-only descriptor,
+ * fallocate says EBADF) fails with EPERM and marks nothing purged. */
+TEST(failed_purge_marks_nothing)
+{
+        size_t P = ps();
+        int fd = create("failed-purge", 4 * P), ro = reopen(fd, O_RDONLY);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 4 * P);
+
+        memset(m, 'f', 4 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_NEG(ashmem_purge(ro), EPERM);
+        CHECK_MAP(fd, "PuuP");
+        CHECK_COUNTS(fd, 2, 2, 0);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK(all(m, 4 * P, 'f'));
+        CHECK_EQ(stats(fd).purges, 0);
+        munmap(m, 4 * P);
+        close(ro);
+        close(fd);
+}
+
+/* --------------------------------------------------- across processes */
+
+struct xp { int fd; char *m; };
+
+static void child_unpins(void *arg)
+{
+        struct xp *x = arg;
+        CHECK_EQ(ashmem_unpin_region(x->fd, ps(), 2 * ps()), 0);
+}
+
+static void child_purges(void *arg)
+{
+        struct xp *x = arg;
+        CHECK_EQ(ashmem_purge(x->fd), 2);
+        CHECK(all(x->m + ps(), 2 * ps(), 0));
+}
+
+static void child_pins(void *arg)
+{
+        struct xp *x = arg;
+        CHECK_EQ(ashmem_pin_status(x->fd, 0, 0), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_region(x->fd, 0, 0), ASHMEM_NOT_PURGED);
+}
+
+TEST(pin_state_is_shared_across_fork)
+{
+        size_t P = ps();
+        struct xp x;
+
+        x.fd = create("xproc", 4 * P);
+        x.m = map(x.fd, PROT_READ | PROT_WRITE, 4 * P);
+        memset(x.m, 'x', 4 * P);
+        /* the child unpins, the parent sees it */
+        CHILD_OK(child_unpins, &x);
+        CHECK_MAP(x.fd, "PuuP");
+        CHECK_EQ(ashmem_pin_status(x.fd, P, P), ASHMEM_IS_UNPINNED);
+        /* the child purges, the parent's pin says so and its mapping shows it */
+        CHILD_OK(child_purges, &x);
+        CHECK_MAP(x.fd, "PxxP");
+        CHECK(all(x.m + P, 2 * P, 0));
+        CHECK(all(x.m, P, 'x') && all(x.m + 3 * P, P, 'x'));
+        CHECK_EQ(ashmem_pin_region(x.fd, P, 2 * P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(stats(x.fd).pages_reclaimed, 2);
+        /* the parent unpins, the child pins, the parent sees it pinned */
+        CHECK_EQ(ashmem_unpin_region(x.fd, 0, 0), 0);
+        CHILD_OK(child_pins, &x);
+        CHECK_EQ(ashmem_pin_status(x.fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_purge(x.fd), 0);
+        CHECK(all(x.m, P, 'x'));
+        munmap(x.m, 4 * P);
+        close(x.fd);
+}
+
+/* ------------------------------------- fresh processes (exec'd helpers) */
+
+/* The test binary re-executes itself as a helper with the region's
+ * descriptors inherited: a fresh process with an empty table, like one that
+ * received them over a socket. The helper runs from a constructor, before
+ * the harness. */
+#define HELPER_ENV "ASHMEM_TEST_PIN_HELPER"
+enum { H_DATA = 100, H_CTL = 101 };
+
+static void helper_ro(void)
+{
+        size_t P = ps();
+        ashmem_stats s;
+        char name[ASHMEM_NAME_LEN], *m;
+        void *w;
+
+        CHECK_EQ(fcntl(H_DATA, F_GETFL) & O_ACCMODE, O_RDONLY);
+        CHECK_EQ(fcntl(H_CTL, F_GETFL) & O_ACCMODE, O_RDONLY);
+        CHECK_EQ(ashmem_valid(H_DATA), 1);
+        /* without its control block: a plain memfd, read-only */
+        s = stats(H_DATA);
+        CHECK_EQ(s.shared_state, 0);
+        CHECK_EQ(s.writable_state, 0);
+        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_ERRNO(ashmem_pin_region(H_DATA, 0, 0), EPERM);
+        CHECK_ERRNO(ashmem_unpin_region(H_DATA, 0, P), EPERM);
+        CHECK_NEG(ashmem_purge(H_DATA), EPERM);
+        /* with it: the shared state, read-only */
+        CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
+        s = stats(H_DATA);
+        CHECK_EQ(s.shared_state, 1);
+        CHECK_EQ(s.writable_state, 0);
+        CHECK_EQ(s.unpinned, 2);
+        CHECK_EQ(ashmem_pin_status(H_DATA, 0, P), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_status(H_DATA, P, P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_UNPINNED);
+        CHECK_MAP(H_DATA, "PuuP");
+        CHECK_ERRNO(ashmem_pin_region(H_DATA, P, P), EPERM);
+        CHECK_ERRNO(ashmem_pin_region(H_DATA, 0, 0), EPERM);
+        CHECK_ERRNO(ashmem_unpin_region(H_DATA, 0, P), EPERM);
+        CHECK_NEG(ashmem_purge(H_DATA), EPERM);
+        CHECK_ERRNO(ashmem_set_prot_region(H_DATA, PROT_READ), EPERM);
+        CHECK_EQ(ashmem_get_prot(H_DATA), PROT_READ | PROT_WRITE | PROT_EXEC);
+        /* range rules still come first */
+        CHECK_ERRNO(ashmem_pin_region(H_DATA, 1, 0), EINVAL);
+        CHECK_NEG(ashmem_pin_status(H_DATA, 0, 5 * P), EINVAL);
+        /* a read-only control descriptor handed out again stays read-only */
+        {
+                int c;
+                CHECK_EQ(ashmem_get_control(H_DATA, &c), 0);
+                CHECK_EQ(fcntl(c, F_GETFL) & O_ACCMODE, O_RDONLY);
+                close(c);
+        }
+        /* data: readable, never writable */
+        CHECK_EQ(ashmem_get_name(H_DATA, name, sizeof(name)), 7);
+        CHECK(strcmp(name, "ro-hold") == 0);
+        errno = 0;
+        CHECK(mmap(NULL, P, PROT_READ | PROT_WRITE, MAP_SHARED, H_DATA, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EACCES);
+        CHECK_NEG(ashmem_map(H_DATA, PROT_READ | PROT_WRITE, 0, 0, &w), EACCES);
+        CHECK_EQ(ashmem_map(H_DATA, PROT_READ, 0, 0, &w), 0);
+        m = w;
+        CHECK(all(m, 4 * P, 'r'));
+        CHECK_EQ(ashmem_unmap(m, 4 * P), 0);
+}
+
+static void helper_rw(void)
+{
+        size_t P = ps();
+
+        /* the data descriptor alone: a plain memfd, pin state not shared */
+        CHECK_EQ(stats(H_DATA).shared_state, 0);
+        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_unpin_region(H_DATA, 0, 0), 0);
+        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_purge(H_DATA), 0);
+        CHECK_EQ(ashmem_pin_region(H_DATA, 0, 0), ASHMEM_NOT_PURGED);
+        /* joined to its control block: the parent's state */
+        CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
+        CHECK_EQ(stats(H_DATA).writable_state, 1);
+        CHECK_MAP(H_DATA, "PuuP");
+        CHECK_EQ(ashmem_purge(H_DATA), 2);
+        CHECK_EQ(ashmem_unpin_region(H_DATA, 3 * P, P), 0);
+}
+
+__attribute__((constructor)) static void helper_main(void)
+{
+        const char *mode = getenv(HELPER_ENV);
+
+        if (!mode)
+                return;
+        if (strcmp(mode, "ro") == 0)
+                helper_ro();
+        else if (strcmp(mode, "rw") == 0)
+                helper_rw();
+        else
+                t_fail(__FILE__, __LINE__, "unknown helper %s", mode);
+        exit(0);
+}
+
+/* Run the helper `mode` with data and ctl as its descriptors H_DATA and
+ * H_CTL; return its wait status. */
+static int run_helper(const char *mode, int data, int ctl)
+{
+        pid_t p = fork();
+
+        if (p < 0)
+                t_fail(__FILE__, __LINE__, "fork: %m");
+        if (p == 0) {
+                /* dup2 clears close-on-exec on the copies */
+                if (dup2(data, H_DATA) < 0 || dup2(ctl, H_CTL) < 0 ||
+                    setenv(HELPER_ENV, mode, 1) < 0)
+                        _exit(126);
+                execl("/proc/self/exe", "test_pin-helper", (char *)NULL);
+                _exit(127);
+        }
+        return wait_child(p);
+}
+
+TEST(read_only_holder_reads_status_but_cannot_change_it)
+{
+        size_t P = ps();
+        int fd = create("ro-hold", 4 * P), c, ro, roc, st;
+        char *m = map(fd, PROT_READ | PROT_WRITE, 4 * P);
+
+        memset(m, 'r', 4 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_EQ(ashmem_get_control(fd, &c), 0);
+        ro = reopen(fd, O_RDONLY);
+        roc = reopen(c, O_RDONLY);
+        st = run_helper("ro", ro, roc);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        /* and it changed nothing */
+        CHECK_MAP(fd, "PuuP");
+        CHECK_EQ(ashmem_get_prot(fd), PROT_READ | PROT_WRITE | PROT_EXEC);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK(all(m, 4 * P, 'r'));
+        close(roc);
+        close(ro);
+        close(c);
+        munmap(m, 4 * P);
+        close(fd);
+}
+
+TEST(set_control_in_a_fresh_process_joins_the_shared_state)
+{
+        size_t P = ps();
+        int fd = create("rw-hold", 4 * P), c, st;
+        char *m = map(fd, PROT_READ | PROT_WRITE, 4 * P);
+
+        memset(m, 's', 4 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_EQ(ashmem_get_control(fd, &c), 0);
+        st = run_helper("rw", fd, c);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK_MAP(fd, "Pxxu");
+        CHECK(all(m + P, 2 * P, 0));
+        CHECK(all(m, P, 's') && all(m + 3 * P, P, 's'));
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        close(c);
+        munmap(m, 4 * P);
+        close(fd);
+}
+
+/* ---------------------------------------------------- control descriptors */
+
+TEST(get_and_set_control)
+{
+        size_t P = ps();
+        int a = create("ctl-a", 2 * P), b = create("ctl-b", 2 * P);
+        int ca, cb, cb2, raw, closed, p[2];
+        struct stat s1, s2;
+
+        CHECK_EQ(ashmem_get_control(a, &ca), 0);
+        CHECK_EQ(ashmem_get_control(b, &cb), 0);
+        CHECK(fcntl(ca, F_GETFD) & FD_CLOEXEC);
+        CHECK_EQ(fcntl(ca, F_GETFL) & O_ACCMODE, O_RDWR);
+        /* a new descriptor each time, of the same control memfd */
+        CHECK_EQ(ashmem_get_control(b, &cb2), 0);
+        CHECK(cb2 != cb);
+        CHECK_EQ(fstat(cb, &s1), 0);
+        CHECK_EQ(fstat(cb2, &s2), 0);
+        CHECK(s1.st_ino == s2.st_ino && s1.st_dev == s2.st_dev);
+        close(cb2);
+        /* the control block is no region */
+        CHECK_EQ(ashmem_valid(ca), 1);  /* it is a memfd... */
+        CHECK_EQ(ashmem_get_control(ca, &cb2) , -ENOENT); /* ...with no control */
+        /* attaching a region's own block again is harmless */
+        CHECK_EQ(ashmem_set_control(a, ca), 0);
+        CHECK_EQ(ashmem_unpin_region(a, 0, P), 0);
+        CHECK_MAP(a, "uP");
+        /* another region's block, or no block at all: EINVAL */
+        CHECK_NEG(ashmem_set_control(a, cb), EINVAL);
+        CHECK_NEG(ashmem_set_control(b, ca), EINVAL);
+        raw = memfd_create("raw", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        CHECK(raw >= 0);
+        CHECK_NEG(ashmem_set_control(a, raw), EINVAL);
+        CHECK_EQ(ftruncate(raw, 4096), 0);
+        CHECK_EQ(fcntl(raw, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+        CHECK_NEG(ashmem_set_control(a, raw), EINVAL);
+        CHECK_NEG(ashmem_set_control(raw, ca), EINVAL);   /* a memfd, not a's */
+        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+        CHECK_NEG(ashmem_set_control(a, p[0]), EINVAL);
+        CHECK_NEG(ashmem_set_control(p[0], ca), ENOTTY);
+        CHECK_NEG(ashmem_get_control(p[0], &cb2), ENOTTY);
+        close(p[0]);
+        close(p[1]);
+        closed = dup(ca);
+        close(closed);
+        CHECK_NEG(ashmem_set_control(a, closed), EBADF);
+        CHECK_NEG(ashmem_set_control(a, -1), EBADF);
+        CHECK_NEG(ashmem_get_control(a, NULL), EINVAL);
+        /* a memfd of our own making has no control block */
+        CHECK_NEG(ashmem_get_control(raw, &cb2), ENOENT);
+        /* nothing of that disturbed a's state */
+        CHECK_MAP(a, "uP");
+        CHECK_MAP(b, "PP");
+        close(raw);
+        close(ca);
+        close(cb);
+        close(a);
+        close(b);
+}
+
+/* ------------------------------------------------- a holder killed in the
+ * region's mutex. The child takes the lock through the library's own
+ * table (the internal amc_lock), leaves the state as a crash in the middle
+ * of an operation would, and is SIGKILLed. */
+
+enum crash { CRASH_IDLE, CRASH_MID_PURGE, CRASH_MID_PIN, CRASH_MID_UNPIN };
+
+static void die_holding_the_lock(int fd, enum crash how, int ready)
+{
+        struct stat st;
+        struct amc_ref r;
+
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        CHECK_EQ(amc_lock(&r), 0);
+        switch (how) {
+        case CRASH_MID_PURGE:
+                /* purge marks pages 0 and 1 purged, dies before the punch */
+                r.purged[0] |= 0x3;
+                r.b->n_purged += 2;
+                break;
+        case CRASH_MID_PIN:
+                /* pin of pages 4 and 5 (purged) clears their unpinned bits
+                 * and dies before clearing the purged ones */
+                r.unpinned[0] &= ~(uint64_t)0x30;
+                break;
+        case CRASH_MID_UNPIN:
+                /* unpin of page 7 sets its bit, dies before counting it */
+                r.unpinned[0] |= 0x80;
+                break;
+        case CRASH_IDLE:
+                break;
+        }
+        if (write(ready, "L", 1) != 1)
+                _exit(3);
+        for (;;)
+                pause();
+}
+
+/* Fork a child that dies holding fd's mutex; return when it is dead. */
+static void kill_a_lock_holder(int fd, enum crash how)
+{
+        int p[2], status;
+        char c;
+        pid_t pid;
+
+        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                close(p[0]);
+                die_holding_the_lock(fd, how, p[1]);
+        }
+        close(p[1]);
+        CHECK_EQ(read(p[0], &c, 1), 1);         /* it holds the lock */
+        close(p[0]);
+        CHECK_EQ(kill(pid, SIGKILL), 0);
+        status = wait_child(pid);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static uint64_t recoveries(int fd)
+{
+        struct stat st;
+        struct amc_ref r;
+        uint64_t n;
+
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        n = __atomic_load_n(&r.b->recoveries, __ATOMIC_RELAXED);
+        am_table_release(&st);
+        return n;
+}
+
+struct blocked { int fd; int r; };
+
+static void *pin_blocked(void *arg)
+{
+        struct blocked *b = arg;
+        b->r = ashmem_pin_region(b->fd, 0, 0);
+        return NULL;
+}
+
+TEST(holder_killed_in_the_mutex_does_not_wedge_others)
+{
+        size_t P = ps();
+        int fd = create("killed", 8 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
+
+        memset(m, 'k', 8 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+        kill_a_lock_holder(fd, CRASH_IDLE);
+        CHECK_EQ(recoveries(fd), 0);
+        /* the next locker recovers and goes on */
+        CHECK_EQ(ashmem_purge(fd), 2);
+        CHECK_EQ(recoveries(fd), 1);
+        CHECK_MAP(fd, "xxPPPPPP");
+        CHECK_COUNTS(fd, 6, 0, 2);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_unpin_region(fd, 2 * P, P), 0);
+        CHECK_EQ(ashmem_purge(fd), 1);
+        CHECK(all(m + 3 * P, 5 * P, 'k'));
+        CHECK_EQ(recoveries(fd), 1);
+
+        /* again, with a pin already waiting for the lock when it dies */
+        {
+                struct blocked b = { .fd = fd, .r = -2 };
+                pthread_t t;
+                int pipefd[2], status;
+                char c;
+                pid_t pid;
+
+                CHECK_EQ(pipe2(pipefd, O_CLOEXEC), 0);
+                pid = fork();
+                CHECK(pid >= 0);
+                if (pid == 0) {
+                        close(pipefd[0]);
+                        die_holding_the_lock(fd, CRASH_IDLE, pipefd[1]);
+                }
+                close(pipefd[1]);
+                CHECK_EQ(read(pipefd[0], &c, 1), 1);
+                close(pipefd[0]);
+                CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
+                CHECK_EQ(kill(pid, SIGKILL), 0);
+                status = wait_child(pid);
+                CHECK(WIFSIGNALED(status));
+                CHECK_EQ(pthread_join(t, NULL), 0);
+                CHECK_EQ(b.r, ASHMEM_WAS_PURGED);
+                CHECK_EQ(recoveries(fd), 2);
+        }
+        CHECK_COUNTS(fd, 8, 0, 0);
+        munmap(m, 8 * P);
+        close(fd);
+}
+
+/* Killed between marking pages purged and punching them: the pages say
+ * "purged" over data that is still there. That is safe (the next pin says
+ * WAS_PURGED, the holder rewrites), and the counters are rebuilt. */
+TEST(holder_killed_mid_purge_leaves_a_safe_state)
+{
+        size_t P = ps();
+        int fd = create("mid-purge", 8 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
+
+        memset(m, 'q', 8 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
+        kill_a_lock_holder(fd, CRASH_MID_PURGE);
+        CHECK_EQ(ashmem_purge(fd), 2);          /* pages 2 and 3 */
+        CHECK_MAP(fd, "xxxxPPPP");
+        CHECK_COUNTS(fd, 4, 0, 4);
+        CHECK(all(m, 2 * P, 'q'));              /* never punched */
+        CHECK(all(m + 2 * P, 2 * P, 0));
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK_COUNTS(fd, 8, 0, 0);
+        CHECK(all(m + 4 * P, 4 * P, 'q'));
+        munmap(m, 8 * P);
+        close(fd);
+}
+
+/* Killed inside a pin of purged pages, after the unpinned bits were
+ * cleared and before the purged bits were: those pages lost their data,
+ * and nobody was told. The state must not call them pinned and intact: the
+ * next pin of them says WAS_PURGED. */
+TEST(holder_killed_mid_pin_leaves_a_safe_state)
+{
+        size_t P = ps();
+        int fd = create("mid-pin", 8 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
+
+        memset(m, 'p', 8 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, 4 * P, 2 * P), 0);
+        CHECK_EQ(ashmem_purge(fd), 2);
+        CHECK_MAP(fd, "PPPPxxPP");
+        kill_a_lock_holder(fd, CRASH_MID_PIN);
+        /* even before anyone takes the lock again */
+        CHECK_EQ(ashmem_pin_status(fd, 4 * P, 2 * P), ASHMEM_IS_UNPINNED);
+        CHECK_MAP(fd, "PPPPxxPP");
+        /* a locking call recovers; the pages are still purged */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, P), 0);
+        CHECK_MAP(fd, "uPPPxxPP");
+        CHECK_COUNTS(fd, 5, 1, 2);
+        CHECK_EQ(ashmem_pin_region(fd, 4 * P, 2 * P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_COUNTS(fd, 8, 0, 0);
+        CHECK(all(m + 4 * P, 2 * P, 0));
+        CHECK(all(m, 4 * P, 'p') && all(m + 6 * P, 2 * P, 'p'));
+        munmap(m, 8 * P);
+        close(fd);
+}
+
+/* Killed inside an unpin, after setting bits and before counting them: the
+ * counters and the unpin time are rebuilt from the bitmaps. */
+TEST(holder_killed_mid_unpin_leaves_a_safe_state)
+{
+        size_t P = ps();
+        int fd = create("mid-unpin", 8 * P);
+        ashmem_stats s;
+
+        kill_a_lock_holder(fd, CRASH_MID_UNPIN);
+        CHECK_EQ(ashmem_purge(fd), 1);
+        CHECK_MAP(fd, "PPPPPPPx");
+        CHECK_COUNTS(fd, 7, 0, 1);
+        s = stats(fd);
+        CHECK(s.unpinned_since_ns > 0);
+        CHECK_EQ(ashmem_pin_region(fd, 7 * P, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(stats(fd).unpinned_since_ns, 0);
+        close(fd);
+}
+
+/* ------------------------------------------------------- stats, page map */
+
+TEST(stats_counters_and_unpin_time)
+{
+        size_t P = ps();
+        int fd = create("stats", 6 * P + 7);
+        long long t0, t1, since;
+        ashmem_stats s;
+
+        CHECK_NEG(ashmem_get_stats(fd, NULL), EINVAL);
+        t0 = mono_ns();
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+        t1 = mono_ns();
+        s = stats(fd);
+        since = s.unpinned_since_ns;
+        CHECK(since >= t0 && since <= t1);
+        CHECK_EQ(s.size, 6 * P + 7);
+        CHECK_EQ(s.pages, 7);
+        CHECK_COUNTS(fd, 5, 2, 0);
+        /* the time of the oldest unpin: later unpins and partial pins
+         * leave it */
+        CHECK_EQ(ashmem_unpin_region(fd, 4 * P, P), 0);
+        CHECK_EQ(stats(fd).unpinned_since_ns, since);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_NOT_PURGED);
+        CHECK_EQ(stats(fd).unpinned_since_ns, since);
+        CHECK_COUNTS(fd, 5, 2, 0);
+        /* purged pages are still unpinned */
+        CHECK_EQ(ashmem_purge(fd), 2);
+        s = stats(fd);
+        CHECK_EQ(s.unpinned_since_ns, since);
+        CHECK_EQ(s.purges, 1);
+        CHECK_EQ(s.pages_reclaimed, 2);
+        CHECK_COUNTS(fd, 5, 0, 2);
+        CHECK_EQ(ashmem_unpin_region(fd, 6 * P, P), 0);
+        CHECK_COUNTS(fd, 4, 1, 2);
+        /* all pinned: no time */
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        s = stats(fd);
+        CHECK_EQ(s.unpinned_since_ns, 0);
+        CHECK_EQ(s.purges, 1);
+        CHECK_EQ(s.pages_reclaimed, 2);
+        CHECK_COUNTS(fd, 7, 0, 0);
+        /* a new unpin starts a new time */
+        t0 = mono_ns();
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK(stats(fd).unpinned_since_ns >= t0);
+        CHECK_EQ(ashmem_purge(fd), 7);
+        s = stats(fd);
+        CHECK_EQ(s.purges, 2);
+        CHECK_EQ(s.pages_reclaimed, 9);
+        close(fd);
+}
+
+TEST(page_map_reports_each_page)
+{
+        size_t P = ps();
+        int fd = create("pagemap", 5 * P);
+        char buf[8];
+
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_EQ(ashmem_purge(fd), 2);
+        CHECK_EQ(ashmem_unpin_region(fd, 4 * P, P), 0);
+        CHECK_MAP(fd, "PxxPu");
+        /* a prefix only, nothing written past it */
+        memset(buf, '#', sizeof(buf));
+        CHECK_EQ(ashmem_get_page_map(fd, buf, 2), 0);
+        CHECK(memcmp(buf, "Px##", 4) == 0);
+        CHECK_EQ(ashmem_get_page_map(fd, buf, 0), 0);
+        CHECK_EQ(buf[0], 'P');
+        CHECK_EQ(ashmem_get_page_map(fd, NULL, 0), 0);
+        CHECK_NEG(ashmem_get_page_map(fd, NULL, 1), EINVAL);
+        CHECK_NEG(ashmem_get_page_map(fd, buf, 6), EINVAL);
+        CHECK_NEG(ashmem_get_page_map(-1, buf, 1), EBADF);
+        close(fd);
+}
+
+/* --------------------------------------------- memfds of someone else */
+
+TEST(foreign_memfd)
+{
+        size_t P = ps();
+        int fd = memfd_create("foreign", MFD_CLOEXEC | MFD_ALLOW_SEALING), ro, c;
+        char name[ASHMEM_NAME_LEN], *m;
+        size_t sz;
+        ashmem_stats s;
+
+        CHECK(fd >= 0);
+        CHECK_EQ(ftruncate(fd, (off_t)(3 * P + 1)), 0);
+        m = map(fd, PROT_READ | PROT_WRITE, 4 * P);
+        memset(m, 'f', 3 * P + 1);
+        CHECK_EQ(ashmem_valid(fd), 1);
+        CHECK_EQ(ashmem_get_name(fd, name, sizeof(name)), 7);
+        CHECK(strcmp(name, "foreign") == 0);
+        CHECK_EQ(ashmem_get_size(fd, &sz), 0);
+        CHECK_EQ(sz, 3 * P + 1);
+        CHECK_EQ(ashmem_get_size_region(fd), (long long)(3 * P + 1));
+        CHECK_EQ(ashmem_get_prot(fd), PROT_READ | PROT_WRITE | PROT_EXEC);
+        /* pin state: always pinned, never purged, same range rules */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        CHECK(all(m, 3 * P + 1, 'f'));
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_ERRNO(ashmem_pin_region(fd, 1, 0), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, 0, 5 * P), EINVAL);
+        CHECK_ERRNO(ashmem_unpin_region(fd, P, SIZE_MAX & ~(P - 1)), EINVAL);
+        CHECK_EQ(ashmem_unpin_region(fd, 3 * P, P), 0);     /* partial last page */
+        CHECK_MAP(fd, "PPPP");
+        s = stats(fd);
+        CHECK_EQ(s.shared_state, 0);
+        CHECK_EQ(s.writable_state, 1);
+        CHECK_EQ(s.pages, 4);
+        CHECK_EQ(s.pinned, 4);
+        CHECK_EQ(s.size, 3 * P + 1);
+        CHECK_NEG(ashmem_get_control(fd, &c), ENOENT);
+        /* a read-only descriptor of it may not pin */
+        ro = reopen(fd, O_RDONLY);
+        CHECK_ERRNO(ashmem_pin_region(ro, 0, 0), EPERM);
+        CHECK_NEG(ashmem_purge(ro), EPERM);
+        CHECK_EQ(ashmem_pin_status(ro, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(stats(ro).writable_state, 0);
+        close(ro);
+        /* prot: the write bit lives in the seals */
+        CHECK_EQ(ashmem_set_prot_region(fd, PROT_READ | PROT_EXEC), 0);
+        CHECK(fcntl(fd, F_GET_SEALS) & F_SEAL_FUTURE_WRITE);
+        CHECK_EQ(ashmem_get_prot(fd), PROT_READ | PROT_EXEC);
+        CHECK_ERRNO(ashmem_set_prot_region(fd, PROT_READ | PROT_WRITE), EINVAL);
+        errno = 0;
+        CHECK(mmap(NULL, P, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EPERM);
+        m[0] = 'g';     /* the old mapping still writes */
+        munmap(m, 4 * P);
+        close(fd);
+}
+
+/* -------------------------------------------------------------- collect */
+
+TEST(collect_drops_closed_regions_and_keeps_live_ones)
+{
+        size_t P = ps();
+        int live, dead, mapped, n0 = control_fds(), r;
+        char *m;
+
+        live = create("live", 2 * P);
+        dead = create("dead", 2 * P);
+        mapped = create("mapped", 2 * P);
+        CHECK_EQ(control_fds(), n0 + 3);
+        CHECK_EQ(ashmem_unpin_region(live, P, P), 0);
+        m = map(mapped, PROT_READ | PROT_WRITE, 2 * P);
+        CHECK_EQ(ashmem_unpin_region(mapped, 0, P), 0);
+        close(dead);
+        close(mapped);          /* still mapped: still referred to */
+        r = ashmem_collect();
+        CHECK_EQ(r, 1);
+        CHECK_EQ(control_fds(), n0 + 2);
+        CHECK_EQ(ashmem_collect(), 0);
+        /* the live region kept its shared state */
+        CHECK_EQ(stats(live).shared_state, 1);
+        CHECK_MAP(live, "Pu");
+        CHECK_EQ(ashmem_purge(live), 1);
+        /* the mapped one goes when its mapping does */
+        munmap(m, 2 * P);
+        CHECK_EQ(ashmem_collect(), 1);
+        CHECK_EQ(control_fds(), n0 + 1);
+        close(live);
+        CHECK_EQ(ashmem_collect(), 1);
+        CHECK_EQ(control_fds(), n0);
+}
+
+/* Without explicit collection, stale entries never outnumber live ones
+ * by much: the table collects itself when it has doubled. */
+TEST(control_descriptors_do_not_pile_up)
+{
+        int keep[8], most = 0;
+
+        for (int i = 0; i < 8; i++)
+                keep[i] = create("kept", ps());
+        for (int i = 0; i < 1000; i++) {
+                int fd = create("churn", ps()), n;
+                CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+                close(fd);
+                n = control_fds();
+                if (n > most)
+                        most = n;
+        }
+        /* 8 live + at most twice the automatic threshold of stale ones */
+        if (most > 8 + 2 * 64 + 1)
+                t_fail(__FILE__, __LINE__, "%d control descriptors at most", most);
+        for (int i = 0; i < 8; i++) {
+                CHECK_EQ(stats(keep[i]).shared_state, 1);
+                close(keep[i]);
+        }
+}
+
+/* Threads creating, pinning and closing regions at once: the table's
+ * lookups, inserts, growth and collections under contention. */
+struct churn { int id; int fail; };
+
+static void *table_churn(void *arg)
+{
+        struct churn *c = arg;
+        size_t P = ps();
+
+        for (int i = 0; i < 150 && !c->fail; i++) {
+                int fd = ashmem_create_region("thread", 3 * P);
+                char map[4];
+                if (fd < 0) {
+                        c->fail = __LINE__;
+                        break;
+                }
+                if (ashmem_unpin_region(fd, (size_t)(i % 3) * P, P) != 0 ||
+                    ashmem_get_page_map(fd, map, 3) != 0 ||
+                    map[i % 3] != 'u' || map[(i + 1) % 3] != 'P' ||
+                    ashmem_purge(fd) != 1 ||
+                    ashmem_pin_region(fd, 0, 0) != ASHMEM_WAS_PURGED)
+                        c->fail = __LINE__;
+                if (i % 50 == 49 && ashmem_collect() < 0)
+                        c->fail = __LINE__;
+                close(fd);
+        }
+        return NULL;
+}
+
+TEST(table_under_threads)
+{
+        pthread_t t[4];
+        struct churn c[4];
+
+        for (int i = 0; i < 4; i++) {
+                c[i] = (struct churn){ .id = i };
+                CHECK_EQ(pthread_create(&t[i], NULL, table_churn, &c[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                CHECK_EQ(pthread_join(t[i], NULL), 0);
+                if (c[i].fail)
+                        t_fail(__FILE__, __LINE__, "thread %d failed at line %d", i, c[i].fail);
+        }
+}
+
+/* ---------------------------------------------------------------- stress
+ *
+ * Workers (two threads here, two forked processes) each own a slice of one
+ * region and pin and unpin random ranges of it; a purger process purges in
+ * a loop. The invariant: a page its writer has pinned never loses its
+ * content, an unpinned page keeps it unless the pin that takes it back
+ * says WAS_PURGED, and WAS_PURGED is only ever said for a range with a
+ * page unpinned by its writer (and then one of those pages is all zeros).
+ */
+#define S_WORKERS 4
+#define S_SLICE 40              /* pages: slices straddle bitmap words */
+#define S_PAGES (S_WORKERS * S_SLICE)
+
+struct stress {
+        int fd;
+        char *m;
+        volatile int go, stop;
+        long long purged_pages, was_purged, ops;   /* atomics */
+        char fail[256];                            /* first failure */
+};
+
+static void s_fail(struct stress *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static void s_fail(struct stress *s, const char *fmt, ...)
+{
+        char msg[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (__atomic_exchange_n(&s->fail[0], '!', __ATOMIC_SEQ_CST) == 0)
+                memcpy(s->fail + 1, msg, sizeof(s->fail) - 1);
+        __atomic_store_n(&s->stop, 1, __ATOMIC_SEQ_CST);
+}
+
+#define S_FAIL(s, ...) do { s_fail((s), __VA_ARGS__); return; } while (0)
+
+static uint64_t xorshift(uint64_t *x)
+{
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        return *x;
+}
+
+/* Page content: a header naming (worker, page, generation), then a fill. */
+static void s_write(char *p, size_t P, int w, int page, unsigned gen)
+{
+        uint64_t h = ((uint64_t)w << 48) | ((uint64_t)page << 32) | gen | 1;
+        memset(p, (gen * 31 + (unsigned)page) % 255 + 1, P);
+        memcpy(p, &h, sizeof(h));
+}
+
+static int s_intact(const char *p, size_t P, int w, int page, unsigned gen)
+{
+        uint64_t h = ((uint64_t)w << 48) | ((uint64_t)page << 32) | gen | 1, got;
+        memcpy(&got, p, sizeof(got));
+        return got == h && all(p + sizeof(h), P - sizeof(h),
+                               (int)((gen * 31 + (unsigned)page) % 255 + 1));
+}
+
+static void s_worker(struct stress *s, int w)
+{
+        size_t P = ps();
+        unsigned gen[S_SLICE];
+        char pinned[S_SLICE];
+        uint64_t rnd = 0x9e3779b97f4a7c15ull * (uint64_t)(w + 1);
+        int first = w * S_SLICE;
+
+        for (int i = 0; i < S_SLICE; i++) {
+                gen[i] = 1;
+                pinned[i] = 1;
+                s_write(s->m + (size_t)(first + i) * P, P, w, i, gen[i]);
+        }
+        while (!__atomic_load_n(&s->go, __ATOMIC_SEQ_CST))
+                sched_yield();
+        while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+                int a = (int)(xorshift(&rnd) % S_SLICE);
+                int n = 1 + (int)(xorshift(&rnd) % (uint64_t)(S_SLICE - a < 9 ? S_SLICE - a : 9));
+                size_t off = (size_t)(first + a) * P, len = (size_t)n * P;
+                int any_unpinned = 0, r;
+
+                /* pinned pages are intact, always */
+                for (int i = a; i < a + n; i++) {
+                        any_unpinned |= !pinned[i];
+                        if (pinned[i] && !s_intact(s->m + (size_t)(first + i) * P, P, w, i, gen[i]))
+                                S_FAIL(s, "worker %d: pinned page %d lost its content", w, i);
+                }
+                if (xorshift(&rnd) % 2) {
+                        r = ashmem_unpin_region(s->fd, off, len);
+                        if (r != 0)
+                                S_FAIL(s, "worker %d: unpin: %d %m", w, r);
+                        memset(pinned + a, 0, (size_t)n);
+                        if (ashmem_pin_status(s->fd, off, len) != ASHMEM_IS_UNPINNED)
+                                S_FAIL(s, "worker %d: unpinned range says pinned", w);
+                } else {
+                        int zeros = 0;
+                        r = ashmem_pin_region(s->fd, off, len);
+                        if (r != ASHMEM_NOT_PURGED && r != ASHMEM_WAS_PURGED)
+                                S_FAIL(s, "worker %d: pin: %d %m", w, r);
+                        if (r == ASHMEM_WAS_PURGED && !any_unpinned)
+                                S_FAIL(s, "worker %d: WAS_PURGED for a pinned range", w);
+                        for (int i = a; i < a + n; i++) {
+                                char *p = s->m + (size_t)(first + i) * P;
+                                if (s_intact(p, P, w, i, gen[i]))
+                                        continue;
+                                if (r == ASHMEM_NOT_PURGED)
+                                        S_FAIL(s, "worker %d: page %d lost, pin said NOT_PURGED", w, i);
+                                if (pinned[i] || !all(p, P, 0))
+                                        S_FAIL(s, "worker %d: page %d neither intact nor purged", w, i);
+                                zeros++;
+                        }
+                        if (r == ASHMEM_WAS_PURGED) {
+                                if (!zeros)
+                                        S_FAIL(s, "worker %d: WAS_PURGED, but no page was", w);
+                                __atomic_add_fetch(&s->was_purged, 1, __ATOMIC_RELAXED);
+                        }
+                        if (ashmem_pin_status(s->fd, off, len) != ASHMEM_IS_PINNED)
+                                S_FAIL(s, "worker %d: pinned range says unpinned", w);
+                        /* the writer writes while pinned and checks */
+                        for (int i = a; i < a + n; i++) {
+                                char *p = s->m + (size_t)(first + i) * P;
+                                pinned[i] = 1;
+                                gen[i]++;
+                                s_write(p, P, w, i, gen[i]);
+                                if (!s_intact(p, P, w, i, gen[i]))
+                                        S_FAIL(s, "worker %d: page %d changed under its writer", w, i);
+                        }
+                }
+                __atomic_add_fetch(&s->ops, 1, __ATOMIC_RELAXED);
+        }
+        /* at the end, everything it pinned is intact */
+        for (int i = 0; i < S_SLICE; i++)
+                if (pinned[i] && !s_intact(s->m + (size_t)(first + i) * P, P, w, i, gen[i]))
+                        S_FAIL(s, "worker %d: pinned page %d lost at the end", w, i);
+}
+
+struct s_thread { struct stress *s; int w; };
+
+static void *s_worker_thread(void *arg)
+{
+        struct s_thread *t = arg;
+        s_worker(t->s, t->w);
+        return NULL;
+}
+
+static void s_purger(struct stress *s)
+{
+        char map[S_PAGES];
+
+        while (!__atomic_load_n(&s->go, __ATOMIC_SEQ_CST))
+                sched_yield();
+        while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+                ashmem_stats st;
+                int n = ashmem_purge(s->fd);
+                if (n < 0)
+                        S_FAIL(s, "purge: %d", n);
+                __atomic_add_fetch(&s->purged_pages, n, __ATOMIC_RELAXED);
+                if (ashmem_get_stats(s->fd, &st) < 0 ||
+                    st.pinned + st.unpinned + st.purged != S_PAGES)
+                        S_FAIL(s, "stats do not add up");
+                if (ashmem_get_page_map(s->fd, map, S_PAGES) < 0)
+                        S_FAIL(s, "page map");
+                for (int i = 0; i < S_PAGES; i++)
+                        if (map[i] != 'P' && map[i] != 'u' && map[i] != 'x')
+                                S_FAIL(s, "page map: '%c'", map[i]);
+                sched_yield();
+        }
+}
+
+TEST(stress_pin_unpin_against_purge)
+{
+        size_t P = ps();
+        struct stress *s;
+        struct s_thread th[2];
+        pthread_t t[2];
+        pid_t kids[3];
+        long long start, now;
+
+        s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        CHECK(s != MAP_FAILED);
+        memset(s, 0, sizeof(*s));
+        s->fd = create("stress", S_PAGES * P);
+        s->m = map(s->fd, PROT_READ | PROT_WRITE, S_PAGES * P);
+        /* processes first (no threads to fork with), then threads */
+        for (int k = 0; k < 3; k++) {
+                kids[k] = fork();
+                CHECK(kids[k] >= 0);
+                if (kids[k] == 0) {
+                        if (k < 2)
+                                s_worker(s, 2 + k);
+                        else
+                                s_purger(s);
+                        _exit(0);
+                }
+        }
+        for (int i = 0; i < 2; i++) {
+                th[i] = (struct s_thread){ s, i };
+                CHECK_EQ(pthread_create(&t[i], NULL, s_worker_thread, &th[i]), 0);
+        }
+        start = mono_ns();
+        __atomic_store_n(&s->go, 1, __ATOMIC_SEQ_CST);
+        /* about 1.5 s, longer only until purges have really raced the
+         * workers (bounded at 20 s on a badly overloaded machine) */
+        do {
+                struct timespec ts = { 0, 50 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+                now = mono_ns();
+        } while (!__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST) &&
+                 (now - start < 1500000000LL ||
+                  __atomic_load_n(&s->purged_pages, __ATOMIC_SEQ_CST) == 0 ||
+                  __atomic_load_n(&s->was_purged, __ATOMIC_SEQ_CST) == 0) &&
+                 now - start < 20000000000LL);
+        __atomic_store_n(&s->stop, 1, __ATOMIC_SEQ_CST);
+        for (int i = 0; i < 2; i++)
+                CHECK_EQ(pthread_join(t[i], NULL), 0);
+        for (int k = 0; k < 3; k++) {
+                int st = wait_child(kids[k]);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        if (s->fail[0])
+                t_fail(__FILE__, __LINE__, "%s", s->fail + 1);
+        if (s->purged_pages == 0 || s->was_purged == 0)
+                t_fail(__FILE__, __LINE__, "no race happened: %lld pages purged, "
+                       "%lld WAS_PURGED, %lld ops", s->purged_pages, s->was_purged, s->ops);
+        /* the state is sane after all of it */
+        CHECK_EQ(stats(s->fd).pages_reclaimed, s->purged_pages);
+        CHECK(ashmem_pin_region(s->fd, 0, 0) >= 0);
+        CHECK_COUNTS(s->fd, S_PAGES, 0, 0);
+        munmap(s->m, S_PAGES * P);
+        close(s->fd);
+        munmap(s, sizeof(*s));
+}
