@@ -266,6 +266,7 @@ struct ashmem_heap {
         struct am_slot *slot;           /* NULL: no local mapping */
         struct amc_ref *ctl;            /* atomic; NULL: no pin state held */
         struct amc_ref ctl_own;         /* ctl's storage when held at birth */
+        unsigned page_shift;            /* log2 of the page size */
         char name[ASHMEM_NAME_LEN];
 };
 
@@ -305,6 +306,7 @@ static int heap_make(int fd, unsigned flags, int creator, ashmem_heap **ret)
         h->refs = 1;
         h->fd = fd;
         h->flags = flags;
+        h->page_shift = (unsigned)__builtin_ctzll(am_page_size());
         r = ashmem_get_size(fd, &h->size);
         if (r < 0)
                 goto fail;
@@ -510,9 +512,25 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
                 return which == STATUS ? ASHMEM_IS_PINNED :
                        which == PIN ? ASHMEM_NOT_PURGED : 0;
         }
-        r = amc_range(c, off, len, &first, &count);
-        if (r < 0)
-                return r;
+        if (c->page_size == (uint64_t)1 << h->page_shift) {
+                /* amc_range() with shifts for divisions: a pin pair is a
+                 * few dozen nanoseconds, and two 64-bit divisions per call
+                 * are a fair share of that */
+                uint64_t end = c->pages << h->page_shift;
+                if (((uint64_t)off | (uint64_t)len) & ((c->page_size) - 1u) ||
+                    off > end)
+                        return -EINVAL;
+                if (len == 0)
+                        len = (size_t)(end - off);
+                if (len > end - off)            /* past the end, or overflow */
+                        return -EINVAL;
+                first = off >> h->page_shift;
+                count = len >> h->page_shift;
+        } else {
+                r = amc_range(c, off, len, &first, &count);
+                if (r < 0)
+                        return r;
+        }
         switch (which) {
         case PIN:
                 return amc_pin(c, first, count);

@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The heap pin path: a 1-page unpin+pin pair through a heap handle, against
+ * one getppid() system call (the cheapest round trip into the kernel, so
+ * the least any kernel driver's pin ioctl could cost). Target: the pair
+ * costs less than that one system call.
+ *
+ * Beside it, for information: the same pair through a slice, through the
+ * descriptor calls (ashmem_unpin_region + ashmem_pin_region, which look the
+ * region up with one fstat() each), a pin status through the heap, and
+ * adopting + releasing a heap whose mapping is already cached against
+ * mapping and unmapping the region.
+ *
+ * The variants run in the same process, interleaved round by round, so the
+ * machine's noise falls on all of them alike; each figure is the median over
+ * the rounds of the mean time of one operation in a batch, with the smallest
+ * and largest round shown as the spread.
+ *
+ * Usage: bench_heap [--json] [--quick]
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+
+#define MAX_ROUNDS 64
+#define REGION_PAGES 64
+
+static ashmem_heap *heap;
+static ashmem_slice *slice;
+static int region_fd;
+static size_t page;
+
+static void die(const char *what, int err)
+{
+        fprintf(stderr, "bench_heap: %s: %s\n", what, strerror(err));
+        exit(1);
+}
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Each operation returns < 0 on failure (the loop checks it). */
+
+static int op_getppid(void)
+{
+        return getppid() > 0 ? 0 : -1;
+}
+
+static int op_heap_pair(void)
+{
+        if (ashmem_heap_unpin(heap, page, page) != 0)
+                return -1;
+        return ashmem_heap_pin(heap, page, page) == ASHMEM_NOT_PURGED ? 0 : -1;
+}
+
+static int op_slice_pair(void)
+{
+        if (ashmem_slice_unpin(slice) != 0)
+                return -1;
+        return ashmem_slice_pin(slice) == ASHMEM_NOT_PURGED ? 0 : -1;
+}
+
+static int op_fd_pair(void)
+{
+        if (ashmem_unpin_region(region_fd, page, page) != 0)
+                return -1;
+        return ashmem_pin_region(region_fd, page, page) == ASHMEM_NOT_PURGED ? 0 : -1;
+}
+
+static int op_heap_status(void)
+{
+        return ashmem_heap_pin_status(heap, page, page) == ASHMEM_IS_PINNED ? 0 : -1;
+}
+
+static int op_adopt(void)
+{
+        ashmem_heap *h;
+
+        if (ashmem_heap_adopt(region_fd, 0, &h) < 0)
+                return -1;
+        if (ashmem_heap_base(h) != ashmem_heap_base(heap))
+                return -1;
+        ashmem_heap_unref(h);
+        return 0;
+}
+
+static int op_map_unmap(void)
+{
+        void *p = mmap(NULL, REGION_PAGES * page, PROT_READ | PROT_WRITE, MAP_SHARED,
+                       region_fd, 0);
+
+        if (p == MAP_FAILED)
+                return -1;
+        return munmap(p, REGION_PAGES * page);
+}
+
+struct variant {
+        const char *name;
+        int (*op)(void);
+        int per_batch;             /* operations per batch (full run) */
+        double ns[MAX_ROUNDS];     /* mean ns per operation, per round */
+};
+
+enum { V_GETPPID, V_HEAP, V_SLICE, V_FD, V_STATUS, V_ADOPT, V_MAP, NV };
+
+static struct variant variants[NV] = {
+        [V_GETPPID] = { "getppid()", op_getppid, 200000, { 0 } },
+        [V_HEAP] = { "heap unpin+pin", op_heap_pair, 200000, { 0 } },
+        [V_SLICE] = { "slice unpin+pin", op_slice_pair, 200000, { 0 } },
+        [V_FD] = { "fd unpin+pin", op_fd_pair, 100000, { 0 } },
+        [V_STATUS] = { "heap status", op_heap_status, 200000, { 0 } },
+        [V_ADOPT] = { "heap adopt+unref", op_adopt, 5000, { 0 } },
+        [V_MAP] = { "mmap+munmap", op_map_unmap, 5000, { 0 } },
+};
+
+/* Mean ns of one operation over a batch of n. */
+static double batch(struct variant *v, int n)
+{
+        int64_t t0 = now_ns();
+
+        for (int i = 0; i < n; i++)
+                if (v->op() < 0)
+                        die(v->name, errno ? errno : EIO);
+        return (double)(now_ns() - t0) / n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+struct stat3 { double med, min, max; };
+
+static struct stat3 summarise(const double *v, int n)
+{
+        double s[MAX_ROUNDS];
+        struct stat3 r;
+
+        memcpy(s, v, (size_t)n * sizeof(*s));
+        qsort(s, (size_t)n, sizeof(*s), cmp_double);
+        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+        r.min = s[0];
+        r.max = s[n - 1];
+        return r;
+}
+
+struct row {
+        const char *name;
+        struct stat3 ours, base;
+        double target;             /* 0: no target, for information */
+        const char *unit;
+};
+
+static void fmt_time(char *buf, size_t len, double ns)
+{
+        if (ns >= 1e6)
+                snprintf(buf, len, "%.2f ms", ns / 1e6);
+        else if (ns >= 1e3)
+                snprintf(buf, len, "%.2f us", ns / 1e3);
+        else
+                snprintf(buf, len, "%.1f ns", ns);
+}
+
+static void fmt_cell(char *buf, size_t len, const struct stat3 *s)
+{
+        char a[32], b[32], c[32];
+
+        fmt_time(a, sizeof(a), s->med);
+        fmt_time(b, sizeof(b), s->min);
+        fmt_time(c, sizeof(c), s->max);
+        snprintf(buf, len, "%s [%s..%s]", a, b, c);
+}
+
+static void print_table(const struct row *rows, int n)
+{
+        printf("%-52s %-30s %-30s %6s %7s %s\n", "benchmark", "ours [min..max]",
+               "baseline [min..max]", "ratio", "target", "meets");
+        for (int i = 0; i < n; i++) {
+                const struct row *w = &rows[i];
+                char o[128], b[128], t[16];
+                double ratio = w->ours.med / w->base.med;
+
+                fmt_cell(o, sizeof(o), &w->ours);
+                fmt_cell(b, sizeof(b), &w->base);
+                if (w->target > 0)
+                        snprintf(t, sizeof(t), "<%.2f", w->target);
+                else
+                        snprintf(t, sizeof(t), "-");
+                printf("%-52s %-30s %-30s %6.2f %7s %s\n", w->name, o, b, ratio, t,
+                       w->target > 0 ? (ratio < w->target ? "yes" : "NO") : "-");
+        }
+}
+
+static void print_json(const struct row *rows, int n)
+{
+        printf("[\n");
+        for (int i = 0; i < n; i++) {
+                const struct row *w = &rows[i];
+                double ratio = w->ours.med / w->base.med;
+                char t[32], m[8];
+
+                if (w->target > 0) {
+                        snprintf(t, sizeof(t), "%.2f", w->target);
+                        snprintf(m, sizeof(m), "%s", ratio < w->target ? "true" : "false");
+                } else {
+                        snprintf(t, sizeof(t), "null");
+                        snprintf(m, sizeof(m), "null");
+                }
+                printf("  {\"name\": \"%s\", \"ours\": %.2f, \"baseline\": %.2f, "
+                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
+                       "\"spread\": {\"ours_min\": %.2f, \"ours_max\": %.2f, "
+                       "\"baseline_min\": %.2f, \"baseline_max\": %.2f}}%s\n",
+                       w->name, w->ours.med, w->base.med, ratio, t, m, w->unit,
+                       w->ours.min, w->ours.max, w->base.min, w->base.max,
+                       i + 1 < n ? "," : "");
+        }
+        printf("]\n");
+}
+
+int main(int argc, char **argv)
+{
+        int json = 0, quick = 0, rounds, nrows = 0, r;
+        struct row rows[8];
+        struct stat3 ppid;
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0) {
+                        json = 1;
+                } else if (strcmp(argv[i], "--quick") == 0) {
+                        quick = 1;
+                } else {
+                        fprintf(stderr, "usage: bench_heap [--json] [--quick]\n");
+                        return 2;
+                }
+        }
+        rounds = quick ? 5 : 21;
+        page = (size_t)sysconf(_SC_PAGESIZE);
+
+        r = ashmem_heap_new("bench-heap", REGION_PAGES * page, 0, &heap);
+        if (r < 0)
+                die("ashmem_heap_new", -r);
+        region_fd = ashmem_heap_fd(heap);
+        r = ashmem_slice_new(heap, page, page, &slice);
+        if (r < 0)
+                die("ashmem_slice_new", -r);
+        memset(ashmem_heap_base(heap), 1, REGION_PAGES * page);
+
+        /* warm up */
+        for (int v = 0; v < NV; v++)
+                (void)batch(&variants[v], variants[v].per_batch / 10 + 1);
+        for (int k = 0; k < rounds; k++)
+                for (int j = 0; j < NV; j++) {
+                        /* rotate the order so no variant always runs first */
+                        struct variant *v = &variants[(j + k) % NV];
+                        v->ns[k] = batch(v, quick ? v->per_batch / 10 : v->per_batch);
+                }
+
+        ppid = summarise(variants[V_GETPPID].ns, rounds);
+        rows[nrows++] = (struct row){ "heap pin+unpin pair (1 page) vs getppid()",
+                                      summarise(variants[V_HEAP].ns, rounds), ppid,
+                                      1.0, "ns" };
+        rows[nrows++] = (struct row){ "slice pin+unpin pair (1 page) vs getppid()",
+                                      summarise(variants[V_SLICE].ns, rounds), ppid,
+                                      0, "ns" };
+        rows[nrows++] = (struct row){ "fd pin+unpin pair (1 page) vs getppid()",
+                                      summarise(variants[V_FD].ns, rounds), ppid,
+                                      0, "ns" };
+        rows[nrows++] = (struct row){ "heap pin status (1 page) vs getppid()",
+                                      summarise(variants[V_STATUS].ns, rounds), ppid,
+                                      0, "ns" };
+        rows[nrows++] = (struct row){ "heap adopt+unref (mapping cached) vs mmap+munmap",
+                                      summarise(variants[V_ADOPT].ns, rounds),
+                                      summarise(variants[V_MAP].ns, rounds), 0, "ns" };
+
+        if (json) {
+                print_json(rows, nrows);
+        } else {
+                print_table(rows, nrows);
+                printf("\n%d rounds per variant, interleaved; region %d pages, "
+                       "one page pinned and unpinned\n", rounds, REGION_PAGES);
+        }
+        slice = ashmem_slice_unref(slice);
+        heap = ashmem_heap_unref(heap);
+        return 0;
+}
