@@ -5,9 +5,10 @@
  * the least any kernel driver's pin ioctl could cost). Target: the pair
  * costs less than that one system call.
  *
- * Beside it, for information: the same pair through a slice, through the
- * descriptor calls (ashmem_unpin_region + ashmem_pin_region, which look the
- * region up with one fstat() each), a pin status through the heap, and
+ * Beside it, for information: the same pair through a slice, the heap's
+ * pair against the descriptor calls' (ashmem_unpin_region +
+ * ashmem_pin_region, which look the region up with one fstat() each; see
+ * bench_pin for that pair on its own), a pin status through the heap, and
  * adopting + releasing a heap whose mapping is already cached against
  * mapping and unmapping the region.
  *
@@ -275,9 +276,9 @@ int main(int argc, char **argv)
         rows[nrows++] = (struct row){ "slice pin+unpin pair (1 page) vs getppid()",
                                       summarise(variants[V_SLICE].ns, rounds), ppid,
                                       0, "ns" };
-        rows[nrows++] = (struct row){ "fd pin+unpin pair (1 page) vs getppid()",
-                                      summarise(variants[V_FD].ns, rounds), ppid,
-                                      0, "ns" };
+        rows[nrows++] = (struct row){ "heap pin+unpin pair vs fd pair (1 page)",
+                                      summarise(variants[V_HEAP].ns, rounds),
+                                      summarise(variants[V_FD].ns, rounds), 0, "ns" };
         rows[nrows++] = (struct row){ "heap pin status (1 page) vs getppid()",
                                       summarise(variants[V_STATUS].ns, rounds), ppid,
                                       0, "ns" };

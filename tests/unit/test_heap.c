@@ -161,6 +161,50 @@ TEST(threads_adopt_one_mapping)
         close(fd);
 }
 
+struct fail_arg {
+        int fd;
+        pthread_barrier_t *barrier;
+        int r;
+};
+
+static void *adopt_ro_thread(void *p)
+{
+        struct fail_arg *a = p;
+        ashmem_heap *h = NULL;
+
+        pthread_barrier_wait(a->barrier);
+        a->r = ashmem_heap_adopt(a->fd, ASHMEM_HEAP_READ_ONLY, &h);
+        if (a->r == 0)
+                ashmem_heap_unref(h);
+        return NULL;
+}
+
+/* Mapping fails (the region lost PROT_READ): every thread that waited for
+ * the failed mapping tries again and fails the same way; nothing is left
+ * in the cache, nothing leaks (the sanitizer build checks that). */
+TEST(threads_adopt_failing_mapping)
+{
+        pthread_t th[NTHREADS];
+        struct fail_arg arg[NTHREADS];
+        pthread_barrier_t barrier;
+        int fd = ashmem_create_region("unreadable", ps());
+
+        CHECK(fd >= 0);
+        CHECK_EQ(ashmem_set_prot_region(fd, 0), 0);
+        CHECK_EQ(pthread_barrier_init(&barrier, NULL, NTHREADS), 0);
+        for (int i = 0; i < NTHREADS; i++) {
+                arg[i] = (struct fail_arg){ .fd = fd, .barrier = &barrier, .r = 0 };
+                CHECK_EQ(pthread_create(&th[i], NULL, adopt_ro_thread, &arg[i]), 0);
+        }
+        for (int i = 0; i < NTHREADS; i++)
+                CHECK_EQ(pthread_join(th[i], NULL), 0);
+        pthread_barrier_destroy(&barrier);
+        for (int i = 0; i < NTHREADS; i++)
+                CHECK_EQ(arg[i].r, -EPERM);
+        CHECK_EQ(count_maps(fd), 0);
+        close(fd);
+}
+
 struct churn_arg { int fd, r; };
 
 static void *churn_thread(void *p)
