@@ -13,9 +13,9 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-
 #include "broker.h"
+#include "../lib/json.h"    /* libashmem's allocation-free JSON scanner */
+#include "../lib/hold.h"    /* and its holds on pin state */
 
 #define MSG_MAX        65536
 #define FDS_MAX        2
@@ -32,6 +32,8 @@ struct region {
         size_t size;
         dev_t dev;
         ino_t ino;
+        struct am_hold *hold;           /* its pin state, read without a
+                                           system call; NULL: none */
         struct region *hnext;           /* by inode */
 };
 
@@ -51,6 +53,9 @@ struct entry {
         time_t created;
         unsigned long long attaches;
         struct conn *owner;             /* transient: the connection */
+        char *rec;                      /* the record's fields that never
+                                           change, as JSON, made on first use */
+        size_t reclen;
 };
 
 struct job;
@@ -148,6 +153,13 @@ struct reply {
         char err[160];                  /* message for a failure, or "" */
 };
 
+/* A request: its fields located, strings decoded on demand into arena. */
+struct req {
+        struct am_jobj o;
+        char arena[4096];
+        size_t used;
+};
+
 /* broker.c */
 void blog(const struct broker *b, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -160,12 +172,14 @@ void sb_puts(struct sbuf *s, const char *t);
 void sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_str(struct sbuf *s, const char *t);       /* a JSON string */
 void sb_key(struct sbuf *s, const char *k);       /* ,"k": */
+void sb_u64(struct sbuf *s, unsigned long long v);
+void sb_add(struct sbuf *s, const char *t, size_t n);
 
 /* broker-ops.c: run one request; the reply is in rep (ok:true fields, or
  * an error). fds: what came with it; the operation takes those it keeps
  * (setting them to -1). Returns 0, -errno, or 1 when the reply will come
  * later (a purge: the connection waits for its job). */
-int ops_dispatch(struct broker *b, struct conn *c, const cJSON *req,
+int ops_dispatch(struct broker *b, struct conn *c, struct req *req,
                  int *fds, int nfds, struct reply *rep);
 void ops_conn_closed(struct broker *b, struct conn *c);
 void ops_free_all(struct broker *b);

@@ -13,6 +13,7 @@
  * unpin and purge.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -88,6 +89,8 @@ static int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
         r->fd = fd;
         r->ctl = ctl;
         r->ro_fd = r->ro_ctl = -1;
+        if (ctl >= 0)
+                (void)am_hold_new(fd, &r->hold);        /* else the slow way */
         r->size = (size_t)st->st_size;
         r->dev = st->st_dev;
         r->ino = st->st_ino;
@@ -113,6 +116,7 @@ void region_unref(struct broker *b, struct region *r)
                 }
         b->nregions--;
         b->bytes -= r->size;
+        am_hold_free(r->hold);
         close(r->fd);
         if (r->ctl >= 0)
                 close(r->ctl);
@@ -216,6 +220,7 @@ static void entry_free(struct broker *b, struct entry *e)
         region_unref(b, e->r);
         free(e->name);
         free(e->of);
+        free(e->rec);
         free(e);
 }
 
@@ -328,53 +333,58 @@ static int visible(const struct conn *c, const struct entry *e)
 #define FAIL(rep, e, ...) \
         (snprintf((rep)->err, sizeof((rep)->err), __VA_ARGS__), -(e))
 
-static int f_str(const cJSON *req, const char *k, int required,
+static int f_str(struct req *q, const char *k, int required,
                  const char **out, struct reply *rep)
 {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, k);
+        const struct am_jfield *f = am_json_get(&q->o, k);
+        size_t room = sizeof(q->arena) - q->used;
+        int n;
 
         *out = NULL;
-        if (!x)
+        if (!f)
                 return required ? FAIL(rep, EINVAL, "missing field \"%s\"", k) : 0;
-        if (!cJSON_IsString(x))
+        if (am_json_kind(f) != 's')
                 return FAIL(rep, EINVAL, "field \"%s\" must be a string", k);
-        *out = x->valuestring;
+        n = am_json_str(f, q->arena + q->used, room > 1024 ? 1024 : room);
+        if (n == -ERANGE)
+                return FAIL(rep, EINVAL, "field \"%s\" is too long", k);
+        if (n < 0)
+                return FAIL(rep, EINVAL, "field \"%s\" holds a NUL or a lone surrogate", k);
+        *out = q->arena + q->used;
+        q->used += (size_t)n + 1;
         return 1;
 }
 
-static int f_uint(const cJSON *req, const char *k, int required,
+static int f_uint(struct req *q, const char *k, int required,
                   unsigned long long max, unsigned long long *out,
                   struct reply *rep)
 {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, k);
-        double d;
+        const struct am_jfield *f = am_json_get(&q->o, k);
+        uint64_t v;
 
-        if (!x)
+        if (!f)
                 return required ? FAIL(rep, EINVAL, "missing field \"%s\"", k) : 0;
-        d = x->valuedouble;
-        if (!cJSON_IsNumber(x) || d < 0 || d > 9007199254740992.0 ||
-            d != (double)(unsigned long long)d)
+        if (am_json_u64(f, UINT64_MAX, &v) < 0)
                 return FAIL(rep, EINVAL, "field \"%s\" must be a non-negative integer", k);
-        if ((unsigned long long)d > max)
+        if (v > max)
                 return FAIL(rep, EINVAL, "field \"%s\" is too large", k);
-        *out = (unsigned long long)d;
+        *out = v;
         return 1;
 }
 
-static int f_bool(const cJSON *req, const char *k, int *out, struct reply *rep)
+static int f_bool(struct req *q, const char *k, int *out, struct reply *rep)
 {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, k);
+        const struct am_jfield *f = am_json_get(&q->o, k);
 
         *out = 0;
-        if (!x)
+        if (!f)
                 return 0;
-        if (!cJSON_IsBool(x))
+        if (am_json_bool(f, out) < 0)
                 return FAIL(rep, EINVAL, "field \"%s\" must be true or false", k);
-        *out = cJSON_IsTrue(x);
         return 1;
 }
 
-static int f_mode(const cJSON *req, unsigned *out, struct reply *rep)
+static int f_mode(struct req *req, unsigned *out, struct reply *rep)
 {
         const char *s;
         unsigned m = 0;
@@ -396,7 +406,7 @@ static int f_mode(const cJSON *req, unsigned *out, struct reply *rep)
         return 1;
 }
 
-static int f_prot(const cJSON *req, int *out, struct reply *rep)
+static int f_prot(struct req *req, int *out, struct reply *rep)
 {
         const char *s;
         int r = f_str(req, "prot", 0, &s, rep), m = 0;
@@ -457,7 +467,7 @@ static int valid_name(const char *s)
         return 1;
 }
 
-static int f_name(const cJSON *req, const char *k, int required,
+static int f_name(struct req *req, const char *k, int required,
                   const char **out, struct reply *rep)
 {
         int r = f_str(req, k, required, out, rep);
@@ -470,19 +480,35 @@ static int f_name(const cJSON *req, const char *k, int required,
 
 /* ---------------------------------------------------------------- records */
 
-static void counts(const struct entry *e, size_t *pages, size_t *pinned,
+/* The region's protection and page counts (of the pages a view touches). */
+static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinned,
                    size_t *unpinned, size_t *purged)
 {
         ashmem_stats st;
+        const struct region *r = e->r;
         size_t ps = (size_t)sysconf(_SC_PAGESIZE);
 
         *pages = *pinned = *unpinned = *purged = 0;
+        if (r->hold) {
+                am_hold_stats(r->hold, &st, prot);
+        } else {
+                *prot = ashmem_get_prot(r->fd);
+                if (*prot < 0)
+                        *prot = 0;
+                if (ashmem_get_stats(r->fd, &st) < 0)
+                        return;
+        }
         if (e->ranged && e->length) {
                 size_t first = e->offset / ps, last = (e->offset + e->length - 1) / ps;
                 size_t n = last + 1;
                 char *map;
                 if (n <= (1u << 20) && (map = malloc(n))) {
-                        if (ashmem_get_page_map(e->r->fd, map, n) == 0) {
+                        int ok = 1;
+                        if (r->hold)
+                                am_hold_page_map(r->hold, map, n);
+                        else
+                                ok = ashmem_get_page_map(r->fd, map, n) == 0;
+                        if (ok) {
                                 for (size_t i = first; i <= last; i++) {
                                         ++*pages;
                                         if (map[i] == 'P')
@@ -498,57 +524,81 @@ static void counts(const struct entry *e, size_t *pages, size_t *pinned,
                         free(map);
                 }
         }
-        if (ashmem_get_stats(e->r->fd, &st) == 0) {
-                *pages = st.pages;
-                *pinned = st.pinned;
-                *unpinned = st.unpinned;
-                *purged = st.purged;
-        }
+        *pages = st.pages;
+        *pinned = st.pinned;
+        *unpinned = st.unpinned;
+        *purged = st.purged;
 }
 
-/* The region record's fields (no braces, no leading comma). */
-static void write_record(struct sbuf *s, const struct entry *e)
+/* The record's fields that never change, made once per name. */
+static int static_record(struct entry *e)
 {
-        size_t pages, pinned, unpinned, purged;
-        int prot = ashmem_get_prot(e->r->fd);
-        char ps[4] = "---", when[32];
+        struct sbuf s = { 0 };
+        char when[32];
         struct tm tm;
 
-        if (prot < 0)
-                prot = 0;
-        if (prot & PROT_READ)
-                ps[0] = 'r';
-        if (prot & PROT_WRITE)
-                ps[1] = 'w';
-        if (prot & PROT_EXEC)
-                ps[2] = 'x';
-        counts(e, &pages, &pinned, &unpinned, &purged);
         gmtime_r(&e->created, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-
-        sb_puts(s, "\"name\":");
-        sb_str(s, e->name);
-        sb_printf(s, ",\"size\":%zu,\"prot\":\"%s\",\"prot_mask\":%d,\"mode\":\"%04o\"",
-                  e->ranged ? e->length : e->r->size, ps, prot, e->mode);
-        sb_printf(s, ",\"uid\":%u,\"gid\":%u", (unsigned)e->uid, (unsigned)e->gid);
-        sb_key(s, "user");
-        sb_str(s, e->user);
-        sb_key(s, "group");
-        sb_str(s, e->group);
-        sb_printf(s, ",\"pages\":%zu,\"pinned\":%zu,\"unpinned\":%zu,\"purged\":%zu",
-                  pages, pinned, unpinned, purged);
-        sb_printf(s, ",\"attaches\":%llu,\"created\":\"%s\",\"transient\":%s",
-                  e->attaches, when, e->owner ? "true" : "false");
+        sb_puts(&s, "\"name\":");
+        sb_str(&s, e->name);
+        sb_printf(&s, ",\"size\":%zu,\"mode\":\"%04o\",\"uid\":%u,\"gid\":%u",
+                  e->ranged ? e->length : e->r->size, e->mode, (unsigned)e->uid,
+                  (unsigned)e->gid);
+        sb_key(&s, "user");
+        sb_str(&s, e->user);
+        sb_key(&s, "group");
+        sb_str(&s, e->group);
+        sb_printf(&s, ",\"created\":\"%s\",\"transient\":%s", when,
+                  e->owner ? "true" : "false");
         if (e->ranged) {
                 if (e->of) {
-                        sb_key(s, "of");
-                        sb_str(s, e->of);
+                        sb_key(&s, "of");
+                        sb_str(&s, e->of);
                 }
-                sb_printf(s, ",\"offset\":%zu,\"length\":%zu", e->offset, e->length);
+                sb_printf(&s, ",\"offset\":%zu,\"length\":%zu", e->offset, e->length);
         }
+        if (s.oom) {
+                free(s.s);
+                return -ENOMEM;
+        }
+        e->rec = s.s;
+        e->reclen = s.len;
+        return 0;
 }
 
-static void reply_record(struct reply *rep, const struct entry *e)
+/* The region record's fields (no braces, no leading comma): what never
+ * changes, then the protection and the page counts of now. */
+static void write_record(struct sbuf *s, struct entry *e)
+{
+        static const char *const pstr[8] = {
+                "---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx"
+        };
+        size_t pages, pinned, unpinned, purged;
+        int prot;
+
+        if (!e->rec && static_record(e) < 0) {
+                s->oom = 1;
+                return;
+        }
+        counts(e, &prot, &pages, &pinned, &unpinned, &purged);
+        sb_add(s, e->rec, e->reclen);
+        sb_puts(s, ",\"prot\":\"");
+        sb_add(s, pstr[prot & 7], 3);
+        sb_puts(s, "\",\"prot_mask\":");
+        sb_u64(s, (unsigned)prot & 7);
+        sb_puts(s, ",\"pages\":");
+        sb_u64(s, pages);
+        sb_puts(s, ",\"pinned\":");
+        sb_u64(s, pinned);
+        sb_puts(s, ",\"unpinned\":");
+        sb_u64(s, unpinned);
+        sb_puts(s, ",\"purged\":");
+        sb_u64(s, purged);
+        sb_puts(s, ",\"attaches\":");
+        sb_u64(s, e->attaches);
+}
+
+static void reply_record(struct reply *rep, struct entry *e)
 {
         sb_puts(&rep->sb, ",");
         write_record(&rep->sb, e);
@@ -581,10 +631,10 @@ static int quota(struct broker *b, const struct conn *c, unsigned long long add,
 
 /* ---------------------------------------------------------------- operations */
 
-typedef int op_fn(struct broker *b, struct conn *c, const cJSON *req,
+typedef int op_fn(struct broker *b, struct conn *c, struct req *req,
                   int *fds, int nfds, struct reply *rep);
 
-static int op_hello(struct broker *b, struct conn *c, const cJSON *req,
+static int op_hello(struct broker *b, struct conn *c, struct req *req,
                     int *fds, int nfds, struct reply *rep)
 {
         (void)b; (void)c; (void)req; (void)fds; (void)nfds;
@@ -595,7 +645,7 @@ static int op_hello(struct broker *b, struct conn *c, const cJSON *req,
         return 0;
 }
 
-static int op_create(struct broker *b, struct conn *c, const cJSON *req,
+static int op_create(struct broker *b, struct conn *c, struct req *req,
                      int *fds, int nfds, struct reply *rep)
 {
         const char *name;
@@ -674,7 +724,7 @@ static int adopt_control(int fd, int ctl, struct reply *rep)
         return r < 0 ? r : own;
 }
 
-static int op_share(struct broker *b, struct conn *c, const cJSON *req,
+static int op_share(struct broker *b, struct conn *c, struct req *req,
                     int *fds, int nfds, struct reply *rep)
 {
         const char *name;
@@ -727,6 +777,8 @@ static int op_share(struct broker *b, struct conn *c, const cJSON *req,
                 if (ctl < 0)
                         return ctl;
                 rg->ctl = ctl;
+                if (!rg->hold)
+                        (void)am_hold_new(rg->fd, &rg->hold);
         }
         rg->refs++;                     /* over entry_add's failure */
         r = entry_add(b, c, name, rg, mode, &e);
@@ -748,7 +800,7 @@ static int op_share(struct broker *b, struct conn *c, const cJSON *req,
         return 0;
 }
 
-static int op_slice(struct broker *b, struct conn *c, const cJSON *req,
+static int op_slice(struct broker *b, struct conn *c, struct req *req,
                     int *fds, int nfds, struct reply *rep)
 {
         const char *name, *of;
@@ -804,7 +856,7 @@ static int op_slice(struct broker *b, struct conn *c, const cJSON *req,
         return 0;
 }
 
-static int op_attach(struct broker *b, struct conn *c, const cJSON *req,
+static int op_attach(struct broker *b, struct conn *c, struct req *req,
                      int *fds, int nfds, struct reply *rep)
 {
         const char *name, *access;
@@ -840,12 +892,12 @@ static int op_attach(struct broker *b, struct conn *c, const cJSON *req,
         return 0;
 }
 
-static int op_lookup(struct broker *b, struct conn *c, const cJSON *req,
+static int op_lookup(struct broker *b, struct conn *c, struct req *req,
                      int *fds, int nfds, struct reply *rep)
 {
         struct stat st;
         struct region *rg;
-        const struct entry *e = NULL;
+        struct entry *e = NULL;
         int mode, r;
 
         (void)c; (void)req; (void)nfds;
@@ -876,7 +928,7 @@ static int op_lookup(struct broker *b, struct conn *c, const cJSON *req,
         return 0;
 }
 
-static int op_list(struct broker *b, struct conn *c, const cJSON *req,
+static int op_list(struct broker *b, struct conn *c, struct req *req,
                    int *fds, int nfds, struct reply *rep)
 {
         const char *cursor;
@@ -889,7 +941,7 @@ static int op_list(struct broker *b, struct conn *c, const cJSON *req,
                 return r;
         sb_puts(&rep->sb, ",\"regions\":[");
         for (i = cursor ? name_bound(b, cursor, 1) : 0; i < b->nnames; i++) {
-                const struct entry *e = b->names[i];
+                struct entry *e = b->names[i];
                 if (!visible(c, e))
                         continue;
                 if (n == LIST_PAGE) {
@@ -910,7 +962,7 @@ static int op_list(struct broker *b, struct conn *c, const cJSON *req,
         return 0;
 }
 
-static int op_info(struct broker *b, struct conn *c, const cJSON *req,
+static int op_info(struct broker *b, struct conn *c, struct req *req,
                    int *fds, int nfds, struct reply *rep)
 {
         const char *name;
@@ -929,7 +981,7 @@ static int op_info(struct broker *b, struct conn *c, const cJSON *req,
         return 0;
 }
 
-static int op_unshare(struct broker *b, struct conn *c, const cJSON *req,
+static int op_unshare(struct broker *b, struct conn *c, struct req *req,
                       int *fds, int nfds, struct reply *rep)
 {
         const char *name;
@@ -948,7 +1000,7 @@ static int op_unshare(struct broker *b, struct conn *c, const cJSON *req,
         return 0;
 }
 
-static int op_purge(struct broker *b, struct conn *c, const cJSON *req,
+static int op_purge(struct broker *b, struct conn *c, struct req *req,
                     int *fds, int nfds, struct reply *rep)
 {
         const char *name;
@@ -1005,7 +1057,7 @@ static int op_purge(struct broker *b, struct conn *c, const cJSON *req,
         return 1;
 }
 
-static int op_stats(struct broker *b, struct conn *c, const cJSON *req,
+static int op_stats(struct broker *b, struct conn *c, struct req *req,
                     int *fds, int nfds, struct reply *rep)
 {
         struct sbuf *s = &rep->sb;
@@ -1048,16 +1100,17 @@ static const struct op {
         { "stats",   op_stats,   0, 0 },
 };
 
-int ops_dispatch(struct broker *b, struct conn *c, const cJSON *req,
+int ops_dispatch(struct broker *b, struct conn *c, struct req *req,
                  int *fds, int nfds, struct reply *rep)
 {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "v");
+        const struct am_jfield *v = am_json_get(&req->o, "v");
         const char *opname;
+        uint64_t ver;
         int r;
 
         if (!v)
                 return FAIL(rep, EINVAL, "missing field \"v\"");
-        if (!cJSON_IsNumber(v) || v->valuedouble != ASHMEM_BROKER_PROTOCOL)
+        if (am_json_u64(v, UINT64_MAX, &ver) < 0 || ver != ASHMEM_BROKER_PROTOCOL)
                 return FAIL(rep, EPROTO, "unsupported protocol version (this broker speaks %d)",
                             ASHMEM_BROKER_PROTOCOL);
         if ((r = f_str(req, "op", 1, &opname, rep)) < 0)

@@ -134,7 +134,7 @@ void sb_reset(struct sbuf *s)
                 s->s[0] = 0;
 }
 
-static void sb_add(struct sbuf *s, const char *t, size_t n)
+void sb_add(struct sbuf *s, const char *t, size_t n)
 {
         sb_grow(s, n);
         if (s->oom)
@@ -142,6 +142,17 @@ static void sb_add(struct sbuf *s, const char *t, size_t n)
         memcpy(s->s + s->len, t, n);
         s->len += n;
         s->s[s->len] = 0;
+}
+
+void sb_u64(struct sbuf *s, unsigned long long v)
+{
+        char d[24], *p = d + sizeof(d);
+
+        do {
+                *--p = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        sb_add(s, p, (size_t)(d + sizeof(d) - p));
 }
 
 void sb_puts(struct sbuf *s, const char *t)
@@ -371,20 +382,13 @@ static void error_reply(struct reply *rep, int e)
 
 static struct reply rep;        /* the main thread's reply buffer */
 
-static int only_space(const char *p, const char *end)
-{
-        for (; p < end; p++)
-                if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-                        return 0;
-        return 1;
-}
+static struct req req;          /* the main thread's request */
 
 /* Serve one message of n bytes with its descriptors. */
 static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
                   int *fds, int nfds, int ctrunc)
 {
-        cJSON *req = NULL;
-        const char *end = NULL, *opname = "?";
+        char opname[41] = "?";
         int r;
 
         b->n.requests++;
@@ -393,6 +397,7 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
         rep.nfds = 0;
         sb_reset(&rep.sb);
         sb_puts(&rep.sb, "{\"ok\":true");
+        req.used = 0;
         if (msg_flags & MSG_TRUNC) {
                 snprintf(rep.err, sizeof(rep.err), "message larger than %zu bytes",
                          b->cfg->max_message);
@@ -403,22 +408,20 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
         } else if (n == 0) {
                 snprintf(rep.err, sizeof(rep.err), "empty message");
                 r = -EPROTO;
-        } else if (!(req = cJSON_ParseWithLengthOpts(b->in, (size_t)n, &end, 0)) ||
-                   !only_space(end, b->in + n) || !cJSON_IsObject(req)) {
+        } else if (am_json_object(b->in, (size_t)n, &req.o) < 0) {
                 snprintf(rep.err, sizeof(rep.err), "not a JSON object");
                 r = -EPROTO;
         } else {
-                const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
-                if (cJSON_IsString(op))
-                        opname = op->valuestring;
-                r = ops_dispatch(b, c, req, fds, nfds, &rep);
+                const struct am_jfield *op = am_json_get(&req.o, "op");
+                if (op && am_json_str(op, opname, sizeof(opname)) < 0)
+                        snprintf(opname, sizeof(opname), "?");
+                r = ops_dispatch(b, c, &req, fds, nfds, &rep);
         }
         for (int i = 0; i < nfds; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);
         if (r == 1) {                   /* the reply comes with its job */
-                blog(b, 2, "uid %u pid %d: %.40s: queued", (unsigned)c->uid, (int)c->pid, opname);
-                cJSON_Delete(req);
+                blog(b, 2, "uid %u pid %d: %s: queued", (unsigned)c->uid, (int)c->pid, opname);
                 conn_want(b, c);
                 return;
         }
@@ -430,9 +433,8 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
                 b->n.errors++;
                 error_reply(&rep, -r);
         }
-        blog(b, 2, "uid %u pid %d: %.40s: %s", (unsigned)c->uid, (int)c->pid, opname,
+        blog(b, 2, "uid %u pid %d: %s: %s", (unsigned)c->uid, (int)c->pid, opname,
              r < 0 ? errname(-r) : "ok");
-        cJSON_Delete(req);
         if (rep.sb.oom) {
                 conn_close(b, c, "out of memory");
                 return;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
+#include "json.h"
 
 #define MAX_FDS     2          /* per message, by the protocol */
 #define RECV_FDS    8          /* room to notice (and close) extra ones */
@@ -40,7 +42,8 @@ struct ashmem_broker {
         int timeout_ms;
         unsigned transients;       /* transient shares made: never reconnect */
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-        char buf[ASHMEM_BROKER_MSG_MAX + 1];
+        char out[ASHMEM_BROKER_MSG_MAX + 1];   /* the request being sent */
+        char buf[ASHMEM_BROKER_MSG_MAX + 1];   /* the reply received */
 };
 
 /* ---------------------------------------------------------------- socket */
@@ -357,261 +360,223 @@ static int errno_from_name(const char *s)
         return EPROTO;
 }
 
-/* Parse a reply of n bytes: 0 and the object if it says ok, else the
- * negative errno it names (the object is still returned when parsed). */
-static int parse_reply(const char *text, size_t n, cJSON **ret)
+/* Check a reply of n bytes (in b->buf): 0 if it says ok, else the negative
+ * errno it names; the fields are located in o. */
+static int parse_reply(const char *text, size_t n, struct am_jobj *o)
 {
-        const char *end = NULL;
-        cJSON *o = cJSON_ParseWithLengthOpts(text, n, &end, 0);
-        const cJSON *ok, *en;
+        const struct am_jfield *ok, *en;
+        char name[32];
+        int v;
 
-        *ret = NULL;
-        if (!o)
+        if (am_json_object(text, n, o) < 0)
                 return -EPROTO;
-        if (!cJSON_IsObject(o)) {
-                cJSON_Delete(o);
+        ok = am_json_get(o, "ok");
+        if (!ok || am_json_bool(ok, &v) < 0)
                 return -EPROTO;
-        }
-        *ret = o;
-        ok = cJSON_GetObjectItemCaseSensitive(o, "ok");
-        if (!cJSON_IsBool(ok))
-                return -EPROTO;
-        if (cJSON_IsTrue(ok))
+        if (v)
                 return 0;
-        en = cJSON_GetObjectItemCaseSensitive(o, "errno");
-        return -(cJSON_IsString(en) ? errno_from_name(en->valuestring) : EPROTO);
+        en = am_json_get(o, "errno");
+        if (!en || am_json_str(en, name, sizeof(name)) < 0)
+                return -EPROTO;
+        return -errno_from_name(name);
 }
 
-/* Send req (consumed), get the parsed reply and its descriptors. On
- * failure no descriptor is left open and *reply is NULL. */
-static int call(ashmem_broker *b, cJSON *req, const int *fds, int nfds,
-                cJSON **reply, int *rfds, int *nrfds)
+/* Send the request w has written, get the reply (fields in o, text in
+ * b->buf) and its descriptors. On failure no descriptor is left open. */
+static int call(ashmem_broker *b, struct am_jw *w, const int *fds, int nfds,
+                struct am_jobj *o, int *rfds, int *nrfds)
 {
-        char *text;
         int r, n;
 
-        *reply = NULL;
         *nrfds = 0;
-        if (!b) {
-                cJSON_Delete(req);
-                return -EINVAL;
-        }
-        if (!req)
-                return -ENOMEM;
-        if (!cJSON_GetObjectItemCaseSensitive(req, "v"))
-                cJSON_AddNumberToObject(req, "v", ASHMEM_BROKER_PROTOCOL);
-        text = cJSON_PrintUnformatted(req);
-        cJSON_Delete(req);
-        if (!text)
-                return -ENOMEM;
-        n = exchange(b, text, strlen(text), fds, nfds, rfds, nrfds);
-        free(text);
+        n = am_jw_end(w);
         if (n < 0)
                 return n;
-        r = parse_reply(b->buf, (size_t)n, reply);
+        n = exchange(b, w->buf, (size_t)n, fds, nfds, rfds, nrfds);
+        if (n < 0)
+                return n;
+        r = parse_reply(b->buf, (size_t)n, o);
         if (r < 0) {
                 close_fds(rfds, *nrfds);
                 *nrfds = 0;
-                cJSON_Delete(*reply);
-                *reply = NULL;
         }
         return r;
 }
 
-static cJSON *request(const char *op)
+/* A call whose reply brings no descriptor (any that comes is closed). */
+static int call0(ashmem_broker *b, struct am_jw *w, struct am_jobj *o)
 {
-        cJSON *o = cJSON_CreateObject();
+        int rfds[MAX_FDS], nr, r = call(b, w, NULL, 0, o, rfds, &nr);
 
-        if (o && (!cJSON_AddNumberToObject(o, "v", ASHMEM_BROKER_PROTOCOL) ||
-                  !cJSON_AddStringToObject(o, "op", op))) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
+        close_fds(rfds, nr);
+        return r;
 }
 
-/* Add fields to a request; a failure (no memory) deletes it. */
-static cJSON *add_str(cJSON *o, const char *k, const char *v)
+/* Start a request in the connection's own buffer. */
+static struct am_jw *request(ashmem_broker *b, struct am_jw *w, const char *op)
 {
-        if (o && !cJSON_AddStringToObject(o, k, v)) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
+        am_jw_begin(w, b->out, sizeof(b->out), op);
+        return w;
 }
 
-static cJSON *add_num(cJSON *o, const char *k, double v)
-{
-        if (o && !cJSON_AddNumberToObject(o, k, v)) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
-}
-
-static cJSON *add_bool(cJSON *o, const char *k, int v)
-{
-        if (o && !cJSON_AddBoolToObject(o, k, v)) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
-}
-
-static cJSON *add_mode(cJSON *o, int mode)
+static void put_mode(struct am_jw *w, int mode)
 {
         char s[8];
 
         if (mode < 0)
-                return o;
+                return;
         snprintf(s, sizeof(s), "%04o", (unsigned)mode & 07777);
-        return add_str(o, "mode", s);
+        am_jw_str(w, "mode", s);
 }
 
 /* ---------------------------------------------------------------- records */
 
-static int num_field(const cJSON *o, const char *k, double max, double *v)
+/* An optional number field: 0 absent, 1 read, -EPROTO bad. */
+static int num_opt(const struct am_jobj *o, const char *k, uint64_t max, uint64_t *v)
 {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+        const struct am_jfield *f = am_json_get(o, k);
 
-        if (!x)
+        if (!f)
                 return 0;
-        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > max ||
-            x->valuedouble != (double)(unsigned long long)x->valuedouble)
-                return -EPROTO;
-        *v = x->valuedouble;
-        return 1;
+        return am_json_u64(f, max, v) < 0 ? -EPROTO : 1;
 }
 
-static int size_field(const cJSON *o, const char *k, size_t *v)
+static int size_opt(const struct am_jobj *o, const char *k, size_t *v)
 {
-        double d = 0;
-        int r = num_field(o, k, 9007199254740992.0, &d);
+        uint64_t x;
+        int r = num_opt(o, k, SIZE_MAX, &x);
+
         if (r > 0)
-                *v = (size_t)d;
+                *v = (size_t)x;
         return r;
 }
 
-static int ull_field(const cJSON *o, const char *k, unsigned long long *v)
+static int ull_opt(const struct am_jobj *o, const char *k, unsigned long long *v)
 {
-        double d = 0;
-        int r = num_field(o, k, 18446744073709549568.0, &d);
+        uint64_t x;
+        int r = num_opt(o, k, UINT64_MAX, &x);
+
         if (r > 0)
-                *v = (unsigned long long)d;
+                *v = x;
         return r;
 }
 
-static void str_field(const cJSON *o, const char *k, char *buf, size_t len)
+static void str_opt(const struct am_jobj *o, const char *k, char *buf, size_t len)
 {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-        if (cJSON_IsString(x))
-                snprintf(buf, len, "%s", x->valuestring);
+        const struct am_jfield *f = am_json_get(o, k);
+
+        if (f && am_json_str(f, buf, len) < 0)
+                buf[0] = 0;
 }
 
-static int parse_record(const cJSON *o, ashmem_region_info *ri)
+static int parse_record(const struct am_jobj *o, ashmem_region_info *ri)
 {
-        const cJSON *x;
-        double d;
+        const struct am_jfield *f;
+        uint64_t v;
         int r = 0;
 
         memset(ri, 0, sizeof(*ri));
-        x = cJSON_GetObjectItemCaseSensitive(o, "name");
-        if (!cJSON_IsString(x))
+        f = am_json_get(o, "name");
+        if (!f || am_json_str(f, ri->name, sizeof(ri->name)) < 0)
                 return -EPROTO;
-        snprintf(ri->name, sizeof(ri->name), "%s", x->valuestring);
-        r |= size_field(o, "size", &ri->size);
-        d = 0;
-        r |= num_field(o, "prot_mask", 7, &d);
-        ri->prot = (int)d;
-        x = cJSON_GetObjectItemCaseSensitive(o, "mode");
-        if (cJSON_IsString(x)) {
-                char *end;
-                unsigned long m = strtoul(x->valuestring, &end, 8);
-                if (*end || m > 07777)
+        r |= size_opt(o, "size", &ri->size);
+        v = 0;
+        r |= num_opt(o, "prot_mask", 7, &v);
+        ri->prot = (int)v;
+        f = am_json_get(o, "mode");
+        if (f) {
+                char m[8], *end;
+                unsigned long x;
+                if (am_json_str(f, m, sizeof(m)) < 0)
                         return -EPROTO;
-                ri->mode = (unsigned)m;
+                x = strtoul(m, &end, 8);
+                if (!m[0] || *end || x > 07777)
+                        return -EPROTO;
+                ri->mode = (unsigned)x;
         }
-        d = 0;
-        r |= num_field(o, "uid", 4294967295.0, &d);
-        ri->uid = (uid_t)d;
-        d = 0;
-        r |= num_field(o, "gid", 4294967295.0, &d);
-        ri->gid = (gid_t)d;
-        str_field(o, "user", ri->user, sizeof(ri->user));
-        str_field(o, "group", ri->group, sizeof(ri->group));
-        r |= size_field(o, "pages", &ri->pages);
-        r |= size_field(o, "pinned", &ri->pinned);
-        r |= size_field(o, "unpinned", &ri->unpinned);
-        r |= size_field(o, "purged", &ri->purged);
-        r |= ull_field(o, "attaches", &ri->attaches);
-        x = cJSON_GetObjectItemCaseSensitive(o, "created");
-        if (cJSON_IsString(x)) {
-                struct tm tm = { 0 };
-                const char *end = strptime(x->valuestring, "%Y-%m-%dT%H:%M:%SZ", &tm);
-                if (end && !*end)
+        v = 0;
+        r |= num_opt(o, "uid", UINT32_MAX, &v);
+        ri->uid = (uid_t)v;
+        v = 0;
+        r |= num_opt(o, "gid", UINT32_MAX, &v);
+        ri->gid = (gid_t)v;
+        str_opt(o, "user", ri->user, sizeof(ri->user));
+        str_opt(o, "group", ri->group, sizeof(ri->group));
+        r |= size_opt(o, "pages", &ri->pages);
+        r |= size_opt(o, "pinned", &ri->pinned);
+        r |= size_opt(o, "unpinned", &ri->unpinned);
+        r |= size_opt(o, "purged", &ri->purged);
+        r |= ull_opt(o, "attaches", &ri->attaches);
+        f = am_json_get(o, "created");
+        if (f) {
+                char when[40];
+                struct tm tm;
+                const char *end;
+                memset(&tm, 0, sizeof(tm));
+                if (am_json_str(f, when, sizeof(when)) >= 0 &&
+                    (end = strptime(when, "%Y-%m-%dT%H:%M:%SZ", &tm)) && !*end)
                         ri->created = timegm(&tm);
         }
-        x = cJSON_GetObjectItemCaseSensitive(o, "transient");
-        ri->transient = cJSON_IsTrue(x);
-        if (cJSON_GetObjectItemCaseSensitive(o, "offset")) {
+        f = am_json_get(o, "transient");
+        if (f && am_json_bool(f, &ri->transient) < 0)
+                return -EPROTO;
+        if (am_json_get(o, "offset")) {
                 ri->is_slice = 1;
-                r |= size_field(o, "offset", &ri->offset);
-                r |= size_field(o, "length", &ri->length);
-                str_field(o, "of", ri->of, sizeof(ri->of));
+                r |= size_opt(o, "offset", &ri->offset);
+                r |= size_opt(o, "length", &ri->length);
+                str_opt(o, "of", ri->of, sizeof(ri->of));
         } else {
                 ri->length = ri->size;
         }
         return r < 0 ? -EPROTO : 0;
 }
 
-static int record_out(const cJSON *reply, ashmem_region_info *info)
+static int record_out(const struct am_jobj *o, ashmem_region_info *info)
 {
-        return info ? parse_record(reply, info) : 0;
+        return info ? parse_record(o, info) : 0;
 }
 
 /* Attach a received control descriptor unless this process already has the
- * pin state with the access it brings. */
-static int take_control(int fd, int ctl)
+ * pin state with the access it brings (writable: it came read-write). */
+static int take_control(int fd, int ctl, int writable)
 {
         ashmem_stats st;
-        int fl = fcntl(ctl, F_GETFL);
 
-        if (fl < 0)
-                return -errno;
         if (ashmem_get_stats(fd, &st) == 0 && st.shared_state &&
-            (st.writable_state || (fl & O_ACCMODE) != O_RDWR))
+            (st.writable_state || !writable))
                 return 0;
         return ashmem_set_control(fd, ctl);
+}
+
+static int ctl_writable(int ctl)
+{
+        int fl = fcntl(ctl, F_GETFL);
+        return fl >= 0 && (fl & O_ACCMODE) == O_RDWR;
 }
 
 /* ---------------------------------------------------------------- operations */
 
 int ashmem_broker_hello(ashmem_broker *b, ashmem_broker_server *ret)
 {
-        cJSON *reply;
-        int rfds[MAX_FDS], nr, r;
-        double d = 0;
+        struct am_jw w;
+        struct am_jobj o;
+        uint64_t v = 0;
+        int r;
 
-        if (!ret)
+        if (!b || !ret)
                 return -EINVAL;
-        r = call(b, request("hello"), NULL, 0, &reply, rfds, &nr);
+        r = call0(b, request(b, &w, "hello"), &o);
         if (r < 0)
                 return r;
-        close_fds(rfds, nr);
         memset(ret, 0, sizeof(*ret));
-        if (num_field(reply, "version", INT_MAX, &d) < 0) {
-                cJSON_Delete(reply);
+        if (num_opt(&o, "version", INT_MAX, &v) < 0)
                 return -EPROTO;
-        }
-        ret->version = (int)d;
-        d = 0;
-        if (num_field(reply, "pid", INT_MAX, &d) < 0) {
-                cJSON_Delete(reply);
+        ret->version = (int)v;
+        v = 0;
+        if (num_opt(&o, "pid", INT_MAX, &v) < 0)
                 return -EPROTO;
-        }
-        ret->pid = (pid_t)d;
-        str_field(reply, "driver", ret->driver, sizeof(ret->driver));
-        cJSON_Delete(reply);
+        ret->pid = (pid_t)v;
+        str_opt(&o, "driver", ret->driver, sizeof(ret->driver));
         return 0;
 }
 
@@ -635,31 +600,31 @@ int ashmem_broker_create(ashmem_broker *b, const char *name, size_t size,
                          int prot, int mode, int *ret_fd,
                          ashmem_region_info *info)
 {
-        cJSON *req, *reply;
+        struct am_jw w;
+        struct am_jobj o;
         int rfds[MAX_FDS], nr, r;
         char ps[4];
 
-        if (!name || !ret_fd || size == 0 || mode > 07777)
+        if (!b || !name || !ret_fd || size == 0 || mode > 07777)
                 return -EINVAL;
-        req = add_num(add_str(request("create"), "name", name), "size", (double)size);
+        request(b, &w, "create");
+        am_jw_str(&w, "name", name);
+        am_jw_u64(&w, "size", size);
         if (prot >= 0) {
-                if (prot_letters(prot, ps) < 0) {
-                        cJSON_Delete(req);
+                if (prot_letters(prot, ps) < 0)
                         return -EINVAL;
-                }
-                req = add_str(req, "prot", ps);
+                am_jw_str(&w, "prot", ps);
         }
-        req = add_mode(req, mode);
-        r = call(b, req, NULL, 0, &reply, rfds, &nr);
+        put_mode(&w, mode);
+        r = call(b, &w, NULL, 0, &o, rfds, &nr);
         if (r < 0)
                 return r;
         if (nr < 1)
                 r = -EPROTO;
         if (r == 0 && nr == 2)
-                r = take_control(rfds[0], rfds[1]);
+                r = take_control(rfds[0], rfds[1], 1);
         if (r == 0)
-                r = record_out(reply, info);
-        cJSON_Delete(reply);
+                r = record_out(&o, info);
         if (nr == 2)
                 close(rfds[1]);
         if (r < 0) {
@@ -674,30 +639,36 @@ static int share(ashmem_broker *b, int fd, int ranged, size_t offset,
                  size_t length, const char *name, int mode, int transient,
                  ashmem_region_info *info)
 {
-        cJSON *req, *reply;
-        int fds[2] = { fd, -1 }, rfds[MAX_FDS], nr, r;
+        struct am_jw w;
+        struct am_jobj o;
+        int fds[2] = { fd, -1 }, r;
 
-        if (!name || fd < 0 || mode > 07777)
+        if (!b || !name || fd < 0 || mode > 07777)
                 return -EINVAL;
         r = ashmem_get_control(fd, &fds[1]);
         if (r < 0 && r != -ENOENT)
                 return r;
-        req = add_mode(add_str(request("share"), "name", name), mode);
+        request(b, &w, "share");
+        am_jw_str(&w, "name", name);
+        put_mode(&w, mode);
         if (transient)
-                req = add_bool(req, "transient", 1);
-        if (ranged)
-                req = add_num(add_num(req, "offset", (double)offset), "length", (double)length);
-        r = call(b, req, fds, fds[1] >= 0 ? 2 : 1, &reply, rfds, &nr);
+                am_jw_bool(&w, "transient", 1);
+        if (ranged) {
+                am_jw_u64(&w, "offset", offset);
+                am_jw_u64(&w, "length", length);
+        }
+        {
+                int rfds[MAX_FDS], nr;
+                r = call(b, &w, fds, fds[1] >= 0 ? 2 : 1, &o, rfds, &nr);
+                close_fds(rfds, nr);
+        }
         if (fds[1] >= 0)
                 close(fds[1]);
         if (r < 0)
                 return r;
-        close_fds(rfds, nr);
         if (transient)
                 b->transients++;
-        r = record_out(reply, info);
-        cJSON_Delete(reply);
-        return r;
+        return record_out(&o, info);
 }
 
 int ashmem_broker_share(ashmem_broker *b, int fd, const char *name, int mode,
@@ -719,46 +690,47 @@ int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
                         size_t offset, size_t length, int mode,
                         ashmem_region_info *info)
 {
-        cJSON *req, *reply;
-        int rfds[MAX_FDS], nr, r;
+        struct am_jw w;
+        struct am_jobj o;
+        int r;
 
-        if (!name || !of || length == 0 || mode > 07777)
+        if (!b || !name || !of || length == 0 || mode > 07777)
                 return -EINVAL;
-        req = add_str(add_str(request("slice"), "name", name), "of", of);
-        req = add_num(add_num(req, "offset", (double)offset), "length", (double)length);
-        req = add_mode(req, mode);
-        r = call(b, req, NULL, 0, &reply, rfds, &nr);
+        request(b, &w, "slice");
+        am_jw_str(&w, "name", name);
+        am_jw_str(&w, "of", of);
+        am_jw_u64(&w, "offset", offset);
+        am_jw_u64(&w, "length", length);
+        put_mode(&w, mode);
+        r = call0(b, &w, &o);
         if (r < 0)
                 return r;
-        close_fds(rfds, nr);
-        r = record_out(reply, info);
-        cJSON_Delete(reply);
-        return r;
+        return record_out(&o, info);
 }
 
 int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
                          int *ret_fd, size_t *ret_offset, size_t *ret_length)
 {
-        cJSON *reply;
+        struct am_jw w;
+        struct am_jobj o;
         int rfds[MAX_FDS], nr, r;
         size_t off = 0, len = 0;
 
-        if (!name || !ret_fd)
+        if (!b || !name || !ret_fd)
                 return -EINVAL;
-        r = call(b, add_str(add_str(request("attach"), "name", name), "access",
-                            writable ? "rw" : "r"),
-                 NULL, 0, &reply, rfds, &nr);
+        request(b, &w, "attach");
+        am_jw_str(&w, "name", name);
+        am_jw_str(&w, "access", writable ? "rw" : "r");
+        r = call(b, &w, NULL, 0, &o, rfds, &nr);
         if (r < 0)
                 return r;
-        if (nr < 1)
+        if (nr < 1 || size_opt(&o, "size", &len) < 0 || size_opt(&o, "offset", &off) < 0 ||
+            size_opt(&o, "length", &len) < 0)
                 r = -EPROTO;
-        if (r == 0 && (size_field(reply, "size", &len) < 0 ||
-                       size_field(reply, "offset", &off) < 0 ||
-                       size_field(reply, "length", &len) < 0))
-                r = -EPROTO;
+        /* the control block has the access asked for (a broker that sent
+         * less would only give this process read-only pin state) */
         if (r == 0 && nr == 2)
-                r = take_control(rfds[0], rfds[1]);
-        cJSON_Delete(reply);
+                r = take_control(rfds[0], rfds[1], writable);
         if (nr == 2)
                 close(rfds[1]);
         if (r < 0) {
@@ -773,22 +745,86 @@ int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
         return 0;
 }
 
-int ashmem_broker_lookup(ashmem_broker *b, int fd)
+int ashmem_broker_share_heap(ashmem_broker *b, ashmem_heap *heap,
+                             const char *name, int mode, int transient,
+                             ashmem_region_info *info)
 {
-        cJSON *reply;
-        int rfds[MAX_FDS], nr, r;
+        int fd = ashmem_heap_fd(heap);
 
         if (fd < 0)
-                return -EBADF;
-        r = call(b, request("lookup"), &fd, 1, &reply, rfds, &nr);
+                return fd;
+        return share(b, fd, 0, 0, 0, name, mode, transient, info);
+}
+
+int ashmem_broker_share_slice(ashmem_broker *b, ashmem_slice *slice,
+                              const char *name, int mode, int transient,
+                              ashmem_region_info *info)
+{
+        int fd;
+
+        if (!slice)
+                return -EINVAL;
+        fd = ashmem_heap_fd(ashmem_slice_heap(slice));
+        if (fd < 0)
+                return fd;
+        return share(b, fd, 1, ashmem_slice_offset(slice), ashmem_slice_size(slice),
+                     name, mode, transient, info);
+}
+
+int ashmem_broker_attach_heap(ashmem_broker *b, const char *name, int writable,
+                              ashmem_heap **ret)
+{
+        int fd, r;
+
+        if (!ret)
+                return -EINVAL;
+        r = ashmem_broker_attach(b, name, writable, &fd, NULL, NULL);
         if (r < 0)
                 return r;
-        cJSON_Delete(reply);
+        r = ashmem_heap_adopt(fd, writable ? 0 : ASHMEM_HEAP_READ_ONLY, ret);
+        close(fd);
+        return r;
+}
+
+int ashmem_broker_attach_slice(ashmem_broker *b, const char *name, int writable,
+                               ashmem_slice **ret)
+{
+        ashmem_heap *heap;
+        size_t off, len;
+        int fd, r;
+
+        if (!ret)
+                return -EINVAL;
+        r = ashmem_broker_attach(b, name, writable, &fd, &off, &len);
+        if (r < 0)
+                return r;
+        r = ashmem_heap_adopt(fd, writable ? 0 : ASHMEM_HEAP_READ_ONLY, &heap);
+        close(fd);
+        if (r < 0)
+                return r;
+        r = ashmem_slice_new(heap, off, len, ret);
+        ashmem_heap_unref(heap);
+        return r;
+}
+
+int ashmem_broker_lookup(ashmem_broker *b, int fd)
+{
+        struct am_jw w;
+        struct am_jobj o;
+        int rfds[MAX_FDS], nr, r;
+
+        if (!b)
+                return -EINVAL;
+        if (fd < 0)
+                return -EBADF;
+        r = call(b, request(b, &w, "lookup"), &fd, 1, &o, rfds, &nr);
+        if (r < 0)
+                return r;
         if (nr != 1) {
                 close_fds(rfds, nr);
                 return -EPROTO;
         }
-        r = take_control(fd, rfds[0]);
+        r = take_control(fd, rfds[0], ctl_writable(rfds[0]));
         close(rfds[0]);
         return r;
 }
@@ -796,78 +832,80 @@ int ashmem_broker_lookup(ashmem_broker *b, int fd)
 int ashmem_broker_info(ashmem_broker *b, const char *name,
                        ashmem_region_info *ret)
 {
-        cJSON *reply;
-        int rfds[MAX_FDS], nr, r;
+        struct am_jw w;
+        struct am_jobj o;
+        int r;
 
-        if (!name || !ret)
+        if (!b || !name || !ret)
                 return -EINVAL;
-        r = call(b, add_str(request("info"), "name", name), NULL, 0, &reply, rfds, &nr);
+        request(b, &w, "info");
+        am_jw_str(&w, "name", name);
+        r = call0(b, &w, &o);
         if (r < 0)
                 return r;
-        close_fds(rfds, nr);
-        r = parse_record(reply, ret);
-        cJSON_Delete(reply);
-        return r;
+        return parse_record(&o, ret);
 }
 
 int ashmem_broker_list(ashmem_broker *b, ashmem_region_info **ret, size_t *n)
 {
         ashmem_region_info *v = NULL;
         size_t count = 0, cap = 0;
-        char cursor[ASHMEM_NAME_LEN * 2] = "";
+        char cursor[ASHMEM_NAME_LEN] = "";
         int r;
 
-        if (!ret || !n)
+        if (!b || !ret || !n)
                 return -EINVAL;
         for (;;) {
-                cJSON *req = request("list"), *reply, *regions, *c, *x;
-                int rfds[MAX_FDS], nr;
+                struct am_jw w;
+                struct am_jobj o, rec;
+                const struct am_jfield *regions, *cur;
+                const char *e;
+                size_t pos = 0, elen;
 
+                request(b, &w, "list");
                 if (cursor[0])
-                        req = add_str(req, "cursor", cursor);
-                r = call(b, req, NULL, 0, &reply, rfds, &nr);
+                        am_jw_str(&w, "cursor", cursor);
+                r = call0(b, &w, &o);
                 if (r < 0)
                         goto fail;
-                close_fds(rfds, nr);
-                regions = cJSON_GetObjectItemCaseSensitive(reply, "regions");
-                if (!cJSON_IsArray(regions)) {
-                        cJSON_Delete(reply);
+                regions = am_json_get(&o, "regions");
+                if (!regions || am_json_kind(regions) != 'a') {
                         r = -EPROTO;
                         goto fail;
                 }
-                cJSON_ArrayForEach(c, regions) {
+                while ((r = am_json_next(regions, &pos, &e, &elen)) > 0) {
                         if (count == cap) {
                                 size_t ncap = cap ? cap * 2 : 32;
                                 ashmem_region_info *nv = realloc(v, ncap * sizeof(*v));
                                 if (!nv) {
-                                        cJSON_Delete(reply);
                                         r = -ENOMEM;
                                         goto fail;
                                 }
                                 v = nv;
                                 cap = ncap;
                         }
-                        r = parse_record(c, &v[count]);
-                        if (r < 0) {
-                                cJSON_Delete(reply);
+                        if (am_json_object(e, elen, &rec) < 0 ||
+                            parse_record(&rec, &v[count]) < 0) {
+                                r = -EPROTO;
                                 goto fail;
                         }
                         count++;
                 }
-                x = cJSON_GetObjectItemCaseSensitive(reply, "cursor");
-                if (!x) {
-                        cJSON_Delete(reply);
-                        break;
-                }
-                /* a cursor must move on, or a broken broker loops us */
-                if (!cJSON_IsString(x) || strlen(x->valuestring) >= sizeof(cursor) ||
-                    strcmp(x->valuestring, cursor) <= 0) {
-                        cJSON_Delete(reply);
-                        r = -EPROTO;
+                if (r < 0)
                         goto fail;
+                cur = am_json_get(&o, "cursor");
+                if (!cur)
+                        break;
+                /* a cursor must move on, or a broken broker loops us */
+                {
+                        char next[ASHMEM_NAME_LEN];
+                        if (am_json_str(cur, next, sizeof(next)) <= 0 ||
+                            strcmp(next, cursor) <= 0) {
+                                r = -EPROTO;
+                                goto fail;
+                        }
+                        memcpy(cursor, next, sizeof(cursor));
                 }
-                snprintf(cursor, sizeof(cursor), "%s", x->valuestring);
-                cJSON_Delete(reply);
         }
         *ret = v;
         *n = count;
@@ -879,63 +917,61 @@ fail:
 
 int ashmem_broker_unshare(ashmem_broker *b, const char *name)
 {
-        cJSON *reply;
-        int rfds[MAX_FDS], nr, r;
+        struct am_jw w;
+        struct am_jobj o;
 
-        if (!name)
+        if (!b || !name)
                 return -EINVAL;
-        r = call(b, add_str(request("unshare"), "name", name), NULL, 0, &reply, rfds, &nr);
-        if (r < 0)
-                return r;
-        close_fds(rfds, nr);
-        cJSON_Delete(reply);
-        return 0;
+        request(b, &w, "unshare");
+        am_jw_str(&w, "name", name);
+        return call0(b, &w, &o);
 }
 
 int ashmem_broker_purge(ashmem_broker *b, const char *name,
                         unsigned long long *pages)
 {
-        cJSON *req = request("purge"), *reply;
-        int rfds[MAX_FDS], nr, r;
+        struct am_jw w;
+        struct am_jobj o;
         unsigned long long p = 0;
+        int r;
 
+        if (!b)
+                return -EINVAL;
+        request(b, &w, "purge");
         if (name)
-                req = add_str(req, "name", name);
-        r = call(b, req, NULL, 0, &reply, rfds, &nr);
+                am_jw_str(&w, "name", name);
+        r = call0(b, &w, &o);
         if (r < 0)
                 return r;
-        close_fds(rfds, nr);
-        if (ull_field(reply, "pages", &p) < 0)
-                r = -EPROTO;
-        cJSON_Delete(reply);
-        if (r == 0 && pages)
+        if (ull_opt(&o, "pages", &p) < 0)
+                return -EPROTO;
+        if (pages)
                 *pages = p;
-        return r;
+        return 0;
 }
 
 int ashmem_broker_stats(ashmem_broker *b, ashmem_broker_counters *ret)
 {
-        cJSON *reply;
-        int rfds[MAX_FDS], nr, r;
+        struct am_jw w;
+        struct am_jobj o;
+        int r;
 
-        if (!ret)
+        if (!b || !ret)
                 return -EINVAL;
-        r = call(b, request("stats"), NULL, 0, &reply, rfds, &nr);
+        r = call0(b, request(b, &w, "stats"), &o);
         if (r < 0)
                 return r;
-        close_fds(rfds, nr);
         memset(ret, 0, sizeof(*ret));
-        r |= ull_field(reply, "connections", &ret->connections);
-        r |= ull_field(reply, "regions", &ret->regions);
-        r |= ull_field(reply, "bytes", &ret->bytes);
-        r |= ull_field(reply, "requests", &ret->requests);
-        r |= ull_field(reply, "errors", &ret->errors);
-        r |= ull_field(reply, "attaches", &ret->attaches);
-        r |= ull_field(reply, "purges", &ret->purges);
-        r |= ull_field(reply, "pages_purged", &ret->pages_purged);
-        r |= ull_field(reply, "dropped", &ret->dropped);
-        r |= ull_field(reply, "uptime", &ret->uptime);
-        cJSON_Delete(reply);
+        r |= ull_opt(&o, "connections", &ret->connections);
+        r |= ull_opt(&o, "regions", &ret->regions);
+        r |= ull_opt(&o, "bytes", &ret->bytes);
+        r |= ull_opt(&o, "requests", &ret->requests);
+        r |= ull_opt(&o, "errors", &ret->errors);
+        r |= ull_opt(&o, "attaches", &ret->attaches);
+        r |= ull_opt(&o, "purges", &ret->purges);
+        r |= ull_opt(&o, "pages_purged", &ret->pages_purged);
+        r |= ull_opt(&o, "dropped", &ret->dropped);
+        r |= ull_opt(&o, "uptime", &ret->uptime);
         return r < 0 ? -EPROTO : 0;
 }
 
@@ -943,7 +979,8 @@ int ashmem_broker_call(ashmem_broker *b, const char *request_json,
                        const int *fds, int nfds, char **reply_json,
                        int *rfds, int *nrfds)
 {
-        cJSON *req, *reply = NULL;
+        struct am_jobj o;
+        cJSON *req;
         char *text;
         int n, r;
 
@@ -978,8 +1015,7 @@ int ashmem_broker_call(ashmem_broker *b, const char *request_json,
                 *nrfds = 0;
                 return -ENOMEM;
         }
-        r = parse_reply(b->buf, (size_t)n, &reply);
-        cJSON_Delete(reply);
+        r = parse_reply(b->buf, (size_t)n, &o);
         return r;
 }
 

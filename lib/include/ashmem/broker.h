@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include <ashmem/cutils.h>
+#include <ashmem/heap.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -163,6 +164,31 @@ int ashmem_broker_purge(ashmem_broker *b, const char *name,
                         unsigned long long *pages);
 
 int ashmem_broker_stats(ashmem_broker *b, ashmem_broker_counters *ret);
+
+/*
+ * Heaps and slices through the broker (<ashmem/heap.h>): the server side
+ * of Android's MemoryHeapBase / MemoryBase handoff.
+ */
+
+/* Share a heap's region, or a slice (its heap's region, with the slice's
+ * offset and length as the view), under name. As ashmem_broker_share(). */
+int ashmem_broker_share_heap(ashmem_broker *b, ashmem_heap *heap,
+                             const char *name, int mode, int transient,
+                             ashmem_region_info *info);
+int ashmem_broker_share_slice(ashmem_broker *b, ashmem_slice *slice,
+                              const char *name, int mode, int transient,
+                              ashmem_region_info *info);
+
+/* Attach name as a heap of this process (through the heap cache: every
+ * heap of one region shares one mapping), read-only unless writable. For a
+ * slice record the heap is the whole region's. */
+int ashmem_broker_attach_heap(ashmem_broker *b, const char *name, int writable,
+                              ashmem_heap **ret);
+
+/* Attach name as a slice: the view of a slice record, the whole region
+ * otherwise. The slice holds its heap. */
+int ashmem_broker_attach_slice(ashmem_broker *b, const char *name, int writable,
+                               ashmem_slice **ret);
 
 /*
  * A raw request: request_json is one JSON object ("v" is added when

@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker: attach on an open connection against the floor, a plain
+ * SOCK_SEQPACKET request/response that passes one descriptor.
+ *
+ * "ours" is ashmem_broker_attach() of a shared region with read-write
+ * access and the close of the descriptor it returns: the request built and
+ * parsed as JSON, the access check, the region record (with the region's
+ * pin counts), two descriptors passed (data and control), the control
+ * block checked on the client side. "baseline" is the least any broker can
+ * cost: a small request, a small reply and one descriptor passed, served
+ * by a minimal single-threaded epoll server of the same shape as the
+ * broker. Target: at most 2x.
+ *
+ * Then the same with 1, 4 and 16 client processes at once, each on its own
+ * connection: wall time per attach (the inverse of the throughput), against
+ * the floor server under the same load.
+ *
+ * Both servers run as child processes (the broker is `ashmemctl broker
+ * run`, found next to this program's directory); the variants alternate
+ * round by round, and each figure is the median of the rounds (with the
+ * smallest and largest round as the spread).
+ *
+ * For the one-connection row, client and servers are pinned to one CPU: a
+ * request/response pair whose two sides sit on different CPUs pays a
+ * cross-CPU wakeup each way, which (in a virtual machine especially) can
+ * cost ten times the whole exchange, and where the scheduler puts each
+ * side is luck. On one CPU both variants pay the same switch and the rows
+ * compare the work done. The concurrent rows run unpinned.
+ *
+ * Usage: bench_broker [--json] [--quick]
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+
+#define MAX_ROUNDS 64
+#define REGION "bench"
+
+static char dir[64], broker_sock[96], floor_sock[96];
+static pid_t broker_pid, floor_pid;
+
+static void die(const char *what, int err)
+{
+        fprintf(stderr, "bench_broker: %s: %s\n", what, strerror(err));
+        exit(1);
+}
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void nap_ms(int ms)
+{
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* ---------------------------------------------------------------- the floor */
+
+static const char floor_req[] = "{\"v\":1,\"op\":\"attach\",\"name\":\"bench\",\"access\":\"rw\"}";
+static const char floor_rep[] = "{\"ok\":true,\"name\":\"bench\",\"size\":4096}";
+
+static int send_fd(int s, const char *buf, size_t len, int fd)
+{
+        union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+        struct cmsghdr *c;
+
+        memset(&u, 0, sizeof(u));
+        m.msg_control = u.b;
+        m.msg_controllen = sizeof(u.b);
+        c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        return sendmsg(s, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* A minimal server: accept, read a request, reply with one descriptor. */
+static void floor_server(int lfd)
+{
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        int mfd = memfd_create("bench-floor", MFD_CLOEXEC);
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd }, evs[64];
+        char buf[65536];
+
+        if (ep < 0 || mfd < 0 || ftruncate(mfd, 4096) < 0 ||
+            epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
+                _exit(1);
+        for (;;) {
+                int n = epoll_wait(ep, evs, 64, -1);
+                for (int i = 0; i < n; i++) {
+                        int fd = evs[i].data.fd;
+                        if (fd == lfd) {
+                                int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                                struct epoll_event ce = { .events = EPOLLIN, .data.fd = c };
+                                if (c >= 0)
+                                        epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                                continue;
+                        }
+                        for (int k = 0; k < 16; k++) {
+                                ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                                if (r <= 0) {
+                                        if (r == 0 || errno != EAGAIN)
+                                                close(fd);
+                                        break;
+                                }
+                                send_fd(fd, floor_rep, sizeof(floor_rep) - 1, mfd);
+                        }
+                }
+        }
+}
+
+static int listen_at(const char *path)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0)
+                die("floor server socket", errno);
+        return fd;
+}
+
+static int connect_to(const char *path)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+                die(path, errno);
+        return fd;
+}
+
+static int floor_once(int s)
+{
+        union { char b[CMSG_SPACE(sizeof(int) * 2)]; struct cmsghdr a; } u;
+        char buf[4096];
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+        struct cmsghdr *c;
+        int fd;
+
+        if (send(s, floor_req, sizeof(floor_req) - 1, MSG_NOSIGNAL) < 0 ||
+            recvmsg(s, &m, MSG_CMSG_CLOEXEC) <= 0)
+                return -errno;
+        c = CMSG_FIRSTHDR(&m);
+        if (!c || c->cmsg_type != SCM_RIGHTS)
+                return -EPROTO;
+        memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        return close(fd) < 0 ? -errno : 0;
+}
+
+/* ---------------------------------------------------------------- the broker */
+
+static void start_servers(void)
+{
+        char self[PATH_MAX], prog[PATH_MAX + 32];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        pid_t parent = getpid();
+        int lfd;
+
+        if (n < 0)
+                die("/proc/self/exe", errno);
+        self[n] = 0;
+        *strrchr(self, '/') = 0;
+        snprintf(prog, sizeof(prog), "%s/../ashmemctl", self);
+        snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
+        if (!mkdtemp(dir))
+                die("mkdtemp", errno);
+        snprintf(broker_sock, sizeof(broker_sock), "%s/broker.sock", dir);
+        snprintf(floor_sock, sizeof(floor_sock), "%s/floor.sock", dir);
+
+        broker_pid = fork();
+        if (broker_pid < 0)
+                die("fork", errno);
+        if (broker_pid == 0) {
+                int nul = open("/dev/null", O_RDWR);
+                if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
+                        _exit(126);
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(126);
+                close_range(3, ~0U, 0);
+                execl(prog, "ashmemctl", "--socket", broker_sock, "-q", "broker", "run",
+                      "--idle-timeout", "0", "--no-psi", (char *)NULL);
+                _exit(127);
+        }
+        lfd = listen_at(floor_sock);
+        floor_pid = fork();
+        if (floor_pid < 0)
+                die("fork", errno);
+        if (floor_pid == 0) {
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(126);
+                floor_server(lfd);
+        }
+        close(lfd);
+        for (int i = 0;; i++) {
+                ashmem_broker *b;
+                if (ashmem_broker_connect(broker_sock, &b) == 0) {
+                        ashmem_broker_close(b);
+                        break;
+                }
+                if (i == 1000)
+                        die("the broker does not answer (is ashmemctl built?)", ETIMEDOUT);
+                nap_ms(10);
+        }
+}
+
+static void stop_servers(void)
+{
+        kill(floor_pid, SIGKILL);
+        kill(broker_pid, SIGTERM);
+        while (waitpid(floor_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        while (waitpid(broker_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        unlink(floor_sock);
+        rmdir(dir);
+}
+
+/* Pin every thread of process pid (0: this one) to cpu, or let it run
+ * anywhere (cpu < 0). */
+static void pin(pid_t pid, int cpu)
+{
+        char path[64];
+        cpu_set_t set;
+        DIR *d;
+        struct dirent *de;
+
+        CPU_ZERO(&set);
+        if (cpu >= 0) {
+                CPU_SET(cpu, &set);
+        } else {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+                        CPU_SET((int)i, &set);
+        }
+        if (!pid) {
+                if (sched_setaffinity(0, sizeof(set), &set) < 0)
+                        die("sched_setaffinity", errno);
+                return;
+        }
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                die(path, errno);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' &&
+                    sched_setaffinity((pid_t)atoi(de->d_name), sizeof(set), &set) < 0)
+                        die("sched_setaffinity", errno);
+        closedir(d);
+}
+
+static void pin_all(int cpu)
+{
+        pin(0, cpu);
+        pin(broker_pid, cpu);
+        pin(floor_pid, cpu);
+}
+
+static int attach_once(ashmem_broker *b)
+{
+        int fd, r = ashmem_broker_attach(b, REGION, 1, &fd, NULL, NULL);
+
+        if (r < 0)
+                return r;
+        return close(fd) < 0 ? -errno : 0;
+}
+
+/* ---------------------------------------------------------------- measuring */
+
+/* Mean ns per operation over n operations on one connection. */
+static double batch_broker(ashmem_broker *b, int n)
+{
+        int64_t t0 = now_ns();
+
+        for (int i = 0; i < n; i++) {
+                int r = attach_once(b);
+                if (r < 0)
+                        die("attach", -r);
+        }
+        return (double)(now_ns() - t0) / n;
+}
+
+static double batch_floor(int s, int n)
+{
+        int64_t t0 = now_ns();
+
+        for (int i = 0; i < n; i++) {
+                int r = floor_once(s);
+                if (r < 0)
+                        die("floor request", -r);
+        }
+        return (double)(now_ns() - t0) / n;
+}
+
+/* k client processes, n operations each, started together: wall ns per
+ * operation. */
+static double concurrent(int floor, int k, int n)
+{
+        int go[2], ready[2];
+        pid_t pids[16];
+        int64_t t0;
+        char c;
+
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
+                die("pipe", errno);
+        for (int i = 0; i < k; i++) {
+                pids[i] = fork();
+                if (pids[i] < 0)
+                        die("fork", errno);
+                if (pids[i] == 0) {
+                        ashmem_broker *b = NULL;
+                        int s = -1, r;
+                        close(go[1]);
+                        close(ready[0]);
+                        if (floor)
+                                s = connect_to(floor_sock);
+                        else if ((r = ashmem_broker_connect(broker_sock, &b)) < 0)
+                                die("connect", -r);
+                        /* one round trip first: connected, warm */
+                        r = floor ? floor_once(s) : attach_once(b);
+                        if (r < 0 || write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 0)
+                                _exit(1);
+                        for (int j = 0; j < n; j++)
+                                if ((floor ? floor_once(s) : attach_once(b)) < 0)
+                                        _exit(1);
+                        _exit(0);
+                }
+        }
+        close(go[0]);
+        close(ready[1]);
+        for (int i = 0; i < k; i++)
+                if (read(ready[0], &c, 1) != 1)
+                        die("a client did not start", EIO);
+        t0 = now_ns();
+        close(go[1]);           /* go */
+        for (int i = 0; i < k; i++) {
+                int status;
+                while (waitpid(pids[i], &status, 0) < 0)
+                        if (errno != EINTR)
+                                die("waitpid", errno);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        die("a client failed", EIO);
+        }
+        close(ready[0]);
+        return (double)(now_ns() - t0) / ((double)k * n);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+struct stat3 { double med, min, max; };
+
+static struct stat3 summarise(const double *v, int n)
+{
+        double s[MAX_ROUNDS];
+        struct stat3 r;
+
+        memcpy(s, v, (size_t)n * sizeof(*s));
+        qsort(s, (size_t)n, sizeof(*s), cmp_double);
+        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+        r.min = s[0];
+        r.max = s[n - 1];
+        return r;
+}
+
+struct row {
+        const char *name;
+        struct stat3 ours, base;
+        double target;          /* ours/base at most; 0: none */
+        const char *unit;
+};
+
+static void fmt_time(char *buf, size_t len, double ns)
+{
+        if (ns >= 1e6)
+                snprintf(buf, len, "%.2f ms", ns / 1e6);
+        else if (ns >= 1e3)
+                snprintf(buf, len, "%.2f us", ns / 1e3);
+        else
+                snprintf(buf, len, "%.0f ns", ns);
+}
+
+static void fmt_cell(char *buf, size_t len, const struct stat3 *s)
+{
+        char a[16], b[16], c[16];
+
+        fmt_time(a, sizeof(a), s->med);
+        fmt_time(b, sizeof(b), s->min);
+        fmt_time(c, sizeof(c), s->max);
+        snprintf(buf, len, "%s [%s..%s]", a, b, c);
+}
+
+static void print_table(const struct row *rows, int n)
+{
+        printf("%-48s %-30s %-30s %6s %7s %s\n", "benchmark", "ours [min..max]",
+               "baseline [min..max]", "ratio", "target", "meets");
+        for (int i = 0; i < n; i++) {
+                const struct row *w = &rows[i];
+                char o[64], b[64], t[16];
+                double ratio = w->ours.med / w->base.med;
+
+                fmt_cell(o, sizeof(o), &w->ours);
+                fmt_cell(b, sizeof(b), &w->base);
+                if (w->target > 0)
+                        snprintf(t, sizeof(t), "<=%.2f", w->target);
+                else
+                        snprintf(t, sizeof(t), "-");
+                printf("%-48s %-30s %-30s %6.2f %7s %s\n", w->name, o, b, ratio, t,
+                       w->target > 0 ? (ratio <= w->target ? "yes" : "NO") : "-");
+        }
+}
+
+static void print_json(const struct row *rows, int n)
+{
+        printf("[\n");
+        for (int i = 0; i < n; i++) {
+                const struct row *w = &rows[i];
+                double ratio = w->ours.med / w->base.med;
+                char t[32], m[8];
+
+                if (w->target > 0) {
+                        snprintf(t, sizeof(t), "%.2f", w->target);
+                        snprintf(m, sizeof(m), "%s", ratio <= w->target ? "true" : "false");
+                } else {
+                        snprintf(t, sizeof(t), "null");
+                        snprintf(m, sizeof(m), "null");
+                }
+                printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "
+                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
+                       "\"spread\": {\"ours_min\": %.1f, \"ours_max\": %.1f, "
+                       "\"baseline_min\": %.1f, \"baseline_max\": %.1f}}%s\n",
+                       w->name, w->ours.med, w->base.med, ratio, t, m, w->unit,
+                       w->ours.min, w->ours.max, w->base.min, w->base.max,
+                       i + 1 < n ? "," : "");
+        }
+        printf("]\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const int clients[] = { 1, 4, 16 };
+        static char names[3][64];
+        int json = 0, quick = 0, rounds, per_round, crounds, cper, nrows = 0, fd, s, r;
+        double ours[MAX_ROUNDS], base[MAX_ROUNDS], co[3][MAX_ROUNDS], cb[3][MAX_ROUNDS];
+        struct row rows[4];
+        ashmem_broker *b;
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0) {
+                        json = 1;
+                } else if (strcmp(argv[i], "--quick") == 0) {
+                        quick = 1;
+                } else {
+                        fprintf(stderr, "usage: bench_broker [--json] [--quick]\n");
+                        return 2;
+                }
+        }
+        rounds = quick ? 5 : 21;
+        per_round = quick ? 500 : 5000;
+        crounds = quick ? 3 : 7;
+        cper = quick ? 300 : 3000;
+
+        start_servers();
+        r = ashmem_broker_connect(broker_sock, &b);
+        if (r < 0)
+                die("connect", -r);
+        r = ashmem_broker_create(b, REGION, 4096, ASHMEM_BROKER_DEFAULT, 0600, &fd, NULL);
+        if (r < 0)
+                die("create", -r);
+        close(fd);
+        s = connect_to(floor_sock);
+
+        /* one connection: everybody on one CPU (see above) */
+        pin_all(sched_getcpu() >= 0 ? sched_getcpu() : 0);
+        /* warm up both */
+        (void)batch_broker(b, per_round / 4 + 1);
+        (void)batch_floor(s, per_round / 4 + 1);
+        for (int k = 0; k < rounds; k++) {
+                if (k % 2) {
+                        base[k] = batch_floor(s, per_round);
+                        ours[k] = batch_broker(b, per_round);
+                } else {
+                        ours[k] = batch_broker(b, per_round);
+                        base[k] = batch_floor(s, per_round);
+                }
+        }
+        pin_all(-1);
+        for (int k = 0; k < crounds; k++)
+                for (int c = 0; c < 3; c++) {
+                        if (k % 2) {
+                                cb[c][k] = concurrent(1, clients[c], cper);
+                                co[c][k] = concurrent(0, clients[c], cper);
+                        } else {
+                                co[c][k] = concurrent(0, clients[c], cper);
+                                cb[c][k] = concurrent(1, clients[c], cper);
+                        }
+                }
+        close(s);
+        ashmem_broker_close(b);
+        stop_servers();
+
+        rows[nrows++] = (struct row){ "attach, one connection, one CPU vs 1-fd request",
+                                      summarise(ours, rounds), summarise(base, rounds),
+                                      2.0, "ns" };
+        for (int c = 0; c < 3; c++) {
+                snprintf(names[c], sizeof(names[c]), "attach, %d client%s (wall per op) vs floor",
+                         clients[c], clients[c] == 1 ? "" : "s");
+                rows[nrows++] = (struct row){ names[c], summarise(co[c], crounds),
+                                              summarise(cb[c], crounds), 2.0, "ns" };
+        }
+        if (json) {
+                print_json(rows, nrows);
+        } else {
+                print_table(rows, nrows);
+                printf("\nthroughput (attaches/s, medians):");
+                for (int c = 0; c < 3; c++)
+                        printf(" %d client%s %.0f (floor %.0f)%s", clients[c],
+                               clients[c] == 1 ? "" : "s", 1e9 / rows[1 + c].ours.med,
+                               1e9 / rows[1 + c].base.med, c < 2 ? "," : "\n");
+                printf("%d rounds of %d attaches; %d rounds of %d per client for the "
+                       "concurrent rows\n", rounds, per_round, crounds, cper);
+        }
+        return 0;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * For the broker daemon: a hold on the pin state of a region it keeps, so
+ * that the region record (protection, page counts) is read straight from
+ * the shared control block, without a system call per request. A held
+ * entry of the process table is never collected (see drivers/memfd).
+ */
+#ifndef ASHMEM_LIB_HOLD_H
+#define ASHMEM_LIB_HOLD_H
+
+#include <stddef.h>
+
+struct ashmem_stats;
+struct am_hold;
+
+/* Hold the pin state of region fd. -ENOENT if this process has none (a
+ * memfd shared without its control block), -errno otherwise. */
+int am_hold_new(int fd, struct am_hold **ret);
+/* The counters (as ashmem_get_stats()) and the protection mask. */
+void am_hold_stats(const struct am_hold *h, struct ashmem_stats *st, int *prot);
+/* The state of pages [0, n) (as ashmem_get_page_map()); n is clamped to
+ * the region's pages. */
+void am_hold_page_map(const struct am_hold *h, char *map, size_t n);
+void am_hold_free(struct am_hold *h);
+
+#endif

@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: MIT */
+/* The broker client's JSON scanner and writer (see json.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+
+#define DEPTH_MAX 32
+
+static const char *ws(const char *p, const char *end)
+{
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        return p;
+}
+
+static int hex(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* p at the opening quote; the position after the closing one, or NULL. */
+static const char *string(const char *p, const char *end)
+{
+        for (p++; p < end; p++) {
+                unsigned char c = (unsigned char)*p;
+                if (c == '"')
+                        return p + 1;
+                if (c < 0x20)
+                        return NULL;
+                if (c != '\\')
+                        continue;
+                if (++p == end)
+                        return NULL;
+                switch (*p) {
+                case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                        break;
+                case 'u':
+                        if (end - p < 5 || hex(p[1]) < 0 || hex(p[2]) < 0 ||
+                            hex(p[3]) < 0 || hex(p[4]) < 0)
+                                return NULL;
+                        p += 4;
+                        break;
+                default:
+                        return NULL;
+                }
+        }
+        return NULL;
+}
+
+static int digit(const char *p, const char *end)
+{
+        return p < end && *p >= '0' && *p <= '9';
+}
+
+static const char *number(const char *p, const char *end)
+{
+        if (p < end && *p == '-')
+                p++;
+        if (!digit(p, end))
+                return NULL;
+        if (*p == '0')
+                p++;
+        else
+                while (digit(p, end))
+                        p++;
+        if (p < end && *p == '.') {
+                if (!digit(++p, end))
+                        return NULL;
+                while (digit(p, end))
+                        p++;
+        }
+        if (p < end && (*p == 'e' || *p == 'E')) {
+                p++;
+                if (p < end && (*p == '+' || *p == '-'))
+                        p++;
+                if (!digit(p, end))
+                        return NULL;
+                while (digit(p, end))
+                        p++;
+        }
+        return p;
+}
+
+static const char *word(const char *p, const char *end, const char *w)
+{
+        size_t n = strlen(w);
+        return (size_t)(end - p) >= n && memcmp(p, w, n) == 0 ? p + n : NULL;
+}
+
+static const char *value(const char *p, const char *end, int depth,
+                         struct am_jobj *o);
+
+/* An object or array at p (fields of the top level go into o). */
+static const char *compound(const char *p, const char *end, int depth,
+                            struct am_jobj *o)
+{
+        char close = *p == '{' ? '}' : ']';
+
+        if (depth > DEPTH_MAX)
+                return NULL;
+        p = ws(p + 1, end);
+        if (p < end && *p == close)
+                return p + 1;
+        for (;;) {
+                const char *k = NULL, *v;
+                size_t klen = 0;
+                if (close == '}') {
+                        const char *q;
+                        if (p >= end || *p != '"' || !(q = string(p, end)))
+                                return NULL;
+                        k = p + 1;
+                        klen = (size_t)(q - p - 2);
+                        p = ws(q, end);
+                        if (p >= end || *p != ':')
+                                return NULL;
+                        p = ws(p + 1, end);
+                }
+                v = p;
+                p = value(p, end, depth + 1, NULL);
+                if (!p)
+                        return NULL;
+                if (o && k && o->n < AM_JFIELDS) {
+                        struct am_jfield *f = &o->f[o->n++];
+                        f->key = k;
+                        f->klen = klen;
+                        f->val = v;
+                        f->vlen = (size_t)(p - v);
+                }
+                p = ws(p, end);
+                if (p < end && *p == ',') {
+                        p = ws(p + 1, end);
+                        continue;
+                }
+                if (p < end && *p == close)
+                        return p + 1;
+                return NULL;
+        }
+}
+
+static const char *value(const char *p, const char *end, int depth,
+                         struct am_jobj *o)
+{
+        if (p >= end)
+                return NULL;
+        switch (*p) {
+        case '"':
+                return string(p, end);
+        case '{':
+        case '[':
+                return compound(p, end, depth, o);
+        case 't':
+                return word(p, end, "true");
+        case 'f':
+                return word(p, end, "false");
+        case 'n':
+                return word(p, end, "null");
+        default:
+                return number(p, end);
+        }
+}
+
+int am_json_object(const char *s, size_t n, struct am_jobj *o)
+{
+        const char *end = s + n, *p = ws(s, end);
+
+        o->n = 0;
+        if (p >= end || *p != '{')
+                return -EPROTO;
+        p = compound(p, end, 0, o);
+        if (!p || ws(p, end) != end)
+                return -EPROTO;
+        return 0;
+}
+
+const struct am_jfield *am_json_get(const struct am_jobj *o, const char *key)
+{
+        size_t n = strlen(key);
+
+        for (int i = 0; i < o->n; i++)
+                if (o->f[i].klen == n && memcmp(o->f[i].key, key, n) == 0)
+                        return &o->f[i];
+        return NULL;
+}
+
+char am_json_kind(const struct am_jfield *f)
+{
+        switch (f->val[0]) {
+        case '"': return 's';
+        case '{': return 'o';
+        case '[': return 'a';
+        case 't': return 't';
+        case 'f': return 'f';
+        case 'n': return 'z';
+        default:  return 'n';
+        }
+}
+
+int am_json_u64(const struct am_jfield *f, uint64_t max, uint64_t *v)
+{
+        uint64_t x = 0;
+
+        if (!f || f->vlen == 0 || f->vlen > 20)
+                return -EPROTO;
+        for (size_t i = 0; i < f->vlen; i++) {
+                unsigned d = (unsigned)(f->val[i] - '0');
+                if (d > 9 || x > (UINT64_MAX - d) / 10)
+                        return -EPROTO;
+                x = x * 10 + d;
+        }
+        if (x > max)
+                return -EPROTO;
+        *v = x;
+        return 0;
+}
+
+int am_json_bool(const struct am_jfield *f, int *v)
+{
+        if (!f)
+                return -EPROTO;
+        if (am_json_kind(f) == 't')
+                *v = 1;
+        else if (am_json_kind(f) == 'f')
+                *v = 0;
+        else
+                return -EPROTO;
+        return 0;
+}
+
+/* Append code point cp as UTF-8. */
+static int put_utf8(char *buf, size_t len, size_t *o, unsigned cp)
+{
+        unsigned char b[4];
+        size_t n;
+
+        if (cp < 0x80) {
+                b[0] = (unsigned char)cp;
+                n = 1;
+        } else if (cp < 0x800) {
+                b[0] = (unsigned char)(0xc0 | cp >> 6);
+                b[1] = (unsigned char)(0x80 | (cp & 0x3f));
+                n = 2;
+        } else if (cp < 0x10000) {
+                b[0] = (unsigned char)(0xe0 | cp >> 12);
+                b[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+                b[2] = (unsigned char)(0x80 | (cp & 0x3f));
+                n = 3;
+        } else {
+                b[0] = (unsigned char)(0xf0 | cp >> 18);
+                b[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
+                b[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+                b[3] = (unsigned char)(0x80 | (cp & 0x3f));
+                n = 4;
+        }
+        if (*o + n >= len)
+                return -ERANGE;
+        memcpy(buf + *o, b, n);
+        *o += n;
+        return 0;
+}
+
+static unsigned hex4(const char *p)
+{
+        return (unsigned)(hex(p[0]) << 12 | hex(p[1]) << 8 | hex(p[2]) << 4 | hex(p[3]));
+}
+
+int am_json_str(const struct am_jfield *f, char *buf, size_t len)
+{
+        const char *p, *end;
+        size_t o = 0;
+
+        if (!f || am_json_kind(f) != 's' || len == 0)
+                return -EPROTO;
+        /* the scanner checked the escapes */
+        for (p = f->val + 1, end = f->val + f->vlen - 1; p < end; p++) {
+                char c = *p;
+                if (c == '\\') {
+                        c = *++p;
+                        switch (c) {
+                        case 'b': c = '\b'; break;
+                        case 'f': c = '\f'; break;
+                        case 'n': c = '\n'; break;
+                        case 'r': c = '\r'; break;
+                        case 't': c = '\t'; break;
+                        case 'u': {
+                                unsigned cp = hex4(p + 1);
+                                p += 4;
+                                if (cp >= 0xd800 && cp < 0xdc00 && end - p > 6 &&
+                                    p[1] == '\\' && p[2] == 'u') {
+                                        unsigned lo = hex4(p + 3);
+                                        if (lo >= 0xdc00 && lo < 0xe000) {
+                                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                                                p += 6;
+                                        }
+                                }
+                                if (cp == 0 || (cp >= 0xd800 && cp < 0xe000))
+                                        return -EPROTO;
+                                if (put_utf8(buf, len, &o, cp) < 0)
+                                        return -ERANGE;
+                                continue;
+                        }
+                        default: break;         /* " \ / */
+                        }
+                }
+                if (o + 1 >= len)
+                        return -ERANGE;
+                buf[o++] = c;
+        }
+        buf[o] = 0;
+        return (int)o;
+}
+
+int am_json_next(const struct am_jfield *arr, size_t *pos, const char **elem,
+                 size_t *elen)
+{
+        const char *end = arr->val + arr->vlen - 1, *p, *q;   /* before ']' */
+
+        if (am_json_kind(arr) != 'a')
+                return -EPROTO;
+        p = ws(arr->val + (*pos ? *pos : 1), end);
+        if (*pos && p < end && *p == ',')
+                p = ws(p + 1, end);
+        if (p >= end)
+                return 0;
+        q = value(p, end, 1, NULL);
+        if (!q)
+                return -EPROTO;
+        *elem = p;
+        *elen = (size_t)(q - p);
+        *pos = (size_t)(q - arr->val);
+        return 1;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static void put(struct am_jw *w, const char *s, size_t n)
+{
+        if (w->overflow || w->len + n >= w->cap) {
+                w->overflow = 1;
+                return;
+        }
+        memcpy(w->buf + w->len, s, n);
+        w->len += n;
+}
+
+static void put_str(struct am_jw *w, const char *s)
+{
+        static const char hexd[] = "0123456789abcdef";
+
+        put(w, "\"", 1);
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                const unsigned char *q = p;
+                while (*q && *q != '"' && *q != '\\' && *q >= 0x20)
+                        q++;
+                if (q != p) {
+                        put(w, (const char *)p, (size_t)(q - p));
+                        p = q;
+                        if (!*p)
+                                break;
+                }
+                if (*p == '"' || *p == '\\') {
+                        char e[2] = { '\\', (char)*p };
+                        put(w, e, 2);
+                } else {
+                        char e[6] = { '\\', 'u', '0', '0', hexd[*p >> 4], hexd[*p & 15] };
+                        put(w, e, 6);
+                }
+        }
+        put(w, "\"", 1);
+}
+
+static void put_key(struct am_jw *w, const char *key)
+{
+        put(w, ",", 1);
+        put_str(w, key);
+        put(w, ":", 1);
+}
+
+void am_jw_begin(struct am_jw *w, char *buf, size_t cap, const char *op)
+{
+        w->buf = buf;
+        w->cap = cap;
+        w->len = 0;
+        w->overflow = 0;
+        put(w, "{\"v\":1", 6);
+        am_jw_str(w, "op", op);
+}
+
+void am_jw_str(struct am_jw *w, const char *key, const char *val)
+{
+        put_key(w, key);
+        put_str(w, val);
+}
+
+void am_jw_u64(struct am_jw *w, const char *key, uint64_t val)
+{
+        char d[24];
+        int n = snprintf(d, sizeof(d), "%llu", (unsigned long long)val);
+
+        put_key(w, key);
+        put(w, d, (size_t)n);
+}
+
+void am_jw_bool(struct am_jw *w, const char *key, int val)
+{
+        put_key(w, key);
+        put(w, val ? "true" : "false", val ? 4 : 5);
+}
+
+int am_jw_end(struct am_jw *w)
+{
+        put(w, "}", 1);
+        if (w->overflow)
+                return -EMSGSIZE;
+        w->buf[w->len] = 0;
+        return (int)w->len;
+}

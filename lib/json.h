@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker client's JSON: a validating scanner for the broker's replies
+ * (one object whose top-level fields are located, not copied) and a writer
+ * for requests into a caller's buffer. Both are small and allocate nothing:
+ * an attach is on the fast path of every client.
+ */
+#ifndef ASHMEM_LIB_JSON_H
+#define ASHMEM_LIB_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A top-level field: its key (raw, as between the quotes) and its value
+ * (the JSON text of it). */
+struct am_jfield {
+        const char *key;
+        size_t klen;
+        const char *val;
+        size_t vlen;
+};
+
+#define AM_JFIELDS 48
+
+struct am_jobj {
+        struct am_jfield f[AM_JFIELDS];
+        int n;                  /* fields kept (later ones are checked, not kept) */
+};
+
+/* Check that s[0..n) is exactly one JSON object (white space around it
+ * allowed) and locate its fields. 0 or -EPROTO. */
+int am_json_object(const char *s, size_t n, struct am_jobj *o);
+
+/* The first field named key, or NULL. */
+const struct am_jfield *am_json_get(const struct am_jobj *o, const char *key);
+
+/* The kind of a value: 's' string, 'n' number, 't' true, 'f' false,
+ * 'z' null, 'o' object, 'a' array. */
+char am_json_kind(const struct am_jfield *f);
+
+/* A non-negative integer no larger than max (plain digits). 0 or -EPROTO. */
+int am_json_u64(const struct am_jfield *f, uint64_t max, uint64_t *v);
+/* true or false. 0 or -EPROTO. */
+int am_json_bool(const struct am_jfield *f, int *v);
+/* A string, unescaped into buf (NUL-terminated). Its length, -EPROTO if f is
+ * no string, -ERANGE if it does not fit. */
+int am_json_str(const struct am_jfield *f, char *buf, size_t len);
+
+/* The elements of an array field: start with *pos = 0; 1 and the element's
+ * text, or 0 at the end. */
+int am_json_next(const struct am_jfield *arr, size_t *pos, const char **elem,
+                 size_t *elen);
+
+/* A request being written into buf (cap bytes). */
+struct am_jw {
+        char *buf;
+        size_t cap, len;
+        int overflow;
+};
+
+/* Start {"v":1,"op":"OP" */
+void am_jw_begin(struct am_jw *w, char *buf, size_t cap, const char *op);
+void am_jw_str(struct am_jw *w, const char *key, const char *val);
+void am_jw_u64(struct am_jw *w, const char *key, uint64_t val);
+void am_jw_bool(struct am_jw *w, const char *key, int val);
+/* Close the object; the text's length, or -EMSGSIZE. */
+int am_jw_end(struct am_jw *w);
+
+#endif
