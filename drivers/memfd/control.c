@@ -18,10 +18,14 @@ size_t amc_block_size(uint64_t pages)
         return AMC_HEADER_SIZE + 2 * words * sizeof(uint64_t);
 }
 
+/* The time a region starts having unpinned pages only orders purges
+ * (least recently unpinned first): the coarse clock, a few milliseconds
+ * behind CLOCK_MONOTONIC on the same timebase, is precise enough and costs a
+ * fifth of the fine one on the unpin path. */
 static int64_t mono_ns(void)
 {
         struct timespec ts;
-        if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+        if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) < 0)
                 return 1;
         return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

@@ -86,7 +86,7 @@ typedef struct ashmem_stats {
         size_t pinned;          /* pages pinned */
         size_t unpinned;        /* pages unpinned, not purged */
         size_t purged;          /* pages purged (and still unpinned) */
-        long long unpinned_since_ns;  /* CLOCK_MONOTONIC time since which the
+        long long unpinned_since_ns;  /* CLOCK_MONOTONIC_COARSE time since which the
                                          region has had unpinned pages, 0 if
                                          none */
         unsigned long long purges;     /* purge calls that reclaimed pages */
