@@ -59,6 +59,7 @@ static const struct cmd_opt share_opts[] = {
         { "offset", 'o', "N", NULL, "share only the view from byte N (with --length)" },
         { "length", 'l', "N", NULL, "bytes in the view" },
         { "transient", 't', NULL, NULL, "gone when this connection closes (in the shell)" },
+        { "keep", 'k', NULL, NULL, "a local region of the shell: the name outlives the shell" },
         { 0 }
 };
 
@@ -150,6 +151,8 @@ static int share_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return cmd_usage(ctx, "give --fd or --file, not both");
         if (transient && !ctx->shell)
                 return cmd_usage(ctx, "--transient shares end with the connection: use it in 'ashmemctl shell'");
+        if (cmd_flag(a, "keep") && (fds || file || !cli_local))
+                return cmd_usage(ctx, "--keep is for a local region of the shell (share NAME after create --local)");
         if (fds) {
                 if (parse_uint(fds, "descriptor", INT_MAX, &v, err) < 0)
                         return cmd_usage(ctx, "%s", err);
@@ -169,6 +172,12 @@ static int share_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 fd = cli_local->find(ctx, name);
                 if (fd < 0)
                         return cli_error(ctx, -fd, "no local region named %s (create --local makes one)", name);
+                /* the shell's region is shared the way a server process
+                 * shares its own: the name goes when the shell does */
+                if (!cmd_flag(a, "keep"))
+                        transient = 1;
+                else if (transient)
+                        return cmd_usage(ctx, "--keep and --transient do not go together");
         } else {
                 return cmd_usage(ctx, "say which region: --fd N (an inherited descriptor) or --file PATH (like /proc/PID/fd/N)");
         }
@@ -201,6 +210,8 @@ out:
 }
 
 static const char *const share_complete[] = { "none", NULL };
+/* in the shell, share NAME shares a local region: complete those */
+static const char *const share_name_complete[] = { "local", NULL };
 
 const struct cmd_entry cmd_share_entry = {
         .name = "share",
@@ -209,7 +220,7 @@ const struct cmd_entry cmd_share_entry = {
         .opts = share_opts,
         .min_args = 1,
         .max_args = 1,
-        .complete_args = share_complete,
+        .complete_args = share_name_complete,
         .flags = CMD_BROKER,
         .exec = share_exec,
 };

@@ -59,8 +59,10 @@ int main(int argc, char **argv)
         if (r)
                 return r < 0 ? 0 : r;
         if (ind == argc) {
-                cmd_print_overview(stderr);
-                return EXIT_USAGE;
+                /* no command: the shell (a script when stdin is not a
+                 * terminal) */
+                char *shell[] = { (char *)"shell", NULL };
+                return cmd_run(&ctx, 1, shell);
         }
         r = cmd_run(&ctx, argc - ind, argv + ind);
         return r;
