@@ -55,4 +55,26 @@ say "a region shared with a forked child, unpinned, purged, re-pinned (examples/
         say "list, for people and for scripts"
         run ashmemctl list
         run ashmemctl --json list
+
+        say "the classic shared buffer (examples/shared_buffer_*.c): a server shares a 4-byte slice, transient; three clients increment it"
+        "$B/examples/shared_buffer_server" &
+        server=$!
+        i=0
+        until ashmemctl info shared-buffer >/dev/null 2>&1; do
+                i=$((i + 1))
+                [ "$i" -lt 200 ] || { echo "the server did not share" >&2; exit 1; }
+                sleep 0.05
+        done
+        for i in 1 2 3; do
+                run "$B/examples/shared_buffer_client"
+        done
+        kill -TERM "$server"
+        wait "$server"
+        # the share went with the server
+        i=0
+        while ashmemctl info shared-buffer >/dev/null 2>&1 && [ "$i" -lt 200 ]; do
+                i=$((i + 1))
+                sleep 0.05
+        done
+        run ashmemctl info shared-buffer || true
 )
