@@ -1430,3 +1430,80 @@ TEST(sigterm_finishes_and_removes_the_socket)
         stop_broker();  /* checks exit 0 and the socket gone */
         CHECK(lstat(lock, &st) < 0);    /* remove_dir took the lock file */
 }
+
+/* ------------------------------------------------------------ heaps and slices */
+
+static void heap_client(void *arg)
+{
+        ashmem_broker *b = conn();
+        ashmem_slice *s = NULL, *ro = NULL;
+        ashmem_heap *h = NULL;
+        int *v;
+
+        (void)arg;
+        CHECK_EQ(ashmem_broker_attach_slice(b, "counter", 1, &s), 0);
+        CHECK_EQ(ashmem_slice_offset(s), 8);
+        CHECK_EQ(ashmem_slice_size(s), sizeof(int));
+        v = ashmem_slice_ptr(s);
+        CHECK_EQ(__atomic_fetch_add(v, 1, __ATOMIC_SEQ_CST), 41);
+        /* the whole region as a heap: the same mapping (the heap cache) */
+        CHECK_EQ(ashmem_broker_attach_heap(b, "counter", 1, &h), 0);
+        CHECK_EQ(ashmem_heap_size(h), 64);
+        CHECK(ashmem_heap_base(h) == ashmem_heap_base(ashmem_slice_heap(s)));
+        CHECK_EQ(*(int *)((char *)ashmem_heap_base(h) + 8), 42);
+        /* read-only: a read-only mapping of its own */
+        CHECK_EQ(ashmem_broker_attach_slice(b, "counter", 0, &ro), 0);
+        CHECK(ashmem_heap_base(ashmem_slice_heap(ro)) != ashmem_heap_base(h));
+        CHECK_EQ(*(int *)ashmem_slice_ptr(ro), 42);
+        CHECK_EQ(ashmem_heap_pin(h, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_NEG(ashmem_broker_attach_heap(b, "nope", 0, &h), ENOENT);
+        ashmem_slice_unref(ro);
+        ashmem_heap_unref(h);
+        ashmem_slice_unref(s);
+        ashmem_broker_close(b);
+}
+
+TEST(heaps_and_slices_through_the_broker)
+{
+        ashmem_broker *b;
+        ashmem_heap *h;
+        ashmem_slice *s;
+        ashmem_region_info ri;
+        int *v, go[2];
+        pid_t child;
+
+        start_broker();
+        /* the client must not inherit our heap cache: fork it first */
+        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 1)
+                        _exit(3);
+                heap_client(NULL);
+                _exit(0);
+        }
+        close(go[0]);
+        b = conn();
+        CHECK_EQ(ashmem_heap_new("heap", 64, 0, &h), 0);
+        CHECK_EQ(ashmem_slice_new(h, 8, sizeof(int), &s), 0);
+        v = ashmem_slice_ptr(s);
+        *v = 41;
+        CHECK_EQ(ashmem_broker_share_slice(b, s, "counter", 0600, 1, &ri), 0);
+        CHECK_EQ(ri.transient, 1);
+        CHECK_EQ(ri.offset, 8);
+        CHECK_EQ(ri.length, sizeof(int));
+        CHECK_EQ(ashmem_broker_share_heap(b, h, "whole", 0600, 0, &ri), 0);
+        CHECK_EQ(ri.is_slice, 0);
+        CHECK_EQ(ri.size, 64);
+        CHECK_EQ(write(go[1], "g", 1), 1);
+        close(go[1]);
+        wait_ok(child);
+        CHECK_EQ(*v, 42);
+        ashmem_slice_unref(s);
+        ashmem_heap_unref(h);
+        ashmem_broker_close(b);
+        stop_broker();
+}
