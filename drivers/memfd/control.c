@@ -62,7 +62,8 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable)
 
         if (map_len < AMC_HEADER_SIZE || b->magic != AMC_MAGIC ||
             b->version != AMC_VERSION || b->header_size != AMC_HEADER_SIZE ||
-            b->page_size == 0 || b->size == 0 || b->size > ASHMEM_SIZE_MAX)
+            b->page_size == 0 || (b->page_size & (b->page_size - 1)) ||
+            b->size == 0 || b->size > ASHMEM_SIZE_MAX)
                 return -EINVAL;
         pages = (b->size + b->page_size - 1) / b->page_size;
         words = (pages + 63) / 64;
@@ -74,6 +75,7 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable)
         ref->pages = pages;
         ref->words = words;
         ref->page_size = b->page_size;
+        ref->page_shift = (uint32_t)__builtin_ctz(b->page_size);
         ref->map_len = map_len;
         ref->unpinned = (uint64_t *)((char *)map + AMC_HEADER_SIZE);
         ref->purged = ref->unpinned + words;
@@ -84,19 +86,29 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable)
 int amc_range(const struct amc_ref *r, size_t offset, size_t len,
               uint64_t *first, uint64_t *count)
 {
-        uint64_t ps = r->page_size, end = r->pages * ps;
+        unsigned shift = r->page_shift;
+        uint64_t end = r->pages << shift;
 
-        if (offset % ps || len % ps)
-                return -EINVAL;
-        if (offset > end)
+        if (((offset | len) & (((uint64_t)1 << shift) - 1)) || offset > end)
                 return -EINVAL;
         if (len == 0)
                 len = end - offset;
-        if (len > end - offset)         /* past the end, or overflow */
+        else if (len > end - offset)    /* past the end, or overflow */
                 return -EINVAL;
-        *first = offset / ps;
-        *count = len / ps;
+        *first = offset >> shift;
+        *count = len >> shift;
         return 0;
+}
+
+/* Bits set in x. __builtin_popcountll is a libgcc call on the x86-64
+ * baseline (no POPCNT instruction assumed); this is a dozen inline
+ * instructions. */
+static inline unsigned popcount64(uint64_t x)
+{
+        x = x - ((x >> 1) & 0x5555555555555555ull);
+        x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+        x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+        return (unsigned)((x * 0x0101010101010101ull) >> 56);
 }
 
 /* Bits [first, end) of word w. */
@@ -125,8 +137,8 @@ static void recount(const struct amc_ref *r)
                         uw |= pw;
                         STORE(&r->unpinned[w], uw);
                 }
-                u += (uint64_t)__builtin_popcountll(uw);
-                p += (uint64_t)__builtin_popcountll(pw);
+                u += (uint64_t)popcount64(uw);
+                p += (uint64_t)popcount64(pw);
         }
         STORE(&r->b->n_unpinned, u);
         STORE(&r->b->n_purged, p);
@@ -172,8 +184,8 @@ int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count)
                 if (!(uw & m))
                         continue;
                 was |= pw & m;
-                cu += (uint64_t)__builtin_popcountll(uw & m);
-                cp += (uint64_t)__builtin_popcountll(pw & m);
+                cu += (uint64_t)popcount64(uw & m);
+                cp += (uint64_t)popcount64(pw & m);
                 /* unpinned bit first: see recount() */
                 STORE(&r->unpinned[w], uw & ~m);
                 STORE(&r->purged[w], pw & ~m);
@@ -205,7 +217,7 @@ int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count)
                 uint64_t m = word_mask(first, end, w), uw = r->unpinned[w];
                 if ((uw & m) == m)
                         continue;
-                cu += (uint64_t)__builtin_popcountll(~uw & m);
+                cu += (uint64_t)popcount64(~uw & m);
                 STORE(&r->unpinned[w], uw | m);
         }
         if (cu) {

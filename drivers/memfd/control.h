@@ -74,6 +74,7 @@ struct amc_ref {
         uint64_t words;
         size_t map_len;
         uint32_t page_size;
+        uint32_t page_shift;       /* log2(page_size) */
         int writable;              /* mapped read-write */
 };
 

@@ -20,14 +20,17 @@ struct am_entry {
         struct amc_ref ref;
         int ctl_fd;
         unsigned long holds;       /* references from heaps; no GC while > 0 */
+        unsigned long cached;      /* threads whose lookup cache holds it */
         struct am_entry *next;
 };
 
 /* The page size, cached. */
 size_t am_page_size(void);
 
-/* Run op with the table read-locked and the entry for st (or NULL). The
- * entry is valid only inside op. */
+/* Run op with the entry for st (or NULL). The entry is valid only inside
+ * op. A thread's last entry found is cached (and held): a call on the same
+ * region again takes no lock at all while the table has not dropped or
+ * replaced an entry since; else the lookup runs with the table read-locked. */
 int am_table_with(const struct stat *st,
                   int (*op)(struct am_entry *e, void *arg), void *arg);
 

@@ -2,11 +2,21 @@
 /*
  * The process table of control blocks, keyed by data memfd identity.
  *
- * Lookups take a read lock (the pin fast path), changes a write lock. An
- * entry stays until a collection finds that nothing in this process refers
- * to its region any more: no descriptor in /proc/self/fd, no mapping in
- * /proc/self/maps, no hold. A collection runs when the table has doubled
- * since the last one, so its cost is amortised over the creations.
+ * Lookups take a read lock, changes a write lock. An entry stays until a
+ * collection finds that nothing in this process refers to its region any
+ * more: no descriptor in /proc/self/fd, no mapping in /proc/self/maps, no
+ * hold. A collection runs when the table has doubled since the last one, so
+ * its cost is amortised over the creations.
+ *
+ * The pin fast path takes no lock: each thread caches the last entry it
+ * found, with a count on the entry (`cached`) that keeps it from being
+ * freed, and the table's generation, which every unlinking of an entry
+ * bumps. A call on the cached region while the generation is unchanged uses
+ * the entry directly. An entry unlinked while some thread still caches it
+ * becomes a zombie: out of the table, its descriptor and mapping kept, and
+ * freed by a later change of the table once no thread caches it. A thread
+ * lets go of its cached entry on its next lookup that misses, at exit, and
+ * (the calling thread) at every collection.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,9 +35,52 @@
 #define NBUCKETS_MIN 64u
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct am_entry **buckets;
+static struct am_entry **buckets, *zombies;
 static size_t nbuckets, nentries, gc_at = NBUCKETS_MIN;
+static unsigned long generation;   /* bumped when an entry leaves the table */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* This thread's lookup cache. */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS struct am_entry *tc_entry;
+static TLS dev_t tc_dev;
+static TLS ino_t tc_ino;
+static TLS unsigned long tc_gen;
+static TLS int tc_registered;
+static pthread_key_t tc_key;
+static int tc_key_ok;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+
+/* Drop this thread's cached entry. With the table locked (read or write). */
+static void tc_drop(void)
+{
+        if (tc_entry) {
+                __atomic_sub_fetch(&tc_entry->cached, 1, __ATOMIC_RELAXED);
+                tc_entry = NULL;
+        }
+}
+
+/* At thread exit. */
+static void tc_exit(void *unused)
+{
+        (void)unused;
+        pthread_rwlock_rdlock(&lock);
+        tc_drop();
+        pthread_rwlock_unlock(&lock);
+}
+
+static void tc_make_key(void)
+{
+        tc_key_ok = pthread_key_create(&tc_key, tc_exit) == 0;
+}
+
+/* A library unloaded (dlclose) must not leave its destructor to threads
+ * that exit later. */
+__attribute__((destructor)) static void tc_unload(void)
+{
+        if (tc_key_ok)
+                pthread_key_delete(tc_key);
+}
 
 /* The table is write-locked across fork() so that the child gets a
  * consistent copy. The parent unlocks it; the child cannot: glibc tells a
@@ -40,7 +93,16 @@ static void after_fork_parent(void) { pthread_rwlock_unlock(&lock); }
 static void after_fork_child(void)
 {
         pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+
         lock = fresh;
+        /* the caches of the threads that did not come along are gone */
+        for (size_t i = 0; i < nbuckets; i++)
+                for (struct am_entry *e = buckets[i]; e; e = e->next)
+                        e->cached = 0;
+        for (struct am_entry *e = zombies; e; e = e->next)
+                e->cached = 0;
+        if (tc_entry)
+                tc_entry->cached = 1;
 }
 
 static void register_atfork(void)
@@ -64,15 +126,46 @@ static struct am_entry *find(dev_t dev, ino_t ino)
         return NULL;
 }
 
-int am_table_with(const struct stat *st,
-                  int (*op)(struct am_entry *e, void *arg), void *arg)
+static __attribute__((noinline)) int with_locked(const struct stat *st,
+                       int (*op)(struct am_entry *e, void *arg), void *arg)
 {
+        struct am_entry *e;
         int r;
 
         pthread_rwlock_rdlock(&lock);
-        r = op(find(st->st_dev, st->st_ino), arg);
+        if (tc_entry && tc_gen != __atomic_load_n(&generation, __ATOMIC_RELAXED))
+                tc_drop();
+        e = find(st->st_dev, st->st_ino);
+        if (e && e != tc_entry) {
+                if (!tc_registered) {
+                        /* a destructor lets go of the cache at thread exit */
+                        pthread_once(&tc_once, tc_make_key);
+                        tc_registered = tc_key_ok &&
+                                        pthread_setspecific(tc_key, &tc_registered) == 0;
+                }
+                tc_drop();
+                __atomic_add_fetch(&e->cached, 1, __ATOMIC_RELAXED);
+                tc_entry = e;
+                tc_dev = st->st_dev;
+                tc_ino = st->st_ino;
+                tc_gen = __atomic_load_n(&generation, __ATOMIC_RELAXED);
+        }
+        r = op(e, arg);
         pthread_rwlock_unlock(&lock);
         return r;
+}
+
+int am_table_with(const struct stat *st,
+                  int (*op)(struct am_entry *e, void *arg), void *arg)
+{
+        struct am_entry *e = tc_entry;
+
+        /* The cached entry cannot be freed while this thread holds it; an
+         * unchanged generation says it is still the table's entry. */
+        if (e && tc_ino == st->st_ino && tc_dev == st->st_dev &&
+            tc_gen == __atomic_load_n(&generation, __ATOMIC_ACQUIRE))
+                return op(e, arg);
+        return with_locked(st, op, arg);
 }
 
 static void entry_free(struct am_entry *e)
@@ -80,6 +173,35 @@ static void entry_free(struct am_entry *e)
         munmap(e->ref.b, e->ref.map_len);
         close(e->ctl_fd);
         free(e);
+}
+
+/* An entry out of the table (write-locked): freed, or a zombie while some
+ * thread's cache holds it. */
+static void entry_unlinked(struct am_entry *e)
+{
+        __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+        if (__atomic_load_n(&e->cached, __ATOMIC_RELAXED) == 0) {
+                entry_free(e);
+        } else {
+                e->next = zombies;
+                zombies = e;
+        }
+}
+
+/* Free the zombies no cache holds any more (write-locked). */
+static void free_zombies(void)
+{
+        struct am_entry **pp = &zombies;
+
+        while (*pp) {
+                struct am_entry *e = *pp;
+                if (__atomic_load_n(&e->cached, __ATOMIC_RELAXED) == 0) {
+                        *pp = e->next;
+                        entry_free(e);
+                } else {
+                        pp = &e->next;
+                }
+        }
 }
 
 static int grow(void)
@@ -175,6 +297,7 @@ static int collect(dev_t dev)
         struct inoset s = { 0 };
         int r = referenced(&s, dev), n = 0;
 
+        tc_drop();
         if (r == 0) {
                 for (size_t i = 0; i < nbuckets; i++) {
                         struct am_entry **pp = &buckets[i];
@@ -183,7 +306,7 @@ static int collect(dev_t dev)
                                 if (e->holds == 0 && e->dev == dev &&
                                     !bsearch(&e->ino, s.v, s.n, sizeof(*s.v), cmp_ino)) {
                                         *pp = e->next;
-                                        entry_free(e);
+                                        entry_unlinked(e);
                                         nentries--;
                                         n++;
                                 } else {
@@ -193,6 +316,7 @@ static int collect(dev_t dev)
                 }
         }
         free(s.v);
+        free_zombies();
         gc_at = nentries * 2 > NBUCKETS_MIN ? nentries * 2 : NBUCKETS_MIN;
         return r < 0 ? r : n;
 }
@@ -212,7 +336,7 @@ int am_table_collect(void)
         if (r < 0)
                 return r;
         pthread_rwlock_wrlock(&lock);
-        r = nentries ? collect(st.st_dev) : 0;
+        r = nentries || zombies ? collect(st.st_dev) : 0;
         pthread_rwlock_unlock(&lock);
         return r;
 }
@@ -237,15 +361,18 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
         e = find(st->st_dev, st->st_ino);
         if (e) {
                 if (!e->ref.writable && ref->writable && e->holds == 0) {
-                        struct amc_ref old = e->ref;
-                        int old_fd = e->ctl_fd;
-                        e->ref = *ref;
-                        e->ctl_fd = ctl_fd;
-                        munmap(old.b, old.map_len);
-                        close(old_fd);
-                } else {
-                        r = 0;
+                        /* the newcomer takes the old entry's place (never
+                         * changed in place: a cache may be reading it) */
+                        struct am_entry **pp = &buckets[hash(e->dev, e->ino) & (nbuckets - 1)];
+                        while (*pp != e)
+                                pp = &(*pp)->next;
+                        *pp = ne;
+                        ne->next = e->next;
+                        entry_unlinked(e);
+                        free_zombies();
+                        goto out;
                 }
+                r = 0;
                 free(ne);
                 goto out;
         }
