@@ -508,7 +508,7 @@ TEST(pin_state_is_shared_across_fork)
  * received them over a socket. The helper runs from a constructor, before
  * the harness. */
 #define HELPER_ENV "ASHMEM_TEST_PIN_HELPER"
-enum { H_DATA = 100, H_CTL = 101 };
+enum { H_DATA = 100, H_CTL = 101, H_CTL2 = 102 };
 
 static void helper_ro(void)
 {
@@ -586,6 +586,32 @@ static void helper_rw(void)
         CHECK_EQ(ashmem_unpin_region(H_DATA, 3 * P, P), 0);
 }
 
+/* A read-only control block first, then the read-write one: the entry is
+ * replaced, and this thread's cached lookup must not keep the old one. */
+static void helper_upgrade(void)
+{
+        size_t P = ps();
+
+        CHECK_EQ(fcntl(H_CTL, F_GETFL) & O_ACCMODE, O_RDONLY);
+        CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
+        CHECK_EQ(ashmem_pin_status(H_DATA, P, P), ASHMEM_IS_UNPINNED);
+        CHECK_ERRNO(ashmem_pin_region(H_DATA, P, P), EPERM);
+        CHECK_EQ(stats(H_DATA).writable_state, 0);
+        /* a second read-only one changes nothing */
+        CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
+        CHECK_ERRNO(ashmem_unpin_region(H_DATA, 0, P), EPERM);
+        CHECK_EQ(ashmem_set_control(H_DATA, H_CTL2), 0);
+        CHECK_EQ(stats(H_DATA).writable_state, 1);
+        CHECK_EQ(ashmem_pin_region(H_DATA, P, P), ASHMEM_NOT_PURGED);
+        CHECK_MAP(H_DATA, "PPuP");
+        /* and a read-only one after it does not downgrade */
+        CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
+        CHECK_EQ(ashmem_unpin_region(H_DATA, 0, P), 0);
+        CHECK_MAP(H_DATA, "uPuP");
+        /* the old block's descriptor and mapping go at the next collection */
+        CHECK_EQ(ashmem_collect(), 0);
+}
+
 __attribute__((constructor)) static void helper_main(void)
 {
         const char *mode = getenv(HELPER_ENV);
@@ -596,14 +622,16 @@ __attribute__((constructor)) static void helper_main(void)
                 helper_ro();
         else if (strcmp(mode, "rw") == 0)
                 helper_rw();
+        else if (strcmp(mode, "upgrade") == 0)
+                helper_upgrade();
         else
                 t_fail(__FILE__, __LINE__, "unknown helper %s", mode);
         exit(0);
 }
 
-/* Run the helper `mode` with data and ctl as its descriptors H_DATA and
- * H_CTL; return its wait status. */
-static int run_helper(const char *mode, int data, int ctl)
+/* Run the helper `mode` with data, ctl and ctl2 (unless -1) as its
+ * descriptors H_DATA, H_CTL and H_CTL2; return its wait status. */
+static int run_helper3(const char *mode, int data, int ctl, int ctl2)
 {
         pid_t p = fork();
 
@@ -612,12 +640,18 @@ static int run_helper(const char *mode, int data, int ctl)
         if (p == 0) {
                 /* dup2 clears close-on-exec on the copies */
                 if (dup2(data, H_DATA) < 0 || dup2(ctl, H_CTL) < 0 ||
+                    (ctl2 >= 0 && dup2(ctl2, H_CTL2) < 0) ||
                     setenv(HELPER_ENV, mode, 1) < 0)
                         _exit(126);
                 execl("/proc/self/exe", "test_pin-helper", (char *)NULL);
                 _exit(127);
         }
         return wait_child(p);
+}
+
+static int run_helper(const char *mode, int data, int ctl)
+{
+        return run_helper3(mode, data, ctl, -1);
 }
 
 TEST(read_only_holder_reads_status_but_cannot_change_it)
@@ -662,6 +696,22 @@ TEST(set_control_in_a_fresh_process_joins_the_shared_state)
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
         close(c);
         munmap(m, 4 * P);
+        close(fd);
+}
+
+TEST(read_only_pin_state_upgraded_to_read_write)
+{
+        size_t P = ps();
+        int fd = create("upgrade", 4 * P), c, roc, st;
+
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_EQ(ashmem_get_control(fd, &c), 0);
+        roc = reopen(c, O_RDONLY);
+        st = run_helper3("upgrade", fd, roc, c);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK_MAP(fd, "uPuP");
+        close(roc);
+        close(c);
         close(fd);
 }
 
@@ -1172,6 +1222,100 @@ TEST(table_under_threads)
                 if (c[i].fail)
                         t_fail(__FILE__, __LINE__, "thread %d failed at line %d", i, c[i].fail);
         }
+}
+
+/* Each thread caches the last region it looked up. A region closed while
+ * another thread still caches it is dropped from the table at once, and its
+ * control descriptor and mapping go when that thread lets go: at its next
+ * lookup of another region, or at its exit. */
+struct cacher {
+        int fd, other;
+        int step, done;                 /* atomics: main -> thread, back */
+        int fail;
+};
+
+static void cacher_wait(struct cacher *c, int step)
+{
+        while (__atomic_load_n(&c->step, __ATOMIC_ACQUIRE) < step)
+                sched_yield();
+}
+
+static void *cacher_main(void *arg)
+{
+        struct cacher *c = arg;
+
+        if (ashmem_pin_status(c->fd, 0, 0) != ASHMEM_IS_PINNED)
+                c->fail = __LINE__;
+        __atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+        cacher_wait(c, 1);
+        /* the region is closed now: another lookup lets go of it */
+        if (ashmem_pin_status(c->other, 0, 0) != ASHMEM_IS_PINNED)
+                c->fail = __LINE__;
+        __atomic_store_n(&c->done, 2, __ATOMIC_RELEASE);
+        cacher_wait(c, 2);
+        return NULL;
+}
+
+TEST(regions_cached_by_other_threads_are_collected)
+{
+        struct cacher c = { 0 };
+        pthread_t t;
+        int n0 = control_fds();
+
+        c.fd = create("cached", ps());
+        c.other = create("other", ps());
+        CHECK_EQ(pthread_create(&t, NULL, cacher_main, &c), 0);
+        while (__atomic_load_n(&c.done, __ATOMIC_ACQUIRE) < 1)
+                sched_yield();
+        close(c.fd);
+        CHECK_EQ(ashmem_collect(), 1);
+        /* out of the table, but the thread's cache keeps it alive */
+        CHECK_EQ(control_fds(), n0 + 2);
+        __atomic_store_n(&c.step, 1, __ATOMIC_RELEASE);
+        while (__atomic_load_n(&c.done, __ATOMIC_ACQUIRE) < 2)
+                sched_yield();
+        CHECK_EQ(ashmem_collect(), 0);
+        CHECK_EQ(control_fds(), n0 + 1);
+        /* the other one, cached by the thread until it exits */
+        close(c.other);
+        CHECK_EQ(ashmem_collect(), 1);
+        CHECK_EQ(control_fds(), n0 + 1);
+        __atomic_store_n(&c.step, 2, __ATOMIC_RELEASE);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(ashmem_collect(), 0);
+        CHECK_EQ(control_fds(), n0);
+        if (c.fail)
+                t_fail(__FILE__, __LINE__, "thread failed at line %d", c.fail);
+}
+
+/* A fork child does not inherit the other threads' caches: what they held
+ * is collected in the child like anything else. */
+static void child_collects(void *arg)
+{
+        struct cacher *c = arg;
+        int n0 = control_fds();
+
+        close(c->fd);
+        CHECK_EQ(ashmem_collect(), 1);
+        CHECK_EQ(control_fds(), n0 - 1);
+        CHECK_EQ(ashmem_pin_status(c->other, 0, 0), ASHMEM_IS_PINNED);
+}
+
+TEST(fork_child_forgets_other_threads_caches)
+{
+        struct cacher c = { 0 };
+        pthread_t t;
+
+        c.fd = create("cached-fork", ps());
+        c.other = create("other-fork", ps());
+        CHECK_EQ(pthread_create(&t, NULL, cacher_main, &c), 0);
+        while (__atomic_load_n(&c.done, __ATOMIC_ACQUIRE) < 1)
+                sched_yield();
+        CHILD_OK(child_collects, &c);
+        __atomic_store_n(&c.step, 2, __ATOMIC_RELEASE);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        close(c.fd);
+        close(c.other);
 }
 
 /* ---------------------------------------------------------------- stress
