@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fd API's pin path (issue 3): an unpin+pin pair through the classic
+ * calls (ashmem_unpin_region + ashmem_pin_region), of 1 page and of 256
+ * pages, against one fstat() of the region descriptor measured in the same
+ * run. Targets: a 1-page pair costs at most 2.5 fstat() calls, a 256-page
+ * pair at most 3. Each call is one fstat() (the identity check, as a kernel
+ * driver's ioctl is one system call) plus a read-locked table lookup, the
+ * region's robust mutex and a few bitmap words, so a pair is two fstat()
+ * calls and a little.
+ *
+ * Beside them, for information: the pair against getppid() (the cheapest
+ * round trip into the kernel), a 1-page pin status against fstat(), and
+ * fstat() against getppid().
+ *
+ * The operations run in the same process, interleaved round by round (the
+ * order rotates), so the machine's noise falls on all of them alike; each
+ * figure is the median over the rounds of the mean time of one operation in
+ * a batch, with the smallest and largest round shown as the spread.
+ *
+ * To add a row (the heap API's pair of issue 4, say): add an op_* function,
+ * an entry in ops[], and an entry in rows[] naming it and its baseline.
+ *
+ * Usage: bench_pin [--json] [--quick]
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+
+#define MAX_ROUNDS 64
+#define REGION_PAGES 320
+#define BIG_PAGES 256
+/* the 256-page range starts one page in: 5 bitmap words, not 4 */
+#define BIG_FIRST 1
+
+static int region_fd;
+static size_t page;
+
+static void die(const char *what, int err)
+{
+        fprintf(stderr, "bench_pin: %s: %s\n", what, strerror(err));
+        exit(1);
+}
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ operations
+ * Each returns < 0 on failure; the loop checks it, so a broken call cannot
+ * pass for a fast one. */
+
+static int op_pair1(void)
+{
+        if (ashmem_unpin_region(region_fd, page, page) != 0)
+                return -1;
+        return ashmem_pin_region(region_fd, page, page) == ASHMEM_NOT_PURGED ? 0 : -1;
+}
+
+static int op_pair256(void)
+{
+        size_t off = BIG_FIRST * page, len = BIG_PAGES * page;
+
+        if (ashmem_unpin_region(region_fd, off, len) != 0)
+                return -1;
+        return ashmem_pin_region(region_fd, off, len) == ASHMEM_NOT_PURGED ? 0 : -1;
+}
+
+static int op_status1(void)
+{
+        return ashmem_pin_status(region_fd, page, page) == ASHMEM_IS_PINNED ? 0 : -1;
+}
+
+static int op_fstat(void)
+{
+        struct stat st;
+
+        return fstat(region_fd, &st);
+}
+
+static int op_getppid(void)
+{
+        return getppid() > 0 ? 0 : -1;
+}
+
+struct op {
+        const char *name;
+        int (*fn)(void);
+        int per_batch;             /* operations per batch, full mode */
+        double ns[MAX_ROUNDS];     /* mean ns per operation, per round */
+};
+
+static struct op ops[] = {
+        { "pair1", op_pair1, 20000, { 0 } },
+        { "pair256", op_pair256, 20000, { 0 } },
+        { "status1", op_status1, 40000, { 0 } },
+        { "fstat", op_fstat, 40000, { 0 } },
+        { "getppid", op_getppid, 40000, { 0 } },
+};
+#define NOPS (sizeof(ops) / sizeof(ops[0]))
+
+struct row_def {
+        const char *name;
+        const char *ours, *base;   /* op names */
+        double target;             /* ratio at most this; 0: information */
+};
+
+static const struct row_def rows[] = {
+        { "fd pin+unpin pair (1 page) vs fstat()", "pair1", "fstat", 2.5 },
+        { "fd pin+unpin pair (256 pages) vs fstat()", "pair256", "fstat", 3.0 },
+        { "fd pin+unpin pair (1 page) vs getppid()", "pair1", "getppid", 0 },
+        { "fd pin status (1 page) vs fstat()", "status1", "fstat", 0 },
+        { "fstat() vs getppid()", "fstat", "getppid", 0 },
+};
+#define NROWS (sizeof(rows) / sizeof(rows[0]))
+
+static struct op *op_named(const char *name)
+{
+        for (size_t i = 0; i < NOPS; i++)
+                if (strcmp(ops[i].name, name) == 0)
+                        return &ops[i];
+        fprintf(stderr, "bench_pin: no operation %s\n", name);
+        exit(1);
+}
+
+/* Mean ns of one operation over a batch of n. */
+static double batch(const struct op *o, int n)
+{
+        int64_t t0 = now_ns();
+
+        for (int i = 0; i < n; i++)
+                if (o->fn() < 0)
+                        die(o->name, errno ? errno : EIO);
+        return (double)(now_ns() - t0) / n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+struct stat3 { double med, min, max; };
+
+static struct stat3 summarise(const double *v, int n)
+{
+        double s[MAX_ROUNDS];
+        struct stat3 r;
+
+        memcpy(s, v, (size_t)n * sizeof(*s));
+        qsort(s, (size_t)n, sizeof(*s), cmp_double);
+        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+        r.min = s[0];
+        r.max = s[n - 1];
+        return r;
+}
+
+/* ---------------------------------------------------------------- output */
+
+struct result {
+        const struct row_def *def;
+        struct stat3 ours, base;
+        double ratio;
+};
+
+static void fmt_cell(char *buf, size_t len, const struct stat3 *s)
+{
+        snprintf(buf, len, "%.0f ns [%.0f..%.0f]", s->med, s->min, s->max);
+}
+
+static void print_table(const struct result *res, int n, int rounds)
+{
+        printf("%-44s %-22s %-22s %6s %7s %s\n", "benchmark", "ours [min..max]",
+               "baseline [min..max]", "ratio", "target", "meets");
+        for (int i = 0; i < n; i++) {
+                const struct result *r = &res[i];
+                char o[64], b[64], t[16];
+
+                fmt_cell(o, sizeof(o), &r->ours);
+                fmt_cell(b, sizeof(b), &r->base);
+                if (r->def->target > 0)
+                        snprintf(t, sizeof(t), "<=%.2f", r->def->target);
+                else
+                        snprintf(t, sizeof(t), "-");
+                printf("%-44s %-22s %-22s %6.2f %7s %s\n", r->def->name, o, b, r->ratio, t,
+                       r->def->target > 0 ? (r->ratio <= r->def->target ? "yes" : "NO") : "-");
+        }
+        printf("\nmedian of %d interleaved rounds; [min..max] over the rounds; page %zu bytes; "
+               "256-page range at page %d\n", rounds, page, BIG_FIRST);
+}
+
+static void print_json(const struct result *res, int n)
+{
+        printf("[\n");
+        for (int i = 0; i < n; i++) {
+                const struct result *r = &res[i];
+                char t[32], m[8];
+
+                if (r->def->target > 0) {
+                        snprintf(t, sizeof(t), "%.2f", r->def->target);
+                        snprintf(m, sizeof(m), "%s", r->ratio <= r->def->target ? "true" : "false");
+                } else {
+                        snprintf(t, sizeof(t), "null");
+                        snprintf(m, sizeof(m), "null");
+                }
+                printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "
+                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"ns\", "
+                       "\"spread\": {\"ours_min\": %.1f, \"ours_max\": %.1f, "
+                       "\"baseline_min\": %.1f, \"baseline_max\": %.1f}}%s\n",
+                       r->def->name, r->ours.med, r->base.med, r->ratio, t, m,
+                       r->ours.min, r->ours.max, r->base.min, r->base.max,
+                       i + 1 < n ? "," : "");
+        }
+        printf("]\n");
+}
+
+int main(int argc, char **argv)
+{
+        int json = 0, quick = 0, rounds, div;
+        struct result res[NROWS];
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0) {
+                        json = 1;
+                } else if (strcmp(argv[i], "--quick") == 0) {
+                        quick = 1;
+                } else {
+                        fprintf(stderr, "usage: bench_pin [--json] [--quick]\n");
+                        return 2;
+                }
+        }
+        rounds = quick ? 5 : 31;
+        div = quick ? 20 : 1;
+        page = (size_t)sysconf(_SC_PAGESIZE);
+
+        region_fd = ashmem_create_region("bench-pin", REGION_PAGES * page);
+        if (region_fd < 0)
+                die("ashmem_create_region", errno);
+        /* the pin path must really be the shared-state one */
+        {
+                ashmem_stats st;
+                int r = ashmem_get_stats(region_fd, &st);
+                if (r < 0)
+                        die("ashmem_get_stats", -r);
+                if (!st.shared_state || !st.writable_state)
+                        die("no writable pin state", ENOTSUP);
+        }
+
+        /* warm up: code, caches, the table entry */
+        for (size_t k = 0; k < NOPS; k++)
+                (void)batch(&ops[k], ops[k].per_batch / div / 4 + 1);
+        for (int r = 0; r < rounds; r++)
+                for (size_t k = 0; k < NOPS; k++) {
+                        struct op *o = &ops[(k + (size_t)r) % NOPS];
+                        o->ns[r] = batch(o, o->per_batch / div);
+                }
+        /* nothing may be left unpinned */
+        if (ashmem_pin_status(region_fd, 0, 0) != ASHMEM_IS_PINNED)
+                die("region left unpinned", EIO);
+
+        for (size_t i = 0; i < NROWS; i++) {
+                res[i].def = &rows[i];
+                res[i].ours = summarise(op_named(rows[i].ours)->ns, rounds);
+                res[i].base = summarise(op_named(rows[i].base)->ns, rounds);
+                res[i].ratio = res[i].ours.med / res[i].base.med;
+        }
+        if (json)
+                print_json(res, (int)NROWS);
+        else
+                print_table(res, (int)NROWS, rounds);
+        close(region_fd);
+        return 0;
+}
