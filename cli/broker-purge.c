@@ -215,9 +215,9 @@ void purge_completed(struct broker *b)
                 if (strcmp(j->why, "request") != 0) {
                         b->pressure_job = 0;
                         if (j->pages)
-                                blog(b, 1, "%s: %llu pages (%llu bytes) from %llu regions",
+                                blog(b, 1, "%s: %llu pages (%llu bytes) from %llu region%s",
                                      j->why, j->pages, j->pages * (unsigned long long)b->page_size,
-                                     j->nregions);
+                                     j->nregions, j->nregions == 1 ? "" : "s");
                 }
                 ops_job_done(b, j);
                 job_free(b, j);
