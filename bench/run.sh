@@ -53,17 +53,20 @@ fi
 # One table. A target is shown as "<=" when meets agrees with ratio <= target
 # (a cost), else ">=" (a throughput).
 jq -r '
+  def fix2: (. * 100 | round) as $v | ($v | fabs | tostring) as $s
+            | (if ($s | length) < 3 then ("00" + $s)[-3:] else $s end) as $p
+            | (if $v < 0 then "-" else "" end) + $p[:-2] + "." + $p[-2:];
   def num: if . == null then "-"
            elif (. | fabs) >= 100 then (. | round | tostring)
-           else ((. * 100 | round) / 100 | tostring) end;
+           else fix2 end;
   ["benchmark", "ours", "baseline", "ratio", "target", "meets"],
   (.[] | [ .name,
            ((.ours | num) + " " + (.unit // "")),
            ((.baseline | num) + " " + (.unit // "")),
-           (.ratio | num),
+           (if .ratio == null then "-" else (.ratio | fix2) end),
            (if .target == null then "-"
-            elif ((.ratio <= .target) == .meets) then "<=" + (.target | num)
-            else ">=" + (.target | num) end),
+            elif ((.ratio <= .target) == .meets) then "<=" + (.target | fix2)
+            else ">=" + (.target | fix2) end),
            (if .meets == null then "-" elif .meets then "yes" else "NO" end) ])
   | @tsv' "$out" |
 awk -F '\t' '
