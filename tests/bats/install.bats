@@ -16,6 +16,12 @@ ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BUILD=$(cd "$ASHMEM_BUILD" && pwd)
 VERSION=$(sed -n 's/^VERSION *:= *//p' "$ROOT/Makefile")
 SOVERSION=$(sed -n 's/^SOVERSION *:= *//p' "$ROOT/Makefile")
+# Programs are built with the build's compiler; one linked with a sanitized
+# libashmem (make SANITIZE=...) needs the sanitizer's runtime too, loaded
+# first: the flag the build used.
+CC_BUILD=$(sed -n '1s/ -std=.*//p' "$BUILD/.flags" 2>/dev/null)
+CC_BUILD=${CC_BUILD:-cc}
+SAN=$(grep -o -- '-fsanitize=[^ ]*' "$BUILD/.flags" 2>/dev/null | head -1)
 
 setup() {
         dest=$BATS_TEST_TMPDIR/dest
@@ -162,7 +168,7 @@ pc() {
 @test "install: examples/fork_share.c, compiled with pkg-config against the installed tree, runs" {
         install_tree
         cd "$BATS_TEST_TMPDIR"
-        run -0 cc -Wall -Wextra -Werror -o fork_share "$ROOT/examples/fork_share.c" $(pc --cflags --libs)
+        run -0 $CC_BUILD -Wall -Wextra -Werror $SAN -o fork_share "$ROOT/examples/fork_share.c" $(pc --cflags --libs)
         run -0 readelf -d fork_share
         [[ "$output" == *"Shared library: [libashmem.so.$SOVERSION]"* ]]
         # it runs with the installed library, not another one
@@ -179,7 +185,7 @@ pc() {
         cd "$BATS_TEST_TMPDIR"
         local libs
         libs=$(pc --static --libs-only-l | sed 's/-lashmem//')
-        run -0 cc -Wall -Wextra -Werror -o fork_share_static "$ROOT/examples/fork_share.c" \
+        run -0 $CC_BUILD -Wall -Wextra -Werror $SAN -o fork_share_static "$ROOT/examples/fork_share.c" \
                 $(pc --cflags) "$dest/usr/lib/libashmem.a" $libs
         run -0 readelf -d fork_share_static
         [[ "$output" != *libashmem* ]]
@@ -236,7 +242,7 @@ int main(void)
         return 0;
 }
 EOF
-        run -0 cc -Wall -Wextra -Werror -o heap heap.c $(pc --cflags --libs)
+        run -0 $CC_BUILD -Wall -Wextra -Werror $SAN -o heap heap.c $(pc --cflags --libs)
         run -0 env LD_LIBRARY_PATH="$dest/usr/lib" ./heap
         [ "${lines[0]}" = "one mapping: yes, 2 users" ]
         [ "${lines[1]}" = 'the slice reads "written by the child"' ]
