@@ -631,7 +631,12 @@ static void on_line(char *line)
         more = take_line(sh, line);
         free(line);
         set_handler(SIGTSTP, on_signal);
-        got_int = 0;
+        if (got_int) {
+                /* the terminal echoed ^C while the command ran: the
+                 * prompt goes on a line of its own */
+                fputc('\n', rl_outstream);
+                got_int = 0;
+        }
         if (sh->stop || got_term) {
                 rl_callback_handler_remove();
                 return;

@@ -28,6 +28,9 @@ check|bench|fuzz)
         need_pkg procps      have pgrep
         need_pkg man-db      have man
         need_pkg valgrind    have valgrind
+        # the completion tests run the zsh and fish scripts in those shells
+        need_pkg zsh         have zsh
+        need_pkg fish        have fish
         ;;
 esac
 case $want in
