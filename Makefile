@@ -52,6 +52,9 @@ EX_SRC    := $(wildcard examples/*.c)
 EX_BIN    := $(EX_SRC:examples/%.c=$(B)/examples/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+# test helper programs and the load generator: one program per file
+HELPER_SRC := $(wildcard tests/helpers/*.c) $(wildcard tests/load/*.c)
+HELPER_BIN := $(HELPER_SRC:tests/%.c=$(B)/tests/%)
 MANPAGES  := $(wildcard man/*.[1-8])
 
 SONAME    := libashmem.so.$(SOVERSION)
@@ -60,7 +63,7 @@ STLIB     := $(B)/libashmem.a
 CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
 
 .PHONY: all deps deps-build check unit bats hdrcheck manlint install uninstall \
-        clean help demo bench examples tests check-sanitize fuzz fuzz-bins check-fuzz FORCE
+        clean help demo bench examples tests check-sanitize fuzz fuzz-bins check-fuzz load FORCE
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -111,8 +114,16 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(STLIB)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS) -lrt
 
+tests: $(HELPER_BIN)
+$(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(STLIB)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS)
+$(B)/tests/load/%: $(B)/obj/tests/load/%.o $(STLIB)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS)
+
 # ---------------------------------------------------------------- checks
-check: deps all hdrcheck unit bats manlint check-sanitize check-fuzz
+check: deps all hdrcheck unit bats manlint check-sanitize check-fuzz load
 	@echo "make check: all passed"
 
 # The unit tests again, built with ASan and UBSan in a build dir of their own
@@ -171,6 +182,15 @@ bench: all $(BENCH_BIN)
 	$(Q)sh mk/deps.sh bench
 	$(Q)sh bench/run.sh $(abspath $(B)) $(if $(QUICK),quick,full)
 
+# LOAD_CLIENTS clients (processes) against a broker of their own for
+# LOAD_SECONDS: zero errors, the broker's descriptors and memory back to
+# where they were (tests/load/load.c). Part of `make check`.
+LOAD_SECONDS ?= 30
+LOAD_CLIENTS ?= 64
+load: all
+	$(Q)$(B)/tests/load/load --ashmemctl $(B)/ashmemctl \
+		--clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS) $(if $(SANITIZE),--rss-slack none)
+
 # ---------------------------------------------------------------- install
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/ashmem
@@ -216,6 +236,7 @@ help:
 	@echo '  demo       build and show the main job working'
 	@echo '  fuzz       run every libFuzzer harness for FUZZ_SECONDS (default 60)'
 	@echo '  bench      benchmarks against the baselines (QUICK=1 for a short run)'
+	@echo '  load       LOAD_CLIENTS (64) clients on one broker for LOAD_SECONDS (30)'
 	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR'
 	@echo '  uninstall  remove what install installed'
 	@echo '  clean      remove the build directory'
