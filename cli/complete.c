@@ -267,6 +267,7 @@ int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *
         char err[512];
 
         c->directive = COMPLETE_WORDS;
+        c->lead_len = 0;
         c->lead = "";
         c->cur = "";
         if (argc < 1)
@@ -296,6 +297,7 @@ int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *
                 if (i == last && cur[0] == '-') {
                         if (strncmp(cur, "--socket=", 9) == 0) {
                                 c->directive = COMPLETE_FILES;
+                                c->lead_len = 9;
                                 return 0;
                         }
                         for (const struct cmd_opt *o = cmd_global_opts; o->name; o++)
@@ -385,6 +387,8 @@ int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *
                         c->lead = lead;
                         c->cur = eq + 1;
                         add_kind(c, ctx, socket, o->complete);
+                        if (c->directive == COMPLETE_FILES)
+                                c->lead_len = strlen(lead);
                         c->lead = "";
                         c->cur = cur;
                         free(lead);

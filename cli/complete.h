@@ -47,6 +47,9 @@ struct complete {
         char **desc;                    /* a description each (or NULL) */
         size_t n, cap;
         enum complete_directive directive;
+        size_t lead_len;                /* COMPLETE_FILES: the word's first
+                                           lead_len bytes ("--socket=") are
+                                           not part of the file name */
         int oom;                        /* some candidate was lost */
         /* while completing: the value typed so far and what goes before
          * each candidate ("--output=") */

@@ -300,50 +300,62 @@ static int make_dirs(char *path)
         }
 }
 
-static char *history_path(void)
+/* The history file's directory (made if missing, 0700), or NULL when
+ * there is no home to put it in. *err: 0, or why it could not be made. */
+static char *history_dir(int *err)
 {
         const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-        char *dir = NULL, *file = NULL;
+        char *dir = NULL;
+        int n = -1;
 
+        *err = 0;
         if (!home || !*home) {
                 struct passwd *pw = getpwuid(getuid());
                 home = pw ? pw->pw_dir : NULL;
         }
-        /* the base directory spec: relative paths are to be ignored */
+        /* the base directory spec: a relative path is to be ignored */
         if (state && state[0] == '/')
-                (void)(asprintf(&dir, "%s/ashmemctl", state) < 0 && (dir = NULL));
+                n = asprintf(&dir, "%s/ashmemctl", state);
         else if (home && home[0] == '/')
-                (void)(asprintf(&dir, "%s/.local/state/ashmemctl", home) < 0 && (dir = NULL));
-        if (!dir)
+                n = asprintf(&dir, "%s/.local/state/ashmemctl", home);
+        if (n < 0)
                 return NULL;
-        if (make_dirs(dir) == 0 && asprintf(&file, "%s/history", dir) < 0)
-                file = NULL;
-        free(dir);
-        return file;
+        *err = -make_dirs(dir);
+        return dir;
 }
 
-static void history_warn(struct shell *sh, int err)
+/* History is a convenience: a file that cannot be read or written is said
+ * once, and the shell goes on without. */
+static void history_warn(struct shell *sh, const char *path, int err)
 {
         if (!sh->history_failed)
                 fprintf(stderr, "ashmemctl: shell: history %s: %s (going on without)\n",
-                        sh->history, strerror(err));
+                        path, strerror(err));
         sh->history_failed = 1;
 }
 
 static void history_open(struct shell *sh)
 {
-        int r;
+        char *dir;
+        int err;
 
         using_history();
         stifle_history(HISTORY_MAX);
-        sh->history = history_path();
-        if (!sh->history) {
+        dir = history_dir(&err);
+        if (!dir || err) {
+                if (dir)
+                        history_warn(sh, dir, err);
                 sh->history_failed = 1;
+                free(dir);
                 return;
         }
-        r = read_history(sh->history);
-        if (r && r != ENOENT)
-                history_warn(sh, r);
+        if (asprintf(&sh->history, "%s/history", dir) < 0) {
+                sh->history = NULL;
+                sh->history_failed = 1;
+        }
+        free(dir);
+        if (sh->history && (err = read_history(sh->history)) && err != ENOENT)
+                history_warn(sh, sh->history, err);
 }
 
 static void history_add(struct shell *sh, const char *text)
@@ -362,13 +374,13 @@ static void history_add(struct shell *sh, const char *text)
         /* append_history() wants the file to exist */
         fd = open(sh->history, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0) {
-                history_warn(sh, errno);
+                history_warn(sh, sh->history, errno);
                 return;
         }
         close(fd);
         r = append_history(1, sh->history);
         if (r)
-                history_warn(sh, r);
+                history_warn(sh, sh->history, r);
 }
 
 static void history_close(struct shell *sh)
@@ -517,9 +529,15 @@ static char **shell_complete(const char *text, int start, int end)
         if (complete_words(&sh->ctx, n, words, &last_c) < 0)
                 goto out;
         if (last_c.directive == COMPLETE_FILES || last_c.directive == COMPLETE_COMMANDS) {
-                last_c.cur = cur;
+                /* file names after what goes before them ("--socket=") */
+                char *lead = strndup(cur, last_c.lead_len);
+                if (!lead)
+                        goto out;
+                last_c.lead = lead;
+                last_c.cur = cur + last_c.lead_len;
+                add_files(&last_c, last_c.cur);
                 last_c.lead = "";
-                add_files(&last_c, cur);
+                free(lead);
         }
         last_matches = calloc(last_c.n + 1, sizeof(*last_matches));
         if (!last_matches)

@@ -25,7 +25,16 @@ function __ashmemctl_complete
     set -e out[-1]
     switch $directive
         case :files
-            __fish_complete_path "$current"
+            # --socket=PATH: the file name starts after the '='
+            if string match -qr -- '^-[^=]*=' "$current"
+                set -l lead (string replace -r -- '=.*' '=' "$current")
+                set -l value (string replace -r -- '^[^=]*=' '' "$current")
+                for p in (__fish_complete_path "$value")
+                    printf '%s%s\n' $lead $p
+                end
+            else
+                __fish_complete_path "$current"
+            end
         case :commands
             __fish_complete_command
         case '*'

@@ -113,6 +113,27 @@ name_gone() {
         wait_screen screen_has_line '[exit 3]'
 }
 
+@test "shell: tab completes file names, after --opt= too" {
+        mkdir -p "$BATS_TEST_TMPDIR/files/sub dir"
+        echo hello >"$BATS_TEST_TMPDIR/files/data.txt"
+        ashmemctl -q create target 4K
+        cd "$BATS_TEST_TMPDIR/files"
+        shell_start
+        tmux_keys 'write target da' Tab
+        wait_screen cursor_line_is 'ashmem> write target data.txt'
+        tmux_keys Enter 'get target --type str' Enter
+        wait_screen screen_has_line hello
+        # a directory: its name with a '/', and no space after it
+        tmux_keys 'write target su' Tab
+        wait_screen cursor_line_is 'ashmem> write target sub\ dir/'
+        tmux_keys C-u "list --socket=$BATS_TEST_TMPDIR/bro" Tab
+        wait_screen cursor_line_is "ashmem> list --socket=$BATS_TEST_TMPDIR/broker.sock"
+        tmux_keys Enter
+        wait_screen screen_matches '^target +4K rwx'
+        tmux_keys C-d
+        wait_screen screen_has_line '[exit 0]'
+}
+
 @test "shell: history is written, and read by the next shell" {
         shell_start
         tmux_keys 'create -q hist 4K' Enter
@@ -149,6 +170,7 @@ name_gone() {
         export XDG_STATE_HOME=$BATS_TEST_TMPDIR/notadir
         touch "$XDG_STATE_HOME"
         shell_start
+        screen_has_line "ashmemctl: shell: history $XDG_STATE_HOME/ashmemctl: Not a directory (going on without)"
         tmux_keys 'size nope' Enter
         wait_screen screen_has 'no such region: nope'
         tmux_keys 'create -q ok 4K; size ok' Enter
