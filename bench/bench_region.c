@@ -102,12 +102,13 @@ static int life_memfd(void)
         return map_touch_close(fd);
 }
 
-/* The system calls of the design alone: a sealed data memfd and a sealed
- * control memfd whose first bytes are written through a shared mapping,
- * both gone at the end of the life cycle. No table, no collection. */
+/* The system calls of the design alone, as the memfd driver makes them: a
+ * data memfd and a control memfd, both owner-only and sealed, the control
+ * block written through a shared mapping; both gone at the end of the life
+ * cycle. No table, no collection. */
 static int life_two_memfds(void)
 {
-        size_t clen = 1024;        /* a control block's size for 1 MiB */
+        size_t clen = 512;         /* a 1 MiB region's control block */
         struct stat st;
         int fd, cfd, r = 0;
         void *m;
@@ -121,9 +122,10 @@ static int life_two_memfds(void)
                 close(fd);
                 return r;
         }
-        if (ftruncate(fd, (off_t)REGION_SIZE) < 0 || fstat(fd, &st) < 0 ||
+        if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)REGION_SIZE) < 0 ||
+            fstat(fd, &st) < 0 ||
             fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0 ||
-            ftruncate(cfd, (off_t)clen) < 0 ||
+            fchmod(cfd, 0600) < 0 || ftruncate(cfd, (off_t)clen) < 0 ||
             fcntl(cfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
                 r = -errno;
         m = r ? MAP_FAILED : mmap(NULL, clen, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
@@ -134,7 +136,7 @@ static int life_two_memfds(void)
                 close(fd);
                 return r;
         }
-        memset(m, 0, 512);
+        memset(m, 0, clen);
         r = map_touch_close(fd);
         if (munmap(m, clen) < 0 && r == 0)
                 r = -errno;
