@@ -107,7 +107,7 @@ static int failures;
 static void expect(const char *what, int got, int want)
 {
         int ok = got == want;
-        printf("%-44s %-8s %s\n", what, got ? ename(got) : "ok",
+        printf("%-50s %-8s %s\n", what, got ? ename(got) : "ok",
                ok ? (want ? "(denied, as expected)" : "(allowed, as expected)")
                   : "UNEXPECTED");
         failures += !ok;
