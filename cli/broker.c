@@ -398,7 +398,9 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
         sb_reset(&rep.sb);
         sb_puts(&rep.sb, "{\"ok\":true");
         req.used = 0;
-        if (msg_flags & MSG_TRUNC) {
+        /* the buffer has one byte more than the limit: a message of
+         * exactly limit+1 bytes fits without MSG_TRUNC */
+        if ((msg_flags & MSG_TRUNC) || (size_t)n > b->cfg->max_message) {
                 snprintf(rep.err, sizeof(rep.err), "message larger than %zu bytes",
                          b->cfg->max_message);
                 r = -EMSGSIZE;

@@ -304,3 +304,16 @@ public_broker() {
         run -0 ashmemctl -j broker status
         jq -e '.stats.regions == 1 and .stats.errors >= 9' <<<"$output"
 }
+
+# Found by tests/fuzz/fuzz_broker.c: the receive buffer has one byte more
+# than the limit, and a message of exactly limit+1 bytes was served.
+@test "a message of 65536 bytes is served, one of 65537 bytes refused (EMSGSIZE)" {
+        start_broker
+        local m='{"v":1,"op":"hello"}' pad
+        pad=$(head -c $((65536 - ${#m})) /dev/zero | tr '\0' ' ')
+        run -0 ashmemctl broker call "$m$pad"
+        [[ "$output" == *'"ok":true'* ]]
+        run -1 ashmemctl broker call "$m$pad "
+        [[ "$output" == *'"errno":"EMSGSIZE"'* ]]
+        run -0 ashmemctl broker call "$m"
+}
