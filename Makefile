@@ -160,10 +160,16 @@ FUZZ_BIN      = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 5
 
+# A harness of cli/ code either includes the .c files it needs or links
+# cli objects listed here (never cli/main.o: libFuzzer has its own main).
+FUZZ_CLI_OBJ  = $(filter-out $(B)/obj/cli/main.o,$(CLI_OBJ))
+$(B)/fuzz/fuzz_cmdline: $(FUZZ_CLI_OBJ)
+$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS)
+
 fuzz-bins: $(FUZZ_BIN)
 $(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(STLIB)
 	@mkdir -p $(@D)
-	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -pthread -o $@ $< $(STLIB) $(CJSON_LIBS)
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -pthread -o $@ $< $(FUZZ_LINK) $(STLIB) $(CJSON_LIBS)
 
 fuzz:
 	$(Q)sh mk/deps.sh fuzz
@@ -242,4 +248,4 @@ help:
 	@echo '  clean      remove the build directory'
 	@echo 'Variables: CC, CFLAGS, SANITIZE=address,undefined, V=1, B=builddir, PREFIX, DESTDIR'
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_SRC:tests/fuzz/%.c=$(B)/obj/tests/fuzz/%.d)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run every fuzzer in FUZZDIR for SECONDS each, starting from the committed
 # seed corpus tests/fuzz/corpus/NAME; new inputs go to a scratch directory,
-# crashes to tests/fuzz/crashes/ (turn each into a regression seed).
+# crashes to tests/fuzz/crashes/ (turn each into a regression seed); a
+# dictionary tests/fuzz/NAME.dict is used when there is one.
 # Usage: tests/fuzz/run.sh FUZZDIR SECONDS
 set -u
 dir=$1 secs=$2 status=0 passed=0 failed=0
@@ -14,9 +15,11 @@ for f in "$dir"/fuzz_*; do
         seeds="$here/corpus/$name"
         mkdir -p "$seeds"
         log=$(mktemp)
+        set --                  # a dictionary of the input's words, if any
+        [ -f "$here/$name.dict" ] && set -- -dict="$here/$name.dict"
         "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
                 -artifact_prefix="$here/crashes/$name-" -print_final_stats=1 \
-                "$work" "$seeds" >"$log" 2>&1
+                "$@" "$work" "$seeds" >"$log" 2>&1
         rc=$?
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
         if [ $rc -eq 0 ]; then
