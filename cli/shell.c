@@ -172,9 +172,7 @@ static int run_command(struct shell *sh, int argc, char **argv)
         struct cmd_ctx c = sh->ctx;
         int own = own_socket(argc, argv), r;
 
-        if (own)
-                c.broker = NULL;
-        else
+        if (!own)
                 check_broker(sh, 0);
         c.broker = own ? NULL : sh->ctx.broker;
         r = cmd_run(&c, argc, argv);

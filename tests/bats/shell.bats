@@ -69,9 +69,9 @@ name_gone() {
         ashmemctl -q create backing 4K
         shell_start
         tmux_keys 'inf' Tab
-        wait_screen cursor_line_is 'ashmem> info'
+        wait_screen cursor_after 'ashmem> info '
         tmux_keys 'fr' Tab
-        wait_screen cursor_line_is 'ashmem> info front\ buffer'
+        wait_screen cursor_after 'ashmem> info front\ buffer '
         tmux_keys Enter
         wait_screen screen_has_line 'Name:            front buffer'
         # a value of a typed option
@@ -82,7 +82,7 @@ name_gone() {
         tmux_keys 'list --noh' Tab
         wait_screen cursor_line_is 'ashmem> list --noheadings'
         tmux_keys '-o NAME,SI' Tab
-        wait_screen cursor_line_is 'ashmem> list --noheadings -o NAME,SIZE'
+        wait_screen cursor_after 'ashmem> list --noheadings -o NAME,SIZE'
         tmux_keys Enter
         wait_screen screen_has_line 'front buffer 8K'
         # ambiguous: a second (third) Tab lists the candidates with what
@@ -120,12 +120,12 @@ name_gone() {
         cd "$BATS_TEST_TMPDIR/files"
         shell_start
         tmux_keys 'write target da' Tab
-        wait_screen cursor_line_is 'ashmem> write target data.txt'
+        wait_screen cursor_after 'ashmem> write target data.txt '
         tmux_keys Enter 'get target --type str' Enter
         wait_screen screen_has_line hello
         # a directory: its name with a '/', and no space after it
         tmux_keys 'write target su' Tab
-        wait_screen cursor_line_is 'ashmem> write target sub\ dir/'
+        wait_screen cursor_after 'ashmem> write target sub\ dir/'
         tmux_keys C-u "list --socket=$BATS_TEST_TMPDIR/bro" Tab
         wait_screen cursor_line_is "ashmem> list --socket=$BATS_TEST_TMPDIR/broker.sock"
         tmux_keys Enter

@@ -57,6 +57,14 @@ cursor_line_is() {
         [ "$(cursor_line)" = "$1" ]
 }
 
+# cursor_after TEXT: the cursor's line is TEXT and the cursor is right
+# after it (so a trailing space in TEXT counts).
+cursor_after() {
+        local x
+        x=$(tmux -S "$tmux_sock" display -p -t t '#{cursor_x}')
+        [ "$(cursor_line)" = "${1%"${1##*[! ]}"}" ] && [ "$x" -eq "${#1}" ]
+}
+
 # wait_screen CHECK ARGS...: wait_for CHECK, showing the screen if it
 # never comes.
 wait_screen() {
