@@ -16,6 +16,7 @@
 #include "ashmem/ashmem.h"
 #include "broker.h"
 #include "cmd.h"
+#include "region.h"
 #include "output.h"
 #include "parse.h"
 
@@ -140,7 +141,7 @@ static int hello(const char *path, ashmem_broker **ret, ashmem_broker_server *sr
 static int not_running(struct cmd_ctx *ctx, const char *path, int r)
 {
         if (r == -ENOENT || r == -ECONNREFUSED)
-                return cmd_error(ctx, 0, "no broker running on %s", path);
+                return cli_error(ctx, -r, "no broker running on %s", path);
         return cmd_error(ctx, -r, "%s", path);
 }
 

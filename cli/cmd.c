@@ -117,14 +117,13 @@ int cmd_flag(const struct cmd_args *a, const char *name)
         return cmd_opt(a, name) != NULL;
 }
 
-static __attribute__((format(printf, 3, 0)))
-void verror(struct cmd_ctx *ctx, int err, const char *fmt, va_list ap)
+void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt, va_list ap)
 {
         char msg[1024];
         const char *cmd = ctx->cmd ? ctx->cmd->name : NULL;
         int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 
-        if (err > 0 && n >= 0 && (size_t)n < sizeof(msg))
+        if (spell_out && err > 0 && n >= 0 && (size_t)n < sizeof(msg))
                 snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
         if (ctx->json) {
                 cJSON *doc = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(doc, "error");
@@ -150,7 +149,7 @@ int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        verror(ctx, err, fmt, ap);
+        cmd_verror(ctx, err, 1, fmt, ap);
         va_end(ap);
         return 1;
 }
@@ -159,7 +158,7 @@ int cmd_usage(struct cmd_ctx *ctx, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        verror(ctx, 0, fmt, ap);
+        cmd_verror(ctx, 0, 0, fmt, ap);
         va_end(ap);
         if (!ctx->json) {
                 if (ctx->cmd)

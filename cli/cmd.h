@@ -12,6 +12,7 @@
 #ifndef ASHMEMCTL_CMD_H
 #define ASHMEMCTL_CMD_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
 
@@ -102,6 +103,11 @@ int cmd_flag(const struct cmd_args *a, const char *name);
  * Returns 1, the failure exit status. */
 int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* The one error printer behind cmd_error, cmd_usage and cli_error:
+ * spell_out 0 leaves the message as it is (err only named in JSON). */
+void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt,
+                va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* Report a usage error (message, then the command's usage line). Returns
  * EXIT_USAGE. */

@@ -21,31 +21,11 @@ const struct cli_local_ops *cli_local;
 
 int cli_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
 {
-        char msg[1024];
-        const char *cmd = ctx->cmd ? ctx->cmd->name : NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        cmd_verror(ctx, err, 0, fmt, ap);
         va_end(ap);
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(doc, "error");
-                const char *name = err > 0 ? strerrorname_np(err) : NULL;
-                char *s;
-                cJSON_AddStringToObject(e, "errno", name ? name : "EINVAL");
-                cJSON_AddStringToObject(e, "message", msg);
-                if (cmd)
-                        cJSON_AddStringToObject(e, "command", cmd);
-                s = cJSON_PrintUnformatted(doc);
-                if (s)
-                        fprintf(stderr, "%s\n", s);
-                free(s);
-                cJSON_Delete(doc);
-        } else if (cmd) {
-                fprintf(stderr, "ashmemctl: %s: %s\n", cmd, msg);
-        } else {
-                fprintf(stderr, "ashmemctl: %s\n", msg);
-        }
         return 1;
 }
 
