@@ -124,11 +124,13 @@ int parse_uint(const char *s, const char *what, uint64_t max, uint64_t *ret,
         if (*s == '-')
                 return ERR("invalid %s '%s': negative", what, s);
         for (const char *p = s; *p; p++) {
+                uint64_t d = (uint64_t)(*p - '0');
                 if (!is_digit(*p))
                         return ERR("invalid %s '%s': not a number", what, s);
-                if (v > (max - (uint64_t)(*p - '0')) / 10)
+                /* v * 10 + d <= max; max - d must not wrap (max < 9) */
+                if (d > max || v > (max - d) / 10)
                         return ERR("invalid %s '%s': larger than %" PRIu64, what, s, max);
-                v = v * 10 + (uint64_t)(*p - '0');
+                v = v * 10 + d;
         }
         *ret = v;
         return 0;

@@ -102,6 +102,17 @@ TEST(uints)
         CHECK_EQ(parse_uint("", "fd", 1000, &v, err), -1);
         CHECK_EQ(parse_uint("-3", "fd", 1000, &v, err), -1);
         CHECK(strstr(err, "negative"));
+        /* a limit below 9 (found by tests/fuzz/fuzz_parse.c: max - digit
+         * wrapped around and "2" passed a limit of 1) */
+        CHECK_EQ(parse_uint("2", "n", 1, &v, err), -1);
+        CHECK(strstr(err, "invalid n '2': larger than 1"));
+        CHECK_EQ(parse_uint("9", "n", 0, &v, err), -1);
+        CHECK_EQ(parse_uint("0", "n", 0, &v, err), 0);
+        CHECK_EQ(v, 0);
+        CHECK_EQ(parse_uint("8", "n", 8, &v, err), 0);
+        CHECK_EQ(v, 8);
+        CHECK_EQ(parse_uint("18446744073709551615", "n", UINT64_MAX, &v, err), 0);
+        CHECK_EQ(v, UINT64_MAX);
 }
 
 TEST(names)
