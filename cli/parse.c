@@ -341,21 +341,23 @@ void format_value(const struct vtype *t, uint64_t v, char *buf, size_t len)
 void format_size(uint64_t bytes, char *buf, size_t len)
 {
         static const char suffix[] = "BKMGTPE";
-        uint64_t whole = bytes, rem = 0;
+        uint64_t unit = 1, whole;
         int i = 0;
 
-        while (whole >= 1024 && i < 6) {
-                rem = whole % 1024;
-                whole /= 1024;
+        while (bytes / unit >= 1024 && i < 6) {
+                unit <<= 10;
                 i++;
         }
         if (i == 0) {
                 snprintf(buf, len, "%" PRIu64 "B", bytes);
                 return;
         }
+        whole = bytes / unit;
         {
-                /* one decimal, rounded; none if it is .0 */
-                uint64_t tenths = (rem * 10 + 512) / 1024;
+                /* one decimal, rounded on the whole remainder (not on its
+                 * last 10 bits: 3.450004E is 3.5E); none if it is .0.
+                 * rem * 10 + unit / 2 < 2^64 for unit <= 2^60 */
+                uint64_t tenths = (bytes % unit * 10 + unit / 2) / unit;
                 if (tenths == 10) {
                         whole++;
                         tenths = 0;

@@ -266,4 +266,10 @@ TEST(human_sizes)
         CHECK(strcmp(buf, "1.5G") == 0);
         format_size(UINT64_MAX, buf, sizeof(buf));
         CHECK(strcmp(buf, "16E") == 0);
+        /* rounded on the whole remainder, not on its top 10 bits (found
+         * by tests/fuzz/fuzz_parse.c): 1.45 MiB and 1 byte is 1.5M */
+        format_size((1ULL << 20) * 145 / 100 + 1, buf, sizeof(buf));
+        CHECK(strcmp(buf, "1.5M") == 0);
+        format_size(3977583575300322359ULL, buf, sizeof(buf));     /* 3.450004E */
+        CHECK(strcmp(buf, "3.5E") == 0);
 }
