@@ -60,6 +60,14 @@ struct entry {
 
 struct job;
 
+/* What one user holds: names (slices included) and bytes (the sizes of
+ * the regions behind names that are not slices). */
+struct uid_use {
+        uid_t uid;
+        size_t names;
+        unsigned long long bytes;
+};
+
 /* A client connection. */
 struct conn {
         int fd;
@@ -118,6 +126,9 @@ struct broker {
         /* names, sorted */
         struct entry **names;
         size_t nnames, capnames;
+        /* what each user holds, for the limits (kept with the names) */
+        struct uid_use *uses;
+        size_t nuses, capuses;
         /* regions by inode */
         struct region **rbuckets;
         size_t nrbuckets, nregions;

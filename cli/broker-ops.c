@@ -213,8 +213,40 @@ static int name_insert(struct broker *b, struct entry *e)
         return 0;
 }
 
+/* The use of uid; NULL if it holds nothing (and, with add, no memory). */
+static struct uid_use *uid_use(struct broker *b, uid_t uid, int add)
+{
+        for (size_t i = 0; i < b->nuses; i++)
+                if (b->uses[i].uid == uid)
+                        return &b->uses[i];
+        if (!add)
+                return NULL;
+        if (b->nuses == b->capuses) {
+                size_t cap = b->capuses ? b->capuses * 2 : 8;
+                struct uid_use *n = realloc(b->uses, cap * sizeof(*n));
+                if (!n)
+                        return NULL;
+                b->uses = n;
+                b->capuses = cap;
+        }
+        b->uses[b->nuses] = (struct uid_use){ .uid = uid };
+        return &b->uses[b->nuses++];
+}
+
+/* What a name counts against its owner's limits. */
+static unsigned long long entry_bytes(const struct entry *e)
+{
+        return e->of ? 0 : e->r->size;
+}
+
 static void entry_free(struct broker *b, struct entry *e)
 {
+        struct uid_use *u = uid_use(b, e->uid, 0);
+
+        if (u) {
+                u->names--;
+                u->bytes -= entry_bytes(e);
+        }
         if (e->owner)
                 e->owner->transients--;
         region_unref(b, e->r);
@@ -246,17 +278,20 @@ static void owner_names(struct entry *e)
                 snprintf(e->group, sizeof(e->group), "%s", gr.gr_name);
 }
 
-/* A new name for r (taking a reference), owned by c's user. */
+/* A new name for r (taking a reference), owned by c's user; of: the name
+ * it is a slice of (taken over on success), or NULL. */
 static int entry_add(struct broker *b, struct conn *c, const char *name,
-                     struct region *r, unsigned mode, struct entry **ret)
+                     struct region *r, unsigned mode, char *of, struct entry **ret)
 {
         struct entry *e = calloc(1, sizeof(*e));
+        struct uid_use *u = uid_use(b, c->uid, 1);
 
-        if (!e || !(e->name = strdup(name))) {
+        if (!e || !u || !(e->name = strdup(name))) {
                 free(e);
                 return -ENOMEM;
         }
         e->r = r;
+        e->of = of;
         e->uid = c->uid;
         e->gid = c->gid;
         e->mode = mode;
@@ -268,6 +303,8 @@ static int entry_add(struct broker *b, struct conn *c, const char *name,
                 return -ENOMEM;
         }
         r->refs++;
+        u->names++;
+        u->bytes += entry_bytes(e);
         *ret = e;
         return 0;
 }
@@ -289,6 +326,9 @@ void ops_free_all(struct broker *b)
         free(b->rbuckets);
         b->rbuckets = NULL;
         b->nrbuckets = 0;
+        free(b->uses);
+        b->uses = NULL;
+        b->nuses = b->capuses = 0;
 }
 
 /* ---------------------------------------------------------------- access */
@@ -561,7 +601,11 @@ static int static_record(struct entry *e)
                 free(s.s);
                 return -ENOMEM;
         }
-        e->rec = s.s;
+        /* kept for the name's life: give back the buffer's spare room (a
+         * record of 200 bytes would otherwise hold 1 KiB per name) */
+        e->rec = realloc(s.s, s.len + 1);
+        if (!e->rec)
+                e->rec = s.s;
         e->reclen = s.len;
         return 0;
 }
@@ -609,17 +653,10 @@ static void reply_record(struct reply *rep, struct entry *e)
 static int quota(struct broker *b, const struct conn *c, unsigned long long add,
                  struct reply *rep)
 {
-        unsigned long long bytes = 0;
-        size_t names = 0;
+        const struct uid_use *u = uid_use(b, c->uid, 0);
+        unsigned long long bytes = u ? u->bytes : 0;
+        size_t names = u ? u->names : 0;
 
-        for (size_t i = 0; i < b->nnames; i++) {
-                const struct entry *e = b->names[i];
-                if (e->uid != c->uid)
-                        continue;
-                names++;
-                if (!e->of)
-                        bytes += e->r->size;
-        }
         if (names + 1 > b->cfg->max_regions)
                 return FAIL(rep, ENOSPC, "uid %u holds %zu names (limit %u)",
                             (unsigned)c->uid, names, b->cfg->max_regions);
@@ -684,7 +721,7 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
                         close(ctl);
                 return r;
         }
-        r = entry_add(b, c, name, rg, mode, &e);
+        r = entry_add(b, c, name, rg, mode, NULL, &e);
         if (r < 0) {
                 rg->refs = 1;
                 region_unref(b, rg);
@@ -781,7 +818,7 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                         (void)am_hold_new(rg->fd, &rg->hold);
         }
         rg->refs++;                     /* over entry_add's failure */
-        r = entry_add(b, c, name, rg, mode, &e);
+        r = entry_add(b, c, name, rg, mode, NULL, &e);
         region_unref(b, rg);
         if (r < 0)
                 return r;
@@ -835,12 +872,11 @@ static int op_slice(struct broker *b, struct conn *c, struct req *req,
                 char *ofc = strdup(of);
                 if (!ofc)
                         return -ENOMEM;
-                r = entry_add(b, c, name, base->r, mode, &e);
+                r = entry_add(b, c, name, base->r, mode, ofc, &e);
                 if (r < 0) {
                         free(ofc);
                         return r;
                 }
-                e->of = ofc;
         }
         e->ranged = 1;
         e->offset = bofs + (size_t)off;
