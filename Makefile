@@ -63,7 +63,7 @@ STLIB     := $(B)/libashmem.a
 CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
 
 .PHONY: all deps deps-build check unit bats hdrcheck manlint install uninstall \
-        clean help demo bench examples tests check-sanitize fuzz fuzz-bins check-fuzz load FORCE
+        clean help demo bench check-bench examples tests check-sanitize fuzz fuzz-bins check-fuzz load FORCE
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -110,9 +110,11 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(TEST_SUPPORT_OBJ) $(STLIB) $(CJSON_LIBS)
 
+# a bench program that links a baseline's own client library
+BENCH_LIBS_bench_fdholder = -ls6 -lskarnet
 $(B)/bench/%: $(B)/obj/bench/%.o $(STLIB)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS) -lrt
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS) -lrt $(BENCH_LIBS_$*)
 
 tests: $(HELPER_BIN)
 $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(STLIB)
@@ -123,7 +125,7 @@ $(B)/tests/load/%: $(B)/obj/tests/load/%.o $(STLIB)
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS)
 
 # ---------------------------------------------------------------- checks
-check: deps all hdrcheck unit bats manlint check-sanitize check-fuzz load
+check: deps all hdrcheck unit bats manlint check-sanitize check-fuzz load check-bench
 	@echo "make check: all passed"
 
 # The unit tests again, built with ASan and UBSan in a build dir of their own
@@ -184,9 +186,16 @@ check-fuzz:
 demo: all
 	$(Q)sh examples/demo.sh $(abspath $(B))
 
-bench: all $(BENCH_BIN)
+# The baselines (s6, its client library) are installed before the bench
+# programs are built. `make check` runs the quick mode once, its results in
+# the build dir, without judging the numbers.
+bench: all
 	$(Q)sh mk/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN)
 	$(Q)sh bench/run.sh $(abspath $(B)) $(if $(QUICK),quick,full)
+
+check-bench: all
+	$(Q)$(MAKE) --no-print-directory bench QUICK=1 BENCH_RESULTS=$(abspath $(B))/bench-quick.json
 
 # LOAD_CLIENTS clients (processes) against a broker of their own for
 # LOAD_SECONDS: zero errors, the broker's descriptors and memory back to

@@ -34,7 +34,13 @@ check|bench|fuzz)
         ;;
 esac
 case $want in
-bench)  need_pkg s6 have s6-fdholderd ;;
+bench)
+        need_pkg s6           have s6-fdholderd
+        # bench_fdholder talks to s6-fdholderd through s6's client library
+        need_pkg libs6-dev    header s6/fdholder.h
+        need_pkg skalibs-dev  header skalibs/tai.h
+        need_pkg gnuplot-nox  have gnuplot
+        ;;
 esac
 case $want in
 fuzz|check)

@@ -1,0 +1,575 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Handing out descriptors under load: 1, 4, 16 and 64 client processes,
+ * each on one connection kept open, ask the server for a descriptor again
+ * and again; the figure is the throughput of all of them together
+ * (descriptors handed out per second of wall time).
+ *
+ * "ours" is the broker (`ashmemctl broker run`) serving
+ * ashmem_broker_attach() by name, read-write: the request and reply as
+ * JSON, the access check, the region record with its pin counts, two
+ * descriptors passed (data and control), the control block checked on the
+ * client side. "baseline" is s6-fdholderd (Debian package s6) serving
+ * s6_fdholder_retrieve() by identifier through s6's own client library
+ * (libs6): one descriptor passed over s6's own framing. Each client closes
+ * what it receives. Target: the broker's throughput at least s6's (ratio
+ * = ours / baseline, higher is better).
+ *
+ * Both servers are started the same way: a child process of this program,
+ * exec'd with its standard descriptors on /dev/null and nothing else open,
+ * listening on a socket in one temporary directory; neither is pinned to a
+ * CPU, nor are the clients. s6-fdholder-daemon gets an access rules
+ * directory that lets this user store and retrieve the identifier "bench"
+ * and room for the largest number of clients (-c); the broker's defaults
+ * already allow 1,024 connections. The descriptor held is a 4 KiB region
+ * on both sides.
+ *
+ * The clients connect and make one request before the clock starts; each
+ * reports the time it finished (so process exit is not timed). For every
+ * client count the two servers take turns, round by round (the order
+ * alternates); each figure is the median of the rounds, with the slowest
+ * and fastest round as the spread. The total number of requests per round
+ * is the same for every client count.
+ *
+ * Built without s6's headers (package libs6-dev), the program says so and
+ * fails: `make bench` installs them (mk/deps.sh bench).
+ *
+ * Usage: bench_fdholder [--json] [--quick]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+
+#if defined(__has_include)
+#if __has_include(<s6/fdholder.h>)
+#define HAVE_S6 1
+#endif
+#endif
+
+#ifdef HAVE_S6
+#include <skalibs/tai.h>
+#include <s6/fdholder.h>
+#endif
+
+#define MAX_ROUNDS 32
+#define MAX_CLIENTS 64
+#define REGION "bench"
+#define REGION_SIZE 4096
+
+static const int clients[] = { 1, 4, 16, 64 };
+#define NCLIENTS (int)(sizeof(clients) / sizeof(clients[0]))
+
+static char dir[64], broker_sock[96], s6_sock[96], rules[96];
+static pid_t main_pid, broker_pid, s6_pid;
+
+static void stop_servers(void);
+static void on_signal(int sig);
+
+__attribute__((noreturn)) static void die(const char *what, int err)
+{
+        fprintf(stderr, "bench_fdholder: %s%s%s\n", what, err ? ": " : "",
+                err ? strerror(err) : "");
+        exit(1);
+}
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void nap_ms(int ms)
+{
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* ---------------------------------------------------------------- s6 */
+
+#ifdef HAVE_S6
+static int s6_connect(s6_fdholder_t *a)
+{
+        tain deadline;
+
+        tain_now_set_stopwatch_g();     /* as s6's own tools start */
+        tain_addsec_g(&deadline, 10);
+        return s6_fdholder_start_g(a, s6_sock, &deadline) ? 0 : -errno;
+}
+
+static int s6_once(s6_fdholder_t *a)
+{
+        tain deadline;
+        int fd;
+
+        /* what s6's own tools do per request: a deadline from now */
+        tain_now_g();
+        tain_addsec_g(&deadline, 10);
+        fd = s6_fdholder_retrieve_g(a, REGION, &deadline);
+        if (fd < 0)
+                return errno ? -errno : -EIO;
+        return close(fd) < 0 ? -errno : 0;
+}
+
+/* Store a 4 KiB memfd under REGION, as s6-fdholder-store does: no
+ * expiry. */
+static void s6_store(void)
+{
+        s6_fdholder_t a = S6_FDHOLDER_ZERO      /* the macro has its ';' */
+        tain deadline, limit;
+        int fd = memfd_create("bench-s6", MFD_CLOEXEC), r;
+
+        if (fd < 0 || ftruncate(fd, REGION_SIZE) < 0)
+                die("memfd", errno);
+        r = s6_connect(&a);
+        if (r < 0)
+                die("s6_fdholder_start", -r);
+        tain_addsec_g(&deadline, 10);
+        tain_add_g(&limit, &tain_infinite_relative);
+        if (!s6_fdholder_store_g(&a, fd, REGION, &limit, &deadline))
+                die("s6_fdholder_store", errno);
+        s6_fdholder_end(&a);
+        close(fd);
+}
+#endif
+
+/* ---------------------------------------------------------------- servers */
+
+static void write_file(const char *path, const char *text)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        size_t len = strlen(text);
+
+        if (fd < 0 || write(fd, text, len) != (ssize_t)len || close(fd) < 0)
+                die(path, errno);
+}
+
+static void make_dir(const char *path)
+{
+        if (mkdir(path, 0700) < 0)
+                die(path, errno);
+}
+
+/* The s6 access rules: this uid may connect, store and retrieve "bench". */
+static void make_rules(void)
+{
+        char p[256];
+
+        snprintf(rules, sizeof(rules), "%s/rules", dir);
+        make_dir(rules);
+        snprintf(p, sizeof(p), "%s/uid", rules);
+        make_dir(p);
+        snprintf(p, sizeof(p), "%s/uid/%u", rules, (unsigned)getuid());
+        make_dir(p);
+        snprintf(p, sizeof(p), "%s/uid/%u/allow", rules, (unsigned)getuid());
+        write_file(p, "");
+        snprintf(p, sizeof(p), "%s/uid/%u/env", rules, (unsigned)getuid());
+        make_dir(p);
+        snprintf(p, sizeof(p), "%s/uid/%u/env/S6_FDHOLDER_STORE_REGEX", rules,
+                 (unsigned)getuid());
+        write_file(p, "^" REGION "$\n");
+        snprintf(p, sizeof(p), "%s/uid/%u/env/S6_FDHOLDER_RETRIEVE_REGEX", rules,
+                 (unsigned)getuid());
+        write_file(p, "^" REGION "$\n");
+}
+
+static void remove_rules(void)
+{
+        char p[256];
+
+        if (!rules[0])
+                return;
+        snprintf(p, sizeof(p), "%s/uid/%u/env/S6_FDHOLDER_STORE_REGEX", rules,
+                 (unsigned)getuid());
+        unlink(p);
+        snprintf(p, sizeof(p), "%s/uid/%u/env/S6_FDHOLDER_RETRIEVE_REGEX", rules,
+                 (unsigned)getuid());
+        unlink(p);
+        snprintf(p, sizeof(p), "%s/uid/%u/env", rules, (unsigned)getuid());
+        rmdir(p);
+        snprintf(p, sizeof(p), "%s/uid/%u/allow", rules, (unsigned)getuid());
+        unlink(p);
+        snprintf(p, sizeof(p), "%s/uid/%u", rules, (unsigned)getuid());
+        rmdir(p);
+        snprintf(p, sizeof(p), "%s/uid", rules);
+        rmdir(p);
+        rmdir(rules);
+}
+
+/* Fork and exec argv the same way for both servers. */
+static pid_t start_server(char *const argv[])
+{
+        pid_t parent = getpid(), pid = fork();
+
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                int nul = open("/dev/null", O_RDWR);
+                if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
+                        _exit(126);
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(126);
+                close_range(3, ~0U, 0);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        return pid;
+}
+
+static void wait_for_socket(const char *path, pid_t pid, const char *what)
+{
+        struct stat st;
+
+        for (int i = 0; stat(path, &st) < 0 || !S_ISSOCK(st.st_mode); i++) {
+                int status;
+                if (waitpid(pid, &status, WNOHANG) == pid) {
+                        fprintf(stderr, "bench_fdholder: %s exited (status %d)\n", what, status);
+                        exit(1);
+                }
+                if (i == 1000)
+                        die(what, ETIMEDOUT);
+                nap_ms(10);
+        }
+}
+
+static void start_servers(void)
+{
+        char self[PATH_MAX], prog[PATH_MAX + 32], maxconn[16];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        ashmem_broker *b;
+        int fd, r;
+
+        if (n < 0)
+                die("/proc/self/exe", errno);
+        self[n] = 0;
+        *strrchr(self, '/') = 0;
+        snprintf(prog, sizeof(prog), "%s/../ashmemctl", self);
+        if (access(prog, X_OK) < 0)
+                die(prog, errno);
+        snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
+        if (!mkdtemp(dir))
+                die("mkdtemp", errno);
+        main_pid = getpid();
+        atexit(stop_servers);
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        snprintf(broker_sock, sizeof(broker_sock), "%s/broker.sock", dir);
+        snprintf(s6_sock, sizeof(s6_sock), "%s/s6.sock", dir);
+        make_rules();
+        snprintf(maxconn, sizeof(maxconn), "%d", MAX_CLIENTS + 16);
+        {
+                char *argv[] = { prog, (char *)"--socket", broker_sock, (char *)"-q",
+                                 (char *)"broker", (char *)"run", (char *)"--idle-timeout",
+                                 (char *)"0", (char *)"--no-psi", NULL };
+                broker_pid = start_server(argv);
+        }
+        {
+                char *argv[] = { (char *)"s6-fdholder-daemon", (char *)"-c", maxconn,
+                                 (char *)"-i", rules, s6_sock, NULL };
+                s6_pid = start_server(argv);
+        }
+        wait_for_socket(broker_sock, broker_pid, "the broker");
+        wait_for_socket(s6_sock, s6_pid, "s6-fdholder-daemon");
+        for (int i = 0; (r = ashmem_broker_connect(broker_sock, &b)) < 0; i++) {
+                if (i == 1000)
+                        die("the broker does not answer", -r);
+                nap_ms(10);
+        }
+        r = ashmem_broker_create(b, REGION, REGION_SIZE, ASHMEM_BROKER_DEFAULT, 0600, &fd, NULL);
+        if (r < 0)
+                die("create", -r);
+        close(fd);
+        ashmem_broker_close(b);
+#ifdef HAVE_S6
+        s6_store();
+#endif
+}
+
+/* Stop both servers and remove what they and this program made (also at
+ * exit after a failure, in the main process only). */
+static void stop_servers(void)
+{
+        char p[128];
+
+        if (getpid() != main_pid)
+                return;
+        if (s6_pid > 0)
+                kill(s6_pid, SIGTERM);
+        if (broker_pid > 0)
+                kill(broker_pid, SIGTERM);
+        while (s6_pid > 0 && waitpid(s6_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        while (broker_pid > 0 && waitpid(broker_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        s6_pid = broker_pid = 0;
+        if (!dir[0])
+                return;
+        /* the sockets and their lock files */
+        unlink(s6_sock);
+        unlink(broker_sock);
+        snprintf(p, sizeof(p), "%s.lock", s6_sock);
+        unlink(p);
+        snprintf(p, sizeof(p), "%s.lock", broker_sock);
+        unlink(p);
+        remove_rules();
+        if (rmdir(dir) < 0)
+                fprintf(stderr, "bench_fdholder: %s: %s\n", dir, strerror(errno));
+        dir[0] = 0;
+}
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        exit(1);        /* runs stop_servers() */
+}
+
+/* ---------------------------------------------------------------- clients */
+
+static int attach_once(ashmem_broker *b)
+{
+        int fd, r = ashmem_broker_attach(b, REGION, 1, &fd, NULL, NULL);
+
+        if (r < 0)
+                return r;
+        return close(fd) < 0 ? -errno : 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+        while (len) {
+                ssize_t n = write(fd, buf, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return -1;
+                buf = (const char *)buf + n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+/* One client process: connect, one request, say ready, wait for go, n
+ * requests, report the time it finished. Never returns. */
+static void client(int s6, int n, int ready, int go, int done)
+{
+        ashmem_broker *b = NULL;
+        int64_t end;
+        char c;
+        int r;
+#ifdef HAVE_S6
+        s6_fdholder_t a = S6_FDHOLDER_ZERO      /* the macro has its ';' */
+#endif
+
+        if (s6) {
+#ifdef HAVE_S6
+                if ((r = s6_connect(&a)) < 0 || (r = s6_once(&a)) < 0)
+                        die("s6 client", -r);
+#else
+                _exit(1);
+#endif
+        } else {
+                if ((r = ashmem_broker_connect(broker_sock, &b)) < 0 ||
+                    (r = attach_once(b)) < 0)
+                        die("broker client", -r);
+        }
+        if (write_all(ready, "r", 1) < 0)
+                _exit(1);
+        while ((r = (int)read(go, &c, 1)) < 0 && errno == EINTR)
+                ;
+        if (r != 0)
+                _exit(1);
+        for (int i = 0; i < n; i++) {
+#ifdef HAVE_S6
+                r = s6 ? s6_once(&a) : attach_once(b);
+#else
+                r = attach_once(b);
+#endif
+                if (r < 0)
+                        die(s6 ? "s6 retrieve" : "broker attach", -r);
+        }
+        end = now_ns();
+        if (write_all(done, &end, sizeof(end)) < 0)
+                _exit(1);
+        _exit(0);
+}
+
+/* k clients of one server, n requests each, started together: requests
+ * per second of wall time, from the go to the last client's end. */
+static double round_of(int s6, int k, int n)
+{
+        int go[2], ready[2], done[2];
+        pid_t pids[MAX_CLIENTS];
+        int64_t t0, last = 0;
+        char c;
+
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
+            pipe2(done, O_CLOEXEC) < 0)
+                die("pipe", errno);
+        for (int i = 0; i < k; i++) {
+                pids[i] = fork();
+                if (pids[i] < 0)
+                        die("fork", errno);
+                if (pids[i] == 0) {
+                        close(go[1]);
+                        close(ready[0]);
+                        close(done[0]);
+                        client(s6, n, ready[1], go[0], done[1]);
+                }
+        }
+        close(go[0]);
+        close(ready[1]);
+        close(done[1]);
+        for (int i = 0; i < k; i++) {
+                ssize_t r;
+                while ((r = read(ready[0], &c, 1)) < 0 && errno == EINTR)
+                        ;
+                if (r != 1)
+                        die("a client did not start", EIO);
+        }
+        t0 = now_ns();
+        close(go[1]);           /* go */
+        for (int i = 0; i < k; i++) {
+                int64_t end;
+                size_t got = 0;
+                while (got < sizeof(end)) {
+                        ssize_t r = read(done[0], (char *)&end + got, sizeof(end) - got);
+                        if (r < 0 && errno == EINTR)
+                                continue;
+                        if (r <= 0)
+                                die("a client failed", r < 0 ? errno : EIO);
+                        got += (size_t)r;
+                }
+                if (end > last)
+                        last = end;
+        }
+        for (int i = 0; i < k; i++) {
+                int status;
+                while (waitpid(pids[i], &status, 0) < 0)
+                        if (errno != EINTR)
+                                die("waitpid", errno);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        die("a client failed", EIO);
+        }
+        close(ready[0]);
+        close(done[0]);
+        return (double)k * n / ((double)(last - t0) / 1e9);
+}
+
+/* ---------------------------------------------------------------- output */
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+struct stat3 { double med, min, max; };
+
+static struct stat3 summarise(const double *v, int n)
+{
+        double s[MAX_ROUNDS];
+        struct stat3 r;
+
+        memcpy(s, v, (size_t)n * sizeof(*s));
+        qsort(s, (size_t)n, sizeof(*s), cmp_double);
+        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+        r.min = s[0];
+        r.max = s[n - 1];
+        return r;
+}
+
+int main(int argc, char **argv)
+{
+        const double target = 1.0;
+        int json = 0, quick = 0, rounds, total;
+        double ours[NCLIENTS][MAX_ROUNDS], base[NCLIENTS][MAX_ROUNDS];
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0) {
+                        json = 1;
+                } else if (strcmp(argv[i], "--quick") == 0) {
+                        quick = 1;
+                } else {
+                        fprintf(stderr, "usage: bench_fdholder [--json] [--quick]\n");
+                        return 2;
+                }
+        }
+#ifndef HAVE_S6
+        die("built without s6's client library (apt-get install libs6-dev skalibs-dev)", 0);
+#endif
+        rounds = quick ? 3 : 9;
+        total = quick ? 3200 : 32000;   /* requests per round, all clients */
+
+        start_servers();
+        /* warm both up once */
+        (void)round_of(0, 4, total / 16);
+        (void)round_of(1, 4, total / 16);
+        for (int r = 0; r < rounds; r++)
+                for (int c = 0; c < NCLIENTS; c++) {
+                        int n = total / clients[c];
+                        if ((r + c) % 2) {
+                                base[c][r] = round_of(1, clients[c], n);
+                                ours[c][r] = round_of(0, clients[c], n);
+                        } else {
+                                ours[c][r] = round_of(0, clients[c], n);
+                                base[c][r] = round_of(1, clients[c], n);
+                        }
+                }
+        stop_servers();
+
+        if (json)
+                printf("[\n");
+        else
+                printf("%-56s %-26s %-26s %6s %7s %s\n",
+                       "benchmark (requests/s, higher is better)", "ours [min..max]",
+                       "baseline [min..max]", "ratio", "target", "meets");
+        for (int c = 0; c < NCLIENTS; c++) {
+                struct stat3 o = summarise(ours[c], rounds), b = summarise(base[c], rounds);
+                double ratio = o.med / b.med;
+                char name[96];
+
+                snprintf(name, sizeof(name),
+                         "hand-out, %d client%s: broker attach vs s6-fdholderd retrieve",
+                         clients[c], clients[c] == 1 ? "" : "s");
+                if (json) {
+                        printf("  {\"name\": \"%s\", \"ours\": %.0f, \"baseline\": %.0f, "
+                               "\"ratio\": %.3f, \"target\": %.2f, \"meets\": %s, "
+                               "\"unit\": \"ops/s\", \"higher_is_better\": true, "
+                               "\"spread\": {\"ours_min\": %.0f, \"ours_max\": %.0f, "
+                               "\"baseline_min\": %.0f, \"baseline_max\": %.0f}, "
+                               "\"chart\": \"handout\", \"x\": %d, \"rounds\": %d, "
+                               "\"requests\": %d}%s\n",
+                               name, o.med, b.med, ratio, target,
+                               ratio >= target ? "true" : "false", o.min, o.max, b.min, b.max,
+                               clients[c], rounds, total, c + 1 < NCLIENTS ? "," : "");
+                } else {
+                        char os[64], bs[64], t[16];
+                        snprintf(os, sizeof(os), "%.0f [%.0f..%.0f]", o.med, o.min, o.max);
+                        snprintf(bs, sizeof(bs), "%.0f [%.0f..%.0f]", b.med, b.min, b.max);
+                        snprintf(t, sizeof(t), ">=%.2f", target);
+                        printf("%-56s %-26s %-26s %6.2f %7s %s\n", name, os, bs, ratio, t,
+                               ratio >= target ? "yes" : "NO");
+                }
+        }
+        if (json)
+                printf("]\n");
+        else
+                printf("\n%d requests per round over all clients; median of %d rounds\n", total,
+                       rounds);
+        return 0;
+}
