@@ -1,0 +1,915 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Scale: the broker holding 1,000, 10,000 and 100,000 regions (--quick:
+ * 1,000 only).
+ *
+ * For each count N a fresh broker (`ashmemctl broker run`, a child of this
+ * program) gets N creates of one-page regions on one connection, in an
+ * order that is not the names' order (name i is created at step
+ * i * 7919 mod N), then `ashmemctl list --json` of all of them is run
+ * several times. Measured:
+ *
+ *   create   wall time of the N creates, per region. The creates are raw
+ *            protocol requests (ashmem_broker_call) whose two reply
+ *            descriptors are closed at once, so the client's own work stays
+ *            small and constant: the figure is the broker's. The broker's
+ *            CPU time per create is kept beside it.
+ *   list     the broker's CPU time (user + system, all its threads, from
+ *            /proc/PID/task/TID/schedstat in nanoseconds; /proc/PID/stat's
+ *            utime+stime, in clock ticks, is kept beside it) while one
+ *            `ashmemctl list --json` runs, and that command's wall time
+ *            (which is mostly the client's: it builds and prints the whole
+ *            document). The first list of each round is checked: N records.
+ *   memory   the broker's resident memory per region, excluding the
+ *            regions' own pages: (VmRSS - RssShmem) after the creates minus
+ *            the same before them (after start-up and one request), divided
+ *            by N. The regions' data pages are never touched, so they are
+ *            resident nowhere; the broker maps each region's control block
+ *            (shared memory: counted in RssShmem, and taken out). What is
+ *            left is the broker's own bookkeeping in anonymous memory (its
+ *            heap: names, records, region and pin-state handles, the
+ *            library's table). Kernel memory (the open files, the mappings'
+ *            page tables) is in no RSS and not counted.
+ *
+ * The broker keeps 3 descriptors per region (data, control, and the
+ * library's own control descriptor) and maps one control block per region.
+ * It raises its soft RLIMIT_NOFILE to the hard limit; this program raises
+ * its own hard limit (the broker inherits it) to 3N + 64 when it may
+ * (CAP_SYS_RESOURCE), and vm.max_map_count (put back at the end) when N
+ * needs it and it may. A count that does not fit is not run (a row says
+ * why, ours null) and the largest count that fits is measured instead.
+ *
+ * The same runs again with names only: N slices of one region (the
+ * "slice" op), which need no descriptor and no mapping, so 100,000 fit
+ * anywhere. They measure the broker's own structures at every count: the
+ * name table, the limits' books, the list; a slice's record costs the list
+ * a little more than a region's (its pages are counted from the page map).
+ *
+ * Targets: linear growth: the per-region (per-name) create time and list
+ * CPU time at 10,000 and 100,000 at most 1.5x those at 1,000 (a per-request
+ * scan of everything shows as 10x and 100x); at most 2 KiB of broker memory
+ * per region (a slice's name is shown against it, for information); the
+ * list of 100,000 in under 1 s of broker CPU time.
+ *
+ * Each figure is the median over the rounds (create, memory: a fresh broker
+ * each) or over every list run (list), with the smallest and largest as
+ * the spread.
+ *
+ * Usage: bench_scale [--json] [--quick] [--max N]
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+
+#define MAX_ROUNDS 16
+#define MAX_LISTS 64
+#define STEP 7919u              /* a prime: i -> i * STEP mod N permutes */
+#define MAP_COUNT "/proc/sys/vm/max_map_count"
+#define FD_SLACK 64             /* the broker's own descriptors, and more */
+#define MAP_SLACK 4096          /* the broker's own mappings, and more */
+
+static char ctl[PATH_MAX], dir[64], sock[96], listing[96];
+static pid_t main_pid, broker_pid;
+static long old_map_count = -1;
+static size_t page;
+/* Descriptors the broker keeps per region: data, control and the library's
+ * own control descriptor; measured at each count (the most seen is kept). */
+static size_t fds_per_region = 3;
+
+__attribute__((noreturn)) static void die(const char *what, int err)
+{
+        fprintf(stderr, "bench_scale: %s%s%s\n", what, err ? ": " : "",
+                err ? strerror(err) : "");
+        exit(1);
+}
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void nap_ms(int ms)
+{
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* ---------------------------------------------------------------- /proc */
+
+static long read_long(const char *path)
+{
+        char buf[64];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return -1;
+        buf[n] = 0;
+        return strtol(buf, NULL, 10);
+}
+
+static int write_long(const char *path, long v)
+{
+        char buf[32];
+        int fd = open(path, O_WRONLY | O_CLOEXEC), len, r = 0;
+
+        if (fd < 0)
+                return -errno;
+        len = snprintf(buf, sizeof(buf), "%ld\n", v);
+        if (write(fd, buf, (size_t)len) != len)
+                r = -errno;
+        if (close(fd) < 0 && !r)
+                r = -errno;
+        return r;
+}
+
+struct mem { long long rss_kib, shmem_kib; };
+
+static struct mem broker_mem(void)
+{
+        char path[64], line[256];
+        struct mem m = { -1, -1 };
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)broker_pid);
+        f = fopen(path, "re");
+        if (!f)
+                die(path, errno);
+        while (fgets(line, sizeof(line), f)) {
+                long long v;
+                if (sscanf(line, "VmRSS: %lld kB", &v) == 1)
+                        m.rss_kib = v;
+                else if (sscanf(line, "RssShmem: %lld kB", &v) == 1)
+                        m.shmem_kib = v;
+        }
+        fclose(f);
+        if (m.rss_kib < 0 || m.shmem_kib < 0)
+                die("no VmRSS or RssShmem in /proc/PID/status", 0);
+        return m;
+}
+
+/* Descriptors the broker has open. */
+static size_t broker_fds(void)
+{
+        char path[64];
+        struct dirent *de;
+        size_t n = 0;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)broker_pid);
+        d = opendir(path);
+        if (!d)
+                die(path, errno);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+/* The broker's CPU time in ns: the sum over its threads of schedstat's
+ * first field (time on a CPU). */
+static int64_t broker_cpu_ns(void)
+{
+        char path[300];
+        struct dirent *de;
+        int64_t sum = 0;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)broker_pid);
+        d = opendir(path);
+        if (!d)
+                die(path, errno);
+        while ((de = readdir(d))) {
+                FILE *f;
+                long long v;
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)broker_pid,
+                         de->d_name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;       /* a thread that just ended */
+                if (fscanf(f, "%lld", &v) == 1)
+                        sum += v;
+                fclose(f);
+        }
+        closedir(d);
+        return sum;
+}
+
+/* utime + stime of /proc/PID/stat, in clock ticks. */
+static long long broker_ticks(void)
+{
+        char path[64], buf[1024], *p;
+        unsigned long long ut, st;
+        int fd;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)broker_pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                die(path, errno);
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                die(path, EIO);
+        buf[n] = 0;
+        /* after the command name in parentheses: state is field 3, utime 14 */
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                         &ut, &st) != 2)
+                die("cannot parse /proc/PID/stat", 0);
+        return (long long)(ut + st);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+/* Make room for n regions: descriptors (raising this process's hard
+ * RLIMIT_NOFILE, which the broker inherits, when allowed) and mappings
+ * (vm.max_map_count, when writable). Returns n, or the largest count that
+ * fits when n does not (0: none), with the reason in *why. */
+static size_t make_room(size_t n, const char **why)
+{
+        rlim_t need = (rlim_t)(fds_per_region * n + FD_SLACK);
+        struct rlimit rl;
+        long maps;
+
+        *why = NULL;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                die("getrlimit", errno);
+        if (rl.rlim_max < need) {
+                struct rlimit want = { rl.rlim_cur < need ? rl.rlim_cur : need, need };
+                if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
+                        *why = "the RLIMIT_NOFILE hard limit and no right to raise it "
+                               "(the broker keeps 3 descriptors per region)";
+                        return rl.rlim_max > FD_SLACK + 300 ?
+                               (size_t)(rl.rlim_max - FD_SLACK) / fds_per_region / 100 * 100 : 0;
+                }
+        }
+        maps = read_long(MAP_COUNT);
+        if (maps >= 0 && (size_t)maps < n + MAP_SLACK) {
+                long want = (long)(n + MAP_SLACK);
+                if (write_long(MAP_COUNT, want) < 0 || read_long(MAP_COUNT) < want) {
+                        *why = "vm.max_map_count (one mapping per region) and no right "
+                               "to raise it";
+                        return (size_t)maps > MAP_SLACK + 100 ?
+                               ((size_t)maps - MAP_SLACK) / 100 * 100 : 0;
+                }
+                if (old_map_count < 0)
+                        old_map_count = maps;
+        }
+        return n;
+}
+
+/* ---------------------------------------------------------------- broker */
+
+static void start_broker(size_t n)
+{
+        char regions[32], bytes[32];
+        pid_t parent = getpid();
+        ashmem_broker *b;
+        int r;
+
+        snprintf(regions, sizeof(regions), "%zu", n + 64);
+        snprintf(bytes, sizeof(bytes), "%zu", (n + 64) * page * 2);
+        broker_pid = fork();
+        if (broker_pid < 0)
+                die("fork", errno);
+        if (broker_pid == 0) {
+                int nul = open("/dev/null", O_RDWR);
+                if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
+                        _exit(126);
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(126);
+                close_range(3, ~0U, 0);
+                execl(ctl, "ashmemctl", "--socket", sock, "-q", "broker", "run",
+                      "--idle-timeout", "0", "--no-psi", "--max-regions", regions,
+                      "--max-bytes", bytes, (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; (r = ashmem_broker_connect(sock, &b)) < 0; i++) {
+                int status;
+                if (waitpid(broker_pid, &status, WNOHANG) == broker_pid) {
+                        broker_pid = 0;
+                        fprintf(stderr, "bench_scale: the broker exited (status %d)\n", status);
+                        exit(1);
+                }
+                if (i == 1000)
+                        die("the broker does not answer", -r);
+                nap_ms(10);
+        }
+        ashmem_broker_close(b);
+}
+
+static void stop_broker(void)
+{
+        char p[128];
+        int status;
+
+        if (broker_pid <= 0)
+                return;
+        kill(broker_pid, SIGTERM);
+        while (waitpid(broker_pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        die("waitpid", errno);
+        broker_pid = 0;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fprintf(stderr, "bench_scale: the broker ended with status %d\n", status);
+        unlink(sock);
+        snprintf(p, sizeof(p), "%s.lock", sock);
+        unlink(p);
+}
+
+/* At exit (main process only): the broker, the directory, the map count. */
+static void cleanup(void)
+{
+        if (getpid() != main_pid)
+                return;
+        stop_broker();
+        if (listing[0])
+                unlink(listing);
+        if (dir[0] && rmdir(dir) < 0)
+                fprintf(stderr, "bench_scale: %s: %s\n", dir, strerror(errno));
+        dir[0] = 0;
+        if (old_map_count >= 0) {
+                if (write_long(MAP_COUNT, old_map_count) < 0)
+                        fprintf(stderr, "bench_scale: could not put %s back to %ld\n",
+                                MAP_COUNT, old_map_count);
+                old_map_count = -1;
+        }
+}
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        exit(1);        /* runs cleanup() */
+}
+
+/* ---------------------------------------------------------------- steps */
+
+/* Create regions (or, with slices, slices of the region "base") 0..n-1
+ * in the permuted order. Wall ns. */
+static int64_t create_all(ashmem_broker *b, size_t n, int slices)
+{
+        int64_t t0 = now_ns();
+
+        for (size_t i = 0; i < n; i++) {
+                size_t k = (size_t)((unsigned long long)i * STEP % n);
+                char req[160], *reply = NULL;
+                int rfds[2], nr = 0, r;
+
+                if (slices)
+                        snprintf(req, sizeof(req), "{\"op\":\"slice\",\"name\":\"scale-%07zu\","
+                                 "\"of\":\"base\",\"offset\":0,\"length\":%zu}", k, page);
+                else
+                        snprintf(req, sizeof(req), "{\"op\":\"create\",\"name\":\"scale-%07zu\","
+                                 "\"size\":%zu}", k, page);
+                r = ashmem_broker_call(b, req, NULL, 0, &reply, rfds, &nr);
+                for (int j = 0; j < nr; j++)
+                        close(rfds[j]);
+                if (r < 0) {
+                        fprintf(stderr, "bench_scale: %s %zu of %zu: %s\n%s\n",
+                                slices ? "slice" : "create", i + 1, n, strerror(-r),
+                                reply ? reply : "");
+                        exit(1);
+                }
+                if (nr != (slices ? 0 : 2))
+                        die("the reply does not have the descriptors it should", EPROTO);
+                free(reply);
+        }
+        return now_ns() - t0;
+}
+
+/* Records in the listing file: occurrences of the "name" key of a region
+ * of this run. */
+static size_t count_records(const char *path)
+{
+        static const char key[] = "\"name\":";
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        size_t count = 0;
+        char *m;
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                die(path, errno);
+        if (st.st_size == 0) {
+                close(fd);
+                return 0;
+        }
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (m == MAP_FAILED)
+                die("mmap", errno);
+        for (char *p = m, *end = m + st.st_size;
+             (p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)); p += sizeof(key) - 1) {
+                char *v = p + sizeof(key) - 1;
+                while (v < end && *v == ' ')
+                        v++;
+                if ((size_t)(end - v) > 7 && memcmp(v, "\"scale-", 7) == 0)
+                        count++;
+        }
+        munmap(m, (size_t)st.st_size);
+        return count;
+}
+
+struct list_run { int64_t wall_ns, cpu_ns; long long ticks; };
+
+/* One `ashmemctl list --json`, its output to file (NULL: /dev/null). */
+static struct list_run list_once(const char *file)
+{
+        struct list_run lr;
+        int64_t c0, t0;
+        long long k0;
+        int out, status;
+        pid_t pid;
+
+        out = file ? open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
+                   : open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (out < 0)
+                die(file ? file : "/dev/null", errno);
+        k0 = broker_ticks();
+        c0 = broker_cpu_ns();
+        t0 = now_ns();
+        pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                if (dup2(out, STDOUT_FILENO) < 0)
+                        _exit(126);
+                execl(ctl, "ashmemctl", "--socket", sock, "--no-autostart", "--json", "list",
+                      (char *)NULL);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        die("waitpid", errno);
+        lr.wall_ns = now_ns() - t0;
+        lr.cpu_ns = broker_cpu_ns() - c0;
+        lr.ticks = broker_ticks() - k0;
+        close(out);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "bench_scale: ashmemctl list --json failed (status %d)\n", status);
+                exit(1);
+        }
+        return lr;
+}
+
+/* ---------------------------------------------------------------- figures */
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+struct stat3 { double med, min, max; };
+
+static struct stat3 summarise(const double *v, int n)
+{
+        double s[MAX_LISTS];
+        struct stat3 r;
+
+        memcpy(s, v, (size_t)n * sizeof(*s));
+        qsort(s, (size_t)n, sizeof(*s), cmp_double);
+        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+        r.min = s[0];
+        r.max = s[n - 1];
+        return r;
+}
+
+struct size_result {
+        size_t n;
+        int slices;                     /* names only: slices of one region */
+        int done;                       /* 0: skipped */
+        const char *why;                /* skipped: the reason */
+        struct stat3 create_us;         /* wall per region */
+        struct stat3 create_cpu_us;     /* broker CPU per region */
+        struct stat3 list_cpu_ms, list_wall_ms;
+        double list_ticks_ms;           /* median, from /proc/PID/stat */
+        struct stat3 mem_bytes;         /* per region */
+        double shmem_bytes;             /* median RssShmem per region */
+        double fds;                     /* descriptors per region */
+};
+
+static void measure(struct size_result *res, int rounds, int lists)
+{
+        double c_us[MAX_ROUNDS], cc_us[MAX_ROUNDS], mem[MAX_ROUNDS], shm[MAX_ROUNDS];
+        double lcpu[MAX_LISTS], lwall[MAX_LISTS], lticks[MAX_LISTS];
+        long hz = sysconf(_SC_CLK_TCK);
+        size_t n = res->n;
+        double fds = 0;
+        int nl = 0;
+
+        for (int r = 0; r < rounds; r++) {
+                ashmem_broker *b;
+                struct mem m0, m1;
+                int64_t c0, wall;
+                size_t f0;
+                int e;
+
+                start_broker(n);
+                if ((e = ashmem_broker_connect(sock, &b)) < 0)
+                        die("connect", -e);
+                {
+                        ashmem_broker_server hello;
+                        if ((e = ashmem_broker_hello(b, &hello)) < 0)
+                                die("hello", -e);
+                }
+                if (res->slices) {
+                        int fd;
+                        if ((e = ashmem_broker_create(b, "base", page, ASHMEM_BROKER_DEFAULT,
+                                                      0600, &fd, NULL)) < 0)
+                                die("create", -e);
+                        close(fd);
+                }
+                m0 = broker_mem();
+                f0 = broker_fds();
+                c0 = broker_cpu_ns();
+                wall = create_all(b, n, res->slices);
+                cc_us[r] = (double)(broker_cpu_ns() - c0) / 1e3 / (double)n;
+                m1 = broker_mem();
+                fds = (double)(broker_fds() - f0) / (double)n;
+                if (!res->slices && (size_t)(fds + 0.999) > fds_per_region)
+                        fds_per_region = (size_t)(fds + 0.999);
+                c_us[r] = (double)wall / 1e3 / (double)n;
+                mem[r] = (double)((m1.rss_kib - m1.shmem_kib) - (m0.rss_kib - m0.shmem_kib)) *
+                         1024 / (double)n;
+                shm[r] = (double)(m1.shmem_kib - m0.shmem_kib) * 1024 / (double)n;
+                ashmem_broker_close(b);
+                for (int l = 0; l < lists && nl < MAX_LISTS; l++, nl++) {
+                        struct list_run lr = list_once(l == 0 ? listing : NULL);
+                        if (l == 0) {
+                                size_t got = count_records(listing);
+                                if (got != n) {
+                                        fprintf(stderr, "bench_scale: list --json gave %zu "
+                                                "records of %zu\n", got, n);
+                                        exit(1);
+                                }
+                                unlink(listing);
+                        }
+                        lcpu[nl] = (double)lr.cpu_ns / 1e6;
+                        lwall[nl] = (double)lr.wall_ns / 1e6;
+                        lticks[nl] = (double)lr.ticks * 1e3 / (double)(hz > 0 ? hz : 100);
+                }
+                stop_broker();
+        }
+        res->create_us = summarise(c_us, rounds);
+        res->create_cpu_us = summarise(cc_us, rounds);
+        res->mem_bytes = summarise(mem, rounds);
+        res->shmem_bytes = summarise(shm, rounds).med;
+        res->list_cpu_ms = summarise(lcpu, nl);
+        res->list_wall_ms = summarise(lwall, nl);
+        res->list_ticks_ms = summarise(lticks, nl).med;
+        res->fds = fds;
+        res->done = 1;
+}
+
+/* ---------------------------------------------------------------- output */
+
+struct row {
+        char name[128];
+        double ours, base;              /* ours < 0: not measured; base < 0: none */
+        double target;                  /* 0: none; ratio at most this */
+        const char *unit;
+        struct stat3 spread;            /* of ours */
+        const char *chart;              /* NULL: not charted */
+        size_t x;
+        char extra[512];                /* more JSON fields, or "" */
+};
+
+static int has_ratio(const struct row *w)
+{
+        return w->ours >= 0 && w->base > 0;
+}
+
+static void print_json(const struct row *rows, int n)
+{
+        printf("[\n");
+        for (int i = 0; i < n; i++) {
+                const struct row *w = &rows[i];
+                char ours[32], base[32], ratio[32], target[32], meets[8], chart[64], spread[96];
+
+                if (w->ours >= 0)
+                        snprintf(ours, sizeof(ours), "%.3f", w->ours);
+                else
+                        snprintf(ours, sizeof(ours), "null");
+                if (w->base > 0)
+                        snprintf(base, sizeof(base), "%.3f", w->base);
+                else
+                        snprintf(base, sizeof(base), "null");
+                if (has_ratio(w))
+                        snprintf(ratio, sizeof(ratio), "%.3f", w->ours / w->base);
+                else
+                        snprintf(ratio, sizeof(ratio), "null");
+                if (w->target > 0)
+                        snprintf(target, sizeof(target), "%.2f", w->target);
+                else
+                        snprintf(target, sizeof(target), "null");
+                if (w->target > 0 && has_ratio(w))
+                        snprintf(meets, sizeof(meets), "%s",
+                                 w->ours / w->base <= w->target ? "true" : "false");
+                else
+                        snprintf(meets, sizeof(meets), "null");
+                if (w->chart)
+                        snprintf(chart, sizeof(chart), ", \"chart\": \"%s\", \"x\": %zu",
+                                 w->chart, w->x);
+                else
+                        chart[0] = 0;
+                if (w->ours >= 0)
+                        snprintf(spread, sizeof(spread),
+                                 ", \"spread\": {\"ours_min\": %.3f, \"ours_max\": %.3f}",
+                                 w->spread.min, w->spread.max);
+                else
+                        spread[0] = 0;
+                printf("  {\"name\": \"%s\", \"ours\": %s, \"baseline\": %s, \"ratio\": %s, "
+                       "\"target\": %s, \"meets\": %s, \"unit\": \"%s\"%s%s%s}%s\n",
+                       w->name, ours, base, ratio, target, meets, w->unit, spread, chart,
+                       w->extra, i + 1 < n ? "," : "");
+        }
+        printf("]\n");
+}
+
+static void print_table(const struct row *rows, int n)
+{
+        printf("%-60s %-28s %-10s %6s %7s %s\n", "benchmark", "ours [min..max]", "baseline",
+               "ratio", "target", "meets");
+        for (int i = 0; i < n; i++) {
+                const struct row *w = &rows[i];
+                char o[64], b[32], ratio[16], t[16];
+
+                if (w->ours >= 0)
+                        snprintf(o, sizeof(o), "%.4g [%.4g..%.4g] %s", w->ours, w->spread.min,
+                                 w->spread.max, w->unit);
+                else
+                        snprintf(o, sizeof(o), "not run");
+                if (w->base > 0)
+                        snprintf(b, sizeof(b), "%.4g %s", w->base, w->unit);
+                else
+                        snprintf(b, sizeof(b), "-");
+                if (has_ratio(w))
+                        snprintf(ratio, sizeof(ratio), "%.2f", w->ours / w->base);
+                else
+                        snprintf(ratio, sizeof(ratio), "-");
+                if (w->target > 0)
+                        snprintf(t, sizeof(t), "<=%.2f", w->target);
+                else
+                        snprintf(t, sizeof(t), "-");
+                printf("%-60s %-28s %-10s %6s %7s %s\n", w->name, o, b, ratio, t,
+                       w->target > 0 && has_ratio(w) ?
+                       (w->ours / w->base <= w->target ? "yes" : "NO") : "-");
+        }
+}
+
+static const char *commas(char *buf, size_t len, size_t n)
+{
+        if (n >= 1000000)
+                snprintf(buf, len, "%zu,%03zu,%03zu", n / 1000000, n / 1000 % 1000, n % 1000);
+        else if (n >= 1000)
+                snprintf(buf, len, "%zu,%03zu", n / 1000, n % 1000);
+        else
+                snprintf(buf, len, "%zu", n);
+        return buf;
+}
+
+static struct row *new_row(struct row *rows, int *n)
+{
+        struct row *w = &rows[(*n)++];
+
+        memset(w, 0, sizeof(*w));
+        w->base = -1;
+        return w;
+}
+
+/* The rows of one count; first: the smallest count of the same kind
+ * measured (the reference for linear growth), or NULL. */
+static void rows_of(const struct size_result *q, const struct size_result *first,
+                    struct row *rows, int *nrows)
+{
+        const double linear = 1.5, mem_budget = 2048, list_budget_ms = 1000;
+        const char *what = q->slices ? "slices" : "regions";
+        const char *per = q->slices ? "name" : "region";
+        struct row *w;
+        char c[32], f[32], series[64], mseries[128];
+
+        commas(c, sizeof(c), q->n);
+        snprintf(series, sizeof(series), ", \"series\": \"%s\"",
+                 q->slices ? "slices of one region (names only)" : "regions");
+        snprintf(mseries, sizeof(mseries), "%s%s", series,
+                 q->slices ? "" : ", \"baseline_series\": \"target (2 KiB)\"");
+        if (!q->done) {
+                w = new_row(rows, nrows);
+                snprintf(w->name, sizeof(w->name), "scale: %s %s (create, list, memory)", c, what);
+                w->ours = -1;
+                w->unit = "ms";
+                snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"skipped\": \"%s\"",
+                         q->n, q->why);
+                return;
+        }
+        if (first && first != q)
+                commas(f, sizeof(f), first->n);
+        else
+                first = NULL;
+
+        w = new_row(rows, nrows);
+        if (first) {
+                snprintf(w->name, sizeof(w->name), "scale: create %s %s, per %s vs %s", c, what,
+                         per, f);
+                w->base = first->create_us.med;
+                w->target = linear;
+        } else {
+                snprintf(w->name, sizeof(w->name), "scale: create %s %s, per %s", c, what, per);
+        }
+        w->ours = q->create_us.med;
+        w->spread = q->create_us;
+        w->unit = "us";
+        w->chart = "scale-create";
+        w->x = q->n;
+        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"broker_cpu_us\": %.3f%s",
+                 q->n, q->create_cpu_us.med, series);
+
+        w = new_row(rows, nrows);
+        if (first) {
+                snprintf(w->name, sizeof(w->name),
+                         "scale: list --json of %s %s, broker CPU/%s vs %s", c, what, per, f);
+                w->base = first->list_cpu_ms.med * 1e3 / (double)first->n;
+                w->target = linear;
+        } else {
+                snprintf(w->name, sizeof(w->name),
+                         "scale: list --json of %s %s, broker CPU per %s", c, what, per);
+        }
+        w->ours = q->list_cpu_ms.med * 1e3 / (double)q->n;
+        w->spread = (struct stat3){ w->ours, q->list_cpu_ms.min * 1e3 / (double)q->n,
+                                    q->list_cpu_ms.max * 1e3 / (double)q->n };
+        w->unit = "us";
+        w->chart = "scale-list";
+        w->x = q->n;
+        snprintf(w->extra, sizeof(w->extra),
+                 ", \"regions\": %zu, \"broker_cpu_ms\": %.3f, \"broker_ticks_ms\": %.1f, "
+                 "\"wall_ms\": %.3f, \"wall_ms_min\": %.3f, \"wall_ms_max\": %.3f%s",
+                 q->n, q->list_cpu_ms.med, q->list_ticks_ms, q->list_wall_ms.med,
+                 q->list_wall_ms.min, q->list_wall_ms.max, series);
+
+        if (q->n == 100000) {
+                w = new_row(rows, nrows);
+                snprintf(w->name, sizeof(w->name), "scale: list --json of %s %s, broker CPU vs 1 s",
+                         c, what);
+                w->ours = q->list_cpu_ms.med;
+                w->spread = q->list_cpu_ms;
+                w->base = list_budget_ms;
+                w->target = 1.0;
+                w->unit = "ms";
+                snprintf(w->extra, sizeof(w->extra), ", \"wall_ms\": %.3f", q->list_wall_ms.med);
+        }
+
+        w = new_row(rows, nrows);
+        snprintf(w->name, sizeof(w->name), "scale: broker memory per %s, %s %s vs 2 KiB", per, c,
+                 what);
+        w->ours = q->mem_bytes.med;
+        w->spread = q->mem_bytes;
+        w->base = mem_budget;
+        /* the budget is the region's; a slice's name is shown against it */
+        w->target = q->slices ? 0 : 1.0;
+        w->unit = "B";
+        w->chart = "scale-memory";
+        w->x = q->n;
+        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"shmem_bytes\": %.1f, "
+                 "\"broker_fds_per_region\": %.2f%s", q->n, q->shmem_bytes, q->fds, mseries);
+}
+
+int main(int argc, char **argv)
+{
+        static const size_t sizes[] = { 1000, 10000, 100000 };
+        struct size_result res[8];
+        struct row rows[32];
+        const struct size_result *first = NULL;
+        int json = 0, quick = 0, rounds, lists, nsizes, nres = 0, nrows = 0;
+        size_t max = 0, measured = 0;
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0) {
+                        json = 1;
+                } else if (strcmp(argv[i], "--quick") == 0) {
+                        quick = 1;
+                } else if (strcmp(argv[i], "--max") == 0 && i + 1 < argc) {
+                        max = (size_t)strtoul(argv[++i], NULL, 10);
+                } else {
+                        fprintf(stderr, "usage: bench_scale [--json] [--quick] [--max N]\n");
+                        return 2;
+                }
+        }
+        page = (size_t)sysconf(_SC_PAGESIZE);
+        rounds = 3;
+        lists = quick ? 3 : 5;
+        nsizes = quick ? 1 : 3;
+        {
+                char self[PATH_MAX];
+                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+                if (n < 0)
+                        die("/proc/self/exe", errno);
+                self[n] = 0;
+                *strrchr(self, '/') = 0;
+                if (snprintf(ctl, sizeof(ctl), "%s/../ashmemctl", self) >= (int)sizeof(ctl))
+                        die("path too long", ENAMETOOLONG);
+                if (access(ctl, X_OK) < 0)
+                        die(ctl, errno);
+        }
+        snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
+        if (!mkdtemp(dir))
+                die("mkdtemp", errno);
+        main_pid = getpid();
+        atexit(cleanup);
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        snprintf(sock, sizeof(sock), "%s/broker.sock", dir);
+        snprintf(listing, sizeof(listing), "%s/list.json", dir);
+
+        /* regions */
+        for (int s = 0; s < nsizes; s++) {
+                const char *why;
+                size_t n = sizes[s], fit;
+                char c[32];
+
+                if (max && n > max)
+                        continue;
+                fit = make_room(n, &why);
+                if (fit != n) {
+                        /* measure the most that fits instead, once */
+                        fprintf(stderr, "bench_scale: %s regions not run: %s\n",
+                                commas(c, sizeof(c), n), why);
+                        if (fit > measured && fit > 1000 && make_room(fit, &why) == fit) {
+                                fprintf(stderr, "bench_scale: %s regions instead (the most "
+                                        "that fit)\n", commas(c, sizeof(c), fit));
+                                res[nres] = (struct size_result){ .n = fit };
+                                measure(&res[nres++], rounds, lists);
+                                measured = fit;
+                        }
+                        res[nres++] = (struct size_result){ .n = n, .why = why };
+                        continue;
+                }
+                res[nres] = (struct size_result){ .n = n };
+                measure(&res[nres++], rounds, lists);
+                measured = n;
+        }
+        /* names only: slices of one region, no descriptors, no mappings */
+        for (int s = 0; s < nsizes; s++) {
+                if (max && sizes[s] > max)
+                        continue;
+                res[nres] = (struct size_result){ .n = sizes[s], .slices = 1 };
+                measure(&res[nres++], rounds, sizes[s] >= 100000 ? 3 : lists);
+        }
+        cleanup();
+
+        for (int s = 0; s < nres; s++) {
+                const struct size_result *ref = NULL;
+                for (int k = 0; k < nres && !ref; k++)
+                        if (res[k].done && res[k].slices == res[s].slices)
+                                ref = &res[k];
+                if (ref)
+                        first = ref;
+                rows_of(&res[s], ref, rows, &nrows);
+        }
+        if (!first)
+                die("no region count could be measured", 0);
+        if (json) {
+                print_json(rows, nrows);
+        } else {
+                print_table(rows, nrows);
+                printf("\nper count: %d rounds (a fresh broker each), %d lists per round; "
+                       "medians\n", rounds, lists);
+                for (int s = 0; s < nres; s++)
+                        if (res[s].done)
+                                printf("%zu %s: list wall %.1f ms, broker CPU %.1f ms "
+                                       "(stat ticks %.0f ms); create broker CPU %.2f us/region; "
+                                       "control blocks %.0f B/region resident; "
+                                       "%.2f descriptors/region\n",
+                                       res[s].n, res[s].slices ? "slices" : "regions",
+                                       res[s].list_wall_ms.med, res[s].list_cpu_ms.med,
+                                       res[s].list_ticks_ms, res[s].create_cpu_us.med,
+                                       res[s].shmem_bytes, res[s].fds);
+        }
+        return 0;
+}
