@@ -552,7 +552,8 @@ int main(int argc, char **argv)
                                "\"unit\": \"ops/s\", \"higher_is_better\": true, "
                                "\"spread\": {\"ours_min\": %.0f, \"ours_max\": %.0f, "
                                "\"baseline_min\": %.0f, \"baseline_max\": %.0f}, "
-                               "\"chart\": \"handout\", \"x\": %d, \"rounds\": %d, "
+                               "\"chart\": \"handout\", \"x\": %d, \"series\": \"broker attach\", "
+                               "\"baseline_series\": \"s6-fdholderd retrieve\", \"rounds\": %d, "
                                "\"requests\": %d}%s\n",
                                name, o.med, b.med, ratio, target,
                                ratio >= target ? "true" : "false", o.min, o.max, b.min, b.max,

@@ -1,13 +1,24 @@
 #!/bin/sh
 # The bench harness: run every bench program of a build with --json (and
-# --quick), merge their rows into bench/results.json, print one table.
+# --quick), merge their rows into one JSON array (bench/results.json, or
+# $BENCH_RESULTS), print one table and, when gnuplot is there, draw the
+# scaling runs into a PNG beside the results (scaling.png).
 #
 # Usage: sh bench/run.sh BUILDDIR quick|full
 #
 # Each program prints one JSON array of rows
-#   {"name","ours","baseline","ratio","target","meets","unit"}
-# (target and meets null when a row is for information); extra fields such
-# as "spread" are kept in results.json.
+#   {"name", "ours", "baseline", "ratio", "target", "meets", "unit"}
+# where ours and baseline are medians over repeated runs, ratio is
+# ours/baseline, meets is a boolean (target and meets are null for a row
+# given for information; ours is null for a row that could not run here).
+# Optional fields: "higher_is_better": true (a throughput: the target is a
+# least ratio, not a most), "spread": {"ours_min", "ours_max",
+# "baseline_min", "baseline_max"} (the fastest and slowest run), "chart"
+# and "x" (the row is a point of a scaling chart), anything else (kept in
+# the results as is).
+#
+# Exit status: 1 if a program failed or printed rows of the wrong shape;
+# whether targets are met does not change it (the table says so).
 set -u
 
 usage() { echo "usage: sh bench/run.sh BUILDDIR quick|full" >&2; exit 2; }
@@ -20,27 +31,49 @@ full)  quick= ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 out=${BENCH_RESULTS:-$here/results.json}
+chart=$(dirname "$out")/scaling.png
 command -v jq >/dev/null 2>&1 || { echo "bench: jq is needed (apt-get install jq)" >&2; exit 1; }
 
 tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-status=0 n=0
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# The shape every row must have.
+shape='type == "array" and all(.[];
+        type == "object" and (.name | type == "string") and
+        (.unit | type == "string") and
+        (.ours == null or (.ours | type == "number")) and
+        (.baseline == null or (.baseline | type == "number")) and
+        (.ratio == null or (.ratio | type == "number")) and
+        (.target == null or (.target | type == "number")) and
+        (.meets == null or (.meets | type == "boolean")) and
+        has("ours") and has("baseline") and has("ratio") and has("target") and has("meets"))'
+
+load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+echo "bench: $(nproc 2>/dev/null || echo '?') CPUs, Linux $(uname -r), load average $load," \
+     "$2 mode" >&2
+status=0 n=0 t0=$(date +%s)
 for prog in "$build"/bench/*; do
         [ -f "$prog" ] && [ -x "$prog" ] || continue
         name=$(basename "$prog")
         n=$((n + 1))
-        echo "bench: $name" >&2
+        s0=$(date +%s)
         # shellcheck disable=SC2086
         if ! "$prog" --json $quick > "$tmp/$n.json" 2> "$tmp/$n.err"; then
                 echo "bench: $name failed:" >&2
                 cat "$tmp/$n.err" >&2
                 status=1
                 rm -f "$tmp/$n.json"
-        elif ! jq -e 'type == "array"' "$tmp/$n.json" >/dev/null 2>&1; then
-                echo "bench: $name: output is not a JSON array" >&2
+        elif ! jq -e "$shape" "$tmp/$n.json" >/dev/null 2>&1; then
+                echo "bench: $name: its output is not an array of rows" \
+                     "(name, ours, baseline, ratio, target, meets, unit)" >&2
                 status=1
                 rm -f "$tmp/$n.json"
+        else
+                # what a program says beside its rows (a count it skipped, ...)
+                sed "s/^/bench: $name: /" "$tmp/$n.err" >&2
         fi
+        echo "bench: $name: $(($(date +%s) - s0)) s" >&2
 done
 [ "$n" -gt 0 ] || { echo "bench: no bench programs in $build/bench" >&2; exit 1; }
 
@@ -50,8 +83,9 @@ else
         echo '[]' > "$out"
 fi
 
-# One table. A target is shown as "<=" when meets agrees with ratio <= target
-# (a cost), else ">=" (a throughput).
+# ---------------------------------------------------------------- the table
+# ours and baseline with their spread [fastest..slowest run]; the target as
+# "<=" (a cost: ours/baseline at most) or ">=" (higher_is_better: at least).
 jq -r '
   def fix2: (. * 100 | round) as $v | ($v | fabs | tostring) as $s
             | (if ($s | length) < 3 then ("00" + $s)[-3:] else $s end) as $p
@@ -59,15 +93,22 @@ jq -r '
   def num: if . == null then "-"
            elif (. | fabs) >= 100 then (. | round | tostring)
            else fix2 end;
-  ["benchmark", "ours", "baseline", "ratio", "target", "meets"],
-  (.[] | [ .name,
-           ((.ours | num) + " " + (.unit // "")),
-           ((.baseline | num) + " " + (.unit // "")),
-           (if .ratio == null then "-" else (.ratio | fix2) end),
-           (if .target == null then "-"
-            elif ((.ratio <= .target) == .meets) then "<=" + (.target | fix2)
-            else ">=" + (.target | fix2) end),
-           (if .meets == null then "-" elif .meets then "yes" else "NO" end) ])
+  def cell($v; $lo; $hi; $unit):
+      if $v == null then "-"
+      else ($v | num)
+           + (if $lo != null and $hi != null
+              then " [" + ($lo | num) + ".." + ($hi | num) + "]" else "" end)
+           + " " + $unit end;
+  ["benchmark", "ours [min..max]", "baseline [min..max]", "ratio", "target", "meets"],
+  (.[] | (.spread // {}) as $s | (.unit // "") as $u | [
+      .name,
+      (if .ours == null then "not run" else cell(.ours; $s.ours_min; $s.ours_max; $u) end),
+      cell(.baseline; $s.baseline_min; $s.baseline_max; $u),
+      (if .ratio == null then "-" else (.ratio | fix2) end),
+      (if .target == null then "-"
+       elif .higher_is_better == true then ">=" + (.target | fix2)
+       else "<=" + (.target | fix2) end),
+      (if .meets == null then "-" elif .meets then "yes" else "NO" end) ])
   | @tsv' "$out" |
 awk -F '\t' '
   { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } }
@@ -75,5 +116,75 @@ awk -F '\t' '
           line = sprintf("%-" w[1] "s", cell[r, 1])
           for (i = 2; i <= 6; i++) line = line sprintf("  %" w[i] "s", cell[r, i])
           print line } }'
-echo "results: $out" >&2
+jq -r '"\(length) rows; targets met: \([.[] | select(.meets == true)] | length), " +
+       "missed: \([.[] | select(.meets == false)] | length), " +
+       "not run: \([.[] | select(.ours == null)] | length)"' "$out"
+echo "bench: results in $out ($(($(date +%s) - t0)) s in all)" >&2
+
+# ---------------------------------------------------------------- the chart
+# One panel per "chart" name of the rows: y against x, one line per series
+# (a row's ours under its "series", its baseline under its
+# "baseline_series" when it has one), the spread as error bars.
+if command -v gnuplot >/dev/null 2>&1; then
+        charts=$(jq -r '[.[] | select(.chart != null and .ours != null) | .chart] | unique | .[]' "$out")
+        if [ -n "$charts" ]; then
+                np=0
+                {
+                        for c in $charts; do np=$((np + 1)); done
+                        cols=$(( np > 1 ? 2 : 1 ))
+                        rows=$(( (np + cols - 1) / cols ))
+                        echo "set terminal pngcairo size $((cols * 640)),$((rows * 420)) font ',10'"
+                        echo "set output '$chart'"
+                        echo "set multiplot layout $rows,$cols title 'ashmem toolkit: scaling runs, median and min..max ($(nproc) CPUs, Linux $(uname -r), load $load)'"
+                        echo "set grid; set key top left; set logscale x; set format x '%g'"
+                        echo "set offsets graph 0.05, graph 0.05, graph 0.1, 0"
+                        i=0
+                        for c in $charts; do
+                                i=$((i + 1))
+                                # every point of the chart: series, x, y, min, max
+                                jq -r --arg c "$c" '
+                                  [.[] | select(.chart == $c and .ours != null)] | sort_by(.x) | .[]
+                                  | (.spread // {}) as $s
+                                  | ([(.series // "ours"), .x, .ours,
+                                      ($s.ours_min // .ours), ($s.ours_max // .ours)] | @tsv),
+                                    (if .baseline_series != null and .baseline != null then
+                                       [.baseline_series, .x, .baseline,
+                                        ($s.baseline_min // .baseline),
+                                        ($s.baseline_max // .baseline)] | @tsv
+                                     else empty end)' "$out" > "$tmp/chart$i.tsv"
+                                u=$(jq -r --arg c "$c" '[.[] | select(.chart == $c)][0].unit' "$out")
+                                case $c in
+                                handout) t="descriptors handed out per second, all clients"
+                                         xl="concurrent clients, one connection each"; yl="requests/s" ;;
+                                scale-create) t="create: wall time per region (name)"
+                                         xl="regions (names) held"; yl="$u per region" ;;
+                                scale-list) t="list --json: broker CPU time per region (name)"
+                                         xl="regions (names) held"; yl="$u per region" ;;
+                                scale-memory) t="broker resident memory per region (name)"
+                                         xl="regions (names) held"; yl="bytes per region" ;;
+                                *)       t=$c; xl="x"; yl=$u ;;
+                                esac
+                                echo "set title '$t'; set xlabel '$xl'; set ylabel '$yl'; set yrange [0:*]"
+                                plot= k=0
+                                for sname in $(cut -f1 "$tmp/chart$i.tsv" | awk '!seen[$0]++' | tr ' ' '\001'); do
+                                        sname=$(printf '%s' "$sname" | tr '\001' ' ')
+                                        k=$((k + 1))
+                                        awk -F '\t' -v s="$sname" '$1 == s { print $2, $3, $4, $5 }' \
+                                                "$tmp/chart$i.tsv" > "$tmp/chart$i.$k.dat"
+                                        plot="$plot${plot:+, }'$tmp/chart$i.$k.dat' using 1:2:3:4 with yerrorlines lw 2 title '$sname'"
+                                done
+                                echo "plot $plot"
+                        done
+                        echo "unset multiplot"
+                } > "$tmp/chart.gp"
+                if gnuplot "$tmp/chart.gp" 2> "$tmp/gnuplot.err"; then
+                        echo "bench: chart in $chart" >&2
+                else
+                        echo "bench: gnuplot failed:" >&2
+                        cat "$tmp/gnuplot.err" >&2
+                fi
+        fi
+else
+        echo "bench: no gnuplot, no chart (apt-get install gnuplot-nox)" >&2
+fi
 exit $status
