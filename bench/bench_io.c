@@ -345,9 +345,12 @@ int main(int argc, char **argv)
                 if (json) {
                         printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "
                                "\"ratio\": %.3f, \"target\": %.2f, \"meets\": %s, \"unit\": \"MiB/s\", "
-                               "\"higher_is_better\": true, \"bytes\": %zu, \"rounds\": %d}%s\n",
+                               "\"higher_is_better\": true, \"spread\": {\"ours_min\": %.1f, "
+                               "\"ours_max\": %.1f, \"baseline_min\": %.1f, \"baseline_max\": %.1f}, "
+                               "\"bytes\": %zu, \"rounds\": %d}%s\n",
                                rows[i].name, o.med, b.med, ratio, target,
-                               ratio >= target ? "true" : "false", size, rounds, i < NROWS - 1 ? "," : "");
+                               ratio >= target ? "true" : "false", o.min, o.max, b.min, b.max,
+                               size, rounds, i < NROWS - 1 ? "," : "");
                 } else {
                         char os[64], bs[64], t[16];
                         snprintf(os, sizeof(os), "%.0f [%.0f..%.0f]", o.med, o.min, o.max);
