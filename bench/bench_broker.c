@@ -244,7 +244,14 @@ static void stop_servers(void)
         while (waitpid(broker_pid, NULL, 0) < 0 && errno == EINTR)
                 ;
         unlink(floor_sock);
-        rmdir(dir);
+        {
+                /* the broker's lock file stays beside its socket */
+                char lock[sizeof(broker_sock) + 8];
+                snprintf(lock, sizeof(lock), "%s.lock", broker_sock);
+                unlink(lock);
+        }
+        if (rmdir(dir) < 0)
+                fprintf(stderr, "bench_broker: %s: %s\n", dir, strerror(errno));
 }
 
 /* Pin every thread of process pid (0: this one) to cpu, or let it run
