@@ -938,9 +938,15 @@ out:
         conns_reap(b);
         purge_stop(b, 0);
         ops_free_all(b);
+        /* the library's control blocks of the regions just let go (not
+         * with a purge stuck in a region's lock: it may hold the table) */
+        if (!b->worker_stuck)
+                (void)ashmem_collect();
         remove_socket(b);
         if (b->lfd >= 0)
                 close(b->lfd);
+        if (b->psifd >= 0)
+                close(b->psifd);
         if (b->epfd >= 0)
                 close(b->epfd);
         if (b->sigfd >= 0)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ashmem/ashmem.h"
 #include "cmd.h"
 
 static int global_opts(struct cmd_ctx *ctx, int argc, char **argv, int *ind)
@@ -62,8 +63,13 @@ int main(int argc, char **argv)
                 /* no command: the shell (a script when stdin is not a
                  * terminal) */
                 char *shell[] = { (char *)"shell", NULL };
-                return cmd_run(&ctx, 1, shell);
+                r = cmd_run(&ctx, 1, shell);
+        } else {
+                r = cmd_run(&ctx, argc - ind, argv + ind);
         }
-        r = cmd_run(&ctx, argc - ind, argv + ind);
+        /* leave nothing behind: the broker connection, and the library's
+         * control blocks of the regions the command used */
+        cmd_broker_close(&ctx);
+        (void)ashmem_collect();
         return r;
 }
