@@ -110,7 +110,7 @@ static int map_control(int ctl_fd, size_t len, int writable, struct amc_ref *ref
         return r;
 }
 
-static int create(const char *name, size_t size)
+static int create_once(const char *name, size_t size)
 {
         char mname[MEMFD_NAME_MAX + 1] = "";
         int fd = -1, cfd = -1, r;
@@ -164,6 +164,18 @@ fail:
         r = -errno;
         xclose(cfd);
         xclose(fd);
+        return r;
+}
+
+/* The table holds a control descriptor per region until a collection finds
+ * the region gone; a process near its descriptor limit may run out before
+ * the next collection is due. Out of descriptors, collect and try again. */
+static int create(const char *name, size_t size)
+{
+        int r = create_once(name, size);
+
+        if ((r == -EMFILE || r == -ENFILE) && am_table_collect() > 0)
+                r = create_once(name, size);
         return r;
 }
 

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@
 #define NBUCKETS_MIN 64u
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
+/* the device of the memfd superblock, learnt at the first insertion */
+static dev_t memfd_dev;
+static int have_memfd_dev;
 static struct am_entry **buckets, *zombies;
 static size_t nbuckets, nentries, gc_at = NBUCKETS_MIN;
 static unsigned long generation;   /* bumped when an entry leaves the table */
@@ -262,10 +266,15 @@ static int referenced(struct inoset *s, dev_t dev)
                 return -errno;
         while ((de = readdir(d)) && r == 0) {
                 struct stat st;
-                if (de->d_name[0] == '.')
+                char *end;
+                long fd;
+
+                /* fstat() of the descriptor itself: a lookup through
+                 * /proc/self/fd/N costs twice as much per descriptor */
+                fd = strtol(de->d_name, &end, 10);
+                if (end == de->d_name || *end || fd < 0 || fd > INT_MAX)
                         continue;
-                if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
-                    st.st_dev == dev)
+                if (fstat((int)fd, &st) == 0 && st.st_dev == dev)
                         r = inoset_add(s, st.st_ino);
         }
         closedir(d);
@@ -323,20 +332,14 @@ static int collect(dev_t dev)
 
 int am_table_collect(void)
 {
-        struct stat st;
-        int r = 0, fd;
+        int r;
 
-        /* every memfd lives on one internal superblock: learn its device */
-        fd = memfd_create("ashmem-probe", MFD_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                r = -errno;
-        close(fd);
-        if (r < 0)
-                return r;
+        /* Every memfd lives on one internal superblock, whose device the
+         * first insertion recorded; with none, there is nothing to collect.
+         * No descriptor is needed but the ones the scan opens one at a
+         * time, so a process out of descriptors can still collect. */
         pthread_rwlock_wrlock(&lock);
-        r = nentries || zombies ? collect(st.st_dev) : 0;
+        r = have_memfd_dev && (nentries || zombies) ? collect(memfd_dev) : 0;
         pthread_rwlock_unlock(&lock);
         return r;
 }
@@ -348,6 +351,12 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
 
         pthread_once(&atfork_once, register_atfork);
         ne = calloc(1, sizeof(*ne));
+        if (ne && !have_memfd_dev) {
+                pthread_rwlock_wrlock(&lock);
+                memfd_dev = st->st_dev;
+                have_memfd_dev = 1;
+                pthread_rwlock_unlock(&lock);
+        }
         if (!ne)
                 return -ENOMEM;
         ne->dev = st->st_dev;
