@@ -35,6 +35,8 @@ struct region {
         struct am_hold *hold;           /* its pin state, read without a
                                            system call; NULL: none */
         struct region *hnext;           /* by inode */
+        unsigned long long seen;        /* main thread: the last walk over
+                                           the names that met it */
 };
 
 struct conn;
@@ -56,6 +58,24 @@ struct entry {
         char *rec;                      /* the record's fields that never
                                            change, as JSON, made on first use */
         size_t reclen;
+};
+
+/* The names, in order, in blocks of at most NAME_BLOCK: an insert or a
+ * removal moves the pointers of one block only (and the list of blocks
+ * when a block splits or empties), so it stays cheap with 100,000 names.
+ * Every block holds at least one name. */
+#ifndef NAME_BLOCK
+#define NAME_BLOCK 256                  /* at least 2 */
+#endif
+
+struct name_block {
+        size_t n;
+        struct entry *e[NAME_BLOCK];
+};
+
+/* A place among the names: block b, index i in it. */
+struct name_pos {
+        size_t b, i;
 };
 
 struct job;
@@ -123,9 +143,11 @@ struct broker {
         unsigned long long max_bytes;   /* resolved */
         int below;                      /* active MemAvailable threshold, -1 */
         int pressure_job;               /* one pressure purge at a time */
-        /* names, sorted */
-        struct entry **names;
-        size_t nnames, capnames;
+        /* names, sorted, in blocks; nnames in all */
+        struct name_block **nblocks;
+        size_t nnblocks, capnblocks;
+        size_t nnames;
+        unsigned long long walks;       /* for struct region's seen */
         /* what each user holds, for the limits (kept with the names) */
         struct uid_use *uses;
         size_t nuses, capuses;
@@ -196,6 +218,12 @@ void ops_conn_closed(struct broker *b, struct conn *c);
 void ops_free_all(struct broker *b);
 void region_unref(struct broker *b, struct region *r);
 size_t ops_bytes(const struct broker *b);
+/* The name at *p, and *p moved past it; NULL after the last. Every name in
+ * order: for (struct name_pos p = { 0, 0 }; (e = name_next(b, &p));) */
+struct entry *name_next(const struct broker *b, struct name_pos *p);
+/* A new walk over the names: a region whose seen is the number returned
+ * has been met in this walk. */
+unsigned long long names_walk(struct broker *b);
 
 /* broker-purge.c */
 int purge_start(struct broker *b);              /* the thread, PSI trigger */

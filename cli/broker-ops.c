@@ -167,50 +167,140 @@ static int region_ro(struct region *r)
 
 /* ---------------------------------------------------------------- names */
 
-static int name_cmp(const void *key, const void *elem)
+/* The first name >= key (or > key when after); { nnblocks, 0 } if none. */
+static struct name_pos name_bound(const struct broker *b, const char *key, int after)
 {
-        return strcmp(key, (*(struct entry *const *)elem)->name);
-}
+        size_t lo = 0, hi = b->nnblocks;
+        const struct name_block *k;
 
-/* Index of the first name >= key (or > key when after). */
-static size_t name_bound(const struct broker *b, const char *key, int after)
-{
-        size_t lo = 0, hi = b->nnames;
-
+        /* the first block whose last name is >= key (> key) */
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                int c = strcmp(b->names[mid]->name, key);
+                const struct name_block *m = b->nblocks[mid];
+                int c = strcmp(m->e[m->n - 1]->name, key);
                 if (c < 0 || (after && c == 0))
                         lo = mid + 1;
                 else
                         hi = mid;
         }
-        return lo;
+        if (lo == b->nnblocks)
+                return (struct name_pos){ lo, 0 };
+        k = b->nblocks[lo];
+        {
+                size_t l = 0, h = k->n;
+                while (l < h) {
+                        size_t mid = l + (h - l) / 2;
+                        int c = strcmp(k->e[mid]->name, key);
+                        if (c < 0 || (after && c == 0))
+                                l = mid + 1;
+                        else
+                                h = mid;
+                }
+                return (struct name_pos){ lo, l };
+        }
+}
+
+static struct entry *name_at(const struct broker *b, struct name_pos p)
+{
+        return p.b < b->nnblocks ? b->nblocks[p.b]->e[p.i] : NULL;
+}
+
+struct entry *name_next(const struct broker *b, struct name_pos *p)
+{
+        while (p->b < b->nnblocks) {
+                const struct name_block *k = b->nblocks[p->b];
+                if (p->i < k->n)
+                        return k->e[p->i++];
+                p->b++;
+                p->i = 0;
+        }
+        return NULL;
+}
+
+unsigned long long names_walk(struct broker *b)
+{
+        return ++b->walks;
 }
 
 static struct entry *name_find(const struct broker *b, const char *name)
 {
-        struct entry **e = b->nnames ?
-                bsearch(name, b->names, b->nnames, sizeof(*b->names), name_cmp) : NULL;
-        return e ? *e : NULL;
+        struct entry *e = name_at(b, name_bound(b, name, 0));
+
+        return e && strcmp(e->name, name) == 0 ? e : NULL;
+}
+
+/* Room for one more block in the list of blocks. */
+static int nblocks_room(struct broker *b)
+{
+        if (b->nnblocks == b->capnblocks) {
+                size_t cap = b->capnblocks ? b->capnblocks * 2 : 16;
+                struct name_block **n = realloc(b->nblocks, cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                b->nblocks = n;
+                b->capnblocks = cap;
+        }
+        return 0;
 }
 
 static int name_insert(struct broker *b, struct entry *e)
 {
-        size_t i = name_bound(b, e->name, 0);
+        struct name_pos p = name_bound(b, e->name, 0);
+        struct name_block *k;
 
-        if (b->nnames == b->capnames) {
-                size_t cap = b->capnames ? b->capnames * 2 : 64;
-                struct entry **n = realloc(b->names, cap * sizeof(*n));
-                if (!n)
+        if (b->nnblocks == 0) {
+                if (nblocks_room(b) < 0 || !(k = malloc(sizeof(*k))))
                         return -ENOMEM;
-                b->names = n;
-                b->capnames = cap;
+                k->n = 0;
+                b->nblocks[b->nnblocks++] = k;
+                p = (struct name_pos){ 0, 0 };
+        } else if (p.b == b->nnblocks) {
+                /* after the last name: at the end of the last block */
+                p.b = b->nnblocks - 1;
+                p.i = b->nblocks[p.b]->n;
         }
-        memmove(b->names + i + 1, b->names + i, (b->nnames - i) * sizeof(*b->names));
-        b->names[i] = e;
+        k = b->nblocks[p.b];
+        if (k->n == NAME_BLOCK) {
+                /* split: the upper half goes to a new block after it */
+                struct name_block *up;
+                size_t half = NAME_BLOCK / 2;
+
+                if (nblocks_room(b) < 0 || !(up = malloc(sizeof(*up))))
+                        return -ENOMEM;
+                up->n = NAME_BLOCK - half;
+                memcpy(up->e, k->e + half, up->n * sizeof(*up->e));
+                k->n = half;
+                memmove(b->nblocks + p.b + 2, b->nblocks + p.b + 1,
+                        (b->nnblocks - p.b - 1) * sizeof(*b->nblocks));
+                b->nblocks[p.b + 1] = up;
+                b->nnblocks++;
+                if (p.i > half) {
+                        p.b++;
+                        p.i -= half;
+                        k = up;
+                }
+        }
+        memmove(k->e + p.i + 1, k->e + p.i, (k->n - p.i) * sizeof(*k->e));
+        k->e[p.i] = e;
+        k->n++;
         b->nnames++;
         return 0;
+}
+
+/* Take the name at p out of the order (a block left empty goes). */
+static void name_take(struct broker *b, struct name_pos p)
+{
+        struct name_block *k = b->nblocks[p.b];
+
+        memmove(k->e + p.i, k->e + p.i + 1, (k->n - p.i - 1) * sizeof(*k->e));
+        k->n--;
+        b->nnames--;
+        if (k->n == 0) {
+                free(k);
+                memmove(b->nblocks + p.b, b->nblocks + p.b + 1,
+                        (b->nnblocks - p.b - 1) * sizeof(*b->nblocks));
+                b->nnblocks--;
+        }
 }
 
 /* The use of uid; NULL if it holds nothing (and, with add, no memory). */
@@ -256,12 +346,11 @@ static void entry_free(struct broker *b, struct entry *e)
         free(e);
 }
 
-static void entry_remove(struct broker *b, size_t i)
+static void entry_remove(struct broker *b, struct name_pos p)
 {
-        struct entry *e = b->names[i];
+        struct entry *e = name_at(b, p);
 
-        memmove(b->names + i, b->names + i + 1, (b->nnames - i - 1) * sizeof(*b->names));
-        b->nnames--;
+        name_take(b, p);
         blog(b, 1, "%s: removed", e->name);
         entry_free(b, e);
 }
@@ -311,18 +400,23 @@ static int entry_add(struct broker *b, struct conn *c, const char *name,
 
 void ops_conn_closed(struct broker *b, struct conn *c)
 {
-        for (size_t i = b->nnames; c->transients && i-- > 0;)
-                if (b->names[i]->owner == c)
-                        entry_remove(b, i);
+        /* from the last name back: a removal moves only names after it (a
+         * block it empties is the one at bi, and its loop ends there) */
+        for (size_t bi = b->nnblocks; c->transients && bi-- > 0;)
+                for (size_t i = b->nblocks[bi]->n; c->transients && i-- > 0;)
+                        if (b->nblocks[bi]->e[i]->owner == c)
+                                entry_remove(b, (struct name_pos){ bi, i });
 }
 
 void ops_free_all(struct broker *b)
 {
-        while (b->nnames)
-                entry_remove(b, b->nnames - 1);
-        free(b->names);
-        b->names = NULL;
-        b->capnames = 0;
+        while (b->nnblocks) {
+                size_t last = b->nnblocks - 1;
+                entry_remove(b, (struct name_pos){ last, b->nblocks[last]->n - 1 });
+        }
+        free(b->nblocks);
+        b->nblocks = NULL;
+        b->capnblocks = 0;
         free(b->rbuckets);
         b->rbuckets = NULL;
         b->nrbuckets = 0;
@@ -944,9 +1038,13 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
                 return FAIL(rep, ENOENT, "the broker does not hold this region");
         if (rg->ctl < 0)
                 return FAIL(rep, ENOENT, "this region has no shared pin state");
-        for (size_t i = 0; i < b->nnames; i++)
-                if (b->names[i]->r == rg && (!e || (e->ranged && !b->names[i]->ranged)))
-                        e = b->names[i];
+        {
+                struct name_pos p = { 0, 0 };
+                struct entry *n;
+                while ((n = name_next(b, &p)))
+                        if (n->r == rg && (!e || (e->ranged && !n->ranged)))
+                                e = n;
+        }
         if (!e)
                 return FAIL(rep, ENOENT, "the broker does not hold this region");
         mode = accmode(fds[0]);
@@ -969,15 +1067,18 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
 {
         const char *cursor;
         const struct entry *last = NULL;
-        size_t i, n = 0;
+        struct name_pos p = { 0, 0 };
+        struct entry *e;
+        size_t n = 0;
         int r, more = 0;
 
         (void)fds; (void)nfds;
         if ((r = f_str(req, "cursor", 0, &cursor, rep)) < 0)
                 return r;
         sb_puts(&rep->sb, ",\"regions\":[");
-        for (i = cursor ? name_bound(b, cursor, 1) : 0; i < b->nnames; i++) {
-                struct entry *e = b->names[i];
+        if (cursor)
+                p = name_bound(b, cursor, 1);
+        while ((e = name_next(b, &p))) {
                 if (!visible(c, e))
                         continue;
                 if (n == LIST_PAGE) {
@@ -1021,18 +1122,20 @@ static int op_unshare(struct broker *b, struct conn *c, struct req *req,
                       int *fds, int nfds, struct reply *rep)
 {
         const char *name;
-        struct entry **pe;
+        struct name_pos p;
+        struct entry *e;
         int r;
 
         (void)fds; (void)nfds;
         if ((r = f_str(req, "name", 1, &name, rep)) < 0)
                 return r;
-        pe = b->nnames ? bsearch(name, b->names, b->nnames, sizeof(*b->names), name_cmp) : NULL;
-        if (!pe)
+        p = name_bound(b, name, 0);
+        e = name_at(b, p);
+        if (!e || strcmp(e->name, name) != 0)
                 return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
-        if (!owns(c, *pe))
+        if (!owns(c, e))
                 return FAIL(rep, EACCES, "only the owner of \"%.60s\" may unshare it", name);
-        entry_remove(b, (size_t)(pe - b->names));
+        entry_remove(b, p);
         return 0;
 }
 
@@ -1060,18 +1163,18 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
                 j->names[0] = strdup(e->name);
                 n = 1;
         } else {
+                struct name_pos p = { 0, 0 };
+                unsigned long long walk = names_walk(b);
+                struct entry *e;
+
                 j = job_new(b->nnames);
                 if (!j)
                         return -ENOMEM;
-                for (size_t i = 0; i < b->nnames; i++) {
-                        struct entry *e = b->names[i];
-                        int dup = 0;
-                        if (!owns(c, e))
+                while ((e = name_next(b, &p))) {
+                        /* each region once, under its first name */
+                        if (!owns(c, e) || e->r->seen == walk)
                                 continue;
-                        for (size_t k = 0; k < n && !dup; k++)
-                                dup = j->regions[k] == e->r;
-                        if (dup)
-                                continue;
+                        e->r->seen = walk;
                         j->regions[n] = e->r;
                         j->names[n] = strdup(e->name);
                         n++;

@@ -228,6 +228,9 @@ void purge_completed(struct broker *b)
 static void pressure_job(struct broker *b, const char *why, int below,
                          unsigned long long step)
 {
+        struct name_pos p = { 0, 0 };
+        unsigned long long walk;
+        struct entry *e;
         struct job *j;
         size_t n = 0;
 
@@ -236,15 +239,15 @@ static void pressure_job(struct broker *b, const char *why, int below,
         j = job_new(b->nnames);
         if (!j)
                 return;
-        for (size_t i = 0; i < b->nnames; i++) {
-                struct region *r = b->names[i]->r;
-                int dup = 0;
-                for (size_t k = 0; k < n && !dup; k++)
-                        dup = j->regions[k] == r;
-                if (dup)
+        walk = names_walk(b);
+        while ((e = name_next(b, &p))) {
+                struct region *r = e->r;
+                /* each region once, under its first name */
+                if (r->seen == walk)
                         continue;
+                r->seen = walk;
                 j->regions[n] = r;
-                j->names[n] = strdup(b->names[i]->name);
+                j->names[n] = strdup(e->name);
                 r->refs++;
                 n++;
         }

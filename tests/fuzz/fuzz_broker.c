@@ -37,6 +37,9 @@
  */
 /* broker.c last: its request and reply buffers would shadow the
  * operations' parameters of the same names */
+/* names in blocks of 4: with a few dozen names, blocks split and empty
+ * all the time */
+#define NAME_BLOCK 4
 #include "../../cli/broker-ops.c"
 #include "../../cli/broker-purge.c"
 #include "../../cli/broker.c"
@@ -298,16 +301,22 @@ static int live_conn(const struct conn *x)
 
 static void check_broker(void)
 {
-        size_t nregions = 0;
+        size_t nregions = 0, nnames = 0;
         unsigned long long bytes = 0;
         unsigned nconns = 0;
+        const struct entry *e, *prev = NULL;
+        struct name_pos p = { 0, 0 };
 
-        for (size_t i = 0; i < B->nnames; i++) {
-                const struct entry *e = B->names[i];
+        for (size_t k = 0; k < B->nnblocks; k++)
+                assert(B->nblocks[k]->n > 0 && B->nblocks[k]->n <= NAME_BLOCK);
+        while ((e = name_next(B, &p))) {
                 assert(e->r);
                 assert(valid_name(e->name));
-                if (i)
-                        assert(strcmp(B->names[i - 1]->name, e->name) < 0);
+                assert(name_find(B, e->name) == e);
+                if (prev)
+                        assert(strcmp(prev->name, e->name) < 0);
+                prev = e;
+                nnames++;
                 assert(e->mode <= 0777);
                 if (e->ranged)
                         assert(e->length > 0 && e->offset <= e->r->size &&
@@ -317,12 +326,26 @@ static void check_broker(void)
                 if (e->owner)
                         assert(live_conn(e->owner));
         }
+        assert(nnames == B->nnames);
+        /* the limits' books: names and bytes per user */
+        for (size_t u = 0; u < B->nuses; u++) {
+                size_t n = 0;
+                unsigned long long held = 0;
+                p = (struct name_pos){ 0, 0 };
+                while ((e = name_next(B, &p)))
+                        if (e->uid == B->uses[u].uid) {
+                                n++;
+                                held += e->of ? 0 : e->r->size;
+                        }
+                assert(n == B->uses[u].names && held == B->uses[u].bytes);
+        }
         for (size_t h = 0; h < B->nrbuckets; h++)
                 for (struct region *r = B->rbuckets[h]; r; r = r->hnext) {
                         unsigned refs = 0;
                         assert(rhash(B, r->dev, r->ino) == h);
-                        for (size_t i = 0; i < B->nnames; i++)
-                                refs += B->names[i]->r == r;
+                        p = (struct name_pos){ 0, 0 };
+                        while ((e = name_next(B, &p)))
+                                refs += e->r == r;
                         assert(refs > 0 && refs == r->refs);
                         assert(fcntl(r->fd, F_GETFD) >= 0);
                         nregions++;
@@ -334,8 +357,9 @@ static void check_broker(void)
                 unsigned t = 0;
                 nconns++;
                 assert(!c->dead && !c->out && !c->job && c->noutfds == 0);
-                for (size_t i = 0; i < B->nnames; i++)
-                        t += B->names[i]->owner == c;
+                p = (struct name_pos){ 0, 0 };
+                while ((e = name_next(B, &p)))
+                        t += e->owner == c;
                 assert(t == c->transients);
         }
         assert(nconns == B->nconns);
