@@ -235,6 +235,11 @@ static int hold(void)
         if (r < 0)
                 die("mmap: %s", strerror(-r));
         setvbuf(stdout, NULL, _IOLBF, 0);
+        /* a status call finds the region's pin state now (from the broker
+         * when it did not come along), while a broker still answers */
+        r = ashmem_pin_status(fd, 0, 0);
+        if (r < 0)
+                die("pin status: %s", strerror(-r));
         printf("holding %zu bytes\n", len);
         while (fgets(line, sizeof(line), stdin)) {
                 char *cmd = strtok(line, " \n"), *a = strtok(NULL, " \n"),
