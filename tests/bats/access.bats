@@ -206,6 +206,10 @@ observe() {
         [[ "$output" == *"open(/proc/self/fd/"*"O_RDWR)"*"EACCES"* ]]
         [[ "$output" == *"ashmem_unpin_region"*"EPERM"* ]]
         [[ "$output" != *UNEXPECTED* ]]
+        # the owner's own read-only descriptor too (the memfd is the
+        # broker's, mode 0600)
+        run -0 as owner ashmemctl attach shown --ro -- "$probe" ro
+        [[ "$output" != *UNEXPECTED* ]]
         [ "$(ashmemctl read shown --length 4)" = kept ]
         run -0 ashmemctl -j info shown
         jq -e '.pinned == 2 and .unpinned == 0' <<<"$output"
