@@ -14,7 +14,7 @@ static int help_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         const struct cmd_entry *e;
 
         if (a->argc == 0) {
-                cmd_print_overview(stdout);
+                cmd_print_overview(stdout, ctx->shell != NULL);
                 return 0;
         }
         e = cmd_find(a->argv[0], err, sizeof(err));

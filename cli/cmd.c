@@ -217,7 +217,7 @@ void cmd_print_help(FILE *f, const struct cmd_entry *e)
         fprintf(f, "\nSee ashmemctl(1) for details.\n");
 }
 
-void cmd_print_overview(FILE *f)
+void cmd_print_overview(FILE *f, int in_shell)
 {
         fprintf(f, "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]\n"
                    "\nAndroid-style anonymous shared memory regions: create, share, inspect, pin.\n"
@@ -225,7 +225,7 @@ void cmd_print_overview(FILE *f)
         for (int i = 0; cmd_table[i]; i++) {
                 const struct cmd_entry *e = cmd_table[i];
                 char name[32];
-                if (e->flags & CMD_HIDDEN)
+                if ((e->flags & CMD_HIDDEN) || (in_shell && (e->flags & CMD_NO_SHELL)))
                         continue;
                 snprintf(name, sizeof(name), "%s%s%s", e->name, e->alias ? ", " : "",
                          e->alias ? e->alias : "");

@@ -116,7 +116,8 @@ int cmd_usage(struct cmd_ctx *ctx, const char *fmt, ...)
 
 void cmd_print_usage(FILE *f, const struct cmd_entry *e);
 void cmd_print_help(FILE *f, const struct cmd_entry *e);
-void cmd_print_overview(FILE *f);
+/* The command list; in_shell leaves out what the shell refuses to run. */
+void cmd_print_overview(FILE *f, int in_shell);
 
 /* The broker connection of this invocation: connects on first use, starting
  * the broker unless ctx->no_autostart (cli/autostart.c). 0 or -errno. */

@@ -33,7 +33,7 @@ static int global_opts(struct cmd_ctx *ctx, int argc, char **argv, int *ind)
                                 return cmd_usage(ctx, "option --socket needs an argument (PATH)");
                         ctx->socket = argv[i];
                 } else if (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0) {
-                        cmd_print_overview(stdout);
+                        cmd_print_overview(stdout, 0);
                         return -1;
                 } else if (strcmp(w, "-V") == 0 || strcmp(w, "--version") == 0) {
                         char *v[] = { (char *)"version", NULL };
