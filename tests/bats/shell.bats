@@ -357,7 +357,7 @@ EOF
         ashmemctl -q set shared --type u32 --offset 8 1234
         for c in "list" "list -o NAME,SIZE,OF --bytes" "ls -j" "info shared" "info view -j" \
                  "size view" "prot shared" "status shared" "get shared -t u32 -o 8" \
-                 "dump view" "read shared -o 8 -l 4 -j" "help" "help create" "create --help" "version -j" \
+                 "dump view" "read shared -o 8 -l 4 -j" "help create" "create --help" "version -j" \
                  "size nope" "info" "create x 0" "nosuch"; do
                 read -ra words <<<"$c"
                 run --separate-stderr ashmemctl "${words[@]}"
@@ -369,6 +369,12 @@ EOF
                         return 1
                 fi
         done
+        # help lists the same commands, less those the shell refuses to run
+        run -0 ashmemctl help
+        local want=$(grep -v -E '^  (broker|shell) ' <<<"$output")
+        run -0 ashmemctl shell -c help
+        [ "$output" = "$want" ]
+        run -2 ashmemctl shell -c 'broker status'
         # global options given to the shell hold for every command
         run -0 ashmemctl --json shell -c 'size shared; prot shared'
         [ "$output" = "$(printf '%s\n' '{"name":"shared","size":16384}' '{"name":"shared","prot":"rwx","prot_mask":7}')" ]
