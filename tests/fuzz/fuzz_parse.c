@@ -311,7 +311,7 @@ static int ref_name(const char *s)
 
 static void check_text(const char *s)
 {
-        static const char *const prots[] = {
+        static const char *const prot_words[] = {
                 "r", "rw", "rx", "rwx", "r--", "rw-", "r-x", "none", "---",
         };
         static const char *const types[] = {
@@ -328,8 +328,8 @@ static void check_text(const char *s)
         if (want < 0)
                 rejected(err);
 
-        for (size_t i = 0; i < sizeof(prots) / sizeof(prots[0]); i++)
-                known |= strcmp(s, prots[i]) == 0;
+        for (size_t i = 0; i < sizeof(prot_words) / sizeof(prot_words[0]); i++)
+                known |= strcmp(s, prot_words[i]) == 0;
         memset(err, 0, sizeof(err));
         assert((parse_prot(s, &prot, err) == 0) == known);
         if (known) {
