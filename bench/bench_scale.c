@@ -9,11 +9,13 @@
  * i * 7919 mod N), then `ashmemctl list --json` of all of them is run
  * several times. Measured:
  *
- *   create   wall time of the N creates, per region. The creates are raw
- *            protocol requests (ashmem_broker_call) whose two reply
- *            descriptors are closed at once, so the client's own work stays
- *            small and constant: the figure is the broker's. The broker's
- *            CPU time per create is kept beside it.
+ *   create   the broker's CPU time for the N creates, per region (see
+ *            list for how it is read); the wall time per create is kept
+ *            beside it (in JSON, and in the text output), but on a shared
+ *            machine it is mostly the two context switches of each request
+ *            and whatever else runs. The creates are raw protocol requests
+ *            (ashmem_broker_call) whose two reply descriptors are closed at
+ *            once, so the client's own work stays small and constant.
  *   list     the broker's CPU time (user + system, all its threads, from
  *            /proc/PID/task/TID/schedstat in nanoseconds; /proc/PID/stat's
  *            utime+stime, in clock ticks, is kept beside it) while one
@@ -53,7 +55,8 @@
  *
  * Each figure is the median over the rounds (create, memory: a fresh broker
  * each) or over every list run (list), with the smallest and largest as
- * the spread.
+ * the spread. The counts take turns round by round, so that a change in
+ * the machine's load falls on all of them alike.
  *
  * Usage: bench_scale [--json] [--quick] [--max N]
  */
@@ -506,6 +509,11 @@ struct size_result {
         int slices;                     /* names only: slices of one region */
         int done;                       /* 0: skipped */
         const char *why;                /* skipped: the reason */
+        /* the samples: one per round (create, memory), per list run */
+        double c_us[MAX_ROUNDS], cc_us[MAX_ROUNDS], mem[MAX_ROUNDS], shm[MAX_ROUNDS];
+        double lcpu[MAX_LISTS], lwall[MAX_LISTS], lticks[MAX_LISTS];
+        int nr, nl;
+        /* their medians and spreads */
         struct stat3 create_us;         /* wall per region */
         struct stat3 create_cpu_us;     /* broker CPU per region */
         struct stat3 list_cpu_ms, list_wall_ms;
@@ -515,76 +523,74 @@ struct size_result {
         double fds;                     /* descriptors per region */
 };
 
-static void measure(struct size_result *res, int rounds, int lists)
+/* One round of one count: a fresh broker, the creates, lists runs of list. */
+static void measure_round(struct size_result *res, int lists)
 {
-        double c_us[MAX_ROUNDS], cc_us[MAX_ROUNDS], mem[MAX_ROUNDS], shm[MAX_ROUNDS];
-        double lcpu[MAX_LISTS], lwall[MAX_LISTS], lticks[MAX_LISTS];
         long hz = sysconf(_SC_CLK_TCK);
         size_t n = res->n;
-        double fds = 0;
-        int nl = 0;
+        ashmem_broker *b;
+        struct mem m0, m1;
+        int64_t c0, wall;
+        size_t f0;
+        int e, r = res->nr++;
 
-        for (int r = 0; r < rounds; r++) {
-                ashmem_broker *b;
-                struct mem m0, m1;
-                int64_t c0, wall;
-                size_t f0;
-                int e;
-
-                start_broker(n);
-                if ((e = ashmem_broker_connect(sock, &b)) < 0)
-                        die("connect", -e);
-                {
-                        ashmem_broker_server hello;
-                        if ((e = ashmem_broker_hello(b, &hello)) < 0)
-                                die("hello", -e);
-                }
-                if (res->slices) {
-                        int fd;
-                        if ((e = ashmem_broker_create(b, "base", page, ASHMEM_BROKER_DEFAULT,
-                                                      0600, &fd, NULL)) < 0)
-                                die("create", -e);
-                        close(fd);
-                }
-                m0 = broker_mem();
-                f0 = broker_fds();
-                c0 = broker_cpu_ns();
-                wall = create_all(b, n, res->slices);
-                cc_us[r] = (double)(broker_cpu_ns() - c0) / 1e3 / (double)n;
-                m1 = broker_mem();
-                fds = (double)(broker_fds() - f0) / (double)n;
-                if (!res->slices && (size_t)(fds + 0.999) > fds_per_region)
-                        fds_per_region = (size_t)(fds + 0.999);
-                c_us[r] = (double)wall / 1e3 / (double)n;
-                mem[r] = (double)((m1.rss_kib - m1.shmem_kib) - (m0.rss_kib - m0.shmem_kib)) *
-                         1024 / (double)n;
-                shm[r] = (double)(m1.shmem_kib - m0.shmem_kib) * 1024 / (double)n;
-                ashmem_broker_close(b);
-                for (int l = 0; l < lists && nl < MAX_LISTS; l++, nl++) {
-                        struct list_run lr = list_once(l == 0 ? listing : NULL);
-                        if (l == 0) {
-                                size_t got = count_records(listing);
-                                if (got != n) {
-                                        fprintf(stderr, "bench_scale: list --json gave %zu "
-                                                "records of %zu\n", got, n);
-                                        exit(1);
-                                }
-                                unlink(listing);
-                        }
-                        lcpu[nl] = (double)lr.cpu_ns / 1e6;
-                        lwall[nl] = (double)lr.wall_ns / 1e6;
-                        lticks[nl] = (double)lr.ticks * 1e3 / (double)(hz > 0 ? hz : 100);
-                }
-                stop_broker();
+        start_broker(n);
+        if ((e = ashmem_broker_connect(sock, &b)) < 0)
+                die("connect", -e);
+        {
+                ashmem_broker_server hello;
+                if ((e = ashmem_broker_hello(b, &hello)) < 0)
+                        die("hello", -e);
         }
-        res->create_us = summarise(c_us, rounds);
-        res->create_cpu_us = summarise(cc_us, rounds);
-        res->mem_bytes = summarise(mem, rounds);
-        res->shmem_bytes = summarise(shm, rounds).med;
-        res->list_cpu_ms = summarise(lcpu, nl);
-        res->list_wall_ms = summarise(lwall, nl);
-        res->list_ticks_ms = summarise(lticks, nl).med;
-        res->fds = fds;
+        if (res->slices) {
+                int fd;
+                if ((e = ashmem_broker_create(b, "base", page, ASHMEM_BROKER_DEFAULT, 0600,
+                                              &fd, NULL)) < 0)
+                        die("create", -e);
+                close(fd);
+        }
+        m0 = broker_mem();
+        f0 = broker_fds();
+        c0 = broker_cpu_ns();
+        wall = create_all(b, n, res->slices);
+        res->cc_us[r] = (double)(broker_cpu_ns() - c0) / 1e3 / (double)n;
+        m1 = broker_mem();
+        res->fds = (double)(broker_fds() - f0) / (double)n;
+        if (!res->slices && (size_t)(res->fds + 0.999) > fds_per_region)
+                fds_per_region = (size_t)(res->fds + 0.999);
+        res->c_us[r] = (double)wall / 1e3 / (double)n;
+        res->mem[r] = (double)((m1.rss_kib - m1.shmem_kib) - (m0.rss_kib - m0.shmem_kib)) *
+                      1024 / (double)n;
+        res->shm[r] = (double)(m1.shmem_kib - m0.shmem_kib) * 1024 / (double)n;
+        ashmem_broker_close(b);
+        for (int l = 0; l < lists && res->nl < MAX_LISTS; l++) {
+                struct list_run lr = list_once(l == 0 ? listing : NULL);
+                if (l == 0) {
+                        size_t got = count_records(listing);
+                        if (got != n) {
+                                fprintf(stderr, "bench_scale: list --json gave %zu records of "
+                                        "%zu\n", got, n);
+                                exit(1);
+                        }
+                        unlink(listing);
+                }
+                res->lcpu[res->nl] = (double)lr.cpu_ns / 1e6;
+                res->lwall[res->nl] = (double)lr.wall_ns / 1e6;
+                res->lticks[res->nl] = (double)lr.ticks * 1e3 / (double)(hz > 0 ? hz : 100);
+                res->nl++;
+        }
+        stop_broker();
+}
+
+static void summarise_all(struct size_result *res)
+{
+        res->create_us = summarise(res->c_us, res->nr);
+        res->create_cpu_us = summarise(res->cc_us, res->nr);
+        res->mem_bytes = summarise(res->mem, res->nr);
+        res->shmem_bytes = summarise(res->shm, res->nr).med;
+        res->list_cpu_ms = summarise(res->lcpu, res->nl);
+        res->list_wall_ms = summarise(res->lwall, res->nl);
+        res->list_ticks_ms = summarise(res->lticks, res->nl).med;
         res->done = 1;
 }
 
@@ -736,20 +742,22 @@ static void rows_of(const struct size_result *q, const struct size_result *first
 
         w = new_row(rows, nrows);
         if (first) {
-                snprintf(w->name, sizeof(w->name), "scale: create %s %s, per %s vs %s", c, what,
-                         per, f);
-                w->base = first->create_us.med;
+                snprintf(w->name, sizeof(w->name),
+                         "scale: create %s %s, broker CPU/%s vs %s", c, what, per, f);
+                w->base = first->create_cpu_us.med;
                 w->target = linear;
         } else {
-                snprintf(w->name, sizeof(w->name), "scale: create %s %s, per %s", c, what, per);
+                snprintf(w->name, sizeof(w->name), "scale: create %s %s, broker CPU per %s", c,
+                         what, per);
         }
-        w->ours = q->create_us.med;
-        w->spread = q->create_us;
+        w->ours = q->create_cpu_us.med;
+        w->spread = q->create_cpu_us;
         w->unit = "us";
         w->chart = "scale-create";
         w->x = q->n;
-        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"broker_cpu_us\": %.3f%s",
-                 q->n, q->create_cpu_us.med, series);
+        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"wall_us\": %.3f, "
+                 "\"wall_us_min\": %.3f, \"wall_us_max\": %.3f%s", q->n, q->create_us.med,
+                 q->create_us.min, q->create_us.max, series);
 
         w = new_row(rows, nrows);
         if (first) {
@@ -847,7 +855,7 @@ int main(int argc, char **argv)
         snprintf(sock, sizeof(sock), "%s/broker.sock", dir);
         snprintf(listing, sizeof(listing), "%s/list.json", dir);
 
-        /* regions */
+        /* the counts: regions (or the most that fit), then names only */
         for (int s = 0; s < nsizes; s++) {
                 const char *why;
                 size_t n = sizes[s], fit;
@@ -857,30 +865,34 @@ int main(int argc, char **argv)
                         continue;
                 fit = make_room(n, &why);
                 if (fit != n) {
-                        /* measure the most that fits instead, once */
+                        /* the most that fits instead, once */
                         fprintf(stderr, "bench_scale: %s regions not run: %s\n",
                                 commas(c, sizeof(c), n), why);
                         if (fit > measured && fit > 1000 && make_room(fit, &why) == fit) {
                                 fprintf(stderr, "bench_scale: %s regions instead (the most "
                                         "that fit)\n", commas(c, sizeof(c), fit));
-                                res[nres] = (struct size_result){ .n = fit };
-                                measure(&res[nres++], rounds, lists);
+                                res[nres++] = (struct size_result){ .n = fit, .done = -1 };
                                 measured = fit;
                         }
                         res[nres++] = (struct size_result){ .n = n, .why = why };
                         continue;
                 }
-                res[nres] = (struct size_result){ .n = n };
-                measure(&res[nres++], rounds, lists);
+                res[nres++] = (struct size_result){ .n = n, .done = -1 };
                 measured = n;
         }
-        /* names only: slices of one region, no descriptors, no mappings */
-        for (int s = 0; s < nsizes; s++) {
-                if (max && sizes[s] > max)
-                        continue;
-                res[nres] = (struct size_result){ .n = sizes[s], .slices = 1 };
-                measure(&res[nres++], rounds, sizes[s] >= 100000 ? 3 : lists);
-        }
+        for (int s = 0; s < nsizes; s++)
+                if (!max || sizes[s] <= max)
+                        res[nres++] = (struct size_result){ .n = sizes[s], .slices = 1,
+                                                            .done = -1 };
+        /* round by round, every count in turn, so that the machine's noise
+         * falls on all of them alike */
+        for (int r = 0; r < rounds; r++)
+                for (int s = 0; s < nres; s++)
+                        if (res[s].done == -1)
+                                measure_round(&res[s], res[s].n >= 100000 ? 1 : lists);
+        for (int s = 0; s < nres; s++)
+                if (res[s].done == -1)
+                        summarise_all(&res[s]);
         cleanup();
 
         for (int s = 0; s < nres; s++) {
@@ -903,12 +915,12 @@ int main(int argc, char **argv)
                 for (int s = 0; s < nres; s++)
                         if (res[s].done)
                                 printf("%zu %s: list wall %.1f ms, broker CPU %.1f ms "
-                                       "(stat ticks %.0f ms); create broker CPU %.2f us/region; "
+                                       "(stat ticks %.0f ms); create wall %.2f us/region; "
                                        "control blocks %.0f B/region resident; "
                                        "%.2f descriptors/region\n",
                                        res[s].n, res[s].slices ? "slices" : "regions",
                                        res[s].list_wall_ms.med, res[s].list_cpu_ms.med,
-                                       res[s].list_ticks_ms, res[s].create_cpu_us.med,
+                                       res[s].list_ticks_ms, res[s].create_us.med,
                                        res[s].shmem_bytes, res[s].fds);
         }
         return 0;
