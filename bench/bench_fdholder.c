@@ -17,8 +17,13 @@
  *
  * Both servers are started the same way: a child process of this program,
  * exec'd with its standard descriptors on /dev/null and nothing else open,
- * listening on a socket in one temporary directory; neither is pinned to a
- * CPU, nor are the clients. s6-fdholder-daemon gets an access rules
+ * listening on a socket in one temporary directory. With several clients
+ * nothing is pinned to a CPU. With one client, the client and both servers
+ * are pinned to one CPU: a lone request/response pair whose sides sit on
+ * two CPUs pays a cross-CPU wakeup each way, which on an idle virtual
+ * machine (CPUs asleep) costs ten times the work of the exchange, so the
+ * row would measure the wakeups; on one CPU both servers pay the same
+ * switch and the row compares their work. s6-fdholder-daemon gets an access rules
  * directory that lets this user store and retrieve the identifier "bench"
  * and room for the largest number of clients (-c); the broker's defaults
  * already allow 1,024 connections. The descriptor held is a 4 KiB region
@@ -36,9 +41,11 @@
  *
  * Usage: bench_fdholder [--json] [--quick]
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -470,6 +477,47 @@ static double round_of(int s6, int k, int n)
         return (double)k * n / ((double)(last - t0) / 1e9);
 }
 
+/* Pin every thread of process pid (0: this one, and so the clients it
+ * forks next) to cpu, or let it run anywhere (cpu < 0). */
+static void pin(pid_t pid, int cpu)
+{
+        char path[64];
+        cpu_set_t set;
+        struct dirent *de;
+        DIR *d;
+
+        CPU_ZERO(&set);
+        if (cpu >= 0) {
+                CPU_SET(cpu, &set);
+        } else {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+                        CPU_SET((int)i, &set);
+        }
+        if (!pid) {
+                if (sched_setaffinity(0, sizeof(set), &set) < 0)
+                        die("sched_setaffinity", errno);
+                return;
+        }
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                die(path, errno);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' &&
+                    sched_setaffinity((pid_t)atoi(de->d_name), sizeof(set), &set) < 0 &&
+                    errno != ESRCH)
+                        die("sched_setaffinity", errno);
+        closedir(d);
+}
+
+static void pin_all(int cpu)
+{
+        pin(0, cpu);
+        pin(broker_pid, cpu);
+        pin(s6_pid, cpu);
+}
+
 /* ---------------------------------------------------------------- output */
 
 static int cmp_double(const void *a, const void *b)
@@ -522,6 +570,9 @@ int main(int argc, char **argv)
         for (int r = 0; r < rounds; r++)
                 for (int c = 0; c < NCLIENTS; c++) {
                         int n = total / clients[c];
+                        /* one client: it and both servers on one CPU */
+                        if (clients[c] == 1)
+                                pin_all(sched_getcpu() >= 0 ? sched_getcpu() : 0);
                         if ((r + c) % 2) {
                                 base[c][r] = round_of(1, clients[c], n);
                                 ours[c][r] = round_of(0, clients[c], n);
@@ -529,6 +580,8 @@ int main(int argc, char **argv)
                                 ours[c][r] = round_of(0, clients[c], n);
                                 base[c][r] = round_of(1, clients[c], n);
                         }
+                        if (clients[c] == 1)
+                                pin_all(-1);
                 }
         stop_servers();
 
