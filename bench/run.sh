@@ -156,7 +156,7 @@ if command -v gnuplot >/dev/null 2>&1; then
                                 case $c in
                                 handout) t="descriptors handed out per second, all clients"
                                          xl="concurrent clients, one connection each"; yl="requests/s" ;;
-                                scale-create) t="create: wall time per region (name)"
+                                scale-create) t="create: broker CPU time per region (name)"
                                          xl="regions (names) held"; yl="$u per region" ;;
                                 scale-list) t="list --json: broker CPU time per region (name)"
                                          xl="regions (names) held"; yl="$u per region" ;;
