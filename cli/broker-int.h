@@ -16,9 +16,10 @@
 #include "broker.h"
 #include "../lib/json.h"    /* libashmem's allocation-free JSON scanner */
 #include "../lib/hold.h"    /* and its holds on pin state */
+#include "../lib/scm.h"     /* and its SCM_RIGHTS sender */
 
 #define MSG_MAX        65536
-#define FDS_MAX        2
+#define FDS_MAX        AM_SCM_MAX
 #define LIST_PAGE      32
 
 /* A region the broker holds: one data memfd, whatever names refer to it.

@@ -275,33 +275,6 @@ static void conns_reap(struct broker *b)
         }
 }
 
-static int send_fds(int fd, const char *data, size_t len, const int *fds,
-                    int nfds, int flags)
-{
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
-                struct cmsghdr align;
-        } u;
-        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-        ssize_t n;
-
-        if (nfds > 0) {
-                struct cmsghdr *cm;
-                memset(&u, 0, sizeof(u));
-                m.msg_control = u.buf;
-                m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-                cm = CMSG_FIRSTHDR(&m);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-                memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-        }
-        while ((n = sendmsg(fd, &m, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
-                ;
-        return n < 0 ? -errno : 0;
-}
-
 /* Send a reply now, or keep it (with its own duplicates of the
  * descriptors) until the socket has room. */
 static void conn_send(struct broker *b, struct conn *c, const char *text,
@@ -311,7 +284,7 @@ static void conn_send(struct broker *b, struct conn *c, const char *text,
 
         if (c->dead)
                 return;
-        r = c->out ? -EAGAIN : send_fds(c->fd, text, len, fds, nfds, MSG_DONTWAIT);
+        r = c->out ? -EAGAIN : am_send_fds(c->fd, text, len, fds, nfds, MSG_DONTWAIT);
         if (r == 0)
                 return;
         if (r != -EAGAIN || c->out) {
@@ -342,7 +315,7 @@ static void conn_flush(struct broker *b, struct conn *c)
 
         if (!c->out)
                 return;
-        r = send_fds(c->fd, c->out, c->outlen, c->outfds, c->noutfds, MSG_DONTWAIT);
+        r = am_send_fds(c->fd, c->out, c->outlen, c->outfds, c->noutfds, MSG_DONTWAIT);
         if (r == -EAGAIN)
                 return;
         conn_out_free(c);
@@ -545,7 +518,7 @@ static void conn_accept(struct broker *b)
                 if (b->nconns >= b->cfg->max_connections) {
                         static const char full[] =
                                 "{\"ok\":false,\"errno\":\"EMFILE\",\"error\":\"too many connections\"}";
-                        (void)send_fds(fd, full, sizeof(full) - 1, NULL, 0, MSG_DONTWAIT);
+                        (void)am_send_fds(fd, full, sizeof(full) - 1, NULL, 0, MSG_DONTWAIT);
                         close(fd);
                         b->n.dropped++;
                         blog(b, 1, "refused a connection of uid %u pid %d: %u connections",

@@ -31,8 +31,9 @@
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
 #include "json.h"
+#include "scm.h"
 
-#define MAX_FDS     2          /* per message, by the protocol */
+#define MAX_FDS     AM_SCM_MAX /* per message, by the protocol */
 #define RECV_FDS    8          /* room to notice (and close) extra ones */
 #define LOOKUP_TIMEOUT_MS 2000
 #define MISS_TTL_NS 1000000000LL
@@ -184,34 +185,6 @@ static void close_fds(int *fds, int n)
                 }
 }
 
-static int send_msg(int fd, const char *data, size_t len, const int *fds, int nfds)
-{
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-                struct cmsghdr align;
-        } u;
-        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-        ssize_t n;
-
-        if (nfds > 0) {
-                struct cmsghdr *c;
-                memset(&u, 0, sizeof(u));
-                m.msg_control = u.buf;
-                m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-                c = CMSG_FIRSTHDR(&m);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-        }
-        while ((n = sendmsg(fd, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-                ;
-        if (n < 0)
-                return -errno;
-        return (size_t)n == len ? 0 : -EPROTO;
-}
-
 static long long mono_ms(void)
 {
         struct timespec ts;
@@ -324,7 +297,7 @@ static int exchange(ashmem_broker *b, const char *req, size_t len,
         if (len > ASHMEM_BROKER_MSG_MAX)
                 return -EMSGSIZE;
         for (;;) {
-                r = send_msg(b->fd, req, len, fds, nfds);
+                r = am_send_fds(b->fd, req, len, fds, nfds, 0);
                 if (r == 0) {
                         r = recv_msg(b, rfds, nrfds);
                         if (r >= 0)
