@@ -52,6 +52,8 @@ EX_SRC    := $(wildcard examples/*.c)
 EX_BIN    := $(EX_SRC:examples/%.c=$(B)/examples/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+BENCH_SUPPORT := $(wildcard bench/support/*.c)
+BENCH_SUPPORT_OBJ := $(BENCH_SUPPORT:%.c=$(B)/obj/%.o)
 # test helper programs and the load generator: one program per file
 HELPER_SRC := $(wildcard tests/helpers/*.c) $(wildcard tests/load/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/%.c=$(B)/tests/%)
@@ -113,9 +115,9 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(STLIB)
 
 # a bench program that links a baseline's own client library
 BENCH_LIBS_bench_fdholder = -ls6 -lskarnet
-$(B)/bench/%: $(B)/obj/bench/%.o $(STLIB)
+$(B)/bench/%: $(B)/obj/bench/%.o $(BENCH_SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS) -lrt $(BENCH_LIBS_$*)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(BENCH_SUPPORT_OBJ) $(STLIB) $(CJSON_LIBS) -lrt $(BENCH_LIBS_$*)
 
 tests: $(HELPER_BIN)
 $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(STLIB)

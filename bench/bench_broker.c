@@ -51,26 +51,13 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "support/bench.h"
 
 #define MAX_ROUNDS 64
 #define REGION "bench"
 
 static char dir[64], broker_sock[96], floor_sock[96];
 static pid_t broker_pid, floor_pid;
-
-static void die(const char *what, int err)
-{
-        fprintf(stderr, "bench_broker: %s: %s\n", what, strerror(err));
-        exit(1);
-}
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void nap_ms(int ms)
 {
@@ -144,7 +131,7 @@ static int listen_at(const char *path)
 
         snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
         if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0)
-                die("floor server socket", errno);
+                bench_die("floor server socket", errno);
         return fd;
 }
 
@@ -155,7 +142,7 @@ static int connect_to(const char *path)
 
         snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
         if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-                die(path, errno);
+                bench_die(path, errno);
         return fd;
 }
 
@@ -189,19 +176,19 @@ static void start_servers(void)
         int lfd;
 
         if (n < 0)
-                die("/proc/self/exe", errno);
+                bench_die("/proc/self/exe", errno);
         self[n] = 0;
         *strrchr(self, '/') = 0;
         snprintf(prog, sizeof(prog), "%s/../ashmemctl", self);
         snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
         if (!mkdtemp(dir))
-                die("mkdtemp", errno);
+                bench_die("mkdtemp", errno);
         snprintf(broker_sock, sizeof(broker_sock), "%s/broker.sock", dir);
         snprintf(floor_sock, sizeof(floor_sock), "%s/floor.sock", dir);
 
         broker_pid = fork();
         if (broker_pid < 0)
-                die("fork", errno);
+                bench_die("fork", errno);
         if (broker_pid == 0) {
                 int nul = open("/dev/null", O_RDWR);
                 if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
@@ -216,7 +203,7 @@ static void start_servers(void)
         lfd = listen_at(floor_sock);
         floor_pid = fork();
         if (floor_pid < 0)
-                die("fork", errno);
+                bench_die("fork", errno);
         if (floor_pid == 0) {
                 if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                         _exit(126);
@@ -230,7 +217,7 @@ static void start_servers(void)
                         break;
                 }
                 if (i == 1000)
-                        die("the broker does not answer (is ashmemctl built?)", ETIMEDOUT);
+                        bench_die("the broker does not answer (is ashmemctl built?)", ETIMEDOUT);
                 nap_ms(10);
         }
 }
@@ -254,44 +241,11 @@ static void stop_servers(void)
                 fprintf(stderr, "bench_broker: %s: %s\n", dir, strerror(errno));
 }
 
-/* Pin every thread of process pid (0: this one) to cpu, or let it run
- * anywhere (cpu < 0). */
-static void pin(pid_t pid, int cpu)
-{
-        char path[64];
-        cpu_set_t set;
-        DIR *d;
-        struct dirent *de;
-
-        CPU_ZERO(&set);
-        if (cpu >= 0) {
-                CPU_SET(cpu, &set);
-        } else {
-                long n = sysconf(_SC_NPROCESSORS_ONLN);
-                for (long i = 0; i < n && i < CPU_SETSIZE; i++)
-                        CPU_SET((int)i, &set);
-        }
-        if (!pid) {
-                if (sched_setaffinity(0, sizeof(set), &set) < 0)
-                        die("sched_setaffinity", errno);
-                return;
-        }
-        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-        d = opendir(path);
-        if (!d)
-                die(path, errno);
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.' &&
-                    sched_setaffinity((pid_t)atoi(de->d_name), sizeof(set), &set) < 0)
-                        die("sched_setaffinity", errno);
-        closedir(d);
-}
-
 static void pin_all(int cpu)
 {
-        pin(0, cpu);
-        pin(broker_pid, cpu);
-        pin(floor_pid, cpu);
+        bench_set_cpu(0, cpu);
+        bench_set_cpu(broker_pid, cpu);
+        bench_set_cpu(floor_pid, cpu);
 }
 
 static int attach_once(ashmem_broker *b)
@@ -308,26 +262,26 @@ static int attach_once(ashmem_broker *b)
 /* Mean ns per operation over n operations on one connection. */
 static double batch_broker(ashmem_broker *b, int n)
 {
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
 
         for (int i = 0; i < n; i++) {
                 int r = attach_once(b);
                 if (r < 0)
-                        die("attach", -r);
+                        bench_die("attach", -r);
         }
-        return (double)(now_ns() - t0) / n;
+        return (double)(bench_now_ns() - t0) / n;
 }
 
 static double batch_floor(int s, int n)
 {
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
 
         for (int i = 0; i < n; i++) {
                 int r = floor_once(s);
                 if (r < 0)
-                        die("floor request", -r);
+                        bench_die("floor request", -r);
         }
-        return (double)(now_ns() - t0) / n;
+        return (double)(bench_now_ns() - t0) / n;
 }
 
 /* k client processes, n operations each, started together: wall ns per
@@ -340,11 +294,11 @@ static double concurrent(int floor, int k, int n)
         char c;
 
         if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
-                die("pipe", errno);
+                bench_die("pipe", errno);
         for (int i = 0; i < k; i++) {
                 pids[i] = fork();
                 if (pids[i] < 0)
-                        die("fork", errno);
+                        bench_die("fork", errno);
                 if (pids[i] == 0) {
                         ashmem_broker *b = NULL;
                         int s = -1, r;
@@ -353,7 +307,7 @@ static double concurrent(int floor, int k, int n)
                         if (floor)
                                 s = connect_to(floor_sock);
                         else if ((r = ashmem_broker_connect(broker_sock, &b)) < 0)
-                                die("connect", -r);
+                                bench_die("connect", -r);
                         /* one round trip first: connected, warm */
                         r = floor ? floor_once(s) : attach_once(b);
                         if (r < 0 || write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 0)
@@ -368,134 +322,39 @@ static double concurrent(int floor, int k, int n)
         close(ready[1]);
         for (int i = 0; i < k; i++)
                 if (read(ready[0], &c, 1) != 1)
-                        die("a client did not start", EIO);
-        t0 = now_ns();
+                        bench_die("a client did not start", EIO);
+        t0 = bench_now_ns();
         close(go[1]);           /* go */
         for (int i = 0; i < k; i++) {
                 int status;
                 while (waitpid(pids[i], &status, 0) < 0)
                         if (errno != EINTR)
-                                die("waitpid", errno);
+                                bench_die("waitpid", errno);
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        die("a client failed", EIO);
+                        bench_die("a client failed", EIO);
         }
         close(ready[0]);
-        return (double)(now_ns() - t0) / ((double)k * n);
+        return (double)(bench_now_ns() - t0) / ((double)k * n);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
-struct stat3 { double med, min, max; };
-
-static struct stat3 summarise(const double *v, int n)
-{
-        double s[MAX_ROUNDS];
-        struct stat3 r;
-
-        memcpy(s, v, (size_t)n * sizeof(*s));
-        qsort(s, (size_t)n, sizeof(*s), cmp_double);
-        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-        r.min = s[0];
-        r.max = s[n - 1];
-        return r;
-}
-
-struct row {
-        const char *name;
-        struct stat3 ours, base;
-        double target;          /* ours/base at most; 0: none */
-        const char *unit;
+static const struct bench_style style = {
+        .name_width = 48, .cell_width = 30, .ns_digits = 0, .scaled = 1,
+        .strict = 0, .json_digits = 1,
 };
-
-static void fmt_time(char *buf, size_t len, double ns)
-{
-        if (ns >= 1e6)
-                snprintf(buf, len, "%.2f ms", ns / 1e6);
-        else if (ns >= 1e3)
-                snprintf(buf, len, "%.2f us", ns / 1e3);
-        else
-                snprintf(buf, len, "%.0f ns", ns);
-}
-
-static void fmt_cell(char *buf, size_t len, const struct stat3 *s)
-{
-        char a[16], b[16], c[16];
-
-        fmt_time(a, sizeof(a), s->med);
-        fmt_time(b, sizeof(b), s->min);
-        fmt_time(c, sizeof(c), s->max);
-        snprintf(buf, len, "%s [%s..%s]", a, b, c);
-}
-
-static void print_table(const struct row *rows, int n)
-{
-        printf("%-48s %-30s %-30s %6s %7s %s\n", "benchmark", "ours [min..max]",
-               "baseline [min..max]", "ratio", "target", "meets");
-        for (int i = 0; i < n; i++) {
-                const struct row *w = &rows[i];
-                char o[64], b[64], t[16];
-                double ratio = w->ours.med / w->base.med;
-
-                fmt_cell(o, sizeof(o), &w->ours);
-                fmt_cell(b, sizeof(b), &w->base);
-                if (w->target > 0)
-                        snprintf(t, sizeof(t), "<=%.2f", w->target);
-                else
-                        snprintf(t, sizeof(t), "-");
-                printf("%-48s %-30s %-30s %6.2f %7s %s\n", w->name, o, b, ratio, t,
-                       w->target > 0 ? (ratio <= w->target ? "yes" : "NO") : "-");
-        }
-}
-
-static void print_json(const struct row *rows, int n)
-{
-        printf("[\n");
-        for (int i = 0; i < n; i++) {
-                const struct row *w = &rows[i];
-                double ratio = w->ours.med / w->base.med;
-                char t[32], m[8];
-
-                if (w->target > 0) {
-                        snprintf(t, sizeof(t), "%.2f", w->target);
-                        snprintf(m, sizeof(m), "%s", ratio <= w->target ? "true" : "false");
-                } else {
-                        snprintf(t, sizeof(t), "null");
-                        snprintf(m, sizeof(m), "null");
-                }
-                printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "
-                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
-                       "\"spread\": {\"ours_min\": %.1f, \"ours_max\": %.1f, "
-                       "\"baseline_min\": %.1f, \"baseline_max\": %.1f}}%s\n",
-                       w->name, w->ours.med, w->base.med, ratio, t, m, w->unit,
-                       w->ours.min, w->ours.max, w->base.min, w->base.max,
-                       i + 1 < n ? "," : "");
-        }
-        printf("]\n");
-}
 
 int main(int argc, char **argv)
 {
         static const int clients[] = { 1, 4, 16 };
         static char names[3][64];
-        int json = 0, quick = 0, rounds, per_round, crounds, cper, nrows = 0, fd, s, r;
+        struct bench_opts opt = { 0, 0 };
+        int json, quick, rounds, per_round, crounds, cper, nrows = 0, fd, s, r;
         double ours[MAX_ROUNDS], base[MAX_ROUNDS], co[3][MAX_ROUNDS], cb[3][MAX_ROUNDS];
-        struct row rows[4];
+        struct bench_row rows[4];
         ashmem_broker *b;
 
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = 1;
-                } else if (strcmp(argv[i], "--quick") == 0) {
-                        quick = 1;
-                } else {
-                        fprintf(stderr, "usage: bench_broker [--json] [--quick]\n");
-                        return 2;
-                }
-        }
+        bench_options(argc, argv, &opt);
+        json = opt.json;
+        quick = opt.quick;
         rounds = quick ? 5 : 21;
         per_round = quick ? 500 : 5000;
         crounds = quick ? 3 : 7;
@@ -504,10 +363,10 @@ int main(int argc, char **argv)
         start_servers();
         r = ashmem_broker_connect(broker_sock, &b);
         if (r < 0)
-                die("connect", -r);
+                bench_die("connect", -r);
         r = ashmem_broker_create(b, REGION, 4096, ASHMEM_BROKER_DEFAULT, 0600, &fd, NULL);
         if (r < 0)
-                die("create", -r);
+                bench_die("create", -r);
         close(fd);
         s = connect_to(floor_sock);
 
@@ -540,21 +399,21 @@ int main(int argc, char **argv)
         ashmem_broker_close(b);
         stop_servers();
 
-        rows[nrows++] = (struct row){ "attach, one connection, one CPU vs 1-fd request",
-                                      summarise(ours, rounds), summarise(base, rounds),
-                                      2.0, "ns" };
+        rows[nrows++] = (struct bench_row){ "attach, one connection, one CPU vs 1-fd request",
+                                            bench_summarise(ours, rounds), bench_summarise(base, rounds),
+                                            2.0, "ns" };
         for (int c = 0; c < 3; c++) {
                 snprintf(names[c], sizeof(names[c]), "attach, %d client%s (wall per op) vs floor",
                          clients[c], clients[c] == 1 ? "" : "s");
                 /* reported, no target: with several processes on few CPUs
                  * where the scheduler puts them weighs more than the work */
-                rows[nrows++] = (struct row){ names[c], summarise(co[c], crounds),
-                                              summarise(cb[c], crounds), 0, "ns" };
+                rows[nrows++] = (struct bench_row){ names[c], bench_summarise(co[c], crounds),
+                                                    bench_summarise(cb[c], crounds), 0, "ns" };
         }
         if (json) {
-                print_json(rows, nrows);
+                bench_print_json(rows, nrows, &style);
         } else {
-                print_table(rows, nrows);
+                bench_print_table(rows, nrows, &style);
                 printf("\nthroughput (attaches/s, medians):");
                 for (int c = 0; c < 3; c++)
                         printf(" %d client%s %.0f (floor %.0f)%s", clients[c],

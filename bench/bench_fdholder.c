@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "support/bench.h"
 
 #if defined(__has_include)
 #if __has_include(<s6/fdholder.h>)
@@ -84,21 +85,6 @@ static pid_t main_pid, broker_pid, s6_pid;
 
 static void stop_servers(void);
 static void on_signal(int sig);
-
-__attribute__((noreturn)) static void die(const char *what, int err)
-{
-        fprintf(stderr, "bench_fdholder: %s%s%s\n", what, err ? ": " : "",
-                err ? strerror(err) : "");
-        exit(1);
-}
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void nap_ms(int ms)
 {
@@ -142,14 +128,14 @@ static void s6_store(void)
         int fd = memfd_create("bench-s6", MFD_CLOEXEC), r;
 
         if (fd < 0 || ftruncate(fd, REGION_SIZE) < 0)
-                die("memfd", errno);
+                bench_die("memfd", errno);
         r = s6_connect(&a);
         if (r < 0)
-                die("s6_fdholder_start", -r);
+                bench_die("s6_fdholder_start", -r);
         tain_addsec_g(&deadline, 10);
         tain_add_g(&limit, &tain_infinite_relative);
         if (!s6_fdholder_store_g(&a, fd, REGION, &limit, &deadline))
-                die("s6_fdholder_store", errno);
+                bench_die("s6_fdholder_store", errno);
         s6_fdholder_end(&a);
         close(fd);
 }
@@ -163,13 +149,13 @@ static void write_file(const char *path, const char *text)
         size_t len = strlen(text);
 
         if (fd < 0 || write(fd, text, len) != (ssize_t)len || close(fd) < 0)
-                die(path, errno);
+                bench_die(path, errno);
 }
 
 static void make_dir(const char *path)
 {
         if (mkdir(path, 0700) < 0)
-                die(path, errno);
+                bench_die(path, errno);
 }
 
 /* The s6 access rules: this uid may connect, store and retrieve "bench". */
@@ -224,7 +210,7 @@ static pid_t start_server(char *const argv[])
         pid_t parent = getpid(), pid = fork();
 
         if (pid < 0)
-                die("fork", errno);
+                bench_die("fork", errno);
         if (pid == 0) {
                 int nul = open("/dev/null", O_RDWR);
                 if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
@@ -249,7 +235,7 @@ static void wait_for_socket(const char *path, pid_t pid, const char *what)
                         exit(1);
                 }
                 if (i == 1000)
-                        die(what, ETIMEDOUT);
+                        bench_die(what, ETIMEDOUT);
                 nap_ms(10);
         }
 }
@@ -262,15 +248,15 @@ static void start_servers(void)
         int fd, r;
 
         if (n < 0)
-                die("/proc/self/exe", errno);
+                bench_die("/proc/self/exe", errno);
         self[n] = 0;
         *strrchr(self, '/') = 0;
         snprintf(prog, sizeof(prog), "%s/../ashmemctl", self);
         if (access(prog, X_OK) < 0)
-                die(prog, errno);
+                bench_die(prog, errno);
         snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
         if (!mkdtemp(dir))
-                die("mkdtemp", errno);
+                bench_die("mkdtemp", errno);
         main_pid = getpid();
         atexit(stop_servers);
         signal(SIGINT, on_signal);
@@ -294,12 +280,12 @@ static void start_servers(void)
         wait_for_socket(s6_sock, s6_pid, "s6-fdholder-daemon");
         for (int i = 0; (r = ashmem_broker_connect(broker_sock, &b)) < 0; i++) {
                 if (i == 1000)
-                        die("the broker does not answer", -r);
+                        bench_die("the broker does not answer", -r);
                 nap_ms(10);
         }
         r = ashmem_broker_create(b, REGION, REGION_SIZE, ASHMEM_BROKER_DEFAULT, 0600, &fd, NULL);
         if (r < 0)
-                die("create", -r);
+                bench_die("create", -r);
         close(fd);
         ashmem_broker_close(b);
 #ifdef HAVE_S6
@@ -385,14 +371,14 @@ static void client(int s6, int n, int ready, int go, int done)
         if (s6) {
 #ifdef HAVE_S6
                 if ((r = s6_connect(&a)) < 0 || (r = s6_once(&a)) < 0)
-                        die("s6 client", -r);
+                        bench_die("s6 client", -r);
 #else
                 _exit(1);
 #endif
         } else {
                 if ((r = ashmem_broker_connect(broker_sock, &b)) < 0 ||
                     (r = attach_once(b)) < 0)
-                        die("broker client", -r);
+                        bench_die("broker client", -r);
         }
         if (write_all(ready, "r", 1) < 0)
                 _exit(1);
@@ -407,9 +393,9 @@ static void client(int s6, int n, int ready, int go, int done)
                 r = attach_once(b);
 #endif
                 if (r < 0)
-                        die(s6 ? "s6 retrieve" : "broker attach", -r);
+                        bench_die(s6 ? "s6 retrieve" : "broker attach", -r);
         }
-        end = now_ns();
+        end = bench_now_ns();
         if (write_all(done, &end, sizeof(end)) < 0)
                 _exit(1);
         _exit(0);
@@ -426,11 +412,11 @@ static double round_of(int s6, int k, int n)
 
         if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
             pipe2(done, O_CLOEXEC) < 0)
-                die("pipe", errno);
+                bench_die("pipe", errno);
         for (int i = 0; i < k; i++) {
                 pids[i] = fork();
                 if (pids[i] < 0)
-                        die("fork", errno);
+                        bench_die("fork", errno);
                 if (pids[i] == 0) {
                         close(go[1]);
                         close(ready[0]);
@@ -446,9 +432,9 @@ static double round_of(int s6, int k, int n)
                 while ((r = read(ready[0], &c, 1)) < 0 && errno == EINTR)
                         ;
                 if (r != 1)
-                        die("a client did not start", EIO);
+                        bench_die("a client did not start", EIO);
         }
-        t0 = now_ns();
+        t0 = bench_now_ns();
         close(go[1]);           /* go */
         for (int i = 0; i < k; i++) {
                 int64_t end;
@@ -458,7 +444,7 @@ static double round_of(int s6, int k, int n)
                         if (r < 0 && errno == EINTR)
                                 continue;
                         if (r <= 0)
-                                die("a client failed", r < 0 ? errno : EIO);
+                                bench_die("a client failed", r < 0 ? errno : EIO);
                         got += (size_t)r;
                 }
                 if (end > last)
@@ -468,97 +454,36 @@ static double round_of(int s6, int k, int n)
                 int status;
                 while (waitpid(pids[i], &status, 0) < 0)
                         if (errno != EINTR)
-                                die("waitpid", errno);
+                                bench_die("waitpid", errno);
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        die("a client failed", EIO);
+                        bench_die("a client failed", EIO);
         }
         close(ready[0]);
         close(done[0]);
         return (double)k * n / ((double)(last - t0) / 1e9);
 }
 
-/* Pin every thread of process pid (0: this one, and so the clients it
- * forks next) to cpu, or let it run anywhere (cpu < 0). */
-static void pin(pid_t pid, int cpu)
-{
-        char path[64];
-        cpu_set_t set;
-        struct dirent *de;
-        DIR *d;
-
-        CPU_ZERO(&set);
-        if (cpu >= 0) {
-                CPU_SET(cpu, &set);
-        } else {
-                long n = sysconf(_SC_NPROCESSORS_ONLN);
-                for (long i = 0; i < n && i < CPU_SETSIZE; i++)
-                        CPU_SET((int)i, &set);
-        }
-        if (!pid) {
-                if (sched_setaffinity(0, sizeof(set), &set) < 0)
-                        die("sched_setaffinity", errno);
-                return;
-        }
-        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-        d = opendir(path);
-        if (!d)
-                die(path, errno);
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.' &&
-                    sched_setaffinity((pid_t)atoi(de->d_name), sizeof(set), &set) < 0 &&
-                    errno != ESRCH)
-                        die("sched_setaffinity", errno);
-        closedir(d);
-}
-
 static void pin_all(int cpu)
 {
-        pin(0, cpu);
-        pin(broker_pid, cpu);
-        pin(s6_pid, cpu);
+        bench_set_cpu(0, cpu);
+        bench_set_cpu(broker_pid, cpu);
+        bench_set_cpu(s6_pid, cpu);
 }
 
 /* ---------------------------------------------------------------- output */
 
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
-struct stat3 { double med, min, max; };
-
-static struct stat3 summarise(const double *v, int n)
-{
-        double s[MAX_ROUNDS];
-        struct stat3 r;
-
-        memcpy(s, v, (size_t)n * sizeof(*s));
-        qsort(s, (size_t)n, sizeof(*s), cmp_double);
-        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-        r.min = s[0];
-        r.max = s[n - 1];
-        return r;
-}
-
 int main(int argc, char **argv)
 {
         const double target = 1.0;
-        int json = 0, quick = 0, rounds, total;
+        struct bench_opts opt = { 0, 0 };
+        int json, quick, rounds, total;
         double ours[NCLIENTS][MAX_ROUNDS], base[NCLIENTS][MAX_ROUNDS];
 
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = 1;
-                } else if (strcmp(argv[i], "--quick") == 0) {
-                        quick = 1;
-                } else {
-                        fprintf(stderr, "usage: bench_fdholder [--json] [--quick]\n");
-                        return 2;
-                }
-        }
+        bench_options(argc, argv, &opt);
+        json = opt.json;
+        quick = opt.quick;
 #ifndef HAVE_S6
-        die("built without s6's client library (apt-get install libs6-dev skalibs-dev)", 0);
+        bench_die("built without s6's client library (apt-get install libs6-dev skalibs-dev)", 0);
 #endif
         rounds = quick ? 3 : 9;
         total = quick ? 3200 : 32000;   /* requests per round, all clients */
@@ -592,7 +517,7 @@ int main(int argc, char **argv)
                        "benchmark (requests/s, higher is better)", "ours [min..max]",
                        "baseline [min..max]", "ratio", "target", "meets");
         for (int c = 0; c < NCLIENTS; c++) {
-                struct stat3 o = summarise(ours[c], rounds), b = summarise(base[c], rounds);
+                struct bench_stat3 o = bench_summarise(ours[c], rounds), b = bench_summarise(base[c], rounds);
                 double ratio = o.med / b.med;
                 char name[96];
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "support/bench.h"
 
 #define MAX_ROUNDS 64
 #define REGION_PAGES 64
@@ -37,20 +38,6 @@ static ashmem_heap *heap;
 static ashmem_slice *slice;
 static int region_fd;
 static size_t page;
-
-static void die(const char *what, int err)
-{
-        fprintf(stderr, "bench_heap: %s: %s\n", what, strerror(err));
-        exit(1);
-}
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Each operation returns < 0 on failure (the loop checks it). */
 
@@ -129,134 +116,39 @@ static struct variant variants[NV] = {
 /* Mean ns of one operation over a batch of n. */
 static double batch(struct variant *v, int n)
 {
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
 
         for (int i = 0; i < n; i++)
                 if (v->op() < 0)
-                        die(v->name, errno ? errno : EIO);
-        return (double)(now_ns() - t0) / n;
+                        bench_die(v->name, errno ? errno : EIO);
+        return (double)(bench_now_ns() - t0) / n;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
-struct stat3 { double med, min, max; };
-
-static struct stat3 summarise(const double *v, int n)
-{
-        double s[MAX_ROUNDS];
-        struct stat3 r;
-
-        memcpy(s, v, (size_t)n * sizeof(*s));
-        qsort(s, (size_t)n, sizeof(*s), cmp_double);
-        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-        r.min = s[0];
-        r.max = s[n - 1];
-        return r;
-}
-
-struct row {
-        const char *name;
-        struct stat3 ours, base;
-        double target;             /* 0: no target, for information */
-        const char *unit;
+static const struct bench_style style = {
+        .name_width = 52, .cell_width = 30, .ns_digits = 1, .scaled = 1,
+        .strict = 1, .json_digits = 2,
 };
-
-static void fmt_time(char *buf, size_t len, double ns)
-{
-        if (ns >= 1e6)
-                snprintf(buf, len, "%.2f ms", ns / 1e6);
-        else if (ns >= 1e3)
-                snprintf(buf, len, "%.2f us", ns / 1e3);
-        else
-                snprintf(buf, len, "%.1f ns", ns);
-}
-
-static void fmt_cell(char *buf, size_t len, const struct stat3 *s)
-{
-        char a[32], b[32], c[32];
-
-        fmt_time(a, sizeof(a), s->med);
-        fmt_time(b, sizeof(b), s->min);
-        fmt_time(c, sizeof(c), s->max);
-        snprintf(buf, len, "%s [%s..%s]", a, b, c);
-}
-
-static void print_table(const struct row *rows, int n)
-{
-        printf("%-52s %-30s %-30s %6s %7s %s\n", "benchmark", "ours [min..max]",
-               "baseline [min..max]", "ratio", "target", "meets");
-        for (int i = 0; i < n; i++) {
-                const struct row *w = &rows[i];
-                char o[128], b[128], t[16];
-                double ratio = w->ours.med / w->base.med;
-
-                fmt_cell(o, sizeof(o), &w->ours);
-                fmt_cell(b, sizeof(b), &w->base);
-                if (w->target > 0)
-                        snprintf(t, sizeof(t), "<%.2f", w->target);
-                else
-                        snprintf(t, sizeof(t), "-");
-                printf("%-52s %-30s %-30s %6.2f %7s %s\n", w->name, o, b, ratio, t,
-                       w->target > 0 ? (ratio < w->target ? "yes" : "NO") : "-");
-        }
-}
-
-static void print_json(const struct row *rows, int n)
-{
-        printf("[\n");
-        for (int i = 0; i < n; i++) {
-                const struct row *w = &rows[i];
-                double ratio = w->ours.med / w->base.med;
-                char t[32], m[8];
-
-                if (w->target > 0) {
-                        snprintf(t, sizeof(t), "%.2f", w->target);
-                        snprintf(m, sizeof(m), "%s", ratio < w->target ? "true" : "false");
-                } else {
-                        snprintf(t, sizeof(t), "null");
-                        snprintf(m, sizeof(m), "null");
-                }
-                printf("  {\"name\": \"%s\", \"ours\": %.2f, \"baseline\": %.2f, "
-                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
-                       "\"spread\": {\"ours_min\": %.2f, \"ours_max\": %.2f, "
-                       "\"baseline_min\": %.2f, \"baseline_max\": %.2f}}%s\n",
-                       w->name, w->ours.med, w->base.med, ratio, t, m, w->unit,
-                       w->ours.min, w->ours.max, w->base.min, w->base.max,
-                       i + 1 < n ? "," : "");
-        }
-        printf("]\n");
-}
 
 int main(int argc, char **argv)
 {
-        int json = 0, quick = 0, rounds, nrows = 0, r;
-        struct row rows[8];
-        struct stat3 ppid;
+        struct bench_opts opt = { 0, 0 };
+        int json, quick, rounds, nrows = 0, r;
+        struct bench_row rows[8];
+        struct bench_stat3 ppid;
 
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = 1;
-                } else if (strcmp(argv[i], "--quick") == 0) {
-                        quick = 1;
-                } else {
-                        fprintf(stderr, "usage: bench_heap [--json] [--quick]\n");
-                        return 2;
-                }
-        }
+        bench_options(argc, argv, &opt);
+        json = opt.json;
+        quick = opt.quick;
         rounds = quick ? 5 : 21;
         page = (size_t)sysconf(_SC_PAGESIZE);
 
         r = ashmem_heap_new("bench-heap", REGION_PAGES * page, 0, &heap);
         if (r < 0)
-                die("ashmem_heap_new", -r);
+                bench_die("ashmem_heap_new", -r);
         region_fd = ashmem_heap_fd(heap);
         r = ashmem_slice_new(heap, page, page, &slice);
         if (r < 0)
-                die("ashmem_slice_new", -r);
+                bench_die("ashmem_slice_new", -r);
         memset(ashmem_heap_base(heap), 1, REGION_PAGES * page);
 
         /* warm up */
@@ -269,27 +161,27 @@ int main(int argc, char **argv)
                         v->ns[k] = batch(v, quick ? v->per_batch / 10 : v->per_batch);
                 }
 
-        ppid = summarise(variants[V_GETPPID].ns, rounds);
-        rows[nrows++] = (struct row){ "heap pin+unpin pair (1 page) vs getppid()",
-                                      summarise(variants[V_HEAP].ns, rounds), ppid,
-                                      1.0, "ns" };
-        rows[nrows++] = (struct row){ "slice pin+unpin pair (1 page) vs getppid()",
-                                      summarise(variants[V_SLICE].ns, rounds), ppid,
-                                      0, "ns" };
-        rows[nrows++] = (struct row){ "heap pin+unpin pair vs fd pair (1 page)",
-                                      summarise(variants[V_HEAP].ns, rounds),
-                                      summarise(variants[V_FD].ns, rounds), 0, "ns" };
-        rows[nrows++] = (struct row){ "heap pin status (1 page) vs getppid()",
-                                      summarise(variants[V_STATUS].ns, rounds), ppid,
-                                      0, "ns" };
-        rows[nrows++] = (struct row){ "heap adopt+unref (mapping cached) vs mmap+munmap",
-                                      summarise(variants[V_ADOPT].ns, rounds),
-                                      summarise(variants[V_MAP].ns, rounds), 0, "ns" };
+        ppid = bench_summarise(variants[V_GETPPID].ns, rounds);
+        rows[nrows++] = (struct bench_row){ "heap pin+unpin pair (1 page) vs getppid()",
+                                            bench_summarise(variants[V_HEAP].ns, rounds), ppid,
+                                            1.0, "ns" };
+        rows[nrows++] = (struct bench_row){ "slice pin+unpin pair (1 page) vs getppid()",
+                                            bench_summarise(variants[V_SLICE].ns, rounds), ppid,
+                                            0, "ns" };
+        rows[nrows++] = (struct bench_row){ "heap pin+unpin pair vs fd pair (1 page)",
+                                            bench_summarise(variants[V_HEAP].ns, rounds),
+                                            bench_summarise(variants[V_FD].ns, rounds), 0, "ns" };
+        rows[nrows++] = (struct bench_row){ "heap pin status (1 page) vs getppid()",
+                                            bench_summarise(variants[V_STATUS].ns, rounds), ppid,
+                                            0, "ns" };
+        rows[nrows++] = (struct bench_row){ "heap adopt+unref (mapping cached) vs mmap+munmap",
+                                            bench_summarise(variants[V_ADOPT].ns, rounds),
+                                            bench_summarise(variants[V_MAP].ns, rounds), 0, "ns" };
 
         if (json) {
-                print_json(rows, nrows);
+                bench_print_json(rows, nrows, &style);
         } else {
-                print_table(rows, nrows);
+                bench_print_table(rows, nrows, &style);
                 printf("\n%d rounds per variant, interleaved; region %d pages, "
                        "one page pinned and unpinned\n", rounds, REGION_PAGES);
         }

@@ -38,25 +38,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "support/bench.h"
+
 #define MAX_ROUNDS 16
 #define NROWS 4
 
 static char ctl[PATH_MAX], sock[PATH_MAX], dir[PATH_MAX], src[PATH_MAX], shm[PATH_MAX];
 static int broker_up;
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void die(const char *what, int err)
-{
-        fprintf(stderr, "bench_io: %s%s%s\n", what, err ? ": " : "", err ? strerror(err) : "");
-        exit(1);
-}
 
 /* Start argv with stdin from in, stdout to out (-1: inherit). */
 static pid_t spawn(char *const argv[], int in, int out)
@@ -64,7 +52,7 @@ static pid_t spawn(char *const argv[], int in, int out)
         pid_t pid = fork();
 
         if (pid < 0)
-                die("fork", errno);
+                bench_die("fork", errno);
         if (pid == 0) {
                 if (in >= 0 && dup2(in, STDIN_FILENO) < 0)
                         _exit(127);
@@ -82,7 +70,7 @@ static void reap(pid_t pid, char *const argv[])
 
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
-                        die("waitpid", errno);
+                        bench_die("waitpid", errno);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 fprintf(stderr, "bench_io: %s %s failed (status %d)\n", argv[0],
                         argv[1] ? argv[1] : "", status);
@@ -94,7 +82,7 @@ static int devnull(void)
 {
         int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
         if (fd < 0)
-                die("/dev/null", errno);
+                bench_die("/dev/null", errno);
         return fd;
 }
 
@@ -102,11 +90,11 @@ static int devnull(void)
 static int64_t run(char *const argv[], int quiet)
 {
         int out = quiet ? devnull() : -1;
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
         pid_t pid = spawn(argv, -1, out);
 
         reap(pid, argv);
-        t0 = now_ns() - t0;
+        t0 = bench_now_ns() - t0;
         if (out >= 0)
                 close(out);
         return t0;
@@ -120,15 +108,15 @@ static int64_t run_pipe(char *const a[], char *const b[])
         pid_t pa, pb;
 
         if (pipe2(p, O_CLOEXEC) < 0)
-                die("pipe", errno);
-        t0 = now_ns();
+                bench_die("pipe", errno);
+        t0 = bench_now_ns();
         pa = spawn(a, -1, p[1]);
         pb = spawn(b, p[0], out);
         close(p[0]);
         close(p[1]);
         reap(pa, a);
         reap(pb, b);
-        t0 = now_ns() - t0;
+        t0 = bench_now_ns() - t0;
         close(out);
         return t0;
 }
@@ -179,14 +167,14 @@ static void make_source(size_t size)
         int fd;
 
         if (!buf)
-                die("malloc", ENOMEM);
+                bench_die("malloc", ENOMEM);
         for (size_t i = 0; i < chunk; i++) {
                 x ^= x << 13; x ^= x >> 7; x ^= x << 17;
                 buf[i] = (unsigned char)x;
         }
         fd = open(src, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
-                die(src, errno);
+                bench_die(src, errno);
         for (size_t done = 0; done < size; done += chunk) {
                 buf[0]++;       /* every MiB differs */
                 for (size_t o = 0; o < chunk;) {
@@ -194,36 +182,23 @@ static void make_source(size_t size)
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n < 0)
-                                die(src, errno);
+                                bench_die(src, errno);
                         o += (size_t)n;
                 }
         }
         if (close(fd) < 0)
-                die(src, errno);
+                bench_die(src, errno);
         free(buf);
 }
 
-struct stat3 { double med, min, max; };
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
 /* Throughput figures (MiB/s) of the rounds. */
-static struct stat3 stats(const int64_t *ns, int n, size_t bytes)
+static struct bench_stat3 stats(const int64_t *ns, int n, size_t bytes)
 {
         double v[MAX_ROUNDS];
-        struct stat3 s;
 
         for (int i = 0; i < n; i++)
                 v[i] = (double)bytes / (1 << 20) / ((double)ns[i] / 1e9);
-        qsort(v, (size_t)n, sizeof(double), cmp_double);
-        s.min = v[0];
-        s.max = v[n - 1];
-        s.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-        return s;
+        return bench_summarise(v, n);
 }
 
 struct row {
@@ -233,7 +208,8 @@ struct row {
 
 int main(int argc, char **argv)
 {
-        int json = 0, quick = 0, rounds;
+        struct bench_opts opt = { 0, 0 };
+        int json, quick, rounds;
         size_t size;
         char sizearg[32];
         struct row rows[NROWS] = {
@@ -245,45 +221,45 @@ int main(int argc, char **argv)
         const double target = 0.9;
 
         for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = 1;
-                } else if (strcmp(argv[i], "--quick") == 0) {
-                        quick = 1;
-                } else if (strcmp(argv[i], "--ashmemctl") == 0 && i + 1 < argc) {
+                if (bench_option(argv[i], &opt))
+                        continue;
+                if (strcmp(argv[i], "--ashmemctl") == 0 && i + 1 < argc) {
                         snprintf(ctl, sizeof(ctl), "%s", argv[++i]);
                 } else {
                         fprintf(stderr, "usage: bench_io [--json] [--quick] [--ashmemctl PATH]\n");
                         return 2;
                 }
         }
+        json = opt.json;
+        quick = opt.quick;
         if (!ctl[0]) {
                 char self[PATH_MAX];
                 ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
                 char *slash;
                 if (n < 0)
-                        die("/proc/self/exe", errno);
+                        bench_die("/proc/self/exe", errno);
                 self[n] = 0;
                 slash = strrchr(self, '/');
                 if (slash)
                         *slash = 0;
                 if (snprintf(ctl, sizeof(ctl), "%s/../ashmemctl", self) >= (int)sizeof(ctl))
-                        die("path too long", ENAMETOOLONG);
+                        bench_die("path too long", ENAMETOOLONG);
         }
         if (access(ctl, X_OK) < 0)
-                die(ctl, errno);
+                bench_die(ctl, errno);
         size = quick ? (size_t)256 << 20 : (size_t)1 << 30;
         rounds = quick ? 3 : 7;
         snprintf(sizearg, sizeof(sizearg), "%zu", size);
 
         snprintf(dir, sizeof(dir), "/tmp/bench-io.XXXXXX");
         if (!mkdtemp(dir))
-                die("mkdtemp", errno);
+                bench_die("mkdtemp", errno);
         atexit(cleanup);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         if (snprintf(sock, sizeof(sock), "%s/broker.sock", dir) >= (int)sizeof(sock) ||
             snprintf(src, sizeof(src), "%s/source", dir) >= (int)sizeof(src))
-                die("path too long", ENAMETOOLONG);
+                bench_die("path too long", ENAMETOOLONG);
         snprintf(shm, sizeof(shm), "/dev/shm/bench-io-%ld", (long)getpid());
         make_source(size);
         {
@@ -314,7 +290,7 @@ int main(int argc, char **argv)
                         ctl_do("unshare", "io", NULL, NULL);
                 ctl_do("create", "io", sizearg, NULL);
                 if (unlink(shm) < 0 && errno != ENOENT)
-                        die(shm, errno);
+                        bench_die(shm, errno);
                 if (r % 2) {
                         rows[0].base[r] = run(w_base, 1);
                         rows[0].ours[r] = run(w_ours, 1);
@@ -330,7 +306,7 @@ int main(int argc, char **argv)
                 ctl_do("unshare", "io", NULL, NULL);
                 ctl_do("create", "io", sizearg, NULL);
                 if (unlink(shm) < 0)
-                        die(shm, errno);
+                        bench_die(shm, errno);
                 rows[3].ours[r] = run_pipe(cat_src, w_ours_pipe);
                 rows[3].base[r] = run_pipe(cat_src, w_base_pipe);
         }
@@ -340,7 +316,7 @@ int main(int argc, char **argv)
                 printf("%-62s %-26s %-26s %6s %7s %s\n", "benchmark (MiB/s, higher is better)",
                        "ours [min..max]", "baseline [min..max]", "ratio", "target", "meets");
         for (int i = 0; i < NROWS; i++) {
-                struct stat3 o = stats(rows[i].ours, rounds, size), b = stats(rows[i].base, rounds, size);
+                struct bench_stat3 o = stats(rows[i].ours, rounds, size), b = stats(rows[i].base, rounds, size);
                 double ratio = o.med / b.med;
                 if (json) {
                         printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "

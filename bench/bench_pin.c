@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "support/bench.h"
 
 #define MAX_ROUNDS 64
 #define REGION_PAGES 320
@@ -42,20 +43,6 @@
 
 static int region_fd;
 static size_t page;
-
-static void die(const char *what, int err)
-{
-        fprintf(stderr, "bench_pin: %s: %s\n", what, strerror(err));
-        exit(1);
-}
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------ operations
  * Each returns < 0 on failure; the loop checks it, so a broken call cannot
@@ -137,124 +124,45 @@ static struct op *op_named(const char *name)
 /* Mean ns of one operation over a batch of n. */
 static double batch(const struct op *o, int n)
 {
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
 
         for (int i = 0; i < n; i++)
                 if (o->fn() < 0)
-                        die(o->name, errno ? errno : EIO);
-        return (double)(now_ns() - t0) / n;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
-struct stat3 { double med, min, max; };
-
-static struct stat3 summarise(const double *v, int n)
-{
-        double s[MAX_ROUNDS];
-        struct stat3 r;
-
-        memcpy(s, v, (size_t)n * sizeof(*s));
-        qsort(s, (size_t)n, sizeof(*s), cmp_double);
-        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-        r.min = s[0];
-        r.max = s[n - 1];
-        return r;
+                        bench_die(o->name, errno ? errno : EIO);
+        return (double)(bench_now_ns() - t0) / n;
 }
 
 /* ---------------------------------------------------------------- output */
 
-struct result {
-        const struct row_def *def;
-        struct stat3 ours, base;
-        double ratio;
+static const struct bench_style style = {
+        .name_width = 44, .cell_width = 22, .ns_digits = 0, .scaled = 0,
+        .strict = 0, .json_digits = 1,
 };
-
-static void fmt_cell(char *buf, size_t len, const struct stat3 *s)
-{
-        snprintf(buf, len, "%.0f ns [%.0f..%.0f]", s->med, s->min, s->max);
-}
-
-static void print_table(const struct result *res, int n, int rounds)
-{
-        printf("%-44s %-22s %-22s %6s %7s %s\n", "benchmark", "ours [min..max]",
-               "baseline [min..max]", "ratio", "target", "meets");
-        for (int i = 0; i < n; i++) {
-                const struct result *r = &res[i];
-                char o[64], b[64], t[16];
-
-                fmt_cell(o, sizeof(o), &r->ours);
-                fmt_cell(b, sizeof(b), &r->base);
-                if (r->def->target > 0)
-                        snprintf(t, sizeof(t), "<=%.2f", r->def->target);
-                else
-                        snprintf(t, sizeof(t), "-");
-                printf("%-44s %-22s %-22s %6.2f %7s %s\n", r->def->name, o, b, r->ratio, t,
-                       r->def->target > 0 ? (r->ratio <= r->def->target ? "yes" : "NO") : "-");
-        }
-        printf("\nmedian of %d interleaved rounds; [min..max] over the rounds; page %zu bytes; "
-               "256-page range at page %d\n", rounds, page, BIG_FIRST);
-}
-
-static void print_json(const struct result *res, int n)
-{
-        printf("[\n");
-        for (int i = 0; i < n; i++) {
-                const struct result *r = &res[i];
-                char t[32], m[8];
-
-                if (r->def->target > 0) {
-                        snprintf(t, sizeof(t), "%.2f", r->def->target);
-                        snprintf(m, sizeof(m), "%s", r->ratio <= r->def->target ? "true" : "false");
-                } else {
-                        snprintf(t, sizeof(t), "null");
-                        snprintf(m, sizeof(m), "null");
-                }
-                printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "
-                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"ns\", "
-                       "\"spread\": {\"ours_min\": %.1f, \"ours_max\": %.1f, "
-                       "\"baseline_min\": %.1f, \"baseline_max\": %.1f}}%s\n",
-                       r->def->name, r->ours.med, r->base.med, r->ratio, t, m,
-                       r->ours.min, r->ours.max, r->base.min, r->base.max,
-                       i + 1 < n ? "," : "");
-        }
-        printf("]\n");
-}
 
 int main(int argc, char **argv)
 {
-        int json = 0, quick = 0, rounds, div;
-        struct result res[NROWS];
+        struct bench_opts opt = { 0, 0 };
+        int json, quick, rounds, div;
+        struct bench_row res[NROWS];
 
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = 1;
-                } else if (strcmp(argv[i], "--quick") == 0) {
-                        quick = 1;
-                } else {
-                        fprintf(stderr, "usage: bench_pin [--json] [--quick]\n");
-                        return 2;
-                }
-        }
+        bench_options(argc, argv, &opt);
+        json = opt.json;
+        quick = opt.quick;
         rounds = quick ? 5 : 31;
         div = quick ? 20 : 1;
         page = (size_t)sysconf(_SC_PAGESIZE);
 
         region_fd = ashmem_create_region("bench-pin", REGION_PAGES * page);
         if (region_fd < 0)
-                die("ashmem_create_region", errno);
+                bench_die("ashmem_create_region", errno);
         /* the pin path must really be the shared-state one */
         {
                 ashmem_stats st;
                 int r = ashmem_get_stats(region_fd, &st);
                 if (r < 0)
-                        die("ashmem_get_stats", -r);
+                        bench_die("ashmem_get_stats", -r);
                 if (!st.shared_state || !st.writable_state)
-                        die("no writable pin state", ENOTSUP);
+                        bench_die("no writable pin state", ENOTSUP);
         }
 
         /* warm up: code, caches, the table entry */
@@ -267,18 +175,22 @@ int main(int argc, char **argv)
                 }
         /* nothing may be left unpinned */
         if (ashmem_pin_status(region_fd, 0, 0) != ASHMEM_IS_PINNED)
-                die("region left unpinned", EIO);
+                bench_die("region left unpinned", EIO);
 
         for (size_t i = 0; i < NROWS; i++) {
-                res[i].def = &rows[i];
-                res[i].ours = summarise(op_named(rows[i].ours)->ns, rounds);
-                res[i].base = summarise(op_named(rows[i].base)->ns, rounds);
-                res[i].ratio = res[i].ours.med / res[i].base.med;
+                res[i].name = rows[i].name;
+                res[i].ours = bench_summarise(op_named(rows[i].ours)->ns, rounds);
+                res[i].base = bench_summarise(op_named(rows[i].base)->ns, rounds);
+                res[i].target = rows[i].target;
+                res[i].unit = "ns";
         }
-        if (json)
-                print_json(res, (int)NROWS);
-        else
-                print_table(res, (int)NROWS, rounds);
+        if (json) {
+                bench_print_json(res, (int)NROWS, &style);
+        } else {
+                bench_print_table(res, (int)NROWS, &style);
+                printf("\nmedian of %d interleaved rounds; [min..max] over the rounds; "
+                       "page %zu bytes; 256-page range at page %d\n", rounds, page, BIG_FIRST);
+        }
         close(region_fd);
         return 0;
 }

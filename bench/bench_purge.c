@@ -39,24 +39,11 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "support/bench.h"
 
 #define MAX_ROUNDS 32
 
 static size_t page_size;
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void die(const char *what, int err)
-{
-        fprintf(stderr, "bench_purge: %s: %s\n", what, strerror(err));
-        exit(1);
-}
 
 static void fail(const char *msg)
 {
@@ -74,7 +61,7 @@ static struct meminfo meminfo(void)
         char line[256];
 
         if (!f)
-                die("/proc/meminfo", errno);
+                bench_die("/proc/meminfo", errno);
         while (fgets(line, sizeof(line), f)) {
                 long long v;
                 if (sscanf(line, "MemAvailable: %lld kB", &v) == 1)
@@ -93,7 +80,7 @@ static long long blocks_of(int fd)
         struct stat st;
 
         if (fstat(fd, &st) < 0)
-                die("fstat", errno);
+                bench_die("fstat", errno);
         return (long long)st.st_blocks;
 }
 
@@ -123,16 +110,16 @@ static void *map_region(int fd, size_t size)
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
         if (p == MAP_FAILED)
-                die("mmap", errno);
+                bench_die("mmap", errno);
         return p;
 }
 
 static void unmap_close(void *p, size_t size, int fd)
 {
         if (munmap(p, size) < 0)
-                die("munmap", errno);
+                bench_die("munmap", errno);
         if (close(fd) < 0)
-                die("close", errno);
+                bench_die("close", errno);
 }
 
 /* One side of a round: a filled memfd, libashmem's or a raw one. */
@@ -150,21 +137,21 @@ static void prepare(struct subject *x, size_t size)
         if (x->ours) {
                 x->fd = ashmem_create_region("bench-purge", size);
                 if (x->fd < 0)
-                        die("ashmem_create_region", errno);
+                        bench_die("ashmem_create_region", errno);
         } else {
                 x->fd = memfd_create("bench-purge", MFD_CLOEXEC);
                 if (x->fd < 0)
-                        die("memfd_create", errno);
+                        bench_die("memfd_create", errno);
                 if (ftruncate(x->fd, (off_t)size) < 0)
-                        die("ftruncate", errno);
+                        bench_die("ftruncate", errno);
         }
         x->p = map_region(x->fd, size);
         fill(x->p, size);
         if (x->ours) {
-                int64_t t0 = now_ns();
+                int64_t t0 = bench_now_ns();
                 if (ashmem_unpin_region(x->fd, 0, 0) < 0)
-                        die("ashmem_unpin_region", errno);
-                x->unpin_ns = (double)(now_ns() - t0);
+                        bench_die("ashmem_unpin_region", errno);
+                x->unpin_ns = (double)(bench_now_ns() - t0);
         }
 }
 
@@ -176,7 +163,7 @@ static void reclaim(struct subject *x, size_t size)
 
         x->s.blocks_before = blocks_of(x->fd);
         x->s.before = meminfo();
-        t0 = now_ns();
+        t0 = bench_now_ns();
         if (x->ours) {
                 r = ashmem_purge(x->fd);
         } else {
@@ -186,9 +173,9 @@ static void reclaim(struct subject *x, size_t size)
                 if (r < 0)
                         r = -errno;
         }
-        x->s.ns = (double)(now_ns() - t0);
+        x->s.ns = (double)(bench_now_ns() - t0);
         if (r < 0)
-                die(x->ours ? "ashmem_purge" : "fallocate", -r);
+                bench_die(x->ours ? "ashmem_purge" : "fallocate", -r);
         if (x->ours && (size_t)r != (size + page_size - 1) / page_size)
                 fail("ashmem_purge did not purge every page");
         x->s.after = meminfo();
@@ -206,27 +193,6 @@ static void finish(struct subject *x, size_t size)
         if (x->ours && ashmem_pin_region(x->fd, 0, 0) != ASHMEM_WAS_PURGED)
                 fail("pin after purge did not report ASHMEM_WAS_PURGED");
         unmap_close(x->p, size, x->fd);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
-struct stat3 { double med, min, max; };
-
-static struct stat3 summarise(const double *v, int n)
-{
-        double s[MAX_ROUNDS];
-        struct stat3 r;
-
-        memcpy(s, v, (size_t)n * sizeof(*s));
-        qsort(s, (size_t)n, sizeof(*s), cmp_double);
-        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-        r.min = s[0];
-        r.max = s[n - 1];
-        return r;
 }
 
 /* A ratio for JSON: null when the baseline is zero. */
@@ -255,26 +221,20 @@ static double gain_mib(long long before_kib, long long after_kib)
 
 int main(int argc, char **argv)
 {
-        int json = 0, quick = 0, rounds;
+        struct bench_opts opt = { 0, 0 };
+        int json, quick, rounds;
         size_t size;
         struct sample ours[MAX_ROUNDS], base[MAX_ROUNDS];
         double o_ms[MAX_ROUNDS], b_ms[MAX_ROUNDS], unpin_ms[MAX_ROUNDS],
                o_avail[MAX_ROUNDS], b_avail[MAX_ROUNDS],
                o_shmem[MAX_ROUNDS], b_shmem[MAX_ROUNDS];
-        struct stat3 o, b, u, oa, ba, os, bs;
+        struct bench_stat3 o, b, u, oa, ba, os, bs;
         double ratio, target = 1.2;
         char name[64], aname[64], sname[64];
 
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = 1;
-                } else if (strcmp(argv[i], "--quick") == 0) {
-                        quick = 1;
-                } else {
-                        fprintf(stderr, "usage: bench_purge [--json] [--quick]\n");
-                        return 2;
-                }
-        }
+        bench_options(argc, argv, &opt);
+        json = opt.json;
+        quick = opt.quick;
         {
                 long ps = sysconf(_SC_PAGESIZE);
                 page_size = ps > 0 ? (size_t)ps : 4096;
@@ -318,13 +278,13 @@ int main(int argc, char **argv)
                 o_shmem[r] = gain_mib(ours[r].after.shmem_kib, ours[r].before.shmem_kib);
                 b_shmem[r] = gain_mib(base[r].after.shmem_kib, base[r].before.shmem_kib);
         }
-        o = summarise(o_ms, rounds);
-        b = summarise(b_ms, rounds);
-        u = summarise(unpin_ms, rounds);
-        oa = summarise(o_avail, rounds);
-        ba = summarise(b_avail, rounds);
-        os = summarise(o_shmem, rounds);
-        bs = summarise(b_shmem, rounds);
+        o = bench_summarise(o_ms, rounds);
+        b = bench_summarise(b_ms, rounds);
+        u = bench_summarise(unpin_ms, rounds);
+        oa = bench_summarise(o_avail, rounds);
+        ba = bench_summarise(b_avail, rounds);
+        os = bench_summarise(o_shmem, rounds);
+        bs = bench_summarise(b_shmem, rounds);
         ratio = o.med / b.med;
         snprintf(name, sizeof(name), "purge %zu MiB unpinned vs fallocate punch",
                  size >> 20);

@@ -41,20 +41,13 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "support/bench.h"
 
 #define REGION_SIZE ((size_t)1 << 20)   /* 1 MiB, one page of it touched */
 #define MAX_ROUNDS 64
 #define OTHER_FDS 1000
 
 static char shm_name[64];
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void touch(void *p)
 {
@@ -199,44 +192,17 @@ static struct variant variants[] = {
 };
 #define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
 
-static void die(const char *what, int err)
-{
-        fprintf(stderr, "bench_region: %s: %s\n", what, strerror(err));
-        exit(1);
-}
-
 /* Mean ns of one life cycle over a batch of n. */
 static double batch(struct variant *v, int n)
 {
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
 
         for (int i = 0; i < n; i++) {
                 int r = v->life();
                 if (r < 0)
-                        die(v->name, -r);
+                        bench_die(v->name, -r);
         }
-        return (double)(now_ns() - t0) / n;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
-struct stat3 { double med, min, max; };
-
-static struct stat3 summarise(const double *v, int n)
-{
-        double s[MAX_ROUNDS];
-        struct stat3 r;
-
-        memcpy(s, v, (size_t)n * sizeof(*s));
-        qsort(s, (size_t)n, sizeof(*s), cmp_double);
-        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-        r.min = s[0];
-        r.max = s[n - 1];
-        return r;
+        return (double)(bench_now_ns() - t0) / n;
 }
 
 /* ns of one ashmem_collect() dropping k stale control blocks. The regions
@@ -249,24 +215,24 @@ static double collect_once(int k)
         int r;
 
         if (!fds)
-                die("calloc", ENOMEM);
+                bench_die("calloc", ENOMEM);
         r = ashmem_collect();
         if (r < 0)
-                die("ashmem_collect", -r);
+                bench_die("ashmem_collect", -r);
         for (int i = 0; i < k; i++) {
                 fds[i] = ashmem_create_region("bench-stale", REGION_SIZE);
                 if (fds[i] < 0)
-                        die("ashmem_create_region", errno);
+                        bench_die("ashmem_create_region", errno);
         }
         for (int i = 0; i < k; i++)
                 if (close(fds[i]) < 0)
-                        die("close", errno);
+                        bench_die("close", errno);
         free(fds);
-        t0 = now_ns();
+        t0 = bench_now_ns();
         r = ashmem_collect();
-        t0 = now_ns() - t0;
+        t0 = bench_now_ns() - t0;
         if (r < 0)
-                die("ashmem_collect", -r);
+                bench_die("ashmem_collect", -r);
         if (r != k) {
                 fprintf(stderr, "bench_region: ashmem_collect dropped %d of %d stale regions\n",
                         r, k);
@@ -275,78 +241,10 @@ static double collect_once(int k)
         return (double)t0;
 }
 
-struct row {
-        const char *name;
-        struct stat3 ours, base;
-        double target;             /* 0: no target, for information */
-        const char *unit;
+static const struct bench_style style = {
+        .name_width = 52, .cell_width = 30, .ns_digits = 0, .scaled = 1,
+        .strict = 0, .json_digits = 1,
 };
-
-static void fmt_time(char *buf, size_t len, double ns)
-{
-        if (ns >= 1e6)
-                snprintf(buf, len, "%.2f ms", ns / 1e6);
-        else if (ns >= 1e3)
-                snprintf(buf, len, "%.2f us", ns / 1e3);
-        else
-                snprintf(buf, len, "%.0f ns", ns);
-}
-
-static void fmt_cell(char *buf, size_t len, const struct stat3 *s)
-{
-        char a[32], b[32], c[32];
-
-        fmt_time(a, sizeof(a), s->med);
-        fmt_time(b, sizeof(b), s->min);
-        fmt_time(c, sizeof(c), s->max);
-        snprintf(buf, len, "%s [%s..%s]", a, b, c);
-}
-
-static void print_table(const struct row *rows, int n)
-{
-        printf("%-52s %-30s %-30s %6s %7s %s\n", "benchmark", "ours [min..max]",
-               "baseline [min..max]", "ratio", "target", "meets");
-        for (int i = 0; i < n; i++) {
-                const struct row *w = &rows[i];
-                char o[128], b[128], t[16];
-                double ratio = w->ours.med / w->base.med;
-
-                fmt_cell(o, sizeof(o), &w->ours);
-                fmt_cell(b, sizeof(b), &w->base);
-                if (w->target > 0)
-                        snprintf(t, sizeof(t), "<=%.2f", w->target);
-                else
-                        snprintf(t, sizeof(t), "-");
-                printf("%-52s %-30s %-30s %6.2f %7s %s\n", w->name, o, b, ratio, t,
-                       w->target > 0 ? (ratio <= w->target ? "yes" : "NO") : "-");
-        }
-}
-
-static void print_json(const struct row *rows, int n)
-{
-        printf("[\n");
-        for (int i = 0; i < n; i++) {
-                const struct row *w = &rows[i];
-                double ratio = w->ours.med / w->base.med;
-                char t[32], m[8];
-
-                if (w->target > 0) {
-                        snprintf(t, sizeof(t), "%.2f", w->target);
-                        snprintf(m, sizeof(m), "%s", ratio <= w->target ? "true" : "false");
-                } else {
-                        snprintf(t, sizeof(t), "null");
-                        snprintf(m, sizeof(m), "null");
-                }
-                printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "
-                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
-                       "\"spread\": {\"ours_min\": %.1f, \"ours_max\": %.1f, "
-                       "\"baseline_min\": %.1f, \"baseline_max\": %.1f}}%s\n",
-                       w->name, w->ours.med, w->base.med, ratio, t, m, w->unit,
-                       w->ours.min, w->ours.max, w->base.min, w->base.max,
-                       i + 1 < n ? "," : "");
-        }
-        printf("]\n");
-}
 
 /* Let the process have n descriptors open (raising the soft limit). */
 static void ensure_fd_limit(rlim_t n)
@@ -354,14 +252,14 @@ static void ensure_fd_limit(rlim_t n)
         struct rlimit rl;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-                die("getrlimit", errno);
+                bench_die("getrlimit", errno);
         if (rl.rlim_cur >= n)
                 return;
         if (rl.rlim_max < n)
-                die("RLIMIT_NOFILE hard limit too low", EMFILE);
+                bench_die("RLIMIT_NOFILE hard limit too low", EMFILE);
         rl.rlim_cur = n;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                die("setrlimit", errno);
+                bench_die("setrlimit", errno);
 }
 
 /* Open n descriptors unrelated to any region; they stay open until exit. */
@@ -369,27 +267,21 @@ static void open_other_fds(int n)
 {
         for (int i = 0; i < n; i++)
                 if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0)
-                        die("/dev/null", errno);
+                        bench_die("/dev/null", errno);
 }
 
 int main(int argc, char **argv)
 {
-        int json = 0, quick = 0, rounds, per_round, coll_rounds, nrows = 0;
+        struct bench_opts opt = { 0, 0 };
+        int json, quick, rounds, per_round, coll_rounds, nrows = 0;
         double coll64[MAX_ROUNDS], coll1k[MAX_ROUNDS], per64[MAX_ROUNDS],
                fds_ashmem[MAX_ROUNDS], fds_memfd[MAX_ROUNDS];
-        struct row rows[8];
-        struct stat3 ours, memfd, c64, c1k;
+        struct bench_row rows[8];
+        struct bench_stat3 ours, memfd, c64, c1k;
 
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = 1;
-                } else if (strcmp(argv[i], "--quick") == 0) {
-                        quick = 1;
-                } else {
-                        fprintf(stderr, "usage: bench_region [--json] [--quick]\n");
-                        return 2;
-                }
-        }
+        bench_options(argc, argv, &opt);
+        json = opt.json;
+        quick = opt.quick;
         rounds = quick ? 5 : 21;
         per_round = quick ? 200 : 2000;
         coll_rounds = quick ? 5 : 11;
@@ -424,34 +316,34 @@ int main(int argc, char **argv)
                 }
         }
 
-        ours = summarise(variants[0].ns, rounds);
-        memfd = summarise(variants[1].ns, rounds);
-        c64 = summarise(coll64, coll_rounds);
-        c1k = summarise(coll1k, coll_rounds);
-        rows[nrows++] = (struct row){ "region life cycle: libashmem vs memfd",
-                                      ours, memfd, 2.0, "ns" };
-        rows[nrows++] = (struct row){ "region life cycle: libashmem vs shm_open",
-                                      ours, summarise(variants[2].ns, rounds), 0, "ns" };
-        rows[nrows++] = (struct row){ "region life cycle: libashmem vs shmget",
-                                      ours, summarise(variants[3].ns, rounds), 0, "ns" };
-        rows[nrows++] = (struct row){ "region life cycle: two sealed memfds vs memfd",
-                                      summarise(variants[4].ns, rounds), memfd, 0, "ns" };
-        rows[nrows++] = (struct row){ "region life cycle, 1000 fds open: libashmem vs memfd",
-                                      summarise(fds_ashmem, rounds),
-                                      summarise(fds_memfd, rounds), 0, "ns" };
+        ours = bench_summarise(variants[0].ns, rounds);
+        memfd = bench_summarise(variants[1].ns, rounds);
+        c64 = bench_summarise(coll64, coll_rounds);
+        c1k = bench_summarise(coll1k, coll_rounds);
+        rows[nrows++] = (struct bench_row){ "region life cycle: libashmem vs memfd",
+                                            ours, memfd, 2.0, "ns" };
+        rows[nrows++] = (struct bench_row){ "region life cycle: libashmem vs shm_open",
+                                            ours, bench_summarise(variants[2].ns, rounds), 0, "ns" };
+        rows[nrows++] = (struct bench_row){ "region life cycle: libashmem vs shmget",
+                                            ours, bench_summarise(variants[3].ns, rounds), 0, "ns" };
+        rows[nrows++] = (struct bench_row){ "region life cycle: two sealed memfds vs memfd",
+                                            bench_summarise(variants[4].ns, rounds), memfd, 0, "ns" };
+        rows[nrows++] = (struct bench_row){ "region life cycle, 1000 fds open: libashmem vs memfd",
+                                            bench_summarise(fds_ashmem, rounds),
+                                            bench_summarise(fds_memfd, rounds), 0, "ns" };
         /* a collection's cost per stale region, against one raw memfd life
          * cycle: the share of a life cycle it adds, amortised */
-        rows[nrows++] = (struct row){ "collection per stale region vs memfd life",
-                                      summarise(per64, coll_rounds), memfd, 0, "ns" };
+        rows[nrows++] = (struct bench_row){ "collection per stale region vs memfd life",
+                                            bench_summarise(per64, coll_rounds), memfd, 0, "ns" };
 
         if (json) {
-                print_json(rows, nrows);
+                bench_print_json(rows, nrows, &style);
         } else {
                 char a[32], b[32];
 
-                print_table(rows, nrows);
-                fmt_time(a, sizeof(a), c64.med);
-                fmt_time(b, sizeof(b), c1k.med);
+                bench_print_table(rows, nrows, &style);
+                bench_fmt_time(a, sizeof(a), c64.med, &style);
+                bench_fmt_time(b, sizeof(b), c1k.med, &style);
                 printf("\none ashmem_collect(): %s for 64 stale regions, %s for 1000 "
                        "(medians of %d)\n", a, b, coll_rounds);
                 printf("region size %zu KiB; %d rounds of %d life cycles per variant, "

@@ -83,6 +83,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "support/bench.h"
 
 #define MAX_ROUNDS 16
 #define MAX_LISTS 64
@@ -98,21 +99,6 @@ static size_t page;
 /* Descriptors the broker keeps per region: data, control and the library's
  * own control descriptor; measured at each count (the most seen is kept). */
 static size_t fds_per_region = 3;
-
-__attribute__((noreturn)) static void die(const char *what, int err)
-{
-        fprintf(stderr, "bench_scale: %s%s%s\n", what, err ? ": " : "",
-                err ? strerror(err) : "");
-        exit(1);
-}
-
-static int64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void nap_ms(int ms)
 {
@@ -165,7 +151,7 @@ static struct mem broker_mem(void)
         snprintf(path, sizeof(path), "/proc/%d/status", (int)broker_pid);
         f = fopen(path, "re");
         if (!f)
-                die(path, errno);
+                bench_die(path, errno);
         while (fgets(line, sizeof(line), f)) {
                 long long v;
                 if (sscanf(line, "VmRSS: %lld kB", &v) == 1)
@@ -175,7 +161,7 @@ static struct mem broker_mem(void)
         }
         fclose(f);
         if (m.rss_kib < 0 || m.shmem_kib < 0)
-                die("no VmRSS or RssShmem in /proc/PID/status", 0);
+                bench_die("no VmRSS or RssShmem in /proc/PID/status", 0);
         return m;
 }
 
@@ -190,7 +176,7 @@ static size_t broker_fds(void)
         snprintf(path, sizeof(path), "/proc/%d/fd", (int)broker_pid);
         d = opendir(path);
         if (!d)
-                die(path, errno);
+                bench_die(path, errno);
         while ((de = readdir(d)))
                 if (de->d_name[0] != '.')
                         n++;
@@ -210,7 +196,7 @@ static int64_t broker_cpu_ns(void)
         snprintf(path, sizeof(path), "/proc/%d/task", (int)broker_pid);
         d = opendir(path);
         if (!d)
-                die(path, errno);
+                bench_die(path, errno);
         while ((de = readdir(d))) {
                 FILE *f;
                 long long v;
@@ -240,17 +226,17 @@ static long long broker_ticks(void)
         snprintf(path, sizeof(path), "/proc/%d/stat", (int)broker_pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                die(path, errno);
+                bench_die(path, errno);
         n = read(fd, buf, sizeof(buf) - 1);
         close(fd);
         if (n <= 0)
-                die(path, EIO);
+                bench_die(path, EIO);
         buf[n] = 0;
         /* after the command name in parentheses: state is field 3, utime 14 */
         p = strrchr(buf, ')');
         if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                          &ut, &st) != 2)
-                die("cannot parse /proc/PID/stat", 0);
+                bench_die("cannot parse /proc/PID/stat", 0);
         return (long long)(ut + st);
 }
 
@@ -268,7 +254,7 @@ static size_t make_room(size_t n, const char **why)
 
         *why = NULL;
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-                die("getrlimit", errno);
+                bench_die("getrlimit", errno);
         if (rl.rlim_max < need) {
                 struct rlimit want = { rl.rlim_cur < need ? rl.rlim_cur : need, need };
                 if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
@@ -306,7 +292,7 @@ static void start_broker(size_t n)
         snprintf(bytes, sizeof(bytes), "%zu", (n + 64) * page * 2);
         broker_pid = fork();
         if (broker_pid < 0)
-                die("fork", errno);
+                bench_die("fork", errno);
         if (broker_pid == 0) {
                 int nul = open("/dev/null", O_RDWR);
                 if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
@@ -327,7 +313,7 @@ static void start_broker(size_t n)
                         exit(1);
                 }
                 if (i == 1000)
-                        die("the broker does not answer", -r);
+                        bench_die("the broker does not answer", -r);
                 nap_ms(10);
         }
         ashmem_broker_close(b);
@@ -343,7 +329,7 @@ static void stop_broker(void)
         kill(broker_pid, SIGTERM);
         while (waitpid(broker_pid, &status, 0) < 0)
                 if (errno != EINTR)
-                        die("waitpid", errno);
+                        bench_die("waitpid", errno);
         broker_pid = 0;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 fprintf(stderr, "bench_scale: the broker ended with status %d\n", status);
@@ -383,7 +369,7 @@ static void on_signal(int sig)
  * in the permuted order. Wall ns. */
 static int64_t create_all(ashmem_broker *b, size_t n, int slices)
 {
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
 
         for (size_t i = 0; i < n; i++) {
                 size_t k = (size_t)((unsigned long long)i * STEP % n);
@@ -406,10 +392,10 @@ static int64_t create_all(ashmem_broker *b, size_t n, int slices)
                         exit(1);
                 }
                 if (nr != (slices ? 0 : 2))
-                        die("the reply does not have the descriptors it should", EPROTO);
+                        bench_die("the reply does not have the descriptors it should", EPROTO);
                 free(reply);
         }
-        return now_ns() - t0;
+        return bench_now_ns() - t0;
 }
 
 /* Records in the listing file: occurrences of the "name" key of a region
@@ -423,7 +409,7 @@ static size_t count_records(const char *path)
         char *m;
 
         if (fd < 0 || fstat(fd, &st) < 0)
-                die(path, errno);
+                bench_die(path, errno);
         if (st.st_size == 0) {
                 close(fd);
                 return 0;
@@ -431,7 +417,7 @@ static size_t count_records(const char *path)
         m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         close(fd);
         if (m == MAP_FAILED)
-                die("mmap", errno);
+                bench_die("mmap", errno);
         for (char *p = m, *end = m + st.st_size;
              (p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)); p += sizeof(key) - 1) {
                 char *v = p + sizeof(key) - 1;
@@ -458,13 +444,13 @@ static struct list_run list_once(const char *file)
         out = file ? open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
                    : open("/dev/null", O_WRONLY | O_CLOEXEC);
         if (out < 0)
-                die(file ? file : "/dev/null", errno);
+                bench_die(file ? file : "/dev/null", errno);
         k0 = broker_ticks();
         c0 = broker_cpu_ns();
-        t0 = now_ns();
+        t0 = bench_now_ns();
         pid = fork();
         if (pid < 0)
-                die("fork", errno);
+                bench_die("fork", errno);
         if (pid == 0) {
                 if (dup2(out, STDOUT_FILENO) < 0)
                         _exit(126);
@@ -474,8 +460,8 @@ static struct list_run list_once(const char *file)
         }
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
-                        die("waitpid", errno);
-        lr.wall_ns = now_ns() - t0;
+                        bench_die("waitpid", errno);
+        lr.wall_ns = bench_now_ns() - t0;
         lr.cpu_ns = broker_cpu_ns() - c0;
         lr.ticks = broker_ticks() - k0;
         close(out);
@@ -488,27 +474,6 @@ static struct list_run list_once(const char *file)
 
 /* ---------------------------------------------------------------- figures */
 
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
-struct stat3 { double med, min, max; };
-
-static struct stat3 summarise(const double *v, int n)
-{
-        double s[MAX_LISTS];
-        struct stat3 r;
-
-        memcpy(s, v, (size_t)n * sizeof(*s));
-        qsort(s, (size_t)n, sizeof(*s), cmp_double);
-        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-        r.min = s[0];
-        r.max = s[n - 1];
-        return r;
-}
-
 struct size_result {
         size_t n;
         int slices;                     /* names only: slices of one region */
@@ -519,11 +484,11 @@ struct size_result {
         double lcpu[MAX_LISTS], lwall[MAX_LISTS], lticks[MAX_LISTS];
         int nr, nl;
         /* their medians and spreads */
-        struct stat3 create_us;         /* wall per region */
-        struct stat3 create_cpu_us;     /* broker CPU per region */
-        struct stat3 list_cpu_ms, list_wall_ms;
+        struct bench_stat3 create_us;         /* wall per region */
+        struct bench_stat3 create_cpu_us;     /* broker CPU per region */
+        struct bench_stat3 list_cpu_ms, list_wall_ms;
         double list_ticks_ms;           /* median, from /proc/PID/stat */
-        struct stat3 mem_bytes;         /* per region */
+        struct bench_stat3 mem_bytes;         /* per region */
         double shmem_bytes;             /* median RssShmem per region */
         double fds;                     /* descriptors per region */
 };
@@ -541,17 +506,17 @@ static void measure_round(struct size_result *res, int lists)
 
         start_broker(n);
         if ((e = ashmem_broker_connect(sock, &b)) < 0)
-                die("connect", -e);
+                bench_die("connect", -e);
         {
                 ashmem_broker_server hello;
                 if ((e = ashmem_broker_hello(b, &hello)) < 0)
-                        die("hello", -e);
+                        bench_die("hello", -e);
         }
         if (res->slices) {
                 int fd;
                 if ((e = ashmem_broker_create(b, "base", page, ASHMEM_BROKER_DEFAULT, 0600,
                                               &fd, NULL)) < 0)
-                        die("create", -e);
+                        bench_die("create", -e);
                 close(fd);
         }
         m0 = broker_mem();
@@ -589,13 +554,13 @@ static void measure_round(struct size_result *res, int lists)
 
 static void summarise_all(struct size_result *res)
 {
-        res->create_us = summarise(res->c_us, res->nr);
-        res->create_cpu_us = summarise(res->cc_us, res->nr);
-        res->mem_bytes = summarise(res->mem, res->nr);
-        res->shmem_bytes = summarise(res->shm, res->nr).med;
-        res->list_cpu_ms = summarise(res->lcpu, res->nl);
-        res->list_wall_ms = summarise(res->lwall, res->nl);
-        res->list_ticks_ms = summarise(res->lticks, res->nl).med;
+        res->create_us = bench_summarise(res->c_us, res->nr);
+        res->create_cpu_us = bench_summarise(res->cc_us, res->nr);
+        res->mem_bytes = bench_summarise(res->mem, res->nr);
+        res->shmem_bytes = bench_summarise(res->shm, res->nr).med;
+        res->list_cpu_ms = bench_summarise(res->lcpu, res->nl);
+        res->list_wall_ms = bench_summarise(res->lwall, res->nl);
+        res->list_ticks_ms = bench_summarise(res->lticks, res->nl).med;
         res->done = 1;
 }
 
@@ -606,7 +571,7 @@ struct row {
         double ours, base;              /* ours < 0: not measured; base < 0: none */
         double target;                  /* 0: none; ratio at most this */
         const char *unit;
-        struct stat3 spread;            /* of ours */
+        struct bench_stat3 spread;            /* of ours */
         const char *chart;              /* NULL: not charted */
         size_t x;
         char extra[512];                /* more JSON fields, or "" */
@@ -775,7 +740,7 @@ static void rows_of(const struct size_result *q, const struct size_result *first
                          "scale: list --json of %s %s, broker CPU per %s", c, what, per);
         }
         w->ours = q->list_cpu_ms.med * 1e3 / (double)q->n;
-        w->spread = (struct stat3){ w->ours, q->list_cpu_ms.min * 1e3 / (double)q->n,
+        w->spread = (struct bench_stat3){ w->ours, q->list_cpu_ms.min * 1e3 / (double)q->n,
                                     q->list_cpu_ms.max * 1e3 / (double)q->n };
         w->unit = "us";
         w->chart = "scale-list";
@@ -819,21 +784,22 @@ int main(int argc, char **argv)
         struct size_result res[8];
         struct row rows[32];
         const struct size_result *first = NULL;
-        int json = 0, quick = 0, rounds, lists, nsizes, nres = 0, nrows = 0;
+        struct bench_opts opt = { 0, 0 };
+        int json, quick, rounds, lists, nsizes, nres = 0, nrows = 0;
         size_t max = 0, measured = 0;
 
         for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = 1;
-                } else if (strcmp(argv[i], "--quick") == 0) {
-                        quick = 1;
-                } else if (strcmp(argv[i], "--max") == 0 && i + 1 < argc) {
+                if (bench_option(argv[i], &opt))
+                        continue;
+                if (strcmp(argv[i], "--max") == 0 && i + 1 < argc) {
                         max = (size_t)strtoul(argv[++i], NULL, 10);
                 } else {
                         fprintf(stderr, "usage: bench_scale [--json] [--quick] [--max N]\n");
                         return 2;
                 }
         }
+        json = opt.json;
+        quick = opt.quick;
         page = (size_t)sysconf(_SC_PAGESIZE);
         rounds = 3;
         lists = quick ? 3 : 5;
@@ -842,31 +808,24 @@ int main(int argc, char **argv)
                 char self[PATH_MAX];
                 ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
                 if (n < 0)
-                        die("/proc/self/exe", errno);
+                        bench_die("/proc/self/exe", errno);
                 self[n] = 0;
                 *strrchr(self, '/') = 0;
                 if (snprintf(ctl, sizeof(ctl), "%s/../ashmemctl", self) >= (int)sizeof(ctl))
-                        die("path too long", ENAMETOOLONG);
+                        bench_die("path too long", ENAMETOOLONG);
                 if (access(ctl, X_OK) < 0)
-                        die(ctl, errno);
+                        bench_die(ctl, errno);
         }
         snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
         if (!mkdtemp(dir))
-                die("mkdtemp", errno);
+                bench_die("mkdtemp", errno);
         main_pid = getpid();
         atexit(cleanup);
         /* this program, the brokers and the list commands on one CPU (they
          * inherit it): a request/response pair across two CPUs pays a
          * wakeup each way, which on an idle virtual machine costs more than
          * the work and shows up even in the CPU time */
-        {
-                cpu_set_t set;
-                int cpu = sched_getcpu();
-                CPU_ZERO(&set);
-                CPU_SET(cpu >= 0 ? cpu : 0, &set);
-                if (sched_setaffinity(0, sizeof(set), &set) < 0)
-                        die("sched_setaffinity", errno);
-        }
+        bench_set_cpu(0, sched_getcpu() >= 0 ? sched_getcpu() : 0);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         snprintf(sock, sizeof(sock), "%s/broker.sock", dir);
@@ -922,7 +881,7 @@ int main(int argc, char **argv)
                 rows_of(&res[s], ref, rows, &nrows);
         }
         if (!first)
-                die("no region count could be measured", 0);
+                bench_die("no region count could be measured", 0);
         if (json) {
                 print_json(rows, nrows);
         } else {

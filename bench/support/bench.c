@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/* What the bench programs share (see bench.h). */
+#include "bench.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t bench_now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void bench_die(const char *what, int err)
+{
+        fprintf(stderr, "%s: %s%s%s\n", program_invocation_short_name, what,
+                err ? ": " : "", err ? strerror(err) : "");
+        exit(1);
+}
+
+int bench_option(const char *arg, struct bench_opts *o)
+{
+        if (strcmp(arg, "--json") == 0)
+                o->json = 1;
+        else if (strcmp(arg, "--quick") == 0)
+                o->quick = 1;
+        else
+                return 0;
+        return 1;
+}
+
+void bench_options(int argc, char **argv, struct bench_opts *o)
+{
+        for (int i = 1; i < argc; i++)
+                if (!bench_option(argv[i], o)) {
+                        fprintf(stderr, "usage: %s [--json] [--quick]\n",
+                                program_invocation_short_name);
+                        exit(2);
+                }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+struct bench_stat3 bench_summarise(const double *v, int n)
+{
+        double s[BENCH_MAX_ROUNDS];
+        struct bench_stat3 r;
+
+        if (n < 1 || n > BENCH_MAX_ROUNDS)
+                bench_die("bench_summarise: rounds out of range", EINVAL);
+        memcpy(s, v, (size_t)n * sizeof(*s));
+        qsort(s, (size_t)n, sizeof(*s), cmp_double);
+        r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+        r.min = s[0];
+        r.max = s[n - 1];
+        return r;
+}
+
+void bench_set_cpu(pid_t pid, int cpu)
+{
+        char path[64];
+        cpu_set_t set;
+        struct dirent *de;
+        DIR *d;
+
+        CPU_ZERO(&set);
+        if (cpu >= 0) {
+                CPU_SET(cpu, &set);
+        } else {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+                        CPU_SET((int)i, &set);
+        }
+        if (!pid) {
+                if (sched_setaffinity(0, sizeof(set), &set) < 0)
+                        bench_die("sched_setaffinity", errno);
+                return;
+        }
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                bench_die(path, errno);
+        /* a thread may end between readdir() and sched_setaffinity() */
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' &&
+                    sched_setaffinity((pid_t)atoi(de->d_name), sizeof(set), &set) < 0 &&
+                    errno != ESRCH)
+                        bench_die("sched_setaffinity", errno);
+        closedir(d);
+}
+
+void bench_fmt_time(char *buf, size_t len, double ns, const struct bench_style *st)
+{
+        if (st->scaled && ns >= 1e6)
+                snprintf(buf, len, "%.2f ms", ns / 1e6);
+        else if (st->scaled && ns >= 1e3)
+                snprintf(buf, len, "%.2f us", ns / 1e3);
+        else
+                snprintf(buf, len, "%.*f ns", st->ns_digits, ns);
+}
+
+static void fmt_cell(char *buf, size_t len, const struct bench_stat3 *s,
+                     const struct bench_style *st)
+{
+        char a[32], b[32], c[32];
+
+        if (!st->scaled) {
+                /* one unit for the three: "12 ns [10..15]" */
+                snprintf(buf, len, "%.*f ns [%.*f..%.*f]", st->ns_digits, s->med,
+                         st->ns_digits, s->min, st->ns_digits, s->max);
+                return;
+        }
+        bench_fmt_time(a, sizeof(a), s->med, st);
+        bench_fmt_time(b, sizeof(b), s->min, st);
+        bench_fmt_time(c, sizeof(c), s->max, st);
+        snprintf(buf, len, "%s [%s..%s]", a, b, c);
+}
+
+static int meets(double ratio, double target, const struct bench_style *st)
+{
+        return st->strict ? ratio < target : ratio <= target;
+}
+
+void bench_print_table(const struct bench_row *rows, int n, const struct bench_style *st)
+{
+        printf("%-*s %-*s %-*s %6s %7s %s\n", st->name_width, "benchmark",
+               st->cell_width, "ours [min..max]", st->cell_width, "baseline [min..max]",
+               "ratio", "target", "meets");
+        for (int i = 0; i < n; i++) {
+                const struct bench_row *w = &rows[i];
+                char o[128], b[128], t[16];
+                double ratio = w->ours.med / w->base.med;
+
+                fmt_cell(o, sizeof(o), &w->ours, st);
+                fmt_cell(b, sizeof(b), &w->base, st);
+                if (w->target > 0)
+                        snprintf(t, sizeof(t), "%s%.2f", st->strict ? "<" : "<=", w->target);
+                else
+                        snprintf(t, sizeof(t), "-");
+                printf("%-*s %-*s %-*s %6.2f %7s %s\n", st->name_width, w->name,
+                       st->cell_width, o, st->cell_width, b, ratio, t,
+                       w->target > 0 ? (meets(ratio, w->target, st) ? "yes" : "NO") : "-");
+        }
+}
+
+void bench_print_json(const struct bench_row *rows, int n, const struct bench_style *st)
+{
+        int d = st->json_digits;
+
+        printf("[\n");
+        for (int i = 0; i < n; i++) {
+                const struct bench_row *w = &rows[i];
+                double ratio = w->ours.med / w->base.med;
+                char t[32], m[8];
+
+                if (w->target > 0) {
+                        snprintf(t, sizeof(t), "%.2f", w->target);
+                        snprintf(m, sizeof(m), "%s",
+                                 meets(ratio, w->target, st) ? "true" : "false");
+                } else {
+                        snprintf(t, sizeof(t), "null");
+                        snprintf(m, sizeof(m), "null");
+                }
+                printf("  {\"name\": \"%s\", \"ours\": %.*f, \"baseline\": %.*f, "
+                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
+                       "\"spread\": {\"ours_min\": %.*f, \"ours_max\": %.*f, "
+                       "\"baseline_min\": %.*f, \"baseline_max\": %.*f}}%s\n",
+                       w->name, d, w->ours.med, d, w->base.med, ratio, t, m, w->unit,
+                       d, w->ours.min, d, w->ours.max, d, w->base.min, d, w->base.max,
+                       i + 1 < n ? "," : "");
+        }
+        printf("]\n");
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the bench programs (bench/bench_*.c) share: the clock, dying with the
+ * program's name, --json/--quick, the median and spread over rounds, pinning
+ * to a CPU, and the table and JSON output of a row "ours vs baseline" with
+ * its spread (the row shape bench/run.sh checks).
+ */
+#ifndef BENCH_SUPPORT_BENCH_H
+#define BENCH_SUPPORT_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* the most rounds bench_summarise() takes */
+#define BENCH_MAX_ROUNDS 64
+
+struct bench_stat3 { double med, min, max; };
+
+struct bench_opts { int json, quick; };
+
+/* CLOCK_MONOTONIC in ns. */
+int64_t bench_now_ns(void);
+
+/* "PROGRAM: what: strerror(err)" (": strerror" left out when err is 0) on
+ * stderr, exit status 1. */
+__attribute__((noreturn)) void bench_die(const char *what, int err);
+
+/* 1 if arg is --json or --quick (and o now says so), else 0. */
+int bench_option(const char *arg, struct bench_opts *o);
+/* Every argument must be --json or --quick; otherwise the usage line and
+ * exit status 2. */
+void bench_options(int argc, char **argv, struct bench_opts *o);
+
+/* The median, least and greatest of n values (1 <= n <= BENCH_MAX_ROUNDS). */
+struct bench_stat3 bench_summarise(const double *v, int n);
+
+/* Pin every thread of process pid (0: this one, and so what it forks next)
+ * to cpu, or let it run anywhere (cpu < 0). */
+void bench_set_cpu(pid_t pid, int cpu);
+
+/* A row: ours against a baseline, both as median and spread. */
+struct bench_row {
+        const char *name;
+        struct bench_stat3 ours, base;
+        double target;             /* ours/base at most (below, if strict); 0: none */
+        const char *unit;
+};
+
+/* How a program shows its rows. */
+struct bench_style {
+        int name_width, cell_width;
+        int ns_digits;             /* decimals of a time below 1 us */
+        int scaled;                /* a time of 1 us or more in us or ms */
+        int strict;                /* the target is met below it, not at it */
+        int json_digits;           /* decimals of ours, baseline and spread */
+};
+
+/* ns as "12 ns" (ns_digits decimals), or scaled "1.50 us", "2.25 ms". */
+void bench_fmt_time(char *buf, size_t len, double ns, const struct bench_style *st);
+void bench_print_table(const struct bench_row *rows, int n, const struct bench_style *st);
+void bench_print_json(const struct bench_row *rows, int n, const struct bench_style *st);
+
+#endif
