@@ -270,4 +270,7 @@ help:
 	@echo '  clean      remove the build directory'
 	@echo 'Variables: CC, CFLAGS, SANITIZE=address,undefined, V=1, B=builddir, PREFIX, DESTDIR'
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_SRC:tests/fuzz/%.c=$(B)/obj/tests/fuzz/%.d)
+# every object's header dependencies (tests, examples and benches too)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_SRC:tests/fuzz/%.c=$(B)/obj/tests/fuzz/%.d) \
+	$(TEST_SRC:%.c=$(B)/obj/%.d) $(TEST_SUPPORT_OBJ:.o=.d) $(EX_SRC:%.c=$(B)/obj/%.d) \
+	$(BENCH_SRC:%.c=$(B)/obj/%.d) $(BENCH_SUPPORT_OBJ:.o=.d)
