@@ -217,6 +217,8 @@ int ops_dispatch(struct broker *b, struct conn *c, struct req *req,
                  int *fds, int nfds, struct reply *rep);
 void ops_conn_closed(struct broker *b, struct conn *c);
 void ops_free_all(struct broker *b);
+/* A descriptor was freed: resume a paused accept() (cli/broker.c). */
+void broker_fds_freed(struct broker *b);
 void region_unref(struct broker *b, struct region *r);
 size_t ops_bytes(const struct broker *b);
 /* The name at *p, and *p moved past it; NULL after the last. Every name in

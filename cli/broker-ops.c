@@ -126,6 +126,7 @@ void region_unref(struct broker *b, struct region *r)
                 close(r->ro_ctl);
         free(r);
         b->collect = 1;         /* the library may drop its control mapping */
+        broker_fds_freed(b);
 }
 
 size_t ops_bytes(const struct broker *b)

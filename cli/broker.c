@@ -239,6 +239,17 @@ static void conn_out_free(struct conn *c)
         c->noutfds = 0;
 }
 
+/* accept() was paused for want of descriptors: a descriptor was just freed
+ * (or the tick came), so try again. Each resume follows a real release, so
+ * this cannot spin. */
+void broker_fds_freed(struct broker *b)
+{
+        if (b->accept_paused && !b->stopping) {
+                b->accept_paused = 0;
+                epoll_set(b, EPOLL_CTL_MOD, b->lfd, EPOLLIN, &tag_listen);
+        }
+}
+
 static void conn_close(struct broker *b, struct conn *c, const char *why)
 {
         if (c->dead)
@@ -253,6 +264,7 @@ static void conn_close(struct broker *b, struct conn *c, const char *why)
         conn_out_free(c);
         close(c->fd);
         c->fd = -1;
+        broker_fds_freed(b);
 }
 
 static void conns_reap(struct broker *b)
@@ -501,7 +513,8 @@ static void conn_accept(struct broker *b)
                         if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
                             errno == ENOBUFS) {
                                 /* the backlog would wake us for ever: pause
-                                 * accepting until the next tick */
+                                 * accepting until a descriptor is freed
+                                 * (broker_fds_freed) or the next tick */
                                 blog(b, 0, "accept: %s; pausing", strerror(errno));
                                 epoll_set(b, EPOLL_CTL_MOD, b->lfd, 0, &tag_listen);
                                 b->accept_paused = 1;
@@ -593,10 +606,7 @@ static void tick(struct broker *b)
 
         while (read(b->tickfd, &n, sizeof(n)) < 0 && errno == EINTR)
                 ;
-        if (b->accept_paused && !b->stopping) {
-                b->accept_paused = 0;
-                epoll_set(b, EPOLL_CTL_MOD, b->lfd, EPOLLIN, &tag_listen);
-        }
+        broker_fds_freed(b);
         if (b->cfg->idle_timeout_ms) {
                 for (struct conn *c = b->conns; c; c = c->next) {
                         if (c->dead || c->transients || c->job || c->out)
