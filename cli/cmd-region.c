@@ -16,20 +16,6 @@
 static const char *const complete_region[] = { "region", NULL };
 
 /* Print a region record: text lines, or JSON; nothing with --quiet. */
-static int print_record(struct cmd_ctx *ctx, const ashmem_region_info *info)
-{
-        cJSON *rec = out_region_record(info);
-
-        if (!rec)
-                return cmd_error(ctx, ENOMEM, "building the record");
-        if (ctx->json)
-                return out_json(ctx, rec);
-        if (!ctx->quiet)
-                out_record_text(stdout, rec, 0);
-        cJSON_Delete(rec);
-        return 0;
-}
-
 /* ---------------------------------------------------------------- create */
 
 static const struct cmd_opt create_opts[] = {
@@ -74,7 +60,7 @@ static int create_here(struct cmd_ctx *ctx, const char *name, size_t size, int p
                 if (r < 0)
                         return cli_broker_error(ctx, r, name);
         }
-        return print_record(ctx, &info);
+        return out_region(ctx, &info);
 }
 
 static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
@@ -117,7 +103,7 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         if (r < 0)
                 return cli_broker_error(ctx, r, name);
         close(fd);
-        return print_record(ctx, &info);
+        return out_region(ctx, &info);
 }
 
 const struct cmd_entry cmd_create_entry = {

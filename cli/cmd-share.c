@@ -36,20 +36,6 @@
 #include "parse.h"
 #include "region.h"
 
-static int print_record(struct cmd_ctx *ctx, const ashmem_region_info *info)
-{
-        cJSON *rec = out_region_record(info);
-
-        if (!rec)
-                return cmd_error(ctx, ENOMEM, "building the record");
-        if (ctx->json)
-                return out_json(ctx, rec);
-        if (!ctx->quiet)
-                out_record_text(stdout, rec, 0);
-        cJSON_Delete(rec);
-        return 0;
-}
-
 /* ---------------------------------------------------------------- share */
 
 static const struct cmd_opt share_opts[] = {
@@ -202,7 +188,7 @@ static int share_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                         r = cli_broker_error(ctx, r, name);
                 goto out;
         }
-        r = print_record(ctx, &info);
+        r = out_region(ctx, &info);
 out:
         if (own)
                 close(fd);
@@ -273,7 +259,7 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                                  (unsigned long long)off, (unsigned long long)len, of);
         if (r < 0)
                 return cli_broker_error(ctx, r, r == -EEXIST ? name : of);
-        return print_record(ctx, &info);
+        return out_region(ctx, &info);
 }
 
 const struct cmd_entry cmd_slice_entry = {

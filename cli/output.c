@@ -304,3 +304,17 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
                 fputc('\n', f);
         }
 }
+
+int out_region(struct cmd_ctx *ctx, const ashmem_region_info *info)
+{
+        cJSON *rec = out_region_record(info);
+
+        if (!rec)
+                return cmd_error(ctx, ENOMEM, "building the record");
+        if (ctx->json)
+                return out_json(ctx, rec);
+        if (!ctx->quiet)
+                out_record_text(stdout, rec, 0);
+        cJSON_Delete(rec);
+        return 0;
+}

@@ -85,4 +85,8 @@ cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols);
 /* A record as "Label:  value" lines, every field it has. */
 void out_record_text(FILE *f, const cJSON *rec, unsigned flags);
 
+/* Print a region's record: text lines, or the JSON record with --json;
+ * nothing with --quiet. Returns the exit status. */
+int out_region(struct cmd_ctx *ctx, const ashmem_region_info *info);
+
 #endif
