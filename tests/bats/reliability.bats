@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Faults (issue 9): clients SIGKILLed in the middle of pin, unpin and purge;
+# Faults: clients SIGKILLed in the middle of pin, unpin and purge;
 # the broker SIGKILLed under its clients and the regions other processes
 # hold; the broker at its descriptor limit; clients that never speak or
 # send half a message; SIGTERM while clients are mid-request. Load is
