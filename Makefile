@@ -223,13 +223,13 @@ bench: all
 	$(Q)sh bench/run.sh $(abspath $(B)) $(if $(QUICK),quick,full)
 
 BENCH_QUICK_RESULTS = $(abspath $(B))/bench-quick.json
+BENCH_ROWS_OK = type == "array" and length > 0 and all(.[]; type == "object" and \
+	(.name | type == "string") and (.unit | type == "string") and \
+	has("ours") and has("baseline") and has("ratio") and has("target") and has("meets"))
 check-bench: all
 	$(Q)rm -f $(BENCH_QUICK_RESULTS); \
 	if $(MAKE) --no-print-directory bench QUICK=1 BENCH_RESULTS=$(BENCH_QUICK_RESULTS) && \
-	   jq -e 'type == "array" and length > 0 and all(.[]; type == "object" and \
-		(.name | type == "string") and (.unit | type == "string") and \
-		has("ours") and has("baseline") and has("ratio") and has("target") and has("meets"))' \
-		$(BENCH_QUICK_RESULTS) >/dev/null; \
+	   jq -e '$(BENCH_ROWS_OK)' $(BENCH_QUICK_RESULTS) >/dev/null; \
 	then echo "check-bench: $(BENCH_QUICK_RESULTS) holds well-formed rows"; $(call RECORD,1,0); \
 	else echo "check-bench: FAIL: the quick bench failed or left no well-formed rows"; \
 		$(call RECORD,0,1); exit 1; fi
