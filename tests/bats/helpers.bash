@@ -1,13 +1,19 @@
 # Common helpers of the bats tests: `load helpers` in a .bats file.
 #
-# The Makefile runs `ASHMEM_BUILD=<abs build dir> bats tests/bats`; the build
-# directory comes first on PATH, so `ashmemctl` is the one just built.
+# `make bats` (tests/bats/run.sh) runs `ASHMEM_BUILD=<abs build dir> bats
+# tests/bats`; the build directory comes first on PATH, so `ashmemctl` is
+# the one just built.
 #
 # Brokers: start_broker starts one on a socket in $BATS_TEST_TMPDIR (and
 # exports ASHMEM_SOCKET, so every ashmemctl of the test talks to it);
 # stop_broker stops it; broker_teardown (call it from teardown) stops every
 # broker the test started, whatever happened, and fails if one of them
 # would not go. Daemons never keep bats' descriptor 3.
+#
+# Other users: never run anything of the build directory or the source
+# tree as another user directly (it may not reach them); stage it with
+# stage_for_others, run it with as_user or as_nobody, and call unstage
+# from teardown.
 
 bats_require_minimum_version 1.5.0
 PATH="${ASHMEM_BUILD:?set ASHMEM_BUILD to the build directory}:$PATH"
