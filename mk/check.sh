@@ -4,7 +4,8 @@
 #
 #     check: N passed, N failed
 #
-# that sums the tests every step ran; exit non-zero if anything failed.
+# that sums the tests every step ran (the only line that begins with
+# "check:"); exit non-zero if anything failed.
 #
 # Usage: mk/check.sh COUNTS_DIR STEP...
 #
@@ -24,7 +25,7 @@ passed=0 failed=0 steps=
 for step in "$@"; do
         counts=$dir/$step
         rm -f "$counts" || exit 1
-        echo "check: running $step"
+        echo "==> $step"
         ASHMEM_CHECK_COUNTS=$counts $make --no-print-directory "$step"
         rc=$?
         p= f=
@@ -33,11 +34,11 @@ for step in "$@"; do
         fi
         case "$p:$f" in
         *[!0-9:]*|:*|*:)
-                echo "check: $step (exit $rc) recorded no counts in $counts" >&2
+                echo "==> $step (exit $rc) left no counts (PASSED FAILED) in $counts" >&2
                 p=0 f=1 ;;
         *)
                 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-                        echo "check: $step exited $rc without a failed test" >&2
+                        echo "==> $step exited $rc without a failed test" >&2
                         f=1
                 fi ;;
         esac
@@ -45,6 +46,6 @@ for step in "$@"; do
         steps="$steps $step $p/$f"
 done
 
-echo "check: by step (passed/failed):$steps"
+echo "==> by step (passed/failed):$steps"
 echo "check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
