@@ -215,13 +215,14 @@ demo: all
 
 # The baselines (s6, its client library) are installed before the bench
 # programs are built. `make check` runs the quick mode once, its results in
-# the build dir, without judging the numbers: one test, passed when the run
-# succeeded and left a non-empty array of well-formed rows.
+# the build dir, without judging the numbers.
 bench: all
 	$(Q)sh mk/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN)
 	$(Q)sh bench/run.sh $(abspath $(B)) $(if $(QUICK),quick,full)
 
+# check-bench is one test: passed when the quick run succeeded and left a
+# non-empty array of well-formed rows.
 BENCH_QUICK_RESULTS = $(abspath $(B))/bench-quick.json
 BENCH_ROWS_OK = type == "array" and length > 0 and all(.[]; type == "object" and \
 	(.name | type == "string") and (.unit | type == "string") and \
