@@ -128,33 +128,47 @@ $(B)/tests/load/%: $(B)/obj/tests/load/%.o $(STLIB)
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(STLIB) $(CJSON_LIBS)
 
 # ---------------------------------------------------------------- checks
-check: deps all hdrcheck unit bats manlint check-sanitize check-fuzz load check-bench memcheck
-	@echo "make check: all passed"
+# `make check`: the deps step, the build, then mk/check.sh runs each step
+# of CHECK_STEPS (going on after a failing one) and ends with the line
+# "check: N passed, N failed"; it fails if anything failed. Each step
+# counts the tests it ran into $(B)/check/STEP (the file named by
+# ASHMEM_CHECK_COUNTS) as "PASSED FAILED"; run on its own, a step counts
+# nothing (RECORD does nothing without ASHMEM_CHECK_COUNTS).
+CHECK_STEPS := hdrcheck unit bats manlint check-sanitize check-fuzz load check-bench memcheck
+RECORD = if [ -n "$${ASHMEM_CHECK_COUNTS:-}" ]; then echo "$(1) $(2)" >"$$ASHMEM_CHECK_COUNTS"; fi
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)MAKE="$(MAKE)" sh mk/check.sh $(abspath $(B))/check $(CHECK_STEPS)
 
 # The unit tests again, built with ASan and UBSan in a build dir of their own
 # (skipped when this build is itself sanitized).
 check-sanitize:
 	$(Q)if [ -z "$(SANITIZE)" ]; then \
-		$(MAKE) --no-print-directory B=$(B)-sanitize SANITIZE=address,undefined unit; fi
+		$(MAKE) --no-print-directory B=$(B)-sanitize SANITIZE=address,undefined unit; \
+	else echo "check-sanitize: skipped (SANITIZE=$(SANITIZE))"; $(call RECORD,0,0); fi
 
 unit: $(TEST_BIN) $(CLI)
 	$(Q)sh tests/unit/run.sh $(TEST_BIN)
 
 bats: all
-	$(Q)if [ -n "$$(ls tests/bats/*.bats 2>/dev/null)" ]; then \
-		ASHMEM_BUILD=$(abspath $(B)) bats tests/bats; fi
+	$(Q)sh tests/bats/run.sh $(B)
 
-# Each public header compiles on its own, in C and in C++.
+# Each public header compiles on its own, in C and in C++: one test each.
 hdrcheck: $(HEADERS)
-	$(Q)set -e; for h in $(HEADERS:lib/include/%=%); do \
-		printf '#include <%s>\n' $$h | $(CC) $(WARN) -Ilib/include -fsyntax-only -x c - ; \
-		if command -v c++ >/dev/null; then \
-		printf '#include <%s>\n' $$h | c++ -Wall -Wextra -Werror -Ilib/include -fsyntax-only -x c++ - ; fi; \
-	done; echo "hdrcheck: $(words $(HEADERS)) headers compile on their own"
+	$(Q)p=0; f=0; for h in $(HEADERS:lib/include/%=%); do \
+		if printf '#include <%s>\n' $$h | $(CC) $(WARN) -Ilib/include -fsyntax-only -x c - && \
+		   { ! command -v c++ >/dev/null || \
+		     printf '#include <%s>\n' $$h | c++ -Wall -Wextra -Werror -Ilib/include -fsyntax-only -x c++ - ; }; \
+		then p=$$((p+1)); else f=$$((f+1)); echo "hdrcheck: FAIL $$h"; fi; \
+	done; echo "hdrcheck: $$p passed, $$f failed"; $(call RECORD,$$p,$$f); [ $$f -eq 0 ]
 
+# Each man page (not the links) lints clean: one test each.
 manlint:
-	$(Q)set -e; n=0; for m in $(MANPAGES); do [ -L $$m ] && continue; mandoc -Tlint -W warning $$m; n=$$((n+1)); done; \
-		echo "manlint: $$n pages lint clean"
+	$(Q)p=0; f=0; for m in $(MANPAGES); do [ -L $$m ] && continue; \
+		if out=$$(mandoc -Tlint -W warning $$m 2>&1) && [ -z "$$out" ]; then p=$$((p+1)); \
+		else f=$$((f+1)); echo "manlint: FAIL $$m"; printf '%s\n' "$$out"; fi; \
+	done; echo "manlint: $$p passed, $$f failed"; $(call RECORD,$$p,$$f); [ $$f -eq 0 ]
 
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses in tests/fuzz/fuzz_*.c, built with clang in their own
@@ -182,16 +196,18 @@ fuzz:
 		SANITIZE=fuzzer-no-link,address,undefined fuzz-bins
 	$(Q)sh tests/fuzz/run.sh $(B)-fuzz/fuzz $(FUZZ_SECONDS)
 
+# (tests/fuzz/run.sh counts each fuzzer run as one test)
 check-fuzz:
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
 
 # ---------------------------------------------------------------- memcheck
 # The broker and ashmemctl through a session under valgrind memcheck (no
 # error, no definite or indirect leak, no descriptor left open); about
-# 30 s. Skipped in a sanitized build (valgrind cannot run those).
+# 30 s; one test. Skipped in a sanitized build (valgrind cannot run those).
 memcheck: all
-	$(Q)if [ -z "$(SANITIZE)" ]; then sh tests/memcheck.sh $(B); \
-	else echo "memcheck: skipped (SANITIZE=$(SANITIZE))"; fi
+	$(Q)if [ -z "$(SANITIZE)" ]; then \
+		if sh tests/memcheck.sh $(B); then $(call RECORD,1,0); else $(call RECORD,0,1); exit 1; fi; \
+	else echo "memcheck: skipped (SANITIZE=$(SANITIZE))"; $(call RECORD,0,0); fi
 
 # ---------------------------------------------------------------- demo, bench
 demo: all
@@ -205,8 +221,19 @@ bench: all
 	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN)
 	$(Q)sh bench/run.sh $(abspath $(B)) $(if $(QUICK),quick,full)
 
+# check-bench is one test: passed when the quick run succeeded and left a
+# non-empty array of well-formed rows.
+BENCH_QUICK_RESULTS = $(abspath $(B))/bench-quick.json
+BENCH_ROWS_OK = type == "array" and length > 0 and all(.[]; type == "object" and \
+	(.name | type == "string") and (.unit | type == "string") and \
+	has("ours") and has("baseline") and has("ratio") and has("target") and has("meets"))
 check-bench: all
-	$(Q)$(MAKE) --no-print-directory bench QUICK=1 BENCH_RESULTS=$(abspath $(B))/bench-quick.json
+	$(Q)rm -f $(BENCH_QUICK_RESULTS); \
+	if $(MAKE) --no-print-directory bench QUICK=1 BENCH_RESULTS=$(BENCH_QUICK_RESULTS) && \
+	   jq -e '$(BENCH_ROWS_OK)' $(BENCH_QUICK_RESULTS) >/dev/null; \
+	then echo "check-bench: $(BENCH_QUICK_RESULTS) holds well-formed rows"; $(call RECORD,1,0); \
+	else echo "check-bench: FAIL: the quick bench failed or left no well-formed rows"; \
+		$(call RECORD,0,1); exit 1; fi
 
 # LOAD_CLIENTS clients (processes) against a broker of their own for
 # LOAD_SECONDS: zero errors, the broker's descriptors and memory back to
@@ -214,8 +241,9 @@ check-bench: all
 LOAD_SECONDS ?= 30
 LOAD_CLIENTS ?= 64
 load: all
-	$(Q)$(B)/tests/load/load --ashmemctl $(B)/ashmemctl \
-		--clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS) $(if $(SANITIZE),--rss-slack none)
+	$(Q)if $(B)/tests/load/load --ashmemctl $(B)/ashmemctl \
+		--clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS) $(if $(SANITIZE),--rss-slack none); \
+	then $(call RECORD,1,0); else $(call RECORD,0,1); exit 1; fi
 
 # ---------------------------------------------------------------- install
 install: all
@@ -258,8 +286,13 @@ help:
 	@echo 'Targets:'
 	@echo '  all        build libashmem (shared + static), ashmemctl, examples, tests'
 	@echo '  deps       check for (and as root install) what the build and tests need'
-	@echo '  check      everything: header check, unit tests (also under ASan+UBSan), bats,'
-	@echo '             man lint, fuzzers (5 s each), load (30 s), memcheck, quick bench'
+	@echo '  check      deps, build, then every test, going on after a failure: header check'
+	@echo '             (one per header), unit tests, bats, man lint (one per page), unit'
+	@echo '             tests under ASan+UBSan, fuzzers (5 s each), load (30 s), quick bench,'
+	@echo '             memcheck; ends with the line "check: N passed, N failed" summing them'
+	@echo '             (counts per step in B/check/) and fails if any test failed'
+	@echo '  unit, bats, hdrcheck, manlint, check-sanitize, check-fuzz, check-bench'
+	@echo '             one step of check on its own (so are load and memcheck)'
 	@echo '  demo       build and show the main job working'
 	@echo '  fuzz       run every libFuzzer harness for FUZZ_SECONDS (default 60)'
 	@echo '  memcheck   the broker and ashmemctl through a session under valgrind'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The access-control matrix of DESIGN.md section 6 (issue 9): three users
+# The access-control matrix of the broker (docs/trust-model.md): three users
 # (the region's owner, a member of its group, another user; plus a member
 # through the primary group and root) across the modes 0600, 0640, 0644,
 # 0660 and 0666, for attach r, attach rw, writing through the mapping,
@@ -11,8 +11,9 @@
 # for pin, unpin and purge.
 #
 # The users are numeric ids with no account (setpriv); the broker runs as
-# root on a 0666 socket in a world-searchable directory. The table goes to
-# the test output (and to $ASHMEM_MATRIX_OUT when set).
+# root on a 0666 socket in a world-searchable directory, and what the users
+# run (ashmemctl, the probe) is staged where they reach it. The table goes
+# to the test output (and to $ASHMEM_MATRIX_OUT when set).
 
 load helpers
 
@@ -23,7 +24,8 @@ OTHER=2003
 
 setup() {
         [ "$(id -u)" = 0 ] || skip "needs root (setpriv to other users)"
-        probe=$ASHMEM_BUILD/tests/helpers/probe
+        stage_for_others ashmemctl tests/helpers/probe
+        probe=$stage_dir/tests/helpers/probe
         [ -x "$probe" ]
         pub_dir=$(mktemp -d /tmp/ashmem-access.XXXXXX)
         chmod 0755 "$pub_dir"
@@ -34,6 +36,7 @@ setup() {
 teardown() {
         broker_teardown
         rm -rf "$pub_dir"
+        unstage
 }
 
 # as WHO CMD...: run CMD as one of the users.
@@ -41,15 +44,18 @@ as() {
         local who=$1
         shift
         case $who in
-        owner)   setpriv --reuid=$OWNER --regid=$OWNER --clear-groups "$@" ;;
-        member)  setpriv --reuid=$MEMBER --regid=$MEMBER --groups=$OWNER "$@" ;;
-        primary) setpriv --reuid=$PRIMARY --regid=$OWNER --clear-groups "$@" ;;
-        other)   setpriv --reuid=$OTHER --regid=$OTHER --clear-groups "$@" ;;
+        owner)   as_user --reuid=$OWNER --regid=$OWNER --clear-groups -- "$@" ;;
+        member)  as_user --reuid=$MEMBER --regid=$MEMBER --groups=$OWNER -- "$@" ;;
+        primary) as_user --reuid=$PRIMARY --regid=$OWNER --clear-groups -- "$@" ;;
+        other)   as_user --reuid=$OTHER --regid=$OTHER --clear-groups -- "$@" ;;
         root)    "$@" ;;
         esac
 }
 
-# The rules of DESIGN.md section 6: the permission bits that apply.
+# The rules (docs/trust-model.md): the permission bits that apply. Root
+# may do anything; the owner has the owner bits; a member of the region's
+# group, through its primary or a supplementary group, the group bits;
+# everybody else the other bits.
 bits() {
         local mode=$((8#$1)) who=$2
         case $who in

@@ -14,6 +14,7 @@ teardown() {
         if [ -n "$pub_dir" ]; then
                 rm -rf "$pub_dir"
         fi
+        unstage
 }
 
 fd_count() {
@@ -143,8 +144,10 @@ fd_count() {
 
 # ---------------------------------------------------------------- access control
 
-# A broker another user can reach: a 0755 directory, a 0666 socket.
+# A broker another user can reach: a 0755 directory, a 0666 socket; and
+# ashmemctl staged for that user (as_nobody runs the staged one).
 public_broker() {
+        stage_for_others ashmemctl
         pub_dir=$(mktemp -d /tmp/ashmem-bats.XXXXXX)
         chmod 0755 "$pub_dir"
         export ASHMEM_SOCKET=$pub_dir/broker.sock ASHMEM_NO_AUTOSTART=1

@@ -11,6 +11,7 @@ teardown() {
                 ashmemctl --socket "$pub_dir/broker.sock" broker stop >/dev/null 2>&1 || true
                 rm -rf "$pub_dir"
         fi
+        unstage
         cli_teardown
 }
 
@@ -377,14 +378,16 @@ teardown() {
 @test "incr on a read-only attach is refused; get works there" {
         # a broker another user may reach: root owns region ro (mode 0644)
         # and nobody attaches read-only
-        # (bats' own temporary directories are closed to other users)
+        # (bats' own temporary directories are closed to other users, and
+        # so may be the build directory: as_nobody runs a staged ashmemctl)
+        stage_for_others ashmemctl
         pub_dir=$(mktemp -d /tmp/ashmem-cli-test.XXXXXX)
         chmod 0755 "$pub_dir"
         sock=$pub_dir/broker.sock
         ashmemctl --socket "$sock" broker start --socket-mode 0666 3>&- >/dev/null
         ashmemctl --socket "$sock" -q create ro 4K --mode 0644
         ashmemctl --socket "$sock" set ro 41
-        nobody_ctl() { setpriv --reuid=nobody --regid=nogroup --clear-groups ashmemctl --socket "$sock" "$@"; }
+        nobody_ctl() { as_nobody ashmemctl --socket "$sock" "$@"; }
         run --separate-stderr nobody_ctl get ro
         [ "$status" -eq 0 ] && [ "$output" = 41 ]
         run --separate-stderr nobody_ctl incr ro

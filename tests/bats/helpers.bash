@@ -1,13 +1,19 @@
 # Common helpers of the bats tests: `load helpers` in a .bats file.
 #
-# The Makefile runs `ASHMEM_BUILD=<abs build dir> bats tests/bats`; the build
-# directory comes first on PATH, so `ashmemctl` is the one just built.
+# `make bats` (tests/bats/run.sh) runs `ASHMEM_BUILD=<abs build dir> bats
+# tests/bats`; the build directory comes first on PATH, so `ashmemctl` is
+# the one just built.
 #
 # Brokers: start_broker starts one on a socket in $BATS_TEST_TMPDIR (and
 # exports ASHMEM_SOCKET, so every ashmemctl of the test talks to it);
 # stop_broker stops it; broker_teardown (call it from teardown) stops every
 # broker the test started, whatever happened, and fails if one of them
 # would not go. Daemons never keep bats' descriptor 3.
+#
+# Other users: never run anything of the build directory or the source
+# tree as another user directly (it may not reach them); stage it with
+# stage_for_others, run it with as_user or as_nobody, and call unstage
+# from teardown.
 
 bats_require_minimum_version 1.5.0
 PATH="${ASHMEM_BUILD:?set ASHMEM_BUILD to the build directory}:$PATH"
@@ -58,9 +64,67 @@ wait_for() {
         return 1
 }
 
+# ---------------------------------------------------------------- other users
+# Another user may not reach the build directory, the source tree or bats'
+# temporary directories: they sit below a private directory when the tree
+# is a clone in a home of mode 0700. So whatever a test runs as another
+# user (programs, scripts, anything they read) is staged first, in a
+# directory of the test's own that everybody reaches.
+#
+# stage_for_others PATH...: copy each PATH of the build directory
+# (ashmemctl, tests/helpers/probe, ...) to the same relative path below
+# $stage_dir, a directory of mode 0755 under /tmp made on first use, and
+# make every copy readable (and, where it was, executable) by everybody.
+# Call unstage from teardown to remove it.
+stage_for_others() {
+        local f
+        if [ -z "${stage_dir:-}" ]; then
+                stage_dir=$(mktemp -d /tmp/ashmem-stage.XXXXXX) || return
+                chmod 0755 "$stage_dir" || return
+        fi
+        for f in "$@"; do
+                if [ ! -e "$ASHMEM_BUILD/$f" ]; then
+                        echo "stage_for_others: $ASHMEM_BUILD/$f is not built" >&2
+                        return 1
+                fi
+                mkdir -p "$stage_dir/$(dirname "$f")" &&
+                        cp -R "$ASHMEM_BUILD/$f" "$stage_dir/$f" || return
+        done
+        chmod -R a+rX "$stage_dir"
+}
+
+# unstage: remove $stage_dir and what was staged there.
+unstage() {
+        if [ -n "${stage_dir:-}" ]; then
+                rm -rf "$stage_dir"
+                stage_dir=
+        fi
+}
+
+# as_user SETPRIV-OPTIONS... -- CMD...: run CMD as another user (setpriv
+# with those options), with $stage_dir first on PATH and as the working
+# directory (the test's own may be closed to that user).
+as_user() {
+        local opts=()
+        while [ $# -gt 0 ] && [ "$1" != -- ]; do
+                opts+=("$1")
+                shift
+        done
+        if [ $# -lt 2 ]; then
+                echo "usage: as_user SETPRIV-OPTIONS... -- CMD..." >&2
+                return 2
+        fi
+        shift
+        if [ -z "${stage_dir:-}" ]; then
+                echo "as_user: nothing staged (stage_for_others first)" >&2
+                return 2
+        fi
+        (cd "$stage_dir" && PATH="$stage_dir:$PATH" exec setpriv "${opts[@]}" "$@")
+}
+
 # as_nobody CMD...: run CMD as user nobody, group nogroup, no other groups.
 as_nobody() {
-        setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+        as_user --reuid=nobody --regid=nogroup --clear-groups -- "$@"
 }
 
 # broker_teardown: stop every broker this test started; fail if one is

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Faults (issue 9): clients SIGKILLed in the middle of pin, unpin and purge;
+# Faults: clients SIGKILLed in the middle of pin, unpin and purge;
 # the broker SIGKILLed under its clients and the regions other processes
 # hold; the broker at its descriptor limit; clients that never speak or
 # send half a message; SIGTERM while clients are mid-request. Load is
@@ -46,6 +46,15 @@ broker_fds() {
 # broker_fds_are N (for wait_for)
 broker_fds_are() {
         [ "$(broker_fds)" -eq "$1" ]
+}
+
+# broker_fds_back_to N: wait until broker_fds is N again; if it never is,
+# show what the broker holds (the test fails).
+broker_fds_back_to() {
+        wait_for broker_fds_are "$1" && return 0
+        echo "the broker (pid $broker_pid) holds $(broker_fds) descriptors, not $1:" >&2
+        ls -l "/proc/$broker_pid/fd" >&2
+        return 1
 }
 
 # fds_are PID N: PID has N descriptors open (for wait_for).
@@ -143,7 +152,7 @@ map_counts() {
         run -0 ashmemctl -j info -M r
         jq -e '.map == "PPPPPPPPPPPPPPPP" and .pinned == 16 and .purged == 0' <<<"$output"
         # the broker let go of every dead client and everything it sent
-        wait_for broker_fds_are "$before"
+        broker_fds_back_to "$before"
         wait_for sh -c '[ "$(ashmemctl -j broker status | jq .stats.connections)" = 1 ]'
         run -0 ashmemctl -j broker status
         jq -e '.stats.regions == 1' <<<"$output"
@@ -293,7 +302,7 @@ map_counts() {
         run -0 ashmemctl -q create again 4K
         run -0 ashmemctl -q attach again --ro -- true
         ashmemctl -q unshare again
-        wait_for broker_fds_are "$base"
+        broker_fds_back_to "$base"
         echo "# limit 32: $n regions held, then EMFILE; served on; CPU while stalled: $((t1 - t0)) ticks in 2 s" >&3
 }
 

@@ -2,7 +2,9 @@
 # Run every fuzzer in FUZZDIR for SECONDS each, starting from the committed
 # seed corpus tests/fuzz/corpus/NAME; new inputs go to a scratch directory,
 # crashes to tests/fuzz/crashes/ (turn each into a regression seed); a
-# dictionary tests/fuzz/NAME.dict is used when there is one.
+# dictionary tests/fuzz/NAME.dict is used when there is one. Each fuzzer
+# run is one test; when ASHMEM_CHECK_COUNTS names a file (make check), the
+# numbers passed and failed go there.
 # Usage: tests/fuzz/run.sh FUZZDIR SECONDS
 set -u
 dir=$1 secs=$2 status=0 passed=0 failed=0
@@ -32,4 +34,7 @@ for f in "$dir"/fuzz_*; do
         rm -rf "$work" "$log"
 done
 echo "fuzz: $passed passed, $failed failed"
+if [ -n "${ASHMEM_CHECK_COUNTS:-}" ]; then
+        echo "$passed $failed" >"$ASHMEM_CHECK_COUNTS" || status=1
+fi
 exit $status

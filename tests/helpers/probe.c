@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * probe: a test helper for the bats tests of issue 9 (reliability.bats,
+ * probe: a test helper for the bats tests (reliability.bats,
  * access.bats). It acts on the region descriptor `ashmemctl attach` hands
  * it (ASHMEM_FD, ASHMEM_OFFSET, ASHMEM_SIZE) or on the broker's socket
  * directly, and says exactly what the kernel and the library answered.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * load: many concurrent clients against one broker for a bounded time
- * (issue 9, `make load`). Each client is a process of its own with its own
+ * (`make load`). Each client is a process of its own with its own
  * connection; in a loop it creates a region through the broker, attaches
  * it again by name, attaches a neighbour's region read-only, writes,
  * unpins, has the broker purge, pins (and checks what pin says against

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fault injection on the pin state (issue 9): a holder that loops pin,
- * unpin and purge on a region is SIGKILLed at random moments, round after
- * round, and after every kill the survivor checks what DESIGN.md sections
- * 3 and 5 promise: the region's lock is recovered, the counters equal the
- * bitmaps, no pinned page ever lost its contents, a page that is merely
- * unpinned (not purged) kept its contents too, and pin tells the truth
- * about what was purged. (test_pin.c kills holders at fixed points inside
- * the lock; this test lets the kill land wherever it lands.)
+ * Fault injection on the pin state: a holder that loops pin, unpin and
+ * purge on a region is SIGKILLed at random moments, round after round, and
+ * after every kill the survivor checks what the region and its control
+ * block promise (docs/control-block.md): the region's lock is recovered,
+ * the counters equal the bitmaps, no pinned page ever lost its contents,
+ * a page that is merely unpinned (not purged) kept its contents too, and
+ * pin tells the truth about what was purged. (test_pin.c kills holders at
+ * fixed points inside the lock; this test lets the kill land wherever it
+ * lands.)
  */
 #include <fcntl.h>
 #include <signal.h>

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pin, unpin, pin status and purge on the memfd driver (DESIGN.md sections
- * 3 and 5, issue 3): the range rules, the state machine, real reclaim,
- * state shared across processes, read-only holders, control descriptors,
- * recovery from a holder killed inside the region's mutex, and a stress
- * run of threads and processes against a purger.
+ * Pin, unpin, pin status and purge on the memfd driver (the pin state and
+ * its control block: docs/control-block.md): the range rules, the state
+ * machine, real reclaim, state shared across processes, read-only
+ * holders, control descriptors, recovery from a holder killed inside the
+ * region's mutex, and a stress run of threads and processes against a
+ * purger.
  */
 #include <dirent.h>
 #include <fcntl.h>

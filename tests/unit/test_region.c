@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Region semantics of DESIGN.md section 3 (everything but pinning, which
- * test_pin.c covers): shared data across mappings and fork, the fd as a
- * file, the protection mask and its kernel enforcement, the fixed size,
- * names, bad input, close-on-exec, and the two error conventions.
+ * Region semantics, everything but pinning (which test_pin.c covers):
+ * shared data across mappings and fork, the fd as a file, the protection
+ * mask and its kernel enforcement, the fixed size, names, bad input,
+ * close-on-exec, and the two error conventions.
  */
 #include <dirent.h>
 #include <fcntl.h>
