@@ -88,10 +88,25 @@ const struct cmd_entry *cmd_find(const char *name, char *err, size_t errlen);
  * The shared entry point of the command line and the shell. */
 int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
 
-/* Parse a command's words; -EINVAL-style failures are reported through
- * cmd_usage() and give EXIT_USAGE, success 0, "--help" given -1. */
+/* cmd_run() for the version command: what -V/--version does. */
+int cmd_run_version(struct cmd_ctx *ctx);
+
+/* What cmd_parse() and cmd_parse_globals() return when -h/--help or
+ * -V/--version was among the options (help wins over version). */
+#define CMD_PARSE_HELP          (-1)
+#define CMD_PARSE_VERSION       (-2)
+
+/* Parse a command's words (argv[0] is its name) with the parser of
+ * cli/options.h: the command's options go to out, the global ones to ctx.
+ * Returns 0, EXIT_USAGE (reported through cmd_usage(); out->argv is then
+ * freed and NULL), CMD_PARSE_HELP or CMD_PARSE_VERSION. */
 int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
               char **argv, struct cmd_args *out);
+
+/* The global options before the command: argv[1..] up to the first
+ * positional (or after "--"), whose index goes to *ind (argc if none).
+ * Returns like cmd_parse(). */
+int cmd_parse_globals(struct cmd_ctx *ctx, int argc, char **argv, int *ind);
 
 /* The value of option `name` ("" for a flag), or NULL if not given. */
 const char *cmd_opt(const struct cmd_args *a, const char *name);
@@ -125,7 +140,8 @@ int cmd_broker(struct cmd_ctx *ctx, struct ashmem_broker **ret);
 /* Close it (at exit, or when the shell is done with a command). */
 void cmd_broker_close(struct cmd_ctx *ctx);
 
-/* The global options, shared by the top level and every command. */
+/* The global options, shared by the top level and every command
+ * (cli/options.c). */
 extern const struct cmd_opt cmd_global_opts[];
 
 #endif

@@ -22,6 +22,7 @@
 #include "ashmem/ashmem.h"
 #include "cmd.h"
 #include "complete.h"
+#include "options.h"
 #include "output.h"
 #include "parse.h"
 #include "region.h"
@@ -135,19 +136,6 @@ static const struct cli_local_ops local_ops = {
 
 /* ---------------------------------------------------------------- running lines */
 
-/* Does a command's words name a socket of their own (--socket)? It then
- * gets a connection of its own, not the session's. */
-static int own_socket(int argc, char **argv)
-{
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--") == 0)
-                        return 0;
-                if (strcmp(argv[i], "--socket") == 0 || strncmp(argv[i], "--socket=", 9) == 0)
-                        return 1;
-        }
-        return 0;
-}
-
 /* The session's connection is of no more use once the broker closed it
  * (stopped, restarted): drop it, and the next command connects again. */
 static void check_broker(struct shell *sh, int quiet)
@@ -170,7 +158,9 @@ static void check_broker(struct shell *sh, int quiet)
 static int run_command(struct shell *sh, int argc, char **argv)
 {
         struct cmd_ctx c = sh->ctx;
-        int own = own_socket(argc, argv), r;
+        /* a command naming a socket of its own (--socket) gets a
+         * connection of its own, not the session's */
+        int own = opt_socket_of(argc, argv) != NULL, r;
 
         if (!own)
                 check_broker(sh, 0);
