@@ -20,8 +20,8 @@ extern const struct cmd_entry cmd_create_entry, cmd_list_entry, cmd_info_entry,
         cmd_status_entry, cmd_purge_entry, cmd_read_entry, cmd_write_entry,
         cmd_dump_entry, cmd_get_entry, cmd_set_entry, cmd_incr_entry,
         cmd_share_entry, cmd_slice_entry, cmd_unshare_entry, cmd_attach_entry;
-/* the shell and its own commands (cli/shell.c), the completion helper
- * (cli/complete.c) */
+/* the shell (cli/shell.c) and its own commands (cli/shell-cmds.c), the
+ * completion helper (cli/complete.c) */
 extern const struct cmd_entry cmd_shell_entry, cmd_map_entry, cmd_unmap_entry,
         cmd_regions_entry, cmd_exit_entry, cmd_complete_entry;
 

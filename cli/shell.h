@@ -25,6 +25,9 @@
  * Not on a terminal, or with FILE: a script, one line at a time;
  * -e stops at the first command that fails, with its exit status;
  * -c LINE runs LINE. The exit status is the last command's.
+ *
+ * cli/shell.c is the line editor and the running of lines; the shell's own
+ * commands and the regions it holds are in cli/shell-cmds.c.
  */
 #ifndef ASHMEMCTL_SHELL_H
 #define ASHMEMCTL_SHELL_H
