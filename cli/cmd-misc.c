@@ -2,8 +2,6 @@
 /* help and version. */
 #include <stdlib.h>
 
-#include <cjson/cJSON.h>
-
 #include "ashmem/ashmem.h"
 #include "cmd.h"
 #include "output.h"
@@ -37,15 +35,13 @@ const struct cmd_entry cmd_help_entry = {
 
 static int version_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
+        struct out o;
+
         (void)a;
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "version", ASHMEM_VERSION);
-                cJSON_AddStringToObject(doc, "driver", ashmem_driver_name());
-                return out_json(ctx, doc);
-        }
-        printf("ashmemctl %s (driver %s)\n", ASHMEM_VERSION, ashmem_driver_name());
-        return 0;
+        out_begin(&o, ctx, 0);
+        out_str(&o, OUT_ANY, "version", "ashmemctl %s", ASHMEM_VERSION);
+        out_str(&o, OUT_ANY, "driver", " (driver %s)\n", ashmem_driver_name());
+        return out_end(&o);
 }
 
 const struct cmd_entry cmd_version_entry = {

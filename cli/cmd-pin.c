@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
@@ -67,6 +65,7 @@ static int pin_common(struct cmd_ctx *ctx, struct cmd_args *a, enum pin_op op)
         struct region reg;
         size_t off = 0, len = 0;
         uint64_t dummy;
+        struct out o;
         int r, e;
 
         if ((r = arg_name(ctx, name)))
@@ -100,24 +99,16 @@ static int pin_common(struct cmd_ctx *ctx, struct cmd_args *a, enum pin_op op)
                         return cli_error(ctx, e, "%s: not permitted (read-only access)", name);
                 return cmd_error(ctx, e, "%s: range %zu+%zu", name, off, len);
         }
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "name", name);
-                cJSON_AddNumberToObject(doc, "offset", (double)off);
-                cJSON_AddNumberToObject(doc, "length", (double)len);
-                if (op == OP_PIN)
-                        cJSON_AddBoolToObject(doc, "was_purged", r == ASHMEM_WAS_PURGED);
-                else if (op == OP_STATUS)
-                        cJSON_AddBoolToObject(doc, "pinned", r == ASHMEM_IS_PINNED);
-                return out_json(ctx, doc);
-        }
-        if (ctx->quiet)
-                return 0;
+        out_begin(&o, ctx, OUT_REPORT);
+        out_str(&o, OUT_JSON, "name", NULL, name);
+        out_u64(&o, OUT_JSON, "offset", NULL, off);
+        out_u64(&o, OUT_JSON, "length", NULL, len);
         if (op == OP_PIN)
-                puts(r == ASHMEM_WAS_PURGED ? "was-purged" : "not-purged");
+                out_bool(&o, OUT_ANY, "was_purged", "was-purged\n", "not-purged\n",
+                         r == ASHMEM_WAS_PURGED);
         else if (op == OP_STATUS)
-                puts(r == ASHMEM_IS_PINNED ? "pinned" : "unpinned");
-        return 0;
+                out_bool(&o, OUT_ANY, "pinned", "pinned\n", "unpinned\n", r == ASHMEM_IS_PINNED);
+        return out_end(&o);
 }
 
 static int pin_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return pin_common(ctx, a, OP_PIN); }
@@ -171,6 +162,7 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         const char *name = a->argc ? a->argv[0] : NULL;
         unsigned long long pages = 0, bytes;
         ashmem_broker *b;
+        struct out o;
         int r;
 
         if (name && cmd_flag(a, "all"))
@@ -185,15 +177,11 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         if (r < 0)
                 return name ? cli_broker_error(ctx, r, name) : cmd_error(ctx, -r, "purging");
         bytes = pages * cli_page_size();
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddNumberToObject(doc, "pages", (double)pages);
-                cJSON_AddNumberToObject(doc, "bytes", (double)bytes);
-                return out_json(ctx, doc);
-        }
-        if (!ctx->quiet)
-                printf("purged %llu page%s (%llu bytes)\n", pages, pages == 1 ? "" : "s", bytes);
-        return 0;
+        out_begin(&o, ctx, OUT_REPORT);
+        out_u64(&o, OUT_ANY, "pages", "purged %llu", pages);
+        out_text(&o, " page%s", pages == 1 ? "" : "s");
+        out_u64(&o, OUT_ANY, "bytes", " (%llu bytes)\n", bytes);
+        return out_end(&o);
 }
 
 static const char *const purge_complete[] = { "region", NULL };

@@ -29,8 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
@@ -279,7 +277,7 @@ const struct cmd_entry cmd_slice_entry = {
 static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         ashmem_broker *b;
-        cJSON *doc = NULL, *done = NULL;
+        struct out o;
         int status = 0, r;
 
         for (int i = 0; i < a->argc; i++)
@@ -287,27 +285,23 @@ static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                         return r;
         if (cli_broker(ctx, &b))
                 return 1;
-        if (ctx->json) {
-                doc = cJSON_CreateObject();
-                done = cJSON_AddArrayToObject(doc, "removed");
-        }
+        /* JSON: the names removed, when every one was */
+        out_begin(&o, ctx, OUT_REPORT);
+        out_open_array(&o, "removed");
         for (int i = 0; i < a->argc; i++) {
                 r = ashmem_broker_unshare(b, a->argv[i]);
                 if (r < 0) {
                         status = cli_broker_error(ctx, r, a->argv[i]);
                         continue;
                 }
-                if (done)
-                        cJSON_AddItemToArray(done, cJSON_CreateString(a->argv[i]));
+                out_str(&o, OUT_JSON, NULL, NULL, a->argv[i]);
         }
-        if (doc) {
-                if (status) {
-                        cJSON_Delete(doc);
-                        return status;
-                }
-                return out_json(ctx, doc);
+        out_close(&o);
+        if (status) {
+                out_discard(&o);
+                return status;
         }
-        return status;
+        return out_end(&o);
 }
 
 static const char *const unshare_complete[] = { "region", NULL };

@@ -11,8 +11,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include <cjson/cJSON.h>
-
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
@@ -59,23 +57,22 @@ static uint64_t add(void *p, unsigned size, int64_t delta)
         }
 }
 
+/* The value: shown (get, incr), or only in JSON (set: quiet_text). */
 static int print_value(struct cmd_ctx *ctx, const char *name, const struct vtype *t,
                        uint64_t off, const char *text, int quiet_text)
 {
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "name", name);
-                cJSON_AddStringToObject(doc, "type", t->name);
-                cJSON_AddNumberToObject(doc, "offset", (double)off);
-                if (t->size)
-                        cJSON_AddRawToObject(doc, "value", text);     /* exact, even for 64 bits */
-                else
-                        cJSON_AddStringToObject(doc, "value", text);
-                return out_json(ctx, doc);
-        }
-        if (!quiet_text && !ctx->quiet)
-                printf("%s\n", text);
-        return 0;
+        enum out_to to = quiet_text ? OUT_JSON : OUT_ANY;
+        struct out o;
+
+        out_begin(&o, ctx, OUT_REPORT);
+        out_str(&o, OUT_JSON, "name", NULL, name);
+        out_str(&o, OUT_JSON, "type", NULL, t->name);
+        out_u64(&o, OUT_JSON, "offset", NULL, off);
+        if (t->size)
+                out_raw(&o, to, "value", "%s\n", text);    /* exact, even for 64 bits */
+        else
+                out_str(&o, to, "value", "%s\n", text);
+        return out_end(&o);
 }
 
 static int value_common(struct cmd_ctx *ctx, struct cmd_args *a, enum value_op op)

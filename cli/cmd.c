@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cmd.h"
+#include "output.h"
 
 extern const struct cmd_entry cmd_help_entry, cmd_version_entry;
 /* the broker daemon (cli/cmd-broker.c) */
@@ -109,39 +108,30 @@ int cmd_flag(const struct cmd_args *a, const char *name)
         return cmd_opt(a, name) != NULL;
 }
 
-void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt, va_list ap)
+/* The message, with strerror(err) after it when spell_out, to out_error(). */
+static void report(struct cmd_ctx *ctx, int err, int spell_out, int usage, const char *fmt,
+                   va_list ap) __attribute__((format(printf, 5, 0)));
+static void report(struct cmd_ctx *ctx, int err, int spell_out, int usage, const char *fmt,
+                   va_list ap)
 {
         char msg[1024];
-        const char *cmd = ctx->cmd ? ctx->cmd->name : NULL;
         int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 
         if (spell_out && err > 0 && n >= 0 && (size_t)n < sizeof(msg))
                 snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(doc, "error");
-                const char *name = err > 0 ? strerrorname_np(err) : NULL;
-                char *s;
-                cJSON_AddStringToObject(e, "errno", name ? name : "EINVAL");
-                cJSON_AddStringToObject(e, "message", msg);
-                if (cmd)
-                        cJSON_AddStringToObject(e, "command", cmd);
-                s = cJSON_PrintUnformatted(doc);
-                if (s)
-                        fprintf(stderr, "%s\n", s);
-                free(s);
-                cJSON_Delete(doc);
-        } else if (cmd) {
-                fprintf(stderr, "ashmemctl: %s: %s\n", cmd, msg);
-        } else {
-                fprintf(stderr, "ashmemctl: %s\n", msg);
-        }
+        out_error(ctx, err, msg, usage);
+}
+
+void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt, va_list ap)
+{
+        report(ctx, err, spell_out, 0, fmt, ap);
 }
 
 int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        cmd_verror(ctx, err, 1, fmt, ap);
+        report(ctx, err, 1, 0, fmt, ap);
         va_end(ap);
         return 1;
 }
@@ -150,14 +140,8 @@ int cmd_usage(struct cmd_ctx *ctx, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        cmd_verror(ctx, 0, 0, fmt, ap);
+        report(ctx, 0, 0, 1, fmt, ap);
         va_end(ap);
-        if (!ctx->json) {
-                if (ctx->cmd)
-                        cmd_print_usage(stderr, ctx->cmd);
-                else
-                        fprintf(stderr, "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]; see 'ashmemctl help'\n");
-        }
         return EXIT_USAGE;
 }
 

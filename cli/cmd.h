@@ -119,8 +119,9 @@ int cmd_flag(const struct cmd_args *a, const char *name);
 int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-/* The one error printer behind cmd_error, cmd_usage and cli_error:
- * spell_out 0 leaves the message as it is (err only named in JSON). */
+/* The message behind cmd_error and cli_error, printed by out_error()
+ * (cli/output.h): spell_out 0 leaves the message as it is (err only named
+ * in JSON). */
 void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt,
                 va_list ap) __attribute__((format(printf, 4, 0)));
 

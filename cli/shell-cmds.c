@@ -10,8 +10,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "ashmem/ashmem.h"
 #include "cmd.h"
 #include "complete.h"
@@ -107,18 +105,17 @@ static struct map *map_find(struct shell *sh, const char *name)
         return NULL;
 }
 
-static cJSON *map_json(const struct map *m)
+/* A mapping's fields: map's line, or a row of the table of regions. */
+static void out_mapping(struct out *o, const struct map *m, int row)
 {
-        cJSON *o = cJSON_CreateObject();
         char prot[4], addr[32];
 
         snprintf(addr, sizeof(addr), "%p", (void *)m->m.ptr);
-        cJSON_AddStringToObject(o, "name", m->name);
-        cJSON_AddNumberToObject(o, "size", (double)m->len);
-        cJSON_AddNumberToObject(o, "offset", (double)m->off);
-        cJSON_AddStringToObject(o, "prot", format_prot(m->prot, prot));
-        cJSON_AddStringToObject(o, "address", addr);
-        return o;
+        out_str(o, OUT_ANY, "name", row ? "  %-20s" : "%s:", m->name);
+        out_size(o, OUT_ANY, "size", row ? " %10s" : " %s mapped", m->len);
+        out_u64(o, OUT_JSON, "offset", NULL, m->off);
+        out_str(o, OUT_ANY, "prot", row ? " %-4s" : " %s", format_prot(m->prot, prot));
+        out_str(o, OUT_ANY, "address", row ? " %s\n" : " at %s\n", addr);
 }
 
 static int map_exec(struct cmd_ctx *ctx, struct cmd_args *a)
@@ -128,7 +125,7 @@ static int map_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         int ro = cmd_flag(a, "ro"), lfd = local_fd(ctx, name), mask, prot, r;
         struct region reg;
         struct map *m, **pm;
-        char pbuf[4], size[32];
+        struct out o;
 
         if ((r = arg_name(ctx, name)))
                 return r;
@@ -179,13 +176,9 @@ static int map_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         for (pm = &sh->maps; *pm; pm = &(*pm)->next)
                 ;
         *pm = m;
-        if (ctx->json)
-                return out_json(ctx, map_json(m));
-        if (!ctx->quiet) {
-                format_size(m->len, size, sizeof(size));
-                printf("%s: %s mapped %s at %p\n", name, size, format_prot(prot, pbuf), (void *)m->m.ptr);
-        }
-        return 0;
+        out_begin(&o, ctx, OUT_REPORT);
+        out_mapping(&o, m, 0);
+        return out_end(&o);
 }
 
 static const char *const map_complete[] = { "region", NULL };
@@ -252,78 +245,54 @@ void shell_drop_held(struct shell *sh)
 static int regions_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         struct shell *sh = shell_of(ctx);
-        cJSON *doc = cJSON_CreateObject(), *locals, *maps;
-        int bytes = cmd_flag(a, "bytes");
+        ashmem_region_info *info;
+        size_t n = 0, i = 0;
+        struct out o;
+        char prot[4];
 
-        locals = cJSON_AddArrayToObject(doc, "local");
-        maps = cJSON_AddArrayToObject(doc, "mapped");
-        if (!locals || !maps) {
-                cJSON_Delete(doc);
+        for (struct local *l = sh->locals; l; l = l->next)
+                n++;
+        info = calloc(n ? n : 1, sizeof(*info));
+        if (!info)
                 return cmd_error(ctx, ENOMEM, "listing");
-        }
-        for (struct local *l = sh->locals; l; l = l->next) {
-                ashmem_region_info info;
-                cJSON *o;
-                char prot[4];
-                int r = region_info_of_fd(l->fd, &info);
+        for (struct local *l = sh->locals; l; l = l->next, i++) {
+                int r = region_info_of_fd(l->fd, &info[i]);
                 if (r < 0) {
-                        cJSON_Delete(doc);
+                        free(info);
                         return cmd_error(ctx, -r, "%s", l->name);
                 }
-                o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "name", l->name);
-                cJSON_AddNumberToObject(o, "size", (double)info.size);
-                cJSON_AddStringToObject(o, "prot", format_prot(info.prot, prot));
-                cJSON_AddNumberToObject(o, "pages", (double)info.pages);
-                cJSON_AddNumberToObject(o, "pinned", (double)info.pinned);
-                cJSON_AddNumberToObject(o, "unpinned", (double)info.unpinned);
-                cJSON_AddNumberToObject(o, "purged", (double)info.purged);
-                cJSON_AddItemToArray(locals, o);
         }
-        for (struct map *m = sh->maps; m; m = m->next)
-                cJSON_AddItemToArray(maps, map_json(m));
-        if (ctx->json)
-                return out_json(ctx, doc);
-        if (ctx->quiet) {
-                cJSON_Delete(doc);
-                return 0;
+        out_begin(&o, ctx, OUT_REPORT | (cmd_flag(a, "bytes") ? OUT_BYTES_EXACT : 0));
+        out_text(&o, "Local regions:%s\n", n ? "" : " none");
+        if (n)
+                out_text(&o, "  %-20s %10s %-4s %7s %8s %6s\n", "NAME", "SIZE", "PROT", "PINNED",
+                         "UNPINNED", "PURGED");
+        out_open_array(&o, "local");
+        i = 0;
+        for (struct local *l = sh->locals; l; l = l->next, i++) {
+                out_open_object(&o, NULL);
+                out_str(&o, OUT_ANY, "name", "  %-20s", l->name);
+                out_size(&o, OUT_ANY, "size", " %10s", info[i].size);
+                out_str(&o, OUT_ANY, "prot", " %-4s", format_prot(info[i].prot, prot));
+                out_u64(&o, OUT_JSON, "pages", NULL, info[i].pages);
+                out_u64(&o, OUT_ANY, "pinned", " %7llu", info[i].pinned);
+                out_u64(&o, OUT_ANY, "unpinned", " %8llu", info[i].unpinned);
+                out_u64(&o, OUT_ANY, "purged", " %6llu\n", info[i].purged);
+                out_close(&o);
         }
-        {
-                const cJSON *o;
-                char size[32];
-                printf("Local regions:%s\n", cJSON_GetArraySize(locals) ? "" : " none");
-                if (cJSON_GetArraySize(locals))
-                        printf("  %-20s %10s %-4s %7s %8s %6s\n", "NAME", "SIZE", "PROT", "PINNED",
-                               "UNPINNED", "PURGED");
-                cJSON_ArrayForEach(o, locals) {
-                        double sz = cJSON_GetObjectItem(o, "size")->valuedouble;
-                        if (bytes)
-                                snprintf(size, sizeof(size), "%.0f", sz);
-                        else
-                                format_size((uint64_t)sz, size, sizeof(size));
-                        printf("  %-20s %10s %-4s %7.0f %8.0f %6.0f\n",
-                               cJSON_GetObjectItem(o, "name")->valuestring, size,
-                               cJSON_GetObjectItem(o, "prot")->valuestring,
-                               cJSON_GetObjectItem(o, "pinned")->valuedouble,
-                               cJSON_GetObjectItem(o, "unpinned")->valuedouble,
-                               cJSON_GetObjectItem(o, "purged")->valuedouble);
-                }
-                printf("Mappings:%s\n", cJSON_GetArraySize(maps) ? "" : " none");
-                if (cJSON_GetArraySize(maps))
-                        printf("  %-20s %10s %-4s %s\n", "NAME", "SIZE", "PROT", "ADDRESS");
-                cJSON_ArrayForEach(o, maps) {
-                        double sz = cJSON_GetObjectItem(o, "size")->valuedouble;
-                        if (bytes)
-                                snprintf(size, sizeof(size), "%.0f", sz);
-                        else
-                                format_size((uint64_t)sz, size, sizeof(size));
-                        printf("  %-20s %10s %-4s %s\n", cJSON_GetObjectItem(o, "name")->valuestring,
-                               size, cJSON_GetObjectItem(o, "prot")->valuestring,
-                               cJSON_GetObjectItem(o, "address")->valuestring);
-                }
+        out_close(&o);
+        free(info);
+        out_text(&o, "Mappings:%s\n", sh->maps ? "" : " none");
+        if (sh->maps)
+                out_text(&o, "  %-20s %10s %-4s %s\n", "NAME", "SIZE", "PROT", "ADDRESS");
+        out_open_array(&o, "mapped");
+        for (struct map *m = sh->maps; m; m = m->next) {
+                out_open_object(&o, NULL);
+                out_mapping(&o, m, 1);
+                out_close(&o);
         }
-        cJSON_Delete(doc);
-        return 0;
+        out_close(&o);
+        return out_end(&o);
 }
 
 static const struct cmd_opt regions_opts[] = {
