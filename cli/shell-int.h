@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Inside the shell: the session's state, shared by the line editor and
- * runner (cli/shell.c) and the shell's own commands (cli/shell-cmds.c:
- * map, unmap, regions, exit, and the local regions of create --local).
+ * runner (cli/shell.c), its history (cli/shell-history.c), its tab
+ * completion (cli/shell-complete.c) and the shell's own commands
+ * (cli/shell-cmds.c: map, unmap, regions, exit, and the local regions of
+ * create --local).
  */
 #ifndef ASHMEMCTL_SHELL_INT_H
 #define ASHMEMCTL_SHELL_INT_H
@@ -53,5 +55,22 @@ void shell_names(struct complete *c, const char *kind, void *arg);
 
 /* Drop every mapping and local region the shell holds. */
 void shell_drop_held(struct shell *sh);
+
+/* The session's broker connection is of no more use once the broker
+ * closed it: drop it (saying so unless quiet), the next command connects
+ * again. */
+void shell_check_broker(struct shell *sh, int quiet);
+
+/* History (cli/shell-history.c): read at the start of an interactive
+ * session, each line added as it is taken, trimmed at the end. A file
+ * that cannot be used is said once, and the shell goes on without. */
+void shell_history_open(struct shell *sh);
+void shell_history_add(struct shell *sh, const char *text);
+void shell_history_close(struct shell *sh);
+
+/* Tab completion at the prompt (cli/shell-complete.c): readline's hooks
+ * for the session sh, and their state freed. */
+void shell_complete_setup(struct shell *sh);
+void shell_complete_done(void);
 
 #endif

@@ -1,25 +1,21 @@
 /* SPDX-License-Identifier: MIT */
-/* `ashmemctl shell`: the line editor, history, completion and the running
- * of lines (cli/shell.h says what it does; its own commands are in
- * cli/shell-cmds.c). */
+/* `ashmemctl shell`: reading lines (readline at a terminal, else a
+ * script) and running them (cli/shell.h says what it does; its history,
+ * tab completion and own commands are in cli/shell-history.c,
+ * shell-complete.c and shell-cmds.c). */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <readline/history.h>
 #include <readline/readline.h>
 
 #include "ashmem/ashmem.h"
 #include "cmd.h"
-#include "complete.h"
 #include "options.h"
 #include "shell-int.h"
 #include "shell-split.h"
@@ -27,12 +23,9 @@
 
 #define PROMPT          "ashmem> "
 #define PROMPT_MORE     "> "
-#define HISTORY_MAX     1000
 
 /* readline's callbacks take no argument: the shell running */
 static struct shell *the_shell;
-
-static void history_add(struct shell *sh, const char *text);
 
 /* An error of the shell itself: "ashmemctl: shell: ...". */
 static __attribute__((format(printf, 3, 4)))
@@ -53,7 +46,7 @@ int shell_error(struct shell *sh, int err, const char *fmt, ...)
 
 /* The session's connection is of no more use once the broker closed it
  * (stopped, restarted): drop it, and the next command connects again. */
-static void check_broker(struct shell *sh, int quiet)
+void shell_check_broker(struct shell *sh, int quiet)
 {
         struct pollfd p;
         int fd;
@@ -78,7 +71,7 @@ static int run_command(struct shell *sh, int argc, char **argv)
         int own = opt_socket_of(argc, argv) != NULL, r;
 
         if (!own)
-                check_broker(sh, 0);
+                shell_check_broker(sh, 0);
         c.broker = own ? NULL : sh->ctx.broker;
         r = cmd_run(&c, argc, argv);
         if (own)
@@ -128,7 +121,7 @@ static int take_line(struct shell *sh, const char *line)
                 return 1;
         }
         if (sh->interactive)
-                history_add(sh, text);
+                shell_history_add(sh, text);
         free(text);
         if (r < 0) {
                 sh->status = shell_error(sh, -r, "splitting the line");
@@ -180,307 +173,6 @@ static int run_script(struct shell *sh, FILE *f, const char *what)
         if (sh->pending && !sh->stop)
                 unfinished(sh, what, lineno);
         return sh->status;
-}
-
-/* ---------------------------------------------------------------- history */
-
-/* mkdir -p path, new directories 0700. */
-static int make_dirs(char *path)
-{
-        for (char *p = path + 1; ; p++) {
-                if (*p != '/' && *p)
-                        continue;
-                char c = *p;
-                *p = 0;
-                if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-                        int e = errno;
-                        *p = c;
-                        return -e;
-                }
-                *p = c;
-                if (!c)
-                        return 0;
-        }
-}
-
-/* The history file's directory (made if missing, 0700), or NULL when
- * there is no home to put it in. *err: 0, or why it could not be made. */
-static char *history_dir(int *err)
-{
-        const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-        char *dir = NULL;
-        int n = -1;
-
-        *err = 0;
-        if (!home || !*home) {
-                struct passwd *pw = getpwuid(getuid());
-                home = pw ? pw->pw_dir : NULL;
-        }
-        /* the base directory spec: a relative path is to be ignored */
-        if (state && state[0] == '/')
-                n = asprintf(&dir, "%s/ashmemctl", state);
-        else if (home && home[0] == '/')
-                n = asprintf(&dir, "%s/.local/state/ashmemctl", home);
-        if (n < 0)
-                return NULL;
-        *err = -make_dirs(dir);
-        return dir;
-}
-
-/* History is a convenience: a file that cannot be read or written is said
- * once, and the shell goes on without. */
-static void history_warn(struct shell *sh, const char *path, int err)
-{
-        if (!sh->history_failed)
-                fprintf(stderr, "ashmemctl: shell: history %s: %s (going on without)\n",
-                        path, strerror(err));
-        sh->history_failed = 1;
-}
-
-static void history_open(struct shell *sh)
-{
-        char *dir;
-        int err;
-
-        using_history();
-        stifle_history(HISTORY_MAX);
-        dir = history_dir(&err);
-        if (!dir || err) {
-                if (dir)
-                        history_warn(sh, dir, err);
-                sh->history_failed = 1;
-                free(dir);
-                return;
-        }
-        if (asprintf(&sh->history, "%s/history", dir) < 0) {
-                sh->history = NULL;
-                sh->history_failed = 1;
-        }
-        free(dir);
-        if (sh->history && (err = read_history(sh->history)) && err != ENOENT)
-                history_warn(sh, sh->history, err);
-}
-
-static void history_add(struct shell *sh, const char *text)
-{
-        HIST_ENTRY *last;
-        int fd, r;
-
-        if (!text[strspn(text, " \t\n")])
-                return;
-        last = history_get(history_base + history_length - 1);
-        if (last && strcmp(last->line, text) == 0)
-                return;
-        add_history(text);
-        if (sh->history_failed)
-                return;
-        /* append_history() wants the file to exist */
-        fd = open(sh->history, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd < 0) {
-                history_warn(sh, sh->history, errno);
-                return;
-        }
-        close(fd);
-        r = append_history(1, sh->history);
-        if (r)
-                history_warn(sh, sh->history, r);
-}
-
-static void history_close(struct shell *sh)
-{
-        if (sh->history && !sh->history_failed)
-                (void)history_truncate_file(sh->history, HISTORY_MAX);
-        free(sh->history);
-        sh->history = NULL;
-        clear_history();
-}
-
-/* ---------------------------------------------------------------- completion */
-
-/* The last completion: what readline shows on a second Tab. */
-static struct complete last_c;
-static char **last_matches;
-static size_t last_nmatches;
-
-static char *next_match(const char *text, int state)
-{
-        static size_t i;
-
-        (void)text;
-        if (!state)
-                i = 0;
-        return i < last_nmatches ? strdup(last_matches[i++]) : NULL;
-}
-
-/* File names starting with cur (directories with a '/'), as candidates. */
-static void add_files(struct complete *c, const char *cur)
-{
-        char *f;
-
-        for (int state = 0; (f = rl_filename_completion_function(cur, state)); state++) {
-                char *path = tilde_expand(f);
-                struct stat st;
-                if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-                        size_t n = strlen(f);
-                        char *d = malloc(n + 2);
-                        if (d) {
-                                memcpy(d, f, n);
-                                memcpy(d + n, "/", 2);
-                                complete_add(c, d, NULL);
-                        }
-                        free(d);
-                } else {
-                        complete_add(c, f, NULL);
-                }
-                free(path);
-                free(f);
-        }
-}
-
-/* Is the character at index quoted (escaped by a backslash, or inside
- * quotes)? readline asks about word-break characters. */
-static int char_is_quoted(char *line, int index)
-{
-        char q = 0;
-
-        for (int i = 0; i < index; i++) {
-                if (q == '\'') {
-                        if (line[i] == '\'')
-                                q = 0;
-                } else if (line[i] == '\\') {
-                        if (++i == index)
-                                return 1;
-                } else if (q == '"') {
-                        if (line[i] == '"')
-                                q = 0;
-                } else if (line[i] == '\'' || line[i] == '"') {
-                        q = line[i];
-                }
-        }
-        return q != 0;
-}
-
-static void free_last(void)
-{
-        for (size_t i = 0; i < last_nmatches; i++)
-                free(last_matches[i]);
-        free(last_matches);
-        last_matches = NULL;
-        last_nmatches = 0;
-        complete_free(&last_c);
-}
-
-/*
- * readline asks for the matches of text = line[start, end). The words
- * come from the tokenizer on the line up to the cursor (so quotes and
- * backslashes count as the shell will count them); what readline replaces
- * starts at start, so each candidate loses the part of the word before
- * start and is quoted for where it goes.
- */
-static char **shell_complete(const char *text, int start, int end)
-{
-        struct shell *sh = the_shell;
-        struct shell_split upto = { 0 }, before = { 0 };
-        const char *prefix = "", *cur;
-        char **words = NULL, *s1 = NULL, *s2 = NULL, quote = 0;
-        char **matches = NULL;
-        struct shell_words *w;
-        size_t plen;
-        int n;
-
-        rl_attempted_completion_over = 1;
-        free_last();
-        if (!sh || !(s1 = strndup(rl_line_buffer, (size_t)end)) ||
-            !(s2 = strndup(rl_line_buffer, (size_t)start)))
-                goto out;
-        if (shell_split(s1, SHELL_SPLIT_PARTIAL, &upto) < 0 || upto.in_comment)
-                goto out;
-        if (shell_split(s2, SHELL_SPLIT_PARTIAL, &before) < 0)
-                goto out;
-        if (before.in_word) {
-                struct shell_words *b = &before.cmds[before.ncmds - 1];
-                prefix = b->argv[b->argc - 1];
-        }
-        if (before.open == '\'' || before.open == '"')
-                quote = before.open;
-        plen = strlen(prefix);
-        w = &upto.cmds[upto.ncmds - 1];
-        n = w->argc + !upto.in_word;
-        words = calloc((size_t)n + 1, sizeof(*words));
-        if (!words)
-                goto out;
-        memcpy(words, w->argv, (size_t)w->argc * sizeof(*words));
-        if (!upto.in_word)
-                words[n - 1] = (char *)"";
-        cur = words[n - 1];
-        check_broker(sh, 1);
-        last_c.shell = 1;
-        last_c.names = shell_names;
-        last_c.names_arg = sh;
-        if (complete_words(&sh->ctx, n, words, &last_c) < 0)
-                goto out;
-        if (last_c.directive == COMPLETE_FILES || last_c.directive == COMPLETE_COMMANDS) {
-                /* file names after what goes before them ("--socket=") */
-                char *lead = strndup(cur, last_c.lead_len);
-                if (!lead)
-                        goto out;
-                last_c.lead = lead;
-                last_c.cur = cur + last_c.lead_len;
-                add_files(&last_c, last_c.cur);
-                last_c.lead = "";
-                free(lead);
-        }
-        last_matches = calloc(last_c.n + 1, sizeof(*last_matches));
-        if (!last_matches)
-                goto out;
-        for (size_t i = 0; i < last_c.n; i++) {
-                const char *cand = last_c.cand[i];
-                char *q;
-                if (strncmp(cand, prefix, plen) != 0)
-                        continue;
-                q = cand[plen] ? shell_quote(cand + plen, quote) : strdup("");
-                if (q)
-                        last_matches[last_nmatches++] = q;
-        }
-        if (last_c.directive == COMPLETE_NOSPACE)
-                rl_completion_suppress_append = 1;
-        if (last_nmatches == 1 && last_c.n == 1) {
-                size_t l = strlen(last_c.cand[0]);
-                if (l && last_c.cand[0][l - 1] == '/' && last_c.directive != COMPLETE_WORDS)
-                        rl_completion_suppress_append = 1;
-        }
-        if (last_nmatches)
-                matches = rl_completion_matches(text, next_match);
-out:
-        free(words);
-        free(s1);
-        free(s2);
-        shell_split_free(&upto);
-        shell_split_free(&before);
-        return matches;
-}
-
-/* A second Tab: the candidates, with what they are when that is known. */
-static void show_matches(char **matches, int len, int max)
-{
-        int width = 0, any = 0;
-
-        for (size_t i = 0; i < last_c.n; i++) {
-                int l = (int)strlen(last_c.cand[i]);
-                width = l > width ? l : width;
-                any |= last_c.desc[i] != NULL;
-        }
-        if (!any || (size_t)len != last_c.n || len > 200) {
-                rl_display_match_list(matches, len, max);
-                rl_forced_update_display();
-                return;
-        }
-        width = width > 32 ? 32 : width;
-        fputc('\n', rl_outstream);
-        for (size_t i = 0; i < last_c.n; i++)
-                fprintf(rl_outstream, "  %-*s  %s\n", width, last_c.cand[i],
-                        last_c.desc[i] ? last_c.desc[i] : "");
-        rl_forced_update_display();
 }
 
 /* ---------------------------------------------------------------- interactive */
@@ -589,13 +281,9 @@ static int interactive(struct shell *sh)
         sigset_t block, prev;
 
         sh->interactive = 1;
-        history_open(sh);
+        shell_history_open(sh);
         rl_readline_name = "ashmemctl";
-        rl_attempted_completion_function = shell_complete;
-        rl_completion_display_matches_hook = show_matches;
-        rl_completer_word_break_characters = " \t\n;=";
-        rl_completer_quote_characters = "'\"";
-        rl_char_is_quoted_p = char_is_quoted;
+        shell_complete_setup(sh);
         rl_catch_sigwinch = 0;
         /* the prompt and echo go where a person looks */
         if (!isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))
@@ -650,8 +338,8 @@ static int interactive(struct shell *sh)
         }
         for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
                 sigaction(sigs[i], &old[i], NULL);
-        free_last();
-        history_close(sh);
+        shell_complete_done();
+        shell_history_close(sh);
         return sh->status;
 }
 
