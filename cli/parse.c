@@ -308,13 +308,14 @@ int parse_value(const struct vtype *t, const char *s, uint64_t *ret, char *err)
 
 int parse_delta(const struct vtype *t, const char *s, int64_t *ret, char *err)
 {
-        uint64_t mag, max = umax(t);
+        uint64_t mag, max;
         int neg;
 
         if (scan_int(s, "increment", t, "cannot be incremented", &neg, &mag, err) < 0)
                 return -1;
-        if (max > INT64_MAX)
-                max = INT64_MAX;
+        /* |delta| up to the type's largest value (one more below zero for
+         * a signed type), within int64_t */
+        max = umax(t) < INT64_MAX ? umax(t) : INT64_MAX;
         if (mag > max + (neg && t->is_signed ? 1 : 0))
                 return ERR("invalid increment '%s': out of range for %s", s, t->name);
         *ret = neg ? (int64_t)(0 - mag) : (int64_t)mag;
