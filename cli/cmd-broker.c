@@ -418,13 +418,8 @@ static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const broker_complete[] = { "broker-command", NULL };
 
 const struct cmd_entry cmd_broker_entry = {
-        .name = "broker",
-        .args_usage = "run|start|stop|status|call [TEXT]",
+        .name = "broker", .args_usage = "run|start|stop|status|call [TEXT]",
         .summary = "run, start, stop or query the broker daemon",
-        .opts = broker_opts,
-        .min_args = 1,
-        .max_args = 2,
-        .complete_args = broker_complete,
-        .flags = CMD_NO_SHELL,
-        .exec = broker_exec,
+        .opts = broker_opts, .min_args = 1, .max_args = 2, .complete_args = broker_complete,
+        .flags = CMD_NO_SHELL, .exec = broker_exec,
 };

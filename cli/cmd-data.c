@@ -278,18 +278,11 @@ out:
         return r;
 }
 
-static const char *const complete_region[] = { "region", NULL };
-
 const struct cmd_entry cmd_read_entry = {
-        .name = "read",
-        .args_usage = "NAME",
+        .name = "read", .args_usage = "NAME",
         .summary = "copy a region's bytes to standard output",
-        .opts = range_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = read_exec,
+        .opts = range_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
+        .flags = CMD_BROKER, .exec = read_exec,
 };
 
 /* ---------------------------------------------------------------- write */
@@ -536,15 +529,10 @@ out_in:
 static const char *const write_complete[] = { "region", "file", NULL };
 
 const struct cmd_entry cmd_write_entry = {
-        .name = "write",
-        .args_usage = "NAME [FILE|-]",
+        .name = "write", .args_usage = "NAME [FILE|-]",
         .summary = "copy a file (or standard input) into a region",
-        .opts = write_opts,
-        .min_args = 1,
-        .max_args = 2,
-        .complete_args = write_complete,
-        .flags = CMD_BROKER,
-        .exec = write_exec,
+        .opts = write_opts, .min_args = 1, .max_args = 2, .complete_args = write_complete,
+        .flags = CMD_BROKER, .exec = write_exec,
 };
 
 /* ---------------------------------------------------------------- dump */
@@ -573,13 +561,8 @@ static int dump_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_dump_entry = {
-        .name = "dump",
-        .args_usage = "NAME",
+        .name = "dump", .args_usage = "NAME",
         .summary = "show a region's bytes in hex and ASCII (like hexdump -C)",
-        .opts = range_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = dump_exec,
+        .opts = range_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
+        .flags = CMD_BROKER, .exec = dump_exec,
 };

@@ -58,8 +58,10 @@ static int pin_range(struct cmd_ctx *ctx, const struct region *r, const char *os
         return 0;
 }
 
-static int pin_common(struct cmd_ctx *ctx, struct cmd_args *a, enum pin_op op)
+/* pin, unpin and status (a->entry->op says which). */
+static int pin_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
+        enum pin_op op = (enum pin_op)a->entry->op;
         const char *name = a->argv[0];
         const char *os = a->argc > 1 ? a->argv[1] : NULL, *ls = a->argc > 2 ? a->argv[2] : NULL;
         struct region reg;
@@ -111,43 +113,25 @@ static int pin_common(struct cmd_ctx *ctx, struct cmd_args *a, enum pin_op op)
         return out_end(&o);
 }
 
-static int pin_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return pin_common(ctx, a, OP_PIN); }
-static int unpin_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return pin_common(ctx, a, OP_UNPIN); }
-static int status_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return pin_common(ctx, a, OP_STATUS); }
-
-static const char *const complete_region[] = { "region", "none", NULL };
-
 const struct cmd_entry cmd_pin_entry = {
-        .name = "pin",
-        .args_usage = "NAME [OFFSET [LENGTH]]",
+        .name = "pin", .args_usage = "NAME [OFFSET [LENGTH]]",
         .summary = "pin pages; prints was-purged if any was purged while unpinned",
-        .min_args = 1,
-        .max_args = 3,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = pin_exec,
+        .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_PIN,
 };
 
 const struct cmd_entry cmd_unpin_entry = {
-        .name = "unpin",
-        .args_usage = "NAME [OFFSET [LENGTH]]",
+        .name = "unpin", .args_usage = "NAME [OFFSET [LENGTH]]",
         .summary = "unpin pages: the system may reclaim them",
-        .min_args = 1,
-        .max_args = 3,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = unpin_exec,
+        .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_UNPIN,
 };
 
 const struct cmd_entry cmd_status_entry = {
-        .name = "status",
-        .args_usage = "NAME [OFFSET [LENGTH]]",
+        .name = "status", .args_usage = "NAME [OFFSET [LENGTH]]",
         .summary = "print pinned if every page of the range is pinned, else unpinned",
-        .min_args = 1,
-        .max_args = 3,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = status_exec,
+        .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_STATUS,
 };
 
 /* ---------------------------------------------------------------- purge */
@@ -184,15 +168,9 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         return out_end(&o);
 }
 
-static const char *const purge_complete[] = { "region", NULL };
-
 const struct cmd_entry cmd_purge_entry = {
-        .name = "purge",
-        .args_usage = "[NAME]",
+        .name = "purge", .args_usage = "[NAME]",
         .summary = "reclaim the unpinned pages of a region (or --all) now",
-        .opts = purge_opts,
-        .max_args = 1,
-        .complete_args = purge_complete,
-        .flags = CMD_BROKER,
-        .exec = purge_exec,
+        .opts = purge_opts, .max_args = 1, .complete_args = cmd_complete_regions,
+        .flags = CMD_BROKER, .exec = purge_exec,
 };

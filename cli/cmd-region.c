@@ -13,8 +13,6 @@
 #include "parse.h"
 #include "region.h"
 
-static const char *const complete_region[] = { "region", NULL };
-
 /* ---------------------------------------------------------------- create */
 
 static const struct cmd_opt create_opts[] = {
@@ -80,12 +78,8 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (parse_prot(ps, &prot, err) < 0)
                         return cmd_usage(ctx, "%s", err);
         }
-        if (ms) {
-                unsigned m;
-                if (parse_mode(ms, &m, err) < 0)
-                        return cmd_usage(ctx, "%s", err);
-                mode = (int)m;
-        }
+        if ((r = arg_mode(ctx, ms, &mode)))
+                return r;
         if (local && transient)
                 return cmd_usage(ctx, "--local and --transient do not go together");
         if (local && !cli_local)
@@ -106,14 +100,10 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_create_entry = {
-        .name = "create",
-        .args_usage = "NAME SIZE",
+        .name = "create", .args_usage = "NAME SIZE",
         .summary = "create a region held by the broker",
-        .opts = create_opts,
-        .min_args = 2,
-        .max_args = 2,
-        .flags = CMD_BROKER,
-        .exec = create_exec,
+        .opts = create_opts, .min_args = 2, .max_args = 2,
+        .flags = CMD_BROKER, .exec = create_exec,
 };
 
 /* ---------------------------------------------------------------- list */
@@ -172,13 +162,10 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_list_entry = {
-        .name = "list",
-        .alias = "ls",
+        .name = "list", .alias = "ls",
         .summary = "list the regions the broker holds",
-        .opts = list_opts,
-        .max_args = 0,
-        .flags = CMD_BROKER,
-        .exec = list_exec,
+        .opts = list_opts, .max_args = 0,
+        .flags = CMD_BROKER, .exec = list_exec,
 };
 
 /* The broker's record of region name: 0, or an exit status with the error
@@ -294,15 +281,10 @@ static int info_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_info_entry = {
-        .name = "info",
-        .args_usage = "NAME",
+        .name = "info", .args_usage = "NAME",
         .summary = "show a region's record",
-        .opts = info_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = info_exec,
+        .opts = info_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
+        .flags = CMD_BROKER, .exec = info_exec,
 };
 
 /* ---------------------------------------------------------------- size */
@@ -323,14 +305,10 @@ static int size_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_size_entry = {
-        .name = "size",
-        .args_usage = "NAME",
+        .name = "size", .args_usage = "NAME",
         .summary = "print a region's size in bytes",
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = size_exec,
+        .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
+        .flags = CMD_BROKER, .exec = size_exec,
 };
 
 /* ---------------------------------------------------------------- prot */
@@ -395,12 +373,8 @@ static int prot_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const prot_complete[] = { "region", "prot", NULL };
 
 const struct cmd_entry cmd_prot_entry = {
-        .name = "prot",
-        .args_usage = "NAME [PROT]",
+        .name = "prot", .args_usage = "NAME [PROT]",
         .summary = "show a region's protection, or drop bits (r, rw, rx, rwx, none)",
-        .min_args = 1,
-        .max_args = 2,
-        .complete_args = prot_complete,
-        .flags = CMD_BROKER,
-        .exec = prot_exec,
+        .min_args = 1, .max_args = 2, .complete_args = prot_complete,
+        .flags = CMD_BROKER, .exec = prot_exec,
 };

@@ -119,12 +119,8 @@ static int share_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 
         if ((r = arg_name(ctx, name)))
                 return r;
-        if (ms) {
-                unsigned m;
-                if (parse_mode(ms, &m, err) < 0)
-                        return cmd_usage(ctx, "%s", err);
-                mode = (int)m;
-        }
+        if ((r = arg_mode(ctx, ms, &mode)))
+                return r;
         if (os && (r = arg_offset(ctx, "offset", os, &off)))
                 return r;
         if (ls && (r = arg_size(ctx, "length", ls, &len)))
@@ -198,15 +194,10 @@ static const char *const share_complete[] = { "none", NULL };
 static const char *const share_name_complete[] = { "local", NULL };
 
 const struct cmd_entry cmd_share_entry = {
-        .name = "share",
-        .args_usage = "NAME",
+        .name = "share", .args_usage = "NAME",
         .summary = "register an existing region with the broker (--fd N, --file PATH)",
-        .opts = share_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = share_name_complete,
-        .flags = CMD_BROKER,
-        .exec = share_exec,
+        .opts = share_opts, .min_args = 1, .max_args = 1, .complete_args = share_name_complete,
+        .flags = CMD_BROKER, .exec = share_exec,
 };
 
 /* ---------------------------------------------------------------- slice */
@@ -224,7 +215,6 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         const char *name = a->argv[0], *of = cmd_opt(a, "of"), *os = cmd_opt(a, "offset");
         const char *ls = cmd_opt(a, "length"), *ms = cmd_opt(a, "mode");
         int mode = ASHMEM_BROKER_DEFAULT, r;
-        char err[PARSE_ERR_LEN];
         uint64_t off = 0, len = 0;
         ashmem_region_info info;
         ashmem_broker *b;
@@ -241,12 +231,8 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return r;
         if ((r = arg_size(ctx, "length", ls, &len)))
                 return r;
-        if (ms) {
-                unsigned m;
-                if (parse_mode(ms, &m, err) < 0)
-                        return cmd_usage(ctx, "%s", err);
-                mode = (int)m;
-        }
+        if ((r = arg_mode(ctx, ms, &mode)))
+                return r;
         if (cli_broker(ctx, &b))
                 return 1;
         r = ashmem_broker_slice(b, name, of, off, len, mode, &info);
@@ -261,15 +247,10 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_slice_entry = {
-        .name = "slice",
-        .args_usage = "NAME",
+        .name = "slice", .args_usage = "NAME",
         .summary = "name a view (offset, length) of a shared region",
-        .opts = slice_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = share_complete,
-        .flags = CMD_BROKER,
-        .exec = slice_exec,
+        .opts = slice_opts, .min_args = 1, .max_args = 1, .complete_args = share_complete,
+        .flags = CMD_BROKER, .exec = slice_exec,
 };
 
 /* ---------------------------------------------------------------- unshare */
@@ -304,18 +285,11 @@ static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         return out_end(&o);
 }
 
-static const char *const unshare_complete[] = { "region", NULL };
-
 const struct cmd_entry cmd_unshare_entry = {
-        .name = "unshare",
-        .alias = "rm",
-        .args_usage = "NAME...",
+        .name = "unshare", .alias = "rm", .args_usage = "NAME...",
         .summary = "remove names from the broker (holders keep their descriptors)",
-        .min_args = 1,
-        .max_args = -1,
-        .complete_args = unshare_complete,
-        .flags = CMD_BROKER,
-        .exec = unshare_exec,
+        .min_args = 1, .max_args = -1, .complete_args = cmd_complete_regions,
+        .flags = CMD_BROKER, .exec = unshare_exec,
 };
 
 /* ---------------------------------------------------------------- attach */
@@ -407,16 +381,9 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         return WEXITSTATUS(status);
 }
 
-static const char *const attach_complete[] = { "region", NULL };
-
 const struct cmd_entry cmd_attach_entry = {
-        .name = "attach",
-        .args_usage = "NAME -- CMD [ARGS...]",
+        .name = "attach", .args_usage = "NAME -- CMD [ARGS...]",
         .summary = "run a command with the region's descriptor (ASHMEM_FD, ASHMEM_SIZE, ...)",
-        .opts = attach_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = attach_complete,
-        .flags = CMD_BROKER | CMD_PASSTHROUGH,
-        .exec = attach_exec,
+        .opts = attach_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
+        .flags = CMD_BROKER | CMD_PASSTHROUGH, .exec = attach_exec,
 };

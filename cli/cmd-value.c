@@ -75,8 +75,10 @@ static int print_value(struct cmd_ctx *ctx, const char *name, const struct vtype
         return out_end(&o);
 }
 
-static int value_common(struct cmd_ctx *ctx, struct cmd_args *a, enum value_op op)
+/* get, set and incr (a->entry->op says which). */
+static int value_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
+        enum value_op op = (enum value_op)a->entry->op;
         const char *name = a->argv[0], *ts = cmd_opt(a, "type"), *os = cmd_opt(a, "offset");
         const char *vs = a->argc > 1 ? a->argv[1] : NULL;
         const struct vtype *t;
@@ -164,44 +166,23 @@ static int value_common(struct cmd_ctx *ctx, struct cmd_args *a, enum value_op o
         return print_value(ctx, name, t, off, text, op == OP_SET);
 }
 
-static int get_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_GET); }
-static int set_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_SET); }
-static int incr_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_INCR); }
-
-static const char *const complete_region[] = { "region", "none", NULL };
-
 const struct cmd_entry cmd_get_entry = {
-        .name = "get",
-        .args_usage = "NAME",
+        .name = "get", .args_usage = "NAME",
         .summary = "print a typed value (atomic load)",
-        .opts = value_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = get_exec,
+        .opts = value_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_region,
+        .flags = CMD_BROKER, .exec = value_exec, .op = OP_GET,
 };
 
 const struct cmd_entry cmd_set_entry = {
-        .name = "set",
-        .args_usage = "NAME VALUE",
+        .name = "set", .args_usage = "NAME VALUE",
         .summary = "store a typed value (atomic store)",
-        .opts = value_opts,
-        .min_args = 2,
-        .max_args = 2,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = set_exec,
+        .opts = value_opts, .min_args = 2, .max_args = 2, .complete_args = cmd_complete_region,
+        .flags = CMD_BROKER, .exec = value_exec, .op = OP_SET,
 };
 
 const struct cmd_entry cmd_incr_entry = {
-        .name = "incr",
-        .args_usage = "NAME [DELTA]",
+        .name = "incr", .args_usage = "NAME [DELTA]",
         .summary = "add DELTA (default 1) atomically and print the new value",
-        .opts = value_opts,
-        .min_args = 1,
-        .max_args = 2,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = incr_exec,
+        .opts = value_opts, .min_args = 1, .max_args = 2, .complete_args = cmd_complete_region,
+        .flags = CMD_BROKER, .exec = value_exec, .op = OP_INCR,
 };

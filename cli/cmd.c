@@ -56,6 +56,9 @@ const struct cmd_entry *const cmd_table[] = {
         NULL
 };
 
+const char *const cmd_complete_regions[] = { "region", NULL };
+const char *const cmd_complete_region[] = { "region", "none", NULL };
+
 const struct cmd_entry *cmd_find(const char *name, char *err, size_t errlen)
 {
         const struct cmd_entry *found = NULL;

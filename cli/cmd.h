@@ -3,7 +3,8 @@
  * ashmemctl's command table. Every command is one `const struct cmd_entry`
  * (in a cmd-*.c file) listed in cmd_table[] (cli/cmd.c). The one entry feeds
  * dispatch, the usage line, --help, the shell and completion, so none of
- * them can drift from the others.
+ * them can drift from the others. An entry is written in four lines: name
+ * (alias, usage); summary; options and positionals; flags and exec.
  *
  * A command's exec() returns the exit status: 0 success, 1 failure, 2 usage
  * error; it reports errors through cmd_error()/cmd_usage(), which print
@@ -51,6 +52,9 @@ struct cmd_entry {
         const char *const *complete_args;
         unsigned flags;
         int (*exec)(struct cmd_ctx *ctx, struct cmd_args *args);
+        int op;                         /* which of the commands an exec
+                                           shared by several runs
+                                           (args->entry->op) */
 };
 
 struct cmd_args {
@@ -140,6 +144,11 @@ void cmd_print_overview(FILE *f, int in_shell);
 int cmd_broker(struct cmd_ctx *ctx, struct ashmem_broker **ret);
 /* Close it (at exit, or when the shell is done with a command). */
 void cmd_broker_close(struct cmd_ctx *ctx);
+
+/* complete_args of the commonest kinds: every positional a region name;
+ * the first a region name, the others nothing to complete. */
+extern const char *const cmd_complete_regions[];
+extern const char *const cmd_complete_region[];
 
 /* The global options, shared by the top level and every command
  * (cli/options.c). */

@@ -417,10 +417,8 @@ static int complete_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_complete_entry = {
-        .name = "__complete",
-        .args_usage = "-- WORDS...",
+        .name = "__complete", .args_usage = "-- WORDS...",
         .summary = "completion candidates for the shell completion scripts",
         .max_args = 0,
-        .flags = CMD_HIDDEN | CMD_PASSTHROUGH,
-        .exec = complete_exec,
+        .flags = CMD_HIDDEN | CMD_PASSTHROUGH, .exec = complete_exec,
 };

@@ -181,18 +181,11 @@ static int map_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         return out_end(&o);
 }
 
-static const char *const map_complete[] = { "region", NULL };
-
 const struct cmd_entry cmd_map_entry = {
-        .name = "map",
-        .args_usage = "NAME",
+        .name = "map", .args_usage = "NAME",
         .summary = "keep a mapping of a region for the session (shell)",
-        .opts = map_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = map_complete,
-        .flags = CMD_SHELL_ONLY | CMD_BROKER,
-        .exec = map_exec,
+        .opts = map_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
+        .flags = CMD_SHELL_ONLY | CMD_BROKER, .exec = map_exec,
 };
 
 static int unmap_exec(struct cmd_ctx *ctx, struct cmd_args *a)
@@ -214,14 +207,10 @@ static int unmap_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const unmap_complete[] = { "mapping", NULL };
 
 const struct cmd_entry cmd_unmap_entry = {
-        .name = "unmap",
-        .args_usage = "NAME",
+        .name = "unmap", .args_usage = "NAME",
         .summary = "drop a mapping made with map (shell)",
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = unmap_complete,
-        .flags = CMD_SHELL_ONLY,
-        .exec = unmap_exec,
+        .min_args = 1, .max_args = 1, .complete_args = unmap_complete,
+        .flags = CMD_SHELL_ONLY, .exec = unmap_exec,
 };
 
 void shell_drop_held(struct shell *sh)
@@ -303,10 +292,8 @@ static const struct cmd_opt regions_opts[] = {
 const struct cmd_entry cmd_regions_entry = {
         .name = "regions",
         .summary = "what the shell holds: local regions and mappings (shell)",
-        .opts = regions_opts,
-        .max_args = 0,
-        .flags = CMD_SHELL_ONLY,
-        .exec = regions_exec,
+        .opts = regions_opts, .max_args = 0,
+        .flags = CMD_SHELL_ONLY, .exec = regions_exec,
 };
 
 /* ---------------------------------------------------------------- exit */
@@ -324,10 +311,8 @@ static int exit_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_exit_entry = {
-        .name = "exit",
-        .args_usage = "[STATUS]",
+        .name = "exit", .args_usage = "[STATUS]",
         .summary = "leave the shell (with the last command's status, or STATUS)",
         .max_args = 1,
-        .flags = CMD_SHELL_ONLY,
-        .exec = exit_exec,
+        .flags = CMD_SHELL_ONLY, .exec = exit_exec,
 };
