@@ -419,7 +419,7 @@ static const char *const broker_complete[] = { "broker-command", NULL };
 
 const struct cmd_entry cmd_broker_entry = {
         .name = "broker", .args_usage = "run|start|stop|status|call [TEXT]",
+        .flags = CMD_NO_SHELL, .exec = broker_exec,
         .summary = "run, start, stop or query the broker daemon",
         .opts = broker_opts, .min_args = 1, .max_args = 2, .complete_args = broker_complete,
-        .flags = CMD_NO_SHELL, .exec = broker_exec,
 };

@@ -279,10 +279,9 @@ out:
 }
 
 const struct cmd_entry cmd_read_entry = {
-        .name = "read", .args_usage = "NAME",
+        .name = "read", .args_usage = "NAME", .flags = CMD_BROKER, .exec = read_exec,
         .summary = "copy a region's bytes to standard output",
         .opts = range_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
-        .flags = CMD_BROKER, .exec = read_exec,
 };
 
 /* ---------------------------------------------------------------- write */
@@ -529,10 +528,9 @@ out_in:
 static const char *const write_complete[] = { "region", "file", NULL };
 
 const struct cmd_entry cmd_write_entry = {
-        .name = "write", .args_usage = "NAME [FILE|-]",
+        .name = "write", .args_usage = "NAME [FILE|-]", .flags = CMD_BROKER, .exec = write_exec,
         .summary = "copy a file (or standard input) into a region",
         .opts = write_opts, .min_args = 1, .max_args = 2, .complete_args = write_complete,
-        .flags = CMD_BROKER, .exec = write_exec,
 };
 
 /* ---------------------------------------------------------------- dump */
@@ -561,8 +559,7 @@ static int dump_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_dump_entry = {
-        .name = "dump", .args_usage = "NAME",
+        .name = "dump", .args_usage = "NAME", .flags = CMD_BROKER, .exec = dump_exec,
         .summary = "show a region's bytes in hex and ASCII (like hexdump -C)",
         .opts = range_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
-        .flags = CMD_BROKER, .exec = dump_exec,
 };

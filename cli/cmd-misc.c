@@ -25,10 +25,9 @@ static int help_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const help_complete[] = { "command", NULL };
 
 const struct cmd_entry cmd_help_entry = {
-        .name = "help", .args_usage = "[COMMAND]",
+        .name = "help", .args_usage = "[COMMAND]", .exec = help_exec,
         .summary = "show the commands, or one command's help",
         .max_args = 1, .complete_args = help_complete,
-        .exec = help_exec,
 };
 
 static int version_exec(struct cmd_ctx *ctx, struct cmd_args *a)
@@ -43,7 +42,6 @@ static int version_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_version_entry = {
-        .name = "version",
+        .name = "version", .exec = version_exec,
         .summary = "show the version",
-        .exec = version_exec,
 };

@@ -115,23 +115,23 @@ static int pin_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 
 const struct cmd_entry cmd_pin_entry = {
         .name = "pin", .args_usage = "NAME [OFFSET [LENGTH]]",
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_PIN,
         .summary = "pin pages; prints was-purged if any was purged while unpinned",
         .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
-        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_PIN,
 };
 
 const struct cmd_entry cmd_unpin_entry = {
         .name = "unpin", .args_usage = "NAME [OFFSET [LENGTH]]",
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_UNPIN,
         .summary = "unpin pages: the system may reclaim them",
         .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
-        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_UNPIN,
 };
 
 const struct cmd_entry cmd_status_entry = {
         .name = "status", .args_usage = "NAME [OFFSET [LENGTH]]",
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_STATUS,
         .summary = "print pinned if every page of the range is pinned, else unpinned",
         .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
-        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_STATUS,
 };
 
 /* ---------------------------------------------------------------- purge */
@@ -169,8 +169,7 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_purge_entry = {
-        .name = "purge", .args_usage = "[NAME]",
+        .name = "purge", .args_usage = "[NAME]", .flags = CMD_BROKER, .exec = purge_exec,
         .summary = "reclaim the unpinned pages of a region (or --all) now",
         .opts = purge_opts, .max_args = 1, .complete_args = cmd_complete_regions,
-        .flags = CMD_BROKER, .exec = purge_exec,
 };

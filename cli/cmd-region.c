@@ -82,12 +82,11 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return r;
         if (local && transient)
                 return cmd_usage(ctx, "--local and --transient do not go together");
-        if (local && !cli_local)
-                return cmd_usage(ctx, "--local makes a region held by the shell: use it in 'ashmemctl shell'");
+        if ((r = arg_shell_only(ctx, local, "--local makes a region held by the shell")) ||
+            (r = arg_shell_only(ctx, transient, "--transient regions end with the connection")))
+                return r;
         if (local && ms)
                 return cmd_usage(ctx, "--mode is given when the local region is shared (share --mode)");
-        if (transient && !ctx->shell)
-                return cmd_usage(ctx, "--transient regions end with the connection: use it in 'ashmemctl shell'");
         if (local || transient)
                 return create_here(ctx, name, size, prot, mode, local);
         if (cli_broker(ctx, &b))
@@ -100,10 +99,9 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_create_entry = {
-        .name = "create", .args_usage = "NAME SIZE",
+        .name = "create", .args_usage = "NAME SIZE", .flags = CMD_BROKER, .exec = create_exec,
         .summary = "create a region held by the broker",
         .opts = create_opts, .min_args = 2, .max_args = 2,
-        .flags = CMD_BROKER, .exec = create_exec,
 };
 
 /* ---------------------------------------------------------------- list */
@@ -162,10 +160,9 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_list_entry = {
-        .name = "list", .alias = "ls",
+        .name = "list", .alias = "ls", .flags = CMD_BROKER, .exec = list_exec,
         .summary = "list the regions the broker holds",
         .opts = list_opts, .max_args = 0,
-        .flags = CMD_BROKER, .exec = list_exec,
 };
 
 /* The broker's record of region name: 0, or an exit status with the error
@@ -281,10 +278,9 @@ static int info_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_info_entry = {
-        .name = "info", .args_usage = "NAME",
+        .name = "info", .args_usage = "NAME", .flags = CMD_BROKER, .exec = info_exec,
         .summary = "show a region's record",
         .opts = info_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
-        .flags = CMD_BROKER, .exec = info_exec,
 };
 
 /* ---------------------------------------------------------------- size */
@@ -305,10 +301,9 @@ static int size_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_size_entry = {
-        .name = "size", .args_usage = "NAME",
+        .name = "size", .args_usage = "NAME", .flags = CMD_BROKER, .exec = size_exec,
         .summary = "print a region's size in bytes",
         .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
-        .flags = CMD_BROKER, .exec = size_exec,
 };
 
 /* ---------------------------------------------------------------- prot */
@@ -373,8 +368,7 @@ static int prot_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const prot_complete[] = { "region", "prot", NULL };
 
 const struct cmd_entry cmd_prot_entry = {
-        .name = "prot", .args_usage = "NAME [PROT]",
+        .name = "prot", .args_usage = "NAME [PROT]", .flags = CMD_BROKER, .exec = prot_exec,
         .summary = "show a region's protection, or drop bits (r, rw, rx, rwx, none)",
         .min_args = 1, .max_args = 2, .complete_args = prot_complete,
-        .flags = CMD_BROKER, .exec = prot_exec,
 };

@@ -129,8 +129,8 @@ static int share_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return cmd_usage(ctx, "--offset needs --length");
         if (fds && file)
                 return cmd_usage(ctx, "give --fd or --file, not both");
-        if (transient && !ctx->shell)
-                return cmd_usage(ctx, "--transient shares end with the connection: use it in 'ashmemctl shell'");
+        if ((r = arg_shell_only(ctx, transient, "--transient shares end with the connection")))
+                return r;
         if (cmd_flag(a, "keep") && (fds || file || !cli_local))
                 return cmd_usage(ctx, "--keep is for a local region of the shell (share NAME after create --local)");
         if (fds) {
@@ -194,10 +194,9 @@ static const char *const share_complete[] = { "none", NULL };
 static const char *const share_name_complete[] = { "local", NULL };
 
 const struct cmd_entry cmd_share_entry = {
-        .name = "share", .args_usage = "NAME",
+        .name = "share", .args_usage = "NAME", .flags = CMD_BROKER, .exec = share_exec,
         .summary = "register an existing region with the broker (--fd N, --file PATH)",
         .opts = share_opts, .min_args = 1, .max_args = 1, .complete_args = share_name_complete,
-        .flags = CMD_BROKER, .exec = share_exec,
 };
 
 /* ---------------------------------------------------------------- slice */
@@ -247,10 +246,9 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_slice_entry = {
-        .name = "slice", .args_usage = "NAME",
+        .name = "slice", .args_usage = "NAME", .flags = CMD_BROKER, .exec = slice_exec,
         .summary = "name a view (offset, length) of a shared region",
         .opts = slice_opts, .min_args = 1, .max_args = 1, .complete_args = share_complete,
-        .flags = CMD_BROKER, .exec = slice_exec,
 };
 
 /* ---------------------------------------------------------------- unshare */
@@ -287,9 +285,9 @@ static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 
 const struct cmd_entry cmd_unshare_entry = {
         .name = "unshare", .alias = "rm", .args_usage = "NAME...",
+        .flags = CMD_BROKER, .exec = unshare_exec,
         .summary = "remove names from the broker (holders keep their descriptors)",
         .min_args = 1, .max_args = -1, .complete_args = cmd_complete_regions,
-        .flags = CMD_BROKER, .exec = unshare_exec,
 };
 
 /* ---------------------------------------------------------------- attach */
@@ -383,7 +381,7 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 
 const struct cmd_entry cmd_attach_entry = {
         .name = "attach", .args_usage = "NAME -- CMD [ARGS...]",
+        .flags = CMD_BROKER | CMD_PASSTHROUGH, .exec = attach_exec,
         .summary = "run a command with the region's descriptor (ASHMEM_FD, ASHMEM_SIZE, ...)",
         .opts = attach_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
-        .flags = CMD_BROKER | CMD_PASSTHROUGH, .exec = attach_exec,
 };

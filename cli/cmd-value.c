@@ -167,22 +167,21 @@ static int value_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_get_entry = {
-        .name = "get", .args_usage = "NAME",
+        .name = "get", .args_usage = "NAME", .flags = CMD_BROKER, .exec = value_exec, .op = OP_GET,
         .summary = "print a typed value (atomic load)",
         .opts = value_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_region,
-        .flags = CMD_BROKER, .exec = value_exec, .op = OP_GET,
 };
 
 const struct cmd_entry cmd_set_entry = {
         .name = "set", .args_usage = "NAME VALUE",
+        .flags = CMD_BROKER, .exec = value_exec, .op = OP_SET,
         .summary = "store a typed value (atomic store)",
         .opts = value_opts, .min_args = 2, .max_args = 2, .complete_args = cmd_complete_region,
-        .flags = CMD_BROKER, .exec = value_exec, .op = OP_SET,
 };
 
 const struct cmd_entry cmd_incr_entry = {
         .name = "incr", .args_usage = "NAME [DELTA]",
+        .flags = CMD_BROKER, .exec = value_exec, .op = OP_INCR,
         .summary = "add DELTA (default 1) atomically and print the new value",
         .opts = value_opts, .min_args = 1, .max_args = 2, .complete_args = cmd_complete_region,
-        .flags = CMD_BROKER, .exec = value_exec, .op = OP_INCR,
 };

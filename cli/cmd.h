@@ -3,8 +3,8 @@
  * ashmemctl's command table. Every command is one `const struct cmd_entry`
  * (in a cmd-*.c file) listed in cmd_table[] (cli/cmd.c). The one entry feeds
  * dispatch, the usage line, --help, the shell and completion, so none of
- * them can drift from the others. An entry is written in four lines: name
- * (alias, usage); summary; options and positionals; flags and exec.
+ * them can drift from the others. An entry is written in three lines:
+ * name (alias, usage), flags and exec; summary; options and positionals.
  *
  * A command's exec() returns the exit status: 0 success, 1 failure, 2 usage
  * error; it reports errors through cmd_error()/cmd_usage(), which print

@@ -86,6 +86,13 @@ int arg_mode(struct cmd_ctx *ctx, const char *s, int *ret)
         return 0;
 }
 
+int arg_shell_only(struct cmd_ctx *ctx, int given, const char *what)
+{
+        if (given && !ctx->shell)
+                return cmd_usage(ctx, "%s: use it in 'ashmemctl shell'", what);
+        return 0;
+}
+
 int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret)
 {
         char err[PARSE_ERR_LEN];

@@ -182,10 +182,9 @@ static int map_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_map_entry = {
-        .name = "map", .args_usage = "NAME",
+        .name = "map", .args_usage = "NAME", .flags = CMD_SHELL_ONLY | CMD_BROKER, .exec = map_exec,
         .summary = "keep a mapping of a region for the session (shell)",
         .opts = map_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
-        .flags = CMD_SHELL_ONLY | CMD_BROKER, .exec = map_exec,
 };
 
 static int unmap_exec(struct cmd_ctx *ctx, struct cmd_args *a)
@@ -207,10 +206,9 @@ static int unmap_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const unmap_complete[] = { "mapping", NULL };
 
 const struct cmd_entry cmd_unmap_entry = {
-        .name = "unmap", .args_usage = "NAME",
+        .name = "unmap", .args_usage = "NAME", .flags = CMD_SHELL_ONLY, .exec = unmap_exec,
         .summary = "drop a mapping made with map (shell)",
         .min_args = 1, .max_args = 1, .complete_args = unmap_complete,
-        .flags = CMD_SHELL_ONLY, .exec = unmap_exec,
 };
 
 void shell_drop_held(struct shell *sh)
@@ -290,10 +288,9 @@ static const struct cmd_opt regions_opts[] = {
 };
 
 const struct cmd_entry cmd_regions_entry = {
-        .name = "regions",
+        .name = "regions", .flags = CMD_SHELL_ONLY, .exec = regions_exec,
         .summary = "what the shell holds: local regions and mappings (shell)",
         .opts = regions_opts, .max_args = 0,
-        .flags = CMD_SHELL_ONLY, .exec = regions_exec,
 };
 
 /* ---------------------------------------------------------------- exit */
@@ -311,8 +308,7 @@ static int exit_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_exit_entry = {
-        .name = "exit", .args_usage = "[STATUS]",
+        .name = "exit", .args_usage = "[STATUS]", .flags = CMD_SHELL_ONLY, .exec = exit_exec,
         .summary = "leave the shell (with the last command's status, or STATUS)",
         .max_args = 1,
-        .flags = CMD_SHELL_ONLY, .exec = exit_exec,
 };

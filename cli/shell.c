@@ -406,8 +406,7 @@ static int shell_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const shell_complete_args[] = { "file", NULL };
 
 const struct cmd_entry cmd_shell_entry = {
-        .name = "shell", .args_usage = "[FILE]",
+        .name = "shell", .args_usage = "[FILE]", .flags = CMD_NO_SHELL, .exec = shell_exec,
         .summary = "commands at a prompt (or from a script), over one broker connection",
         .opts = shell_opts, .max_args = 1, .complete_args = shell_complete_args,
-        .flags = CMD_NO_SHELL, .exec = shell_exec,
 };
