@@ -80,11 +80,6 @@ void complete_free(struct complete *c)
         c->n = c->cap = 0;
 }
 
-static int looks_negative(const char *w)
-{
-        return w[0] == '-' && w[1] >= '0' && w[1] <= '9';
-}
-
 static int usable(const struct complete *c, const struct cmd_entry *e)
 {
         if (e->flags & CMD_HIDDEN)
@@ -314,7 +309,7 @@ int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *
                         add_kind(c, ctx, socket, want->complete);
                         return c->oom ? -ENOMEM : 0;
                 }
-                if (i == last && cur[0] == '-' && !looks_negative(cur))
+                if (i == last && opt_starts_option(cur))
                         return complete_option(c, ctx, socket, NULL, NULL, 0);
         }
         if (i == last) {
@@ -360,7 +355,7 @@ int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *
                 c->directive = rest == 0 ? COMPLETE_COMMANDS : COMPLETE_FILES;
                 return 0;
         }
-        if (!dashdash && cur[0] == '-' && !looks_negative(cur))
+        if (!dashdash && opt_starts_option(cur))
                 return complete_option(c, ctx, socket, e->opts, given, ngiven);
         if (e->max_args >= 0 && npos >= e->max_args)
                 return 0;
@@ -418,7 +413,7 @@ static int complete_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 
 const struct cmd_entry cmd_complete_entry = {
         .name = "__complete", .args_usage = "-- WORDS...",
+        .flags = CMD_HIDDEN | CMD_PASSTHROUGH, .exec = complete_exec,
         .summary = "completion candidates for the shell completion scripts",
         .max_args = 0,
-        .flags = CMD_HIDDEN | CMD_PASSTHROUGH, .exec = complete_exec,
 };

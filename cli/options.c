@@ -91,10 +91,10 @@ static enum opt_kind short_opt(struct opt_scan *s, struct opt_item *it)
         return take_arg(s, it, c[1] ? c + 1 : NULL);
 }
 
-/* "-5" is a number (incr NAME -5), not an option. */
-static int looks_negative(const char *w)
+int opt_starts_option(const char *w)
 {
-        return w[0] == '-' && w[1] >= '0' && w[1] <= '9';
+        /* "-5" is a number (incr NAME -5), not an option */
+        return w[0] == '-' && !(w[1] >= '0' && w[1] <= '9');
 }
 
 enum opt_kind opt_next(struct opt_scan *s, struct opt_item *it)
@@ -108,7 +108,7 @@ enum opt_kind opt_next(struct opt_scan *s, struct opt_item *it)
                 return it->kind = OPT_END;
         it->index = s->ind;
         it->word = w = s->argv[s->ind++];
-        if (s->positional_only || w[0] != '-' || w[1] == 0 || looks_negative(w))
+        if (s->positional_only || !opt_starts_option(w) || w[1] == 0)
                 return it->kind = OPT_POSITIONAL;
         if (strcmp(w, "--") == 0) {
                 s->positional_only = 1;

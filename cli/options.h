@@ -60,6 +60,11 @@ struct opt_item {
         int is_long;
 };
 
+/* Does word w start an option: "-", "--", "-q", "--json", but not the
+ * number "-5"? (Alone, "-" and "--" are not options, but a word being
+ * typed that far is starting one.) */
+int opt_starts_option(const char *w);
+
 /* Read argv[first..argc) with the options opts and the global ones. */
 void opt_scan_init(struct opt_scan *s, const struct cmd_opt *opts, int argc,
                    char **argv, int first);
