@@ -4,7 +4,7 @@
  * command), every command's words (cmd_parse), the shell's lines and
  * completion all read options through opt_next(), so they cannot disagree.
  *
- * The grammar is getopt_long's:
+ * The grammar:
  *   -q -j, or bundled: -qj        short options, any number in one word;
  *   -o NAME, or attached: -oNAME  a short option's argument (the rest of
  *                                 the word, else the next word);

@@ -96,9 +96,9 @@ int out_region_list(struct cmd_ctx *ctx, cJSON *records, const int *cols, int nc
 int out_columns(struct cmd_ctx *ctx);
 
 /*
- * A command's result, printed as text or JSON by the same calls (like
- * iproute2's print_*()): each field is given once, with its JSON key and
- * its text form, a printf format taking the value. With --json the fields
+ * A command's result, printed as text or JSON by the same calls: each
+ * field is given once, with its JSON key and its text form, a printf
+ * format taking the value. With --json the fields
  * build one document, printed by out_end(); else the text forms print at
  * once on stdout. `to` says where a field goes: both forms, only JSON (a
  * value the text leaves out) or only text.
