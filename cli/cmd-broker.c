@@ -152,19 +152,18 @@ static long long mono_ms(void)
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int print_running(struct cmd_ctx *ctx, const char *verb, const char *path,
-                         const ashmem_broker_server *srv)
+/* "broker VERB on PATH (pid N)", or {"running", "socket", "pid"}. */
+static int print_broker(struct cmd_ctx *ctx, int running, const char *verb, const char *path,
+                        pid_t pid)
 {
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddBoolToObject(doc, "running", 1);
-                cJSON_AddStringToObject(doc, "socket", path);
-                cJSON_AddNumberToObject(doc, "pid", srv->pid);
-                return out_json(ctx, doc);
-        }
-        if (!ctx->quiet)
-                printf("broker %s on %s (pid %d)\n", verb, path, (int)srv->pid);
-        return 0;
+        struct out o;
+
+        out_begin(&o, ctx, OUT_REPORT);
+        out_bool(&o, OUT_JSON, "running", NULL, NULL, running);
+        out_text(&o, "broker %s on ", verb);
+        out_str(&o, OUT_ANY, "socket", "%s", path);
+        out_i64(&o, OUT_ANY, "pid", " (pid %lld)\n", pid);
+        return out_end(&o);
 }
 
 static int do_start(struct cmd_ctx *ctx, const struct cmd_args *a, const char *path,
@@ -178,7 +177,7 @@ static int do_start(struct cmd_ctx *ctx, const struct cmd_args *a, const char *p
 
         if (hello(path, &b, &srv) == 0) {
                 ashmem_broker_close(b);
-                return print_running(ctx, "already running", path, &srv);
+                return print_broker(ctx, 1, "already running", path, srv.pid);
         }
         for (int i = 0; passed[i]; i++) {
                 const char *v = cmd_opt(a, passed[i]);
@@ -201,7 +200,7 @@ static int do_start(struct cmd_ctx *ctx, const struct cmd_args *a, const char *p
         if (r < 0)
                 return not_running(ctx, path, r);
         ashmem_broker_close(b);
-        return print_running(ctx, "started", path, &srv);
+        return print_broker(ctx, 1, "started", path, srv.pid);
 }
 
 static int do_stop(struct cmd_ctx *ctx, const char *path)
@@ -226,16 +225,7 @@ static int do_stop(struct cmd_ctx *ctx, const char *path)
                                          (int)srv.pid);
                 nanosleep(&ts, NULL);
         }
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddBoolToObject(doc, "running", 0);
-                cJSON_AddStringToObject(doc, "socket", path);
-                cJSON_AddNumberToObject(doc, "pid", srv.pid);
-                return out_json(ctx, doc);
-        }
-        if (!ctx->quiet)
-                printf("broker stopped on %s (pid %d)\n", path, (int)srv.pid);
-        return 0;
+        return print_broker(ctx, 0, "stopped", path, srv.pid);
 }
 
 static unsigned long long num(const cJSON *o, const char *k)
@@ -248,21 +238,19 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
 {
         ashmem_broker *b;
         ashmem_broker_server srv;
-        char *text = NULL, sz[32];
+        char *text = NULL;
         int rfds[2], nr, r = hello(path, &b, &srv);
+        const cJSON *pg, *below;
+        struct out o;
         cJSON *st;
 
         if (r < 0) {
                 if (r != -ENOENT && r != -ECONNREFUSED)
                         return cmd_error(ctx, -r, "%s", path);
-                if (ctx->json) {
-                        cJSON *doc = cJSON_CreateObject();
-                        cJSON_AddBoolToObject(doc, "running", 0);
-                        cJSON_AddStringToObject(doc, "socket", path);
-                        out_json(ctx, doc);
-                } else if (!ctx->quiet) {
-                        printf("no broker running on %s\n", path);
-                }
+                out_begin(&o, ctx, OUT_REPORT);
+                out_bool(&o, OUT_JSON, "running", NULL, NULL, 0);
+                out_str(&o, OUT_ANY, "socket", "no broker running on %s\n", path);
+                out_end(&o);
                 return 1;
         }
         r = ashmem_broker_call(b, "{\"op\":\"stats\"}", NULL, 0, &text, rfds, &nr);
@@ -276,38 +264,31 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
                 return cmd_error(ctx, r < 0 ? -r : EPROTO, "asking the broker for its counters");
         }
         cJSON_DeleteItemFromObjectCaseSensitive(st, "ok");
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddBoolToObject(doc, "running", 1);
-                cJSON_AddStringToObject(doc, "socket", path);
-                cJSON_AddNumberToObject(doc, "pid", srv.pid);
-                cJSON_AddNumberToObject(doc, "version", srv.version);
-                cJSON_AddStringToObject(doc, "driver", srv.driver);
-                cJSON_AddItemToObject(doc, "stats", st);
-                return out_json(ctx, doc);
-        }
-        if (!ctx->quiet) {
-                const cJSON *pg = cJSON_GetObjectItemCaseSensitive(st, "purger");
-                const cJSON *below = cJSON_GetObjectItemCaseSensitive(pg, "purge_below");
-                format_size(num(st, "bytes"), sz, sizeof(sz));
-                printf("broker running on %s\n", path);
-                printf("pid:          %d\n", (int)srv.pid);
-                printf("protocol:     %d (driver %s)\n", srv.version, srv.driver);
-                printf("uptime:       %llus\n", num(st, "uptime"));
-                printf("connections:  %llu\n", num(st, "connections"));
-                printf("regions:      %llu (%s)\n", num(st, "regions"), sz);
-                printf("requests:     %llu (%llu failed)\n", num(st, "requests"), num(st, "errors"));
-                printf("attaches:     %llu\n", num(st, "attaches"));
-                printf("purged:       %llu pages in %llu purges\n", num(st, "pages_purged"),
-                       num(st, "purges"));
-                printf("purger:       %s", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pg, "psi")) ?
-                       "PSI trigger" : "no PSI trigger");
-                if (cJSON_IsNumber(below))
-                        printf(", MemAvailable below %.0f%%", below->valuedouble);
-                printf("\n");
-        }
-        cJSON_Delete(st);
-        return 0;
+        pg = cJSON_GetObjectItemCaseSensitive(st, "purger");
+        below = cJSON_GetObjectItemCaseSensitive(pg, "purge_below");
+        out_begin(&o, ctx, OUT_REPORT);
+        out_bool(&o, OUT_JSON, "running", NULL, NULL, 1);
+        out_str(&o, OUT_ANY, "socket", "broker running on %s\n", path);
+        out_i64(&o, OUT_ANY, "pid", "pid:          %lld\n", srv.pid);
+        out_i64(&o, OUT_ANY, "version", "protocol:     %lld", srv.version);
+        out_str(&o, OUT_ANY, "driver", " (driver %s)\n", srv.driver);
+        /* the counters: as the broker gave them in JSON, a few lines of
+         * text */
+        out_text(&o, "uptime:       %llus\n", num(st, "uptime"));
+        out_text(&o, "connections:  %llu\n", num(st, "connections"));
+        out_text(&o, "regions:      %llu (", num(st, "regions"));
+        out_size(&o, OUT_TEXT, NULL, "%s)\n", num(st, "bytes"));
+        out_text(&o, "requests:     %llu (%llu failed)\n", num(st, "requests"), num(st, "errors"));
+        out_text(&o, "attaches:     %llu\n", num(st, "attaches"));
+        out_text(&o, "purged:       %llu pages in %llu purges\n", num(st, "pages_purged"),
+                 num(st, "purges"));
+        out_text(&o, "purger:       %s", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pg, "psi")) ?
+                 "PSI trigger" : "no PSI trigger");
+        if (cJSON_IsNumber(below))
+                out_text(&o, ", MemAvailable below %.0f%%", below->valuedouble);
+        out_text(&o, "\n");
+        out_item(&o, "stats", st);
+        return out_end(&o);
 }
 
 /* broker call TEXT: send TEXT as one message, as it is (not even checked
@@ -388,7 +369,7 @@ static int do_call(struct cmd_ctx *ctx, const struct cmd_args *a, const char *pa
                 }
         }
         printf("%s\n", reply);
-        if (got && !ctx->quiet && !ctx->json)
+        if (got && out_chatty(ctx))
                 fprintf(stderr, "(%d descriptor%s came with the reply)\n", got, got == 1 ? "" : "s");
         r = strncmp(reply, "{\"ok\":true", 10) == 0 ? 0 : 1;
 out:
@@ -437,13 +418,8 @@ static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const broker_complete[] = { "broker-command", NULL };
 
 const struct cmd_entry cmd_broker_entry = {
-        .name = "broker",
-        .args_usage = "run|start|stop|status|call [TEXT]",
+        .name = "broker", .args_usage = "run|start|stop|status|call [TEXT]",
+        .flags = CMD_NO_SHELL, .exec = broker_exec,
         .summary = "run, start, stop or query the broker daemon",
-        .opts = broker_opts,
-        .min_args = 1,
-        .max_args = 2,
-        .complete_args = broker_complete,
-        .flags = CMD_NO_SHELL,
-        .exec = broker_exec,
+        .opts = broker_opts, .min_args = 1, .max_args = 2, .complete_args = broker_complete,
 };

@@ -50,7 +50,7 @@ static void progress_init(struct progress *p, struct cmd_ctx *ctx, const char *w
         p->name = name;
         p->total = total;
         p->shown = 0;
-        p->on = !ctx->quiet && !ctx->json && isatty(STDERR_FILENO);
+        p->on = out_chatty(ctx) && isatty(STDERR_FILENO);
 }
 
 static void progress_show(struct progress *p, uint64_t done)
@@ -239,6 +239,8 @@ static int read_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return r;
         if ((r = check_prot(ctx, &reg, PROT_READ)))
                 goto out;
+        /* read has no text rendering: without --json the bytes themselves
+         * go out, streamed by the kernel (read_out) */
         if (ctx->json) {
                 cJSON *doc = cJSON_CreateObject();
                 char *s;
@@ -276,18 +278,10 @@ out:
         return r;
 }
 
-static const char *const complete_region[] = { "region", NULL };
-
 const struct cmd_entry cmd_read_entry = {
-        .name = "read",
-        .args_usage = "NAME",
+        .name = "read", .args_usage = "NAME", .flags = CMD_BROKER, .exec = read_exec,
         .summary = "copy a region's bytes to standard output",
-        .opts = range_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = read_exec,
+        .opts = range_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
 };
 
 /* ---------------------------------------------------------------- write */
@@ -316,57 +310,18 @@ struct xfer {
         struct progress pr;
 };
 
-/* 1: done (or fell through to the next method before writing anything,
- * with *fallback set); 0 ok; an exit status >1 can't happen: errors come
- * back as 1 after being reported. */
-static int write_sendfile(struct xfer *x, int *fallback)
-{
-        char path[64];
-        off_t pos = (off_t)(x->reg->off + x->off);
-        int out;
+/* One step of a transfer into the region: the bytes moved (at most n), 0
+ * at the end of the input, or -1 with errno. */
+typedef ssize_t move_fn(struct xfer *x, int out, size_t n);
 
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", x->reg->fd);
-        out = open(path, O_WRONLY | O_CLOEXEC);
-        if (out < 0 || lseek(out, pos, SEEK_SET) != pos) {
-                if (out >= 0)
-                        close(out);
-                *fallback = 1;
-                return 0;
-        }
+/* Move the input into the region (through out) until the input ends or
+ * the room is full. Returns 0, or 1 with the error reported; *fallback
+ * is set, with nothing moved, when move() cannot work on these files. */
+static int move_all(struct xfer *x, int out, move_fn *move, int *fallback)
+{
         while (x->got < x->room) {
                 uint64_t left = x->room - x->got;
-                ssize_t k = sendfile(out, x->in, NULL, left < CHUNK ? (size_t)left : CHUNK);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0 && x->got == 0 && (errno == EINVAL || errno == ENOSYS)) {
-                        *fallback = 1;
-                        break;
-                }
-                if (k < 0) {
-                        int e = errno;
-                        close(out);
-                        return cmd_error(x->ctx, e, "writing %s from %s (%llu bytes written)",
-                                         x->reg->name, x->what, (unsigned long long)x->got);
-                }
-                if (k == 0)
-                        break;
-                x->got += (uint64_t)k;
-                progress_show(&x->pr, x->got);
-        }
-        close(out);
-        return 0;
-}
-
-static int write_splice(struct xfer *x, int *fallback)
-{
-        /* a bigger pipe: fewer wake-ups on both sides (best effort) */
-        if (x->room > PIPE_GROW_MIN)
-                (void)fcntl(x->in, F_SETPIPE_SZ, PIPE_SIZE);
-        while (x->got < x->room) {
-                uint64_t left = x->room - x->got;
-                loff_t pos = (loff_t)(x->reg->off + x->off + x->got);
-                ssize_t k = splice(x->in, NULL, x->reg->fd, &pos, left < CHUNK ? (size_t)left : CHUNK,
-                                   SPLICE_F_MOVE);
+                ssize_t k = move(x, out, left < CHUNK ? (size_t)left : CHUNK);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0 && x->got == 0 && (errno == EINVAL || errno == ENOSYS)) {
@@ -382,6 +337,48 @@ static int write_splice(struct xfer *x, int *fallback)
                 progress_show(&x->pr, x->got);
         }
         return 0;
+}
+
+/* From a regular file: the kernel copies the pages (out is a private open
+ * of the region, at the right offset). */
+static ssize_t move_sendfile(struct xfer *x, int out, size_t n)
+{
+        return sendfile(out, x->in, NULL, n);
+}
+
+static int write_sendfile(struct xfer *x, int *fallback)
+{
+        char path[64];
+        off_t pos = (off_t)(x->reg->off + x->off);
+        int out, r;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", x->reg->fd);
+        out = open(path, O_WRONLY | O_CLOEXEC);
+        if (out < 0 || lseek(out, pos, SEEK_SET) != pos) {
+                if (out >= 0)
+                        close(out);
+                *fallback = 1;
+                return 0;
+        }
+        r = move_all(x, out, move_sendfile, fallback);
+        close(out);
+        return r;
+}
+
+/* From a pipe: the kernel splices the pages in, at an explicit offset. */
+static ssize_t move_splice(struct xfer *x, int out, size_t n)
+{
+        loff_t pos = (loff_t)(x->reg->off + x->off + x->got);
+
+        return splice(x->in, NULL, out, &pos, n, SPLICE_F_MOVE);
+}
+
+static int write_splice(struct xfer *x, int *fallback)
+{
+        /* a bigger pipe: fewer wake-ups on both sides (best effort) */
+        if (x->room > PIPE_GROW_MIN)
+                (void)fcntl(x->in, F_SETPIPE_SZ, PIPE_SIZE);
+        return move_all(x, x->reg->fd, move_splice, fallback);
 }
 
 static int write_mapped(struct xfer *x)
@@ -427,6 +424,7 @@ static int write_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         struct region reg;
         struct xfer x;
         struct stat st;
+        struct out o;
 
         if ((r = arg_name(ctx, name)))
                 return r;
@@ -513,13 +511,12 @@ static int write_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                         goto out_reg;
                 }
         }
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "name", name);
-                cJSON_AddNumberToObject(doc, "offset", (double)off);
-                cJSON_AddNumberToObject(doc, "bytes", (double)x.got);
-                r = out_json(ctx, doc);
-        }
+        /* what was written: JSON only (text: silence, like cp) */
+        out_begin(&o, ctx, 0);
+        out_str(&o, OUT_JSON, "name", NULL, name);
+        out_u64(&o, OUT_JSON, "offset", NULL, off);
+        out_u64(&o, OUT_JSON, "bytes", NULL, x.got);
+        r = out_end(&o);
 out_reg:
         region_release(&reg);
 out_in:
@@ -531,106 +528,38 @@ out_in:
 static const char *const write_complete[] = { "region", "file", NULL };
 
 const struct cmd_entry cmd_write_entry = {
-        .name = "write",
-        .args_usage = "NAME [FILE|-]",
+        .name = "write", .args_usage = "NAME [FILE|-]", .flags = CMD_BROKER, .exec = write_exec,
         .summary = "copy a file (or standard input) into a region",
-        .opts = write_opts,
-        .min_args = 1,
-        .max_args = 2,
-        .complete_args = write_complete,
-        .flags = CMD_BROKER,
-        .exec = write_exec,
+        .opts = write_opts, .min_args = 1, .max_args = 2, .complete_args = write_complete,
 };
 
 /* ---------------------------------------------------------------- dump */
 
-static void dump_line(FILE *f, uint64_t at, const unsigned char *p, size_t n)
-{
-        fprintf(f, "%08llx ", (unsigned long long)at);
-        for (size_t i = 0; i < 16; i++) {
-                if (i == 8)
-                        fputc(' ', f);
-                if (i < n)
-                        fprintf(f, " %02x", p[i]);
-                else
-                        fputs("   ", f);
-        }
-        fputs("  |", f);
-        for (size_t i = 0; i < n; i++)
-                fputc(p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '.', f);
-        fputs("|\n", f);
-}
-
 static int dump_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         struct region reg;
-        struct mapping m;
+        struct mapping m = { 0 };
         uint64_t off, len;
-        int r, starred = 0;
+        struct out o;
+        int r;
 
         if ((r = open_range(ctx, a, &reg, &off, &len)))
                 return r;
-        if (len == 0) {
-                region_release(&reg);
-                if (ctx->json) {
-                        cJSON *doc = cJSON_CreateObject();
-                        cJSON_AddStringToObject(doc, "name", reg.name);
-                        cJSON_AddNumberToObject(doc, "offset", (double)off);
-                        cJSON_AddNumberToObject(doc, "length", 0);
-                        cJSON_AddStringToObject(doc, "hex", "");
-                        return out_json(ctx, doc);
-                }
-                printf("%08llx\n", (unsigned long long)off);
-                return 0;
-        }
-        r = region_map(ctx, &reg, PROT_READ, off, len, &m);
+        r = len ? region_map(ctx, &reg, PROT_READ, off, len, &m) : 0;
         region_release(&reg);
         if (r)
                 return r;
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                char *s = malloc(len * 2 + 1);
-                if (!s) {
-                        mapping_release(&m);
-                        cJSON_Delete(doc);
-                        return cmd_error(ctx, ENOMEM, "%s: dump", reg.name);
-                }
-                for (uint64_t i = 0; i < len; i++)
-                        snprintf(s + 2 * i, 3, "%02x", m.ptr[i]);
-                s[2 * len] = 0;
-                mapping_release(&m);
-                cJSON_AddStringToObject(doc, "name", reg.name);
-                cJSON_AddNumberToObject(doc, "offset", (double)off);
-                cJSON_AddNumberToObject(doc, "length", (double)len);
-                cJSON_AddStringToObject(doc, "hex", s);
-                free(s);
-                return out_json(ctx, doc);
-        }
-        /* like hexdump -C: a line equal to the one before is shown as '*' */
-        for (uint64_t i = 0; i < len; i += 16) {
-                size_t n = len - i < 16 ? (size_t)(len - i) : 16;
-                if (i >= 16 && n == 16 && memcmp(m.ptr + i, m.ptr + i - 16, 16) == 0) {
-                        if (!starred)
-                                puts("*");
-                        starred = 1;
-                        continue;
-                }
-                starred = 0;
-                dump_line(stdout, off + i, m.ptr + i, n);
-        }
-        printf("%08llx\n", (unsigned long long)(off + len));
+        out_begin(&o, ctx, 0);
+        out_str(&o, OUT_JSON, "name", NULL, reg.name);
+        out_u64(&o, OUT_JSON, "offset", NULL, off);
+        out_u64(&o, OUT_JSON, "length", NULL, len);
+        out_hexdump(&o, "hex", m.ptr, (size_t)len, off);
         mapping_release(&m);
-        return 0;
+        return out_end(&o);
 }
 
 const struct cmd_entry cmd_dump_entry = {
-        .name = "dump",
-        .args_usage = "NAME",
+        .name = "dump", .args_usage = "NAME", .flags = CMD_BROKER, .exec = dump_exec,
         .summary = "show a region's bytes in hex and ASCII (like hexdump -C)",
-        .opts = range_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = dump_exec,
+        .opts = range_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
 };

@@ -2,8 +2,6 @@
 /* help and version. */
 #include <stdlib.h>
 
-#include <cjson/cJSON.h>
-
 #include "ashmem/ashmem.h"
 #include "cmd.h"
 #include "output.h"
@@ -27,29 +25,23 @@ static int help_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const help_complete[] = { "command", NULL };
 
 const struct cmd_entry cmd_help_entry = {
-        .name = "help",
-        .args_usage = "[COMMAND]",
+        .name = "help", .args_usage = "[COMMAND]", .exec = help_exec,
         .summary = "show the commands, or one command's help",
-        .max_args = 1,
-        .complete_args = help_complete,
-        .exec = help_exec,
+        .max_args = 1, .complete_args = help_complete,
 };
 
 static int version_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
+        struct out o;
+
         (void)a;
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "version", ASHMEM_VERSION);
-                cJSON_AddStringToObject(doc, "driver", ashmem_driver_name());
-                return out_json(ctx, doc);
-        }
-        printf("ashmemctl %s (driver %s)\n", ASHMEM_VERSION, ashmem_driver_name());
-        return 0;
+        out_begin(&o, ctx, 0);
+        out_str(&o, OUT_ANY, "version", "ashmemctl %s", ASHMEM_VERSION);
+        out_str(&o, OUT_ANY, "driver", " (driver %s)\n", ashmem_driver_name());
+        return out_end(&o);
 }
 
 const struct cmd_entry cmd_version_entry = {
-        .name = "version",
+        .name = "version", .exec = version_exec,
         .summary = "show the version",
-        .exec = version_exec,
 };

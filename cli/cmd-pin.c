@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
@@ -60,13 +58,16 @@ static int pin_range(struct cmd_ctx *ctx, const struct region *r, const char *os
         return 0;
 }
 
-static int pin_common(struct cmd_ctx *ctx, struct cmd_args *a, enum pin_op op)
+/* pin, unpin and status (a->entry->op says which). */
+static int pin_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
+        enum pin_op op = (enum pin_op)a->entry->op;
         const char *name = a->argv[0];
         const char *os = a->argc > 1 ? a->argv[1] : NULL, *ls = a->argc > 2 ? a->argv[2] : NULL;
         struct region reg;
         size_t off = 0, len = 0;
         uint64_t dummy;
+        struct out o;
         int r, e;
 
         if ((r = arg_name(ctx, name)))
@@ -100,63 +101,37 @@ static int pin_common(struct cmd_ctx *ctx, struct cmd_args *a, enum pin_op op)
                         return cli_error(ctx, e, "%s: not permitted (read-only access)", name);
                 return cmd_error(ctx, e, "%s: range %zu+%zu", name, off, len);
         }
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "name", name);
-                cJSON_AddNumberToObject(doc, "offset", (double)off);
-                cJSON_AddNumberToObject(doc, "length", (double)len);
-                if (op == OP_PIN)
-                        cJSON_AddBoolToObject(doc, "was_purged", r == ASHMEM_WAS_PURGED);
-                else if (op == OP_STATUS)
-                        cJSON_AddBoolToObject(doc, "pinned", r == ASHMEM_IS_PINNED);
-                return out_json(ctx, doc);
-        }
-        if (ctx->quiet)
-                return 0;
+        out_begin(&o, ctx, OUT_REPORT);
+        out_str(&o, OUT_JSON, "name", NULL, name);
+        out_u64(&o, OUT_JSON, "offset", NULL, off);
+        out_u64(&o, OUT_JSON, "length", NULL, len);
         if (op == OP_PIN)
-                puts(r == ASHMEM_WAS_PURGED ? "was-purged" : "not-purged");
+                out_bool(&o, OUT_ANY, "was_purged", "was-purged\n", "not-purged\n",
+                         r == ASHMEM_WAS_PURGED);
         else if (op == OP_STATUS)
-                puts(r == ASHMEM_IS_PINNED ? "pinned" : "unpinned");
-        return 0;
+                out_bool(&o, OUT_ANY, "pinned", "pinned\n", "unpinned\n", r == ASHMEM_IS_PINNED);
+        return out_end(&o);
 }
 
-static int pin_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return pin_common(ctx, a, OP_PIN); }
-static int unpin_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return pin_common(ctx, a, OP_UNPIN); }
-static int status_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return pin_common(ctx, a, OP_STATUS); }
-
-static const char *const complete_region[] = { "region", "none", NULL };
-
 const struct cmd_entry cmd_pin_entry = {
-        .name = "pin",
-        .args_usage = "NAME [OFFSET [LENGTH]]",
+        .name = "pin", .args_usage = "NAME [OFFSET [LENGTH]]",
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_PIN,
         .summary = "pin pages; prints was-purged if any was purged while unpinned",
-        .min_args = 1,
-        .max_args = 3,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = pin_exec,
+        .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
 };
 
 const struct cmd_entry cmd_unpin_entry = {
-        .name = "unpin",
-        .args_usage = "NAME [OFFSET [LENGTH]]",
+        .name = "unpin", .args_usage = "NAME [OFFSET [LENGTH]]",
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_UNPIN,
         .summary = "unpin pages: the system may reclaim them",
-        .min_args = 1,
-        .max_args = 3,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = unpin_exec,
+        .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
 };
 
 const struct cmd_entry cmd_status_entry = {
-        .name = "status",
-        .args_usage = "NAME [OFFSET [LENGTH]]",
+        .name = "status", .args_usage = "NAME [OFFSET [LENGTH]]",
+        .flags = CMD_BROKER, .exec = pin_exec, .op = OP_STATUS,
         .summary = "print pinned if every page of the range is pinned, else unpinned",
-        .min_args = 1,
-        .max_args = 3,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = status_exec,
+        .min_args = 1, .max_args = 3, .complete_args = cmd_complete_region,
 };
 
 /* ---------------------------------------------------------------- purge */
@@ -171,6 +146,7 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         const char *name = a->argc ? a->argv[0] : NULL;
         unsigned long long pages = 0, bytes;
         ashmem_broker *b;
+        struct out o;
         int r;
 
         if (name && cmd_flag(a, "all"))
@@ -185,26 +161,15 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         if (r < 0)
                 return name ? cli_broker_error(ctx, r, name) : cmd_error(ctx, -r, "purging");
         bytes = pages * cli_page_size();
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddNumberToObject(doc, "pages", (double)pages);
-                cJSON_AddNumberToObject(doc, "bytes", (double)bytes);
-                return out_json(ctx, doc);
-        }
-        if (!ctx->quiet)
-                printf("purged %llu page%s (%llu bytes)\n", pages, pages == 1 ? "" : "s", bytes);
-        return 0;
+        out_begin(&o, ctx, OUT_REPORT);
+        out_u64(&o, OUT_ANY, "pages", "purged %llu", pages);
+        out_text(&o, " page%s", pages == 1 ? "" : "s");
+        out_u64(&o, OUT_ANY, "bytes", " (%llu bytes)\n", bytes);
+        return out_end(&o);
 }
 
-static const char *const purge_complete[] = { "region", NULL };
-
 const struct cmd_entry cmd_purge_entry = {
-        .name = "purge",
-        .args_usage = "[NAME]",
+        .name = "purge", .args_usage = "[NAME]", .flags = CMD_BROKER, .exec = purge_exec,
         .summary = "reclaim the unpinned pages of a region (or --all) now",
-        .opts = purge_opts,
-        .max_args = 1,
-        .complete_args = purge_complete,
-        .flags = CMD_BROKER,
-        .exec = purge_exec,
+        .opts = purge_opts, .max_args = 1, .complete_args = cmd_complete_regions,
 };

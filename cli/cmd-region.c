@@ -13,9 +13,6 @@
 #include "parse.h"
 #include "region.h"
 
-static const char *const complete_region[] = { "region", NULL };
-
-/* Print a region record: text lines, or JSON; nothing with --quiet. */
 /* ---------------------------------------------------------------- create */
 
 static const struct cmd_opt create_opts[] = {
@@ -81,20 +78,15 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (parse_prot(ps, &prot, err) < 0)
                         return cmd_usage(ctx, "%s", err);
         }
-        if (ms) {
-                unsigned m;
-                if (parse_mode(ms, &m, err) < 0)
-                        return cmd_usage(ctx, "%s", err);
-                mode = (int)m;
-        }
+        if ((r = arg_mode(ctx, ms, &mode)))
+                return r;
         if (local && transient)
                 return cmd_usage(ctx, "--local and --transient do not go together");
-        if (local && !cli_local)
-                return cmd_usage(ctx, "--local makes a region held by the shell: use it in 'ashmemctl shell'");
+        if ((r = arg_shell_only(ctx, local, "--local makes a region held by the shell")) ||
+            (r = arg_shell_only(ctx, transient, "--transient regions end with the connection")))
+                return r;
         if (local && ms)
                 return cmd_usage(ctx, "--mode is given when the local region is shared (share --mode)");
-        if (transient && !ctx->shell)
-                return cmd_usage(ctx, "--transient regions end with the connection: use it in 'ashmemctl shell'");
         if (local || transient)
                 return create_here(ctx, name, size, prot, mode, local);
         if (cli_broker(ctx, &b))
@@ -107,14 +99,9 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_create_entry = {
-        .name = "create",
-        .args_usage = "NAME SIZE",
+        .name = "create", .args_usage = "NAME SIZE", .flags = CMD_BROKER, .exec = create_exec,
         .summary = "create a region held by the broker",
-        .opts = create_opts,
-        .min_args = 2,
-        .max_args = 2,
-        .flags = CMD_BROKER,
-        .exec = create_exec,
+        .opts = create_opts, .min_args = 2, .max_args = 2,
 };
 
 /* ---------------------------------------------------------------- list */
@@ -136,14 +123,10 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         ashmem_region_info *regions = NULL;
         ashmem_broker *b;
         size_t n = 0;
-        cJSON *doc, *arr;
+        cJSON *arr;
 
-        if (cmd_flag(a, "list-columns")) {
-                if (ctx->json)
-                        return out_json(ctx, out_cols_json());
-                out_cols_help(stdout);
-                return 0;
-        }
+        if (cmd_flag(a, "list-columns"))
+                return out_columns(ctx);
         ncols = out_cols_select(spec, cols, err);
         if (ncols < 0)
                 return cmd_usage(ctx, "%s", err);
@@ -156,8 +139,7 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         r = ashmem_broker_list(b, &regions, &n);
         if (r < 0)
                 return cmd_error(ctx, -r, "listing regions");
-        doc = cJSON_CreateObject();
-        arr = cJSON_AddArrayToObject(doc, "regions");
+        arr = cJSON_CreateArray();
         for (size_t i = 0; arr && i < n; i++) {
                 cJSON *rec = out_region_record(&regions[i]);
                 if (rec && spec) {
@@ -171,25 +153,32 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         }
         free(regions);
         if (!arr || cJSON_GetArraySize(arr) != (int)n) {
-                cJSON_Delete(doc);
+                cJSON_Delete(arr);
                 return cmd_error(ctx, ENOMEM, "building the list");
         }
-        if (ctx->json)
-                return out_json(ctx, doc);
-        out_table(stdout, arr, cols, ncols, flags);
-        cJSON_Delete(doc);
-        return 0;
+        return out_region_list(ctx, arr, cols, ncols, flags);
 }
 
 const struct cmd_entry cmd_list_entry = {
-        .name = "list",
-        .alias = "ls",
+        .name = "list", .alias = "ls", .flags = CMD_BROKER, .exec = list_exec,
         .summary = "list the regions the broker holds",
-        .opts = list_opts,
-        .max_args = 0,
-        .flags = CMD_BROKER,
-        .exec = list_exec,
+        .opts = list_opts, .max_args = 0,
 };
+
+/* The broker's record of region name: 0, or an exit status with the error
+ * reported (a bad name is a usage error). */
+static int region_info(struct cmd_ctx *ctx, const char *name, ashmem_region_info *info)
+{
+        ashmem_broker *b;
+        int r;
+
+        if ((r = arg_name(ctx, name)))
+                return r;
+        if (cli_broker(ctx, &b))
+                return 1;
+        r = ashmem_broker_info(b, name, info);
+        return r < 0 ? cli_broker_error(ctx, r, name) : 0;
+}
 
 /* ---------------------------------------------------------------- info */
 
@@ -232,13 +221,16 @@ static int page_map(struct cmd_ctx *ctx, const char *name, char **ret, size_t *n
         return 0;
 }
 
-/* One character per cell, MAP_WIDTH cells at most: a cell shows the least
+/* The page map: 'P', 'u', 'x' per page in JSON; drawn in text, one
+ * character per cell, MAP_WIDTH cells at most: a cell shows the least
  * pinned state of its pages (purged, else unpinned, else pinned). */
-static void print_map(const char *map, size_t n, size_t label_width)
+static void out_map(struct out *o, const char *map, size_t n, size_t label_width)
 {
         size_t w = n < MAP_WIDTH ? n : MAP_WIDTH;
+        char cells[MAP_WIDTH + 1], *all = strndup(map, n);
 
-        printf("%-*s [", (int)label_width, "Map:");
+        out_str(o, OUT_JSON, "map", NULL, all ? all : "");
+        free(all);
         for (size_t c = 0; c < w; c++) {
                 size_t from = c * n / w, to = (c + 1) * n / w;
                 char s = '#';
@@ -248,31 +240,28 @@ static void print_map(const char *map, size_t n, size_t label_width)
                         else if (map[p] == 'u' && s == '#')
                                 s = '-';
                 }
-                putchar(s);
+                cells[c] = s;
         }
-        printf("]\n%-*s %zu page%s", (int)label_width, "", n, n == 1 ? "" : "s");
+        cells[w] = 0;
+        out_text(o, "%-*s [%s]\n%-*s %zu page%s", (int)label_width, "Map:", cells,
+                 (int)label_width, "", n, n == 1 ? "" : "s");
         if (n > w)
-                printf(", about %zu per character", (n + w - 1) / w);
-        printf("; # pinned, - unpinned, x purged\n");
+                out_text(o, ", about %zu per character", (n + w - 1) / w);
+        out_text(o, "; # pinned, - unpinned, x purged\n");
 }
 
 static int info_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         const char *name = a->argv[0];
         ashmem_region_info info;
-        ashmem_broker *b;
         char *map = NULL;
         size_t npages = 0;
+        struct out o;
         cJSON *rec;
         int r;
 
-        if ((r = arg_name(ctx, name)))
+        if ((r = region_info(ctx, name, &info)))
                 return r;
-        if (cli_broker(ctx, &b))
-                return 1;
-        r = ashmem_broker_info(b, name, &info);
-        if (r < 0)
-                return cli_broker_error(ctx, r, name);
         if (cmd_flag(a, "map") && page_map(ctx, name, &map, &npages))
                 return 1;
         rec = out_region_record(&info);
@@ -280,33 +269,18 @@ static int info_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 free(map);
                 return cmd_error(ctx, ENOMEM, "building the record");
         }
-        if (ctx->json) {
-                if (map) {
-                        char *s = strndup(map, npages);
-                        cJSON_AddStringToObject(rec, "map", s ? s : "");
-                        free(s);
-                }
-                free(map);
-                return out_json(ctx, rec);
-        }
-        out_record_text(stdout, rec, cmd_flag(a, "bytes") ? OUT_BYTES_EXACT : 0);
+        out_begin(&o, ctx, cmd_flag(a, "bytes") ? OUT_BYTES_EXACT : 0);
+        out_record(&o, rec);
         if (map)
-                print_map(map, npages, strlen("Protection mask:"));
+                out_map(&o, map, npages, strlen("Protection mask:"));
         free(map);
-        cJSON_Delete(rec);
-        return 0;
+        return out_end(&o);
 }
 
 const struct cmd_entry cmd_info_entry = {
-        .name = "info",
-        .args_usage = "NAME",
+        .name = "info", .args_usage = "NAME", .flags = CMD_BROKER, .exec = info_exec,
         .summary = "show a region's record",
-        .opts = info_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = info_exec,
+        .opts = info_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
 };
 
 /* ---------------------------------------------------------------- size */
@@ -315,53 +289,37 @@ static int size_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         const char *name = a->argv[0];
         ashmem_region_info info;
-        ashmem_broker *b;
+        struct out o;
         int r;
 
-        if ((r = arg_name(ctx, name)))
+        if ((r = region_info(ctx, name, &info)))
                 return r;
-        if (cli_broker(ctx, &b))
-                return 1;
-        r = ashmem_broker_info(b, name, &info);
-        if (r < 0)
-                return cli_broker_error(ctx, r, name);
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "name", info.name);
-                cJSON_AddNumberToObject(doc, "size", (double)info.size);
-                return out_json(ctx, doc);
-        }
-        printf("%zu\n", info.size);
-        return 0;
+        out_begin(&o, ctx, 0);
+        out_str(&o, OUT_JSON, "name", NULL, info.name);
+        out_u64(&o, OUT_ANY, "size", "%llu\n", info.size);
+        return out_end(&o);
 }
 
 const struct cmd_entry cmd_size_entry = {
-        .name = "size",
-        .args_usage = "NAME",
+        .name = "size", .args_usage = "NAME", .flags = CMD_BROKER, .exec = size_exec,
         .summary = "print a region's size in bytes",
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = size_exec,
+        .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
 };
 
 /* ---------------------------------------------------------------- prot */
 
-static int prot_result(struct cmd_ctx *ctx, const char *name, int mask)
+/* The protection: shown when asked for (to: OUT_ANY), only in JSON after
+ * it was set (to: OUT_JSON). */
+static int prot_result(struct cmd_ctx *ctx, const char *name, int mask, enum out_to to)
 {
+        struct out o;
         char buf[4];
 
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "name", name);
-                cJSON_AddStringToObject(doc, "prot", format_prot(mask, buf));
-                cJSON_AddNumberToObject(doc, "prot_mask", mask);
-                return out_json(ctx, doc);
-        }
-        if (!ctx->quiet)
-                printf("%s\n", format_prot(mask, buf));
-        return 0;
+        out_begin(&o, ctx, OUT_REPORT);
+        out_str(&o, OUT_JSON, "name", NULL, name);
+        out_str(&o, to, "prot", "%s\n", format_prot(mask, buf));
+        out_u64(&o, OUT_JSON, "prot_mask", NULL, (unsigned)mask);
+        return out_end(&o);
 }
 
 static int prot_exec(struct cmd_ctx *ctx, struct cmd_args *a)
@@ -375,13 +333,9 @@ static int prot_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return r;
         if (a->argc == 1) {
                 ashmem_region_info info;
-                ashmem_broker *b;
-                if (cli_broker(ctx, &b))
-                        return 1;
-                r = ashmem_broker_info(b, name, &info);
-                if (r < 0)
-                        return cli_broker_error(ctx, r, name);
-                return prot_result(ctx, name, info.prot);
+                if ((r = region_info(ctx, name, &info)))
+                        return r;
+                return prot_result(ctx, name, info.prot, OUT_ANY);
         }
         if (parse_prot(a->argv[1], &prot, err) < 0)
                 return cmd_usage(ctx, "%s", err);
@@ -408,20 +362,13 @@ static int prot_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         region_release(&reg);
         if (mask < 0)
                 return cmd_error(ctx, -mask, "%s", name);
-        if (!ctx->json)
-                return 0;
-        return prot_result(ctx, name, mask);
+        return prot_result(ctx, name, mask, OUT_JSON);
 }
 
 static const char *const prot_complete[] = { "region", "prot", NULL };
 
 const struct cmd_entry cmd_prot_entry = {
-        .name = "prot",
-        .args_usage = "NAME [PROT]",
+        .name = "prot", .args_usage = "NAME [PROT]", .flags = CMD_BROKER, .exec = prot_exec,
         .summary = "show a region's protection, or drop bits (r, rw, rx, rwx, none)",
-        .min_args = 1,
-        .max_args = 2,
-        .complete_args = prot_complete,
-        .flags = CMD_BROKER,
-        .exec = prot_exec,
+        .min_args = 1, .max_args = 2, .complete_args = prot_complete,
 };

@@ -29,8 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
@@ -121,12 +119,8 @@ static int share_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 
         if ((r = arg_name(ctx, name)))
                 return r;
-        if (ms) {
-                unsigned m;
-                if (parse_mode(ms, &m, err) < 0)
-                        return cmd_usage(ctx, "%s", err);
-                mode = (int)m;
-        }
+        if ((r = arg_mode(ctx, ms, &mode)))
+                return r;
         if (os && (r = arg_offset(ctx, "offset", os, &off)))
                 return r;
         if (ls && (r = arg_size(ctx, "length", ls, &len)))
@@ -135,8 +129,8 @@ static int share_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return cmd_usage(ctx, "--offset needs --length");
         if (fds && file)
                 return cmd_usage(ctx, "give --fd or --file, not both");
-        if (transient && !ctx->shell)
-                return cmd_usage(ctx, "--transient shares end with the connection: use it in 'ashmemctl shell'");
+        if ((r = arg_shell_only(ctx, transient, "--transient shares end with the connection")))
+                return r;
         if (cmd_flag(a, "keep") && (fds || file || !cli_local))
                 return cmd_usage(ctx, "--keep is for a local region of the shell (share NAME after create --local)");
         if (fds) {
@@ -200,15 +194,9 @@ static const char *const share_complete[] = { "none", NULL };
 static const char *const share_name_complete[] = { "local", NULL };
 
 const struct cmd_entry cmd_share_entry = {
-        .name = "share",
-        .args_usage = "NAME",
+        .name = "share", .args_usage = "NAME", .flags = CMD_BROKER, .exec = share_exec,
         .summary = "register an existing region with the broker (--fd N, --file PATH)",
-        .opts = share_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = share_name_complete,
-        .flags = CMD_BROKER,
-        .exec = share_exec,
+        .opts = share_opts, .min_args = 1, .max_args = 1, .complete_args = share_name_complete,
 };
 
 /* ---------------------------------------------------------------- slice */
@@ -226,7 +214,6 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         const char *name = a->argv[0], *of = cmd_opt(a, "of"), *os = cmd_opt(a, "offset");
         const char *ls = cmd_opt(a, "length"), *ms = cmd_opt(a, "mode");
         int mode = ASHMEM_BROKER_DEFAULT, r;
-        char err[PARSE_ERR_LEN];
         uint64_t off = 0, len = 0;
         ashmem_region_info info;
         ashmem_broker *b;
@@ -243,12 +230,8 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return r;
         if ((r = arg_size(ctx, "length", ls, &len)))
                 return r;
-        if (ms) {
-                unsigned m;
-                if (parse_mode(ms, &m, err) < 0)
-                        return cmd_usage(ctx, "%s", err);
-                mode = (int)m;
-        }
+        if ((r = arg_mode(ctx, ms, &mode)))
+                return r;
         if (cli_broker(ctx, &b))
                 return 1;
         r = ashmem_broker_slice(b, name, of, off, len, mode, &info);
@@ -263,15 +246,9 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_slice_entry = {
-        .name = "slice",
-        .args_usage = "NAME",
+        .name = "slice", .args_usage = "NAME", .flags = CMD_BROKER, .exec = slice_exec,
         .summary = "name a view (offset, length) of a shared region",
-        .opts = slice_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = share_complete,
-        .flags = CMD_BROKER,
-        .exec = slice_exec,
+        .opts = slice_opts, .min_args = 1, .max_args = 1, .complete_args = share_complete,
 };
 
 /* ---------------------------------------------------------------- unshare */
@@ -279,7 +256,7 @@ const struct cmd_entry cmd_slice_entry = {
 static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         ashmem_broker *b;
-        cJSON *doc = NULL, *done = NULL;
+        struct out o;
         int status = 0, r;
 
         for (int i = 0; i < a->argc; i++)
@@ -287,41 +264,30 @@ static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                         return r;
         if (cli_broker(ctx, &b))
                 return 1;
-        if (ctx->json) {
-                doc = cJSON_CreateObject();
-                done = cJSON_AddArrayToObject(doc, "removed");
-        }
+        /* JSON: the names removed, when every one was */
+        out_begin(&o, ctx, OUT_REPORT);
+        out_open_array(&o, "removed");
         for (int i = 0; i < a->argc; i++) {
                 r = ashmem_broker_unshare(b, a->argv[i]);
                 if (r < 0) {
                         status = cli_broker_error(ctx, r, a->argv[i]);
                         continue;
                 }
-                if (done)
-                        cJSON_AddItemToArray(done, cJSON_CreateString(a->argv[i]));
+                out_str(&o, OUT_JSON, NULL, NULL, a->argv[i]);
         }
-        if (doc) {
-                if (status) {
-                        cJSON_Delete(doc);
-                        return status;
-                }
-                return out_json(ctx, doc);
+        out_close(&o);
+        if (status) {
+                out_discard(&o);
+                return status;
         }
-        return status;
+        return out_end(&o);
 }
 
-static const char *const unshare_complete[] = { "region", NULL };
-
 const struct cmd_entry cmd_unshare_entry = {
-        .name = "unshare",
-        .alias = "rm",
-        .args_usage = "NAME...",
+        .name = "unshare", .alias = "rm", .args_usage = "NAME...",
+        .flags = CMD_BROKER, .exec = unshare_exec,
         .summary = "remove names from the broker (holders keep their descriptors)",
-        .min_args = 1,
-        .max_args = -1,
-        .complete_args = unshare_complete,
-        .flags = CMD_BROKER,
-        .exec = unshare_exec,
+        .min_args = 1, .max_args = -1, .complete_args = cmd_complete_regions,
 };
 
 /* ---------------------------------------------------------------- attach */
@@ -413,16 +379,9 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         return WEXITSTATUS(status);
 }
 
-static const char *const attach_complete[] = { "region", NULL };
-
 const struct cmd_entry cmd_attach_entry = {
-        .name = "attach",
-        .args_usage = "NAME -- CMD [ARGS...]",
+        .name = "attach", .args_usage = "NAME -- CMD [ARGS...]",
+        .flags = CMD_BROKER | CMD_PASSTHROUGH, .exec = attach_exec,
         .summary = "run a command with the region's descriptor (ASHMEM_FD, ASHMEM_SIZE, ...)",
-        .opts = attach_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = attach_complete,
-        .flags = CMD_BROKER | CMD_PASSTHROUGH,
-        .exec = attach_exec,
+        .opts = attach_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_regions,
 };

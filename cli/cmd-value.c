@@ -11,8 +11,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include <cjson/cJSON.h>
-
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
@@ -59,27 +57,28 @@ static uint64_t add(void *p, unsigned size, int64_t delta)
         }
 }
 
+/* The value: shown (get, incr), or only in JSON (set: quiet_text). */
 static int print_value(struct cmd_ctx *ctx, const char *name, const struct vtype *t,
                        uint64_t off, const char *text, int quiet_text)
 {
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "name", name);
-                cJSON_AddStringToObject(doc, "type", t->name);
-                cJSON_AddNumberToObject(doc, "offset", (double)off);
-                if (t->size)
-                        cJSON_AddRawToObject(doc, "value", text);     /* exact, even for 64 bits */
-                else
-                        cJSON_AddStringToObject(doc, "value", text);
-                return out_json(ctx, doc);
-        }
-        if (!quiet_text && !ctx->quiet)
-                printf("%s\n", text);
-        return 0;
+        enum out_to to = quiet_text ? OUT_JSON : OUT_ANY;
+        struct out o;
+
+        out_begin(&o, ctx, OUT_REPORT);
+        out_str(&o, OUT_JSON, "name", NULL, name);
+        out_str(&o, OUT_JSON, "type", NULL, t->name);
+        out_u64(&o, OUT_JSON, "offset", NULL, off);
+        if (t->size)
+                out_raw(&o, to, "value", "%s\n", text);    /* exact, even for 64 bits */
+        else
+                out_str(&o, to, "value", "%s\n", text);
+        return out_end(&o);
 }
 
-static int value_common(struct cmd_ctx *ctx, struct cmd_args *a, enum value_op op)
+/* get, set and incr (a->entry->op says which). */
+static int value_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
+        enum value_op op = (enum value_op)a->entry->op;
         const char *name = a->argv[0], *ts = cmd_opt(a, "type"), *os = cmd_opt(a, "offset");
         const char *vs = a->argc > 1 ? a->argv[1] : NULL;
         const struct vtype *t;
@@ -167,44 +166,22 @@ static int value_common(struct cmd_ctx *ctx, struct cmd_args *a, enum value_op o
         return print_value(ctx, name, t, off, text, op == OP_SET);
 }
 
-static int get_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_GET); }
-static int set_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_SET); }
-static int incr_exec(struct cmd_ctx *ctx, struct cmd_args *a) { return value_common(ctx, a, OP_INCR); }
-
-static const char *const complete_region[] = { "region", "none", NULL };
-
 const struct cmd_entry cmd_get_entry = {
-        .name = "get",
-        .args_usage = "NAME",
+        .name = "get", .args_usage = "NAME", .flags = CMD_BROKER, .exec = value_exec, .op = OP_GET,
         .summary = "print a typed value (atomic load)",
-        .opts = value_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = get_exec,
+        .opts = value_opts, .min_args = 1, .max_args = 1, .complete_args = cmd_complete_region,
 };
 
 const struct cmd_entry cmd_set_entry = {
-        .name = "set",
-        .args_usage = "NAME VALUE",
+        .name = "set", .args_usage = "NAME VALUE",
+        .flags = CMD_BROKER, .exec = value_exec, .op = OP_SET,
         .summary = "store a typed value (atomic store)",
-        .opts = value_opts,
-        .min_args = 2,
-        .max_args = 2,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = set_exec,
+        .opts = value_opts, .min_args = 2, .max_args = 2, .complete_args = cmd_complete_region,
 };
 
 const struct cmd_entry cmd_incr_entry = {
-        .name = "incr",
-        .args_usage = "NAME [DELTA]",
+        .name = "incr", .args_usage = "NAME [DELTA]",
+        .flags = CMD_BROKER, .exec = value_exec, .op = OP_INCR,
         .summary = "add DELTA (default 1) atomically and print the new value",
-        .opts = value_opts,
-        .min_args = 1,
-        .max_args = 2,
-        .complete_args = complete_region,
-        .flags = CMD_BROKER,
-        .exec = incr_exec,
+        .opts = value_opts, .min_args = 1, .max_args = 2, .complete_args = cmd_complete_region,
 };

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* The command table, lookup, argument parsing, help and error reporting. */
+/* The command table, lookup, help and error reporting; running a command.
+ * (Its words are parsed by cli/options.c.) */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cmd.h"
+#include "output.h"
 
 extern const struct cmd_entry cmd_help_entry, cmd_version_entry;
 /* the broker daemon (cli/cmd-broker.c) */
@@ -19,8 +19,8 @@ extern const struct cmd_entry cmd_create_entry, cmd_list_entry, cmd_info_entry,
         cmd_status_entry, cmd_purge_entry, cmd_read_entry, cmd_write_entry,
         cmd_dump_entry, cmd_get_entry, cmd_set_entry, cmd_incr_entry,
         cmd_share_entry, cmd_slice_entry, cmd_unshare_entry, cmd_attach_entry;
-/* the shell and its own commands (cli/shell.c), the completion helper
- * (cli/complete.c) */
+/* the shell (cli/shell.c) and its own commands (cli/shell-cmds.c), the
+ * completion helper (cli/complete.c) */
 extern const struct cmd_entry cmd_shell_entry, cmd_map_entry, cmd_unmap_entry,
         cmd_regions_entry, cmd_exit_entry, cmd_complete_entry;
 
@@ -56,14 +56,8 @@ const struct cmd_entry *const cmd_table[] = {
         NULL
 };
 
-const struct cmd_opt cmd_global_opts[] = {
-        { "json", 'j', NULL, NULL, "print one JSON document" },
-        { "socket", 0, "PATH", "file", "the broker's socket" },
-        { "no-autostart", 0, NULL, NULL, "do not start a broker when none runs" },
-        { "quiet", 'q', NULL, NULL, "print nothing on success" },
-        { "help", 'h', NULL, NULL, "show help and exit" },
-        { 0 }
-};
+const char *const cmd_complete_regions[] = { "region", NULL };
+const char *const cmd_complete_region[] = { "region", "none", NULL };
 
 const struct cmd_entry *cmd_find(const char *name, char *err, size_t errlen)
 {
@@ -117,39 +111,30 @@ int cmd_flag(const struct cmd_args *a, const char *name)
         return cmd_opt(a, name) != NULL;
 }
 
-void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt, va_list ap)
+/* The message, with strerror(err) after it when spell_out, to out_error(). */
+static void report(struct cmd_ctx *ctx, int err, int spell_out, int usage, const char *fmt,
+                   va_list ap) __attribute__((format(printf, 5, 0)));
+static void report(struct cmd_ctx *ctx, int err, int spell_out, int usage, const char *fmt,
+                   va_list ap)
 {
         char msg[1024];
-        const char *cmd = ctx->cmd ? ctx->cmd->name : NULL;
         int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 
         if (spell_out && err > 0 && n >= 0 && (size_t)n < sizeof(msg))
                 snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
-        if (ctx->json) {
-                cJSON *doc = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(doc, "error");
-                const char *name = err > 0 ? strerrorname_np(err) : NULL;
-                char *s;
-                cJSON_AddStringToObject(e, "errno", name ? name : "EINVAL");
-                cJSON_AddStringToObject(e, "message", msg);
-                if (cmd)
-                        cJSON_AddStringToObject(e, "command", cmd);
-                s = cJSON_PrintUnformatted(doc);
-                if (s)
-                        fprintf(stderr, "%s\n", s);
-                free(s);
-                cJSON_Delete(doc);
-        } else if (cmd) {
-                fprintf(stderr, "ashmemctl: %s: %s\n", cmd, msg);
-        } else {
-                fprintf(stderr, "ashmemctl: %s\n", msg);
-        }
+        out_error(ctx, err, msg, usage);
+}
+
+void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt, va_list ap)
+{
+        report(ctx, err, spell_out, 0, fmt, ap);
 }
 
 int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        cmd_verror(ctx, err, 1, fmt, ap);
+        report(ctx, err, 1, 0, fmt, ap);
         va_end(ap);
         return 1;
 }
@@ -158,14 +143,8 @@ int cmd_usage(struct cmd_ctx *ctx, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        cmd_verror(ctx, 0, 0, fmt, ap);
+        report(ctx, 0, 0, 1, fmt, ap);
         va_end(ap);
-        if (!ctx->json) {
-                if (ctx->cmd)
-                        cmd_print_usage(stderr, ctx->cmd);
-                else
-                        fprintf(stderr, "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]; see 'ashmemctl help'\n");
-        }
         return EXIT_USAGE;
 }
 
@@ -233,153 +212,17 @@ void cmd_print_overview(FILE *f, int in_shell)
         }
         fprintf(f, "\nOptions:\n");
         print_opt_list(f, cmd_global_opts);
-        fprintf(f, "  %-26s %s\n", "-V, --version", "show the version and exit");
-        fprintf(f, "\nCommand names may be abbreviated to a unique prefix.\n"
+        fprintf(f, "\nCommand names may be abbreviated to a unique prefix; options may not.\n"
+                   "Options, global ones too, may follow the command name; short ones bundle\n"
+                   "(-qj, -oNAME,SIZE), long ones take --opt=VALUE or --opt VALUE; -- ends them.\n"
                    "'ashmemctl COMMAND --help' shows a command's options; ashmemctl(1) has the rest.\n");
 }
 
-/* Match a long option name (name or name=value) against a table. */
-static int find_long(const struct cmd_opt *o, const char *word, size_t len)
+int cmd_run_version(struct cmd_ctx *ctx)
 {
-        for (int i = 0; o && o[i].name; i++)
-                if (strlen(o[i].name) == len && strncmp(o[i].name, word, len) == 0)
-                        return i;
-        return -1;
-}
+        char *v[] = { (char *)"version", NULL };
 
-static int find_short(const struct cmd_opt *o, char c)
-{
-        for (int i = 0; o && o[i].name; i++)
-                if (o[i].short_name == c)
-                        return i;
-        return -1;
-}
-
-static int looks_negative(const char *w)
-{
-        return w[0] == '-' && w[1] >= '0' && w[1] <= '9';
-}
-
-/* Apply a global option met among a command's words. */
-static int global_opt(struct cmd_ctx *ctx, int gi, const char *val)
-{
-        const char *n = cmd_global_opts[gi].name;
-        if (strcmp(n, "json") == 0)
-                ctx->json = 1;
-        else if (strcmp(n, "quiet") == 0)
-                ctx->quiet = 1;
-        else if (strcmp(n, "no-autostart") == 0)
-                ctx->no_autostart = 1;
-        else if (strcmp(n, "socket") == 0)
-                ctx->socket = val;
-        else if (strcmp(n, "help") == 0)
-                return -1;
-        return 0;
-}
-
-int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
-              char **argv, struct cmd_args *out)
-{
-        static char *none[1];
-        int npos = 0, help = 0;
-
-        memset(out, 0, sizeof(*out));
-        out->entry = e;
-        out->argv = argc > 1 ? calloc((size_t)argc, sizeof(char *)) : NULL;
-        if (argc > 1 && !out->argv)
-                return cmd_error(ctx, ENOMEM, "parsing arguments");
-        out->rest = none;
-        for (int i = 1; i < argc; i++) {
-                char *w = argv[i];
-                if (strcmp(w, "--") == 0) {
-                        if (e->flags & CMD_PASSTHROUGH) {
-                                out->rest = argv + i + 1;
-                                out->nrest = argc - i - 1;
-                                break;
-                        }
-                        for (i++; i < argc; i++)
-                                out->argv[npos++] = argv[i];
-                        break;
-                }
-                if (w[0] != '-' || w[1] == 0 || looks_negative(w)) {
-                        out->argv[npos++] = w;
-                        continue;
-                }
-                if (w[1] == '-') {
-                        const char *name = w + 2, *eq = strchr(name, '=');
-                        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-                        int oi = find_long(e->opts, name, len), gi = -1;
-                        const struct cmd_opt *o;
-                        const char *val = NULL;
-                        if (oi < 0 && (gi = find_long(cmd_global_opts, name, len)) < 0) {
-                                cmd_usage(ctx, "unknown option: --%.*s", (int)len, name);
-                                goto usage;
-                        }
-                        o = oi >= 0 ? &e->opts[oi] : &cmd_global_opts[gi];
-                        if (o->arg) {
-                                if (eq)
-                                        val = eq + 1;
-                                else if (i + 1 < argc)
-                                        val = argv[++i];
-                                else {
-                                        cmd_usage(ctx, "option --%s needs an argument (%s)", o->name, o->arg);
-                                        goto usage;
-                                }
-                        } else if (eq) {
-                                cmd_usage(ctx, "option --%s takes no argument", o->name);
-                                goto usage;
-                        }
-                        if (oi >= 0)
-                                out->val[oi] = val ? val : "";
-                        else if (global_opt(ctx, gi, val) < 0)
-                                help = 1;
-                        continue;
-                }
-                /* short options, possibly bundled: -qj, -oNAME, -o NAME */
-                for (char *c = w + 1; *c; c++) {
-                        int oi = find_short(e->opts, *c), gi = -1;
-                        const struct cmd_opt *o;
-                        const char *val = NULL;
-                        if (oi < 0 && (gi = find_short(cmd_global_opts, *c)) < 0) {
-                                cmd_usage(ctx, "unknown option: -%c", *c);
-                                goto usage;
-                        }
-                        o = oi >= 0 ? &e->opts[oi] : &cmd_global_opts[gi];
-                        if (o->arg) {
-                                if (c[1])
-                                        val = c + 1;
-                                else if (i + 1 < argc)
-                                        val = argv[++i];
-                                else {
-                                        cmd_usage(ctx, "option -%c needs an argument (%s)", *c, o->arg);
-                                        goto usage;
-                                }
-                        }
-                        if (oi >= 0)
-                                out->val[oi] = val ? val : "";
-                        else if (global_opt(ctx, gi, val) < 0)
-                                help = 1;
-                        if (val)
-                                break;
-                }
-        }
-        out->argc = npos;
-        if (help)
-                return -1;
-        if (npos < e->min_args) {
-                cmd_usage(ctx, "missing argument%s (%s)", e->min_args - npos > 1 ? "s" : "",
-                          e->args_usage ? e->args_usage : "");
-                goto usage;
-        }
-        if (e->max_args >= 0 && npos > e->max_args) {
-                cmd_usage(ctx, "unexpected argument: %s", out->argv[e->max_args]);
-                goto usage;
-        }
-        return 0;
-usage:
-        free(out->argv);
-        out->argv = NULL;
-        return EXIT_USAGE;
+        return cmd_run(ctx, 1, v);
 }
 
 int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
@@ -399,10 +242,13 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
         if ((e->flags & CMD_NO_SHELL) && ctx->shell)
                 return cmd_usage(ctx, "not available in the shell");
         r = cmd_parse(ctx, e, argc, argv, &a);
-        if (r < 0) {
-                cmd_print_help(stdout, e);
+        if (r == CMD_PARSE_HELP || r == CMD_PARSE_VERSION) {
                 free(a.argv);
-                return 0;
+                if (r == CMD_PARSE_HELP) {
+                        cmd_print_help(stdout, e);
+                        return 0;
+                }
+                return cmd_run_version(ctx);
         }
         if (r)
                 return r;

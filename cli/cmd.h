@@ -3,7 +3,8 @@
  * ashmemctl's command table. Every command is one `const struct cmd_entry`
  * (in a cmd-*.c file) listed in cmd_table[] (cli/cmd.c). The one entry feeds
  * dispatch, the usage line, --help, the shell and completion, so none of
- * them can drift from the others.
+ * them can drift from the others. An entry is written in three lines:
+ * name (alias, usage), flags and exec; summary; options and positionals.
  *
  * A command's exec() returns the exit status: 0 success, 1 failure, 2 usage
  * error; it reports errors through cmd_error()/cmd_usage(), which print
@@ -51,6 +52,9 @@ struct cmd_entry {
         const char *const *complete_args;
         unsigned flags;
         int (*exec)(struct cmd_ctx *ctx, struct cmd_args *args);
+        int op;                         /* which of the commands an exec
+                                           shared by several runs
+                                           (args->entry->op) */
 };
 
 struct cmd_args {
@@ -88,10 +92,25 @@ const struct cmd_entry *cmd_find(const char *name, char *err, size_t errlen);
  * The shared entry point of the command line and the shell. */
 int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
 
-/* Parse a command's words; -EINVAL-style failures are reported through
- * cmd_usage() and give EXIT_USAGE, success 0, "--help" given -1. */
+/* cmd_run() for the version command: what -V/--version does. */
+int cmd_run_version(struct cmd_ctx *ctx);
+
+/* What cmd_parse() and cmd_parse_globals() return when -h/--help or
+ * -V/--version was among the options (help wins over version). */
+#define CMD_PARSE_HELP          (-1)
+#define CMD_PARSE_VERSION       (-2)
+
+/* Parse a command's words (argv[0] is its name) with the parser of
+ * cli/options.h: the command's options go to out, the global ones to ctx.
+ * Returns 0, EXIT_USAGE (reported through cmd_usage(); out->argv is then
+ * freed and NULL), CMD_PARSE_HELP or CMD_PARSE_VERSION. */
 int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
               char **argv, struct cmd_args *out);
+
+/* The global options before the command: argv[1..] up to the first
+ * positional (or after "--"), whose index goes to *ind (argc if none).
+ * Returns like cmd_parse(). */
+int cmd_parse_globals(struct cmd_ctx *ctx, int argc, char **argv, int *ind);
 
 /* The value of option `name` ("" for a flag), or NULL if not given. */
 const char *cmd_opt(const struct cmd_args *a, const char *name);
@@ -104,8 +123,9 @@ int cmd_flag(const struct cmd_args *a, const char *name);
 int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-/* The one error printer behind cmd_error, cmd_usage and cli_error:
- * spell_out 0 leaves the message as it is (err only named in JSON). */
+/* The message behind cmd_error and cli_error, printed by out_error()
+ * (cli/output.h): spell_out 0 leaves the message as it is (err only named
+ * in JSON). */
 void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt,
                 va_list ap) __attribute__((format(printf, 4, 0)));
 
@@ -125,7 +145,13 @@ int cmd_broker(struct cmd_ctx *ctx, struct ashmem_broker **ret);
 /* Close it (at exit, or when the shell is done with a command). */
 void cmd_broker_close(struct cmd_ctx *ctx);
 
-/* The global options, shared by the top level and every command. */
+/* complete_args of the commonest kinds: every positional a region name;
+ * the first a region name, the others nothing to complete. */
+extern const char *const cmd_complete_regions[];
+extern const char *const cmd_complete_region[];
+
+/* The global options, shared by the top level and every command
+ * (cli/options.c). */
 extern const struct cmd_opt cmd_global_opts[];
 
 #endif

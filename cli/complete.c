@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "cmd.h"
 #include "complete.h"
+#include "options.h"
 #include "output.h"
 #include "parse.h"
 
@@ -77,34 +78,6 @@ void complete_free(struct complete *c)
         free(c->desc);
         c->cand = c->desc = NULL;
         c->n = c->cap = 0;
-}
-
-static int looks_negative(const char *w)
-{
-        return w[0] == '-' && w[1] >= '0' && w[1] <= '9';
-}
-
-/* An option of e (or a global one) by long name. */
-static const struct cmd_opt *find_long(const struct cmd_entry *e, const char *name, size_t len)
-{
-        const struct cmd_opt *tabs[2] = { e ? e->opts : NULL, cmd_global_opts };
-
-        for (int t = 0; t < 2; t++)
-                for (const struct cmd_opt *o = tabs[t]; o && o->name; o++)
-                        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
-                                return o;
-        return NULL;
-}
-
-static const struct cmd_opt *find_short(const struct cmd_entry *e, char ch)
-{
-        const struct cmd_opt *tabs[2] = { e ? e->opts : NULL, cmd_global_opts };
-
-        for (int t = 0; t < 2; t++)
-                for (const struct cmd_opt *o = tabs[t]; o && o->name; o++)
-                        if (o->short_name == ch)
-                                return o;
-        return NULL;
 }
 
 static int usable(const struct complete *c, const struct cmd_entry *e)
@@ -258,11 +231,51 @@ static void add_usage_words(struct complete *c, const struct cmd_entry *e, int p
         }
 }
 
+/* Options for cur ("-", "--o", "--output=N"): opts' and the global ones,
+ * less those given already (ngiven of them). */
+static int complete_option(struct complete *c, struct cmd_ctx *ctx, const char *socket,
+                           const struct cmd_opt *opts, const struct cmd_opt *const *given,
+                           int ngiven)
+{
+        const char *cur = c->cur, *eq = strchr(cur, '=');
+
+        if (cur[1] == '-' && eq) {
+                const struct cmd_opt *o = opt_find_long(opts, cur + 2, (size_t)(eq - cur - 2), NULL);
+                char *lead;
+                if (!o || !o->arg)
+                        return 0;
+                lead = strndup(cur, (size_t)(eq - cur) + 1);
+                if (!lead)
+                        return -ENOMEM;
+                c->lead = lead;
+                c->cur = eq + 1;
+                add_kind(c, ctx, socket, o->complete);
+                if (c->directive == COMPLETE_FILES)
+                        c->lead_len = strlen(lead);
+                c->lead = "";
+                c->cur = cur;
+                free(lead);
+                return c->oom ? -ENOMEM : 0;
+        }
+        for (int t = 0; t < 2; t++) {
+                for (const struct cmd_opt *o = t ? cmd_global_opts : opts; o && o->name; o++) {
+                        int seen = 0;
+                        for (int g = 0; g < ngiven; g++)
+                                seen |= given[g] == o;
+                        if (!seen)
+                                add_option(c, o);
+                }
+        }
+        return c->oom ? -ENOMEM : 0;
+}
+
 int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *c)
 {
         const char *socket = ctx->socket, *cur, *kind;
         const struct cmd_opt *given[64], *want = NULL;
         const struct cmd_entry *e;
+        struct opt_scan s;
+        struct opt_item it;
         int i = 0, last = argc - 1, npos = 0, ngiven = 0, dashdash = 0, rest = -1;
         char err[512];
 
@@ -276,35 +289,28 @@ int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *
         c->cur = cur;
         if (!c->shell) {
                 /* global options before the command */
-                for (; i < last; i++) {
-                        const char *w = argv[i];
-                        if (w[0] != '-' || !w[1])
-                                break;
-                        if (strcmp(w, "--") == 0) {
-                                i++;
+                opt_scan_init(&s, NULL, last, argv, 0);
+                i = last;
+                while (!want && opt_next(&s, &it) != OPT_END) {
+                        if (it.kind == OPT_POSITIONAL) {
+                                i = it.index;
                                 break;
                         }
-                        if (strcmp(w, "--socket") == 0) {
-                                if (++i == last) {
-                                        c->directive = COMPLETE_FILES;
-                                        return 0;
-                                }
-                                socket = argv[i];
-                        } else if (strncmp(w, "--socket=", 9) == 0) {
-                                socket = w + 9;
+                        if (it.kind == OPT_DASHDASH) {
+                                i = s.ind;
+                                break;
                         }
+                        if (it.kind == OPT_NEEDS_ARG)
+                                want = it.opt;
+                        else if (it.kind == OPT_OPTION && strcmp(it.opt->name, "socket") == 0)
+                                socket = it.val;
                 }
-                if (i == last && cur[0] == '-') {
-                        if (strncmp(cur, "--socket=", 9) == 0) {
-                                c->directive = COMPLETE_FILES;
-                                c->lead_len = 9;
-                                return 0;
-                        }
-                        for (const struct cmd_opt *o = cmd_global_opts; o->name; o++)
-                                add_option(c, o);
-                        complete_add(c, "--version", "show the version and exit");
+                if (want) {
+                        add_kind(c, ctx, socket, want->complete);
                         return c->oom ? -ENOMEM : 0;
                 }
+                if (i == last && opt_starts_option(cur))
+                        return complete_option(c, ctx, socket, NULL, NULL, 0);
         }
         if (i == last) {
                 add_commands(c);
@@ -313,56 +319,32 @@ int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *
         e = cmd_find(argv[i], err, sizeof(err));
         if (!e || !(usable(c, e) || strcmp(e->name, argv[i]) == 0))
                 return 0;
-        for (int j = i + 1; j < last; j++) {
-                const char *w = argv[j];
-                if (want) {
-                        if (strcmp(want->name, "socket") == 0)
-                                socket = w;
-                        want = NULL;
-                        continue;
-                }
-                if (rest >= 0) {
-                        rest++;
-                        continue;
-                }
-                if (dashdash || w[0] != '-' || !w[1] || looks_negative(w)) {
+        /* the command's words before the one being completed, read as
+         * cmd_parse reads them; an option unknown here is passed over */
+        opt_scan_init(&s, e->opts, last, argv, i + 1);
+        while (rest < 0 && opt_next(&s, &it) != OPT_END) {
+                switch (it.kind) {
+                case OPT_POSITIONAL:
                         npos++;
-                        continue;
-                }
-                if (strcmp(w, "--") == 0) {
+                        break;
+                case OPT_DASHDASH:
                         if (e->flags & CMD_PASSTHROUGH)
-                                rest = 0;
+                                rest = last - s.ind;
                         else
                                 dashdash = 1;
-                        continue;
-                }
-                if (w[1] == '-') {
-                        const char *eq = strchr(w + 2, '=');
-                        size_t len = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
-                        const struct cmd_opt *o = find_long(e, w + 2, len);
-                        if (!o)
-                                continue;
+                        break;
+                case OPT_OPTION:
+                case OPT_NEEDS_ARG:
+                case OPT_NO_ARG:
                         if (ngiven < 64)
-                                given[ngiven++] = o;
-                        if (o->arg && !eq)
-                                want = o;
-                        else if (eq && strcmp(o->name, "socket") == 0)
-                                socket = eq + 1;
-                        continue;
-                }
-                for (const char *p = w + 1; *p; p++) {
-                        const struct cmd_opt *o = find_short(e, *p);
-                        if (!o)
-                                break;
-                        if (ngiven < 64)
-                                given[ngiven++] = o;
-                        if (o->arg) {
-                                if (!p[1])
-                                        want = o;
-                                else if (strcmp(o->name, "socket") == 0)
-                                        socket = p + 1;
-                                break;
-                        }
+                                given[ngiven++] = it.opt;
+                        if (it.kind == OPT_NEEDS_ARG)
+                                want = it.opt;
+                        else if (it.val && it.global && strcmp(it.opt->name, "socket") == 0)
+                                socket = it.val;
+                        break;
+                default:
+                        break;
                 }
         }
         if (want) {
@@ -373,39 +355,8 @@ int complete_words(struct cmd_ctx *ctx, int argc, char **argv, struct complete *
                 c->directive = rest == 0 ? COMPLETE_COMMANDS : COMPLETE_FILES;
                 return 0;
         }
-        if (!dashdash && cur[0] == '-' && !looks_negative(cur)) {
-                const char *eq = strchr(cur, '=');
-                if (cur[1] == '-' && eq) {
-                        size_t len = (size_t)(eq - cur - 2);
-                        const struct cmd_opt *o = find_long(e, cur + 2, len);
-                        char *lead;
-                        if (!o || !o->arg)
-                                return 0;
-                        lead = strndup(cur, (size_t)(eq - cur) + 1);
-                        if (!lead)
-                                return -ENOMEM;
-                        c->lead = lead;
-                        c->cur = eq + 1;
-                        add_kind(c, ctx, socket, o->complete);
-                        if (c->directive == COMPLETE_FILES)
-                                c->lead_len = strlen(lead);
-                        c->lead = "";
-                        c->cur = cur;
-                        free(lead);
-                        return c->oom ? -ENOMEM : 0;
-                }
-                for (int t = 0; t < 2; t++) {
-                        const struct cmd_opt *o = t ? cmd_global_opts : e->opts;
-                        for (; o && o->name; o++) {
-                                int seen = 0;
-                                for (int g = 0; g < ngiven; g++)
-                                        seen |= given[g] == o;
-                                if (!seen)
-                                        add_option(c, o);
-                        }
-                }
-                return c->oom ? -ENOMEM : 0;
-        }
+        if (!dashdash && opt_starts_option(cur))
+                return complete_option(c, ctx, socket, e->opts, given, ngiven);
         if (e->max_args >= 0 && npos >= e->max_args)
                 return 0;
         kind = NULL;
@@ -461,10 +412,8 @@ static int complete_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_complete_entry = {
-        .name = "__complete",
-        .args_usage = "-- WORDS...",
+        .name = "__complete", .args_usage = "-- WORDS...",
+        .flags = CMD_HIDDEN | CMD_PASSTHROUGH, .exec = complete_exec,
         .summary = "completion candidates for the shell completion scripts",
         .max_args = 0,
-        .flags = CMD_HIDDEN | CMD_PASSTHROUGH,
-        .exec = complete_exec,
 };

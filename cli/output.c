@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Output: JSON documents, region records, the column table. */
+/* Output: JSON documents, region records, the column table, the list.
+ * (A command's result as text or JSON, and errors: cli/output-result.c.) */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -308,13 +309,38 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
 int out_region(struct cmd_ctx *ctx, const ashmem_region_info *info)
 {
         cJSON *rec = out_region_record(info);
+        struct out o;
 
         if (!rec)
                 return cmd_error(ctx, ENOMEM, "building the record");
+        out_begin(&o, ctx, OUT_REPORT);
+        out_record(&o, rec);
+        return out_end(&o);
+}
+
+int out_region_list(struct cmd_ctx *ctx, cJSON *records, const int *cols, int ncols,
+                    unsigned flags)
+{
+        cJSON *doc;
+
+        if (!ctx->json) {
+                out_table(stdout, records, cols, ncols, flags);
+                cJSON_Delete(records);
+                return 0;
+        }
+        doc = cJSON_CreateObject();
+        if (!doc || !cJSON_AddItemToObject(doc, "regions", records)) {
+                cJSON_Delete(doc);
+                cJSON_Delete(records);
+                return cmd_error(ctx, ENOMEM, "building JSON output");
+        }
+        return out_json(ctx, doc);
+}
+
+int out_columns(struct cmd_ctx *ctx)
+{
         if (ctx->json)
-                return out_json(ctx, rec);
-        if (!ctx->quiet)
-                out_record_text(stdout, rec, 0);
-        cJSON_Delete(rec);
+                return out_json(ctx, out_cols_json());
+        out_cols_help(stdout);
         return 0;
 }

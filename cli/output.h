@@ -89,4 +89,89 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags);
  * nothing with --quiet. Returns the exit status. */
 int out_region(struct cmd_ctx *ctx, const ashmem_region_info *info);
 
+/* list: records (a cJSON array, taken) as {"regions":[...]} or a table of
+ * the chosen columns. --list-columns: the column help, or its JSON. */
+int out_region_list(struct cmd_ctx *ctx, cJSON *records, const int *cols, int ncols,
+                    unsigned flags);
+int out_columns(struct cmd_ctx *ctx);
+
+/*
+ * A command's result, printed as text or JSON by the same calls: each
+ * field is given once, with its JSON key and its text form, a printf
+ * format taking the value. With --json the fields
+ * build one document, printed by out_end(); else the text forms print at
+ * once on stdout. `to` says where a field goes: both forms, only JSON (a
+ * value the text leaves out) or only text.
+ */
+enum out_to { OUT_ANY, OUT_JSON, OUT_TEXT };
+
+#define OUT_REPORT      0x4u    /* the text reports what was done: --quiet
+                                   silences it (not the JSON) */
+
+#define OUT_DEPTH 4
+
+struct out {
+        struct cmd_ctx *ctx;
+        unsigned flags;         /* OUT_REPORT, OUT_BYTES_EXACT */
+        int json;               /* building a JSON document */
+        int text;               /* printing the text forms */
+        cJSON *doc;
+        cJSON *cur[OUT_DEPTH];  /* what fields go into: object or array */
+        int depth;
+        int oom;
+};
+
+void out_begin(struct out *o, struct cmd_ctx *ctx, unsigned flags);
+/* Print the JSON document (text is out already). Returns 0, or 1 (with the
+ * error reported) if it could not be built. */
+int out_end(struct out *o);
+/* Forget the result: the command failed after all. */
+void out_discard(struct out *o);
+
+/* Text for people only: headings, words between fields. */
+void out_text(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fields; key is NULL inside an array. fmt is the text form: a printf
+ * format with one conversion, of the value's type (%s for out_str,
+ * out_size and out_raw, %llu for out_u64, %lld for out_i64), with its
+ * width and the words around it; NULL for OUT_JSON. */
+void out_str(struct out *o, enum out_to to, const char *key, const char *fmt,
+             const char *v);
+void out_u64(struct out *o, enum out_to to, const char *key, const char *fmt,
+             unsigned long long v);
+void out_i64(struct out *o, enum out_to to, const char *key, const char *fmt,
+             long long v);
+/* A byte count: a number in JSON; in text fmt takes a string, the size
+ * human-readable ("4K") unless OUT_BYTES_EXACT. */
+void out_size(struct out *o, enum out_to to, const char *key, const char *fmt,
+              unsigned long long v);
+/* true/false in JSON; in text the word yes or no, as it is. */
+void out_bool(struct out *o, enum out_to to, const char *key, const char *yes,
+              const char *no, int v);
+/* A value already in JSON's form (an exact 64-bit number); fmt shows it. */
+void out_raw(struct out *o, enum out_to to, const char *key, const char *fmt,
+             const char *json);
+/* JSON only: an item built elsewhere (taken, freed in text mode). */
+void out_item(struct out *o, const char *key, cJSON *item);
+/* A region record (taken): its fields in JSON, its "Label: value" lines
+ * in text. */
+void out_record(struct out *o, cJSON *rec);
+/* Bytes at offset at: a hex string in JSON, hexdump -C lines in text
+ * (a line like the one before it shown as '*'), then the end offset. */
+void out_hexdump(struct out *o, const char *key, const unsigned char *p, size_t len,
+                 unsigned long long at);
+
+/* Objects and arrays in the JSON document; nothing in text. */
+void out_open_object(struct out *o, const char *key);
+void out_open_array(struct out *o, const char *key);
+void out_close(struct out *o);
+
+/* Whether a command may talk to people on stderr (progress, notes): not
+ * with --json or --quiet. */
+int out_chatty(const struct cmd_ctx *ctx);
+
+/* Print an error (cmd_verror): "ashmemctl: CMD: msg" on stderr, and with
+ * usage the command's usage line; with --json one error object. */
+void out_error(struct cmd_ctx *ctx, int err, const char *msg, int usage);
+
 #endif

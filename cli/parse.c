@@ -264,13 +264,16 @@ static uint64_t umax(const struct vtype *t)
         return bits >= 64 ? UINT64_MAX : (1ULL << bits) - 1;
 }
 
-/* Sign and magnitude of an integer: 0 ok, else the error was written. */
+/* Sign and magnitude of an integer of type t (not str: "type str
+ * <no_str>"): 0 ok, else the error was written. */
 static int scan_int(const char *s, const char *what, const struct vtype *t,
-                    int *neg, uint64_t *mag, char *err)
+                    const char *no_str, int *neg, uint64_t *mag, char *err)
 {
         const char *p = s;
         int r;
 
+        if (t->size == 0)
+                return ERR("type %s %s", t->name, no_str);
         if (!s || !*s)
                 return ERR("invalid %s '': empty", what);
         *neg = *p == '-';
@@ -291,9 +294,7 @@ int parse_value(const struct vtype *t, const char *s, uint64_t *ret, char *err)
         uint64_t mag, max = umax(t);
         int neg;
 
-        if (t->size == 0)
-                return ERR("type %s has no numeric value", t->name);
-        if (scan_int(s, "value", t, &neg, &mag, err) < 0)
+        if (scan_int(s, "value", t, "has no numeric value", &neg, &mag, err) < 0)
                 return -1;
         if (neg && mag && !t->is_signed)
                 return ERR("invalid value '%s': negative, but %s is unsigned", s, t->name);
@@ -307,15 +308,14 @@ int parse_value(const struct vtype *t, const char *s, uint64_t *ret, char *err)
 
 int parse_delta(const struct vtype *t, const char *s, int64_t *ret, char *err)
 {
-        uint64_t mag, max = umax(t);
+        uint64_t mag, max;
         int neg;
 
-        if (t->size == 0)
-                return ERR("type %s cannot be incremented", t->name);
-        if (scan_int(s, "increment", t, &neg, &mag, err) < 0)
+        if (scan_int(s, "increment", t, "cannot be incremented", &neg, &mag, err) < 0)
                 return -1;
-        if (max > INT64_MAX)
-                max = INT64_MAX;
+        /* |delta| up to the type's largest value (one more below zero for
+         * a signed type), within int64_t */
+        max = umax(t) < INT64_MAX ? umax(t) : INT64_MAX;
         if (mag > max + (neg && t->is_signed ? 1 : 0))
                 return ERR("invalid increment '%s': out of range for %s", s, t->name);
         *ret = neg ? (int64_t)(0 - mag) : (int64_t)mag;

@@ -73,6 +73,26 @@ int arg_size(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret
         return parse_size(s, what, ret, err) < 0 ? cmd_usage(ctx, "%s", err) : 0;
 }
 
+int arg_mode(struct cmd_ctx *ctx, const char *s, int *ret)
+{
+        char err[PARSE_ERR_LEN];
+        unsigned m;
+
+        if (!s)
+                return 0;
+        if (parse_mode(s, &m, err) < 0)
+                return cmd_usage(ctx, "%s", err);
+        *ret = (int)m;
+        return 0;
+}
+
+int arg_shell_only(struct cmd_ctx *ctx, int given, const char *what)
+{
+        if (given && !ctx->shell)
+                return cmd_usage(ctx, "%s: use it in 'ashmemctl shell'", what);
+        return 0;
+}
+
 int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret)
 {
         char err[PARSE_ERR_LEN];

@@ -31,6 +31,11 @@ int cli_broker(struct cmd_ctx *ctx, ashmem_broker **ret);
 int arg_name(struct cmd_ctx *ctx, const char *s);
 int arg_size(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret);
 int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret);
+/* A mode (parse_mode) into *ret; s NULL (not given) leaves *ret alone. */
+int arg_mode(struct cmd_ctx *ctx, const char *s, int *ret);
+/* An option only the shell can honour, given outside it: a usage error,
+ * "WHAT: use it in 'ashmemctl shell'". */
+int arg_shell_only(struct cmd_ctx *ctx, int given, const char *what);
 
 /* The page size. */
 size_t cli_page_size(void);

@@ -1,77 +1,31 @@
 /* SPDX-License-Identifier: MIT */
-/* `ashmemctl shell` and its own commands (cli/shell.h says what they do). */
+/* `ashmemctl shell`: reading lines (readline at a terminal, else a
+ * script) and running them (cli/shell.h says what it does; its history,
+ * tab completion and own commands are in cli/shell-history.c,
+ * shell-complete.c and shell-cmds.c). */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <readline/history.h>
 #include <readline/readline.h>
-
-#include <cjson/cJSON.h>
 
 #include "ashmem/ashmem.h"
 #include "cmd.h"
-#include "complete.h"
-#include "output.h"
-#include "parse.h"
-#include "region.h"
+#include "options.h"
+#include "shell-int.h"
 #include "shell-split.h"
 #include "shell.h"
 
 #define PROMPT          "ashmem> "
 #define PROMPT_MORE     "> "
-#define HISTORY_MAX     1000
-
-/* A region made with create --local: it lives in this process. */
-struct local {
-        struct local *next;
-        char *name;
-        int fd;
-};
-
-/* A mapping kept with map. */
-struct map {
-        struct map *next;
-        char *name;
-        int fd;                 /* the region's (our own descriptor) */
-        struct mapping m;
-        size_t off, len;        /* the view mapped: bytes into the region */
-        int prot;
-};
-
-struct shell {
-        struct cmd_ctx ctx;     /* the session's options and broker connection */
-        struct local *locals;
-        struct map *maps;
-        int interactive;
-        int errexit;            /* -e */
-        int status;             /* the last command's exit status */
-        int stop;               /* leave: exit, -e, a signal */
-        int eof;
-        char *pending;          /* an incomplete line (open quote) so far */
-        char *history;          /* the history file, or NULL */
-        int history_failed;
-};
 
 /* readline's callbacks take no argument: the shell running */
 static struct shell *the_shell;
-
-static void history_add(struct shell *sh, const char *text);
-
-static struct shell *shell_of(struct cmd_ctx *ctx)
-{
-        return ctx->shell;
-}
 
 /* An error of the shell itself: "ashmemctl: shell: ...". */
 static __attribute__((format(printf, 3, 4)))
@@ -88,69 +42,11 @@ int shell_error(struct shell *sh, int err, const char *fmt, ...)
         return cmd_error(&c, err, "%s", msg);
 }
 
-/* ---------------------------------------------------------------- local regions */
-
-static struct local *local_find(struct shell *sh, const char *name)
-{
-        for (struct local *l = sh->locals; l; l = l->next)
-                if (strcmp(l->name, name) == 0)
-                        return l;
-        return NULL;
-}
-
-static int local_add(struct cmd_ctx *ctx, const char *name, int fd)
-{
-        struct shell *sh = shell_of(ctx);
-        struct local *l, **tail;
-
-        if (!sh || local_find(sh, name)) {
-                close(fd);
-                return sh ? -EEXIST : -EINVAL;
-        }
-        l = calloc(1, sizeof(*l));
-        if (!l || !(l->name = strdup(name))) {
-                free(l);
-                close(fd);
-                return -ENOMEM;
-        }
-        l->fd = fd;
-        for (tail = &sh->locals; *tail; tail = &(*tail)->next)
-                ;
-        *tail = l;
-        return 0;
-}
-
-static int local_fd(struct cmd_ctx *ctx, const char *name)
-{
-        struct shell *sh = shell_of(ctx);
-        struct local *l = sh ? local_find(sh, name) : NULL;
-
-        return l ? l->fd : -ENOENT;
-}
-
-static const struct cli_local_ops local_ops = {
-        .add = local_add,
-        .find = local_fd,
-};
-
 /* ---------------------------------------------------------------- running lines */
-
-/* Does a command's words name a socket of their own (--socket)? It then
- * gets a connection of its own, not the session's. */
-static int own_socket(int argc, char **argv)
-{
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--") == 0)
-                        return 0;
-                if (strcmp(argv[i], "--socket") == 0 || strncmp(argv[i], "--socket=", 9) == 0)
-                        return 1;
-        }
-        return 0;
-}
 
 /* The session's connection is of no more use once the broker closed it
  * (stopped, restarted): drop it, and the next command connects again. */
-static void check_broker(struct shell *sh, int quiet)
+void shell_check_broker(struct shell *sh, int quiet)
 {
         struct pollfd p;
         int fd;
@@ -170,10 +66,12 @@ static void check_broker(struct shell *sh, int quiet)
 static int run_command(struct shell *sh, int argc, char **argv)
 {
         struct cmd_ctx c = sh->ctx;
-        int own = own_socket(argc, argv), r;
+        /* a command naming a socket of its own (--socket) gets a
+         * connection of its own, not the session's */
+        int own = opt_socket_of(argc, argv) != NULL, r;
 
         if (!own)
-                check_broker(sh, 0);
+                shell_check_broker(sh, 0);
         c.broker = own ? NULL : sh->ctx.broker;
         r = cmd_run(&c, argc, argv);
         if (own)
@@ -223,7 +121,7 @@ static int take_line(struct shell *sh, const char *line)
                 return 1;
         }
         if (sh->interactive)
-                history_add(sh, text);
+                shell_history_add(sh, text);
         free(text);
         if (r < 0) {
                 sh->status = shell_error(sh, -r, "splitting the line");
@@ -275,319 +173,6 @@ static int run_script(struct shell *sh, FILE *f, const char *what)
         if (sh->pending && !sh->stop)
                 unfinished(sh, what, lineno);
         return sh->status;
-}
-
-/* ---------------------------------------------------------------- history */
-
-/* mkdir -p path, new directories 0700. */
-static int make_dirs(char *path)
-{
-        for (char *p = path + 1; ; p++) {
-                if (*p != '/' && *p)
-                        continue;
-                char c = *p;
-                *p = 0;
-                if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-                        int e = errno;
-                        *p = c;
-                        return -e;
-                }
-                *p = c;
-                if (!c)
-                        return 0;
-        }
-}
-
-/* The history file's directory (made if missing, 0700), or NULL when
- * there is no home to put it in. *err: 0, or why it could not be made. */
-static char *history_dir(int *err)
-{
-        const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-        char *dir = NULL;
-        int n = -1;
-
-        *err = 0;
-        if (!home || !*home) {
-                struct passwd *pw = getpwuid(getuid());
-                home = pw ? pw->pw_dir : NULL;
-        }
-        /* the base directory spec: a relative path is to be ignored */
-        if (state && state[0] == '/')
-                n = asprintf(&dir, "%s/ashmemctl", state);
-        else if (home && home[0] == '/')
-                n = asprintf(&dir, "%s/.local/state/ashmemctl", home);
-        if (n < 0)
-                return NULL;
-        *err = -make_dirs(dir);
-        return dir;
-}
-
-/* History is a convenience: a file that cannot be read or written is said
- * once, and the shell goes on without. */
-static void history_warn(struct shell *sh, const char *path, int err)
-{
-        if (!sh->history_failed)
-                fprintf(stderr, "ashmemctl: shell: history %s: %s (going on without)\n",
-                        path, strerror(err));
-        sh->history_failed = 1;
-}
-
-static void history_open(struct shell *sh)
-{
-        char *dir;
-        int err;
-
-        using_history();
-        stifle_history(HISTORY_MAX);
-        dir = history_dir(&err);
-        if (!dir || err) {
-                if (dir)
-                        history_warn(sh, dir, err);
-                sh->history_failed = 1;
-                free(dir);
-                return;
-        }
-        if (asprintf(&sh->history, "%s/history", dir) < 0) {
-                sh->history = NULL;
-                sh->history_failed = 1;
-        }
-        free(dir);
-        if (sh->history && (err = read_history(sh->history)) && err != ENOENT)
-                history_warn(sh, sh->history, err);
-}
-
-static void history_add(struct shell *sh, const char *text)
-{
-        HIST_ENTRY *last;
-        int fd, r;
-
-        if (!text[strspn(text, " \t\n")])
-                return;
-        last = history_get(history_base + history_length - 1);
-        if (last && strcmp(last->line, text) == 0)
-                return;
-        add_history(text);
-        if (sh->history_failed)
-                return;
-        /* append_history() wants the file to exist */
-        fd = open(sh->history, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd < 0) {
-                history_warn(sh, sh->history, errno);
-                return;
-        }
-        close(fd);
-        r = append_history(1, sh->history);
-        if (r)
-                history_warn(sh, sh->history, r);
-}
-
-static void history_close(struct shell *sh)
-{
-        if (sh->history && !sh->history_failed)
-                (void)history_truncate_file(sh->history, HISTORY_MAX);
-        free(sh->history);
-        sh->history = NULL;
-        clear_history();
-}
-
-/* ---------------------------------------------------------------- completion */
-
-static void shell_names(struct complete *c, const char *kind, void *arg)
-{
-        struct shell *sh = arg;
-
-        if (strcmp(kind, "region") == 0 || strcmp(kind, "local") == 0)
-                for (struct local *l = sh->locals; l; l = l->next)
-                        complete_add(c, l->name, "local region");
-        if (strcmp(kind, "mapping") == 0)
-                for (struct map *m = sh->maps; m; m = m->next)
-                        complete_add(c, m->name, "mapped");
-}
-
-/* The last completion: what readline shows on a second Tab. */
-static struct complete last_c;
-static char **last_matches;
-static size_t last_nmatches;
-
-static char *next_match(const char *text, int state)
-{
-        static size_t i;
-
-        (void)text;
-        if (!state)
-                i = 0;
-        return i < last_nmatches ? strdup(last_matches[i++]) : NULL;
-}
-
-/* File names starting with cur (directories with a '/'), as candidates. */
-static void add_files(struct complete *c, const char *cur)
-{
-        char *f;
-
-        for (int state = 0; (f = rl_filename_completion_function(cur, state)); state++) {
-                char *path = tilde_expand(f);
-                struct stat st;
-                if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-                        size_t n = strlen(f);
-                        char *d = malloc(n + 2);
-                        if (d) {
-                                memcpy(d, f, n);
-                                memcpy(d + n, "/", 2);
-                                complete_add(c, d, NULL);
-                        }
-                        free(d);
-                } else {
-                        complete_add(c, f, NULL);
-                }
-                free(path);
-                free(f);
-        }
-}
-
-/* Is the character at index quoted (escaped by a backslash, or inside
- * quotes)? readline asks about word-break characters. */
-static int char_is_quoted(char *line, int index)
-{
-        char q = 0;
-
-        for (int i = 0; i < index; i++) {
-                if (q == '\'') {
-                        if (line[i] == '\'')
-                                q = 0;
-                } else if (line[i] == '\\') {
-                        if (++i == index)
-                                return 1;
-                } else if (q == '"') {
-                        if (line[i] == '"')
-                                q = 0;
-                } else if (line[i] == '\'' || line[i] == '"') {
-                        q = line[i];
-                }
-        }
-        return q != 0;
-}
-
-static void free_last(void)
-{
-        for (size_t i = 0; i < last_nmatches; i++)
-                free(last_matches[i]);
-        free(last_matches);
-        last_matches = NULL;
-        last_nmatches = 0;
-        complete_free(&last_c);
-}
-
-/*
- * readline asks for the matches of text = line[start, end). The words
- * come from the tokenizer on the line up to the cursor (so quotes and
- * backslashes count as the shell will count them); what readline replaces
- * starts at start, so each candidate loses the part of the word before
- * start and is quoted for where it goes.
- */
-static char **shell_complete(const char *text, int start, int end)
-{
-        struct shell *sh = the_shell;
-        struct shell_split upto = { 0 }, before = { 0 };
-        const char *prefix = "", *cur;
-        char **words = NULL, *s1 = NULL, *s2 = NULL, quote = 0;
-        char **matches = NULL;
-        struct shell_words *w;
-        size_t plen;
-        int n;
-
-        rl_attempted_completion_over = 1;
-        free_last();
-        if (!sh || !(s1 = strndup(rl_line_buffer, (size_t)end)) ||
-            !(s2 = strndup(rl_line_buffer, (size_t)start)))
-                goto out;
-        if (shell_split(s1, SHELL_SPLIT_PARTIAL, &upto) < 0 || upto.in_comment)
-                goto out;
-        if (shell_split(s2, SHELL_SPLIT_PARTIAL, &before) < 0)
-                goto out;
-        if (before.in_word) {
-                struct shell_words *b = &before.cmds[before.ncmds - 1];
-                prefix = b->argv[b->argc - 1];
-        }
-        if (before.open == '\'' || before.open == '"')
-                quote = before.open;
-        plen = strlen(prefix);
-        w = &upto.cmds[upto.ncmds - 1];
-        n = w->argc + !upto.in_word;
-        words = calloc((size_t)n + 1, sizeof(*words));
-        if (!words)
-                goto out;
-        memcpy(words, w->argv, (size_t)w->argc * sizeof(*words));
-        if (!upto.in_word)
-                words[n - 1] = (char *)"";
-        cur = words[n - 1];
-        check_broker(sh, 1);
-        last_c.shell = 1;
-        last_c.names = shell_names;
-        last_c.names_arg = sh;
-        if (complete_words(&sh->ctx, n, words, &last_c) < 0)
-                goto out;
-        if (last_c.directive == COMPLETE_FILES || last_c.directive == COMPLETE_COMMANDS) {
-                /* file names after what goes before them ("--socket=") */
-                char *lead = strndup(cur, last_c.lead_len);
-                if (!lead)
-                        goto out;
-                last_c.lead = lead;
-                last_c.cur = cur + last_c.lead_len;
-                add_files(&last_c, last_c.cur);
-                last_c.lead = "";
-                free(lead);
-        }
-        last_matches = calloc(last_c.n + 1, sizeof(*last_matches));
-        if (!last_matches)
-                goto out;
-        for (size_t i = 0; i < last_c.n; i++) {
-                const char *cand = last_c.cand[i];
-                char *q;
-                if (strncmp(cand, prefix, plen) != 0)
-                        continue;
-                q = cand[plen] ? shell_quote(cand + plen, quote) : strdup("");
-                if (q)
-                        last_matches[last_nmatches++] = q;
-        }
-        if (last_c.directive == COMPLETE_NOSPACE)
-                rl_completion_suppress_append = 1;
-        if (last_nmatches == 1 && last_c.n == 1) {
-                size_t l = strlen(last_c.cand[0]);
-                if (l && last_c.cand[0][l - 1] == '/' && last_c.directive != COMPLETE_WORDS)
-                        rl_completion_suppress_append = 1;
-        }
-        if (last_nmatches)
-                matches = rl_completion_matches(text, next_match);
-out:
-        free(words);
-        free(s1);
-        free(s2);
-        shell_split_free(&upto);
-        shell_split_free(&before);
-        return matches;
-}
-
-/* A second Tab: the candidates, with what they are when that is known. */
-static void show_matches(char **matches, int len, int max)
-{
-        int width = 0, any = 0;
-
-        for (size_t i = 0; i < last_c.n; i++) {
-                int l = (int)strlen(last_c.cand[i]);
-                width = l > width ? l : width;
-                any |= last_c.desc[i] != NULL;
-        }
-        if (!any || (size_t)len != last_c.n || len > 200) {
-                rl_display_match_list(matches, len, max);
-                rl_forced_update_display();
-                return;
-        }
-        width = width > 32 ? 32 : width;
-        fputc('\n', rl_outstream);
-        for (size_t i = 0; i < last_c.n; i++)
-                fprintf(rl_outstream, "  %-*s  %s\n", width, last_c.cand[i],
-                        last_c.desc[i] ? last_c.desc[i] : "");
-        rl_forced_update_display();
 }
 
 /* ---------------------------------------------------------------- interactive */
@@ -696,13 +281,9 @@ static int interactive(struct shell *sh)
         sigset_t block, prev;
 
         sh->interactive = 1;
-        history_open(sh);
+        shell_history_open(sh);
         rl_readline_name = "ashmemctl";
-        rl_attempted_completion_function = shell_complete;
-        rl_completion_display_matches_hook = show_matches;
-        rl_completer_word_break_characters = " \t\n;=";
-        rl_completer_quote_characters = "'\"";
-        rl_char_is_quoted_p = char_is_quoted;
+        shell_complete_setup(sh);
         rl_catch_sigwinch = 0;
         /* the prompt and echo go where a person looks */
         if (!isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))
@@ -757,8 +338,8 @@ static int interactive(struct shell *sh)
         }
         for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
                 sigaction(sigs[i], &old[i], NULL);
-        free_last();
-        history_close(sh);
+        shell_complete_done();
+        shell_history_close(sh);
         return sh->status;
 }
 
@@ -770,23 +351,10 @@ static const struct cmd_opt shell_opts[] = {
         { 0 }
 };
 
+
 static void shell_release(struct shell *sh)
 {
-        while (sh->maps) {
-                struct map *m = sh->maps;
-                sh->maps = m->next;
-                mapping_release(&m->m);
-                close(m->fd);
-                free(m->name);
-                free(m);
-        }
-        while (sh->locals) {
-                struct local *l = sh->locals;
-                sh->locals = l->next;
-                close(l->fd);
-                free(l->name);
-                free(l);
-        }
+        shell_drop_held(sh);
         free(sh->pending);
         sh->pending = NULL;
         /* transient shares made through the connection go with it */
@@ -810,7 +378,7 @@ static int shell_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         ctx->broker = NULL;             /* the session's now */
         sh.errexit = cmd_flag(a, "errexit");
         the_shell = &sh;
-        cli_local = &local_ops;
+        cli_local = &shell_local_ops;
         if (line) {
                 if (take_line(&sh, line))
                         unfinished(&sh, "-c", 0);
@@ -838,270 +406,7 @@ static int shell_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const shell_complete_args[] = { "file", NULL };
 
 const struct cmd_entry cmd_shell_entry = {
-        .name = "shell",
-        .args_usage = "[FILE]",
+        .name = "shell", .args_usage = "[FILE]", .flags = CMD_NO_SHELL, .exec = shell_exec,
         .summary = "commands at a prompt (or from a script), over one broker connection",
-        .opts = shell_opts,
-        .max_args = 1,
-        .complete_args = shell_complete_args,
-        .flags = CMD_NO_SHELL,
-        .exec = shell_exec,
-};
-
-/* ---------------------------------------------------------------- map, unmap */
-
-static const struct cmd_opt map_opts[] = {
-        { "ro", 'r', NULL, NULL, "map read-only (attach with read access)" },
-        { 0 }
-};
-
-static struct map *map_find(struct shell *sh, const char *name)
-{
-        for (struct map *m = sh->maps; m; m = m->next)
-                if (strcmp(m->name, name) == 0)
-                        return m;
-        return NULL;
-}
-
-static cJSON *map_json(const struct map *m)
-{
-        cJSON *o = cJSON_CreateObject();
-        char prot[4], addr[32];
-
-        snprintf(addr, sizeof(addr), "%p", (void *)m->m.ptr);
-        cJSON_AddStringToObject(o, "name", m->name);
-        cJSON_AddNumberToObject(o, "size", (double)m->len);
-        cJSON_AddNumberToObject(o, "offset", (double)m->off);
-        cJSON_AddStringToObject(o, "prot", format_prot(m->prot, prot));
-        cJSON_AddStringToObject(o, "address", addr);
-        return o;
-}
-
-static int map_exec(struct cmd_ctx *ctx, struct cmd_args *a)
-{
-        struct shell *sh = shell_of(ctx);
-        const char *name = a->argv[0];
-        int ro = cmd_flag(a, "ro"), lfd = local_fd(ctx, name), mask, prot, r;
-        struct region reg;
-        struct map *m, **pm;
-        char pbuf[4], size[32];
-
-        if ((r = arg_name(ctx, name)))
-                return r;
-        if (map_find(sh, name))
-                return cli_error(ctx, EEXIST, "%s is mapped already (unmap %s first)", name, name);
-        if (lfd >= 0) {
-                /* a local region: our own descriptor of it */
-                memset(&reg, 0, sizeof(reg));
-                reg.name = name;
-                reg.fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
-                if (reg.fd < 0)
-                        return cmd_error(ctx, errno, "%s", name);
-                reg.writable = 1;
-                r = ashmem_get_size(reg.fd, &reg.size);
-                if (r < 0) {
-                        region_release(&reg);
-                        return cmd_error(ctx, -r, "%s: reading the size", name);
-                }
-                reg.len = reg.size;
-        } else if (region_attach(ctx, name, !ro, &reg)) {
-                return 1;
-        }
-        mask = ashmem_get_prot(reg.fd);
-        if (mask < 0) {
-                region_release(&reg);
-                return cmd_error(ctx, -mask, "%s", name);
-        }
-        prot = mask & (PROT_READ | PROT_WRITE);
-        if (ro)
-                prot &= ~PROT_WRITE;
-        m = calloc(1, sizeof(*m));
-        if (!m || !(m->name = strdup(name))) {
-                free(m);
-                region_release(&reg);
-                return cmd_error(ctx, ENOMEM, "%s", name);
-        }
-        if (reg.len == 0 ? (r = cli_error(ctx, EINVAL, "%s: nothing to map (empty view)", name)) :
-            (r = region_map(ctx, &reg, prot, 0, reg.len, &m->m))) {
-                free(m->name);
-                free(m);
-                region_release(&reg);
-                return r;
-        }
-        m->fd = reg.fd;
-        m->off = reg.off;
-        m->len = reg.len;
-        m->prot = prot;
-        for (pm = &sh->maps; *pm; pm = &(*pm)->next)
-                ;
-        *pm = m;
-        if (ctx->json)
-                return out_json(ctx, map_json(m));
-        if (!ctx->quiet) {
-                format_size(m->len, size, sizeof(size));
-                printf("%s: %s mapped %s at %p\n", name, size, format_prot(prot, pbuf), (void *)m->m.ptr);
-        }
-        return 0;
-}
-
-static const char *const map_complete[] = { "region", NULL };
-
-const struct cmd_entry cmd_map_entry = {
-        .name = "map",
-        .args_usage = "NAME",
-        .summary = "keep a mapping of a region for the session (shell)",
-        .opts = map_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = map_complete,
-        .flags = CMD_SHELL_ONLY | CMD_BROKER,
-        .exec = map_exec,
-};
-
-static int unmap_exec(struct cmd_ctx *ctx, struct cmd_args *a)
-{
-        struct shell *sh = shell_of(ctx);
-        struct map **pm = &sh->maps, *m;
-        const char *name = a->argv[0];
-
-        while (*pm && strcmp((*pm)->name, name) != 0)
-                pm = &(*pm)->next;
-        m = *pm;
-        if (!m)
-                return cli_error(ctx, ENOENT, "%s is not mapped", name);
-        *pm = m->next;
-        mapping_release(&m->m);
-        close(m->fd);
-        free(m->name);
-        free(m);
-        return 0;
-}
-
-static const char *const unmap_complete[] = { "mapping", NULL };
-
-const struct cmd_entry cmd_unmap_entry = {
-        .name = "unmap",
-        .args_usage = "NAME",
-        .summary = "drop a mapping made with map (shell)",
-        .min_args = 1,
-        .max_args = 1,
-        .complete_args = unmap_complete,
-        .flags = CMD_SHELL_ONLY,
-        .exec = unmap_exec,
-};
-
-/* ---------------------------------------------------------------- regions */
-
-static int regions_exec(struct cmd_ctx *ctx, struct cmd_args *a)
-{
-        struct shell *sh = shell_of(ctx);
-        cJSON *doc = cJSON_CreateObject(), *locals, *maps;
-        int bytes = cmd_flag(a, "bytes");
-
-        locals = cJSON_AddArrayToObject(doc, "local");
-        maps = cJSON_AddArrayToObject(doc, "mapped");
-        if (!locals || !maps) {
-                cJSON_Delete(doc);
-                return cmd_error(ctx, ENOMEM, "listing");
-        }
-        for (struct local *l = sh->locals; l; l = l->next) {
-                ashmem_region_info info;
-                cJSON *o;
-                char prot[4];
-                int r = region_info_of_fd(l->fd, &info);
-                if (r < 0) {
-                        cJSON_Delete(doc);
-                        return cmd_error(ctx, -r, "%s", l->name);
-                }
-                o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "name", l->name);
-                cJSON_AddNumberToObject(o, "size", (double)info.size);
-                cJSON_AddStringToObject(o, "prot", format_prot(info.prot, prot));
-                cJSON_AddNumberToObject(o, "pages", (double)info.pages);
-                cJSON_AddNumberToObject(o, "pinned", (double)info.pinned);
-                cJSON_AddNumberToObject(o, "unpinned", (double)info.unpinned);
-                cJSON_AddNumberToObject(o, "purged", (double)info.purged);
-                cJSON_AddItemToArray(locals, o);
-        }
-        for (struct map *m = sh->maps; m; m = m->next)
-                cJSON_AddItemToArray(maps, map_json(m));
-        if (ctx->json)
-                return out_json(ctx, doc);
-        if (ctx->quiet) {
-                cJSON_Delete(doc);
-                return 0;
-        }
-        {
-                const cJSON *o;
-                char size[32];
-                printf("Local regions:%s\n", cJSON_GetArraySize(locals) ? "" : " none");
-                if (cJSON_GetArraySize(locals))
-                        printf("  %-20s %10s %-4s %7s %8s %6s\n", "NAME", "SIZE", "PROT", "PINNED",
-                               "UNPINNED", "PURGED");
-                cJSON_ArrayForEach(o, locals) {
-                        double sz = cJSON_GetObjectItem(o, "size")->valuedouble;
-                        if (bytes)
-                                snprintf(size, sizeof(size), "%.0f", sz);
-                        else
-                                format_size((uint64_t)sz, size, sizeof(size));
-                        printf("  %-20s %10s %-4s %7.0f %8.0f %6.0f\n",
-                               cJSON_GetObjectItem(o, "name")->valuestring, size,
-                               cJSON_GetObjectItem(o, "prot")->valuestring,
-                               cJSON_GetObjectItem(o, "pinned")->valuedouble,
-                               cJSON_GetObjectItem(o, "unpinned")->valuedouble,
-                               cJSON_GetObjectItem(o, "purged")->valuedouble);
-                }
-                printf("Mappings:%s\n", cJSON_GetArraySize(maps) ? "" : " none");
-                if (cJSON_GetArraySize(maps))
-                        printf("  %-20s %10s %-4s %s\n", "NAME", "SIZE", "PROT", "ADDRESS");
-                cJSON_ArrayForEach(o, maps) {
-                        double sz = cJSON_GetObjectItem(o, "size")->valuedouble;
-                        if (bytes)
-                                snprintf(size, sizeof(size), "%.0f", sz);
-                        else
-                                format_size((uint64_t)sz, size, sizeof(size));
-                        printf("  %-20s %10s %-4s %s\n", cJSON_GetObjectItem(o, "name")->valuestring,
-                               size, cJSON_GetObjectItem(o, "prot")->valuestring,
-                               cJSON_GetObjectItem(o, "address")->valuestring);
-                }
-        }
-        cJSON_Delete(doc);
-        return 0;
-}
-
-static const struct cmd_opt regions_opts[] = {
-        { "bytes", 'b', NULL, NULL, "sizes in bytes, not human-readable" },
-        { 0 }
-};
-
-const struct cmd_entry cmd_regions_entry = {
-        .name = "regions",
-        .summary = "what the shell holds: local regions and mappings (shell)",
-        .opts = regions_opts,
-        .max_args = 0,
-        .flags = CMD_SHELL_ONLY,
-        .exec = regions_exec,
-};
-
-/* ---------------------------------------------------------------- exit */
-
-static int exit_exec(struct cmd_ctx *ctx, struct cmd_args *a)
-{
-        struct shell *sh = shell_of(ctx);
-        char err[PARSE_ERR_LEN];
-        uint64_t v = (uint64_t)sh->status;
-
-        if (a->argc && parse_uint(a->argv[0], "exit status", 255, &v, err) < 0)
-                return cmd_usage(ctx, "%s", err);
-        sh->stop = 1;
-        return (int)v;
-}
-
-const struct cmd_entry cmd_exit_entry = {
-        .name = "exit",
-        .args_usage = "[STATUS]",
-        .summary = "leave the shell (with the last command's status, or STATUS)",
-        .max_args = 1,
-        .flags = CMD_SHELL_ONLY,
-        .exec = exit_exec,
+        .opts = shell_opts, .max_args = 1, .complete_args = shell_complete_args,
 };

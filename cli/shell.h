@@ -25,6 +25,11 @@
  * Not on a terminal, or with FILE: a script, one line at a time;
  * -e stops at the first command that fails, with its exit status;
  * -c LINE runs LINE. The exit status is the last command's.
+ *
+ * cli/shell.c reads and runs lines; cli/shell-history.c keeps the history,
+ * cli/shell-complete.c completes at the prompt; the shell's own commands
+ * and the regions it holds are in cli/shell-cmds.c (cli/shell-int.h has
+ * the session they share).
  */
 #ifndef ASHMEMCTL_SHELL_H
 #define ASHMEMCTL_SHELL_H

@@ -9,8 +9,9 @@
  *
  * Checked: cmd_find() finds exactly what the table says (exact name or
  * alias first, else the one unhidden command the word begins) and
- * explains a miss; cmd_parse() returns 0, EXIT_USAGE or -1 (--help, only
- * when a -h or --help was given); on success the positionals are the
+ * explains a miss; cmd_parse() returns 0, EXIT_USAGE, CMD_PARSE_HELP (only
+ * when a -h or --help was given) or CMD_PARSE_VERSION (only when a -V or
+ * --version was given, and no help); on success the positionals are the
  * words in order, within the command's limits, options hold "" (a flag)
  * or a value taken from the words, CMD_PASSTHROUGH words after "--" are
  * kept as they are; a usage error prints "ashmemctl: COMMAND: ..." and the
@@ -149,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct cmd_ctx ctx = { 0 };
         struct cmd_args a;
         size_t outlen = 0;
-        int argc = 0, r, help = 0, json = 0;
+        int argc = 0, r, help = 0, version = 0, json = 0;
         FILE *saved, *mem;
 
         if (size == 0)
@@ -172,12 +173,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 e = cmd_table[(unsigned char)argv[0][0] % (unsigned)ntable()];
         }
 
-        /* words that may ask for help or JSON (a "--" may be an option's
-         * value, so look at them all) */
+        /* words that may ask for help, the version or JSON (a "--" may be
+         * an option's value, so look at them all) */
         for (int i = 1; i < argc; i++) {
                 const char *w = argv[i];
                 if (strcmp(w, "--help") == 0 || (w[0] == '-' && w[1] != '-' && strchr(w, 'h')))
                         help = 1;
+                if (strcmp(w, "--version") == 0 || (w[0] == '-' && w[1] != '-' && strchr(w, 'V')))
+                        version = 1;
                 if (strcmp(w, "--json") == 0 || (w[0] == '-' && w[1] != '-' && strchr(w, 'j')))
                         json = 1;
         }
@@ -192,13 +195,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         stderr = saved;
         assert(fclose(mem) == 0);
 
-        assert(r == 0 || r == EXIT_USAGE || r == -1);
+        assert(r == 0 || r == EXIT_USAGE || r == CMD_PARSE_HELP || r == CMD_PARSE_VERSION);
         if (r == 0) {
                 assert(outlen == 0);
                 check_parsed(e, &a, argv, argc);
                 free(a.argv);
-        } else if (r == -1) {
-                assert(help);           /* only -h or --help asks for help */
+        } else if (r == CMD_PARSE_HELP || r == CMD_PARSE_VERSION) {
+                /* only -h or --help asks for help, -V or --version for
+                 * the version */
+                assert(r == CMD_PARSE_HELP ? help : version);
                 assert(outlen == 0);
                 free(a.argv);
         } else {
