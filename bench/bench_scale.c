@@ -841,10 +841,12 @@ int main(int argc, char **argv)
                         continue;
                 fit = make_room(n, &why);
                 if (fit != n) {
-                        /* the most that fits instead, once */
+                        const char *fit_why;
+                        /* the most that fits instead, once (make_room()
+                         * resets its reason: keep this count's) */
                         fprintf(stderr, "bench_scale: %s regions not run: %s\n",
                                 commas(c, sizeof(c), n), why);
-                        if (fit > measured && fit > 1000 && make_room(fit, &why) == fit) {
+                        if (fit > measured && fit > 1000 && make_room(fit, &fit_why) == fit) {
                                 fprintf(stderr, "bench_scale: %s regions instead (the most "
                                         "that fit)\n", commas(c, sizeof(c), fit));
                                 res[nres++] = (struct size_result){ .n = fit, .done = -1 };
