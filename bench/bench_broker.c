@@ -401,14 +401,14 @@ int main(int argc, char **argv)
 
         rows[nrows++] = (struct bench_row){ "attach, one connection, one CPU vs 1-fd request",
                                             bench_summarise(ours, rounds), bench_summarise(base, rounds),
-                                            2.0, "ns" };
+                                            2.0, "ns", 0, NULL };
         for (int c = 0; c < 3; c++) {
                 snprintf(names[c], sizeof(names[c]), "attach, %d client%s (wall per op) vs floor",
                          clients[c], clients[c] == 1 ? "" : "s");
                 /* reported, no target: with several processes on few CPUs
                  * where the scheduler puts them weighs more than the work */
                 rows[nrows++] = (struct bench_row){ names[c], bench_summarise(co[c], crounds),
-                                                    bench_summarise(cb[c], crounds), 0, "ns" };
+                                                    bench_summarise(cb[c], crounds), 0, "ns", 0, NULL };
         }
         if (json) {
                 bench_print_json(rows, nrows, &style);

@@ -191,25 +191,25 @@ int main(int argc, char **argv)
         ppid = bench_summarise(variants[V_GETPPID].ns, rounds);
         rows[nrows++] = (struct bench_row){ "heap pin+unpin pair (1 page) vs getppid()",
                                             bench_summarise(variants[V_HEAP].ns, rounds), ppid,
-                                            0.25, "ns" };
+                                            0.25, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "heap pin+unpin pair (256 pages) vs getppid()",
                                             bench_summarise(variants[V_HEAP_MID].ns, rounds),
-                                            ppid, 0, "ns" };
+                                            ppid, 0, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "heap pin+unpin pair (65,536 pages) vs getppid()",
                                             bench_summarise(variants[V_HEAP_HUGE].ns, rounds),
-                                            ppid, 3.0, "ns" };
+                                            ppid, 3.0, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "slice pin+unpin pair (1 page) vs getppid()",
                                             bench_summarise(variants[V_SLICE].ns, rounds), ppid,
-                                            0, "ns" };
+                                            0, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "heap pin+unpin pair vs fd pair (1 page)",
                                             bench_summarise(variants[V_HEAP].ns, rounds),
-                                            bench_summarise(variants[V_FD].ns, rounds), 0, "ns" };
+                                            bench_summarise(variants[V_FD].ns, rounds), 0, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "heap pin status (1 page) vs getppid()",
                                             bench_summarise(variants[V_STATUS].ns, rounds), ppid,
-                                            0, "ns" };
+                                            0, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "heap adopt+unref (mapping cached) vs mmap+munmap",
                                             bench_summarise(variants[V_ADOPT].ns, rounds),
-                                            bench_summarise(variants[V_MAP].ns, rounds), 0, "ns" };
+                                            bench_summarise(variants[V_MAP].ns, rounds), 0, "ns", 0, NULL };
 
         if (json) {
                 bench_print_json(rows, nrows, &style);

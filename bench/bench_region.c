@@ -341,23 +341,23 @@ int main(int argc, char **argv)
         c64 = bench_summarise(coll64, coll_rounds);
         c1k = bench_summarise(coll1k, coll_rounds);
         rows[nrows++] = (struct bench_row){ "region life cycle, never unpinned: libashmem vs memfd",
-                                            ours, memfd, 1.3, "ns" };
+                                            ours, memfd, 1.3, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "region life cycle, one unpin+pin: libashmem vs memfd",
                                             bench_summarise(variants[5].ns, rounds), memfd, 2.0,
-                                            "ns" };
+                                            "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "region life cycle: libashmem vs shm_open",
-                                            ours, bench_summarise(variants[2].ns, rounds), 0, "ns" };
+                                            ours, bench_summarise(variants[2].ns, rounds), 0, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "region life cycle: libashmem vs shmget",
-                                            ours, bench_summarise(variants[3].ns, rounds), 0, "ns" };
+                                            ours, bench_summarise(variants[3].ns, rounds), 0, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "region life cycle: two sealed memfds vs memfd",
-                                            bench_summarise(variants[4].ns, rounds), memfd, 0, "ns" };
+                                            bench_summarise(variants[4].ns, rounds), memfd, 0, "ns", 0, NULL };
         rows[nrows++] = (struct bench_row){ "region life cycle, 1000 fds open: libashmem vs memfd",
                                             bench_summarise(fds_ashmem, rounds),
-                                            bench_summarise(fds_memfd, rounds), 0, "ns" };
+                                            bench_summarise(fds_memfd, rounds), 0, "ns", 0, NULL };
         /* a collection's cost per stale region, against one raw memfd life
          * cycle: the share of a life cycle it adds, amortised */
         rows[nrows++] = (struct bench_row){ "collection per stale region vs memfd life",
-                                            bench_summarise(per64, coll_rounds), memfd, 0, "ns" };
+                                            bench_summarise(per64, coll_rounds), memfd, 0, "ns", 0, NULL };
 
         if (json) {
                 bench_print_json(rows, nrows, &style);
