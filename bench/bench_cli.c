@@ -248,7 +248,7 @@ static double median_of(double *v, int n)
 
 static const struct bench_style style = {
         .name_width = 60, .cell_width = 30, .ns_digits = 0, .scaled = 1,
-        .strict = 0, .json_digits = 0,
+        .strict = 0, .json_digits = 3,
 };
 
 int main(int argc, char **argv)
@@ -424,8 +424,8 @@ int main(int argc, char **argv)
                 }
                 for (int k = 0; k < NROWS; k++) {
                         int n = k == AUTOSTART ? autocalls : calls;
-                        a[k][r] = median_of(ca[k], n);
-                        b[k][r] = median_of(cb[k], n);
+                        a[k][r] = median_of(ca[k], n) / 1e6;    /* ms */
+                        b[k][r] = median_of(cb[k], n) / 1e6;
                 }
                 if (autocalls && r + 1 < rounds) {
                         /* the autostarted broker holds none of the listed
@@ -446,7 +446,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < NROWS; k++)
                 rows[k] = (struct bench_row){ defs[k].name, bench_summarise(a[k], rounds),
                                               bench_summarise(b[k], rounds), defs[k].target,
-                                              "ns", 0, NULL };
+                                              "ms", 0, NULL };
         cleanup();
         if (opt.json) {
                 bench_print_json(rows, NROWS, &style);
