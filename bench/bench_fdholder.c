@@ -39,7 +39,7 @@
  * The clients connect and make one request before the clock starts; each
  * reports the time it finished (so process exit is not timed). For every
  * client count the three servers take turns, round by round (the first
- * alternates); each figure is the median of the rounds, with the slowest
+ * rotates); each figure is the median of the rounds, with the slowest
  * and fastest round as the spread. The total number of requests per round
  * is the same for every client count.
  *
