@@ -33,8 +33,9 @@
  *   latency  p50, p99 and max, per round, of single operations while N
  *            regions are held: the attach of regions a process has never
  *            seen (a fresh child, its own connection, up to 1,000 distinct
- *            names spread over all N) and the removal (unshare) of up to a
- *            tenth of them, one by one, at the end of the round.
+ *            names spread over all N) and the removal (unshare) of a tenth
+ *            of them (at least 50, at most half), one by one, at the end
+ *            of the round.
  *
  * The broker keeps 3 descriptors per region (data, control, and the
  * library's own control descriptor) and maps one control block per region.
@@ -598,14 +599,24 @@ static int cmp_dbl(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
+/* The q-quantile of sorted v[0..n), interpolated between the two nearest
+ * samples (position q * (n - 1)). */
+static double quantile(const double *v, size_t n, double q)
+{
+        double pos = q * (double)(n - 1);
+        size_t i = (size_t)pos;
+
+        if (i + 1 >= n)
+                return v[n - 1];
+        return v[i] + (v[i + 1] - v[i]) * (pos - (double)i);
+}
+
 /* p50, p99 and max of v[0..n) (sorted in place), in us. */
 static void percentiles(double *v, size_t n, double out[3])
 {
-        size_t i99 = (n * 99 + 99) / 100;
-
         qsort(v, n, sizeof(*v), cmp_dbl);
-        out[0] = (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) / 1e3;
-        out[1] = v[(i99 ? i99 : 1) - 1] / 1e3;
+        out[0] = quantile(v, n, 0.50) / 1e3;
+        out[1] = quantile(v, n, 0.99) / 1e3;
         out[2] = v[n - 1] / 1e3;
 }
 
@@ -781,10 +792,11 @@ static void measure_round(struct size_result *res, int lists)
                         for (int i = 0; i < 3; i++)
                                 res->att[i][r] = pc[i];
                 }
-                /* the removals last: a tenth of the regions at most */
+                /* the removals last: a tenth of the regions, at least 50
+                 * (so that p99 is not the max) and at most half */
                 k = n / 10 < MAX_PROBES ? n / 10 : MAX_PROBES;
-                if (k < 10)
-                        k = n < 10 ? n : 10;
+                if (k < 50)
+                        k = n / 2 < 50 ? n / 2 : 50;
                 rm_probe(n, k, v);
                 {
                         double pc[3];

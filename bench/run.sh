@@ -156,7 +156,7 @@ echo "bench: results in $out ($secs s in all)" >&2
             if (NR == 1) print "|---|--:|--:|--:|--:|:-:|" }' "$tmp/table.tsv"
         echo
         echo "$summary."
-        missed=$(jq -r '.[] | select(.meets == false) | "- \(.name): \(.ratio | . * 100 | round / 100) against \(if .higher_is_better == true then ">=" else "<=" end) \(.target)"' "$out")
+        missed=$(jq -r '.[] | select(.meets == false) | "- \(.name): \(.ratio | . * 1000 | round / 1000) against \(if .higher_is_better == true then ">=" else "<=" end) \(.target)"' "$out")
         if [ -n "$missed" ]; then
                 echo
                 echo "Targets missed:"
