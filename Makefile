@@ -65,7 +65,7 @@ STLIB     := $(B)/libashmem.a
 CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
 
 .PHONY: all deps deps-build check unit bats hdrcheck manlint install uninstall \
-        clean help demo bench check-bench examples tests check-sanitize fuzz fuzz-bins check-fuzz load \
+        clean help demo bench check-bench bench-readme examples tests check-sanitize fuzz fuzz-bins check-fuzz load \
         memcheck FORCE
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -216,10 +216,13 @@ demo: all
 # The baselines (s6, its client library) are installed before the bench
 # programs are built. `make check` runs the quick mode once, its results in
 # the build dir, without judging the numbers.
+# The Markdown table of the run goes to $(B)/bench.md (bench-quick.md for
+# check-bench); `make bench-readme` puts the full run's into README.md.
+BENCH_MD ?= $(abspath $(B))/bench.md
 bench: all
 	$(Q)sh mk/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN)
-	$(Q)sh bench/run.sh $(abspath $(B)) $(if $(QUICK),quick,full)
+	$(Q)BENCH_MD=$(BENCH_MD) sh bench/run.sh $(abspath $(B)) $(if $(QUICK),quick,full)
 
 # check-bench is one test: passed when the quick run succeeded and left a
 # non-empty array of well-formed rows.
@@ -229,11 +232,15 @@ BENCH_ROWS_OK = type == "array" and length > 0 and all(.[]; type == "object" and
 	has("ours") and has("baseline") and has("ratio") and has("target") and has("meets"))
 check-bench: all
 	$(Q)rm -f $(BENCH_QUICK_RESULTS); \
-	if $(MAKE) --no-print-directory bench QUICK=1 BENCH_RESULTS=$(BENCH_QUICK_RESULTS) && \
+	if $(MAKE) --no-print-directory bench QUICK=1 BENCH_RESULTS=$(BENCH_QUICK_RESULTS) \
+		BENCH_MD=$(abspath $(B))/bench-quick.md && \
 	   jq -e '$(BENCH_ROWS_OK)' $(BENCH_QUICK_RESULTS) >/dev/null; \
 	then echo "check-bench: $(BENCH_QUICK_RESULTS) holds well-formed rows"; $(call RECORD,1,0); \
 	else echo "check-bench: FAIL: the quick bench failed or left no well-formed rows"; \
 		$(call RECORD,0,1); exit 1; fi
+
+bench-readme:
+	$(Q)sh bench/readme.sh $(BENCH_MD) README.md
 
 # LOAD_CLIENTS clients (processes) against a broker of their own for
 # LOAD_SECONDS: zero errors, the broker's descriptors and memory back to
@@ -297,6 +304,7 @@ help:
 	@echo '  fuzz       run every libFuzzer harness for FUZZ_SECONDS (default 60)'
 	@echo '  memcheck   the broker and ashmemctl through a session under valgrind'
 	@echo '  bench      benchmarks against the baselines (QUICK=1 for a short run)'
+	@echo '  bench-readme  the last full bench run'"'"'s table ($$(B)/bench.md) into README.md'
 	@echo '  load       LOAD_CLIENTS (64) clients on one broker for LOAD_SECONDS (30)'
 	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR'
 	@echo '  uninstall  remove what install installed'

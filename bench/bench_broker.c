@@ -12,6 +12,12 @@
  * by a minimal single-threaded epoll server of the same shape as the
  * broker. Target: at most 2x.
  *
+ * Then the attach of regions the attaching process has never seen (the
+ * first attach in a process maps the region's control block and enters it
+ * in the library's table): each round a fresh process, on the same CPU,
+ * attaches distinct names that another process created, against the same
+ * number of floor requests from a fresh process. Target: at most 1.5x.
+ *
  * Then the same with 1, 4 and 16 client processes at once, each on its own
  * connection: wall time per attach (the inverse of the throughput), against
  * the floor server under the same load. These rows have no target: on a
@@ -257,6 +263,96 @@ static int attach_once(ashmem_broker *b)
         return close(fd) < 0 ? -errno : 0;
 }
 
+/* ---------------------------------------------------------------- never seen */
+
+/* n regions "unseen-%05d", made by a child process that then exits, so
+ * that no process that measures has seen them. */
+static void create_unseen(int n)
+{
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                bench_die("fork", errno);
+        if (pid == 0) {
+                ashmem_broker *b;
+                if (ashmem_broker_connect(broker_sock, &b) < 0)
+                        _exit(1);
+                for (int i = 0; i < n; i++) {
+                        char name[32];
+                        int fd;
+                        snprintf(name, sizeof(name), "unseen-%05d", i);
+                        if (ashmem_broker_create(b, name, 4096, ASHMEM_BROKER_DEFAULT, 0600,
+                                                 &fd, NULL) < 0)
+                                _exit(2);
+                        close(fd);
+                }
+                ashmem_broker_close(b);
+                _exit(0);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        bench_die("waitpid", errno);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                bench_die("creating the regions to attach", EIO);
+}
+
+/* A fresh process (this one's CPU) on a fresh connection: the mean ns of
+ * attaching regions first..first+n-1, each once (floor: n floor requests
+ * instead). One round trip before the clock starts. */
+static double never_seen(int floor, int first, int n)
+{
+        int p[2], status;
+        double mean = 0;
+        pid_t pid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                bench_die("pipe2", errno);
+        pid = fork();
+        if (pid < 0)
+                bench_die("fork", errno);
+        if (pid == 0) {
+                ashmem_broker *b = NULL;
+                int s = -1, fd;
+                int64_t t0;
+                close(p[0]);
+                if (floor) {
+                        s = connect_to(floor_sock);
+                        if (floor_once(s) < 0)
+                                _exit(1);
+                } else if (ashmem_broker_connect(broker_sock, &b) < 0 ||
+                           attach_once(b) < 0) {
+                        _exit(1);
+                }
+                t0 = bench_now_ns();
+                for (int i = 0; i < n; i++) {
+                        char name[32];
+                        if (floor) {
+                                if (floor_once(s) < 0)
+                                        _exit(2);
+                                continue;
+                        }
+                        snprintf(name, sizeof(name), "unseen-%05d", first + i);
+                        if (ashmem_broker_attach(b, name, 1, &fd, NULL, NULL) < 0)
+                                _exit(2);
+                        close(fd);
+                }
+                mean = (double)(bench_now_ns() - t0) / n;
+                _exit(write(p[1], &mean, sizeof(mean)) == (ssize_t)sizeof(mean) ? 0 : 3);
+        }
+        close(p[1]);
+        while (read(p[0], &mean, sizeof(mean)) < 0)
+                if (errno != EINTR)
+                        bench_die("read", errno);
+        close(p[0]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        bench_die("waitpid", errno);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                bench_die("the never-seen attach", EIO);
+        return mean;
+}
+
 /* ---------------------------------------------------------------- measuring */
 
 /* Mean ns per operation over n operations on one connection. */
@@ -349,7 +445,9 @@ int main(int argc, char **argv)
         struct bench_opts opt = { 0, 0 };
         int json, quick, rounds, per_round, crounds, cper, nrows = 0, fd, s, r;
         double ours[MAX_ROUNDS], base[MAX_ROUNDS], co[3][MAX_ROUNDS], cb[3][MAX_ROUNDS];
-        struct bench_row rows[4];
+        double uo[MAX_ROUNDS], ub[MAX_ROUNDS];
+        int unseen_per;
+        struct bench_row rows[6];
         ashmem_broker *b;
 
         bench_options(argc, argv, &opt);
@@ -359,6 +457,7 @@ int main(int argc, char **argv)
         per_round = quick ? 500 : 5000;
         crounds = quick ? 3 : 7;
         cper = quick ? 300 : 3000;
+        unseen_per = quick ? 100 : 150;
 
         start_servers();
         r = ashmem_broker_connect(broker_sock, &b);
@@ -384,6 +483,18 @@ int main(int argc, char **argv)
                         base[k] = batch_floor(s, per_round);
                 }
         }
+        /* regions the attaching process has never seen: distinct names,
+         * a fresh process each round, on the same CPU */
+        create_unseen(rounds * unseen_per);
+        for (int k = 0; k < rounds; k++) {
+                if (k % 2) {
+                        ub[k] = never_seen(1, 0, unseen_per);
+                        uo[k] = never_seen(0, k * unseen_per, unseen_per);
+                } else {
+                        uo[k] = never_seen(0, k * unseen_per, unseen_per);
+                        ub[k] = never_seen(1, 0, unseen_per);
+                }
+        }
         pin_all(-1);
         for (int k = 0; k < crounds; k++)
                 for (int c = 0; c < 3; c++) {
@@ -401,14 +512,17 @@ int main(int argc, char **argv)
 
         rows[nrows++] = (struct bench_row){ "attach, one connection, one CPU vs 1-fd request",
                                             bench_summarise(ours, rounds), bench_summarise(base, rounds),
-                                            2.0, "ns" };
+                                            2.0, "ns", 0, NULL };
+        rows[nrows++] = (struct bench_row){ "attach of never-seen regions, one CPU vs 1-fd request",
+                                            bench_summarise(uo, rounds), bench_summarise(ub, rounds),
+                                            1.5, "ns", 0, NULL };
         for (int c = 0; c < 3; c++) {
                 snprintf(names[c], sizeof(names[c]), "attach, %d client%s (wall per op) vs floor",
                          clients[c], clients[c] == 1 ? "" : "s");
                 /* reported, no target: with several processes on few CPUs
                  * where the scheduler puts them weighs more than the work */
                 rows[nrows++] = (struct bench_row){ names[c], bench_summarise(co[c], crounds),
-                                                    bench_summarise(cb[c], crounds), 0, "ns" };
+                                                    bench_summarise(cb[c], crounds), 0, "ns", 0, NULL };
         }
         if (json) {
                 bench_print_json(rows, nrows, &style);
@@ -417,8 +531,8 @@ int main(int argc, char **argv)
                 printf("\nthroughput (attaches/s, medians):");
                 for (int c = 0; c < 3; c++)
                         printf(" %d client%s %.0f (floor %.0f)%s", clients[c],
-                               clients[c] == 1 ? "" : "s", 1e9 / rows[1 + c].ours.med,
-                               1e9 / rows[1 + c].base.med, c < 2 ? "," : "\n");
+                               clients[c] == 1 ? "" : "s", 1e9 / rows[2 + c].ours.med,
+                               1e9 / rows[2 + c].base.med, c < 2 ? "," : "\n");
                 printf("%d rounds of %d attaches; %d rounds of %d per client for the "
                        "concurrent rows\n", rounds, per_round, crounds, cper);
         }

@@ -9,20 +9,27 @@
  * ashmem_broker_attach() by name, read-write: the request and reply as
  * JSON, the access check, the region record with its pin counts, two
  * descriptors passed (data and control), the control block checked on the
- * client side. "baseline" is s6-fdholderd (Debian package s6) serving
+ * client side. The baselines: s6-fdholderd (Debian package s6) serving
  * s6_fdholder_retrieve() by identifier through s6's own client library
- * (libs6): one descriptor passed over s6's own framing. Each client closes
- * what it receives. Target: the broker's throughput at least s6's (ratio
- * = ours / baseline, higher is better).
+ * (libs6), one descriptor passed over s6's own framing; and the raw floor,
+ * a minimal single-threaded epoll server (this program run as
+ * `bench_fdholder --floor-server SOCKET`) answering every request with a
+ * small reply and two descriptors, as many as the broker passes: the
+ * physical floor of handing out a region. Each client closes what it
+ * receives. Targets (the broker service's): the broker's throughput at
+ * least 1.1x s6's and at least 0.95x the floor's (ratio = ours / baseline,
+ * higher is better). Beside them, for information: each server's CPU time
+ * per request (from /proc/PID/task/TID/schedstat over the round), the
+ * broker's against s6's (the floor's is in JSON).
  *
- * Both servers are started the same way: a child process of this program,
+ * The servers are started the same way: a child process of this program,
  * exec'd with its standard descriptors on /dev/null and nothing else open,
  * listening on a socket in one temporary directory. With several clients
- * nothing is pinned to a CPU. With one client, the client and both servers
+ * nothing is pinned to a CPU. With one client, the client and the servers
  * are pinned to one CPU: a lone request/response pair whose sides sit on
  * two CPUs pays a cross-CPU wakeup each way, which on an idle virtual
  * machine (CPUs asleep) costs ten times the work of the exchange, so the
- * row would measure the wakeups; on one CPU both servers pay the same
+ * row would measure the wakeups; on one CPU all servers pay the same
  * switch and the row compares their work. s6-fdholder-daemon gets an access rules
  * directory that lets this user store and retrieve the identifier "bench"
  * and room for the largest number of clients (-c); the broker's defaults
@@ -31,8 +38,8 @@
  *
  * The clients connect and make one request before the clock starts; each
  * reports the time it finished (so process exit is not timed). For every
- * client count the two servers take turns, round by round (the order
- * alternates); each figure is the median of the rounds, with the slowest
+ * client count the three servers take turns, round by round (the first
+ * rotates); each figure is the median of the rounds, with the slowest
  * and fastest round as the spread. The total number of requests per round
  * is the same for every client count.
  *
@@ -53,7 +60,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,8 +90,11 @@
 static const int clients[] = { 1, 4, 16, 64 };
 #define NCLIENTS (int)(sizeof(clients) / sizeof(clients[0]))
 
-static char dir[64], broker_sock[96], s6_sock[96], rules[96];
-static pid_t main_pid, broker_pid, s6_pid;
+static char dir[64], broker_sock[96], s6_sock[96], floor_sock[96], rules[96];
+static pid_t main_pid, broker_pid, s6_pid, floor_pid;
+
+/* the servers */
+enum { BROKER, S6, FLOOR, NSERVERS };
 
 static void stop_servers(void);
 static void on_signal(int sig);
@@ -204,7 +217,7 @@ static void remove_rules(void)
         rmdir(rules);
 }
 
-/* Fork and exec argv the same way for both servers. */
+/* Fork and exec argv the same way for every server. */
 static pid_t start_server(char *const argv[])
 {
         pid_t parent = getpid(), pid = fork();
@@ -263,6 +276,7 @@ static void start_servers(void)
         signal(SIGTERM, on_signal);
         snprintf(broker_sock, sizeof(broker_sock), "%s/broker.sock", dir);
         snprintf(s6_sock, sizeof(s6_sock), "%s/s6.sock", dir);
+        snprintf(floor_sock, sizeof(floor_sock), "%s/floor.sock", dir);
         make_rules();
         snprintf(maxconn, sizeof(maxconn), "%d", MAX_CLIENTS + 16);
         {
@@ -276,7 +290,17 @@ static void start_servers(void)
                                  (char *)"-i", rules, s6_sock, NULL };
                 s6_pid = start_server(argv);
         }
+        {
+                char me[PATH_MAX];
+                ssize_t m = readlink("/proc/self/exe", me, sizeof(me) - 1);
+                if (m < 0)
+                        bench_die("/proc/self/exe", errno);
+                me[m] = 0;
+                char *argv[] = { me, (char *)"--floor-server", floor_sock, NULL };
+                floor_pid = start_server(argv);
+        }
         wait_for_socket(broker_sock, broker_pid, "the broker");
+        wait_for_socket(floor_sock, floor_pid, "the floor server");
         wait_for_socket(s6_sock, s6_pid, "s6-fdholder-daemon");
         for (int i = 0; (r = ashmem_broker_connect(broker_sock, &b)) < 0; i++) {
                 if (i == 1000)
@@ -293,7 +317,7 @@ static void start_servers(void)
 #endif
 }
 
-/* Stop both servers and remove what they and this program made (also at
+/* Stop the servers and remove what they and this program made (also at
  * exit after a failure, in the main process only). */
 static void stop_servers(void)
 {
@@ -303,6 +327,11 @@ static void stop_servers(void)
                 return;
         if (s6_pid > 0)
                 kill(s6_pid, SIGTERM);
+        if (floor_pid > 0)
+                kill(floor_pid, SIGKILL);
+        while (floor_pid > 0 && waitpid(floor_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        floor_pid = 0;
         if (broker_pid > 0)
                 kill(broker_pid, SIGTERM);
         while (s6_pid > 0 && waitpid(s6_pid, NULL, 0) < 0 && errno == EINTR)
@@ -315,6 +344,7 @@ static void stop_servers(void)
         /* the sockets and their lock files */
         unlink(s6_sock);
         unlink(broker_sock);
+        unlink(floor_sock);
         snprintf(p, sizeof(p), "%s.lock", s6_sock);
         unlink(p);
         snprintf(p, sizeof(p), "%s.lock", broker_sock);
@@ -329,6 +359,150 @@ static void on_signal(int sig)
 {
         (void)sig;
         exit(1);        /* runs stop_servers() */
+}
+
+/* ---------------------------------------------------------------- the floor */
+
+/* The raw floor: the least a server handing out a region's two
+ * descriptors can cost. A single-threaded epoll server on a SOCK_SEQPACKET
+ * socket that answers every request with a small reply and two
+ * descriptors (a data and a control memfd, as a region has), without
+ * looking at the request. Run as `bench_fdholder --floor-server SOCKET`,
+ * exec'd like the other servers. */
+static const char floor_req[] = "{\"v\":1,\"op\":\"attach\",\"name\":\"bench\",\"access\":\"rw\"}";
+static const char floor_rep[] = "{\"ok\":true,\"name\":\"bench\",\"size\":4096}";
+
+static int floor_server(const char *path)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        struct epoll_event ev = { .events = EPOLLIN }, evs[64];
+        int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        int fds[2] = { memfd_create("bench-floor", MFD_CLOEXEC),
+                       memfd_create("bench-floor-control", MFD_CLOEXEC) };
+        union { char b[CMSG_SPACE(sizeof(fds))]; struct cmsghdr a; } u;
+        char buf[65536];
+
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+        if (lfd < 0 || ep < 0 || fds[0] < 0 || fds[1] < 0 ||
+            ftruncate(fds[0], REGION_SIZE) < 0 || ftruncate(fds[1], 4096) < 0 ||
+            bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1024) < 0)
+                return 1;
+        ev.data.fd = lfd;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
+                return 1;
+        for (;;) {
+                int n = epoll_wait(ep, evs, 64, -1);
+                if (n < 0 && errno != EINTR)
+                        return 1;
+                for (int i = 0; i < n; i++) {
+                        int fd = evs[i].data.fd;
+                        if (fd == lfd) {
+                                int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                                struct epoll_event ce = { .events = EPOLLIN, .data.fd = c };
+                                if (c >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce) < 0)
+                                        close(c);
+                                continue;
+                        }
+                        for (int k = 0; k < 16; k++) {
+                                struct iovec iov = { .iov_base = (void *)floor_rep,
+                                                     .iov_len = sizeof(floor_rep) - 1 };
+                                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                                                    .msg_control = u.b,
+                                                    .msg_controllen = sizeof(u.b) };
+                                struct cmsghdr *c;
+                                ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                                if (r <= 0) {
+                                        if (r == 0 || (errno != EAGAIN && errno != EINTR))
+                                                close(fd);
+                                        break;
+                                }
+                                memset(&u, 0, sizeof(u));
+                                c = CMSG_FIRSTHDR(&m);
+                                c->cmsg_level = SOL_SOCKET;
+                                c->cmsg_type = SCM_RIGHTS;
+                                c->cmsg_len = CMSG_LEN(sizeof(fds));
+                                memcpy(CMSG_DATA(c), fds, sizeof(fds));
+                                if (sendmsg(fd, &m, MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+                                        close(fd);
+                                        break;
+                                }
+                        }
+                }
+        }
+}
+
+static int floor_connect(void)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", floor_sock);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        return fd;
+}
+
+/* One request to the floor: its two descriptors received and closed. */
+static int floor_once(int s)
+{
+        union { char b[CMSG_SPACE(sizeof(int) * 2)]; struct cmsghdr a; } u;
+        char buf[4096];
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+        struct cmsghdr *c;
+        int fds[2];
+
+        if (send(s, floor_req, sizeof(floor_req) - 1, MSG_NOSIGNAL) < 0)
+                return -errno;
+        while (recvmsg(s, &m, MSG_CMSG_CLOEXEC) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        c = CMSG_FIRSTHDR(&m);
+        if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(fds)))
+                return -EPROTO;
+        memcpy(fds, CMSG_DATA(c), sizeof(fds));
+        if (close(fds[0]) < 0 || close(fds[1]) < 0)
+                return -errno;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- CPU */
+
+/* A process' CPU time in ns: the sum over its threads of schedstat's first
+ * field. */
+static int64_t cpu_ns(pid_t pid)
+{
+        char path[300];
+        struct dirent *de;
+        int64_t sum = 0;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                bench_die(path, errno);
+        while ((de = readdir(d))) {
+                FILE *f;
+                long long v;
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, de->d_name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;       /* a thread that just ended */
+                if (fscanf(f, "%lld", &v) == 1)
+                        sum += v;
+                fclose(f);
+        }
+        closedir(d);
+        return sum;
 }
 
 /* ---------------------------------------------------------------- clients */
@@ -358,12 +532,12 @@ static int write_all(int fd, const void *buf, size_t len)
 
 /* One client process: connect, one request, say ready, wait for go, n
  * requests, report the time it finished. Never returns. */
-static void client(int s6, int n, int ready, int go, int done)
+static void client(int kind, int n, int ready, int go, int done)
 {
         ashmem_broker *b = NULL;
         int64_t end;
         char c;
-        int r;
+        int r, s = -1, s6 = kind == S6;
 #ifdef HAVE_S6
         s6_fdholder_t a = S6_FDHOLDER_ZERO      /* the macro has its ';' */
 #endif
@@ -375,6 +549,9 @@ static void client(int s6, int n, int ready, int go, int done)
 #else
                 _exit(1);
 #endif
+        } else if (kind == FLOOR) {
+                if ((s = r = floor_connect()) < 0 || (r = floor_once(s)) < 0)
+                        bench_die("floor client", -r);
         } else {
                 if ((r = ashmem_broker_connect(broker_sock, &b)) < 0 ||
                     (r = attach_once(b)) < 0)
@@ -388,12 +565,13 @@ static void client(int s6, int n, int ready, int go, int done)
                 _exit(1);
         for (int i = 0; i < n; i++) {
 #ifdef HAVE_S6
-                r = s6 ? s6_once(&a) : attach_once(b);
+                r = s6 ? s6_once(&a) : kind == FLOOR ? floor_once(s) : attach_once(b);
 #else
-                r = attach_once(b);
+                r = kind == FLOOR ? floor_once(s) : attach_once(b);
 #endif
                 if (r < 0)
-                        bench_die(s6 ? "s6 retrieve" : "broker attach", -r);
+                        bench_die(s6 ? "s6 retrieve" : kind == FLOOR ? "floor request" :
+                                  "broker attach", -r);
         }
         end = bench_now_ns();
         if (write_all(done, &end, sizeof(end)) < 0)
@@ -402,9 +580,12 @@ static void client(int s6, int n, int ready, int go, int done)
 }
 
 /* k clients of one server, n requests each, started together: requests
- * per second of wall time, from the go to the last client's end. */
-static double round_of(int s6, int k, int n)
+ * per second of wall time, from the go to the last client's end; the
+ * server's CPU time per request in *cpu. */
+static double round_of(int kind, int k, int n, double *cpu)
 {
+        pid_t server = kind == BROKER ? broker_pid : kind == S6 ? s6_pid : floor_pid;
+        int64_t c0;
         int go[2], ready[2], done[2];
         pid_t pids[MAX_CLIENTS];
         int64_t t0, last = 0;
@@ -421,7 +602,7 @@ static double round_of(int s6, int k, int n)
                         close(go[1]);
                         close(ready[0]);
                         close(done[0]);
-                        client(s6, n, ready[1], go[0], done[1]);
+                        client(kind, n, ready[1], go[0], done[1]);
                 }
         }
         close(go[0]);
@@ -434,6 +615,7 @@ static double round_of(int s6, int k, int n)
                 if (r != 1)
                         bench_die("a client did not start", EIO);
         }
+        c0 = cpu_ns(server);
         t0 = bench_now_ns();
         close(go[1]);           /* go */
         for (int i = 0; i < k; i++) {
@@ -458,6 +640,8 @@ static double round_of(int s6, int k, int n)
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                         bench_die("a client failed", EIO);
         }
+        if (cpu)
+                *cpu = (double)(cpu_ns(server) - c0) / ((double)k * n);
         close(ready[0]);
         close(done[0]);
         return (double)k * n / ((double)(last - t0) / 1e9);
@@ -468,42 +652,73 @@ static void pin_all(int cpu)
         bench_set_cpu(0, cpu);
         bench_set_cpu(broker_pid, cpu);
         bench_set_cpu(s6_pid, cpu);
+        bench_set_cpu(floor_pid, cpu);
 }
 
 /* ---------------------------------------------------------------- output */
 
+static void print_row(int json, const char *name, struct bench_stat3 o, struct bench_stat3 b,
+                      double target, int higher, const char *unit, const char *extra, int last)
+{
+        double ratio = o.med / b.med;
+        int meets = higher ? ratio >= target : ratio <= target;
+
+        if (json) {
+                char t[16], m[8];
+                snprintf(t, sizeof(t), target > 0 ? "%.2f" : "null", target);
+                snprintf(m, sizeof(m), "%s", target > 0 ? (meets ? "true" : "false") : "null");
+                printf("  {\"name\": \"%s\", \"ours\": %.1f, \"baseline\": %.1f, "
+                       "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
+                       "%s\"spread\": {\"ours_min\": %.1f, \"ours_max\": %.1f, "
+                       "\"baseline_min\": %.1f, \"baseline_max\": %.1f}%s}%s\n",
+                       name, o.med, b.med, ratio, t, m, unit,
+                       higher ? "\"higher_is_better\": true, " : "", o.min, o.max, b.min, b.max,
+                       extra, last ? "" : ",");
+        } else {
+                char os[64], bs[64], t[16];
+                snprintf(os, sizeof(os), "%.0f [%.0f..%.0f] %s", o.med, o.min, o.max, unit);
+                snprintf(bs, sizeof(bs), "%.0f [%.0f..%.0f] %s", b.med, b.min, b.max, unit);
+                if (target > 0)
+                        snprintf(t, sizeof(t), "%s%.2f", higher ? ">=" : "<=", target);
+                else
+                        snprintf(t, sizeof(t), "-");
+                printf("%-64s %-30s %-30s %6.2f %7s %s\n", name, os, bs, ratio, t,
+                       target > 0 ? (meets ? "yes" : "NO") : "-");
+        }
+}
+
 int main(int argc, char **argv)
 {
-        const double target = 1.0;
+        const double target_s6 = 1.1, target_floor = 0.95;
         struct bench_opts opt = { 0, 0 };
         int json, quick, rounds, total;
-        double ours[NCLIENTS][MAX_ROUNDS], base[NCLIENTS][MAX_ROUNDS];
+        static double tput[NSERVERS][NCLIENTS][MAX_ROUNDS], cpu[NSERVERS][NCLIENTS][MAX_ROUNDS];
 
+        if (argc == 3 && strcmp(argv[1], "--floor-server") == 0)
+                return floor_server(argv[2]);
         bench_options(argc, argv, &opt);
         json = opt.json;
         quick = opt.quick;
 #ifndef HAVE_S6
         bench_die("built without s6's client library (apt-get install libs6-dev skalibs-dev)", 0);
 #endif
-        rounds = quick ? 3 : 9;
-        total = quick ? 3200 : 32000;   /* requests per round, all clients */
+        rounds = quick ? 3 : 7;
+        total = quick ? 3200 : 24000;   /* requests per round, all clients */
 
         start_servers();
-        /* warm both up once */
-        (void)round_of(0, 4, total / 16);
-        (void)round_of(1, 4, total / 16);
+        /* warm them up once */
+        for (int k = 0; k < NSERVERS; k++)
+                (void)round_of(k, 4, total / 16, NULL);
         for (int r = 0; r < rounds; r++)
                 for (int c = 0; c < NCLIENTS; c++) {
                         int n = total / clients[c];
-                        /* one client: it and both servers on one CPU */
+                        /* one client: it and the servers on one CPU */
                         if (clients[c] == 1)
                                 pin_all(sched_getcpu() >= 0 ? sched_getcpu() : 0);
-                        if ((r + c) % 2) {
-                                base[c][r] = round_of(1, clients[c], n);
-                                ours[c][r] = round_of(0, clients[c], n);
-                        } else {
-                                ours[c][r] = round_of(0, clients[c], n);
-                                base[c][r] = round_of(1, clients[c], n);
+                        /* the three servers take turns, the first rotating */
+                        for (int k = 0; k < NSERVERS; k++) {
+                                int srv = (k + r + c) % NSERVERS;
+                                tput[srv][c][r] = round_of(srv, clients[c], n, &cpu[srv][c][r]);
                         }
                         if (clients[c] == 1)
                                 pin_all(-1);
@@ -513,37 +728,35 @@ int main(int argc, char **argv)
         if (json)
                 printf("[\n");
         else
-                printf("%-56s %-26s %-26s %6s %7s %s\n",
-                       "benchmark (requests/s, higher is better)", "ours [min..max]",
+                printf("%-64s %-30s %-30s %6s %7s %s\n", "benchmark", "ours [min..max]",
                        "baseline [min..max]", "ratio", "target", "meets");
         for (int c = 0; c < NCLIENTS; c++) {
-                struct bench_stat3 o = bench_summarise(ours[c], rounds), b = bench_summarise(base[c], rounds);
-                double ratio = o.med / b.med;
-                char name[96];
+                struct bench_stat3 o = bench_summarise(tput[BROKER][c], rounds);
+                char name[128], extra[256];
+                const char *pl = clients[c] == 1 ? "" : "s";
 
                 snprintf(name, sizeof(name),
                          "hand-out, %d client%s: broker attach vs s6-fdholderd retrieve",
-                         clients[c], clients[c] == 1 ? "" : "s");
-                if (json) {
-                        printf("  {\"name\": \"%s\", \"ours\": %.0f, \"baseline\": %.0f, "
-                               "\"ratio\": %.3f, \"target\": %.2f, \"meets\": %s, "
-                               "\"unit\": \"ops/s\", \"higher_is_better\": true, "
-                               "\"spread\": {\"ours_min\": %.0f, \"ours_max\": %.0f, "
-                               "\"baseline_min\": %.0f, \"baseline_max\": %.0f}, "
-                               "\"chart\": \"handout\", \"x\": %d, \"series\": \"broker attach\", "
-                               "\"baseline_series\": \"s6-fdholderd retrieve\", \"rounds\": %d, "
-                               "\"requests\": %d}%s\n",
-                               name, o.med, b.med, ratio, target,
-                               ratio >= target ? "true" : "false", o.min, o.max, b.min, b.max,
-                               clients[c], rounds, total, c + 1 < NCLIENTS ? "," : "");
-                } else {
-                        char os[64], bs[64], t[16];
-                        snprintf(os, sizeof(os), "%.0f [%.0f..%.0f]", o.med, o.min, o.max);
-                        snprintf(bs, sizeof(bs), "%.0f [%.0f..%.0f]", b.med, b.min, b.max);
-                        snprintf(t, sizeof(t), ">=%.2f", target);
-                        printf("%-56s %-26s %-26s %6.2f %7s %s\n", name, os, bs, ratio, t,
-                               ratio >= target ? "yes" : "NO");
-                }
+                         clients[c], pl);
+                snprintf(extra, sizeof(extra), ", \"chart\": \"handout\", \"x\": %d, "
+                         "\"series\": \"broker attach\", \"baseline_series\": "
+                         "\"s6-fdholderd retrieve\", \"rounds\": %d, \"requests\": %d",
+                         clients[c], rounds, total);
+                print_row(json, name, o, bench_summarise(tput[S6][c], rounds), target_s6, 1,
+                          "ops/s", extra, 0);
+                snprintf(name, sizeof(name),
+                         "hand-out, %d client%s: broker attach vs raw 2-fd floor", clients[c], pl);
+                snprintf(extra, sizeof(extra), ", \"clients\": %d, \"rounds\": %d, "
+                         "\"requests\": %d", clients[c], rounds, total);
+                print_row(json, name, o, bench_summarise(tput[FLOOR][c], rounds), target_floor,
+                          1, "ops/s", extra, 0);
+                snprintf(name, sizeof(name), "hand-out, %d client%s: broker CPU per attach vs "
+                         "s6-fdholderd's per retrieve", clients[c], pl);
+                snprintf(extra, sizeof(extra), ", \"floor_cpu_ns\": %.1f",
+                         bench_summarise(cpu[FLOOR][c], rounds).med);
+                print_row(json, name, bench_summarise(cpu[BROKER][c], rounds),
+                          bench_summarise(cpu[S6][c], rounds), 0, 0, "ns", extra,
+                          c + 1 == NCLIENTS);
         }
         if (json)
                 printf("]\n");

@@ -4,14 +4,16 @@
  * would use on a /dev/shm file instead:
  *
  *   write: `ashmemctl write REGION FILE`  vs  `dd if=FILE of=/dev/shm/X bs=1M`
- *   read:  `ashmemctl read REGION >/dev/null`  vs  `cat /dev/shm/X >/dev/null`
+ *   read into a file: `ashmemctl read REGION >OUT`  vs  `cat /dev/shm/X >OUT`
  *   read into a pipe: `ashmemctl read REGION | cat >/dev/null`
  *                 vs  `cat /dev/shm/X | cat >/dev/null`
  *   write from a pipe: `cat FILE | ashmemctl write REGION`
  *                  vs  `cat FILE | dd of=/dev/shm/X bs=1M`
  *
- * (Into /dev/null, write(2) takes nothing from the region's pages: that row
- * measures what `read >/dev/null` costs, mostly process start and attach.)
+ * OUT is a regular file beside the source, truncated before each run (not
+ * timed), so both readers move every byte. Nothing is read into /dev/null:
+ * write(2) to /dev/null takes the length and no bytes, so such a row would
+ * time no data movement at all.
  *
  * Target: at least 0.9x the baseline's throughput (ratio = ours/baseline,
  * higher is better). Whole commands are timed, process start and the
@@ -43,7 +45,8 @@
 #define MAX_ROUNDS 16
 #define NROWS 4
 
-static char ctl[PATH_MAX], sock[PATH_MAX], dir[PATH_MAX], src[PATH_MAX], shm[PATH_MAX];
+static char ctl[PATH_MAX], sock[PATH_MAX], dir[PATH_MAX], src[PATH_MAX], shm[PATH_MAX],
+            dst[PATH_MAX];
 static int broker_up;
 
 /* Start argv with stdin from in, stdout to out (-1: inherit). */
@@ -100,6 +103,38 @@ static int64_t run(char *const argv[], int quiet)
         return t0;
 }
 
+/* argv >dst, dst truncated first (not timed); its time in ns. */
+static int64_t run_to_file(char *const argv[])
+{
+        int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int64_t t0;
+        pid_t pid;
+
+        if (out < 0)
+                bench_die(dst, errno);
+        t0 = bench_now_ns();
+        pid = spawn(argv, -1, out);
+        reap(pid, argv);
+        t0 = bench_now_ns() - t0;
+        if (close(out) < 0)
+                bench_die(dst, errno);
+        return t0;
+}
+
+/* The size of dst: every byte must have gone there. */
+static void check_dst(size_t size)
+{
+        struct stat st;
+
+        if (stat(dst, &st) < 0)
+                bench_die(dst, errno);
+        if ((size_t)st.st_size != size) {
+                fprintf(stderr, "bench_io: %s has %lld bytes, not %zu\n", dst,
+                        (long long)st.st_size, size);
+                exit(1);
+        }
+}
+
 /* a | b >/dev/null; the time of the pipeline in ns. */
 static int64_t run_pipe(char *const a[], char *const b[])
 {
@@ -140,6 +175,8 @@ static void cleanup(void)
                 unlink(src);
         if (shm[0])
                 unlink(shm);
+        if (dst[0])
+                unlink(dst);
         if (dir[0]) {
                 char p[PATH_MAX + 16];
                 /* what the broker's start-up leaves beside its socket */
@@ -214,7 +251,7 @@ int main(int argc, char **argv)
         char sizearg[32];
         struct row rows[NROWS] = {
                 { .name = "ashmemctl write (file -> region) vs dd bs=1M -> /dev/shm" },
-                { .name = "ashmemctl read > /dev/null vs cat /dev/shm file" },
+                { .name = "ashmemctl read > file vs cat /dev/shm file > file" },
                 { .name = "ashmemctl read | cat vs cat /dev/shm file | cat" },
                 { .name = "cat file | ashmemctl write vs cat file | dd bs=1M -> /dev/shm" },
         };
@@ -258,7 +295,8 @@ int main(int argc, char **argv)
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         if (snprintf(sock, sizeof(sock), "%s/broker.sock", dir) >= (int)sizeof(sock) ||
-            snprintf(src, sizeof(src), "%s/source", dir) >= (int)sizeof(src))
+            snprintf(src, sizeof(src), "%s/source", dir) >= (int)sizeof(src) ||
+            snprintf(dst, sizeof(dst), "%s/out", dir) >= (int)sizeof(dst))
                 bench_die("path too long", ENAMETOOLONG);
         snprintf(shm, sizeof(shm), "/dev/shm/bench-io-%ld", (long)getpid());
         make_source(size);
@@ -298,17 +336,36 @@ int main(int argc, char **argv)
                         rows[0].ours[r] = run(w_ours, 1);
                         rows[0].base[r] = run(w_base, 1);
                 }
-                rows[1].ours[r] = run(r_ours, 1);
-                rows[1].base[r] = run(r_base, 1);
-                rows[2].base[r] = run_pipe(r_base, cat);
-                rows[2].ours[r] = run_pipe(r_ours, cat);
+                /* A and B alternate which goes first, round by round */
+                if (r % 2) {
+                        rows[1].base[r] = run_to_file(r_base);
+                        check_dst(size);
+                        rows[1].ours[r] = run_to_file(r_ours);
+                        check_dst(size);
+                        rows[2].base[r] = run_pipe(r_base, cat);
+                        rows[2].ours[r] = run_pipe(r_ours, cat);
+                } else {
+                        rows[1].ours[r] = run_to_file(r_ours);
+                        check_dst(size);
+                        rows[1].base[r] = run_to_file(r_base);
+                        check_dst(size);
+                        rows[2].ours[r] = run_pipe(r_ours, cat);
+                        rows[2].base[r] = run_pipe(r_base, cat);
+                }
+                if (unlink(dst) < 0)
+                        bench_die(dst, errno);
                 /* from a pipe, into fresh memory again */
                 ctl_do("unshare", "io", NULL, NULL);
                 ctl_do("create", "io", sizearg, NULL);
                 if (unlink(shm) < 0)
                         bench_die(shm, errno);
-                rows[3].ours[r] = run_pipe(cat_src, w_ours_pipe);
-                rows[3].base[r] = run_pipe(cat_src, w_base_pipe);
+                if (r % 2) {
+                        rows[3].base[r] = run_pipe(cat_src, w_base_pipe);
+                        rows[3].ours[r] = run_pipe(cat_src, w_ours_pipe);
+                } else {
+                        rows[3].ours[r] = run_pipe(cat_src, w_ours_pipe);
+                        rows[3].base[r] = run_pipe(cat_src, w_base_pipe);
+                }
         }
         if (json)
                 printf("[\n");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Scale: the broker holding 1,000, 10,000 and 100,000 regions (--quick:
- * 1,000 only).
+ * Scale: the broker holding 100, 1,000, 10,000 and 100,000 regions
+ * (--quick: 100 and 1,000), and 1,000 to 100,000 names.
  *
  * For each count N a fresh broker (`ashmemctl broker run`, a child of this
  * program) gets N creates of one-page regions on one connection, in an
@@ -11,27 +11,31 @@
  *
  *   create   the broker's CPU time for the N creates, per region (see
  *            list for how it is read); the wall time per create is kept
- *            beside it (in JSON, and in the text output), but on a shared
- *            machine it is mostly the two context switches of each request
- *            and whatever else runs. The creates are raw protocol requests
+ *            beside it in JSON. The creates are raw protocol requests
  *            (ashmem_broker_call) whose two reply descriptors are closed at
  *            once, so the client's own work stays small and constant.
  *   list     the broker's CPU time (user + system, all its threads, from
  *            /proc/PID/task/TID/schedstat in nanoseconds; /proc/PID/stat's
- *            utime+stime, in clock ticks, is kept beside it) while one
- *            `ashmemctl list --json` runs, and that command's wall time
- *            (which is mostly the client's: it builds and prints the whole
- *            document). The first list of each round is checked: N records.
- *   memory   the broker's resident memory per region, excluding the
- *            regions' own pages: (VmRSS - RssShmem) after the creates minus
- *            the same before them (after start-up and one request), divided
- *            by N. The regions' data pages are never touched, so they are
- *            resident nowhere; the broker maps each region's control block
- *            (shared memory: counted in RssShmem, and taken out). What is
- *            left is the broker's own bookkeeping in anonymous memory (its
- *            heap: names, records, region and pin-state handles, the
- *            library's table). Kernel memory (the open files, the mappings'
- *            page tables) is in no RSS and not counted.
+ *            utime+stime is kept beside it) while one `ashmemctl list
+ *            --json` runs, and, in a row of its own, that command's wall
+ *            time: what the user waits (mostly the client building and
+ *            printing the document). The first list of each round is
+ *            checked: N records.
+ *   memory   what the memory cgroup the broker runs in is charged for the
+ *            N creates, per region (cgroup v2 memory.current or v1
+ *            memory.usage_in_bytes: user and kernel memory, so the two
+ *            memfds, the control page, the open files and the broker's heap
+ *            all count), from 1,000 up; beside it the same charge for a
+ *            sparse /dev/shm file of the region's size held open (the
+ *            baseline, its own cgroup). Without a writable memory
+ *            controller, MemAvailable deltas instead (the rows say so).
+ *            The old figure, (VmRSS - RssShmem) per region, is kept in JSON.
+ *   latency  p50, p99 and max, per round, of single operations while N
+ *            regions are held: the attach of regions a process has never
+ *            seen (a fresh child, its own connection, up to 1,000 distinct
+ *            names spread over all N) and the removal (unshare) of a tenth
+ *            of them (at least 50, at most half), one by one, at the end
+ *            of the round.
  *
  * The broker keeps 3 descriptors per region (data, control, and the
  * library's own control descriptor) and maps one control block per region.
@@ -43,24 +47,24 @@
  *
  * The same runs again with names only: N slices of one region (the
  * "slice" op), which need no descriptor and no mapping, so 100,000 fit
- * anywhere. They measure the broker's own structures at every count: the
- * name table, the limits' books, the list; a slice's record costs the list
- * a little more than a region's (its pages are counted from the page map).
+ * anywhere. The rows say what was held: regions or names.
  *
- * Targets: linear growth: the per-region (per-name) create time and list
- * CPU time at 10,000 and 100,000 at most 1.5x those at 1,000 (a per-request
- * scan of everything shows as 10x and 100x); at most 2 KiB of broker memory
- * per region (a slice's name is shown against it, for information); the
- * list of 100,000 in under 1 s of broker CPU time.
+ * Targets: linear growth: the per-region (per-name) create and list CPU
+ * time at the larger counts at most 1.5x those at 1,000; at most 4 KiB of
+ * charged memory per region (regions never unpinned; a name is shown
+ * against it); the list of 100,000 names in under 1 s of broker CPU; the
+ * p99 attach of a never-seen region at the largest region count at most
+ * 1.5x that at 100 regions.
  *
  * Everything (this program, the brokers, the list commands) runs on one
  * CPU, so the broker's work is measured rather than the wakeups between
- * CPUs (see main()).
+ * CPUs (see main()). The cgroups (ashmem-bench-PID-*) and the /dev/shm
+ * files are removed at exit, on SIGINT and SIGTERM too.
  *
- * Each figure is the median over the rounds (create, memory: a fresh broker
- * each) or over every list run (list), with the smallest and largest as
- * the spread. The counts take turns round by round, so that a change in
- * the machine's load falls on all of them alike.
+ * Each figure is the median over the rounds (create, memory, latency: a
+ * fresh broker each) or over every list run (list), with the smallest and
+ * largest as the spread. The counts take turns round by round, so that a
+ * change in the machine's load falls on all of them alike.
  *
  * Usage: bench_scale [--json] [--quick] [--max N]
  */
@@ -84,6 +88,7 @@
 
 #include "ashmem/ashmem.h"
 #include "support/bench.h"
+#include "support/cgroup.h"
 
 #define MAX_ROUNDS 16
 #define MAX_LISTS 64
@@ -92,7 +97,14 @@
 #define FD_SLACK 64             /* the broker's own descriptors, and more */
 #define MAP_SLACK 4096          /* the broker's own mappings, and more */
 
-static char ctl[PATH_MAX], dir[64], sock[96], listing[96];
+#define MAX_PROBES 1000         /* latency samples per operation and round */
+
+static char ctl[PATH_MAX], dir[64], sock[96], listing[96], shmdir[96];
+/* the cgroups the broker and the /dev/shm files are charged to; when
+ * none can be made, MemAvailable deltas (mem_why says why) */
+static struct bench_cgroup cg_broker, cg_shm;
+static int use_cgroup;
+static char mem_why[256];
 static pid_t main_pid, broker_pid;
 static long old_map_count = -1;
 static size_t page;
@@ -299,6 +311,8 @@ static void start_broker(size_t n)
                         _exit(126);
                 if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                         _exit(126);
+                if (use_cgroup && bench_cgroup_enter(&cg_broker, 0) < 0)
+                        _exit(125);
                 close_range(3, ~0U, 0);
                 execl(ctl, "ashmemctl", "--socket", sock, "-q", "broker", "run",
                       "--idle-timeout", "0", "--no-psi", "--max-regions", regions,
@@ -344,6 +358,21 @@ static void cleanup(void)
         if (getpid() != main_pid)
                 return;
         stop_broker();
+        bench_cgroup_remove(&cg_broker);
+        bench_cgroup_remove(&cg_shm);
+        if (shmdir[0]) {
+                /* the baseline's files, if its process was killed */
+                DIR *d = opendir(shmdir);
+                struct dirent *de;
+                while (d && (de = readdir(d)))
+                        if (de->d_name[0] != '.')
+                                unlinkat(dirfd(d), de->d_name, 0);
+                if (d)
+                        closedir(d);
+                if (rmdir(shmdir) < 0 && errno != ENOENT)
+                        fprintf(stderr, "bench_scale: %s: %s\n", shmdir, strerror(errno));
+        }
+        shmdir[0] = 0;
         if (listing[0])
                 unlink(listing);
         if (dir[0] && rmdir(dir) < 0)
@@ -472,6 +501,203 @@ static struct list_run list_once(const char *file)
         return lr;
 }
 
+/* ---------------------------------------------------------------- memory */
+
+/* MemAvailable in bytes (the fallback without a cgroup). */
+static int64_t mem_available(void)
+{
+        char line[256];
+        long long kib = -1;
+        FILE *f = fopen("/proc/meminfo", "re");
+
+        if (!f)
+                bench_die("/proc/meminfo", errno);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "MemAvailable: %lld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        if (kib < 0)
+                bench_die("no MemAvailable in /proc/meminfo", 0);
+        return (int64_t)kib * 1024;
+}
+
+/* What cg charges now (or, without cgroups, the memory in use). */
+static int64_t charged(const struct bench_cgroup *cg)
+{
+        int64_t v;
+
+        if (!use_cgroup)
+                return -mem_available();
+        v = bench_cgroup_usage(cg);
+        if (v < 0)
+                bench_die("reading the cgroup's usage", (int)-v);
+        return v;
+}
+
+/* The baseline: n sparse /dev/shm files of one page (never written), kept
+ * open by a child process charged to cg_shm. Bytes per file. */
+static double shm_files_cost(size_t n)
+{
+        int go[2], done[2], status;
+        int64_t before, after;
+        char c;
+        pid_t pid;
+
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0)
+                bench_die("pipe2", errno);
+        before = charged(&cg_shm);
+        pid = fork();
+        if (pid < 0)
+                bench_die("fork", errno);
+        if (pid == 0) {
+                char path[160];
+                int ok = 1;
+                close(go[1]);
+                close(done[0]);
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+                    (use_cgroup && bench_cgroup_enter(&cg_shm, 0) < 0))
+                        _exit(125);
+                for (size_t i = 0; i < n && ok; i++) {
+                        int fd;
+                        snprintf(path, sizeof(path), "%s/f%zu", shmdir, i);
+                        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                        if (fd < 0 || ftruncate(fd, (off_t)page) < 0)
+                                ok = 0;
+                }
+                if (write(done[1], ok ? "y" : "n", 1) != 1)
+                        ok = 0;
+                /* held until the parent has read the charge */
+                while (read(go[0], &c, 1) < 0 && errno == EINTR)
+                        ;
+                for (size_t i = 0; i < n; i++) {
+                        snprintf(path, sizeof(path), "%s/f%zu", shmdir, i);
+                        unlink(path);
+                }
+                _exit(ok ? 0 : 1);
+        }
+        close(go[0]);
+        close(done[1]);
+        while (read(done[0], &c, 1) < 0)
+                if (errno != EINTR)
+                        bench_die("read", errno);
+        after = charged(&cg_shm);
+        close(go[1]);
+        close(done[0]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        bench_die("waitpid", errno);
+        if (c != 'y' || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                bench_die("the /dev/shm files could not be made", 0);
+        return (double)(after - before) / (double)n;
+}
+
+/* ---------------------------------------------------------------- latency */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* The q-quantile of sorted v[0..n), interpolated between the two nearest
+ * samples (position q * (n - 1)). */
+static double quantile(const double *v, size_t n, double q)
+{
+        double pos = q * (double)(n - 1);
+        size_t i = (size_t)pos;
+
+        if (i + 1 >= n)
+                return v[n - 1];
+        return v[i] + (v[i + 1] - v[i]) * (pos - (double)i);
+}
+
+/* p50, p99 and max of v[0..n) (sorted in place), in us. */
+static void percentiles(double *v, size_t n, double out[3])
+{
+        qsort(v, n, sizeof(*v), cmp_dbl);
+        out[0] = quantile(v, n, 0.50) / 1e3;
+        out[1] = quantile(v, n, 0.99) / 1e3;
+        out[2] = v[n - 1] / 1e3;
+}
+
+/* The name of probe j of k among n regions: spread over all of them. */
+static void probe_name(char *buf, size_t len, size_t j, size_t k, size_t n)
+{
+        snprintf(buf, len, "scale-%07zu", j * n / k);
+}
+
+/* k attaches of distinct regions by a process that has never seen them (a
+ * fresh child, its own connection); each attach's latency in ns into v. */
+static void attach_probe(size_t n, size_t k, double *v)
+{
+        int p[2], status;
+        pid_t pid;
+        size_t got = 0;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                bench_die("pipe2", errno);
+        pid = fork();
+        if (pid < 0)
+                bench_die("fork", errno);
+        if (pid == 0) {
+                ashmem_broker *b;
+                close(p[0]);
+                if (ashmem_broker_connect(sock, &b) < 0)
+                        _exit(1);
+                for (size_t j = 0; j < k; j++) {
+                        char name[32];
+                        double ns;
+                        int64_t t0;
+                        int fd;
+                        probe_name(name, sizeof(name), j, k, n);
+                        t0 = bench_now_ns();
+                        if (ashmem_broker_attach(b, name, 1, &fd, NULL, NULL) < 0)
+                                _exit(2);
+                        ns = (double)(bench_now_ns() - t0);
+                        close(fd);
+                        if (write(p[1], &ns, sizeof(ns)) != (ssize_t)sizeof(ns))
+                                _exit(3);
+                }
+                ashmem_broker_close(b);
+                _exit(0);
+        }
+        close(p[1]);
+        while (got < k * sizeof(double)) {
+                ssize_t r = read(p[0], (char *)v + got, k * sizeof(double) - got);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        break;
+                got += (size_t)r;
+        }
+        close(p[0]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        bench_die("waitpid", errno);
+        if (got != k * sizeof(double) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                bench_die("the attach probe failed", 0);
+}
+
+/* k removals (unshare) of distinct regions; each one's latency in ns. */
+static void rm_probe(size_t n, size_t k, double *v)
+{
+        ashmem_broker *b;
+        int e;
+
+        if ((e = ashmem_broker_connect(sock, &b)) < 0)
+                bench_die("connect", -e);
+        for (size_t j = 0; j < k; j++) {
+                char name[32];
+                int64_t t0;
+                probe_name(name, sizeof(name), j, k, n);
+                t0 = bench_now_ns();
+                if ((e = ashmem_broker_unshare(b, name)) < 0)
+                        bench_die("unshare", -e);
+                v[j] = (double)(bench_now_ns() - t0);
+        }
+        ashmem_broker_close(b);
+}
+
 /* ---------------------------------------------------------------- figures */
 
 struct size_result {
@@ -481,6 +707,8 @@ struct size_result {
         const char *why;                /* skipped: the reason */
         /* the samples: one per round (create, memory), per list run */
         double c_us[MAX_ROUNDS], cc_us[MAX_ROUNDS], mem[MAX_ROUNDS], shm[MAX_ROUNDS];
+        double cg[MAX_ROUNDS], base[MAX_ROUNDS];      /* charged per region; /dev/shm file */
+        double att[3][MAX_ROUNDS], rm[3][MAX_ROUNDS]; /* p50, p99, max per round, us */
         double lcpu[MAX_LISTS], lwall[MAX_LISTS], lticks[MAX_LISTS];
         int nr, nl;
         /* their medians and spreads */
@@ -489,6 +717,8 @@ struct size_result {
         struct bench_stat3 list_cpu_ms, list_wall_ms;
         double list_ticks_ms;           /* median, from /proc/PID/stat */
         struct bench_stat3 mem_bytes;         /* per region */
+        struct bench_stat3 cg_bytes, shm_file_bytes;  /* charged, per region; the baseline */
+        struct bench_stat3 attach_us[3], rm_us[3];
         double shmem_bytes;             /* median RssShmem per region */
         double fds;                     /* descriptors per region */
 };
@@ -500,7 +730,7 @@ static void measure_round(struct size_result *res, int lists)
         size_t n = res->n;
         ashmem_broker *b;
         struct mem m0, m1;
-        int64_t c0, wall;
+        int64_t c0, wall, g0, g1;
         size_t f0;
         int e, r = res->nr++;
 
@@ -521,9 +751,12 @@ static void measure_round(struct size_result *res, int lists)
         }
         m0 = broker_mem();
         f0 = broker_fds();
+        g0 = charged(&cg_broker);
         c0 = broker_cpu_ns();
         wall = create_all(b, n, res->slices);
         res->cc_us[r] = (double)(broker_cpu_ns() - c0) / 1e3 / (double)n;
+        g1 = charged(&cg_broker);
+        res->cg[r] = (double)(g1 - g0) / (double)n;
         m1 = broker_mem();
         res->fds = (double)(broker_fds() - f0) / (double)n;
         if (!res->slices && (size_t)(res->fds + 0.999) > fds_per_region)
@@ -549,7 +782,32 @@ static void measure_round(struct size_result *res, int lists)
                 res->lticks[res->nl] = (double)lr.ticks * 1e3 / (double)(hz > 0 ? hz : 100);
                 res->nl++;
         }
+        if (!res->slices) {
+                static double v[MAX_PROBES];
+                size_t k = n < MAX_PROBES ? n : MAX_PROBES;
+                attach_probe(n, k, v);
+                {
+                        double pc[3];
+                        percentiles(v, k, pc);
+                        for (int i = 0; i < 3; i++)
+                                res->att[i][r] = pc[i];
+                }
+                /* the removals last: a tenth of the regions, at least 50
+                 * (so that p99 is not the max) and at most half */
+                k = n / 10 < MAX_PROBES ? n / 10 : MAX_PROBES;
+                if (k < 50)
+                        k = n / 2 < 50 ? n / 2 : 50;
+                rm_probe(n, k, v);
+                {
+                        double pc[3];
+                        percentiles(v, k, pc);
+                        for (int i = 0; i < 3; i++)
+                                res->rm[i][r] = pc[i];
+                }
+        }
         stop_broker();
+        if (!res->slices)
+                res->base[r] = shm_files_cost(n);
 }
 
 static void summarise_all(struct size_result *res)
@@ -561,13 +819,21 @@ static void summarise_all(struct size_result *res)
         res->list_cpu_ms = bench_summarise(res->lcpu, res->nl);
         res->list_wall_ms = bench_summarise(res->lwall, res->nl);
         res->list_ticks_ms = bench_summarise(res->lticks, res->nl).med;
+        res->cg_bytes = bench_summarise(res->cg, res->nr);
+        if (!res->slices) {
+                res->shm_file_bytes = bench_summarise(res->base, res->nr);
+                for (int i = 0; i < 3; i++) {
+                        res->attach_us[i] = bench_summarise(res->att[i], res->nr);
+                        res->rm_us[i] = bench_summarise(res->rm[i], res->nr);
+                }
+        }
         res->done = 1;
 }
 
 /* ---------------------------------------------------------------- output */
 
 struct row {
-        char name[128];
+        char name[160];
         double ours, base;              /* ours < 0: not measured; base < 0: none */
         double target;                  /* 0: none; ratio at most this */
         const char *unit;
@@ -680,29 +946,33 @@ static struct row *new_row(struct row *rows, int *n)
         return w;
 }
 
-/* The rows of one count; first: the smallest count of the same kind
- * measured (the reference for linear growth), or NULL. */
+/* The rows of one count. first: the count of the same kind that growth is
+ * judged against (1,000, or the smallest measured; NULL: this one); lat:
+ * the smallest region count (the latency reference; NULL: none); largest:
+ * whether this is the largest region count measured. */
 static void rows_of(const struct size_result *q, const struct size_result *first,
-                    struct row *rows, int *nrows)
+                    const struct size_result *lat, int largest, struct row *rows, int *nrows)
 {
-        const double linear = 1.5, mem_budget = 2048, list_budget_ms = 1000;
-        const char *what = q->slices ? "slices" : "regions";
+        static const char *const pct[3] = { "p50", "p99", "max" };
+        const double linear = 1.5, mem_budget = 4096, list_budget_ms = 1000, lat_growth = 1.5;
+        const char *what = q->slices ? "names (slices of one region)" : "regions";
         const char *per = q->slices ? "name" : "region";
         struct row *w;
-        char c[32], f[32], series[64], mseries[128];
+        char c[32], f[32], l[32], series[64], mseries[128];
 
         commas(c, sizeof(c), q->n);
         snprintf(series, sizeof(series), ", \"series\": \"%s\"",
-                 q->slices ? "slices of one region (names only)" : "regions");
+                 q->slices ? "names (slices of one region)" : "regions");
         snprintf(mseries, sizeof(mseries), "%s%s", series,
-                 q->slices ? "" : ", \"baseline_series\": \"target (2 KiB)\"");
+                 q->slices ? "" : ", \"baseline_series\": \"sparse /dev/shm file\"");
         if (!q->done) {
                 w = new_row(rows, nrows);
-                snprintf(w->name, sizeof(w->name), "scale: %s %s (create, list, memory)", c, what);
+                snprintf(w->name, sizeof(w->name), "scale: %s %s held (create, list, memory, "
+                         "latency)", c, what);
                 w->ours = -1;
                 w->unit = "ms";
                 snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"skipped\": \"%s\"",
-                         q->n, q->why);
+                         q->n, q->why ? q->why : "not measured");
                 return;
         }
         if (first && first != q)
@@ -713,12 +983,12 @@ static void rows_of(const struct size_result *q, const struct size_result *first
         w = new_row(rows, nrows);
         if (first) {
                 snprintf(w->name, sizeof(w->name),
-                         "scale: create %s %s, broker CPU/%s vs %s", c, what, per, f);
+                         "scale: create, %s %s held, broker CPU/%s vs %s", c, what, per, f);
                 w->base = first->create_cpu_us.med;
-                w->target = linear;
+                w->target = q->n > first->n ? linear : 0;
         } else {
-                snprintf(w->name, sizeof(w->name), "scale: create %s %s, broker CPU per %s", c,
-                         what, per);
+                snprintf(w->name, sizeof(w->name), "scale: create, %s %s held, broker CPU per %s",
+                         c, what, per);
         }
         w->ours = q->create_cpu_us.med;
         w->spread = q->create_cpu_us;
@@ -732,12 +1002,12 @@ static void rows_of(const struct size_result *q, const struct size_result *first
         w = new_row(rows, nrows);
         if (first) {
                 snprintf(w->name, sizeof(w->name),
-                         "scale: list --json of %s %s, broker CPU/%s vs %s", c, what, per, f);
+                         "scale: list --json, %s %s held, broker CPU/%s vs %s", c, what, per, f);
                 w->base = first->list_cpu_ms.med * 1e3 / (double)first->n;
-                w->target = linear;
+                w->target = q->n > first->n ? linear : 0;
         } else {
                 snprintf(w->name, sizeof(w->name),
-                         "scale: list --json of %s %s, broker CPU per %s", c, what, per);
+                         "scale: list --json, %s %s held, broker CPU per %s", c, what, per);
         }
         w->ours = q->list_cpu_ms.med * 1e3 / (double)q->n;
         w->spread = (struct bench_stat3){ w->ours, q->list_cpu_ms.min * 1e3 / (double)q->n,
@@ -751,10 +1021,20 @@ static void rows_of(const struct size_result *q, const struct size_result *first
                  q->n, q->list_cpu_ms.med, q->list_ticks_ms, q->list_wall_ms.med,
                  q->list_wall_ms.min, q->list_wall_ms.max, series);
 
+        /* what the user waits: the whole command, beside the broker's CPU */
+        w = new_row(rows, nrows);
+        snprintf(w->name, sizeof(w->name), "scale: list --json, %s %s held, wall the user "
+                 "waits vs broker CPU", c, what);
+        w->ours = q->list_wall_ms.med;
+        w->spread = q->list_wall_ms;
+        w->base = q->list_cpu_ms.med;
+        w->unit = "ms";
+        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu%s", q->n, series);
+
         if (q->n == 100000) {
                 w = new_row(rows, nrows);
-                snprintf(w->name, sizeof(w->name), "scale: list --json of %s %s, broker CPU vs 1 s",
-                         c, what);
+                snprintf(w->name, sizeof(w->name),
+                         "scale: list --json, %s %s held, broker CPU vs 1 s", c, what);
                 w->ours = q->list_cpu_ms.med;
                 w->spread = q->list_cpu_ms;
                 w->base = list_budget_ms;
@@ -763,27 +1043,83 @@ static void rows_of(const struct size_result *q, const struct size_result *first
                 snprintf(w->extra, sizeof(w->extra), ", \"wall_ms\": %.3f", q->list_wall_ms.med);
         }
 
+        /* memory from 1,000 up: a cgroup's counter moves in batches of
+         * pages per CPU, too coarse for 100 regions */
+        if (q->n < 1000)
+                goto latency;
         w = new_row(rows, nrows);
-        snprintf(w->name, sizeof(w->name), "scale: broker memory per %s, %s %s vs 2 KiB", per, c,
-                 what);
-        w->ours = q->mem_bytes.med;
-        w->spread = q->mem_bytes;
+        snprintf(w->name, sizeof(w->name), "scale: memory per %s (%s), %s %s held vs 4 KiB",
+                 per, use_cgroup ? "cgroup-charged" : "MemAvailable", c, what);
+        w->ours = q->cg_bytes.med;
+        w->spread = q->cg_bytes;
         w->base = mem_budget;
-        /* the budget is the region's; a slice's name is shown against it */
+        /* the budget is a region's; a name is shown against it */
         w->target = q->slices ? 0 : 1.0;
         w->unit = "B";
         w->chart = "scale-memory";
         w->x = q->n;
-        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"shmem_bytes\": %.1f, "
-                 "\"broker_fds_per_region\": %.2f%s", q->n, q->shmem_bytes, q->fds, mseries);
+        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"method\": \"%s\", "
+                 "\"rss_minus_shmem_bytes\": %.1f, \"shmem_bytes\": %.1f, "
+                 "\"broker_fds_per_region\": %.2f%s", q->n,
+                 use_cgroup ? bench_cgroup_counter(&cg_broker) : mem_why, q->mem_bytes.med,
+                 q->shmem_bytes, q->fds, series);
+        if (q->slices)
+                return;
+
+        w = new_row(rows, nrows);
+        snprintf(w->name, sizeof(w->name), "scale: memory per region (%s), %s held vs a sparse "
+                 "/dev/shm file", use_cgroup ? "cgroup-charged" : "MemAvailable", c);
+        w->ours = q->cg_bytes.med;
+        w->spread = q->cg_bytes;
+        w->base = q->shm_file_bytes.med;
+        w->unit = "B";
+        w->chart = "scale-memory";
+        w->x = q->n;
+        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, \"method\": \"%s\", "
+                 "\"baseline_spread\": [%.1f, %.1f]%s", q->n,
+                 use_cgroup ? bench_cgroup_counter(&cg_broker) : mem_why,
+                 q->shm_file_bytes.min, q->shm_file_bytes.max, mseries);
+
+latency:
+        if (q->slices)
+                return;
+        if (lat && lat != q)
+                commas(l, sizeof(l), lat->n);
+        else
+                lat = NULL;
+        for (int op = 0; op < 2; op++)
+                for (int i = 0; i < 3; i++) {
+                        const struct bench_stat3 *v = op ? &q->rm_us[i] : &q->attach_us[i];
+                        w = new_row(rows, nrows);
+                        snprintf(w->name, sizeof(w->name), "scale: %s, %s regions held: %s%s%s",
+                                 op ? "rm (unshare) of one region" :
+                                      "attach of a never-seen region", c, pct[i],
+                                 lat ? " vs " : "", lat ? l : "");
+                        w->ours = v->med;
+                        w->spread = *v;
+                        if (lat) {
+                                w->base = op ? lat->rm_us[i].med : lat->attach_us[i].med;
+                                if (!op && i == 1 && largest)
+                                        w->target = lat_growth;
+                        }
+                        w->unit = "us";
+                        if (i == 1) {
+                                w->chart = "scale-latency";
+                                w->x = q->n;
+                        }
+                        snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, "
+                                 "\"percentile\": \"%s\", \"series\": \"%s p99\"", q->n, pct[i],
+                                 op ? "rm" : "attach (never seen)");
+                }
 }
 
 int main(int argc, char **argv)
 {
-        static const size_t sizes[] = { 1000, 10000, 100000 };
-        struct size_result res[8];
-        struct row rows[32];
-        const struct size_result *first = NULL;
+        /* regions from 100 (the latency reference), names from 1,000 */
+        static const size_t sizes[] = { 100, 1000, 10000, 100000 };
+        static struct size_result res[10];
+        static struct row rows[160];
+        const struct size_result *first = NULL, *lat = NULL, *largest = NULL;
         struct bench_opts opt = { 0, 0 };
         int json, quick, rounds, lists, nsizes, nres = 0, nrows = 0;
         size_t max = 0, measured = 0;
@@ -803,7 +1139,7 @@ int main(int argc, char **argv)
         page = (size_t)sysconf(_SC_PAGESIZE);
         rounds = 3;
         lists = quick ? 3 : 5;
-        nsizes = quick ? 1 : 3;
+        nsizes = quick ? 2 : 4;
         {
                 char self[PATH_MAX];
                 ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -830,6 +1166,24 @@ int main(int argc, char **argv)
         signal(SIGTERM, on_signal);
         snprintf(sock, sizeof(sock), "%s/broker.sock", dir);
         snprintf(listing, sizeof(listing), "%s/list.json", dir);
+        snprintf(shmdir, sizeof(shmdir), "/dev/shm/ashmem-bench-%ld", (long)getpid());
+        if (mkdir(shmdir, 0700) < 0) {
+                shmdir[0] = 0;
+                bench_die("mkdir /dev/shm/ashmem-bench-PID", errno);
+        }
+        /* memory as a cgroup charges it: the broker in one, the baseline's
+         * /dev/shm files in another */
+        {
+                char why[200];
+                use_cgroup = bench_cgroup_create(&cg_broker, "broker", why, sizeof(why)) == 0 &&
+                             bench_cgroup_create(&cg_shm, "shm", why, sizeof(why)) == 0;
+                if (!use_cgroup) {
+                        bench_cgroup_remove(&cg_broker);
+                        snprintf(mem_why, sizeof(mem_why), "MemAvailable deltas (no cgroup: %s)",
+                                 why);
+                        fprintf(stderr, "bench_scale: memory from %s\n", mem_why);
+                }
+        }
 
         /* the counts: regions (or the most that fit), then names only */
         for (int s = 0; s < nsizes; s++) {
@@ -841,10 +1195,12 @@ int main(int argc, char **argv)
                         continue;
                 fit = make_room(n, &why);
                 if (fit != n) {
-                        /* the most that fits instead, once */
+                        const char *fit_why;
+                        /* the most that fits instead, once (make_room()
+                         * resets its reason: keep this count's) */
                         fprintf(stderr, "bench_scale: %s regions not run: %s\n",
                                 commas(c, sizeof(c), n), why);
-                        if (fit > measured && fit > 1000 && make_room(fit, &why) == fit) {
+                        if (fit > measured && fit > 1000 && make_room(fit, &fit_why) == fit) {
                                 fprintf(stderr, "bench_scale: %s regions instead (the most "
                                         "that fit)\n", commas(c, sizeof(c), fit));
                                 res[nres++] = (struct size_result){ .n = fit, .done = -1 };
@@ -857,7 +1213,7 @@ int main(int argc, char **argv)
                 measured = n;
         }
         for (int s = 0; s < nsizes; s++)
-                if (!max || sizes[s] <= max)
+                if ((!max || sizes[s] <= max) && sizes[s] >= 1000)
                         res[nres++] = (struct size_result){ .n = sizes[s], .slices = 1,
                                                             .done = -1 };
         /* round by round, every count in turn, so that the machine's noise
@@ -871,14 +1227,24 @@ int main(int argc, char **argv)
                         summarise_all(&res[s]);
         cleanup();
 
+        /* the references: latency against the smallest region count,
+         * growth against 1,000 (or the smallest of the kind measured) */
+        for (int s = 0; s < nres; s++)
+                if (res[s].done && !res[s].slices) {
+                        if (!lat || res[s].n < lat->n)
+                                lat = &res[s];
+                        if (!largest || res[s].n > largest->n)
+                                largest = &res[s];
+                }
         for (int s = 0; s < nres; s++) {
                 const struct size_result *ref = NULL;
-                for (int k = 0; k < nres && !ref; k++)
-                        if (res[k].done && res[k].slices == res[s].slices)
+                for (int k = 0; k < nres; k++)
+                        if (res[k].done && res[k].slices == res[s].slices &&
+                            (!ref || (ref->n < 1000 && res[k].n >= 1000)))
                                 ref = &res[k];
                 if (ref)
                         first = ref;
-                rows_of(&res[s], ref, rows, &nrows);
+                rows_of(&res[s], ref, lat, &res[s] == largest, rows, &nrows);
         }
         if (!first)
                 bench_die("no region count could be measured", 0);

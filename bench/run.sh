@@ -1,8 +1,11 @@
 #!/bin/sh
 # The bench harness: run every bench program of a build with --json (and
 # --quick), merge their rows into one JSON array (bench/results.json, or
-# $BENCH_RESULTS), print one table and, when gnuplot is there, draw the
-# scaling runs into a PNG beside the results (scaling.png).
+# $BENCH_RESULTS), print one table, write the same table as Markdown with
+# the machine, kernel and load it was taken at (bench.md beside the
+# results, or $BENCH_MD: what bench/readme.sh puts in the README) and,
+# when gnuplot is there, draw the scaling runs into a PNG beside the
+# results (scaling.png).
 #
 # Usage: sh bench/run.sh BUILDDIR quick|full
 #
@@ -14,8 +17,10 @@
 # Optional fields: "higher_is_better": true (a throughput: the target is a
 # least ratio, not a most), "spread": {"ours_min", "ours_max",
 # "baseline_min", "baseline_max"} (the fastest and slowest run), "chart"
-# and "x" (the row is a point of a scaling chart), anything else (kept in
-# the results as is).
+# and "x" (the row is a point of a scaling chart), "skipped" (why a row with
+# ours null did not run), anything else (kept in the results as is). Every
+# row gets "spread" (null when the program gave none) and "run": the date,
+# machine, kernel and load of this run.
 #
 # Exit status: 1 if a program failed or printed rows of the wrong shape;
 # whether targets are met does not change it (the table says so).
@@ -31,6 +36,7 @@ full)  quick= ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 out=${BENCH_RESULTS:-$here/results.json}
+md=${BENCH_MD:-$(dirname "$out")/bench.md}
 chart=$(dirname "$out")/scaling.png
 command -v jq >/dev/null 2>&1 || { echo "bench: jq is needed (apt-get install jq)" >&2; exit 1; }
 
@@ -50,8 +56,12 @@ shape='type == "array" and all(.[];
         has("ours") and has("baseline") and has("ratio") and has("target") and has("meets"))'
 
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
-echo "bench: $(nproc 2>/dev/null || echo '?') CPUs, Linux $(uname -r), load average $load," \
-     "$2 mode" >&2
+cpus=$(nproc 2>/dev/null || echo '?')
+model=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)
+memtotal=$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null)
+kernel="Linux $(uname -r)"
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+echo "bench: $cpus CPUs, $kernel, load average $load, $2 mode" >&2
 status=0 n=0 t0=$(date +%s)
 for prog in "$build"/bench/*; do
         [ -f "$prog" ] && [ -x "$prog" ] || continue
@@ -77,8 +87,17 @@ for prog in "$build"/bench/*; do
 done
 [ "$n" -gt 0 ] || { echo "bench: no bench programs in $build/bench" >&2; exit 1; }
 
+load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+secs=$(($(date +%s) - t0))
 if ls "$tmp"/*.json >/dev/null 2>&1; then
-        jq -s 'add' "$tmp"/*.json > "$tmp/all" && mv "$tmp/all" "$out" || exit 1
+        jq -s --arg date "$started" --arg cpus "$cpus" --arg model "$model" \
+           --arg mem "$memtotal" --arg kernel "$kernel" --arg load "$load" \
+           --arg load_end "$load_end" --arg mode "$2" '
+           add | map(.spread = (.spread // null)
+                     | .run = {date: $date, cpus: $cpus, cpu: $model, memory: $mem,
+                               kernel: $kernel, load_start: $load, load_end: $load_end,
+                               mode: $mode})' \
+           "$tmp"/*.json > "$tmp/all" && mv "$tmp/all" "$out" || exit 1
 else
         echo '[]' > "$out"
 fi
@@ -102,24 +121,57 @@ jq -r '
   ["benchmark", "ours [min..max]", "baseline [min..max]", "ratio", "target", "meets"],
   (.[] | (.spread // {}) as $s | (.unit // "") as $u | [
       .name,
-      (if .ours == null then "not run" else cell(.ours; $s.ours_min; $s.ours_max; $u) end),
+      (if .ours == null then "not run" + (if .skipped then ": " + .skipped else "" end)
+       else cell(.ours; $s.ours_min; $s.ours_max; $u) end),
       cell(.baseline; $s.baseline_min; $s.baseline_max; $u),
       (if .ratio == null then "-" else (.ratio | fix2) end),
       (if .target == null then "-"
        elif .higher_is_better == true then ">=" + (.target | fix2)
        else "<=" + (.target | fix2) end),
       (if .meets == null then "-" elif .meets then "yes" else "NO" end) ])
-  | @tsv' "$out" |
+  | @tsv' "$out" > "$tmp/table.tsv" || exit 1
 awk -F '\t' '
   { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } }
   END { for (r = 1; r <= NR; r++) {
           line = sprintf("%-" w[1] "s", cell[r, 1])
           for (i = 2; i <= 6; i++) line = line sprintf("  %" w[i] "s", cell[r, i])
-          print line } }'
-jq -r '"\(length) rows; targets met: \([.[] | select(.meets == true)] | length), " +
+          print line } }' "$tmp/table.tsv"
+summary=$(jq -r '"\(length) rows; targets met: \([.[] | select(.meets == true)] | length), " +
        "missed: \([.[] | select(.meets == false)] | length), " +
-       "not run: \([.[] | select(.ours == null)] | length)"' "$out"
-echo "bench: results in $out ($(($(date +%s) - t0)) s in all)" >&2
+       "not run: \([.[] | select(.ours == null)] | length)"' "$out")
+echo "$summary"
+echo "bench: results in $out ($secs s in all)" >&2
+
+# ---------------------------------------------------------------- Markdown
+# The same table for the README (bench/readme.sh puts it there), with what
+# it was taken on and at, and the targets missed and rows not run listed.
+{
+        echo "Taken on $started with \`make bench\` ($2 mode, $secs s):" \
+             "$cpus CPUs ($model), $memtotal, $kernel;" \
+             "load average $load when the run began, $load_end when it ended."
+        echo
+        awk -F '\t' '
+          { gsub(/\|/, "\\|")
+            line = "|"; for (i = 1; i <= NF; i++) line = line " " $i " |"; print line
+            if (NR == 1) print "|---|--:|--:|--:|--:|:-:|" }' "$tmp/table.tsv"
+        echo
+        echo "$summary."
+        missed=$(jq -r '.[] | select(.meets == false) | "- \(.name): \(.ratio | . * 1000 | round / 1000) against \(if .higher_is_better == true then ">=" else "<=" end) \(.target)"' "$out")
+        if [ -n "$missed" ]; then
+                echo
+                echo "Targets missed:"
+                echo
+                echo "$missed"
+        fi
+        notrun=$(jq -r '.[] | select(.ours == null) | "- \(.name): \(.skipped // "no reason given")"' "$out")
+        if [ -n "$notrun" ]; then
+                echo
+                echo "Not run here:"
+                echo
+                echo "$notrun"
+        fi
+} > "$md" || exit 1
+echo "bench: Markdown table in $md" >&2
 
 # ---------------------------------------------------------------- the chart
 # One panel per "chart" name of the rows: y against x, one line per series
@@ -160,8 +212,10 @@ if command -v gnuplot >/dev/null 2>&1; then
                                          xl="regions (names) held"; yl="$u per region" ;;
                                 scale-list) t="list --json: broker CPU time per region (name)"
                                          xl="regions (names) held"; yl="$u per region" ;;
-                                scale-memory) t="broker resident memory per region (name)"
+                                scale-memory) t="memory per region (name) as a cgroup charges it"
                                          xl="regions (names) held"; yl="bytes per region" ;;
+                                scale-latency) t="p99 latency of one operation"
+                                         xl="regions held"; yl="$u" ;;
                                 *)       t=$c; xl="x"; yl=$u ;;
                                 esac
                                 echo "set title '$t'; set xlabel '$xl'; set ylabel '$yl'; set yrange [0:*]"

@@ -40,6 +40,10 @@ check|bench)            # make check runs the quick bench once
         need_pkg libs6-dev    header s6/fdholder.h
         need_pkg skalibs-dev  header skalibs/tai.h
         need_pkg gnuplot-nox  have gnuplot
+        # bench_cli's baselines: the System V tools, cat
+        need_pkg util-linux   have lsipc
+        need_pkg util-linux   have ipcmk
+        need_pkg coreutils    have cat
         ;;
 esac
 case $want in

@@ -111,11 +111,17 @@ void bench_fmt_time(char *buf, size_t len, double ns, const struct bench_style *
                 snprintf(buf, len, "%.*f ns", st->ns_digits, ns);
 }
 
-static void fmt_cell(char *buf, size_t len, const struct bench_stat3 *s,
+static void fmt_cell(char *buf, size_t len, const struct bench_stat3 *s, const char *unit,
                      const struct bench_style *st)
 {
         char a[32], b[32], c[32];
 
+        if (strcmp(unit, "ns") != 0) {
+                /* not a time: the figures in their own unit */
+                snprintf(buf, len, "%.*f %s [%.*f..%.*f]", st->json_digits, s->med, unit,
+                         st->json_digits, s->min, st->json_digits, s->max);
+                return;
+        }
         if (!st->scaled) {
                 /* one unit for the three: "12 ns [10..15]" */
                 snprintf(buf, len, "%.*f ns [%.*f..%.*f]", st->ns_digits, s->med,
@@ -128,9 +134,11 @@ static void fmt_cell(char *buf, size_t len, const struct bench_stat3 *s,
         snprintf(buf, len, "%s [%s..%s]", a, b, c);
 }
 
-static int meets(double ratio, double target, const struct bench_style *st)
+static int meets(const struct bench_row *w, double ratio, const struct bench_style *st)
 {
-        return st->strict ? ratio < target : ratio <= target;
+        if (w->higher)
+                return ratio >= w->target;
+        return st->strict ? ratio < w->target : ratio <= w->target;
 }
 
 void bench_print_table(const struct bench_row *rows, int n, const struct bench_style *st)
@@ -143,15 +151,16 @@ void bench_print_table(const struct bench_row *rows, int n, const struct bench_s
                 char o[128], b[128], t[16];
                 double ratio = w->ours.med / w->base.med;
 
-                fmt_cell(o, sizeof(o), &w->ours, st);
-                fmt_cell(b, sizeof(b), &w->base, st);
+                fmt_cell(o, sizeof(o), &w->ours, w->unit, st);
+                fmt_cell(b, sizeof(b), &w->base, w->unit, st);
                 if (w->target > 0)
-                        snprintf(t, sizeof(t), "%s%.2f", st->strict ? "<" : "<=", w->target);
+                        snprintf(t, sizeof(t), "%s%.2f",
+                                 w->higher ? ">=" : st->strict ? "<" : "<=", w->target);
                 else
                         snprintf(t, sizeof(t), "-");
                 printf("%-*s %-*s %-*s %6.2f %7s %s\n", st->name_width, w->name,
                        st->cell_width, o, st->cell_width, b, ratio, t,
-                       w->target > 0 ? (meets(ratio, w->target, st) ? "yes" : "NO") : "-");
+                       w->target > 0 ? (meets(w, ratio, st) ? "yes" : "NO") : "-");
         }
 }
 
@@ -168,7 +177,7 @@ void bench_print_json(const struct bench_row *rows, int n, const struct bench_st
                 if (w->target > 0) {
                         snprintf(t, sizeof(t), "%.2f", w->target);
                         snprintf(m, sizeof(m), "%s",
-                                 meets(ratio, w->target, st) ? "true" : "false");
+                                 meets(w, ratio, st) ? "true" : "false");
                 } else {
                         snprintf(t, sizeof(t), "null");
                         snprintf(m, sizeof(m), "null");
@@ -176,10 +185,11 @@ void bench_print_json(const struct bench_row *rows, int n, const struct bench_st
                 printf("  {\"name\": \"%s\", \"ours\": %.*f, \"baseline\": %.*f, "
                        "\"ratio\": %.3f, \"target\": %s, \"meets\": %s, \"unit\": \"%s\", "
                        "\"spread\": {\"ours_min\": %.*f, \"ours_max\": %.*f, "
-                       "\"baseline_min\": %.*f, \"baseline_max\": %.*f}}%s\n",
+                       "\"baseline_min\": %.*f, \"baseline_max\": %.*f}%s%s}%s\n",
                        w->name, d, w->ours.med, d, w->base.med, ratio, t, m, w->unit,
                        d, w->ours.min, d, w->ours.max, d, w->base.min, d, w->base.max,
-                       i + 1 < n ? "," : "");
+                       w->higher ? ", \"higher_is_better\": true" : "",
+                       w->extra ? w->extra : "", i + 1 < n ? "," : "");
         }
         printf("]\n");
 }

@@ -45,6 +45,8 @@ struct bench_row {
         struct bench_stat3 ours, base;
         double target;             /* ours/base at most (below, if strict); 0: none */
         const char *unit;
+        int higher;                /* a throughput: the target is a least ratio */
+        const char *extra;         /* more JSON fields (", \"k\": v"), or NULL */
 };
 
 /* How a program shows its rows. */
