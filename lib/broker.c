@@ -30,8 +30,8 @@
 
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
-#include "json.h"
-#include "scm.h"
+#include "internal/json.h"
+#include "internal/scm.h"
 
 #define MAX_FDS     AM_SCM_MAX /* per message, by the protocol */
 #define RECV_FDS    8          /* room to notice (and close) extra ones */

@@ -6,7 +6,7 @@
 
 #include "ashmem/ashmem.h"
 #include "../drivers/memfd/memfd.h"
-#include "hold.h"
+#include "internal/hold.h"
 
 struct am_hold {
         struct stat st;

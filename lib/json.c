@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json.h"
+#include "internal/json.h"
 
 #define DEPTH_MAX 32
 

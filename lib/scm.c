@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "scm.h"
+#include "internal/scm.h"
 
 int am_send_fds(int fd, const void *data, size_t len, const int *fds,
                 int nfds, int flags)

@@ -40,9 +40,9 @@
 /* names in blocks of 4: with a few dozen names, blocks split and empty
  * all the time */
 #define NAME_BLOCK 4
-#include "../../cli/broker-ops.c"
-#include "../../cli/broker-purge.c"
-#include "../../cli/broker.c"
+#include "../../broker/ops.c"
+#include "../../broker/purge.c"
+#include "../../broker/broker.c"
 
 #include <assert.h>
 #include <dirent.h>
@@ -178,7 +178,7 @@ static void expected(unsigned char *set)
         mark(set, B->epfd);
         mark(set, B->jobfd);
         for (size_t i = 0; i < B->nrbuckets; i++)
-                for (struct region *r = B->rbuckets[i]; r; r = r->hnext) {
+                for (struct held_region *r = B->rbuckets[i]; r; r = r->hnext) {
                         mark(set, r->fd);
                         mark(set, r->ctl);
                         mark(set, r->ro_fd);
@@ -340,7 +340,7 @@ static void check_broker(void)
                 assert(n == B->uses[u].names && held == B->uses[u].bytes);
         }
         for (size_t h = 0; h < B->nrbuckets; h++)
-                for (struct region *r = B->rbuckets[h]; r; r = r->hnext) {
+                for (struct held_region *r = B->rbuckets[h]; r; r = r->hnext) {
                         unsigned refs = 0;
                         assert(rhash(B, r->dev, r->ino) == h);
                         p = (struct name_pos){ 0, 0 };

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal to libashmem and the broker: one SOCK_SEQPACKET message with up
+ * Internal to libashmem: for the library's own files, the broker daemon
+ * (broker/) and the tests. Not installed, not exported from libashmem.so.
+ *
+ * One SOCK_SEQPACKET message with up
  * to AM_SCM_MAX descriptors attached (SCM_RIGHTS), the protocol's transport
  * on both ends.
  */

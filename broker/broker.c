@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
-#include "broker-int.h"
+#include "internal.h"
 
 #define READS_PER_TURN 16
 #define ACCEPTS_PER_TURN 64

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Inside the broker daemon: the objects shared by the event loop
- * (broker.c), the operations (broker-ops.c) and the purger
- * (broker-purge.c). Everything here belongs to the main thread except the
+ * (broker.c), the operations (ops.c) and the purger (purge.c). Everything here belongs to the main thread except the
  * purge jobs, which the purge thread works through (see struct job).
  */
-#ifndef ASHMEMCTL_BROKER_INT_H
-#define ASHMEMCTL_BROKER_INT_H
+#ifndef ASHMEM_BROKER_INTERNAL_H
+#define ASHMEM_BROKER_INTERNAL_H
 
 #include <pthread.h>
 #include <stddef.h>
@@ -14,9 +13,9 @@
 #include <time.h>
 
 #include "broker.h"
-#include "../lib/json.h"    /* libashmem's allocation-free JSON scanner */
-#include "../lib/hold.h"    /* and its holds on pin state */
-#include "../lib/scm.h"     /* and its SCM_RIGHTS sender */
+#include "lib/internal/json.h"  /* libashmem's allocation-free JSON scanner */
+#include "lib/internal/hold.h"  /* and its holds on pin state */
+#include "lib/internal/scm.h"   /* and its SCM_RIGHTS sender */
 
 #define MSG_MAX        65536
 #define FDS_MAX        AM_SCM_MAX
@@ -25,7 +24,7 @@
 /* A region the broker holds: one data memfd, whatever names refer to it.
  * fd, ctl, size, dev and ino never change while it lives, so the purge
  * thread may use fd while it holds a reference. */
-struct region {
+struct held_region {
         unsigned refs;                  /* names + jobs */
         int fd;                         /* read-write data */
         int ctl;                        /* read-write control, -1: none */
@@ -35,7 +34,7 @@ struct region {
         ino_t ino;
         struct am_hold *hold;           /* its pin state, read without a
                                            system call; NULL: none */
-        struct region *hnext;           /* by inode */
+        struct held_region *hnext;           /* by inode */
         unsigned long long seen;        /* main thread: the last walk over
                                            the names that met it */
 };
@@ -45,7 +44,7 @@ struct conn;
 /* A name. */
 struct entry {
         char *name;
-        struct region *r;
+        struct held_region *r;
         int ranged;                     /* a view: offset, length */
         char *of;                       /* made by "slice": of what */
         size_t offset, length;
@@ -114,7 +113,7 @@ struct conn {
  * it up when done (through the eventfd). */
 struct job {
         struct conn *c;                 /* who waits for the reply, or NULL */
-        struct region **regions;
+        struct held_region **regions;
         char **names;                   /* for the log */
         size_t n;
         int below;                      /* stop when MemAvailable >= below% */
@@ -148,12 +147,12 @@ struct broker {
         struct name_block **nblocks;
         size_t nnblocks, capnblocks;
         size_t nnames;
-        unsigned long long walks;       /* for struct region's seen */
+        unsigned long long walks;       /* for struct held_region's seen */
         /* what each user holds, for the limits (kept with the names) */
         struct uid_use *uses;
         size_t nuses, capuses;
         /* regions by inode */
-        struct region **rbuckets;
+        struct held_region **rbuckets;
         size_t nrbuckets, nregions;
         unsigned long long bytes;       /* sizes of the regions held */
         int collect;                    /* a region went: ashmem_collect() */
@@ -209,7 +208,7 @@ void sb_key(struct sbuf *s, const char *k);       /* ,"k": */
 void sb_u64(struct sbuf *s, unsigned long long v);
 void sb_add(struct sbuf *s, const char *t, size_t n);
 
-/* broker-ops.c: run one request; the reply is in rep (ok:true fields, or
+/* ops.c: run one request; the reply is in rep (ok:true fields, or
  * an error). fds: what came with it; the operation takes those it keeps
  * (setting them to -1). Returns 0, -errno, or 1 when the reply will come
  * later (a purge: the connection waits for its job). */
@@ -217,10 +216,9 @@ int ops_dispatch(struct broker *b, struct conn *c, struct req *req,
                  int *fds, int nfds, struct reply *rep);
 void ops_conn_closed(struct broker *b, struct conn *c);
 void ops_free_all(struct broker *b);
-/* A descriptor was freed: resume a paused accept() (cli/broker.c). */
+/* A descriptor was freed: resume a paused accept() (broker.c). */
 void broker_fds_freed(struct broker *b);
-void region_unref(struct broker *b, struct region *r);
-size_t ops_bytes(const struct broker *b);
+void region_unref(struct broker *b, struct held_region *r);
 /* The name at *p, and *p moved past it; NULL after the last. Every name in
  * order: for (struct name_pos p = { 0, 0 }; (e = name_next(b, &p));) */
 struct entry *name_next(const struct broker *b, struct name_pos *p);
@@ -228,7 +226,7 @@ struct entry *name_next(const struct broker *b, struct name_pos *p);
  * has been met in this walk. */
 unsigned long long names_walk(struct broker *b);
 
-/* broker-purge.c */
+/* purge.c */
 int purge_start(struct broker *b);              /* the thread, PSI trigger */
 void purge_stop(struct broker *b, int wait_ms);
 void purge_submit(struct broker *b, struct job *j);

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Internal to libashmem: for the library's own files, the broker daemon
+ * (broker/) and the tests. Not installed, not exported from libashmem.so.
+ *
  * The broker client's JSON: a validating scanner for the broker's replies
  * (one object whose top-level fields are located, not copied) and a writer
  * for requests into a caller's buffer. Both are small and allocate nothing:

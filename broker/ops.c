@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
-#include "broker-int.h"
+#include "internal.h"
 
 #define ACC_R 4u
 #define ACC_W 2u
@@ -40,11 +40,11 @@ static size_t rhash(const struct broker *b, dev_t dev, ino_t ino)
         return (size_t)(h ^ (h >> 29)) & (b->nrbuckets - 1);
 }
 
-static struct region *region_find(struct broker *b, const struct stat *st)
+static struct held_region *region_find(struct broker *b, const struct stat *st)
 {
         if (!b->nrbuckets)
                 return NULL;
-        for (struct region *r = b->rbuckets[rhash(b, st->st_dev, st->st_ino)]; r; r = r->hnext)
+        for (struct held_region *r = b->rbuckets[rhash(b, st->st_dev, st->st_ino)]; r; r = r->hnext)
                 if (r->ino == st->st_ino && r->dev == st->st_dev)
                         return r;
         return NULL;
@@ -53,16 +53,16 @@ static struct region *region_find(struct broker *b, const struct stat *st)
 static int rgrow(struct broker *b)
 {
         size_t n = b->nrbuckets ? b->nrbuckets * 2 : 256;
-        struct region **nb = calloc(n, sizeof(*nb));
+        struct held_region **nb = calloc(n, sizeof(*nb));
         size_t old = b->nrbuckets;
-        struct region **ob = b->rbuckets;
+        struct held_region **ob = b->rbuckets;
 
         if (!nb)
                 return -ENOMEM;
         b->rbuckets = nb;
         b->nrbuckets = n;
         for (size_t i = 0; i < old; i++) {
-                struct region *r = ob[i], *next;
+                struct held_region *r = ob[i], *next;
                 for (; r; r = next) {
                         next = r->hnext;
                         size_t h = rhash(b, r->dev, r->ino);
@@ -76,9 +76,9 @@ static int rgrow(struct broker *b)
 
 /* A new region over fd and ctl (taken over on success). */
 static int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
-                      struct region **ret)
+                      struct held_region **ret)
 {
-        struct region *r;
+        struct held_region *r;
         size_t h;
 
         if (b->nregions + 1 > b->nrbuckets && rgrow(b) < 0)
@@ -103,9 +103,9 @@ static int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
         return 0;
 }
 
-void region_unref(struct broker *b, struct region *r)
+void region_unref(struct broker *b, struct held_region *r)
 {
-        struct region **pp;
+        struct held_region **pp;
 
         if (--r->refs)
                 return;
@@ -129,11 +129,6 @@ void region_unref(struct broker *b, struct region *r)
         broker_fds_freed(b);
 }
 
-size_t ops_bytes(const struct broker *b)
-{
-        return (size_t)b->bytes;
-}
-
 /* A read-only descriptor of the same file, reopened through /proc. */
 static int reopen_ro(int fd)
 {
@@ -145,7 +140,7 @@ static int reopen_ro(int fd)
         return r < 0 ? -errno : r;
 }
 
-static int region_ro(struct region *r)
+static int region_ro(struct held_region *r)
 {
         if (r->ro_fd < 0) {
                 r->ro_fd = reopen_ro(r->fd);
@@ -371,7 +366,7 @@ static void owner_names(struct entry *e)
 /* A new name for r (taking a reference), owned by c's user; of: the name
  * it is a slice of (taken over on success), or NULL. */
 static int entry_add(struct broker *b, struct conn *c, const char *name,
-                     struct region *r, unsigned mode, char *of, struct entry **ret)
+                     struct held_region *r, unsigned mode, char *of, struct entry **ret)
 {
         struct entry *e = calloc(1, sizeof(*e));
         struct uid_use *u = uid_use(b, c->uid, 1);
@@ -620,7 +615,7 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
                    size_t *unpinned, size_t *purged)
 {
         ashmem_stats st;
-        const struct region *r = e->r;
+        const struct held_region *r = e->r;
         size_t ps = (size_t)sysconf(_SC_PAGESIZE);
 
         *pages = *pinned = *unpinned = *purged = 0;
@@ -785,7 +780,7 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
         unsigned mode;
         int prot, fd, ctl = -1, r;
         struct stat st;
-        struct region *rg;
+        struct held_region *rg;
         struct entry *e;
 
         (void)fds; (void)nfds;
@@ -865,7 +860,7 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
         unsigned long long off = 0, len = 0;
         size_t size;
         struct stat st;
-        struct region *rg;
+        struct held_region *rg;
         struct entry *e;
 
         if ((r = f_name(req, "name", 1, &name, rep)) < 0 ||
@@ -1027,7 +1022,7 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
                      int *fds, int nfds, struct reply *rep)
 {
         struct stat st;
-        struct region *rg;
+        struct held_region *rg;
         struct entry *e = NULL;
         int mode, r;
 

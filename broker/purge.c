@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
-#include "broker-int.h"
+#include "internal.h"
 
 int meminfo(unsigned long long *total, unsigned long long *avail)
 {
@@ -241,7 +241,7 @@ static void pressure_job(struct broker *b, const char *why, int below,
                 return;
         walk = names_walk(b);
         while ((e = name_next(b, &p))) {
-                struct region *r = e->r;
+                struct held_region *r = e->r;
                 /* each region once, under its first name */
                 if (r->seen == walk)
                         continue;
