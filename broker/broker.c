@@ -76,13 +76,6 @@ int broker_socket_path(const char *opt, int system, char *buf, size_t len)
 
 /* ---------------------------------------------------------------- log */
 
-long long now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void blog(const struct broker *b, int level, const char *fmt, ...)
 {
         char msg[1024], stamp[32];
@@ -377,7 +370,7 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
         int r;
 
         b->n.requests++;
-        c->last_ms = now_ms();
+        c->last_ms = am_mono_ms();
         rep.err[0] = 0;
         rep.nfds = 0;
         sb_reset(&rep.sb);
@@ -547,7 +540,7 @@ static void conn_accept(struct broker *b)
                 c->uid = cr.uid;
                 c->gid = cr.gid;
                 c->pid = cr.pid;
-                c->last_ms = now_ms();
+                c->last_ms = am_mono_ms();
                 {
                         gid_t g[64];
                         socklen_t gl = sizeof(g);
@@ -602,7 +595,7 @@ static void conn_event(struct broker *b, struct conn *c, unsigned ev)
 static void tick(struct broker *b)
 {
         uint64_t n;
-        long long now = now_ms();
+        long long now = am_mono_ms();
 
         while (read(b->tickfd, &n, sizeof(n)) < 0 && errno == EINTR)
                 ;
@@ -823,11 +816,11 @@ static void shutdown_broker(struct broker *b, const char *why)
         }
         remove_socket(b);
         purge_stop(b, 2000);
-        deadline = now_ms() + 1000;
+        deadline = am_mono_ms() + 1000;
         for (struct conn *c = b->conns; c; c = c->next) {
                 while (c->out && !c->dead) {
                         struct pollfd p = { .fd = c->fd, .events = POLLOUT };
-                        long long left = deadline - now_ms();
+                        long long left = deadline - am_mono_ms();
                         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
                                 break;
                         conn_flush(b, c);

@@ -14,6 +14,7 @@
 
 #include "broker.h"
 #include "lib/internal/json.h"  /* libashmem's allocation-free JSON scanner */
+#include "lib/internal/clock.h" /* and its monotonic clock */
 #include "lib/internal/hold.h"  /* and its holds on pin state */
 #include "lib/internal/scm.h"   /* and its SCM_RIGHTS sender */
 
@@ -196,7 +197,6 @@ struct req {
 /* broker.c */
 void blog(const struct broker *b, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-long long now_ms(void);
 void conn_want(struct broker *b, struct conn *c);
 
 /* JSON writing */

@@ -337,7 +337,7 @@ int purge_start(struct broker *b)
 
 void purge_stop(struct broker *b, int wait_ms)
 {
-        long long deadline = now_ms() + wait_ms;
+        long long deadline = am_mono_ms() + wait_ms;
 
         if (!b->worker_started)
                 return;
@@ -347,7 +347,7 @@ void purge_stop(struct broker *b, int wait_ms)
         pthread_mutex_unlock(&b->jlock);
         while (b->jpending) {
                 struct pollfd p = { .fd = b->jobfd, .events = POLLIN };
-                long long left = deadline - now_ms();
+                long long left = deadline - am_mono_ms();
                 if (left <= 0)
                         break;
                 if (poll(&p, 1, (int)left) > 0)

@@ -26,16 +26,10 @@
 
 #include "ashmem/ashmem.h"
 #include "broker.h"
+#include "lib/internal/clock.h"
 #include "cmd.h"
 
 #define START_TIMEOUT_MS 10000
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Does a broker accept connections at path? */
 static int answers(const char *path)
@@ -119,12 +113,12 @@ static void exec_broker(const char *path, int system, char *const *args,
  * when it exited without (another broker got there first, or it failed). */
 static int wait_ready(int rfd)
 {
-        long long deadline = mono_ms() + START_TIMEOUT_MS;
+        long long deadline = am_mono_ms() + START_TIMEOUT_MS;
         char buf[16];
 
         for (;;) {
                 struct pollfd p = { .fd = rfd, .events = POLLIN };
-                long long left = deadline - mono_ms();
+                long long left = deadline - am_mono_ms();
                 ssize_t n;
                 int r;
 

@@ -15,6 +15,7 @@
 
 #include "ashmem/ashmem.h"
 #include "broker.h"
+#include "lib/internal/clock.h"
 #include "cmd.h"
 #include "region.h"
 #include "output.h"
@@ -145,13 +146,6 @@ static int not_running(struct cmd_ctx *ctx, const char *path, int r)
         return cmd_error(ctx, -r, "%s", path);
 }
 
-static long long mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int print_running(struct cmd_ctx *ctx, const char *verb, const char *path,
                          const ashmem_broker_server *srv)
 {
@@ -218,10 +212,10 @@ static int do_stop(struct cmd_ctx *ctx, const char *path)
                 return cmd_error(ctx, EPROTO, "the broker did not say its pid");
         if (kill(srv.pid, SIGTERM) < 0)
                 return cmd_error(ctx, errno, "stopping the broker (pid %d)", (int)srv.pid);
-        deadline = mono_ms() + STOP_TIMEOUT_MS;
+        deadline = am_mono_ms() + STOP_TIMEOUT_MS;
         while (kill(srv.pid, 0) == 0 || errno == EPERM) {
                 struct timespec ts = { 0, 10 * 1000000L };
-                if (mono_ms() > deadline)
+                if (am_mono_ms() > deadline)
                         return cmd_error(ctx, ETIMEDOUT, "the broker (pid %d) did not stop",
                                          (int)srv.pid);
                 nanosleep(&ts, NULL);

@@ -30,6 +30,7 @@
 
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
+#include "internal/clock.h"
 #include "internal/json.h"
 #include "internal/scm.h"
 
@@ -185,13 +186,6 @@ static void close_fds(int *fds, int n)
                 }
 }
 
-static long long mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Receive one message into b->buf (NUL-terminated). Returns its length;
  * fds[0..*nfds-1] are the descriptors that came with it. */
 static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
@@ -202,7 +196,7 @@ static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
         } u;
         struct iovec iov = { .iov_base = b->buf, .iov_len = sizeof(b->buf) - 1 };
         struct msghdr m;
-        long long deadline = b->timeout_ms ? mono_ms() + b->timeout_ms : 0;
+        long long deadline = b->timeout_ms ? am_mono_ms() + b->timeout_ms : 0;
         int got[RECV_FDS], ngot = 0, r = 0, flags = MSG_CMSG_CLOEXEC;
         ssize_t n;
 
@@ -210,7 +204,7 @@ static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
         for (;;) {
                 if (deadline && !(flags & MSG_DONTWAIT)) {
                         struct pollfd p = { .fd = b->fd, .events = POLLIN };
-                        long long left = deadline - mono_ms();
+                        long long left = deadline - am_mono_ms();
                         if (left <= 0)
                                 return -ETIMEDOUT;
                         r = poll(&p, 1, (int)left);
@@ -1000,13 +994,6 @@ static long long lk_nobroker_ns;           /* when no broker answered */
 static struct { dev_t dev; ino_t ino; long long at; } lk_miss[8];
 static unsigned lk_next;
 
-static long long mono_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 int ashmem_broker_auto_lookup(int enable)
 {
         int old;
@@ -1035,7 +1022,7 @@ static int lookup_at(const char *path, int fd)
 int am_lookup_control(int fd, const struct stat *st)
 {
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-        long long now = mono_ns();
+        long long now = am_mono_ns(0);
         int r, skip = 0, brokers = 0;
 
         pthread_mutex_lock(&lk_lock);

@@ -8,6 +8,7 @@
 
 #include "ashmem/ashmem.h"
 #include "control.h"
+#include "lib/internal/clock.h"
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -22,12 +23,9 @@ size_t amc_block_size(uint64_t pages)
  * (least recently unpinned first): the coarse clock, a few milliseconds
  * behind CLOCK_MONOTONIC on the same timebase, is precise enough and costs a
  * fifth of the fine one on the unpin path. */
-static int64_t mono_ns(void)
+static int64_t unpin_stamp(void)
 {
-        struct timespec ts;
-        if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) < 0)
-                return 1;
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        return am_mono_ns(1);
 }
 
 void amc_init(struct amc_block *b, const char *name, uint64_t size,
@@ -145,7 +143,7 @@ static void recount(const struct amc_ref *r)
         if (u == 0)
                 STORE(&r->b->unpinned_since_ns, 0);
         else if (LOAD(&r->b->unpinned_since_ns) == 0)
-                STORE(&r->b->unpinned_since_ns, mono_ns());
+                STORE(&r->b->unpinned_since_ns, unpin_stamp());
 }
 
 int amc_lock(const struct amc_ref *r)
@@ -222,7 +220,7 @@ int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count)
         }
         if (cu) {
                 if (r->b->n_unpinned == 0)
-                        STORE(&r->b->unpinned_since_ns, mono_ns());
+                        STORE(&r->b->unpinned_since_ns, unpin_stamp());
                 STORE(&r->b->n_unpinned, r->b->n_unpinned + cu);
         }
         amc_unlock(r);

@@ -89,7 +89,7 @@ static void peer_open(int i)
                 c->groups[0] = 1000;
                 c->ngroups = 1;
         }
-        c->last_ms = now_ms();
+        c->last_ms = am_mono_ms();
         assert(epoll_set(B, EPOLL_CTL_ADD, c->fd, EPOLLIN | EPOLLRDHUP, c) == 0);
         c->reading = 1;
         c->next = B->conns;

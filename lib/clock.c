@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* The monotonic clock (lib/internal/clock.h). */
+#include <time.h>
+
+#include "internal/clock.h"
+
+int64_t am_mono_ns(int coarse)
+{
+        struct timespec ts;
+        int64_t ns;
+
+        if (clock_gettime(coarse ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC, &ts) < 0)
+                return 1;
+        ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        return ns ? ns : 1;
+}
+
+long long am_mono_ms(void)
+{
+        return am_mono_ns(0) / 1000000;
+}
