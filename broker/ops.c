@@ -616,7 +616,7 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
 {
         ashmem_stats st;
         const struct held_region *r = e->r;
-        size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+        size_t ps = am_page_size();
 
         *pages = *pinned = *unpinned = *purged = 0;
         if (r->hold) {

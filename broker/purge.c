@@ -294,10 +294,9 @@ static int psi_open(struct broker *b)
 int purge_start(struct broker *b)
 {
         unsigned long long total = 0, avail = 0;
-        long ps = sysconf(_SC_PAGESIZE);
         int r;
 
-        b->page_size = ps > 0 ? ps : 4096;
+        b->page_size = (long long)am_page_size();
         if (meminfo(&total, &avail) == 0)
                 b->mem_total = total;
         b->max_bytes = b->cfg->max_bytes ? b->cfg->max_bytes :

@@ -398,7 +398,7 @@ static int write_mapped(struct xfer *x)
                 ssize_t n;
                 /* allocate the chunk's pages at once (best effort: the
                  * read faults them in otherwise) */
-                uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)(cli_page_size() - 1);
+                uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)(am_page_size() - 1);
                 (void)madvise((void *)a0, (size_t)((uintptr_t)p + want - a0), MADV_POPULATE_WRITE);
                 n = read(x->in, p, want);
                 if (n < 0 && errno == EINTR)

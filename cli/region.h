@@ -13,6 +13,7 @@
 
 #include "ashmem/ashmem.h"
 #include "cmd.h"
+#include "lib/internal/page.h"     /* am_page_size() */
 
 /* Report an error like cmd_error() but with the errno named only in JSON
  * (the text message says what went wrong by itself). Returns 1. */
@@ -31,9 +32,6 @@ int cli_broker(struct cmd_ctx *ctx, ashmem_broker **ret);
 int arg_name(struct cmd_ctx *ctx, const char *s);
 int arg_size(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret);
 int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *ret);
-
-/* The page size. */
-size_t cli_page_size(void);
 
 /* A region attached through the broker. For a slice the descriptor is the
  * whole region's and [off, off+len) the view; commands address bytes

@@ -28,6 +28,7 @@
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
 #include "../drivers/memfd/memfd.h"
+#include "internal/page.h"
 
 #define HEAP_FLAGS (ASHMEM_HEAP_READ_ONLY | ASHMEM_HEAP_DONT_MAP_LOCALLY)
 

@@ -20,20 +20,11 @@
 #include "ashmem/ashmem.h"
 #include "../driver.h"
 #include "memfd.h"
+#include "lib/internal/page.h"
 
 #define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
 /* memfd_create() keeps at most this many bytes of a name */
 #define MEMFD_NAME_MAX 249
-
-size_t am_page_size(void)
-{
-        static size_t ps;
-        if (!ps) {
-                long v = sysconf(_SC_PAGESIZE);
-                ps = v > 0 ? (size_t)v : 4096;
-        }
-        return ps;
-}
 
 static int xclose(int fd)
 {

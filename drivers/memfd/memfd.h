@@ -24,9 +24,6 @@ struct am_entry {
         struct am_entry *next;
 };
 
-/* The page size, cached. */
-size_t am_page_size(void);
-
 /* Run op with the entry for st (or NULL). The entry is valid only inside
  * op. A thread's last entry found is cached (and held): a call on the same
  * region again takes no lock at all while the table has not dropped or
