@@ -505,33 +505,21 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
                 /* no pin state: the rules of the descriptor calls for a
                  * memfd libashmem did not make */
                 size_t ps = am_page_size();
-                size_t end = (h->size + ps - 1) / ps * ps;
-                if (off % ps || len % ps || off > end || len > end - off)
-                        return -EINVAL;
+                r = am_page_range(off, len, ((uint64_t)h->size + ps - 1) / ps * ps,
+                                  h->page_shift, &first, &count);
+                if (r < 0)
+                        return r;
                 if (which != STATUS && !h->fd_writable)
                         return -EPERM;
                 return which == STATUS ? ASHMEM_IS_PINNED :
                        which == PIN ? ASHMEM_NOT_PURGED : 0;
         }
-        if (c->page_size == (uint64_t)1 << h->page_shift) {
-                /* amc_range() with shifts for divisions: a pin pair is a
-                 * few dozen nanoseconds, and two 64-bit divisions per call
-                 * are a fair share of that */
-                uint64_t end = c->pages << h->page_shift;
-                if (((uint64_t)off | (uint64_t)len) & ((c->page_size) - 1u) ||
-                    off > end)
-                        return -EINVAL;
-                if (len == 0)
-                        len = (size_t)(end - off);
-                if (len > end - off)            /* past the end, or overflow */
-                        return -EINVAL;
-                first = off >> h->page_shift;
-                count = len >> h->page_shift;
-        } else {
-                r = amc_range(c, off, len, &first, &count);
-                if (r < 0)
-                        return r;
-        }
+        /* amc_range() inlined: a pin pair is a few dozen nanoseconds, a
+         * call a fair share of that */
+        r = am_page_range(off, len, c->pages << c->page_shift, c->page_shift,
+                          &first, &count);
+        if (r < 0)
+                return r;
         switch (which) {
         case PIN:
                 return amc_pin(c, first, count);

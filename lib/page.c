@@ -14,3 +14,8 @@ size_t am_page_size(void)
         }
         return ps;
 }
+
+unsigned am_page_shift(void)
+{
+        return (unsigned)__builtin_ctzl(am_page_size());
+}

@@ -9,6 +9,7 @@
 #include "ashmem/ashmem.h"
 #include "control.h"
 #include "lib/internal/clock.h"
+#include "lib/internal/page.h"
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -84,18 +85,8 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable)
 int amc_range(const struct amc_ref *r, size_t offset, size_t len,
               uint64_t *first, uint64_t *count)
 {
-        unsigned shift = r->page_shift;
-        uint64_t end = r->pages << shift;
-
-        if (((offset | len) & (((uint64_t)1 << shift) - 1)) || offset > end)
-                return -EINVAL;
-        if (len == 0)
-                len = end - offset;
-        else if (len > end - offset)    /* past the end, or overflow */
-                return -EINVAL;
-        *first = offset >> shift;
-        *count = len >> shift;
-        return 0;
+        return am_page_range(offset, len, r->pages << r->page_shift,
+                             r->page_shift, first, count);
 }
 
 /* Bits set in x. __builtin_popcountll is a libgcc call on the x86-64

@@ -300,14 +300,12 @@ static int set_prot(int fd, const struct stat *st, int prot)
 static int foreign_range(const struct op *o)
 {
         size_t ps = am_page_size();
-        size_t end = ((size_t)o->st->st_size + ps - 1) / ps * ps;
+        uint64_t end = ((uint64_t)o->st->st_size + ps - 1) / ps * ps, first, count;
         int r = foreign_check(o->fd);
 
         if (r < 0)
                 return r;
-        if (o->off % ps || o->len % ps || o->off > end || o->len > end - o->off)
-                return -EINVAL;
-        return 0;
+        return am_page_range(o->off, o->len, end, am_page_shift(), &first, &count);
 }
 
 static int foreign_writable(int fd)
