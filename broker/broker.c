@@ -331,12 +331,6 @@ static void conn_flush(struct broker *b, struct conn *c)
         conn_want(b, c);
 }
 
-static const char *errname(int e)
-{
-        const char *n = strerrorname_np(e);
-        return n ? n : "EIO";
-}
-
 /* An error reply into rep->sb. */
 static void error_reply(struct reply *rep, int e)
 {
@@ -351,7 +345,7 @@ static void error_reply(struct reply *rep, int e)
         }
         sb_reset(&rep->sb);
         sb_puts(&rep->sb, "{\"ok\":false,\"errno\":");
-        sb_str(&rep->sb, errname(e));
+        sb_str(&rep->sb, am_errno_name(e, "EIO"));
         sb_puts(&rep->sb, ",\"error\":");
         sb_str(&rep->sb, msg);
         sb_puts(&rep->sb, "}");
@@ -414,7 +408,7 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
                 error_reply(&rep, -r);
         }
         blog(b, 2, "uid %u pid %d: %s: %s", (unsigned)c->uid, (int)c->pid, opname,
-             r < 0 ? errname(-r) : "ok");
+             r < 0 ? am_errno_name(-r, "EIO") : "ok");
         if (rep.sb.oom) {
                 conn_close(b, c, "out of memory");
                 return;

@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "lib/internal/json.h"  /* libashmem's allocation-free JSON scanner */
 #include "lib/internal/clock.h" /* and its monotonic clock */
+#include "lib/internal/errname.h" /* and its errno names */
 #include "lib/internal/hold.h"  /* and its holds on pin state */
 #include "lib/internal/page.h"  /* and its page size */
 #include "lib/internal/scm.h"   /* and its SCM_RIGHTS sender */

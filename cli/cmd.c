@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "cmd.h"
+#include "lib/internal/errname.h"
 
 extern const struct cmd_entry cmd_help_entry, cmd_version_entry;
 /* the broker daemon (cli/cmd-broker.c) */
@@ -127,9 +128,9 @@ void cmd_verror(struct cmd_ctx *ctx, int err, int spell_out, const char *fmt, va
                 snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
         if (ctx->json) {
                 cJSON *doc = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(doc, "error");
-                const char *name = err > 0 ? strerrorname_np(err) : NULL;
+                const char *name = am_errno_name(err, "EINVAL");
                 char *s;
-                cJSON_AddStringToObject(e, "errno", name ? name : "EINVAL");
+                cJSON_AddStringToObject(e, "errno", name);
                 cJSON_AddStringToObject(e, "message", msg);
                 if (cmd)
                         cJSON_AddStringToObject(e, "command", cmd);

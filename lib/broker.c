@@ -31,6 +31,7 @@
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
 #include "internal/clock.h"
+#include "internal/errname.h"
 #include "internal/json.h"
 #include "internal/scm.h"
 
@@ -317,16 +318,6 @@ static int exchange(ashmem_broker *b, const char *req, size_t len,
         }
 }
 
-static int errno_from_name(const char *s)
-{
-        for (int e = 1; e < 256; e++) {
-                const char *n = strerrorname_np(e);
-                if (n && strcmp(n, s) == 0)
-                        return e;
-        }
-        return EPROTO;
-}
-
 /* Check a reply of n bytes (in b->buf): 0 if it says ok, else the negative
  * errno it names; the fields are located in o. */
 static int parse_reply(const char *text, size_t n, struct am_jobj *o)
@@ -345,7 +336,8 @@ static int parse_reply(const char *text, size_t n, struct am_jobj *o)
         en = am_json_get(o, "errno");
         if (!en || am_json_str(en, name, sizeof(name)) < 0)
                 return -EPROTO;
-        return -errno_from_name(name);
+        v = am_errno_value(name);
+        return v ? -v : -EPROTO;
 }
 
 /* Send the request w has written, get the reply (fields in o, text in
