@@ -621,33 +621,16 @@ static void tick(struct broker *b)
 static int prepare_dir(struct broker *b, int system)
 {
         char dir[sizeof(b->path)];
-        char *slash;
-        struct stat st;
-        uid_t uid = geteuid();
+        const char *why = NULL;
+        int r = am_socket_dir(b->path, geteuid(),
+                              AM_SOCKDIR_CREATE | (system ? AM_SOCKDIR_SYSTEM : 0),
+                              dir, sizeof(dir), &why);
 
-        snprintf(dir, sizeof(dir), "%s", b->path);
-        slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return 0;
-        *slash = 0;
-        if (mkdir(dir, system ? 0755 : 0700) < 0 && errno != EEXIST) {
-                int e = errno;
-                blog(b, 0, "cannot create %s: %s", dir, strerror(e));
-                return -e;
-        }
-        if (lstat(dir, &st) < 0) {
-                int e = errno;
-                blog(b, 0, "%s: %s", dir, strerror(e));
-                return -e;
-        }
-        if (!S_ISDIR(st.st_mode) || st.st_uid != uid ||
-            (st.st_mode & (system ? 022 : 077))) {
-                blog(b, 0, "refusing %s: %s", dir,
-                     !S_ISDIR(st.st_mode) ? "not a directory" :
-                     st.st_uid != uid ? "owned by another user" : "open to others");
-                return -EPERM;
-        }
-        return 0;
+        if (r < 0 && why)
+                blog(b, 0, "refusing %s: %s", dir, why);
+        else if (r < 0)
+                blog(b, 0, "cannot create %s: %s", dir, strerror(-r));
+        return r;
 }
 
 static int take_lock(struct broker *b)

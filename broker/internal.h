@@ -19,6 +19,7 @@
 #include "lib/internal/hold.h"  /* and its holds on pin state */
 #include "lib/internal/page.h"  /* and its page size */
 #include "lib/internal/scm.h"   /* and its SCM_RIGHTS sender */
+#include "lib/internal/sockdir.h" /* and its socket directory rules */
 
 #define MSG_MAX        65536
 #define FDS_MAX        AM_SCM_MAX

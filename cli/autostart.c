@@ -27,6 +27,7 @@
 #include "ashmem/ashmem.h"
 #include "broker.h"
 #include "lib/internal/clock.h"
+#include "lib/internal/sockdir.h"
 #include "cmd.h"
 
 #define START_TIMEOUT_MS 10000
@@ -46,23 +47,9 @@ static int answers(const char *path)
  * someone else's or open to others (the broker checks the same). */
 static int default_dir(const char *path, int system)
 {
-        char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-        char *slash;
-        struct stat st;
-
-        snprintf(dir, sizeof(dir), "%s", path);
-        slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return 0;
-        *slash = 0;
-        if (mkdir(dir, system ? 0755 : 0700) < 0 && errno != EEXIST)
-                return -errno;
-        if (lstat(dir, &st) < 0)
-                return -errno;
-        if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-            (st.st_mode & (system ? 022 : 077)))
-                return -EPERM;
-        return 0;
+        return am_socket_dir(path, geteuid(),
+                             AM_SOCKDIR_CREATE | (system ? AM_SOCKDIR_SYSTEM : 0),
+                             NULL, 0, NULL);
 }
 
 /* In the grandchild: become the daemon. Never returns. */

@@ -34,6 +34,7 @@
 #include "internal/errname.h"
 #include "internal/json.h"
 #include "internal/scm.h"
+#include "internal/sockdir.h"
 
 #define MAX_FDS     AM_SCM_MAX /* per message, by the protocol */
 #define RECV_FDS    8          /* room to notice (and close) extra ones */
@@ -75,22 +76,9 @@ int ashmem_broker_socket_path(int system, char *buf, size_t len)
 /* A default socket under /tmp must sit in a directory of our own. */
 static int check_tmp_dir(const char *path)
 {
-        char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-        char *slash;
-        struct stat st;
-        uid_t uid = getuid();
-
         if (strncmp(path, "/tmp/", 5) != 0)
                 return 0;
-        snprintf(dir, sizeof(dir), "%s", path);
-        slash = strrchr(dir, '/');
-        *slash = 0;
-        if (lstat(dir, &st) < 0)
-                return -errno;
-        if (!S_ISDIR(st.st_mode) || (st.st_uid != uid && st.st_uid != 0) ||
-            (st.st_mode & 077))
-                return -EPERM;
-        return 0;
+        return am_socket_dir(path, getuid(), AM_SOCKDIR_ROOT_OK, NULL, 0, NULL);
 }
 
 static int sock_connect(const char *path)
