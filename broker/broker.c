@@ -36,7 +36,7 @@
 
 #define READS_PER_TURN 16
 #define ACCEPTS_PER_TURN 64
-#define RECV_FDS 8              /* room to notice extra descriptors */
+#define RECV_FDS AM_SCM_RECV_MAX /* room to notice extra descriptors */
 
 /* epoll tags of the broker's own descriptors (connections use their
  * struct conn pointer) */
@@ -440,49 +440,24 @@ static int peer_gone(int fd)
 
 static void conn_read(struct broker *b, struct conn *c)
 {
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * RECV_FDS)];
-                struct cmsghdr align;
-        } u;
-
         for (int turn = 0; turn < READS_PER_TURN; turn++) {
-                struct iovec iov = { .iov_base = b->in, .iov_len = b->cfg->max_message + 1 };
-                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-                                    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-                int fds[RECV_FDS], nfds = 0, extra = 0;
+                int fds[RECV_FDS], nfds = 0, extra = 0, mflags = 0;
                 ssize_t n;
 
                 if (c->dead || c->out || c->job || b->stopping)
                         return;
-                n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                n = am_recv_fds(c->fd, b->in, b->cfg->max_message + 1, MSG_DONTWAIT,
+                                fds, RECV_FDS, &nfds, &extra, &mflags);
                 if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno != EAGAIN)
-                                conn_close(b, c, strerror(errno));
+                        if (n != -EAGAIN)
+                                conn_close(b, c, strerror((int)-n));
                         return;
-                }
-                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
-                        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-                                continue;
-                        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        for (size_t i = 0; i < k; i++) {
-                                int fd;
-                                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                                if (nfds < RECV_FDS)
-                                        fds[nfds++] = fd;
-                                else {
-                                        close(fd);
-                                        extra = 1;
-                                }
-                        }
                 }
                 if (n == 0 && nfds == 0 && peer_gone(c->fd)) {
                         conn_close(b, c, "end of connection");
                         return;
                 }
-                serve(b, c, n, m.msg_flags, fds, nfds,
-                      extra || (m.msg_flags & MSG_CTRUNC));
+                serve(b, c, n, mflags, fds, nfds, extra || (mflags & MSG_CTRUNC));
         }
 }
 

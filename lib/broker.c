@@ -37,7 +37,7 @@
 #include "internal/sockdir.h"
 
 #define MAX_FDS     AM_SCM_MAX /* per message, by the protocol */
-#define RECV_FDS    8          /* room to notice (and close) extra ones */
+#define RECV_FDS    AM_SCM_RECV_MAX /* room to notice (and close) extra ones */
 #define LOOKUP_TIMEOUT_MS 2000
 #define MISS_TTL_NS 1000000000LL
 
@@ -179,14 +179,8 @@ static void close_fds(int *fds, int n)
  * fds[0..*nfds-1] are the descriptors that came with it. */
 static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
 {
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * RECV_FDS)];
-                struct cmsghdr align;
-        } u;
-        struct iovec iov = { .iov_base = b->buf, .iov_len = sizeof(b->buf) - 1 };
-        struct msghdr m;
         long long deadline = b->timeout_ms ? am_mono_ms() + b->timeout_ms : 0;
-        int got[RECV_FDS], ngot = 0, r = 0, flags = MSG_CMSG_CLOEXEC;
+        int got[RECV_FDS], ngot = 0, r = 0, flags = 0, mflags = 0;
         ssize_t n;
 
         *nfds = 0;
@@ -204,42 +198,23 @@ static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
                         if (r == 0)
                                 return -ETIMEDOUT;
                 }
-                memset(&m, 0, sizeof(m));
-                m.msg_iov = &iov;
-                m.msg_iovlen = 1;
-                m.msg_control = u.buf;
-                m.msg_controllen = sizeof(u.buf);
-                n = recvmsg(b->fd, &m, flags);
-                if (n < 0 && errno == EINTR)
-                        continue;
+                n = am_recv_fds(b->fd, b->buf, sizeof(b->buf) - 1, flags,
+                                got, RECV_FDS, &ngot, NULL, &mflags);
                 /* A peer that closed with our request unread reports a
                  * reset before the messages it sent: take those first. */
-                if (n < 0 && errno == ECONNRESET && !(flags & MSG_DONTWAIT)) {
+                if (n == -ECONNRESET && !(flags & MSG_DONTWAIT)) {
                         flags |= MSG_DONTWAIT;
                         continue;
                 }
                 if (n < 0)
-                        return errno == EAGAIN && (flags & MSG_DONTWAIT) ? -ECONNRESET : -errno;
+                        return n == -EAGAIN && (flags & MSG_DONTWAIT) ? -ECONNRESET : (int)n;
                 break;
-        }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < k; i++) {
-                        int fd;
-                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        if (ngot < RECV_FDS)
-                                got[ngot++] = fd;
-                        else
-                                close(fd);
-                }
         }
         if (n == 0)
                 r = -ECONNRESET;
-        else if (m.msg_flags & MSG_TRUNC)
+        else if (mflags & MSG_TRUNC)
                 r = -EMSGSIZE;
-        else if ((m.msg_flags & MSG_CTRUNC) || ngot > MAX_FDS)
+        else if ((mflags & MSG_CTRUNC) || ngot > MAX_FDS)
                 r = -EPROTO;
         if (r < 0) {
                 close_fds(got, ngot);
