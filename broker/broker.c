@@ -813,6 +813,7 @@ int broker_run(const struct broker_config *cfg)
         b->lfd = b->sigfd = b->tickfd = b->psifd = b->jobfd = b->lockfd = b->epfd = -1;
         b->below = -1;
         b->started = time(NULL);
+        b->regions.min = REGION_BUCKETS;
         /* this process answers lookups; it must never ask itself */
         ashmem_broker_auto_lookup(0);
         if (setup(b) < 0) {

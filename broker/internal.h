@@ -13,20 +13,23 @@
 #include <time.h>
 
 #include "broker.h"
-#include "lib/internal/json.h"  /* libashmem's allocation-free JSON scanner */
-#include "lib/internal/clock.h" /* and its monotonic clock */
-#include "lib/internal/errname.h" /* and its errno names */
-#include "lib/internal/hold.h"  /* and its holds on pin state */
-#include "lib/internal/page.h"  /* and its page size */
-#include "lib/internal/scm.h"   /* and its SCM_RIGHTS sender */
-#include "lib/internal/sockdir.h" /* and its socket directory rules */
+/* libashmem's internal helpers */
+#include "lib/internal/clock.h"         /* monotonic clock */
+#include "lib/internal/errname.h"       /* errno names */
+#include "lib/internal/hold.h"          /* holds on pin state */
+#include "lib/internal/idtable.h"       /* tables by file identity */
+#include "lib/internal/json.h"          /* allocation-free JSON scanner */
+#include "lib/internal/page.h"          /* page size */
+#include "lib/internal/scm.h"           /* SCM_RIGHTS send and receive */
+#include "lib/internal/sockdir.h"       /* socket directory rules */
 
 #define MSG_MAX        65536
 #define FDS_MAX        AM_SCM_MAX
 #define LIST_PAGE      32
+#define REGION_BUCKETS 256      /* the table of regions starts with as many */
 
 /* A region the broker holds: one data memfd, whatever names refer to it.
- * fd, ctl, size, dev and ino never change while it lives, so the purge
+ * fd, ctl, size and id never change while it lives, so the purge
  * thread may use fd while it holds a reference. */
 struct held_region {
         unsigned refs;                  /* names + jobs */
@@ -34,11 +37,9 @@ struct held_region {
         int ctl;                        /* read-write control, -1: none */
         int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
         size_t size;
-        dev_t dev;
-        ino_t ino;
+        struct am_idnode id;            /* (st_dev, st_ino) in b->regions */
         struct am_hold *hold;           /* its pin state, read without a
                                            system call; NULL: none */
-        struct held_region *hnext;           /* by inode */
         unsigned long long seen;        /* main thread: the last walk over
                                            the names that met it */
 };
@@ -155,9 +156,8 @@ struct broker {
         /* what each user holds, for the limits (kept with the names) */
         struct uid_use *uses;
         size_t nuses, capuses;
-        /* regions by inode */
-        struct held_region **rbuckets;
-        size_t nrbuckets, nregions;
+        /* regions by identity; regions.n of them */
+        struct am_idtable regions;
         unsigned long long bytes;       /* sizes of the regions held */
         int collect;                    /* a region went: ashmem_collect() */
         /* connections */

@@ -34,44 +34,10 @@
 
 /* ---------------------------------------------------------------- regions */
 
-static size_t rhash(const struct broker *b, dev_t dev, ino_t ino)
-{
-        unsigned long long h = (unsigned long long)ino * 0x9e3779b97f4a7c15ull ^ (unsigned long long)dev;
-        return (size_t)(h ^ (h >> 29)) & (b->nrbuckets - 1);
-}
-
 static struct held_region *region_find(struct broker *b, const struct stat *st)
 {
-        if (!b->nrbuckets)
-                return NULL;
-        for (struct held_region *r = b->rbuckets[rhash(b, st->st_dev, st->st_ino)]; r; r = r->hnext)
-                if (r->ino == st->st_ino && r->dev == st->st_dev)
-                        return r;
-        return NULL;
-}
-
-static int rgrow(struct broker *b)
-{
-        size_t n = b->nrbuckets ? b->nrbuckets * 2 : 256;
-        struct held_region **nb = calloc(n, sizeof(*nb));
-        size_t old = b->nrbuckets;
-        struct held_region **ob = b->rbuckets;
-
-        if (!nb)
-                return -ENOMEM;
-        b->rbuckets = nb;
-        b->nrbuckets = n;
-        for (size_t i = 0; i < old; i++) {
-                struct held_region *r = ob[i], *next;
-                for (; r; r = next) {
-                        next = r->hnext;
-                        size_t h = rhash(b, r->dev, r->ino);
-                        r->hnext = nb[h];
-                        nb[h] = r;
-                }
-        }
-        free(ob);
-        return 0;
+        struct am_idnode *n = am_idtable_find(&b->regions, st->st_dev, st->st_ino, 0);
+        return n ? am_id_record(n, struct held_region, id) : NULL;
 }
 
 /* A new region over fd and ctl (taken over on success). */
@@ -79,9 +45,8 @@ static int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
                       struct held_region **ret)
 {
         struct held_region *r;
-        size_t h;
 
-        if (b->nregions + 1 > b->nrbuckets && rgrow(b) < 0)
+        if (am_idtable_reserve(&b->regions) < 0)
                 return -ENOMEM;
         r = calloc(1, sizeof(*r));
         if (!r)
@@ -92,12 +57,9 @@ static int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
         if (ctl >= 0)
                 (void)am_hold_new(fd, &r->hold);        /* else the slow way */
         r->size = (size_t)st->st_size;
-        r->dev = st->st_dev;
-        r->ino = st->st_ino;
-        h = rhash(b, r->dev, r->ino);
-        r->hnext = b->rbuckets[h];
-        b->rbuckets[h] = r;
-        b->nregions++;
+        r->id.dev = st->st_dev;
+        r->id.ino = st->st_ino;
+        am_idtable_link(&b->regions, &r->id);
         b->bytes += r->size;
         *ret = r;
         return 0;
@@ -105,16 +67,9 @@ static int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
 
 void region_unref(struct broker *b, struct held_region *r)
 {
-        struct held_region **pp;
-
         if (--r->refs)
                 return;
-        for (pp = &b->rbuckets[rhash(b, r->dev, r->ino)]; *pp; pp = &(*pp)->hnext)
-                if (*pp == r) {
-                        *pp = r->hnext;
-                        break;
-                }
-        b->nregions--;
+        am_idtable_unlink(&b->regions, &r->id);
         b->bytes -= r->size;
         am_hold_free(r->hold);
         close(r->fd);
@@ -413,9 +368,7 @@ void ops_free_all(struct broker *b)
         free(b->nblocks);
         b->nblocks = NULL;
         b->capnblocks = 0;
-        free(b->rbuckets);
-        b->rbuckets = NULL;
-        b->nrbuckets = 0;
+        am_idtable_free(&b->regions);
         free(b->uses);
         b->uses = NULL;
         b->nuses = b->capuses = 0;

@@ -28,6 +28,7 @@
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
 #include "../drivers/memfd/memfd.h"
+#include "internal/idtable.h"
 #include "internal/page.h"
 
 #define HEAP_FLAGS (ASHMEM_HEAP_READ_ONLY | ASHMEM_HEAP_DONT_MAP_LOCALLY)
@@ -37,20 +38,16 @@
 enum slot_state { SLOT_MAPPING, SLOT_READY, SLOT_FAILED };
 
 struct am_slot {
-        dev_t dev;
-        ino_t ino;
-        int writable;
+        struct am_idnode id;       /* (st_dev, st_ino, writable) */
         enum slot_state state;
         void *base;
         size_t size;
         unsigned long users;       /* heaps using it, and heaps waiting for it */
-        struct am_slot *next;
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cache_cond = PTHREAD_COND_INITIALIZER;
-static struct am_slot **slots;
-static size_t nslots, nbuckets;
+static struct am_idtable slots = AM_IDTABLE_INIT(16);
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
 static void cache_prepare(void) { pthread_mutex_lock(&cache_lock); }
@@ -61,12 +58,11 @@ static void cache_parent(void) { pthread_mutex_unlock(&cache_lock); }
  * and any mapping the other thread made) so that the child maps anew. */
 static void cache_child(void)
 {
-        for (size_t i = 0; i < nbuckets; i++) {
-                struct am_slot **pp = &slots[i];
+        for (size_t i = 0; i < slots.nbuckets; i++) {
+                struct am_idnode **pp = &slots.buckets[i];
                 while (*pp) {
-                        if ((*pp)->state == SLOT_MAPPING) {
-                                *pp = (*pp)->next;
-                                nslots--;
+                        if (am_id_record(*pp, struct am_slot, id)->state == SLOT_MAPPING) {
+                                am_idtable_unlink_at(&slots, pp);
                         } else {
                                 pp = &(*pp)->next;
                         }
@@ -81,71 +77,23 @@ static void cache_init(void)
         pthread_atfork(cache_prepare, cache_parent, cache_child);
 }
 
-static size_t slot_hash(dev_t dev, ino_t ino, int writable)
-{
-        uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
-        h ^= (uint64_t)writable * 0xbf58476d1ce4e5b9ull;
-        return (size_t)(h ^ (h >> 31));
-}
-
-static struct am_slot **slot_bucket(dev_t dev, ino_t ino, int writable)
-{
-        return &slots[slot_hash(dev, ino, writable) & (nbuckets - 1)];
-}
-
 static struct am_slot *slot_find(const struct stat *st, int writable)
 {
-        if (!nbuckets)
-                return NULL;
-        for (struct am_slot *s = *slot_bucket(st->st_dev, st->st_ino, writable);
-             s; s = s->next)
-                if (s->ino == st->st_ino && s->dev == st->st_dev &&
-                    s->writable == writable)
-                        return s;
-        return NULL;
+        struct am_idnode *n = am_idtable_find(&slots, st->st_dev, st->st_ino,
+                                              (unsigned)writable);
+        return n ? am_id_record(n, struct am_slot, id) : NULL;
 }
 
 /* Called with the lock held. */
 static int slot_link(struct am_slot *s)
 {
-        struct am_slot **b;
-
-        if (nslots + 1 > nbuckets) {
-                size_t n = nbuckets ? nbuckets * 2 : 16;
-                struct am_slot **nb = calloc(n, sizeof(*nb));
-                if (!nb)
-                        return -ENOMEM;
-                for (size_t i = 0; i < nbuckets; i++) {
-                        struct am_slot *e = slots[i], *next;
-                        for (; e; e = next) {
-                                next = e->next;
-                                size_t h = slot_hash(e->dev, e->ino, e->writable) & (n - 1);
-                                e->next = nb[h];
-                                nb[h] = e;
-                        }
-                }
-                free(slots);
-                slots = nb;
-                nbuckets = n;
-        }
-        b = slot_bucket(s->dev, s->ino, s->writable);
-        s->next = *b;
-        *b = s;
-        nslots++;
-        return 0;
+        return am_idtable_insert(&slots, &s->id);
 }
 
 /* Called with the lock held. */
 static void slot_unlink(struct am_slot *s)
 {
-        struct am_slot **pp = slot_bucket(s->dev, s->ino, s->writable);
-
-        while (*pp && *pp != s)
-                pp = &(*pp)->next;
-        if (*pp) {
-                *pp = s->next;
-                nslots--;
-        }
+        am_idtable_unlink(&slots, &s->id);
 }
 
 /* Drop one user, with the lock held. Returns the slot to unmap and free
@@ -208,9 +156,9 @@ again:
                 pthread_mutex_unlock(&cache_lock);
                 return -ENOMEM;
         }
-        s->dev = st->st_dev;
-        s->ino = st->st_ino;
-        s->writable = writable;
+        s->id.dev = st->st_dev;
+        s->id.ino = st->st_ino;
+        s->id.key = (unsigned)writable;
         s->size = size;
         s->state = SLOT_MAPPING;
         s->users = 1;

@@ -13,15 +13,15 @@
 
 #include <sys/stat.h>
 #include "control.h"
+#include "lib/internal/idtable.h"
 
 struct am_entry {
-        dev_t dev;
-        ino_t ino;
+        struct am_idnode id;       /* (st_dev, st_ino) in the table */
         struct amc_ref ref;
         int ctl_fd;
         unsigned long holds;       /* references from heaps; no GC while > 0 */
         unsigned long cached;      /* threads whose lookup cache holds it */
-        struct am_entry *next;
+        struct am_entry *znext;    /* a zombie's next zombie */
 };
 
 /* Run op with the entry for st (or NULL). The entry is valid only inside

@@ -177,8 +177,9 @@ static void expected(unsigned char *set)
         memset(set, 0, MAXFD);
         mark(set, B->epfd);
         mark(set, B->jobfd);
-        for (size_t i = 0; i < B->nrbuckets; i++)
-                for (struct held_region *r = B->rbuckets[i]; r; r = r->hnext) {
+        for (size_t i = 0; i < B->regions.nbuckets; i++)
+                for (struct am_idnode *n = B->regions.buckets[i]; n; n = n->next) {
+                        struct held_region *r = am_id_record(n, struct held_region, id);
                         mark(set, r->fd);
                         mark(set, r->ctl);
                         mark(set, r->ro_fd);
@@ -339,10 +340,12 @@ static void check_broker(void)
                         }
                 assert(n == B->uses[u].names && held == B->uses[u].bytes);
         }
-        for (size_t h = 0; h < B->nrbuckets; h++)
-                for (struct held_region *r = B->rbuckets[h]; r; r = r->hnext) {
+        for (size_t h = 0; h < B->regions.nbuckets; h++)
+                for (struct am_idnode *n = B->regions.buckets[h]; n; n = n->next) {
+                        struct held_region *r = am_id_record(n, struct held_region, id);
                         unsigned refs = 0;
-                        assert(rhash(B, r->dev, r->ino) == h);
+                        assert((am_id_hash(r->id.dev, r->id.ino, r->id.key) &
+                                (B->regions.nbuckets - 1)) == h);
                         p = (struct name_pos){ 0, 0 };
                         while ((e = name_next(B, &p)))
                                 refs += e->r == r;
@@ -351,7 +354,7 @@ static void check_broker(void)
                         nregions++;
                         bytes += r->size;
                 }
-        assert(nregions == B->nregions);
+        assert(nregions == B->regions.n);
         assert(bytes == B->bytes);
         for (struct conn *c = B->conns; c; c = c->next) {
                 unsigned t = 0;
@@ -515,7 +518,7 @@ static void broker_reset(const unsigned char *outside)
                 peer_close(i);
         ops_free_all(B);
         pool_clear();
-        assert(B->nregions == 0 && B->bytes == 0 && B->nconns == 0);
+        assert(B->regions.n == 0 && B->bytes == 0 && B->nconns == 0);
         (void)ashmem_collect();
         B->collect = 0;
         fdset_scan(&now);
