@@ -97,107 +97,6 @@ void blog(const struct broker *b, int level, const char *fmt, ...)
                 level == 0 ? "warning: " : "", msg);
 }
 
-/* ---------------------------------------------------------------- JSON text */
-
-static void sb_grow(struct sbuf *s, size_t more)
-{
-        size_t cap;
-        char *n;
-
-        if (s->oom || s->len + more + 1 <= s->cap)
-                return;
-        cap = s->cap ? s->cap : 1024;
-        while (cap < s->len + more + 1)
-                cap *= 2;
-        n = realloc(s->s, cap);
-        if (!n) {
-                s->oom = 1;
-                return;
-        }
-        s->s = n;
-        s->cap = cap;
-}
-
-void sb_reset(struct sbuf *s)
-{
-        s->len = 0;
-        s->oom = 0;
-        sb_grow(s, 0);
-        if (s->s)
-                s->s[0] = 0;
-}
-
-void sb_add(struct sbuf *s, const char *t, size_t n)
-{
-        sb_grow(s, n);
-        if (s->oom)
-                return;
-        memcpy(s->s + s->len, t, n);
-        s->len += n;
-        s->s[s->len] = 0;
-}
-
-void sb_u64(struct sbuf *s, unsigned long long v)
-{
-        char d[24], *p = d + sizeof(d);
-
-        do {
-                *--p = (char)('0' + v % 10);
-                v /= 10;
-        } while (v);
-        sb_add(s, p, (size_t)(d + sizeof(d) - p));
-}
-
-void sb_puts(struct sbuf *s, const char *t)
-{
-        sb_add(s, t, strlen(t));
-}
-
-void sb_printf(struct sbuf *s, const char *fmt, ...)
-{
-        char tmp[256];
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                s->oom = 1;
-        else
-                sb_add(s, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-void sb_str(struct sbuf *s, const char *t)
-{
-        sb_add(s, "\"", 1);
-        for (const unsigned char *p = (const unsigned char *)t; *p; p++) {
-                const unsigned char *q = p;
-                while (*q && *q != '"' && *q != '\\' && *q >= 0x20)
-                        q++;
-                if (q != p) {
-                        sb_add(s, (const char *)p, (size_t)(q - p));
-                        p = q;
-                        if (!*p)
-                                break;
-                }
-                if (*p == '"' || *p == '\\') {
-                        char e[2] = { '\\', (char)*p };
-                        sb_add(s, e, 2);
-                } else {
-                        sb_printf(s, "\\u%04x", *p);
-                }
-        }
-        sb_add(s, "\"", 1);
-}
-
-void sb_key(struct sbuf *s, const char *k)
-{
-        sb_add(s, ",\"", 2);
-        sb_puts(s, k);
-        sb_add(s, "\":", 2);
-}
-
 /* ---------------------------------------------------------------- connections */
 
 static int epoll_set(struct broker *b, int op, int fd, unsigned events, void *tag)
@@ -343,12 +242,12 @@ static void error_reply(struct reply *rep, int e)
                 if (msg[0] >= 'A' && msg[0] <= 'Z' && !(msg[1] >= 'A' && msg[1] <= 'Z'))
                         msg[0] = (char)(msg[0] - 'A' + 'a');
         }
-        sb_reset(&rep->sb);
-        sb_puts(&rep->sb, "{\"ok\":false,\"errno\":");
-        sb_str(&rep->sb, am_errno_name(e, "EIO"));
-        sb_puts(&rep->sb, ",\"error\":");
-        sb_str(&rep->sb, msg);
-        sb_puts(&rep->sb, "}");
+        am_jw_reset(&rep->sb);
+        am_jw_puts(&rep->sb, "{\"ok\":false,\"errno\":");
+        am_jw_string(&rep->sb, am_errno_name(e, "EIO"));
+        am_jw_puts(&rep->sb, ",\"error\":");
+        am_jw_string(&rep->sb, msg);
+        am_jw_puts(&rep->sb, "}");
         rep->nfds = 0;
 }
 
@@ -367,8 +266,8 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
         c->last_ms = am_mono_ms();
         rep.err[0] = 0;
         rep.nfds = 0;
-        sb_reset(&rep.sb);
-        sb_puts(&rep.sb, "{\"ok\":true");
+        am_jw_reset(&rep.sb);
+        am_jw_puts(&rep.sb, "{\"ok\":true");
         req.used = 0;
         /* the buffer has one byte more than the limit: a message of
          * exactly limit+1 bytes fits without MSG_TRUNC */
@@ -400,8 +299,8 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
                 return;
         }
         if (r == 0)
-                sb_puts(&rep.sb, "}");
-        if (r < 0 || rep.sb.oom) {
+                am_jw_puts(&rep.sb, "}");
+        if (r < 0 || rep.sb.overflow) {
                 if (r == 0)
                         r = -ENOMEM;
                 b->n.errors++;
@@ -409,11 +308,11 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
         }
         blog(b, 2, "uid %u pid %d: %s: %s", (unsigned)c->uid, (int)c->pid, opname,
              r < 0 ? am_errno_name(-r, "EIO") : "ok");
-        if (rep.sb.oom) {
+        if (rep.sb.overflow) {
                 conn_close(b, c, "out of memory");
                 return;
         }
-        conn_send(b, c, rep.sb.s, rep.sb.len, rep.fds, rep.nfds);
+        conn_send(b, c, rep.sb.buf, rep.sb.len, rep.fds, rep.nfds);
 }
 
 /* Send the reply of a purge job to the connection that waits for it. */
@@ -886,9 +785,7 @@ out:
                 close(b->lockfd);
         if (status == 0)
                 blog(b, 1, "stopped");
-        free(rep.sb.s);
-        rep.sb.s = NULL;
-        rep.sb.cap = 0;
+        am_jw_free(&rep.sb);
         if (!b->worker_stuck)
                 free(b);        /* else the purge thread may still use it */
         return status;

@@ -176,15 +176,9 @@ struct broker {
         char in[MSG_MAX + 1];
 };
 
-/* A reply being written: JSON text and the descriptors to pass. */
-struct sbuf {
-        char *s;
-        size_t len, cap;
-        int oom;
-};
-
+/* A reply being written: JSON text (growing) and the descriptors to pass. */
 struct reply {
-        struct sbuf sb;
+        struct am_jw sb;
         int fds[FDS_MAX];               /* borrowed: the broker keeps them */
         int nfds;
         char err[160];                  /* message for a failure, or "" */
@@ -201,15 +195,6 @@ struct req {
 void blog(const struct broker *b, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void conn_want(struct broker *b, struct conn *c);
-
-/* JSON writing */
-void sb_reset(struct sbuf *s);
-void sb_puts(struct sbuf *s, const char *t);
-void sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_str(struct sbuf *s, const char *t);       /* a JSON string */
-void sb_key(struct sbuf *s, const char *k);       /* ,"k": */
-void sb_u64(struct sbuf *s, unsigned long long v);
-void sb_add(struct sbuf *s, const char *t, size_t n);
 
 /* ops.c: run one request; the reply is in rep (ok:true fields, or
  * an error). fds: what came with it; the operation takes those it keeps

@@ -616,46 +616,46 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
 /* The record's fields that never change, made once per name. */
 static int static_record(struct entry *e)
 {
-        struct sbuf s = { 0 };
+        struct am_jw s = { 0 };
         char when[32];
         struct tm tm;
 
         gmtime_r(&e->created, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        sb_puts(&s, "\"name\":");
-        sb_str(&s, e->name);
-        sb_printf(&s, ",\"size\":%zu,\"mode\":\"%04o\",\"uid\":%u,\"gid\":%u",
+        am_jw_puts(&s, "\"name\":");
+        am_jw_string(&s, e->name);
+        am_jw_printf(&s, ",\"size\":%zu,\"mode\":\"%04o\",\"uid\":%u,\"gid\":%u",
                   e->ranged ? e->length : e->r->size, e->mode, (unsigned)e->uid,
                   (unsigned)e->gid);
-        sb_key(&s, "user");
-        sb_str(&s, e->user);
-        sb_key(&s, "group");
-        sb_str(&s, e->group);
-        sb_printf(&s, ",\"created\":\"%s\",\"transient\":%s", when,
+        am_jw_key(&s, "user");
+        am_jw_string(&s, e->user);
+        am_jw_key(&s, "group");
+        am_jw_string(&s, e->group);
+        am_jw_printf(&s, ",\"created\":\"%s\",\"transient\":%s", when,
                   e->owner ? "true" : "false");
         if (e->ranged) {
                 if (e->of) {
-                        sb_key(&s, "of");
-                        sb_str(&s, e->of);
+                        am_jw_key(&s, "of");
+                        am_jw_string(&s, e->of);
                 }
-                sb_printf(&s, ",\"offset\":%zu,\"length\":%zu", e->offset, e->length);
+                am_jw_printf(&s, ",\"offset\":%zu,\"length\":%zu", e->offset, e->length);
         }
-        if (s.oom) {
-                free(s.s);
+        if (s.overflow) {
+                am_jw_free(&s);
                 return -ENOMEM;
         }
         /* kept for the name's life: give back the buffer's spare room (a
          * record of 200 bytes would otherwise hold 1 KiB per name) */
-        e->rec = realloc(s.s, s.len + 1);
+        e->rec = realloc(s.buf, s.len + 1);
         if (!e->rec)
-                e->rec = s.s;
+                e->rec = s.buf;
         e->reclen = s.len;
         return 0;
 }
 
 /* The region record's fields (no braces, no leading comma): what never
  * changes, then the protection and the page counts of now. */
-static void write_record(struct sbuf *s, struct entry *e)
+static void write_record(struct am_jw *s, struct entry *e)
 {
         static const char *const pstr[8] = {
                 "---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx"
@@ -664,30 +664,30 @@ static void write_record(struct sbuf *s, struct entry *e)
         int prot;
 
         if (!e->rec && static_record(e) < 0) {
-                s->oom = 1;
+                s->overflow = 1;
                 return;
         }
         counts(e, &prot, &pages, &pinned, &unpinned, &purged);
-        sb_add(s, e->rec, e->reclen);
-        sb_puts(s, ",\"prot\":\"");
-        sb_add(s, pstr[prot & 7], 3);
-        sb_puts(s, "\",\"prot_mask\":");
-        sb_u64(s, (unsigned)prot & 7);
-        sb_puts(s, ",\"pages\":");
-        sb_u64(s, pages);
-        sb_puts(s, ",\"pinned\":");
-        sb_u64(s, pinned);
-        sb_puts(s, ",\"unpinned\":");
-        sb_u64(s, unpinned);
-        sb_puts(s, ",\"purged\":");
-        sb_u64(s, purged);
-        sb_puts(s, ",\"attaches\":");
-        sb_u64(s, e->attaches);
+        am_jw_raw(s, e->rec, e->reclen);
+        am_jw_puts(s, ",\"prot\":\"");
+        am_jw_raw(s, pstr[prot & 7], 3);
+        am_jw_puts(s, "\",\"prot_mask\":");
+        am_jw_uint(s, (unsigned)prot & 7);
+        am_jw_puts(s, ",\"pages\":");
+        am_jw_uint(s, pages);
+        am_jw_puts(s, ",\"pinned\":");
+        am_jw_uint(s, pinned);
+        am_jw_puts(s, ",\"unpinned\":");
+        am_jw_uint(s, unpinned);
+        am_jw_puts(s, ",\"purged\":");
+        am_jw_uint(s, purged);
+        am_jw_puts(s, ",\"attaches\":");
+        am_jw_uint(s, e->attaches);
 }
 
 static void reply_record(struct reply *rep, struct entry *e)
 {
-        sb_puts(&rep->sb, ",");
+        am_jw_puts(&rep->sb, ",");
         write_record(&rep->sb, e);
 }
 
@@ -718,10 +718,10 @@ static int op_hello(struct broker *b, struct conn *c, struct req *req,
                     int *fds, int nfds, struct reply *rep)
 {
         (void)b; (void)c; (void)req; (void)fds; (void)nfds;
-        sb_printf(&rep->sb, ",\"version\":%d", ASHMEM_BROKER_PROTOCOL);
-        sb_key(&rep->sb, "driver");
-        sb_str(&rep->sb, ashmem_driver_name());
-        sb_printf(&rep->sb, ",\"pid\":%d", (int)getpid());
+        am_jw_printf(&rep->sb, ",\"version\":%d", ASHMEM_BROKER_PROTOCOL);
+        am_jw_key(&rep->sb, "driver");
+        am_jw_string(&rep->sb, ashmem_driver_name());
+        am_jw_printf(&rep->sb, ",\"pid\":%d", (int)getpid());
         return 0;
 }
 
@@ -1024,7 +1024,7 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
         (void)fds; (void)nfds;
         if ((r = f_str(req, "cursor", 0, &cursor, rep)) < 0)
                 return r;
-        sb_puts(&rep->sb, ",\"regions\":[");
+        am_jw_puts(&rep->sb, ",\"regions\":[");
         if (cursor)
                 p = name_bound(b, cursor, 1);
         while ((e = name_next(b, &p))) {
@@ -1034,16 +1034,16 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
                         more = 1;
                         break;
                 }
-                sb_puts(&rep->sb, n ? ",{" : "{");
+                am_jw_puts(&rep->sb, n ? ",{" : "{");
                 write_record(&rep->sb, e);
-                sb_puts(&rep->sb, "}");
+                am_jw_puts(&rep->sb, "}");
                 last = e;
                 n++;
         }
-        sb_puts(&rep->sb, "]");
+        am_jw_puts(&rep->sb, "]");
         if (more) {
-                sb_key(&rep->sb, "cursor");
-                sb_str(&rep->sb, last->name);
+                am_jw_key(&rep->sb, "cursor");
+                am_jw_string(&rep->sb, last->name);
         }
         return 0;
 }
@@ -1134,7 +1134,7 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
                 j->regions[k]->refs++;
         if (n == 0) {
                 job_free(b, j);
-                sb_puts(&rep->sb, ",\"pages\":0");
+                am_jw_puts(&rep->sb, ",\"pages\":0");
                 return 0;
         }
         j->c = c;
@@ -1148,25 +1148,25 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
 static int op_stats(struct broker *b, struct conn *c, struct req *req,
                     int *fds, int nfds, struct reply *rep)
 {
-        struct sbuf *s = &rep->sb;
+        struct am_jw *s = &rep->sb;
 
         (void)c; (void)req; (void)fds; (void)nfds;
-        sb_printf(s, ",\"connections\":%u,\"regions\":%zu,\"bytes\":%llu", b->nconns,
+        am_jw_printf(s, ",\"connections\":%u,\"regions\":%zu,\"bytes\":%llu", b->nconns,
                   b->nnames, b->bytes);
-        sb_printf(s, ",\"requests\":%llu,\"errors\":%llu,\"attaches\":%llu",
+        am_jw_printf(s, ",\"requests\":%llu,\"errors\":%llu,\"attaches\":%llu",
                   b->n.requests, b->n.errors, b->n.attaches);
-        sb_printf(s, ",\"purges\":%llu,\"pages_purged\":%llu,\"dropped\":%llu",
+        am_jw_printf(s, ",\"purges\":%llu,\"pages_purged\":%llu,\"dropped\":%llu",
                   b->n.purges, b->n.pages_purged, b->n.dropped);
-        sb_printf(s, ",\"uptime\":%lld,\"pid\":%d", (long long)(time(NULL) - b->started),
+        am_jw_printf(s, ",\"uptime\":%lld,\"pid\":%d", (long long)(time(NULL) - b->started),
                   (int)getpid());
-        sb_printf(s, ",\"limits\":{\"connections\":%u,\"regions_per_uid\":%u",
+        am_jw_printf(s, ",\"limits\":{\"connections\":%u,\"regions_per_uid\":%u",
                   b->cfg->max_connections, b->cfg->max_regions);
-        sb_printf(s, ",\"bytes_per_uid\":%llu,\"message\":%zu,\"idle_timeout\":%u}",
+        am_jw_printf(s, ",\"bytes_per_uid\":%llu,\"message\":%zu,\"idle_timeout\":%u}",
                   b->max_bytes, b->cfg->max_message, b->cfg->idle_timeout_ms / 1000);
-        sb_printf(s, ",\"purger\":{\"psi\":%s", b->psifd >= 0 ? "true" : "false");
+        am_jw_printf(s, ",\"purger\":{\"psi\":%s", b->psifd >= 0 ? "true" : "false");
         if (b->below >= 0)
-                sb_printf(s, ",\"purge_below\":%d", b->below);
-        sb_puts(s, "}");
+                am_jw_printf(s, ",\"purge_below\":%d", b->below);
+        am_jw_puts(s, "}");
         return 0;
 }
 
