@@ -260,14 +260,18 @@ static void set_purged(const struct amc_ref *r, uint64_t s, uint64_t e, int on)
         }
 }
 
+/* Lock the block of a writable reference: 0, -EPERM (read-only), or as
+ * amc_lock(). */
+static int lock_writable(const struct amc_ref *r)
+{
+        return r->writable ? amc_lock(r) : -EPERM;
+}
+
 int amc_purge(const struct amc_ref *r, int data_fd)
 {
         uint64_t p = 0, n = 0, ps = r->page_size;
-        int e;
+        int e = lock_writable(r);
 
-        if (!r->writable)
-                return -EPERM;
-        e = amc_lock(r);
         if (e < 0)
                 return e;
         if (!(r->b->prot & PROT_WRITE))
@@ -304,11 +308,8 @@ out:
 
 int amc_set_prot(const struct amc_ref *r, int data_fd, int prot)
 {
-        int e;
+        int e = lock_writable(r);
 
-        if (!r->writable)
-                return -EPERM;
-        e = amc_lock(r);
         if (e < 0)
                 return e;
         if ((uint32_t)prot & ~r->b->prot)
