@@ -670,9 +670,7 @@ static void shutdown_broker(struct broker *b, const char *why)
         deadline = am_mono_ms() + 1000;
         for (struct conn *c = b->conns; c; c = c->next) {
                 while (c->out && !c->dead) {
-                        struct pollfd p = { .fd = c->fd, .events = POLLOUT };
-                        long long left = deadline - am_mono_ms();
-                        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+                        if (am_wait_fd(c->fd, POLLOUT, deadline) < 0)
                                 break;
                         conn_flush(b, c);
                 }

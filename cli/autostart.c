@@ -104,20 +104,11 @@ static int wait_ready(int rfd)
         char buf[16];
 
         for (;;) {
-                struct pollfd p = { .fd = rfd, .events = POLLIN };
-                long long left = deadline - am_mono_ms();
+                int r = am_wait_fd(rfd, POLLIN, deadline);
                 ssize_t n;
-                int r;
 
-                if (left <= 0)
-                        return -ETIMEDOUT;
-                r = poll(&p, 1, (int)left);
-                if (r < 0 && errno == EINTR)
-                        continue;
                 if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
+                        return r;
                 n = read(rfd, buf, sizeof(buf));
                 if (n < 0 && errno == EINTR)
                         continue;

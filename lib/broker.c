@@ -185,19 +185,9 @@ static int recv_msg(ashmem_broker *b, int *fds, int *nfds)
 
         *nfds = 0;
         for (;;) {
-                if (deadline && !(flags & MSG_DONTWAIT)) {
-                        struct pollfd p = { .fd = b->fd, .events = POLLIN };
-                        long long left = deadline - am_mono_ms();
-                        if (left <= 0)
-                                return -ETIMEDOUT;
-                        r = poll(&p, 1, (int)left);
-                        if (r < 0 && errno == EINTR)
-                                continue;
-                        if (r < 0)
-                                return -errno;
-                        if (r == 0)
-                                return -ETIMEDOUT;
-                }
+                if (deadline && !(flags & MSG_DONTWAIT) &&
+                    (r = am_wait_fd(b->fd, POLLIN, deadline)) < 0)
+                        return r;
                 n = am_recv_fds(b->fd, b->buf, sizeof(b->buf) - 1, flags,
                                 got, RECV_FDS, &ngot, NULL, &mflags);
                 /* A peer that closed with our request unread reports a
