@@ -2,8 +2,8 @@
 /*
  * The library's implicit lookup. A pin, unpin, status or purge call on a
  * region descriptor this process has no pin state for asks a running
- * broker for the region's control block (am_lookup_control, called by the
- * memfd driver). Misses are remembered for a second, so a foreign memfd
+ * broker for the region's control block (am_lookup_control, which
+ * lib/region.c hands down to the drivers). Misses are remembered for a second, so a foreign memfd
  * does not cost a connection per call.
  */
 #include <errno.h>
@@ -13,8 +13,8 @@
 #include <sys/un.h>
 
 #include "ashmem/ashmem.h"
-#include "../drivers/driver.h"
 #include "internal/clock.h"
+#include "internal/lookup.h"
 
 #define LOOKUP_TIMEOUT_MS 2000
 #define MISS_TTL_NS 1000000000LL

@@ -10,10 +10,10 @@
  * that came meanwhile and wait for it; the last heap unlinks its slot under
  * the lock and unmaps after dropping it.
  *
- * The pin fast path: a heap takes a hold on the memfd driver's table entry
- * of its region (am_table_hold), which keeps the entry and its control
- * block mapping alive, and keeps a private copy of the entry's amc_ref; pin,
- * unpin and status then work on the shared control block directly.
+ * The pin fast path: a heap takes a hold on its region's pin state through
+ * its driver (the hold operation of drivers/driver.h), which keeps the
+ * state mapped; pin, unpin and status then work on the shared state through
+ * the hold, without a system call or a lookup.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +27,6 @@
 
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
-#include "../drivers/memfd/memfd.h"
 #include "internal/idtable.h"
 #include "internal/page.h"
 
@@ -213,8 +212,8 @@ struct ashmem_heap {
         size_t size;
         void *base;
         struct am_slot *slot;           /* NULL: no local mapping */
-        struct amc_ref *ctl;            /* atomic; NULL: no pin state held */
-        struct amc_ref ctl_own;         /* ctl's storage when held at birth */
+        const struct am_driver *drv;    /* the region's driver */
+        struct am_pinref *ctl;          /* atomic; NULL: no pin state held */
         unsigned page_shift;            /* log2 of the page size */
         char name[ASHMEM_NAME_LEN];
 };
@@ -227,15 +226,12 @@ struct ashmem_slice {
 
 static void heap_free(ashmem_heap *h)
 {
-        struct amc_ref *c = __atomic_load_n(&h->ctl, __ATOMIC_ACQUIRE);
+        struct am_pinref *c = __atomic_load_n(&h->ctl, __ATOMIC_ACQUIRE);
 
         if (h->slot)
                 slot_put(h->slot);
-        if (c) {
-                am_table_release(&h->st);
-                if (c != &h->ctl_own)
-                        free(c);
-        }
+        if (c)
+                h->drv->release(&h->st, c);
         if (h->fd >= 0)
                 close(h->fd);
         free(h);
@@ -259,7 +255,11 @@ static int heap_make(int fd, unsigned flags, int creator, ashmem_heap **ret)
         r = ashmem_get_size(fd, &h->size);
         if (r < 0)
                 goto fail;
-        if (fstat(fd, &h->st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0) {
+        r = am_driver_of(fd, &h->st, &h->drv);
+        if (r < 0)
+                goto fail;
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0) {
                 r = -errno;
                 goto fail;
         }
@@ -293,8 +293,9 @@ static int heap_make(int fd, unsigned flags, int creator, ashmem_heap **ret)
                 h->base = h->slot->base;
         }
 
-        if (am_table_hold(&h->st, &h->ctl_own) == 0)
-                h->ctl = &h->ctl_own;
+        /* none yet: heap_ctl() looks again at the first pin */
+        if (h->drv->hold)
+                (void)h->drv->hold(&h->st, &h->ctl);
 
         if (creator && (flags & ASHMEM_HEAP_READ_ONLY)) {
                 int prot = ashmem_get_prot(fd);
@@ -412,27 +413,24 @@ enum pin_op { PIN, UNPIN, STATUS };
 /* The heap's view of its region's pin state, or NULL if this process has
  * none for it. A heap made before a control descriptor was attached picks
  * it up here, once. */
-static const struct amc_ref *heap_ctl(ashmem_heap *h, int *err)
+static const struct am_pinref *heap_ctl(ashmem_heap *h, int *err)
 {
-        struct amc_ref *c = __atomic_load_n(&h->ctl, __ATOMIC_ACQUIRE), tmp, *n;
+        struct am_pinref *c = __atomic_load_n(&h->ctl, __ATOMIC_ACQUIRE), *n;
+        int r;
 
         *err = 0;
         if (c)
                 return c;
-        if (am_table_hold(&h->st, &tmp) < 0)
-                return NULL;
-        n = malloc(sizeof(*n));
-        if (!n) {
-                am_table_release(&h->st);
-                *err = -ENOMEM;
+        r = h->drv->hold ? h->drv->hold(&h->st, &n) : -ENOENT;
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        *err = r;
                 return NULL;
         }
-        *n = tmp;
         if (!__atomic_compare_exchange_n(&h->ctl, &c, n, 0, __ATOMIC_ACQ_REL,
                                          __ATOMIC_ACQUIRE)) {
                 /* another thread got there first: use its */
-                am_table_release(&h->st);
-                free(n);
+                h->drv->release(&h->st, n);
                 return c;
         }
         return n;
@@ -440,7 +438,7 @@ static const struct amc_ref *heap_ctl(ashmem_heap *h, int *err)
 
 static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which)
 {
-        const struct amc_ref *c;
+        const struct am_pinref *c;
         uint64_t first, count;
         int r;
 
@@ -462,19 +460,13 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
                 return which == STATUS ? ASHMEM_IS_PINNED :
                        which == PIN ? ASHMEM_NOT_PURGED : 0;
         }
-        /* amc_range() inlined: a pin pair is a few dozen nanoseconds, a
-         * call a fair share of that */
-        r = am_page_range(off, len, c->pages << c->page_shift, c->page_shift,
-                          &first, &count);
-        if (r < 0)
-                return r;
         switch (which) {
         case PIN:
-                return amc_pin(c, first, count);
+                return h->drv->ref_pin(c, off, len);
         case UNPIN:
-                return amc_unpin(c, first, count);
+                return h->drv->ref_unpin(c, off, len);
         default:
-                return amc_status(c, first, count);
+                return h->drv->ref_pin_status(c, off, len);
         }
 }
 

@@ -193,13 +193,23 @@ static int miss(struct op *o)
         return 1;
 }
 
+/* The library's lookup, handed down by set_lookup(); NULL: none. */
+static am_lookup_fn lookup;
+
+static void set_lookup(am_lookup_fn fn)
+{
+        __atomic_store_n(&lookup, fn, __ATOMIC_RELEASE);
+}
+
 /* Run fn on the region's entry. A memfd with no entry may be a region
  * whose descriptor came without its control block: ask a running broker
- * for it (am_lookup_control, the slow path; it remembers misses) and run
- * fn again, now answering for a plain memfd if there is still no entry. */
+ * for it (the library's lookup, the slow path; it remembers misses) and
+ * run fn again, now answering for a plain memfd if there is still no
+ * entry. */
 static int with_lookup(const struct stat *st,
                        int (*fn)(struct am_entry *e, void *arg), struct op *o)
 {
+        am_lookup_fn fn_lookup;
         int r;
 
         o->may_lookup = 1;
@@ -208,7 +218,9 @@ static int with_lookup(const struct stat *st,
         if (!o->missed)
                 return r;
         o->may_lookup = 0;
-        (void)am_lookup_control(o->fd, st);
+        fn_lookup = __atomic_load_n(&lookup, __ATOMIC_ACQUIRE);
+        if (fn_lookup)
+                (void)fn_lookup(o->fd, st);
         return am_table_with(st, fn, o);
 }
 
@@ -318,13 +330,35 @@ static int foreign_writable(int fd)
 
 enum pin_op { PIN, UNPIN, STATUS };
 
+/* Pin, unpin or pin status of [off, off + len) of a region's control
+ * block. Inlined where `which` is a constant (the pin fast paths). */
+static inline __attribute__((always_inline))
+int pin_ref(const struct amc_ref *r, size_t off, size_t len, enum pin_op which)
+{
+        uint64_t first, count;
+        /* amc_range() inline: a pin pair is a few dozen nanoseconds, a call
+         * a fair share of that */
+        int e = am_page_range(off, len, r->pages << r->page_shift, r->page_shift,
+                              &first, &count);
+
+        if (e < 0)
+                return e;
+        switch (which) {
+        case PIN:
+                return amc_pin(r, first, count);
+        case UNPIN:
+                return amc_unpin(r, first, count);
+        default:
+                return amc_status(r, first, count);
+        }
+}
+
 /* inlined into each of the three callbacks below: `which` is a constant
  * there (the pin fast path) */
 static inline __attribute__((always_inline))
 int do_pin(struct am_entry *e, void *a, enum pin_op which)
 {
         struct op *o = a;
-        uint64_t first, count;
         int r;
 
         if (!e) {
@@ -338,17 +372,7 @@ int do_pin(struct am_entry *e, void *a, enum pin_op which)
                 return which == STATUS ? ASHMEM_IS_PINNED :
                        which == PIN ? ASHMEM_NOT_PURGED : 0;
         }
-        r = amc_range(&e->ref, o->off, o->len, &first, &count);
-        if (r < 0)
-                return r;
-        switch (which) {
-        case PIN:
-                return amc_pin(&e->ref, first, count);
-        case UNPIN:
-                return amc_unpin(&e->ref, first, count);
-        default:
-                return amc_status(&e->ref, first, count);
-        }
+        return pin_ref(&e->ref, o->off, o->len, which);
 }
 
 static int do_pin_pin(struct am_entry *e, void *a) { return do_pin(e, a, PIN); }
@@ -544,6 +568,62 @@ static int set_control(int fd, const struct stat *st, int control_fd)
         return r < 0 ? r : am_memfd_attach_control(fd, st, control_fd);
 }
 
+/* ---------------------------------------------------------------- holds */
+
+struct am_pinref {
+        struct amc_ref ref;
+};
+
+static int hold(const struct stat *st, struct am_pinref **ret)
+{
+        struct am_pinref *p = malloc(sizeof(*p));
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        r = am_table_hold(st, &p->ref);
+        if (r < 0) {
+                free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+static void release(const struct stat *st, struct am_pinref *p)
+{
+        if (p) {
+                am_table_release(st);
+                free(p);
+        }
+}
+
+static int ref_pin(const struct am_pinref *p, size_t off, size_t len)
+{
+        return pin_ref(&p->ref, off, len, PIN);
+}
+
+static int ref_unpin(const struct am_pinref *p, size_t off, size_t len)
+{
+        return pin_ref(&p->ref, off, len, UNPIN);
+}
+
+static int ref_pin_status(const struct am_pinref *p, size_t off, size_t len)
+{
+        return pin_ref(&p->ref, off, len, STATUS);
+}
+
+static void ref_stats(const struct am_pinref *p, struct ashmem_stats *st, int *prot)
+{
+        amc_stats(&p->ref, st);
+        *prot = (int)__atomic_load_n(&p->ref.b->prot, __ATOMIC_RELAXED);
+}
+
+static void ref_page_map(const struct am_pinref *p, char *map, size_t n)
+{
+        amc_page_map(&p->ref, map, n < p->ref.pages ? n : (size_t)p->ref.pages);
+}
+
 const struct am_driver am_driver_memfd = {
         .name = "memfd",
         .probe = probe,
@@ -562,4 +642,13 @@ const struct am_driver am_driver_memfd = {
         .get_page_map = get_page_map,
         .get_control = get_control,
         .set_control = set_control,
+        .hold = hold,
+        .release = release,
+        .ref_pin = ref_pin,
+        .ref_unpin = ref_unpin,
+        .ref_pin_status = ref_pin_status,
+        .ref_stats = ref_stats,
+        .ref_page_map = ref_page_map,
+        .collect = am_table_collect,
+        .set_lookup = set_lookup,
 };
