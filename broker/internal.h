@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Inside the broker daemon: the objects shared by the event loop
- * (broker.c), the operations (ops.c) and the purger (purge.c). Everything here belongs to the main thread except the
- * purge jobs, which the purge thread works through (see struct job).
+ * Inside the broker daemon: the objects its files share (the event loop
+ * in broker.c, connections in conn.c, setup.c, the regions, names, access
+ * control, request fields and records in the files of those names, the
+ * operations in ops.c, the purger in purge.c). Everything here belongs to
+ * the main thread except the purge jobs, which the purge thread works
+ * through (see struct job).
  */
 #ifndef ASHMEM_BROKER_INTERNAL_H
 #define ASHMEM_BROKER_INTERNAL_H
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -191,10 +195,87 @@ struct req {
         size_t used;
 };
 
-/* broker.c */
+/* broker.c: the log (level 0 warnings, 1 info, 2 requests); the epoll
+ * tags of the broker's own descriptors */
 void blog(const struct broker *b, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+extern char tag_listen, tag_signal, tag_tick, tag_psi, tag_job;
+
+/* conn.c: watch a descriptor; the events a connection waits for now;
+ * closing one (reaped after the turn); the reaping; sending what a
+ * connection still owes; accepting connections; a connection's events;
+ * freeing the reply buffer at the end */
+int epoll_set(struct broker *b, int op, int fd, unsigned events, void *tag);
 void conn_want(struct broker *b, struct conn *c);
+void conn_close(struct broker *b, struct conn *c, const char *why);
+void conns_reap(struct broker *b);
+void conn_flush(struct broker *b, struct conn *c);
+void conn_accept(struct broker *b);
+void conn_event(struct broker *b, struct conn *c, unsigned ev);
+void conn_replies_free(void);
+
+/* setup.c: everything broker_run() needs before its loop (0 or -errno,
+ * logged); the socket's removal (if still ours); the shutdown; telling
+ * broker_spawn() that the broker listens */
+int broker_setup(struct broker *b);
+void remove_socket(struct broker *b);
+void shutdown_broker(struct broker *b, const char *why);
+void tell_ready(void);
+
+/* An error reply: the message (printf) into rep, and -e to return. */
+#define FAIL(rep, e, ...) \
+        (snprintf((rep)->err, sizeof((rep)->err), __VA_ARGS__), -(e))
+
+/* regions.c: the region of a data memfd, or NULL; a new one over fd and
+ * ctl (taken over on success); a read-only reopening made on demand (0 or
+ * -errno). region_unref() is below. */
+struct held_region *region_find(struct broker *b, const struct stat *st);
+int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
+               struct held_region **ret);
+int region_ro(struct held_region *r);
+
+/* names.c: the place of the first name >= key (> key with after); the
+ * name at a place; a name by its text, or NULL; removing the name at a
+ * place (its region unreferenced); adding a name owned by peer c over
+ * region r (of: what a slice is made of, taken over), 0 or -ENOMEM;
+ * whether peer c's uid may hold one more name and add more bytes: 0, or
+ * -errno with the message in rep. */
+struct name_pos name_bound(const struct broker *b, const char *key, int after);
+struct entry *name_at(const struct broker *b, struct name_pos p);
+struct entry *name_find(const struct broker *b, const char *name);
+void entry_remove(struct broker *b, struct name_pos p);
+int entry_add(struct broker *b, struct conn *c, const char *name,
+              struct held_region *r, unsigned mode, char *of, struct entry **ret);
+int uid_quota(struct broker *b, const struct conn *c, unsigned long long add,
+              struct reply *rep);
+
+/* access.c: may peer c have access want (ACC_R, ACC_W) to the name e; is
+ * it e's owner (or root); may it see e at all (list, info). */
+#define ACC_R 4u
+#define ACC_W 2u
+#define DEFAULT_MODE 0600u
+int access_allowed(const struct conn *c, const struct entry *e, unsigned want);
+int access_owns(const struct conn *c, const struct entry *e);
+int access_visible(const struct conn *c, const struct entry *e);
+
+/* fields.c: a request's fields, decoded (strings into its arena); each
+ * returns 1, 0 (absent, and not required), or -errno with the message in
+ * rep. */
+int field_str(struct req *q, const char *k, int required,
+              const char **out, struct reply *rep);
+int field_uint(struct req *q, const char *k, int required,
+               unsigned long long max, unsigned long long *out,
+               struct reply *rep);
+int field_bool(struct req *q, const char *k, int *out, struct reply *rep);
+int field_mode(struct req *req, unsigned *out, struct reply *rep);
+int field_prot(struct req *req, int *out, struct reply *rep);
+int field_name(struct req *req, const char *k, int required,
+               const char **out, struct reply *rep);
+
+/* records.c: the record of name e (ashmem-protocol(7)) as fields with no
+ * braces and no leading comma; the same as a reply's fields. */
+void write_record(struct am_jw *s, struct entry *e);
+void reply_record(struct reply *rep, struct entry *e);
 
 /* ops.c: run one request; the reply is in rep (ok:true fields, or
  * an error). fds: what came with it; the operation takes those it keeps

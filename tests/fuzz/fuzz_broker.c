@@ -35,14 +35,21 @@
  *           reply (pool[0]), 32 unpin the first page of the one before
  *           (pool[2]), 64 pin pool[0] again (what purges find)
  */
-/* broker.c last: its request and reply buffers would shadow the
- * operations' parameters of the same names */
+/* conn.c last: its reply buffer would shadow the operations' parameters
+ * of the same name */
 /* names in blocks of 4: with a few dozen names, blocks split and empty
  * all the time */
 #define NAME_BLOCK 4
+#include "../../broker/access.c"
+#include "../../broker/fields.c"
+#include "../../broker/names.c"
+#include "../../broker/records.c"
+#include "../../broker/regions.c"
 #include "../../broker/ops.c"
 #include "../../broker/purge.c"
+#include "../../broker/setup.c"
 #include "../../broker/broker.c"
+#include "../../broker/conn.c"
 
 #include <assert.h>
 #include <dirent.h>
