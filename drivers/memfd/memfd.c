@@ -328,35 +328,10 @@ static int foreign_writable(int fd)
         return (fl & O_ACCMODE) == O_RDONLY ? -EPERM : 0;
 }
 
-enum pin_op { PIN, UNPIN, STATUS };
-
-/* Pin, unpin or pin status of [off, off + len) of a region's control
- * block. Inlined where `which` is a constant (the pin fast paths). */
-static inline __attribute__((always_inline))
-int pin_ref(const struct amc_ref *r, size_t off, size_t len, enum pin_op which)
-{
-        uint64_t first, count;
-        /* amc_range() inline: a pin pair is a few dozen nanoseconds, a call
-         * a fair share of that */
-        int e = am_page_range(off, len, r->pages << r->page_shift, r->page_shift,
-                              &first, &count);
-
-        if (e < 0)
-                return e;
-        switch (which) {
-        case PIN:
-                return amc_pin(r, first, count);
-        case UNPIN:
-                return amc_unpin(r, first, count);
-        default:
-                return amc_status(r, first, count);
-        }
-}
-
 /* inlined into each of the three callbacks below: `which` is a constant
  * there (the pin fast path) */
 static inline __attribute__((always_inline))
-int do_pin(struct am_entry *e, void *a, enum pin_op which)
+int do_pin(struct am_entry *e, void *a, enum am_pin_op which)
 {
         struct op *o = a;
         int r;
@@ -365,19 +340,19 @@ int do_pin(struct am_entry *e, void *a, enum pin_op which)
                 if (miss(o))
                         return 0;
                 r = foreign_range(o);
-                if (r == 0 && which != STATUS)
+                if (r == 0 && which != AM_STATUS)
                         r = foreign_writable(o->fd);
                 if (r < 0)
                         return r;
-                return which == STATUS ? ASHMEM_IS_PINNED :
-                       which == PIN ? ASHMEM_NOT_PURGED : 0;
+                return which == AM_STATUS ? ASHMEM_IS_PINNED :
+                       which == AM_PIN ? ASHMEM_NOT_PURGED : 0;
         }
-        return pin_ref(&e->ref, o->off, o->len, which);
+        return am_pin_ref(&e->ref, o->off, o->len, which);
 }
 
-static int do_pin_pin(struct am_entry *e, void *a) { return do_pin(e, a, PIN); }
-static int do_pin_unpin(struct am_entry *e, void *a) { return do_pin(e, a, UNPIN); }
-static int do_pin_status(struct am_entry *e, void *a) { return do_pin(e, a, STATUS); }
+static int do_pin_pin(struct am_entry *e, void *a) { return do_pin(e, a, AM_PIN); }
+static int do_pin_unpin(struct am_entry *e, void *a) { return do_pin(e, a, AM_UNPIN); }
+static int do_pin_status(struct am_entry *e, void *a) { return do_pin(e, a, AM_STATUS); }
 
 static int pin(int fd, const struct stat *st, size_t off, size_t len)
 {
@@ -568,62 +543,6 @@ static int set_control(int fd, const struct stat *st, int control_fd)
         return r < 0 ? r : am_memfd_attach_control(fd, st, control_fd);
 }
 
-/* ---------------------------------------------------------------- holds */
-
-struct am_pinref {
-        struct amc_ref ref;
-};
-
-static int hold(const struct stat *st, struct am_pinref **ret)
-{
-        struct am_pinref *p = malloc(sizeof(*p));
-        int r;
-
-        if (!p)
-                return -ENOMEM;
-        r = am_table_hold(st, &p->ref);
-        if (r < 0) {
-                free(p);
-                return r;
-        }
-        *ret = p;
-        return 0;
-}
-
-static void release(const struct stat *st, struct am_pinref *p)
-{
-        if (p) {
-                am_table_release(st);
-                free(p);
-        }
-}
-
-static int ref_pin(const struct am_pinref *p, size_t off, size_t len)
-{
-        return pin_ref(&p->ref, off, len, PIN);
-}
-
-static int ref_unpin(const struct am_pinref *p, size_t off, size_t len)
-{
-        return pin_ref(&p->ref, off, len, UNPIN);
-}
-
-static int ref_pin_status(const struct am_pinref *p, size_t off, size_t len)
-{
-        return pin_ref(&p->ref, off, len, STATUS);
-}
-
-static void ref_stats(const struct am_pinref *p, struct ashmem_stats *st, int *prot)
-{
-        amc_stats(&p->ref, st);
-        *prot = (int)__atomic_load_n(&p->ref.b->prot, __ATOMIC_RELAXED);
-}
-
-static void ref_page_map(const struct am_pinref *p, char *map, size_t n)
-{
-        amc_page_map(&p->ref, map, n < p->ref.pages ? n : (size_t)p->ref.pages);
-}
-
 const struct am_driver am_driver_memfd = {
         .name = "memfd",
         .probe = probe,
@@ -642,13 +561,13 @@ const struct am_driver am_driver_memfd = {
         .get_page_map = get_page_map,
         .get_control = get_control,
         .set_control = set_control,
-        .hold = hold,
-        .release = release,
-        .ref_pin = ref_pin,
-        .ref_unpin = ref_unpin,
-        .ref_pin_status = ref_pin_status,
-        .ref_stats = ref_stats,
-        .ref_page_map = ref_page_map,
+        .hold = am_memfd_hold,
+        .release = am_memfd_release,
+        .ref_pin = am_memfd_ref_pin,
+        .ref_unpin = am_memfd_ref_unpin,
+        .ref_pin_status = am_memfd_ref_pin_status,
+        .ref_stats = am_memfd_ref_stats,
+        .ref_page_map = am_memfd_ref_page_map,
         .collect = am_table_collect,
         .set_lookup = set_lookup,
 };
