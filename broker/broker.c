@@ -194,18 +194,10 @@ out:
         if (!b->worker_stuck)
                 (void)ashmem_collect();
         remove_socket(b);
-        if (b->lfd >= 0)
-                close(b->lfd);
-        if (b->psifd >= 0)
-                close(b->psifd);
-        if (b->epfd >= 0)
-                close(b->epfd);
-        if (b->sigfd >= 0)
-                close(b->sigfd);
-        if (b->tickfd >= 0)
-                close(b->tickfd);
-        if (b->lockfd >= 0)
-                close(b->lockfd);
+        {
+                int own[] = { b->lfd, b->psifd, b->epfd, b->sigfd, b->tickfd, b->lockfd };
+                am_close_fds(own, (int)(sizeof(own) / sizeof(own[0])));
+        }
         if (status == 0)
                 blog(b, 1, "stopped");
         conn_replies_free();

@@ -225,9 +225,7 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
                         snprintf(opname, sizeof(opname), "?");
                 r = ops_dispatch(b, c, &req, fds, nfds, &rep);
         }
-        for (int i = 0; i < nfds; i++)
-                if (fds[i] >= 0)
-                        close(fds[i]);
+        am_close_fds(fds, nfds);
         if (r == 1) {                   /* the reply comes with its job */
                 blog(b, 2, "uid %u pid %d: %s: queued", (unsigned)c->uid, (int)c->pid, opname);
                 conn_want(b, c);

@@ -57,13 +57,10 @@ void region_unref(struct broker *b, struct held_region *r)
         am_idtable_unlink(&b->regions, &r->id);
         b->bytes -= r->size;
         am_hold_free(r->hold);
-        close(r->fd);
-        if (r->ctl >= 0)
-                close(r->ctl);
-        if (r->ro_fd >= 0)
-                close(r->ro_fd);
-        if (r->ro_ctl >= 0)
-                close(r->ro_ctl);
+        {
+                int fds[] = { r->fd, r->ctl, r->ro_fd, r->ro_ctl };
+                am_close_fds(fds, (int)(sizeof(fds) / sizeof(fds[0])));
+        }
         free(r);
         b->collect = 1;         /* the library may drop its control mapping */
         broker_fds_freed(b);

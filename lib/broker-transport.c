@@ -141,15 +141,6 @@ int ashmem_broker_set_timeout(ashmem_broker *b, int timeout_ms)
 
 /* ---------------------------------------------------------------- messages */
 
-void am_close_fds(int *fds, int n)
-{
-        for (int i = 0; i < n; i++)
-                if (fds[i] >= 0) {
-                        close(fds[i]);
-                        fds[i] = -1;
-                }
-}
-
 /* Receive one message into b->buf (NUL-terminated). Returns its length;
  * fds[0..*nfds-1] are the descriptors that came with it. */
 static int recv_msg(ashmem_broker *b, int *fds, int *nfds)

@@ -7,6 +7,15 @@
 
 #include "internal/scm.h"
 
+void am_close_fds(int *fds, int n)
+{
+        for (int i = 0; i < n; i++)
+                if (fds[i] >= 0) {
+                        close(fds[i]);
+                        fds[i] = -1;
+                }
+}
+
 int am_send_fds_any(int fd, const void *data, size_t len, const int *fds,
                     int nfds, int flags)
 {

@@ -31,9 +31,6 @@ struct ashmem_broker {
 
 /* ---------------------------------------------------------------- transport */
 
-/* Close fds[0..n-1] (those >= 0), setting them to -1. */
-void am_close_fds(int *fds, int n);
-
 /* One request/reply exchange of raw text (req, len bytes, with fds): the
  * reply's length, its text in b->buf (NUL-terminated), its descriptors in
  * rfds (*nrfds of them, at most AM_SCM_MAX), or -errno. A connection the

@@ -16,6 +16,9 @@
 #define AM_SCM_RECV_MAX 8       /* received at most: room to notice extra ones */
 #define AM_SCM_SEND_MAX 253     /* the kernel's limit per message */
 
+/* Close fds[0..n-1] (those >= 0), setting them to -1. */
+void am_close_fds(int *fds, int n);
+
 /* Send data (len bytes) with fds[0..nfds-1]; flags are added to
  * MSG_NOSIGNAL (MSG_DONTWAIT, say). EINTR is retried. 0, or -errno
  * (-EINVAL for more than AM_SCM_MAX descriptors, -EPROTO for a short send). */
