@@ -20,6 +20,37 @@
 #include "ashmem/ashmem.h"
 #include "internal.h"
 
+/* The name called name (and its place, when p is not NULL), or NULL with
+ * the ENOENT error in rep. */
+static struct entry *existing(struct broker *b, const char *name,
+                              struct name_pos *p, struct reply *rep)
+{
+        struct name_pos at = name_bound(b, name, 0);
+        struct entry *e = name_at(b, at);
+
+        if (!e || strcmp(e->name, name) != 0) {
+                (void)FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
+                return NULL;
+        }
+        if (p)
+                *p = at;
+        return e;
+}
+
+/* The name the request's field "name" names (and its place, when p is not
+ * NULL): 0, or -errno with the message in rep. */
+static int named(struct broker *b, struct req *req, struct name_pos *p,
+                 struct entry **e, struct reply *rep)
+{
+        const char *name;
+        int r = field_str(req, "name", 1, &name, rep);
+
+        if (r < 0)
+                return r;
+        *e = existing(b, name, p, rep);
+        return *e ? 0 : -ENOENT;
+}
+
 typedef int op_fn(struct broker *b, struct conn *c, struct req *req,
                   int *fds, int nfds, struct reply *rep);
 
@@ -258,9 +289,9 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
         if (strcmp(access, "r") != 0 && strcmp(access, "rw") != 0)
                 return FAIL(rep, EINVAL, "field \"access\" must be \"r\" or \"rw\"");
         rw = access[1] != 0;
-        e = name_find(b, name);
+        e = existing(b, name, NULL, rep);
         if (!e)
-                return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
+                return -ENOENT;
         if (!access_allowed(c, e, rw ? ACC_R | ACC_W : ACC_R))
                 return FAIL(rep, EACCES, "%s access to \"%.60s\" denied",
                             rw ? "read-write" : "read", name);
@@ -360,18 +391,14 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
 static int op_info(struct broker *b, struct conn *c, struct req *req,
                    int *fds, int nfds, struct reply *rep)
 {
-        const char *name;
         struct entry *e;
         int r;
 
         (void)fds; (void)nfds;
-        if ((r = field_str(req, "name", 1, &name, rep)) < 0)
+        if ((r = named(b, req, NULL, &e, rep)) < 0)
                 return r;
-        e = name_find(b, name);
-        if (!e)
-                return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
         if (!access_visible(c, e))
-                return FAIL(rep, EACCES, "access to \"%.60s\" denied", name);
+                return FAIL(rep, EACCES, "access to \"%.60s\" denied", e->name);
         reply_record(rep, e);
         return 0;
 }
@@ -379,20 +406,15 @@ static int op_info(struct broker *b, struct conn *c, struct req *req,
 static int op_unshare(struct broker *b, struct conn *c, struct req *req,
                       int *fds, int nfds, struct reply *rep)
 {
-        const char *name;
         struct name_pos p;
         struct entry *e;
         int r;
 
         (void)fds; (void)nfds;
-        if ((r = field_str(req, "name", 1, &name, rep)) < 0)
+        if ((r = named(b, req, &p, &e, rep)) < 0)
                 return r;
-        p = name_bound(b, name, 0);
-        e = name_at(b, p);
-        if (!e || strcmp(e->name, name) != 0)
-                return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
         if (!access_owns(c, e))
-                return FAIL(rep, EACCES, "only the owner of \"%.60s\" may unshare it", name);
+                return FAIL(rep, EACCES, "only the owner of \"%.60s\" may unshare it", e->name);
         entry_remove(b, p);
         return 0;
 }
@@ -409,9 +431,9 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
         if ((r = field_str(req, "name", 0, &name, rep)) < 0)
                 return r;
         if (name) {
-                struct entry *e = name_find(b, name);
+                struct entry *e = existing(b, name, NULL, rep);
                 if (!e)
-                        return FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
+                        return -ENOENT;
                 if (!access_owns(c, e))
                         return FAIL(rep, EACCES, "only the owner of \"%.60s\" may purge it", name);
                 j = job_new(1);
