@@ -53,19 +53,30 @@ static int ctl_writable(int ctl)
         return fl >= 0 && (fl & O_ACCMODE) == O_RDWR;
 }
 
-int ashmem_broker_hello(ashmem_broker *b, ashmem_broker_server *ret)
+/* A request of op alone, for a reply whose fields (located in o) fill
+ * *out (outlen bytes, zeroed first): 0 or -errno. */
+static int bare_call(ashmem_broker *b, const char *op, struct am_jobj *o,
+                     void *out, size_t outlen)
 {
         struct am_jw w;
-        struct am_jobj o;
-        uint64_t v = 0;
         int r;
 
-        if (!b || !ret)
+        if (!b || !out)
                 return -EINVAL;
-        r = am_client_call0(b, am_client_request(b, &w, "hello"), &o);
+        r = am_client_call0(b, am_client_request(b, &w, op), o);
+        if (r == 0)
+                memset(out, 0, outlen);
+        return r;
+}
+
+int ashmem_broker_hello(ashmem_broker *b, ashmem_broker_server *ret)
+{
+        struct am_jobj o;
+        uint64_t v = 0;
+        int r = bare_call(b, "hello", &o, ret, sizeof(*ret));
+
         if (r < 0)
                 return r;
-        memset(ret, 0, sizeof(*ret));
         if (am_field_num(&o, "version", INT_MAX, &v) < 0)
                 return -EPROTO;
         ret->version = (int)v;
@@ -449,16 +460,11 @@ int ashmem_broker_purge(ashmem_broker *b, const char *name,
 
 int ashmem_broker_stats(ashmem_broker *b, ashmem_broker_counters *ret)
 {
-        struct am_jw w;
         struct am_jobj o;
-        int r;
+        int r = bare_call(b, "stats", &o, ret, sizeof(*ret));
 
-        if (!b || !ret)
-                return -EINVAL;
-        r = am_client_call0(b, am_client_request(b, &w, "stats"), &o);
         if (r < 0)
                 return r;
-        memset(ret, 0, sizeof(*ret));
         r |= am_field_ull(&o, "connections", &ret->connections);
         r |= am_field_ull(&o, "regions", &ret->regions);
         r |= am_field_ull(&o, "bytes", &ret->bytes);
