@@ -342,16 +342,27 @@ int ashmem_heap_adopt(int fd, unsigned flags, ashmem_heap **ret)
         return r;
 }
 
+/* The references of heaps and slices: take one on obj (returned); drop
+ * one, 1 if it was the last. */
+static void *ref_take(void *obj, unsigned long *refs)
+{
+        __atomic_add_fetch(refs, 1, __ATOMIC_RELAXED);
+        return obj;
+}
+
+static int ref_drop(unsigned long *refs)
+{
+        return __atomic_sub_fetch(refs, 1, __ATOMIC_ACQ_REL) == 0;
+}
+
 ashmem_heap *ashmem_heap_ref(ashmem_heap *heap)
 {
-        if (heap)
-                __atomic_add_fetch(&heap->refs, 1, __ATOMIC_RELAXED);
-        return heap;
+        return heap ? ref_take(heap, &heap->refs) : NULL;
 }
 
 ashmem_heap *ashmem_heap_unref(ashmem_heap *heap)
 {
-        if (heap && __atomic_sub_fetch(&heap->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (heap && ref_drop(&heap->refs)) {
                 int saved = errno;
                 heap_free(heap);
                 errno = saved;
@@ -508,14 +519,12 @@ int ashmem_slice_new(ashmem_heap *heap, size_t offset, size_t length,
 
 ashmem_slice *ashmem_slice_ref(ashmem_slice *slice)
 {
-        if (slice)
-                __atomic_add_fetch(&slice->refs, 1, __ATOMIC_RELAXED);
-        return slice;
+        return slice ? ref_take(slice, &slice->refs) : NULL;
 }
 
 ashmem_slice *ashmem_slice_unref(ashmem_slice *slice)
 {
-        if (slice && __atomic_sub_fetch(&slice->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (slice && ref_drop(&slice->refs)) {
                 ashmem_heap_unref(slice->heap);
                 free(slice);
         }
