@@ -26,7 +26,7 @@ endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
             -Wstrict-prototypes -Wpointer-arith -Wundef -Wvla
 CFLAGS   ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -Ilib/include -DASHMEM_VERSION='"$(VERSION)"'
+CPPFLAGS += -D_GNU_SOURCE -I. -Ilib/include -DASHMEM_VERSION='"$(VERSION)"'
 ALL_CFLAGS = -std=gnu11 -fPIC -pthread $(WARN) $(CFLAGS)
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -44,6 +44,9 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
 HEADERS   := $(wildcard lib/include/ashmem/*.h)
 CLI_SRC   := $(wildcard cli/*.c)
 CLI_OBJ   := $(CLI_SRC:%.c=$(B)/obj/%.o)
+# the broker daemon: ships inside ashmemctl (`ashmemctl broker run`)
+BROKER_SRC := $(wildcard broker/*.c)
+BROKER_OBJ := $(BROKER_SRC:%.c=$(B)/obj/%.o)
 TEST_SUPPORT := $(wildcard tests/unit/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(B)/obj/%.o)
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
@@ -99,9 +102,9 @@ $(STLIB): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
-$(B)/ashmemctl: $(CLI_OBJ) $(STLIB)
+$(B)/ashmemctl: $(CLI_OBJ) $(BROKER_OBJ) $(STLIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
 
 examples: $(EX_BIN)
 $(B)/examples/%: $(B)/obj/examples/%.o $(STLIB)
@@ -180,8 +183,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 5
 
 # A harness of cli/ code either includes the .c files it needs or links
-# cli objects listed here (never cli/main.o: libFuzzer has its own main).
-FUZZ_CLI_OBJ  = $(filter-out $(B)/obj/cli/main.o,$(CLI_OBJ))
+# cli and broker objects listed here (never cli/main.o: libFuzzer has its
+# own main).
+FUZZ_CLI_OBJ  = $(filter-out $(B)/obj/cli/main.o,$(CLI_OBJ)) $(BROKER_OBJ)
 $(B)/fuzz/fuzz_cmdline: $(FUZZ_CLI_OBJ)
 $(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS)
 
@@ -312,6 +316,6 @@ help:
 	@echo 'Variables: CC, CFLAGS, SANITIZE=address,undefined, V=1, B=builddir, PREFIX, DESTDIR'
 
 # every object's header dependencies (tests, examples and benches too)
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_SRC:tests/fuzz/%.c=$(B)/obj/tests/fuzz/%.d) \
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BROKER_OBJ:.o=.d) $(FUZZ_SRC:tests/fuzz/%.c=$(B)/obj/tests/fuzz/%.d) \
 	$(TEST_SRC:%.c=$(B)/obj/%.d) $(TEST_SUPPORT_OBJ:.o=.d) $(EX_SRC:%.c=$(B)/obj/%.d) \
 	$(BENCH_SRC:%.c=$(B)/obj/%.d) $(BENCH_SUPPORT_OBJ:.o=.d)

@@ -26,16 +26,11 @@
 
 #include "ashmem/ashmem.h"
 #include "broker.h"
+#include "lib/internal/clock.h"
+#include "lib/internal/sockdir.h"
 #include "cmd.h"
 
 #define START_TIMEOUT_MS 10000
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Does a broker accept connections at path? */
 static int answers(const char *path)
@@ -52,23 +47,9 @@ static int answers(const char *path)
  * someone else's or open to others (the broker checks the same). */
 static int default_dir(const char *path, int system)
 {
-        char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-        char *slash;
-        struct stat st;
-
-        snprintf(dir, sizeof(dir), "%s", path);
-        slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return 0;
-        *slash = 0;
-        if (mkdir(dir, system ? 0755 : 0700) < 0 && errno != EEXIST)
-                return -errno;
-        if (lstat(dir, &st) < 0)
-                return -errno;
-        if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-            (st.st_mode & (system ? 022 : 077)))
-                return -EPERM;
-        return 0;
+        return am_socket_dir(path, geteuid(),
+                             AM_SOCKDIR_CREATE | (system ? AM_SOCKDIR_SYSTEM : 0),
+                             NULL, 0, NULL);
 }
 
 /* In the grandchild: become the daemon. Never returns. */
@@ -119,24 +100,15 @@ static void exec_broker(const char *path, int system, char *const *args,
  * when it exited without (another broker got there first, or it failed). */
 static int wait_ready(int rfd)
 {
-        long long deadline = mono_ms() + START_TIMEOUT_MS;
+        long long deadline = am_mono_ms() + START_TIMEOUT_MS;
         char buf[16];
 
         for (;;) {
-                struct pollfd p = { .fd = rfd, .events = POLLIN };
-                long long left = deadline - mono_ms();
+                int r = am_wait_fd(rfd, POLLIN, deadline);
                 ssize_t n;
-                int r;
 
-                if (left <= 0)
-                        return -ETIMEDOUT;
-                r = poll(&p, 1, (int)left);
-                if (r < 0 && errno == EINTR)
-                        continue;
                 if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
+                        return r;
                 n = read(rfd, buf, sizeof(buf));
                 if (n < 0 && errno == EINTR)
                         continue;

@@ -15,6 +15,8 @@
 
 #include "ashmem/ashmem.h"
 #include "broker.h"
+#include "lib/internal/clock.h"
+#include "lib/internal/scm.h"
 #include "cmd.h"
 #include "region.h"
 #include "output.h"
@@ -145,13 +147,6 @@ static int not_running(struct cmd_ctx *ctx, const char *path, int r)
         return cmd_error(ctx, -r, "%s", path);
 }
 
-static long long mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "broker VERB on PATH (pid N)", or {"running", "socket", "pid"}. */
 static int print_broker(struct cmd_ctx *ctx, int running, const char *verb, const char *path,
                         pid_t pid)
@@ -217,10 +212,10 @@ static int do_stop(struct cmd_ctx *ctx, const char *path)
                 return cmd_error(ctx, EPROTO, "the broker did not say its pid");
         if (kill(srv.pid, SIGTERM) < 0)
                 return cmd_error(ctx, errno, "stopping the broker (pid %d)", (int)srv.pid);
-        deadline = mono_ms() + STOP_TIMEOUT_MS;
+        deadline = am_mono_ms() + STOP_TIMEOUT_MS;
         while (kill(srv.pid, 0) == 0 || errno == EPERM) {
                 struct timespec ts = { 0, 10 * 1000000L };
-                if (mono_ms() > deadline)
+                if (am_mono_ms() > deadline)
                         return cmd_error(ctx, ETIMEDOUT, "the broker (pid %d) did not stop",
                                          (int)srv.pid);
                 nanosleep(&ts, NULL);
@@ -296,20 +291,15 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
  * write other clients, and for the tests of the broker's robustness. */
 static int do_call(struct cmd_ctx *ctx, const struct cmd_args *a, const char *path)
 {
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * 253)];
-                struct cmsghdr align;
-        } u;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         static char reply[65537];
         const char *text = a->argv[1];
-        struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-        int fds[253], nfds = 0, s, r = 0, got = 0;
+        int fds[AM_SCM_SEND_MAX], nfds = 0, s, r = 0, got = 0, extra = 0;
+        int rfds[AM_SCM_RECV_MAX];
         uint64_t n = 0;
         ssize_t len;
 
-        if ((r = num_opt(ctx, a, "fds", 253, &n)) > 1)
+        if ((r = num_opt(ctx, a, "fds", AM_SCM_SEND_MAX, &n)) > 1)
                 return r;
         s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (s < 0)
@@ -327,47 +317,21 @@ static int do_call(struct cmd_ctx *ctx, const struct cmd_args *a, const char *pa
                         goto out;
                 }
         }
-        if (nfds) {
-                struct cmsghdr *c;
-                memset(&u, 0, sizeof(u));
-                m.msg_control = u.buf;
-                m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-                c = CMSG_FIRSTHDR(&m);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-        }
-        while ((len = sendmsg(s, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-                ;
-        if (len < 0) {
-                r = cmd_error(ctx, errno, "sending to %s", path);
+        r = am_send_fds_any(s, text, strlen(text), fds, nfds, 0);
+        if (r < 0) {
+                r = cmd_error(ctx, -r, "sending to %s", path);
                 goto out;
         }
-        memset(&m, 0, sizeof(m));
-        iov.iov_base = reply;
-        iov.iov_len = sizeof(reply) - 1;
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        m.msg_control = u.buf;
-        m.msg_controllen = sizeof(u.buf);
-        while ((len = recvmsg(s, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-                ;
+        len = am_recv_fds(s, reply, sizeof(reply) - 1, 0, rfds, AM_SCM_RECV_MAX,
+                          &got, &extra, NULL);
         if (len <= 0) {
-                r = cmd_error(ctx, len < 0 ? errno : ECONNRESET, "no reply from %s", path);
+                r = cmd_error(ctx, len < 0 ? (int)-len : ECONNRESET, "no reply from %s", path);
                 goto out;
         }
         reply[len] = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-                        int fd;
-                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        close(fd);
-                        got++;
-                }
-        }
+        for (int i = 0; i < got; i++)
+                close(rfds[i]);
+        got += extra;
         printf("%s\n", reply);
         if (got && out_chatty(ctx))
                 fprintf(stderr, "(%d descriptor%s came with the reply)\n", got, got == 1 ? "" : "s");

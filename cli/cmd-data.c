@@ -22,6 +22,7 @@
 #include "output.h"
 #include "parse.h"
 #include "region.h"
+#include "lib/internal/clock.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  /* Linux 5.14 */
@@ -40,7 +41,7 @@ struct progress {
         uint64_t total;         /* 0 if unknown */
         int on;
         int shown;
-        struct timespec last;   /* when it was drawn last */
+        long long last;         /* when it was drawn last (ms) */
 };
 
 static void progress_init(struct progress *p, struct cmd_ctx *ctx, const char *what,
@@ -56,15 +57,13 @@ static void progress_init(struct progress *p, struct cmd_ctx *ctx, const char *w
 static void progress_show(struct progress *p, uint64_t done)
 {
         char d[32], t[32];
-
-        struct timespec now;
+        long long now;
 
         if (!p->on || (p->total ? p->total : done) <= PROGRESS_MIN)
                 return;
         /* ten times a second is plenty */
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (p->shown && done != p->total &&
-            (now.tv_sec - p->last.tv_sec) * 1000000000L + (now.tv_nsec - p->last.tv_nsec) < 100000000L)
+        now = am_mono_ms();
+        if (p->shown && done != p->total && now - p->last < 100)
                 return;
         p->last = now;
         format_size(done, d, sizeof(d));
@@ -395,7 +394,7 @@ static int write_mapped(struct xfer *x)
                 ssize_t n;
                 /* allocate the chunk's pages at once (best effort: the
                  * read faults them in otherwise) */
-                uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)(cli_page_size() - 1);
+                uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)(am_page_size() - 1);
                 (void)madvise((void *)a0, (size_t)((uintptr_t)p + want - a0), MADV_POPULATE_WRITE);
                 n = read(x->in, p, want);
                 if (n < 0 && errno == EINTR)

@@ -22,7 +22,7 @@ enum pin_op { OP_PIN, OP_UNPIN, OP_STATUS };
 static int pin_range(struct cmd_ctx *ctx, const struct region *r, const char *os,
                      const char *ls, size_t *off, size_t *len)
 {
-        size_t ps = cli_page_size(), end = (r->off + r->len + ps - 1) / ps * ps;
+        size_t ps = am_page_size(), end = (r->off + r->len + ps - 1) / ps * ps;
         uint64_t o = 0, l = 0;
         int e;
 
@@ -160,7 +160,7 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         r = ashmem_broker_purge(b, name, &pages);
         if (r < 0)
                 return name ? cli_broker_error(ctx, r, name) : cmd_error(ctx, -r, "purging");
-        bytes = pages * cli_page_size();
+        bytes = pages * am_page_size();
         out_begin(&o, ctx, OUT_REPORT);
         out_u64(&o, OUT_ANY, "pages", "purged %llu", pages);
         out_text(&o, " page%s", pages == 1 ? "" : "s");

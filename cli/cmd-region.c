@@ -194,7 +194,7 @@ static const struct cmd_opt info_opts[] = {
 static int page_map(struct cmd_ctx *ctx, const char *name, char **ret, size_t *npages)
 {
         struct region r;
-        size_t ps = cli_page_size(), total, first, last;
+        size_t ps = am_page_size(), total, first, last;
         char *map;
         int e;
 

@@ -10,6 +10,7 @@
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
+#include "lib/internal/errname.h"
 
 void out_begin(struct out *o, struct cmd_ctx *ctx, unsigned flags)
 {
@@ -275,9 +276,8 @@ void out_error(struct cmd_ctx *ctx, int err, const char *msg, int usage)
 
         if (ctx->json) {
                 cJSON *doc = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(doc, "error");
-                const char *name = err > 0 ? strerrorname_np(err) : NULL;
                 char *s;
-                cJSON_AddStringToObject(e, "errno", name ? name : "EINVAL");
+                cJSON_AddStringToObject(e, "errno", am_errno_name(err, "EINVAL"));
                 cJSON_AddStringToObject(e, "message", msg);
                 if (cmd)
                         cJSON_AddStringToObject(e, "command", cmd);

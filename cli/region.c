@@ -99,12 +99,6 @@ int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *r
         return parse_offset(s, what, ret, err) < 0 ? cmd_usage(ctx, "%s", err) : 0;
 }
 
-size_t cli_page_size(void)
-{
-        long ps = sysconf(_SC_PAGESIZE);
-        return ps > 0 ? (size_t)ps : 4096;
-}
-
 int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
                   struct region *r)
 {
@@ -160,7 +154,7 @@ int region_range(struct cmd_ctx *ctx, const struct region *r, uint64_t *off,
 int region_map(struct cmd_ctx *ctx, const struct region *r, int prot,
                uint64_t off, uint64_t len, struct mapping *m)
 {
-        size_t ps = cli_page_size();
+        size_t ps = am_page_size();
         size_t start = r->off + off, first = start / ps * ps;
         void *p;
         int ret;

@@ -13,6 +13,7 @@
 
 #include "ashmem/ashmem.h"
 #include "cmd.h"
+#include "lib/internal/page.h"     /* am_page_size() */
 
 /* Report an error like cmd_error() but with the errno named only in JSON
  * (the text message says what went wrong by itself). Returns 1. */
@@ -36,9 +37,6 @@ int arg_mode(struct cmd_ctx *ctx, const char *s, int *ret);
 /* An option only the shell can honour, given outside it: a usage error,
  * "WHAT: use it in 'ashmemctl shell'". */
 int arg_shell_only(struct cmd_ctx *ctx, int given, const char *what);
-
-/* The page size. */
-size_t cli_page_size(void);
 
 /* A region attached through the broker. For a slice the descriptor is the
  * whole region's and [off, off+len) the view; commands address bytes

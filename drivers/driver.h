@@ -6,6 +6,11 @@
  * Every operation on an existing region gets the descriptor and its fstat()
  * result, taken once by the caller: that one system call is the identity
  * check of the fast paths.
+ *
+ * Drivers know nothing above them: what they need of the library (the
+ * broker lookup of a control block) is handed down to them through
+ * set_lookup() before their first use. They may use the leaf helpers of
+ * lib/internal/ that depend on nothing (clock.h, page.h, idtable.h).
  */
 #ifndef ASHMEM_DRIVER_H
 #define ASHMEM_DRIVER_H
@@ -14,6 +19,18 @@
 #include <sys/stat.h>
 
 struct ashmem_stats;
+
+/* A hold on a region's pin state: what a driver needs to pin, unpin and
+ * read the state of a region without a system call or a lookup, kept
+ * alive until released. Each driver defines it (opaque above). */
+struct am_pinref;
+
+/* The library's lookup, for a driver that finds no pin state for a region
+ * descriptor (fd, whose fstat() is st): ask a running broker for the
+ * region's control block and attach it. 0 if attached, else -ENOENT (no
+ * broker, it does not hold the region, or the lookup is off). Never starts
+ * a broker; misses are remembered for a second. */
+typedef int (*am_lookup_fn)(int fd, const struct stat *st);
 
 struct am_driver {
         const char *name;
@@ -37,6 +54,29 @@ struct am_driver {
         int (*get_page_map)(int fd, const struct stat *st, char *map, size_t n);
         int (*get_control)(int fd, const struct stat *st, int *ret);
         int (*set_control)(int fd, const struct stat *st, int control_fd);
+
+        /* Pin state held for the fast paths (the heaps, the broker's
+         * records); NULL in a driver without pin state of its own. Hold
+         * region st's: 0 and *ret, -ENOENT if this process has none, or
+         * -ENOMEM. release() lets it go. */
+        int (*hold)(const struct stat *st, struct am_pinref **ret);
+        void (*release)(const struct stat *st, struct am_pinref *ref);
+        /* pin, unpin and pin_status of a held region: the rules and
+         * results of the operations above */
+        int (*ref_pin)(const struct am_pinref *ref, size_t off, size_t len);
+        int (*ref_unpin)(const struct am_pinref *ref, size_t off, size_t len);
+        int (*ref_pin_status)(const struct am_pinref *ref, size_t off, size_t len);
+        /* The counters (as get_stats) and the protection mask; the state
+         * of pages [0, n) (as get_page_map), n clamped to the region's. */
+        void (*ref_stats)(const struct am_pinref *ref, struct ashmem_stats *st,
+                          int *prot);
+        void (*ref_page_map)(const struct am_pinref *ref, char *map, size_t n);
+
+        /* Drop what the driver keeps for regions nothing in this process
+         * refers to any more: the number dropped, or -errno. NULL: none. */
+        int (*collect)(void);
+        /* Take the library's lookup (NULL: none). NULL: not wanted. */
+        void (*set_lookup)(am_lookup_fn fn);
 };
 
 extern const struct am_driver am_driver_memfd;
@@ -50,12 +90,5 @@ int am_create(const char *name, size_t size);
 /* The driver owning fd; fills *st. -EBADF for a bad fd, -ENOTTY for a
  * descriptor no driver owns. */
 int am_driver_of(int fd, struct stat *st, const struct am_driver **ret);
-
-/* Provided by the library (lib/broker.c) for the drivers: ask a running
- * broker for the control block of a region descriptor this process has no
- * pin state for, and attach it. 0 if attached, else -ENOENT (no broker, it
- * does not hold the region, or the lookup is off). Never starts a broker;
- * misses are remembered for a second. */
-int am_lookup_control(int fd, const struct stat *st);
 
 #endif

@@ -10,10 +10,10 @@
  * that came meanwhile and wait for it; the last heap unlinks its slot under
  * the lock and unmaps after dropping it.
  *
- * The pin fast path: a heap takes a hold on the memfd driver's table entry
- * of its region (am_table_hold), which keeps the entry and its control
- * block mapping alive, and keeps a private copy of the entry's amc_ref; pin,
- * unpin and status then work on the shared control block directly.
+ * The pin fast path: a heap takes a hold on its region's pin state through
+ * its driver (the hold operation of drivers/driver.h), which keeps the
+ * state mapped; pin, unpin and status then work on the shared state through
+ * the hold, without a system call or a lookup.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +27,8 @@
 
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
-#include "../drivers/memfd/memfd.h"
+#include "internal/idtable.h"
+#include "internal/page.h"
 
 #define HEAP_FLAGS (ASHMEM_HEAP_READ_ONLY | ASHMEM_HEAP_DONT_MAP_LOCALLY)
 
@@ -36,20 +37,16 @@
 enum slot_state { SLOT_MAPPING, SLOT_READY, SLOT_FAILED };
 
 struct am_slot {
-        dev_t dev;
-        ino_t ino;
-        int writable;
+        struct am_idnode id;       /* (st_dev, st_ino, writable) */
         enum slot_state state;
         void *base;
         size_t size;
         unsigned long users;       /* heaps using it, and heaps waiting for it */
-        struct am_slot *next;
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cache_cond = PTHREAD_COND_INITIALIZER;
-static struct am_slot **slots;
-static size_t nslots, nbuckets;
+static struct am_idtable slots = AM_IDTABLE_INIT(16);
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
 static void cache_prepare(void) { pthread_mutex_lock(&cache_lock); }
@@ -60,12 +57,11 @@ static void cache_parent(void) { pthread_mutex_unlock(&cache_lock); }
  * and any mapping the other thread made) so that the child maps anew. */
 static void cache_child(void)
 {
-        for (size_t i = 0; i < nbuckets; i++) {
-                struct am_slot **pp = &slots[i];
+        for (size_t i = 0; i < slots.nbuckets; i++) {
+                struct am_idnode **pp = &slots.buckets[i];
                 while (*pp) {
-                        if ((*pp)->state == SLOT_MAPPING) {
-                                *pp = (*pp)->next;
-                                nslots--;
+                        if (am_id_record(*pp, struct am_slot, id)->state == SLOT_MAPPING) {
+                                am_idtable_unlink_at(&slots, pp);
                         } else {
                                 pp = &(*pp)->next;
                         }
@@ -80,71 +76,23 @@ static void cache_init(void)
         pthread_atfork(cache_prepare, cache_parent, cache_child);
 }
 
-static size_t slot_hash(dev_t dev, ino_t ino, int writable)
-{
-        uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
-        h ^= (uint64_t)writable * 0xbf58476d1ce4e5b9ull;
-        return (size_t)(h ^ (h >> 31));
-}
-
-static struct am_slot **slot_bucket(dev_t dev, ino_t ino, int writable)
-{
-        return &slots[slot_hash(dev, ino, writable) & (nbuckets - 1)];
-}
-
 static struct am_slot *slot_find(const struct stat *st, int writable)
 {
-        if (!nbuckets)
-                return NULL;
-        for (struct am_slot *s = *slot_bucket(st->st_dev, st->st_ino, writable);
-             s; s = s->next)
-                if (s->ino == st->st_ino && s->dev == st->st_dev &&
-                    s->writable == writable)
-                        return s;
-        return NULL;
+        struct am_idnode *n = am_idtable_find(&slots, st->st_dev, st->st_ino,
+                                              (unsigned)writable);
+        return n ? am_id_record(n, struct am_slot, id) : NULL;
 }
 
 /* Called with the lock held. */
 static int slot_link(struct am_slot *s)
 {
-        struct am_slot **b;
-
-        if (nslots + 1 > nbuckets) {
-                size_t n = nbuckets ? nbuckets * 2 : 16;
-                struct am_slot **nb = calloc(n, sizeof(*nb));
-                if (!nb)
-                        return -ENOMEM;
-                for (size_t i = 0; i < nbuckets; i++) {
-                        struct am_slot *e = slots[i], *next;
-                        for (; e; e = next) {
-                                next = e->next;
-                                size_t h = slot_hash(e->dev, e->ino, e->writable) & (n - 1);
-                                e->next = nb[h];
-                                nb[h] = e;
-                        }
-                }
-                free(slots);
-                slots = nb;
-                nbuckets = n;
-        }
-        b = slot_bucket(s->dev, s->ino, s->writable);
-        s->next = *b;
-        *b = s;
-        nslots++;
-        return 0;
+        return am_idtable_insert(&slots, &s->id);
 }
 
 /* Called with the lock held. */
 static void slot_unlink(struct am_slot *s)
 {
-        struct am_slot **pp = slot_bucket(s->dev, s->ino, s->writable);
-
-        while (*pp && *pp != s)
-                pp = &(*pp)->next;
-        if (*pp) {
-                *pp = s->next;
-                nslots--;
-        }
+        am_idtable_unlink(&slots, &s->id);
 }
 
 /* Drop one user, with the lock held. Returns the slot to unmap and free
@@ -207,9 +155,9 @@ again:
                 pthread_mutex_unlock(&cache_lock);
                 return -ENOMEM;
         }
-        s->dev = st->st_dev;
-        s->ino = st->st_ino;
-        s->writable = writable;
+        s->id.dev = st->st_dev;
+        s->id.ino = st->st_ino;
+        s->id.key = (unsigned)writable;
         s->size = size;
         s->state = SLOT_MAPPING;
         s->users = 1;
@@ -264,8 +212,8 @@ struct ashmem_heap {
         size_t size;
         void *base;
         struct am_slot *slot;           /* NULL: no local mapping */
-        struct amc_ref *ctl;            /* atomic; NULL: no pin state held */
-        struct amc_ref ctl_own;         /* ctl's storage when held at birth */
+        const struct am_driver *drv;    /* the region's driver */
+        struct am_pinref *ctl;          /* atomic; NULL: no pin state held */
         unsigned page_shift;            /* log2 of the page size */
         char name[ASHMEM_NAME_LEN];
 };
@@ -278,15 +226,12 @@ struct ashmem_slice {
 
 static void heap_free(ashmem_heap *h)
 {
-        struct amc_ref *c = __atomic_load_n(&h->ctl, __ATOMIC_ACQUIRE);
+        struct am_pinref *c = __atomic_load_n(&h->ctl, __ATOMIC_ACQUIRE);
 
         if (h->slot)
                 slot_put(h->slot);
-        if (c) {
-                am_table_release(&h->st);
-                if (c != &h->ctl_own)
-                        free(c);
-        }
+        if (c)
+                h->drv->release(&h->st, c);
         if (h->fd >= 0)
                 close(h->fd);
         free(h);
@@ -310,7 +255,11 @@ static int heap_make(int fd, unsigned flags, int creator, ashmem_heap **ret)
         r = ashmem_get_size(fd, &h->size);
         if (r < 0)
                 goto fail;
-        if (fstat(fd, &h->st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0) {
+        r = am_driver_of(fd, &h->st, &h->drv);
+        if (r < 0)
+                goto fail;
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0) {
                 r = -errno;
                 goto fail;
         }
@@ -344,8 +293,9 @@ static int heap_make(int fd, unsigned flags, int creator, ashmem_heap **ret)
                 h->base = h->slot->base;
         }
 
-        if (am_table_hold(&h->st, &h->ctl_own) == 0)
-                h->ctl = &h->ctl_own;
+        /* none yet: heap_ctl() looks again at the first pin */
+        if (h->drv->hold)
+                (void)h->drv->hold(&h->st, &h->ctl);
 
         if (creator && (flags & ASHMEM_HEAP_READ_ONLY)) {
                 int prot = ashmem_get_prot(fd);
@@ -392,16 +342,27 @@ int ashmem_heap_adopt(int fd, unsigned flags, ashmem_heap **ret)
         return r;
 }
 
+/* The references of heaps and slices: take one on obj (returned); drop
+ * one, 1 if it was the last. */
+static void *ref_take(void *obj, unsigned long *refs)
+{
+        __atomic_add_fetch(refs, 1, __ATOMIC_RELAXED);
+        return obj;
+}
+
+static int ref_drop(unsigned long *refs)
+{
+        return __atomic_sub_fetch(refs, 1, __ATOMIC_ACQ_REL) == 0;
+}
+
 ashmem_heap *ashmem_heap_ref(ashmem_heap *heap)
 {
-        if (heap)
-                __atomic_add_fetch(&heap->refs, 1, __ATOMIC_RELAXED);
-        return heap;
+        return heap ? ref_take(heap, &heap->refs) : NULL;
 }
 
 ashmem_heap *ashmem_heap_unref(ashmem_heap *heap)
 {
-        if (heap && __atomic_sub_fetch(&heap->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (heap && ref_drop(&heap->refs)) {
                 int saved = errno;
                 heap_free(heap);
                 errno = saved;
@@ -463,27 +424,24 @@ enum pin_op { PIN, UNPIN, STATUS };
 /* The heap's view of its region's pin state, or NULL if this process has
  * none for it. A heap made before a control descriptor was attached picks
  * it up here, once. */
-static const struct amc_ref *heap_ctl(ashmem_heap *h, int *err)
+static const struct am_pinref *heap_ctl(ashmem_heap *h, int *err)
 {
-        struct amc_ref *c = __atomic_load_n(&h->ctl, __ATOMIC_ACQUIRE), tmp, *n;
+        struct am_pinref *c = __atomic_load_n(&h->ctl, __ATOMIC_ACQUIRE), *n;
+        int r;
 
         *err = 0;
         if (c)
                 return c;
-        if (am_table_hold(&h->st, &tmp) < 0)
-                return NULL;
-        n = malloc(sizeof(*n));
-        if (!n) {
-                am_table_release(&h->st);
-                *err = -ENOMEM;
+        r = h->drv->hold ? h->drv->hold(&h->st, &n) : -ENOENT;
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        *err = r;
                 return NULL;
         }
-        *n = tmp;
         if (!__atomic_compare_exchange_n(&h->ctl, &c, n, 0, __ATOMIC_ACQ_REL,
                                          __ATOMIC_ACQUIRE)) {
                 /* another thread got there first: use its */
-                am_table_release(&h->st);
-                free(n);
+                h->drv->release(&h->st, n);
                 return c;
         }
         return n;
@@ -491,7 +449,7 @@ static const struct amc_ref *heap_ctl(ashmem_heap *h, int *err)
 
 static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which)
 {
-        const struct amc_ref *c;
+        const struct am_pinref *c;
         uint64_t first, count;
         int r;
 
@@ -504,40 +462,22 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
                 /* no pin state: the rules of the descriptor calls for a
                  * memfd libashmem did not make */
                 size_t ps = am_page_size();
-                size_t end = (h->size + ps - 1) / ps * ps;
-                if (off % ps || len % ps || off > end || len > end - off)
-                        return -EINVAL;
+                r = am_page_range(off, len, ((uint64_t)h->size + ps - 1) / ps * ps,
+                                  h->page_shift, &first, &count);
+                if (r < 0)
+                        return r;
                 if (which != STATUS && !h->fd_writable)
                         return -EPERM;
                 return which == STATUS ? ASHMEM_IS_PINNED :
                        which == PIN ? ASHMEM_NOT_PURGED : 0;
         }
-        if (c->page_size == (uint64_t)1 << h->page_shift) {
-                /* amc_range() with shifts for divisions: a pin pair is a
-                 * few dozen nanoseconds, and two 64-bit divisions per call
-                 * are a fair share of that */
-                uint64_t end = c->pages << h->page_shift;
-                if (((uint64_t)off | (uint64_t)len) & ((c->page_size) - 1u) ||
-                    off > end)
-                        return -EINVAL;
-                if (len == 0)
-                        len = (size_t)(end - off);
-                if (len > end - off)            /* past the end, or overflow */
-                        return -EINVAL;
-                first = off >> h->page_shift;
-                count = len >> h->page_shift;
-        } else {
-                r = amc_range(c, off, len, &first, &count);
-                if (r < 0)
-                        return r;
-        }
         switch (which) {
         case PIN:
-                return amc_pin(c, first, count);
+                return h->drv->ref_pin(c, off, len);
         case UNPIN:
-                return amc_unpin(c, first, count);
+                return h->drv->ref_unpin(c, off, len);
         default:
-                return amc_status(c, first, count);
+                return h->drv->ref_pin_status(c, off, len);
         }
 }
 
@@ -579,14 +519,12 @@ int ashmem_slice_new(ashmem_heap *heap, size_t offset, size_t length,
 
 ashmem_slice *ashmem_slice_ref(ashmem_slice *slice)
 {
-        if (slice)
-                __atomic_add_fetch(&slice->refs, 1, __ATOMIC_RELAXED);
-        return slice;
+        return slice ? ref_take(slice, &slice->refs) : NULL;
 }
 
 ashmem_slice *ashmem_slice_unref(ashmem_slice *slice)
 {
-        if (slice && __atomic_sub_fetch(&slice->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (slice && ref_drop(&slice->refs)) {
                 ashmem_heap_unref(slice->heap);
                 free(slice);
         }

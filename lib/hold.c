@@ -5,12 +5,13 @@
 #include <sys/stat.h>
 
 #include "ashmem/ashmem.h"
-#include "../drivers/memfd/memfd.h"
-#include "hold.h"
+#include "../drivers/driver.h"
+#include "internal/hold.h"
 
 struct am_hold {
         struct stat st;
-        struct amc_ref ref;
+        const struct am_driver *d;
+        struct am_pinref *ref;
 };
 
 int am_hold_new(int fd, struct am_hold **ret)
@@ -20,12 +21,9 @@ int am_hold_new(int fd, struct am_hold **ret)
 
         if (!h)
                 return -ENOMEM;
-        if (fstat(fd, &h->st) < 0) {
-                r = -errno;
-                free(h);
-                return r;
-        }
-        r = am_table_hold(&h->st, &h->ref);
+        r = am_driver_of(fd, &h->st, &h->d);
+        if (r == 0)
+                r = h->d->hold ? h->d->hold(&h->st, &h->ref) : -ENOENT;
         if (r < 0) {
                 free(h);
                 return r;
@@ -36,19 +34,18 @@ int am_hold_new(int fd, struct am_hold **ret)
 
 void am_hold_stats(const struct am_hold *h, struct ashmem_stats *st, int *prot)
 {
-        amc_stats(&h->ref, st);
-        *prot = (int)__atomic_load_n(&h->ref.b->prot, __ATOMIC_RELAXED);
+        h->d->ref_stats(h->ref, st, prot);
 }
 
 void am_hold_page_map(const struct am_hold *h, char *map, size_t n)
 {
-        amc_page_map(&h->ref, map, n < h->ref.pages ? n : (size_t)h->ref.pages);
+        h->d->ref_page_map(h->ref, map, n);
 }
 
 void am_hold_free(struct am_hold *h)
 {
         if (h) {
-                am_table_release(&h->st);
+                h->d->release(&h->st, h->ref);
                 free(h);
         }
 }

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* The broker client's JSON scanner and writer (see json.h). */
+/* libashmem's JSON scanner and writer (see internal/json.h). */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "internal/json.h"
 
 #define DEPTH_MAX 32
 
@@ -340,47 +343,127 @@ int am_json_next(const struct am_jfield *arr, size_t *pos, const char **elem,
 
 /* ---------------------------------------------------------------- writing */
 
-static void put(struct am_jw *w, const char *s, size_t n)
+/* Room for n more bytes and the NUL, or overflow set. */
+static int room(struct am_jw *w, size_t n)
 {
-        if (w->overflow || w->len + n >= w->cap) {
+        size_t cap;
+        char *b;
+
+        if (w->overflow)
+                return 0;
+        if (n < w->cap && w->len < w->cap - n)
+                return 1;
+        if (w->fixed || n > SIZE_MAX / 4 - w->len) {
                 w->overflow = 1;
-                return;
+                return 0;
         }
-        memcpy(w->buf + w->len, s, n);
-        w->len += n;
+        cap = w->cap ? w->cap : 1024;
+        while (cap < w->len + n + 1)
+                cap *= 2;
+        b = realloc(w->buf, cap);
+        if (!b) {
+                w->overflow = 1;
+                return 0;
+        }
+        w->buf = b;
+        w->cap = cap;
+        return 1;
 }
 
-static void put_str(struct am_jw *w, const char *s)
+void am_jw_raw(struct am_jw *w, const char *s, size_t n)
+{
+        if (!room(w, n))
+                return;
+        memcpy(w->buf + w->len, s, n);
+        w->len += n;
+        w->buf[w->len] = 0;
+}
+
+void am_jw_puts(struct am_jw *w, const char *s)
+{
+        am_jw_raw(w, s, strlen(s));
+}
+
+void am_jw_printf(struct am_jw *w, const char *fmt, ...)
+{
+        char tmp[256];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                w->overflow = 1;
+        } else if ((size_t)n < sizeof(tmp)) {
+                am_jw_raw(w, tmp, (size_t)n);
+        } else if (room(w, (size_t)n)) {
+                /* too long for tmp: again, straight into the text */
+                va_start(ap, fmt);
+                vsnprintf(w->buf + w->len, (size_t)n + 1, fmt, ap);
+                va_end(ap);
+                w->len += (size_t)n;
+        }
+}
+
+void am_jw_string(struct am_jw *w, const char *s)
 {
         static const char hexd[] = "0123456789abcdef";
 
-        put(w, "\"", 1);
+        am_jw_raw(w, "\"", 1);
         for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
                 const unsigned char *q = p;
                 while (*q && *q != '"' && *q != '\\' && *q >= 0x20)
                         q++;
                 if (q != p) {
-                        put(w, (const char *)p, (size_t)(q - p));
+                        am_jw_raw(w, (const char *)p, (size_t)(q - p));
                         p = q;
                         if (!*p)
                                 break;
                 }
                 if (*p == '"' || *p == '\\') {
                         char e[2] = { '\\', (char)*p };
-                        put(w, e, 2);
+                        am_jw_raw(w, e, 2);
                 } else {
                         char e[6] = { '\\', 'u', '0', '0', hexd[*p >> 4], hexd[*p & 15] };
-                        put(w, e, 6);
+                        am_jw_raw(w, e, 6);
                 }
         }
-        put(w, "\"", 1);
+        am_jw_raw(w, "\"", 1);
 }
 
-static void put_key(struct am_jw *w, const char *key)
+void am_jw_key(struct am_jw *w, const char *key)
 {
-        put(w, ",", 1);
-        put_str(w, key);
-        put(w, ":", 1);
+        am_jw_raw(w, ",", 1);
+        am_jw_string(w, key);
+        am_jw_raw(w, ":", 1);
+}
+
+void am_jw_uint(struct am_jw *w, uint64_t v)
+{
+        char d[24], *p = d + sizeof(d);
+
+        do {
+                *--p = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        am_jw_raw(w, p, (size_t)(d + sizeof(d) - p));
+}
+
+void am_jw_reset(struct am_jw *w)
+{
+        w->len = 0;
+        w->overflow = 0;
+        if (room(w, 0))
+                w->buf[0] = 0;
+}
+
+void am_jw_free(struct am_jw *w)
+{
+        if (!w->fixed)
+                free(w->buf);
+        w->buf = NULL;
+        w->cap = w->len = 0;
 }
 
 void am_jw_begin(struct am_jw *w, char *buf, size_t cap, const char *op)
@@ -389,36 +472,33 @@ void am_jw_begin(struct am_jw *w, char *buf, size_t cap, const char *op)
         w->cap = cap;
         w->len = 0;
         w->overflow = 0;
-        put(w, "{\"v\":1", 6);
+        w->fixed = 1;
+        am_jw_raw(w, "{\"v\":1", 6);
         am_jw_str(w, "op", op);
 }
 
 void am_jw_str(struct am_jw *w, const char *key, const char *val)
 {
-        put_key(w, key);
-        put_str(w, val);
+        am_jw_key(w, key);
+        am_jw_string(w, val);
 }
 
 void am_jw_u64(struct am_jw *w, const char *key, uint64_t val)
 {
-        char d[24];
-        int n = snprintf(d, sizeof(d), "%llu", (unsigned long long)val);
-
-        put_key(w, key);
-        put(w, d, (size_t)n);
+        am_jw_key(w, key);
+        am_jw_uint(w, val);
 }
 
 void am_jw_bool(struct am_jw *w, const char *key, int val)
 {
-        put_key(w, key);
-        put(w, val ? "true" : "false", val ? 4 : 5);
+        am_jw_key(w, key);
+        am_jw_raw(w, val ? "true" : "false", val ? 4 : 5);
 }
 
 int am_jw_end(struct am_jw *w)
 {
-        put(w, "}", 1);
+        am_jw_raw(w, "}", 1);
         if (w->overflow)
                 return -EMSGSIZE;
-        w->buf[w->len] = 0;
         return (int)w->len;
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -13,11 +14,22 @@
 
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
-#include "../drivers/memfd/memfd.h"
+#include "internal/lookup.h"
 
 static const struct am_driver *const drivers[] = {
         &am_driver_memfd,
 };
+
+/* What the drivers need of the library, handed down before their first
+ * use: the broker lookup of a control block. */
+static pthread_once_t handed_down = PTHREAD_ONCE_INIT;
+
+static void hand_down(void)
+{
+        for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+                if (drivers[i]->set_lookup)
+                        drivers[i]->set_lookup(am_lookup_control);
+}
 
 /* ASHMEM_DRIVER: unset, "auto" or "memfd" choose the memfd driver, the one
  * built in (auto would prefer a working /dev/ashmem, which this build does
@@ -28,6 +40,7 @@ static int driver_from_env(const struct am_driver **ret)
 {
         const char *v = getenv("ASHMEM_DRIVER");
 
+        pthread_once(&handed_down, hand_down);
         if (!v || !*v || strcmp(v, "auto") == 0 || strcmp(v, "memfd") == 0) {
                 *ret = &am_driver_memfd;
                 return 0;
@@ -49,6 +62,7 @@ int am_driver_of(int fd, struct stat *st, const struct am_driver **ret)
                 return -EBADF;
         if (fstat(fd, st) < 0)
                 return -errno;
+        pthread_once(&handed_down, hand_down);
         for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
                 if (drivers[i]->owns(fd, st)) {
                         *ret = drivers[i];
@@ -231,8 +245,13 @@ int ashmem_get_page_map(int fd, char *map, size_t pages)
 
 int ashmem_collect(void)
 {
-        int saved = errno, r = am_table_collect();
+        int saved = errno, r = 0;
 
+        for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
+                int n = drivers[i]->collect ? drivers[i]->collect() : 0;
+                if (r >= 0)
+                        r = n < 0 ? n : r + n;
+        }
         errno = saved;
         return r;
 }

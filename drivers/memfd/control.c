@@ -8,6 +8,8 @@
 
 #include "ashmem/ashmem.h"
 #include "control.h"
+#include "lib/internal/clock.h"
+#include "lib/internal/page.h"
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -22,12 +24,9 @@ size_t amc_block_size(uint64_t pages)
  * (least recently unpinned first): the coarse clock, a few milliseconds
  * behind CLOCK_MONOTONIC on the same timebase, is precise enough and costs a
  * fifth of the fine one on the unpin path. */
-static int64_t mono_ns(void)
+static int64_t unpin_stamp(void)
 {
-        struct timespec ts;
-        if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) < 0)
-                return 1;
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        return am_mono_ns(1);
 }
 
 void amc_init(struct amc_block *b, const char *name, uint64_t size,
@@ -86,18 +85,8 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable)
 int amc_range(const struct amc_ref *r, size_t offset, size_t len,
               uint64_t *first, uint64_t *count)
 {
-        unsigned shift = r->page_shift;
-        uint64_t end = r->pages << shift;
-
-        if (((offset | len) & (((uint64_t)1 << shift) - 1)) || offset > end)
-                return -EINVAL;
-        if (len == 0)
-                len = end - offset;
-        else if (len > end - offset)    /* past the end, or overflow */
-                return -EINVAL;
-        *first = offset >> shift;
-        *count = len >> shift;
-        return 0;
+        return am_page_range(offset, len, r->pages << r->page_shift,
+                             r->page_shift, first, count);
 }
 
 /* Bits set in x. __builtin_popcountll is a libgcc call on the x86-64
@@ -145,7 +134,7 @@ static void recount(const struct amc_ref *r)
         if (u == 0)
                 STORE(&r->b->unpinned_since_ns, 0);
         else if (LOAD(&r->b->unpinned_since_ns) == 0)
-                STORE(&r->b->unpinned_since_ns, mono_ns());
+                STORE(&r->b->unpinned_since_ns, unpin_stamp());
 }
 
 int amc_lock(const struct amc_ref *r)
@@ -222,7 +211,7 @@ int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count)
         }
         if (cu) {
                 if (r->b->n_unpinned == 0)
-                        STORE(&r->b->unpinned_since_ns, mono_ns());
+                        STORE(&r->b->unpinned_since_ns, unpin_stamp());
                 STORE(&r->b->n_unpinned, r->b->n_unpinned + cu);
         }
         amc_unlock(r);
@@ -271,14 +260,18 @@ static void set_purged(const struct amc_ref *r, uint64_t s, uint64_t e, int on)
         }
 }
 
+/* Lock the block of a writable reference: 0, -EPERM (read-only), or as
+ * amc_lock(). */
+static int lock_writable(const struct amc_ref *r)
+{
+        return r->writable ? amc_lock(r) : -EPERM;
+}
+
 int amc_purge(const struct amc_ref *r, int data_fd)
 {
         uint64_t p = 0, n = 0, ps = r->page_size;
-        int e;
+        int e = lock_writable(r);
 
-        if (!r->writable)
-                return -EPERM;
-        e = amc_lock(r);
         if (e < 0)
                 return e;
         if (!(r->b->prot & PROT_WRITE))
@@ -315,11 +308,8 @@ out:
 
 int amc_set_prot(const struct amc_ref *r, int data_fd, int prot)
 {
-        int e;
+        int e = lock_writable(r);
 
-        if (!r->writable)
-                return -EPERM;
-        e = amc_lock(r);
         if (e < 0)
                 return e;
         if ((uint32_t)prot & ~r->b->prot)

@@ -20,20 +20,11 @@
 #include "ashmem/ashmem.h"
 #include "../driver.h"
 #include "memfd.h"
+#include "lib/internal/page.h"
 
 #define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
 /* memfd_create() keeps at most this many bytes of a name */
 #define MEMFD_NAME_MAX 249
-
-size_t am_page_size(void)
-{
-        static size_t ps;
-        if (!ps) {
-                long v = sysconf(_SC_PAGESIZE);
-                ps = v > 0 ? (size_t)v : 4096;
-        }
-        return ps;
-}
 
 static int xclose(int fd)
 {
@@ -202,13 +193,23 @@ static int miss(struct op *o)
         return 1;
 }
 
+/* The library's lookup, handed down by set_lookup(); NULL: none. */
+static am_lookup_fn lookup;
+
+static void set_lookup(am_lookup_fn fn)
+{
+        __atomic_store_n(&lookup, fn, __ATOMIC_RELEASE);
+}
+
 /* Run fn on the region's entry. A memfd with no entry may be a region
  * whose descriptor came without its control block: ask a running broker
- * for it (am_lookup_control, the slow path; it remembers misses) and run
- * fn again, now answering for a plain memfd if there is still no entry. */
+ * for it (the library's lookup, the slow path; it remembers misses) and
+ * run fn again, now answering for a plain memfd if there is still no
+ * entry. */
 static int with_lookup(const struct stat *st,
                        int (*fn)(struct am_entry *e, void *arg), struct op *o)
 {
+        am_lookup_fn fn_lookup;
         int r;
 
         o->may_lookup = 1;
@@ -217,7 +218,9 @@ static int with_lookup(const struct stat *st,
         if (!o->missed)
                 return r;
         o->may_lookup = 0;
-        (void)am_lookup_control(o->fd, st);
+        fn_lookup = __atomic_load_n(&lookup, __ATOMIC_ACQUIRE);
+        if (fn_lookup)
+                (void)fn_lookup(o->fd, st);
         return am_table_with(st, fn, o);
 }
 
@@ -309,14 +312,12 @@ static int set_prot(int fd, const struct stat *st, int prot)
 static int foreign_range(const struct op *o)
 {
         size_t ps = am_page_size();
-        size_t end = ((size_t)o->st->st_size + ps - 1) / ps * ps;
+        uint64_t end = ((uint64_t)o->st->st_size + ps - 1) / ps * ps, first, count;
         int r = foreign_check(o->fd);
 
         if (r < 0)
                 return r;
-        if (o->off % ps || o->len % ps || o->off > end || o->len > end - o->off)
-                return -EINVAL;
-        return 0;
+        return am_page_range(o->off, o->len, end, am_page_shift(), &first, &count);
 }
 
 static int foreign_writable(int fd)
@@ -327,44 +328,31 @@ static int foreign_writable(int fd)
         return (fl & O_ACCMODE) == O_RDONLY ? -EPERM : 0;
 }
 
-enum pin_op { PIN, UNPIN, STATUS };
-
 /* inlined into each of the three callbacks below: `which` is a constant
  * there (the pin fast path) */
 static inline __attribute__((always_inline))
-int do_pin(struct am_entry *e, void *a, enum pin_op which)
+int do_pin(struct am_entry *e, void *a, enum am_pin_op which)
 {
         struct op *o = a;
-        uint64_t first, count;
         int r;
 
         if (!e) {
                 if (miss(o))
                         return 0;
                 r = foreign_range(o);
-                if (r == 0 && which != STATUS)
+                if (r == 0 && which != AM_STATUS)
                         r = foreign_writable(o->fd);
                 if (r < 0)
                         return r;
-                return which == STATUS ? ASHMEM_IS_PINNED :
-                       which == PIN ? ASHMEM_NOT_PURGED : 0;
+                return which == AM_STATUS ? ASHMEM_IS_PINNED :
+                       which == AM_PIN ? ASHMEM_NOT_PURGED : 0;
         }
-        r = amc_range(&e->ref, o->off, o->len, &first, &count);
-        if (r < 0)
-                return r;
-        switch (which) {
-        case PIN:
-                return amc_pin(&e->ref, first, count);
-        case UNPIN:
-                return amc_unpin(&e->ref, first, count);
-        default:
-                return amc_status(&e->ref, first, count);
-        }
+        return am_pin_ref(&e->ref, o->off, o->len, which);
 }
 
-static int do_pin_pin(struct am_entry *e, void *a) { return do_pin(e, a, PIN); }
-static int do_pin_unpin(struct am_entry *e, void *a) { return do_pin(e, a, UNPIN); }
-static int do_pin_status(struct am_entry *e, void *a) { return do_pin(e, a, STATUS); }
+static int do_pin_pin(struct am_entry *e, void *a) { return do_pin(e, a, AM_PIN); }
+static int do_pin_unpin(struct am_entry *e, void *a) { return do_pin(e, a, AM_UNPIN); }
+static int do_pin_status(struct am_entry *e, void *a) { return do_pin(e, a, AM_STATUS); }
 
 static int pin(int fd, const struct stat *st, size_t off, size_t len)
 {
@@ -573,4 +561,13 @@ const struct am_driver am_driver_memfd = {
         .get_page_map = get_page_map,
         .get_control = get_control,
         .set_control = set_control,
+        .hold = am_memfd_hold,
+        .release = am_memfd_release,
+        .ref_pin = am_memfd_ref_pin,
+        .ref_unpin = am_memfd_ref_unpin,
+        .ref_pin_status = am_memfd_ref_pin_status,
+        .ref_stats = am_memfd_ref_stats,
+        .ref_page_map = am_memfd_ref_page_map,
+        .collect = am_table_collect,
+        .set_lookup = set_lookup,
 };

@@ -13,19 +13,17 @@
 
 #include <sys/stat.h>
 #include "control.h"
+#include "lib/internal/idtable.h"
+#include "lib/internal/page.h"
 
 struct am_entry {
-        dev_t dev;
-        ino_t ino;
+        struct am_idnode id;       /* (st_dev, st_ino) in the table */
         struct amc_ref ref;
         int ctl_fd;
         unsigned long holds;       /* references from heaps; no GC while > 0 */
         unsigned long cached;      /* threads whose lookup cache holds it */
-        struct am_entry *next;
+        struct am_entry *znext;    /* a zombie's next zombie */
 };
-
-/* The page size, cached. */
-size_t am_page_size(void);
 
 /* Run op with the entry for st (or NULL). The entry is valid only inside
  * op. A thread's last entry found is cached (and held): a call on the same
@@ -51,5 +49,44 @@ int am_table_collect(void);
 
 /* Attach a received control descriptor to the data memfd (st). */
 int am_memfd_attach_control(int fd, const struct stat *st, int control_fd);
+
+enum am_pin_op { AM_PIN, AM_UNPIN, AM_STATUS };
+
+/* Pin, unpin or pin status of [off, off + len) of a region's control
+ * block. Inlined where `which` is a constant (the pin fast paths). */
+static inline __attribute__((always_inline))
+int am_pin_ref(const struct amc_ref *r, size_t off, size_t len, enum am_pin_op which)
+{
+        uint64_t first, count;
+        /* amc_range() inline: a pin pair is a few dozen nanoseconds, a call
+         * a fair share of that */
+        int e = am_page_range(off, len, r->pages << r->page_shift, r->page_shift,
+                              &first, &count);
+
+        if (e < 0)
+                return e;
+        switch (which) {
+        case AM_PIN:
+                return amc_pin(r, first, count);
+        case AM_UNPIN:
+                return amc_unpin(r, first, count);
+        default:
+                return amc_status(r, first, count);
+        }
+}
+
+/* A hold on a region's pin state: a held table entry's control block. */
+struct am_pinref {
+        struct amc_ref ref;
+};
+
+/* The hold operations of the driver (drivers/driver.h), in hold.c. */
+int am_memfd_hold(const struct stat *st, struct am_pinref **ret);
+void am_memfd_release(const struct stat *st, struct am_pinref *p);
+int am_memfd_ref_pin(const struct am_pinref *p, size_t off, size_t len);
+int am_memfd_ref_unpin(const struct am_pinref *p, size_t off, size_t len);
+int am_memfd_ref_pin_status(const struct am_pinref *p, size_t off, size_t len);
+void am_memfd_ref_stats(const struct am_pinref *p, struct ashmem_stats *st, int *prot);
+void am_memfd_ref_page_map(const struct am_pinref *p, char *map, size_t n);
 
 #endif

@@ -39,8 +39,9 @@ static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 /* the device of the memfd superblock, learnt at the first insertion */
 static dev_t memfd_dev;
 static int have_memfd_dev;
-static struct am_entry **buckets, *zombies;
-static size_t nbuckets, nentries, gc_at = NBUCKETS_MIN;
+static struct am_idtable table = AM_IDTABLE_INIT(NBUCKETS_MIN);
+static struct am_entry *zombies;
+static size_t gc_at = NBUCKETS_MIN;
 static unsigned long generation;   /* bumped when an entry leaves the table */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -100,10 +101,10 @@ static void after_fork_child(void)
 
         lock = fresh;
         /* the caches of the threads that did not come along are gone */
-        for (size_t i = 0; i < nbuckets; i++)
-                for (struct am_entry *e = buckets[i]; e; e = e->next)
-                        e->cached = 0;
-        for (struct am_entry *e = zombies; e; e = e->next)
+        for (size_t i = 0; i < table.nbuckets; i++)
+                for (struct am_idnode *n = table.buckets[i]; n; n = n->next)
+                        am_id_record(n, struct am_entry, id)->cached = 0;
+        for (struct am_entry *e = zombies; e; e = e->znext)
                 e->cached = 0;
         if (tc_entry)
                 tc_entry->cached = 1;
@@ -114,20 +115,10 @@ static void register_atfork(void)
         pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
-static size_t hash(dev_t dev, ino_t ino)
-{
-        uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
-        return (size_t)(h ^ (h >> 29));
-}
-
 static struct am_entry *find(dev_t dev, ino_t ino)
 {
-        if (!nbuckets)
-                return NULL;
-        for (struct am_entry *e = buckets[hash(dev, ino) & (nbuckets - 1)]; e; e = e->next)
-                if (e->ino == ino && e->dev == dev)
-                        return e;
-        return NULL;
+        struct am_idnode *n = am_idtable_find(&table, dev, ino, 0);
+        return n ? am_id_record(n, struct am_entry, id) : NULL;
 }
 
 static __attribute__((noinline)) int with_locked(const struct stat *st,
@@ -187,7 +178,7 @@ static void entry_unlinked(struct am_entry *e)
         if (__atomic_load_n(&e->cached, __ATOMIC_RELAXED) == 0) {
                 entry_free(e);
         } else {
-                e->next = zombies;
+                e->znext = zombies;
                 zombies = e;
         }
 }
@@ -200,34 +191,12 @@ static void free_zombies(void)
         while (*pp) {
                 struct am_entry *e = *pp;
                 if (__atomic_load_n(&e->cached, __ATOMIC_RELAXED) == 0) {
-                        *pp = e->next;
+                        *pp = e->znext;
                         entry_free(e);
                 } else {
-                        pp = &e->next;
+                        pp = &e->znext;
                 }
         }
-}
-
-static int grow(void)
-{
-        size_t n = nbuckets ? nbuckets * 2 : NBUCKETS_MIN;
-        struct am_entry **nb = calloc(n, sizeof(*nb));
-
-        if (!nb)
-                return -ENOMEM;
-        for (size_t i = 0; i < nbuckets; i++) {
-                struct am_entry *e = buckets[i], *next;
-                for (; e; e = next) {
-                        next = e->next;
-                        size_t h = hash(e->dev, e->ino) & (n - 1);
-                        e->next = nb[h];
-                        nb[h] = e;
-                }
-        }
-        free(buckets);
-        buckets = nb;
-        nbuckets = n;
-        return 0;
 }
 
 /* Identities this process still refers to: a sorted array of inode numbers
@@ -308,25 +277,24 @@ static int collect(dev_t dev)
 
         tc_drop();
         if (r == 0) {
-                for (size_t i = 0; i < nbuckets; i++) {
-                        struct am_entry **pp = &buckets[i];
+                for (size_t i = 0; i < table.nbuckets; i++) {
+                        struct am_idnode **pp = &table.buckets[i];
                         while (*pp) {
-                                struct am_entry *e = *pp;
-                                if (e->holds == 0 && e->dev == dev &&
-                                    !bsearch(&e->ino, s.v, s.n, sizeof(*s.v), cmp_ino)) {
-                                        *pp = e->next;
+                                struct am_entry *e = am_id_record(*pp, struct am_entry, id);
+                                if (e->holds == 0 && e->id.dev == dev &&
+                                    !bsearch(&e->id.ino, s.v, s.n, sizeof(*s.v), cmp_ino)) {
+                                        am_idtable_unlink_at(&table, pp);
                                         entry_unlinked(e);
-                                        nentries--;
                                         n++;
                                 } else {
-                                        pp = &e->next;
+                                        pp = &(*pp)->next;
                                 }
                         }
                 }
         }
         free(s.v);
         free_zombies();
-        gc_at = nentries * 2 > NBUCKETS_MIN ? nentries * 2 : NBUCKETS_MIN;
+        gc_at = table.n * 2 > NBUCKETS_MIN ? table.n * 2 : NBUCKETS_MIN;
         return r < 0 ? r : n;
 }
 
@@ -339,7 +307,7 @@ int am_table_collect(void)
          * No descriptor is needed but the ones the scan opens one at a
          * time, so a process out of descriptors can still collect. */
         pthread_rwlock_wrlock(&lock);
-        r = have_memfd_dev && (nentries || zombies) ? collect(memfd_dev) : 0;
+        r = have_memfd_dev && (table.n || zombies) ? collect(memfd_dev) : 0;
         pthread_rwlock_unlock(&lock);
         return r;
 }
@@ -359,24 +327,20 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
         }
         if (!ne)
                 return -ENOMEM;
-        ne->dev = st->st_dev;
-        ne->ino = st->st_ino;
+        ne->id.dev = st->st_dev;
+        ne->id.ino = st->st_ino;
         ne->ref = *ref;
         ne->ctl_fd = ctl_fd;
 
         pthread_rwlock_wrlock(&lock);
-        if (nentries >= gc_at)
+        if (table.n >= gc_at)
                 (void)collect(st->st_dev);
         e = find(st->st_dev, st->st_ino);
         if (e) {
                 if (!e->ref.writable && ref->writable && e->holds == 0) {
                         /* the newcomer takes the old entry's place (never
                          * changed in place: a cache may be reading it) */
-                        struct am_entry **pp = &buckets[hash(e->dev, e->ino) & (nbuckets - 1)];
-                        while (*pp != e)
-                                pp = &(*pp)->next;
-                        *pp = ne;
-                        ne->next = e->next;
+                        am_idtable_replace(&table, &e->id, &ne->id);
                         entry_unlinked(e);
                         free_zombies();
                         goto out;
@@ -385,17 +349,12 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
                 free(ne);
                 goto out;
         }
-        if (nentries + 1 > nbuckets && (r = grow()) < 0) {
+        r = am_idtable_insert(&table, &ne->id);
+        if (r < 0) {
                 free(ne);
                 goto out;
         }
         r = 1;
-        {
-                size_t h = hash(ne->dev, ne->ino) & (nbuckets - 1);
-                ne->next = buckets[h];
-                buckets[h] = ne;
-                nentries++;
-        }
 out:
         pthread_rwlock_unlock(&lock);
         return r;

@@ -35,14 +35,21 @@
  *           reply (pool[0]), 32 unpin the first page of the one before
  *           (pool[2]), 64 pin pool[0] again (what purges find)
  */
-/* broker.c last: its request and reply buffers would shadow the
- * operations' parameters of the same names */
+/* conn.c last: its reply buffer would shadow the operations' parameters
+ * of the same name */
 /* names in blocks of 4: with a few dozen names, blocks split and empty
  * all the time */
 #define NAME_BLOCK 4
-#include "../../cli/broker-ops.c"
-#include "../../cli/broker-purge.c"
-#include "../../cli/broker.c"
+#include "../../broker/access.c"
+#include "../../broker/fields.c"
+#include "../../broker/names.c"
+#include "../../broker/records.c"
+#include "../../broker/regions.c"
+#include "../../broker/ops.c"
+#include "../../broker/purge.c"
+#include "../../broker/setup.c"
+#include "../../broker/broker.c"
+#include "../../broker/conn.c"
 
 #include <assert.h>
 #include <dirent.h>
@@ -89,7 +96,7 @@ static void peer_open(int i)
                 c->groups[0] = 1000;
                 c->ngroups = 1;
         }
-        c->last_ms = now_ms();
+        c->last_ms = am_mono_ms();
         assert(epoll_set(B, EPOLL_CTL_ADD, c->fd, EPOLLIN | EPOLLRDHUP, c) == 0);
         c->reading = 1;
         c->next = B->conns;
@@ -177,8 +184,9 @@ static void expected(unsigned char *set)
         memset(set, 0, MAXFD);
         mark(set, B->epfd);
         mark(set, B->jobfd);
-        for (size_t i = 0; i < B->nrbuckets; i++)
-                for (struct region *r = B->rbuckets[i]; r; r = r->hnext) {
+        for (size_t i = 0; i < B->regions.nbuckets; i++)
+                for (struct am_idnode *n = B->regions.buckets[i]; n; n = n->next) {
+                        struct held_region *r = am_id_record(n, struct held_region, id);
                         mark(set, r->fd);
                         mark(set, r->ctl);
                         mark(set, r->ro_fd);
@@ -339,10 +347,12 @@ static void check_broker(void)
                         }
                 assert(n == B->uses[u].names && held == B->uses[u].bytes);
         }
-        for (size_t h = 0; h < B->nrbuckets; h++)
-                for (struct region *r = B->rbuckets[h]; r; r = r->hnext) {
+        for (size_t h = 0; h < B->regions.nbuckets; h++)
+                for (struct am_idnode *n = B->regions.buckets[h]; n; n = n->next) {
+                        struct held_region *r = am_id_record(n, struct held_region, id);
                         unsigned refs = 0;
-                        assert(rhash(B, r->dev, r->ino) == h);
+                        assert((am_id_hash(r->id.dev, r->id.ino, r->id.key) &
+                                (B->regions.nbuckets - 1)) == h);
                         p = (struct name_pos){ 0, 0 };
                         while ((e = name_next(B, &p)))
                                 refs += e->r == r;
@@ -351,7 +361,7 @@ static void check_broker(void)
                         nregions++;
                         bytes += r->size;
                 }
-        assert(nregions == B->nregions);
+        assert(nregions == B->regions.n);
         assert(bytes == B->bytes);
         for (struct conn *c = B->conns; c; c = c->next) {
                 unsigned t = 0;
@@ -515,7 +525,7 @@ static void broker_reset(const unsigned char *outside)
                 peer_close(i);
         ops_free_all(B);
         pool_clear();
-        assert(B->nregions == 0 && B->bytes == 0 && B->nconns == 0);
+        assert(B->regions.n == 0 && B->bytes == 0 && B->nconns == 0);
         (void)ashmem_collect();
         B->collect = 0;
         fdset_scan(&now);

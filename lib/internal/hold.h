@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Internal to libashmem: for the library's own files, the broker daemon
+ * (broker/) and the tests. Not installed, not exported from libashmem.so.
+ *
  * For the broker daemon: a hold on the pin state of a region it keeps, so
  * that the region record (protection, page counts) is read straight from
  * the shared control block, without a system call per request. A held

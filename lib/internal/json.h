@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker client's JSON: a validating scanner for the broker's replies
- * (one object whose top-level fields are located, not copied) and a writer
- * for requests into a caller's buffer. Both are small and allocate nothing:
- * an attach is on the fast path of every client.
+ * Internal to libashmem: for the library's own files, the broker daemon
+ * (broker/) and the tests. Not installed, not exported from libashmem.so.
+ *
+ * libashmem's JSON: a validating scanner for the broker's replies and
+ * requests (one object whose top-level fields are located, not copied) and
+ * a writer, for the client's requests (into a caller's buffer: an attach is
+ * on the fast path of every client, and allocates nothing) and the
+ * broker's replies (into a buffer that grows).
  */
 #ifndef ASHMEM_LIB_JSON_H
 #define ASHMEM_LIB_JSON_H
@@ -51,19 +55,43 @@ int am_json_str(const struct am_jfield *f, char *buf, size_t len);
 int am_json_next(const struct am_jfield *arr, size_t *pos, const char **elem,
                  size_t *elen);
 
-/* A request being written into buf (cap bytes). */
+/* JSON text being written: into a caller's buffer of fixed size (a
+ * request, begun by am_jw_begin()), or into one that grows (malloc) as
+ * needed: a writer all zero (= { 0 }) is an empty growing one. The text is
+ * NUL-terminated all along. A string is escaped the same way wherever it
+ * goes, keys included: '"' and '\\' with a backslash, control characters
+ * as \u00xx. Text that does not fit (or memory that runs out) sets
+ * overflow, after which nothing more is written. */
 struct am_jw {
         char *buf;
         size_t cap, len;
         int overflow;
+        int fixed;              /* buf is the caller's: never grown or freed */
 };
 
-/* Start {"v":1,"op":"OP" */
+/* Start a request in buf (cap bytes): {"v":1,"op":"OP" */
 void am_jw_begin(struct am_jw *w, char *buf, size_t cap, const char *op);
+/* ,"key":value */
 void am_jw_str(struct am_jw *w, const char *key, const char *val);
 void am_jw_u64(struct am_jw *w, const char *key, uint64_t val);
 void am_jw_bool(struct am_jw *w, const char *key, int val);
 /* Close the object; the text's length, or -EMSGSIZE. */
 int am_jw_end(struct am_jw *w);
+
+/* The pieces: n bytes as they are; a C string as it is; printf (the
+ * caller writes valid JSON with it: numbers, fixed words); a C string as a
+ * JSON string; ,"key": ; a number. */
+void am_jw_raw(struct am_jw *w, const char *s, size_t n);
+void am_jw_puts(struct am_jw *w, const char *s);
+void am_jw_printf(struct am_jw *w, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+void am_jw_string(struct am_jw *w, const char *s);
+void am_jw_key(struct am_jw *w, const char *key);
+void am_jw_uint(struct am_jw *w, uint64_t v);
+
+/* Empty the text (and clear overflow), keeping the buffer. */
+void am_jw_reset(struct am_jw *w);
+/* Free a growing writer's buffer. */
+void am_jw_free(struct am_jw *w);
 
 #endif

@@ -1,41 +1,49 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Inside the broker daemon: the objects shared by the event loop
- * (broker.c), the operations (broker-ops.c) and the purger
- * (broker-purge.c). Everything here belongs to the main thread except the
- * purge jobs, which the purge thread works through (see struct job).
+ * Inside the broker daemon: the objects its files share (the event loop
+ * in broker.c, connections in conn.c, setup.c, the regions, names, access
+ * control, request fields and records in the files of those names, the
+ * operations in ops.c, the purger in purge.c). Everything here belongs to
+ * the main thread except the purge jobs, which the purge thread works
+ * through (see struct job).
  */
-#ifndef ASHMEMCTL_BROKER_INT_H
-#define ASHMEMCTL_BROKER_INT_H
+#ifndef ASHMEM_BROKER_INTERNAL_H
+#define ASHMEM_BROKER_INTERNAL_H
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
 #include "broker.h"
-#include "../lib/json.h"    /* libashmem's allocation-free JSON scanner */
-#include "../lib/hold.h"    /* and its holds on pin state */
-#include "../lib/scm.h"     /* and its SCM_RIGHTS sender */
+/* libashmem's internal helpers */
+#include "lib/internal/clock.h"         /* monotonic clock */
+#include "lib/internal/errname.h"       /* errno names */
+#include "lib/internal/hold.h"          /* holds on pin state */
+#include "lib/internal/idtable.h"       /* tables by file identity */
+#include "lib/internal/json.h"          /* allocation-free JSON scanner */
+#include "lib/internal/page.h"          /* page size */
+#include "lib/internal/scm.h"           /* SCM_RIGHTS send and receive */
+#include "lib/internal/sockdir.h"       /* socket directory rules */
 
 #define MSG_MAX        65536
 #define FDS_MAX        AM_SCM_MAX
 #define LIST_PAGE      32
+#define REGION_BUCKETS 256      /* the table of regions starts with as many */
 
 /* A region the broker holds: one data memfd, whatever names refer to it.
- * fd, ctl, size, dev and ino never change while it lives, so the purge
+ * fd, ctl, size and id never change while it lives, so the purge
  * thread may use fd while it holds a reference. */
-struct region {
+struct held_region {
         unsigned refs;                  /* names + jobs */
         int fd;                         /* read-write data */
         int ctl;                        /* read-write control, -1: none */
         int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
         size_t size;
-        dev_t dev;
-        ino_t ino;
+        struct am_idnode id;            /* (st_dev, st_ino) in b->regions */
         struct am_hold *hold;           /* its pin state, read without a
                                            system call; NULL: none */
-        struct region *hnext;           /* by inode */
         unsigned long long seen;        /* main thread: the last walk over
                                            the names that met it */
 };
@@ -45,7 +53,7 @@ struct conn;
 /* A name. */
 struct entry {
         char *name;
-        struct region *r;
+        struct held_region *r;
         int ranged;                     /* a view: offset, length */
         char *of;                       /* made by "slice": of what */
         size_t offset, length;
@@ -114,7 +122,7 @@ struct conn {
  * it up when done (through the eventfd). */
 struct job {
         struct conn *c;                 /* who waits for the reply, or NULL */
-        struct region **regions;
+        struct held_region **regions;
         char **names;                   /* for the log */
         size_t n;
         int below;                      /* stop when MemAvailable >= below% */
@@ -148,13 +156,12 @@ struct broker {
         struct name_block **nblocks;
         size_t nnblocks, capnblocks;
         size_t nnames;
-        unsigned long long walks;       /* for struct region's seen */
+        unsigned long long walks;       /* for struct held_region's seen */
         /* what each user holds, for the limits (kept with the names) */
         struct uid_use *uses;
         size_t nuses, capuses;
-        /* regions by inode */
-        struct region **rbuckets;
-        size_t nrbuckets, nregions;
+        /* regions by identity; regions.n of them */
+        struct am_idtable regions;
         unsigned long long bytes;       /* sizes of the regions held */
         int collect;                    /* a region went: ashmem_collect() */
         /* connections */
@@ -173,15 +180,9 @@ struct broker {
         char in[MSG_MAX + 1];
 };
 
-/* A reply being written: JSON text and the descriptors to pass. */
-struct sbuf {
-        char *s;
-        size_t len, cap;
-        int oom;
-};
-
+/* A reply being written: JSON text (growing) and the descriptors to pass. */
 struct reply {
-        struct sbuf sb;
+        struct am_jw sb;
         int fds[FDS_MAX];               /* borrowed: the broker keeps them */
         int nfds;
         char err[160];                  /* message for a failure, or "" */
@@ -194,22 +195,89 @@ struct req {
         size_t used;
 };
 
-/* broker.c */
+/* broker.c: the log (level 0 warnings, 1 info, 2 requests); the epoll
+ * tags of the broker's own descriptors */
 void blog(const struct broker *b, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-long long now_ms(void);
+extern char tag_listen, tag_signal, tag_tick, tag_psi, tag_job;
+
+/* conn.c: watch a descriptor; the events a connection waits for now;
+ * closing one (reaped after the turn); the reaping; sending what a
+ * connection still owes; accepting connections; a connection's events;
+ * freeing the reply buffer at the end */
+int epoll_set(struct broker *b, int op, int fd, unsigned events, void *tag);
 void conn_want(struct broker *b, struct conn *c);
+void conn_close(struct broker *b, struct conn *c, const char *why);
+void conns_reap(struct broker *b);
+void conn_flush(struct broker *b, struct conn *c);
+void conn_accept(struct broker *b);
+void conn_event(struct broker *b, struct conn *c, unsigned ev);
+void conn_replies_free(void);
 
-/* JSON writing */
-void sb_reset(struct sbuf *s);
-void sb_puts(struct sbuf *s, const char *t);
-void sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_str(struct sbuf *s, const char *t);       /* a JSON string */
-void sb_key(struct sbuf *s, const char *k);       /* ,"k": */
-void sb_u64(struct sbuf *s, unsigned long long v);
-void sb_add(struct sbuf *s, const char *t, size_t n);
+/* setup.c: everything broker_run() needs before its loop (0 or -errno,
+ * logged); the socket's removal (if still ours); the shutdown; telling
+ * broker_spawn() that the broker listens */
+int broker_setup(struct broker *b);
+void remove_socket(struct broker *b);
+void shutdown_broker(struct broker *b, const char *why);
+void tell_ready(void);
 
-/* broker-ops.c: run one request; the reply is in rep (ok:true fields, or
+/* An error reply: the message (printf) into rep, and -e to return. */
+#define FAIL(rep, e, ...) \
+        (snprintf((rep)->err, sizeof((rep)->err), __VA_ARGS__), -(e))
+
+/* regions.c: the region of a data memfd, or NULL; a new one over fd and
+ * ctl (taken over on success); a read-only reopening made on demand (0 or
+ * -errno). region_unref() is below. */
+struct held_region *region_find(struct broker *b, const struct stat *st);
+int region_new(struct broker *b, int fd, int ctl, const struct stat *st,
+               struct held_region **ret);
+int region_ro(struct held_region *r);
+
+/* names.c: the place of the first name >= key (> key with after); the
+ * name at a place; a name by its text, or NULL; removing the name at a
+ * place (its region unreferenced); adding a name owned by peer c over
+ * region r (of: what a slice is made of, taken over), 0 or -ENOMEM;
+ * whether peer c's uid may hold one more name and add more bytes: 0, or
+ * -errno with the message in rep. */
+struct name_pos name_bound(const struct broker *b, const char *key, int after);
+struct entry *name_at(const struct broker *b, struct name_pos p);
+struct entry *name_find(const struct broker *b, const char *name);
+void entry_remove(struct broker *b, struct name_pos p);
+int entry_add(struct broker *b, struct conn *c, const char *name,
+              struct held_region *r, unsigned mode, char *of, struct entry **ret);
+int uid_quota(struct broker *b, const struct conn *c, unsigned long long add,
+              struct reply *rep);
+
+/* access.c: may peer c have access want (ACC_R, ACC_W) to the name e; is
+ * it e's owner (or root); may it see e at all (list, info). */
+#define ACC_R 4u
+#define ACC_W 2u
+#define DEFAULT_MODE 0600u
+int access_allowed(const struct conn *c, const struct entry *e, unsigned want);
+int access_owns(const struct conn *c, const struct entry *e);
+int access_visible(const struct conn *c, const struct entry *e);
+
+/* fields.c: a request's fields, decoded (strings into its arena); each
+ * returns 1, 0 (absent, and not required), or -errno with the message in
+ * rep. */
+int field_str(struct req *q, const char *k, int required,
+              const char **out, struct reply *rep);
+int field_uint(struct req *q, const char *k, int required,
+               unsigned long long max, unsigned long long *out,
+               struct reply *rep);
+int field_bool(struct req *q, const char *k, int *out, struct reply *rep);
+int field_mode(struct req *req, unsigned *out, struct reply *rep);
+int field_prot(struct req *req, int *out, struct reply *rep);
+int field_name(struct req *req, const char *k, int required,
+               const char **out, struct reply *rep);
+
+/* records.c: the record of name e (ashmem-protocol(7)) as fields with no
+ * braces and no leading comma; the same as a reply's fields. */
+void write_record(struct am_jw *s, struct entry *e);
+void reply_record(struct reply *rep, struct entry *e);
+
+/* ops.c: run one request; the reply is in rep (ok:true fields, or
  * an error). fds: what came with it; the operation takes those it keeps
  * (setting them to -1). Returns 0, -errno, or 1 when the reply will come
  * later (a purge: the connection waits for its job). */
@@ -217,10 +285,9 @@ int ops_dispatch(struct broker *b, struct conn *c, struct req *req,
                  int *fds, int nfds, struct reply *rep);
 void ops_conn_closed(struct broker *b, struct conn *c);
 void ops_free_all(struct broker *b);
-/* A descriptor was freed: resume a paused accept() (cli/broker.c). */
+/* A descriptor was freed: resume a paused accept() (broker.c). */
 void broker_fds_freed(struct broker *b);
-void region_unref(struct broker *b, struct region *r);
-size_t ops_bytes(const struct broker *b);
+void region_unref(struct broker *b, struct held_region *r);
 /* The name at *p, and *p moved past it; NULL after the last. Every name in
  * order: for (struct name_pos p = { 0, 0 }; (e = name_next(b, &p));) */
 struct entry *name_next(const struct broker *b, struct name_pos *p);
@@ -228,7 +295,7 @@ struct entry *name_next(const struct broker *b, struct name_pos *p);
  * has been met in this walk. */
 unsigned long long names_walk(struct broker *b);
 
-/* broker-purge.c */
+/* purge.c */
 int purge_start(struct broker *b);              /* the thread, PSI trigger */
 void purge_stop(struct broker *b, int wait_ms);
 void purge_submit(struct broker *b, struct job *j);

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
-#include "broker-int.h"
+#include "internal.h"
 
 int meminfo(unsigned long long *total, unsigned long long *avail)
 {
@@ -241,7 +241,7 @@ static void pressure_job(struct broker *b, const char *why, int below,
                 return;
         walk = names_walk(b);
         while ((e = name_next(b, &p))) {
-                struct region *r = e->r;
+                struct held_region *r = e->r;
                 /* each region once, under its first name */
                 if (r->seen == walk)
                         continue;
@@ -294,10 +294,9 @@ static int psi_open(struct broker *b)
 int purge_start(struct broker *b)
 {
         unsigned long long total = 0, avail = 0;
-        long ps = sysconf(_SC_PAGESIZE);
         int r;
 
-        b->page_size = ps > 0 ? ps : 4096;
+        b->page_size = (long long)am_page_size();
         if (meminfo(&total, &avail) == 0)
                 b->mem_total = total;
         b->max_bytes = b->cfg->max_bytes ? b->cfg->max_bytes :
@@ -337,7 +336,7 @@ int purge_start(struct broker *b)
 
 void purge_stop(struct broker *b, int wait_ms)
 {
-        long long deadline = now_ms() + wait_ms;
+        long long deadline = am_mono_ms() + wait_ms;
 
         if (!b->worker_started)
                 return;
@@ -347,7 +346,7 @@ void purge_stop(struct broker *b, int wait_ms)
         pthread_mutex_unlock(&b->jlock);
         while (b->jpending) {
                 struct pollfd p = { .fd = b->jobfd, .events = POLLIN };
-                long long left = deadline - now_ms();
+                long long left = deadline - am_mono_ms();
                 if (left <= 0)
                         break;
                 if (poll(&p, 1, (int)left) > 0)

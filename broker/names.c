@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The names: sorted, in blocks (struct name_block), each an entry that
+ * carries its region, its owner, its mode and, for a view, its offset and
+ * length; what each user holds (struct uid_use), and the limits on it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <grp.h>
+#include <pwd.h>
+
+#include "ashmem/ashmem.h"
+#include "internal.h"
+
+/* The first name >= key (or > key when after); { nnblocks, 0 } if none. */
+struct name_pos name_bound(const struct broker *b, const char *key, int after)
+{
+        size_t lo = 0, hi = b->nnblocks;
+        const struct name_block *k;
+
+        /* the first block whose last name is >= key (> key) */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const struct name_block *m = b->nblocks[mid];
+                int c = strcmp(m->e[m->n - 1]->name, key);
+                if (c < 0 || (after && c == 0))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo == b->nnblocks)
+                return (struct name_pos){ lo, 0 };
+        k = b->nblocks[lo];
+        {
+                size_t l = 0, h = k->n;
+                while (l < h) {
+                        size_t mid = l + (h - l) / 2;
+                        int c = strcmp(k->e[mid]->name, key);
+                        if (c < 0 || (after && c == 0))
+                                l = mid + 1;
+                        else
+                                h = mid;
+                }
+                return (struct name_pos){ lo, l };
+        }
+}
+
+struct entry *name_at(const struct broker *b, struct name_pos p)
+{
+        return p.b < b->nnblocks ? b->nblocks[p.b]->e[p.i] : NULL;
+}
+
+struct entry *name_next(const struct broker *b, struct name_pos *p)
+{
+        while (p->b < b->nnblocks) {
+                const struct name_block *k = b->nblocks[p->b];
+                if (p->i < k->n)
+                        return k->e[p->i++];
+                p->b++;
+                p->i = 0;
+        }
+        return NULL;
+}
+
+unsigned long long names_walk(struct broker *b)
+{
+        return ++b->walks;
+}
+
+struct entry *name_find(const struct broker *b, const char *name)
+{
+        struct entry *e = name_at(b, name_bound(b, name, 0));
+
+        return e && strcmp(e->name, name) == 0 ? e : NULL;
+}
+
+/* Room for one more block in the list of blocks. */
+static int nblocks_room(struct broker *b)
+{
+        if (b->nnblocks == b->capnblocks) {
+                size_t cap = b->capnblocks ? b->capnblocks * 2 : 16;
+                struct name_block **n = realloc(b->nblocks, cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                b->nblocks = n;
+                b->capnblocks = cap;
+        }
+        return 0;
+}
+
+static int name_insert(struct broker *b, struct entry *e)
+{
+        struct name_pos p = name_bound(b, e->name, 0);
+        struct name_block *k;
+
+        if (b->nnblocks == 0) {
+                if (nblocks_room(b) < 0 || !(k = malloc(sizeof(*k))))
+                        return -ENOMEM;
+                k->n = 0;
+                b->nblocks[b->nnblocks++] = k;
+                p = (struct name_pos){ 0, 0 };
+        } else if (p.b == b->nnblocks) {
+                /* after the last name: at the end of the last block */
+                p.b = b->nnblocks - 1;
+                p.i = b->nblocks[p.b]->n;
+        }
+        k = b->nblocks[p.b];
+        if (k->n == NAME_BLOCK) {
+                /* split: the upper half goes to a new block after it */
+                struct name_block *up;
+                size_t half = NAME_BLOCK / 2;
+
+                if (nblocks_room(b) < 0 || !(up = malloc(sizeof(*up))))
+                        return -ENOMEM;
+                up->n = NAME_BLOCK - half;
+                memcpy(up->e, k->e + half, up->n * sizeof(*up->e));
+                k->n = half;
+                memmove(b->nblocks + p.b + 2, b->nblocks + p.b + 1,
+                        (b->nnblocks - p.b - 1) * sizeof(*b->nblocks));
+                b->nblocks[p.b + 1] = up;
+                b->nnblocks++;
+                if (p.i > half) {
+                        p.b++;
+                        p.i -= half;
+                        k = up;
+                }
+        }
+        memmove(k->e + p.i + 1, k->e + p.i, (k->n - p.i) * sizeof(*k->e));
+        k->e[p.i] = e;
+        k->n++;
+        b->nnames++;
+        return 0;
+}
+
+/* Take the name at p out of the order (a block left empty goes). */
+static void name_take(struct broker *b, struct name_pos p)
+{
+        struct name_block *k = b->nblocks[p.b];
+
+        memmove(k->e + p.i, k->e + p.i + 1, (k->n - p.i - 1) * sizeof(*k->e));
+        k->n--;
+        b->nnames--;
+        if (k->n == 0) {
+                free(k);
+                memmove(b->nblocks + p.b, b->nblocks + p.b + 1,
+                        (b->nnblocks - p.b - 1) * sizeof(*b->nblocks));
+                b->nnblocks--;
+        }
+}
+
+/* The use of uid; NULL if it holds nothing (and, with add, no memory). */
+static struct uid_use *uid_use(struct broker *b, uid_t uid, int add)
+{
+        for (size_t i = 0; i < b->nuses; i++)
+                if (b->uses[i].uid == uid)
+                        return &b->uses[i];
+        if (!add)
+                return NULL;
+        if (b->nuses == b->capuses) {
+                size_t cap = b->capuses ? b->capuses * 2 : 8;
+                struct uid_use *n = realloc(b->uses, cap * sizeof(*n));
+                if (!n)
+                        return NULL;
+                b->uses = n;
+                b->capuses = cap;
+        }
+        b->uses[b->nuses] = (struct uid_use){ .uid = uid };
+        return &b->uses[b->nuses++];
+}
+
+/* What a name counts against its owner's limits. */
+static unsigned long long entry_bytes(const struct entry *e)
+{
+        return e->of ? 0 : e->r->size;
+}
+
+static void entry_free(struct broker *b, struct entry *e)
+{
+        struct uid_use *u = uid_use(b, e->uid, 0);
+
+        if (u) {
+                u->names--;
+                u->bytes -= entry_bytes(e);
+        }
+        if (e->owner)
+                e->owner->transients--;
+        region_unref(b, e->r);
+        free(e->name);
+        free(e->of);
+        free(e->rec);
+        free(e);
+}
+
+void entry_remove(struct broker *b, struct name_pos p)
+{
+        struct entry *e = name_at(b, p);
+
+        name_take(b, p);
+        blog(b, 1, "%s: removed", e->name);
+        entry_free(b, e);
+}
+
+static void owner_names(struct entry *e)
+{
+        char buf[4096];
+        struct passwd pw, *pwp = NULL;
+        struct group gr, *grp = NULL;
+
+        if (getpwuid_r(e->uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
+                snprintf(e->user, sizeof(e->user), "%s", pw.pw_name);
+        if (getgrgid_r(e->gid, &gr, buf, sizeof(buf), &grp) == 0 && grp)
+                snprintf(e->group, sizeof(e->group), "%s", gr.gr_name);
+}
+
+/* A new name for r (taking a reference), owned by c's user; of: the name
+ * it is a slice of (taken over on success), or NULL. */
+int entry_add(struct broker *b, struct conn *c, const char *name,
+              struct held_region *r, unsigned mode, char *of, struct entry **ret)
+{
+        struct entry *e = calloc(1, sizeof(*e));
+        struct uid_use *u = uid_use(b, c->uid, 1);
+
+        if (!e || !u || !(e->name = strdup(name))) {
+                free(e);
+                return -ENOMEM;
+        }
+        e->r = r;
+        e->of = of;
+        e->uid = c->uid;
+        e->gid = c->gid;
+        e->mode = mode;
+        e->created = time(NULL);
+        owner_names(e);
+        if (name_insert(b, e) < 0) {
+                free(e->name);
+                free(e);
+                return -ENOMEM;
+        }
+        r->refs++;
+        u->names++;
+        u->bytes += entry_bytes(e);
+        *ret = e;
+        return 0;
+}
+
+void ops_conn_closed(struct broker *b, struct conn *c)
+{
+        /* from the last name back: a removal moves only names after it (a
+         * block it empties is the one at bi, and its loop ends there) */
+        for (size_t bi = b->nnblocks; c->transients && bi-- > 0;)
+                for (size_t i = b->nblocks[bi]->n; c->transients && i-- > 0;)
+                        if (b->nblocks[bi]->e[i]->owner == c)
+                                entry_remove(b, (struct name_pos){ bi, i });
+}
+
+void ops_free_all(struct broker *b)
+{
+        while (b->nnblocks) {
+                size_t last = b->nnblocks - 1;
+                entry_remove(b, (struct name_pos){ last, b->nblocks[last]->n - 1 });
+        }
+        free(b->nblocks);
+        b->nblocks = NULL;
+        b->capnblocks = 0;
+        am_idtable_free(&b->regions);
+        free(b->uses);
+        b->uses = NULL;
+        b->nuses = b->capuses = 0;
+}
+
+
+/* ---------------------------------------------------------------- limits */
+
+int uid_quota(struct broker *b, const struct conn *c, unsigned long long add,
+              struct reply *rep)
+{
+        const struct uid_use *u = uid_use(b, c->uid, 0);
+        unsigned long long bytes = u ? u->bytes : 0;
+        size_t names = u ? u->names : 0;
+
+        if (names + 1 > b->cfg->max_regions)
+                return FAIL(rep, ENOSPC, "uid %u holds %zu names (limit %u)",
+                            (unsigned)c->uid, names, b->cfg->max_regions);
+        if (add && (bytes + add > b->max_bytes || add > b->max_bytes))
+                return FAIL(rep, EDQUOT, "uid %u would hold %llu bytes (limit %llu)",
+                            (unsigned)c->uid, bytes + add, b->max_bytes);
+        return 0;
+}
+

@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's operations: the op table of ashmem-protocol(7), over the
+ * regions (regions.c), the names (names.c), access control (access.c), the
+ * request's fields (fields.c) and region records (records.c).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "internal.h"
+
+/* The name called name (and its place, when p is not NULL), or NULL with
+ * the ENOENT error in rep. */
+static struct entry *existing(struct broker *b, const char *name,
+                              struct name_pos *p, struct reply *rep)
+{
+        struct name_pos at = name_bound(b, name, 0);
+        struct entry *e = name_at(b, at);
+
+        if (!e || strcmp(e->name, name) != 0) {
+                (void)FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
+                return NULL;
+        }
+        if (p)
+                *p = at;
+        return e;
+}
+
+/* The name the request's field "name" names (and its place, when p is not
+ * NULL): 0, or -errno with the message in rep. */
+static int named(struct broker *b, struct req *req, struct name_pos *p,
+                 struct entry **e, struct reply *rep)
+{
+        const char *name;
+        int r = field_str(req, "name", 1, &name, rep);
+
+        if (r < 0)
+                return r;
+        *e = existing(b, name, p, rep);
+        return *e ? 0 : -ENOENT;
+}
+
+typedef int op_fn(struct broker *b, struct conn *c, struct req *req,
+                  int *fds, int nfds, struct reply *rep);
+
+static int op_hello(struct broker *b, struct conn *c, struct req *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        (void)b; (void)c; (void)req; (void)fds; (void)nfds;
+        am_jw_printf(&rep->sb, ",\"version\":%d", ASHMEM_BROKER_PROTOCOL);
+        am_jw_key(&rep->sb, "driver");
+        am_jw_string(&rep->sb, ashmem_driver_name());
+        am_jw_printf(&rep->sb, ",\"pid\":%d", (int)getpid());
+        return 0;
+}
+
+static int op_create(struct broker *b, struct conn *c, struct req *req,
+                     int *fds, int nfds, struct reply *rep)
+{
+        const char *name;
+        unsigned long long size;
+        unsigned mode;
+        int prot, fd, ctl = -1, r;
+        struct stat st;
+        struct held_region *rg;
+        struct entry *e;
+
+        (void)fds; (void)nfds;
+        if ((r = field_name(req, "name", 1, &name, rep)) < 0 ||
+            (r = field_uint(req, "size", 1, ASHMEM_SIZE_MAX, &size, rep)) < 0 ||
+            (r = field_prot(req, &prot, rep)) < 0 || (r = field_mode(req, &mode, rep)) < 0)
+                return r;
+        if (size == 0)
+                return FAIL(rep, EINVAL, "field \"size\" must be at least 1");
+        if (name_find(b, name))
+                return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
+        if ((r = uid_quota(b, c, size, rep)) < 0)
+                return r;
+        fd = ashmem_create_region(name, (size_t)size);
+        if (fd < 0)
+                return -errno;
+        r = ashmem_get_control(fd, &ctl);
+        if (r == 0 && prot != (PROT_READ | PROT_WRITE | PROT_EXEC) &&
+            ashmem_set_prot_region(fd, prot) < 0)
+                r = -errno;
+        if (r == 0 && fstat(fd, &st) < 0)
+                r = -errno;
+        if (r == 0)
+                r = region_new(b, fd, ctl, &st, &rg);
+        if (r < 0) {
+                close(fd);
+                if (ctl >= 0)
+                        close(ctl);
+                return r;
+        }
+        r = entry_add(b, c, name, rg, mode, NULL, &e);
+        if (r < 0) {
+                rg->refs = 1;
+                region_unref(b, rg);
+                return r;
+        }
+        blog(b, 1, "%s: created by uid %u pid %d, %llu bytes, mode %04o", name,
+             (unsigned)c->uid, (int)c->pid, size, mode);
+        reply_record(rep, e);
+        rep->fds[0] = rg->fd;
+        rep->fds[1] = rg->ctl;
+        rep->nfds = rg->ctl >= 0 ? 2 : 1;
+        return 0;
+}
+
+/* A received descriptor's access mode; -errno. */
+static int accmode(int fd)
+{
+        int fl = fcntl(fd, F_GETFL);
+        return fl < 0 ? -errno : (fl & O_ACCMODE);
+}
+
+/* Take a received control descriptor for the region fd: check it and keep
+ * the library's own copy (what the broker purges through is what it hands
+ * out). Returns the control descriptor to keep, or -errno. */
+static int adopt_control(int fd, int ctl, struct reply *rep)
+{
+        int r, own;
+
+        r = accmode(ctl);
+        if (r < 0)
+                return r;
+        if (r != O_RDWR)
+                return FAIL(rep, EACCES, "the control descriptor must be read-write");
+        if (ashmem_set_control(fd, ctl) < 0)
+                return FAIL(rep, EINVAL, "the control descriptor does not belong to the region");
+        r = ashmem_get_control(fd, &own);
+        return r < 0 ? r : own;
+}
+
+static int op_share(struct broker *b, struct conn *c, struct req *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        const char *name;
+        unsigned mode;
+        int transient, r, ho, hl;
+        unsigned long long off = 0, len = 0;
+        size_t size;
+        struct stat st;
+        struct held_region *rg;
+        struct entry *e;
+
+        if ((r = field_name(req, "name", 1, &name, rep)) < 0 ||
+            (r = field_mode(req, &mode, rep)) < 0 ||
+            (r = field_bool(req, "transient", &transient, rep)) < 0 ||
+            (ho = r = field_uint(req, "offset", 0, ASHMEM_SIZE_MAX, &off, rep)) < 0 ||
+            (hl = r = field_uint(req, "length", 0, ASHMEM_SIZE_MAX, &len, rep)) < 0)
+                return r;
+        if (ho != hl)
+                return FAIL(rep, EINVAL, "fields \"offset\" and \"length\" go together");
+        if (!ashmem_valid(fds[0]))
+                return FAIL(rep, EINVAL, "the descriptor is not a region");
+        r = accmode(fds[0]);
+        if (r < 0)
+                return r;
+        if (r != O_RDWR)
+                return FAIL(rep, EACCES, "the region descriptor must be read-write");
+        if (ashmem_get_size(fds[0], &size) < 0 || fstat(fds[0], &st) < 0)
+                return FAIL(rep, EINVAL, "the descriptor is not a region");
+        if (hl && (len == 0 || off > size || len > size - off))
+                return FAIL(rep, EINVAL, "the range %llu+%llu is not inside the region (%zu bytes)",
+                            off, len, size);
+        if (name_find(b, name))
+                return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
+        if ((r = uid_quota(b, c, size, rep)) < 0)
+                return r;
+        rg = region_find(b, &st);
+        if (!rg) {
+                int ctl = -1;
+                if (nfds == 2 && (ctl = adopt_control(fds[0], fds[1], rep)) < 0)
+                        return ctl;
+                r = region_new(b, fds[0], ctl, &st, &rg);
+                if (r < 0) {
+                        if (ctl >= 0)
+                                close(ctl);
+                        return r;
+                }
+                fds[0] = -1;            /* kept */
+        } else if (rg->ctl < 0 && nfds == 2) {
+                int ctl = adopt_control(rg->fd, fds[1], rep);
+                if (ctl < 0)
+                        return ctl;
+                rg->ctl = ctl;
+                if (!rg->hold)
+                        (void)am_hold_new(rg->fd, &rg->hold);
+        }
+        rg->refs++;                     /* over entry_add's failure */
+        r = entry_add(b, c, name, rg, mode, NULL, &e);
+        region_unref(b, rg);
+        if (r < 0)
+                return r;
+        if (hl) {
+                e->ranged = 1;
+                e->offset = (size_t)off;
+                e->length = (size_t)len;
+        }
+        if (transient) {
+                e->owner = c;
+                c->transients++;
+        }
+        blog(b, 1, "%s: shared by uid %u pid %d, %zu bytes, mode %04o%s", name,
+             (unsigned)c->uid, (int)c->pid, size, mode, transient ? ", transient" : "");
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_slice(struct broker *b, struct conn *c, struct req *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        const char *name, *of;
+        unsigned mode;
+        unsigned long long off, len;
+        size_t bofs, blen;
+        struct entry *base, *e;
+        int r;
+
+        (void)fds; (void)nfds;
+        if ((r = field_name(req, "name", 1, &name, rep)) < 0 ||
+            (r = field_name(req, "of", 1, &of, rep)) < 0 ||
+            (r = field_uint(req, "offset", 1, ASHMEM_SIZE_MAX, &off, rep)) < 0 ||
+            (r = field_uint(req, "length", 1, ASHMEM_SIZE_MAX, &len, rep)) < 0 ||
+            (r = field_mode(req, &mode, rep)) < 0)
+                return r;
+        base = name_find(b, of);
+        if (!base)
+                return FAIL(rep, ENOENT, "no region named \"%.60s\"", of);
+        if (!access_owns(c, base))
+                return FAIL(rep, EACCES, "only the owner of \"%.60s\" may slice it", of);
+        bofs = base->ranged ? base->offset : 0;
+        blen = base->ranged ? base->length : base->r->size;
+        if (len == 0 || off > blen || len > blen - off)
+                return FAIL(rep, EINVAL, "the range %llu+%llu is not inside \"%.60s\" (%zu bytes)",
+                            off, len, of, blen);
+        if (name_find(b, name))
+                return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
+        if ((r = uid_quota(b, c, 0, rep)) < 0)
+                return r;
+        {
+                char *ofc = strdup(of);
+                if (!ofc)
+                        return -ENOMEM;
+                r = entry_add(b, c, name, base->r, mode, ofc, &e);
+                if (r < 0) {
+                        free(ofc);
+                        return r;
+                }
+        }
+        e->ranged = 1;
+        e->offset = bofs + (size_t)off;
+        e->length = (size_t)len;
+        /* a view of a transient region goes with it */
+        if (base->owner) {
+                e->owner = base->owner;
+                e->owner->transients++;
+        }
+        blog(b, 1, "%s: slice of %s at %llu, %llu bytes, by uid %u", name, of, off, len,
+             (unsigned)c->uid);
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_attach(struct broker *b, struct conn *c, struct req *req,
+                     int *fds, int nfds, struct reply *rep)
+{
+        const char *name, *access;
+        struct entry *e;
+        int r, rw;
+
+        (void)fds; (void)nfds;
+        if ((r = field_str(req, "name", 1, &name, rep)) < 0 ||
+            (r = field_str(req, "access", 1, &access, rep)) < 0)
+                return r;
+        if (strcmp(access, "r") != 0 && strcmp(access, "rw") != 0)
+                return FAIL(rep, EINVAL, "field \"access\" must be \"r\" or \"rw\"");
+        rw = access[1] != 0;
+        e = existing(b, name, NULL, rep);
+        if (!e)
+                return -ENOENT;
+        if (!access_allowed(c, e, rw ? ACC_R | ACC_W : ACC_R))
+                return FAIL(rep, EACCES, "%s access to \"%.60s\" denied",
+                            rw ? "read-write" : "read", name);
+        if (rw) {
+                rep->fds[0] = e->r->fd;
+                rep->fds[1] = e->r->ctl;
+        } else {
+                if ((r = region_ro(e->r)) < 0)
+                        return r;
+                rep->fds[0] = e->r->ro_fd;
+                rep->fds[1] = e->r->ro_ctl;
+        }
+        rep->nfds = rep->fds[1] >= 0 ? 2 : 1;
+        e->attaches++;
+        b->n.attaches++;
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_lookup(struct broker *b, struct conn *c, struct req *req,
+                     int *fds, int nfds, struct reply *rep)
+{
+        struct stat st;
+        struct held_region *rg;
+        struct entry *e = NULL;
+        int mode, r;
+
+        (void)c; (void)req; (void)nfds;
+        if (fstat(fds[0], &st) < 0)
+                return -errno;
+        rg = region_find(b, &st);
+        if (!rg)
+                return FAIL(rep, ENOENT, "the broker does not hold this region");
+        if (rg->ctl < 0)
+                return FAIL(rep, ENOENT, "this region has no shared pin state");
+        {
+                struct name_pos p = { 0, 0 };
+                struct entry *n;
+                while ((n = name_next(b, &p)))
+                        if (n->r == rg && (!e || (e->ranged && !n->ranged)))
+                                e = n;
+        }
+        if (!e)
+                return FAIL(rep, ENOENT, "the broker does not hold this region");
+        mode = accmode(fds[0]);
+        if (mode < 0)
+                return mode;
+        if (mode == O_RDWR) {
+                rep->fds[0] = rg->ctl;
+        } else {
+                if ((r = region_ro(rg)) < 0)
+                        return r;
+                rep->fds[0] = rg->ro_ctl;
+        }
+        rep->nfds = 1;
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_list(struct broker *b, struct conn *c, struct req *req,
+                   int *fds, int nfds, struct reply *rep)
+{
+        const char *cursor;
+        const struct entry *last = NULL;
+        struct name_pos p = { 0, 0 };
+        struct entry *e;
+        size_t n = 0;
+        int r, more = 0;
+
+        (void)fds; (void)nfds;
+        if ((r = field_str(req, "cursor", 0, &cursor, rep)) < 0)
+                return r;
+        am_jw_puts(&rep->sb, ",\"regions\":[");
+        if (cursor)
+                p = name_bound(b, cursor, 1);
+        while ((e = name_next(b, &p))) {
+                if (!access_visible(c, e))
+                        continue;
+                if (n == LIST_PAGE) {
+                        more = 1;
+                        break;
+                }
+                am_jw_puts(&rep->sb, n ? ",{" : "{");
+                write_record(&rep->sb, e);
+                am_jw_puts(&rep->sb, "}");
+                last = e;
+                n++;
+        }
+        am_jw_puts(&rep->sb, "]");
+        if (more) {
+                am_jw_key(&rep->sb, "cursor");
+                am_jw_string(&rep->sb, last->name);
+        }
+        return 0;
+}
+
+static int op_info(struct broker *b, struct conn *c, struct req *req,
+                   int *fds, int nfds, struct reply *rep)
+{
+        struct entry *e;
+        int r;
+
+        (void)fds; (void)nfds;
+        if ((r = named(b, req, NULL, &e, rep)) < 0)
+                return r;
+        if (!access_visible(c, e))
+                return FAIL(rep, EACCES, "access to \"%.60s\" denied", e->name);
+        reply_record(rep, e);
+        return 0;
+}
+
+static int op_unshare(struct broker *b, struct conn *c, struct req *req,
+                      int *fds, int nfds, struct reply *rep)
+{
+        struct name_pos p;
+        struct entry *e;
+        int r;
+
+        (void)fds; (void)nfds;
+        if ((r = named(b, req, &p, &e, rep)) < 0)
+                return r;
+        if (!access_owns(c, e))
+                return FAIL(rep, EACCES, "only the owner of \"%.60s\" may unshare it", e->name);
+        entry_remove(b, p);
+        return 0;
+}
+
+static int op_purge(struct broker *b, struct conn *c, struct req *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        const char *name;
+        struct job *j;
+        size_t n = 0;
+        int r;
+
+        (void)fds; (void)nfds;
+        if ((r = field_str(req, "name", 0, &name, rep)) < 0)
+                return r;
+        if (name) {
+                struct entry *e = existing(b, name, NULL, rep);
+                if (!e)
+                        return -ENOENT;
+                if (!access_owns(c, e))
+                        return FAIL(rep, EACCES, "only the owner of \"%.60s\" may purge it", name);
+                j = job_new(1);
+                if (!j)
+                        return -ENOMEM;
+                j->regions[0] = e->r;
+                j->names[0] = strdup(e->name);
+                n = 1;
+        } else {
+                struct name_pos p = { 0, 0 };
+                unsigned long long walk = names_walk(b);
+                struct entry *e;
+
+                j = job_new(b->nnames);
+                if (!j)
+                        return -ENOMEM;
+                while ((e = name_next(b, &p))) {
+                        /* each region once, under its first name */
+                        if (!access_owns(c, e) || e->r->seen == walk)
+                                continue;
+                        e->r->seen = walk;
+                        j->regions[n] = e->r;
+                        j->names[n] = strdup(e->name);
+                        n++;
+                }
+        }
+        j->n = n;
+        for (size_t k = 0; k < n; k++)
+                j->regions[k]->refs++;
+        if (n == 0) {
+                job_free(b, j);
+                am_jw_puts(&rep->sb, ",\"pages\":0");
+                return 0;
+        }
+        j->c = c;
+        j->why = "request";
+        j->below = -1;
+        c->job = j;
+        purge_submit(b, j);
+        return 1;
+}
+
+static int op_stats(struct broker *b, struct conn *c, struct req *req,
+                    int *fds, int nfds, struct reply *rep)
+{
+        struct am_jw *s = &rep->sb;
+
+        (void)c; (void)req; (void)fds; (void)nfds;
+        am_jw_printf(s, ",\"connections\":%u,\"regions\":%zu,\"bytes\":%llu", b->nconns,
+                  b->nnames, b->bytes);
+        am_jw_printf(s, ",\"requests\":%llu,\"errors\":%llu,\"attaches\":%llu",
+                  b->n.requests, b->n.errors, b->n.attaches);
+        am_jw_printf(s, ",\"purges\":%llu,\"pages_purged\":%llu,\"dropped\":%llu",
+                  b->n.purges, b->n.pages_purged, b->n.dropped);
+        am_jw_printf(s, ",\"uptime\":%lld,\"pid\":%d", (long long)(time(NULL) - b->started),
+                  (int)getpid());
+        am_jw_printf(s, ",\"limits\":{\"connections\":%u,\"regions_per_uid\":%u",
+                  b->cfg->max_connections, b->cfg->max_regions);
+        am_jw_printf(s, ",\"bytes_per_uid\":%llu,\"message\":%zu,\"idle_timeout\":%u}",
+                  b->max_bytes, b->cfg->max_message, b->cfg->idle_timeout_ms / 1000);
+        am_jw_printf(s, ",\"purger\":{\"psi\":%s", b->psifd >= 0 ? "true" : "false");
+        if (b->below >= 0)
+                am_jw_printf(s, ",\"purge_below\":%d", b->below);
+        am_jw_puts(s, "}");
+        return 0;
+}
+
+static const struct op {
+        const char *name;
+        op_fn *fn;
+        int min_fds, max_fds;
+} ops[] = {
+        { "hello",   op_hello,   0, 0 },
+        { "create",  op_create,  0, 0 },
+        { "share",   op_share,   1, 2 },
+        { "slice",   op_slice,   0, 0 },
+        { "attach",  op_attach,  0, 0 },
+        { "lookup",  op_lookup,  1, 1 },
+        { "list",    op_list,    0, 0 },
+        { "info",    op_info,    0, 0 },
+        { "unshare", op_unshare, 0, 0 },
+        { "purge",   op_purge,   0, 0 },
+        { "stats",   op_stats,   0, 0 },
+};
+
+int ops_dispatch(struct broker *b, struct conn *c, struct req *req,
+                 int *fds, int nfds, struct reply *rep)
+{
+        const struct am_jfield *v = am_json_get(&req->o, "v");
+        const char *opname;
+        uint64_t ver;
+        int r;
+
+        if (!v)
+                return FAIL(rep, EINVAL, "missing field \"v\"");
+        if (am_json_u64(v, UINT64_MAX, &ver) < 0 || ver != ASHMEM_BROKER_PROTOCOL)
+                return FAIL(rep, EPROTO, "unsupported protocol version (this broker speaks %d)",
+                            ASHMEM_BROKER_PROTOCOL);
+        if ((r = field_str(req, "op", 1, &opname, rep)) < 0)
+                return r;
+        for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+                if (strcmp(ops[i].name, opname) != 0)
+                        continue;
+                if (nfds < ops[i].min_fds || nfds > ops[i].max_fds) {
+                        if (ops[i].min_fds == ops[i].max_fds)
+                                return FAIL(rep, EINVAL, "%s takes %d descriptor%s", ops[i].name,
+                                            ops[i].min_fds, ops[i].min_fds == 1 ? "" : "s");
+                        return FAIL(rep, EINVAL, "%s takes %d or %d descriptors", ops[i].name,
+                                    ops[i].min_fds, ops[i].max_fds);
+                }
+                return ops[i].fn(b, c, req, fds, nfds, rep);
+        }
+        return FAIL(rep, EOPNOTSUPP, "unknown op \"%.40s\"", opname);
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Region records (ashmem-protocol(7)): the fields of a name that never
+ * change, written once and kept with it, then the protection and the page
+ * counts of now, read from the region's pin state.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <time.h>
+
+#include "ashmem/ashmem.h"
+#include "internal.h"
+
+/* The region's protection and page counts (of the pages a view touches). */
+static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinned,
+                   size_t *unpinned, size_t *purged)
+{
+        ashmem_stats st;
+        const struct held_region *r = e->r;
+        size_t ps = am_page_size();
+
+        *pages = *pinned = *unpinned = *purged = 0;
+        if (r->hold) {
+                am_hold_stats(r->hold, &st, prot);
+        } else {
+                *prot = ashmem_get_prot(r->fd);
+                if (*prot < 0)
+                        *prot = 0;
+                if (ashmem_get_stats(r->fd, &st) < 0)
+                        return;
+        }
+        if (e->ranged && e->length) {
+                size_t first = e->offset / ps, last = (e->offset + e->length - 1) / ps;
+                size_t n = last + 1;
+                char *map;
+                if (n <= (1u << 20) && (map = malloc(n))) {
+                        int ok = 1;
+                        if (r->hold)
+                                am_hold_page_map(r->hold, map, n);
+                        else
+                                ok = ashmem_get_page_map(r->fd, map, n) == 0;
+                        if (ok) {
+                                for (size_t i = first; i <= last; i++) {
+                                        ++*pages;
+                                        if (map[i] == 'P')
+                                                ++*pinned;
+                                        else if (map[i] == 'u')
+                                                ++*unpinned;
+                                        else
+                                                ++*purged;
+                                }
+                                free(map);
+                                return;
+                        }
+                        free(map);
+                }
+        }
+        *pages = st.pages;
+        *pinned = st.pinned;
+        *unpinned = st.unpinned;
+        *purged = st.purged;
+}
+
+/* The record's fields that never change, made once per name. */
+static int static_record(struct entry *e)
+{
+        struct am_jw s = { 0 };
+        char when[32];
+        struct tm tm;
+
+        gmtime_r(&e->created, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        am_jw_puts(&s, "\"name\":");
+        am_jw_string(&s, e->name);
+        am_jw_printf(&s, ",\"size\":%zu,\"mode\":\"%04o\",\"uid\":%u,\"gid\":%u",
+                  e->ranged ? e->length : e->r->size, e->mode, (unsigned)e->uid,
+                  (unsigned)e->gid);
+        am_jw_key(&s, "user");
+        am_jw_string(&s, e->user);
+        am_jw_key(&s, "group");
+        am_jw_string(&s, e->group);
+        am_jw_printf(&s, ",\"created\":\"%s\",\"transient\":%s", when,
+                  e->owner ? "true" : "false");
+        if (e->ranged) {
+                if (e->of) {
+                        am_jw_key(&s, "of");
+                        am_jw_string(&s, e->of);
+                }
+                am_jw_printf(&s, ",\"offset\":%zu,\"length\":%zu", e->offset, e->length);
+        }
+        if (s.overflow) {
+                am_jw_free(&s);
+                return -ENOMEM;
+        }
+        /* kept for the name's life: give back the buffer's spare room (a
+         * record of 200 bytes would otherwise hold 1 KiB per name) */
+        e->rec = realloc(s.buf, s.len + 1);
+        if (!e->rec)
+                e->rec = s.buf;
+        e->reclen = s.len;
+        return 0;
+}
+
+/* The region record's fields (no braces, no leading comma): what never
+ * changes, then the protection and the page counts of now. */
+void write_record(struct am_jw *s, struct entry *e)
+{
+        static const char *const pstr[8] = {
+                "---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx"
+        };
+        size_t pages, pinned, unpinned, purged;
+        int prot;
+
+        if (!e->rec && static_record(e) < 0) {
+                s->overflow = 1;
+                return;
+        }
+        counts(e, &prot, &pages, &pinned, &unpinned, &purged);
+        am_jw_raw(s, e->rec, e->reclen);
+        am_jw_puts(s, ",\"prot\":\"");
+        am_jw_raw(s, pstr[prot & 7], 3);
+        am_jw_puts(s, "\",\"prot_mask\":");
+        am_jw_uint(s, (unsigned)prot & 7);
+        am_jw_puts(s, ",\"pages\":");
+        am_jw_uint(s, pages);
+        am_jw_puts(s, ",\"pinned\":");
+        am_jw_uint(s, pinned);
+        am_jw_puts(s, ",\"unpinned\":");
+        am_jw_uint(s, unpinned);
+        am_jw_puts(s, ",\"purged\":");
+        am_jw_uint(s, purged);
+        am_jw_puts(s, ",\"attaches\":");
+        am_jw_uint(s, e->attaches);
+}
+
+void reply_record(struct reply *rep, struct entry *e)
+{
+        am_jw_puts(&rep->sb, ",");
+        write_record(&rep->sb, e);
+}
+

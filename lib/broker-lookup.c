@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The library's implicit lookup. A pin, unpin, status or purge call on a
+ * region descriptor this process has no pin state for asks a running
+ * broker for the region's control block (am_lookup_control, which
+ * lib/region.c hands down to the drivers). Misses are remembered for a second, so a foreign memfd
+ * does not cost a connection per call.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "ashmem/ashmem.h"
+#include "internal/clock.h"
+#include "internal/lookup.h"
+
+#define LOOKUP_TIMEOUT_MS 2000
+#define MISS_TTL_NS 1000000000LL
+
+static pthread_mutex_t lk_lock = PTHREAD_MUTEX_INITIALIZER;
+static int lk_enabled = 1;
+static long long lk_nobroker_ns;           /* when no broker answered */
+static struct { dev_t dev; ino_t ino; long long at; } lk_miss[8];
+static unsigned lk_next;
+
+int ashmem_broker_auto_lookup(int enable)
+{
+        int old;
+
+        pthread_mutex_lock(&lk_lock);
+        old = lk_enabled;
+        lk_enabled = !!enable;
+        pthread_mutex_unlock(&lk_lock);
+        return old;
+}
+
+/* 1 if no broker listens at path, else the lookup's result. */
+static int lookup_at(const char *path, int fd)
+{
+        ashmem_broker *b;
+        int r = ashmem_broker_connect(path, &b);
+
+        if (r < 0)
+                return 1;
+        (void)ashmem_broker_set_timeout(b, LOOKUP_TIMEOUT_MS);
+        r = ashmem_broker_lookup(b, fd);
+        ashmem_broker_close(b);
+        return r;
+}
+
+int am_lookup_control(int fd, const struct stat *st)
+{
+        char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        long long now = am_mono_ns(0);
+        int r, skip = 0, brokers = 0;
+
+        pthread_mutex_lock(&lk_lock);
+        if (!lk_enabled || (lk_nobroker_ns && now - lk_nobroker_ns < MISS_TTL_NS))
+                skip = 1;
+        for (unsigned i = 0; !skip && i < sizeof(lk_miss) / sizeof(lk_miss[0]); i++)
+                if (lk_miss[i].at && lk_miss[i].dev == st->st_dev &&
+                    lk_miss[i].ino == st->st_ino && now - lk_miss[i].at < MISS_TTL_NS)
+                        skip = 1;
+        pthread_mutex_unlock(&lk_lock);
+        if (skip)
+                return -ENOENT;
+
+        /* the user's broker, then the system one */
+        if (ashmem_broker_socket_path(0, path, sizeof(path)) >= 0) {
+                r = lookup_at(path, fd);
+                if (r == 0)
+                        return 0;
+                brokers += r < 0;
+        } else {
+                path[0] = 0;
+        }
+        if (strcmp(path, ASHMEM_BROKER_SYSTEM_SOCKET) != 0) {
+                r = lookup_at(ASHMEM_BROKER_SYSTEM_SOCKET, fd);
+                if (r == 0)
+                        return 0;
+                brokers += r < 0;
+        }
+        pthread_mutex_lock(&lk_lock);
+        if (!brokers) {
+                lk_nobroker_ns = now;
+        } else {
+                lk_miss[lk_next].dev = st->st_dev;
+                lk_miss[lk_next].ino = st->st_ino;
+                lk_miss[lk_next].at = now;
+                lk_next = (lk_next + 1) % (sizeof(lk_miss) / sizeof(lk_miss[0]));
+        }
+        pthread_mutex_unlock(&lk_lock);
+        return -ENOENT;
+}

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker client's operations: ashmem_broker_* over the wire protocol
+ * of ashmem-protocol(7). A request is one JSON object in one SOCK_SEQPACKET
+ * message with 0-2 descriptors; the reply is one message back (the
+ * transport: lib/broker-transport.c; the records in replies:
+ * lib/broker-records.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "ashmem/ashmem.h"
+#include "internal/client.h"
+#include "internal/json.h"
+#include "internal/scm.h"
+
+/* The mode field of a request; none for mode < 0 (the broker's default). */
+static void put_mode(struct am_jw *w, int mode)
+{
+        char s[8];
+
+        if (mode < 0)
+                return;
+        snprintf(s, sizeof(s), "%04o", (unsigned)mode & 07777);
+        am_jw_str(w, "mode", s);
+}
+
+/* Attach a received control descriptor unless this process already has the
+ * pin state with the access it brings (writable: it came read-write). */
+static int take_control(int fd, int ctl, int writable)
+{
+        ashmem_stats st;
+
+        if (ashmem_get_stats(fd, &st) == 0 && st.shared_state &&
+            (st.writable_state || !writable))
+                return 0;
+        return ashmem_set_control(fd, ctl);
+}
+
+static int ctl_writable(int ctl)
+{
+        int fl = fcntl(ctl, F_GETFL);
+        return fl >= 0 && (fl & O_ACCMODE) == O_RDWR;
+}
+
+/* A request of op alone, for a reply whose fields (located in o) fill
+ * *out (outlen bytes, zeroed first): 0 or -errno. */
+static int bare_call(ashmem_broker *b, const char *op, struct am_jobj *o,
+                     void *out, size_t outlen)
+{
+        struct am_jw w;
+        int r;
+
+        if (!b || !out)
+                return -EINVAL;
+        r = am_client_call0(b, am_client_request(b, &w, op), o);
+        if (r == 0)
+                memset(out, 0, outlen);
+        return r;
+}
+
+int ashmem_broker_hello(ashmem_broker *b, ashmem_broker_server *ret)
+{
+        struct am_jobj o;
+        uint64_t v = 0;
+        int r = bare_call(b, "hello", &o, ret, sizeof(*ret));
+
+        if (r < 0)
+                return r;
+        if (am_field_num(&o, "version", INT_MAX, &v) < 0)
+                return -EPROTO;
+        ret->version = (int)v;
+        v = 0;
+        if (am_field_num(&o, "pid", INT_MAX, &v) < 0)
+                return -EPROTO;
+        ret->pid = (pid_t)v;
+        am_field_str(&o, "driver", ret->driver, sizeof(ret->driver));
+        return 0;
+}
+
+static int prot_letters(int prot, char *s)
+{
+        int n = 0;
+
+        if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+                return -EINVAL;
+        if (prot & PROT_READ)
+                s[n++] = 'r';
+        if (prot & PROT_WRITE)
+                s[n++] = 'w';
+        if (prot & PROT_EXEC)
+                s[n++] = 'x';
+        s[n] = 0;
+        return 0;
+}
+
+int ashmem_broker_create(ashmem_broker *b, const char *name, size_t size,
+                         int prot, int mode, int *ret_fd,
+                         ashmem_region_info *info)
+{
+        struct am_jw w;
+        struct am_jobj o;
+        int rfds[AM_SCM_MAX], nr, r;
+        char ps[4];
+
+        if (!b || !name || !ret_fd || size == 0 || mode > 07777)
+                return -EINVAL;
+        am_client_request(b, &w, "create");
+        am_jw_str(&w, "name", name);
+        am_jw_u64(&w, "size", size);
+        if (prot >= 0) {
+                if (prot_letters(prot, ps) < 0)
+                        return -EINVAL;
+                am_jw_str(&w, "prot", ps);
+        }
+        put_mode(&w, mode);
+        r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
+        if (r < 0)
+                return r;
+        if (nr < 1)
+                r = -EPROTO;
+        if (r == 0 && nr == 2)
+                r = take_control(rfds[0], rfds[1], 1);
+        if (r == 0)
+                r = am_record_out(&o, info);
+        if (nr == 2)
+                close(rfds[1]);
+        if (r < 0) {
+                am_close_fds(rfds, nr > 1 ? 1 : nr);
+                return r;
+        }
+        *ret_fd = rfds[0];
+        return 0;
+}
+
+static int share(ashmem_broker *b, int fd, int ranged, size_t offset,
+                 size_t length, const char *name, int mode, int transient,
+                 ashmem_region_info *info)
+{
+        struct am_jw w;
+        struct am_jobj o;
+        int fds[2] = { fd, -1 }, r;
+
+        if (!b || !name || fd < 0 || mode > 07777)
+                return -EINVAL;
+        r = ashmem_get_control(fd, &fds[1]);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        am_client_request(b, &w, "share");
+        am_jw_str(&w, "name", name);
+        put_mode(&w, mode);
+        if (transient)
+                am_jw_bool(&w, "transient", 1);
+        if (ranged) {
+                am_jw_u64(&w, "offset", offset);
+                am_jw_u64(&w, "length", length);
+        }
+        {
+                int rfds[AM_SCM_MAX], nr;
+                r = am_client_call(b, &w, fds, fds[1] >= 0 ? 2 : 1, &o, rfds, &nr);
+                am_close_fds(rfds, nr);
+        }
+        if (fds[1] >= 0)
+                close(fds[1]);
+        if (r < 0)
+                return r;
+        if (transient)
+                b->transients++;
+        return am_record_out(&o, info);
+}
+
+int ashmem_broker_share(ashmem_broker *b, int fd, const char *name, int mode,
+                        int transient, ashmem_region_info *info)
+{
+        return share(b, fd, 0, 0, 0, name, mode, transient, info);
+}
+
+int ashmem_broker_share_range(ashmem_broker *b, int fd, size_t offset,
+                              size_t length, const char *name, int mode,
+                              int transient, ashmem_region_info *info)
+{
+        if (length == 0)
+                return -EINVAL;
+        return share(b, fd, 1, offset, length, name, mode, transient, info);
+}
+
+int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
+                        size_t offset, size_t length, int mode,
+                        ashmem_region_info *info)
+{
+        struct am_jw w;
+        struct am_jobj o;
+        int r;
+
+        if (!b || !name || !of || length == 0 || mode > 07777)
+                return -EINVAL;
+        am_client_request(b, &w, "slice");
+        am_jw_str(&w, "name", name);
+        am_jw_str(&w, "of", of);
+        am_jw_u64(&w, "offset", offset);
+        am_jw_u64(&w, "length", length);
+        put_mode(&w, mode);
+        r = am_client_call0(b, &w, &o);
+        if (r < 0)
+                return r;
+        return am_record_out(&o, info);
+}
+
+int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
+                         int *ret_fd, size_t *ret_offset, size_t *ret_length)
+{
+        struct am_jw w;
+        struct am_jobj o;
+        int rfds[AM_SCM_MAX], nr, r;
+        size_t off = 0, len = 0;
+
+        if (!b || !name || !ret_fd)
+                return -EINVAL;
+        am_client_request(b, &w, "attach");
+        am_jw_str(&w, "name", name);
+        am_jw_str(&w, "access", writable ? "rw" : "r");
+        r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
+        if (r < 0)
+                return r;
+        if (nr < 1 || am_field_size(&o, "size", &len) < 0 || am_field_size(&o, "offset", &off) < 0 ||
+            am_field_size(&o, "length", &len) < 0)
+                r = -EPROTO;
+        /* the control block has the access asked for (a broker that sent
+         * less would only give this process read-only pin state) */
+        if (r == 0 && nr == 2)
+                r = take_control(rfds[0], rfds[1], writable);
+        if (nr == 2)
+                close(rfds[1]);
+        if (r < 0) {
+                am_close_fds(rfds, nr > 1 ? 1 : nr);
+                return r;
+        }
+        *ret_fd = rfds[0];
+        if (ret_offset)
+                *ret_offset = off;
+        if (ret_length)
+                *ret_length = len;
+        return 0;
+}
+
+int ashmem_broker_share_heap(ashmem_broker *b, ashmem_heap *heap,
+                             const char *name, int mode, int transient,
+                             ashmem_region_info *info)
+{
+        int fd = ashmem_heap_fd(heap);
+
+        if (fd < 0)
+                return fd;
+        return share(b, fd, 0, 0, 0, name, mode, transient, info);
+}
+
+int ashmem_broker_share_slice(ashmem_broker *b, ashmem_slice *slice,
+                              const char *name, int mode, int transient,
+                              ashmem_region_info *info)
+{
+        int fd;
+
+        if (!slice)
+                return -EINVAL;
+        fd = ashmem_heap_fd(ashmem_slice_heap(slice));
+        if (fd < 0)
+                return fd;
+        return share(b, fd, 1, ashmem_slice_offset(slice), ashmem_slice_size(slice),
+                     name, mode, transient, info);
+}
+
+int ashmem_broker_attach_heap(ashmem_broker *b, const char *name, int writable,
+                              ashmem_heap **ret)
+{
+        int fd, r;
+
+        if (!ret)
+                return -EINVAL;
+        r = ashmem_broker_attach(b, name, writable, &fd, NULL, NULL);
+        if (r < 0)
+                return r;
+        r = ashmem_heap_adopt(fd, writable ? 0 : ASHMEM_HEAP_READ_ONLY, ret);
+        close(fd);
+        return r;
+}
+
+int ashmem_broker_attach_slice(ashmem_broker *b, const char *name, int writable,
+                               ashmem_slice **ret)
+{
+        ashmem_heap *heap;
+        size_t off, len;
+        int fd, r;
+
+        if (!ret)
+                return -EINVAL;
+        r = ashmem_broker_attach(b, name, writable, &fd, &off, &len);
+        if (r < 0)
+                return r;
+        r = ashmem_heap_adopt(fd, writable ? 0 : ASHMEM_HEAP_READ_ONLY, &heap);
+        close(fd);
+        if (r < 0)
+                return r;
+        r = ashmem_slice_new(heap, off, len, ret);
+        ashmem_heap_unref(heap);
+        return r;
+}
+
+int ashmem_broker_lookup(ashmem_broker *b, int fd)
+{
+        struct am_jw w;
+        struct am_jobj o;
+        int rfds[AM_SCM_MAX], nr, r;
+
+        if (!b)
+                return -EINVAL;
+        if (fd < 0)
+                return -EBADF;
+        r = am_client_call(b, am_client_request(b, &w, "lookup"), &fd, 1, &o, rfds, &nr);
+        if (r < 0)
+                return r;
+        if (nr != 1) {
+                am_close_fds(rfds, nr);
+                return -EPROTO;
+        }
+        r = take_control(fd, rfds[0], ctl_writable(rfds[0]));
+        close(rfds[0]);
+        return r;
+}
+
+int ashmem_broker_info(ashmem_broker *b, const char *name,
+                       ashmem_region_info *ret)
+{
+        struct am_jw w;
+        struct am_jobj o;
+        int r;
+
+        if (!b || !name || !ret)
+                return -EINVAL;
+        am_client_request(b, &w, "info");
+        am_jw_str(&w, "name", name);
+        r = am_client_call0(b, &w, &o);
+        if (r < 0)
+                return r;
+        return am_record_parse(&o, ret);
+}
+
+int ashmem_broker_list(ashmem_broker *b, ashmem_region_info **ret, size_t *n)
+{
+        ashmem_region_info *v = NULL;
+        size_t count = 0, cap = 0;
+        char cursor[ASHMEM_NAME_LEN] = "";
+        int r;
+
+        if (!b || !ret || !n)
+                return -EINVAL;
+        for (;;) {
+                struct am_jw w;
+                struct am_jobj o, rec;
+                const struct am_jfield *regions, *cur;
+                const char *e;
+                size_t pos = 0, elen;
+
+                am_client_request(b, &w, "list");
+                if (cursor[0])
+                        am_jw_str(&w, "cursor", cursor);
+                r = am_client_call0(b, &w, &o);
+                if (r < 0)
+                        goto fail;
+                regions = am_json_get(&o, "regions");
+                if (!regions || am_json_kind(regions) != 'a') {
+                        r = -EPROTO;
+                        goto fail;
+                }
+                while ((r = am_json_next(regions, &pos, &e, &elen)) > 0) {
+                        if (count == cap) {
+                                size_t ncap = cap ? cap * 2 : 32;
+                                ashmem_region_info *nv = realloc(v, ncap * sizeof(*v));
+                                if (!nv) {
+                                        r = -ENOMEM;
+                                        goto fail;
+                                }
+                                v = nv;
+                                cap = ncap;
+                        }
+                        if (am_json_object(e, elen, &rec) < 0 ||
+                            am_record_parse(&rec, &v[count]) < 0) {
+                                r = -EPROTO;
+                                goto fail;
+                        }
+                        count++;
+                }
+                if (r < 0)
+                        goto fail;
+                cur = am_json_get(&o, "cursor");
+                if (!cur)
+                        break;
+                /* a cursor must move on, or a broken broker loops us */
+                {
+                        char next[ASHMEM_NAME_LEN];
+                        if (am_json_str(cur, next, sizeof(next)) <= 0 ||
+                            strcmp(next, cursor) <= 0) {
+                                r = -EPROTO;
+                                goto fail;
+                        }
+                        memcpy(cursor, next, sizeof(cursor));
+                }
+        }
+        *ret = v;
+        *n = count;
+        return 0;
+fail:
+        free(v);
+        return r;
+}
+
+int ashmem_broker_unshare(ashmem_broker *b, const char *name)
+{
+        struct am_jw w;
+        struct am_jobj o;
+
+        if (!b || !name)
+                return -EINVAL;
+        am_client_request(b, &w, "unshare");
+        am_jw_str(&w, "name", name);
+        return am_client_call0(b, &w, &o);
+}
+
+int ashmem_broker_purge(ashmem_broker *b, const char *name,
+                        unsigned long long *pages)
+{
+        struct am_jw w;
+        struct am_jobj o;
+        unsigned long long p = 0;
+        int r;
+
+        if (!b)
+                return -EINVAL;
+        am_client_request(b, &w, "purge");
+        if (name)
+                am_jw_str(&w, "name", name);
+        r = am_client_call0(b, &w, &o);
+        if (r < 0)
+                return r;
+        if (am_field_ull(&o, "pages", &p) < 0)
+                return -EPROTO;
+        if (pages)
+                *pages = p;
+        return 0;
+}
+
+int ashmem_broker_stats(ashmem_broker *b, ashmem_broker_counters *ret)
+{
+        struct am_jobj o;
+        int r = bare_call(b, "stats", &o, ret, sizeof(*ret));
+
+        if (r < 0)
+                return r;
+        r |= am_field_ull(&o, "connections", &ret->connections);
+        r |= am_field_ull(&o, "regions", &ret->regions);
+        r |= am_field_ull(&o, "bytes", &ret->bytes);
+        r |= am_field_ull(&o, "requests", &ret->requests);
+        r |= am_field_ull(&o, "errors", &ret->errors);
+        r |= am_field_ull(&o, "attaches", &ret->attaches);
+        r |= am_field_ull(&o, "purges", &ret->purges);
+        r |= am_field_ull(&o, "pages_purged", &ret->pages_purged);
+        r |= am_field_ull(&o, "dropped", &ret->dropped);
+        r |= am_field_ull(&o, "uptime", &ret->uptime);
+        return r < 0 ? -EPROTO : 0;
+}
+
+int ashmem_broker_call(ashmem_broker *b, const char *request_json,
+                       const int *fds, int nfds, char **reply_json,
+                       int *rfds, int *nrfds)
+{
+        struct am_jobj o;
+        cJSON *req;
+        char *text;
+        int n, r;
+
+        if (reply_json)
+                *reply_json = NULL;
+        if (nrfds)
+                *nrfds = 0;
+        if (!b || !request_json || !reply_json || !rfds || !nrfds ||
+            nfds < 0 || nfds > AM_SCM_MAX || (nfds && !fds))
+                return -EINVAL;
+        req = cJSON_Parse(request_json);
+        if (!cJSON_IsObject(req)) {
+                cJSON_Delete(req);
+                return -EINVAL;
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(req, "v") &&
+            !cJSON_AddNumberToObject(req, "v", ASHMEM_BROKER_PROTOCOL)) {
+                cJSON_Delete(req);
+                return -ENOMEM;
+        }
+        text = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+        if (!text)
+                return -ENOMEM;
+        n = am_client_exchange(b, text, strlen(text), fds, nfds, rfds, nrfds);
+        free(text);
+        if (n < 0)
+                return n;
+        *reply_json = strdup(b->buf);
+        if (!*reply_json) {
+                am_close_fds(rfds, *nrfds);
+                *nrfds = 0;
+                return -ENOMEM;
+        }
+        r = am_client_parse_reply(b->buf, (size_t)n, &o);
+        return r;
+}

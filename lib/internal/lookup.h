@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to libashmem: for the library's own files and the tests. Not
+ * installed, not exported from libashmem.so.
+ *
+ * The implicit lookup (lib/broker-lookup.c), which the library hands down
+ * to the drivers (lib/region.c): an am_lookup_fn of drivers/driver.h.
+ */
+#ifndef ASHMEM_LIB_LOOKUP_H
+#define ASHMEM_LIB_LOOKUP_H
+
+#include <sys/stat.h>
+
+/* Ask a running broker for the control block of region fd (whose fstat()
+ * is st), which this process has no pin state for, and attach it. 0 if
+ * attached, else -ENOENT (no broker, it does not hold the region, or the
+ * lookup is off). Never starts a broker; misses are remembered for a
+ * second. */
+int am_lookup_control(int fd, const struct stat *st);
+
+#endif
