@@ -4,8 +4,8 @@
  * cJSON document and renders it with these helpers, so the two forms never
  * say different things.
  *
- * Region records: out_region_record() builds the record of DESIGN.md
- * section 6 from the broker's answer. One column table, out_cols[], (like
+ * Region records: out_region_record() builds the region record of
+ * ashmem-protocol(7) from the broker's answer. One column table, out_cols[], (like
  * lsipc's coldescs) describes every field once: its column name and JSON
  * key, its label for `info`, its help line, how to render it as text. The
  * table drives the default columns of `list`, `-o/--output`, the column

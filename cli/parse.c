@@ -6,23 +6,13 @@
 #include <sys/mman.h>
 
 #include "parse.h"
+#include "lib/internal/text.h"
 
 #define ERR(...) (snprintf(err, PARSE_ERR_LEN, __VA_ARGS__), -1)
 
 static int is_digit(char c)
 {
         return c >= '0' && c <= '9';
-}
-
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
 }
 
 /* Digits at *p (decimal, or hex after 0x) into *ret; advances *p.
@@ -33,16 +23,16 @@ static int scan_number(const char **p, uint64_t *ret)
         uint64_t v = 0;
         int base = 10, n = 0;
 
-        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && hexval(s[2]) >= 0) {
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && am_hex_digit(s[2]) >= 0) {
                 base = 16;
                 s += 2;
         }
         for (;; s++, n++) {
-                int d = base == 16 ? hexval(*s) : (is_digit(*s) ? *s - '0' : -1);
+                int d = base == 16 ? am_hex_digit(*s) : (is_digit(*s) ? *s - '0' : -1);
                 if (d < 0)
                         break;
                 if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base) {
-                        while (base == 16 ? hexval(*s) >= 0 : is_digit(*s))
+                        while (base == 16 ? am_hex_digit(*s) >= 0 : is_digit(*s))
                                 s++;
                         *p = s;
                         return -2;

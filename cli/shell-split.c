@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "shell-split.h"
+#include "lib/internal/text.h"
 
 /* A growing array of size_t. */
 struct sizes {
@@ -14,14 +15,11 @@ struct sizes {
 
 static int sizes_push(struct sizes *s, size_t x)
 {
-        if (s->n == s->cap) {
-                size_t cap = s->cap ? s->cap * 2 : 16;
-                size_t *v = realloc(s->v, cap * sizeof(*v));
-                if (!v)
-                        return -ENOMEM;
-                s->v = v;
-                s->cap = cap;
-        }
+        void *v = s->v;
+
+        if (am_array_room(&v, &s->cap, s->n, sizeof(*s->v), 16) < 0)
+                return -ENOMEM;
+        s->v = v;
         s->v[s->n++] = x;
         return 0;
 }

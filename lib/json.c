@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal/json.h"
+#include "internal/text.h"
 
 #define DEPTH_MAX 32
 
@@ -16,17 +17,6 @@ static const char *ws(const char *p, const char *end)
         while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
                 p++;
         return p;
-}
-
-static int hex(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
 }
 
 /* p at the opening quote; the position after the closing one, or NULL. */
@@ -46,8 +36,8 @@ static const char *string(const char *p, const char *end)
                 case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
                         break;
                 case 'u':
-                        if (end - p < 5 || hex(p[1]) < 0 || hex(p[2]) < 0 ||
-                            hex(p[3]) < 0 || hex(p[4]) < 0)
+                        if (end - p < 5 || am_hex_digit(p[1]) < 0 || am_hex_digit(p[2]) < 0 ||
+                            am_hex_digit(p[3]) < 0 || am_hex_digit(p[4]) < 0)
                                 return NULL;
                         p += 4;
                         break;
@@ -271,7 +261,7 @@ static int put_utf8(char *buf, size_t len, size_t *o, unsigned cp)
 
 static unsigned hex4(const char *p)
 {
-        return (unsigned)(hex(p[0]) << 12 | hex(p[1]) << 8 | hex(p[2]) << 4 | hex(p[3]));
+        return (unsigned)(am_hex_digit(p[0]) << 12 | am_hex_digit(p[1]) << 8 | am_hex_digit(p[2]) << 4 | am_hex_digit(p[3]));
 }
 
 int am_json_str(const struct am_jfield *f, char *buf, size_t len)

@@ -26,6 +26,8 @@ check|bench|fuzz)
         need_pkg tmux        have tmux
         need_pkg util-linux  have setpriv
         need_pkg procps      have pgrep
+        # the broker tests count its descriptors apart from client sockets (ss)
+        need_pkg iproute2    have ss
         need_pkg man-db      have man
         need_pkg valgrind    have valgrind
         # the completion tests run the zsh and fish scripts in those shells

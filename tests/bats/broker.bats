@@ -17,10 +17,6 @@ teardown() {
         unstage
 }
 
-fd_count() {
-        ls "/proc/$1/fd" | wc -l
-}
-
 # ---------------------------------------------------------------- start, stop
 
 @test "broker start, status, stop" {
@@ -281,7 +277,7 @@ public_broker() {
         ashmemctl -q create keep 4K
         ashmemctl attach keep --ro -- true      # its read-only reopenings, once
         local before
-        before=$(fd_count "$broker_pid")
+        before=$(broker_fds)
         run -1 ashmemctl broker call 'not json'
         [[ "$output" == *'"errno":"EPROTO"'* ]]
         run -1 ashmemctl broker call '{"v":1,"op":"hello"'
@@ -303,7 +299,7 @@ public_broker() {
         # still serving everyone, holding what it held and nothing more
         run -0 ashmemctl broker call '{"v":1,"op":"hello"}'
         run -0 ashmemctl attach keep --ro -- true
-        wait_for test "$(fd_count "$broker_pid")" -eq "$before"
+        broker_fds_back_to "$before"
         run -0 ashmemctl -j broker status
         jq -e '.stats.regions == 1 and .stats.errors >= 9' <<<"$output"
 }

@@ -29,39 +29,6 @@ teardown() {
         return $rc
 }
 
-fd_count() {
-        ls "/proc/$1/fd" | wc -l
-}
-
-# broker_fds: the broker's descriptors other than its client connections
-# (whose closing it may not have seen yet): regions, control blocks, the
-# listening socket, its own.
-broker_fds() {
-        local lis
-        lis=$(ss -xlH src "$ASHMEM_SOCKET" | awk '{ print $6 }')
-        ls -l "/proc/$broker_pid/fd" |
-                awk -v l="socket:[$lis]" 'NR > 1 && ($NF !~ /^socket:/ || $NF == l)' | wc -l
-}
-
-# broker_fds_are N (for wait_for)
-broker_fds_are() {
-        [ "$(broker_fds)" -eq "$1" ]
-}
-
-# broker_fds_back_to N: wait until broker_fds is N again; if it never is,
-# show what the broker holds (the test fails).
-broker_fds_back_to() {
-        wait_for broker_fds_are "$1" && return 0
-        echo "the broker (pid $broker_pid) holds $(broker_fds) descriptors, not $1:" >&2
-        ls -l "/proc/$broker_pid/fd" >&2
-        return 1
-}
-
-# fds_are PID N: PID has N descriptors open (for wait_for).
-fds_are() {
-        [ "$(fd_count "$1")" -eq "$2" ]
-}
-
 # backlog_is SOCKET N: N connections wait to be accepted on SOCKET.
 backlog_is() {
         [ "$(ss -xlH src "$1" | awk '{ print $3 }')" = "$2" ]
