@@ -678,14 +678,95 @@ static void attach_probe(size_t n, size_t k, double *v)
                 bench_die("the attach probe failed", 0);
 }
 
-/* k removals (unshare) of distinct regions; each one's latency in ns. */
-static void rm_probe(size_t n, size_t k, double *v)
+/* What another client waits while the removals run: a child on its own
+ * connection sends hello after hello until told to stop, and hands back
+ * the p50, p99 and max of its latencies (us). A removal that makes the
+ * broker's event loop work in proportion to the regions it holds shows
+ * here, in every other client's latency. */
+struct bystander {
+        pid_t pid;
+        int stop, res;                  /* pipes: parent -> child, child -> parent */
+};
+
+#define MAX_BYSTANDER 200000
+
+static void bystander_start(struct bystander *by)
 {
+        int s[2], r[2];
+
+        if (pipe2(s, O_CLOEXEC) < 0 || pipe2(r, O_CLOEXEC) < 0)
+                bench_die("pipe2", errno);
+        by->pid = fork();
+        if (by->pid < 0)
+                bench_die("fork", errno);
+        if (by->pid == 0) {
+                static double v[MAX_BYSTANDER];
+                ashmem_broker_server hello;
+                ashmem_broker *b;
+                double pc[3];
+                size_t k = 0;
+                char c;
+
+                close(s[1]);
+                close(r[0]);
+                if (fcntl(s[0], F_SETFL, O_NONBLOCK) < 0 ||
+                    ashmem_broker_connect(sock, &b) < 0)
+                        _exit(1);
+                /* until the parent closes its end (read returns 0) */
+                while (read(s[0], &c, 1) < 0 && (errno == EAGAIN || errno == EINTR)) {
+                        int64_t t0 = bench_now_ns();
+                        if (ashmem_broker_hello(b, &hello) < 0)
+                                _exit(2);
+                        if (k < MAX_BYSTANDER)
+                                v[k++] = (double)(bench_now_ns() - t0);
+                }
+                ashmem_broker_close(b);
+                if (k == 0)
+                        _exit(3);
+                percentiles(v, k, pc);
+                if (write(r[1], pc, sizeof(pc)) != (ssize_t)sizeof(pc))
+                        _exit(4);
+                _exit(0);
+        }
+        close(s[0]);
+        close(r[1]);
+        by->stop = s[1];
+        by->res = r[0];
+}
+
+static void bystander_stop(struct bystander *by, double pc[3])
+{
+        size_t got = 0;
+        int status;
+
+        close(by->stop);
+        while (got < 3 * sizeof(double)) {
+                ssize_t n = read(by->res, (char *)pc + got, 3 * sizeof(double) - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+        }
+        close(by->res);
+        while (waitpid(by->pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        bench_die("waitpid", errno);
+        if (got != 3 * sizeof(double) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                bench_die("the bystander probe failed", 0);
+}
+
+/* k removals (unshare) of distinct regions; each one's latency in ns into
+ * v, and what another client waited meanwhile into by_us (p50, p99, max). */
+static void rm_probe(size_t n, size_t k, double *v, double by_us[3])
+{
+        struct bystander by;
         ashmem_broker *b;
         int e;
 
         if ((e = ashmem_broker_connect(sock, &b)) < 0)
                 bench_die("connect", -e);
+        bystander_start(&by);
         for (size_t j = 0; j < k; j++) {
                 char name[32];
                 int64_t t0;
@@ -695,6 +776,7 @@ static void rm_probe(size_t n, size_t k, double *v)
                         bench_die("unshare", -e);
                 v[j] = (double)(bench_now_ns() - t0);
         }
+        bystander_stop(&by, by_us);
         ashmem_broker_close(b);
 }
 
@@ -709,6 +791,7 @@ struct size_result {
         double c_us[MAX_ROUNDS], cc_us[MAX_ROUNDS], mem[MAX_ROUNDS], shm[MAX_ROUNDS];
         double cg[MAX_ROUNDS], base[MAX_ROUNDS];      /* charged per region; /dev/shm file */
         double att[3][MAX_ROUNDS], rm[3][MAX_ROUNDS]; /* p50, p99, max per round, us */
+        double by[3][MAX_ROUNDS];       /* another client's hello during the removals */
         double lcpu[MAX_LISTS], lwall[MAX_LISTS], lticks[MAX_LISTS];
         int nr, nl;
         /* their medians and spreads */
@@ -718,7 +801,7 @@ struct size_result {
         double list_ticks_ms;           /* median, from /proc/PID/stat */
         struct bench_stat3 mem_bytes;         /* per region */
         struct bench_stat3 cg_bytes, shm_file_bytes;  /* charged, per region; the baseline */
-        struct bench_stat3 attach_us[3], rm_us[3];
+        struct bench_stat3 attach_us[3], rm_us[3], by_us[3];
         double shmem_bytes;             /* median RssShmem per region */
         double fds;                     /* descriptors per region */
 };
@@ -797,12 +880,14 @@ static void measure_round(struct size_result *res, int lists)
                 k = n / 10 < MAX_PROBES ? n / 10 : MAX_PROBES;
                 if (k < 50)
                         k = n / 2 < 50 ? n / 2 : 50;
-                rm_probe(n, k, v);
                 {
-                        double pc[3];
+                        double pc[3], by[3];
+                        rm_probe(n, k, v, by);
                         percentiles(v, k, pc);
-                        for (int i = 0; i < 3; i++)
+                        for (int i = 0; i < 3; i++) {
                                 res->rm[i][r] = pc[i];
+                                res->by[i][r] = by[i];
+                        }
                 }
         }
         stop_broker();
@@ -825,6 +910,7 @@ static void summarise_all(struct size_result *res)
                 for (int i = 0; i < 3; i++) {
                         res->attach_us[i] = bench_summarise(res->att[i], res->nr);
                         res->rm_us[i] = bench_summarise(res->rm[i], res->nr);
+                        res->by_us[i] = bench_summarise(res->by[i], res->nr);
                 }
         }
         res->done = 1;
@@ -1087,18 +1173,25 @@ latency:
                 commas(l, sizeof(l), lat->n);
         else
                 lat = NULL;
-        for (int op = 0; op < 2; op++)
+        for (int op = 0; op < 3; op++)
                 for (int i = 0; i < 3; i++) {
-                        const struct bench_stat3 *v = op ? &q->rm_us[i] : &q->attach_us[i];
+                        static const char *const opname[3] = {
+                                "attach of a never-seen region", "rm (unshare) of one region",
+                                "another client's hello while regions are removed",
+                        };
+                        static const char *const opseries[3] = {
+                                "attach (never seen)", "rm", "hello during rm",
+                        };
+                        const struct bench_stat3 *v = op == 2 ? &q->by_us[i] :
+                                                      op ? &q->rm_us[i] : &q->attach_us[i];
                         w = new_row(rows, nrows);
                         snprintf(w->name, sizeof(w->name), "scale: %s, %s regions held: %s%s%s",
-                                 op ? "rm (unshare) of one region" :
-                                      "attach of a never-seen region", c, pct[i],
-                                 lat ? " vs " : "", lat ? l : "");
+                                 opname[op], c, pct[i], lat ? " vs " : "", lat ? l : "");
                         w->ours = v->med;
                         w->spread = *v;
                         if (lat) {
-                                w->base = op ? lat->rm_us[i].med : lat->attach_us[i].med;
+                                w->base = op == 2 ? lat->by_us[i].med :
+                                          op ? lat->rm_us[i].med : lat->attach_us[i].med;
                                 if (!op && i == 1 && largest)
                                         w->target = lat_growth;
                         }
@@ -1109,7 +1202,7 @@ latency:
                         }
                         snprintf(w->extra, sizeof(w->extra), ", \"regions\": %zu, "
                                  "\"percentile\": \"%s\", \"series\": \"%s p99\"", q->n, pct[i],
-                                 op ? "rm" : "attach (never seen)");
+                                 opseries[op]);
                 }
 }
 
