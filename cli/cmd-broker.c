@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "broker.h"
 #include "lib/internal/clock.h"
 #include "lib/internal/scm.h"
+#include "lib/internal/sockdir.h"
 #include "cmd.h"
 #include "region.h"
 #include "output.h"
@@ -128,15 +131,22 @@ static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_c
         return 0;
 }
 
+/* Connect and say hello. srv->pid is the pid the kernel gives for the
+ * peer (SO_PEERCRED), never the one the reply claims. */
 static int hello(const char *path, ashmem_broker **ret, ashmem_broker_server *srv)
 {
+        pid_t pid;
         int r = ashmem_broker_connect(path, ret);
 
         if (r < 0)
                 return r;
         r = ashmem_broker_hello(*ret, srv);
+        if (r == 0)
+                r = ashmem_broker_peer(*ret, &pid, NULL);
         if (r < 0)
                 *ret = ashmem_broker_close(*ret);
+        else
+                srv->pid = pid;
         return r;
 }
 
@@ -144,6 +154,8 @@ static int not_running(struct cmd_ctx *ctx, const char *path, int r)
 {
         if (r == -ENOENT || r == -ECONNREFUSED)
                 return cli_error(ctx, -r, "no broker running on %s", path);
+        if (r == -EPERM && *am_broker_refusal())
+                return cli_error(ctx, -r, "refusing the broker socket %s", am_broker_refusal());
         return cmd_error(ctx, -r, "%s", path);
 }
 
@@ -170,10 +182,13 @@ static int do_start(struct cmd_ctx *ctx, const struct cmd_args *a, const char *p
         int n = 0, r;
         char flags[sizeof(passed) / sizeof(passed[0])][32];
 
-        if (hello(path, &b, &srv) == 0) {
+        r = hello(path, &b, &srv);
+        if (r == 0) {
                 ashmem_broker_close(b);
                 return print_broker(ctx, 1, "already running", path, srv.pid);
         }
+        if (r == -EPERM)                /* a socket we do not trust */
+                return not_running(ctx, path, r);
         for (int i = 0; passed[i]; i++) {
                 const char *v = cmd_opt(a, passed[i]);
                 const struct cmd_opt *o = broker_opts;
@@ -202,27 +217,33 @@ static int do_stop(struct cmd_ctx *ctx, const char *path)
 {
         ashmem_broker *b;
         ashmem_broker_server srv;
-        long long deadline;
-        int r = hello(path, &b, &srv);
-
+        int pidfd, r = hello(path, &b, &srv);
         if (r < 0)
                 return not_running(ctx, path, r);
+        /* the pid is the kernel's word for the peer; taken as a pidfd while
+         * the connection still holds the broker, it cannot be reused */
+        pidfd = (int)syscall(SYS_pidfd_open, srv.pid, 0);
+        r = pidfd < 0 ? errno : 0;
+        if (pidfd >= 0 && ashmem_broker_hello(b, &(ashmem_broker_server){ 0 }) < 0)
+                r = ESRCH;
         ashmem_broker_close(b);
-        if (srv.pid <= 0)
-                return cmd_error(ctx, EPROTO, "the broker did not say its pid");
-        if (kill(srv.pid, SIGTERM) < 0)
-                return cmd_error(ctx, errno, "stopping the broker (pid %d)", (int)srv.pid);
-        deadline = am_mono_ms() + STOP_TIMEOUT_MS;
-        while (kill(srv.pid, 0) == 0 || errno == EPERM) {
-                struct timespec ts = { 0, 10 * 1000000L };
-                if (am_mono_ms() > deadline)
-                        return cmd_error(ctx, ETIMEDOUT, "the broker (pid %d) did not stop",
-                                         (int)srv.pid);
-                nanosleep(&ts, NULL);
+        if (r) {
+                if (pidfd >= 0)
+                        close(pidfd);
+                return cmd_error(ctx, r, "stopping the broker (pid %d)", (int)srv.pid);
         }
+        if (syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) < 0) {
+                r = errno;
+                close(pidfd);
+                return cmd_error(ctx, r, "stopping the broker (pid %d)", (int)srv.pid);
+        }
+        r = am_wait_fd(pidfd, POLLIN, am_mono_ms() + STOP_TIMEOUT_MS);
+        close(pidfd);
+        if (r < 0)
+                return cmd_error(ctx, r == -ETIMEDOUT ? ETIMEDOUT : -r,
+                                 "the broker (pid %d) did not stop", (int)srv.pid);
         return print_broker(ctx, 0, "stopped", path, srv.pid);
 }
-
 static unsigned long long num(const cJSON *o, const char *k)
 {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -241,7 +262,7 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
 
         if (r < 0) {
                 if (r != -ENOENT && r != -ECONNREFUSED)
-                        return cmd_error(ctx, -r, "%s", path);
+                        return not_running(ctx, path, r);
                 out_begin(&o, ctx, OUT_REPORT);
                 out_bool(&o, OUT_JSON, "running", NULL, NULL, 0);
                 out_str(&o, OUT_ANY, "socket", "no broker running on %s\n", path);

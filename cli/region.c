@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "lib/internal/sockdir.h"
 #include "cmd.h"
 #include "parse.h"
 #include "region.h"
@@ -55,6 +56,9 @@ int cli_broker(struct cmd_ctx *ctx, ashmem_broker **ret)
                 if ((r == -ENOENT || r == -ECONNREFUSED) && ctx->no_autostart)
                         return cli_error(ctx, -r, "no broker is running%s%s (and --no-autostart was given)",
                                          ctx->socket ? " at " : "", ctx->socket ? ctx->socket : "");
+                if (r == -EPERM && *am_broker_refusal())
+                        return cli_error(ctx, -r, "refusing the broker socket %s",
+                                         am_broker_refusal());
                 return cmd_error(ctx, -r, "cannot reach the broker%s%s",
                                  ctx->socket ? " at " : "", ctx->socket ? ctx->socket : "");
         }

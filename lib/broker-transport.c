@@ -56,16 +56,24 @@ static int check_tmp_dir(const char *path)
         return am_socket_dir(path, getuid(), AM_SOCKDIR_ROOT_OK, NULL, 0, NULL);
 }
 
-static int sock_connect(const char *path)
+/* Connect to a broker we trust (lib/internal/sockdir.h): its directory
+ * first, then who listens. Returns the socket, with the peer's pid and uid
+ * in *pid and *uid, or -errno. */
+static int sock_connect(const char *path, pid_t *pid, uid_t *uid)
 {
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         size_t n = strlen(path);
+        struct ucred cr;
+        socklen_t crlen = sizeof(cr);
         int fd, r;
 
         if (n == 0)
                 return -EINVAL;
         if (n >= sizeof(a.sun_path))
                 return -ENAMETOOLONG;
+        r = am_broker_trust_dir(path);
+        if (r < 0)
+                return r;
         memcpy(a.sun_path, path, n + 1);
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0)
@@ -78,6 +86,14 @@ static int sock_connect(const char *path)
                 close(fd);
                 return r;
         }
+        r = am_broker_trust_peer(path, fd, pid);
+        if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0)
+                r = -errno;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        *uid = cr.uid;
         return fd;
 }
 
@@ -105,7 +121,7 @@ int ashmem_broker_connect(const char *path, ashmem_broker **ret)
         b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
-        fd = sock_connect(path);
+        fd = sock_connect(path, &b->peer_pid, &b->peer_uid);
         if (fd < 0) {
                 free(b);
                 return fd;
@@ -124,6 +140,17 @@ ashmem_broker *ashmem_broker_close(ashmem_broker *b)
                 free(b);
         }
         return NULL;
+}
+
+int ashmem_broker_peer(const ashmem_broker *b, pid_t *pid, uid_t *uid)
+{
+        if (!b || b->fd < 0)
+                return -EINVAL;
+        if (pid)
+                *pid = b->peer_pid;
+        if (uid)
+                *uid = b->peer_uid;
+        return 0;
 }
 
 int ashmem_broker_fd(const ashmem_broker *b)
@@ -188,7 +215,7 @@ static int reconnect(ashmem_broker *b)
 
         if (b->transients || !b->path[0])
                 return -ENOTCONN;
-        fd = sock_connect(b->path);
+        fd = sock_connect(b->path, &b->peer_pid, &b->peer_uid);
         if (fd < 0)
                 return fd;
         if (dup3(fd, b->fd, O_CLOEXEC) < 0) {

@@ -44,15 +44,23 @@ typedef struct ashmem_broker ashmem_broker;
  * address. Creates nothing. */
 int ashmem_broker_socket_path(int system, char *buf, size_t len);
 
-/* Connect to the broker at path (NULL: ashmem_broker_socket_path(0)). For
- * a default path under /tmp, the directory must belong to the caller (or
- * root) and be closed to others (-EPERM otherwise). -ENOENT or
- * -ECONNREFUSED when no broker listens there. */
+/* Connect to the broker at path (NULL: ashmem_broker_socket_path(0)).
+ * Whatever the path, the socket's directory must belong to the caller or
+ * root and be writable by neither group nor others, and the process that
+ * answers must run as the caller or root (SO_PEERCRED): -EPERM otherwise,
+ * before anything is sent. For a default path under /tmp the directory
+ * must moreover be closed to others. -ENOENT or -ECONNREFUSED when no
+ * broker listens there. */
 int ashmem_broker_connect(const char *path, ashmem_broker **ret);
 
 /* Close the connection; returns NULL. Accepts NULL. Transient shares made
  * through this connection disappear. */
 ashmem_broker *ashmem_broker_close(ashmem_broker *b);
+
+/* Who answers on the connection, as the kernel said when it was made
+ * (SO_PEERCRED, never what the broker claims): its process id in *pid and
+ * user id in *uid (either may be NULL). -EINVAL for NULL. */
+int ashmem_broker_peer(const ashmem_broker *b, pid_t *pid, uid_t *uid);
 
 /* The connection's socket (for poll()); -EINVAL for NULL. */
 int ashmem_broker_fd(const ashmem_broker *b);
