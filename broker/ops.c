@@ -19,6 +19,7 @@
 
 #include "ashmem/ashmem.h"
 #include "internal.h"
+#include "drivers/memfd/control.h"    /* the control block's size */
 
 /* The name called name (and its place, when p is not NULL), or NULL with
  * the ENOENT error in rep. */
@@ -126,11 +127,40 @@ static int accmode(int fd)
         return fl < 0 ? -errno : (fl & O_ACCMODE);
 }
 
+/* A shared memfd must keep its size (fd, what: "region" or "control"):
+ * sealed against growing and shrinking. 0 or -EINVAL with the message. */
+static int sealed(int fd, const char *what, struct reply *rep)
+{
+        int seals = fcntl(fd, F_GET_SEALS);
+
+        if (seals < 0 || (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+                return FAIL(rep, EINVAL, "the %s memfd must be sealed against resizing: "
+                            "create it with MFD_ALLOW_SEALING and add "
+                            "F_SEAL_GROW|F_SEAL_SHRINK (fcntl F_ADD_SEALS) before sharing it", what);
+        return 0;
+}
+
+/* No reader may reopen a shared memfd writable through /proc/PID/fd: the
+ * group's and others' write bits go (memfds are born 0777); if the broker
+ * may not change the mode, the memfd is refused. */
+static int tighten(int fd, const struct stat *st, const char *what, struct reply *rep)
+{
+        if (!(st->st_mode & 022))
+                return 0;
+        if (fchmod(fd, st->st_mode & 07755) == 0)
+                return 0;
+        return FAIL(rep, EACCES, "the %s memfd has mode %04o, which lets readers reopen it "
+                    "writable, and the broker may not change it: fchmod it to 0600 before sharing",
+                    what, (unsigned)(st->st_mode & 07777));
+}
+
 /* Take a received control descriptor for the region fd: check it and keep
  * the library's own copy (what the broker purges through is what it hands
  * out). Returns the control descriptor to keep, or -errno. */
 static int adopt_control(int fd, int ctl, struct reply *rep)
 {
+        struct stat st, cst;
+        size_t want;
         int r, own;
 
         r = accmode(ctl);
@@ -138,6 +168,18 @@ static int adopt_control(int fd, int ctl, struct reply *rep)
                 return r;
         if (r != O_RDWR)
                 return FAIL(rep, EACCES, "the control descriptor must be read-write");
+        if (fstat(fd, &st) < 0 || fstat(ctl, &cst) < 0)
+                return -errno;
+        if (!S_ISREG(cst.st_mode))
+                return FAIL(rep, EINVAL, "the control descriptor is not a memfd");
+        /* exactly the size its geometry needs: no more for the broker to
+         * map, no less for anyone to fault on */
+        want = amc_block_size(((uint64_t)st.st_size + am_page_size() - 1) / am_page_size());
+        if ((uint64_t)cst.st_size != want)
+                return FAIL(rep, EINVAL, "the control memfd has %lld bytes; a region of %lld bytes needs %zu",
+                            (long long)cst.st_size, (long long)st.st_size, want);
+        if ((r = sealed(ctl, "control", rep)) < 0 || (r = tighten(ctl, &cst, "control", rep)) < 0)
+                return r;
         if (ashmem_set_control(fd, ctl) < 0)
                 return FAIL(rep, EINVAL, "the control descriptor does not belong to the region");
         r = ashmem_get_control(fd, &own);
@@ -173,6 +215,8 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                 return FAIL(rep, EACCES, "the region descriptor must be read-write");
         if (ashmem_get_size(fds[0], &size) < 0 || fstat(fds[0], &st) < 0)
                 return FAIL(rep, EINVAL, "the descriptor is not a region");
+        if ((r = sealed(fds[0], "region", rep)) < 0 || (r = tighten(fds[0], &st, "region", rep)) < 0)
+                return r;
         if (hl && (len == 0 || off > size || len > size - off))
                 return FAIL(rep, EINVAL, "the range %llu+%llu is not inside the region (%zu bytes)",
                             off, len, size);
@@ -242,6 +286,11 @@ static int op_slice(struct broker *b, struct conn *c, struct req *req,
                 return FAIL(rep, ENOENT, "no region named \"%.60s\"", of);
         if (!access_owns(c, base))
                 return FAIL(rep, EACCES, "only the owner of \"%.60s\" may slice it", of);
+        /* a slice is a named view, not a boundary: its descriptor reaches
+         * the whole region, so it may grant nothing the region does not */
+        if (mode & ~base->mode)
+                return FAIL(rep, EPERM, "mode %04o is wider than the mode of \"%.40s\" (%04o): "
+                            "a slice may only narrow it", mode, of, base->mode);
         bofs = base->ranged ? base->offset : 0;
         blen = base->ranged ? base->length : base->r->size;
         if (len == 0 || off > blen || len > blen - off)

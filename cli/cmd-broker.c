@@ -217,6 +217,7 @@ static int do_stop(struct cmd_ctx *ctx, const char *path)
 {
         ashmem_broker *b;
         ashmem_broker_server srv;
+        long long deadline;
         int pidfd, r = hello(path, &b, &srv);
         if (r < 0)
                 return not_running(ctx, path, r);
@@ -237,8 +238,16 @@ static int do_stop(struct cmd_ctx *ctx, const char *path)
                 close(pidfd);
                 return cmd_error(ctx, r, "stopping the broker (pid %d)", (int)srv.pid);
         }
-        r = am_wait_fd(pidfd, POLLIN, am_mono_ms() + STOP_TIMEOUT_MS);
+        deadline = am_mono_ms() + STOP_TIMEOUT_MS;
+        r = am_wait_fd(pidfd, POLLIN, deadline);
         close(pidfd);
+        /* it has exited; give its parent a moment to reap it, so that the
+         * pid is gone when we say it stopped (a zombie still answers
+         * kill 0, and cannot be reused until it is reaped) */
+        while (r == 0 && kill(srv.pid, 0) == 0 && am_mono_ms() < deadline) {
+                struct timespec ts = { 0, 2 * 1000000L };
+                nanosleep(&ts, NULL);
+        }
         if (r < 0)
                 return cmd_error(ctx, r == -ETIMEDOUT ? ETIMEDOUT : -r,
                                  "the broker (pid %d) did not stop", (int)srv.pid);

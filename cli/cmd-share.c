@@ -237,6 +237,9 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         r = ashmem_broker_slice(b, name, of, off, len, mode, &info);
         if (r == -ENOENT)
                 return cli_error(ctx, ENOENT, "no such region: %s", of);
+        if (r == -EPERM)
+                return cli_error(ctx, EPERM, "mode %s is wider than the mode of %s: a slice may only narrow it",
+                                 ms ? ms : "0600", of);
         if (r == -EINVAL)
                 return cli_error(ctx, EINVAL, "offset %llu + length %llu is not inside %s",
                                  (unsigned long long)off, (unsigned long long)len, of);
