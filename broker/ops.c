@@ -22,14 +22,17 @@
 #include "drivers/memfd/control.h"    /* the control block's size */
 
 /* The name called name (and its place, when p is not NULL), or NULL with
- * the ENOENT error in rep. */
-static struct entry *existing(struct broker *b, const char *name,
+ * the ENOENT error in rep, when it does not exist or peer c may not see
+ * it. */
+static struct entry *existing(struct broker *b, const struct conn *c, const char *name,
                               struct name_pos *p, struct reply *rep)
 {
         struct name_pos at = name_bound(b, name, 0);
         struct entry *e = name_at(b, at);
 
-        if (!e || strcmp(e->name, name) != 0) {
+        /* a name the caller may not see is answered as a missing one: the
+         * answer does not tell that it exists */
+        if (!e || strcmp(e->name, name) != 0 || !access_visible(c, e)) {
                 (void)FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
                 return NULL;
         }
@@ -40,7 +43,7 @@ static struct entry *existing(struct broker *b, const char *name,
 
 /* The name the request's field "name" names (and its place, when p is not
  * NULL): 0, or -errno with the message in rep. */
-static int named(struct broker *b, struct req *req, struct name_pos *p,
+static int named(struct broker *b, const struct conn *c, struct req *req, struct name_pos *p,
                  struct entry **e, struct reply *rep)
 {
         const char *name;
@@ -48,7 +51,7 @@ static int named(struct broker *b, struct req *req, struct name_pos *p,
 
         if (r < 0)
                 return r;
-        *e = existing(b, name, p, rep);
+        *e = existing(b, c, name, p, rep);
         return *e ? 0 : -ENOENT;
 }
 
@@ -281,9 +284,9 @@ static int op_slice(struct broker *b, struct conn *c, struct req *req,
             (r = field_uint(req, "length", 1, ASHMEM_SIZE_MAX, &len, rep)) < 0 ||
             (r = field_mode(req, &mode, rep)) < 0)
                 return r;
-        base = name_find(b, of);
+        base = existing(b, c, of, NULL, rep);
         if (!base)
-                return FAIL(rep, ENOENT, "no region named \"%.60s\"", of);
+                return -ENOENT;
         if (!access_owns(c, base))
                 return FAIL(rep, EACCES, "only the owner of \"%.60s\" may slice it", of);
         /* a slice is a named view, not a boundary: its descriptor reaches
@@ -328,6 +331,7 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
                      int *fds, int nfds, struct reply *rep)
 {
         const char *name, *access;
+        unsigned long long owner;
         struct entry *e;
         int r, rw;
 
@@ -338,9 +342,14 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
         if (strcmp(access, "r") != 0 && strcmp(access, "rw") != 0)
                 return FAIL(rep, EINVAL, "field \"access\" must be \"r\" or \"rw\"");
         rw = access[1] != 0;
-        e = existing(b, name, NULL, rep);
+        if ((r = field_uint(req, "owner", 0, UINT32_MAX, &owner, rep)) < 0)
+                return r;
+        e = existing(b, c, name, NULL, rep);
         if (!e)
                 return -ENOENT;
+        if (r > 0 && e->uid != (uid_t)owner)
+                return FAIL(rep, EPERM, "\"%.60s\" belongs to uid %u, not uid %llu", name,
+                            (unsigned)e->uid, owner);
         if (!access_allowed(c, e, rw ? ACC_R | ACC_W : ACC_R))
                 return FAIL(rep, EACCES, "%s access to \"%.60s\" denied",
                             rw ? "read-write" : "read", name);
@@ -444,10 +453,8 @@ static int op_info(struct broker *b, struct conn *c, struct req *req,
         int r;
 
         (void)fds; (void)nfds;
-        if ((r = named(b, req, NULL, &e, rep)) < 0)
+        if ((r = named(b, c, req, NULL, &e, rep)) < 0)
                 return r;
-        if (!access_visible(c, e))
-                return FAIL(rep, EACCES, "access to \"%.60s\" denied", e->name);
         reply_record(rep, e);
         return 0;
 }
@@ -460,7 +467,7 @@ static int op_unshare(struct broker *b, struct conn *c, struct req *req,
         int r;
 
         (void)fds; (void)nfds;
-        if ((r = named(b, req, &p, &e, rep)) < 0)
+        if ((r = named(b, c, req, &p, &e, rep)) < 0)
                 return r;
         if (!access_owns(c, e))
                 return FAIL(rep, EACCES, "only the owner of \"%.60s\" may unshare it", e->name);
@@ -480,7 +487,7 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
         if ((r = field_str(req, "name", 0, &name, rep)) < 0)
                 return r;
         if (name) {
-                struct entry *e = existing(b, name, NULL, rep);
+                struct entry *e = existing(b, c, name, NULL, rep);
                 if (!e)
                         return -ENOENT;
                 if (!access_owns(c, e))

@@ -106,7 +106,14 @@ int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *r
 int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
                   struct region *r)
 {
+        return region_attach_owned(ctx, name, writable, (uid_t)-1, r);
+}
+
+int region_attach_owned(struct cmd_ctx *ctx, const char *name, int writable, uid_t owner,
+                        struct region *r)
+{
         ashmem_broker *b;
+        ashmem_region_info info;
         size_t off = 0, len = 0;
         int fd = -1, ret;
 
@@ -114,7 +121,16 @@ int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
         r->fd = -1;
         if (cli_broker(ctx, &b))
                 return 1;
-        ret = ashmem_broker_attach(b, name, writable, &fd, &off, &len);
+        if (owner == (uid_t)-1) {
+                ret = ashmem_broker_attach(b, name, writable, &fd, &off, &len);
+        } else {
+                ret = ashmem_broker_attach_owned(b, name, writable, owner, &fd, &info);
+                off = info.offset;
+                len = info.length;
+        }
+        if (ret == -EPERM && owner != (uid_t)-1)
+                return cli_error(ctx, EPERM, "%s belongs to another user than uid %u: not attached",
+                                 name, (unsigned)owner);
         if (ret < 0)
                 return cli_broker_error(ctx, ret, name);
         r->name = name;

@@ -151,6 +151,14 @@ int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
 int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
                          int *ret_fd, size_t *ret_offset, size_t *ret_length);
 
+/* The same, for a name that must belong to owner ((uid_t)-1: to anyone):
+ * a name of another owner is refused (-EPERM) before any descriptor is
+ * handed out, so a name squatted by another user is never used. info (may
+ * be NULL) receives the name's record: its owner (uid, user), and for a
+ * slice its offset and length. */
+int ashmem_broker_attach_owned(ashmem_broker *b, const char *name, int writable,
+                               uid_t owner, int *ret_fd, ashmem_region_info *info);
+
 /* Ask the broker for the pin state of a region descriptor this process got
  * without it, and attach it (read-only if fd is read-only). -ENOENT if the
  * broker does not hold that region. */
