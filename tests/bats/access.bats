@@ -96,7 +96,7 @@ denied_by_broker() {
         if [ "$who" = owner ] || [ "$who" = root ] || (( $(bits "$mode" "$who") & 4 )); then
                 [[ "$stderr" == *"permission denied"* ]]
         else
-                [[ "$stderr" == *"no such region: m$mode" ]]
+                [[ "$stderr" == *"no such region: m$mode"* ]]
         fi
 }
 

@@ -546,10 +546,12 @@ TEST(share_slice_info_list_unshare)
         CHECK_EQ(ri.size, 200);
         CHECK_EQ(ri.mode, 0600);
         CHECK_EQ(ri.pages, 1);
-        CHECK_EQ(ashmem_broker_slice(b, "mine.s.t", "mine.s", 10, 20, 0640, &ri), 0);
+        /* a slice may not grant what its base's mode does not */
+        CHECK_NEG(ashmem_broker_slice(b, "mine.s.t", "mine.s", 10, 20, 0640, &ri), EPERM);
+        CHECK_EQ(ashmem_broker_slice(b, "mine.s.t", "mine.s", 10, 20, 0400, &ri), 0);
         CHECK_EQ(ri.offset, 110);
         CHECK_EQ(ri.length, 20);
-        CHECK_NEG(ashmem_broker_slice(b, "x", "mine.s", 190, 11, 0640, NULL), EINVAL);
+        CHECK_NEG(ashmem_broker_slice(b, "x", "mine.s", 190, 11, 0600, NULL), EINVAL);
         CHECK_NEG(ashmem_broker_slice(b, "x", "mine", 0, 2 * ps() + 1, 0640, NULL), EINVAL);
         CHECK_NEG(ashmem_broker_slice(b, "x", "nope", 0, 1, 0640, NULL), ENOENT);
         CHECK_NEG(ashmem_broker_slice(b, "mine", "mine", 0, 1, 0640, NULL), EEXIST);
@@ -979,12 +981,18 @@ TEST(share_checks_its_descriptors)
                 close(fds[1]);
                 close(rf);
         }
-        /* a memfd libashmem did not make: shared without pin state */
+        /* a memfd libashmem did not make: refused until sealed against
+         * resizing, then shared without pin state, its mode tightened */
         {
-                int mf = memfd_create("foreign", MFD_CLOEXEC), afd;
+                int mf = memfd_create("foreign", MFD_CLOEXEC | MFD_ALLOW_SEALING), afd;
+                struct stat mst;
                 CHECK(mf >= 0);
                 CHECK_EQ(ftruncate(mf, 100), 0);
+                CHECK_NEG(ashmem_broker_share(b, mf, "foreign", 0600, 0, NULL), EINVAL);
+                CHECK_EQ(fcntl(mf, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
                 CHECK_EQ(ashmem_broker_share(b, mf, "foreign", 0600, 0, NULL), 0);
+                CHECK_EQ(fstat(mf, &mst), 0);
+                CHECK_EQ(mst.st_mode & 022, 0);
                 CHECK_EQ(ashmem_broker_attach(b, "foreign", 1, &afd, NULL, NULL), 0);
                 CHECK_EQ(ashmem_get_size_region(afd), 100);
                 CHECK_NEG(ashmem_broker_lookup(b, mf), ENOENT);
@@ -1081,10 +1089,10 @@ static void as_nobody(void *arg)
         (void)arg;
         become_nobody();
         b = conn();
-        /* 0600: nothing */
-        CHECK_NEG(ashmem_broker_attach(b, "private", 0, &fd, NULL, NULL), EACCES);
-        CHECK_NEG(ashmem_broker_attach(b, "private", 1, &fd, NULL, NULL), EACCES);
-        CHECK_NEG(ashmem_broker_info(b, "private", &ri), EACCES);
+        /* 0600: nothing, and not even that it exists */
+        CHECK_NEG(ashmem_broker_attach(b, "private", 0, &fd, NULL, NULL), ENOENT);
+        CHECK_NEG(ashmem_broker_attach(b, "private", 1, &fd, NULL, NULL), ENOENT);
+        CHECK_NEG(ashmem_broker_info(b, "private", &ri), ENOENT);
         /* 0644: read only, and not the owner's rights */
         CHECK_EQ(ashmem_broker_info(b, "public", &ri), 0);
         CHECK_EQ(ri.uid, 0);
