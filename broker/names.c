@@ -286,11 +286,93 @@ int uid_quota(struct broker *b, const struct conn *c, unsigned long long add,
         size_t names = u ? u->names : 0;
 
         if (names + 1 > b->cfg->max_regions)
-                return FAIL(rep, ENOSPC, "uid %u holds %zu names (limit %u)",
+                return FAIL(rep, ENOSPC, "uid %u holds %zu names (limit %u, --max-regions)",
                             (unsigned)c->uid, names, b->cfg->max_regions);
         if (add && (bytes + add > b->max_bytes || add > b->max_bytes))
-                return FAIL(rep, EDQUOT, "uid %u would hold %llu bytes (limit %llu)",
+                return FAIL(rep, EDQUOT, "uid %u would hold %llu bytes (limit %llu, --max-bytes)",
                             (unsigned)c->uid, bytes + add, b->max_bytes);
         return 0;
+}
+
+int uid_conn_open(struct broker *b, uid_t uid, char *msg, size_t len)
+{
+        struct uid_use *u = uid_use(b, uid, 1);
+
+        if (!u) {
+                snprintf(msg, len, "out of memory");
+                return -ENOMEM;
+        }
+        if (uid != 0 && u->conns >= b->max_uid_conns) {
+                snprintf(msg, len, "uid %u has %u connections (limit %u, --max-uid-connections)",
+                         (unsigned)uid, u->conns, b->max_uid_conns);
+                return -EMFILE;
+        }
+        if (uid != 0 && u->fds + 1 > b->max_uid_fds) {
+                snprintf(msg, len, "uid %u holds %llu broker descriptors (limit %llu, --max-uid-fds)",
+                         (unsigned)uid, u->fds, b->max_uid_fds);
+                return -EMFILE;
+        }
+        u->conns++;
+        u->fds++;
+        return 0;
+}
+
+void uid_conn_close(struct broker *b, uid_t uid)
+{
+        struct uid_use *u = uid_use(b, uid, 0);
+
+        if (u && u->conns) {
+                u->conns--;
+                u->fds--;
+        }
+}
+
+int uid_fd_quota(struct broker *b, const struct conn *c, struct reply *rep)
+{
+        const struct uid_use *u = uid_use(b, c->uid, 0);
+        unsigned long long fds = u ? u->fds : 0;
+
+        if (c->uid != 0 && fds + REGION_FDS > b->max_uid_fds)
+                return FAIL(rep, EMFILE, "uid %u holds %llu broker descriptors (limit %llu, --max-uid-fds)",
+                            (unsigned)c->uid, fds, b->max_uid_fds);
+        return 0;
+}
+
+void uid_fd_charge(struct broker *b, const struct conn *c, struct held_region *r)
+{
+        struct uid_use *u = uid_use(b, c->uid, 1);
+
+        if (u && !r->fd_charged) {
+                u->fds += REGION_FDS;
+                r->fd_uid = c->uid;
+                r->fd_charged = 1;
+        }
+}
+
+void uid_fd_uncharge(struct broker *b, struct held_region *r)
+{
+        struct uid_use *u = r->fd_charged ? uid_use(b, r->fd_uid, 0) : NULL;
+
+        if (u)
+                u->fds -= REGION_FDS;
+        r->fd_charged = 0;
+}
+
+void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s)
+{
+        size_t shown = 0;
+
+        am_jw_puts(s, ",\"uids\":[");
+        for (size_t i = 0; i < b->nuses && shown < 256; i++) {
+                const struct uid_use *u = &b->uses[i];
+                /* root sees every user's, a user their own */
+                if ((!u->names && !u->conns && !u->fds) || (c->uid != 0 && u->uid != c->uid))
+                        continue;
+                am_jw_printf(s, "%s{\"uid\":%u,\"connections\":%u,\"regions\":%zu,"
+                             "\"bytes\":%llu,\"descriptors\":%llu}", shown ? "," : "",
+                             (unsigned)u->uid, u->conns, u->names, u->bytes, u->fds);
+                shown++;
+        }
+        am_jw_puts(s, "]");
 }
 

@@ -89,7 +89,7 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
                 return FAIL(rep, EINVAL, "field \"size\" must be at least 1");
         if (name_find(b, name))
                 return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
-        if ((r = uid_quota(b, c, size, rep)) < 0)
+        if ((r = uid_quota(b, c, size, rep)) < 0 || (r = uid_fd_quota(b, c, rep)) < 0)
                 return r;
         fd = ashmem_create_region(name, (size_t)size);
         if (fd < 0)
@@ -108,6 +108,7 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
                         close(ctl);
                 return r;
         }
+        uid_fd_charge(b, c, rg);
         r = entry_add(b, c, name, rg, mode, NULL, &e);
         if (r < 0) {
                 rg->refs = 1;
@@ -228,6 +229,8 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
         if ((r = uid_quota(b, c, size, rep)) < 0)
                 return r;
         rg = region_find(b, &st);
+        if (!rg && (r = uid_fd_quota(b, c, rep)) < 0)
+                return r;
         if (!rg) {
                 int ctl = -1;
                 if (nfds == 2 && (ctl = adopt_control(fds[0], fds[1], rep)) < 0)
@@ -239,6 +242,7 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                         return r;
                 }
                 fds[0] = -1;            /* kept */
+                uid_fd_charge(b, c, rg);
         } else if (rg->ctl < 0 && nfds == 2) {
                 int ctl = adopt_control(rg->fd, fds[1], rep);
                 if (ctl < 0)
@@ -537,7 +541,7 @@ static int op_stats(struct broker *b, struct conn *c, struct req *req,
 {
         struct am_jw *s = &rep->sb;
 
-        (void)c; (void)req; (void)fds; (void)nfds;
+        (void)req; (void)fds; (void)nfds;
         am_jw_printf(s, ",\"connections\":%u,\"regions\":%zu,\"bytes\":%llu", b->nconns,
                   b->nnames, b->bytes);
         am_jw_printf(s, ",\"requests\":%llu,\"errors\":%llu,\"attaches\":%llu",
@@ -548,8 +552,11 @@ static int op_stats(struct broker *b, struct conn *c, struct req *req,
                   (int)getpid());
         am_jw_printf(s, ",\"limits\":{\"connections\":%u,\"regions_per_uid\":%u",
                   b->cfg->max_connections, b->cfg->max_regions);
+        am_jw_printf(s, ",\"connections_per_uid\":%u,\"descriptors_per_uid\":%llu",
+                  b->max_uid_conns, b->max_uid_fds);
         am_jw_printf(s, ",\"bytes_per_uid\":%llu,\"message\":%zu,\"idle_timeout\":%u}",
                   b->max_bytes, b->cfg->max_message, b->cfg->idle_timeout_ms / 1000);
+        uid_stats(b, c, s);
         am_jw_printf(s, ",\"purger\":{\"psi\":%s", b->psifd >= 0 ? "true" : "false");
         if (b->below >= 0)
                 am_jw_printf(s, ",\"purge_below\":%d", b->below);

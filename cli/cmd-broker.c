@@ -38,6 +38,8 @@ static const struct cmd_opt broker_opts[] = {
         { "poll-interval", 0, "MS", NULL, "MemAvailable poll period, in ms (default 1000)" },
         { "max-connections", 0, "N", NULL, "connections at once (default 1024)" },
         { "max-regions", 0, "N", NULL, "names per user (default 4096)" },
+        { "max-uid-connections", 0, "N", NULL, "connections per user (default: a quarter of --max-connections)" },
+        { "max-uid-fds", 0, "N", NULL, "broker descriptors per user, 5 a region, 1 a connection (default: a quarter of the broker's)" },
         { "max-bytes", 0, "SIZE", NULL, "bytes per user (default: MemTotal)" },
         { "max-message", 0, "BYTES", NULL, "largest request (default and at most 65536)" },
         { "idle-timeout", 0, "SECONDS", NULL, "drop idle connections after this (default 300, 0: never)" },
@@ -50,7 +52,8 @@ static const struct cmd_opt broker_opts[] = {
 /* The options that `start` hands on to `run`. */
 static const char *const passed[] = {
         "socket-mode", "purge-below", "purge-step", "no-psi", "psi-stall", "psi-window",
-        "poll-interval", "max-connections", "max-regions", "max-bytes", "max-message",
+        "poll-interval", "max-connections", "max-regions", "max-uid-connections", "max-uid-fds",
+        "max-bytes", "max-message",
         "idle-timeout", "verbose", NULL
 };
 
@@ -109,6 +112,8 @@ static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_c
         NUM("poll-interval", 3600000, poll_ms, 1)
         NUM("max-connections", 1000000, max_connections, 1)
         NUM("max-regions", 100000000, max_regions, 1)
+        NUM("max-uid-connections", 1000000, max_uid_connections, 1)
+        NUM("max-uid-fds", 100000000, max_uid_fds, 1)
         NUM("max-message", 65536, max_message, 1)
         NUM("idle-timeout", 86400 * 365, idle_timeout_ms, 1000)
 #undef NUM
@@ -305,6 +310,14 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
         out_size(&o, OUT_TEXT, NULL, "%s)\n", num(st, "bytes"));
         out_text(&o, "requests:     %llu (%llu failed)\n", num(st, "requests"), num(st, "errors"));
         out_text(&o, "attaches:     %llu\n", num(st, "attaches"));
+        {
+                const cJSON *l = cJSON_GetObjectItemCaseSensitive(st, "limits");
+                out_text(&o, "limits:       %llu connections, per user %llu connections, "
+                         "%llu names, %llu descriptors, ", num(l, "connections"),
+                         num(l, "connections_per_uid"), num(l, "regions_per_uid"),
+                         num(l, "descriptors_per_uid"));
+                out_size(&o, OUT_TEXT, NULL, "%s\n", num(l, "bytes_per_uid"));
+        }
         out_text(&o, "purged:       %llu pages in %llu purges\n", num(st, "pages_purged"),
                  num(st, "purges"));
         out_text(&o, "purger:       %s", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pg, "psi")) ?
@@ -348,12 +361,15 @@ static int do_call(struct cmd_ctx *ctx, const struct cmd_args *a, const char *pa
                 }
         }
         r = am_send_fds_any(s, text, strlen(text), fds, nfds, 0);
-        if (r < 0) {
+        /* a broker that refuses the connection (a limit) says why and
+         * closes it, maybe before the request went out: read that */
+        len = r < 0 && r != -EPIPE && r != -ECONNRESET ? r :
+              am_recv_fds(s, reply, sizeof(reply) - 1, r < 0 ? MSG_DONTWAIT : 0, rfds,
+                          AM_SCM_RECV_MAX, &got, &extra, NULL);
+        if (r < 0 && len <= 0) {
                 r = cmd_error(ctx, -r, "sending to %s", path);
                 goto out;
         }
-        len = am_recv_fds(s, reply, sizeof(reply) - 1, 0, rfds, AM_SCM_RECV_MAX,
-                          &got, &extra, NULL);
         if (len <= 0) {
                 r = cmd_error(ctx, len < 0 ? (int)-len : ECONNRESET, "no reply from %s", path);
                 goto out;

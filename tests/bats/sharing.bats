@@ -84,3 +84,41 @@ mallory() { as_user --reuid=$MALLORY --regid=$MALLORY --clear-groups -- "$@"; }
         run -0 ashmemctl -j broker status
         [ "$(jq -r .stats.regions <<<"$output")" = 5 ]
 }
+
+@test "limits: one uid at its connection and descriptor limits, another still served" {
+        broker_teardown
+        start_broker_at "$ASHMEM_SOCKET" --socket-mode 0666 --no-psi \
+                --max-uid-connections 4 --max-uid-fds 23 --max-regions 100
+        stage_for_others tests/helpers/probe
+        mkfifo "$BATS_TEST_TMPDIR/hog.in"
+        # mallory holds 20 connections: the broker keeps 4
+        mallory "$stage_dir/tests/helpers/probe" connections "$ASHMEM_SOCKET" 20 \
+                <"$BATS_TEST_TMPDIR/hog.in" >"$BATS_TEST_TMPDIR/hog.out" &
+        local hog=$!
+        exec 7>"$BATS_TEST_TMPDIR/hog.in"
+        wait_for grep -q ready "$BATS_TEST_TMPDIR/hog.out"
+        run -1 mallory ashmemctl broker call '{"v":1,"op":"hello"}'
+        [ "$(jq -r .errno <<<"$output")" = EMFILE ]
+        [[ "$(jq -r .error <<<"$output")" == "uid $MALLORY has 4 connections (limit 4, --max-uid-connections)" ]]
+        # alice is served meanwhile
+        run -0 alice ashmemctl create a1 4K
+        run -0 ashmemctl -j broker status
+        jq -e ".stats.limits.connections_per_uid == 4 and .stats.limits.descriptors_per_uid == 23" <<<"$output"
+        jq -e ".stats.uids[] | select(.uid == $MALLORY) | .connections == 4" <<<"$output"
+        exec 7>&-
+        wait "$hog"
+        # descriptors: 5 a region, 1 a connection: mallory gets 4 regions
+        for i in 1 2 3 4; do
+                run -0 mallory ashmemctl create "m$i" 4K
+        done
+        run -1 mallory ashmemctl broker call '{"v":1,"op":"create","name":"m5","size":4096}'
+        [ "$(jq -r .errno <<<"$output")" = EMFILE ]
+        [[ "$(jq -r .error <<<"$output")" == *"(limit 23, --max-uid-fds)" ]]
+        run -0 alice ashmemctl create a2 4K
+        # the text of broker status names the per-user limits
+        run -0 ashmemctl broker status
+        [[ "$output" == *"per user 4 connections, 100 names, 23 descriptors"* ]]
+        # what mallory frees, mallory may use again
+        run -0 mallory ashmemctl rm m1
+        run -0 mallory ashmemctl create m5 4K
+}
