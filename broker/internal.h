@@ -140,12 +140,13 @@ struct job {
         const char *why;                /* "request", "pressure", ... */
         unsigned long long pages;       /* result */
         unsigned long long nregions;    /* regions that gave pages */
+        unsigned long long skipped;     /* regions it could not take at once */
         struct job *next;
 };
 
 struct counters {
         unsigned long long requests, errors, attaches, purges, pages_purged,
-                           dropped, connections_total;
+                           dropped, connections_total, purge_skipped;
 };
 
 struct broker {
@@ -164,6 +165,9 @@ struct broker {
         unsigned long long max_uid_fds; /* resolved */
         int below;                      /* active MemAvailable threshold, -1 */
         int pressure_job;               /* one pressure purge at a time */
+        long long last_pressure_ms;     /* the last PSI event */
+        int pressure_again;             /* sustained: purge all when the
+                                           running job is done */
         /* names, sorted, in blocks; nnames in all */
         struct name_block **nblocks;
         size_t nnblocks, capnblocks;

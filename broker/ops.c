@@ -548,6 +548,7 @@ static int op_stats(struct broker *b, struct conn *c, struct req *req,
                   b->n.requests, b->n.errors, b->n.attaches);
         am_jw_printf(s, ",\"purges\":%llu,\"pages_purged\":%llu,\"dropped\":%llu",
                   b->n.purges, b->n.pages_purged, b->n.dropped);
+        am_jw_printf(s, ",\"purge_skipped\":%llu", b->n.purge_skipped);
         am_jw_printf(s, ",\"uptime\":%lld,\"pid\":%d", (long long)(time(NULL) - b->started),
                   (int)getpid());
         am_jw_printf(s, ",\"limits\":{\"connections\":%u,\"regions_per_uid\":%u",
