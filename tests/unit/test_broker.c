@@ -1515,3 +1515,47 @@ TEST(heaps_and_slices_through_the_broker)
         ashmem_broker_close(b);
         stop_broker();
 }
+
+/* broker.h: every function leaves errno as it found it, success or not. */
+TEST(errno_is_left_alone)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri, *all = NULL;
+        ashmem_broker_server srv;
+        ashmem_broker_counters bc;
+        unsigned long long pages;
+        size_t n;
+        int fd, fd2, own;
+
+        start_broker();
+        errno = 4242;
+        b = conn();
+        CHECK_EQ(errno, 4242);
+        CHECK_EQ(ashmem_broker_hello(b, &srv), 0);
+        CHECK_EQ(ashmem_broker_create(b, "e", 4096, ASHMEM_BROKER_DEFAULT, 0644, &fd, &ri), 0);
+        CHECK_NEG(ashmem_broker_create(b, "e", 4096, ASHMEM_BROKER_DEFAULT, 0644, &fd2, NULL), EEXIST);
+        CHECK_EQ(ashmem_broker_attach(b, "e", 0, &fd2, NULL, NULL), 0);
+        close(fd2);
+        CHECK_EQ(ashmem_broker_attach_owned(b, "e", 1, getuid(), &fd2, &ri), 0);
+        close(fd2);
+        CHECK_NEG(ashmem_broker_attach_owned(b, "e", 1, getuid() + 1, &fd2, &ri), EPERM);
+        CHECK_NEG(ashmem_broker_attach(b, "nope", 0, &fd2, NULL, NULL), ENOENT);
+        CHECK_EQ(ashmem_broker_info(b, "e", &ri), 0);
+        CHECK_EQ(ashmem_broker_list(b, &all, &n), 0);
+        free(all);
+        CHECK_EQ(ashmem_broker_slice(b, "e.s", "e", 0, 10, 0600, &ri), 0);
+        CHECK_EQ(ashmem_broker_purge(b, "e", &pages), 0);
+        CHECK_EQ(ashmem_broker_stats(b, &bc), 0);
+        own = ashmem_create_region("own", 4096);
+        CHECK(own >= 0);
+        errno = 4242;
+        CHECK_EQ(ashmem_broker_share(b, own, "own", 0600, 1, &ri), 0);
+        CHECK_EQ(ashmem_broker_unshare(b, "e.s"), 0);
+        CHECK_NEG(ashmem_broker_unshare(b, "e.s"), ENOENT);
+        CHECK_EQ(errno, 4242);
+        close(own);
+        close(fd);
+        ashmem_broker_close(b);
+        CHECK_EQ(errno, 4242);
+        stop_broker();
+}
