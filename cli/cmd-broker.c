@@ -218,46 +218,53 @@ static int do_start(struct cmd_ctx *ctx, const struct cmd_args *a, const char *p
         return print_broker(ctx, 1, "started", path, srv.pid);
 }
 
+/* Signal the broker whose pid the kernel gave (srv.pid) and wait until it
+ * is gone: through a pidfd taken while the connection b still holds the
+ * broker, so the pid cannot have been reused; where pidfds are missing
+ * (ENOSYS: an old kernel, valgrind), with kill(2) on that same pid. */
 static int do_stop(struct cmd_ctx *ctx, const char *path)
 {
         ashmem_broker *b;
         ashmem_broker_server srv;
         long long deadline;
         int pidfd, r = hello(path, &b, &srv);
+
         if (r < 0)
                 return not_running(ctx, path, r);
-        /* the pid is the kernel's word for the peer; taken as a pidfd while
-         * the connection still holds the broker, it cannot be reused */
         pidfd = (int)syscall(SYS_pidfd_open, srv.pid, 0);
-        r = pidfd < 0 ? errno : 0;
-        if (pidfd >= 0 && ashmem_broker_hello(b, &(ashmem_broker_server){ 0 }) < 0)
-                r = ESRCH;
+        r = pidfd < 0 && errno != ENOSYS ? errno : 0;
+        if (r == 0 && ashmem_broker_hello(b, &(ashmem_broker_server){ 0 }) < 0)
+                r = ESRCH;              /* it went meanwhile */
         ashmem_broker_close(b);
+        if (r == 0 && (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0)
+                                  : kill(srv.pid, SIGTERM)) < 0)
+                r = errno;
         if (r) {
                 if (pidfd >= 0)
                         close(pidfd);
                 return cmd_error(ctx, r, "stopping the broker (pid %d)", (int)srv.pid);
         }
-        if (syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) < 0) {
-                r = errno;
-                close(pidfd);
-                return cmd_error(ctx, r, "stopping the broker (pid %d)", (int)srv.pid);
-        }
         deadline = am_mono_ms() + STOP_TIMEOUT_MS;
-        r = am_wait_fd(pidfd, POLLIN, deadline);
-        close(pidfd);
-        /* it has exited; give its parent a moment to reap it, so that the
-         * pid is gone when we say it stopped (a zombie still answers
-         * kill 0, and cannot be reused until it is reaped) */
-        while (r == 0 && kill(srv.pid, 0) == 0 && am_mono_ms() < deadline) {
+        if (pidfd >= 0) {
+                r = am_wait_fd(pidfd, POLLIN, deadline);
+                close(pidfd);
+        }
+        /* it has exited (or, without a pidfd, is exiting); wait for its
+         * parent to reap it, so that the pid is gone when we say it
+         * stopped (a zombie still answers kill 0) */
+        while (r == 0 && (kill(srv.pid, 0) == 0 || errno == EPERM)) {
                 struct timespec ts = { 0, 2 * 1000000L };
+                if (am_mono_ms() > deadline) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
                 nanosleep(&ts, NULL);
         }
         if (r < 0)
-                return cmd_error(ctx, r == -ETIMEDOUT ? ETIMEDOUT : -r,
-                                 "the broker (pid %d) did not stop", (int)srv.pid);
+                return cmd_error(ctx, -r, "the broker (pid %d) did not stop", (int)srv.pid);
         return print_broker(ctx, 0, "stopped", path, srv.pid);
 }
+
 static unsigned long long num(const cJSON *o, const char *k)
 {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
