@@ -25,6 +25,10 @@ struct broker_config {
         /* limits */
         unsigned max_connections;       /* default 1024 */
         unsigned max_regions;           /* names per uid, default 4096 */
+        unsigned max_uid_connections;   /* per uid; 0: a quarter of
+                                           max_connections */
+        unsigned long long max_uid_fds; /* broker descriptors per uid; 0: a
+                                           quarter of RLIMIT_NOFILE */
         unsigned long long max_bytes;   /* bytes per uid; 0: MemTotal */
         size_t max_message;             /* bytes, at most 65536 (default) */
         unsigned idle_timeout_ms;       /* 0: none; default 300000 */

@@ -109,6 +109,7 @@ void conns_reap(struct broker *b)
                 if (c->next)
                         c->next->prev = c->prev;
                 b->nconns--;
+                uid_conn_close(b, c->uid);
                 free(c->groups);
                 free(c);
         }
@@ -332,8 +333,24 @@ void conn_accept(struct broker *b)
                              (unsigned)cr.uid, (int)cr.pid, b->nconns);
                         continue;
                 }
+                {
+                        char msg[160], out[256];
+                        int e = uid_conn_open(b, cr.uid, msg, sizeof(msg));
+                        if (e < 0) {
+                                int n = snprintf(out, sizeof(out),
+                                                 "{\"ok\":false,\"errno\":\"%s\",\"error\":\"%s\"}",
+                                                 am_errno_name(-e, "EIO"), msg);
+                                (void)am_send_fds(fd, out, (size_t)n, NULL, 0, MSG_DONTWAIT);
+                                close(fd);
+                                b->n.dropped++;
+                                blog(b, 1, "refused a connection of uid %u pid %d: %s",
+                                     (unsigned)cr.uid, (int)cr.pid, msg);
+                                continue;
+                        }
+                }
                 c = calloc(1, sizeof(*c));
                 if (!c) {
+                        uid_conn_close(b, cr.uid);
                         close(fd);
                         continue;
                 }
@@ -360,6 +377,7 @@ void conn_accept(struct broker *b)
                 }
                 if (epoll_set(b, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP, c) < 0) {
                         blog(b, 0, "epoll: %s", strerror(errno));
+                        uid_conn_close(b, cr.uid);
                         free(c->groups);
                         free(c);
                         close(fd);

@@ -109,56 +109,82 @@ int field_prot(struct req *req, int *out, struct reply *rep)
         return 1;
 }
 
-/* A name: 1..255 bytes of UTF-8 without control characters. */
-static int valid_name(const char *s)
+/* Code points a name may not hold: format characters that are invisible
+ * or reorder what is shown (bidirectional overrides, embeddings, isolates
+ * and marks; zero-width spaces and joiners; the word joiner and invisible
+ * operators; the byte order mark; interlinear annotations; tags), so that
+ * two names that look alike are alike. */
+static int invisible(unsigned cp)
+{
+        return cp == 0xad || cp == 0x34f || cp == 0x61c || cp == 0x180e ||
+               (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+               (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
+               (cp >= 0xfff9 && cp <= 0xfffb) || (cp >= 0xe0000 && cp <= 0xe007f);
+}
+
+/* White space, for the rule that a name is not only that. */
+static int space(unsigned cp)
+{
+        return cp == ' ' || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+               cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
+}
+
+/* A name: 1..255 bytes of UTF-8 without control characters, not only
+ * white space, with no invisible format character. NULL, or what is
+ * wrong with it. */
+static const char *bad_name(const char *s)
 {
         const unsigned char *p = (const unsigned char *)s;
         size_t n = strlen(s);
+        int seen = 0;
 
         if (n == 0 || n >= ASHMEM_NAME_LEN)
-                return 0;
+                return "a name is 1 to 255 bytes";
         while (*p) {
-                unsigned c = *p;
-                int k;
+                unsigned c = *p, cp = c;
+                int k = 0;
                 if (c < 0x20 || c == 0x7f)
-                        return 0;
-                if (c < 0x80) {
-                        p++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf)
+                        return "a name may not hold control characters";
+                if (c < 0x80)
+                        k = 0;
+                else if (c >= 0xc2 && c <= 0xdf)
                         k = 1;
                 else if (c >= 0xe0 && c <= 0xef)
                         k = 2;
                 else if (c >= 0xf0 && c <= 0xf4)
                         k = 3;
                 else
-                        return 0;
-                {
-                        unsigned cp = c & (0x3fu >> k);
+                        return "a name must be UTF-8";
+                if (k) {
+                        cp = c & (0x3fu >> k);
                         for (int i = 1; i <= k; i++) {
                                 if ((p[i] & 0xc0) != 0x80)
-                                        return 0;
+                                        return "a name must be UTF-8";
                                 cp = cp << 6 | (p[i] & 0x3fu);
                         }
                         if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-                            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-                            (cp >= 0x80 && cp < 0xa0))
-                                return 0;
+                            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+                                return "a name must be UTF-8";
+                        if (cp >= 0x80 && cp < 0xa0)
+                                return "a name may not hold control characters";
                 }
+                if (invisible(cp))
+                        return "a name may not hold invisible or bidirectional format characters";
+                if (!space(cp))
+                        seen = 1;
                 p += k + 1;
         }
-        return 1;
+        return seen ? NULL : "a name may not be only white space";
 }
 
 int field_name(struct req *req, const char *k, int required,
                const char **out, struct reply *rep)
 {
         int r = field_str(req, k, required, out, rep);
+        const char *why;
 
-        if (r > 0 && !valid_name(*out))
-                return FAIL(rep, EINVAL, "field \"%s\": a name is 1 to 255 bytes of UTF-8 "
-                            "without control characters", k);
+        if (r > 0 && (why = bad_name(*out)))
+                return FAIL(rep, EINVAL, "field \"%s\": %s", k, why);
         return r;
 }
 

@@ -42,6 +42,8 @@ struct held_region {
         int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
         size_t size;
         struct am_idnode id;            /* (st_dev, st_ino) in b->regions */
+        uid_t fd_uid;                   /* whose descriptor limit it counts */
+        int fd_charged;                 /* against (REGION_FDS) */
         struct am_hold *hold;           /* its pin state, read without a
                                            system call; NULL: none */
         unsigned long long seen;        /* main thread: the last walk over
@@ -95,7 +97,15 @@ struct uid_use {
         uid_t uid;
         size_t names;
         unsigned long long bytes;
+        unsigned conns;                 /* connections open */
+        unsigned long long fds;         /* broker descriptors charged:
+                                           REGION_FDS per region it brought,
+                                           one per connection */
 };
+
+/* What a region may cost the broker in descriptors: data, control, the
+ * library's copy of the control, and the two read-only reopenings. */
+#define REGION_FDS 5
 
 /* A client connection. */
 struct conn {
@@ -130,12 +140,13 @@ struct job {
         const char *why;                /* "request", "pressure", ... */
         unsigned long long pages;       /* result */
         unsigned long long nregions;    /* regions that gave pages */
+        unsigned long long skipped;     /* regions it could not take at once */
         struct job *next;
 };
 
 struct counters {
         unsigned long long requests, errors, attaches, purges, pages_purged,
-                           dropped, connections_total;
+                           dropped, connections_total, purge_skipped;
 };
 
 struct broker {
@@ -150,8 +161,13 @@ struct broker {
         long long page_size;
         unsigned long long mem_total;   /* bytes */
         unsigned long long max_bytes;   /* resolved */
+        unsigned max_uid_conns;         /* resolved */
+        unsigned long long max_uid_fds; /* resolved */
         int below;                      /* active MemAvailable threshold, -1 */
         int pressure_job;               /* one pressure purge at a time */
+        long long last_pressure_ms;     /* the last PSI event */
+        int pressure_again;             /* sustained: purge all when the
+                                           running job is done */
         /* names, sorted, in blocks; nnames in all */
         struct name_block **nblocks;
         size_t nnblocks, capnblocks;
@@ -248,6 +264,17 @@ int entry_add(struct broker *b, struct conn *c, const char *name,
               struct held_region *r, unsigned mode, char *of, struct entry **ret);
 int uid_quota(struct broker *b, const struct conn *c, unsigned long long add,
               struct reply *rep);
+/* The per-uid limits on connections and descriptors (root has none): may
+ * uid open one more connection (0, or -EMFILE with the message in msg);
+ * the connection opened, closed; may peer c bring one more region (0, or
+ * -EMFILE with the message in rep); charge region r to c's uid, or take
+ * its charge back; the per-uid use, for stats. */
+int uid_conn_open(struct broker *b, uid_t uid, char *msg, size_t len);
+void uid_conn_close(struct broker *b, uid_t uid);
+int uid_fd_quota(struct broker *b, const struct conn *c, struct reply *rep);
+void uid_fd_charge(struct broker *b, const struct conn *c, struct held_region *r);
+void uid_fd_uncharge(struct broker *b, struct held_region *r);
+void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s);
 
 /* access.c: may peer c have access want (ACC_R, ACC_W) to the name e; is
  * it e's owner (or root); may it see e at all (list, info). */

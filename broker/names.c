@@ -207,16 +207,76 @@ void entry_remove(struct broker *b, struct name_pos p)
         entry_free(b, e);
 }
 
-static void owner_names(struct entry *e)
+/* User and group names, cached: a create or share need not parse
+ * /etc/passwd and /etc/group again. A cache is dropped when its file
+ * changes (inode, size or mtime, looked at no more than once a second). */
+#define NAME_CACHE 64
+
+struct id_cache {
+        const char *file;
+        struct stat st;                 /* of file when the cache was filled */
+        long long checked_ms;
+        size_t n, next;
+        struct { unsigned id; int found; char name[64]; } e[NAME_CACHE];
+};
+
+static struct id_cache users = { .file = "/etc/passwd" };
+static struct id_cache groups = { .file = "/etc/group" };
+
+static void cache_check(struct id_cache *c)
+{
+        long long now = am_mono_ms();
+        struct stat st;
+
+        if (c->checked_ms && now - c->checked_ms < 1000)
+                return;
+        c->checked_ms = now;
+        if (stat(c->file, &st) < 0)
+                memset(&st, 0, sizeof(st));
+        if (st.st_ino != c->st.st_ino || st.st_dev != c->st.st_dev ||
+            st.st_size != c->st.st_size || st.st_mtim.tv_sec != c->st.st_mtim.tv_sec ||
+            st.st_mtim.tv_nsec != c->st.st_mtim.tv_nsec) {
+                c->st = st;
+                c->n = c->next = 0;
+        }
+}
+
+/* The name of id into out (len bytes), "" if it has none. */
+static void cached_name(struct id_cache *c, unsigned id, int group, char *out, size_t len)
 {
         char buf[4096];
-        struct passwd pw, *pwp = NULL;
-        struct group gr, *grp = NULL;
+        size_t k;
 
-        if (getpwuid_r(e->uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
-                snprintf(e->user, sizeof(e->user), "%s", pw.pw_name);
-        if (getgrgid_r(e->gid, &gr, buf, sizeof(buf), &grp) == 0 && grp)
-                snprintf(e->group, sizeof(e->group), "%s", gr.gr_name);
+        cache_check(c);
+        for (k = 0; k < c->n; k++)
+                if (c->e[k].id == id) {
+                        snprintf(out, len, "%s", c->e[k].found ? c->e[k].name : "");
+                        return;
+                }
+        k = c->n < NAME_CACHE ? c->n++ : c->next++ % NAME_CACHE;
+        c->e[k].id = id;
+        c->e[k].found = 0;
+        c->e[k].name[0] = 0;
+        if (group) {
+                struct group gr, *grp = NULL;
+                if (getgrgid_r((gid_t)id, &gr, buf, sizeof(buf), &grp) == 0 && grp) {
+                        snprintf(c->e[k].name, sizeof(c->e[k].name), "%s", gr.gr_name);
+                        c->e[k].found = 1;
+                }
+        } else {
+                struct passwd pw, *pwp = NULL;
+                if (getpwuid_r((uid_t)id, &pw, buf, sizeof(buf), &pwp) == 0 && pwp) {
+                        snprintf(c->e[k].name, sizeof(c->e[k].name), "%s", pw.pw_name);
+                        c->e[k].found = 1;
+                }
+        }
+        snprintf(out, len, "%s", c->e[k].name);
+}
+
+static void owner_names(struct entry *e)
+{
+        cached_name(&users, (unsigned)e->uid, 0, e->user, sizeof(e->user));
+        cached_name(&groups, (unsigned)e->gid, 1, e->group, sizeof(e->group));
 }
 
 /* A new name for r (taking a reference), owned by c's user; of: the name
@@ -286,11 +346,93 @@ int uid_quota(struct broker *b, const struct conn *c, unsigned long long add,
         size_t names = u ? u->names : 0;
 
         if (names + 1 > b->cfg->max_regions)
-                return FAIL(rep, ENOSPC, "uid %u holds %zu names (limit %u)",
+                return FAIL(rep, ENOSPC, "uid %u holds %zu names (limit %u, --max-regions)",
                             (unsigned)c->uid, names, b->cfg->max_regions);
         if (add && (bytes + add > b->max_bytes || add > b->max_bytes))
-                return FAIL(rep, EDQUOT, "uid %u would hold %llu bytes (limit %llu)",
+                return FAIL(rep, EDQUOT, "uid %u would hold %llu bytes (limit %llu, --max-bytes)",
                             (unsigned)c->uid, bytes + add, b->max_bytes);
         return 0;
+}
+
+int uid_conn_open(struct broker *b, uid_t uid, char *msg, size_t len)
+{
+        struct uid_use *u = uid_use(b, uid, 1);
+
+        if (!u) {
+                snprintf(msg, len, "out of memory");
+                return -ENOMEM;
+        }
+        if (uid != 0 && u->conns >= b->max_uid_conns) {
+                snprintf(msg, len, "uid %u has %u connections (limit %u, --max-uid-connections)",
+                         (unsigned)uid, u->conns, b->max_uid_conns);
+                return -EMFILE;
+        }
+        if (uid != 0 && u->fds + 1 > b->max_uid_fds) {
+                snprintf(msg, len, "uid %u holds %llu broker descriptors (limit %llu, --max-uid-fds)",
+                         (unsigned)uid, u->fds, b->max_uid_fds);
+                return -EMFILE;
+        }
+        u->conns++;
+        u->fds++;
+        return 0;
+}
+
+void uid_conn_close(struct broker *b, uid_t uid)
+{
+        struct uid_use *u = uid_use(b, uid, 0);
+
+        if (u && u->conns) {
+                u->conns--;
+                u->fds--;
+        }
+}
+
+int uid_fd_quota(struct broker *b, const struct conn *c, struct reply *rep)
+{
+        const struct uid_use *u = uid_use(b, c->uid, 0);
+        unsigned long long fds = u ? u->fds : 0;
+
+        if (c->uid != 0 && fds + REGION_FDS > b->max_uid_fds)
+                return FAIL(rep, EMFILE, "uid %u holds %llu broker descriptors (limit %llu, --max-uid-fds)",
+                            (unsigned)c->uid, fds, b->max_uid_fds);
+        return 0;
+}
+
+void uid_fd_charge(struct broker *b, const struct conn *c, struct held_region *r)
+{
+        struct uid_use *u = uid_use(b, c->uid, 1);
+
+        if (u && !r->fd_charged) {
+                u->fds += REGION_FDS;
+                r->fd_uid = c->uid;
+                r->fd_charged = 1;
+        }
+}
+
+void uid_fd_uncharge(struct broker *b, struct held_region *r)
+{
+        struct uid_use *u = r->fd_charged ? uid_use(b, r->fd_uid, 0) : NULL;
+
+        if (u)
+                u->fds -= REGION_FDS;
+        r->fd_charged = 0;
+}
+
+void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s)
+{
+        size_t shown = 0;
+
+        am_jw_puts(s, ",\"uids\":[");
+        for (size_t i = 0; i < b->nuses && shown < 256; i++) {
+                const struct uid_use *u = &b->uses[i];
+                /* root sees every user's, a user their own */
+                if ((!u->names && !u->conns && !u->fds) || (c->uid != 0 && u->uid != c->uid))
+                        continue;
+                am_jw_printf(s, "%s{\"uid\":%u,\"connections\":%u,\"regions\":%zu,"
+                             "\"bytes\":%llu,\"descriptors\":%llu}", shown ? "," : "",
+                             (unsigned)u->uid, u->conns, u->names, u->bytes, u->fds);
+                shown++;
+        }
+        am_jw_puts(s, "]");
 }
 

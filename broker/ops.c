@@ -19,16 +19,20 @@
 
 #include "ashmem/ashmem.h"
 #include "internal.h"
+#include "drivers/memfd/control.h"    /* the control block's size */
 
 /* The name called name (and its place, when p is not NULL), or NULL with
- * the ENOENT error in rep. */
-static struct entry *existing(struct broker *b, const char *name,
+ * the ENOENT error in rep, when it does not exist or peer c may not see
+ * it. */
+static struct entry *existing(struct broker *b, const struct conn *c, const char *name,
                               struct name_pos *p, struct reply *rep)
 {
         struct name_pos at = name_bound(b, name, 0);
         struct entry *e = name_at(b, at);
 
-        if (!e || strcmp(e->name, name) != 0) {
+        /* a name the caller may not see is answered as a missing one: the
+         * answer does not tell that it exists */
+        if (!e || strcmp(e->name, name) != 0 || !access_visible(c, e)) {
                 (void)FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
                 return NULL;
         }
@@ -39,7 +43,7 @@ static struct entry *existing(struct broker *b, const char *name,
 
 /* The name the request's field "name" names (and its place, when p is not
  * NULL): 0, or -errno with the message in rep. */
-static int named(struct broker *b, struct req *req, struct name_pos *p,
+static int named(struct broker *b, const struct conn *c, struct req *req, struct name_pos *p,
                  struct entry **e, struct reply *rep)
 {
         const char *name;
@@ -47,7 +51,7 @@ static int named(struct broker *b, struct req *req, struct name_pos *p,
 
         if (r < 0)
                 return r;
-        *e = existing(b, name, p, rep);
+        *e = existing(b, c, name, p, rep);
         return *e ? 0 : -ENOENT;
 }
 
@@ -85,7 +89,7 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
                 return FAIL(rep, EINVAL, "field \"size\" must be at least 1");
         if (name_find(b, name))
                 return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
-        if ((r = uid_quota(b, c, size, rep)) < 0)
+        if ((r = uid_quota(b, c, size, rep)) < 0 || (r = uid_fd_quota(b, c, rep)) < 0)
                 return r;
         fd = ashmem_create_region(name, (size_t)size);
         if (fd < 0)
@@ -104,6 +108,7 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
                         close(ctl);
                 return r;
         }
+        uid_fd_charge(b, c, rg);
         r = entry_add(b, c, name, rg, mode, NULL, &e);
         if (r < 0) {
                 rg->refs = 1;
@@ -126,11 +131,40 @@ static int accmode(int fd)
         return fl < 0 ? -errno : (fl & O_ACCMODE);
 }
 
+/* A shared memfd must keep its size (fd, what: "region" or "control"):
+ * sealed against growing and shrinking. 0 or -EINVAL with the message. */
+static int sealed(int fd, const char *what, struct reply *rep)
+{
+        int seals = fcntl(fd, F_GET_SEALS);
+
+        if (seals < 0 || (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+                return FAIL(rep, EINVAL, "the %s memfd must be sealed against resizing: "
+                            "create it with MFD_ALLOW_SEALING and add "
+                            "F_SEAL_GROW|F_SEAL_SHRINK (fcntl F_ADD_SEALS) before sharing it", what);
+        return 0;
+}
+
+/* No reader may reopen a shared memfd writable through /proc/PID/fd: the
+ * group's and others' write bits go (memfds are born 0777); if the broker
+ * may not change the mode, the memfd is refused. */
+static int tighten(int fd, const struct stat *st, const char *what, struct reply *rep)
+{
+        if (!(st->st_mode & 022))
+                return 0;
+        if (fchmod(fd, st->st_mode & 07755) == 0)
+                return 0;
+        return FAIL(rep, EACCES, "the %s memfd has mode %04o, which lets readers reopen it "
+                    "writable, and the broker may not change it: fchmod it to 0600 before sharing",
+                    what, (unsigned)(st->st_mode & 07777));
+}
+
 /* Take a received control descriptor for the region fd: check it and keep
  * the library's own copy (what the broker purges through is what it hands
  * out). Returns the control descriptor to keep, or -errno. */
 static int adopt_control(int fd, int ctl, struct reply *rep)
 {
+        struct stat st, cst;
+        size_t want;
         int r, own;
 
         r = accmode(ctl);
@@ -138,6 +172,18 @@ static int adopt_control(int fd, int ctl, struct reply *rep)
                 return r;
         if (r != O_RDWR)
                 return FAIL(rep, EACCES, "the control descriptor must be read-write");
+        if (fstat(fd, &st) < 0 || fstat(ctl, &cst) < 0)
+                return -errno;
+        if (!S_ISREG(cst.st_mode))
+                return FAIL(rep, EINVAL, "the control descriptor is not a memfd");
+        /* exactly the size its geometry needs: no more for the broker to
+         * map, no less for anyone to fault on */
+        want = amc_block_size(((uint64_t)st.st_size + am_page_size() - 1) / am_page_size());
+        if ((uint64_t)cst.st_size != want)
+                return FAIL(rep, EINVAL, "the control memfd has %lld bytes; a region of %lld bytes needs %zu",
+                            (long long)cst.st_size, (long long)st.st_size, want);
+        if ((r = sealed(ctl, "control", rep)) < 0 || (r = tighten(ctl, &cst, "control", rep)) < 0)
+                return r;
         if (ashmem_set_control(fd, ctl) < 0)
                 return FAIL(rep, EINVAL, "the control descriptor does not belong to the region");
         r = ashmem_get_control(fd, &own);
@@ -173,6 +219,8 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                 return FAIL(rep, EACCES, "the region descriptor must be read-write");
         if (ashmem_get_size(fds[0], &size) < 0 || fstat(fds[0], &st) < 0)
                 return FAIL(rep, EINVAL, "the descriptor is not a region");
+        if ((r = sealed(fds[0], "region", rep)) < 0 || (r = tighten(fds[0], &st, "region", rep)) < 0)
+                return r;
         if (hl && (len == 0 || off > size || len > size - off))
                 return FAIL(rep, EINVAL, "the range %llu+%llu is not inside the region (%zu bytes)",
                             off, len, size);
@@ -181,6 +229,8 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
         if ((r = uid_quota(b, c, size, rep)) < 0)
                 return r;
         rg = region_find(b, &st);
+        if (!rg && (r = uid_fd_quota(b, c, rep)) < 0)
+                return r;
         if (!rg) {
                 int ctl = -1;
                 if (nfds == 2 && (ctl = adopt_control(fds[0], fds[1], rep)) < 0)
@@ -192,6 +242,7 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                         return r;
                 }
                 fds[0] = -1;            /* kept */
+                uid_fd_charge(b, c, rg);
         } else if (rg->ctl < 0 && nfds == 2) {
                 int ctl = adopt_control(rg->fd, fds[1], rep);
                 if (ctl < 0)
@@ -237,11 +288,16 @@ static int op_slice(struct broker *b, struct conn *c, struct req *req,
             (r = field_uint(req, "length", 1, ASHMEM_SIZE_MAX, &len, rep)) < 0 ||
             (r = field_mode(req, &mode, rep)) < 0)
                 return r;
-        base = name_find(b, of);
+        base = existing(b, c, of, NULL, rep);
         if (!base)
-                return FAIL(rep, ENOENT, "no region named \"%.60s\"", of);
+                return -ENOENT;
         if (!access_owns(c, base))
                 return FAIL(rep, EACCES, "only the owner of \"%.60s\" may slice it", of);
+        /* a slice is a named view, not a boundary: its descriptor reaches
+         * the whole region, so it may grant nothing the region does not */
+        if (mode & ~base->mode)
+                return FAIL(rep, EPERM, "mode %04o is wider than the mode of \"%.40s\" (%04o): "
+                            "a slice may only narrow it", mode, of, base->mode);
         bofs = base->ranged ? base->offset : 0;
         blen = base->ranged ? base->length : base->r->size;
         if (len == 0 || off > blen || len > blen - off)
@@ -279,6 +335,7 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
                      int *fds, int nfds, struct reply *rep)
 {
         const char *name, *access;
+        unsigned long long owner;
         struct entry *e;
         int r, rw;
 
@@ -289,9 +346,14 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
         if (strcmp(access, "r") != 0 && strcmp(access, "rw") != 0)
                 return FAIL(rep, EINVAL, "field \"access\" must be \"r\" or \"rw\"");
         rw = access[1] != 0;
-        e = existing(b, name, NULL, rep);
+        if ((r = field_uint(req, "owner", 0, UINT32_MAX, &owner, rep)) < 0)
+                return r;
+        e = existing(b, c, name, NULL, rep);
         if (!e)
                 return -ENOENT;
+        if (r > 0 && e->uid != (uid_t)owner)
+                return FAIL(rep, EPERM, "\"%.60s\" belongs to uid %u, not uid %llu", name,
+                            (unsigned)e->uid, owner);
         if (!access_allowed(c, e, rw ? ACC_R | ACC_W : ACC_R))
                 return FAIL(rep, EACCES, "%s access to \"%.60s\" denied",
                             rw ? "read-write" : "read", name);
@@ -395,10 +457,8 @@ static int op_info(struct broker *b, struct conn *c, struct req *req,
         int r;
 
         (void)fds; (void)nfds;
-        if ((r = named(b, req, NULL, &e, rep)) < 0)
+        if ((r = named(b, c, req, NULL, &e, rep)) < 0)
                 return r;
-        if (!access_visible(c, e))
-                return FAIL(rep, EACCES, "access to \"%.60s\" denied", e->name);
         reply_record(rep, e);
         return 0;
 }
@@ -411,7 +471,7 @@ static int op_unshare(struct broker *b, struct conn *c, struct req *req,
         int r;
 
         (void)fds; (void)nfds;
-        if ((r = named(b, req, &p, &e, rep)) < 0)
+        if ((r = named(b, c, req, &p, &e, rep)) < 0)
                 return r;
         if (!access_owns(c, e))
                 return FAIL(rep, EACCES, "only the owner of \"%.60s\" may unshare it", e->name);
@@ -431,7 +491,7 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
         if ((r = field_str(req, "name", 0, &name, rep)) < 0)
                 return r;
         if (name) {
-                struct entry *e = existing(b, name, NULL, rep);
+                struct entry *e = existing(b, c, name, NULL, rep);
                 if (!e)
                         return -ENOENT;
                 if (!access_owns(c, e))
@@ -481,19 +541,23 @@ static int op_stats(struct broker *b, struct conn *c, struct req *req,
 {
         struct am_jw *s = &rep->sb;
 
-        (void)c; (void)req; (void)fds; (void)nfds;
+        (void)req; (void)fds; (void)nfds;
         am_jw_printf(s, ",\"connections\":%u,\"regions\":%zu,\"bytes\":%llu", b->nconns,
                   b->nnames, b->bytes);
         am_jw_printf(s, ",\"requests\":%llu,\"errors\":%llu,\"attaches\":%llu",
                   b->n.requests, b->n.errors, b->n.attaches);
         am_jw_printf(s, ",\"purges\":%llu,\"pages_purged\":%llu,\"dropped\":%llu",
                   b->n.purges, b->n.pages_purged, b->n.dropped);
+        am_jw_printf(s, ",\"purge_skipped\":%llu", b->n.purge_skipped);
         am_jw_printf(s, ",\"uptime\":%lld,\"pid\":%d", (long long)(time(NULL) - b->started),
                   (int)getpid());
         am_jw_printf(s, ",\"limits\":{\"connections\":%u,\"regions_per_uid\":%u",
                   b->cfg->max_connections, b->cfg->max_regions);
+        am_jw_printf(s, ",\"connections_per_uid\":%u,\"descriptors_per_uid\":%llu",
+                  b->max_uid_conns, b->max_uid_fds);
         am_jw_printf(s, ",\"bytes_per_uid\":%llu,\"message\":%zu,\"idle_timeout\":%u}",
                   b->max_bytes, b->cfg->max_message, b->cfg->idle_timeout_ms / 1000);
+        uid_stats(b, c, s);
         am_jw_printf(s, ",\"purger\":{\"psi\":%s", b->psifd >= 0 ? "true" : "false");
         if (b->below >= 0)
                 am_jw_printf(s, ",\"purge_below\":%d", b->below);

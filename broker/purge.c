@@ -7,7 +7,8 @@
  *     default 150 ms of stall in a 2 s window) wakes the event loop; each
  *     event purges regions until --purge-step bytes came back, and the
  *     kernel repeats the event (at most once a window) while the pressure
- *     lasts;
+ *     lasts; an event within two windows of the last purges every
+ *     unpinned page, so all of it comes back within two windows;
  *   - with --purge-below PERCENT (or when PSI is unavailable), the tick
  *     polls /proc/meminfo and purges region after region while MemAvailable
  *     stays below PERCENT of MemTotal.
@@ -131,6 +132,12 @@ static void run_job(struct broker *b, struct job *j)
                 if (j->step && bytes >= j->step)
                         break;
                 p = ashmem_purge(j->regions[i]->fd);
+                if (p == -EBUSY || p == -EAGAIN) {
+                        /* held by someone else right now: skip it, count
+                         * it, never wait for it */
+                        j->skipped++;
+                        continue;
+                }
                 if (p < 0) {
                         blog(b, 0, "purge %s: %s", j->names[i] ? j->names[i] : "?",
                              strerror(-p));
@@ -196,6 +203,9 @@ void purge_submit(struct broker *b, struct job *j)
         pthread_mutex_unlock(&b->jlock);
 }
 
+static void pressure_job(struct broker *b, const char *why, int below,
+                         unsigned long long step);
+
 void purge_completed(struct broker *b)
 {
         uint64_t n;
@@ -212,6 +222,7 @@ void purge_completed(struct broker *b)
                 b->jpending--;
                 b->n.purges += j->nregions;
                 b->n.pages_purged += j->pages;
+                b->n.purge_skipped += j->skipped;
                 if (strcmp(j->why, "request") != 0) {
                         b->pressure_job = 0;
                         if (j->pages)
@@ -221,6 +232,10 @@ void purge_completed(struct broker *b)
                 }
                 ops_job_done(b, j);
                 job_free(b, j);
+        }
+        if (b->pressure_again && !b->pressure_job) {
+                b->pressure_again = 0;
+                pressure_job(b, "sustained memory pressure", -1, 0);
         }
 }
 
@@ -259,10 +274,25 @@ static void pressure_job(struct broker *b, const char *why, int below,
         purge_submit(b, j);
 }
 
+/* A PSI event purges --purge-step bytes, least recently unpinned first.
+ * Pressure that lasts (another event within two windows of the last one)
+ * purges every unpinned page: all unpinned memory comes back within two
+ * pressure windows, however much there is. */
 void purge_pressure(struct broker *b, const char *why)
 {
-        blog(b, 2, "%s", why);
-        pressure_job(b, why, -1, b->cfg->purge_step);
+        long long now = am_mono_ms();
+        long long window = (long long)b->cfg->psi_window_us / 1000;
+        int sustained = b->last_pressure_ms && now - b->last_pressure_ms <= 2 * window;
+
+        blog(b, 2, "%s%s", why, sustained ? " (sustained)" : "");
+        b->last_pressure_ms = now;
+        if (b->pressure_job) {
+                if (sustained)
+                        b->pressure_again = 1;
+                return;
+        }
+        pressure_job(b, sustained ? "sustained memory pressure" : why, -1,
+                     sustained ? 0 : b->cfg->purge_step);
 }
 
 void purge_tick(struct broker *b)

@@ -40,7 +40,7 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
                 size_t first = e->offset / ps, last = (e->offset + e->length - 1) / ps;
                 size_t n = last + 1;
                 char *map;
-                if (n <= (1u << 20) && (map = malloc(n))) {
+                if (n <= (1u << 20) && (map = calloc(n, 1))) {
                         int ok = 1;
                         if (r->hold)
                                 am_hold_page_map(r->hold, map, n);

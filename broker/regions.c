@@ -56,6 +56,7 @@ void region_unref(struct broker *b, struct held_region *r)
                 return;
         am_idtable_unlink(&b->regions, &r->id);
         b->bytes -= r->size;
+        uid_fd_uncharge(b, r);
         am_hold_free(r->hold);
         {
                 int fds[] = { r->fd, r->ctl, r->ro_fd, r->ro_ctl };

@@ -150,6 +150,15 @@ int broker_setup(struct broker *b)
         if ((r = take_lock(b)) < 0 || (r = listen_socket(b, mode)) < 0)
                 return r;
         raise_nofile();
+        {
+                struct rlimit rl;
+                unsigned long long nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+                        rl.rlim_cur != RLIM_INFINITY ? (unsigned long long)rl.rlim_cur : 1u << 20;
+                b->max_uid_conns = cfg->max_uid_connections ? cfg->max_uid_connections :
+                                   cfg->max_connections / 4 ? cfg->max_connections / 4 : 1;
+                b->max_uid_fds = cfg->max_uid_fds ? cfg->max_uid_fds :
+                                 nofile / 4 > 16 ? nofile / 4 : 16;
+        }
 
         /* a shell starts background jobs with SIGINT ignored: an ignored
          * signal never reaches the signalfd */

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "broker.h"
 #include "lib/internal/clock.h"
 #include "lib/internal/scm.h"
+#include "lib/internal/sockdir.h"
 #include "cmd.h"
 #include "region.h"
 #include "output.h"
@@ -35,6 +38,8 @@ static const struct cmd_opt broker_opts[] = {
         { "poll-interval", 0, "MS", NULL, "MemAvailable poll period, in ms (default 1000)" },
         { "max-connections", 0, "N", NULL, "connections at once (default 1024)" },
         { "max-regions", 0, "N", NULL, "names per user (default 4096)" },
+        { "max-uid-connections", 0, "N", NULL, "connections per user (default: a quarter of --max-connections)" },
+        { "max-uid-fds", 0, "N", NULL, "broker descriptors per user, 5 a region, 1 a connection (default: a quarter of the broker's)" },
         { "max-bytes", 0, "SIZE", NULL, "bytes per user (default: MemTotal)" },
         { "max-message", 0, "BYTES", NULL, "largest request (default and at most 65536)" },
         { "idle-timeout", 0, "SECONDS", NULL, "drop idle connections after this (default 300, 0: never)" },
@@ -47,7 +52,8 @@ static const struct cmd_opt broker_opts[] = {
 /* The options that `start` hands on to `run`. */
 static const char *const passed[] = {
         "socket-mode", "purge-below", "purge-step", "no-psi", "psi-stall", "psi-window",
-        "poll-interval", "max-connections", "max-regions", "max-bytes", "max-message",
+        "poll-interval", "max-connections", "max-regions", "max-uid-connections", "max-uid-fds",
+        "max-bytes", "max-message",
         "idle-timeout", "verbose", NULL
 };
 
@@ -106,6 +112,8 @@ static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_c
         NUM("poll-interval", 3600000, poll_ms, 1)
         NUM("max-connections", 1000000, max_connections, 1)
         NUM("max-regions", 100000000, max_regions, 1)
+        NUM("max-uid-connections", 1000000, max_uid_connections, 1)
+        NUM("max-uid-fds", 100000000, max_uid_fds, 1)
         NUM("max-message", 65536, max_message, 1)
         NUM("idle-timeout", 86400 * 365, idle_timeout_ms, 1000)
 #undef NUM
@@ -128,15 +136,22 @@ static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_c
         return 0;
 }
 
+/* Connect and say hello. srv->pid is the pid the kernel gives for the
+ * peer (SO_PEERCRED), never the one the reply claims. */
 static int hello(const char *path, ashmem_broker **ret, ashmem_broker_server *srv)
 {
+        pid_t pid;
         int r = ashmem_broker_connect(path, ret);
 
         if (r < 0)
                 return r;
         r = ashmem_broker_hello(*ret, srv);
+        if (r == 0)
+                r = ashmem_broker_peer(*ret, &pid, NULL);
         if (r < 0)
                 *ret = ashmem_broker_close(*ret);
+        else
+                srv->pid = pid;
         return r;
 }
 
@@ -144,6 +159,8 @@ static int not_running(struct cmd_ctx *ctx, const char *path, int r)
 {
         if (r == -ENOENT || r == -ECONNREFUSED)
                 return cli_error(ctx, -r, "no broker running on %s", path);
+        if (r == -EPERM && *am_broker_refusal())
+                return cli_error(ctx, -r, "refusing the broker socket %s", am_broker_refusal());
         return cmd_error(ctx, -r, "%s", path);
 }
 
@@ -170,10 +187,13 @@ static int do_start(struct cmd_ctx *ctx, const struct cmd_args *a, const char *p
         int n = 0, r;
         char flags[sizeof(passed) / sizeof(passed[0])][32];
 
-        if (hello(path, &b, &srv) == 0) {
+        r = hello(path, &b, &srv);
+        if (r == 0) {
                 ashmem_broker_close(b);
                 return print_broker(ctx, 1, "already running", path, srv.pid);
         }
+        if (r == -EPERM)                /* a socket we do not trust */
+                return not_running(ctx, path, r);
         for (int i = 0; passed[i]; i++) {
                 const char *v = cmd_opt(a, passed[i]);
                 const struct cmd_opt *o = broker_opts;
@@ -198,28 +218,50 @@ static int do_start(struct cmd_ctx *ctx, const struct cmd_args *a, const char *p
         return print_broker(ctx, 1, "started", path, srv.pid);
 }
 
+/* Signal the broker whose pid the kernel gave (srv.pid) and wait until it
+ * is gone: through a pidfd taken while the connection b still holds the
+ * broker, so the pid cannot have been reused; where pidfds are missing
+ * (ENOSYS: an old kernel, valgrind), with kill(2) on that same pid. */
 static int do_stop(struct cmd_ctx *ctx, const char *path)
 {
         ashmem_broker *b;
         ashmem_broker_server srv;
         long long deadline;
-        int r = hello(path, &b, &srv);
+        int pidfd, r = hello(path, &b, &srv);
 
         if (r < 0)
                 return not_running(ctx, path, r);
+        pidfd = (int)syscall(SYS_pidfd_open, srv.pid, 0);
+        r = pidfd < 0 && errno != ENOSYS ? errno : 0;
+        if (r == 0 && ashmem_broker_hello(b, &(ashmem_broker_server){ 0 }) < 0)
+                r = ESRCH;              /* it went meanwhile */
         ashmem_broker_close(b);
-        if (srv.pid <= 0)
-                return cmd_error(ctx, EPROTO, "the broker did not say its pid");
-        if (kill(srv.pid, SIGTERM) < 0)
-                return cmd_error(ctx, errno, "stopping the broker (pid %d)", (int)srv.pid);
+        if (r == 0 && (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0)
+                                  : kill(srv.pid, SIGTERM)) < 0)
+                r = errno;
+        if (r) {
+                if (pidfd >= 0)
+                        close(pidfd);
+                return cmd_error(ctx, r, "stopping the broker (pid %d)", (int)srv.pid);
+        }
         deadline = am_mono_ms() + STOP_TIMEOUT_MS;
-        while (kill(srv.pid, 0) == 0 || errno == EPERM) {
-                struct timespec ts = { 0, 10 * 1000000L };
-                if (am_mono_ms() > deadline)
-                        return cmd_error(ctx, ETIMEDOUT, "the broker (pid %d) did not stop",
-                                         (int)srv.pid);
+        if (pidfd >= 0) {
+                r = am_wait_fd(pidfd, POLLIN, deadline);
+                close(pidfd);
+        }
+        /* it has exited (or, without a pidfd, is exiting); wait for its
+         * parent to reap it, so that the pid is gone when we say it
+         * stopped (a zombie still answers kill 0) */
+        while (r == 0 && (kill(srv.pid, 0) == 0 || errno == EPERM)) {
+                struct timespec ts = { 0, 2 * 1000000L };
+                if (am_mono_ms() > deadline) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
                 nanosleep(&ts, NULL);
         }
+        if (r < 0)
+                return cmd_error(ctx, -r, "the broker (pid %d) did not stop", (int)srv.pid);
         return print_broker(ctx, 0, "stopped", path, srv.pid);
 }
 
@@ -241,7 +283,7 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
 
         if (r < 0) {
                 if (r != -ENOENT && r != -ECONNREFUSED)
-                        return cmd_error(ctx, -r, "%s", path);
+                        return not_running(ctx, path, r);
                 out_begin(&o, ctx, OUT_REPORT);
                 out_bool(&o, OUT_JSON, "running", NULL, NULL, 0);
                 out_str(&o, OUT_ANY, "socket", "no broker running on %s\n", path);
@@ -275,6 +317,14 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
         out_size(&o, OUT_TEXT, NULL, "%s)\n", num(st, "bytes"));
         out_text(&o, "requests:     %llu (%llu failed)\n", num(st, "requests"), num(st, "errors"));
         out_text(&o, "attaches:     %llu\n", num(st, "attaches"));
+        {
+                const cJSON *l = cJSON_GetObjectItemCaseSensitive(st, "limits");
+                out_text(&o, "limits:       %llu connections, per user %llu connections, "
+                         "%llu names, %llu descriptors, ", num(l, "connections"),
+                         num(l, "connections_per_uid"), num(l, "regions_per_uid"),
+                         num(l, "descriptors_per_uid"));
+                out_size(&o, OUT_TEXT, NULL, "%s\n", num(l, "bytes_per_uid"));
+        }
         out_text(&o, "purged:       %llu pages in %llu purges\n", num(st, "pages_purged"),
                  num(st, "purges"));
         out_text(&o, "purger:       %s", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pg, "psi")) ?
@@ -318,12 +368,15 @@ static int do_call(struct cmd_ctx *ctx, const struct cmd_args *a, const char *pa
                 }
         }
         r = am_send_fds_any(s, text, strlen(text), fds, nfds, 0);
-        if (r < 0) {
+        /* a broker that refuses the connection (a limit) says why and
+         * closes it, maybe before the request went out: read that */
+        len = r < 0 && r != -EPIPE && r != -ECONNRESET ? r :
+              am_recv_fds(s, reply, sizeof(reply) - 1, r < 0 ? MSG_DONTWAIT : 0, rfds,
+                          AM_SCM_RECV_MAX, &got, &extra, NULL);
+        if (r < 0 && len <= 0) {
                 r = cmd_error(ctx, -r, "sending to %s", path);
                 goto out;
         }
-        len = am_recv_fds(s, reply, sizeof(reply) - 1, 0, rfds, AM_SCM_RECV_MAX,
-                          &got, &extra, NULL);
         if (len <= 0) {
                 r = cmd_error(ctx, len < 0 ? (int)-len : ECONNRESET, "no reply from %s", path);
                 goto out;

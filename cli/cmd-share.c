@@ -20,6 +20,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -237,6 +238,9 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         r = ashmem_broker_slice(b, name, of, off, len, mode, &info);
         if (r == -ENOENT)
                 return cli_error(ctx, ENOENT, "no such region: %s", of);
+        if (r == -EPERM)
+                return cli_error(ctx, EPERM, "mode %s is wider than the mode of %s: a slice may only narrow it",
+                                 ms ? ms : "0600", of);
         if (r == -EINVAL)
                 return cli_error(ctx, EINVAL, "offset %llu + length %llu is not inside %s",
                                  (unsigned long long)off, (unsigned long long)len, of);
@@ -295,8 +299,26 @@ const struct cmd_entry cmd_unshare_entry = {
 static const struct cmd_opt attach_opts[] = {
         { "ro", 'r', NULL, NULL, "attach read-only" },
         { "fd", 0, "N", NULL, "give the command the descriptor as N" },
+        { "owner", 0, "USER", NULL, "refuse the name unless USER (a name or uid) owns it" },
         { 0 }
 };
+
+/* USER as a uid: a user name, or a number; 0 or EXIT_USAGE. */
+static int arg_user(struct cmd_ctx *ctx, const char *s, uid_t *uid)
+{
+        char buf[4096], err[PARSE_ERR_LEN];
+        struct passwd pw, *res = NULL;
+        uint64_t v;
+
+        if (getpwnam_r(s, &pw, buf, sizeof(buf), &res) == 0 && res) {
+                *uid = res->pw_uid;
+                return 0;
+        }
+        if (parse_uint(s, "owner", UINT32_MAX - 1, &v, err) < 0)
+                return cmd_usage(ctx, "--owner %s: no such user", s);
+        *uid = (uid_t)v;
+        return 0;
+}
 
 /* In the process that runs the command: put the descriptor in place, set
  * the environment, exec. Returns only on failure, with an exit status. */
@@ -340,6 +362,7 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         char err[PARSE_ERR_LEN];
         struct region reg;
         int target = -1, r, status;
+        uid_t owner = (uid_t)-1;
         uint64_t v;
         pid_t pid;
 
@@ -352,7 +375,9 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         }
         if (a->nrest == 0)
                 return cmd_usage(ctx, "no command to run (attach NAME -- CMD [ARGS...])");
-        if (region_attach(ctx, name, !cmd_flag(a, "ro"), &reg))
+        if (cmd_opt(a, "owner") && (r = arg_user(ctx, cmd_opt(a, "owner"), &owner)))
+                return r;
+        if (region_attach_owned(ctx, name, !cmd_flag(a, "ro"), owner, &reg))
                 return 1;
         if (!ctx->shell) {
                 /* the command takes ashmemctl's place: its exit status is ours */

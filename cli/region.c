@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "lib/internal/sockdir.h"
 #include "cmd.h"
 #include "parse.h"
 #include "region.h"
@@ -55,6 +56,9 @@ int cli_broker(struct cmd_ctx *ctx, ashmem_broker **ret)
                 if ((r == -ENOENT || r == -ECONNREFUSED) && ctx->no_autostart)
                         return cli_error(ctx, -r, "no broker is running%s%s (and --no-autostart was given)",
                                          ctx->socket ? " at " : "", ctx->socket ? ctx->socket : "");
+                if (r == -EPERM && *am_broker_refusal())
+                        return cli_error(ctx, -r, "refusing the broker socket %s",
+                                         am_broker_refusal());
                 return cmd_error(ctx, -r, "cannot reach the broker%s%s",
                                  ctx->socket ? " at " : "", ctx->socket ? ctx->socket : "");
         }
@@ -102,7 +106,14 @@ int arg_offset(struct cmd_ctx *ctx, const char *what, const char *s, uint64_t *r
 int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
                   struct region *r)
 {
+        return region_attach_owned(ctx, name, writable, (uid_t)-1, r);
+}
+
+int region_attach_owned(struct cmd_ctx *ctx, const char *name, int writable, uid_t owner,
+                        struct region *r)
+{
         ashmem_broker *b;
+        ashmem_region_info info;
         size_t off = 0, len = 0;
         int fd = -1, ret;
 
@@ -110,7 +121,16 @@ int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
         r->fd = -1;
         if (cli_broker(ctx, &b))
                 return 1;
-        ret = ashmem_broker_attach(b, name, writable, &fd, &off, &len);
+        if (owner == (uid_t)-1) {
+                ret = ashmem_broker_attach(b, name, writable, &fd, &off, &len);
+        } else {
+                ret = ashmem_broker_attach_owned(b, name, writable, owner, &fd, &info);
+                off = info.offset;
+                len = info.length;
+        }
+        if (ret == -EPERM && owner != (uid_t)-1)
+                return cli_error(ctx, EPERM, "%s belongs to another user than uid %u: not attached",
+                                 name, (unsigned)owner);
         if (ret < 0)
                 return cli_broker_error(ctx, ret, name);
         r->name = name;

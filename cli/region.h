@@ -53,6 +53,10 @@ struct region {
  * or 1 with the error reported. */
 int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
                   struct region *r);
+/* The same for a name that must belong to owner ((uid_t)-1: anyone's):
+ * another owner's is refused with a message, and no descriptor taken. */
+int region_attach_owned(struct cmd_ctx *ctx, const char *name, int writable, uid_t owner,
+                        struct region *r);
 void region_release(struct region *r);
 
 /* Resolve [*off, *off + *len) within the view: *len 0 means "to the end of

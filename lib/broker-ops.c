@@ -216,8 +216,11 @@ int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
         return am_record_out(&o, info);
 }
 
-int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
-                         int *ret_fd, size_t *ret_offset, size_t *ret_length)
+/* attach, with the owner the name must have (or (uid_t)-1 for any) and
+ * the record into info (when not NULL) */
+static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
+                  int *ret_fd, size_t *ret_offset, size_t *ret_length,
+                  ashmem_region_info *info)
 {
         struct am_jw w;
         struct am_jobj o;
@@ -229,12 +232,24 @@ int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
         am_client_request(b, &w, "attach");
         am_jw_str(&w, "name", name);
         am_jw_str(&w, "access", writable ? "rw" : "r");
+        if (owner != (uid_t)-1)
+                am_jw_printf(&w, ",\"owner\":%u", (unsigned)owner);
         r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
         if (r < 0)
                 return r;
         if (nr < 1 || am_field_size(&o, "size", &len) < 0 || am_field_size(&o, "offset", &off) < 0 ||
             am_field_size(&o, "length", &len) < 0)
                 r = -EPROTO;
+        /* the broker checked the owner; a reply that names another is no
+         * answer to this request */
+        if (r == 0 && (info || owner != (uid_t)-1)) {
+                ashmem_region_info ri;
+                r = am_record_parse(&o, &ri);
+                if (r == 0 && owner != (uid_t)-1 && ri.uid != owner)
+                        r = -EPROTO;
+                if (r == 0 && info)
+                        *info = ri;
+        }
         /* the control block has the access asked for (a broker that sent
          * less would only give this process read-only pin state) */
         if (r == 0 && nr == 2)
@@ -251,6 +266,18 @@ int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
         if (ret_length)
                 *ret_length = len;
         return 0;
+}
+
+int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
+                         int *ret_fd, size_t *ret_offset, size_t *ret_length)
+{
+        return attach(b, name, writable, (uid_t)-1, ret_fd, ret_offset, ret_length, NULL);
+}
+
+int ashmem_broker_attach_owned(ashmem_broker *b, const char *name, int writable,
+                               uid_t owner, int *ret_fd, ashmem_region_info *info)
+{
+        return attach(b, name, writable, owner, ret_fd, NULL, NULL, info);
 }
 
 int ashmem_broker_share_heap(ashmem_broker *b, ashmem_heap *heap,

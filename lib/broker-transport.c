@@ -56,16 +56,24 @@ static int check_tmp_dir(const char *path)
         return am_socket_dir(path, getuid(), AM_SOCKDIR_ROOT_OK, NULL, 0, NULL);
 }
 
-static int sock_connect(const char *path)
+/* Connect to a broker we trust (lib/internal/sockdir.h): its directory
+ * first, then who listens. Returns the socket, with the peer's pid and uid
+ * in *pid and *uid, or -errno. */
+static int sock_connect(const char *path, pid_t *pid, uid_t *uid)
 {
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         size_t n = strlen(path);
+        struct ucred cr;
+        socklen_t crlen = sizeof(cr);
         int fd, r;
 
         if (n == 0)
                 return -EINVAL;
         if (n >= sizeof(a.sun_path))
                 return -ENAMETOOLONG;
+        r = am_broker_trust_dir(path);
+        if (r < 0)
+                return r;
         memcpy(a.sun_path, path, n + 1);
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0)
@@ -78,10 +86,28 @@ static int sock_connect(const char *path)
                 close(fd);
                 return r;
         }
+        r = am_broker_trust_peer(path, fd, pid);
+        if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0)
+                r = -errno;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        *uid = cr.uid;
         return fd;
 }
 
+static int broker_connect(const char *path, ashmem_broker **ret);
+
 int ashmem_broker_connect(const char *path, ashmem_broker **ret)
+{
+        int saved = errno, r = broker_connect(path, ret);
+
+        errno = saved;
+        return r;
+}
+
+static int broker_connect(const char *path, ashmem_broker **ret)
 {
         char def[sizeof(((struct sockaddr_un *)0)->sun_path)];
         ashmem_broker *b;
@@ -105,7 +131,7 @@ int ashmem_broker_connect(const char *path, ashmem_broker **ret)
         b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
-        fd = sock_connect(path);
+        fd = sock_connect(path, &b->peer_pid, &b->peer_uid);
         if (fd < 0) {
                 free(b);
                 return fd;
@@ -118,17 +144,33 @@ int ashmem_broker_connect(const char *path, ashmem_broker **ret)
 
 ashmem_broker *ashmem_broker_close(ashmem_broker *b)
 {
+        int saved = errno;
+
         if (b) {
                 if (b->fd >= 0)
                         close(b->fd);
                 free(b);
         }
+        errno = saved;
         return NULL;
+}
+
+int ashmem_broker_peer(const ashmem_broker *b, pid_t *pid, uid_t *uid)
+{
+        if (!b)
+                return -EINVAL;
+        if (pid)
+                *pid = b->peer_pid;
+        if (uid)
+                *uid = b->peer_uid;
+        return 0;
 }
 
 int ashmem_broker_fd(const ashmem_broker *b)
 {
-        return b ? b->fd : -EINVAL;
+        if (!b)
+                return -EINVAL;
+        return b->fd >= 0 ? b->fd : -ENOTCONN;
 }
 
 int ashmem_broker_set_timeout(ashmem_broker *b, int timeout_ms)
@@ -188,9 +230,13 @@ static int reconnect(ashmem_broker *b)
 
         if (b->transients || !b->path[0])
                 return -ENOTCONN;
-        fd = sock_connect(b->path);
+        fd = sock_connect(b->path, &b->peer_pid, &b->peer_uid);
         if (fd < 0)
                 return fd;
+        if (b->fd < 0) {
+                b->fd = fd;
+                return 0;
+        }
         if (dup3(fd, b->fd, O_CLOEXEC) < 0) {
                 int r = -errno;
                 close(fd);
@@ -200,23 +246,45 @@ static int reconnect(ashmem_broker *b)
         return 0;
 }
 
-/* One request/reply exchange of raw text. A connection the broker closed
- * (an idle timeout, a restart) is opened again once, unless transient
- * shares live on it. */
+/* Give up the connection after an exchange that failed once the request
+ * was sent (a timeout, a reset, a bad reply): a late reply must never be
+ * read as the answer to the next request. The next exchange connects
+ * again (unless transient shares lived on it: they are gone). */
+static void drop(ashmem_broker *b)
+{
+        if (b->fd >= 0) {
+                close(b->fd);
+                b->fd = -1;
+        }
+}
+
+/* One request/reply exchange of raw text. A request the broker cannot
+ * have received (the connection was closed before it was sent: an idle
+ * timeout, a restart) is sent again once on a new connection, unless
+ * transient shares lived on the old one; a request that may have run is
+ * never sent again. */
 int am_client_exchange(ashmem_broker *b, const char *req, size_t len,
                     const int *fds, int nfds, int *rfds, int *nrfds)
 {
-        int r, retried = 0;
+        int r, retried = 0, saved = errno;
 
+        *nrfds = 0;
         if (len > ASHMEM_BROKER_MSG_MAX)
                 return -EMSGSIZE;
+        if (b->fd < 0 && (r = reconnect(b)) < 0) {
+                errno = saved;
+                return r;
+        }
         for (;;) {
                 r = am_send_fds(b->fd, req, len, fds, nfds, 0);
                 if (r == 0) {
                         r = recv_msg(b, rfds, nrfds);
-                        if (r >= 0)
-                                return r;
-                } else if (r == -EPIPE || r == -ECONNRESET) {
+                        if (r < 0)
+                                drop(b);
+                        errno = saved;
+                        return r;
+                }
+                if (r == -EPIPE || r == -ECONNRESET) {
                         /* a broker that refuses a connection (too many)
                          * says why before it closes it */
                         struct pollfd p = { .fd = b->fd, .events = POLLIN };
@@ -225,15 +293,21 @@ int am_client_exchange(ashmem_broker *b, const char *req, size_t len,
                                 b->timeout_ms = 0;
                                 n = recv_msg(b, rfds, nrfds);
                                 b->timeout_ms = t;
-                                if (n > 0)
+                                if (n > 0) {
+                                        drop(b);
+                                        errno = saved;
                                         return n;
+                                }
                         }
                 }
-                if (retried || !(r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN))
+                if (retried || !(r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) ||
+                    reconnect(b) < 0) {
+                        if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)
+                                drop(b);
+                        errno = saved;
                         return r;
+                }
                 retried = 1;
-                if (reconnect(b) < 0)
-                        return r;
         }
 }
 

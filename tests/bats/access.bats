@@ -87,9 +87,17 @@ make_region() {
         printf 'data-%s' "$mode" | ashmemctl write "m$mode"
 }
 
-# denied_by_broker: the last `run` failed with the broker's EACCES.
+# denied_by_broker: the last `run` failed with the broker's refusal: EACCES
+# for a region the user ($who in observe) may see (owner, root, or a read
+# bit), and for one they may not, the answer a missing name gets (ENOENT),
+# so that a refusal does not tell that the name exists.
 denied_by_broker() {
-        [ "$status" -eq 1 ] && [[ "$stderr" == *"permission denied"* ]]
+        [ "$status" -eq 1 ] || return 1
+        if [ "$who" = owner ] || [ "$who" = root ] || (( $(bits "$mode" "$who") & 4 )); then
+                [[ "$stderr" == *"permission denied"* ]]
+        else
+                [[ "$stderr" == *"no such region: m$mode"* ]]
+        fi
 }
 
 # observe MODE WHO OP: run the operation as WHO; print the cell (yes, or

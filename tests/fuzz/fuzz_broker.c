@@ -319,7 +319,7 @@ static void check_broker(void)
                 assert(B->nblocks[k]->n > 0 && B->nblocks[k]->n <= NAME_BLOCK);
         while ((e = name_next(B, &p))) {
                 assert(e->r);
-                assert(valid_name(e->name));
+                assert(!bad_name(e->name));
                 assert(name_find(B, e->name) == e);
                 if (prev)
                         assert(strcmp(prev->name, e->name) < 0);

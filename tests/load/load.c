@@ -17,6 +17,16 @@
  * remove its socket).
  *
  *   load --ashmemctl PATH [--clients N] [--seconds S] [--rss-slack KB|none]
+ *        [--hostile]
+ *
+ * --hostile (as root) runs the clients as three users against a broker
+ * on a 0666 socket, and every third client, all of the third user's,
+ * misbehaves instead: it floods the broker with connections it holds
+ * (beyond its per-user limit) and shares hostile descriptors (unsealed
+ * memfds, a memfd of mode 0777, an oversized control memfd, /dev/null).
+ * The other two users' requests must all keep succeeding, the broker must
+ * refuse every hostile share it must refuse (and tighten the 0777 memfd),
+ * and its descriptors must come back to where they were.
  *
  * --rss-slack none skips the memory check: a broker built with the
  * sanitizers keeps freed memory in quarantine and grows shadow memory, so
@@ -29,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -75,11 +86,38 @@ struct tally {
         unsigned long long errors[N_OPS][N_ERRNO];
         unsigned long long cycles;
         unsigned done;                  /* clients out of their loop */
+        unsigned long long hostile_tries;   /* hostile requests made */
+        unsigned long long hostile_wrong;   /* ... the broker took wrongly */
+        unsigned long long hostile_conns;   /* flooding connections opened */
 };
 
 static struct tally *tally;
 static char sock[PATH_MAX];
-static int clients = 64, seconds = 30;
+static int clients = 64, seconds = 30, hostile;
+static const uid_t users[3] = { 2501, 2502, 2503 };   /* --hostile: the third misbehaves */
+
+/* --hostile: is client k one of the misbehaving user's? */
+static int is_hostile(int k)
+{
+        return hostile && k % 3 == 2;
+}
+
+/* The well-behaved clients, and the neighbour whose region k attaches. */
+static int good_clients(void)
+{
+        int n = 0;
+        for (int k = 0; k < clients; k++)
+                n += !is_hostile(k);
+        return n;
+}
+
+static int neighbour(int k)
+{
+        int j = (k + 1) % clients;
+        while (is_hostile(j))
+                j = (j + 1) % clients;
+        return j;
+}
 static long rss_slack = RSS_SLACK_KB;     /* -1: not checked */
 
 static long long mono_ms(void)
@@ -167,10 +205,10 @@ static int cycle(ashmem_broker *b, int k, unsigned long long i, uint64_t *seed)
                 goto out;
 
         /* a neighbour's, read-only: a read-only descriptor with its stamp */
-        snprintf(other, sizeof(other), "load-%d", (k + 1) % clients);
+        snprintf(other, sizeof(other), "load-%d", neighbour(k));
         r = count(OP_ATTACH_RO, ashmem_broker_attach(b, other, 0, &ro, NULL, NULL));
         if (r == 0) {
-                stamp(want, sizeof(want), (k + 1) % clients);
+                stamp(want, sizeof(want), neighbour(k));
                 memset(got, 0, sizeof(got));
                 count(OP_VERIFY, (fcntl(ro, F_GETFL) & O_ACCMODE) == O_RDONLY &&
                       pread(ro, got, strlen(want), 0) == (ssize_t)strlen(want) &&
@@ -211,7 +249,7 @@ static int cycle(ashmem_broker *b, int k, unsigned long long i, uint64_t *seed)
                 size_t nall = 0;
                 r = count(OP_LIST, ashmem_broker_list(b, &all, &nall));
                 if (r == 0)     /* every client's long-lived region, at least */
-                        count(OP_VERIFY, nall >= (size_t)clients ? 0 : -EBADMSG);
+                        count(OP_VERIFY, nall >= (size_t)good_clients() ? 0 : -EBADMSG);
                 free(all);
         }
         if (i % 8 == 0) {
@@ -235,6 +273,110 @@ out:
                 close(fd2);
         close(fd);
         return 0;
+}
+
+/* A memfd of one page: sealed or not, of mode mode. */
+static int hostile_memfd(int seal, unsigned mode)
+{
+        int fd = memfd_create("hostile", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        if (fd >= 0 && (ftruncate(fd, (off_t)page()) < 0 || fchmod(fd, mode) < 0 ||
+                        (seal && fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0))) {
+                close(fd);
+                fd = -1;
+        }
+        return fd;
+}
+
+/* One hostile share: fds (1 or 2) as a share named name; must_refuse:
+ * the broker must say no. Counts a wrong answer. */
+static void hostile_share(ashmem_broker *b, const int *fds, int nfds, const char *name,
+                          int must_refuse)
+{
+        char req[160], *reply = NULL;
+        int rfds[2], nr = 0, r;
+
+        snprintf(req, sizeof(req), "{\"op\":\"share\",\"name\":\"%s\",\"mode\":\"0666\"}", name);
+        r = ashmem_broker_call(b, req, fds, nfds, &reply, rfds, &nr);
+        __atomic_fetch_add(&tally->hostile_tries, 1, __ATOMIC_RELAXED);
+        for (int i = 0; i < nr; i++)
+                close(rfds[i]);
+        free(reply);
+        if (r == 0) {
+                struct stat st;
+                /* taken: it must be sealed, its mode no longer writable
+                 * by others; then let it go */
+                if (must_refuse || fstat(fds[0], &st) < 0 || (st.st_mode & 022))
+                        __atomic_fetch_add(&tally->hostile_wrong, 1, __ATOMIC_RELAXED);
+                (void)ashmem_broker_unshare(b, name);
+        }
+}
+
+/* The misbehaving user's client: flood and share garbage until the end. */
+static void __attribute__((noreturn)) hostile_client(int k, int go, long long deadline)
+{
+        enum { FLOOD = 64 };
+        int held[FLOOD], nheld = 0, fds[2];
+        unsigned long long i = 0;
+        char name[64], c;
+        ashmem_broker *b = NULL;
+
+        while (read(go, &c, 1) < 0 && errno == EINTR)
+                ;
+        close(go);
+        while (mono_ms() < deadline) {
+                /* connections it holds, as many as it can, raw */
+                while (nheld < FLOOD) {
+                        ashmem_broker *x;
+                        if (ashmem_broker_connect(sock, &x) < 0)
+                                break;
+                        held[nheld++] = dup(ashmem_broker_fd(x));
+                        ashmem_broker_close(x);
+                        __atomic_fetch_add(&tally->hostile_conns, 1, __ATOMIC_RELAXED);
+                }
+                if (!b && ashmem_broker_connect(sock, &b) < 0)
+                        b = NULL;
+                if (b) {
+                        snprintf(name, sizeof(name), "hostile-%d-%llu", k, i);
+                        if ((fds[0] = hostile_memfd(0, 0777)) >= 0) {   /* plain */
+                                hostile_share(b, fds, 1, name, 1);
+                                close(fds[0]);
+                        }
+                        if ((fds[0] = hostile_memfd(0, 0600)) >= 0) {   /* unsealed */
+                                hostile_share(b, fds, 1, name, 1);
+                                close(fds[0]);
+                        }
+                        if ((fds[0] = hostile_memfd(1, 0777)) >= 0) {   /* open */
+                                hostile_share(b, fds, 1, name, 0);
+                                close(fds[0]);
+                        }
+                        if ((fds[0] = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
+                                hostile_share(b, fds, 1, name, 1);
+                                close(fds[0]);
+                        }
+                        fds[0] = ashmem_create_region("hostile", page());
+                        fds[1] = hostile_memfd(1, 0600);
+                        if (fds[0] >= 0 && fds[1] >= 0 && ftruncate(fds[1], 1 << 30) == 0)
+                                hostile_share(b, fds, 2, name, 1);      /* big control */
+                        if (fds[0] >= 0)
+                                close(fds[0]);
+                        if (fds[1] >= 0)
+                                close(fds[1]);
+                }
+                /* let some go, now and then all, and the connection too */
+                if (i % 4 == 3) {
+                        for (int j = 0; j < nheld; j++)
+                                close(held[j]);
+                        nheld = 0;
+                        b = ashmem_broker_close(b);
+                }
+                i++;
+        }
+        for (int j = 0; j < nheld; j++)
+                close(held[j]);
+        ashmem_broker_close(b);
+        __atomic_fetch_add(&tally->done, 1, __ATOMIC_SEQ_CST);
+        _exit(0);
 }
 
 static void __attribute__((noreturn)) client(int k, int go, long long deadline)
@@ -334,6 +476,10 @@ static int start_broker(const char *prog)
         }
         snprintf(sock, sizeof(sock), "%s/broker.sock", dir);
         snprintf(log, sizeof(log), "%s/broker.log", dir);
+        if (hostile && chmod(dir, 0755) < 0) {  /* every user reaches it */
+                perror("load: chmod");
+                return -1;
+        }
         broker = fork();
         if (broker < 0) {
                 perror("load: fork");
@@ -347,7 +493,11 @@ static int start_broker(const char *prog)
                 if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                         _exit(126);
                 close_range(3, ~0U, 0);
-                execl(prog, "ashmemctl", "--socket", sock, "broker", "run", (char *)NULL);
+                if (hostile)
+                        execl(prog, "ashmemctl", "--socket", sock, "broker", "run",
+                              "--socket-mode", "0666", (char *)NULL);
+                else
+                        execl(prog, "ashmemctl", "--socket", sock, "broker", "run", (char *)NULL);
                 _exit(127);
         }
         deadline = mono_ms() + 10000;
@@ -435,7 +585,7 @@ static int warm_up(void)
 
 static void usage(void)
 {
-        fprintf(stderr, "usage: load --ashmemctl PATH [--clients N] [--seconds S] [--rss-slack KB|none]\n");
+        fprintf(stderr, "usage: load --ashmemctl PATH [--clients N] [--seconds S] [--rss-slack KB|none] [--hostile]\n");
         exit(2);
 }
 
@@ -446,6 +596,7 @@ int main(int argc, char **argv)
                 { "clients", required_argument, NULL, 'c' },
                 { "seconds", required_argument, NULL, 's' },
                 { "rss-slack", required_argument, NULL, 'r' },
+                { "hostile", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
         };
         const char *prog = NULL;
@@ -462,12 +613,17 @@ int main(int argc, char **argv)
                 case 'c': clients = atoi(optarg); break;
                 case 's': seconds = atoi(optarg); break;
                 case 'r': rss_slack = strcmp(optarg, "none") ? atol(optarg) : -1; break;
+                case 'h': hostile = 1; break;
                 default: usage();
                 }
         }
         if (!prog || optind != argc || clients < 2 || clients > MAX_CLIENTS || seconds < 1 ||
-            rss_slack < -1)
+            rss_slack < -1 || (hostile && clients < 3))
                 usage();
+        if (hostile && geteuid() != 0) {
+                fprintf(stderr, "load: --hostile runs clients as other users: it needs root\n");
+                return 2;
+        }
         nclients = clients;
         setvbuf(stdout, NULL, _IOLBF, 0);
         tally = mmap(NULL, sizeof(*tally), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -510,6 +666,14 @@ int main(int argc, char **argv)
                 }
                 if (pids[k] == 0) {
                         close(gopipe[1]);
+                        if (hostile) {
+                                uid_t u = users[k % 3];
+                                if (setgroups(0, NULL) < 0 || setresgid(u, u, u) < 0 ||
+                                    setresuid(u, u, u) < 0)
+                                        _exit(3);
+                        }
+                        if (is_hostile(k))
+                                hostile_client(k, gopipe[0], deadline);
                         client(k, gopipe[0], deadline);
                 }
         }
@@ -521,7 +685,7 @@ int main(int argc, char **argv)
                 if (ashmem_broker_connect(sock, &b) == 0) {
                         int r = ashmem_broker_stats(b, &now);
                         ashmem_broker_close(b);
-                        if (r == 0 && now.regions >= (unsigned long long)clients)
+                        if (r == 0 && now.regions >= (unsigned long long)good_clients())
                                 break;
                 }
                 if (mono_ms() > deadline) {
@@ -604,6 +768,10 @@ int main(int argc, char **argv)
                                 printf("      %-12s %llu\n", k ? strerrorname_np(k) : "(errno>=160)",
                                        tally->errors[o][k]);
         }
+        if (hostile)
+                printf("load: the misbehaving user: %llu hostile shares (%llu taken wrongly), "
+                       "%llu flooding connections\n", tally->hostile_tries, tally->hostile_wrong,
+                       tally->hostile_conns);
         printf("load: %llu operations, %llu errors; the broker served %llu requests "
                "(%llu failed), dropped %llu connections\n",
                total, errors, bc.requests, bc.errors, bc.dropped);
@@ -619,7 +787,14 @@ int main(int argc, char **argv)
                 fprintf(stderr, "load: FAIL: %llu unexpected errors\n", errors);
                 failed = 1;
         }
-        if (bc.errors || bc.regions || bc.dropped) {
+        if (hostile && (tally->hostile_wrong || !tally->hostile_tries)) {
+                fprintf(stderr, "load: FAIL: the broker took %llu of %llu hostile shares wrongly\n",
+                        tally->hostile_wrong, tally->hostile_tries);
+                failed = 1;
+        }
+        /* the misbehaving user's refusals and dropped connections are
+         * expected; nothing may be left */
+        if (bc.regions || (!hostile && (bc.errors || bc.dropped))) {
                 fprintf(stderr, "load: FAIL: the broker counted %llu failed requests and "
                         "%llu dropped connections, and holds %llu regions\n",
                         bc.errors, bc.dropped, bc.regions);

@@ -546,10 +546,12 @@ TEST(share_slice_info_list_unshare)
         CHECK_EQ(ri.size, 200);
         CHECK_EQ(ri.mode, 0600);
         CHECK_EQ(ri.pages, 1);
-        CHECK_EQ(ashmem_broker_slice(b, "mine.s.t", "mine.s", 10, 20, 0640, &ri), 0);
+        /* a slice may not grant what its base's mode does not */
+        CHECK_NEG(ashmem_broker_slice(b, "mine.s.t", "mine.s", 10, 20, 0640, &ri), EPERM);
+        CHECK_EQ(ashmem_broker_slice(b, "mine.s.t", "mine.s", 10, 20, 0400, &ri), 0);
         CHECK_EQ(ri.offset, 110);
         CHECK_EQ(ri.length, 20);
-        CHECK_NEG(ashmem_broker_slice(b, "x", "mine.s", 190, 11, 0640, NULL), EINVAL);
+        CHECK_NEG(ashmem_broker_slice(b, "x", "mine.s", 190, 11, 0600, NULL), EINVAL);
         CHECK_NEG(ashmem_broker_slice(b, "x", "mine", 0, 2 * ps() + 1, 0640, NULL), EINVAL);
         CHECK_NEG(ashmem_broker_slice(b, "x", "nope", 0, 1, 0640, NULL), ENOENT);
         CHECK_NEG(ashmem_broker_slice(b, "mine", "mine", 0, 1, 0640, NULL), EEXIST);
@@ -979,12 +981,18 @@ TEST(share_checks_its_descriptors)
                 close(fds[1]);
                 close(rf);
         }
-        /* a memfd libashmem did not make: shared without pin state */
+        /* a memfd libashmem did not make: refused until sealed against
+         * resizing, then shared without pin state, its mode tightened */
         {
-                int mf = memfd_create("foreign", MFD_CLOEXEC), afd;
+                int mf = memfd_create("foreign", MFD_CLOEXEC | MFD_ALLOW_SEALING), afd;
+                struct stat mst;
                 CHECK(mf >= 0);
                 CHECK_EQ(ftruncate(mf, 100), 0);
+                CHECK_NEG(ashmem_broker_share(b, mf, "foreign", 0600, 0, NULL), EINVAL);
+                CHECK_EQ(fcntl(mf, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
                 CHECK_EQ(ashmem_broker_share(b, mf, "foreign", 0600, 0, NULL), 0);
+                CHECK_EQ(fstat(mf, &mst), 0);
+                CHECK_EQ(mst.st_mode & 022, 0);
                 CHECK_EQ(ashmem_broker_attach(b, "foreign", 1, &afd, NULL, NULL), 0);
                 CHECK_EQ(ashmem_get_size_region(afd), 100);
                 CHECK_NEG(ashmem_broker_lookup(b, mf), ENOENT);
@@ -1081,10 +1089,10 @@ static void as_nobody(void *arg)
         (void)arg;
         become_nobody();
         b = conn();
-        /* 0600: nothing */
-        CHECK_NEG(ashmem_broker_attach(b, "private", 0, &fd, NULL, NULL), EACCES);
-        CHECK_NEG(ashmem_broker_attach(b, "private", 1, &fd, NULL, NULL), EACCES);
-        CHECK_NEG(ashmem_broker_info(b, "private", &ri), EACCES);
+        /* 0600: nothing, and not even that it exists */
+        CHECK_NEG(ashmem_broker_attach(b, "private", 0, &fd, NULL, NULL), ENOENT);
+        CHECK_NEG(ashmem_broker_attach(b, "private", 1, &fd, NULL, NULL), ENOENT);
+        CHECK_NEG(ashmem_broker_info(b, "private", &ri), ENOENT);
         /* 0644: read only, and not the owner's rights */
         CHECK_EQ(ashmem_broker_info(b, "public", &ri), 0);
         CHECK_EQ(ri.uid, 0);
@@ -1505,5 +1513,49 @@ TEST(heaps_and_slices_through_the_broker)
         ashmem_slice_unref(s);
         ashmem_heap_unref(h);
         ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* broker.h: every function leaves errno as it found it, success or not. */
+TEST(errno_is_left_alone)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri, *all = NULL;
+        ashmem_broker_server srv;
+        ashmem_broker_counters bc;
+        unsigned long long pages;
+        size_t n;
+        int fd, fd2, own;
+
+        start_broker();
+        errno = 4242;
+        b = conn();
+        CHECK_EQ(errno, 4242);
+        CHECK_EQ(ashmem_broker_hello(b, &srv), 0);
+        CHECK_EQ(ashmem_broker_create(b, "e", 4096, ASHMEM_BROKER_DEFAULT, 0644, &fd, &ri), 0);
+        CHECK_NEG(ashmem_broker_create(b, "e", 4096, ASHMEM_BROKER_DEFAULT, 0644, &fd2, NULL), EEXIST);
+        CHECK_EQ(ashmem_broker_attach(b, "e", 0, &fd2, NULL, NULL), 0);
+        close(fd2);
+        CHECK_EQ(ashmem_broker_attach_owned(b, "e", 1, getuid(), &fd2, &ri), 0);
+        close(fd2);
+        CHECK_NEG(ashmem_broker_attach_owned(b, "e", 1, getuid() + 1, &fd2, &ri), EPERM);
+        CHECK_NEG(ashmem_broker_attach(b, "nope", 0, &fd2, NULL, NULL), ENOENT);
+        CHECK_EQ(ashmem_broker_info(b, "e", &ri), 0);
+        CHECK_EQ(ashmem_broker_list(b, &all, &n), 0);
+        free(all);
+        CHECK_EQ(ashmem_broker_slice(b, "e.s", "e", 0, 10, 0600, &ri), 0);
+        CHECK_EQ(ashmem_broker_purge(b, "e", &pages), 0);
+        CHECK_EQ(ashmem_broker_stats(b, &bc), 0);
+        own = ashmem_create_region("own", 4096);
+        CHECK(own >= 0);
+        errno = 4242;
+        CHECK_EQ(ashmem_broker_share(b, own, "own", 0600, 1, &ri), 0);
+        CHECK_EQ(ashmem_broker_unshare(b, "e.s"), 0);
+        CHECK_NEG(ashmem_broker_unshare(b, "e.s"), ENOENT);
+        CHECK_EQ(errno, 4242);
+        close(own);
+        close(fd);
+        ashmem_broker_close(b);
+        CHECK_EQ(errno, 4242);
         stop_broker();
 }

@@ -44,15 +44,23 @@ typedef struct ashmem_broker ashmem_broker;
  * address. Creates nothing. */
 int ashmem_broker_socket_path(int system, char *buf, size_t len);
 
-/* Connect to the broker at path (NULL: ashmem_broker_socket_path(0)). For
- * a default path under /tmp, the directory must belong to the caller (or
- * root) and be closed to others (-EPERM otherwise). -ENOENT or
- * -ECONNREFUSED when no broker listens there. */
+/* Connect to the broker at path (NULL: ashmem_broker_socket_path(0)).
+ * Whatever the path, the socket's directory must belong to the caller or
+ * root and be writable by neither group nor others, and the process that
+ * answers must run as the caller or root (SO_PEERCRED): -EPERM otherwise,
+ * before anything is sent. For a default path under /tmp the directory
+ * must moreover be closed to others. -ENOENT or -ECONNREFUSED when no
+ * broker listens there. */
 int ashmem_broker_connect(const char *path, ashmem_broker **ret);
 
 /* Close the connection; returns NULL. Accepts NULL. Transient shares made
  * through this connection disappear. */
 ashmem_broker *ashmem_broker_close(ashmem_broker *b);
+
+/* Who answers on the connection, as the kernel said when it was made
+ * (SO_PEERCRED, never what the broker claims): its process id in *pid and
+ * user id in *uid (either may be NULL). -EINVAL for NULL. */
+int ashmem_broker_peer(const ashmem_broker *b, pid_t *pid, uid_t *uid);
 
 /* The connection's socket (for poll()); -EINVAL for NULL. */
 int ashmem_broker_fd(const ashmem_broker *b);
@@ -142,6 +150,14 @@ int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
  * the size otherwise); either may be NULL. */
 int ashmem_broker_attach(ashmem_broker *b, const char *name, int writable,
                          int *ret_fd, size_t *ret_offset, size_t *ret_length);
+
+/* The same, for a name that must belong to owner ((uid_t)-1: to anyone):
+ * a name of another owner is refused (-EPERM) before any descriptor is
+ * handed out, so a name squatted by another user is never used. info (may
+ * be NULL) receives the name's record: its owner (uid, user), and for a
+ * slice its offset and length. */
+int ashmem_broker_attach_owned(ashmem_broker *b, const char *name, int writable,
+                               uid_t owner, int *ret_fd, ashmem_region_info *info);
 
 /* Ask the broker for the pin state of a region descriptor this process got
  * without it, and attach it (read-only if fd is read-only). -ENOENT if the

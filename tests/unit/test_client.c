@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker client library against fake brokers served by a thread of
+ * the test: a timed-out or failed exchange closes the connection, so a
+ * late reply is never taken for the answer to the next request; a request
+ * that may have run is not sent again after a reset; errno is left alone;
+ * and a broker of another user, or in a directory others may write, is
+ * refused before anything is sent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "t.h"
+
+/* A fake broker: answers each request with {"ok":true,"req":REQUEST}
+ * after delay_ms for the first `slow` requests; with reset, closes each
+ * connection after reading its first request without answering. Counts
+ * the requests it read. */
+struct fake {
+        char dir[64], sock[96];
+        int lfd;
+        int delay_ms, slow, reset;
+        int requests;
+        int stop;
+        pthread_t t;
+};
+
+static void sleep_ms(int ms)
+{
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static void *serve(void *arg)
+{
+        struct fake *f = arg;
+
+        while (!__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST)) {
+                int c = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0)
+                        continue;
+                for (;;) {
+                        char in[65537], out[65600];
+                        ssize_t n = recv(c, in, sizeof(in) - 1, 0);
+                        int k, m;
+                        if (n <= 0)
+                                break;
+                        in[n] = 0;
+                        k = __atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
+                        if (f->reset)
+                                break;
+                        if (k <= f->slow)
+                                sleep_ms(f->delay_ms);
+                        m = snprintf(out, sizeof(out), "{\"ok\":true,\"req\":%s}", in);
+                        if (send(c, out, (size_t)m, MSG_NOSIGNAL) < 0)
+                                break;
+                }
+                close(c);
+        }
+        return NULL;
+}
+
+static void fake_start(struct fake *f)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        struct timeval tv = { 0, 100000 };
+
+        snprintf(f->dir, sizeof(f->dir), "/tmp/ashmem-tc-XXXXXX");
+        if (!mkdtemp(f->dir))
+                t_fail(__FILE__, __LINE__, "mkdtemp: %m");
+        snprintf(f->sock, sizeof(f->sock), "%s/broker.sock", f->dir);
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", f->sock);
+        f->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        CHECK(f->lfd >= 0);
+        CHECK_EQ(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+        CHECK_EQ(listen(f->lfd, 8), 0);
+        /* accept() wakes up now and then to see stop */
+        CHECK_EQ(setsockopt(f->lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        CHECK_EQ(pthread_create(&f->t, NULL, serve, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+        __atomic_store_n(&f->stop, 1, __ATOMIC_SEQ_CST);
+        pthread_join(f->t, NULL);
+        close(f->lfd);
+        unlink(f->sock);
+        rmdir(f->dir);
+}
+
+/* One raw request tagged tag: the tag the reply carries, or "" */
+static int tagged(ashmem_broker *b, const char *tag, char *got, size_t len)
+{
+        char req[128], *reply = NULL, *p;
+        int rfds[2], nr = 0, r;
+
+        snprintf(req, sizeof(req), "{\"op\":\"hello\",\"tag\":\"%s\"}", tag);
+        got[0] = 0;
+        r = ashmem_broker_call(b, req, NULL, 0, &reply, rfds, &nr);
+        if (reply && (p = strstr(reply, "\"tag\":\""))) {
+                p += 7;
+                snprintf(got, len, "%.*s", (int)strcspn(p, "\""), p);
+        }
+        free(reply);
+        return r;
+}
+
+TEST(a_timed_out_request_never_answers_the_next_one)
+{
+        struct fake f = { .delay_ms = 400, .slow = 1 };
+        ashmem_broker *b;
+        char got[32];
+
+        fake_start(&f);
+        CHECK_EQ(ashmem_broker_connect(f.sock, &b), 0);
+        CHECK_EQ(ashmem_broker_set_timeout(b, 100), 0);
+        errno = 4242;
+        CHECK_NEG(tagged(b, "A", got, sizeof(got)), ETIMEDOUT);
+        CHECK_EQ(errno, 4242);
+        /* the late reply to A arrives meanwhile: B must get B's */
+        sleep_ms(500);
+        CHECK_EQ(ashmem_broker_set_timeout(b, 2000), 0);
+        CHECK_EQ(tagged(b, "B", got, sizeof(got)), 0);
+        CHECK(strcmp(got, "B") == 0);
+        CHECK_EQ(tagged(b, "C", got, sizeof(got)), 0);
+        CHECK(strcmp(got, "C") == 0);
+        CHECK_EQ(errno, 4242);
+        ashmem_broker_close(b);
+        CHECK_EQ(errno, 4242);
+        fake_stop(&f);
+}
+
+TEST(a_request_that_may_have_run_is_not_sent_again)
+{
+        struct fake f = { .reset = 1 };
+        ashmem_broker *b;
+        char got[32];
+        int r;
+
+        fake_start(&f);
+        CHECK_EQ(ashmem_broker_connect(f.sock, &b), 0);
+        errno = 4242;
+        r = tagged(b, "A", got, sizeof(got));
+        CHECK(r == -ECONNRESET || r == -EPIPE);
+        CHECK_EQ(errno, 4242);
+        sleep_ms(100);
+        /* the broker read it once, and was not asked twice */
+        CHECK_EQ(__atomic_load_n(&f.requests, __ATOMIC_SEQ_CST), 1);
+        ashmem_broker_close(b);
+        fake_stop(&f);
+}
+
+TEST(errno_is_left_alone_by_failed_connects)
+{
+        ashmem_broker *b;
+
+        errno = 4242;
+        CHECK_NEG(ashmem_broker_connect("/nonexistent/dir/sock", &b), ENOENT);
+        CHECK_EQ(errno, 4242);
+}
+
+TEST(a_socket_in_a_directory_others_may_write_is_refused)
+{
+        struct fake f = { 0 };
+        ashmem_broker *b;
+
+        fake_start(&f);
+        CHECK_EQ(chmod(f.dir, 0777), 0);
+        CHECK_NEG(ashmem_broker_connect(f.sock, &b), EPERM);
+        CHECK_EQ(chmod(f.dir, 0775), 0);
+        CHECK_NEG(ashmem_broker_connect(f.sock, &b), EPERM);
+        CHECK_EQ(chmod(f.dir, 0755), 0);
+        CHECK_EQ(ashmem_broker_connect(f.sock, &b), 0);
+        ashmem_broker_close(b);
+        CHECK_EQ(__atomic_load_n(&f.requests, __ATOMIC_SEQ_CST), 0);
+        fake_stop(&f);
+}
+
+/* In a child: a fake broker as uid 4243 in a directory of ours; the
+ * connection is refused, and the lookup path too. */
+TEST(a_broker_of_another_user_is_refused)
+{
+        struct fake f = { 0 };
+        ashmem_broker *b;
+        pid_t pid;
+        int st, r;
+
+        if (geteuid() != 0) {
+                printf("  (skipped: needs root to run a peer as another uid)\n");
+                return;
+        }
+        snprintf(f.dir, sizeof(f.dir), "/tmp/ashmem-tc-XXXXXX");
+        CHECK(mkdtemp(f.dir) != NULL);
+        CHECK_EQ(chmod(f.dir, 0777), 0);        /* for the other user's bind */
+        snprintf(f.sock, sizeof(f.sock), "%s/broker.sock", f.dir);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                struct sockaddr_un a = { .sun_family = AF_UNIX };
+                int l, c;
+                snprintf(a.sun_path, sizeof(a.sun_path), "%s", f.sock);
+                /* the peer's credentials are the listener's at listen() */
+                if (setresgid(4243, 4243, 4243) < 0 || setresuid(4243, 4243, 4243) < 0)
+                        _exit(3);
+                l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 4) < 0)
+                        _exit(2);
+                c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+                if (c >= 0) {
+                        char buf[256];
+                        /* the client must hang up without sending */
+                        ssize_t n = recv(c, buf, sizeof(buf), 0);
+                        _exit(n == 0 ? 0 : 4);
+                }
+                _exit(5);
+        }
+        for (int i = 0; i < 200 && access(f.sock, F_OK) < 0; i++)
+                sleep_ms(10);
+        sleep_ms(50);                           /* listening */
+        CHECK_EQ(chmod(f.dir, 0755), 0);        /* a directory we trust */
+        r = ashmem_broker_connect(f.sock, &b);
+        CHECK_NEG(r, EPERM);
+        CHECK_EQ(waitpid(pid, &st, 0), pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        unlink(f.sock);
+        rmdir(f.dir);
+}
