@@ -53,9 +53,10 @@ int am_memfd_attach_control(int fd, const struct stat *st, int control_fd);
 enum am_pin_op { AM_PIN, AM_UNPIN, AM_STATUS };
 
 /* Pin, unpin or pin status of [off, off + len) of a region's control
- * block. Inlined where `which` is a constant (the pin fast paths). */
+ * block; data_fd is the region's data memfd, or -1 (see amc_pin()). Inlined where `which` is a constant (the pin fast paths). */
 static inline __attribute__((always_inline))
-int am_pin_ref(const struct amc_ref *r, size_t off, size_t len, enum am_pin_op which)
+int am_pin_ref(const struct amc_ref *r, size_t off, size_t len, enum am_pin_op which,
+               int data_fd)
 {
         uint64_t first, count;
         /* amc_range() inline: a pin pair is a few dozen nanoseconds, a call
@@ -67,7 +68,7 @@ int am_pin_ref(const struct amc_ref *r, size_t off, size_t len, enum am_pin_op w
                 return e;
         switch (which) {
         case AM_PIN:
-                return amc_pin(r, first, count);
+                return amc_pin(r, first, count, data_fd);
         case AM_UNPIN:
                 return amc_unpin(r, first, count);
         default:

@@ -3,8 +3,8 @@
  * Pin, unpin, pin status and purge on the memfd driver (the pin state and
  * its control block: docs/control-block.md): the range rules, the state
  * machine, real reclaim, state shared across processes, read-only
- * holders, control descriptors, recovery from a holder killed inside the
- * region's mutex, and a stress run of threads and processes against a
+ * holders, control descriptors, purgers killed or stopped in the middle
+ * of a purge, scribbled state, and a stress run of threads and processes against a
  * purger.
  */
 #include <dirent.h>
@@ -776,49 +776,34 @@ TEST(get_and_set_control)
         close(b);
 }
 
-/* ------------------------------------------------- a holder killed in the
- * region's mutex. The child takes the lock through the library's own
- * table (the internal amc_lock), leaves the state as a crash in the middle
- * of an operation would, and is SIGKILLed. */
+/* ------------------------------------------------- a purger that dies or
+ * stops in the middle. The child takes the purge lock through the library's
+ * own table (the internal amc_purge_lock), moves pages to purging as a
+ * purge does before its punch, and then is SIGKILLed or SIGSTOPped. */
 
-enum crash { CRASH_IDLE, CRASH_MID_PURGE, CRASH_MID_PIN, CRASH_MID_UNPIN };
-
-static void die_holding_the_lock(int fd, enum crash how, int ready)
+static void purge_halfway(int fd, uint64_t purging_mask, int ready)
 {
         struct stat st;
         struct amc_ref r;
+        struct amc_plock lk;
 
         CHECK_EQ(fstat(fd, &st), 0);
         CHECK_EQ(am_table_hold(&st, &r), 0);
-        CHECK_EQ(amc_lock(&r), 0);
-        switch (how) {
-        case CRASH_MID_PURGE:
-                /* purge marks pages 0 and 1 purged, dies before the punch */
-                r.purged[0] |= 0x3;
-                r.b->n_purged += 2;
-                break;
-        case CRASH_MID_PIN:
-                /* pin of pages 4 and 5 (purged) clears their unpinned bits
-                 * and dies before clearing the purged ones */
-                r.unpinned[0] &= ~(uint64_t)0x30;
-                break;
-        case CRASH_MID_UNPIN:
-                /* unpin of page 7 sets its bit, dies before counting it */
-                r.unpinned[0] |= 0x80;
-                break;
-        case CRASH_IDLE:
-                break;
-        }
+        CHECK_EQ(amc_purge_lock(&r, &lk), 0);
+        /* unpinned (01) -> purging (10), no punch */
+        __atomic_store_n(&r.state[0], r.state[0] ^ (purging_mask | purging_mask << 1),
+                         __ATOMIC_RELEASE);
         if (write(ready, "L", 1) != 1)
                 _exit(3);
         for (;;)
                 pause();
 }
 
-/* Fork a child that dies holding fd's mutex; return when it is dead. */
-static void kill_a_lock_holder(int fd, enum crash how)
+/* Fork a child that holds fd's purge lock with the pages of purging_mask
+ * (low bits of word 0) purging; returns its pid once it is there. */
+static pid_t start_a_halfway_purger(int fd, uint64_t purging_mask)
 {
-        int p[2], status;
+        int p[2];
         char c;
         pid_t pid;
 
@@ -827,11 +812,18 @@ static void kill_a_lock_holder(int fd, enum crash how)
         CHECK(pid >= 0);
         if (pid == 0) {
                 close(p[0]);
-                die_holding_the_lock(fd, how, p[1]);
+                purge_halfway(fd, purging_mask, p[1]);
         }
         close(p[1]);
-        CHECK_EQ(read(p[0], &c, 1), 1);         /* it holds the lock */
+        CHECK_EQ(read(p[0], &c, 1), 1);
         close(p[0]);
+        return pid;
+}
+
+static void end_child(pid_t pid)
+{
+        int status;
+
         CHECK_EQ(kill(pid, SIGKILL), 0);
         status = wait_child(pid);
         CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -850,140 +842,236 @@ static uint64_t recoveries(int fd)
         return n;
 }
 
-struct blocked { int fd; int r; };
+struct blocked { int fd; size_t off, len; int r; };
 
 static void *pin_blocked(void *arg)
 {
         struct blocked *b = arg;
-        b->r = ashmem_pin_region(b->fd, 0, 0);
+        b->r = ashmem_pin_region(b->fd, b->off, b->len);
         return NULL;
 }
 
-TEST(holder_killed_in_the_mutex_does_not_wedge_others)
+/* Killed between moving pages to purging and punching them: a pin of
+ * those pages finishes the purge itself (the kernel dropped the dead
+ * purger's lock), says WAS_PURGED, and the pages read as zeros. */
+TEST(purger_killed_mid_purge_is_finished_by_the_next_pin)
 {
         size_t P = ps();
         int fd = create("killed", 8 * P);
         char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
 
         memset(m, 'k', 8 * P);
-        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
-        kill_a_lock_holder(fd, CRASH_IDLE);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
+        end_child(start_a_halfway_purger(fd, 0x5));     /* pages 0, 1 */
         CHECK_EQ(recoveries(fd), 0);
-        /* the next locker recovers and goes on */
-        CHECK_EQ(ashmem_purge(fd), 2);
+        CHECK_MAP(fd, "xxuuPPPP");
+        CHECK_EQ(ashmem_pin_status(fd, 0, P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
         CHECK_EQ(recoveries(fd), 1);
-        CHECK_MAP(fd, "xxPPPPPP");
-        CHECK_COUNTS(fd, 6, 0, 2);
+        /* the whole word's purging pages were finished: page 1 is purged */
+        CHECK_MAP(fd, "PxuuPPPP");
+        CHECK(all(m, 2 * P, 0));
+        CHECK(all(m + 2 * P, 6 * P, 'k'));
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
-        CHECK_EQ(ashmem_unpin_region(fd, 2 * P, P), 0);
-        CHECK_EQ(ashmem_purge(fd), 1);
-        CHECK(all(m + 3 * P, 5 * P, 'k'));
-        CHECK_EQ(recoveries(fd), 1);
-
-        /* again, with a pin already waiting for the lock when it dies */
-        {
-                struct blocked b = { .fd = fd, .r = -2 };
-                pthread_t t;
-                int pipefd[2], status;
-                char c;
-                pid_t pid;
-
-                CHECK_EQ(pipe2(pipefd, O_CLOEXEC), 0);
-                pid = fork();
-                CHECK(pid >= 0);
-                if (pid == 0) {
-                        close(pipefd[0]);
-                        die_holding_the_lock(fd, CRASH_IDLE, pipefd[1]);
-                }
-                close(pipefd[1]);
-                CHECK_EQ(read(pipefd[0], &c, 1), 1);
-                close(pipefd[0]);
-                CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
-                CHECK_EQ(kill(pid, SIGKILL), 0);
-                status = wait_child(pid);
-                CHECK(WIFSIGNALED(status));
-                CHECK_EQ(pthread_join(t, NULL), 0);
-                CHECK_EQ(b.r, ASHMEM_WAS_PURGED);
-                CHECK_EQ(recoveries(fd), 2);
-        }
         CHECK_COUNTS(fd, 8, 0, 0);
         munmap(m, 8 * P);
         close(fd);
 }
 
-/* Killed between marking pages purged and punching them: the pages say
- * "purged" over data that is still there. That is safe (the next pin says
- * WAS_PURGED, the holder rewrites), and the counters are rebuilt. */
-TEST(holder_killed_mid_purge_leaves_a_safe_state)
+/* The same, with nobody pinning: the next purge takes the pages over
+ * (nothing stays unpurgeable). */
+TEST(purger_killed_mid_purge_is_finished_by_the_next_purge)
 {
         size_t P = ps();
-        int fd = create("mid-purge", 8 * P);
+        int fd = create("killed2", 8 * P);
         char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
 
         memset(m, 'q', 8 * P);
         CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
-        kill_a_lock_holder(fd, CRASH_MID_PURGE);
-        CHECK_EQ(ashmem_purge(fd), 2);          /* pages 2 and 3 */
+        end_child(start_a_halfway_purger(fd, 0x5));
+        CHECK_EQ(ashmem_purge(fd), 4);
         CHECK_MAP(fd, "xxxxPPPP");
         CHECK_COUNTS(fd, 4, 0, 4);
-        CHECK(all(m, 2 * P, 'q'));              /* never punched */
-        CHECK(all(m + 2 * P, 2 * P, 0));
-        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
-        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
-        CHECK_COUNTS(fd, 8, 0, 0);
+        CHECK(all(m, 4 * P, 0));
         CHECK(all(m + 4 * P, 4 * P, 'q'));
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
         munmap(m, 8 * P);
         close(fd);
 }
 
-/* Killed inside a pin of purged pages, after the unpinned bits were
- * cleared and before the purged bits were: those pages lost their data,
- * and nobody was told. The state must not call them pinned and intact: the
- * next pin of them says WAS_PURGED. */
-TEST(holder_killed_mid_pin_leaves_a_safe_state)
+/* A purger stopped (SIGSTOP) in the middle: a pin of its pages waits its
+ * bound and fails with ETIMEDOUT, changing nothing, also in the words of
+ * its range it had already pinned; other pages are not held up; once the
+ * purger is gone, the pin goes through. */
+TEST(stopped_purger_makes_pin_time_out_and_change_nothing)
 {
         size_t P = ps();
-        int fd = create("mid-pin", 8 * P);
-        char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
+        int fd = create("stopped", 40 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 40 * P);
+        char want[41];
+        long long t0, t1;
+        pid_t pid;
+        struct blocked b;
+        pthread_t t;
 
-        memset(m, 'p', 8 * P);
-        CHECK_EQ(ashmem_unpin_region(fd, 4 * P, 2 * P), 0);
-        CHECK_EQ(ashmem_purge(fd), 2);
-        CHECK_MAP(fd, "PPPPxxPP");
-        kill_a_lock_holder(fd, CRASH_MID_PIN);
-        /* even before anyone takes the lock again */
-        CHECK_EQ(ashmem_pin_status(fd, 4 * P, 2 * P), ASHMEM_IS_UNPINNED);
-        CHECK_MAP(fd, "PPPPxxPP");
-        /* a locking call recovers; the pages are still purged */
-        CHECK_EQ(ashmem_unpin_region(fd, 0, P), 0);
-        CHECK_MAP(fd, "uPPPxxPP");
-        CHECK_COUNTS(fd, 5, 1, 2);
-        CHECK_EQ(ashmem_pin_region(fd, 4 * P, 2 * P), ASHMEM_WAS_PURGED);
-        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
-        CHECK_COUNTS(fd, 8, 0, 0);
-        CHECK(all(m + 4 * P, 2 * P, 0));
-        CHECK(all(m, 4 * P, 'p') && all(m + 6 * P, 2 * P, 'p'));
-        munmap(m, 8 * P);
+        memset(m, 's', 40 * P);
+        /* pages 0-3 purged, 4 unpinned, 32 unpinned, and 33 purging under
+         * the stopped purger: a pin of the whole region changes word 0
+         * before it meets page 33 in word 1 */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
+        CHECK_EQ(ashmem_purge(fd), 4);
+        CHECK_EQ(ashmem_unpin_region(fd, 4 * P, P), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 32 * P, 2 * P), 0);
+        pid = start_a_halfway_purger(fd, 0);
+        CHECK_EQ(kill(pid, SIGSTOP), 0);
+        {
+                /* the stopped purger's page: 33, in word 1 */
+                struct stat st;
+                struct amc_ref r;
+                CHECK_EQ(fstat(fd, &st), 0);
+                CHECK_EQ(am_table_hold(&st, &r), 0);
+                __atomic_store_n(&r.state[1], (uint64_t)0x9, __ATOMIC_RELEASE);
+                am_table_release(&st);
+        }
+        page_map(fd, want, 40);
+        CHECK(strcmp(want, "xxxxuPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP") == 0);
+        t0 = mono_ns();
+        CHECK_ERRNO(ashmem_pin_region(fd, 0, 0), ETIMEDOUT);
+        t1 = mono_ns();
+        CHECK(t1 - t0 >= AMC_WAIT_NS - 20000000ll);
+        CHECK(t1 - t0 < 5 * AMC_WAIT_NS);
+        /* nothing changed, not even word 0, which it had pinned */
+        CHECK_MAP(fd, "xxxxuPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP");
+        /* pages out of the purger's way are served at once */
+        CHECK_EQ(ashmem_pin_region(fd, 0, 5 * P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 32 * P, P), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_unpin_region(fd, 36 * P, P), 0);
+        CHECK_EQ(ashmem_pin_status(fd, 33 * P, P), ASHMEM_IS_UNPINNED);
+        /* a pin waiting when the purger dies goes through: it finishes the
+         * purge */
+        b = (struct blocked){ .fd = fd, .off = 33 * P, .len = P, .r = -2 };
+        CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
+        end_child(pid);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(b.r, ASHMEM_WAS_PURGED);
+        CHECK(all(m + 33 * P, P, 0));
+        CHECK(all(m + 34 * P, 6 * P, 's'));
+        CHECK_MAP(fd, "PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPuPPP");
+        munmap(m, 40 * P);
         close(fd);
 }
 
-/* Killed inside an unpin, after setting bits and before counting them: the
- * counters and the unpin time are rebuilt from the bitmaps. */
-TEST(holder_killed_mid_unpin_leaves_a_safe_state)
+/* A writer that marks pages purging with no purger alive: a pin finishes
+ * "their" purge, which only destroys that region's own contents (a writer
+ * may do so anyway), and never waits. */
+TEST(purging_bits_without_a_purger_are_finished_not_waited_for)
 {
         size_t P = ps();
-        int fd = create("mid-unpin", 8 * P);
-        ashmem_stats s;
+        int fd = create("scribbled", 64 * P), other = create("other", 4 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 64 * P);
+        char *o = map(other, PROT_READ | PROT_WRITE, 4 * P);
+        struct stat st;
+        struct amc_ref r;
+        long long t0;
 
-        kill_a_lock_holder(fd, CRASH_MID_UNPIN);
-        CHECK_EQ(ashmem_purge(fd), 1);
-        CHECK_MAP(fd, "PPPPPPPx");
-        CHECK_COUNTS(fd, 7, 0, 1);
-        s = stats(fd);
-        CHECK(s.unpinned_since_ns > 0);
-        CHECK_EQ(ashmem_pin_region(fd, 7 * P, P), ASHMEM_WAS_PURGED);
-        CHECK_EQ(stats(fd).unpinned_since_ns, 0);
+        memset(m, 'w', 64 * P);
+        memset(o, 'o', 4 * P);
+        CHECK_EQ(ashmem_unpin_region(other, 0, 0), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        __atomic_store_n(&r.state[0], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
+        __atomic_store_n(&r.state[1], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
+        am_table_release(&st);
+        t0 = mono_ns();
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK(mono_ns() - t0 < AMC_WAIT_NS);
+        CHECK(all(m, 64 * P, 0));
+        CHECK_COUNTS(fd, 64, 0, 0);
+        /* the other region was not touched */
+        CHECK(all(o, 4 * P, 'o'));
+        CHECK_MAP(other, "uuuu");
+        munmap(m, 64 * P);
+        munmap(o, 4 * P);
         close(fd);
+        close(other);
+}
+
+/* The purge lock: one purger at a time (another purge of the region
+ * returns 0 pages at once), held on a description of its own, so that a
+ * holder sharing the control descriptor's description (fork, SCM_RIGHTS)
+ * still sees it, and dropped by the kernel when the holder dies. */
+TEST(purge_lock_is_exclusive_visible_and_dies_with_its_holder)
+{
+        size_t P = ps();
+        int fd = create("plock", 4 * P);
+        struct stat st;
+        struct amc_ref r;
+        struct amc_plock lk, lk2;
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        pid_t pid;
+
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        CHECK_EQ(amc_purge_lock(&r, &lk), 0);
+        /* another thread's (or process's) purge finds it taken */
+        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        /* seen through the shared control descriptor itself */
+        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
+        CHECK(fl.l_type != F_UNLCK);
+        amc_purge_unlock(&r, &lk);
+        /* (F_OFD_GETLK wants l_pid 0) */
+        fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
+        CHECK_EQ(fl.l_type, F_UNLCK);
+        /* a child that shares every description takes it and dies */
+        pid = start_a_halfway_purger(fd, 0);
+        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        end_child(pid);
+        CHECK_EQ(ashmem_purge(fd), 4);
+        /* the fallback, a process-owned record lock on the shared
+         * descriptor, is seen by F_OFD_GETLK of the same process */
+        fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(r.ctl_fd, F_SETLK, &fl), 0);
+        fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
+        CHECK(fl.l_type != F_UNLCK);
+        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
+        fl = (struct flock){ .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(r.ctl_fd, F_SETLK, &fl), 0);
+        am_table_release(&st);
+        close(fd);
+}
+
+/* A version 1 block (or anything else) is refused. */
+TEST(attach_refuses_other_versions_and_bad_geometry)
+{
+        size_t P = ps(), len = amc_block_size(8);
+        struct amc_ref r;
+        struct amc_block *b = calloc(1, len);
+
+        CHECK(b != NULL);
+        amc_init(b, "x", 8 * P, (uint32_t)P, 1, 2, PROT_READ | PROT_WRITE);
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), 0);
+        CHECK_EQ(r.pages, 8);
+        CHECK_EQ(amc_attach(&r, b, len - 1, 1, -1), -EINVAL);
+        b->magic = AMC_MAGIC_V1;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EPROTO);
+        b->magic = AMC_MAGIC;
+        b->version = 1;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        b->version = AMC_VERSION;
+        b->pages = 9;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        b->pages = 8;
+        b->page_size = 3000;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        b->page_size = (uint32_t)P;
+        b->size = ~(uint64_t)0;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        free(b);
 }
 
 /* ------------------------------------------------------- stats, page map */
@@ -1005,8 +1093,8 @@ TEST(stats_counters_and_unpin_time)
         CHECK_EQ(s.size, 6 * P + 7);
         CHECK_EQ(s.pages, 7);
         CHECK_COUNTS(fd, 5, 2, 0);
-        /* the time of the oldest unpin: later unpins and partial pins
-         * leave it */
+        /* the time of a recent unpin, to a tick: later unpins within the
+         * tick and partial pins leave it */
         CHECK_EQ(ashmem_unpin_region(fd, 4 * P, P), 0);
         CHECK_EQ(stats(fd).unpinned_since_ns, since);
         CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_NOT_PURGED);
@@ -1028,7 +1116,13 @@ TEST(stats_counters_and_unpin_time)
         CHECK_EQ(s.purges, 1);
         CHECK_EQ(s.pages_reclaimed, 2);
         CHECK_COUNTS(fd, 7, 0, 0);
-        /* a new unpin starts a new time */
+        /* a new unpin, a tick later, starts a new time (unpins within a
+         * tick of the stored time leave it: a loop of unpins does not
+         * write it every time) */
+        {
+                struct timespec ts = { 0, 2 * AMC_STAMP_TICK_NS };
+                nanosleep(&ts, NULL);
+        }
         t0 = mono_ns();
         CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
         CHECK(stats(fd).unpinned_since_ns >= t0);
