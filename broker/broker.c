@@ -28,6 +28,7 @@
 
 #include "ashmem/ashmem.h"
 #include "internal.h"
+#include "lib/internal/forget.h"
 
 /* epoll tags of the broker's own descriptors (connections use their
  * struct conn pointer) */
@@ -110,11 +111,6 @@ static void tick(struct broker *b)
                         }
                 }
         }
-        if (b->collect) {
-                /* the library's control mappings of regions let go */
-                b->collect = 0;
-                (void)ashmem_collect();
-        }
         purge_tick(b);
 }
 
@@ -138,6 +134,9 @@ int broker_run(const struct broker_config *cfg)
         b->regions.min = REGION_BUCKETS;
         /* this process answers lookups; it must never ask itself */
         ashmem_broker_auto_lookup(0);
+        /* nor scan /proc on its event loop: it tells the library which
+         * regions it let go of (region_unref) */
+        am_manual_forget(1);
         if (broker_setup(b) < 0) {
                 status = 1;
                 goto out;

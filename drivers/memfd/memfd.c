@@ -160,12 +160,14 @@ fail:
 
 /* The table holds a control descriptor per region until a collection finds
  * the region gone; a process near its descriptor limit may run out before
- * the next collection is due. Out of descriptors, collect and try again. */
+ * the next collection is due. Out of descriptors, collect and try again
+ * (not in a process that forgets its regions itself). */
 static int create(const char *name, size_t size)
 {
         int r = create_once(name, size);
 
-        if ((r == -EMFILE || r == -ENFILE) && am_table_collect() > 0)
+        if ((r == -EMFILE || r == -ENFILE) && !am_table_manual() &&
+            am_table_collect() > 0)
                 r = create_once(name, size);
         return r;
 }
@@ -586,5 +588,7 @@ const struct am_driver am_driver_memfd = {
         .ref_stats = am_memfd_ref_stats,
         .ref_page_map = am_memfd_ref_page_map,
         .collect = am_table_collect,
+        .forget = am_table_forget,
+        .set_manual = am_table_set_manual,
         .set_lookup = set_lookup,
 };

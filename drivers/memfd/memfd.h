@@ -47,6 +47,15 @@ void am_table_release(const struct stat *st);
 /* Drop entries of regions nothing in this process refers to. */
 int am_table_collect(void);
 
+/* Forget the entry of region st now (its holder closed every descriptor
+ * of it and unmapped it): 1 if dropped, 0 if there was none or it is held. */
+int am_table_forget(const struct stat *st);
+
+/* on: this process forgets its regions itself (am_table_forget); the
+ * table never scans /proc on its own then. */
+void am_table_set_manual(int on);
+int am_table_manual(void);
+
 /* Attach a received control descriptor to the data memfd (st). */
 int am_memfd_attach_control(int fd, const struct stat *st, int control_fd);
 

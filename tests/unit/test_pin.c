@@ -1045,6 +1045,167 @@ TEST(purge_lock_is_exclusive_visible_and_dies_with_its_holder)
         close(fd);
 }
 
+/* A thread waiting (bounded) on another process's purge holds no lock of
+ * the library: fork() and region creation in other threads go on. */
+TEST(fork_while_another_thread_waits_on_a_purge)
+{
+        size_t P = ps();
+        int fd = create("forkwait", 4 * P), status;
+        struct blocked b = { .fd = fd, .off = 0, .len = P, .r = -2 };
+        struct stat st;
+        struct amc_ref r;
+        pthread_t t;
+        long long t0, t1;
+        pid_t pid, child;
+
+        CHECK_EQ(ashmem_unpin_region(fd, 0, P), 0);
+        pid = start_a_halfway_purger(fd, 0x1);          /* page 0 purging */
+        CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
+        {
+                struct timespec ts = { 0, 50 * 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        t0 = mono_ns();
+        fflush(NULL);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                int c = ashmem_create_region("child", P);
+                _exit(c >= 0 && ashmem_unpin_region(c, 0, 0) == 0 &&
+                      ashmem_pin_region(c, 0, 0) == ASHMEM_NOT_PURGED ? 0 : 1);
+        }
+        status = wait_child(child);
+        t1 = mono_ns();
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(create("meanwhile", P));
+        CHECK(mono_ns() - t0 < AMC_WAIT_NS / 2);
+        (void)t1;
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(b.r, -1);              /* ETIMEDOUT: the purger is alive */
+        end_child(pid);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        am_table_release(&st);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
+        close(fd);
+}
+
+/* The table forgets a region when told (the broker's way: no scan). */
+TEST(forget_drops_an_entry_without_a_scan)
+{
+        size_t P = ps();
+        int n0 = control_fds(), fd = create("forget", 2 * P);
+        struct stat st;
+        struct amc_ref r;
+
+        CHECK_EQ(control_fds(), n0 + 1);
+        CHECK_EQ(fstat(fd, &st), 0);
+        /* a held entry stays */
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        CHECK_EQ(am_table_forget(&st), 0);
+        am_table_release(&st);
+        close(fd);
+        CHECK_EQ(am_table_forget(&st), 1);
+        CHECK_EQ(control_fds(), n0);
+        CHECK_EQ(am_table_forget(&st), 0);
+}
+
+/* A descriptor renumbered (dup2 to another number, close of the old one)
+ * again and again while collections run: the region's entry is never
+ * dropped while a descriptor of it is open. */
+struct renumber { int fd, stop; unsigned long moves; };
+
+static void *renumber_main(void *arg)
+{
+        struct renumber *x = arg;
+        /* two numbers no one else gets: the collector's own opens take the
+         * lowest free ones */
+        int a = x->fd, b = 200;
+
+        while (!__atomic_load_n(&x->stop, __ATOMIC_RELAXED)) {
+                if (dup3(a, b, O_CLOEXEC) != b)
+                        abort();
+                close(a);
+                a = b;
+                b = b == 200 ? 201 : 200;
+                x->moves++;
+        }
+        x->fd = a;
+        return NULL;
+}
+
+TEST(collection_keeps_a_descriptor_renumbered_during_it)
+{
+        size_t P = ps();
+        int fd = create("renumbered", 2 * P);
+        struct renumber x;
+        struct stat st;
+        struct amc_ref r;
+        pthread_t t;
+        int lost = 0, rounds = 3000;
+
+        CHECK_EQ(ashmem_unpin_region(fd, P, P), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        /* a few other descriptors, so that the scan takes a while */
+        int extra[32];
+        for (int i = 0; i < 32; i++)
+                CHECK((extra[i] = create("extra", P)) >= 0);
+        x = (struct renumber){ .fd = fd };
+        CHECK_EQ(pthread_create(&t, NULL, renumber_main, &x), 0);
+        for (int i = 0; i < rounds && !lost; i++) {
+                (void)ashmem_collect();
+                if (am_table_hold(&st, &r) < 0)
+                        lost = i + 1;
+                else
+                        am_table_release(&st);
+        }
+        __atomic_store_n(&x.stop, 1, __ATOMIC_RELAXED);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        if (lost)
+                t_fail(__FILE__, __LINE__, "collection %d dropped the entry of an open "
+                       "descriptor (%lu renumberings)", lost, x.moves);
+        CHECK_MAP(x.fd, "Pu");
+        close(x.fd);
+        for (int i = 0; i < 32; i++)
+                close(extra[i]);
+}
+
+/* A thread cancelled anywhere in the library's table work (collection,
+ * creation) leaves the table usable. */
+static void *collect_forever(void *arg)
+{
+        (void)arg;
+        for (;;) {
+                int fd = ashmem_create_region("cancel", 4096);
+                if (fd >= 0)
+                        close(fd);
+                (void)ashmem_collect();
+                pthread_testcancel();
+        }
+        return NULL;
+}
+
+TEST(cancelled_threads_leave_the_table_usable)
+{
+        for (int i = 0; i < 100; i++) {
+                pthread_t t;
+                struct timespec ts = { 0, (long)(i % 10) * 100000 };
+                int fd;
+
+                CHECK_EQ(pthread_create(&t, NULL, collect_forever, NULL), 0);
+                nanosleep(&ts, NULL);
+                CHECK_EQ(pthread_cancel(t), 0);
+                CHECK_EQ(pthread_join(t, NULL), 0);
+                alarm(10);      /* a wedged table kills the test */
+                fd = create("after", ps());
+                CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+                CHECK_EQ(ashmem_collect() >= 0, 1);
+                alarm(0);
+                close(fd);
+        }
+        t_allow_fd_leak();      /* a cancelled creation may leave one behind */
+}
+
 /* A version 1 block (or anything else) is refused. */
 TEST(attach_refuses_other_versions_and_bad_geometry)
 {
