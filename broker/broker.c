@@ -189,7 +189,7 @@ out:
         purge_stop(b, 0);
         ops_free_all(b);
         /* the library's control blocks of the regions just let go (not
-         * with a purge stuck in a region's lock: it may hold the table) */
+         * with a purge left running: it may still use the table) */
         if (!b->worker_stuck)
                 (void)ashmem_collect();
         remove_socket(b);

@@ -5,8 +5,9 @@
  * A region is a data memfd (the region descriptor users map) sealed against
  * growing and shrinking, plus a control memfd holding the shared pin state
  * (control.h). Every operation on a descriptor costs one fstat() (done by
- * the caller) and a read-locked table lookup; pin state changes take the
- * region's process-shared mutex and touch a few bitmap words.
+ * the caller) and a table lookup (read-locked, the lock dropped before the
+ * pin state is touched); pin state changes are a compare-and-swap per 32
+ * pages of the control block.
  */
 #include <errno.h>
 #include <fcntl.h>
