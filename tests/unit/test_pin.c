@@ -183,7 +183,7 @@ TEST(range_rules)
         CHECK_ERRNO(ashmem_pin_region(fd, 2 * P, (size_t)0 - P), EINVAL);
         CHECK_ERRNO(ashmem_unpin_region(fd, SIZE_MAX & ~(P - 1), 0), EINVAL);
         CHECK_ERRNO(ashmem_unpin_region(fd, SIZE_MAX & ~(P - 1), 2 * P), EINVAL);
-        CHECK_NEG(ashmem_pin_status(fd, (size_t)1 << 62, (size_t)1 << 62), EINVAL);
+        CHECK_NEG(ashmem_pin_status(fd, (size_t)1 << (sizeof(size_t) * 8 - 2), (size_t)1 << (sizeof(size_t) * 8 - 2)), EINVAL);
         /* nothing of that changed any state */
         CHECK_MAP(fd, "PPPP");
 
@@ -613,6 +613,30 @@ static void helper_upgrade(void)
         CHECK_EQ(ashmem_collect(), 0);
 }
 
+/* The peer of shared_with_a_peer_of_either_word_size (possibly a build of
+ * this test for the other word size): it joins the region's state, checks
+ * what the creator left, and changes it. */
+static void helper_peer(void)
+{
+        size_t P = ps();
+        ashmem_stats s;
+        char *m;
+
+        CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
+        CHECK_MAP(H_DATA, "PxxPPuPPPPPPPPPPPPPPPPPPPPPPPPPPPxPPPPPP");
+        s = stats(H_DATA);
+        CHECK_EQ(s.pages, 40);
+        CHECK_COUNTS(H_DATA, 36, 1, 3);
+        CHECK_EQ(ashmem_pin_region(H_DATA, P, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_unpin_region(H_DATA, 34 * P, P), 0);
+        CHECK_EQ(ashmem_pin_status(H_DATA, 0, P), ASHMEM_IS_PINNED);
+        m = map(H_DATA, PROT_READ | PROT_WRITE, 40 * P);
+        CHECK(all(m, P, 'a'));
+        CHECK(all(m + P, 2 * P, 0));
+        memset(m, 'b', P);
+        munmap(m, 40 * P);
+}
+
 __attribute__((constructor)) static void helper_main(void)
 {
         const char *mode = getenv(HELPER_ENV);
@@ -625,6 +649,8 @@ __attribute__((constructor)) static void helper_main(void)
                 helper_rw();
         else if (strcmp(mode, "upgrade") == 0)
                 helper_upgrade();
+        else if (strcmp(mode, "peer") == 0)
+                helper_peer();
         else
                 t_fail(__FILE__, __LINE__, "unknown helper %s", mode);
         exit(0);
@@ -644,7 +670,11 @@ static int run_helper3(const char *mode, int data, int ctl, int ctl2)
                     (ctl2 >= 0 && dup2(ctl2, H_CTL2) < 0) ||
                     setenv(HELPER_ENV, mode, 1) < 0)
                         _exit(126);
-                execl("/proc/self/exe", "test_pin-helper", (char *)NULL);
+                /* ASHMEM_TEST_PEER: a build of this test for the other
+                 * word size, for the peer helper */
+                execl(strcmp(mode, "peer") == 0 && getenv("ASHMEM_TEST_PEER") ?
+                      getenv("ASHMEM_TEST_PEER") : "/proc/self/exe",
+                      "test_pin-helper", (char *)NULL);
                 _exit(127);
         }
         return wait_child(p);
@@ -717,6 +747,33 @@ TEST(read_only_pin_state_upgraded_to_read_write)
 }
 
 /* ---------------------------------------------------- control descriptors */
+
+/* One region shared by a 64-bit and a 32-bit process: the block's layout is
+ * the same for both. The peer is ASHMEM_TEST_PEER, a build of this test for
+ * the other word size (see docs/control-block.md), or this binary. */
+TEST(shared_with_a_peer_of_either_word_size)
+{
+        size_t P = ps();
+        int fd = create("peer", 40 * P), c, st;
+        char *m = map(fd, PROT_READ | PROT_WRITE, 40 * P);
+        const char *peer = getenv("ASHMEM_TEST_PEER");
+
+        memset(m, 'a', 40 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 33 * P, P), 0);
+        CHECK_EQ(ashmem_purge(fd), 3);
+        CHECK_EQ(ashmem_unpin_region(fd, 5 * P, P), 0);
+        CHECK_EQ(ashmem_get_control(fd, &c), 0);
+        st = run_helper("peer", fd, c);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK_MAP(fd, "PPxPPuPPPPPPPPPPPPPPPPPPPPPPPPPPPxuPPPPP");
+        CHECK(all(m, P, 'b'));
+        printf("    peer: %s (this process: %zu-bit)\n", peer ? peer : "this binary",
+               sizeof(void *) * 8);
+        close(c);
+        munmap(m, 40 * P);
+        close(fd);
+}
 
 TEST(get_and_set_control)
 {
