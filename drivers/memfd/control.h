@@ -41,8 +41,9 @@ struct ashmem_stats;
  * it fails with ETIMEDOUT (a purger holds pages purging across one punch
  * of at most AMC_CHUNK_WORDS words). */
 #define AMC_WAIT_NS     (500 * 1000000ll)
-/* Words a purge moves to purging at once, then punches. */
-#define AMC_CHUNK_WORDS 64u
+/* Words a purge moves to purging at once, then punches (8,192 pages:
+ * 32 MiB with 4 KiB pages, a few milliseconds of punching). */
+#define AMC_CHUNK_WORDS 256u
 
 struct amc_block {
         uint32_t magic;            /*   0 */

@@ -229,7 +229,7 @@ static int cmp_ino(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-static int referenced(struct inoset *s, dev_t dev)
+static int referenced(struct inoset *s, dev_t dev, int maps)
 {
         DIR *d = opendir("/proc/self/fd");
         FILE *f;
@@ -262,6 +262,10 @@ static int referenced(struct inoset *s, dev_t dev)
         closedir(d);
         if (r)
                 return r;
+        if (!maps) {
+                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+                return 0;
+        }
         f = fopen("/proc/self/maps", "re");
         if (!f)
                 return -errno;
@@ -297,13 +301,13 @@ static int unreferenced(const struct am_entry *e, const struct inoset *s, dev_t 
 
 /* referenced(), again while descriptors vanish under the scan (a few
  * times; then -EAGAIN, and nothing is dropped). */
-static int referenced_stable(struct inoset *s, dev_t dev)
+static int referenced_stable(struct inoset *s, dev_t dev, int maps)
 {
         int r = -EAGAIN;
 
         for (int i = 0; i < 8 && r == -EAGAIN; i++) {
                 s->n = 0;
-                r = referenced(s, dev);
+                r = referenced(s, dev, maps);
         }
         return r;
 }
@@ -311,18 +315,19 @@ static int referenced_stable(struct inoset *s, dev_t dev)
 static int collect(dev_t dev)
 {
         struct inoset s = { 0 }, s2 = { 0 };
-        int r = referenced_stable(&s, dev), n = 0, any = 0;
+        int r = referenced_stable(&s, dev, 1), n = 0, any = 0;
 
         tc_drop();
         /* A descriptor renumbered (dup2, then close of the old number)
          * while the scan walked /proc/self/fd may have been seen under
-         * neither number: a second scan, when the first found anything to
-         * drop, and an entry goes only if both missed it. */
+         * neither number: a second scan of the descriptors (a mapping
+         * cannot move), when the first found anything to drop, and an
+         * entry goes only if both missed it. */
         for (size_t i = 0; r == 0 && i < table.nbuckets && !any; i++)
                 for (struct am_idnode *p = table.buckets[i]; p && !any; p = p->next)
                         any = unreferenced(am_id_record(p, struct am_entry, id), &s, dev);
         if (r == 0 && any)
-                r = referenced_stable(&s2, dev);
+                r = referenced_stable(&s2, dev, 0);
         if (r == 0 && any) {
                 for (size_t i = 0; i < table.nbuckets; i++) {
                         struct am_idnode **pp = &table.buckets[i];
