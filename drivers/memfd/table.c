@@ -377,10 +377,10 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
 
         pthread_once(&atfork_once, register_atfork);
         ne = calloc(1, sizeof(*ne));
-        if (ne && !have_memfd_dev) {
+        if (ne && !__atomic_load_n(&have_memfd_dev, __ATOMIC_ACQUIRE)) {
                 pthread_rwlock_wrlock(&lock);
                 memfd_dev = st->st_dev;
-                have_memfd_dev = 1;
+                __atomic_store_n(&have_memfd_dev, 1, __ATOMIC_RELEASE);
                 pthread_rwlock_unlock(&lock);
         }
         if (!ne)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "ashmem/heap.h"
 #include "../../drivers/memfd/memfd.h"
 #include "t.h"
 
@@ -1634,8 +1635,9 @@ TEST(fork_child_forgets_other_threads_caches)
 /* ---------------------------------------------------------------- stress
  *
  * Workers (two threads here, two forked processes) each own a slice of one
- * region and pin and unpin random ranges of it; a purger process purges in
- * a loop. The invariant: a page its writer has pinned never loses its
+ * region and pin and unpin random ranges of it, odd ones through a heap
+ * (the held fast path), even ones through the descriptor calls; a purger
+ * process purges in a loop. The invariant: a page its writer has pinned never loses its
  * content, an unpinned page keeps it unless the pin that takes it back
  * says WAS_PURGED, and WAS_PURGED is only ever said for a range with a
  * page unpinned by its writer (and then one of those pages is all zeros).
@@ -1699,6 +1701,12 @@ static void s_worker(struct stress *s, int w)
         char pinned[S_SLICE];
         uint64_t rnd = 0x9e3779b97f4a7c15ull * (uint64_t)(w + 1);
         int first = w * S_SLICE;
+        /* odd workers go through a heap (the fast path without fstat),
+         * even ones through the descriptor calls */
+        ashmem_heap *heap = NULL;
+
+        if (w % 2 && ashmem_heap_adopt(s->fd, 0, &heap) < 0)
+                S_FAIL(s, "worker %d: ashmem_heap_adopt failed", w);
 
         for (int i = 0; i < S_SLICE; i++) {
                 gen[i] = 1;
@@ -1720,15 +1728,18 @@ static void s_worker(struct stress *s, int w)
                                 S_FAIL(s, "worker %d: pinned page %d lost its content", w, i);
                 }
                 if (xorshift(&rnd) % 2) {
-                        r = ashmem_unpin_region(s->fd, off, len);
+                        r = heap ? ashmem_heap_unpin(heap, off, len) :
+                                   ashmem_unpin_region(s->fd, off, len);
                         if (r != 0)
                                 S_FAIL(s, "worker %d: unpin: %d %m", w, r);
                         memset(pinned + a, 0, (size_t)n);
-                        if (ashmem_pin_status(s->fd, off, len) != ASHMEM_IS_UNPINNED)
+                        if ((heap ? ashmem_heap_pin_status(heap, off, len) :
+                                    ashmem_pin_status(s->fd, off, len)) != ASHMEM_IS_UNPINNED)
                                 S_FAIL(s, "worker %d: unpinned range says pinned", w);
                 } else {
                         int zeros = 0;
-                        r = ashmem_pin_region(s->fd, off, len);
+                        r = heap ? ashmem_heap_pin(heap, off, len) :
+                                   ashmem_pin_region(s->fd, off, len);
                         if (r != ASHMEM_NOT_PURGED && r != ASHMEM_WAS_PURGED)
                                 S_FAIL(s, "worker %d: pin: %d %m", w, r);
                         if (r == ASHMEM_WAS_PURGED && !any_unpinned)
@@ -1748,7 +1759,8 @@ static void s_worker(struct stress *s, int w)
                                         S_FAIL(s, "worker %d: WAS_PURGED, but no page was", w);
                                 __atomic_add_fetch(&s->was_purged, 1, __ATOMIC_RELAXED);
                         }
-                        if (ashmem_pin_status(s->fd, off, len) != ASHMEM_IS_PINNED)
+                        if ((heap ? ashmem_heap_pin_status(heap, off, len) :
+                                    ashmem_pin_status(s->fd, off, len)) != ASHMEM_IS_PINNED)
                                 S_FAIL(s, "worker %d: pinned range says unpinned", w);
                         /* the writer writes while pinned and checks */
                         for (int i = a; i < a + n; i++) {
@@ -1766,6 +1778,8 @@ static void s_worker(struct stress *s, int w)
         for (int i = 0; i < S_SLICE; i++)
                 if (pinned[i] && !s_intact(s->m + (size_t)(first + i) * P, P, w, i, gen[i]))
                         S_FAIL(s, "worker %d: pinned page %d lost at the end", w, i);
+        if (heap)
+                ashmem_heap_unref(heap);
 }
 
 struct s_thread { struct stress *s; int w; };
