@@ -238,14 +238,15 @@ static void finish_word(const struct amc_ref *r, uint64_t w, uint64_t set)
 
 /* A pinner met purging pages in word w with nobody holding the purge lock:
  * their purger died (or a writer scribbled them). Take the lock, punch
- * what is still purging and mark it purged. */
-static void finish_dead_purge(const struct amc_ref *r, uint64_t w, int data_fd)
+ * what is still purging and mark it purged: 1, or 0 if the lock could not
+ * be taken (the caller then waits within its bound). */
+static int finish_dead_purge(const struct amc_ref *r, uint64_t w, int data_fd)
 {
         struct amc_plock lk;
         uint64_t set;
 
         if (amc_purge_lock(r, &lk) < 0)
-                return;         /* someone alive has it: wait for them */
+                return 0;       /* someone alive has it: wait for them */
         set = st_purging(LOAD(&r->state[w])) & valid_mask(r, w);
         if (set) {
                 /* a failed punch still marks them purged: the pin then says
@@ -256,6 +257,7 @@ static void finish_dead_purge(const struct amc_ref *r, uint64_t w, int data_fd)
                 ADD(&r->b->recoveries, 1);
         }
         amc_purge_unlock(r, &lk);
+        return 1;
 }
 
 /* Pages of word w are purging: 0 to look again, -ETIMEDOUT once the bound
@@ -268,10 +270,9 @@ static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
 
         if (*deadline == 0)
                 *deadline = now + AMC_WAIT_NS;
-        if (!purger_alive(r)) {
-                finish_dead_purge(r, w, data_fd);
+        if (!purger_alive(r) && finish_dead_purge(r, w, data_fd))
                 return 0;
-        }
+        /* a live purger, or a lock we could not take: wait, bounded */
         if (now >= *deadline)
                 return -ETIMEDOUT;
         nanosleep(&ts, NULL);
