@@ -28,6 +28,7 @@
 
 #include "ashmem/ashmem.h"
 #include "internal.h"
+#include "lib/internal/forget.h"
 
 /* epoll tags of the broker's own descriptors (connections use their
  * struct conn pointer) */
@@ -110,11 +111,6 @@ static void tick(struct broker *b)
                         }
                 }
         }
-        if (b->collect) {
-                /* the library's control mappings of regions let go */
-                b->collect = 0;
-                (void)ashmem_collect();
-        }
         purge_tick(b);
 }
 
@@ -138,6 +134,9 @@ int broker_run(const struct broker_config *cfg)
         b->regions.min = REGION_BUCKETS;
         /* this process answers lookups; it must never ask itself */
         ashmem_broker_auto_lookup(0);
+        /* nor scan /proc on its event loop: it tells the library which
+         * regions it let go of (region_unref) */
+        am_manual_forget(1);
         if (broker_setup(b) < 0) {
                 status = 1;
                 goto out;
@@ -190,7 +189,7 @@ out:
         purge_stop(b, 0);
         ops_free_all(b);
         /* the library's control blocks of the regions just let go (not
-         * with a purge stuck in a region's lock: it may hold the table) */
+         * with a purge left running: it may still use the table) */
         if (!b->worker_stuck)
                 (void)ashmem_collect();
         remove_socket(b);

@@ -179,7 +179,6 @@ struct broker {
         /* regions by identity; regions.n of them */
         struct am_idtable regions;
         unsigned long long bytes;       /* sizes of the regions held */
-        int collect;                    /* a region went: ashmem_collect() */
         /* connections */
         struct conn *conns;
         unsigned nconns;

@@ -383,7 +383,7 @@ void purge_stop(struct broker *b, int wait_ms)
                         purge_completed(b);
         }
         if (b->jpending) {
-                /* a purge is stuck on a region's lock: leave it behind */
+                /* a purge still running (a long punch): leave it behind */
                 blog(b, 0, "a purge is still running; not waiting for it");
                 pthread_detach(b->worker);
                 b->worker_started = 0;

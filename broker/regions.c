@@ -18,6 +18,7 @@
 
 #include "ashmem/ashmem.h"
 #include "internal.h"
+#include "lib/internal/forget.h"
 
 struct held_region *region_find(struct broker *b, const struct stat *st)
 {
@@ -62,8 +63,15 @@ void region_unref(struct broker *b, struct held_region *r)
                 int fds[] = { r->fd, r->ctl, r->ro_fd, r->ro_ctl };
                 am_close_fds(fds, (int)(sizeof(fds) / sizeof(fds[0])));
         }
+        {
+                /* the library forgets its pin state of the region now: no
+                 * /proc scan on the event loop */
+                struct stat st = { 0 };
+                st.st_dev = (dev_t)r->id.dev;
+                st.st_ino = (ino_t)r->id.ino;
+                (void)am_forget_region(&st);
+        }
         free(r);
-        b->collect = 1;         /* the library may drop its control mapping */
         broker_fds_freed(b);
 }
 

@@ -75,6 +75,13 @@ struct am_driver {
         /* Drop what the driver keeps for regions nothing in this process
          * refers to any more: the number dropped, or -errno. NULL: none. */
         int (*collect)(void);
+        /* Forget what the driver keeps for region st now, without a scan
+         * (the caller closed and unmapped it): 1 if dropped, 0 if nothing
+         * was kept or it is held. NULL: none. */
+        int (*forget)(const struct stat *st);
+        /* on: the process forgets regions itself (forget); the driver
+         * never collects on its own. NULL: nothing to turn off. */
+        void (*set_manual)(int on);
         /* Take the library's lookup (NULL: none). NULL: not wanted. */
         void (*set_lookup)(am_lookup_fn fn);
 };

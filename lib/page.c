@@ -7,12 +7,15 @@
 size_t am_page_size(void)
 {
         static size_t ps;
+        size_t p = __atomic_load_n(&ps, __ATOMIC_RELAXED);
 
-        if (!ps) {
+        if (!p) {
+                /* threads that race here store the same value */
                 long v = sysconf(_SC_PAGESIZE);
-                ps = v > 0 ? (size_t)v : 4096;
+                p = v > 0 ? (size_t)v : 4096;
+                __atomic_store_n(&ps, p, __ATOMIC_RELAXED);
         }
-        return ps;
+        return p;
 }
 
 unsigned am_page_shift(void)

@@ -14,6 +14,7 @@
 
 #include "ashmem/ashmem.h"
 #include "../drivers/driver.h"
+#include "internal/forget.h"
 #include "internal/lookup.h"
 
 static const struct am_driver *const drivers[] = {
@@ -254,4 +255,22 @@ int ashmem_collect(void)
         }
         errno = saved;
         return r;
+}
+
+int am_forget_region(const struct stat *st)
+{
+        int saved = errno, r = 0;
+
+        for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+                if (drivers[i]->forget)
+                        r += drivers[i]->forget(st);
+        errno = saved;
+        return r;
+}
+
+void am_manual_forget(int on)
+{
+        for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+                if (drivers[i]->set_manual)
+                        drivers[i]->set_manual(on);
 }

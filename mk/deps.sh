@@ -33,6 +33,9 @@ check|bench|fuzz)
         # the completion tests run the zsh and fish scripts in those shells
         need_pkg zsh         have zsh
         need_pkg fish        have fish
+        # mk/m32.sh: the pin engine's tests built -m32 (it also wants
+        # libcjson-dev:i386, which needs the i386 architecture enabled)
+        need_pkg gcc-multilib sh -c 'test -d /usr/lib/gcc/x86_64-linux-gnu/*/32'
         ;;
 esac
 case $want in

@@ -1,84 +1,88 @@
 /* SPDX-License-Identifier: MIT */
-/* The memfd driver's shared pin state: see control.h for the layout. */
+/* The memfd driver's shared pin state: see control.h for the layout and
+ * docs/control-block.md for the protocol. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ashmem/ashmem.h"
 #include "control.h"
 #include "lib/internal/clock.h"
 #include "lib/internal/page.h"
 
-#define LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define CAS(p, o, n) __atomic_compare_exchange_n((p), (o), (n), 0, \
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+#define ADD(p, v)   __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+
+#define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
+/* the low bit of every page's pair */
+#define LO 0x5555555555555555ull
 
 size_t amc_block_size(uint64_t pages)
 {
-        uint64_t words = (pages + 63) / 64;
-        return AMC_HEADER_SIZE + 2 * words * sizeof(uint64_t);
-}
-
-/* The time a region starts having unpinned pages only orders purges
- * (least recently unpinned first): the coarse clock, a few milliseconds
- * behind CLOCK_MONOTONIC on the same timebase, is precise enough and costs a
- * fifth of the fine one on the unpin path. */
-static int64_t unpin_stamp(void)
-{
-        return am_mono_ns(1);
+        uint64_t words = (pages + 31) / 32;
+        return AMC_HEADER_SIZE + words * sizeof(uint64_t);
 }
 
 void amc_init(struct amc_block *b, const char *name, uint64_t size,
               uint32_t page_size, uint64_t dev, uint64_t ino, uint32_t prot)
 {
-        pthread_mutexattr_t a;
-
         b->magic = AMC_MAGIC;
         b->version = AMC_VERSION;
-        b->header_size = (uint32_t)AMC_HEADER_SIZE;
+        b->header_size = AMC_HEADER_SIZE;
         b->page_size = page_size;
         b->size = size;
         b->pages = (size + page_size - 1) / page_size;
-        b->words = (b->pages + 63) / 64;
+        b->words = (b->pages + 31) / 32;
         b->data_dev = dev;
         b->data_ino = ino;
         b->prot = prot;
         if (name)
                 strncpy(b->name, name, sizeof(b->name) - 1);
-        /* These calls cannot fail with valid attributes on Linux. */
-        pthread_mutexattr_init(&a);
-        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-        pthread_mutex_init(&b->lock, &a);
-        pthread_mutexattr_destroy(&a);
 }
 
-int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable)
+int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
+               int ctl_fd)
 {
-        const struct amc_block *b = map;
+        struct amc_block h;
         uint64_t pages, words;
 
-        if (map_len < AMC_HEADER_SIZE || b->magic != AMC_MAGIC ||
-            b->version != AMC_VERSION || b->header_size != AMC_HEADER_SIZE ||
-            b->page_size == 0 || (b->page_size & (b->page_size - 1)) ||
-            b->size == 0 || b->size > ASHMEM_SIZE_MAX)
+        if (map_len < AMC_HEADER_SIZE)
                 return -EINVAL;
-        pages = (b->size + b->page_size - 1) / b->page_size;
-        words = (pages + 63) / 64;
-        if (b->pages != pages || b->words != words ||
+        /* one private copy: every check below and every later bound uses
+         * it, never the shared header again */
+        memcpy(&h, map, sizeof(h));
+        if (h.magic == AMC_MAGIC_V1)
+                return -EPROTO;
+        if (h.magic != AMC_MAGIC || h.version != AMC_VERSION ||
+            h.header_size != AMC_HEADER_SIZE ||
+            h.page_size < 512 || h.page_size > (1u << 30) ||
+            (h.page_size & (h.page_size - 1)) ||
+            h.size == 0 || h.size > ASHMEM_SIZE_MAX)
+                return -EINVAL;
+        pages = (h.size + h.page_size - 1) / h.page_size;
+        words = (pages + 31) / 32;
+        if (h.pages != pages || h.words != words ||
             amc_block_size(pages) > map_len)
                 return -EINVAL;
         ref->b = map;
-        ref->size = b->size;
+        ref->size = h.size;
         ref->pages = pages;
         ref->words = words;
-        ref->page_size = b->page_size;
-        ref->page_shift = (uint32_t)__builtin_ctz(b->page_size);
+        ref->tail = pages % 32 ? (((uint64_t)1 << (2 * (pages % 32))) - 1) & LO : LO;
+        ref->page_size = h.page_size;
+        ref->page_shift = (uint32_t)__builtin_ctz(h.page_size);
         ref->map_len = map_len;
-        ref->unpinned = (uint64_t *)((char *)map + AMC_HEADER_SIZE);
-        ref->purged = ref->unpinned + words;
+        ref->state = (uint64_t *)((char *)map + AMC_HEADER_SIZE);
         ref->writable = writable;
+        ref->ctl_fd = ctl_fd;
         return 0;
 }
 
@@ -100,121 +104,277 @@ static inline unsigned popcount64(uint64_t x)
         return (unsigned)((x * 0x0101010101010101ull) >> 56);
 }
 
-/* Bits [first, end) of word w. */
+/* The low bits of pages [first, end) in word w. */
 static inline uint64_t word_mask(uint64_t first, uint64_t end, uint64_t w)
 {
-        uint64_t lo = w * 64;
+        uint64_t lo = w * 32;
         unsigned a = first > lo ? (unsigned)(first - lo) : 0;
-        unsigned z = end - lo < 64 ? (unsigned)(end - lo) : 64;
-        uint64_t m = z == 64 ? ~(uint64_t)0 : (((uint64_t)1 << z) - 1);
-        return m & ~(((uint64_t)1 << a) - 1);
+        unsigned z = end - lo < 32 ? (unsigned)(end - lo) : 32;
+        uint64_t m = z == 32 ? ~(uint64_t)0 : (((uint64_t)1 << (2 * z)) - 1);
+        return m & ~(((uint64_t)1 << (2 * a)) - 1) & LO;
 }
 
-static void recount(const struct amc_ref *r)
+/* Low bits of the pages of word w that exist. */
+static inline uint64_t valid_mask(const struct amc_ref *r, uint64_t w)
 {
-        uint64_t u = 0, p = 0;
+        return w + 1 == r->words ? r->tail : LO;
+}
 
-        for (uint64_t w = 0; w < r->words; w++) {
-                uint64_t uw = LOAD(&r->unpinned[w]), pw = LOAD(&r->purged[w]);
-                /* A holder killed inside pin cleared the unpinned bits and
-                 * not yet the purged ones. Those pages were punched and the
-                 * dead pinner was never told: calling them pinned would put
-                 * "pinned" over lost content, and the next pin would say
-                 * NOT_PURGED. They go back to purged (unpinned), so the
-                 * next pin of them says WAS_PURGED. */
-                if (pw & ~uw) {
-                        uw |= pw;
-                        STORE(&r->unpinned[w], uw);
+/* Low bits of the pages of s in each state. */
+static inline uint64_t st_unpinned(uint64_t s) { return s & ~(s >> 1) & LO; }
+static inline uint64_t st_purging(uint64_t s)  { return (s >> 1) & ~s & LO; }
+static inline uint64_t st_purged(uint64_t s)   { return s & (s >> 1) & LO; }
+
+/* ------------------------------------------------------- the purge lock */
+
+/* The fallback lock is a classic record lock, owned by the process: one
+ * thread of a process at a time may use it. */
+static int posix_busy;
+
+int amc_purge_lock(const struct amc_ref *r, struct amc_plock *lk)
+{
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+                            .l_start = 0, .l_len = 1 };
+        char path[48];
+        int fd, e;
+
+        /* A description of our own: a lock on the shared one would be
+         * invisible to F_OFD_GETLK through it, and kept alive after our
+         * death by every process that shares it. */
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", r->ctl_fd);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd >= 0) {
+                if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+                        lk->fd = fd;
+                        lk->posix = 0;
+                        return 0;
                 }
-                u += (uint64_t)popcount64(uw);
-                p += (uint64_t)popcount64(pw);
+                e = errno;
+                close(fd);
+                return e == EAGAIN || e == EACCES ? -EBUSY : -e;
         }
-        STORE(&r->b->n_unpinned, u);
-        STORE(&r->b->n_purged, p);
-        if (u == 0)
-                STORE(&r->b->unpinned_since_ns, 0);
-        else if (LOAD(&r->b->unpinned_since_ns) == 0)
-                STORE(&r->b->unpinned_since_ns, unpin_stamp());
-}
-
-int amc_lock(const struct amc_ref *r)
-{
-        int e = pthread_mutex_lock(&r->b->lock);
-
-        if (e == EOWNERDEAD) {
-                recount(r);
-                STORE(&r->b->recoveries, LOAD(&r->b->recoveries) + 1);
-                e = pthread_mutex_consistent(&r->b->lock);
+        /* Not ours to reopen (another user's memfd), or out of
+         * descriptors: a process-owned lock, which the kernel drops at our
+         * death too, and which F_OFD_GETLK reports to everyone. */
+        if (__atomic_exchange_n(&posix_busy, 1, __ATOMIC_ACQUIRE))
+                return -EBUSY;
+        if (fcntl(r->ctl_fd, F_SETLK, &fl) == 0) {
+                lk->fd = -1;
+                lk->posix = 1;
+                return 0;
         }
-        return -e;
+        e = errno;
+        __atomic_store_n(&posix_busy, 0, __ATOMIC_RELEASE);
+        return e == EAGAIN || e == EACCES ? -EBUSY : -e;
 }
 
-void amc_unlock(const struct amc_ref *r)
+void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk)
 {
-        STORE(&r->b->seq, LOAD(&r->b->seq) + 1);
-        pthread_mutex_unlock(&r->b->lock);
+        struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
+                            .l_start = 0, .l_len = 1 };
+
+        if (lk->posix) {
+                (void)fcntl(r->ctl_fd, F_SETLK, &fl);
+                __atomic_store_n(&posix_busy, 0, __ATOMIC_RELEASE);
+        } else if (lk->fd >= 0) {
+                /* closing our own description drops its lock */
+                close(lk->fd);
+        }
+        lk->fd = -1;
+        lk->posix = 0;
 }
 
-int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count)
+/* Is the purge lock held by anyone (any process, any description)? An
+ * error answers "yes": the caller then waits out its bound. */
+static int purger_alive(const struct amc_ref *r)
 {
-        uint64_t end = first + count, cu = 0, cp = 0, was = 0;
-        int e;
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+                            .l_start = 0, .l_len = 1 };
+
+        if (fcntl(r->ctl_fd, F_OFD_GETLK, &fl) < 0)
+                return 1;
+        return fl.l_type != F_UNLCK;
+}
+
+/* Punch the pages of `set` (low bits), a bitmap of n words starting at
+ * word w0, in data_fd: one fallocate per run of consecutive pages. */
+static int punch_set(const struct amc_ref *r, int data_fd, const uint64_t *set,
+                     uint64_t w0, uint64_t n)
+{
+        uint64_t ps = r->page_size, p = 0, end = n * 32;
+
+        while (p < end) {
+                uint64_t s, q;
+                /* next set page at or after p */
+                while (p < end && !(set[p / 32] >> (2 * (p % 32)) & 1))
+                        p = (set[p / 32] >> (2 * (p % 32))) ? p + 1 : (p / 32 + 1) * 32;
+                if (p >= end)
+                        break;
+                s = p;
+                while (p < end && (set[p / 32] >> (2 * (p % 32)) & 1))
+                        p++;
+                q = p;
+                while (fallocate(data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                 (off_t)((w0 * 32 + s) * ps),
+                                 (off_t)((q - s) * ps)) < 0) {
+                        if (errno != EINTR)
+                                return errno == EBADF ? -EPERM : -errno;
+                }
+        }
+        return 0;
+}
+
+/* Move the pages of `set` in word w that are still purging to purged. */
+static void finish_word(const struct amc_ref *r, uint64_t w, uint64_t set)
+{
+        uint64_t old = LOAD(&r->state[w]);
+
+        for (;;) {
+                uint64_t done = st_purging(old) & set;
+                if (!done || CAS(&r->state[w], &old, old | done))
+                        return;
+        }
+}
+
+/* A pinner met purging pages in word w with nobody holding the purge lock:
+ * their purger died (or a writer scribbled them). Take the lock, punch
+ * what is still purging and mark it purged: 1, or 0 if the lock could not
+ * be taken (the caller then waits within its bound). */
+static int finish_dead_purge(const struct amc_ref *r, uint64_t w, int data_fd)
+{
+        struct amc_plock lk;
+        uint64_t set;
+
+        if (amc_purge_lock(r, &lk) < 0)
+                return 0;       /* someone alive has it: wait for them */
+        set = st_purging(LOAD(&r->state[w])) & valid_mask(r, w);
+        if (set) {
+                /* a failed punch still marks them purged: the pin then says
+                 * WAS_PURGED over what may be left, the safe direction */
+                if (data_fd >= 0)
+                        (void)punch_set(r, data_fd, &set, w, 1);
+                finish_word(r, w, set);
+                ADD(&r->b->recoveries, 1);
+        }
+        amc_purge_unlock(r, &lk);
+        return 1;
+}
+
+/* Pages of word w are purging: 0 to look again, -ETIMEDOUT once the bound
+ * has passed with their purger alive. */
+static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
+                       int64_t *deadline)
+{
+        struct timespec ts = { 0, 100 * 1000 };
+        int64_t now = am_mono_ns(0);
+
+        if (*deadline == 0)
+                *deadline = now + AMC_WAIT_NS;
+        if (!purger_alive(r) && finish_dead_purge(r, w, data_fd))
+                return 0;
+        /* a live purger, or a lock we could not take: wait, bounded */
+        if (now >= *deadline)
+                return -ETIMEDOUT;
+        nanosleep(&ts, NULL);
+        return 0;
+}
+
+/* ------------------------------------------------------ pin, unpin, status */
+
+int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd)
+{
+        uint64_t end = first + count, w0, w1, w, undo_small[32], *undo = undo_small;
+        int64_t deadline = 0;
+        int was = 0, e = 0;
 
         if (!r->writable)
                 return -EPERM;
         if (count == 0)
                 return ASHMEM_NOT_PURGED;
-        e = amc_lock(r);
-        if (e < 0)
-                return e;
-        for (uint64_t w = first / 64; w <= (end - 1) / 64; w++) {
-                uint64_t m = word_mask(first, end, w);
-                uint64_t uw = r->unpinned[w], pw = r->purged[w];
-                if (!(uw & m))
-                        continue;
-                was |= pw & m;
-                cu += (uint64_t)popcount64(uw & m);
-                cp += (uint64_t)popcount64(pw & m);
-                /* unpinned bit first: see recount() */
-                STORE(&r->unpinned[w], uw & ~m);
-                STORE(&r->purged[w], pw & ~m);
+        w0 = first / 32;
+        w1 = (end - 1) / 32;
+        if (w1 - w0 + 1 > 32) {
+                undo = malloc((size_t)(w1 - w0 + 1) * sizeof(*undo));
+                if (!undo)
+                        return -ENOMEM;
         }
-        if (cu) {
-                uint64_t nu = r->b->n_unpinned - cu;
-                STORE(&r->b->n_unpinned, nu);
-                STORE(&r->b->n_purged, r->b->n_purged - cp);
-                if (nu == 0)
-                        STORE(&r->b->unpinned_since_ns, 0);
+        for (w = w0; w <= w1; w++) {
+                uint64_t m = word_mask(first, end, w), full = m | m << 1;
+                uint64_t old = LOAD(&r->state[w]);
+
+                for (;;) {
+                        if (st_purging(old) & m) {
+                                e = await_purge(r, w, data_fd, &deadline);
+                                if (e < 0)
+                                        goto undo;
+                                old = LOAD(&r->state[w]);
+                                continue;
+                        }
+                        undo[w - w0] = old & full;
+                        if (!(old & full))
+                                break;
+                        if (CAS(&r->state[w], &old, old & ~full)) {
+                                if (st_purged(old) & m)
+                                        was = 1;
+                                break;
+                        }
+                }
         }
-        amc_unlock(r);
+        if (undo != undo_small)
+                free(undo);
         return was ? ASHMEM_WAS_PURGED : ASHMEM_NOT_PURGED;
+undo:
+        /* Timed out: put back what this call changed, so that a failed pin
+         * changed nothing (a page pinned since by someone else stays). */
+        for (uint64_t v = w0; v < w; v++) {
+                uint64_t prev = undo[v - w0], had = (prev | prev >> 1) & LO;
+                uint64_t old = LOAD(&r->state[v]);
+                for (;;) {
+                        uint64_t pinned = ~(old | old >> 1) & had;
+                        if (!pinned || CAS(&r->state[v], &old,
+                                           old | (prev & (pinned | pinned << 1))))
+                                break;
+                }
+        }
+        if (undo != undo_small)
+                free(undo);
+        return e;
+}
+
+/* The "recently unpinned" time: written only when it is a tick off, so
+ * that unpins in a loop do not all write one shared line. */
+static void stamp(const struct amc_ref *r)
+{
+        int64_t now = am_mono_ns(1);
+        uint64_t d = (uint64_t)now - (uint64_t)LOAD(&r->b->unpinned_ns);
+
+        if (d > (uint64_t)AMC_STAMP_TICK_NS && d < -(uint64_t)AMC_STAMP_TICK_NS)
+                STORE(&r->b->unpinned_ns, now);
 }
 
 int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count)
 {
-        uint64_t end = first + count, cu = 0;
-        int e;
+        uint64_t end = first + count;
+        int changed = 0;
 
         if (!r->writable)
                 return -EPERM;
         if (count == 0)
                 return 0;
-        e = amc_lock(r);
-        if (e < 0)
-                return e;
-        for (uint64_t w = first / 64; w <= (end - 1) / 64; w++) {
-                uint64_t m = word_mask(first, end, w), uw = r->unpinned[w];
-                if ((uw & m) == m)
-                        continue;
-                cu += (uint64_t)popcount64(~uw & m);
-                STORE(&r->unpinned[w], uw | m);
+        for (uint64_t w = first / 32; w <= (end - 1) / 32; w++) {
+                uint64_t m = word_mask(first, end, w), old = LOAD(&r->state[w]);
+                for (;;) {
+                        uint64_t pinned = ~(old | old >> 1) & m;
+                        if (!pinned)
+                                break;
+                        if (CAS(&r->state[w], &old, old | pinned)) {
+                                changed = 1;
+                                break;
+                        }
+                }
         }
-        if (cu) {
-                if (r->b->n_unpinned == 0)
-                        STORE(&r->b->unpinned_since_ns, unpin_stamp());
-                STORE(&r->b->n_unpinned, r->b->n_unpinned + cu);
-        }
-        amc_unlock(r);
+        if (changed)
+                stamp(r);
         return 0;
 }
 
@@ -224,119 +384,146 @@ int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count)
 
         if (count == 0)
                 return ASHMEM_IS_PINNED;
-        /* A purged bit without its unpinned bit (a holder killed inside
-         * pin, not yet recovered: see recount()) is unpinned too. */
-        for (uint64_t w = first / 64; w <= (end - 1) / 64; w++)
-                if ((LOAD(&r->unpinned[w]) | LOAD(&r->purged[w])) &
-                    word_mask(first, end, w))
+        for (uint64_t w = first / 32; w <= (end - 1) / 32; w++) {
+                uint64_t m = word_mask(first, end, w);
+                if (LOAD(&r->state[w]) & (m | m << 1))
                         return ASHMEM_IS_UNPINNED;
+        }
         return ASHMEM_IS_PINNED;
 }
 
-/* Pages in [from, pages) that are unpinned and not purged: the first one
- * at or after from, or pages if none. */
-static uint64_t next_candidate(const struct amc_ref *r, uint64_t from, int want)
+/* ------------------------------------------------------------------ purge */
+
+/* Purge the chunk of n words from w0, with the purge lock held: the pages
+ * purged, or -errno. */
+static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
+                           uint64_t n)
 {
-        while (from < r->pages) {
-                uint64_t w = from / 64;
-                uint64_t c = r->unpinned[w] & ~r->purged[w];
-                if (!want)
-                        c = ~c;
-                c &= ~(uint64_t)0 << (from % 64);
-                if (c) {
-                        uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(c);
-                        return p < r->pages ? p : r->pages;
+        uint64_t set[AMC_CHUNK_WORDS], any = 0;
+        int64_t count = 0;
+        int e;
+
+        for (uint64_t i = 0; i < n; i++) {
+                uint64_t w = w0 + i, valid = valid_mask(r, w);
+                uint64_t old = LOAD(&r->state[w]), c;
+                for (;;) {
+                        c = st_unpinned(old) & valid;
+                        if (!c || CAS(&r->state[w], &old, (old & ~c) | c << 1))
+                                break;
                 }
-                from = (w + 1) * 64;
+                /* pages left purging by a dead purger are ours now: we
+                 * hold the lock */
+                set[i] = c | (st_purging(old) & valid);
+                any |= set[i];
         }
-        return r->pages;
-}
-
-static void set_purged(const struct amc_ref *r, uint64_t s, uint64_t e, int on)
-{
-        for (uint64_t w = s / 64; w <= (e - 1) / 64; w++) {
-                uint64_t m = word_mask(s, e, w), pw = r->purged[w];
-                STORE(&r->purged[w], on ? pw | m : pw & ~m);
+        if (!any)
+                return 0;
+        e = punch_set(r, data_fd, set, w0, n);
+        for (uint64_t i = 0; i < n; i++) {
+                uint64_t w = w0 + i, old = LOAD(&r->state[w]);
+                if (!set[i])
+                        continue;
+                if (e < 0) {
+                        /* nothing was punched: back to unpinned (left-overs
+                         * of a dead purger go to purged, as they may be
+                         * half punched) */
+                        for (;;) {
+                                uint64_t p = st_purging(old) & set[i];
+                                if (!p || CAS(&r->state[w], &old, (old & ~(p << 1)) | p))
+                                        break;
+                        }
+                        continue;
+                }
+                finish_word(r, w, set[i]);
+                count += popcount64(set[i]);
         }
-}
-
-/* Lock the block of a writable reference: 0, -EPERM (read-only), or as
- * amc_lock(). */
-static int lock_writable(const struct amc_ref *r)
-{
-        return r->writable ? amc_lock(r) : -EPERM;
+        return e < 0 ? e : count;
 }
 
 int amc_purge(const struct amc_ref *r, int data_fd)
 {
-        uint64_t p = 0, n = 0, ps = r->page_size;
-        int e = lock_writable(r);
+        struct amc_plock lk;
+        int64_t n = 0, c = 0;
+        int e, seals;
 
+        if (!r->writable)
+                return -EPERM;
+        /* a write-sealed region cannot be punched: it purges nothing */
+        if (!(LOAD(&r->b->prot) & PROT_WRITE))
+                return 0;
+        seals = fcntl(data_fd, F_GET_SEALS);
+        if (seals < 0)
+                return errno == EBADF ? -EBADF : -errno;
+        if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))
+                return 0;
+        e = amc_purge_lock(r, &lk);
+        if (e == -EBUSY)
+                return 0;       /* someone else is purging it right now */
         if (e < 0)
                 return e;
-        if (!(r->b->prot & PROT_WRITE))
-                goto out;
-        while ((p = next_candidate(r, p, 1)) < r->pages) {
-                uint64_t q = next_candidate(r, p, 0);
-                /* mark first: a holder killed between the two steps leaves
-                 * pages that say "purged" over intact data, never the
-                 * reverse */
-                set_purged(r, p, q, 1);
-                STORE(&r->b->n_purged, r->b->n_purged + (q - p));
-                while (fallocate(data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                 (off_t)(p * ps), (off_t)((q - p) * ps)) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        e = errno == EBADF ? -EPERM : -errno;
-                        set_purged(r, p, q, 0);
-                        STORE(&r->b->n_purged, r->b->n_purged - (q - p));
-                        goto out;
-                }
-                n += q - p;
-                p = q;
+        for (uint64_t w = 0; w < r->words; w += AMC_CHUNK_WORDS) {
+                uint64_t k = r->words - w < AMC_CHUNK_WORDS ? r->words - w : AMC_CHUNK_WORDS;
+                c = purge_chunk(r, data_fd, w, k);
+                if (c < 0)
+                        break;
+                n += c;
         }
-out:
+        amc_purge_unlock(r, &lk);
         if (n) {
-                STORE(&r->b->purges, r->b->purges + 1);
-                STORE(&r->b->pages_reclaimed, r->b->pages_reclaimed + n);
+                ADD(&r->b->purges, 1);
+                ADD(&r->b->pages_reclaimed, (uint64_t)n);
         }
-        amc_unlock(r);
-        if (e < 0)
-                return e;
+        if (c < 0 && n == 0)
+                return (int)c;
         return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+/* ------------------------------------------------------------ protection */
+
+int amc_prot(const struct amc_ref *r)
+{
+        return (int)(LOAD(&r->b->prot) & PROT_ALL);
 }
 
 int amc_set_prot(const struct amc_ref *r, int data_fd, int prot)
 {
-        int e = lock_writable(r);
+        uint32_t old;
 
-        if (e < 0)
-                return e;
-        if ((uint32_t)prot & ~r->b->prot)
-                e = -EINVAL;
-        else if ((r->b->prot & PROT_WRITE) && !(prot & PROT_WRITE) &&
-                 fcntl(data_fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0)
-                e = -errno;
-        else
-                STORE(&r->b->prot, (uint32_t)prot);
-        amc_unlock(r);
-        return e;
+        if (!r->writable)
+                return -EPERM;
+        old = LOAD(&r->b->prot);
+        for (;;) {
+                uint32_t cur = old & PROT_ALL;
+                if ((uint32_t)prot & ~cur)
+                        return -EINVAL;
+                if ((cur & PROT_WRITE) && !(prot & PROT_WRITE) &&
+                    fcntl(data_fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0)
+                        return -errno;
+                if (CAS(&r->b->prot, &old, (uint32_t)prot))
+                        return 0;
+        }
 }
+
+/* ----------------------------------------------------- stats, page map */
 
 void amc_stats(const struct amc_ref *r, struct ashmem_stats *st)
 {
-        uint64_t u = LOAD(&r->b->n_unpinned), p = LOAD(&r->b->n_purged);
+        uint64_t u = 0, g = 0, x = 0;
 
-        if (u > r->pages)
-                u = r->pages;
-        if (p > u)
-                p = u;
+        for (uint64_t w = 0; w < r->words; w++) {
+                uint64_t s = LOAD(&r->state[w]), v = valid_mask(r, w);
+                u += popcount64(st_unpinned(s) & v);
+                g += popcount64(st_purging(s) & v);
+                x += popcount64(st_purged(s) & v);
+        }
         st->size = r->size;
         st->pages = r->pages;
-        st->pinned = r->pages - u;
-        st->unpinned = u - p;
-        st->purged = p;
-        st->unpinned_since_ns = LOAD(&r->b->unpinned_since_ns);
+        st->pinned = r->pages - (u + g + x);
+        st->unpinned = u;
+        /* purging pages are being reclaimed: counted as purged, as the
+         * page map shows them */
+        st->purged = g + x;
+        st->unpinned_since_ns = u + g + x ? LOAD(&r->b->unpinned_ns) : 0;
         st->purges = LOAD(&r->b->purges);
         st->pages_reclaimed = LOAD(&r->b->pages_reclaimed);
         st->shared_state = 1;
@@ -345,13 +532,8 @@ void amc_stats(const struct amc_ref *r, struct ashmem_stats *st)
 
 void amc_page_map(const struct amc_ref *r, char *map, size_t n)
 {
-        for (uint64_t i = 0; i < n && i < r->pages; i++) {
-                uint64_t bit = (uint64_t)1 << (i % 64);
-                if (LOAD(&r->purged[i / 64]) & bit)
-                        map[i] = 'x';
-                else if (LOAD(&r->unpinned[i / 64]) & bit)
-                        map[i] = 'u';
-                else
-                        map[i] = 'P';
-        }
+        static const char c[4] = { 'P', 'u', 'x', 'x' };
+
+        for (uint64_t i = 0; i < n && i < r->pages; i++)
+                map[i] = c[(LOAD(&r->state[i / 32]) >> (2 * (i % 32))) & 3];
 }

@@ -2,80 +2,102 @@
 /*
  * The memfd driver's control block: a small memfd beside each region's data
  * memfd, mapped MAP_SHARED by every process that holds the region, so that
- * pin state is one thing for all of them.
+ * pin state is one thing for all of them. docs/control-block.md describes
+ * the format and the protocol.
  *
- * Layout (version 1): the header below, then two bitmaps of `words` 64-bit
- * words each. Together they are the 2 bits of state per page:
- *   unpinned bit  purged bit   state
- *        0            0        pinned
- *        1            0        unpinned (reclaimable)
- *        1            1        purged (reclaimed while unpinned)
- * Every change happens under `lock`, a process-shared robust mutex. Readers
- * of the pin status load words atomically and need no lock (a read-only
- * holder cannot take it).
+ * Layout (version 2): the header below (plain fixed-width integers at fixed
+ * offsets, the same for 32-bit and 64-bit processes), then `words` 64-bit
+ * words of page state, 2 bits a page, 32 pages a word (page i of word w in
+ * bits 2i and 2i + 1):
+ *   00 pinned   01 unpinned   10 purging   11 purged
+ * A page's whole state changes with one compare-and-swap of its word: pin,
+ * unpin and status take no lock. A purge holds the purge lock (a record
+ * lock on byte 0 of the control memfd, see amc_purge()) while it moves
+ * pages unpinned -> purging -> purged; the kernel drops that lock when its
+ * holder dies, which tells a pinner that meets purging pages whether to
+ * wait or to finish the purge itself.
+ *
+ * Every process treats the block as hostile input: the geometry is copied
+ * into a private struct amc_ref once, at attach, and never read back.
  */
 #ifndef ASHMEM_MEMFD_CONTROL_H
 #define ASHMEM_MEMFD_CONTROL_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct ashmem_stats;
 
-#define AMC_MAGIC   0x43485341u   /* "ASHC" little-endian */
-#define AMC_VERSION 1u
+#define AMC_MAGIC    0x32485341u  /* "ASH2" little-endian */
+#define AMC_MAGIC_V1 0x43485341u  /* "ASHC": version 1, refused (EPROTO) */
+#define AMC_VERSION  2u
+
+#define AMC_PINNED   0u
+#define AMC_UNPINNED 1u
+#define AMC_PURGING  2u
+#define AMC_PURGED   3u
+
+/* How long a pin waits for pages another live process is purging before
+ * it fails with ETIMEDOUT (a purger holds pages purging across one punch
+ * of at most AMC_CHUNK_WORDS words). */
+#define AMC_WAIT_NS     (500 * 1000000ll)
+/* Words a purge moves to purging at once, then punches (8,192 pages:
+ * 32 MiB with 4 KiB pages, a few milliseconds of punching). */
+#define AMC_CHUNK_WORDS 256u
 
 struct amc_block {
-        uint32_t magic;
-        uint32_t version;
-        uint32_t header_size;      /* offset of the first bitmap */
-        uint32_t page_size;
-        uint64_t size;             /* bytes, as created */
-        uint64_t pages;            /* page-rounded size in pages */
-        uint64_t words;            /* 64-bit words per bitmap */
-        uint64_t data_dev;         /* identity of the data memfd */
-        uint64_t data_ino;
-        uint32_t prot;             /* protection mask, only loses bits */
-        uint32_t reserved0;
-        char name[256];            /* NUL-terminated, "" for none */
-        /* mutable state, under lock */
-        pthread_mutex_t lock;
-        uint64_t n_unpinned;       /* pages with the unpinned bit (incl. purged) */
-        uint64_t n_purged;         /* pages with the purged bit */
-        int64_t unpinned_since_ns; /* CLOCK_MONOTONIC; 0 when nothing is unpinned */
+        uint32_t magic;            /*   0 */
+        uint32_t version;          /*   4 */
+        uint32_t header_size;      /*   8: offset of the state words */
+        uint32_t page_size;        /*  12 */
+        uint64_t size;             /*  16: bytes, as created */
+        uint64_t pages;            /*  24: page-rounded size in pages */
+        uint64_t words;            /*  32: state words, ceil(pages / 32) */
+        uint64_t data_dev;         /*  40: identity of the data memfd */
+        uint64_t data_ino;         /*  48 */
+        uint32_t prot;             /*  56: protection mask, only loses bits */
+        uint32_t reserved0;        /*  60 */
+        char name[256];            /*  64: NUL-terminated, "" for none */
+        /* 320, a cache line of its own: written by unpin at most once a
+         * tick (AMC_STAMP_TICK_NS) */
+        int64_t unpinned_ns;       /* CLOCK_MONOTONIC_COARSE of a recent unpin */
+        uint8_t pad0[56];
+        /* 384: written by purges only */
         uint64_t purges;           /* purge calls that reclaimed something */
         uint64_t pages_reclaimed;  /* total pages reclaimed */
-        uint64_t recoveries;       /* times a dead holder's lock was recovered */
-        uint64_t seq;              /* bumped on every change */
+        uint64_t recoveries;       /* purges a pinner finished for a dead purger */
+        uint8_t pad1[40];
+        /* 448: the state words */
 };
 
-#define AMC_HEADER_SIZE (((sizeof(struct amc_block)) + 63u) & ~(size_t)63u)
+#define AMC_HEADER_SIZE 448u
+#define AMC_STAMP_TICK_NS (8 * 1000000ll)
 
-static inline uint64_t *amc_unpinned_map(struct amc_block *b)
-{
-        return (uint64_t *)((char *)b + b->header_size);
-}
-
-static inline uint64_t *amc_purged_map(struct amc_block *b)
-{
-        return amc_unpinned_map(b) + b->words;
-}
+_Static_assert(sizeof(struct amc_block) == AMC_HEADER_SIZE, "control block header size");
+_Static_assert(offsetof(struct amc_block, size) == 16, "amc size");
+_Static_assert(offsetof(struct amc_block, words) == 32, "amc words");
+_Static_assert(offsetof(struct amc_block, data_ino) == 48, "amc data_ino");
+_Static_assert(offsetof(struct amc_block, prot) == 56, "amc prot");
+_Static_assert(offsetof(struct amc_block, name) == 64, "amc name");
+_Static_assert(offsetof(struct amc_block, unpinned_ns) == 320, "amc unpinned_ns");
+_Static_assert(offsetof(struct amc_block, purges) == 384, "amc purges");
+_Static_assert(offsetof(struct amc_block, recoveries) == 400, "amc recoveries");
 
 /* A process's view of one block: the geometry is copied out of the shared
  * header once, when the block is attached, and every bound is checked
  * against these private copies, never against shared memory. */
 struct amc_ref {
         struct amc_block *b;
-        uint64_t *unpinned;        /* bitmap words */
-        uint64_t *purged;
+        uint64_t *state;           /* the state words */
         uint64_t size;
         uint64_t pages;
         uint64_t words;
+        uint64_t tail;             /* low-bit mask of the last word's pages */
         size_t map_len;
         uint32_t page_size;
         uint32_t page_shift;       /* log2(page_size) */
         int writable;              /* mapped read-write */
+        int ctl_fd;                /* the control memfd (liveness checks) */
 };
 
 /* Bytes of a control memfd for a region of `pages` pages. */
@@ -85,9 +107,11 @@ size_t amc_block_size(uint64_t pages);
 void amc_init(struct amc_block *b, const char *name, uint64_t size,
               uint32_t page_size, uint64_t dev, uint64_t ino, uint32_t prot);
 
-/* Check a mapped block of map_len bytes and fill ref from it; -EINVAL if it
- * is not a control block of this version and geometry. */
-int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable);
+/* Check a mapped block of map_len bytes and fill ref from it: -EPROTO for
+ * a version 1 block, -EINVAL if it is no control block of this version
+ * and a sane geometry. ctl_fd is the control memfd it was mapped from. */
+int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
+               int ctl_fd);
 
 /* Turn (offset, len) into a page range [*first, *first + *count); -EINVAL
  * for unaligned, past-the-end or overflowing ranges. len 0 = to the end. */
@@ -95,26 +119,39 @@ int amc_range(const struct amc_ref *r, size_t offset, size_t len,
               uint64_t *first, uint64_t *count);
 
 /* State operations on a page range checked with amc_range. pin, unpin and
- * purge need a writable ref (-EPERM otherwise). */
-int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count);
+ * purge need a writable ref (-EPERM otherwise). pin may have to finish a
+ * dead purger's punch: data_fd is the region's data memfd for that, or -1
+ * (the pages are then marked purged without a punch: WAS_PURGED over
+ * contents that may still be there). pin fails with -ETIMEDOUT, changing
+ * nothing, when pages of the range stay purging for AMC_WAIT_NS while their
+ * purger is alive; -ENOMEM for a range too large to keep its undo record. */
+int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd);
 int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count);
 int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count);
 
-/* Purge: under the lock, for each run of unpinned, not yet purged pages,
- * mark the run purged, then punch its hole in data_fd. Returns the pages
- * purged. A region without PROT_WRITE is write-sealed, and the kernel
- * refuses to punch holes in it: it purges nothing. */
+/* Purge: take the purge lock (without waiting: 0 pages if another process
+ * is purging the region), then chunk by chunk move unpinned pages to
+ * purging, punch them in data_fd, mark them purged. Returns the pages
+ * purged. A region without PROT_WRITE, or whose data memfd is write-sealed,
+ * purges nothing (the kernel refuses to punch holes in it). */
 int amc_purge(const struct amc_ref *r, int data_fd);
 
-/* Drop protection bits (under the lock); -EINVAL if prot adds a bit.
- * Dropping PROT_WRITE first seals data_fd with F_SEAL_FUTURE_WRITE. */
+/* Drop protection bits; -EINVAL if prot adds a bit. Dropping PROT_WRITE
+ * first seals data_fd with F_SEAL_FUTURE_WRITE (-EPERM if a holder sealed
+ * the seals). */
 int amc_set_prot(const struct amc_ref *r, int data_fd, int prot);
 
-/* Lock/unlock, recovering the lock of a holder that died inside it. */
-int amc_lock(const struct amc_ref *r);
-void amc_unlock(const struct amc_ref *r);
+/* The stored protection mask (only PROT_READ, PROT_WRITE, PROT_EXEC). */
+int amc_prot(const struct amc_ref *r);
 
-/* Counters and page map, read without the lock. */
+/* The purge lock, exposed for tests and for holders that want to keep
+ * purges off a region while they inspect it: 0 and *lk (pass it to
+ * amc_purge_unlock), -EBUSY if another owner holds it, or -errno. */
+struct amc_plock { int fd; int posix; };
+int amc_purge_lock(const struct amc_ref *r, struct amc_plock *lk);
+void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk);
+
+/* Counters (derived from the state words) and page map, lock-free. */
 void amc_stats(const struct amc_ref *r, struct ashmem_stats *st);
 void amc_page_map(const struct amc_ref *r, char *map, size_t n);
 

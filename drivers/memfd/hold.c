@@ -39,23 +39,23 @@ void am_memfd_release(const struct stat *st, struct am_pinref *p)
 
 int am_memfd_ref_pin(const struct am_pinref *p, size_t off, size_t len)
 {
-        return am_pin_ref(&p->ref, off, len, AM_PIN);
+        return am_pin_ref(&p->ref, off, len, AM_PIN, -1);
 }
 
 int am_memfd_ref_unpin(const struct am_pinref *p, size_t off, size_t len)
 {
-        return am_pin_ref(&p->ref, off, len, AM_UNPIN);
+        return am_pin_ref(&p->ref, off, len, AM_UNPIN, -1);
 }
 
 int am_memfd_ref_pin_status(const struct am_pinref *p, size_t off, size_t len)
 {
-        return am_pin_ref(&p->ref, off, len, AM_STATUS);
+        return am_pin_ref(&p->ref, off, len, AM_STATUS, -1);
 }
 
 void am_memfd_ref_stats(const struct am_pinref *p, struct ashmem_stats *st, int *prot)
 {
         amc_stats(&p->ref, st);
-        *prot = (int)__atomic_load_n(&p->ref.b->prot, __ATOMIC_RELAXED);
+        *prot = amc_prot(&p->ref);
 }
 
 void am_memfd_ref_page_map(const struct am_pinref *p, char *map, size_t n)

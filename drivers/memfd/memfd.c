@@ -5,8 +5,9 @@
  * A region is a data memfd (the region descriptor users map) sealed against
  * growing and shrinking, plus a control memfd holding the shared pin state
  * (control.h). Every operation on a descriptor costs one fstat() (done by
- * the caller) and a read-locked table lookup; pin state changes take the
- * region's process-shared mutex and touch a few bitmap words.
+ * the caller) and a table lookup (read-locked, the lock dropped before the
+ * pin state is touched); pin state changes are a compare-and-swap per 32
+ * pages of the control block.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -95,7 +96,7 @@ static int map_control(int ctl_fd, size_t len, int writable, struct amc_ref *ref
 
         if (m == MAP_FAILED)
                 return -errno;
-        r = amc_attach(ref, m, len, writable);
+        r = amc_attach(ref, m, len, writable, ctl_fd);
         if (r < 0)
                 munmap(m, len);
         return r;
@@ -141,7 +142,7 @@ static int create_once(const char *name, size_t size)
                         snprintf(full, sizeof(full), "%s", name);
                 amc_init(m, full, size, (uint32_t)ps, st.st_dev, st.st_ino, PROT_ALL);
         }
-        r = amc_attach(&ref, m, clen, 1);
+        r = amc_attach(&ref, m, clen, 1, cfd);
         if (r == 0)
                 r = am_table_insert(&st, cfd, &ref);
         if (r <= 0) {
@@ -160,12 +161,14 @@ fail:
 
 /* The table holds a control descriptor per region until a collection finds
  * the region gone; a process near its descriptor limit may run out before
- * the next collection is due. Out of descriptors, collect and try again. */
+ * the next collection is due. Out of descriptors, collect and try again
+ * (not in a process that forgets its regions itself). */
 static int create(const char *name, size_t size)
 {
         int r = create_once(name, size);
 
-        if ((r == -EMFILE || r == -ENFILE) && am_table_collect() > 0)
+        if ((r == -EMFILE || r == -ENFILE) && !am_table_manual() &&
+            am_table_collect() > 0)
                 r = create_once(name, size);
         return r;
 }
@@ -265,11 +268,18 @@ static int foreign_prot(int fd)
 static int do_prot(struct am_entry *e, void *a)
 {
         struct op *o = a;
+        int m;
+
         if (!e) {
                 int r = foreign_check(o->fd);
                 return r < 0 ? r : foreign_prot(o->fd);
         }
-        return (int)__atomic_load_n(&e->ref.b->prot, __ATOMIC_RELAXED);
+        /* the stored mask, less what the data memfd's seals forbid: a
+         * holder that sealed it against writing itself is seen */
+        m = foreign_prot(o->fd);
+        if (m < 0)
+                return m;
+        return amc_prot(&e->ref) & m;
 }
 
 static int get_prot(int fd, const struct stat *st)
@@ -283,8 +293,15 @@ static int do_set_prot(struct am_entry *e, void *a)
         struct op *o = a;
         int cur;
 
-        if (e)
+        if (e) {
+                /* adding back a bit a seal took away fails too */
+                cur = do_prot(e, a);
+                if (cur < 0)
+                        return cur;
+                if (o->prot & ~cur)
+                        return -EINVAL;
                 return amc_set_prot(&e->ref, o->fd, o->prot);
+        }
         /* A memfd with no control block: only the write bit has a home (the
          * seal); READ and EXEC are accepted and not recorded, as Android's
          * memfd path does. */
@@ -347,7 +364,7 @@ int do_pin(struct am_entry *e, void *a, enum am_pin_op which)
                 return which == AM_STATUS ? ASHMEM_IS_PINNED :
                        which == AM_PIN ? ASHMEM_NOT_PURGED : 0;
         }
-        return am_pin_ref(&e->ref, o->off, o->len, which);
+        return am_pin_ref(&e->ref, o->off, o->len, which, o->fd);
 }
 
 static int do_pin_pin(struct am_entry *e, void *a) { return do_pin(e, a, AM_PIN); }
@@ -525,6 +542,9 @@ int am_memfd_attach_control(int fd, const struct stat *st, int control_fd)
                 r = -errno;
                 goto fail;
         }
+        /* the entry's own descriptor: purge locks and liveness checks go
+         * through it, never through the caller's */
+        ref.ctl_fd = own;
         r = am_table_insert(st, own, &ref);
         if (r > 0)
                 return 0;
@@ -569,5 +589,7 @@ const struct am_driver am_driver_memfd = {
         .ref_stats = am_memfd_ref_stats,
         .ref_page_map = am_memfd_ref_page_map,
         .collect = am_table_collect,
+        .forget = am_table_forget,
+        .set_manual = am_table_set_manual,
         .set_lookup = set_lookup,
 };

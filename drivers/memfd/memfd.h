@@ -47,15 +47,25 @@ void am_table_release(const struct stat *st);
 /* Drop entries of regions nothing in this process refers to. */
 int am_table_collect(void);
 
+/* Forget the entry of region st now (its holder closed every descriptor
+ * of it and unmapped it): 1 if dropped, 0 if there was none or it is held. */
+int am_table_forget(const struct stat *st);
+
+/* on: this process forgets its regions itself (am_table_forget); the
+ * table never scans /proc on its own then. */
+void am_table_set_manual(int on);
+int am_table_manual(void);
+
 /* Attach a received control descriptor to the data memfd (st). */
 int am_memfd_attach_control(int fd, const struct stat *st, int control_fd);
 
 enum am_pin_op { AM_PIN, AM_UNPIN, AM_STATUS };
 
 /* Pin, unpin or pin status of [off, off + len) of a region's control
- * block. Inlined where `which` is a constant (the pin fast paths). */
+ * block; data_fd is the region's data memfd, or -1 (see amc_pin()). Inlined where `which` is a constant (the pin fast paths). */
 static inline __attribute__((always_inline))
-int am_pin_ref(const struct amc_ref *r, size_t off, size_t len, enum am_pin_op which)
+int am_pin_ref(const struct amc_ref *r, size_t off, size_t len, enum am_pin_op which,
+               int data_fd)
 {
         uint64_t first, count;
         /* amc_range() inline: a pin pair is a few dozen nanoseconds, a call
@@ -67,7 +77,7 @@ int am_pin_ref(const struct amc_ref *r, size_t off, size_t len, enum am_pin_op w
                 return e;
         switch (which) {
         case AM_PIN:
-                return amc_pin(r, first, count);
+                return amc_pin(r, first, count, data_fd);
         case AM_UNPIN:
                 return amc_unpin(r, first, count);
         default:

@@ -44,6 +44,9 @@ static struct am_entry *zombies;
 static size_t gc_at = NBUCKETS_MIN;
 static unsigned long generation;   /* bumped when an entry leaves the table */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* set by a process that forgets its regions itself (the broker): no
+ * automatic collection, which scans /proc/self/fd and /proc/self/maps */
+static int manual;
 
 /* This thread's lookup cache. */
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -125,7 +128,6 @@ static __attribute__((noinline)) int with_locked(const struct stat *st,
                        int (*op)(struct am_entry *e, void *arg), void *arg)
 {
         struct am_entry *e;
-        int r;
 
         pthread_rwlock_rdlock(&lock);
         if (tc_entry && tc_gen != __atomic_load_n(&generation, __ATOMIC_RELAXED))
@@ -145,9 +147,11 @@ static __attribute__((noinline)) int with_locked(const struct stat *st,
                 tc_ino = st->st_ino;
                 tc_gen = __atomic_load_n(&generation, __ATOMIC_RELAXED);
         }
-        r = op(e, arg);
         pthread_rwlock_unlock(&lock);
-        return r;
+        /* The entry is this thread's cached one now: it cannot be freed
+         * until this thread lets go of it, so op runs without the table
+         * lock (op may wait, bounded, on another process's purge). */
+        return op(e && e->ref.size == (uint64_t)st->st_size ? e : NULL, arg);
 }
 
 int am_table_with(const struct stat *st,
@@ -159,7 +163,9 @@ int am_table_with(const struct stat *st,
          * unchanged generation says it is still the table's entry. */
         if (e && tc_ino == st->st_ino && tc_dev == st->st_dev &&
             tc_gen == __atomic_load_n(&generation, __ATOMIC_ACQUIRE))
-                return op(e, arg);
+                /* an entry is used only for a descriptor whose size agrees
+                 * with its block's geometry (a reused identity does not) */
+                return op(e->ref.size == (uint64_t)st->st_size ? e : NULL, arg);
         return with_locked(st, op, arg);
 }
 
@@ -223,7 +229,7 @@ static int cmp_ino(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-static int referenced(struct inoset *s, dev_t dev)
+static int referenced(struct inoset *s, dev_t dev, int maps)
 {
         DIR *d = opendir("/proc/self/fd");
         FILE *f;
@@ -243,12 +249,23 @@ static int referenced(struct inoset *s, dev_t dev)
                 fd = strtol(de->d_name, &end, 10);
                 if (end == de->d_name || *end || fd < 0 || fd > INT_MAX)
                         continue;
-                if (fstat((int)fd, &st) == 0 && st.st_dev == dev)
-                        r = inoset_add(s, st.st_ino);
+                if (fstat((int)fd, &st) == 0) {
+                        if (st.st_dev == dev)
+                                r = inoset_add(s, st.st_ino);
+                } else if (errno == EBADF && fd != dirfd(d)) {
+                        /* closed since the listing: it may have moved to
+                         * a number the listing did not have (dup2, then
+                         * close); this scan proves nothing */
+                        r = -EAGAIN;
+                }
         }
         closedir(d);
         if (r)
                 return r;
+        if (!maps) {
+                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+                return 0;
+        }
         f = fopen("/proc/self/maps", "re");
         if (!f)
                 return -errno;
@@ -270,19 +287,53 @@ static int referenced(struct inoset *s, dev_t dev)
 
 /* Drop entries nothing refers to. Called with the write lock held.
  * Returns the number dropped or -errno. */
+static int in_set(const struct inoset *s, ino_t ino)
+{
+        return bsearch(&ino, s->v, s->n, sizeof(*s->v), cmp_ino) != NULL;
+}
+
+/* An entry nothing referred to in scan s: held entries and entries of other
+ * devices are always referred to. */
+static int unreferenced(const struct am_entry *e, const struct inoset *s, dev_t dev)
+{
+        return e->holds == 0 && e->id.dev == dev && !in_set(s, e->id.ino);
+}
+
+/* referenced(), again while descriptors vanish under the scan (a few
+ * times; then -EAGAIN, and nothing is dropped). */
+static int referenced_stable(struct inoset *s, dev_t dev, int maps)
+{
+        int r = -EAGAIN;
+
+        for (int i = 0; i < 8 && r == -EAGAIN; i++) {
+                s->n = 0;
+                r = referenced(s, dev, maps);
+        }
+        return r;
+}
+
 static int collect(dev_t dev)
 {
-        struct inoset s = { 0 };
-        int r = referenced(&s, dev), n = 0;
+        struct inoset s = { 0 }, s2 = { 0 };
+        int r = referenced_stable(&s, dev, 1), n = 0, any = 0;
 
         tc_drop();
-        if (r == 0) {
+        /* A descriptor renumbered (dup2, then close of the old number)
+         * while the scan walked /proc/self/fd may have been seen under
+         * neither number: a second scan of the descriptors (a mapping
+         * cannot move), when the first found anything to drop, and an
+         * entry goes only if both missed it. */
+        for (size_t i = 0; r == 0 && i < table.nbuckets && !any; i++)
+                for (struct am_idnode *p = table.buckets[i]; p && !any; p = p->next)
+                        any = unreferenced(am_id_record(p, struct am_entry, id), &s, dev);
+        if (r == 0 && any)
+                r = referenced_stable(&s2, dev, 0);
+        if (r == 0 && any) {
                 for (size_t i = 0; i < table.nbuckets; i++) {
                         struct am_idnode **pp = &table.buckets[i];
                         while (*pp) {
                                 struct am_entry *e = am_id_record(*pp, struct am_entry, id);
-                                if (e->holds == 0 && e->id.dev == dev &&
-                                    !bsearch(&e->id.ino, s.v, s.n, sizeof(*s.v), cmp_ino)) {
+                                if (unreferenced(e, &s, dev) && !in_set(&s2, e->id.ino)) {
                                         am_idtable_unlink_at(&table, pp);
                                         entry_unlinked(e);
                                         n++;
@@ -293,9 +344,10 @@ static int collect(dev_t dev)
                 }
         }
         free(s.v);
+        free(s2.v);
         free_zombies();
         gc_at = table.n * 2 > NBUCKETS_MIN ? table.n * 2 : NBUCKETS_MIN;
-        return r < 0 ? r : n;
+        return r == -EAGAIN ? 0 : r < 0 ? r : n;
 }
 
 int am_table_collect(void)
@@ -306,23 +358,29 @@ int am_table_collect(void)
          * first insertion recorded; with none, there is nothing to collect.
          * No descriptor is needed but the ones the scan opens one at a
          * time, so a process out of descriptors can still collect. */
+        int cs;
+
+        /* the scan's stdio and directory calls are cancellation points: a
+         * thread cancelled inside would leave the table locked for ever */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);
         r = have_memfd_dev && (table.n || zombies) ? collect(memfd_dev) : 0;
         pthread_rwlock_unlock(&lock);
+        pthread_setcancelstate(cs, NULL);
         return r;
 }
 
 int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref)
 {
         struct am_entry *e, *ne;
-        int r = 1;
+        int r = 1, cs;
 
         pthread_once(&atfork_once, register_atfork);
         ne = calloc(1, sizeof(*ne));
-        if (ne && !have_memfd_dev) {
+        if (ne && !__atomic_load_n(&have_memfd_dev, __ATOMIC_ACQUIRE)) {
                 pthread_rwlock_wrlock(&lock);
                 memfd_dev = st->st_dev;
-                have_memfd_dev = 1;
+                __atomic_store_n(&have_memfd_dev, 1, __ATOMIC_RELEASE);
                 pthread_rwlock_unlock(&lock);
         }
         if (!ne)
@@ -332,8 +390,9 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
         ne->ref = *ref;
         ne->ctl_fd = ctl_fd;
 
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);
-        if (table.n >= gc_at)
+        if (table.n >= gc_at && !__atomic_load_n(&manual, __ATOMIC_RELAXED))
                 (void)collect(st->st_dev);
         e = find(st->st_dev, st->st_ino);
         if (e) {
@@ -356,6 +415,36 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
         }
         r = 1;
 out:
+        pthread_rwlock_unlock(&lock);
+        pthread_setcancelstate(cs, NULL);
+        return r;
+}
+
+void am_table_set_manual(int on)
+{
+        __atomic_store_n(&manual, on, __ATOMIC_RELAXED);
+}
+
+int am_table_manual(void)
+{
+        return __atomic_load_n(&manual, __ATOMIC_RELAXED);
+}
+
+int am_table_forget(const struct stat *st)
+{
+        struct am_entry *e;
+        int r = 0;
+
+        pthread_rwlock_wrlock(&lock);
+        e = find(st->st_dev, st->st_ino);
+        if (e && e->holds == 0) {
+                am_idtable_unlink(&table, &e->id);
+                if (tc_entry == e)
+                        tc_drop();
+                entry_unlinked(e);
+                r = 1;
+        }
+        free_zombies();
         pthread_rwlock_unlock(&lock);
         return r;
 }

@@ -259,7 +259,6 @@ static void check_fds(const unsigned char *outside)
         int nctl = 0;
 
         (void)ashmem_collect();
-        B->collect = 0;
         expected(exp);
         fdset_scan(&now);
         for (int fd = 0; fd < MAXFD; fd++) {
@@ -527,7 +526,6 @@ static void broker_reset(const unsigned char *outside)
         pool_clear();
         assert(B->regions.n == 0 && B->bytes == 0 && B->nconns == 0);
         (void)ashmem_collect();
-        B->collect = 0;
         fdset_scan(&now);
         for (int fd = 0; fd < MAXFD; fd++) {
                 if (!now.open[fd] || outside[fd] || fd == B->epfd || fd == B->jobfd)

@@ -3,8 +3,8 @@
  * Pin, unpin, pin status and purge on the memfd driver (the pin state and
  * its control block: docs/control-block.md): the range rules, the state
  * machine, real reclaim, state shared across processes, read-only
- * holders, control descriptors, recovery from a holder killed inside the
- * region's mutex, and a stress run of threads and processes against a
+ * holders, control descriptors, purgers killed or stopped in the middle
+ * of a purge, scribbled state, and a stress run of threads and processes against a
  * purger.
  */
 #include <dirent.h>
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "ashmem/heap.h"
 #include "../../drivers/memfd/memfd.h"
 #include "t.h"
 
@@ -183,7 +184,7 @@ TEST(range_rules)
         CHECK_ERRNO(ashmem_pin_region(fd, 2 * P, (size_t)0 - P), EINVAL);
         CHECK_ERRNO(ashmem_unpin_region(fd, SIZE_MAX & ~(P - 1), 0), EINVAL);
         CHECK_ERRNO(ashmem_unpin_region(fd, SIZE_MAX & ~(P - 1), 2 * P), EINVAL);
-        CHECK_NEG(ashmem_pin_status(fd, (size_t)1 << 62, (size_t)1 << 62), EINVAL);
+        CHECK_NEG(ashmem_pin_status(fd, (size_t)1 << (sizeof(size_t) * 8 - 2), (size_t)1 << (sizeof(size_t) * 8 - 2)), EINVAL);
         /* nothing of that changed any state */
         CHECK_MAP(fd, "PPPP");
 
@@ -613,6 +614,30 @@ static void helper_upgrade(void)
         CHECK_EQ(ashmem_collect(), 0);
 }
 
+/* The peer of shared_with_a_peer_of_either_word_size (possibly a build of
+ * this test for the other word size): it joins the region's state, checks
+ * what the creator left, and changes it. */
+static void helper_peer(void)
+{
+        size_t P = ps();
+        ashmem_stats s;
+        char *m;
+
+        CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
+        CHECK_MAP(H_DATA, "PxxPPuPPPPPPPPPPPPPPPPPPPPPPPPPPPxPPPPPP");
+        s = stats(H_DATA);
+        CHECK_EQ(s.pages, 40);
+        CHECK_COUNTS(H_DATA, 36, 1, 3);
+        CHECK_EQ(ashmem_pin_region(H_DATA, P, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_unpin_region(H_DATA, 34 * P, P), 0);
+        CHECK_EQ(ashmem_pin_status(H_DATA, 0, P), ASHMEM_IS_PINNED);
+        m = map(H_DATA, PROT_READ | PROT_WRITE, 40 * P);
+        CHECK(all(m, P, 'a'));
+        CHECK(all(m + P, 2 * P, 0));
+        memset(m, 'b', P);
+        munmap(m, 40 * P);
+}
+
 __attribute__((constructor)) static void helper_main(void)
 {
         const char *mode = getenv(HELPER_ENV);
@@ -625,6 +650,8 @@ __attribute__((constructor)) static void helper_main(void)
                 helper_rw();
         else if (strcmp(mode, "upgrade") == 0)
                 helper_upgrade();
+        else if (strcmp(mode, "peer") == 0)
+                helper_peer();
         else
                 t_fail(__FILE__, __LINE__, "unknown helper %s", mode);
         exit(0);
@@ -644,7 +671,11 @@ static int run_helper3(const char *mode, int data, int ctl, int ctl2)
                     (ctl2 >= 0 && dup2(ctl2, H_CTL2) < 0) ||
                     setenv(HELPER_ENV, mode, 1) < 0)
                         _exit(126);
-                execl("/proc/self/exe", "test_pin-helper", (char *)NULL);
+                /* ASHMEM_TEST_PEER: a build of this test for the other
+                 * word size, for the peer helper */
+                execl(strcmp(mode, "peer") == 0 && getenv("ASHMEM_TEST_PEER") ?
+                      getenv("ASHMEM_TEST_PEER") : "/proc/self/exe",
+                      "test_pin-helper", (char *)NULL);
                 _exit(127);
         }
         return wait_child(p);
@@ -718,6 +749,33 @@ TEST(read_only_pin_state_upgraded_to_read_write)
 
 /* ---------------------------------------------------- control descriptors */
 
+/* One region shared by a 64-bit and a 32-bit process: the block's layout is
+ * the same for both. The peer is ASHMEM_TEST_PEER, a build of this test for
+ * the other word size (see docs/control-block.md), or this binary. */
+TEST(shared_with_a_peer_of_either_word_size)
+{
+        size_t P = ps();
+        int fd = create("peer", 40 * P), c, st;
+        char *m = map(fd, PROT_READ | PROT_WRITE, 40 * P);
+        const char *peer = getenv("ASHMEM_TEST_PEER");
+
+        memset(m, 'a', 40 * P);
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 33 * P, P), 0);
+        CHECK_EQ(ashmem_purge(fd), 3);
+        CHECK_EQ(ashmem_unpin_region(fd, 5 * P, P), 0);
+        CHECK_EQ(ashmem_get_control(fd, &c), 0);
+        st = run_helper("peer", fd, c);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK_MAP(fd, "PPxPPuPPPPPPPPPPPPPPPPPPPPPPPPPPPxuPPPPP");
+        CHECK(all(m, P, 'b'));
+        printf("    peer: %s (this process: %zu-bit)\n", peer ? peer : "this binary",
+               sizeof(void *) * 8);
+        close(c);
+        munmap(m, 40 * P);
+        close(fd);
+}
+
 TEST(get_and_set_control)
 {
         size_t P = ps();
@@ -776,49 +834,34 @@ TEST(get_and_set_control)
         close(b);
 }
 
-/* ------------------------------------------------- a holder killed in the
- * region's mutex. The child takes the lock through the library's own
- * table (the internal amc_lock), leaves the state as a crash in the middle
- * of an operation would, and is SIGKILLed. */
+/* ------------------------------------------------- a purger that dies or
+ * stops in the middle. The child takes the purge lock through the library's
+ * own table (the internal amc_purge_lock), moves pages to purging as a
+ * purge does before its punch, and then is SIGKILLed or SIGSTOPped. */
 
-enum crash { CRASH_IDLE, CRASH_MID_PURGE, CRASH_MID_PIN, CRASH_MID_UNPIN };
-
-static void die_holding_the_lock(int fd, enum crash how, int ready)
+static void purge_halfway(int fd, uint64_t purging_mask, int ready)
 {
         struct stat st;
         struct amc_ref r;
+        struct amc_plock lk;
 
         CHECK_EQ(fstat(fd, &st), 0);
         CHECK_EQ(am_table_hold(&st, &r), 0);
-        CHECK_EQ(amc_lock(&r), 0);
-        switch (how) {
-        case CRASH_MID_PURGE:
-                /* purge marks pages 0 and 1 purged, dies before the punch */
-                r.purged[0] |= 0x3;
-                r.b->n_purged += 2;
-                break;
-        case CRASH_MID_PIN:
-                /* pin of pages 4 and 5 (purged) clears their unpinned bits
-                 * and dies before clearing the purged ones */
-                r.unpinned[0] &= ~(uint64_t)0x30;
-                break;
-        case CRASH_MID_UNPIN:
-                /* unpin of page 7 sets its bit, dies before counting it */
-                r.unpinned[0] |= 0x80;
-                break;
-        case CRASH_IDLE:
-                break;
-        }
+        CHECK_EQ(amc_purge_lock(&r, &lk), 0);
+        /* unpinned (01) -> purging (10), no punch */
+        __atomic_store_n(&r.state[0], r.state[0] ^ (purging_mask | purging_mask << 1),
+                         __ATOMIC_RELEASE);
         if (write(ready, "L", 1) != 1)
                 _exit(3);
         for (;;)
                 pause();
 }
 
-/* Fork a child that dies holding fd's mutex; return when it is dead. */
-static void kill_a_lock_holder(int fd, enum crash how)
+/* Fork a child that holds fd's purge lock with the pages of purging_mask
+ * (low bits of word 0) purging; returns its pid once it is there. */
+static pid_t start_a_halfway_purger(int fd, uint64_t purging_mask)
 {
-        int p[2], status;
+        int p[2];
         char c;
         pid_t pid;
 
@@ -827,11 +870,18 @@ static void kill_a_lock_holder(int fd, enum crash how)
         CHECK(pid >= 0);
         if (pid == 0) {
                 close(p[0]);
-                die_holding_the_lock(fd, how, p[1]);
+                purge_halfway(fd, purging_mask, p[1]);
         }
         close(p[1]);
-        CHECK_EQ(read(p[0], &c, 1), 1);         /* it holds the lock */
+        CHECK_EQ(read(p[0], &c, 1), 1);
         close(p[0]);
+        return pid;
+}
+
+static void end_child(pid_t pid)
+{
+        int status;
+
         CHECK_EQ(kill(pid, SIGKILL), 0);
         status = wait_child(pid);
         CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -850,140 +900,397 @@ static uint64_t recoveries(int fd)
         return n;
 }
 
-struct blocked { int fd; int r; };
+struct blocked { int fd; size_t off, len; int r; };
 
 static void *pin_blocked(void *arg)
 {
         struct blocked *b = arg;
-        b->r = ashmem_pin_region(b->fd, 0, 0);
+        b->r = ashmem_pin_region(b->fd, b->off, b->len);
         return NULL;
 }
 
-TEST(holder_killed_in_the_mutex_does_not_wedge_others)
+/* Killed between moving pages to purging and punching them: a pin of
+ * those pages finishes the purge itself (the kernel dropped the dead
+ * purger's lock), says WAS_PURGED, and the pages read as zeros. */
+TEST(purger_killed_mid_purge_is_finished_by_the_next_pin)
 {
         size_t P = ps();
         int fd = create("killed", 8 * P);
         char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
 
         memset(m, 'k', 8 * P);
-        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
-        kill_a_lock_holder(fd, CRASH_IDLE);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
+        end_child(start_a_halfway_purger(fd, 0x5));     /* pages 0, 1 */
         CHECK_EQ(recoveries(fd), 0);
-        /* the next locker recovers and goes on */
-        CHECK_EQ(ashmem_purge(fd), 2);
+        CHECK_MAP(fd, "xxuuPPPP");
+        CHECK_EQ(ashmem_pin_status(fd, 0, P), ASHMEM_IS_UNPINNED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
         CHECK_EQ(recoveries(fd), 1);
-        CHECK_MAP(fd, "xxPPPPPP");
-        CHECK_COUNTS(fd, 6, 0, 2);
+        /* the whole word's purging pages were finished: page 1 is purged */
+        CHECK_MAP(fd, "PxuuPPPP");
+        CHECK(all(m, 2 * P, 0));
+        CHECK(all(m + 2 * P, 6 * P, 'k'));
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
-        CHECK_EQ(ashmem_unpin_region(fd, 2 * P, P), 0);
-        CHECK_EQ(ashmem_purge(fd), 1);
-        CHECK(all(m + 3 * P, 5 * P, 'k'));
-        CHECK_EQ(recoveries(fd), 1);
-
-        /* again, with a pin already waiting for the lock when it dies */
-        {
-                struct blocked b = { .fd = fd, .r = -2 };
-                pthread_t t;
-                int pipefd[2], status;
-                char c;
-                pid_t pid;
-
-                CHECK_EQ(pipe2(pipefd, O_CLOEXEC), 0);
-                pid = fork();
-                CHECK(pid >= 0);
-                if (pid == 0) {
-                        close(pipefd[0]);
-                        die_holding_the_lock(fd, CRASH_IDLE, pipefd[1]);
-                }
-                close(pipefd[1]);
-                CHECK_EQ(read(pipefd[0], &c, 1), 1);
-                close(pipefd[0]);
-                CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
-                CHECK_EQ(kill(pid, SIGKILL), 0);
-                status = wait_child(pid);
-                CHECK(WIFSIGNALED(status));
-                CHECK_EQ(pthread_join(t, NULL), 0);
-                CHECK_EQ(b.r, ASHMEM_WAS_PURGED);
-                CHECK_EQ(recoveries(fd), 2);
-        }
         CHECK_COUNTS(fd, 8, 0, 0);
         munmap(m, 8 * P);
         close(fd);
 }
 
-/* Killed between marking pages purged and punching them: the pages say
- * "purged" over data that is still there. That is safe (the next pin says
- * WAS_PURGED, the holder rewrites), and the counters are rebuilt. */
-TEST(holder_killed_mid_purge_leaves_a_safe_state)
+/* The same, with nobody pinning: the next purge takes the pages over
+ * (nothing stays unpurgeable). */
+TEST(purger_killed_mid_purge_is_finished_by_the_next_purge)
 {
         size_t P = ps();
-        int fd = create("mid-purge", 8 * P);
+        int fd = create("killed2", 8 * P);
         char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
 
         memset(m, 'q', 8 * P);
         CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
-        kill_a_lock_holder(fd, CRASH_MID_PURGE);
-        CHECK_EQ(ashmem_purge(fd), 2);          /* pages 2 and 3 */
+        end_child(start_a_halfway_purger(fd, 0x5));
+        CHECK_EQ(ashmem_purge(fd), 4);
         CHECK_MAP(fd, "xxxxPPPP");
         CHECK_COUNTS(fd, 4, 0, 4);
-        CHECK(all(m, 2 * P, 'q'));              /* never punched */
-        CHECK(all(m + 2 * P, 2 * P, 0));
-        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
-        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
-        CHECK_COUNTS(fd, 8, 0, 0);
+        CHECK(all(m, 4 * P, 0));
         CHECK(all(m + 4 * P, 4 * P, 'q'));
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
         munmap(m, 8 * P);
         close(fd);
 }
 
-/* Killed inside a pin of purged pages, after the unpinned bits were
- * cleared and before the purged bits were: those pages lost their data,
- * and nobody was told. The state must not call them pinned and intact: the
- * next pin of them says WAS_PURGED. */
-TEST(holder_killed_mid_pin_leaves_a_safe_state)
+/* A purger stopped (SIGSTOP) in the middle: a pin of its pages waits its
+ * bound and fails with ETIMEDOUT, changing nothing, also in the words of
+ * its range it had already pinned; other pages are not held up; once the
+ * purger is gone, the pin goes through. */
+TEST(stopped_purger_makes_pin_time_out_and_change_nothing)
 {
         size_t P = ps();
-        int fd = create("mid-pin", 8 * P);
-        char *m = map(fd, PROT_READ | PROT_WRITE, 8 * P);
+        int fd = create("stopped", 40 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 40 * P);
+        char want[41];
+        long long t0, t1;
+        pid_t pid;
+        struct blocked b;
+        pthread_t t;
 
-        memset(m, 'p', 8 * P);
-        CHECK_EQ(ashmem_unpin_region(fd, 4 * P, 2 * P), 0);
-        CHECK_EQ(ashmem_purge(fd), 2);
-        CHECK_MAP(fd, "PPPPxxPP");
-        kill_a_lock_holder(fd, CRASH_MID_PIN);
-        /* even before anyone takes the lock again */
-        CHECK_EQ(ashmem_pin_status(fd, 4 * P, 2 * P), ASHMEM_IS_UNPINNED);
-        CHECK_MAP(fd, "PPPPxxPP");
-        /* a locking call recovers; the pages are still purged */
+        memset(m, 's', 40 * P);
+        /* pages 0-3 purged, 4 unpinned, 32 unpinned, and 33 purging under
+         * the stopped purger: a pin of the whole region changes word 0
+         * before it meets page 33 in word 1 */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
+        CHECK_EQ(ashmem_purge(fd), 4);
+        CHECK_EQ(ashmem_unpin_region(fd, 4 * P, P), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 32 * P, 2 * P), 0);
+        pid = start_a_halfway_purger(fd, 0);
+        CHECK_EQ(kill(pid, SIGSTOP), 0);
+        {
+                /* the stopped purger's page: 33, in word 1 */
+                struct stat st;
+                struct amc_ref r;
+                CHECK_EQ(fstat(fd, &st), 0);
+                CHECK_EQ(am_table_hold(&st, &r), 0);
+                __atomic_store_n(&r.state[1], (uint64_t)0x9, __ATOMIC_RELEASE);
+                am_table_release(&st);
+        }
+        page_map(fd, want, 40);
+        CHECK(strcmp(want, "xxxxuPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP") == 0);
+        t0 = mono_ns();
+        CHECK_ERRNO(ashmem_pin_region(fd, 0, 0), ETIMEDOUT);
+        t1 = mono_ns();
+        CHECK(t1 - t0 >= AMC_WAIT_NS - 20000000ll);
+        CHECK(t1 - t0 < 5 * AMC_WAIT_NS);
+        /* nothing changed, not even word 0, which it had pinned */
+        CHECK_MAP(fd, "xxxxuPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP");
+        /* pages out of the purger's way are served at once */
+        CHECK_EQ(ashmem_pin_region(fd, 0, 5 * P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 32 * P, P), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_unpin_region(fd, 36 * P, P), 0);
+        CHECK_EQ(ashmem_pin_status(fd, 33 * P, P), ASHMEM_IS_UNPINNED);
+        /* a pin waiting when the purger dies goes through: it finishes the
+         * purge */
+        b = (struct blocked){ .fd = fd, .off = 33 * P, .len = P, .r = -2 };
+        CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
+        end_child(pid);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(b.r, ASHMEM_WAS_PURGED);
+        CHECK(all(m + 33 * P, P, 0));
+        CHECK(all(m + 34 * P, 6 * P, 's'));
+        CHECK_MAP(fd, "PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPuPPP");
+        munmap(m, 40 * P);
+        close(fd);
+}
+
+/* A writer that marks pages purging with no purger alive: a pin finishes
+ * "their" purge, which only destroys that region's own contents (a writer
+ * may do so anyway), and never waits. */
+TEST(purging_bits_without_a_purger_are_finished_not_waited_for)
+{
+        size_t P = ps();
+        int fd = create("scribbled", 64 * P), other = create("other", 4 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 64 * P);
+        char *o = map(other, PROT_READ | PROT_WRITE, 4 * P);
+        struct stat st;
+        struct amc_ref r;
+        long long t0;
+
+        memset(m, 'w', 64 * P);
+        memset(o, 'o', 4 * P);
+        CHECK_EQ(ashmem_unpin_region(other, 0, 0), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        __atomic_store_n(&r.state[0], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
+        __atomic_store_n(&r.state[1], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
+        am_table_release(&st);
+        t0 = mono_ns();
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK(mono_ns() - t0 < AMC_WAIT_NS);
+        CHECK(all(m, 64 * P, 0));
+        CHECK_COUNTS(fd, 64, 0, 0);
+        /* the other region was not touched */
+        CHECK(all(o, 4 * P, 'o'));
+        CHECK_MAP(other, "uuuu");
+        munmap(m, 64 * P);
+        munmap(o, 4 * P);
+        close(fd);
+        close(other);
+}
+
+/* The purge lock: one purger at a time (another purge of the region
+ * returns 0 pages at once), held on a description of its own, so that a
+ * holder sharing the control descriptor's description (fork, SCM_RIGHTS)
+ * still sees it, and dropped by the kernel when the holder dies. */
+TEST(purge_lock_is_exclusive_visible_and_dies_with_its_holder)
+{
+        size_t P = ps();
+        int fd = create("plock", 4 * P);
+        struct stat st;
+        struct amc_ref r;
+        struct amc_plock lk, lk2;
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        pid_t pid;
+
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        CHECK_EQ(amc_purge_lock(&r, &lk), 0);
+        /* another thread's (or process's) purge finds it taken */
+        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        /* seen through the shared control descriptor itself */
+        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
+        CHECK(fl.l_type != F_UNLCK);
+        amc_purge_unlock(&r, &lk);
+        /* (F_OFD_GETLK wants l_pid 0) */
+        fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
+        CHECK_EQ(fl.l_type, F_UNLCK);
+        /* a child that shares every description takes it and dies */
+        pid = start_a_halfway_purger(fd, 0);
+        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        end_child(pid);
+        CHECK_EQ(ashmem_purge(fd), 4);
+        /* the fallback, a process-owned record lock on the shared
+         * descriptor, is seen by F_OFD_GETLK of the same process */
+        fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(r.ctl_fd, F_SETLK, &fl), 0);
+        fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
+        CHECK(fl.l_type != F_UNLCK);
+        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
+        fl = (struct flock){ .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(r.ctl_fd, F_SETLK, &fl), 0);
+        am_table_release(&st);
+        close(fd);
+}
+
+/* A thread waiting (bounded) on another process's purge holds no lock of
+ * the library: fork() and region creation in other threads go on. */
+TEST(fork_while_another_thread_waits_on_a_purge)
+{
+        size_t P = ps();
+        int fd = create("forkwait", 4 * P), status;
+        struct blocked b = { .fd = fd, .off = 0, .len = P, .r = -2 };
+        struct stat st;
+        struct amc_ref r;
+        pthread_t t;
+        long long t0, t1;
+        pid_t pid, child;
+
         CHECK_EQ(ashmem_unpin_region(fd, 0, P), 0);
-        CHECK_MAP(fd, "uPPPxxPP");
-        CHECK_COUNTS(fd, 5, 1, 2);
-        CHECK_EQ(ashmem_pin_region(fd, 4 * P, 2 * P), ASHMEM_WAS_PURGED);
-        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
-        CHECK_COUNTS(fd, 8, 0, 0);
-        CHECK(all(m + 4 * P, 2 * P, 0));
-        CHECK(all(m, 4 * P, 'p') && all(m + 6 * P, 2 * P, 'p'));
-        munmap(m, 8 * P);
+        pid = start_a_halfway_purger(fd, 0x1);          /* page 0 purging */
+        CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
+        {
+                struct timespec ts = { 0, 50 * 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        t0 = mono_ns();
+        fflush(NULL);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                int c = ashmem_create_region("child", P);
+                _exit(c >= 0 && ashmem_unpin_region(c, 0, 0) == 0 &&
+                      ashmem_pin_region(c, 0, 0) == ASHMEM_NOT_PURGED ? 0 : 1);
+        }
+        status = wait_child(child);
+        t1 = mono_ns();
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(create("meanwhile", P));
+        CHECK(mono_ns() - t0 < AMC_WAIT_NS / 2);
+        (void)t1;
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(b.r, -1);              /* ETIMEDOUT: the purger is alive */
+        end_child(pid);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        am_table_release(&st);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
         close(fd);
 }
 
-/* Killed inside an unpin, after setting bits and before counting them: the
- * counters and the unpin time are rebuilt from the bitmaps. */
-TEST(holder_killed_mid_unpin_leaves_a_safe_state)
+/* The table forgets a region when told (the broker's way: no scan). */
+TEST(forget_drops_an_entry_without_a_scan)
 {
         size_t P = ps();
-        int fd = create("mid-unpin", 8 * P);
-        ashmem_stats s;
+        int n0 = control_fds(), fd = create("forget", 2 * P);
+        struct stat st;
+        struct amc_ref r;
 
-        kill_a_lock_holder(fd, CRASH_MID_UNPIN);
-        CHECK_EQ(ashmem_purge(fd), 1);
-        CHECK_MAP(fd, "PPPPPPPx");
-        CHECK_COUNTS(fd, 7, 0, 1);
-        s = stats(fd);
-        CHECK(s.unpinned_since_ns > 0);
-        CHECK_EQ(ashmem_pin_region(fd, 7 * P, P), ASHMEM_WAS_PURGED);
-        CHECK_EQ(stats(fd).unpinned_since_ns, 0);
+        CHECK_EQ(control_fds(), n0 + 1);
+        CHECK_EQ(fstat(fd, &st), 0);
+        /* a held entry stays */
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        CHECK_EQ(am_table_forget(&st), 0);
+        am_table_release(&st);
         close(fd);
+        CHECK_EQ(am_table_forget(&st), 1);
+        CHECK_EQ(control_fds(), n0);
+        CHECK_EQ(am_table_forget(&st), 0);
+}
+
+/* A descriptor renumbered (dup2 to another number, close of the old one)
+ * again and again while collections run: the region's entry is never
+ * dropped while a descriptor of it is open. */
+struct renumber { int fd, stop; unsigned long moves; };
+
+static void *renumber_main(void *arg)
+{
+        struct renumber *x = arg;
+        /* two numbers no one else gets: the collector's own opens take the
+         * lowest free ones */
+        int a = x->fd, b = 200;
+
+        while (!__atomic_load_n(&x->stop, __ATOMIC_RELAXED)) {
+                if (dup3(a, b, O_CLOEXEC) != b)
+                        abort();
+                close(a);
+                a = b;
+                b = b == 200 ? 201 : 200;
+                x->moves++;
+        }
+        x->fd = a;
+        return NULL;
+}
+
+TEST(collection_keeps_a_descriptor_renumbered_during_it)
+{
+        size_t P = ps();
+        int fd = create("renumbered", 2 * P);
+        struct renumber x;
+        struct stat st;
+        struct amc_ref r;
+        pthread_t t;
+        int lost = 0, rounds = 3000;
+
+        CHECK_EQ(ashmem_unpin_region(fd, P, P), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        /* a few other descriptors, so that the scan takes a while */
+        int extra[32];
+        for (int i = 0; i < 32; i++)
+                CHECK((extra[i] = create("extra", P)) >= 0);
+        x = (struct renumber){ .fd = fd };
+        CHECK_EQ(pthread_create(&t, NULL, renumber_main, &x), 0);
+        for (int i = 0; i < rounds && !lost; i++) {
+                (void)ashmem_collect();
+                if (am_table_hold(&st, &r) < 0)
+                        lost = i + 1;
+                else
+                        am_table_release(&st);
+        }
+        __atomic_store_n(&x.stop, 1, __ATOMIC_RELAXED);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        if (lost)
+                t_fail(__FILE__, __LINE__, "collection %d dropped the entry of an open "
+                       "descriptor (%lu renumberings)", lost, x.moves);
+        CHECK_MAP(x.fd, "Pu");
+        close(x.fd);
+        for (int i = 0; i < 32; i++)
+                close(extra[i]);
+}
+
+/* A thread cancelled anywhere in the library's table work (collection,
+ * creation) leaves the table usable. */
+static void *collect_forever(void *arg)
+{
+        (void)arg;
+        for (;;) {
+                int fd = ashmem_create_region("cancel", 4096);
+                if (fd >= 0)
+                        close(fd);
+                (void)ashmem_collect();
+                pthread_testcancel();
+        }
+        return NULL;
+}
+
+TEST(cancelled_threads_leave_the_table_usable)
+{
+        for (int i = 0; i < 100; i++) {
+                pthread_t t;
+                struct timespec ts = { 0, (long)(i % 10) * 100000 };
+                int fd;
+
+                CHECK_EQ(pthread_create(&t, NULL, collect_forever, NULL), 0);
+                nanosleep(&ts, NULL);
+                CHECK_EQ(pthread_cancel(t), 0);
+                CHECK_EQ(pthread_join(t, NULL), 0);
+                alarm(10);      /* a wedged table kills the test */
+                fd = create("after", ps());
+                CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+                CHECK_EQ(ashmem_collect() >= 0, 1);
+                alarm(0);
+                close(fd);
+        }
+        t_allow_fd_leak();      /* a cancelled creation may leave one behind */
+}
+
+/* A version 1 block (or anything else) is refused. */
+TEST(attach_refuses_other_versions_and_bad_geometry)
+{
+        size_t P = ps(), len = amc_block_size(8);
+        struct amc_ref r;
+        struct amc_block *b = calloc(1, len);
+
+        CHECK(b != NULL);
+        amc_init(b, "x", 8 * P, (uint32_t)P, 1, 2, PROT_READ | PROT_WRITE);
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), 0);
+        CHECK_EQ(r.pages, 8);
+        CHECK_EQ(amc_attach(&r, b, len - 1, 1, -1), -EINVAL);
+        b->magic = AMC_MAGIC_V1;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EPROTO);
+        b->magic = AMC_MAGIC;
+        b->version = 1;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        b->version = AMC_VERSION;
+        b->pages = 9;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        b->pages = 8;
+        b->page_size = 3000;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        b->page_size = (uint32_t)P;
+        b->size = ~(uint64_t)0;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        free(b);
 }
 
 /* ------------------------------------------------------- stats, page map */
@@ -1005,8 +1312,8 @@ TEST(stats_counters_and_unpin_time)
         CHECK_EQ(s.size, 6 * P + 7);
         CHECK_EQ(s.pages, 7);
         CHECK_COUNTS(fd, 5, 2, 0);
-        /* the time of the oldest unpin: later unpins and partial pins
-         * leave it */
+        /* the time of a recent unpin, to a tick: later unpins within the
+         * tick and partial pins leave it */
         CHECK_EQ(ashmem_unpin_region(fd, 4 * P, P), 0);
         CHECK_EQ(stats(fd).unpinned_since_ns, since);
         CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_NOT_PURGED);
@@ -1028,7 +1335,13 @@ TEST(stats_counters_and_unpin_time)
         CHECK_EQ(s.purges, 1);
         CHECK_EQ(s.pages_reclaimed, 2);
         CHECK_COUNTS(fd, 7, 0, 0);
-        /* a new unpin starts a new time */
+        /* a new unpin, a tick later, starts a new time (unpins within a
+         * tick of the stored time leave it: a loop of unpins does not
+         * write it every time) */
+        {
+                struct timespec ts = { 0, 2 * AMC_STAMP_TICK_NS };
+                nanosleep(&ts, NULL);
+        }
         t0 = mono_ns();
         CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
         CHECK(stats(fd).unpinned_since_ns >= t0);
@@ -1322,8 +1635,9 @@ TEST(fork_child_forgets_other_threads_caches)
 /* ---------------------------------------------------------------- stress
  *
  * Workers (two threads here, two forked processes) each own a slice of one
- * region and pin and unpin random ranges of it; a purger process purges in
- * a loop. The invariant: a page its writer has pinned never loses its
+ * region and pin and unpin random ranges of it, odd ones through a heap
+ * (the held fast path), even ones through the descriptor calls; a purger
+ * process purges in a loop. The invariant: a page its writer has pinned never loses its
  * content, an unpinned page keeps it unless the pin that takes it back
  * says WAS_PURGED, and WAS_PURGED is only ever said for a range with a
  * page unpinned by its writer (and then one of those pages is all zeros).
@@ -1387,6 +1701,12 @@ static void s_worker(struct stress *s, int w)
         char pinned[S_SLICE];
         uint64_t rnd = 0x9e3779b97f4a7c15ull * (uint64_t)(w + 1);
         int first = w * S_SLICE;
+        /* odd workers go through a heap (the fast path without fstat),
+         * even ones through the descriptor calls */
+        ashmem_heap *heap = NULL;
+
+        if (w % 2 && ashmem_heap_adopt(s->fd, 0, &heap) < 0)
+                S_FAIL(s, "worker %d: ashmem_heap_adopt failed", w);
 
         for (int i = 0; i < S_SLICE; i++) {
                 gen[i] = 1;
@@ -1408,15 +1728,18 @@ static void s_worker(struct stress *s, int w)
                                 S_FAIL(s, "worker %d: pinned page %d lost its content", w, i);
                 }
                 if (xorshift(&rnd) % 2) {
-                        r = ashmem_unpin_region(s->fd, off, len);
+                        r = heap ? ashmem_heap_unpin(heap, off, len) :
+                                   ashmem_unpin_region(s->fd, off, len);
                         if (r != 0)
                                 S_FAIL(s, "worker %d: unpin: %d %m", w, r);
                         memset(pinned + a, 0, (size_t)n);
-                        if (ashmem_pin_status(s->fd, off, len) != ASHMEM_IS_UNPINNED)
+                        if ((heap ? ashmem_heap_pin_status(heap, off, len) :
+                                    ashmem_pin_status(s->fd, off, len)) != ASHMEM_IS_UNPINNED)
                                 S_FAIL(s, "worker %d: unpinned range says pinned", w);
                 } else {
                         int zeros = 0;
-                        r = ashmem_pin_region(s->fd, off, len);
+                        r = heap ? ashmem_heap_pin(heap, off, len) :
+                                   ashmem_pin_region(s->fd, off, len);
                         if (r != ASHMEM_NOT_PURGED && r != ASHMEM_WAS_PURGED)
                                 S_FAIL(s, "worker %d: pin: %d %m", w, r);
                         if (r == ASHMEM_WAS_PURGED && !any_unpinned)
@@ -1436,7 +1759,8 @@ static void s_worker(struct stress *s, int w)
                                         S_FAIL(s, "worker %d: WAS_PURGED, but no page was", w);
                                 __atomic_add_fetch(&s->was_purged, 1, __ATOMIC_RELAXED);
                         }
-                        if (ashmem_pin_status(s->fd, off, len) != ASHMEM_IS_PINNED)
+                        if ((heap ? ashmem_heap_pin_status(heap, off, len) :
+                                    ashmem_pin_status(s->fd, off, len)) != ASHMEM_IS_PINNED)
                                 S_FAIL(s, "worker %d: pinned range says unpinned", w);
                         /* the writer writes while pinned and checks */
                         for (int i = a; i < a + n; i++) {
@@ -1454,6 +1778,8 @@ static void s_worker(struct stress *s, int w)
         for (int i = 0; i < S_SLICE; i++)
                 if (pinned[i] && !s_intact(s->m + (size_t)(first + i) * P, P, w, i, gen[i]))
                         S_FAIL(s, "worker %d: pinned page %d lost at the end", w, i);
+        if (heap)
+                ashmem_heap_unref(heap);
 }
 
 struct s_thread { struct stress *s; int w; };

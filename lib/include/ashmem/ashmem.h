@@ -19,8 +19,9 @@
 extern "C" {
 #endif
 
-/* Largest region size the library creates (4 TiB). */
-#define ASHMEM_SIZE_MAX ((size_t)1 << 42)
+/* Largest region size the library creates: 4 TiB (1 GiB in a 32-bit
+ * process). */
+#define ASHMEM_SIZE_MAX ((size_t)1 << (sizeof(size_t) > 4 ? 42 : 30))
 
 /* Copy the region's name (NUL-terminated, "" for none) into buf.
  * -ERANGE if buflen is too small (ASHMEM_NAME_LEN always suffices). */

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * For a process that must never scan /proc/self/fd or /proc/self/maps on
+ * its own (the broker's event loop): it tells the library which regions it
+ * let go of, and the library forgets their pin state at once.
+ */
+#ifndef ASHMEM_LIB_FORGET_H
+#define ASHMEM_LIB_FORGET_H
+
+#include <sys/stat.h>
+
+/* Region st (its data memfd's fstat()) is gone from this process: every
+ * descriptor of it closed, every mapping unmapped. Forget its pin state
+ * (a control descriptor and mapping) now. The number of entries dropped. */
+int am_forget_region(const struct stat *st);
+
+/* on: the library never collects on its own (no scan when its table has
+ * doubled, none when a creation runs out of descriptors); the process
+ * calls am_forget_region() instead. ashmem_collect() still scans. */
+void am_manual_forget(int on);
+
+#endif

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control block as hostile input (docs/control-block.md, "How the
+ * library treats the block"): a holder with write access scribbles over a
+ * region's whole block (random bytes, all ones, all zeros, and purging bits
+ * under a purge lock it keeps) while other processes pin, unpin, read the
+ * status and the stats of, and purge the same region. Nobody may crash or
+ * wait beyond the pin bound, answers stay in their range, and another
+ * region is never touched. Then the liveness classes: a holder SIGSTOPped
+ * at random points of pin, unpin and purge, hundreds of times, never holds
+ * up the others beyond the bound, and no pinned page loses its contents.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "../../drivers/memfd/memfd.h"
+#include "lib/internal/clock.h"
+#include "t.h"
+
+#define VICTIM_PAGES 100        /* four state words, the last one partial */
+#define OTHER_PAGES  8
+#define WORKERS      3
+#define RUN_NS       (3 * 1000000000ll)
+/* the longest any call may take: the pin bound, and slack for a machine
+ * shared with other work */
+#define CALL_MAX_NS  (AMC_WAIT_NS + 1500 * 1000000ll)
+
+static size_t ps(void)
+{
+        return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+        *s ^= *s >> 12;
+        *s ^= *s << 25;
+        *s ^= *s >> 27;
+        return *s * 2685821657736338717ull;
+}
+
+static void sleep_ns(long ns)
+{
+        struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* The other region: pages 0..3 pinned with 'o', 4..7 unpinned. */
+static void other_check(int other, const char *o, int where)
+{
+        char map[OTHER_PAGES];
+        size_t P = ps();
+
+        for (size_t i = 0; i < 4 * P; i++)
+                if (o[i] != 'o')
+                        _exit(20 + where);
+        if (ashmem_get_page_map(other, map, OTHER_PAGES) < 0 ||
+            memcmp(map, "PPPPuuuu", OTHER_PAGES) != 0)
+                _exit(30 + where);
+}
+
+/* exit codes: 10 a call took too long, 11 an answer out of range, 2x/3x
+ * the other region touched */
+static void __attribute__((noreturn))
+hammer(int fd, int other, const char *o, uint64_t seed, int64_t until)
+{
+        size_t P = ps();
+        char map[VICTIM_PAGES];
+
+        while (am_mono_ns(0) < until) {
+                uint64_t x = rnd(&seed);
+                size_t first = (size_t)(x >> 8) % VICTIM_PAGES;
+                size_t n = (size_t)(x >> 24) % (VICTIM_PAGES - first + 1);
+                int64_t t0 = am_mono_ns(0);
+                ashmem_stats s;
+                int r;
+
+                switch ((x >> 40) % 7) {
+                case 0:
+                case 1:
+                        r = ashmem_pin_region(fd, first * P, n * P);
+                        if (r != ASHMEM_WAS_PURGED && r != ASHMEM_NOT_PURGED &&
+                            !(r == -1 && errno == ETIMEDOUT))
+                                _exit(11);
+                        break;
+                case 2:
+                        if (ashmem_unpin_region(fd, first * P, n * P) != 0)
+                                _exit(11);
+                        break;
+                case 3:
+                        r = ashmem_pin_status(fd, first * P, n * P);
+                        if (r != ASHMEM_IS_PINNED && r != ASHMEM_IS_UNPINNED)
+                                _exit(11);
+                        break;
+                case 4:
+                        if (ashmem_purge(fd) < 0)
+                                _exit(11);
+                        break;
+                case 5:
+                        if (ashmem_get_stats(fd, &s) < 0 || s.pages != VICTIM_PAGES ||
+                            s.pinned + s.unpinned + s.purged != VICTIM_PAGES)
+                                _exit(11);
+                        r = ashmem_get_prot(fd);
+                        if (r < 0 || (r & ~(PROT_READ | PROT_WRITE | PROT_EXEC)))
+                                _exit(11);
+                        break;
+                default:
+                        if (ashmem_get_page_map(fd, map, VICTIM_PAGES) < 0)
+                                _exit(11);
+                        for (size_t i = 0; i < VICTIM_PAGES; i++)
+                                if (map[i] != 'P' && map[i] != 'u' && map[i] != 'x')
+                                        _exit(11);
+                        break;
+                }
+                if (am_mono_ns(0) - t0 > CALL_MAX_NS)
+                        _exit(10);
+                other_check(other, o, 0);
+        }
+        _exit(0);
+}
+
+/* Overwrite the whole block, header included, again and again; now and
+ * then keep the purge lock with every page purging for a while. */
+static void __attribute__((noreturn))
+scribble(int fd, uint64_t seed, int64_t until)
+{
+        struct stat st;
+        struct amc_ref r;
+        uint64_t *w;
+        size_t nw;
+
+        if (fstat(fd, &st) < 0 || am_table_hold(&st, &r) < 0)
+                _exit(2);
+        w = (uint64_t *)(void *)r.b;
+        nw = r.map_len / sizeof(uint64_t);
+        for (unsigned round = 0; am_mono_ns(0) < until; round++) {
+                uint64_t x = rnd(&seed);
+                switch (round % 4) {
+                case 0:
+                        for (size_t i = 0; i < nw; i++)
+                                __atomic_store_n(&w[i], rnd(&seed), __ATOMIC_RELAXED);
+                        break;
+                case 1:
+                        for (size_t i = 0; i < nw; i++)
+                                __atomic_store_n(&w[i], ~(uint64_t)0, __ATOMIC_RELAXED);
+                        break;
+                case 2:
+                        for (size_t i = 0; i < nw; i++)
+                                __atomic_store_n(&w[i], 0, __ATOMIC_RELAXED);
+                        break;
+                default:
+                        if (x % 8 == 0) {
+                                struct amc_plock lk;
+                                if (amc_purge_lock(&r, &lk) == 0) {
+                                        for (size_t i = 0; i < r.words; i++)
+                                                __atomic_store_n(&r.state[i],
+                                                                 0xaaaaaaaaaaaaaaaaull,
+                                                                 __ATOMIC_RELAXED);
+                                        sleep_ns((long)(AMC_WAIT_NS / 2));
+                                        amc_purge_unlock(&r, &lk);
+                                }
+                        }
+                        break;
+                }
+                sleep_ns((long)(x % 200000));
+        }
+        _exit(0);
+}
+
+static int wait_by(pid_t pid, int64_t deadline)
+{
+        int status;
+
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                if (r == pid)
+                        return status;
+                if (r < 0 && errno != EINTR)
+                        t_fail(__FILE__, __LINE__, "waitpid: %m");
+                if (am_mono_ns(0) > deadline) {
+                        kill(pid, SIGKILL);
+                        t_fail(__FILE__, __LINE__, "process %d hangs", (int)pid);
+                }
+                sleep_ns(2000000);
+        }
+}
+
+TEST(scribbled_block_hurts_no_process_and_no_other_region)
+{
+        size_t P = ps();
+        int fd = ashmem_create_region("victim", VICTIM_PAGES * P);
+        int other = ashmem_create_region("other", OTHER_PAGES * P);
+        uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+        pid_t pids[WORKERS + 1];
+        int64_t until;
+        char *o;
+
+        CHECK(fd >= 0 && other >= 0);
+        o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
+        CHECK(o != MAP_FAILED);
+        memset(o, 'o', OTHER_PAGES * P);
+        CHECK_EQ(ashmem_unpin_region(other, 4 * P, 4 * P), 0);
+        until = am_mono_ns(0) + RUN_NS;
+        fflush(NULL);
+        for (int i = 0; i <= WORKERS; i++) {
+                uint64_t s = rnd(&seed) | 1;
+                pids[i] = fork();
+                CHECK(pids[i] >= 0);
+                if (pids[i] == 0) {
+                        if (i == WORKERS)
+                                scribble(fd, s, until);
+                        hammer(fd, other, o, s, until);
+                }
+        }
+        for (int i = 0; i <= WORKERS; i++) {
+                int status = wait_by(pids[i], until + 2 * CALL_MAX_NS);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        t_fail(__FILE__, __LINE__, "%s %d ended with status 0x%x",
+                               i == WORKERS ? "scribbler" : "worker", i, status);
+        }
+        /* this process, too, is fine, and the other region untouched */
+        other_check(other, o, 5);
+        CHECK(ashmem_purge(other) == 4);
+        CHECK(memcmp(o, "oooo", 4) == 0);
+        munmap(o, OTHER_PAGES * P);
+        close(fd);
+        close(other);
+}
+
+/* ---------------------------------------------------------- liveness */
+
+#define LIVE_PAGES 64
+#define ANCHORS    8            /* pinned for ever, hold 'A' */
+#define STOPS      200
+
+static void __attribute__((noreturn))
+live_worker(int fd, uint64_t seed, volatile unsigned long *ops)
+{
+        size_t P = ps();
+
+        for (;;) {
+                uint64_t x = rnd(&seed);
+                size_t first = ANCHORS + (size_t)(x >> 8) % (LIVE_PAGES - ANCHORS);
+                size_t n = 1 + (size_t)(x >> 24) % (LIVE_PAGES - first);
+
+                switch ((x >> 40) % 3) {
+                case 0:
+                        if (ashmem_pin_region(fd, first * P, n * P) < 0 && errno != ETIMEDOUT)
+                                _exit(3);
+                        break;
+                case 1:
+                        if (ashmem_unpin_region(fd, first * P, n * P) < 0)
+                                _exit(3);
+                        break;
+                default:
+                        if (ashmem_purge(fd) < 0)
+                                _exit(3);
+                        break;
+                }
+                (*ops)++;
+        }
+}
+
+/* A holder stopped anywhere in pin, unpin or purge: the others' calls all
+ * return within the bound (a pin over pages it holds purging may say
+ * ETIMEDOUT, nothing else fails), anchors keep their contents, and once it
+ * is killed every page can be pinned and purged again. */
+TEST(holder_stopped_at_random_points_never_holds_others_up)
+{
+        size_t P = ps();
+        int fd = ashmem_create_region("live", LIVE_PAGES * P), status, timeouts = 0;
+        uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 24);
+        volatile unsigned long *ops;
+        char *m;
+        pid_t pid;
+
+        CHECK(fd >= 0);
+        m = mmap(NULL, LIVE_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECK(m != MAP_FAILED);
+        ops = mmap(NULL, sizeof(*ops), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        CHECK(ops != MAP_FAILED);
+        memset(m, 'A', ANCHORS * P);
+        fflush(NULL);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0)
+                live_worker(fd, rnd(&seed) | 1, ops);
+        for (int k = 0; k < STOPS; k++) {
+                unsigned long o0 = *ops;
+                int64_t t0;
+                int r;
+
+                while (*ops == o0)
+                        sleep_ns(10000);
+                sleep_ns((long)(rnd(&seed) % 500000));
+                CHECK_EQ(kill(pid, SIGSTOP), 0);
+                CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
+                CHECK(WIFSTOPPED(status));
+                t0 = am_mono_ns(0);
+                /* the anchors are never in anyone's way */
+                CHECK_EQ(ashmem_pin_region(fd, 0, ANCHORS * P), ASHMEM_NOT_PURGED);
+                r = ashmem_pin_region(fd, ANCHORS * P, 0);
+                if (r < 0) {
+                        CHECK_EQ(errno, ETIMEDOUT);
+                        timeouts++;
+                }
+                CHECK(ashmem_unpin_region(fd, ANCHORS * P, 0) == 0);
+                CHECK(ashmem_purge(fd) >= 0);
+                CHECK(ashmem_pin_status(fd, 0, 0) == ASHMEM_IS_UNPINNED);
+                if (am_mono_ns(0) - t0 > 2 * CALL_MAX_NS)
+                        t_fail(__FILE__, __LINE__, "stop %d: the calls took %lld ms", k,
+                               (long long)((am_mono_ns(0) - t0) / 1000000));
+                for (size_t i = 0; i < ANCHORS * P; i++)
+                        if (m[i] != 'A')
+                                t_fail(__FILE__, __LINE__, "stop %d: anchor byte %zu lost", k, i);
+                CHECK_EQ(kill(pid, SIGCONT), 0);
+        }
+        CHECK_EQ(kill(pid, SIGKILL), 0);
+        while (waitpid(pid, &status, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        /* nothing stays unpurgeable or unpinnable */
+        CHECK(ashmem_purge(fd) >= 0);
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        for (size_t i = 0; i < ANCHORS * P; i++)
+                CHECK(m[i] == 'A');
+        printf("    %d stops, %d pins timed out behind a stopped purger, %lu operations\n",
+               STOPS, timeouts, *ops);
+        munmap((void *)ops, sizeof(*ops));
+        munmap(m, LIVE_PAGES * P);
+        close(fd);
+}
