@@ -418,6 +418,31 @@ void uid_fd_uncharge(struct broker *b, struct held_region *r)
         r->fd_charged = 0;
 }
 
+void uid_fd_add(struct broker *b, uid_t uid, int n)
+{
+        struct uid_use *u = uid_use(b, uid, 1);
+
+        if (!u)
+                return;                 /* out of memory: not counted */
+        if (n < 0 && u->closing == 0)
+                return;
+        u->fds += (unsigned long long)(long long)n;
+        u->closing += (unsigned long long)(long long)n;
+}
+
+int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len)
+{
+        const struct uid_use *u = uid_use(b, uid, 0);
+
+        if (uid != 0 && u && u->closing && u->fds >= b->max_uid_fds) {
+                snprintf(msg, len, "uid %u holds %llu broker descriptors, %llu of them not "
+                         "closed yet (limit %llu, --max-uid-fds)", (unsigned)uid, u->fds,
+                         u->closing, b->max_uid_fds);
+                return -EMFILE;
+        }
+        return 0;
+}
+
 void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s)
 {
         size_t shown = 0;

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -1066,6 +1067,96 @@ TEST(pipelined_requests_are_answered_in_order)
         }
         CHECK(stalls > 0);      /* the back-pressure was exercised */
         close(fd);
+        stop_broker();
+}
+
+/* A loopback TCP connection whose peer never reads, its send queue full and
+ * SO_LINGER set: the last close() of its sending end blocks for as long as
+ * the peer lives. *peer gets the end that never reads. */
+static int lingering_socket(int *peer)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t al = sizeof(a);
+        struct linger lg = { 1, 600 };
+        int small = 4096, l, t, full = 0;
+        static char junk[65536];
+
+        l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(l >= 0);
+        CHECK_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+        CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+        CHECK_EQ(listen(l, 1), 0);
+        t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        CHECK(t >= 0);
+        CHECK_EQ(setsockopt(t, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+        if (connect(t, (struct sockaddr *)&a, sizeof(a)) < 0)
+                CHECK_EQ(errno, EINPROGRESS);
+        *peer = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        CHECK(*peer >= 0);
+        close(l);
+        memset(junk, 'x', sizeof(junk));
+        /* fill both the peer's receive buffer and our send queue */
+        for (int quiet = 0; quiet < 20;) {
+                if (write(t, junk, sizeof(junk)) > 0) {
+                        full = 1;
+                        quiet = 0;
+                        continue;
+                }
+                CHECK_EQ(errno, EAGAIN);
+                quiet++;
+                nap(5);
+        }
+        CHECK(full);
+        CHECK_EQ(setsockopt(t, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        return t;
+}
+
+/* Another client's hello is answered within a second. */
+static void hello_answered_promptly(void)
+{
+        char buf[4096];
+        struct pollfd p;
+        int fd = raw_connect();
+
+        raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+        p = (struct pollfd){ .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 1000) != 1)
+                t_fail(__FILE__, __LINE__, "the broker does not answer while it holds "
+                       "a lingering socket");
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"ok\":true"));
+        close(fd);
+}
+
+TEST(descriptors_whose_close_blocks_do_not_stall_the_broker)
+{
+        char buf[4096];
+        int peer, t, s, many[12];
+
+        start_broker();
+        /* one unwanted descriptor with a request */
+        t = lingering_socket(&peer);
+        s = raw_connect();
+        raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", &t, 1);
+        close(t);                       /* the broker holds the last reference */
+        hello_answered_promptly();
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        close(peer);
+        /* more descriptors than the protocol allows, all unwanted */
+        t = lingering_socket(&peer);
+        for (int i = 0; i < 12; i++)
+                many[i] = t;
+        s = raw_connect();
+        raw_sends(s, "{\"v\":1,\"op\":\"list\"}", many, 12);
+        close(t);
+        hello_answered_promptly();
+        raw_recv(s, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
+        close(s);
+        close(peer);
         stop_broker();
 }
 
