@@ -1113,6 +1113,60 @@ static int lingering_socket(int *peer)
         return t;
 }
 
+/* A Unix socket whose queue holds a lingering socket: its last close blocks
+ * whatever SO_LINGER it has itself. */
+static int blocking_unix_socket(int *peer)
+{
+        int sv[2], t = lingering_socket(peer);
+
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        raw_send(sv[0], "x", 1, &t, 1);
+        close(t);
+        close(sv[0]);
+        return sv[1];
+}
+
+/* Stop the broker (all its threads) until thaw_broker(): what a client
+ * sends meanwhile, and closes, leaves the broker the last reference. */
+static void freeze_broker(void)
+{
+        char path[64], st[512], *p;
+
+        CHECK_EQ(kill(broker_pid, SIGSTOP), 0);
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)broker_pid);
+        for (long long end = mono_ms() + WAIT_MS;; nap(1)) {
+                FILE *f = fopen(path, "re");
+                size_t n;
+
+                CHECK(f);
+                n = fread(st, 1, sizeof(st) - 1, f);
+                fclose(f);
+                st[n] = 0;
+                p = strrchr(st, ')');
+                if (p && p[1] == ' ' && p[2] == 'T')
+                        return;
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "the broker does not stop");
+        }
+}
+
+static void thaw_broker(void)
+{
+        CHECK_EQ(kill(broker_pid, SIGCONT), 0);
+}
+
+/* Send text with fds on s and close them, so that the broker holds the
+ * last references (as a client does that closes right after sending). */
+static void send_and_drop(int s, const char *text, int *fds, int nfds)
+{
+        freeze_broker();
+        raw_sends(s, text, fds, nfds);
+        for (int i = 0; i < nfds; i++)
+                if (i == 0 || fds[i] != fds[i - 1])
+                        close(fds[i]);
+        thaw_broker();
+}
+
 /* Another client's hello is answered within a second. */
 static void hello_answered_promptly(void)
 {
@@ -1134,13 +1188,19 @@ TEST(descriptors_whose_close_blocks_do_not_stall_the_broker)
 {
         char buf[4096];
         int peer, t, s, many[12];
-
         start_broker();
         /* one unwanted descriptor with a request */
         t = lingering_socket(&peer);
         s = raw_connect();
-        raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", &t, 1);
-        close(t);                       /* the broker holds the last reference */
+        send_and_drop(s, "{\"v\":1,\"op\":\"stats\"}", &t, 1);
+        hello_answered_promptly();
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        close(peer);
+        /* a socket whose own close releases a lingering one */
+        t = blocking_unix_socket(&peer);
+        s = raw_connect();
+        send_and_drop(s, "{\"v\":1,\"op\":\"stats\"}", &t, 1);
         hello_answered_promptly();
         raw_recv(s, buf, sizeof(buf), NULL);
         close(s);
@@ -1150,8 +1210,7 @@ TEST(descriptors_whose_close_blocks_do_not_stall_the_broker)
         for (int i = 0; i < 12; i++)
                 many[i] = t;
         s = raw_connect();
-        raw_sends(s, "{\"v\":1,\"op\":\"list\"}", many, 12);
-        close(t);
+        send_and_drop(s, "{\"v\":1,\"op\":\"list\"}", many, 12);
         hello_answered_promptly();
         raw_recv(s, buf, sizeof(buf), NULL);
         CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
@@ -1290,6 +1349,94 @@ TEST(access_follows_owner_and_mode)
 }
 
 /* ------------------------------------------------------------ limits */
+
+/* A connection of nobody's, for this process to use. */
+static void connect_as_nobody(void *arg)
+{
+        int to = *(int *)arg, s;
+
+        become_nobody();
+        s = raw_connect();
+        raw_sends(to, "f", &s, 1);
+        close(s);
+        close(to);
+}
+
+/* A new connection of nobody's gets an answer: errno (e.g. "EMFILE") or
+ * "ok" in arg. */
+static void nobody_hello(void *arg)
+{
+        const char *want = arg;
+        char buf[4096], w[64];
+
+        become_nobody();
+        {
+                /* a refused connection may be reset before we read */
+                int fd = raw_connect();
+                ssize_t n;
+                raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+                n = recv(fd, buf, sizeof(buf) - 1, 0);
+                close(fd);
+                if (n < 0)
+                        _exit(1);
+                buf[n] = 0;
+        }
+        if (strcmp(want, "ok") == 0)
+                snprintf(w, sizeof(w), "\"ok\":true");
+        else
+                snprintf(w, sizeof(w), "\"errno\":\"%s\"", want);
+        if (!strstr(buf, w))
+                _exit(1);
+}
+
+TEST(descriptors_the_broker_cannot_close_yet_count_against_the_user)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-fds", "8", NULL };
+        char buf[4096];
+        int sv[2], s, u, p[2], peer, refused = 0;
+
+        start_broker_args(args);
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        CHILD_OK(connect_as_nobody, &sv[1]);
+        close(sv[1]);
+        s = recv_one_fd(sv[0]);
+        close(sv[0]);
+        /* the closer thread blocks on this one for as long as peer lives */
+        u = blocking_unix_socket(&peer);
+        send_and_drop(s, "{\"v\":1,\"op\":\"stats\"}", &u, 1);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"errno\":\"EINVAL\""));    /* stats takes none */
+        /* what follows waits behind it, counted against the limit (8) */
+        for (int i = 0; i < 8 && !refused; i++) {
+                CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+                raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", p, 2);
+                close(p[0]);
+                close(p[1]);
+                raw_recv(s, buf, sizeof(buf), NULL);
+                refused = strstr(buf, "\"errno\":\"EMFILE\"") != NULL;
+        }
+        if (!refused) {
+                /* at the limit now: the next request is refused */
+                raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+                raw_recv(s, buf, sizeof(buf), NULL);
+        }
+        if (!strstr(buf, "\"errno\":\"EMFILE\"") || !strstr(buf, "not closed yet"))
+                t_fail(__FILE__, __LINE__, "a user at the limit: %s", buf);
+        close(s);
+        /* so is a new connection of that user; others are served */
+        CHILD_OK(nobody_hello, "EMFILE");
+        hello_answered_promptly();
+        /* once the blocked close is done, the charges go */
+        close(peer);
+        for (long long end = mono_ms() + WAIT_MS;; nap(50)) {
+                int st = t_in_child(nobody_hello, "ok");
+                if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+                        break;
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "nobody is still refused");
+        }
+        stop_broker();
+}
 
 TEST(limits_answer_with_errors)
 {
