@@ -187,7 +187,8 @@ static void stop_broker(void)
         remove_dir();
 }
 
-static int broker_fds(void)
+/* The broker's descriptors now (see broker_fds()). */
+static int broker_fds_now(void)
 {
         char path[64];
         DIR *d;
@@ -202,6 +203,26 @@ static int broker_fds(void)
                 if (de->d_name[0] != '.')
                         n++;
         closedir(d);
+        return n;
+}
+
+/* The broker's descriptors, once settled: it closes descriptors clients
+ * sent, and connections' sockets, on a thread of its own, a moment after
+ * the reply. */
+static int broker_fds(void)
+{
+        int n = broker_fds_now();
+
+        for (long long end = mono_ms() + WAIT_MS, still = mono_ms() + 100;
+             mono_ms() < still && mono_ms() < end;) {
+                int m;
+                nap(10);
+                m = broker_fds_now();
+                if (m != n) {
+                        n = m;
+                        still = mono_ms() + 100;
+                }
+        }
         return n;
 }
 
