@@ -381,23 +381,25 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
         struct entry *e = NULL;
         int mode, r;
 
-        (void)c; (void)req; (void)nfds;
+        (void)req; (void)nfds;
         if (fstat(fds[0], &st) < 0)
                 return -errno;
         rg = region_find(b, &st);
-        if (!rg)
-                return FAIL(rep, ENOENT, "the broker does not hold this region");
-        if (rg->ctl < 0)
-                return FAIL(rep, ENOENT, "this region has no shared pin state");
-        {
+        /* the record of a name the caller may see: an un-ranged one
+         * first; with none, the answer of a region the broker does not
+         * hold, so that nothing tells the hidden names apart */
+        if (rg) {
                 struct name_pos p = { 0, 0 };
                 struct entry *n;
                 while ((n = name_next(b, &p)))
-                        if (n->r == rg && (!e || (e->ranged && !n->ranged)))
+                        if (n->r == rg && access_visible(c, n) &&
+                            (!e || (e->ranged && !n->ranged)))
                                 e = n;
         }
         if (!e)
                 return FAIL(rep, ENOENT, "the broker does not hold this region");
+        if (rg->ctl < 0)
+                return FAIL(rep, ENOENT, "this region has no shared pin state");
         mode = accmode(fds[0]);
         if (mode < 0)
                 return mode;

@@ -1459,6 +1459,82 @@ TEST(descriptors_the_broker_cannot_close_yet_count_against_the_user)
         stop_broker();
 }
 
+/* Look the region of fd up on a new connection: the reply in buf. */
+static void raw_lookup(int fd, char *buf, size_t len)
+{
+        int s = raw_connect();
+
+        raw_sends(s, "{\"v\":1,\"op\":\"lookup\"}", &fd, 1);
+        raw_recv(s, buf, len, NULL);
+        close(s);
+}
+
+/* nobody holds a read-only descriptor of "pub", a 0644 view of a region
+ * whose whole-region name is 0600: lookup names "pub", never the other;
+ * once "pub" is gone, the region is as unknown as one never shared. */
+static void lookup_as_nobody(void *arg)
+{
+        int *sync = arg, fd;
+        char buf[4096], x;
+        ashmem_broker *b;
+
+        become_nobody();
+        b = conn();
+        CHECK_EQ(ashmem_broker_attach(b, "pub", 0, &fd, NULL, NULL), 0);
+        ashmem_broker_close(b);
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"ok\":true") || !strstr(buf, "\"name\":\"pub\"") ||
+            strstr(buf, "secret"))
+                t_fail(__FILE__, __LINE__, "lookup as nobody: %s", buf);
+        CHECK_EQ(write(sync[1], "u", 1), 1);   /* unshare pub now */
+        CHECK_EQ(read(sync[0], &x, 1), 1);
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"errno\":\"ENOENT\"") || strstr(buf, "secret"))
+                t_fail(__FILE__, __LINE__, "lookup as nobody, pub gone: %s", buf);
+        close(fd);
+}
+
+TEST(lookup_names_only_what_the_caller_may_see)
+{
+        const char *const args[] = { "--socket-mode", "0666", NULL };
+        ashmem_broker *b;
+        int fd, up[2], down[2], sync[2], st;
+        char buf[4096], x;
+        pid_t pid;
+
+        start_broker_args(args);
+        b = conn();
+        fd = create(b, "secret", 2 * ps(), 0600);
+        CHECK_EQ(ashmem_broker_share_range(b, fd, 0, ps(), "pub", 0644, 0, NULL), 0);
+        /* the owner gets the whole region's name */
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"name\":\"secret\""))
+                t_fail(__FILE__, __LINE__, "lookup as the owner: %s", buf);
+        CHECK_EQ(pipe2(up, O_CLOEXEC), 0);
+        CHECK_EQ(pipe2(down, O_CLOEXEC), 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                sync[0] = down[0];
+                sync[1] = up[1];
+                lookup_as_nobody(sync);
+                _exit(0);
+        }
+        close(down[0]);
+        close(up[1]);
+        if (read(up[0], &x, 1) == 1)
+                CHECK_EQ(ashmem_broker_unshare(b, "pub"), 0);
+        CHECK_EQ(write(down[1], "g", 1), 1);
+        close(up[0]);
+        close(down[1]);
+        while (waitpid(pid, &st, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 TEST(limits_answer_with_errors)
 {
         const char *const args[] = { "--max-regions", "3", "--max-bytes", "1M",
