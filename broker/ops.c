@@ -146,9 +146,17 @@ static int sealed(int fd, const char *what, struct reply *rep)
 
 /* No reader may reopen a shared memfd writable through /proc/PID/fd: the
  * group's and others' write bits go (memfds are born 0777); if the broker
- * may not change the mode, the memfd is refused. */
+ * may not change the mode, the memfd is refused. The mode must hold after
+ * the share too, and an inode's owner may change it back: a broker that
+ * may (root, or CAP_CHOWN) first makes the inode its own, so that the
+ * sharer no longer can. One that may not is a per-user broker, whose
+ * sharers are its own user: the mode holds against the other users, who
+ * may not change the mode of an inode they do not own. */
 static int tighten(int fd, const struct stat *st, const char *what, struct reply *rep)
 {
+        if (st->st_uid != geteuid() && fchown(fd, geteuid(), getegid()) < 0 &&
+            errno != EPERM)
+                return FAIL(rep, errno, "the %s memfd: fchown: %s", what, strerror(errno));
         if (!(st->st_mode & 022))
                 return 0;
         if (fchmod(fd, st->st_mode & 07755) == 0)
