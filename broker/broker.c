@@ -98,6 +98,7 @@ static void tick(struct broker *b)
         while (read(b->tickfd, &n, sizeof(n)) < 0 && errno == EINTR)
                 ;
         closer_reap(b);
+        uid_log_flush(b);
         if (b->cfg->idle_timeout_ms) {
                 for (struct conn *c = b->conns; c; c = c->next) {
                         if (c->dead || c->transients || c->job || c->out)

@@ -307,6 +307,23 @@ static void conn_read(struct broker *b, struct conn *c)
         }
 }
 
+/* One user connecting in a loop must not fill the log: at most one line
+ * per uid a second, saying how many went unlogged (uid_log_refusal). */
+static void log_refusal(struct broker *b, const struct ucred *cr, const char *why)
+{
+        unsigned long long quiet;
+
+        if (!uid_log_refusal(b, cr->uid, &quiet))
+                return;
+        if (quiet)
+                blog(b, 1, "refused a connection of uid %u pid %d: %s "
+                     "(and %llu more before it, not logged)", (unsigned)cr->uid,
+                     (int)cr->pid, why, quiet);
+        else
+                blog(b, 1, "refused a connection of uid %u pid %d: %s",
+                     (unsigned)cr->uid, (int)cr->pid, why);
+}
+
 void conn_accept(struct broker *b)
 {
         for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
@@ -342,8 +359,7 @@ void conn_accept(struct broker *b)
                         (void)am_send_fds(fd, full, sizeof(full) - 1, NULL, 0, MSG_DONTWAIT);
                         closer_put(b, cr.uid, fd);
                         b->n.dropped++;
-                        blog(b, 1, "refused a connection of uid %u pid %d: %u connections",
-                             (unsigned)cr.uid, (int)cr.pid, b->nconns);
+                        log_refusal(b, &cr, "too many connections");
                         continue;
                 }
                 {
@@ -356,8 +372,7 @@ void conn_accept(struct broker *b)
                                 (void)am_send_fds(fd, out, (size_t)n, NULL, 0, MSG_DONTWAIT);
                                 closer_put(b, cr.uid, fd);
                                 b->n.dropped++;
-                                blog(b, 1, "refused a connection of uid %u pid %d: %s",
-                                     (unsigned)cr.uid, (int)cr.pid, msg);
+                                log_refusal(b, &cr, msg);
                                 continue;
                         }
                 }

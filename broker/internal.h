@@ -103,6 +103,8 @@ struct uid_use {
                                            one per connection, one per
                                            descriptor the closer holds */
         unsigned long long closing;     /* of which the closer holds */
+        long long refused_log_ms;       /* its last refusal logged */
+        unsigned long long refused_quiet; /* refusals not logged since */
 };
 
 /* What a region may cost the broker in descriptors: data, control, the
@@ -282,6 +284,13 @@ void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s);
  * when the closer still holds some of its own and it is at its limit. */
 void uid_fd_add(struct broker *b, uid_t uid, int n);
 int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len);
+
+/* The log of refused connections, at most one line per uid a second:
+ * whether to log one of uid's now (*quiet: how many went unlogged before
+ * it); at the tick, a line for each uid whose refusals went unlogged for
+ * a second. */
+int uid_log_refusal(struct broker *b, uid_t uid, unsigned long long *quiet);
+void uid_log_flush(struct broker *b);
 
 /* closer.c: descriptors a client gave that the broker does not keep.
  * closer_put() closes a memfd at once and hands anything else to the

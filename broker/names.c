@@ -443,6 +443,41 @@ int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len)
         return 0;
 }
 
+#define REFUSAL_LOG_MS 1000
+
+int uid_log_refusal(struct broker *b, uid_t uid, unsigned long long *quiet)
+{
+        struct uid_use *u = uid_use(b, uid, 1);
+        long long now = am_mono_ms();
+
+        *quiet = 0;
+        if (!u)
+                return 1;
+        if (u->refused_log_ms && now - u->refused_log_ms < REFUSAL_LOG_MS) {
+                u->refused_quiet++;
+                return 0;
+        }
+        *quiet = u->refused_quiet;
+        u->refused_quiet = 0;
+        u->refused_log_ms = now;
+        return 1;
+}
+
+void uid_log_flush(struct broker *b)
+{
+        long long now = am_mono_ms();
+
+        for (size_t i = 0; i < b->nuses; i++) {
+                struct uid_use *u = &b->uses[i];
+                if (!u->refused_quiet || now - u->refused_log_ms < REFUSAL_LOG_MS)
+                        continue;
+                blog(b, 1, "refused %llu more connections of uid %u (not logged one by one)",
+                     u->refused_quiet, (unsigned)u->uid);
+                u->refused_quiet = 0;
+                u->refused_log_ms = now;
+        }
+}
+
 void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s)
 {
         size_t shown = 0;

@@ -1569,6 +1569,69 @@ TEST(limits_answer_with_errors)
         stop_broker();
 }
 
+/* Lines of the broker's log holding text. */
+static int log_lines(const char *text)
+{
+        char path[128], line[2048];
+        FILE *f;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "%s/log", dir);
+        f = fopen(path, "re");
+        if (!f)
+                t_fail(__FILE__, __LINE__, "%s: %m", path);
+        while (fgets(line, sizeof(line), f))
+                if (strstr(line, text))
+                        n++;
+        fclose(f);
+        return n;
+}
+
+TEST(a_flood_of_refused_connections_logs_a_bounded_number_of_lines)
+{
+        const char *const args[] = { "--max-connections", "1", NULL };
+        long long start, secs;
+        int held, flood = 0, lines;
+        char buf[256];
+
+        start_broker_args(args);
+        /* the one connection allowed (once start_broker_args()'s is gone) */
+        for (long long end = mono_ms() + WAIT_MS;; nap(20)) {
+                ssize_t n;
+                held = raw_connect();
+                raw_sends(held, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+                n = recv(held, buf, sizeof(buf) - 1, 0);
+                buf[n > 0 ? n : 0] = 0;
+                if (strstr(buf, "\"ok\":true"))
+                        break;
+                close(held);
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "no connection: %s", buf);
+        }
+        start = mono_ms();
+        while (mono_ms() - start < 1500) {
+                int fd = raw_connect();
+                ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+                CHECK(n > 0);
+                buf[n] = 0;
+                CHECK(strstr(buf, "\"errno\":\"EMFILE\""));
+                close(fd);
+                flood++;
+        }
+        CHECK(flood >= 100);
+        secs = (mono_ms() - start) / 1000 + 1;
+        lines = log_lines("refused a connection of uid");
+        if (lines < 1 || lines > secs + 1)
+                t_fail(__FILE__, __LINE__, "%d refusals in %lld s logged in %d lines",
+                       flood, secs, lines);
+        /* what went unlogged is counted in one line, a second later */
+        for (long long end = mono_ms() + WAIT_MS; !log_lines("more connections of uid 0"); nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "no line counts the refusals not logged");
+        close(held);
+        stop_broker();
+}
+
 TEST(idle_connections_are_dropped_and_the_client_reconnects)
 {
         const char *const args[] = { "--idle-timeout", "1", NULL };
