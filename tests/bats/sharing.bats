@@ -66,6 +66,12 @@ mallory() { as_user --reuid=$MALLORY --regid=$MALLORY --clear-groups -- "$@"; }
         done
         run -1 mallory ashmemctl broker call '{"v":1,"op":"slice","name":"s","of":"hidden","offset":0,"length":1}'
         [ "$(jq -r .errno <<<"$output")" = ENOENT ]
+        # one namespace: a hidden name is still taken (EEXIST), by design
+        run -1 mallory ashmemctl broker call '{"v":1,"op":"create","name":"hidden","size":4096}'
+        [ "$(jq -r .errno <<<"$output")" = EEXIST ]
+        run -0 mallory ashmemctl create mine 4K
+        run -1 mallory ashmemctl broker call '{"v":1,"op":"slice","name":"hidden","of":"mine","offset":0,"length":1}'
+        [ "$(jq -r .errno <<<"$output")" = EEXIST ]
         run -0 alice ashmemctl info hidden              # the owner still sees it
 }
 
