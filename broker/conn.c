@@ -90,7 +90,11 @@ void conn_close(struct broker *b, struct conn *c, const char *why)
                 c->job->c = NULL;       /* nobody waits for it any more */
         c->job = NULL;
         conn_out_free(c);
-        /* its queue may hold descriptors the client sent */
+        /* its queue may hold descriptors the client sent: the closer
+         * thread closes it, so it leaves epoll now (c is freed before
+         * that close) */
+        if (epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
+                blog(b, 0, "epoll: %s", strerror(errno));
         closer_put(b, c->uid, c->fd);
         c->fd = -1;
         broker_fds_freed(b);
