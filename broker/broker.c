@@ -98,7 +98,8 @@ static void tick(struct broker *b)
 
         while (read(b->tickfd, &n, sizeof(n)) < 0 && errno == EINTR)
                 ;
-        broker_fds_freed(b);
+        closer_reap(b);
+        uid_log_flush(b);
         if (b->cfg->idle_timeout_ms) {
                 for (struct conn *c = b->conns; c; c = c->next) {
                         if (c->dead || c->transients || c->job || c->out)
@@ -188,6 +189,7 @@ out:
         conns_reap(b);
         purge_stop(b, 0);
         ops_free_all(b);
+        closer_stop();
         /* the library's control blocks of the regions just let go (not
          * with a purge left running: it may still use the table) */
         if (!b->worker_stuck)

@@ -4,8 +4,9 @@
  * readable connection gets a bounded number of requests served per turn,
  * so nobody starves the others; a reply that does not fit in the socket
  * waits in the connection, which is not read again until it has gone out.
- * Every descriptor that arrives is either kept by the operation or closed
- * right after the reply.
+ * Every descriptor that arrives is either kept by the operation or handed
+ * to closer_put() right after the request (never closed here: closing a
+ * client's descriptor may block), and so is a connection's own socket.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -89,7 +90,12 @@ void conn_close(struct broker *b, struct conn *c, const char *why)
                 c->job->c = NULL;       /* nobody waits for it any more */
         c->job = NULL;
         conn_out_free(c);
-        close(c->fd);
+        /* its queue may hold descriptors the client sent: the closer
+         * thread closes it, so it leaves epoll now (c is freed before
+         * that close) */
+        if (epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
+                blog(b, 0, "epoll: %s", strerror(errno));
+        closer_put(b, c->uid, c->fd);
         c->fd = -1;
         broker_fds_freed(b);
 }
@@ -226,7 +232,7 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
                         snprintf(opname, sizeof(opname), "?");
                 r = ops_dispatch(b, c, &req, fds, nfds, &rep);
         }
-        am_close_fds(fds, nfds);
+        closer_put_all(b, c->uid, fds, nfds);
         if (r == 1) {                   /* the reply comes with its job */
                 blog(b, 2, "uid %u pid %d: %s: queued", (unsigned)c->uid, (int)c->pid, opname);
                 conn_want(b, c);
@@ -279,6 +285,17 @@ static void conn_read(struct broker *b, struct conn *c)
 
                 if (c->dead || c->out || c->job || b->stopping)
                         return;
+                {
+                        char msg[160], out[320];
+                        if (uid_fd_closing(b, c->uid, msg, sizeof(msg)) < 0) {
+                                int len = snprintf(out, sizeof(out),
+                                                   "{\"ok\":false,\"errno\":\"EMFILE\",\"error\":\"%s\"}",
+                                                   msg);
+                                (void)am_send_fds(c->fd, out, (size_t)len, NULL, 0, MSG_DONTWAIT);
+                                conn_close(b, c, msg);
+                                return;
+                        }
+                }
                 n = am_recv_fds(c->fd, b->in, b->cfg->max_message + 1, MSG_DONTWAIT,
                                 fds, RECV_FDS, &nfds, &extra, &mflags);
                 if (n < 0) {
@@ -292,6 +309,23 @@ static void conn_read(struct broker *b, struct conn *c)
                 }
                 serve(b, c, n, mflags, fds, nfds, extra || (mflags & MSG_CTRUNC));
         }
+}
+
+/* One user connecting in a loop must not fill the log: at most one line
+ * per uid a second, saying how many went unlogged (uid_log_refusal). */
+static void log_refusal(struct broker *b, const struct ucred *cr, const char *why)
+{
+        unsigned long long quiet;
+
+        if (!uid_log_refusal(b, cr->uid, &quiet))
+                return;
+        if (quiet)
+                blog(b, 1, "refused a connection of uid %u pid %d: %s "
+                     "(and %llu more before it, not logged)", (unsigned)cr->uid,
+                     (int)cr->pid, why, quiet);
+        else
+                blog(b, 1, "refused a connection of uid %u pid %d: %s",
+                     (unsigned)cr->uid, (int)cr->pid, why);
 }
 
 void conn_accept(struct broker *b)
@@ -320,17 +354,16 @@ void conn_accept(struct broker *b)
                 }
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
                         blog(b, 0, "SO_PEERCRED: %s", strerror(errno));
-                        close(fd);
+                        closer_put(b, (uid_t)-1, fd);
                         continue;
                 }
                 if (b->nconns >= b->cfg->max_connections) {
                         static const char full[] =
                                 "{\"ok\":false,\"errno\":\"EMFILE\",\"error\":\"too many connections\"}";
                         (void)am_send_fds(fd, full, sizeof(full) - 1, NULL, 0, MSG_DONTWAIT);
-                        close(fd);
+                        closer_put(b, cr.uid, fd);
                         b->n.dropped++;
-                        blog(b, 1, "refused a connection of uid %u pid %d: %u connections",
-                             (unsigned)cr.uid, (int)cr.pid, b->nconns);
+                        log_refusal(b, &cr, "too many connections");
                         continue;
                 }
                 {
@@ -341,17 +374,16 @@ void conn_accept(struct broker *b)
                                                  "{\"ok\":false,\"errno\":\"%s\",\"error\":\"%s\"}",
                                                  am_errno_name(-e, "EIO"), msg);
                                 (void)am_send_fds(fd, out, (size_t)n, NULL, 0, MSG_DONTWAIT);
-                                close(fd);
+                                closer_put(b, cr.uid, fd);
                                 b->n.dropped++;
-                                blog(b, 1, "refused a connection of uid %u pid %d: %s",
-                                     (unsigned)cr.uid, (int)cr.pid, msg);
+                                log_refusal(b, &cr, msg);
                                 continue;
                         }
                 }
                 c = calloc(1, sizeof(*c));
                 if (!c) {
                         uid_conn_close(b, cr.uid);
-                        close(fd);
+                        closer_put(b, cr.uid, fd);
                         continue;
                 }
                 c->fd = fd;
@@ -380,7 +412,7 @@ void conn_accept(struct broker *b)
                         uid_conn_close(b, cr.uid);
                         free(c->groups);
                         free(c);
-                        close(fd);
+                        closer_put(b, cr.uid, fd);
                         continue;
                 }
                 c->reading = 1;

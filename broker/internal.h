@@ -100,7 +100,11 @@ struct uid_use {
         unsigned conns;                 /* connections open */
         unsigned long long fds;         /* broker descriptors charged:
                                            REGION_FDS per region it brought,
-                                           one per connection */
+                                           one per connection, one per
+                                           descriptor the closer holds */
+        unsigned long long closing;     /* of which the closer holds */
+        long long refused_log_ms;       /* its last refusal logged */
+        unsigned long long refused_quiet; /* refusals not logged since */
 };
 
 /* What a region may cost the broker in descriptors: data, control, the
@@ -274,6 +278,29 @@ int uid_fd_quota(struct broker *b, const struct conn *c, struct reply *rep);
 void uid_fd_charge(struct broker *b, const struct conn *c, struct held_region *r);
 void uid_fd_uncharge(struct broker *b, struct held_region *r);
 void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s);
+/* n (1 or -1) descriptors of uid in the closer thread (closer.c); whether
+ * uid may send more descriptors: 0, or -EMFILE with the message in msg
+ * when the closer still holds some of its own and it is at its limit. */
+void uid_fd_add(struct broker *b, uid_t uid, int n);
+int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len);
+
+/* The log of refused connections, at most one line per uid a second:
+ * whether to log one of uid's now (*quiet: how many went unlogged before
+ * it); at the tick, a line for each uid whose refusals went unlogged for
+ * a second. */
+int uid_log_refusal(struct broker *b, uid_t uid, unsigned long long *quiet);
+void uid_log_flush(struct broker *b);
+
+/* closer.c: descriptors a client gave that the broker does not keep.
+ * closer_put() closes a memfd at once and hands anything else to the
+ * closer thread (a socket after setting SO_LINGER {1, 0}), charged to
+ * uid until closed; closer_put_all() does it for fds[0..n-1] (set to -1);
+ * closer_reap() uncharges what the thread closed. */
+int closer_start(void);
+void closer_stop(void);
+void closer_put(struct broker *b, uid_t uid, int fd);
+void closer_put_all(struct broker *b, uid_t uid, int *fds, int n);
+void closer_reap(struct broker *b);
 
 /* access.c: may peer c have access want (ACC_R, ACC_W) to the name e; is
  * it e's owner (or root); may it see e at all (list, info). */

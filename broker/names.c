@@ -418,6 +418,66 @@ void uid_fd_uncharge(struct broker *b, struct held_region *r)
         r->fd_charged = 0;
 }
 
+void uid_fd_add(struct broker *b, uid_t uid, int n)
+{
+        struct uid_use *u = uid_use(b, uid, 1);
+
+        if (!u)
+                return;                 /* out of memory: not counted */
+        if (n < 0 && u->closing == 0)
+                return;
+        u->fds += (unsigned long long)(long long)n;
+        u->closing += (unsigned long long)(long long)n;
+}
+
+int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len)
+{
+        const struct uid_use *u = uid_use(b, uid, 0);
+
+        if (uid != 0 && u && u->closing && u->fds >= b->max_uid_fds) {
+                snprintf(msg, len, "uid %u holds %llu broker descriptors, %llu of them not "
+                         "closed yet (limit %llu, --max-uid-fds)", (unsigned)uid, u->fds,
+                         u->closing, b->max_uid_fds);
+                return -EMFILE;
+        }
+        return 0;
+}
+
+#define REFUSAL_LOG_MS 1000
+
+int uid_log_refusal(struct broker *b, uid_t uid, unsigned long long *quiet)
+{
+        struct uid_use *u = uid_use(b, uid, 1);
+        long long now = am_mono_ms();
+
+        *quiet = 0;
+        if (!u)
+                return 1;
+        if (u->refused_log_ms && now - u->refused_log_ms < REFUSAL_LOG_MS) {
+                u->refused_quiet++;
+                return 0;
+        }
+        *quiet = u->refused_quiet;
+        u->refused_quiet = 0;
+        u->refused_log_ms = now;
+        return 1;
+}
+
+void uid_log_flush(struct broker *b)
+{
+        long long now = am_mono_ms();
+
+        for (size_t i = 0; i < b->nuses; i++) {
+                struct uid_use *u = &b->uses[i];
+                if (!u->refused_quiet || now - u->refused_log_ms < REFUSAL_LOG_MS)
+                        continue;
+                blog(b, 1, "refused %llu more connections of uid %u (not logged one by one)",
+                     u->refused_quiet, (unsigned)u->uid);
+                u->refused_quiet = 0;
+                u->refused_log_ms = now;
+        }
+}
+
 void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s)
 {
         size_t shown = 0;

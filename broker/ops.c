@@ -146,9 +146,17 @@ static int sealed(int fd, const char *what, struct reply *rep)
 
 /* No reader may reopen a shared memfd writable through /proc/PID/fd: the
  * group's and others' write bits go (memfds are born 0777); if the broker
- * may not change the mode, the memfd is refused. */
+ * may not change the mode, the memfd is refused. The mode must hold after
+ * the share too, and an inode's owner may change it back: a broker that
+ * may (root, or CAP_CHOWN) first makes the inode its own, so that the
+ * sharer no longer can. One that may not is a per-user broker, whose
+ * sharers are its own user: the mode holds against the other users, who
+ * may not change the mode of an inode they do not own. */
 static int tighten(int fd, const struct stat *st, const char *what, struct reply *rep)
 {
+        if (st->st_uid != geteuid() && fchown(fd, geteuid(), getegid()) < 0 &&
+            errno != EPERM)
+                return FAIL(rep, errno, "the %s memfd: fchown: %s", what, strerror(errno));
         if (!(st->st_mode & 022))
                 return 0;
         if (fchmod(fd, st->st_mode & 07755) == 0)
@@ -381,23 +389,25 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
         struct entry *e = NULL;
         int mode, r;
 
-        (void)c; (void)req; (void)nfds;
+        (void)req; (void)nfds;
         if (fstat(fds[0], &st) < 0)
                 return -errno;
         rg = region_find(b, &st);
-        if (!rg)
-                return FAIL(rep, ENOENT, "the broker does not hold this region");
-        if (rg->ctl < 0)
-                return FAIL(rep, ENOENT, "this region has no shared pin state");
-        {
+        /* the record of a name the caller may see: an un-ranged one
+         * first; with none, the answer of a region the broker does not
+         * hold, so that nothing tells the hidden names apart */
+        if (rg) {
                 struct name_pos p = { 0, 0 };
                 struct entry *n;
                 while ((n = name_next(b, &p)))
-                        if (n->r == rg && (!e || (e->ranged && !n->ranged)))
+                        if (n->r == rg && access_visible(c, n) &&
+                            (!e || (e->ranged && !n->ranged)))
                                 e = n;
         }
         if (!e)
                 return FAIL(rep, ENOENT, "the broker does not hold this region");
+        if (rg->ctl < 0)
+                return FAIL(rep, ENOENT, "this region has no shared pin state");
         mode = accmode(fds[0]);
         if (mode < 0)
                 return mode;

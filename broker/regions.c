@@ -60,6 +60,10 @@ void region_unref(struct broker *b, struct held_region *r)
         uid_fd_uncharge(b, r);
         am_hold_free(r->hold);
         {
+                /* closed here, not through closer_put(): a region's data
+                 * and control descriptors are memfds (share and
+                 * adopt_control checked their seals) or reopenings of
+                 * them, whose last close never waits */
                 int fds[] = { r->fd, r->ctl, r->ro_fd, r->ro_ctl };
                 am_close_fds(fds, (int)(sizeof(fds) / sizeof(fds[0])));
         }

@@ -189,6 +189,9 @@ int broker_setup(struct broker *b)
         r = purge_start(b);
         if (r < 0)
                 return r;
+        r = closer_start();
+        if (r < 0)
+                return r;
         if ((r = epoll_set(b, EPOLL_CTL_ADD, b->jobfd, EPOLLIN, &tag_job)) < 0)
                 return r;
         if (b->psifd >= 0 &&

@@ -59,7 +59,8 @@ ssize_t am_recv_fds(int fd, void *buf, size_t len, int flags, int *fds,
                     int max, int *nfds, int *extra, int *mflags)
 {
         union {
-                char buf[CMSG_SPACE(sizeof(int) * AM_SCM_RECV_MAX)];
+                /* and room for credentials a sender may add */
+                char buf[CMSG_SPACE(sizeof(int) * AM_SCM_RECV_MAX) + 64];
                 struct cmsghdr align;
         } u;
         struct iovec iov = { .iov_base = buf, .iov_len = len };

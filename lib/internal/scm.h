@@ -13,8 +13,10 @@
 #include <sys/types.h>
 
 #define AM_SCM_MAX 2            /* descriptors per message, by the protocol */
-#define AM_SCM_RECV_MAX 8       /* received at most: room to notice extra ones */
 #define AM_SCM_SEND_MAX 253     /* the kernel's limit per message */
+/* received at most: all the kernel may attach to a message, so that it
+ * never drops (and so releases, on the receiving thread) any of them */
+#define AM_SCM_RECV_MAX AM_SCM_SEND_MAX
 
 /* Close fds[0..n-1] (those >= 0), setting them to -1. */
 void am_close_fds(int *fds, int n);
@@ -34,8 +36,9 @@ int am_send_fds_any(int fd, const void *data, size_t len, const int *fds,
  * (MSG_DONTWAIT, say). EINTR is retried. The first max descriptors (max at
  * most AM_SCM_RECV_MAX) go to fds, *nfds of them; the others are closed and
  * counted in *extra (when extra is not NULL). *mflags (when not NULL) gets
- * the message's flags (MSG_TRUNC, MSG_CTRUNC: more descriptors came than
- * AM_SCM_RECV_MAX, and the kernel dropped them). Returns the message's
+ * the message's flags (MSG_TRUNC; MSG_CTRUNC: the kernel dropped
+ * descriptors, which cannot happen with room for AM_SCM_RECV_MAX unless
+ * other control messages came too). Returns the message's
  * length (0: the peer shut down, or an empty message), or -errno. */
 ssize_t am_recv_fds(int fd, void *buf, size_t len, int flags, int *fds,
                     int max, int *nfds, int *extra, int *mflags);

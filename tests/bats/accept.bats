@@ -59,6 +59,19 @@ bob() { as_user --reuid=$BOB --regid=$BOB --clear-groups -- "$@"; }
         [ "$output" = "ok 0600" ]
 }
 
+@test "share: the sharer cannot give a reader back a writable reopening" {
+        local out=$BATS_TEST_TMPDIR/sharer.out
+        chmod 0777 "$BATS_TEST_TMPDIR"
+        (sleep 30 | alice "$sharer" "$ASHMEM_SOCKET" back chmodback 0644 >"$out") &
+        holder=$!
+        wait_for grep -q '^ok' "$out"
+        # the broker made the inode its own: alice may no longer chmod it
+        [ "$(cat "$out")" = "ok 0755 chmod EPERM 0755" ]
+        run bob ashmemctl attach back --ro -- "$probe" ro
+        grep -E '^open\(/proc/self/fd/[0-9]+, O_RDWR\) +EACCES +\(denied, as expected\)' <<<"$output"
+        grep -E '^mmap\(PROT_READ\|PROT_WRITE, MAP_SHARED\) +EACCES' <<<"$output"
+}
+
 @test "share: control memfds must have exactly the size their geometry needs" {
         run -1 alice "$sharer" "$ASHMEM_SOCKET" big bigctl </dev/null
         [[ "$output" == "EINVAL "*"control memfd has 1073741824 bytes"* ]]

@@ -8,6 +8,8 @@
  *
  * KIND: plain (memfd_create() as it comes: mode 0777, no seals), unsealed
  * (mode 0600, no seals), open (sealed, mode 0777), ok (sealed, mode 0600),
+ * chmodback (open, then after the share the sharer fchmods it 0666 again:
+ * "ok MODE chmod ERRNO|ok MODE-NOW"),
  * bigctl (a region made by the library, sent with a control memfd of a
  * whole gibibyte), smallctl (the control memfd 64 bytes short).
  * MODE is the name's mode (default 0644). The region is 64 KiB. Prints
@@ -51,7 +53,7 @@ int main(int argc, char **argv)
         struct stat st;
 
         if (argc < 4) {
-                fprintf(stderr, "usage: sharer SOCKET NAME plain|unsealed|open|ok|bigctl|smallctl [MODE]\n");
+                fprintf(stderr, "usage: sharer SOCKET NAME plain|unsealed|open|ok|chmodback|bigctl|smallctl [MODE]\n");
                 return 2;
         }
         kind = argv[3];
@@ -59,7 +61,7 @@ int main(int argc, char **argv)
                 fds[0] = plain(0, 0777);
         } else if (!strcmp(kind, "unsealed")) {
                 fds[0] = plain(0, 0600);
-        } else if (!strcmp(kind, "open")) {
+        } else if (!strcmp(kind, "open") || !strcmp(kind, "chmodback")) {
                 fds[0] = plain(1, 0777);
         } else if (!strcmp(kind, "ok")) {
                 fds[0] = plain(1, 0600);
@@ -106,7 +108,17 @@ int main(int argc, char **argv)
                 const char *msg = reply ? strstr(reply, "\"error\":") : NULL;
                 printf("%s %s\n", am_errno_name(-r, "E?"), msg ? msg : "");
         } else if (fstat(fds[0], &st) == 0) {
-                printf("ok %04o\n", (unsigned)(st.st_mode & 07777));
+                printf("ok %04o", (unsigned)(st.st_mode & 07777));
+                if (!strcmp(kind, "chmodback")) {
+                        int e = fchmod(fds[0], 0666) < 0 ? errno : 0;
+                        if (fstat(fds[0], &st) < 0) {
+                                perror("sharer: fstat");
+                                return 2;
+                        }
+                        printf(" chmod %s %04o", e ? am_errno_name(e, "E?") : "ok",
+                               (unsigned)(st.st_mode & 07777));
+                }
+                printf("\n");
         }
         fflush(stdout);
         free(reply);

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -187,7 +188,8 @@ static void stop_broker(void)
         remove_dir();
 }
 
-static int broker_fds(void)
+/* The broker's descriptors now (see broker_fds()). */
+static int broker_fds_now(void)
 {
         char path[64];
         DIR *d;
@@ -202,6 +204,26 @@ static int broker_fds(void)
                 if (de->d_name[0] != '.')
                         n++;
         closedir(d);
+        return n;
+}
+
+/* The broker's descriptors, once settled: it closes descriptors clients
+ * sent, and connections' sockets, on a thread of its own, a moment after
+ * the reply. */
+static int broker_fds(void)
+{
+        int n = broker_fds_now();
+
+        for (long long end = mono_ms() + WAIT_MS, still = mono_ms() + 100;
+             mono_ms() < still && mono_ms() < end;) {
+                int m;
+                nap(10);
+                m = broker_fds_now();
+                if (m != n) {
+                        n = m;
+                        still = mono_ms() + 100;
+                }
+        }
         return n;
 }
 
@@ -1070,6 +1092,155 @@ TEST(pipelined_requests_are_answered_in_order)
         stop_broker();
 }
 
+/* A loopback TCP connection whose peer never reads, its send queue full and
+ * SO_LINGER set: the last close() of its sending end blocks for as long as
+ * the peer lives. *peer gets the end that never reads. */
+static int lingering_socket(int *peer)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t al = sizeof(a);
+        struct linger lg = { 1, 600 };
+        int small = 4096, l, t, full = 0;
+        static char junk[65536];
+
+        l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(l >= 0);
+        CHECK_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+        CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+        CHECK_EQ(listen(l, 1), 0);
+        t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        CHECK(t >= 0);
+        CHECK_EQ(setsockopt(t, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+        if (connect(t, (struct sockaddr *)&a, sizeof(a)) < 0)
+                CHECK_EQ(errno, EINPROGRESS);
+        *peer = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        CHECK(*peer >= 0);
+        close(l);
+        memset(junk, 'x', sizeof(junk));
+        /* fill both the peer's receive buffer and our send queue */
+        for (int quiet = 0; quiet < 20;) {
+                if (write(t, junk, sizeof(junk)) > 0) {
+                        full = 1;
+                        quiet = 0;
+                        continue;
+                }
+                CHECK_EQ(errno, EAGAIN);
+                quiet++;
+                nap(5);
+        }
+        CHECK(full);
+        CHECK_EQ(setsockopt(t, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        return t;
+}
+
+/* A Unix socket whose queue holds a lingering socket: its last close blocks
+ * whatever SO_LINGER it has itself. */
+static int blocking_unix_socket(int *peer)
+{
+        int sv[2], t = lingering_socket(peer);
+
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        raw_send(sv[0], "x", 1, &t, 1);
+        close(t);
+        close(sv[0]);
+        return sv[1];
+}
+
+/* Stop the broker (all its threads) until thaw_broker(): what a client
+ * sends meanwhile, and closes, leaves the broker the last reference. */
+static void freeze_broker(void)
+{
+        char path[64], st[512], *p;
+
+        CHECK_EQ(kill(broker_pid, SIGSTOP), 0);
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)broker_pid);
+        for (long long end = mono_ms() + WAIT_MS;; nap(1)) {
+                FILE *f = fopen(path, "re");
+                size_t n;
+
+                CHECK(f);
+                n = fread(st, 1, sizeof(st) - 1, f);
+                fclose(f);
+                st[n] = 0;
+                p = strrchr(st, ')');
+                if (p && p[1] == ' ' && p[2] == 'T')
+                        return;
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "the broker does not stop");
+        }
+}
+
+static void thaw_broker(void)
+{
+        CHECK_EQ(kill(broker_pid, SIGCONT), 0);
+}
+
+/* Send text with fds on s and close them, so that the broker holds the
+ * last references (as a client does that closes right after sending). */
+static void send_and_drop(int s, const char *text, int *fds, int nfds)
+{
+        freeze_broker();
+        raw_sends(s, text, fds, nfds);
+        for (int i = 0; i < nfds; i++)
+                if (i == 0 || fds[i] != fds[i - 1])
+                        close(fds[i]);
+        thaw_broker();
+}
+
+/* Another client's hello is answered within a second. */
+static void hello_answered_promptly(void)
+{
+        char buf[4096];
+        struct pollfd p;
+        int fd = raw_connect();
+
+        raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+        p = (struct pollfd){ .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 1000) != 1)
+                t_fail(__FILE__, __LINE__, "the broker does not answer while it holds "
+                       "a lingering socket");
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"ok\":true"));
+        close(fd);
+}
+
+TEST(descriptors_whose_close_blocks_do_not_stall_the_broker)
+{
+        char buf[4096];
+        int peer, t, s, many[12];
+        start_broker();
+        /* one unwanted descriptor with a request */
+        t = lingering_socket(&peer);
+        s = raw_connect();
+        send_and_drop(s, "{\"v\":1,\"op\":\"stats\"}", &t, 1);
+        hello_answered_promptly();
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        close(peer);
+        /* a socket whose own close releases a lingering one */
+        t = blocking_unix_socket(&peer);
+        s = raw_connect();
+        send_and_drop(s, "{\"v\":1,\"op\":\"stats\"}", &t, 1);
+        hello_answered_promptly();
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        close(peer);
+        /* more descriptors than the protocol allows, all unwanted */
+        t = lingering_socket(&peer);
+        for (int i = 0; i < 12; i++)
+                many[i] = t;
+        s = raw_connect();
+        send_and_drop(s, "{\"v\":1,\"op\":\"list\"}", many, 12);
+        hello_answered_promptly();
+        raw_recv(s, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
+        close(s);
+        close(peer);
+        stop_broker();
+}
+
 /* ------------------------------------------------------------ access control */
 
 static void become_nobody(void)
@@ -1201,6 +1372,170 @@ TEST(access_follows_owner_and_mode)
 
 /* ------------------------------------------------------------ limits */
 
+/* A connection of nobody's, for this process to use. */
+static void connect_as_nobody(void *arg)
+{
+        int to = *(int *)arg, s;
+
+        become_nobody();
+        s = raw_connect();
+        raw_sends(to, "f", &s, 1);
+        close(s);
+        close(to);
+}
+
+/* A new connection of nobody's gets an answer: errno (e.g. "EMFILE") or
+ * "ok" in arg. */
+static void nobody_hello(void *arg)
+{
+        const char *want = arg;
+        char buf[4096], w[64];
+
+        become_nobody();
+        {
+                /* a refused connection may be reset before we read */
+                int fd = raw_connect();
+                ssize_t n;
+                raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+                n = recv(fd, buf, sizeof(buf) - 1, 0);
+                close(fd);
+                if (n < 0)
+                        _exit(1);
+                buf[n] = 0;
+        }
+        if (strcmp(want, "ok") == 0)
+                snprintf(w, sizeof(w), "\"ok\":true");
+        else
+                snprintf(w, sizeof(w), "\"errno\":\"%s\"", want);
+        if (!strstr(buf, w))
+                _exit(1);
+}
+
+TEST(descriptors_the_broker_cannot_close_yet_count_against_the_user)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-fds", "8", NULL };
+        char buf[4096];
+        int sv[2], s, u, p[2], peer, refused = 0;
+
+        start_broker_args(args);
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        CHILD_OK(connect_as_nobody, &sv[1]);
+        close(sv[1]);
+        s = recv_one_fd(sv[0]);
+        close(sv[0]);
+        /* the closer thread blocks on this one for as long as peer lives */
+        u = blocking_unix_socket(&peer);
+        send_and_drop(s, "{\"v\":1,\"op\":\"stats\"}", &u, 1);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"errno\":\"EINVAL\""));    /* stats takes none */
+        /* what follows waits behind it, counted against the limit (8) */
+        for (int i = 0; i < 8 && !refused; i++) {
+                CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+                raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", p, 2);
+                close(p[0]);
+                close(p[1]);
+                raw_recv(s, buf, sizeof(buf), NULL);
+                refused = strstr(buf, "\"errno\":\"EMFILE\"") != NULL;
+        }
+        if (!refused) {
+                /* at the limit now: the next request is refused */
+                raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+                raw_recv(s, buf, sizeof(buf), NULL);
+        }
+        if (!strstr(buf, "\"errno\":\"EMFILE\"") || !strstr(buf, "not closed yet"))
+                t_fail(__FILE__, __LINE__, "a user at the limit: %s", buf);
+        close(s);
+        /* so is a new connection of that user; others are served */
+        CHILD_OK(nobody_hello, "EMFILE");
+        hello_answered_promptly();
+        /* once the blocked close is done, the charges go */
+        close(peer);
+        for (long long end = mono_ms() + WAIT_MS;; nap(50)) {
+                int st = t_in_child(nobody_hello, "ok");
+                if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+                        break;
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "nobody is still refused");
+        }
+        stop_broker();
+}
+
+/* Look the region of fd up on a new connection: the reply in buf. */
+static void raw_lookup(int fd, char *buf, size_t len)
+{
+        int s = raw_connect();
+
+        raw_sends(s, "{\"v\":1,\"op\":\"lookup\"}", &fd, 1);
+        raw_recv(s, buf, len, NULL);
+        close(s);
+}
+
+/* nobody holds a read-only descriptor of "pub", a 0644 view of a region
+ * whose whole-region name is 0600: lookup names "pub", never the other;
+ * once "pub" is gone, the region is as unknown as one never shared. */
+static void lookup_as_nobody(void *arg)
+{
+        int *sync = arg, fd;
+        char buf[4096], x;
+        ashmem_broker *b;
+
+        become_nobody();
+        b = conn();
+        CHECK_EQ(ashmem_broker_attach(b, "pub", 0, &fd, NULL, NULL), 0);
+        ashmem_broker_close(b);
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"ok\":true") || !strstr(buf, "\"name\":\"pub\"") ||
+            strstr(buf, "secret"))
+                t_fail(__FILE__, __LINE__, "lookup as nobody: %s", buf);
+        CHECK_EQ(write(sync[1], "u", 1), 1);   /* unshare pub now */
+        CHECK_EQ(read(sync[0], &x, 1), 1);
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"errno\":\"ENOENT\"") || strstr(buf, "secret"))
+                t_fail(__FILE__, __LINE__, "lookup as nobody, pub gone: %s", buf);
+        close(fd);
+}
+
+TEST(lookup_names_only_what_the_caller_may_see)
+{
+        const char *const args[] = { "--socket-mode", "0666", NULL };
+        ashmem_broker *b;
+        int fd, up[2], down[2], sync[2], st;
+        char buf[4096], x;
+        pid_t pid;
+
+        start_broker_args(args);
+        b = conn();
+        fd = create(b, "secret", 2 * ps(), 0600);
+        CHECK_EQ(ashmem_broker_share_range(b, fd, 0, ps(), "pub", 0644, 0, NULL), 0);
+        /* the owner gets the whole region's name */
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"name\":\"secret\""))
+                t_fail(__FILE__, __LINE__, "lookup as the owner: %s", buf);
+        CHECK_EQ(pipe2(up, O_CLOEXEC), 0);
+        CHECK_EQ(pipe2(down, O_CLOEXEC), 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                sync[0] = down[0];
+                sync[1] = up[1];
+                lookup_as_nobody(sync);
+                _exit(0);
+        }
+        close(down[0]);
+        close(up[1]);
+        if (read(up[0], &x, 1) == 1)
+                CHECK_EQ(ashmem_broker_unshare(b, "pub"), 0);
+        CHECK_EQ(write(down[1], "g", 1), 1);
+        close(up[0]);
+        close(down[1]);
+        while (waitpid(pid, &st, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 TEST(limits_answer_with_errors)
 {
         const char *const args[] = { "--max-regions", "3", "--max-bytes", "1M",
@@ -1232,6 +1567,69 @@ TEST(limits_answer_with_errors)
         }
         ashmem_broker_close(b2);
         ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* Lines of the broker's log holding text. */
+static int log_lines(const char *text)
+{
+        char path[128], line[2048];
+        FILE *f;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "%s/log", dir);
+        f = fopen(path, "re");
+        if (!f)
+                t_fail(__FILE__, __LINE__, "%s: %m", path);
+        while (fgets(line, sizeof(line), f))
+                if (strstr(line, text))
+                        n++;
+        fclose(f);
+        return n;
+}
+
+TEST(a_flood_of_refused_connections_logs_a_bounded_number_of_lines)
+{
+        const char *const args[] = { "--max-connections", "1", NULL };
+        long long start, secs;
+        int held, flood = 0, lines;
+        char buf[256];
+
+        start_broker_args(args);
+        /* the one connection allowed (once start_broker_args()'s is gone) */
+        for (long long end = mono_ms() + WAIT_MS;; nap(20)) {
+                ssize_t n;
+                held = raw_connect();
+                raw_sends(held, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+                n = recv(held, buf, sizeof(buf) - 1, 0);
+                buf[n > 0 ? n : 0] = 0;
+                if (strstr(buf, "\"ok\":true"))
+                        break;
+                close(held);
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "no connection: %s", buf);
+        }
+        start = mono_ms();
+        while (mono_ms() - start < 1500) {
+                int fd = raw_connect();
+                ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+                CHECK(n > 0);
+                buf[n] = 0;
+                CHECK(strstr(buf, "\"errno\":\"EMFILE\""));
+                close(fd);
+                flood++;
+        }
+        CHECK(flood >= 100);
+        secs = (mono_ms() - start) / 1000 + 1;
+        lines = log_lines("refused a connection of uid");
+        if (lines < 1 || lines > secs + 1)
+                t_fail(__FILE__, __LINE__, "%d refusals in %lld s logged in %d lines",
+                       flood, secs, lines);
+        /* what went unlogged is counted in one line, a second later */
+        for (long long end = mono_ms() + WAIT_MS; !log_lines("more connections of uid 0"); nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "no line counts the refusals not logged");
+        close(held);
         stop_broker();
 }
 
