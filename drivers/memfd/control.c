@@ -127,73 +127,60 @@ static inline uint64_t st_purged(uint64_t s)   { return s & (s >> 1) & LO; }
 
 /* ------------------------------------------------------- the purge lock */
 
-/* The fallback lock is a classic record lock, owned by the process: one
- * thread of a process at a time may use it. */
-static int posix_busy;
-
-int amc_purge_lock(const struct amc_ref *r, struct amc_plock *lk)
+/* A description of the control memfd of our own, opened through
+ * /proc/self/fd: a lock on the description every holder shares would be
+ * invisible to them and kept alive after our death by every process that
+ * shares it. -EACCES if the memfd is not ours to reopen (another user's:
+ * such holders purge through the broker). */
+static int own_description(const struct amc_ref *r, int flags)
 {
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-                            .l_start = 0, .l_len = 1 };
         char path[48];
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", r->ctl_fd);
+        do
+                fd = open(path, flags | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
+        if (fd >= 0)
+                return fd;
+        return errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -errno : -EACCES;
+}
+
+/* Take a lock of type `type` on byte 0 through a description of our own:
+ * 0 and *lk, -EBUSY if a lock of another description conflicts, -errno. */
+static int lock_own(const struct amc_ref *r, struct amc_plock *lk, short type)
+{
+        struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+                            .l_start = 0, .l_len = 1 };
         int fd, e;
 
-        /* A description of our own: a lock on the shared one would be
-         * invisible to F_OFD_GETLK through it, and kept alive after our
-         * death by every process that shares it. */
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", r->ctl_fd);
-        fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd >= 0) {
-                if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
-                        lk->fd = fd;
-                        lk->posix = 0;
-                        return 0;
-                }
-                e = errno;
-                close(fd);
-                return e == EAGAIN || e == EACCES ? -EBUSY : -e;
-        }
-        /* Not ours to reopen (another user's memfd), or out of
-         * descriptors: a process-owned lock, which the kernel drops at our
-         * death too, and which F_OFD_GETLK reports to everyone. */
-        if (__atomic_exchange_n(&posix_busy, 1, __ATOMIC_ACQUIRE))
-                return -EBUSY;
-        if (fcntl(r->ctl_fd, F_SETLK, &fl) == 0) {
-                lk->fd = -1;
-                lk->posix = 1;
+        fd = own_description(r, type == F_WRLCK ? O_RDWR : O_RDONLY);
+        if (fd < 0)
+                return fd;
+        if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+                lk->fd = fd;
                 return 0;
         }
         e = errno;
-        __atomic_store_n(&posix_busy, 0, __ATOMIC_RELEASE);
+        close(fd);
         return e == EAGAIN || e == EACCES ? -EBUSY : -e;
+}
+
+/* The purge lock is a read lock: purgers share it (the compare-and-swap
+ * unpinned -> purging gives each page to one purger), so that a read-only
+ * holder, who can take read locks only, can never keep purges off. */
+int amc_purge_lock(const struct amc_ref *r, struct amc_plock *lk)
+{
+        return lock_own(r, lk, F_RDLCK);
 }
 
 void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk)
 {
-        struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
-                            .l_start = 0, .l_len = 1 };
-
-        if (lk->posix) {
-                (void)fcntl(r->ctl_fd, F_SETLK, &fl);
-                __atomic_store_n(&posix_busy, 0, __ATOMIC_RELEASE);
-        } else if (lk->fd >= 0) {
-                /* closing our own description drops its lock */
+        (void)r;
+        /* closing our own description drops its lock */
+        if (lk->fd >= 0)
                 close(lk->fd);
-        }
         lk->fd = -1;
-        lk->posix = 0;
-}
-
-/* Is the purge lock held by anyone (any process, any description)? An
- * error answers "yes": the caller then waits out its bound. */
-static int purger_alive(const struct amc_ref *r)
-{
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-                            .l_start = 0, .l_len = 1 };
-
-        if (fcntl(r->ctl_fd, F_OFD_GETLK, &fl) < 0)
-                return 1;
-        return fl.l_type != F_UNLCK;
 }
 
 /* Punch the pages of `set` (low bits), a bitmap of n words starting at
@@ -236,45 +223,57 @@ static void finish_word(const struct amc_ref *r, uint64_t w, uint64_t set)
         }
 }
 
-/* A pinner met purging pages in word w with nobody holding the purge lock:
- * their purger died (or a writer scribbled them). Take the lock, punch
- * what is still purging and mark it purged. */
-static void finish_dead_purge(const struct amc_ref *r, uint64_t w, int data_fd)
+/* Purging pages in words [w0, w0 + n) with, perhaps, nobody purging them:
+ * their purger died (or a writer scribbled them). Take the lock for
+ * writing on a description of our own: granted only when no other
+ * description holds any lock on the block, so no purger is alive, and none
+ * can start until we let go. Then punch what is still purging and mark it
+ * purged. Returns the pages finished, or -EBUSY when the lock is not ours
+ * (a purger is alive, or a holder keeps a lock that makes it look so; or
+ * the memfd is not ours to reopen). */
+static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t n,
+                                 int data_fd)
 {
         struct amc_plock lk;
-        uint64_t set;
+        int64_t count = 0;
 
-        if (amc_purge_lock(r, &lk) < 0)
-                return;         /* someone alive has it: wait for them */
-        set = st_purging(LOAD(&r->state[w])) & valid_mask(r, w);
-        if (set) {
+        if (lock_own(r, &lk, F_WRLCK) < 0)
+                return -EBUSY;
+        for (uint64_t w = w0; w < w0 + n; w++) {
+                uint64_t set = st_purging(LOAD(&r->state[w])) & valid_mask(r, w);
+                if (!set)
+                        continue;
                 /* a failed punch still marks them purged: the pin then says
                  * WAS_PURGED over what may be left, the safe direction */
                 if (data_fd >= 0)
                         (void)punch_set(r, data_fd, &set, w, 1);
                 finish_word(r, w, set);
-                ADD(&r->b->recoveries, 1);
+                count += popcount64(set);
         }
+        if (count)
+                ADD(&r->b->recoveries, 1);
         amc_purge_unlock(r, &lk);
+        return count;
 }
 
 /* Pages of word w are purging: 0 to look again, -ETIMEDOUT once the bound
- * has passed with their purger alive. */
+ * has passed. Every path checks the bound: a purger that stays alive, a
+ * lock that cannot be taken, and a writer that marks pages purging again
+ * and again all end in ETIMEDOUT; between checks, it sleeps. */
 static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
                        int64_t *deadline)
 {
-        struct timespec ts = { 0, 100 * 1000 };
+        struct timespec ts = { 0, 200 * 1000 };
         int64_t now = am_mono_ns(0);
 
         if (*deadline == 0)
                 *deadline = now + AMC_WAIT_NS;
-        if (!purger_alive(r)) {
-                finish_dead_purge(r, w, data_fd);
-                return 0;
-        }
-        if (now >= *deadline)
+        else if (now >= *deadline)
                 return -ETIMEDOUT;
-        nanosleep(&ts, NULL);
+        if (finish_dead_purge(r, w, 1, data_fd) >= 0)
+                return 0;
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
         return 0;
 }
 
@@ -410,9 +409,10 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                         if (!c || CAS(&r->state[w], &old, (old & ~c) | c << 1))
                                 break;
                 }
-                /* pages left purging by a dead purger are ours now: we
-                 * hold the lock */
-                set[i] = c | (st_purging(old) & valid);
+                /* only the pages this compare-and-swap gave us: purging
+                 * pages are another purger's (or a dead one's, which
+                 * finish_dead_purge() takes) */
+                set[i] = c;
                 any |= set[i];
         }
         if (!any)
@@ -423,9 +423,7 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                 if (!set[i])
                         continue;
                 if (e < 0) {
-                        /* nothing was punched: back to unpinned (left-overs
-                         * of a dead purger go to purged, as they may be
-                         * half punched) */
+                        /* nothing was punched: back to unpinned */
                         for (;;) {
                                 uint64_t p = st_purging(old) & set[i];
                                 if (!p || CAS(&r->state[w], &old, (old & ~(p << 1)) | p))
@@ -455,11 +453,20 @@ int amc_purge(const struct amc_ref *r, int data_fd)
                 return errno == EBADF ? -EBADF : -errno;
         if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))
                 return 0;
+        /* left-overs of a dead purger: finished if nobody holds a lock */
+        for (uint64_t w = 0; w < r->words; w++) {
+                if (st_purging(LOAD(&r->state[w])) & valid_mask(r, w)) {
+                        c = finish_dead_purge(r, w, r->words - w, data_fd);
+                        n += c > 0 ? c : 0;
+                        break;
+                }
+        }
         e = amc_purge_lock(r, &lk);
         if (e == -EBUSY)
-                return 0;       /* someone else is purging it right now */
+                return (int)n;  /* a dead purge is being finished right now */
         if (e < 0)
                 return e;
+        c = 0;
         for (uint64_t w = 0; w < r->words; w += AMC_CHUNK_WORDS) {
                 uint64_t k = r->words - w < AMC_CHUNK_WORDS ? r->words - w : AMC_CHUNK_WORDS;
                 c = purge_chunk(r, data_fd, w, k);

@@ -147,7 +147,7 @@ int amc_prot(const struct amc_ref *r);
 /* The purge lock, exposed for tests and for holders that want to keep
  * purges off a region while they inspect it: 0 and *lk (pass it to
  * amc_purge_unlock), -EBUSY if another owner holds it, or -errno. */
-struct amc_plock { int fd; int posix; };
+struct amc_plock { int fd; };
 int amc_purge_lock(const struct amc_ref *r, struct amc_plock *lk);
 void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk);
 
