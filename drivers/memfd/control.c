@@ -281,34 +281,30 @@ static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
 
 int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd)
 {
-        uint64_t end = first + count, w0, w1, w, undo_small[32], *undo = undo_small;
+        uint64_t end = first + count;
         int64_t deadline = 0;
-        int was = 0, e = 0;
+        int was = 0, e;
 
         if (!r->writable)
                 return -EPERM;
         if (count == 0)
                 return ASHMEM_NOT_PURGED;
-        w0 = first / 32;
-        w1 = (end - 1) / 32;
-        if (w1 - w0 + 1 > 32) {
-                undo = malloc((size_t)(w1 - w0 + 1) * sizeof(*undo));
-                if (!undo)
-                        return -ENOMEM;
-        }
-        for (w = w0; w <= w1; w++) {
+        for (uint64_t w = first / 32; w <= (end - 1) / 32; w++) {
                 uint64_t m = word_mask(first, end, w), full = m | m << 1;
                 uint64_t old = LOAD(&r->state[w]);
 
                 for (;;) {
                         if (st_purging(old) & m) {
+                                /* Timed out: the pages this call pinned stay
+                                 * pinned. Pins are not counted, so putting
+                                 * them back could unpin a page another
+                                 * process pinned meanwhile. */
                                 e = await_purge(r, w, data_fd, &deadline);
                                 if (e < 0)
-                                        goto undo;
+                                        return e;
                                 old = LOAD(&r->state[w]);
                                 continue;
                         }
-                        undo[w - w0] = old & full;
                         if (!(old & full))
                                 break;
                         if (CAS(&r->state[w], &old, old & ~full)) {
@@ -318,25 +314,7 @@ int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd
                         }
                 }
         }
-        if (undo != undo_small)
-                free(undo);
         return was ? ASHMEM_WAS_PURGED : ASHMEM_NOT_PURGED;
-undo:
-        /* Timed out: put back what this call changed, so that a failed pin
-         * changed nothing (a page pinned since by someone else stays). */
-        for (uint64_t v = w0; v < w; v++) {
-                uint64_t prev = undo[v - w0], had = (prev | prev >> 1) & LO;
-                uint64_t old = LOAD(&r->state[v]);
-                for (;;) {
-                        uint64_t pinned = ~(old | old >> 1) & had;
-                        if (!pinned || CAS(&r->state[v], &old,
-                                           old | (prev & (pinned | pinned << 1))))
-                                break;
-                }
-        }
-        if (undo != undo_small)
-                free(undo);
-        return e;
 }
 
 /* The "recently unpinned" time: written only when it is a tick off, so

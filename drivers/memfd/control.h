@@ -122,9 +122,11 @@ int amc_range(const struct amc_ref *r, size_t offset, size_t len,
  * purge need a writable ref (-EPERM otherwise). pin may have to finish a
  * dead purger's punch: data_fd is the region's data memfd for that, or -1
  * (the pages are then marked purged without a punch: WAS_PURGED over
- * contents that may still be there). pin fails with -ETIMEDOUT, changing
- * nothing, when pages of the range stay purging for AMC_WAIT_NS while their
- * purger is alive; -ENOMEM for a range too large to keep its undo record. */
+ * contents that may still be there). pin fails with -ETIMEDOUT when pages
+ * of the range stay purging for AMC_WAIT_NS while their purger looks alive
+ * (its lock, or another lock on the block, is present); the pages of the
+ * range it pinned before then stay pinned (pins are not counted: undoing
+ * them could unpin another process's pin). */
 int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd);
 int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count);
 int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count);

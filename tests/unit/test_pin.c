@@ -958,11 +958,17 @@ TEST(purger_killed_mid_purge_is_finished_by_the_next_purge)
         close(fd);
 }
 
+static void child_pins_two(void *arg)
+{
+        CHECK_EQ(ashmem_pin_region(*(int *)arg, 0, 2 * ps()), ASHMEM_NOT_PURGED);
+}
+
 /* A purger stopped (SIGSTOP) in the middle: a pin of its pages waits its
- * bound and fails with ETIMEDOUT, changing nothing, also in the words of
- * its range it had already pinned; other pages are not held up; once the
- * purger is gone, the pin goes through. */
-TEST(stopped_purger_makes_pin_time_out_and_change_nothing)
+ * bound and fails with ETIMEDOUT, leaving the words of its range it had
+ * already pinned pinned (never unpinning what another process pinned
+ * meanwhile); other pages are not held up; once the purger is gone, the
+ * pin goes through. */
+TEST(stopped_purger_makes_pin_time_out)
 {
         size_t P = ps();
         int fd = create("stopped", 40 * P);
@@ -999,11 +1005,26 @@ TEST(stopped_purger_makes_pin_time_out_and_change_nothing)
         t1 = mono_ns();
         CHECK(t1 - t0 >= AMC_WAIT_NS - 20000000ll);
         CHECK(t1 - t0 < 5 * AMC_WAIT_NS);
-        /* nothing changed, not even word 0, which it had pinned */
-        CHECK_MAP(fd, "xxxxuPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP");
-        /* pages out of the purger's way are served at once */
-        CHECK_EQ(ashmem_pin_region(fd, 0, 5 * P), ASHMEM_WAS_PURGED);
-        CHECK_EQ(ashmem_pin_region(fd, 32 * P, P), ASHMEM_NOT_PURGED);
+        /* word 0, which it had pinned, stays pinned; word 1 waited */
+        CHECK_MAP(fd, "PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP");
+        /* a page another process pinned while a pin waited stays pinned
+         * when that pin times out */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+        {
+                struct blocked w = { .fd = fd, .off = 0, .len = 34 * P, .r = -2 };
+                pthread_t tw;
+                CHECK_EQ(pthread_create(&tw, NULL, pin_blocked, &w), 0);
+                usleep(100 * 1000);
+                CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+                CHECK_EQ(t_in_child(child_pins_two, &fd), 0);
+                CHECK_EQ(pthread_join(tw, NULL), 0);
+                CHECK_EQ(w.r, -1);
+        }
+        /* a purge takes page 32 only */
+        CHECK_EQ(ashmem_purge(fd), 1);
+        CHECK_MAP(fd, "PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPxxPPPPPP");
+        CHECK(all(m + 4 * P, 28 * P, 's'));
+        CHECK_EQ(ashmem_pin_region(fd, 32 * P, P), ASHMEM_WAS_PURGED);
         CHECK_EQ(ashmem_unpin_region(fd, 36 * P, P), 0);
         CHECK_EQ(ashmem_pin_status(fd, 33 * P, P), ASHMEM_IS_UNPINNED);
         /* a pin waiting when the purger dies goes through: it finishes the
