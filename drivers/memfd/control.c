@@ -184,9 +184,11 @@ void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk)
 }
 
 /* Punch the pages of `set` (low bits), a bitmap of n words starting at
- * word w0, in data_fd: one fallocate per run of consecutive pages. */
+ * word w0, in data_fd: one fallocate per run of consecutive pages. On
+ * failure *done is the first page (counted from word w0) not punched: the
+ * pages of the set before it are. */
 static int punch_set(const struct amc_ref *r, int data_fd, const uint64_t *set,
-                     uint64_t w0, uint64_t n)
+                     uint64_t w0, uint64_t n, uint64_t *done)
 {
         uint64_t ps = r->page_size, p = 0, end = n * 32;
 
@@ -204,8 +206,10 @@ static int punch_set(const struct amc_ref *r, int data_fd, const uint64_t *set,
                 while (fallocate(data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                  (off_t)((w0 * 32 + s) * ps),
                                  (off_t)((q - s) * ps)) < 0) {
-                        if (errno != EINTR)
+                        if (errno != EINTR) {
+                                *done = s;
                                 return errno == EBADF ? -EPERM : -errno;
+                        }
                 }
         }
         return 0;
@@ -236,6 +240,7 @@ static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t 
 {
         struct amc_plock lk;
         int64_t count = 0;
+        uint64_t done;
 
         if (lock_own(r, &lk, F_WRLCK) < 0)
                 return -EBUSY;
@@ -246,7 +251,7 @@ static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t 
                 /* a failed punch still marks them purged: the pin then says
                  * WAS_PURGED over what may be left, the safe direction */
                 if (data_fd >= 0)
-                        (void)punch_set(r, data_fd, &set, w, 1);
+                        (void)punch_set(r, data_fd, &set, w, 1, &done);
                 finish_word(r, w, set);
                 count += popcount64(set);
         }
@@ -375,7 +380,7 @@ int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count)
 static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                            uint64_t n)
 {
-        uint64_t set[AMC_CHUNK_WORDS], any = 0;
+        uint64_t set[AMC_CHUNK_WORDS], any = 0, done;
         int64_t count = 0;
         int e;
 
@@ -395,24 +400,34 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
         }
         if (!any)
                 return 0;
-        e = punch_set(r, data_fd, set, w0, n);
+        e = punch_set(r, data_fd, set, w0, n, &done);
+        if (e == 0)
+                done = n * 32;
         for (uint64_t i = 0; i < n; i++) {
                 uint64_t w = w0 + i, old = LOAD(&r->state[w]);
+                uint64_t punched = set[i], rest = 0;
                 if (!set[i])
                         continue;
-                if (e < 0) {
-                        /* nothing was punched: back to unpinned */
-                        for (;;) {
-                                uint64_t p = st_purging(old) & set[i];
-                                if (!p || CAS(&r->state[w], &old, (old & ~(p << 1)) | p))
-                                        break;
-                        }
-                        continue;
+                if (done < (i + 1) * 32) {
+                        /* the pages from `done` on were not punched */
+                        uint64_t k = done > i * 32 ? done - i * 32 : 0;
+                        uint64_t below = k ? (((uint64_t)1 << (2 * k)) - 1) & LO : 0;
+                        punched = set[i] & below;
+                        rest = set[i] & ~below;
                 }
-                finish_word(r, w, set[i]);
-                count += popcount64(set[i]);
+                /* not punched: back to unpinned */
+                for (;;) {
+                        uint64_t p = st_purging(old) & rest;
+                        if (!p || CAS(&r->state[w], &old, (old & ~(p << 1)) | p))
+                                break;
+                }
+                /* punched: purged */
+                if (punched) {
+                        finish_word(r, w, punched);
+                        count += popcount64(punched);
+                }
         }
-        return e < 0 ? e : count;
+        return e < 0 && count == 0 ? e : count;
 }
 
 int amc_purge(const struct amc_ref *r, int data_fd)
