@@ -3,6 +3,7 @@
  * docs/control-block.md for the protocol. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,7 +305,13 @@ int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd
                                  * pinned. Pins are not counted, so putting
                                  * them back could unpin a page another
                                  * process pinned meanwhile. */
+                                int cs;
+                                /* open, close and nanosleep in the wait are
+                                 * cancellation points: a cancel there would
+                                 * leave a locked description open */
+                                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
                                 e = await_purge(r, w, data_fd, &deadline);
+                                pthread_setcancelstate(cs, NULL);
                                 if (e < 0)
                                         return e;
                                 old = LOAD(&r->state[w]);
@@ -430,7 +437,21 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
         return e < 0 && count == 0 ? e : count;
 }
 
+static int purge(const struct amc_ref *r, int data_fd);
+
+/* With cancellation off: a cancel inside (open, close, fallocate) would
+ * leave a locked description open and pages purging. */
 int amc_purge(const struct amc_ref *r, int data_fd)
+{
+        int cs, n;
+
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        n = purge(r, data_fd);
+        pthread_setcancelstate(cs, NULL);
+        return n;
+}
+
+static int purge(const struct amc_ref *r, int data_fd)
 {
         struct amc_plock lk;
         int64_t n = 0, c = 0;

@@ -1193,6 +1193,38 @@ TEST(lock_on_the_shared_description_bounds_the_wait)
         close(fd);
 }
 
+/* A thread cancelled while its pin waits on another process's purge: the
+ * wait runs to its end (ETIMEDOUT) with cancellation off, leaving no
+ * descriptor and no lock behind; fork() goes on. */
+TEST(cancel_during_a_pin_wait_leaves_nothing_behind)
+{
+        size_t P = ps();
+        int fd = create("cancelwait", 4 * P), status;
+        struct blocked b = { .fd = fd, .off = 0, .len = P, .r = -2 };
+        pthread_t t;
+        void *ret;
+        pid_t pid, child;
+
+        CHECK_EQ(ashmem_unpin_region(fd, 0, P), 0);
+        pid = start_a_halfway_purger(fd, 0x1);
+        CHECK_EQ(kill(pid, SIGSTOP), 0);
+        CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
+        usleep(50 * 1000);
+        CHECK_EQ(pthread_cancel(t), 0);
+        CHECK_EQ(pthread_join(t, &ret), 0);
+        CHECK(ret != PTHREAD_CANCELED);
+        CHECK_EQ(b.r, -1);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0)
+                _exit(ashmem_pin_status(fd, P, P) == ASHMEM_IS_PINNED ? 0 : 1);
+        status = wait_child(child);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        end_child(pid);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
+        close(fd);
+}
+
 /* A thread waiting (bounded) on another process's purge holds no lock of
  * the library: fork() and region creation in other threads go on. */
 TEST(fork_while_another_thread_waits_on_a_purge)
