@@ -147,6 +147,28 @@ static int own_description(const struct amc_ref *r, int flags)
         return errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -errno : -EACCES;
 }
 
+/* A child forked while a thread holds a locked description of its own
+ * would inherit it (O_CLOEXEC helps only at exec), and with it the lock,
+ * for as long as the child lives: fork waits for the process's locks to be
+ * let go (each is held for one bounded purge or finish), holding the write
+ * side of this lock whose read side every holder of such a description
+ * holds. */
+static pthread_rwlock_t forklock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_once_t forklock_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void) { pthread_rwlock_wrlock(&forklock); }
+static void fork_parent(void) { pthread_rwlock_unlock(&forklock); }
+static void fork_child(void)
+{
+        pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+        forklock = fresh;
+}
+
+static void forklock_init(void)
+{
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 /* Take a lock of type `type` on byte 0 through a description of our own:
  * 0 and *lk, -EBUSY if a lock of another description conflicts, -errno. */
 static int lock_own(const struct amc_ref *r, struct amc_plock *lk, short type)
@@ -155,15 +177,20 @@ static int lock_own(const struct amc_ref *r, struct amc_plock *lk, short type)
                             .l_start = 0, .l_len = 1 };
         int fd, e;
 
+        pthread_once(&forklock_once, forklock_init);
+        pthread_rwlock_rdlock(&forklock);
         fd = own_description(r, type == F_WRLCK ? O_RDWR : O_RDONLY);
-        if (fd < 0)
+        if (fd < 0) {
+                pthread_rwlock_unlock(&forklock);
                 return fd;
+        }
         if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
                 lk->fd = fd;
                 return 0;
         }
         e = errno;
         close(fd);
+        pthread_rwlock_unlock(&forklock);
         return e == EAGAIN || e == EACCES ? -EBUSY : -e;
 }
 
@@ -179,8 +206,10 @@ void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk)
 {
         (void)r;
         /* closing our own description drops its lock */
-        if (lk->fd >= 0)
+        if (lk->fd >= 0) {
                 close(lk->fd);
+                pthread_rwlock_unlock(&forklock);
+        }
         lk->fd = -1;
 }
 

@@ -6,7 +6,10 @@
  * two runs of one chunk every time.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -16,12 +19,21 @@
 
 /* fallocate calls left before the one that fails with EPERM; 0: none fails */
 static int fail_at;
+/* if >= 0: fallocate writes a byte there and stalls 200 ms first */
+static int stall_fd = -1;
 
 int fallocate(int fd, int mode, off_t offset, off_t len)
 {
         if (fail_at > 0 && --fail_at == 0) {
                 errno = EPERM;
                 return -1;
+        }
+        if (stall_fd >= 0) {
+                int s = stall_fd;
+                stall_fd = -1;
+                if (write(s, "s", 1) != 1)
+                        abort();
+                usleep(200 * 1000);
         }
         return (int)syscall(SYS_fallocate, fd, mode, offset, len);
 }
@@ -81,5 +93,59 @@ TEST(failed_punch_marks_the_punched_runs_purged)
         check_map(__LINE__, fd, "uuuuuuuu");
         CHECK(all(m + 2 * P, 6 * P, 'p'));
         munmap(m, 8 * P);
+        close(fd);
+}
+
+static void *purge_thread(void *arg)
+{
+        return (void *)(intptr_t)ashmem_purge(*(int *)arg);
+}
+
+/* A child forked while another thread purges does not inherit the purge's
+ * locked description: fork waits for the purge. With the child alive,
+ * pages left purging with no purger are finished at once by a pin, not
+ * waited for as if the child were purging. */
+TEST(fork_during_a_purge_does_not_hand_the_lock_to_the_child)
+{
+        size_t P = ps();
+        int fd = ashmem_create_region("forkpurge", 4 * P), p[2], status;
+        char c;
+        pthread_t t;
+        void *n;
+        pid_t child;
+
+        CHECK(fd >= 0);
+        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, P), 0);
+        stall_fd = p[1];
+        CHECK_EQ(pthread_create(&t, NULL, purge_thread, &fd), 0);
+        CHECK_EQ(read(p[0], &c, 1), 1);
+        /* the purge holds its lock, stalled in its punch */
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                alarm(10);      /* gone in the end if the test fails */
+                pause();
+                _exit(0);
+        }
+        CHECK_EQ(pthread_join(t, &n), 0);
+        CHECK_EQ((intptr_t)n, 1);
+        /* a purge that died halfway, as a writer may fake one */
+        {
+                uint64_t *w;
+                int cfd = -1;
+                CHECK_EQ(ashmem_get_control(fd, &cfd), 0);
+                w = mmap(NULL, 512, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+                CHECK(w != MAP_FAILED);
+                __atomic_store_n(&w[448 / 8], (uint64_t)0x8, __ATOMIC_RELEASE);
+                munmap(w, 512);
+                close(cfd);
+        }
+        check_map(__LINE__, fd, "PxPP");
+        CHECK_EQ(ashmem_pin_region(fd, P, P), ASHMEM_WAS_PURGED);
+        CHECK_EQ(kill(child, SIGKILL), 0);
+        CHECK_EQ(waitpid(child, &status, 0), child);
+        close(p[0]);
+        close(p[1]);
         close(fd);
 }
