@@ -66,6 +66,8 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
             h.header_size != AMC_HEADER_SIZE ||
             h.page_size < 512 || h.page_size > (1u << 30) ||
             (h.page_size & (h.page_size - 1)) ||
+            /* a geometry nobody else here uses is refused */
+            h.page_size != am_page_size() ||
             h.size == 0 || h.size > ASHMEM_SIZE_MAX)
                 return -EINVAL;
         pages = (h.size + h.page_size - 1) / h.page_size;

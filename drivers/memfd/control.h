@@ -109,7 +109,8 @@ void amc_init(struct amc_block *b, const char *name, uint64_t size,
 
 /* Check a mapped block of map_len bytes and fill ref from it: -EPROTO for
  * a version 1 block, -EINVAL if it is no control block of this version
- * and a sane geometry. ctl_fd is the control memfd it was mapped from. */
+ * and a sane geometry with this process's page size. ctl_fd is the control
+ * memfd it was mapped from. */
 int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
                int ctl_fd);
 

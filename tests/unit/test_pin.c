@@ -1409,6 +1409,12 @@ TEST(attach_refuses_other_versions_and_bad_geometry)
         b->pages = 8;
         b->page_size = 3000;
         CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        /* a sane geometry, but not this process's page size */
+        b->page_size = (uint32_t)(2 * P);
+        b->pages = 4;
+        b->words = 1;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        b->pages = 8;
         b->page_size = (uint32_t)P;
         b->size = ~(uint64_t)0;
         CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
