@@ -3,6 +3,7 @@
  * docs/control-block.md for the protocol. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,8 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
             h.header_size != AMC_HEADER_SIZE ||
             h.page_size < 512 || h.page_size > (1u << 30) ||
             (h.page_size & (h.page_size - 1)) ||
+            /* a geometry nobody else here uses is refused */
+            h.page_size != am_page_size() ||
             h.size == 0 || h.size > ASHMEM_SIZE_MAX)
                 return -EINVAL;
         pages = (h.size + h.page_size - 1) / h.page_size;
@@ -127,79 +130,97 @@ static inline uint64_t st_purged(uint64_t s)   { return s & (s >> 1) & LO; }
 
 /* ------------------------------------------------------- the purge lock */
 
-/* The fallback lock is a classic record lock, owned by the process: one
- * thread of a process at a time may use it. */
-static int posix_busy;
-
-int amc_purge_lock(const struct amc_ref *r, struct amc_plock *lk)
+/* A description of the control memfd of our own, opened through
+ * /proc/self/fd: a lock on the description every holder shares would be
+ * invisible to them and kept alive after our death by every process that
+ * shares it. -EACCES if the memfd is not ours to reopen (another user's:
+ * such holders purge through the broker). */
+static int own_description(const struct amc_ref *r, int flags)
 {
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-                            .l_start = 0, .l_len = 1 };
         char path[48];
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", r->ctl_fd);
+        do
+                fd = open(path, flags | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
+        if (fd >= 0)
+                return fd;
+        return errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -errno : -EACCES;
+}
+
+/* A child forked while a thread holds a locked description of its own
+ * would inherit it (O_CLOEXEC helps only at exec), and with it the lock,
+ * for as long as the child lives: fork waits for the process's locks to be
+ * let go (each is held for one bounded purge or finish), holding the write
+ * side of this lock whose read side every holder of such a description
+ * holds. */
+static pthread_rwlock_t forklock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_once_t forklock_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void) { pthread_rwlock_wrlock(&forklock); }
+static void fork_parent(void) { pthread_rwlock_unlock(&forklock); }
+static void fork_child(void)
+{
+        pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+        forklock = fresh;
+}
+
+static void forklock_init(void)
+{
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Take a lock of type `type` on byte 0 through a description of our own:
+ * 0 and *lk, -EBUSY if a lock of another description conflicts, -errno. */
+static int lock_own(const struct amc_ref *r, struct amc_plock *lk, short type)
+{
+        struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+                            .l_start = 0, .l_len = 1 };
         int fd, e;
 
-        /* A description of our own: a lock on the shared one would be
-         * invisible to F_OFD_GETLK through it, and kept alive after our
-         * death by every process that shares it. */
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", r->ctl_fd);
-        fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd >= 0) {
-                if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
-                        lk->fd = fd;
-                        lk->posix = 0;
-                        return 0;
-                }
-                e = errno;
-                close(fd);
-                return e == EAGAIN || e == EACCES ? -EBUSY : -e;
+        pthread_once(&forklock_once, forklock_init);
+        pthread_rwlock_rdlock(&forklock);
+        fd = own_description(r, type == F_WRLCK ? O_RDWR : O_RDONLY);
+        if (fd < 0) {
+                pthread_rwlock_unlock(&forklock);
+                return fd;
         }
-        /* Not ours to reopen (another user's memfd), or out of
-         * descriptors: a process-owned lock, which the kernel drops at our
-         * death too, and which F_OFD_GETLK reports to everyone. */
-        if (__atomic_exchange_n(&posix_busy, 1, __ATOMIC_ACQUIRE))
-                return -EBUSY;
-        if (fcntl(r->ctl_fd, F_SETLK, &fl) == 0) {
-                lk->fd = -1;
-                lk->posix = 1;
+        if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+                lk->fd = fd;
                 return 0;
         }
         e = errno;
-        __atomic_store_n(&posix_busy, 0, __ATOMIC_RELEASE);
+        close(fd);
+        pthread_rwlock_unlock(&forklock);
         return e == EAGAIN || e == EACCES ? -EBUSY : -e;
+}
+
+/* The purge lock is a read lock: purgers share it (the compare-and-swap
+ * unpinned -> purging gives each page to one purger), so that a read-only
+ * holder, who can take read locks only, can never keep purges off. */
+int amc_purge_lock(const struct amc_ref *r, struct amc_plock *lk)
+{
+        return lock_own(r, lk, F_RDLCK);
 }
 
 void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk)
 {
-        struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
-                            .l_start = 0, .l_len = 1 };
-
-        if (lk->posix) {
-                (void)fcntl(r->ctl_fd, F_SETLK, &fl);
-                __atomic_store_n(&posix_busy, 0, __ATOMIC_RELEASE);
-        } else if (lk->fd >= 0) {
-                /* closing our own description drops its lock */
+        (void)r;
+        /* closing our own description drops its lock */
+        if (lk->fd >= 0) {
                 close(lk->fd);
+                pthread_rwlock_unlock(&forklock);
         }
         lk->fd = -1;
-        lk->posix = 0;
-}
-
-/* Is the purge lock held by anyone (any process, any description)? An
- * error answers "yes": the caller then waits out its bound. */
-static int purger_alive(const struct amc_ref *r)
-{
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-                            .l_start = 0, .l_len = 1 };
-
-        if (fcntl(r->ctl_fd, F_OFD_GETLK, &fl) < 0)
-                return 1;
-        return fl.l_type != F_UNLCK;
 }
 
 /* Punch the pages of `set` (low bits), a bitmap of n words starting at
- * word w0, in data_fd: one fallocate per run of consecutive pages. */
+ * word w0, in data_fd: one fallocate per run of consecutive pages. On
+ * failure *done is the first page (counted from word w0) not punched: the
+ * pages of the set before it are. */
 static int punch_set(const struct amc_ref *r, int data_fd, const uint64_t *set,
-                     uint64_t w0, uint64_t n)
+                     uint64_t w0, uint64_t n, uint64_t *done)
 {
         uint64_t ps = r->page_size, p = 0, end = n * 32;
 
@@ -217,8 +238,10 @@ static int punch_set(const struct amc_ref *r, int data_fd, const uint64_t *set,
                 while (fallocate(data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                  (off_t)((w0 * 32 + s) * ps),
                                  (off_t)((q - s) * ps)) < 0) {
-                        if (errno != EINTR)
+                        if (errno != EINTR) {
+                                *done = s;
                                 return errno == EBADF ? -EPERM : -errno;
+                        }
                 }
         }
         return 0;
@@ -236,46 +259,58 @@ static void finish_word(const struct amc_ref *r, uint64_t w, uint64_t set)
         }
 }
 
-/* A pinner met purging pages in word w with nobody holding the purge lock:
- * their purger died (or a writer scribbled them). Take the lock, punch
- * what is still purging and mark it purged: 1, or 0 if the lock could not
- * be taken (the caller then waits within its bound). */
-static int finish_dead_purge(const struct amc_ref *r, uint64_t w, int data_fd)
+/* Purging pages in words [w0, w0 + n) with, perhaps, nobody purging them:
+ * their purger died (or a writer scribbled them). Take the lock for
+ * writing on a description of our own: granted only when no other
+ * description holds any lock on the block, so no purger is alive, and none
+ * can start until we let go. Then punch what is still purging and mark it
+ * purged. Returns the pages finished, or -EBUSY when the lock is not ours
+ * (a purger is alive, or a holder keeps a lock that makes it look so; or
+ * the memfd is not ours to reopen). */
+static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t n,
+                                 int data_fd)
 {
         struct amc_plock lk;
-        uint64_t set;
+        int64_t count = 0;
+        uint64_t done;
 
-        if (amc_purge_lock(r, &lk) < 0)
-                return 0;       /* someone alive has it: wait for them */
-        set = st_purging(LOAD(&r->state[w])) & valid_mask(r, w);
-        if (set) {
+        if (lock_own(r, &lk, F_WRLCK) < 0)
+                return -EBUSY;
+        for (uint64_t w = w0; w < w0 + n; w++) {
+                uint64_t set = st_purging(LOAD(&r->state[w])) & valid_mask(r, w);
+                if (!set)
+                        continue;
                 /* a failed punch still marks them purged: the pin then says
                  * WAS_PURGED over what may be left, the safe direction */
                 if (data_fd >= 0)
-                        (void)punch_set(r, data_fd, &set, w, 1);
+                        (void)punch_set(r, data_fd, &set, w, 1, &done);
                 finish_word(r, w, set);
-                ADD(&r->b->recoveries, 1);
+                count += popcount64(set);
         }
+        if (count)
+                ADD(&r->b->recoveries, 1);
         amc_purge_unlock(r, &lk);
-        return 1;
+        return count;
 }
 
 /* Pages of word w are purging: 0 to look again, -ETIMEDOUT once the bound
- * has passed with their purger alive. */
+ * has passed. Every path checks the bound: a purger that stays alive, a
+ * lock that cannot be taken, and a writer that marks pages purging again
+ * and again all end in ETIMEDOUT; between checks, it sleeps. */
 static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
                        int64_t *deadline)
 {
-        struct timespec ts = { 0, 100 * 1000 };
+        struct timespec ts = { 0, 200 * 1000 };
         int64_t now = am_mono_ns(0);
 
         if (*deadline == 0)
                 *deadline = now + AMC_WAIT_NS;
-        if (!purger_alive(r) && finish_dead_purge(r, w, data_fd))
-                return 0;
-        /* a live purger, or a lock we could not take: wait, bounded */
-        if (now >= *deadline)
+        else if (now >= *deadline)
                 return -ETIMEDOUT;
-        nanosleep(&ts, NULL);
+        if (finish_dead_purge(r, w, 1, data_fd) >= 0)
+                return 0;
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
         return 0;
 }
 
@@ -283,34 +318,36 @@ static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
 
 int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd)
 {
-        uint64_t end = first + count, w0, w1, w, undo_small[32], *undo = undo_small;
+        uint64_t end = first + count;
         int64_t deadline = 0;
-        int was = 0, e = 0;
+        int was = 0, e;
 
         if (!r->writable)
                 return -EPERM;
         if (count == 0)
                 return ASHMEM_NOT_PURGED;
-        w0 = first / 32;
-        w1 = (end - 1) / 32;
-        if (w1 - w0 + 1 > 32) {
-                undo = malloc((size_t)(w1 - w0 + 1) * sizeof(*undo));
-                if (!undo)
-                        return -ENOMEM;
-        }
-        for (w = w0; w <= w1; w++) {
+        for (uint64_t w = first / 32; w <= (end - 1) / 32; w++) {
                 uint64_t m = word_mask(first, end, w), full = m | m << 1;
                 uint64_t old = LOAD(&r->state[w]);
 
                 for (;;) {
                         if (st_purging(old) & m) {
+                                /* Timed out: the pages this call pinned stay
+                                 * pinned. Pins are not counted, so putting
+                                 * them back could unpin a page another
+                                 * process pinned meanwhile. */
+                                int cs;
+                                /* open, close and nanosleep in the wait are
+                                 * cancellation points: a cancel there would
+                                 * leave a locked description open */
+                                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
                                 e = await_purge(r, w, data_fd, &deadline);
+                                pthread_setcancelstate(cs, NULL);
                                 if (e < 0)
-                                        goto undo;
+                                        return e;
                                 old = LOAD(&r->state[w]);
                                 continue;
                         }
-                        undo[w - w0] = old & full;
                         if (!(old & full))
                                 break;
                         if (CAS(&r->state[w], &old, old & ~full)) {
@@ -320,25 +357,7 @@ int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd
                         }
                 }
         }
-        if (undo != undo_small)
-                free(undo);
         return was ? ASHMEM_WAS_PURGED : ASHMEM_NOT_PURGED;
-undo:
-        /* Timed out: put back what this call changed, so that a failed pin
-         * changed nothing (a page pinned since by someone else stays). */
-        for (uint64_t v = w0; v < w; v++) {
-                uint64_t prev = undo[v - w0], had = (prev | prev >> 1) & LO;
-                uint64_t old = LOAD(&r->state[v]);
-                for (;;) {
-                        uint64_t pinned = ~(old | old >> 1) & had;
-                        if (!pinned || CAS(&r->state[v], &old,
-                                           old | (prev & (pinned | pinned << 1))))
-                                break;
-                }
-        }
-        if (undo != undo_small)
-                free(undo);
-        return e;
 }
 
 /* The "recently unpinned" time: written only when it is a tick off, so
@@ -399,7 +418,7 @@ int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count)
 static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                            uint64_t n)
 {
-        uint64_t set[AMC_CHUNK_WORDS], any = 0;
+        uint64_t set[AMC_CHUNK_WORDS], any = 0, done;
         int64_t count = 0;
         int e;
 
@@ -411,36 +430,59 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                         if (!c || CAS(&r->state[w], &old, (old & ~c) | c << 1))
                                 break;
                 }
-                /* pages left purging by a dead purger are ours now: we
-                 * hold the lock */
-                set[i] = c | (st_purging(old) & valid);
+                /* only the pages this compare-and-swap gave us: purging
+                 * pages are another purger's (or a dead one's, which
+                 * finish_dead_purge() takes) */
+                set[i] = c;
                 any |= set[i];
         }
         if (!any)
                 return 0;
-        e = punch_set(r, data_fd, set, w0, n);
+        e = punch_set(r, data_fd, set, w0, n, &done);
+        if (e == 0)
+                done = n * 32;
         for (uint64_t i = 0; i < n; i++) {
                 uint64_t w = w0 + i, old = LOAD(&r->state[w]);
+                uint64_t punched = set[i], rest = 0;
                 if (!set[i])
                         continue;
-                if (e < 0) {
-                        /* nothing was punched: back to unpinned (left-overs
-                         * of a dead purger go to purged, as they may be
-                         * half punched) */
-                        for (;;) {
-                                uint64_t p = st_purging(old) & set[i];
-                                if (!p || CAS(&r->state[w], &old, (old & ~(p << 1)) | p))
-                                        break;
-                        }
-                        continue;
+                if (done < (i + 1) * 32) {
+                        /* the pages from `done` on were not punched */
+                        uint64_t k = done > i * 32 ? done - i * 32 : 0;
+                        uint64_t below = k ? (((uint64_t)1 << (2 * k)) - 1) & LO : 0;
+                        punched = set[i] & below;
+                        rest = set[i] & ~below;
                 }
-                finish_word(r, w, set[i]);
-                count += popcount64(set[i]);
+                /* not punched: back to unpinned */
+                for (;;) {
+                        uint64_t p = st_purging(old) & rest;
+                        if (!p || CAS(&r->state[w], &old, (old & ~(p << 1)) | p))
+                                break;
+                }
+                /* punched: purged */
+                if (punched) {
+                        finish_word(r, w, punched);
+                        count += popcount64(punched);
+                }
         }
-        return e < 0 ? e : count;
+        return e < 0 && count == 0 ? e : count;
 }
 
+static int purge(const struct amc_ref *r, int data_fd);
+
+/* With cancellation off: a cancel inside (open, close, fallocate) would
+ * leave a locked description open and pages purging. */
 int amc_purge(const struct amc_ref *r, int data_fd)
+{
+        int cs, n;
+
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        n = purge(r, data_fd);
+        pthread_setcancelstate(cs, NULL);
+        return n;
+}
+
+static int purge(const struct amc_ref *r, int data_fd)
 {
         struct amc_plock lk;
         int64_t n = 0, c = 0;
@@ -456,11 +498,20 @@ int amc_purge(const struct amc_ref *r, int data_fd)
                 return errno == EBADF ? -EBADF : -errno;
         if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))
                 return 0;
+        /* left-overs of a dead purger: finished if nobody holds a lock */
+        for (uint64_t w = 0; w < r->words; w++) {
+                if (st_purging(LOAD(&r->state[w])) & valid_mask(r, w)) {
+                        c = finish_dead_purge(r, w, r->words - w, data_fd);
+                        n += c > 0 ? c : 0;
+                        break;
+                }
+        }
         e = amc_purge_lock(r, &lk);
         if (e == -EBUSY)
-                return 0;       /* someone else is purging it right now */
+                return (int)n;  /* a dead purge is being finished right now */
         if (e < 0)
                 return e;
+        c = 0;
         for (uint64_t w = 0; w < r->words; w += AMC_CHUNK_WORDS) {
                 uint64_t k = r->words - w < AMC_CHUNK_WORDS ? r->words - w : AMC_CHUNK_WORDS;
                 c = purge_chunk(r, data_fd, w, k);

@@ -109,7 +109,8 @@ void amc_init(struct amc_block *b, const char *name, uint64_t size,
 
 /* Check a mapped block of map_len bytes and fill ref from it: -EPROTO for
  * a version 1 block, -EINVAL if it is no control block of this version
- * and a sane geometry. ctl_fd is the control memfd it was mapped from. */
+ * and a sane geometry with this process's page size. ctl_fd is the control
+ * memfd it was mapped from. */
 int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
                int ctl_fd);
 
@@ -122,9 +123,11 @@ int amc_range(const struct amc_ref *r, size_t offset, size_t len,
  * purge need a writable ref (-EPERM otherwise). pin may have to finish a
  * dead purger's punch: data_fd is the region's data memfd for that, or -1
  * (the pages are then marked purged without a punch: WAS_PURGED over
- * contents that may still be there). pin fails with -ETIMEDOUT, changing
- * nothing, when pages of the range stay purging for AMC_WAIT_NS while their
- * purger is alive; -ENOMEM for a range too large to keep its undo record. */
+ * contents that may still be there). pin fails with -ETIMEDOUT when pages
+ * of the range stay purging for AMC_WAIT_NS while their purger looks alive
+ * (its lock, or another lock on the block, is present); the pages of the
+ * range it pinned before then stay pinned (pins are not counted: undoing
+ * them could unpin another process's pin). */
 int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd);
 int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count);
 int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count);
@@ -147,7 +150,7 @@ int amc_prot(const struct amc_ref *r);
 /* The purge lock, exposed for tests and for holders that want to keep
  * purges off a region while they inspect it: 0 and *lk (pass it to
  * amc_purge_unlock), -EBUSY if another owner holds it, or -errno. */
-struct amc_plock { int fd; int posix; };
+struct amc_plock { int fd; };
 int amc_purge_lock(const struct amc_ref *r, struct amc_plock *lk);
 void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk);
 

@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -957,11 +958,17 @@ TEST(purger_killed_mid_purge_is_finished_by_the_next_purge)
         close(fd);
 }
 
+static void child_pins_two(void *arg)
+{
+        CHECK_EQ(ashmem_pin_region(*(int *)arg, 0, 2 * ps()), ASHMEM_NOT_PURGED);
+}
+
 /* A purger stopped (SIGSTOP) in the middle: a pin of its pages waits its
- * bound and fails with ETIMEDOUT, changing nothing, also in the words of
- * its range it had already pinned; other pages are not held up; once the
- * purger is gone, the pin goes through. */
-TEST(stopped_purger_makes_pin_time_out_and_change_nothing)
+ * bound and fails with ETIMEDOUT, leaving the words of its range it had
+ * already pinned pinned (never unpinning what another process pinned
+ * meanwhile); other pages are not held up; once the purger is gone, the
+ * pin goes through. */
+TEST(stopped_purger_makes_pin_time_out)
 {
         size_t P = ps();
         int fd = create("stopped", 40 * P);
@@ -998,11 +1005,26 @@ TEST(stopped_purger_makes_pin_time_out_and_change_nothing)
         t1 = mono_ns();
         CHECK(t1 - t0 >= AMC_WAIT_NS - 20000000ll);
         CHECK(t1 - t0 < 5 * AMC_WAIT_NS);
-        /* nothing changed, not even word 0, which it had pinned */
-        CHECK_MAP(fd, "xxxxuPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP");
-        /* pages out of the purger's way are served at once */
-        CHECK_EQ(ashmem_pin_region(fd, 0, 5 * P), ASHMEM_WAS_PURGED);
-        CHECK_EQ(ashmem_pin_region(fd, 32 * P, P), ASHMEM_NOT_PURGED);
+        /* word 0, which it had pinned, stays pinned; word 1 waited */
+        CHECK_MAP(fd, "PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP");
+        /* a page another process pinned while a pin waited stays pinned
+         * when that pin times out */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+        {
+                struct blocked w = { .fd = fd, .off = 0, .len = 34 * P, .r = -2 };
+                pthread_t tw;
+                CHECK_EQ(pthread_create(&tw, NULL, pin_blocked, &w), 0);
+                usleep(100 * 1000);
+                CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+                CHECK_EQ(t_in_child(child_pins_two, &fd), 0);
+                CHECK_EQ(pthread_join(tw, NULL), 0);
+                CHECK_EQ(w.r, -1);
+        }
+        /* a purge takes page 32 only */
+        CHECK_EQ(ashmem_purge(fd), 1);
+        CHECK_MAP(fd, "PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPxxPPPPPP");
+        CHECK(all(m + 4 * P, 28 * P, 's'));
+        CHECK_EQ(ashmem_pin_region(fd, 32 * P, P), ASHMEM_WAS_PURGED);
         CHECK_EQ(ashmem_unpin_region(fd, 36 * P, P), 0);
         CHECK_EQ(ashmem_pin_status(fd, 33 * P, P), ASHMEM_IS_UNPINNED);
         /* a pin waiting when the purger dies goes through: it finishes the
@@ -1054,14 +1076,14 @@ TEST(purging_bits_without_a_purger_are_finished_not_waited_for)
         close(other);
 }
 
-/* The purge lock: one purger at a time (another purge of the region
- * returns 0 pages at once), held on a description of its own, so that a
- * holder sharing the control descriptor's description (fork, SCM_RIGHTS)
- * still sees it, and dropped by the kernel when the holder dies. */
-TEST(purge_lock_is_exclusive_visible_and_dies_with_its_holder)
+/* The purge lock: a read lock on a description of the purger's own, so
+ * purgers do not keep each other out, a holder sharing the control
+ * descriptor's description (fork, SCM_RIGHTS) still sees it through a
+ * description of its own, and the kernel drops it when the holder dies. */
+TEST(purge_lock_is_shared_visible_and_dies_with_its_holder)
 {
         size_t P = ps();
-        int fd = create("plock", 4 * P);
+        int fd = create("plock", 4 * P), own;
         struct stat st;
         struct amc_ref r;
         struct amc_plock lk, lk2;
@@ -1071,35 +1093,135 @@ TEST(purge_lock_is_exclusive_visible_and_dies_with_its_holder)
         CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
         CHECK_EQ(fstat(fd, &st), 0);
         CHECK_EQ(am_table_hold(&st, &r), 0);
+        own = reopen(r.ctl_fd, O_RDWR);
         CHECK_EQ(amc_purge_lock(&r, &lk), 0);
-        /* another thread's (or process's) purge finds it taken */
-        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
-        CHECK_EQ(ashmem_purge(fd), 0);
-        /* seen through the shared control descriptor itself */
-        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
-        CHECK(fl.l_type != F_UNLCK);
+        /* another purger takes it too, and purges */
+        CHECK_EQ(amc_purge_lock(&r, &lk2), 0);
+        amc_purge_unlock(&r, &lk2);
+        CHECK_EQ(ashmem_purge(fd), 4);
+        /* seen from another description */
+        CHECK_EQ(fcntl(own, F_OFD_GETLK, &fl), 0);
+        CHECK_EQ(fl.l_type, F_RDLCK);
         amc_purge_unlock(&r, &lk);
-        /* (F_OFD_GETLK wants l_pid 0) */
         fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
-        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
+        CHECK_EQ(fcntl(own, F_OFD_GETLK, &fl), 0);
         CHECK_EQ(fl.l_type, F_UNLCK);
         /* a child that shares every description takes it and dies */
         pid = start_a_halfway_purger(fd, 0);
-        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
-        CHECK_EQ(ashmem_purge(fd), 0);
+        fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+        CHECK_EQ(fcntl(own, F_OFD_GETLK, &fl), 0);
+        CHECK_EQ(fl.l_type, F_RDLCK);
         end_child(pid);
-        CHECK_EQ(ashmem_purge(fd), 4);
-        /* the fallback, a process-owned record lock on the shared
-         * descriptor, is seen by F_OFD_GETLK of the same process */
         fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
-        CHECK_EQ(fcntl(r.ctl_fd, F_SETLK, &fl), 0);
-        fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
-        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_GETLK, &fl), 0);
-        CHECK(fl.l_type != F_UNLCK);
-        CHECK_EQ(amc_purge_lock(&r, &lk2), -EBUSY);
-        fl = (struct flock){ .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_len = 1 };
-        CHECK_EQ(fcntl(r.ctl_fd, F_SETLK, &fl), 0);
+        CHECK_EQ(fcntl(own, F_OFD_GETLK, &fl), 0);
+        CHECK_EQ(fl.l_type, F_UNLCK);
+        close(own);
         am_table_release(&st);
+        close(fd);
+}
+
+/* A read-only holder's read lock on its control descriptor cannot keep
+ * purges off the region: purgers take read locks too. At worst it makes a
+ * purger that died mid-purge look alive, and a pin of the pages that purger
+ * left purging waits its bound and fails. */
+TEST(read_only_holder_lock_does_not_stop_purges)
+{
+        size_t P = ps();
+        int fd = create("rolock", 4 * P), ro;
+        struct stat st;
+        struct amc_ref r;
+        struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 0 };
+
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        ro = reopen(r.ctl_fd, O_RDONLY);
+        CHECK_EQ(fcntl(ro, F_OFD_SETLK, &fl), 0);
+        /* a write lock needs a writable description: not for a reader */
+        fl.l_type = F_WRLCK;
+        CHECK_ERRNO(fcntl(ro, F_OFD_SETLK, &fl), EBADF);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 2 * P), 0);
+        CHECK_EQ(ashmem_purge(fd), 2);
+        CHECK_MAP(fd, "xxPP");
+        /* a dead purger's pages: the reader's lock makes it look alive */
+        CHECK_EQ(ashmem_unpin_region(fd, 2 * P, 2 * P), 0);
+        end_child(start_a_halfway_purger(fd, 0x10));    /* page 2 */
+        CHECK_ERRNO(ashmem_pin_region(fd, 2 * P, P), ETIMEDOUT);
+        /* the pages out of its way still purge */
+        CHECK_EQ(ashmem_purge(fd), 1);
+        CHECK_MAP(fd, "xxxx");
+        close(ro);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK_MAP(fd, "PPPP");
+        am_table_release(&st);
+        close(fd);
+}
+
+/* A writer that takes a lock on the description all holders share and
+ * marks pages purging: another holder's pin of them cannot tell that lock
+ * from a live purger's, waits its bound (sleeping, not spinning) and fails
+ * with ETIMEDOUT; it never hangs. */
+TEST(lock_on_the_shared_description_bounds_the_wait)
+{
+        size_t P = ps();
+        int fd = create("sharedlk", 4 * P);
+        struct stat st;
+        struct amc_ref r;
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 0 };
+        struct rusage ru0, ru1;
+        long long t0, t1, cpu;
+
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_SETLK, &fl), 0);
+        __atomic_store_n(&r.state[0], (uint64_t)0x2, __ATOMIC_RELEASE);
+        CHECK_EQ(getrusage(RUSAGE_SELF, &ru0), 0);
+        t0 = mono_ns();
+        CHECK_ERRNO(ashmem_pin_region(fd, 0, P), ETIMEDOUT);
+        t1 = mono_ns();
+        CHECK_EQ(getrusage(RUSAGE_SELF, &ru1), 0);
+        CHECK(t1 - t0 >= AMC_WAIT_NS - 20000000ll);
+        CHECK(t1 - t0 < 5 * AMC_WAIT_NS);
+        cpu = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+               ru0.ru_stime.tv_sec) * 1000000ll + ru1.ru_utime.tv_usec -
+              ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec;
+        /* sleeping between checks: well under half the wait on a CPU */
+        CHECK(cpu * 1000 < (t1 - t0) / 2);
+        fl.l_type = F_UNLCK;
+        CHECK_EQ(fcntl(r.ctl_fd, F_OFD_SETLK, &fl), 0);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
+        am_table_release(&st);
+        close(fd);
+}
+
+/* A thread cancelled while its pin waits on another process's purge: the
+ * wait runs to its end (ETIMEDOUT) with cancellation off, leaving no
+ * descriptor and no lock behind; fork() goes on. */
+TEST(cancel_during_a_pin_wait_leaves_nothing_behind)
+{
+        size_t P = ps();
+        int fd = create("cancelwait", 4 * P), status;
+        struct blocked b = { .fd = fd, .off = 0, .len = P, .r = -2 };
+        pthread_t t;
+        void *ret;
+        pid_t pid, child;
+
+        CHECK_EQ(ashmem_unpin_region(fd, 0, P), 0);
+        pid = start_a_halfway_purger(fd, 0x1);
+        CHECK_EQ(kill(pid, SIGSTOP), 0);
+        CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &b), 0);
+        usleep(50 * 1000);
+        CHECK_EQ(pthread_cancel(t), 0);
+        CHECK_EQ(pthread_join(t, &ret), 0);
+        CHECK(ret != PTHREAD_CANCELED);
+        CHECK_EQ(b.r, -1);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0)
+                _exit(ashmem_pin_status(fd, P, P) == ASHMEM_IS_PINNED ? 0 : 1);
+        status = wait_child(child);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        end_child(pid);
+        CHECK_EQ(ashmem_pin_region(fd, 0, P), ASHMEM_WAS_PURGED);
         close(fd);
 }
 
@@ -1287,6 +1409,12 @@ TEST(attach_refuses_other_versions_and_bad_geometry)
         b->pages = 8;
         b->page_size = 3000;
         CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        /* a sane geometry, but not this process's page size */
+        b->page_size = (uint32_t)(2 * P);
+        b->pages = 4;
+        b->words = 1;
+        CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
+        b->pages = 8;
         b->page_size = (uint32_t)P;
         b->size = ~(uint64_t)0;
         CHECK_EQ(amc_attach(&r, b, len, 1, -1), -EINVAL);
