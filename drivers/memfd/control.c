@@ -574,7 +574,14 @@ void amc_stats(const struct amc_ref *r, struct ashmem_stats *st)
         /* purging pages are being reclaimed: counted as purged, as the
          * page map shows them */
         st->purged = g + x;
-        st->unpinned_since_ns = u + g + x ? LOAD(&r->b->unpinned_ns) : 0;
+        st->unpinned_since_ns = 0;
+        if (u + g + x) {
+                /* a writer may store any time here: one later than now
+                 * counts as the oldest, so forging it can only make the
+                 * region go first in a least-recently-unpinned purge */
+                int64_t t = LOAD(&r->b->unpinned_ns);
+                st->unpinned_since_ns = t <= 0 || t > am_mono_ns(1) ? 1 : t;
+        }
         st->purges = LOAD(&r->b->purges);
         st->pages_reclaimed = LOAD(&r->b->pages_reclaimed);
         st->shared_state = 1;

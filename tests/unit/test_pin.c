@@ -687,6 +687,32 @@ static int run_helper(const char *mode, int data, int ctl)
         return run_helper3(mode, data, ctl, -1);
 }
 
+/* A writer that stores a last-unpin time in the future cannot make its
+ * region look the most recently unpinned (purged last): such a time reads
+ * as the oldest. */
+TEST(forged_unpin_time_reads_as_the_oldest)
+{
+        size_t P = ps();
+        int fd = create("forged-time", 2 * P), c;
+        struct amc_block *b;
+
+        CHECK_EQ(ashmem_unpin_region(fd, 0, P), 0);
+        CHECK(stats(fd).unpinned_since_ns > 1);
+        CHECK_EQ(ashmem_get_control(fd, &c), 0);
+        b = mmap(NULL, amc_block_size(2), PROT_READ | PROT_WRITE, MAP_SHARED, c, 0);
+        CHECK(b != MAP_FAILED);
+        __atomic_store_n(&b->unpinned_ns, INT64_MAX, __ATOMIC_RELAXED);
+        CHECK_EQ(stats(fd).unpinned_since_ns, 1);
+        __atomic_store_n(&b->unpinned_ns, -5, __ATOMIC_RELAXED);
+        CHECK_EQ(stats(fd).unpinned_since_ns, 1);
+        /* nothing unpinned: no time, whatever is stored */
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_EQ(stats(fd).unpinned_since_ns, 0);
+        munmap(b, amc_block_size(2));
+        close(c);
+        close(fd);
+}
+
 TEST(read_only_holder_reads_status_but_cannot_change_it)
 {
         size_t P = ps();
