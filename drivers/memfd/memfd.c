@@ -389,6 +389,27 @@ static int pin_status(int fd, const struct stat *st, size_t off, size_t len)
         return with_lookup(st, do_pin_status, &o);
 }
 
+/* A purge checks the seals and punches through a duplicate of the
+ * descriptor taken first and checked to be the region the entry was found
+ * for: another thread's dup2() onto the descriptor's number meanwhile
+ * cannot turn the punches onto another region. */
+static int purge_same_region(struct am_entry *e, const struct op *o)
+{
+        struct stat st;
+        int d = fcntl(o->fd, F_DUPFD_CLOEXEC, 3), r;
+
+        if (d < 0)
+                return -errno;
+        if (fstat(d, &st) < 0)
+                r = -errno;
+        else if (st.st_dev != o->st->st_dev || st.st_ino != o->st->st_ino)
+                r = -EBADF;     /* the number now names another file */
+        else
+                r = amc_purge(&e->ref, d);
+        close(d);
+        return r;
+}
+
 static int do_purge(struct am_entry *e, void *a)
 {
         struct op *o = a;
@@ -402,7 +423,7 @@ static int do_purge(struct am_entry *e, void *a)
                         r = foreign_writable(o->fd);
                 return r;
         }
-        return amc_purge(&e->ref, o->fd);
+        return purge_same_region(e, o);
 }
 
 static int purge(int fd, const struct stat *st)

@@ -21,12 +21,20 @@
 static int fail_at;
 /* if >= 0: fallocate writes a byte there and stalls 200 ms first */
 static int stall_fd = -1;
+/* if >= 0: the first fallocate first dup2()s swap_from onto swap_onto, as
+ * another thread of the process could between the lookup and the punch */
+static int swap_from = -1, swap_onto = -1;
 
 int fallocate(int fd, int mode, off_t offset, off_t len)
 {
         if (fail_at > 0 && --fail_at == 0) {
                 errno = EPERM;
                 return -1;
+        }
+        if (swap_from >= 0) {
+                if (dup2(swap_from, swap_onto) < 0)
+                        abort();
+                swap_from = -1;
         }
         if (stall_fd >= 0) {
                 int s = stall_fd;
@@ -148,4 +156,39 @@ TEST(fork_during_a_purge_does_not_hand_the_lock_to_the_child)
         close(p[0]);
         close(p[1]);
         close(fd);
+}
+
+/* Another thread dup2()s region B onto the number of region A while A is
+ * being purged: the punches still go to A (the purge works on a duplicate
+ * taken and checked first), and B's pinned pages keep their content. */
+TEST(dup2_during_a_purge_does_not_punch_another_region)
+{
+        size_t P = ps();
+        int a = ashmem_create_region("punch-a", 4 * P);
+        int b = ashmem_create_region("punch-b", 4 * P);
+        int a2;
+        char *ma, *mb;
+
+        CHECK(a >= 0 && b >= 0);
+        a2 = dup(a);
+        CHECK(a2 >= 0);
+        ma = mmap(NULL, 4 * P, PROT_READ | PROT_WRITE, MAP_SHARED, a, 0);
+        mb = mmap(NULL, 4 * P, PROT_READ | PROT_WRITE, MAP_SHARED, b, 0);
+        CHECK(ma != MAP_FAILED && mb != MAP_FAILED);
+        memset(ma, 'a', 4 * P);
+        memset(mb, 'b', 4 * P);
+        CHECK_EQ(ashmem_unpin_region(a, 0, 0), 0);
+        swap_from = b;
+        swap_onto = a;
+        CHECK_EQ(ashmem_purge(a), 4);
+        /* the number a names region B now */
+        CHECK(all(mb, 4 * P, 'b'));
+        CHECK_EQ(ashmem_pin_status(b, 0, 0), ASHMEM_IS_PINNED);
+        check_map(__LINE__, a2, "xxxx");
+        CHECK(all(ma, 4 * P, 0));
+        munmap(ma, 4 * P);
+        munmap(mb, 4 * P);
+        close(a2);
+        close(a);
+        close(b);
 }
