@@ -33,35 +33,35 @@ struct closing {
         struct closing *next;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static struct closing *queue, *tail;    /* to close */
-static struct closing *done;            /* closed: uncharge on the main thread */
-static int started, stop;
-static pthread_t thread;
+static pthread_mutex_t cl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cl_cond = PTHREAD_COND_INITIALIZER;
+static struct closing *cl_queue, *cl_tail;    /* to close */
+static struct closing *cl_done;            /* closed: uncharge on the main thread */
+static int cl_started, cl_stop;
+static pthread_t cl_thread;
 
 static void *closer_main(void *arg)
 {
         (void)arg;
-        pthread_mutex_lock(&lock);
+        pthread_mutex_lock(&cl_lock);
         for (;;) {
                 struct closing *k;
 
-                while (!queue && !stop)
-                        pthread_cond_wait(&cond, &lock);
-                if (!queue)
+                while (!cl_queue && !cl_stop)
+                        pthread_cond_wait(&cl_cond, &cl_lock);
+                if (!cl_queue)
                         break;
-                k = queue;
-                queue = k->next;
-                if (!queue)
-                        tail = NULL;
-                pthread_mutex_unlock(&lock);
+                k = cl_queue;
+                cl_queue = k->next;
+                if (!cl_queue)
+                        cl_tail = NULL;
+                pthread_mutex_unlock(&cl_lock);
                 close(k->fd);           /* may block: that is why we are here */
-                pthread_mutex_lock(&lock);
-                k->next = done;
-                done = k;
+                pthread_mutex_lock(&cl_lock);
+                k->next = cl_done;
+                cl_done = k;
         }
-        pthread_mutex_unlock(&lock);
+        pthread_mutex_unlock(&cl_lock);
         return NULL;
 }
 
@@ -69,12 +69,12 @@ int closer_start(void)
 {
         int r;
 
-        if (started)
+        if (cl_started)
                 return 0;
-        r = pthread_create(&thread, NULL, closer_main, NULL);
+        r = pthread_create(&cl_thread, NULL, closer_main, NULL);
         if (r)
                 return -r;
-        started = 1;
+        cl_started = 1;
         return 0;
 }
 
@@ -83,10 +83,10 @@ void closer_reap(struct broker *b)
 {
         struct closing *k;
 
-        pthread_mutex_lock(&lock);
-        k = done;
-        done = NULL;
-        pthread_mutex_unlock(&lock);
+        pthread_mutex_lock(&cl_lock);
+        k = cl_done;
+        cl_done = NULL;
+        pthread_mutex_unlock(&cl_lock);
         while (k) {
                 struct closing *next = k->next;
                 uid_fd_add(b, k->uid, -1);
@@ -102,24 +102,24 @@ void closer_stop(void)
 {
         struct timespec ts;
 
-        if (!started)
+        if (!cl_started)
                 return;
-        pthread_mutex_lock(&lock);
-        stop = 1;
-        pthread_cond_signal(&cond);
-        pthread_mutex_unlock(&lock);
+        pthread_mutex_lock(&cl_lock);
+        cl_stop = 1;
+        pthread_cond_signal(&cl_cond);
+        pthread_mutex_unlock(&cl_lock);
         if (clock_gettime(CLOCK_REALTIME, &ts) == 0) {
                 ts.tv_sec += 1;
-                if (pthread_timedjoin_np(thread, NULL, &ts) == 0) {
-                        started = 0;
+                if (pthread_timedjoin_np(cl_thread, NULL, &ts) == 0) {
+                        cl_started = 0;
                         return;
                 }
         }
-        pthread_detach(thread);
-        started = 0;
+        pthread_detach(cl_thread);
+        cl_started = 0;
 }
 
-static int is_memfd(int fd)
+static int cl_is_memfd(int fd)
 {
         return fcntl(fd, F_GET_SEALS) >= 0;
 }
@@ -132,7 +132,7 @@ void closer_put(struct broker *b, uid_t uid, int fd)
         if (fd < 0)
                 return;
         closer_reap(b);
-        if (is_memfd(fd)) {
+        if (cl_is_memfd(fd)) {
                 close(fd);              /* frees memory, never waits */
                 return;
         }
@@ -144,7 +144,7 @@ void closer_put(struct broker *b, uid_t uid, int fd)
                 (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         }
         k = malloc(sizeof(*k));
-        if (!k || !started) {
+        if (!k || !cl_started) {
                 /* nothing else to do with it: close it here */
                 blog(b, 0, "closing a descriptor of uid %u on the main thread: %s",
                      (unsigned)uid, k ? "no closer thread" : "out of memory");
@@ -156,14 +156,14 @@ void closer_put(struct broker *b, uid_t uid, int fd)
         k->uid = uid;
         k->next = NULL;
         uid_fd_add(b, uid, 1);
-        pthread_mutex_lock(&lock);
-        if (tail)
-                tail->next = k;
+        pthread_mutex_lock(&cl_lock);
+        if (cl_tail)
+                cl_tail->next = k;
         else
-                queue = k;
-        tail = k;
-        pthread_cond_signal(&cond);
-        pthread_mutex_unlock(&lock);
+                cl_queue = k;
+        cl_tail = k;
+        pthread_cond_signal(&cl_cond);
+        pthread_mutex_unlock(&cl_lock);
 }
 
 void closer_put_all(struct broker *b, uid_t uid, int *fds, int n)

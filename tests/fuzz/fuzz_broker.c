@@ -47,6 +47,7 @@
 #include "../../broker/regions.c"
 #include "../../broker/ops.c"
 #include "../../broker/purge.c"
+#include "../../broker/closer.c"
 #include "../../broker/setup.c"
 #include "../../broker/broker.c"
 #include "../../broker/conn.c"
