@@ -176,16 +176,11 @@ static int floor_once(int s)
 
 static void start_servers(void)
 {
-        char self[PATH_MAX], prog[PATH_MAX + 32];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char prog[PATH_MAX + 32];
         pid_t parent = getpid();
         int lfd;
 
-        if (n < 0)
-                bench_die("/proc/self/exe", errno);
-        self[n] = 0;
-        *strrchr(self, '/') = 0;
-        snprintf(prog, sizeof(prog), "%s/../ashmemctl", self);
+        bench_ashmemctl(prog, sizeof(prog));
         snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
         if (!mkdtemp(dir))
                 bench_die("mkdtemp", errno);

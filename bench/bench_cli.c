@@ -263,18 +263,7 @@ int main(int argc, char **argv)
         rounds = opt.quick ? 2 : 5;
         calls = opt.quick ? 6 : 30;
         autocalls = opt.quick ? 2 : 4;
-        {
-                char self[PATH_MAX];
-                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-                if (n < 0)
-                        bench_die("/proc/self/exe", errno);
-                self[n] = 0;
-                *strrchr(self, '/') = 0;
-                if (snprintf(ctl, sizeof(ctl), "%s/../ashmemctl", self) >= (int)sizeof(ctl))
-                        bench_die("path too long", ENAMETOOLONG);
-                if (access(ctl, X_OK) < 0)
-                        bench_die(ctl, errno);
-        }
+        bench_ashmemctl(ctl, sizeof(ctl));
         snprintf(dir, sizeof(dir), "/tmp/bench-cli.XXXXXX");
         if (!mkdtemp(dir))
                 bench_die("mkdtemp", errno);

@@ -255,18 +255,11 @@ static void wait_for_socket(const char *path, pid_t pid, const char *what)
 
 static void start_servers(void)
 {
-        char self[PATH_MAX], prog[PATH_MAX + 32], maxconn[16];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char prog[PATH_MAX + 32], maxconn[16];
         ashmem_broker *b;
         int fd, r;
 
-        if (n < 0)
-                bench_die("/proc/self/exe", errno);
-        self[n] = 0;
-        *strrchr(self, '/') = 0;
-        snprintf(prog, sizeof(prog), "%s/../ashmemctl", self);
-        if (access(prog, X_OK) < 0)
-                bench_die(prog, errno);
+        bench_ashmemctl(prog, sizeof(prog));
         snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
         if (!mkdtemp(dir))
                 bench_die("mkdtemp", errno);
@@ -473,38 +466,6 @@ static int floor_once(int s)
         return 0;
 }
 
-/* ---------------------------------------------------------------- CPU */
-
-/* A process' CPU time in ns: the sum over its threads of schedstat's first
- * field. */
-static int64_t cpu_ns(pid_t pid)
-{
-        char path[300];
-        struct dirent *de;
-        int64_t sum = 0;
-        DIR *d;
-
-        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-        d = opendir(path);
-        if (!d)
-                bench_die(path, errno);
-        while ((de = readdir(d))) {
-                FILE *f;
-                long long v;
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, de->d_name);
-                f = fopen(path, "re");
-                if (!f)
-                        continue;       /* a thread that just ended */
-                if (fscanf(f, "%lld", &v) == 1)
-                        sum += v;
-                fclose(f);
-        }
-        closedir(d);
-        return sum;
-}
-
 /* ---------------------------------------------------------------- clients */
 
 static int attach_once(ashmem_broker *b)
@@ -615,7 +576,7 @@ static double round_of(int kind, int k, int n, double *cpu)
                 if (r != 1)
                         bench_die("a client did not start", EIO);
         }
-        c0 = cpu_ns(server);
+        c0 = bench_cpu_ns(server);
         t0 = bench_now_ns();
         close(go[1]);           /* go */
         for (int i = 0; i < k; i++) {
@@ -641,7 +602,7 @@ static double round_of(int kind, int k, int n, double *cpu)
                         bench_die("a client failed", EIO);
         }
         if (cpu)
-                *cpu = (double)(cpu_ns(server) - c0) / ((double)k * n);
+                *cpu = (double)(bench_cpu_ns(server) - c0) / ((double)k * n);
         close(ready[0]);
         close(done[0]);
         return (double)k * n / ((double)(last - t0) / 1e9);

@@ -269,19 +269,8 @@ int main(int argc, char **argv)
         }
         json = opt.json;
         quick = opt.quick;
-        if (!ctl[0]) {
-                char self[PATH_MAX];
-                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-                char *slash;
-                if (n < 0)
-                        bench_die("/proc/self/exe", errno);
-                self[n] = 0;
-                slash = strrchr(self, '/');
-                if (slash)
-                        *slash = 0;
-                if (snprintf(ctl, sizeof(ctl), "%s/../ashmemctl", self) >= (int)sizeof(ctl))
-                        bench_die("path too long", ENAMETOOLONG);
-        }
+        if (!ctl[0])
+                bench_ashmemctl(ctl, sizeof(ctl));
         if (access(ctl, X_OK) < 0)
                 bench_die(ctl, errno);
         size = quick ? (size_t)256 << 20 : (size_t)1 << 30;

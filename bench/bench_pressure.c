@@ -368,18 +368,7 @@ int main(int argc, char **argv)
         cases[1].count = opt.quick ? 4 : 64;
         cases[1].size = (size_t)16 << 20;
         cases[1].target = opt.quick ? 0 : 1.0;
-        {
-                char self[PATH_MAX];
-                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-                if (n < 0)
-                        bench_die("/proc/self/exe", errno);
-                self[n] = 0;
-                *strrchr(self, '/') = 0;
-                if (snprintf(ctl, sizeof(ctl), "%s/../ashmemctl", self) >= (int)sizeof(ctl))
-                        bench_die("path too long", ENAMETOOLONG);
-                if (access(ctl, X_OK) < 0)
-                        bench_die(ctl, errno);
-        }
+        bench_ashmemctl(ctl, sizeof(ctl));
         snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
         if (!mkdtemp(dir))
                 bench_die("mkdtemp", errno);

@@ -196,37 +196,6 @@ static size_t broker_fds(void)
         return n;
 }
 
-/* The broker's CPU time in ns: the sum over its threads of schedstat's
- * first field (time on a CPU). */
-static int64_t broker_cpu_ns(void)
-{
-        char path[300];
-        struct dirent *de;
-        int64_t sum = 0;
-        DIR *d;
-
-        snprintf(path, sizeof(path), "/proc/%d/task", (int)broker_pid);
-        d = opendir(path);
-        if (!d)
-                bench_die(path, errno);
-        while ((de = readdir(d))) {
-                FILE *f;
-                long long v;
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)broker_pid,
-                         de->d_name);
-                f = fopen(path, "re");
-                if (!f)
-                        continue;       /* a thread that just ended */
-                if (fscanf(f, "%lld", &v) == 1)
-                        sum += v;
-                fclose(f);
-        }
-        closedir(d);
-        return sum;
-}
-
 /* utime + stime of /proc/PID/stat, in clock ticks. */
 static long long broker_ticks(void)
 {
@@ -475,7 +444,7 @@ static struct list_run list_once(const char *file)
         if (out < 0)
                 bench_die(file ? file : "/dev/null", errno);
         k0 = broker_ticks();
-        c0 = broker_cpu_ns();
+        c0 = bench_cpu_ns(broker_pid);
         t0 = bench_now_ns();
         pid = fork();
         if (pid < 0)
@@ -491,7 +460,7 @@ static struct list_run list_once(const char *file)
                 if (errno != EINTR)
                         bench_die("waitpid", errno);
         lr.wall_ns = bench_now_ns() - t0;
-        lr.cpu_ns = broker_cpu_ns() - c0;
+        lr.cpu_ns = bench_cpu_ns(broker_pid) - c0;
         lr.ticks = broker_ticks() - k0;
         close(out);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -835,9 +804,9 @@ static void measure_round(struct size_result *res, int lists)
         m0 = broker_mem();
         f0 = broker_fds();
         g0 = charged(&cg_broker);
-        c0 = broker_cpu_ns();
+        c0 = bench_cpu_ns(broker_pid);
         wall = create_all(b, n, res->slices);
-        res->cc_us[r] = (double)(broker_cpu_ns() - c0) / 1e3 / (double)n;
+        res->cc_us[r] = (double)(bench_cpu_ns(broker_pid) - c0) / 1e3 / (double)n;
         g1 = charged(&cg_broker);
         res->cg[r] = (double)(g1 - g0) / (double)n;
         m1 = broker_mem();
@@ -1233,18 +1202,7 @@ int main(int argc, char **argv)
         rounds = 3;
         lists = quick ? 3 : 5;
         nsizes = quick ? 2 : 4;
-        {
-                char self[PATH_MAX];
-                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-                if (n < 0)
-                        bench_die("/proc/self/exe", errno);
-                self[n] = 0;
-                *strrchr(self, '/') = 0;
-                if (snprintf(ctl, sizeof(ctl), "%s/../ashmemctl", self) >= (int)sizeof(ctl))
-                        bench_die("path too long", ENAMETOOLONG);
-                if (access(ctl, X_OK) < 0)
-                        bench_die(ctl, errno);
-        }
+        bench_ashmemctl(ctl, sizeof(ctl));
         snprintf(dir, sizeof(dir), "/tmp/ashmem-bench-XXXXXX");
         if (!mkdtemp(dir))
                 bench_die("mkdtemp", errno);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <limits.h>
 #include <unistd.h>
 
 int64_t bench_now_ns(void)
@@ -192,4 +193,49 @@ void bench_print_json(const struct bench_row *rows, int n, const struct bench_st
                        w->extra ? w->extra : "", i + 1 < n ? "," : "");
         }
         printf("]\n");
+}
+
+void bench_ashmemctl(char *buf, size_t len)
+{
+        char self[PATH_MAX], *slash;
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        if (n < 0)
+                bench_die("/proc/self/exe", errno);
+        self[n] = 0;
+        slash = strrchr(self, '/');
+        if (slash)
+                *slash = 0;
+        if (snprintf(buf, len, "%s/../ashmemctl", self) >= (int)len)
+                bench_die("path too long", ENAMETOOLONG);
+        if (access(buf, X_OK) < 0)
+                bench_die(buf, errno);
+}
+
+int64_t bench_cpu_ns(pid_t pid)
+{
+        char path[300];
+        struct dirent *de;
+        int64_t sum = 0;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                bench_die(path, errno);
+        while ((de = readdir(d))) {
+                FILE *f;
+                long long v;
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, de->d_name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;       /* a thread that just ended */
+                if (fscanf(f, "%lld", &v) == 1)
+                        sum += v;
+                fclose(f);
+        }
+        closedir(d);
+        return sum;
 }

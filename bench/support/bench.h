@@ -39,6 +39,14 @@ struct bench_stat3 bench_summarise(const double *v, int n);
  * to cpu, or let it run anywhere (cpu < 0). */
 void bench_set_cpu(pid_t pid, int cpu);
 
+/* The ashmemctl of this build (../ashmemctl beside the directory of the
+ * running bench program) into buf; exits if it is not there. */
+void bench_ashmemctl(char *buf, size_t len);
+
+/* A process's CPU time in ns: the sum over its threads of schedstat's
+ * first field (time on a CPU). */
+int64_t bench_cpu_ns(pid_t pid);
+
 /* A row: ours against a baseline, both as median and spread. */
 struct bench_row {
         const char *name;
