@@ -116,6 +116,9 @@ $(STLIB): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
+# where `ashmemctl run` looks for the interposer last
+$(B)/obj/cli/cmd-run.o: CPPFLAGS += -DASHMEM_LIBDIR='"$(LIBDIR)"'
+
 $(B)/ashmemctl: $(CLI_OBJ) $(BROKER_OBJ) $(STLIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
