@@ -686,7 +686,7 @@ TEST(constructor_errors)
         close(pfd[1]);
         fd = ashmem_create_region("x", ps());
         CHECK(fd >= 0);
-        CHECK_NEG(ashmem_heap_adopt(fd, 0x4, &h), EINVAL);
+        CHECK_NEG(ashmem_heap_adopt(fd, 0x80, &h), EINVAL);
         CHECK(h == NULL);
         errno = 1234;
         CHECK_EQ(ashmem_heap_adopt(fd, 0, &h), 0);
