@@ -525,6 +525,13 @@ static int region_ioctl(int fd, const struct stat *st, const struct am_driver *d
                 if (req == ASHMEM_UNPIN)
                         return d->unpin(fd, st, off, len);
                 return d->pin_status(fd, st, off, len);
+        }
+        /* the other requests: on a region (a memfd sealed against
+         * resizing) only; anything else is the kernel's (ENOTTY) */
+        r = fcntl(fd, F_GET_SEALS);
+        if (r < 0 || (r & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+                return -ENOTTY;
+        switch (req) {
         case ASHMEM_SET_NAME:
                 r = copy_in_string(name, arg, sizeof(name));
                 return r < 0 ? r : -EINVAL;     /* fixed at the first mmap */

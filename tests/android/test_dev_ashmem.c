@@ -311,6 +311,21 @@ TEST(other_ioctls_pass_through)
          * answer */
         CHECK_ERRNO(ioctl(pfd[0], ASHMEM_GET_SIZE), ENOTTY);
         CHECK_ERRNO(ioctl(-1, ASHMEM_GET_SIZE), EBADF);
+        /* nor is a regular file, or a memfd anyone may resize */
+        {
+                int f = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+                int raw = memfd_create("raw", MFD_CLOEXEC);
+                unsigned long id;
+                CHECK(f >= 0 && raw >= 0);
+                CHECK_EQ(ftruncate(raw, 4096), 0);
+                CHECK_ERRNO(ioctl(f, ASHMEM_GET_SIZE), ENOTTY);
+                CHECK_ERRNO(ioctl(f, ASHMEM_GET_FILE_ID, &id), ENOTTY);
+                CHECK_ERRNO(ioctl(raw, ASHMEM_GET_SIZE), ENOTTY);
+                CHECK_ERRNO(ioctl(raw, ASHMEM_SET_NAME, "x"), ENOTTY);
+                CHECK_ERRNO(pin_op(f, ASHMEM_PIN, 0, 0), ENOTTY);
+                close(raw);
+                close(f);
+        }
         CHECK_ERRNO(ioctl(fd, _IO(__ASHMEMIOC, 99)), ENOTTY);
         close(pfd[0]);
         close(pfd[1]);
