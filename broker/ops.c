@@ -218,7 +218,9 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                 return r;
         if (ho != hl)
                 return FAIL(rep, EINVAL, "fields \"offset\" and \"length\" go together");
-        if (!ashmem_valid(fds[0]))
+        /* a memfd at all (ashmem_valid() would also refuse an unsealed
+         * one, which sealed() below refuses saying how to seal it) */
+        if (ashmem_get_prot(fds[0]) < 0)
                 return FAIL(rep, EINVAL, "the descriptor is not a region");
         r = accmode(fds[0]);
         if (r < 0)

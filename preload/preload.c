@@ -61,7 +61,7 @@
 static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_ioctl)(int, unsigned long, ...);
-static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static void *(*real_mmap64)(void *, size_t, int, int, int, off64_t);
 static int (*real_mprotect)(void *, size_t, int);
 static int (*real_munmap)(void *, size_t);
 
@@ -761,14 +761,15 @@ static size_t round_up(size_t n)
         return n > SIZE_MAX - ps ? SIZE_MAX / ps * ps : (n + ps - 1) / ps * ps;
 }
 
-static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+/* (mmap64 underneath both: a 32-bit process's off_t is narrower) */
+static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
         struct stat st;
         struct pending p;
         int seals, mask = PROT_ALL, r;
         void *m;
 
-        if (!NEXT(real_mmap, "mmap")) {
+        if (!NEXT(real_mmap64, "mmap64")) {
                 errno = ENOSYS;
                 return MAP_FAILED;
         }
@@ -801,7 +802,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
                 return MAP_FAILED;
         }
 plain:
-        m = real_mmap(addr, len, prot, flags, fd, off);
+        m = real_mmap64(addr, len, prot, flags, fd, off);
         if (m == MAP_FAILED)
                 return m;
         if (mask != PROT_ALL) {
@@ -822,7 +823,7 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 
 EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
-        return do_mmap(addr, len, prot, flags, fd, (off_t)off);
+        return do_mmap(addr, len, prot, flags, fd, off);
 }
 
 EXPORT int mprotect(void *addr, size_t len, int prot)
@@ -862,19 +863,19 @@ EXPORT int munmap(void *addr, size_t len)
 
 /* ------------------------------------------------------------ fork */
 
-static void before_fork(void)
+/* A child of fork has only the forking thread: a lock another thread held
+ * stays held. Neither lock guards anything a half-done change could break
+ * (the pending state lives in files; the table's fields are each stored
+ * whole), so the child starts both afresh. Taking them before the fork
+ * instead would order them against libashmem's own fork locks, which
+ * make_region() takes under pending_lock. */
+static void child_after_fork(void)
 {
-        pthread_mutex_lock(&pending_lock);
-        pthread_mutex_lock(&maps_lock);
-}
-
-static void after_fork(void)
-{
-        pthread_mutex_unlock(&maps_lock);
-        pthread_mutex_unlock(&pending_lock);
+        pthread_mutex_init(&pending_lock, NULL);
+        pthread_mutex_init(&maps_lock, NULL);
 }
 
 __attribute__((constructor)) static void preload_init(void)
 {
-        pthread_atfork(before_fork, after_fork, after_fork);
+        pthread_atfork(NULL, NULL, child_after_fork);
 }

@@ -3,8 +3,8 @@
  * A test program that drives /dev/ashmem runs under libashmem-preload.so:
  * started without it, it starts itself again with LD_PRELOAD naming
  * $ASHMEM_TEST_PRELOAD (else libashmem-preload.so of its build, one folder
- * up), after the sanitizer runtime when the program is sanitized (that one
- * must come first).
+ * up), after the sanitizer runtime (ASan's, TSan's) when the program is
+ * sanitized: that one must come first.
  */
 #ifndef ASHMEM_TEST_PRELOADED_H
 #define ASHMEM_TEST_PRELOADED_H
@@ -16,10 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static int find_asan(struct dl_phdr_info *info, size_t size, void *data)
+static int find_sanitizer(struct dl_phdr_info *info, size_t size, void *data)
 {
         (void)size;
-        if (info->dlpi_name && strstr(info->dlpi_name, "/libasan.so")) {
+        if (info->dlpi_name && (strstr(info->dlpi_name, "/libasan.so") ||
+                                strstr(info->dlpi_name, "/libtsan.so"))) {
                 snprintf(data, PATH_MAX, "%s", info->dlpi_name);
                 return 1;
         }
@@ -48,7 +49,7 @@ __attribute__((constructor(101))) static void run_preloaded(int argc, char **arg
         }
         if (have && strstr(have, "libashmem-preload.so"))
                 return;
-        dl_iterate_phdr(find_asan, asan);
+        dl_iterate_phdr(find_sanitizer, asan);
         snprintf(list, sizeof(list), "%s%s%s", asan, asan[0] ? " " : "", lib);
         if (setenv("LD_PRELOAD", list, 1) < 0) {
                 perror("setenv");
