@@ -325,7 +325,8 @@ clean:
 
 help:
 	@echo 'Targets:'
-	@echo '  all        build libashmem (shared + static), ashmemctl, examples, tests'
+	@echo '  all        build libashmem (shared + static), libashmem-preload.so, ashmemctl,'
+	@echo '             examples, tests'
 	@echo '  deps       check for (and as root install) what the build and tests need'
 	@echo '  check      deps, build, then every test, going on after a failure: header check'
 	@echo '             (one per header), unit tests, bats, man lint (one per page), unit'
