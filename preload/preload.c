@@ -53,6 +53,9 @@
  * driver's 255) goes whole into this extended attribute */
 #define MEMFD_NAME_MAX 249
 #define NAME_XATTR "user.ashmem.name"
+/* the protection mask, one digit: what survives exec when the region's
+ * control block does not (the write bit also lives in the seal) */
+#define PROT_XATTR "user.ashmem.prot"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -176,6 +179,24 @@ static int is_pending(int fd, const struct stat *st, struct pending *p)
         return pending_read(fd, p) == 0;
 }
 
+/* The mask recorded for exec (all bits where there is none): it can only
+ * take bits away from what the library says. */
+static int recorded_mask(int fd)
+{
+        char c;
+
+        if (fgetxattr(fd, PROT_XATTR, &c, 1) == 1 && c >= '0' && c <= '7')
+                return c - '0';
+        return PROT_ALL;
+}
+
+static void record_mask(int fd, int mask)
+{
+        char c = (char)('0' + (mask & PROT_ALL));
+
+        (void)fsetxattr(fd, PROT_XATTR, &c, 1, 0);
+}
+
 static int open_ashmem(int flags)
 {
         struct pending p = { .prot = PROT_ALL };
@@ -271,9 +292,12 @@ static int make_region(int fd)
          * the file system has them (else the first 249 bytes stay) */
         if (strlen(name) > MEMFD_NAME_MAX)
                 (void)fsetxattr(nfd, NAME_XATTR, name, strlen(name), 0);
-        if (p.prot != PROT_ALL && (r = ashmem_set_prot_region(nfd, (int)p.prot)) < 0) {
-                r = -errno;
-                goto out;
+        if (p.prot != PROT_ALL) {
+                if (ashmem_set_prot_region(nfd, (int)p.prot) < 0) {
+                        r = -errno;
+                        goto out;
+                }
+                record_mask(nfd, (int)p.prot);
         }
         r = replace_everywhere(nfd, fd, &st);
 out:
@@ -547,11 +571,16 @@ static int region_ioctl(int fd, const struct stat *st, const struct am_driver *d
                 cur = d->get_prot(fd, st);
                 if (cur < 0)
                         return cur;
+                cur &= recorded_mask(fd);
                 if (((unsigned long)cur & prot) != prot)
                         return -EINVAL;
-                return d->set_prot(fd, st, read_implies_exec(prot) & cur);
+                r = d->set_prot(fd, st, read_implies_exec(prot) & cur);
+                if (r == 0)
+                        record_mask(fd, read_implies_exec(prot) & cur);
+                return r;
         case ASHMEM_GET_PROT_MASK:
-                return d->get_prot(fd, st);
+                r = d->get_prot(fd, st);
+                return r < 0 ? r : r & recorded_mask(fd);
         case ASHMEM_PURGE_ALL_CACHES:
                 return capable_sys_admin() ? purge_all() : -EPERM;
         case ASHMEM_GET_FILE_ID:
@@ -793,6 +822,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
         mask = ashmem_get_prot(fd);
         if (mask < 0)
                 goto plain;
+        mask &= recorded_mask(fd);
         if (len > round_up((size_t)st.st_size)) {
                 errno = EINVAL;
                 return MAP_FAILED;

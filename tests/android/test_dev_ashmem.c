@@ -433,10 +433,14 @@ __attribute__((constructor(200))) static void exec_child(int argc, char **argv)
                         _exit(5);
                 if (ioctl(fd, ASHMEM_GET_FILE_ID, &id) != 0 || fstat(fd, &st) != 0 || id != st.st_ino)
                         _exit(6);
-                /* the write bit dropped before exec is still gone */
+                /* the bits dropped before exec are still gone */
                 if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) != MAP_FAILED ||
-                    (ioctl(fd, ASHMEM_GET_PROT_MASK) & PROT_WRITE))
+                    errno != EPERM || ioctl(fd, ASHMEM_GET_PROT_MASK) != PROT_READ)
                         _exit(7);
+                if (mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0) != MAP_FAILED ||
+                    errno != EPERM || mprotect(c, 4096, PROT_READ | PROT_EXEC) != -1 ||
+                    errno != EACCES)
+                        _exit(8);
                 _exit(0);
         }
 }
@@ -480,7 +484,7 @@ TEST(exec_child_sees_inherited_regions)
         CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, (size_t)4096), 0);
         m = map(fd, 4096, PROT_READ | PROT_WRITE);
         strcpy(m, "before exec");
-        CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ | PROT_EXEC), 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ), 0);
         CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
         CHECK_EQ(exec_self(fd, "mapped"), 0);
         munmap(m, 4096);
