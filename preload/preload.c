@@ -184,10 +184,12 @@ static int is_pending(int fd, const struct stat *st, struct pending *p)
 static int recorded_mask(int fd)
 {
         char c;
+        int saved = errno, r = PROT_ALL;
 
         if (fgetxattr(fd, PROT_XATTR, &c, 1) == 1 && c >= '0' && c <= '7')
-                return c - '0';
-        return PROT_ALL;
+                r = c - '0';
+        errno = saved;
+        return r;
 }
 
 static void record_mask(int fd, int mask)
@@ -795,7 +797,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
 {
         struct stat st;
         struct pending p;
-        int seals, mask = PROT_ALL, r;
+        int seals, mask = PROT_ALL, r, saved = errno;
         void *m;
 
         if (!NEXT(real_mmap64, "mmap64")) {
@@ -832,6 +834,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
                 return MAP_FAILED;
         }
 plain:
+        errno = saved;  /* what the checks above left is no answer */
         m = real_mmap64(addr, len, prot, flags, fd, off);
         if (m == MAP_FAILED)
                 return m;

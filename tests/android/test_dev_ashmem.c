@@ -323,6 +323,19 @@ TEST(other_ioctls_pass_through)
                 CHECK_ERRNO(ioctl(raw, ASHMEM_GET_SIZE), ENOTTY);
                 CHECK_ERRNO(ioctl(raw, ASHMEM_SET_NAME, "x"), ENOTTY);
                 CHECK_ERRNO(pin_op(f, ASHMEM_PIN, 0, 0), ENOTTY);
+                /* other files map as ever, errno untouched by the checks */
+                {
+                        void *m;
+                        errno = 1234;
+                        m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, f, 0);
+                        CHECK(m != MAP_FAILED);
+                        CHECK_EQ(errno, 1234);
+                        munmap(m, 4096);
+                        m = mmap(NULL, 8192, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_SHARED, raw, 0);
+                        CHECK(m != MAP_FAILED);
+                        CHECK_EQ(errno, 1234);
+                        munmap(m, 8192);
+                }
                 close(raw);
                 close(f);
         }
