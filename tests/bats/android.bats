@@ -49,3 +49,42 @@ DEV=${ASHMEM_BUILD}/tests/helpers/devashmem
         run -0 "$BATS_TEST_TMPDIR/prefix/bin/ashmemctl" run -- "$DEV" x 100 installed
         [ "$output" = "x 100 7 same-inode installed" ]
 }
+
+@test "NDK: <android/sharedmem.h> is found through pkg-config of the installed tree" {
+        local p=$BATS_TEST_TMPDIR/prefix
+        make -C "$BATS_TEST_DIRNAME/../.." --no-print-directory -s install \
+                B="$ASHMEM_BUILD" DESTDIR= PREFIX="$p" >/dev/null
+        cat >"$BATS_TEST_TMPDIR/ndk.c" <<'C'
+#include <android/sharedmem.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int main(void)
+{
+        int fd = ASharedMemory_create("ndk-program", 8192);
+        char *m;
+
+        if (fd < 0 || ASharedMemory_getSize(fd) != 8192)
+                return 1;
+        m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+                return 2;
+        strcpy(m, "written");
+        if (ASharedMemory_setProt(fd, PROT_READ) != 0 || ASharedMemory_getProt(fd) != PROT_READ)
+                return 3;
+        if (mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) != MAP_FAILED)
+                return 4;
+        printf("%s %zu\n", m, ASharedMemory_getSize(fd));
+        return 0;
+}
+C
+        local flags
+        flags=$(PKG_CONFIG_PATH=$p/lib/pkgconfig pkg-config --cflags --libs libashmem)
+        [[ $flags == *"-I$p/include"* ]]
+        # shellcheck disable=SC2086
+        run -0 cc -o "$BATS_TEST_TMPDIR/ndk" "$BATS_TEST_TMPDIR/ndk.c" $flags -Wl,-rpath,"$p/lib"
+        run -0 "$BATS_TEST_TMPDIR/ndk"
+        [ "$output" = "written 8192" ]
+}
