@@ -38,9 +38,9 @@ PKG_CONFIG ?= pkg-config
 CJSON_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null || echo -lcjson)
 READLINE_LIBS = -lreadline
-# ashmemctl's tables (display width, --raw, --export) as lsblk and lsipc
+# ashmemctl's tables (display width, --raw) as lsblk and lsipc: the header
+# only; cli/output.c loads the library when it prints a table
 SMARTCOLS_CFLAGS = $(shell $(PKG_CONFIG) --cflags smartcols 2>/dev/null)
-SMARTCOLS_LIBS   = $(shell $(PKG_CONFIG) --libs smartcols 2>/dev/null || echo -lsmartcols)
 
 LIB_SRC   := $(wildcard lib/*.c) $(wildcard drivers/*/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -107,7 +107,7 @@ $(STLIB): $(LIB_OBJ)
 
 $(B)/ashmemctl: $(CLI_OBJ) $(BROKER_OBJ) $(STLIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS) $(SMARTCOLS_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
 
 examples: $(EX_BIN)
 $(B)/examples/%: $(B)/obj/examples/%.o $(STLIB)
@@ -190,7 +190,7 @@ FUZZ_CHECK_SECONDS ?= 5
 # own main).
 FUZZ_CLI_OBJ  = $(filter-out $(B)/obj/cli/main.o,$(CLI_OBJ)) $(BROKER_OBJ)
 $(B)/fuzz/fuzz_cmdline: $(FUZZ_CLI_OBJ)
-$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS) $(SMARTCOLS_LIBS)
+$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS)
 
 fuzz-bins: $(FUZZ_BIN)
 $(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(STLIB)

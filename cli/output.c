@@ -9,11 +9,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include <dlfcn.h>
 #include <libsmartcols.h>
 
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
+#include "region.h"
 
 int out_json(struct cmd_ctx *ctx, cJSON *doc)
 {
@@ -282,23 +284,72 @@ const char *out_field_text(const cJSON *rec, const struct out_col *c,
         return "-";
 }
 
+/*
+ * libsmartcols, loaded the first time a table is printed: linked in, the
+ * dynamic loader would map and relocate it at every start, which costs a
+ * command that prints no table (version, create, --json list) about a
+ * tenth of its start-up. The calls go through this table of pointers,
+ * checked against the prototypes of <libsmartcols.h>.
+ */
+#define SCOLS_CALLS(X)                                                          \
+        X(scols_new_table) X(scols_unref_table) X(scols_table_enable_raw)       \
+        X(scols_table_enable_noheadings) X(scols_table_new_column)              \
+        X(scols_table_new_line) X(scols_line_set_data) X(scols_table_set_stream) \
+        X(scols_print_table) X(scols_table_set_termforce)                      \
+        X(scols_table_set_termwidth) X(scols_print_table_to_string)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+        SCOLS_CALLS(X)
+#undef X
+} sc;
+static int sc_state;            /* 0 not tried, 1 loaded, -1 failed */
+static char sc_error[256];
+
+#define SCOLS_SONAME "libsmartcols.so.1"
+
+static int scols_load(void)
+{
+        void *h;
+
+        if (sc_state)
+                return sc_state > 0 ? 0 : -ELIBACC;
+        sc_state = -1;
+        h = dlopen(SCOLS_SONAME, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                snprintf(sc_error, sizeof(sc_error), "%s", dlerror());
+                return -ELIBACC;
+        }
+#define X(f)                                                                    \
+        *(void **)&sc.f = dlsym(h, #f);                                         \
+        if (!sc.f) {                                                            \
+                snprintf(sc_error, sizeof(sc_error), "%s lacks %s", SCOLS_SONAME, #f); \
+                return -ELIBACC;                                                \
+        }
+        SCOLS_CALLS(X)
+#undef X
+        sc_state = 1;   /* loaded for the life of the process */
+        return 0;
+}
+
+const char *out_table_error(void)
+{
+        return sc_error[0] ? sc_error : "out of memory";
+}
+
 /* The records as a libsmartcols table of the chosen columns. */
 static struct libscols_table *make_table(const cJSON *records, const int *cols, int ncols,
                                          unsigned flags)
 {
-        struct libscols_table *tb = scols_new_table();
+        struct libscols_table *tb;
         const cJSON *rec;
         char buf[128];
 
-        if (!tb)
+        if (scols_load() < 0 || !(tb = sc.scols_new_table()))
                 return NULL;
-        if ((flags & OUT_RAW) && scols_table_enable_raw(tb, 1))
+        if ((flags & OUT_RAW) && sc.scols_table_enable_raw(tb, 1))
                 goto fail;
-        if ((flags & (OUT_EXPORT | OUT_SHELLVAR)) && scols_table_enable_export(tb, 1))
-                goto fail;
-        if ((flags & OUT_SHELLVAR) && scols_table_enable_shellvar(tb, 1))
-                goto fail;
-        if ((flags & OUT_NOHEADINGS) && scols_table_enable_noheadings(tb, 1))
+        if ((flags & OUT_NOHEADINGS) && sc.scols_table_enable_noheadings(tb, 1))
                 goto fail;
         for (int c = 0; c < ncols; c++) {
                 const struct out_col *col = &out_cols[cols[c]];
@@ -310,23 +361,23 @@ static struct libscols_table *make_table(const cJSON *records, const int *cols, 
                         fl |= SCOLS_FL_TRUNC;
                         whint = 0.3;
                 }
-                if (!scols_table_new_column(tb, col->name, whint, fl))
+                if (!sc.scols_table_new_column(tb, col->name, whint, fl))
                         goto fail;
         }
         cJSON_ArrayForEach(rec, records) {
-                struct libscols_line *ln = scols_table_new_line(tb, NULL);
+                struct libscols_line *ln = sc.scols_table_new_line(tb, NULL);
                 if (!ln)
                         goto fail;
                 for (int c = 0; c < ncols; c++) {
                         const char *v = out_field_text(rec, &out_cols[cols[c]], flags, buf,
                                                        sizeof(buf));
-                        if (scols_line_set_data(ln, (size_t)c, v))
+                        if (sc.scols_line_set_data(ln, (size_t)c, v))
                                 goto fail;
                 }
         }
         return tb;
 fail:
-        scols_unref_table(tb);
+        sc.scols_unref_table(tb);
         return NULL;
 }
 
@@ -380,13 +431,12 @@ int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
         if (flags & (OUT_EXPORT | OUT_SHELLVAR))
                 return export_table(f, records, cols, ncols, flags);
         tb = make_table(records, cols, ncols, flags);
-
         if (!tb)
-                return -ENOMEM;
-        r = scols_table_set_stream(tb, f);
+                return sc_state < 0 ? -ELIBACC : -ENOMEM;
+        r = sc.scols_table_set_stream(tb, f);
         if (r == 0)
-                r = scols_print_table(tb);
-        scols_unref_table(tb);
+                r = sc.scols_print_table(tb);
+        sc.scols_unref_table(tb);
         return r < 0 ? r : 0;
 }
 
@@ -398,16 +448,16 @@ int out_table_string(const cJSON *records, const int *cols, int ncols,
 
         *ret = NULL;
         if (!tb)
-                return -ENOMEM;
+                return sc_state < 0 ? -ELIBACC : -ENOMEM;
         if (termwidth) {
                 /* a terminal of that width: long fields shortened to fit */
-                r = scols_table_set_termforce(tb, SCOLS_TERMFORCE_ALWAYS);
+                r = sc.scols_table_set_termforce(tb, SCOLS_TERMFORCE_ALWAYS);
                 if (r == 0)
-                        r = scols_table_set_termwidth(tb, termwidth);
+                        r = sc.scols_table_set_termwidth(tb, termwidth);
         }
         if (r == 0)
-                r = scols_print_table_to_string(tb, ret);
-        scols_unref_table(tb);
+                r = sc.scols_print_table_to_string(tb, ret);
+        sc.scols_unref_table(tb);
         if (r == 0 && !*ret)
                 r = -ENOMEM;
         return r < 0 ? r : 0;
@@ -486,6 +536,8 @@ int out_region_list(struct cmd_ctx *ctx, cJSON *records, const int *cols, int nc
         if (!ctx->json) {
                 int r = out_table(stdout, records, cols, ncols, flags | ctx->out_flags);
                 cJSON_Delete(records);
+                if (r == -ELIBACC)
+                        return cli_error(ctx, -r, "printing the list: %s", out_table_error());
                 return r < 0 ? cmd_error(ctx, -r, "printing the list") : 0;
         }
         doc = cJSON_CreateObject();

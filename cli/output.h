@@ -119,6 +119,8 @@ const char *out_field_text(const cJSON *rec, const struct out_col *c,
  * say. 0, or -errno. */
 int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
               unsigned flags);
+/* Why out_table() failed when it could not load libsmartcols. */
+const char *out_table_error(void);
 /* The same into a new string (for a screen redrawn whole, as top does),
  * termwidth columns wide at most (0: no limit). */
 int out_table_string(const cJSON *records, const int *cols, int ncols,
