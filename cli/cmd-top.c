@@ -483,7 +483,7 @@ static int run_stream(struct top *t)
                 time_t now = time(NULL);
 
                 if (!recs)
-                        return cmd_error(t->ctx, err, "%s", t->status);
+                        return cli_error(t->ctx, err, "%s", t->status);
                 due = now_ms() + t->interval_ms;
                 if (t->ctx->json) {
                         cJSON *doc = cJSON_CreateObject();
@@ -553,6 +553,7 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         const char *spec = cmd_opt(a, "output"), *sort = cmd_opt(a, "sort");
         const char *iv = cmd_opt(a, "interval"), *cs = cmd_opt(a, "count");
         struct sigaction sa;
+        sigset_t mask;
         char err[PARSE_ERR_LEN], buf[512];
         struct top t;
         uint64_t count;
@@ -599,12 +600,17 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
         got_quit = got_winch = got_tstp = got_cont = 0;
+        sigemptyset(&mask);
         for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
                 if (!t.tty && (sigs[i] == SIGWINCH || sigs[i] == SIGTSTP || sigs[i] == SIGCONT))
                         continue;
                 if (sigaction(sigs[i], &sa, NULL) < 0)
                         return cmd_error(ctx, errno, "setting up signals");
+                sigaddset(&mask, sigs[i]);
         }
+        /* a parent may have left them blocked: they must reach us */
+        if (sigprocmask(SIG_UNBLOCK, &mask, NULL) < 0)
+                return cmd_error(ctx, errno, "setting up signals");
         r = t.tty ? run_screen(&t) : run_stream(&t);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);

@@ -19,7 +19,7 @@ const struct cmd_opt cmd_global_opts[] = {
         { "version", 'V', NULL, NULL, "show the version and exit" },
         { "raw", 'r', NULL, NULL, "tables unaligned, unsafe characters as \\xNN; strings as bytes" },
         { "export", 'e', NULL, NULL, "tables and records as KEY=\"value\" pairs" },
-        { "shell", 'y', NULL, NULL, "--export with keys usable as shell variables" },
+        { "shell", 'y', NULL, NULL, "--export with keys bash can assign too (UID_)" },
         { "notruncate", 0, NULL, NULL, "never shorten a column to fit the terminal" },
         { "time-format", 0, "FORMAT", "timefmt", "times as short, full or iso" },
         { 0 }

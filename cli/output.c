@@ -412,9 +412,13 @@ static int export_table(FILE *f, const cJSON *records, const int *cols, int ncol
         cJSON_ArrayForEach(rec, records) {
                 for (int c = 0; c < ncols; c++) {
                         const struct out_col *col = &out_cols[cols[c]];
-                        /* every column name is already a valid shell
-                         * variable name, so --shell changes none */
-                        fprintf(f, "%s%s=", c ? " " : "", col->name);
+                        /* every column name is a valid shell variable
+                         * name; --shell also keeps off the one bash makes
+                         * read-only (an eval of UID=... fails there) */
+                        const char *key = col->name;
+                        if ((flags & OUT_SHELLVAR) && strcmp(key, "UID") == 0)
+                                key = "UID_";
+                        fprintf(f, "%s%s=", c ? " " : "", key);
                         put_quoted(f, out_field_text(rec, col, flags, buf, sizeof(buf)));
                 }
                 fputc('\n', f);

@@ -77,7 +77,7 @@ cJSON *out_cols_json(void);
                                    fields, unsafe characters as \xNN (lsblk
                                    -r); string values as their bytes */
 #define OUT_EXPORT      0x10u   /* --export: KEY="value" pairs (lsblk -P) */
-#define OUT_SHELLVAR    0x20u   /* --shell: keys usable as shell variables */
+#define OUT_SHELLVAR    0x20u   /* --shell: --export with keys a shell can assign (UID_) */
 #define OUT_NOTRUNC     0x40u   /* --notruncate: never shorten a field */
 #define OUT_TIME_SHORT  0x100u  /* --time-format short: "12:04" today, else "May01" */
 #define OUT_TIME_FULL   0x200u  /* --time-format full: "Wed May  1 12:04:03 2024" */

@@ -349,7 +349,7 @@ teardown() {
         run -0 ashmemctl get s -t str -o 4
         [ "$output" = "hello world" ]
         run -0 ashmemctl -j get s -t str -o 10
-        jqe '. == {"name":"s","type":"str","offset":10,"value":"world"}'
+        jqe '. == {"name":"s","type":"str","offset":10,"value":"world","encoding":"utf-8"}'
         bad 1 "set: the string (32 bytes and a NUL) does not fit in s at offset 0 (32 bytes left)" \
                 set s "$(printf 'x%.0s' $(seq 32))" -t str
         run -0 ashmemctl set s "$(printf 'x%.0s' $(seq 31))" -t str
