@@ -361,7 +361,10 @@ static struct libscols_table *make_table(const cJSON *records, const int *cols, 
                         fl |= SCOLS_FL_TRUNC;
                         whint = 0.3;
                 }
-                if (!sc.scols_table_new_column(tb, col->name, whint, fl))
+                /* no heading: an empty one, so that it does not widen the
+                 * column (libsmartcols counts it all the same) */
+                if (!sc.scols_table_new_column(tb, flags & OUT_NOHEADINGS ? "" : col->name,
+                                               whint, fl))
                         goto fail;
         }
         cJSON_ArrayForEach(rec, records) {
@@ -434,6 +437,16 @@ int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
 
         if (flags & (OUT_EXPORT | OUT_SHELLVAR))
                 return export_table(f, records, cols, ncols, flags);
+        if (!cJSON_GetArraySize(records)) {
+                /* libsmartcols prints nothing for no lines: the heading
+                 * alone, as lsipc does */
+                if (flags & OUT_NOHEADINGS)
+                        return 0;
+                for (int c = 0; c < ncols; c++)
+                        fprintf(f, "%s%s", c ? " " : "", out_cols[cols[c]].name);
+                fputc('\n', f);
+                return ferror(f) ? -EIO : 0;
+        }
         tb = make_table(records, cols, ncols, flags);
         if (!tb)
                 return sc_state < 0 ? -ELIBACC : -ENOMEM;
@@ -447,10 +460,28 @@ int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
 int out_table_string(const cJSON *records, const int *cols, int ncols,
                      unsigned flags, size_t termwidth, char **ret)
 {
-        struct libscols_table *tb = make_table(records, cols, ncols, flags);
+        struct libscols_table *tb;
         int r = 0;
 
         *ret = NULL;
+        if (!cJSON_GetArraySize(records)) {
+                /* the heading alone (see out_table) */
+                char *buf = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&buf, &len);
+                if (!f)
+                        return -errno;
+                r = out_table(f, records, cols, ncols, flags);
+                if (fclose(f) == EOF && r == 0)
+                        r = -errno;
+                if (r < 0) {
+                        free(buf);
+                        return r;
+                }
+                *ret = buf;
+                return 0;
+        }
+        tb = make_table(records, cols, ncols, flags);
         if (!tb)
                 return sc_state < 0 ? -ELIBACC : -ENOMEM;
         if (termwidth) {

@@ -60,7 +60,7 @@ teardown() {
         bad 2 "create: invalid size '': empty" create z ""
         bad 2 "create: invalid size '12Q': unknown unit 'Q'" create z 12Q
         bad 2 "create: invalid size '4 K': trailing characters ' K'" create z "4 K"
-        bad 2 "create: invalid size '1.5M': trailing characters '.5M'" create z 1.5M
+        bad 2 "create: invalid size '1.5': a fraction of a byte" create z 1.5
         bad 2 "create: invalid size 'lots': not a number" create z lots
         bad 2 "create: invalid size '99999999999999999999': too large" create z 99999999999999999999
         bad 2 "create: invalid size '20000000T': too large" create z 20000000T
