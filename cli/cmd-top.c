@@ -552,8 +552,8 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         const char *spec = cmd_opt(a, "output"), *sort = cmd_opt(a, "sort");
         const char *iv = cmd_opt(a, "interval"), *cs = cmd_opt(a, "count");
-        struct sigaction sa;
-        sigset_t mask;
+        struct sigaction sa, old[6];
+        sigset_t mask, oldmask;
         char err[PARSE_ERR_LEN], buf[512];
         struct top t;
         uint64_t count;
@@ -597,38 +597,46 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                         return 1;
         }
         memset(&sa, 0, sizeof(sa));
+        sigemptyset(&mask);
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
         got_quit = got_winch = got_tstp = got_cont = 0;
-        sigemptyset(&mask);
         for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
                 if (!t.tty && (sigs[i] == SIGWINCH || sigs[i] == SIGTSTP || sigs[i] == SIGCONT))
                         continue;
-                if (sigaction(sigs[i], &sa, NULL) < 0)
-                        return cmd_error(ctx, errno, "setting up signals");
+                if (sigaction(sigs[i], &sa, &old[i]) < 0) {
+                        r = cmd_error(ctx, errno, "setting up signals");
+                        goto restore;
+                }
                 sigaddset(&mask, sigs[i]);
         }
         /* a parent may have left them blocked: they must reach us */
-        if (sigprocmask(SIG_UNBLOCK, &mask, NULL) < 0)
-                return cmd_error(ctx, errno, "setting up signals");
+        if (sigprocmask(SIG_UNBLOCK, &mask, &oldmask) < 0) {
+                r = cmd_error(ctx, errno, "setting up signals");
+                goto restore;
+        }
         r = t.tty ? run_screen(&t) : run_stream(&t);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGWINCH, SIG_DFL);
-        signal(SIGTSTP, SIG_DFL);
-        signal(SIGCONT, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &oldmask, NULL);
+restore:
+        /* the handlers as they were (the shell's, inside the shell) */
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+                if (sigismember(&mask, sigs[i]))
+                        sigaction(sigs[i], &old[i], NULL);
         if (got_quit) {
-                /* interrupted or killed: the terminal is back; now die of
-                 * the signal, as the sender expects */
+                /* interrupted or killed, the terminal back: in the shell
+                 * the command ends as interrupted; else die of the
+                 * signal, as the sender expects */
                 fflush(stdout);
+                if (ctx->shell)
+                        return 128 + got_quit;
+                signal(got_quit, SIG_DFL);
                 raise(got_quit);
         }
         return r;
 }
 
 const struct cmd_entry cmd_top_entry = {
-        .name = "top", .flags = CMD_BROKER | CMD_NO_SHELL, .exec = top_exec,
+        .name = "top", .flags = CMD_BROKER, .exec = top_exec,
         .summary = "a live view of the regions, refreshed and sorted",
         .opts = top_opts, .max_args = 0,
 };

@@ -76,9 +76,9 @@ static int print_value(struct cmd_ctx *ctx, const char *name, const struct vtype
  * A string: the bytes of a region, which any writer may have filled with
  * anything. In JSON "value" is the text when it is valid UTF-8
  * ("encoding":"utf-8"), else its base64 ("encoding":"base64"), so the
- * document stays valid. As text, control characters, bytes that are not
- * UTF-8 and backslashes show as \xNN (never a terminal escape sequence),
- * unless --raw asks for the bytes as they are.
+ * document stays valid. As text, control characters (but a newline and a
+ * tab), bytes that are not UTF-8 and backslashes show as \xNN (never a
+ * terminal escape sequence), unless --raw asks for the bytes as they are.
  */
 static int print_string(struct cmd_ctx *ctx, const char *name, uint64_t off,
                         const char *s, size_t n)
@@ -88,7 +88,8 @@ static int print_string(struct cmd_ctx *ctx, const char *name, uint64_t off,
         struct out o;
 
         shown = ctx->json ? (utf8 ? strdup(s) : out_base64((const unsigned char *)s, n))
-                          : ctx->out_flags & OUT_RAW ? strdup(s) : out_escape(s, n, OUT_ESC_BACKSLASH);
+                          : ctx->out_flags & OUT_RAW ? strdup(s)
+                                                     : out_escape(s, n, OUT_ESC_BACKSLASH | OUT_ESC_KEEP_LINES);
         if (!shown)
                 return cmd_error(ctx, ENOMEM, "%s", name);
         out_begin(&o, ctx, OUT_REPORT);

@@ -71,6 +71,8 @@ char *out_escape(const char *s, size_t n, unsigned how)
                 size_t k = u8_char(p + i, n - i, &cp);
                 int unsafe = k == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0) ||
                              (cp == '\\' && (how & OUT_ESC_BACKSLASH));
+                if ((cp == '\n' || cp == '\t') && k && (how & OUT_ESC_KEEP_LINES))
+                        unsafe = 0;
                 if (unsafe) {
                         /* each byte of it (a C1 control is two) */
                         for (size_t j = 0; j < (k ? k : 1); j++)

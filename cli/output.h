@@ -96,9 +96,12 @@ const char *out_time_text(time_t t, unsigned flags, char *buf, size_t len);
  * out_escape: printable UTF-8 as it is; every other byte (C0 and C1
  * control characters, DEL, bytes that are not valid UTF-8, and the
  * backslash when OUT_ESC_BACKSLASH, so that the form reads back) as \xNN,
- * the form lsblk uses. Returns a new string, NULL if out of memory.
+ * the form lsblk uses; with OUT_ESC_KEEP_LINES a newline and a tab stay
+ * (they lay text out but drive no terminal). Returns a new string, NULL
+ * if out of memory.
  */
-#define OUT_ESC_BACKSLASH 0x1u
+#define OUT_ESC_BACKSLASH  0x1u
+#define OUT_ESC_KEEP_LINES 0x2u
 char *out_escape(const char *s, size_t n, unsigned how);
 /* Is s (n bytes) valid UTF-8 (and so fit for a JSON string)? */
 int out_utf8_valid(const char *s, size_t n);

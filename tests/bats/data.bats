@@ -130,7 +130,7 @@ sum() { sha256sum | cut -d' ' -f1; }
         printf 'A\e[2J\e]0;pwned\a\x9b31m\xff' | ashmemctl write esc
         run -0 ashmemctl dump esc -l 16
         [[ "$output" != *$'\e'* && "$output" != *$'\a'* && "$output" != *$'\x9b'* ]]
-        [[ "${lines[0]}" == *"|A.[2J.]0;pwned.|" ]]
+        [[ "${lines[0]}" == *"|A.[2J.]0;pwned..|" ]]
         [ "$(ashmemctl read esc -l 15 | od -An -tx1 | tr -d ' \n')" = \
           "$(printf 'A\e[2J\e]0;pwned\a\x9b31m\xff' | head -c 15 | od -An -tx1 | tr -d ' \n')" ]
         # in JSON: hex for dump, base64 for read, both valid whatever the bytes

@@ -431,3 +431,10 @@ make_names() {
         run -0 ashmemctl __complete -- list --time-format ''
         [[ "$output" == *$'short\t'* && "$output" == *$'full\t'* && "$output" == *$'iso\t'* ]]
 }
+
+@test "get --type str keeps newlines and tabs, escapes every other control character" {
+        ashmemctl -q create s 4K
+        ashmemctl -q set s -t str $'one\ttwo\nthree\rfour\x08'
+        run -0 ashmemctl get s -t str
+        [ "$output" = $'one\ttwo\nthree\\x0dfour\\x08' ]
+}
