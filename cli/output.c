@@ -315,7 +315,7 @@ static int scols_load(void)
         if (sc_state)
                 return sc_state > 0 ? 0 : -ELIBACC;
         sc_state = -1;
-        h = dlopen(SCOLS_SONAME, RTLD_NOW | RTLD_LOCAL);
+        h = dlopen(SCOLS_SONAME, RTLD_LAZY | RTLD_LOCAL);
         if (!h) {
                 snprintf(sc_error, sizeof(sc_error), "%s", dlerror());
                 return -ELIBACC;
