@@ -38,6 +38,9 @@ PKG_CONFIG ?= pkg-config
 CJSON_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null || echo -lcjson)
 READLINE_LIBS = -lreadline
+# ashmemctl's tables (display width, --raw) as lsblk and lsipc: the header
+# only; cli/output.c loads the library when it prints a table
+SMARTCOLS_CFLAGS = $(shell $(PKG_CONFIG) --cflags smartcols 2>/dev/null)
 
 LIB_SRC   := $(wildcard lib/*.c) $(wildcard drivers/*/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -98,7 +101,7 @@ $(B)/.flags: FORCE
 $(B)/obj/%.o: %.c $(B)/.flags
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(CJSON_CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(CJSON_CFLAGS) $(SMARTCOLS_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(SHLIB): $(LIB_OBJ) lib/libashmem.sym
 	@$(if $(Q),echo "  LD      $@")

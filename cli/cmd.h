@@ -78,6 +78,9 @@ struct cmd_ctx {
         const struct cmd_entry *cmd;    /* the command running */
         struct ashmem_broker *broker;   /* connected on first use */
         struct shell *shell;            /* non-NULL inside the shell */
+        unsigned out_flags;             /* --raw, --export, --shell,
+                                           --notruncate, --time-format:
+                                           OUT_* of cli/output.h */
 };
 
 /* The table: every command, in the order help lists them. */

@@ -189,6 +189,10 @@ static int add_kind(struct complete *c, struct cmd_ctx *ctx, const char *socket,
                         complete_add(c, prots[i][0], prots[i][1]);
         } else if (strcmp(kind, "column") == 0) {
                 add_columns(c);
+        } else if (strcmp(kind, "timefmt") == 0) {
+                complete_add(c, "short", "12:04 today, else May01");
+                complete_add(c, "full", "Wed May  1 12:04:03 2024");
+                complete_add(c, "iso", "2024-05-01T12:04:03+0200");
         } else if (strcmp(kind, "file") == 0) {
                 c->directive = COMPLETE_FILES;
         } else if (strcmp(kind, "command") == 0) {

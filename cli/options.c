@@ -7,6 +7,8 @@
 
 #include "cmd.h"
 #include "options.h"
+#include "output.h"
+#include "parse.h"
 
 const struct cmd_opt cmd_global_opts[] = {
         { "json", 'j', NULL, NULL, "print one JSON document" },
@@ -15,6 +17,11 @@ const struct cmd_opt cmd_global_opts[] = {
         { "quiet", 'q', NULL, NULL, "print nothing on success" },
         { "help", 'h', NULL, NULL, "show help and exit" },
         { "version", 'V', NULL, NULL, "show the version and exit" },
+        { "raw", 'r', NULL, NULL, "tables unaligned, unsafe characters as \\xNN; strings as bytes" },
+        { "export", 'e', NULL, NULL, "tables and records as KEY=\"value\" pairs" },
+        { "shell", 'y', NULL, NULL, "--export with keys bash can assign too (UID_)" },
+        { "notruncate", 0, NULL, NULL, "never shorten a column to fit the terminal" },
+        { "time-format", 0, "FORMAT", "timefmt", "times as short, full or iso" },
         { 0 }
 };
 
@@ -146,10 +153,28 @@ int opt_error(struct cmd_ctx *ctx, const struct opt_item *it)
         }
 }
 
-/* Apply a global option: 0, or CMD_PARSE_HELP / CMD_PARSE_VERSION for the
- * options that ask for those. */
+/* Apply a global option: 0, CMD_PARSE_HELP / CMD_PARSE_VERSION for the
+ * options that ask for those, or EXIT_USAGE (reported) for a bad value. */
 static int global_opt(struct cmd_ctx *ctx, const struct cmd_opt *o, const char *val)
 {
+        static const struct { const char *name; unsigned flag; } outs[] = {
+                { "raw", OUT_RAW }, { "export", OUT_EXPORT }, { "shell", OUT_SHELLVAR },
+                { "notruncate", OUT_NOTRUNC },
+        };
+
+        for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++)
+                if (strcmp(o->name, outs[i].name) == 0) {
+                        ctx->out_flags |= outs[i].flag;
+                        return 0;
+                }
+        if (strcmp(o->name, "time-format") == 0) {
+                char err[PARSE_ERR_LEN];
+                unsigned f;
+                if (out_time_format(val, &f, err) < 0)
+                        return cmd_usage(ctx, "%s", err);
+                ctx->out_flags = (ctx->out_flags & ~OUT_TIME_MASK) | f;
+                return 0;
+        }
         if (strcmp(o->name, "json") == 0)
                 ctx->json = 1;
         else if (strcmp(o->name, "quiet") == 0)
@@ -207,6 +232,7 @@ int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
                         switch (global_opt(ctx, it.opt, it.val)) {
                         case CMD_PARSE_HELP: help = 1; break;
                         case CMD_PARSE_VERSION: version = 1; break;
+                        case EXIT_USAGE: goto usage;
                         }
                         break;
                 default:
@@ -255,6 +281,7 @@ int cmd_parse_globals(struct cmd_ctx *ctx, int argc, char **argv, int *ind)
                 switch (global_opt(ctx, it.opt, it.val)) {
                 case CMD_PARSE_HELP: help = 1; break;
                 case CMD_PARSE_VERSION: version = 1; break;
+                case EXIT_USAGE: return EXIT_USAGE;
                 }
         }
         return wanted(help, version);

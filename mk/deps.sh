@@ -18,6 +18,7 @@ header() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - ; }
 need_pkg pkg-config      have pkg-config
 need_pkg libcjson-dev    sh -c 'pkg-config --exists libcjson'
 need_pkg libreadline-dev header readline/readline.h
+need_pkg libsmartcols-dev sh -c 'pkg-config --exists smartcols'
 case $want in
 check|bench|fuzz)
         need_pkg bats        have bats

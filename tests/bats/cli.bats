@@ -60,7 +60,7 @@ teardown() {
         bad 2 "create: invalid size '': empty" create z ""
         bad 2 "create: invalid size '12Q': unknown unit 'Q'" create z 12Q
         bad 2 "create: invalid size '4 K': trailing characters ' K'" create z "4 K"
-        bad 2 "create: invalid size '1.5M': trailing characters '.5M'" create z 1.5M
+        bad 2 "create: invalid size '1.5': a fraction of a byte" create z 1.5
         bad 2 "create: invalid size 'lots': not a number" create z lots
         bad 2 "create: invalid size '99999999999999999999': too large" create z 99999999999999999999
         bad 2 "create: invalid size '20000000T': too large" create z 20000000T
@@ -349,7 +349,7 @@ teardown() {
         run -0 ashmemctl get s -t str -o 4
         [ "$output" = "hello world" ]
         run -0 ashmemctl -j get s -t str -o 10
-        jqe '. == {"name":"s","type":"str","offset":10,"value":"world"}'
+        jqe '. == {"name":"s","type":"str","offset":10,"value":"world","encoding":"utf-8"}'
         bad 1 "set: the string (32 bytes and a NUL) does not fit in s at offset 0 (32 bytes left)" \
                 set s "$(printf 'x%.0s' $(seq 32))" -t str
         run -0 ashmemctl set s "$(printf 'x%.0s' $(seq 31))" -t str
