@@ -161,6 +161,10 @@ struct broker {
         int epfd, lfd, sigfd, tickfd, psifd, jobfd, lockfd;
         int accept_paused;
         int stopping;
+        unsigned long long accepts;     /* connections accepted */
+        long long busy_ms;              /* last held something or served
+                                           someone (--idle-exit) */
+        const char *quit;               /* why the loop ends, or NULL */
         time_t started;
         long long page_size;
         unsigned long long mem_total;   /* bytes */
@@ -239,6 +243,9 @@ void conn_replies_free(void);
 int broker_setup(struct broker *b);
 void remove_socket(struct broker *b);
 void shutdown_broker(struct broker *b, const char *why);
+/* --idle-exit: stop listening when it is safe (1: the loop ends), or go
+ * on (0: someone came just then, or a broker is being started). */
+int idle_exit(struct broker *b);
 void tell_ready(void);
 
 /* An error reply: the message (printf) into rep, and -e to return. */

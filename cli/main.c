@@ -15,7 +15,7 @@ int main(int argc, char **argv)
 
         setlocale(LC_CTYPE, "");
         if (na && strcmp(na, "1") == 0)
-                ctx.no_autostart = 1;
+                ctx.no_autostart = NOAUTO_ENV;
         r = cmd_parse_globals(&ctx, argc, argv, &ind);
         if (r == CMD_PARSE_HELP) {
                 cmd_print_overview(stdout, 0);
