@@ -7,6 +7,21 @@
 #include "ashmem/ashmem.h"
 #include "cmd.h"
 
+/* ASHMEM_DRIVER as the library reads it (unset, auto or memfd): 0, or
+ * EXIT_USAGE with the variable and the values it takes named. */
+static int check_driver(struct cmd_ctx *ctx)
+{
+        const char *v = getenv("ASHMEM_DRIVER");
+
+        if (!v || !*v || strcmp(v, "auto") == 0 || strcmp(v, "memfd") == 0)
+                return 0;
+        if (strcmp(v, "ashmem") == 0)
+                return cmd_usage(ctx, "ASHMEM_DRIVER=ashmem (environment): this build has no "
+                                 "/dev/ashmem driver; use auto or memfd, or unset it");
+        return cmd_usage(ctx, "ASHMEM_DRIVER=%s (environment): no such driver; "
+                         "the values are auto and memfd (or unset it)", v);
+}
+
 int main(int argc, char **argv)
 {
         struct cmd_ctx ctx = { 0 };
@@ -23,6 +38,9 @@ int main(int argc, char **argv)
         } else if (r == CMD_PARSE_VERSION) {
                 r = cmd_run_version(&ctx);
         } else if (r) {
+                return r;
+        } else if ((ind == argc || strcmp(argv[ind], "__complete") != 0) &&
+                   (r = check_driver(&ctx))) {
                 return r;
         } else if (ind == argc) {
                 /* no command: the shell (a script when stdin is not a
