@@ -13,6 +13,7 @@
 #ifndef ASHMEMCTL_CMD_H
 #define ASHMEMCTL_CMD_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -88,6 +89,15 @@ struct cmd_ctx {
         struct ashmem_broker *broker;   /* connected on first use */
         struct shell *shell;            /* non-NULL inside the shell */
 };
+
+/* Set by the shell's SIGINT handler while a command runs (Ctrl-C), which
+ * then interrupts system calls (EINTR): a loop that retries on EINTR stops
+ * when it is set. Always 0 outside the shell. */
+extern volatile sig_atomic_t cmd_interrupted;
+
+/* What usage lines start with after "usage: ": "ashmemctl " on the command
+ * line, "" inside the shell. */
+extern const char *cmd_usage_prog;
 
 /* The table: every command, in the order help lists them. */
 extern const struct cmd_entry *const cmd_table[];

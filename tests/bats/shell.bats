@@ -471,3 +471,50 @@ EOF
         [ "$stderr" = "ashmemctl: size: no such region: before" ]
         [ "$output" = 4096 ]
 }
+
+# ---------------------------------------------------------------- interrupting, leaving, help
+
+@test "shell: Ctrl-C interrupts write reading the terminal; no partial line is written" {
+        ashmemctl -q create w 4K
+        shell_start
+        tmux_keys 'write w' Enter
+        tmux_keys 'whole line' Enter
+        tmux_keys 'partial'
+        wait_screen cursor_line_is 'partial'
+        tmux_keys C-c
+        wait_screen cursor_line_is 'ashmem>'
+        # the command said it was interrupted; the shell goes on, with 130
+        wait_screen screen_has 'ashmemctl: write: reading the input (11 bytes written)'
+        tmux_keys 'exit' Enter
+        wait_screen screen_has_line '[exit 130]'
+        run -0 ashmemctl read w --length 16
+        [ "$output" = "$(printf 'whole line\n')" ]
+        run -0 ashmemctl dump w --length 16
+        [[ "$output" != *"partial"* ]]
+}
+
+@test "shell: quit and exit leave, with a status" {
+        shell_start
+        tmux_keys 'quit' Enter
+        wait_screen screen_has_line '[exit 0]'
+        run -3 ashmemctl shell -c 'quit 3; version'
+        [ -z "$output" ]
+        run -4 ashmemctl shell -c 'exit 4'
+}
+
+@test "shell: help speaks the shell's language, not ashmemctl's command line" {
+        run -0 ashmemctl shell -c help
+        [[ "${lines[0]}" == "Commands (help COMMAND, or COMMAND --help, for one):" ]]
+        [[ "$output" != *"usage: ashmemctl"* ]]
+        [[ "$output" == *"  exit, quit"* ]]
+        run -0 ashmemctl shell -c 'help create'
+        [[ "${lines[0]}" == "usage: create "* ]]
+        run -0 ashmemctl shell -c 'create --help'
+        [[ "${lines[0]}" == "usage: create "* ]]
+        run -2 --separate-stderr ashmemctl shell -c 'create'
+        [[ "$stderr" == *"usage: create "* ]]
+        [[ "$stderr" != *"usage: ashmemctl"* ]]
+        # on the command line, help is as before
+        run -0 ashmemctl help
+        [[ "${lines[0]}" == "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]" ]]
+}
