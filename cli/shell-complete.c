@@ -7,10 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <readline/readline.h>
 
 #include "complete.h"
 #include "shell-int.h"
+#include "shell-rl.h"
 #include "shell-split.h"
 
 /* readline's callbacks take no argument: the shell completing */

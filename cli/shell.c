@@ -12,12 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <readline/readline.h>
 
 #include "ashmem/ashmem.h"
 #include "cmd.h"
 #include "options.h"
 #include "shell-int.h"
+#include "shell-rl.h"
 #include "shell-split.h"
 #include "shell.h"
 
@@ -308,6 +308,13 @@ static int interactive(struct shell *sh)
         struct sigaction old[sizeof(sigs) / sizeof(sigs[0])];
         sigset_t block, prev;
 
+        {
+                char err[256];
+                if (shell_rl_load(err, sizeof(err)) < 0)
+                        return shell_error(sh, ELIBACC, "the interactive shell needs GNU readline "
+                                           "(" SHELL_RL_SONAME ", Debian package libreadline8): %s "
+                                           "(scripts on standard input or -c run without it)", err);
+        }
         sh->interactive = 1;
         shell_history_open(sh);
         rl_readline_name = "ashmemctl";

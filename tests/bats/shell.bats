@@ -361,7 +361,10 @@ EOF
                  "size nope" "info" "create x 0" "nosuch"; do
                 read -ra words <<<"$c"
                 run --separate-stderr ashmemctl "${words[@]}"
-                local want_rc=$status want_out=$output want_err=$stderr
+                # usage lines in the shell name the command without "ashmemctl"
+                local want_rc=$status
+                local want_out=$(sed -E 's/^usage: ashmemctl ([a-z])/usage: \1/' <<<"$output")
+                local want_err=$(sed -E 's/^usage: ashmemctl ([a-z])/usage: \1/' <<<"$stderr")
                 run --separate-stderr ashmemctl shell -c "$c"
                 if [ "$status" != "$want_rc" ] || [ "$output" != "$want_out" ] || [ "$stderr" != "$want_err" ]; then
                         echo "'$c' differs in the shell: status $status (want $want_rc)"
@@ -371,9 +374,9 @@ EOF
         done
         # help lists the same commands, less those the shell refuses to run
         run -0 ashmemctl help
-        local want=$(grep -v -E '^  (broker|shell) ' <<<"$output")
+        local want=$(grep -E '^  ' <<<"$output" | grep -v -E '^  (broker|shell) ')
         run -0 ashmemctl shell -c help
-        [ "$output" = "$want" ]
+        [ "$(grep -E '^  ' <<<"$output")" = "$want" ]
         run -2 ashmemctl shell -c 'broker status'
         # global options given to the shell hold for every command
         run -0 ashmemctl --json shell -c 'size shared; prot shared'
@@ -433,9 +436,10 @@ unmap remote
 map remote
 EOF
         [[ ${lines[0]} == "remote: 8K mapped rw- at 0x"* ]]
-        [ "${lines[1]}" = "Local regions: none" ]
-        [ "${lines[2]}" = "Mappings:" ]
-        [[ ${lines[4]} == "  remote"*"8K rw-  0x"* ]]
+        [ "${lines[1]}" = "removed remote" ]
+        [ "${lines[2]}" = "Local regions: none" ]
+        [ "${lines[3]}" = "Mappings:" ]
+        [[ ${lines[5]} == "  remote"*"8K rw-  0x"* ]]
         [ "$stderr" = "ashmemctl: map: no such region: remote" ]
         # errors
         run -1 --separate-stderr ashmemctl shell -c 'unmap none'
