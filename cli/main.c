@@ -22,6 +22,19 @@ static int check_driver(struct cmd_ctx *ctx)
                          "the values are auto and memfd (or unset it)", v);
 }
 
+/* ASHMEM_IDLE_EXIT, what an auto-started broker gets as --idle-exit: 0, or
+ * EXIT_USAGE when it is not a number of seconds. */
+static int check_idle_exit(struct cmd_ctx *ctx)
+{
+        const char *v = getenv("ASHMEM_IDLE_EXIT");
+        size_t n = v ? strspn(v, "0123456789") : 0;
+
+        if (!v || (n > 0 && n <= 8 && !v[n]))
+                return 0;
+        return cmd_usage(ctx, "ASHMEM_IDLE_EXIT=%s (environment): not a number of seconds "
+                         "(0 to 99999999; 0: an auto-started broker never exits)", v);
+}
+
 int main(int argc, char **argv)
 {
         struct cmd_ctx ctx = { 0 };
@@ -40,7 +53,7 @@ int main(int argc, char **argv)
         } else if (r) {
                 return r;
         } else if ((ind == argc || strcmp(argv[ind], "__complete") != 0) &&
-                   (r = check_driver(&ctx))) {
+                   ((r = check_driver(&ctx)) || (r = check_idle_exit(&ctx)))) {
                 return r;
         } else if (ind == argc) {
                 /* no command: the shell (a script when stdin is not a

@@ -105,6 +105,14 @@ static int broker_failed(struct cmd_ctx *ctx, int r)
                                  broker_spawn_refusal());
         if (r == -EPERM && *am_broker_refusal())
                 return cli_error(ctx, -r, "refusing the broker socket %s", am_broker_refusal());
+        if (r == -EPERM) {
+                /* the library's check of the default directory: why */
+                char dir[108];
+                const char *why = NULL;
+                if (am_socket_dir(path, geteuid(), AM_SOCKDIR_ROOT_OK, dir, sizeof(dir), &why) < 0 &&
+                    why)
+                        return cli_error(ctx, -r, "refusing the socket directory %s: %s", dir, why);
+        }
         if (r == -ECHILD)
                 return cli_error(ctx, -r, "the broker started on %s exited at once "
                                  "(ashmemctl broker start --log FILE says why)", path);
