@@ -72,7 +72,7 @@ teardown() {
                 create "$(printf 'n%.0s' $(seq 256))" 4K
         bad 2 "create: invalid protection 'w': use r, rw, rx, rwx or none" create z 4K --prot w
         bad 2 "create: invalid mode '0999': not an octal number like 0640" create z 4K --mode 0999
-        bad 2 "create: invalid mode '4755': only permission bits" create z 4K --mode 4755
+        bad 2 "create: invalid mode '4755': the setuid, setgid and sticky bits (04000) mean nothing for a region; use the permission bits only, at most 0777" create z 4K --mode 4755
         bad 2 "create: missing arguments (NAME SIZE)" create
         bad 2 "create: missing argument (NAME SIZE)" create onlyname
         bad 2 "create: unexpected argument: extra" create z 4K extra

@@ -104,7 +104,7 @@ ordered() {
         ashmemctl -q create big 1020K
         run ashmemctl create more 4K
         [ "$status" -eq 1 ]
-        [[ "$output" == *"quota"* ]]
+        [[ "$output" == *"per-user byte limit would be passed (broker run --max-bytes SIZE"* ]]
         ashmemctl -q unshare big
         ashmemctl -q create more 1020K
 }
