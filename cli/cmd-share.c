@@ -297,6 +297,12 @@ static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                         continue;
                 failed = 1;
                 cli_broker_message(res[i], a->argv[i], msg, sizeof(msg));
+                if (!b) {
+                        char path[108];
+                        size_t l = strlen(msg);
+                        cmd_socket_path(ctx, path, sizeof(path));
+                        snprintf(msg + l, sizeof(msg) - l, " (no broker is running on %s)", path);
+                }
                 out_open_object(&o, NULL);
                 out_str(&o, OUT_JSON, "name", NULL, a->argv[i]);
                 out_str(&o, OUT_JSON, "errno", NULL, am_errno_name(-res[i], "EINVAL"));

@@ -56,10 +56,6 @@ void cli_broker_message(int r, const char *name, char *buf, size_t len)
                 snprintf(buf, len, "%s: the broker's per-user limit on names is reached "
                          "(broker run --max-regions N)", name);
                 break;
-        case EMFILE:
-                snprintf(buf, len, "%s: the broker's per-user descriptor limit is reached "
-                         "(broker run --max-uid-fds N)", name);
-                break;
         case ESTALE:
                 snprintf(buf, len, "%s: a slice of a region that was removed (stale; rm it)", name);
                 break;

@@ -47,7 +47,7 @@ no_broker() {
                 bad 1 "${words[0]}: no such region: r (no broker is running on $s)" "${words[@]}"
         done
         bad 1 "write: no such region: r (no broker is running on $s)" write r /dev/null
-        bad 1 "unshare: no such region: r" rm r
+        bad 1 "unshare: no such region: r (no broker is running on $s)" rm r
         run -0 ashmemctl rm -f r
         run -0 ashmemctl purge --all
         [ "$output" = "purged 0 pages (0 bytes)" ]
