@@ -297,6 +297,8 @@ const char *opt_socket_of(int argc, char **argv)
                         break;
                 if (it.kind == OPT_OPTION && it.global && strcmp(it.opt->name, "socket") == 0)
                         socket = it.val;
+                else if (it.kind == OPT_OPTION && it.global && strcmp(it.opt->name, "system") == 0)
+                        socket = ASHMEM_BROKER_SYSTEM_SOCKET;
                 else if (it.kind != OPT_OPTION && it.kind != OPT_POSITIONAL &&
                          it.kind != OPT_DASHDASH)
                         return NULL;
