@@ -231,6 +231,8 @@ int parse_mode(const char *s, unsigned *ret, char *err)
                 return ERR("invalid mode '%s': the setuid, setgid and sticky bits (%05o) mean "
                            "nothing for a region; use the permission bits only, at most 0777",
                            s, v & 07000);
+        if (len > 4)
+                return ERR("invalid mode '%s': use three or four octal digits, like 0640", s);
         *ret = v;
         return 0;
 }

@@ -184,8 +184,8 @@ TEST(prots_and_modes)
         CHECK(strstr(err, "sticky bits (01000)"));
         CHECK_EQ(parse_mode("0640000", &m, err), -1);
         CHECK(strstr(err, "larger than 0777"));
-        CHECK_EQ(parse_mode("00640", &m, err), 0);
-        CHECK_EQ(m, 0640);
+        CHECK_EQ(parse_mode("00640", &m, err), -1);
+        CHECK(strstr(err, "three or four octal digits"));
         CHECK_EQ(parse_mode("", &m, err), -1);
         CHECK_EQ(parse_mode("rw", &m, err), -1);
 }
