@@ -374,6 +374,12 @@ static int do_call(struct cmd_ctx *ctx, const struct cmd_args *a, const char *pa
         len = r < 0 && r != -EPIPE && r != -ECONNRESET ? r :
               am_recv_fds(s, reply, sizeof(reply) - 1, r < 0 ? MSG_DONTWAIT : 0, rfds,
                           AM_SCM_RECV_MAX, &got, &extra, NULL);
+        /* the kernel reports the reset (the broker closed with our request
+         * unread) before a reply queued ahead of it; the error is reported
+         * once, and the reply is still there */
+        if (len == -ECONNRESET)
+                len = am_recv_fds(s, reply, sizeof(reply) - 1, MSG_DONTWAIT, rfds,
+                                  AM_SCM_RECV_MAX, &got, &extra, NULL);
         if (r < 0 && len <= 0) {
                 r = cmd_error(ctx, -r, "sending to %s", path);
                 goto out;
