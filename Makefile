@@ -37,10 +37,12 @@ LDLIBS_LIB := -pthread
 PKG_CONFIG ?= pkg-config
 CJSON_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null || echo -lcjson)
-READLINE_LIBS = -lreadline
 # ashmemctl's tables (display width, --raw) as lsblk and lsipc: the header
 # only; cli/output.c loads the library when it prints a table
 SMARTCOLS_CFLAGS = $(shell $(PKG_CONFIG) --cflags smartcols 2>/dev/null)
+# readline is loaded by the interactive shell when it starts (dlopen:
+# cli/shell-rl.h), not linked: every other command starts without it
+READLINE_LIBS = -ldl
 
 LIB_SRC   := $(wildcard lib/*.c) $(wildcard drivers/*/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)

@@ -113,6 +113,12 @@ static void tick(struct broker *b)
                 }
         }
         purge_tick(b);
+        if (b->cfg->idle_exit_ms) {
+                if (b->nnames || b->nconns || b->jpending || b->jqueue || b->accept_paused)
+                        b->busy_ms = now;
+                else if (now - b->busy_ms >= (long long)b->cfg->idle_exit_ms && idle_exit(b))
+                        b->quit = "idle";
+        }
 }
 
 /* ---------------------------------------------------------------- the loop */
@@ -142,6 +148,7 @@ int broker_run(const struct broker_config *cfg)
                 status = 1;
                 goto out;
         }
+        b->busy_ms = am_mono_ms();
         tell_ready();
         while (!why) {
                 int n = epoll_wait(b->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
@@ -181,6 +188,8 @@ int broker_run(const struct broker_config *cfg)
                         }
                 }
                 conns_reap(b);
+                if (b->quit)
+                        why = b->quit;
         }
         shutdown_broker(b, why);
 out:

@@ -299,7 +299,7 @@ static int move_all(struct xfer *x, int out, move_fn *move, int *fallback)
         while (x->got < x->room) {
                 uint64_t left = x->room - x->got;
                 ssize_t k = move(x, out, left < CHUNK ? (size_t)left : CHUNK);
-                if (k < 0 && errno == EINTR)
+                if (k < 0 && errno == EINTR && !cmd_interrupted)
                         continue;
                 if (k < 0 && x->got == 0 && (errno == EINVAL || errno == ENOSYS)) {
                         *fallback = 1;
@@ -375,7 +375,7 @@ static int write_mapped(struct xfer *x)
                 uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)(am_page_size() - 1);
                 (void)madvise((void *)a0, (size_t)((uintptr_t)p + want - a0), MADV_POPULATE_WRITE);
                 n = read(x->in, p, want);
-                if (n < 0 && errno == EINTR)
+                if (n < 0 && errno == EINTR && !cmd_interrupted)
                         continue;
                 if (n < 0) {
                         int e = errno;

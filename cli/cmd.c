@@ -61,6 +61,9 @@ const struct cmd_entry *const cmd_table[] = {
         NULL
 };
 
+volatile sig_atomic_t cmd_interrupted;
+const char *cmd_usage_prog = "ashmemctl ";
+
 const char *const cmd_complete_regions[] = { "region", NULL };
 const char *const cmd_complete_region[] = { "region", "none", NULL };
 
@@ -167,7 +170,7 @@ static void print_opts_usage(FILE *f, const struct cmd_opt *o)
 
 void cmd_print_usage(FILE *f, const struct cmd_entry *e)
 {
-        fprintf(f, "usage: ashmemctl %s", e->name);
+        fprintf(f, "usage: %s%s", cmd_usage_prog, e->name);
         print_opts_usage(f, e->opts);
         if (e->args_usage && *e->args_usage)
                 fprintf(f, " %s", e->args_usage);
@@ -203,9 +206,12 @@ void cmd_print_help(FILE *f, const struct cmd_entry *e)
 
 void cmd_print_overview(FILE *f, int in_shell)
 {
-        fprintf(f, "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]\n"
-                   "\nAndroid-style anonymous shared memory regions: create, share, inspect, pin.\n"
-                   "\nCommands:\n");
+        if (in_shell)
+                fprintf(f, "Commands (help COMMAND, or COMMAND --help, for one):\n");
+        else
+                fprintf(f, "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]\n"
+                           "\nAndroid-style anonymous shared memory regions: create, share, inspect, pin.\n"
+                           "\nCommands:\n");
         for (int i = 0; cmd_table[i]; i++) {
                 const struct cmd_entry *e = cmd_table[i];
                 char name[32];
@@ -217,6 +223,11 @@ void cmd_print_overview(FILE *f, int in_shell)
         }
         fprintf(f, "\nOptions:\n");
         print_opt_list(f, cmd_global_opts);
+        if (in_shell) {
+                fprintf(f, "\nCommand names may be abbreviated to a unique prefix. Ctrl-C interrupts\n"
+                           "a command, Ctrl-D, exit or quit leaves; ashmemctl(1) has the rest.\n");
+                return;
+        }
         fprintf(f, "\nCommand names may be abbreviated to a unique prefix; options may not.\n"
                    "Options, global ones too, may follow the command name; short ones bundle\n"
                    "(-qj, -oNAME,SIZE), long ones take --opt=VALUE or --opt VALUE; -- ends them.\n"

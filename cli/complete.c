@@ -118,11 +118,11 @@ static void add_regions(struct complete *c, struct cmd_ctx *ctx, const char *soc
                 b = ctx->broker;
         } else if (socket == ctx->socket && ctx->shell) {
                 /* the shell's connection, made now, is kept for the session */
-                if (broker_connect(socket, 0, &ctx->broker) < 0)
+                if (broker_connect(socket, ctx->system, 0, &ctx->broker) < 0)
                         return;
                 b = ctx->broker;
         } else {
-                if (broker_connect(socket, 0, &own) < 0)
+                if (broker_connect(socket, socket == ctx->socket ? ctx->system : 0, 0, &own) < 0)
                         return;
                 ashmem_broker_set_timeout(own, COMPLETE_TIMEOUT_MS);
                 b = own;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ashmem/ashmem.h"
 #include "cmd.h"
 #include "options.h"
 #include "output.h"
@@ -13,6 +14,7 @@
 const struct cmd_opt cmd_global_opts[] = {
         { "json", 'j', NULL, NULL, "print one JSON document" },
         { "socket", 0, "PATH", "file", "the broker's socket" },
+        { "system", 0, NULL, NULL, "the system-wide broker (" ASHMEM_BROKER_SYSTEM_SOCKET ")" },
         { "no-autostart", 0, NULL, NULL, "do not start a broker when none runs" },
         { "quiet", 'q', NULL, NULL, "print nothing on success" },
         { "help", 'h', NULL, NULL, "show help and exit" },
@@ -180,9 +182,11 @@ static int global_opt(struct cmd_ctx *ctx, const struct cmd_opt *o, const char *
         else if (strcmp(o->name, "quiet") == 0)
                 ctx->quiet = 1;
         else if (strcmp(o->name, "no-autostart") == 0)
-                ctx->no_autostart = 1;
+                ctx->no_autostart = NOAUTO_OPTION;
         else if (strcmp(o->name, "socket") == 0)
                 ctx->socket = val;
+        else if (strcmp(o->name, "system") == 0)
+                ctx->system = 1;
         else if (strcmp(o->name, "help") == 0)
                 return CMD_PARSE_HELP;
         else if (strcmp(o->name, "version") == 0)
@@ -195,6 +199,19 @@ static int global_opt(struct cmd_ctx *ctx, const struct cmd_opt *o, const char *
 static int wanted(int help, int version)
 {
         return help ? CMD_PARSE_HELP : version ? CMD_PARSE_VERSION : 0;
+}
+
+/* The global options that cannot go together, once all are read: 0 or
+ * EXIT_USAGE (reported). --system is --socket of the system socket, so
+ * both may only name that one. */
+static int globals_check(struct cmd_ctx *ctx)
+{
+        if (ctx->socket && !*ctx->socket)
+                return cmd_usage(ctx, "--socket needs a path (it was empty)");
+        if (ctx->system && ctx->socket && strcmp(ctx->socket, ASHMEM_BROKER_SYSTEM_SOCKET) != 0)
+                return cmd_usage(ctx, "--system (" ASHMEM_BROKER_SYSTEM_SOCKET ") and --socket %s "
+                                 "name different brokers: give one", ctx->socket);
+        return 0;
 }
 
 int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
@@ -243,6 +260,8 @@ int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
         out->argc = npos;
         if (help || version)
                 return wanted(help, version);
+        if (globals_check(ctx))
+                goto usage;
         if (npos < e->min_args) {
                 cmd_usage(ctx, "missing argument%s (%s)", e->min_args - npos > 1 ? "s" : "",
                           e->args_usage ? e->args_usage : "");
@@ -284,6 +303,8 @@ int cmd_parse_globals(struct cmd_ctx *ctx, int argc, char **argv, int *ind)
                 case EXIT_USAGE: return EXIT_USAGE;
                 }
         }
+        if (!help && !version && globals_check(ctx))
+                return EXIT_USAGE;
         return wanted(help, version);
 }
 
@@ -303,6 +324,8 @@ const char *opt_socket_of(int argc, char **argv)
                         break;
                 if (it.kind == OPT_OPTION && it.global && strcmp(it.opt->name, "socket") == 0)
                         socket = it.val;
+                else if (it.kind == OPT_OPTION && it.global && strcmp(it.opt->name, "system") == 0)
+                        socket = ASHMEM_BROKER_SYSTEM_SOCKET;
                 else if (it.kind != OPT_OPTION && it.kind != OPT_POSITIONAL &&
                          it.kind != OPT_DASHDASH)
                         return NULL;

@@ -203,6 +203,9 @@ int parse_name(const char *s, char *err)
                         return ERR("invalid name '%s': contains '/'", s);
                 if (*p < 0x20 || *p == 0x7f)
                         return ERR("invalid name: contains the control character 0x%02x", *p);
+                /* U+0080..U+009F: valid UTF-8, but control characters */
+                if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+                        return ERR("invalid name: contains the control character U+%04X", p[1]);
                 n = utf8_len(p);
                 if (n == 0)
                         return ERR("invalid name: not valid UTF-8 text (byte 0x%02x)", *p);
@@ -249,15 +252,20 @@ int parse_mode(const char *s, unsigned *ret, char *err)
 
         if (len == 0)
                 return ERR("invalid mode '': empty");
-        if (len > 4)
-                return ERR("invalid mode '%s': use three or four octal digits, like 0640", s);
         for (const char *p = s; *p; p++) {
                 if (*p < '0' || *p > '7')
                         return ERR("invalid mode '%s': not an octal number like 0640", s);
-                v = v * 8 + (unsigned)(*p - '0');
+                if (v <= 07777)
+                        v = v * 8 + (unsigned)(*p - '0');
         }
+        if (v > 07777)
+                return ERR("invalid mode '%s': larger than 0777, the permission bits", s);
         if (v > 0777)
-                return ERR("invalid mode '%s': only permission bits (at most 0777)", s);
+                return ERR("invalid mode '%s': the setuid, setgid and sticky bits (%05o) mean "
+                           "nothing for a region; use the permission bits only, at most 0777",
+                           s, v & 07000);
+        if (len > 4)
+                return ERR("invalid mode '%s': use three or four octal digits, like 0640", s);
         *ret = v;
         return 0;
 }

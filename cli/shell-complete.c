@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <wchar.h>
 
-#include <readline/readline.h>
 
 #include "complete.h"
 #include "shell-int.h"
+#include "shell-rl.h"
 #include "shell-split.h"
 
 /* readline's callbacks take no argument: the shell completing */

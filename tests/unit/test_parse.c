@@ -187,7 +187,13 @@ TEST(prots_and_modes)
         CHECK(strstr(err, "invalid mode '0648'"));
         CHECK_EQ(parse_mode("4755", &m, err), -1);
         CHECK(strstr(err, "at most 0777"));
+        CHECK(strstr(err, "setuid, setgid and sticky bits (04000)"));
+        CHECK_EQ(parse_mode("01777", &m, err), -1);
+        CHECK(strstr(err, "sticky bits (01000)"));
+        CHECK_EQ(parse_mode("0640000", &m, err), -1);
+        CHECK(strstr(err, "larger than 0777"));
         CHECK_EQ(parse_mode("00640", &m, err), -1);
+        CHECK(strstr(err, "three or four octal digits"));
         CHECK_EQ(parse_mode("", &m, err), -1);
         CHECK_EQ(parse_mode("rw", &m, err), -1);
 }
