@@ -610,6 +610,7 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
         struct stat st;
         struct pending p;
         const struct am_driver *d;
+        unsigned long cmd;
         void *arg;
         va_list ap;
         int r, saved = errno;
@@ -619,7 +620,10 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
         va_end(ap);
         if (!NEXT(real_ioctl, "ioctl"))
                 return fail(ENOSYS);
-        if (!is_uapi(req))
+        /* the kernel reads the request as 32 bits: one kept in an int
+         * arrives sign-extended */
+        cmd = (unsigned int)req;
+        if (!is_uapi(cmd))
                 return real_ioctl(fd, req, arg);
         for (int tries = 0; tries < 4; tries++) {
                 r = am_driver_of(fd, &st, &d);
@@ -628,9 +632,9 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
                 if (r < 0)      /* no file of ours: the kernel answers */
                         return real_ioctl(fd, req, arg);
                 if (looks_pending(&st) && is_pending(fd, &st, &p))
-                        r = pending_ioctl(fd, req, arg);
+                        r = pending_ioctl(fd, cmd, arg);
                 else
-                        r = region_ioctl(fd, &st, d, req, arg);
+                        r = region_ioctl(fd, &st, d, cmd, arg);
                 if (r != -EAGAIN)
                         break;
         }
@@ -807,8 +811,12 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
         if (fd < 0 || (flags & MAP_ANONYMOUS) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 goto plain;
         if (looks_pending(&st) && is_pending(fd, &st, &p)) {
-                /* no size set, or a mapping larger than it: EINVAL */
-                r = len > round_up((size_t)p.size) ? -EINVAL : make_region(fd);
+                /* the driver's order: no size set, or a mapping larger
+                 * than it: EINVAL; a protection outside the mask: EPERM;
+                 * only then is the region made (a refused mapping leaves
+                 * name and size open) */
+                r = len > round_up((size_t)p.size) ? -EINVAL :
+                    (prot & ~(int)p.prot & PROT_ALL) ? -EPERM : make_region(fd);
                 if (r == 0 && fstat(fd, &st) < 0)
                         r = -errno;
                 if (r < 0) {

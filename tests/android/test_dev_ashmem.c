@@ -233,6 +233,77 @@ TEST(prot_mask_set_before_the_first_mmap)
         close(fd);
 }
 
+/* The driver checks size and mask before it makes the region: a refused
+ * first mmap leaves the name and size open to change. */
+TEST(refused_first_mmap_fixes_nothing)
+{
+        size_t len = (size_t)ps();
+        int fd = region("before", len);
+        char name[ASHMEM_NAME_LEN] = "";
+        char *m;
+
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ), 0);
+        CHECK(mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EPERM);
+        CHECK(mmap(NULL, len, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EPERM);
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, 2 * len), 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_NAME, "after"), 0);
+        m = map(fd, 2 * len, PROT_READ);
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_SIZE), (int)(2 * len));
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_NAME, name), 0);
+        CHECK(strcmp(name, "after") == 0);
+        CHECK_EQ(m[2 * len - 1], 0);
+        munmap(m, 2 * len);
+        close(fd);
+}
+
+/* The numbers of <linux/ashmem.h>, and the kernel reads a request as a
+ * 32-bit number: code that keeps requests in an int (bionic declares
+ * ioctl(int, int, ...)) passes the read requests sign-extended. */
+TEST(request_numbers_as_the_kernel_reads_them)
+{
+        size_t len = (size_t)ps();
+        int fd = region("numbers", len);
+        char name[ASHMEM_NAME_LEN] = "";
+        unsigned long id = 0, wide;
+        struct stat st;
+        void *m;
+
+        CHECK_EQ(ASHMEM_SET_NAME, 0x41007701UL);
+        CHECK_EQ(ASHMEM_GET_NAME, 0x81007702UL);
+        CHECK_EQ(ASHMEM_GET_SIZE, 0x7704UL);
+        CHECK_EQ(ASHMEM_GET_PROT_MASK, 0x7706UL);
+        CHECK_EQ(ASHMEM_PIN, 0x40087707UL);
+        CHECK_EQ(ASHMEM_UNPIN, 0x40087708UL);
+        CHECK_EQ(ASHMEM_GET_PIN_STATUS, 0x7709UL);
+        CHECK_EQ(ASHMEM_PURGE_ALL_CACHES, 0x770aUL);
+        if (sizeof(long) == 8) {
+                CHECK_EQ(ASHMEM_SET_SIZE, 0x40087703UL);
+                CHECK_EQ(ASHMEM_SET_PROT_MASK, 0x40087705UL);
+                CHECK_EQ(ASHMEM_GET_FILE_ID, 0x8008770bUL);
+        } else {
+                CHECK_EQ(ASHMEM_SET_SIZE, 0x40047703UL);
+                CHECK_EQ(ASHMEM_SET_PROT_MASK, 0x40047705UL);
+                CHECK_EQ(ASHMEM_GET_FILE_ID, 0x8004770bUL);
+        }
+        wide = (unsigned long)(long)(int)ASHMEM_GET_NAME;
+        CHECK_EQ(ioctl(fd, wide, name), 0);
+        CHECK(strcmp(name, "numbers") == 0);
+        m = map(fd, len, PROT_READ);
+        wide = (unsigned long)(long)(int)ASHMEM_GET_FILE_ID;
+        CHECK_EQ(ioctl(fd, wide, &id), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(id, (unsigned long)st.st_ino);
+        if (sizeof(long) == 8) {
+                /* bits above the 32 the kernel reads change nothing */
+                wide = ASHMEM_GET_SIZE | (unsigned long)(~0ULL << 16 << 16);
+                CHECK_EQ(ioctl(fd, wide), (int)len);
+        }
+        munmap(m, len);
+        close(fd);
+}
+
 TEST(pin_unpin_status_and_their_errors)
 {
         uint32_t p = (uint32_t)ps();
