@@ -480,7 +480,12 @@ static int pending_ioctl(int fd, unsigned long req, void *arg)
                 return capable_sys_admin() ? purge_all() : -EPERM;
         case ASHMEM_PIN:
         case ASHMEM_UNPIN:
-        case ASHMEM_GET_PIN_STATUS:
+        case ASHMEM_GET_PIN_STATUS: {
+                /* the driver reads the argument first */
+                struct ashmem_pin pin;
+                r = copy_in(&pin, arg, sizeof(pin));
+                return r < 0 ? r : -EINVAL;
+        }
         case ASHMEM_GET_FILE_ID:
                 return -EINVAL; /* no backing file before the first mmap */
         }
@@ -640,7 +645,9 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
         }
         if (r == -ENOTTY)
                 return real_ioctl(fd, req, arg);
-        if (r < 0)
+        /* errors are -1 .. -4095, as the C library reads the kernel's
+         * answer: a size past INT_MAX comes back truncated, no error */
+        if (r < 0 && r >= -4095)
                 return fail(-r);
         errno = saved;
         return r;
@@ -808,7 +815,9 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
                 errno = ENOSYS;
                 return MAP_FAILED;
         }
-        if (fd < 0 || (flags & MAP_ANONYMOUS) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        /* (no bytes: the kernel's EINVAL, before any driver's check) */
+        if (fd < 0 || len == 0 || (flags & MAP_ANONYMOUS) || fstat(fd, &st) < 0 ||
+            !S_ISREG(st.st_mode))
                 goto plain;
         if (looks_pending(&st) && is_pending(fd, &st, &p)) {
                 /* the driver's order: no size set, or a mapping larger

@@ -247,6 +247,9 @@ TEST(refused_first_mmap_fixes_nothing)
         CHECK_EQ(errno, EPERM);
         CHECK(mmap(NULL, len, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0) == MAP_FAILED);
         CHECK_EQ(errno, EPERM);
+        /* a mapping of no bytes is the kernel's EINVAL before the driver's */
+        CHECK(mmap(NULL, 0, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EINVAL);
         CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, 2 * len), 0);
         CHECK_EQ(ioctl(fd, ASHMEM_SET_NAME, "after"), 0);
         m = map(fd, 2 * len, PROT_READ);
@@ -301,6 +304,26 @@ TEST(request_numbers_as_the_kernel_reads_them)
                 CHECK_EQ(ioctl(fd, wide), (int)len);
         }
         munmap(m, len);
+        close(fd);
+}
+
+/* What the driver and the C library give together: the pin argument is
+ * read before anything else (EFAULT); a size past INT_MAX comes back as
+ * the int it fits in, not as an error. */
+TEST(driver_edges_before_the_first_mmap)
+{
+        int fd = dev_open();
+
+        CHECK_ERRNO(ioctl(fd, ASHMEM_PIN, NULL), EFAULT);
+        CHECK_ERRNO(ioctl(fd, ASHMEM_GET_PIN_STATUS, NULL), EFAULT);
+        CHECK_ERRNO(pin_op(fd, ASHMEM_PIN, 0, 0), EINVAL);
+        if (sizeof(size_t) == 8) {
+                size_t big = (size_t)3 << 30;
+                CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, big), 0);
+                errno = 0;
+                CHECK_EQ(ioctl(fd, ASHMEM_GET_SIZE), (int)(unsigned)big);
+                CHECK_EQ(errno, 0);
+        }
         close(fd);
 }
 
