@@ -14,10 +14,10 @@
  *    one record (name, size, protection mask) of exactly sizeof(struct
  *    pending) bytes. SET_NAME, SET_SIZE and SET_PROT_MASK rewrite the
  *    record, so every holder (dups, forked or exec'd children) sees it.
- *  - The first mmap makes the real region (libashmem: a memfd sealed
- *    against growing and shrinking, with its shared pin state) from the
- *    record, and puts it in place of the pending memfd under every
- *    descriptor number of this process that referred to it.
+ *  - The first mmap, in whichever process holds it, makes the pending
+ *    memfd itself the real region (libashmem: cleared, sized, sealed
+ *    against growing and shrinking, with a control block for the pin
+ *    state in that process), so every holder holds the same region.
  *  - Every ioctl of the uapi on a region then goes to libashmem, with the
  *    kernel driver's range checks, results and errnos. mmap and mprotect
  *    refuse protections outside the mask (EPERM and EACCES, as the driver).
@@ -41,17 +41,18 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
 #include "drivers/driver.h"
+#include "drivers/memfd/memfd.h"
 #include "preload/uapi.h"
 
 #define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
 #define DEV_ASHMEM "/dev/ashmem"
-/* memfd_create() keeps this many bytes of a name; a longer one (up to the
- * driver's 255) goes whole into this extended attribute */
-#define MEMFD_NAME_MAX 249
+/* the name as set (up to the driver's 255 bytes), for every holder: the
+ * memfd's own name stays "dev/ashmem" */
 #define NAME_XATTR "user.ashmem.name"
 /* the protection mask, one digit: what survives exec when the region's
  * control block does not (the write bit also lives in the seal) */
@@ -221,91 +222,72 @@ static int open_ashmem(int flags)
  * (short: memfd calls only, never a wait on another process). */
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Put region nfd in place of the pending memfd (dev, ino) under every
- * descriptor number of this process that refers to it, keeping each
- * number's close-on-exec flag. */
-static int replace_everywhere(int nfd, int fd, const struct stat *old)
+/* Between processes holding the same unmapped region (forked, exec'd or
+ * sent), a record lock on the memfd orders the record's changes and the
+ * first mmap: tried without waiting, for a bounded time, so a holder that
+ * keeps it stalls another for at most a second (EBUSY). Under
+ * pending_lock: record locks belong to the process, not the thread. */
+static int lock_pending(int fd)
 {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *e;
-        int r = 0, done_fd = 0;
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        struct timespec ts = { 0, 5 * 1000 * 1000 };
 
-        if (d) {
-                while ((e = readdir(d))) {
-                        char *end;
-                        long k = strtol(e->d_name, &end, 10);
-                        struct stat st;
-                        int fl;
-
-                        if (*end || k < 0 || k > INT_MAX || k == dirfd(d) || k == nfd)
-                                continue;
-                        if (fstat((int)k, &st) < 0 || st.st_dev != old->st_dev ||
-                            st.st_ino != old->st_ino)
-                                continue;
-                        fl = fcntl((int)k, F_GETFD);
-                        if (fl < 0 || dup3(nfd, (int)k, (fl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-                                r = -errno;
-                        if (k == fd)
-                                done_fd = 1;
-                }
-                closedir(d);
+        for (int i = 0; i < 200; i++) {
+                if (fcntl(fd, F_SETLK, &fl) == 0)
+                        return 0;
+                if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+                        return -errno;
+                nanosleep(&ts, NULL);
         }
-        if (!done_fd && r == 0) {
-                int fl = fcntl(fd, F_GETFD);
-                if (fl < 0 || dup3(nfd, fd, (fl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-                        r = -errno;
-        }
-        return r;
+        return -EBUSY;
 }
 
-/* The first mmap of a pending region: make the region. */
+static void unlock_pending(int fd)
+{
+        struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+        (void)fcntl(fd, F_SETLK, &fl);
+}
+
+/* The first mmap of a pending region: make the pending memfd itself the
+ * region (libashmem: cleared, sized, sealed against growing and
+ * shrinking, a control block in this process), so that every holder, in
+ * this process or another, holds the same region. */
 static int make_region(int fd)
 {
         struct stat st;
         struct pending p;
-        const char *name;
-        char short_name[MEMFD_NAME_MAX + 1];
-        int nfd = -1, r;
+        int r;
 
         pthread_mutex_lock(&pending_lock);
-        /* another thread may have made it meanwhile */
+        r = lock_pending(fd);
+        if (r < 0)
+                goto out;
+        /* another thread or process may have made it meanwhile */
         if (fstat(fd, &st) < 0) {
                 r = -errno;
-                goto out;
-        }
-        if (!is_pending(fd, &st, &p)) {
+        } else if (!is_pending(fd, &st, &p)) {
                 r = 0;
-                goto out;
-        }
-        if (p.size == 0) {
+        } else if (p.size == 0) {
                 r = -EINVAL;    /* the driver: no SET_SIZE, no mapping */
-                goto out;
-        }
-        name = p.name[0] ? p.name : ASHMEM_NAME_DEF;
-        memcpy(short_name, name, strnlen(name, MEMFD_NAME_MAX));
-        short_name[strnlen(name, MEMFD_NAME_MAX)] = 0;
-        nfd = am_create(short_name, (size_t)p.size);
-        if (nfd < 0) {
-                r = nfd == -EFBIG ? -EINVAL : nfd;
-                nfd = -1;
-                goto out;
-        }
-        /* a name longer than a memfd keeps: whole in an attribute where
-         * the file system has them (else the first 249 bytes stay) */
-        if (strlen(name) > MEMFD_NAME_MAX)
-                (void)fsetxattr(nfd, NAME_XATTR, name, strlen(name), 0);
-        if (p.prot != PROT_ALL) {
-                if (ashmem_set_prot_region(nfd, (int)p.prot) < 0) {
+        } else {
+                /* what other holders read back (the memfd keeps its own
+                 * name, "dev/ashmem"), set before the region exists */
+                if (p.name[0])
+                        (void)fsetxattr(fd, NAME_XATTR, p.name, strlen(p.name), 0);
+                if (p.prot != PROT_ALL)
+                        record_mask(fd, (int)p.prot);
+                r = am_memfd_make_in_place(fd, p.name[0] ? p.name : ASHMEM_NAME_DEF,
+                                           (size_t)p.size);
+                if (r == -EFBIG)
+                        r = -EINVAL;
+                if (r == 0 && p.prot != PROT_ALL &&
+                    ashmem_set_prot_region(fd, (int)p.prot) < 0)
                         r = -errno;
-                        goto out;
-                }
-                record_mask(nfd, (int)p.prot);
         }
-        r = replace_everywhere(nfd, fd, &st);
+        unlock_pending(fd);
 out:
         pthread_mutex_unlock(&pending_lock);
-        if (nfd >= 0)
-                close(nfd);
         return r;
 }
 
@@ -440,7 +422,7 @@ static int region_name(int fd, const struct stat *st, const struct am_driver *d,
         ssize_t n = fgetxattr(fd, NAME_XATTR, buf, ASHMEM_NAME_LEN - 1);
         int r;
 
-        if (n > MEMFD_NAME_MAX && n < ASHMEM_NAME_LEN && !memchr(buf, 0, (size_t)n)) {
+        if (n > 0 && n < ASHMEM_NAME_LEN && !memchr(buf, 0, (size_t)n)) {
                 buf[n] = 0;
                 return 0;
         }
@@ -468,7 +450,7 @@ static int pending_ioctl(int fd, unsigned long req, void *arg)
         struct pending p;
         char name[ASHMEM_NAME_LEN];
         unsigned long prot;
-        int r;
+        int r, locked;
 
         switch (req) {
         case ASHMEM_SET_NAME:
@@ -490,8 +472,13 @@ static int pending_ioctl(int fd, unsigned long req, void *arg)
                 return -EINVAL; /* no backing file before the first mmap */
         }
         pthread_mutex_lock(&pending_lock);
+        locked = req == ASHMEM_SET_NAME || req == ASHMEM_SET_SIZE ||
+                 req == ASHMEM_SET_PROT_MASK;
+        r = locked ? lock_pending(fd) : 0;
         /* under the lock: the region may have been made meanwhile */
-        if (fstat(fd, &st) < 0)
+        if (r < 0)
+                locked = 0;
+        else if (fstat(fd, &st) < 0)
                 r = -errno;
         else if (!is_pending(fd, &st, &p))
                 r = -EAGAIN;    /* made meanwhile: the caller retries */
@@ -526,6 +513,8 @@ static int pending_ioctl(int fd, unsigned long req, void *arg)
         default:
                 r = -ENOTTY;
         }
+        if (locked)
+                unlock_pending(fd);
         pthread_mutex_unlock(&pending_lock);
         return r;
 }
@@ -829,7 +818,9 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
                 if (r == 0 && fstat(fd, &st) < 0)
                         r = -errno;
                 if (r < 0) {
-                        errno = -r;
+                        /* another holder keeps the record locked: mmap's
+                         * "the file has been locked" */
+                        errno = r == -EBUSY ? EAGAIN : -r;
                         return MAP_FAILED;
                 }
         }

@@ -507,6 +507,77 @@ TEST(fork_shares_data_and_pin_state)
         close(fd);
 }
 
+/* Holders of a region not mapped yet (a child forked before the first
+ * mmap, as a descriptor sent before it) hold the same region whichever of
+ * them maps first: data, size, name, mask and file id. */
+TEST(holders_before_the_first_mmap_share_the_region)
+{
+        int fd = region("early", (size_t)ps()), status, go[2];
+        unsigned long id_before = 0, id_after = 0;
+        char name[ASHMEM_NAME_LEN], *m;
+        pid_t pid;
+
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ | PROT_WRITE), 0);
+        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
+        /* the child maps first */
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                char *c = mmap(NULL, (size_t)ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (c == MAP_FAILED)
+                        _exit(1);
+                strcpy(c, "from the child");
+                _exit(0);
+        }
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        m = map(fd, (size_t)ps(), PROT_READ | PROT_WRITE);
+        CHECK(strcmp(m, "from the child") == 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_NAME, name), 0);
+        CHECK(strcmp(name, "early") == 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_SIZE), ps());
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_PROT_MASK), PROT_READ | PROT_WRITE);
+        CHECK_ERRNO(ioctl(fd, ASHMEM_SET_SIZE, (size_t)2 * ps()), EINVAL);
+        CHECK(mmap(NULL, (size_t)ps(), PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EPERM);
+        munmap(m, (size_t)ps());
+        close(fd);
+
+        /* the parent maps first, the child after */
+        fd = region("early2", (size_t)ps());
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ | PROT_WRITE), 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                char c1, *c;
+                unsigned long id;
+                close(go[1]);
+                if (read(go[0], &c1, 1) != 1)
+                        _exit(1);
+                c = mmap(NULL, (size_t)ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (c == MAP_FAILED || strcmp(c, "from the parent") != 0)
+                        _exit(2);
+                if (ioctl(fd, ASHMEM_GET_NAME, name) != 0 || strcmp(name, "early2") != 0 ||
+                    ioctl(fd, ASHMEM_GET_FILE_ID, &id) != 0 || ioctl(fd, ASHMEM_SET_SIZE, 1) != -1)
+                        _exit(3);
+                strcpy(c, "and the child");
+                _exit(0);
+        }
+        close(go[0]);
+        m = map(fd, (size_t)ps(), PROT_READ | PROT_WRITE);
+        strcpy(m, "from the parent");
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_FILE_ID, &id_before), 0);
+        CHECK_EQ(write(go[1], "g", 1), 1);
+        close(go[1]);
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(strcmp(m, "and the child") == 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_FILE_ID, &id_after), 0);
+        CHECK_EQ(id_before, id_after);
+        munmap(m, (size_t)ps());
+        close(fd);
+}
+
 /* the exec'd side: argv = self --exec-child FD WHAT */
 __attribute__((constructor(200))) static void exec_child(int argc, char **argv)
 {
