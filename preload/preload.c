@@ -792,6 +792,26 @@ static size_t round_up(size_t n)
         return n > SIZE_MAX - ps ? SIZE_MAX / ps * ps : (n + ps - 1) / ps * ps;
 }
 
+static int is_region_seals(int seals)
+{
+        return (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) == (F_SEAL_GROW | F_SEAL_SHRINK);
+}
+
+/* 1 if fd (with seals) is a memfd opened here for /dev/ashmem, by its
+ * name and its sealing still allowed (that is all it can be told by) */
+static int is_ours_unmade(int fd, int seals)
+{
+        static const char want[] = "/memfd:" ASHMEM_NAME_DEF " (deleted)";
+        char path[40], link[sizeof(want)];
+        ssize_t n;
+
+        if (seals & F_SEAL_SEAL)
+                return 0;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, link, sizeof(link));
+        return n == (ssize_t)sizeof(want) - 1 && memcmp(link, want, (size_t)n) == 0;
+}
+
 /* (mmap64 underneath both: a 32-bit process's off_t is narrower) */
 static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
@@ -827,7 +847,25 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
         /* the driver's rules apply to regions: memfds sealed against
          * resizing; any other file is the kernel's business */
         seals = fcntl(fd, F_GET_SEALS);
-        if (seals < 0 || (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+        if (seals >= 0 && !is_region_seals(seals) && is_ours_unmade(fd, seals)) {
+                /* one of ours, neither pending nor a region: being made
+                 * by another thread or process (wait for it, bounded), or
+                 * truncated or rewritten by another holder: no mapping
+                 * that could end past the file's end */
+                pthread_mutex_lock(&pending_lock);
+                r = lock_pending(fd);
+                if (r == 0)
+                        unlock_pending(fd);
+                pthread_mutex_unlock(&pending_lock);
+                seals = fcntl(fd, F_GET_SEALS);
+                if (r == 0 && (fstat(fd, &st) < 0 || seals < 0 || !is_region_seals(seals)))
+                        r = -EINVAL;
+                if (r < 0) {
+                        errno = r == -EBUSY ? EAGAIN : -r;
+                        return MAP_FAILED;
+                }
+        }
+        if (seals < 0 || !is_region_seals(seals))
                 goto plain;
         mask = ashmem_get_prot(fd);
         if (mask < 0)

@@ -578,6 +578,63 @@ TEST(holders_before_the_first_mmap_share_the_region)
         close(fd);
 }
 
+/* Another holder of a region not mapped yet, hostile: it truncates or
+ * seals the memfd behind the interface, or keeps it locked. The first
+ * mmap fails cleanly (no mapping past the end of the file to die of
+ * SIGBUS on), and nothing waits on it for long. */
+TEST(hostile_holder_before_the_first_mmap)
+{
+        size_t len = (size_t)ps();
+        int fd = region("victim", len), status, go[2], done[2];
+        char c;
+        pid_t pid;
+
+        CHECK_EQ(ftruncate(fd, 0), 0);
+        CHECK(mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EINVAL);
+        CHECK_EQ(ftruncate(fd, 100), 0);
+        CHECK(mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EINVAL);
+        close(fd);
+
+        fd = region("sealed", len);
+        CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+        CHECK(mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EINVAL);
+        close(fd);
+
+        fd = region("locked", len);
+        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
+        CHECK_EQ(pipe2(done, O_CLOEXEC), 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+                if (fcntl(fd, F_SETLK, &fl) < 0 || write(go[1], "l", 1) != 1 ||
+                    read(done[0], &c, 1) != 1)
+                        _exit(1);
+                _exit(0);
+        }
+        CHECK_EQ(read(go[0], &c, 1), 1);
+        CHECK_ERRNO(ioctl(fd, ASHMEM_SET_SIZE, 2 * len), EBUSY);
+        CHECK(mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EAGAIN);
+        CHECK_EQ(write(done[1], "d", 1), 1);
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        /* its lock gone with it: the region is made */
+        {
+                char *m = map(fd, len, PROT_READ | PROT_WRITE);
+                m[len - 1] = 1;
+                munmap(m, len);
+        }
+        close(go[0]);
+        close(go[1]);
+        close(done[0]);
+        close(done[1]);
+        close(fd);
+}
+
 /* the exec'd side: argv = self --exec-child FD WHAT */
 __attribute__((constructor(200))) static void exec_child(int argc, char **argv)
 {
