@@ -774,3 +774,81 @@ TEST(threads)
                 CHECK_EQ(w[i].errors, 0);
         }
 }
+
+/* Threads racing the first mmap of one region, while another dups and
+ * closes descriptors of it and opens other files on the freed numbers:
+ * every mapping is the same memory, and no other file is touched. */
+struct racer {
+        int fd, idx, errors;
+        pthread_barrier_t *b;
+        char *m;
+};
+
+static void *race_map(void *arg)
+{
+        struct racer *r = arg;
+        size_t p = (size_t)sysconf(_SC_PAGESIZE);
+
+        pthread_barrier_wait(r->b);
+        r->m = mmap(NULL, 2 * p, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+        if (r->m == MAP_FAILED || ioctl(r->fd, ASHMEM_GET_SIZE) != (int)(2 * p) ||
+            ioctl(r->fd, ASHMEM_SET_SIZE, p) != -1) {
+                r->errors++;
+                r->m = NULL;
+                return NULL;
+        }
+        r->m[r->idx] = (char)('a' + r->idx);
+        return NULL;
+}
+
+static void *race_fds(void *arg)
+{
+        struct racer *r = arg;
+        struct stat st;
+
+        pthread_barrier_wait(r->b);
+        for (int i = 0; i < 200; i++) {
+                int d = dup(r->fd), f;
+                if (d < 0) {
+                        r->errors++;
+                        continue;
+                }
+                close(d);
+                f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (f < 0 || fstat(f, &st) < 0 || !S_ISCHR(st.st_mode))
+                        r->errors++;
+                if (f >= 0)
+                        close(f);
+        }
+        return NULL;
+}
+
+TEST(threads_race_the_first_mmap_of_one_region)
+{
+        size_t p = (size_t)ps();
+
+        for (int round = 0; round < 20; round++) {
+                pthread_barrier_t b;
+                pthread_t t[5];
+                struct racer r[5];
+                int fd = region("race", 2 * p);
+
+                CHECK_EQ(pthread_barrier_init(&b, NULL, 5), 0);
+                for (int i = 0; i < 5; i++) {
+                        r[i] = (struct racer){ .fd = fd, .idx = i, .b = &b };
+                        CHECK_EQ(pthread_create(&t[i], NULL, i < 4 ? race_map : race_fds, &r[i]), 0);
+                }
+                for (int i = 0; i < 5; i++) {
+                        CHECK_EQ(pthread_join(t[i], NULL), 0);
+                        CHECK_EQ(r[i].errors, 0);
+                }
+                for (int i = 0; i < 4; i++) {
+                        if (!r[i].m)
+                                continue;
+                        CHECK(memcmp(r[i].m, "abcd", 4) == 0);
+                        munmap(r[i].m, 2 * p);
+                }
+                pthread_barrier_destroy(&b);
+                close(fd);
+        }
+}
