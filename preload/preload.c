@@ -249,6 +249,40 @@ static void unlock_pending(int fd)
         (void)fcntl(fd, F_SETLK, &fl);
 }
 
+static int is_region_seals(int seals)
+{
+        return (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) == (F_SEAL_GROW | F_SEAL_SHRINK);
+}
+
+/* 1 if fd (with seals) is a memfd opened here for /dev/ashmem, by its
+ * name and its sealing still allowed (that is all it can be told by) */
+static int is_ours_unmade(int fd, int seals)
+{
+        static const char want[] = "/memfd:" ASHMEM_NAME_DEF " (deleted)";
+        char path[40], link[sizeof(want)];
+        ssize_t n;
+
+        if (seals & F_SEAL_SEAL)
+                return 0;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, link, sizeof(link));
+        return n == (ssize_t)sizeof(want) - 1 && memcmp(link, want, (size_t)n) == 0;
+}
+
+/* fd is one of ours caught between pending and region: being made by
+ * another thread or process. Wait for that, bounded: 0, or -EBUSY. */
+static int wait_made(int fd)
+{
+        int r;
+
+        pthread_mutex_lock(&pending_lock);
+        r = lock_pending(fd);
+        if (r == 0)
+                unlock_pending(fd);
+        pthread_mutex_unlock(&pending_lock);
+        return r;
+}
+
 /* The first mmap of a pending region: make the pending memfd itself the
  * region (libashmem: cleared, sized, sealed against growing and
  * shrinking, a control block in this process), so that every holder, in
@@ -419,18 +453,25 @@ static int pin_range(const struct ashmem_pin *pin, size_t size, size_t *off, siz
 static int region_name(int fd, const struct stat *st, const struct am_driver *d,
                        char *buf)
 {
-        ssize_t n = fgetxattr(fd, NAME_XATTR, buf, ASHMEM_NAME_LEN - 1);
+        char x[ASHMEM_NAME_LEN];
+        ssize_t n;
         int r;
 
-        if (n > 0 && n < ASHMEM_NAME_LEN && !memchr(buf, 0, (size_t)n)) {
-                buf[n] = 0;
-                return 0;
-        }
+        /* the control block's name where this process has it, else the
+         * memfd's; a region made from /dev/ashmem is "dev/ashmem" there,
+         * and its name as set is in the attribute */
         r = d->get_name(fd, st, buf, ASHMEM_NAME_LEN);
         if (r < 0)
                 return r;
-        if (!buf[0])
-                snprintf(buf, ASHMEM_NAME_LEN, "%s", ASHMEM_NAME_DEF);
+        if (!buf[0] || strcmp(buf, ASHMEM_NAME_DEF) == 0) {
+                n = fgetxattr(fd, NAME_XATTR, x, sizeof(x) - 1);
+                if (n > 0 && !memchr(x, 0, (size_t)n)) {
+                        memcpy(buf, x, (size_t)n);
+                        buf[n] = 0;
+                } else {
+                        snprintf(buf, ASHMEM_NAME_LEN, "%s", ASHMEM_NAME_DEF);
+                }
+        }
         return 0;
 }
 
@@ -549,8 +590,19 @@ static int region_ioctl(int fd, const struct stat *st, const struct am_driver *d
         /* the other requests: on a region (a memfd sealed against
          * resizing) only; anything else is the kernel's (ENOTTY) */
         r = fcntl(fd, F_GET_SEALS);
-        if (r < 0 || (r & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+        if (r < 0 || !is_region_seals(r)) {
+                /* being made elsewhere: wait, and the caller retries with
+                 * what fstat() says then */
+                if (r >= 0 && is_ours_unmade(fd, r)) {
+                        int w = wait_made(fd);
+                        if (w < 0)
+                                return w;
+                        r = fcntl(fd, F_GET_SEALS);
+                        if (r >= 0 && is_region_seals(r))
+                                return -EAGAIN;
+                }
                 return -ENOTTY;
+        }
         switch (req) {
         case ASHMEM_SET_NAME:
                 r = copy_in_string(name, arg, sizeof(name));
@@ -792,26 +844,6 @@ static size_t round_up(size_t n)
         return n > SIZE_MAX - ps ? SIZE_MAX / ps * ps : (n + ps - 1) / ps * ps;
 }
 
-static int is_region_seals(int seals)
-{
-        return (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) == (F_SEAL_GROW | F_SEAL_SHRINK);
-}
-
-/* 1 if fd (with seals) is a memfd opened here for /dev/ashmem, by its
- * name and its sealing still allowed (that is all it can be told by) */
-static int is_ours_unmade(int fd, int seals)
-{
-        static const char want[] = "/memfd:" ASHMEM_NAME_DEF " (deleted)";
-        char path[40], link[sizeof(want)];
-        ssize_t n;
-
-        if (seals & F_SEAL_SEAL)
-                return 0;
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-        n = readlink(path, link, sizeof(link));
-        return n == (ssize_t)sizeof(want) - 1 && memcmp(link, want, (size_t)n) == 0;
-}
-
 /* (mmap64 underneath both: a 32-bit process's off_t is narrower) */
 static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
@@ -852,11 +884,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
                  * by another thread or process (wait for it, bounded), or
                  * truncated or rewritten by another holder: no mapping
                  * that could end past the file's end */
-                pthread_mutex_lock(&pending_lock);
-                r = lock_pending(fd);
-                if (r == 0)
-                        unlock_pending(fd);
-                pthread_mutex_unlock(&pending_lock);
+                r = wait_made(fd);
                 seals = fcntl(fd, F_GET_SEALS);
                 if (r == 0 && (fstat(fd, &st) < 0 || seals < 0 || !is_region_seals(seals)))
                         r = -EINVAL;
@@ -866,6 +894,10 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
                 }
         }
         if (seals < 0 || !is_region_seals(seals))
+                goto plain;
+        /* what fstat() said above may be from before the region was made
+         * (by another thread or process) */
+        if (fstat(fd, &st) < 0)
                 goto plain;
         mask = ashmem_get_prot(fd);
         if (mask < 0)
