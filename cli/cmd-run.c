@@ -16,6 +16,8 @@
 #include "region.h"
 
 #define PRELOAD_NAME "libashmem-preload.so"
+/* what separates the entries of LD_PRELOAD */
+#define LD_SEPARATORS " :"
 
 #ifndef ASHMEM_LIBDIR
 #define ASHMEM_LIBDIR "/usr/local/lib"
@@ -45,6 +47,9 @@ static int find_preload(struct cmd_ctx *ctx, char *path, size_t len)
                         return cmd_error(ctx, errno, "ASHMEM_PRELOAD=%s", env);
                 if (!readable(path, len, env, ""))
                         return cmd_error(ctx, ENAMETOOLONG, "ASHMEM_PRELOAD=%s", env);
+                if (strpbrk(path, LD_SEPARATORS))
+                        return cmd_error(ctx, EINVAL, "ASHMEM_PRELOAD=%s: a space or colon in "
+                                         "the path, which LD_PRELOAD cannot hold", env);
                 return 0;
         }
         n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -54,12 +59,19 @@ static int find_preload(struct cmd_ctx *ctx, char *path, size_t len)
                 if (slash) {
                         *slash = 0;
                         if (readable(path, len, self, "/" PRELOAD_NAME) ||
-                            readable(path, len, self, "/../lib/" PRELOAD_NAME))
+                            readable(path, len, self, "/../lib/" PRELOAD_NAME)) {
+                                if (strpbrk(path, LD_SEPARATORS))
+                                        return cmd_error(ctx, EINVAL, "%s: a space or colon in the "
+                                                         "path, which LD_PRELOAD cannot hold "
+                                                         "(set ASHMEM_PRELOAD)", path);
                                 return 0;
+                        }
                 }
         }
         if (readable(path, len, ASHMEM_LIBDIR, "/" PRELOAD_NAME))
-                return 0;
+                return strpbrk(path, LD_SEPARATORS) ?
+                       cmd_error(ctx, EINVAL, "%s: a space or colon in the path, which "
+                                 "LD_PRELOAD cannot hold (set ASHMEM_PRELOAD)", path) : 0;
         return cmd_error(ctx, ENOENT, "%s: not beside ashmemctl nor in %s (set ASHMEM_PRELOAD)",
                          PRELOAD_NAME, ASHMEM_LIBDIR);
 }

@@ -273,6 +273,17 @@ static int heap_make(int fd, unsigned flags, int creator, size_t offset, size_t 
                 goto fail;
         }
         h->fd_writable = (fl & O_ACCMODE) != O_RDONLY;
+        /* a memfd its sender can still resize is no region (ashmem_valid):
+         * cut short under the mapping, it would kill this process with
+         * SIGBUS */
+        if (!creator) {
+                int seals = fcntl(fd, F_GET_SEALS);
+                if (seals < 0 || (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) !=
+                                 (F_SEAL_GROW | F_SEAL_SHRINK)) {
+                        r = -ENOTTY;
+                        goto fail;
+                }
+        }
         r = ashmem_get_name(fd, h->name, sizeof(h->name));
         if (r < 0)
                 goto fail;

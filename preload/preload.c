@@ -14,10 +14,10 @@
  *    one record (name, size, protection mask) of exactly sizeof(struct
  *    pending) bytes. SET_NAME, SET_SIZE and SET_PROT_MASK rewrite the
  *    record, so every holder (dups, forked or exec'd children) sees it.
- *  - The first mmap makes the real region (libashmem: a memfd sealed
- *    against growing and shrinking, with its shared pin state) from the
- *    record, and puts it in place of the pending memfd under every
- *    descriptor number of this process that referred to it.
+ *  - The first mmap, in whichever process holds it, makes the pending
+ *    memfd itself the real region (libashmem: cleared, sized, sealed
+ *    against growing and shrinking, with a control block for the pin
+ *    state in that process), so every holder holds the same region.
  *  - Every ioctl of the uapi on a region then goes to libashmem, with the
  *    kernel driver's range checks, results and errnos. mmap and mprotect
  *    refuse protections outside the mask (EPERM and EACCES, as the driver).
@@ -41,17 +41,18 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
 #include "drivers/driver.h"
+#include "drivers/memfd/memfd.h"
 #include "preload/uapi.h"
 
 #define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
 #define DEV_ASHMEM "/dev/ashmem"
-/* memfd_create() keeps this many bytes of a name; a longer one (up to the
- * driver's 255) goes whole into this extended attribute */
-#define MEMFD_NAME_MAX 249
+/* the name as set (up to the driver's 255 bytes), for every holder: the
+ * memfd's own name stays "dev/ashmem" */
 #define NAME_XATTR "user.ashmem.name"
 /* the protection mask, one digit: what survives exec when the region's
  * control block does not (the write bit also lives in the seal) */
@@ -221,91 +222,106 @@ static int open_ashmem(int flags)
  * (short: memfd calls only, never a wait on another process). */
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Put region nfd in place of the pending memfd (dev, ino) under every
- * descriptor number of this process that refers to it, keeping each
- * number's close-on-exec flag. */
-static int replace_everywhere(int nfd, int fd, const struct stat *old)
+/* Between processes holding the same unmapped region (forked, exec'd or
+ * sent), a record lock on the memfd orders the record's changes and the
+ * first mmap: tried without waiting, for a bounded time, so a holder that
+ * keeps it stalls another for at most a second (EBUSY). Under
+ * pending_lock: record locks belong to the process, not the thread. */
+static int lock_pending(int fd)
 {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *e;
-        int r = 0, done_fd = 0;
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        struct timespec ts = { 0, 5 * 1000 * 1000 };
 
-        if (d) {
-                while ((e = readdir(d))) {
-                        char *end;
-                        long k = strtol(e->d_name, &end, 10);
-                        struct stat st;
-                        int fl;
+        for (int i = 0; i < 200; i++) {
+                if (fcntl(fd, F_SETLK, &fl) == 0)
+                        return 0;
+                if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+                        return -errno;
+                nanosleep(&ts, NULL);
+        }
+        return -EBUSY;
+}
 
-                        if (*end || k < 0 || k > INT_MAX || k == dirfd(d) || k == nfd)
-                                continue;
-                        if (fstat((int)k, &st) < 0 || st.st_dev != old->st_dev ||
-                            st.st_ino != old->st_ino)
-                                continue;
-                        fl = fcntl((int)k, F_GETFD);
-                        if (fl < 0 || dup3(nfd, (int)k, (fl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-                                r = -errno;
-                        if (k == fd)
-                                done_fd = 1;
-                }
-                closedir(d);
-        }
-        if (!done_fd && r == 0) {
-                int fl = fcntl(fd, F_GETFD);
-                if (fl < 0 || dup3(nfd, fd, (fl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-                        r = -errno;
-        }
+static void unlock_pending(int fd)
+{
+        struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+        (void)fcntl(fd, F_SETLK, &fl);
+}
+
+static int is_region_seals(int seals)
+{
+        return (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) == (F_SEAL_GROW | F_SEAL_SHRINK);
+}
+
+/* 1 if fd (with seals) is a memfd opened here for /dev/ashmem, by its
+ * name and its sealing still allowed (that is all it can be told by) */
+static int is_ours_unmade(int fd, int seals)
+{
+        static const char want[] = "/memfd:" ASHMEM_NAME_DEF " (deleted)";
+        char path[40], link[sizeof(want)];
+        ssize_t n;
+
+        if (seals & F_SEAL_SEAL)
+                return 0;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, link, sizeof(link));
+        return n == (ssize_t)sizeof(want) - 1 && memcmp(link, want, (size_t)n) == 0;
+}
+
+/* fd is one of ours caught between pending and region: being made by
+ * another thread or process. Wait for that, bounded: 0, or -EBUSY. */
+static int wait_made(int fd)
+{
+        int r;
+
+        pthread_mutex_lock(&pending_lock);
+        r = lock_pending(fd);
+        if (r == 0)
+                unlock_pending(fd);
+        pthread_mutex_unlock(&pending_lock);
         return r;
 }
 
-/* The first mmap of a pending region: make the region. */
+/* The first mmap of a pending region: make the pending memfd itself the
+ * region (libashmem: cleared, sized, sealed against growing and
+ * shrinking, a control block in this process), so that every holder, in
+ * this process or another, holds the same region. */
 static int make_region(int fd)
 {
         struct stat st;
         struct pending p;
-        const char *name;
-        char short_name[MEMFD_NAME_MAX + 1];
-        int nfd = -1, r;
+        int r;
 
         pthread_mutex_lock(&pending_lock);
-        /* another thread may have made it meanwhile */
+        r = lock_pending(fd);
+        if (r < 0)
+                goto out;
+        /* another thread or process may have made it meanwhile */
         if (fstat(fd, &st) < 0) {
                 r = -errno;
-                goto out;
-        }
-        if (!is_pending(fd, &st, &p)) {
+        } else if (!is_pending(fd, &st, &p)) {
                 r = 0;
-                goto out;
-        }
-        if (p.size == 0) {
+        } else if (p.size == 0) {
                 r = -EINVAL;    /* the driver: no SET_SIZE, no mapping */
-                goto out;
-        }
-        name = p.name[0] ? p.name : ASHMEM_NAME_DEF;
-        memcpy(short_name, name, strnlen(name, MEMFD_NAME_MAX));
-        short_name[strnlen(name, MEMFD_NAME_MAX)] = 0;
-        nfd = am_create(short_name, (size_t)p.size);
-        if (nfd < 0) {
-                r = nfd == -EFBIG ? -EINVAL : nfd;
-                nfd = -1;
-                goto out;
-        }
-        /* a name longer than a memfd keeps: whole in an attribute where
-         * the file system has them (else the first 249 bytes stay) */
-        if (strlen(name) > MEMFD_NAME_MAX)
-                (void)fsetxattr(nfd, NAME_XATTR, name, strlen(name), 0);
-        if (p.prot != PROT_ALL) {
-                if (ashmem_set_prot_region(nfd, (int)p.prot) < 0) {
+        } else {
+                /* what other holders read back (the memfd keeps its own
+                 * name, "dev/ashmem"), set before the region exists */
+                if (p.name[0])
+                        (void)fsetxattr(fd, NAME_XATTR, p.name, strlen(p.name), 0);
+                if (p.prot != PROT_ALL)
+                        record_mask(fd, (int)p.prot);
+                r = am_memfd_make_in_place(fd, p.name[0] ? p.name : ASHMEM_NAME_DEF,
+                                           (size_t)p.size);
+                if (r == -EFBIG)
+                        r = -EINVAL;
+                if (r == 0 && p.prot != PROT_ALL &&
+                    ashmem_set_prot_region(fd, (int)p.prot) < 0)
                         r = -errno;
-                        goto out;
-                }
-                record_mask(nfd, (int)p.prot);
         }
-        r = replace_everywhere(nfd, fd, &st);
+        unlock_pending(fd);
 out:
         pthread_mutex_unlock(&pending_lock);
-        if (nfd >= 0)
-                close(nfd);
         return r;
 }
 
@@ -437,18 +453,25 @@ static int pin_range(const struct ashmem_pin *pin, size_t size, size_t *off, siz
 static int region_name(int fd, const struct stat *st, const struct am_driver *d,
                        char *buf)
 {
-        ssize_t n = fgetxattr(fd, NAME_XATTR, buf, ASHMEM_NAME_LEN - 1);
+        char x[ASHMEM_NAME_LEN];
+        ssize_t n;
         int r;
 
-        if (n > MEMFD_NAME_MAX && n < ASHMEM_NAME_LEN && !memchr(buf, 0, (size_t)n)) {
-                buf[n] = 0;
-                return 0;
-        }
+        /* the control block's name where this process has it, else the
+         * memfd's; a region made from /dev/ashmem is "dev/ashmem" there,
+         * and its name as set is in the attribute */
         r = d->get_name(fd, st, buf, ASHMEM_NAME_LEN);
         if (r < 0)
                 return r;
-        if (!buf[0])
-                snprintf(buf, ASHMEM_NAME_LEN, "%s", ASHMEM_NAME_DEF);
+        if (!buf[0] || strcmp(buf, ASHMEM_NAME_DEF) == 0) {
+                n = fgetxattr(fd, NAME_XATTR, x, sizeof(x) - 1);
+                if (n > 0 && !memchr(x, 0, (size_t)n)) {
+                        memcpy(buf, x, (size_t)n);
+                        buf[n] = 0;
+                } else {
+                        snprintf(buf, ASHMEM_NAME_LEN, "%s", ASHMEM_NAME_DEF);
+                }
+        }
         return 0;
 }
 
@@ -468,7 +491,7 @@ static int pending_ioctl(int fd, unsigned long req, void *arg)
         struct pending p;
         char name[ASHMEM_NAME_LEN];
         unsigned long prot;
-        int r;
+        int r, locked;
 
         switch (req) {
         case ASHMEM_SET_NAME:
@@ -480,13 +503,23 @@ static int pending_ioctl(int fd, unsigned long req, void *arg)
                 return capable_sys_admin() ? purge_all() : -EPERM;
         case ASHMEM_PIN:
         case ASHMEM_UNPIN:
-        case ASHMEM_GET_PIN_STATUS:
+        case ASHMEM_GET_PIN_STATUS: {
+                /* the driver reads the argument first */
+                struct ashmem_pin pin;
+                r = copy_in(&pin, arg, sizeof(pin));
+                return r < 0 ? r : -EINVAL;
+        }
         case ASHMEM_GET_FILE_ID:
                 return -EINVAL; /* no backing file before the first mmap */
         }
         pthread_mutex_lock(&pending_lock);
+        locked = req == ASHMEM_SET_NAME || req == ASHMEM_SET_SIZE ||
+                 req == ASHMEM_SET_PROT_MASK;
+        r = locked ? lock_pending(fd) : 0;
         /* under the lock: the region may have been made meanwhile */
-        if (fstat(fd, &st) < 0)
+        if (r < 0)
+                locked = 0;
+        else if (fstat(fd, &st) < 0)
                 r = -errno;
         else if (!is_pending(fd, &st, &p))
                 r = -EAGAIN;    /* made meanwhile: the caller retries */
@@ -521,6 +554,8 @@ static int pending_ioctl(int fd, unsigned long req, void *arg)
         default:
                 r = -ENOTTY;
         }
+        if (locked)
+                unlock_pending(fd);
         pthread_mutex_unlock(&pending_lock);
         return r;
 }
@@ -555,8 +590,19 @@ static int region_ioctl(int fd, const struct stat *st, const struct am_driver *d
         /* the other requests: on a region (a memfd sealed against
          * resizing) only; anything else is the kernel's (ENOTTY) */
         r = fcntl(fd, F_GET_SEALS);
-        if (r < 0 || (r & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+        if (r < 0 || !is_region_seals(r)) {
+                /* being made elsewhere: wait, and the caller retries with
+                 * what fstat() says then */
+                if (r >= 0 && is_ours_unmade(fd, r)) {
+                        int w = wait_made(fd);
+                        if (w < 0)
+                                return w;
+                        r = fcntl(fd, F_GET_SEALS);
+                        if (r >= 0 && is_region_seals(r))
+                                return -EAGAIN;
+                }
                 return -ENOTTY;
+        }
         switch (req) {
         case ASHMEM_SET_NAME:
                 r = copy_in_string(name, arg, sizeof(name));
@@ -610,6 +656,7 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
         struct stat st;
         struct pending p;
         const struct am_driver *d;
+        unsigned long cmd;
         void *arg;
         va_list ap;
         int r, saved = errno;
@@ -619,7 +666,10 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
         va_end(ap);
         if (!NEXT(real_ioctl, "ioctl"))
                 return fail(ENOSYS);
-        if (!is_uapi(req))
+        /* the kernel reads the request as 32 bits: one kept in an int
+         * arrives sign-extended */
+        cmd = (unsigned int)req;
+        if (!is_uapi(cmd))
                 return real_ioctl(fd, req, arg);
         for (int tries = 0; tries < 4; tries++) {
                 r = am_driver_of(fd, &st, &d);
@@ -628,15 +678,17 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
                 if (r < 0)      /* no file of ours: the kernel answers */
                         return real_ioctl(fd, req, arg);
                 if (looks_pending(&st) && is_pending(fd, &st, &p))
-                        r = pending_ioctl(fd, req, arg);
+                        r = pending_ioctl(fd, cmd, arg);
                 else
-                        r = region_ioctl(fd, &st, d, req, arg);
+                        r = region_ioctl(fd, &st, d, cmd, arg);
                 if (r != -EAGAIN)
                         break;
         }
         if (r == -ENOTTY)
                 return real_ioctl(fd, req, arg);
-        if (r < 0)
+        /* errors are -1 .. -4095, as the C library reads the kernel's
+         * answer: a size past INT_MAX comes back truncated, no error */
+        if (r < 0 && r >= -4095)
                 return fail(-r);
         errno = saved;
         return r;
@@ -804,22 +856,48 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_
                 errno = ENOSYS;
                 return MAP_FAILED;
         }
-        if (fd < 0 || (flags & MAP_ANONYMOUS) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        /* (no bytes: the kernel's EINVAL, before any driver's check) */
+        if (fd < 0 || len == 0 || (flags & MAP_ANONYMOUS) || fstat(fd, &st) < 0 ||
+            !S_ISREG(st.st_mode))
                 goto plain;
         if (looks_pending(&st) && is_pending(fd, &st, &p)) {
-                /* no size set, or a mapping larger than it: EINVAL */
-                r = len > round_up((size_t)p.size) ? -EINVAL : make_region(fd);
+                /* the driver's order: no size set, or a mapping larger
+                 * than it: EINVAL; a protection outside the mask: EPERM;
+                 * only then is the region made (a refused mapping leaves
+                 * name and size open) */
+                r = len > round_up((size_t)p.size) ? -EINVAL :
+                    (prot & ~(int)p.prot & PROT_ALL) ? -EPERM : make_region(fd);
                 if (r == 0 && fstat(fd, &st) < 0)
                         r = -errno;
                 if (r < 0) {
-                        errno = -r;
+                        /* another holder keeps the record locked: mmap's
+                         * "the file has been locked" */
+                        errno = r == -EBUSY ? EAGAIN : -r;
                         return MAP_FAILED;
                 }
         }
         /* the driver's rules apply to regions: memfds sealed against
          * resizing; any other file is the kernel's business */
         seals = fcntl(fd, F_GET_SEALS);
-        if (seals < 0 || (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+        if (seals >= 0 && !is_region_seals(seals) && is_ours_unmade(fd, seals)) {
+                /* one of ours, neither pending nor a region: being made
+                 * by another thread or process (wait for it, bounded), or
+                 * truncated or rewritten by another holder: no mapping
+                 * that could end past the file's end */
+                r = wait_made(fd);
+                seals = fcntl(fd, F_GET_SEALS);
+                if (r == 0 && (fstat(fd, &st) < 0 || seals < 0 || !is_region_seals(seals)))
+                        r = -EINVAL;
+                if (r < 0) {
+                        errno = r == -EBUSY ? EAGAIN : -r;
+                        return MAP_FAILED;
+                }
+        }
+        if (seals < 0 || !is_region_seals(seals))
+                goto plain;
+        /* what fstat() said above may be from before the region was made
+         * (by another thread or process) */
+        if (fstat(fd, &st) < 0)
                 goto plain;
         mask = ashmem_get_prot(fd);
         if (mask < 0)

@@ -102,14 +102,13 @@ static int map_control(int ctl_fd, size_t len, int writable, struct amc_ref *ref
         return r;
 }
 
+static int new_control(const struct stat *st, const char *name, size_t size);
+
 static int create_once(const char *name, size_t size)
 {
         char mname[MEMFD_NAME_MAX + 1] = "";
-        int fd = -1, cfd = -1, r;
+        int fd = -1, r;
         struct stat st;
-        struct amc_ref ref;
-        size_t ps = am_page_size(), pages, clen;
-        void *m;
 
         /* Android's libcutils on memfd: no name is the name "none"; a name
          * memfd_create() cannot keep whole fails rather than being cut */
@@ -130,6 +129,27 @@ static int create_once(const char *name, size_t size)
         if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0 ||
             fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
                 goto fail;
+        r = new_control(&st, name, size);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
+fail:
+        r = -errno;
+        xclose(fd);
+        return r;
+}
+
+/* A control block for the data memfd st (sealed, of size bytes) named
+ * name, in this process's table: 0 or -errno. */
+static int new_control(const struct stat *st, const char *name, size_t size)
+{
+        int cfd = -1, r;
+        struct amc_ref ref;
+        size_t ps = am_page_size(), pages, clen;
+        void *m;
+
         pages = (size + ps - 1) / ps;
         clen = amc_block_size(pages);
         cfd = memfd_create("ashmem-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -142,23 +162,49 @@ static int create_once(const char *name, size_t size)
         {
                 char full[ASHMEM_NAME_LEN] = "";
                 snprintf(full, sizeof(full), "%s", name);
-                amc_init(m, full, size, (uint32_t)ps, st.st_dev, st.st_ino, PROT_ALL);
+                amc_init(m, full, size, (uint32_t)ps, st->st_dev, st->st_ino, PROT_ALL);
         }
         r = amc_attach(&ref, m, clen, 1, cfd);
         if (r == 0)
-                r = am_table_insert(&st, cfd, &ref);
+                r = am_table_insert(st, cfd, &ref);
         if (r <= 0) {
                 munmap(m, clen);
                 close(cfd);
-                close(fd);
                 return r < 0 ? r : -EEXIST;
         }
-        return fd;
+        return 0;
 fail:
         r = -errno;
         xclose(cfd);
-        xclose(fd);
         return r;
+}
+
+int am_memfd_make_in_place(int fd, const char *name, size_t size)
+{
+        struct stat st;
+        int seals, r;
+
+        if (!name || size == 0 || strlen(name) >= ASHMEM_NAME_LEN)
+                return -EINVAL;
+        if (size > ASHMEM_SIZE_MAX)
+                return -EFBIG;
+        r = foreign_check(fd);
+        if (r < 0)
+                return r;
+        /* a memfd anyone sealed in any way is not one to make over */
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0)
+                return -errno;
+        if (seals)
+                return -EINVAL;
+        /* owner-only, as a new region (a holder that is not the owner
+         * keeps the mode it has) */
+        if (fchmod(fd, 0600) < 0 && errno != EPERM)
+                return -errno;
+        if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0 ||
+            fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
+                return -errno;
+        return new_control(&st, name, size);
 }
 
 /* The table holds a control descriptor per region until a collection finds

@@ -59,6 +59,12 @@ int am_table_manual(void);
 /* Attach a received control descriptor to the data memfd (st). */
 int am_memfd_attach_control(int fd, const struct stat *st, int control_fd);
 
+/* Make the memfd fd, unsealed, the region name of size bytes in place: its
+ * contents cleared, resized, sealed against growing and shrinking, with a
+ * new control block in this process's table. Every process holding fd then
+ * holds the region (libashmem-preload.so's first mmap). 0 or -errno. */
+int am_memfd_make_in_place(int fd, const char *name, size_t size);
+
 enum am_pin_op { AM_PIN, AM_UNPIN, AM_STATUS };
 
 /* Pin, unpin or pin status of [off, off + len) of a region's control

@@ -233,6 +233,100 @@ TEST(prot_mask_set_before_the_first_mmap)
         close(fd);
 }
 
+/* The driver checks size and mask before it makes the region: a refused
+ * first mmap leaves the name and size open to change. */
+TEST(refused_first_mmap_fixes_nothing)
+{
+        size_t len = (size_t)ps();
+        int fd = region("before", len);
+        char name[ASHMEM_NAME_LEN] = "";
+        char *m;
+
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ), 0);
+        CHECK(mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EPERM);
+        CHECK(mmap(NULL, len, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EPERM);
+        /* a mapping of no bytes is the kernel's EINVAL before the driver's */
+        CHECK(mmap(NULL, 0, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EINVAL);
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, 2 * len), 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_NAME, "after"), 0);
+        m = map(fd, 2 * len, PROT_READ);
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_SIZE), (int)(2 * len));
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_NAME, name), 0);
+        CHECK(strcmp(name, "after") == 0);
+        CHECK_EQ(m[2 * len - 1], 0);
+        munmap(m, 2 * len);
+        close(fd);
+}
+
+/* The numbers of <linux/ashmem.h>, and the kernel reads a request as a
+ * 32-bit number: code that keeps requests in an int (bionic declares
+ * ioctl(int, int, ...)) passes the read requests sign-extended. */
+TEST(request_numbers_as_the_kernel_reads_them)
+{
+        size_t len = (size_t)ps();
+        int fd = region("numbers", len);
+        char name[ASHMEM_NAME_LEN] = "";
+        unsigned long id = 0, wide;
+        struct stat st;
+        void *m;
+
+        CHECK_EQ(ASHMEM_SET_NAME, 0x41007701UL);
+        CHECK_EQ(ASHMEM_GET_NAME, 0x81007702UL);
+        CHECK_EQ(ASHMEM_GET_SIZE, 0x7704UL);
+        CHECK_EQ(ASHMEM_GET_PROT_MASK, 0x7706UL);
+        CHECK_EQ(ASHMEM_PIN, 0x40087707UL);
+        CHECK_EQ(ASHMEM_UNPIN, 0x40087708UL);
+        CHECK_EQ(ASHMEM_GET_PIN_STATUS, 0x7709UL);
+        CHECK_EQ(ASHMEM_PURGE_ALL_CACHES, 0x770aUL);
+        if (sizeof(long) == 8) {
+                CHECK_EQ(ASHMEM_SET_SIZE, 0x40087703UL);
+                CHECK_EQ(ASHMEM_SET_PROT_MASK, 0x40087705UL);
+                CHECK_EQ(ASHMEM_GET_FILE_ID, 0x8008770bUL);
+        } else {
+                CHECK_EQ(ASHMEM_SET_SIZE, 0x40047703UL);
+                CHECK_EQ(ASHMEM_SET_PROT_MASK, 0x40047705UL);
+                CHECK_EQ(ASHMEM_GET_FILE_ID, 0x8004770bUL);
+        }
+        wide = (unsigned long)(long)(int)ASHMEM_GET_NAME;
+        CHECK_EQ(ioctl(fd, wide, name), 0);
+        CHECK(strcmp(name, "numbers") == 0);
+        m = map(fd, len, PROT_READ);
+        wide = (unsigned long)(long)(int)ASHMEM_GET_FILE_ID;
+        CHECK_EQ(ioctl(fd, wide, &id), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(id, (unsigned long)st.st_ino);
+        if (sizeof(long) == 8) {
+                /* bits above the 32 the kernel reads change nothing */
+                wide = ASHMEM_GET_SIZE | (unsigned long)(~0ULL << 16 << 16);
+                CHECK_EQ(ioctl(fd, wide), (int)len);
+        }
+        munmap(m, len);
+        close(fd);
+}
+
+/* What the driver and the C library give together: the pin argument is
+ * read before anything else (EFAULT); a size past INT_MAX comes back as
+ * the int it fits in, not as an error. */
+TEST(driver_edges_before_the_first_mmap)
+{
+        int fd = dev_open();
+
+        CHECK_ERRNO(ioctl(fd, ASHMEM_PIN, NULL), EFAULT);
+        CHECK_ERRNO(ioctl(fd, ASHMEM_GET_PIN_STATUS, NULL), EFAULT);
+        CHECK_ERRNO(pin_op(fd, ASHMEM_PIN, 0, 0), EINVAL);
+        if (sizeof(size_t) == 8) {
+                size_t big = (size_t)3 << 30;
+                CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, big), 0);
+                errno = 0;
+                CHECK_EQ(ioctl(fd, ASHMEM_GET_SIZE), (int)(unsigned)big);
+                CHECK_EQ(errno, 0);
+        }
+        close(fd);
+}
+
 TEST(pin_unpin_status_and_their_errors)
 {
         uint32_t p = (uint32_t)ps();
@@ -413,6 +507,134 @@ TEST(fork_shares_data_and_pin_state)
         close(fd);
 }
 
+/* Holders of a region not mapped yet (a child forked before the first
+ * mmap, as a descriptor sent before it) hold the same region whichever of
+ * them maps first: data, size, name, mask and file id. */
+TEST(holders_before_the_first_mmap_share_the_region)
+{
+        int fd = region("early", (size_t)ps()), status, go[2];
+        unsigned long id_before = 0, id_after = 0;
+        char name[ASHMEM_NAME_LEN], *m;
+        pid_t pid;
+
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ | PROT_WRITE), 0);
+        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
+        /* the child maps first */
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                char *c = mmap(NULL, (size_t)ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (c == MAP_FAILED)
+                        _exit(1);
+                strcpy(c, "from the child");
+                _exit(0);
+        }
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        m = map(fd, (size_t)ps(), PROT_READ | PROT_WRITE);
+        CHECK(strcmp(m, "from the child") == 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_NAME, name), 0);
+        CHECK(strcmp(name, "early") == 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_SIZE), ps());
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_PROT_MASK), PROT_READ | PROT_WRITE);
+        CHECK_ERRNO(ioctl(fd, ASHMEM_SET_SIZE, (size_t)2 * ps()), EINVAL);
+        CHECK(mmap(NULL, (size_t)ps(), PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EPERM);
+        munmap(m, (size_t)ps());
+        close(fd);
+
+        /* the parent maps first, the child after */
+        fd = region("early2", (size_t)ps());
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ | PROT_WRITE), 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                char c1, *c;
+                unsigned long id;
+                close(go[1]);
+                if (read(go[0], &c1, 1) != 1)
+                        _exit(1);
+                c = mmap(NULL, (size_t)ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (c == MAP_FAILED || strcmp(c, "from the parent") != 0)
+                        _exit(2);
+                if (ioctl(fd, ASHMEM_GET_NAME, name) != 0 || strcmp(name, "early2") != 0 ||
+                    ioctl(fd, ASHMEM_GET_FILE_ID, &id) != 0 || ioctl(fd, ASHMEM_SET_SIZE, 1) != -1)
+                        _exit(3);
+                strcpy(c, "and the child");
+                _exit(0);
+        }
+        close(go[0]);
+        m = map(fd, (size_t)ps(), PROT_READ | PROT_WRITE);
+        strcpy(m, "from the parent");
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_FILE_ID, &id_before), 0);
+        CHECK_EQ(write(go[1], "g", 1), 1);
+        close(go[1]);
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(strcmp(m, "and the child") == 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_GET_FILE_ID, &id_after), 0);
+        CHECK_EQ(id_before, id_after);
+        munmap(m, (size_t)ps());
+        close(fd);
+}
+
+/* Another holder of a region not mapped yet, hostile: it truncates or
+ * seals the memfd behind the interface, or keeps it locked. The first
+ * mmap fails cleanly (no mapping past the end of the file to die of
+ * SIGBUS on), and nothing waits on it for long. */
+TEST(hostile_holder_before_the_first_mmap)
+{
+        size_t len = (size_t)ps();
+        int fd = region("victim", len), status, go[2], done[2];
+        char c;
+        pid_t pid;
+
+        CHECK_EQ(ftruncate(fd, 0), 0);
+        CHECK(mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EINVAL);
+        CHECK_EQ(ftruncate(fd, 100), 0);
+        CHECK(mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EINVAL);
+        close(fd);
+
+        fd = region("sealed", len);
+        CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+        CHECK(mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EINVAL);
+        close(fd);
+
+        fd = region("locked", len);
+        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
+        CHECK_EQ(pipe2(done, O_CLOEXEC), 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+                if (fcntl(fd, F_SETLK, &fl) < 0 || write(go[1], "l", 1) != 1 ||
+                    read(done[0], &c, 1) != 1)
+                        _exit(1);
+                _exit(0);
+        }
+        CHECK_EQ(read(go[0], &c, 1), 1);
+        CHECK_ERRNO(ioctl(fd, ASHMEM_SET_SIZE, 2 * len), EBUSY);
+        CHECK(mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(errno, EAGAIN);
+        CHECK_EQ(write(done[1], "d", 1), 1);
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        /* its lock gone with it: the region is made */
+        {
+                char *m = map(fd, len, PROT_READ | PROT_WRITE);
+                m[len - 1] = 1;
+                munmap(m, len);
+        }
+        close(go[0]);
+        close(go[1]);
+        close(done[0]);
+        close(done[1]);
+        close(fd);
+}
+
 /* the exec'd side: argv = self --exec-child FD WHAT */
 __attribute__((constructor(200))) static void exec_child(int argc, char **argv)
 {
@@ -550,5 +772,83 @@ TEST(threads)
         for (int i = 0; i < 4; i++) {
                 CHECK_EQ(pthread_join(t[i], NULL), 0);
                 CHECK_EQ(w[i].errors, 0);
+        }
+}
+
+/* Threads racing the first mmap of one region, while another dups and
+ * closes descriptors of it and opens other files on the freed numbers:
+ * every mapping is the same memory, and no other file is touched. */
+struct racer {
+        int fd, idx, errors;
+        pthread_barrier_t *b;
+        char *m;
+};
+
+static void *race_map(void *arg)
+{
+        struct racer *r = arg;
+        size_t p = (size_t)sysconf(_SC_PAGESIZE);
+
+        pthread_barrier_wait(r->b);
+        r->m = mmap(NULL, 2 * p, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+        if (r->m == MAP_FAILED || ioctl(r->fd, ASHMEM_GET_SIZE) != (int)(2 * p) ||
+            ioctl(r->fd, ASHMEM_SET_SIZE, p) != -1) {
+                r->errors++;
+                r->m = NULL;
+                return NULL;
+        }
+        r->m[r->idx] = (char)('a' + r->idx);
+        return NULL;
+}
+
+static void *race_fds(void *arg)
+{
+        struct racer *r = arg;
+        struct stat st;
+
+        pthread_barrier_wait(r->b);
+        for (int i = 0; i < 200; i++) {
+                int d = dup(r->fd), f;
+                if (d < 0) {
+                        r->errors++;
+                        continue;
+                }
+                close(d);
+                f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (f < 0 || fstat(f, &st) < 0 || !S_ISCHR(st.st_mode))
+                        r->errors++;
+                if (f >= 0)
+                        close(f);
+        }
+        return NULL;
+}
+
+TEST(threads_race_the_first_mmap_of_one_region)
+{
+        size_t p = (size_t)ps();
+
+        for (int round = 0; round < 20; round++) {
+                pthread_barrier_t b;
+                pthread_t t[5];
+                struct racer r[5];
+                int fd = region("race", 2 * p);
+
+                CHECK_EQ(pthread_barrier_init(&b, NULL, 5), 0);
+                for (int i = 0; i < 5; i++) {
+                        r[i] = (struct racer){ .fd = fd, .idx = i, .b = &b };
+                        CHECK_EQ(pthread_create(&t[i], NULL, i < 4 ? race_map : race_fds, &r[i]), 0);
+                }
+                for (int i = 0; i < 5; i++) {
+                        CHECK_EQ(pthread_join(t[i], NULL), 0);
+                        CHECK_EQ(r[i].errors, 0);
+                }
+                for (int i = 0; i < 4; i++) {
+                        if (!r[i].m)
+                                continue;
+                        CHECK(memcmp(r[i].m, "abcd", 4) == 0);
+                        munmap(r[i].m, 2 * p);
+                }
+                pthread_barrier_destroy(&b);
+                close(fd);
         }
 }

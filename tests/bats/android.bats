@@ -40,6 +40,18 @@ DEV=${ASHMEM_BUILD}/tests/helpers/devashmem
         [[ $stderr == *"ASHMEM_PRELOAD=relative.so: not an absolute path"* ]]
 }
 
+@test "run: a library path LD_PRELOAD cannot hold is refused, not silently dropped" {
+        mkdir -p "$BATS_TEST_TMPDIR/a dir" "$BATS_TEST_TMPDIR/a:dir"
+        cp "$ASHMEM_BUILD/libashmem-preload.so" "$BATS_TEST_TMPDIR/a dir/"
+        cp "$ASHMEM_BUILD/libashmem-preload.so" "$BATS_TEST_TMPDIR/a:dir/"
+        ASHMEM_PRELOAD="$BATS_TEST_TMPDIR/a dir/libashmem-preload.so" \
+                run -1 --separate-stderr ashmemctl run -- true
+        [[ $stderr == *"ASHMEM_PRELOAD=$BATS_TEST_TMPDIR/a dir/libashmem-preload.so: a space or colon"* ]]
+        ASHMEM_PRELOAD="$BATS_TEST_TMPDIR/a:dir/libashmem-preload.so" \
+                run -1 --separate-stderr ashmemctl run -- true
+        [[ $stderr == *"a space or colon"* ]]
+}
+
 @test "run: the library is found where it is installed" {
         make -C "$BATS_TEST_DIRNAME/../.." --no-print-directory -s install \
                 B="$ASHMEM_BUILD" DESTDIR= PREFIX="$BATS_TEST_TMPDIR/prefix" >/dev/null

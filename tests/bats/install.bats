@@ -150,7 +150,7 @@ pc() {
         # preload library of the same build calls
         run -0 bash -c "nm -D --defined-only '$lib/libashmem.so' | awk '{ print \$3 }' |
                         grep -v '^ashmem_' | grep -v '^ASharedMemory_' | grep -v '^LIBASHMEM' || true"
-        [ "$output" = "$(printf '%s\n' am_create@@LIBASHMEM_PRIVATE am_driver_of@@LIBASHMEM_PRIVATE)" ]
+        [ "$output" = "$(printf '%s\n' am_driver_of@@LIBASHMEM_PRIVATE am_memfd_make_in_place@@LIBASHMEM_PRIVATE)" ]
         [ ! -L "$lib/libashmem.a" ]
         run -0 nm "$lib/libashmem.a"
         [[ "$output" == *" T ashmem_create_region"* ]]

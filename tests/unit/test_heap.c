@@ -531,11 +531,13 @@ TEST(slice_pins_the_pages_it_touches)
 TEST(foreign_memfd)
 {
         ashmem_heap *h, *r;
-        int fd = memfd_create("foreign", MFD_CLOEXEC), ro;
+        int fd = memfd_create("foreign", MFD_CLOEXEC | MFD_ALLOW_SEALING), ro;
         size_t p = ps();
 
         CHECK(fd >= 0);
         CHECK(ftruncate(fd, (off_t)(2 * p)) == 0);
+        /* sealed against resizing, as libcutils' memfds are */
+        CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
         CHECK_EQ(ashmem_heap_adopt(fd, 0, &h), 0);
         CHECK_EQ(ashmem_heap_size(h), 2 * p);
         CHECK_EQ(ashmem_heap_unpin(h, 0, p), 0);

@@ -4,6 +4,7 @@
  * (MemoryHeapBase(fd, size, flags, offset)), the no-caching flag, and
  * read-only-ness as the receiver of a region sees it.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -132,4 +133,30 @@ TEST(read_only_is_visible_to_the_receiver)
         recv = ashmem_heap_unref(recv);
         close(ro);
         ashmem_heap_unref(sender);
+}
+
+/* A memfd its sender can still resize is no region: a heap over it would
+ * die of SIGBUS the moment the sender cut it short. Sealed against growing
+ * and shrinking (as libcutils' memfds are), it is adopted. */
+TEST(adopt_refuses_a_memfd_its_sender_can_resize)
+{
+        size_t P = ps();
+        int fd = memfd_create("resizable", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        ashmem_heap *h = NULL;
+
+        CHECK(fd >= 0);
+        CHECK_EQ(ftruncate(fd, (off_t)(2 * P)), 0);
+        CHECK_NEG(ashmem_heap_adopt(fd, 0, &h), ENOTTY);
+        CHECK_NEG(ashmem_heap_adopt(fd, ASHMEM_HEAP_READ_ONLY, &h), ENOTTY);
+        CHECK_NEG(ashmem_heap_adopt_at(fd, P, P, ASHMEM_HEAP_NO_CACHING, &h), ENOTTY);
+        CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_GROW), 0);
+        CHECK_NEG(ashmem_heap_adopt(fd, 0, &h), ENOTTY);     /* shrinking still open */
+        CHECK(h == NULL);
+        CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+        CHECK_EQ(ashmem_heap_adopt(fd, 0, &h), 0);
+        CHECK_EQ(ashmem_heap_size(h), 2 * P);
+        ((char *)ashmem_heap_base(h))[2 * P - 1] = 'z';
+        CHECK(ftruncate(fd, 0) < 0);
+        ashmem_heap_unref(h);
+        close(fd);
 }
