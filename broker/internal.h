@@ -39,6 +39,8 @@ struct held_region {
         unsigned refs;                  /* names + jobs */
         int fd;                         /* read-write data */
         int ctl;                        /* read-write control, -1: none */
+        int made;                       /* made by "create": the broker
+                                           makes its block (lookup) */
         int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
         size_t size;
         struct am_idnode id;            /* (st_dev, st_ino) in b->regions */

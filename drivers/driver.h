@@ -27,10 +27,13 @@ struct am_pinref;
 
 /* The library's lookup, for a driver that finds no pin state for a region
  * descriptor (fd, whose fstat() is st): ask a running broker for the
- * region's control block and attach it. 0 if attached, else -ENOENT (no
- * broker, it does not hold the region, or the lookup is off). Never starts
- * a broker; misses are remembered for a second. */
-typedef int (*am_lookup_fn)(int fd, const struct stat *st);
+ * region's control block and attach it; with create, a broker that made
+ * the region and has no block for it yet makes it (for a read-write fd).
+ * 0 if attached, 1 if the broker holds the region and it has no block (so
+ * every page is pinned), else -ENOENT (no broker, it does not hold the
+ * region, or the lookup is off). Never starts a broker; misses are
+ * remembered for a second. */
+typedef int (*am_lookup_fn)(int fd, const struct stat *st, int create);
 
 struct am_driver {
         const char *name;

@@ -36,8 +36,9 @@ int ashmem_broker_auto_lookup(int enable)
         return old;
 }
 
-/* 1 if no broker listens at path, else the lookup's result. */
-static int lookup_at(const char *path, int fd)
+/* 1 if no broker listens at path, 2 if it holds the region without a
+ * block, else the lookup's result. */
+static int lookup_at(const char *path, int fd, int create)
 {
         ashmem_broker *b;
         int r = ashmem_broker_connect(path, &b);
@@ -45,12 +46,14 @@ static int lookup_at(const char *path, int fd)
         if (r < 0)
                 return 1;
         (void)ashmem_broker_set_timeout(b, LOOKUP_TIMEOUT_MS);
-        r = ashmem_broker_lookup(b, fd);
+        r = am_broker_lookup(b, fd, create);
+        if (r == 1)
+                r = 2;  /* held without a block */
         ashmem_broker_close(b);
         return r;
 }
 
-int am_lookup_control(int fd, const struct stat *st)
+int am_lookup_control(int fd, const struct stat *st, int create)
 {
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
         long long now = am_mono_ns(0);
@@ -69,17 +72,17 @@ int am_lookup_control(int fd, const struct stat *st)
 
         /* the user's broker, then the system one */
         if (ashmem_broker_socket_path(0, path, sizeof(path)) >= 0) {
-                r = lookup_at(path, fd);
-                if (r == 0)
-                        return 0;
+                r = lookup_at(path, fd, create);
+                if (r == 0 || r == 2)
+                        return r / 2;
                 brokers += r < 0;
         } else {
                 path[0] = 0;
         }
         if (strcmp(path, ASHMEM_BROKER_SYSTEM_SOCKET) != 0) {
-                r = lookup_at(ASHMEM_BROKER_SYSTEM_SOCKET, fd);
-                if (r == 0)
-                        return 0;
+                r = lookup_at(ASHMEM_BROKER_SYSTEM_SOCKET, fd, create);
+                if (r == 0 || r == 2)
+                        return r / 2;
                 brokers += r < 0;
         }
         pthread_mutex_lock(&lk_lock);

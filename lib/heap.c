@@ -459,8 +459,12 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
         if (r < 0)
                 return r;
         if (!c) {
-                /* no pin state: the rules of the descriptor calls for a
-                 * memfd libashmem did not make */
+                /* No pin state held: the descriptor calls decide (a region
+                 * without a control block yet is all pinned, its first
+                 * unpin makes the block, a region whose block lives
+                 * elsewhere is looked up or fails with ENOLCK, a memfd
+                 * libashmem did not make is always pinned); the next call
+                 * takes the fast path if a block came of it. */
                 size_t ps = am_page_size();
                 r = am_page_range(off, len, ((uint64_t)h->size + ps - 1) / ps * ps,
                                   h->page_shift, &first, &count);
@@ -468,8 +472,18 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
                         return r;
                 if (which != STATUS && !h->fd_writable)
                         return -EPERM;
-                return which == STATUS ? ASHMEM_IS_PINNED :
-                       which == PIN ? ASHMEM_NOT_PURGED : 0;
+                switch (which) {
+                case PIN:
+                        r = h->drv->pin(h->fd, &h->st, off, len);
+                        break;
+                case UNPIN:
+                        r = h->drv->unpin(h->fd, &h->st, off, len);
+                        break;
+                default:
+                        r = h->drv->pin_status(h->fd, &h->st, off, len);
+                        break;
+                }
+                return r;
         }
         switch (which) {
         case PIN:

@@ -1823,6 +1823,12 @@ static void scribble_block(void *arg)
 
         CHECK_EQ(ashmem_broker_attach(b, "scribbled", 1, &fd, NULL, NULL), 0);
         CHECK_EQ(fstat(fd, &st), 0);
+        {
+                /* the block, made by the broker on this first need */
+                int c;
+                CHECK_EQ(ashmem_get_control(fd, &c), 0);
+                close(c);
+        }
         CHECK_EQ(am_table_hold(&st, &ref), 0);
         for (unsigned round = 0; !__atomic_load_n(stop, __ATOMIC_RELAXED); round++) {
                 uint64_t *w = (uint64_t *)(void *)ref.b;

@@ -32,11 +32,23 @@ static size_t ps(void)
         return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static int create(const char *name, size_t size)
+/* A region without a control block: every page pinned until it needs one. */
+static int create_lazy(const char *name, size_t size)
 {
         int fd = ashmem_create_region(name, size);
         if (fd < 0)
                 t_fail(__FILE__, __LINE__, "ashmem_create_region(%zu): %m", size);
+        return fd;
+}
+
+/* A region with its control block made (as the first unpin, a fork or
+ * ashmem_get_control() would): the pin engine's tests. */
+static int create(const char *name, size_t size)
+{
+        int fd = create_lazy(name, size), c;
+        if (ashmem_get_control(fd, &c) < 0)
+                t_fail(__FILE__, __LINE__, "ashmem_get_control: %m");
+        close(c);
         return fd;
 }
 
@@ -263,7 +275,7 @@ TEST(ranges_across_bitmap_words)
 TEST(everything_starts_pinned)
 {
         size_t P = ps();
-        int fd = create("fresh", 10 * P + 1);
+        int fd = create_lazy("fresh", 10 * P + 1);
         ashmem_stats s = stats(fd);
 
         CHECK_EQ(s.size, 10 * P + 1);
@@ -274,13 +286,19 @@ TEST(everything_starts_pinned)
         CHECK_EQ(s.unpinned_since_ns, 0);
         CHECK_EQ(s.purges, 0);
         CHECK_EQ(s.pages_reclaimed, 0);
-        CHECK_EQ(s.shared_state, 1);
+        /* no control block until one is needed */
+        CHECK_EQ(s.shared_state, 0);
         CHECK_EQ(s.writable_state, 1);
         CHECK_MAP(fd, "PPPPPPPPPPP");
         CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
         CHECK_EQ(ashmem_purge(fd), 0);
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
         CHECK_EQ(stats(fd).purges, 0);
+        CHECK_EQ(stats(fd).shared_state, 0);
+        /* the first unpin makes it, all pinned but what it unpins */
+        CHECK_EQ(ashmem_unpin_region(fd, P, P), 0);
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_MAP(fd, "PuPPPPPPPPP");
         close(fd);
 }
 
@@ -523,11 +541,13 @@ static void helper_ro(void)
         CHECK_EQ(fcntl(H_DATA, F_GETFL) & O_ACCMODE, O_RDONLY);
         CHECK_EQ(fcntl(H_CTL, F_GETFL) & O_ACCMODE, O_RDONLY);
         CHECK_EQ(ashmem_valid(H_DATA), 1);
-        /* without its control block: a plain memfd, read-only */
+        /* without its control block, which exists: a region libashmem
+         * made does not pretend to be all pinned (ENOLCK), and a
+         * read-only holder may change nothing anyway (EPERM) */
         s = stats(H_DATA);
         CHECK_EQ(s.shared_state, 0);
         CHECK_EQ(s.writable_state, 0);
-        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_NEG(ashmem_pin_status(H_DATA, 0, 0), ENOLCK);
         CHECK_ERRNO(ashmem_pin_region(H_DATA, 0, 0), EPERM);
         CHECK_ERRNO(ashmem_unpin_region(H_DATA, 0, P), EPERM);
         CHECK_NEG(ashmem_purge(H_DATA), EPERM);
@@ -574,13 +594,17 @@ static void helper_rw(void)
 {
         size_t P = ps();
 
-        /* the data descriptor alone: a plain memfd, pin state not shared */
+        /* the data descriptor alone, of a region whose pin state lives
+         * elsewhere (no broker holds it): nothing pretends, everything
+         * that needs the state fails with ENOLCK, and no block is made
+         * here (the parent's would be another) */
         CHECK_EQ(stats(H_DATA).shared_state, 0);
-        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
-        CHECK_EQ(ashmem_unpin_region(H_DATA, 0, 0), 0);
-        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
-        CHECK_EQ(ashmem_purge(H_DATA), 0);
-        CHECK_EQ(ashmem_pin_region(H_DATA, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_NEG(ashmem_pin_status(H_DATA, 0, 0), ENOLCK);
+        CHECK_ERRNO(ashmem_unpin_region(H_DATA, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_pin_status(H_DATA, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_purge(H_DATA), ENOLCK);
+        CHECK_ERRNO(ashmem_pin_region(H_DATA, 0, 0), ENOLCK);
+        CHECK_EQ(stats(H_DATA).shared_state, 0);
         /* joined to its control block: the parent's state */
         CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
         CHECK_EQ(stats(H_DATA).writable_state, 1);
