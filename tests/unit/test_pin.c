@@ -2056,3 +2056,115 @@ TEST(stress_pin_unpin_against_purge)
         close(s->fd);
         munmap(s, sizeof(*s));
 }
+
+/* ------------------------------------------------- blocks made on demand */
+
+static int control_fd_count(void)
+{
+        return control_fds();
+}
+
+TEST(a_region_gets_its_block_at_its_first_unpin)
+{
+        size_t P = ps();
+        int n0 = control_fd_count(), fd = create_lazy("ondemand", 4 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 4 * P);
+
+        memset(m, 'd', 4 * P);
+        /* pins, statuses, purges and maps need none */
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        CHECK_MAP(fd, "PPPP");
+        CHECK_EQ(ashmem_set_prot_region(fd, PROT_READ | PROT_WRITE | PROT_EXEC), 0);
+        CHECK_EQ(control_fd_count(), n0);
+        CHECK_EQ(stats(fd).shared_state, 0);
+        /* the first unpin makes it */
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_EQ(control_fd_count(), n0 + 1);
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_MAP(fd, "PuuP");
+        CHECK_EQ(ashmem_purge(fd), 2);
+        CHECK(all(m, P, 'd'));
+        CHECK(all(m + P, 2 * P, 0));
+        CHECK(all(m + 3 * P, P, 'd'));
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        munmap(m, 4 * P);
+        close(fd);
+}
+
+TEST(dropping_read_or_exec_makes_the_block_that_records_it)
+{
+        int fd = create_lazy("protlazy", ps()), w = create_lazy("wlazy", ps());
+
+        /* the write bit has a home in the seals: no block */
+        CHECK_EQ(ashmem_set_prot_region(w, PROT_READ | PROT_EXEC), 0);
+        CHECK_EQ(stats(w).shared_state, 0);
+        CHECK_EQ(ashmem_get_prot(w), PROT_READ | PROT_EXEC);
+        /* exec has none: a block records it */
+        CHECK_EQ(ashmem_set_prot_region(fd, PROT_READ | PROT_WRITE), 0);
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_EQ(ashmem_get_prot(fd), PROT_READ | PROT_WRITE);
+        CHECK_ERRNO(ashmem_set_prot_region(fd, PROT_READ | PROT_EXEC), EINVAL);
+        close(fd);
+        close(w);
+}
+
+/* The child of a fork shares the block made for it before the fork. */
+static void fork_child_unpins(void *arg)
+{
+        int fd = *(int *)arg;
+
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, ps()), 0);
+}
+
+TEST(fork_gives_parent_and_child_one_block)
+{
+        int fd = create_lazy("forked", 2 * ps()), st;
+
+        CHECK_EQ(stats(fd).shared_state, 0);
+        st = t_in_child(fork_child_unpins, &fd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        /* the parent sees the child's unpin: one block */
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_MAP(fd, "uP");
+        close(fd);
+}
+
+/* A region passed on (SCM_RIGHTS, or here inheritance by exec) without its
+ * block: the receiver cannot know its pin state and says so (ENOLCK, no
+ * broker holds it); the creator still decides for itself. */
+TEST(the_mark_tells_a_region_of_ours_from_a_foreign_memfd)
+{
+        int ours = memfd_create("mimic", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        int plain = memfd_create("plain", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        /* sticky bit and size seals: libashmem's mark, whoever set it */
+        CHECK(ours >= 0 && plain >= 0);
+        CHECK_EQ(ftruncate(ours, (off_t)ps()), 0);
+        CHECK_EQ(ftruncate(plain, (off_t)ps()), 0);
+        CHECK_EQ(fchmod(ours, 01600), 0);
+        CHECK_EQ(fcntl(ours, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+        CHECK_EQ(fcntl(plain, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+        (void)ashmem_broker_auto_lookup(0);
+        CHECK_ERRNO(ashmem_unpin_region(ours, 0, 0), ENOLCK);
+        CHECK_ERRNO(ashmem_pin_region(ours, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_pin_status(ours, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_purge(ours), ENOLCK);
+        /* no mark: a memfd libashmem did not make is always pinned */
+        CHECK_EQ(ashmem_unpin_region(plain, 0, 0), 0);
+        CHECK_EQ(ashmem_pin_status(plain, 0, 0), ASHMEM_IS_PINNED);
+        /* sticky bit without the seals: no mark either */
+        {
+                int half = memfd_create("half", MFD_CLOEXEC);
+                CHECK(half >= 0);
+                CHECK_EQ(ftruncate(half, (off_t)ps()), 0);
+                CHECK_EQ(fchmod(half, 01600), 0);
+                CHECK_EQ(ashmem_pin_status(half, 0, 0), ASHMEM_IS_PINNED);
+                close(half);
+        }
+        (void)ashmem_broker_auto_lookup(1);
+        close(ours);
+        close(plain);
+}
