@@ -263,8 +263,12 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                 if (ctl < 0)
                         return ctl;
                 rg->ctl = ctl;
-                if (!rg->hold)
-                        (void)am_hold_new(rg->fd, &rg->hold);
+                if (!rg->hold) {
+                        /* the purge thread reads it (atomically) */
+                        struct am_hold *h = NULL;
+                        if (am_hold_new(rg->fd, &h) == 0)
+                                __atomic_store_n(&rg->hold, h, __ATOMIC_RELEASE);
+                }
         }
         rg->refs++;                     /* over entry_add's failure */
         r = entry_add(b, c, name, rg, mode, NULL, &e);
@@ -434,8 +438,12 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
                         rg->ctl = -1;
                         return FAIL(rep, -r, "making the region's pin state: %s", strerror(-r));
                 }
-                if (!rg->hold)
-                        (void)am_hold_new(rg->fd, &rg->hold);
+                if (!rg->hold) {
+                        /* the purge thread reads it (atomically) */
+                        struct am_hold *h = NULL;
+                        if (am_hold_new(rg->fd, &h) == 0)
+                                __atomic_store_n(&rg->hold, h, __ATOMIC_RELEASE);
+                }
         }
         if (rg->ctl < 0)
                 return FAIL(rep, ENOENT, "this region has no shared pin state");

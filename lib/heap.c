@@ -487,7 +487,9 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
         }
         switch (which) {
         case PIN:
-                return h->drv->ref_pin(c, off, len);
+                /* the heap's own descriptor: a pin that finishes a dead
+                 * purger's pages punches them */
+                return h->drv->ref_pin(c, off, len, h->fd);
         case UNPIN:
                 return h->drv->ref_unpin(c, off, len);
         default:

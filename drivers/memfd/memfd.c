@@ -741,6 +741,7 @@ const struct am_driver am_driver_memfd = {
         .ref_pin_status = am_memfd_ref_pin_status,
         .ref_stats = am_memfd_ref_stats,
         .ref_page_map = am_memfd_ref_page_map,
+        .ref_purging = am_memfd_ref_purging,
         .collect = am_table_collect,
         .forget = am_table_forget,
         .set_manual = am_table_set_manual,

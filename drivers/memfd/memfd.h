@@ -125,10 +125,11 @@ struct am_pinref {
 /* The hold operations of the driver (drivers/driver.h), in hold.c. */
 int am_memfd_hold(const struct stat *st, struct am_pinref **ret);
 void am_memfd_release(const struct stat *st, struct am_pinref *p);
-int am_memfd_ref_pin(const struct am_pinref *p, size_t off, size_t len);
+int am_memfd_ref_pin(const struct am_pinref *p, size_t off, size_t len, int data_fd);
 int am_memfd_ref_unpin(const struct am_pinref *p, size_t off, size_t len);
 int am_memfd_ref_pin_status(const struct am_pinref *p, size_t off, size_t len);
 void am_memfd_ref_stats(const struct am_pinref *p, struct ashmem_stats *st, int *prot);
+size_t am_memfd_ref_purging(const struct am_pinref *p);
 void am_memfd_ref_page_map(const struct am_pinref *p, char *map, size_t n);
 
 #endif

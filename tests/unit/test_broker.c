@@ -2217,3 +2217,49 @@ TEST(nine_thousand_blockless_regions_fit_under_ten_thousand_descriptors)
         ashmem_broker_close(b);
         stop_broker();
 }
+
+/* Under pressure the purger also takes regions with nothing unpinned but
+ * pages a dead purger left purging: it finishes them (punched, purged),
+ * so that they do not stay unreclaimable. */
+TEST(pressure_finishes_pages_a_dead_purger_left)
+{
+        const char *const args[] = { "--purge-below", "100", "--poll-interval", "50", NULL };
+        ashmem_broker *b;
+        ashmem_broker_counters st;
+        long long deadline;
+        struct stat fst;
+        struct amc_ref ref;
+        ashmem_stats s;
+        int fd, c;
+        char *p;
+
+        start_broker_args(args);
+        b = conn();
+        fd = create(b, "halfdone", 4 * ps(), 0600);
+        CHECK_EQ(ashmem_get_control(fd, &c), 0);
+        close(c);
+        p = mmap(NULL, 4 * ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECK(p != MAP_FAILED);
+        memset(p, 'd', 4 * ps());
+        CHECK_EQ(fstat(fd, &fst), 0);
+        CHECK_EQ(am_table_hold(&fst, &ref), 0);
+        /* pages 2 and 3 purging, nobody purging them, nothing unpinned */
+        __atomic_store_n(&ref.state[0], 0xa0ull, __ATOMIC_RELEASE);
+        am_table_release(&fst);
+        deadline = mono_ms() + WAIT_MS;
+        do {
+                nap(20);
+                CHECK_EQ(ashmem_get_stats(fd, &s), 0);
+                CHECK_EQ(ashmem_broker_stats(b, &st), 0);
+        } while (p[2 * ps()] != 0 && mono_ms() < deadline);
+        CHECK_EQ(p[0], 'd');
+        CHECK_EQ(p[2 * ps() - 1], 'd');
+        CHECK_EQ(p[2 * ps()], 0);
+        CHECK_EQ(p[4 * ps() - 1], 0);
+        CHECK_MAP_OF(fd, "PPxx");
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        munmap(p, 4 * ps());
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}

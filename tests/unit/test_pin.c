@@ -2168,3 +2168,31 @@ TEST(the_mark_tells_a_region_of_ours_from_a_foreign_memfd)
         close(ours);
         close(plain);
 }
+
+/* A heap's pin that meets pages a dead purger left purging punches them,
+ * as the descriptor path does: WAS_PURGED comes with zeros, not with the
+ * old contents. */
+TEST(heap_pin_finishing_a_dead_purge_punches)
+{
+        size_t P = ps();
+        int fd = create("heapdead", 4 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 4 * P);
+        ashmem_heap *h;
+        struct stat st;
+        struct amc_ref r;
+
+        memset(m, 'h', 4 * P);
+        CHECK_EQ(ashmem_heap_adopt(fd, 0, &h), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        /* pages 0-1 purging, and nobody purging them */
+        __atomic_store_n(&r.state[0], 0xaull, __ATOMIC_RELEASE);
+        am_table_release(&st);
+        CHECK_EQ(ashmem_heap_pin(h, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK(all(m, 2 * P, 0));
+        CHECK(all(m + 2 * P, 2 * P, 'h'));
+        CHECK_MAP(fd, "PPPP");
+        ashmem_heap_unref(h);
+        munmap(m, 4 * P);
+        close(fd);
+}
