@@ -117,8 +117,8 @@ static void slot_free(struct am_slot *s)
 
 /* The slot for fd's region (st) in this access mode, with one more user:
  * found in the cache, or made by mapping the region. */
-static int slot_get(int fd, const struct stat *st, int writable,
-                    struct am_slot **ret)
+static int slot_get_nc(int fd, const struct stat *st, int writable,
+                       struct am_slot **ret)
 {
         struct am_slot *s, *done = NULL;
         size_t size = (size_t)st->st_size;
@@ -191,14 +191,31 @@ again:
         return 0;
 }
 
+/* The cache is cancellation-safe: a thread cancelled in
+ * pthread_cond_wait() (a cancellation point) would leave the mutex locked
+ * and its slot's count up, so cancellation is off inside. */
+static int slot_get(int fd, const struct stat *st, int writable,
+                    struct am_slot **ret)
+{
+        int cs, r;
+
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        r = slot_get_nc(fd, st, writable, ret);
+        pthread_setcancelstate(cs, NULL);
+        return r;
+}
+
 static void slot_put(struct am_slot *s)
 {
         struct am_slot *done;
+        int cs;
 
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_mutex_lock(&cache_lock);
         done = slot_put_locked(s);
         pthread_mutex_unlock(&cache_lock);
         slot_free(done);
+        pthread_setcancelstate(cs, NULL);
 }
 
 /* ------------------------------------------------------------ heaps */
@@ -318,26 +335,32 @@ fail:
 int ashmem_heap_new(const char *name, size_t size, unsigned flags,
                     ashmem_heap **ret)
 {
-        int saved = errno, fd, r;
+        int saved = errno, fd, r, cs;
 
         if (!ret || (flags & ~HEAP_FLAGS))
                 return -EINVAL;
+        /* no cancellation inside: a thread cancelled half way would leak
+         * the descriptor, the mapping or a slot of the cache */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         fd = am_create(name, size);
         r = fd < 0 ? fd : heap_make(fd, flags, 1, ret);
+        pthread_setcancelstate(cs, NULL);
         errno = saved;
         return r;
 }
 
 int ashmem_heap_adopt(int fd, unsigned flags, ashmem_heap **ret)
 {
-        int saved = errno, own, r;
+        int saved = errno, own, r, cs;
 
         if (!ret || (flags & ~HEAP_FLAGS))
                 return -EINVAL;
         if (fd < 0)
                 return -EBADF;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         r = own < 0 ? -errno : heap_make(own, flags, 0, ret);
+        pthread_setcancelstate(cs, NULL);
         errno = saved;
         return r;
 }
@@ -363,8 +386,10 @@ ashmem_heap *ashmem_heap_ref(ashmem_heap *heap)
 ashmem_heap *ashmem_heap_unref(ashmem_heap *heap)
 {
         if (heap && ref_drop(&heap->refs)) {
-                int saved = errno;
+                int saved = errno, cs;
+                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
                 heap_free(heap);
+                pthread_setcancelstate(cs, NULL);
                 errno = saved;
         }
         return NULL;
