@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -2194,5 +2195,39 @@ TEST(heap_pin_finishing_a_dead_purge_punches)
         CHECK_MAP(fd, "PPPP");
         ashmem_heap_unref(h);
         munmap(m, 4 * P);
+        close(fd);
+}
+
+/* A holder that may not reopen the control memfd (another user's, mode
+ * 0600) cannot take the purge lock on a description of its own, and there
+ * is no fallback to a record lock: its purge fails with EACCES and changes
+ * nothing. (Run as root, the test holder becomes nobody.) */
+static void purge_as_nobody(void *arg)
+{
+        int fd = *(int *)arg;
+
+        CHECK_EQ(setgroups(0, NULL), 0);
+        CHECK_EQ(setresgid(65534, 65534, 65534), 0);
+        CHECK_EQ(setresuid(65534, 65534, 65534), 0);
+        CHECK_NEG(ashmem_purge(fd), EACCES);
+        CHECK_MAP(fd, "uu");
+        /* pin state still works: that needs no lock */
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_UNPINNED);
+}
+
+TEST(purge_without_a_description_of_its_own_fails_with_eacces)
+{
+        int fd = create("noreopen", 2 * ps()), st;
+
+        if (geteuid() != 0) {
+                printf("    (skipped: needs root to become another user)\n");
+                close(fd);
+                return;
+        }
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        st = t_in_child(purge_as_nobody, &fd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK_MAP(fd, "uu");
+        CHECK_EQ(ashmem_purge(fd), 2);
         close(fd);
 }
