@@ -142,8 +142,7 @@ static int make_block(const struct stat *st, const char *name)
         return r;
 }
 
-/* The pthread_atfork() maker (table.c): no name at hand, so the block's
- * is empty and get_name() reads the memfd's. */
+/* The pthread_atfork() maker (table.c). */
 static int fork_make(const struct stat *st)
 {
         return make_block(st, NULL);
@@ -154,14 +153,13 @@ static void set_fork_maker(void)
         am_table_set_fork_maker(fork_make);
 }
 
-/* A block for the region of fd this process created, named after it. */
+/* A block for the region of fd this process created. Its name stays
+ * empty: get_name() reads the memfd's, which is the same (and a readlink
+ * here would cost a tenth of the block). */
 static int make_block_fd(int fd, const struct stat *st)
 {
-        char name[ASHMEM_NAME_LEN];
-
-        if (proc_memfd_name(fd, name, sizeof(name)) < 0)
-                name[0] = 0;
-        return make_block(st, name);
+        (void)fd;
+        return make_block(st, NULL);
 }
 
 static int create_once(const char *name, size_t size)
@@ -322,7 +320,7 @@ static int do_name(struct am_entry *e, void *a)
         struct op *o = a;
         size_t n;
 
-        /* a block made at fork() has no name: the memfd's is the same */
+        /* a block made here has no name: the memfd's is the same */
         if (!has_block(e) || !e->ref.b->name[0])
                 return proc_memfd_name(o->fd, o->buf, o->buflen);
         n = strnlen(e->ref.b->name, ASHMEM_NAME_LEN - 1);
