@@ -2263,3 +2263,30 @@ TEST(pressure_finishes_pages_a_dead_purger_left)
         ashmem_broker_close(b);
         stop_broker();
 }
+
+/* A holder of a region the broker made and nobody has needed pin state
+ * for yet, after the broker is gone: nobody can make the block now, and
+ * its pin calls say so (ENOLCK) instead of pretending the pages pinned. */
+TEST(a_blockless_region_after_its_broker_died_fails_with_enolck)
+{
+        ashmem_broker *b;
+        int fd;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "orphan", 2 * ps(), 0600);
+        ashmem_broker_close(b);
+        stop_broker();
+        CHECK_ERRNO(ashmem_unpin_region(fd, 0, 0), ENOLCK);
+        CHECK_ERRNO(ashmem_pin_region(fd, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_pin_status(fd, 0, 0), ENOLCK);
+        /* the data lives on */
+        {
+                char *p = mmap(NULL, 2 * ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                CHECK(p != MAP_FAILED);
+                p[0] = 'x';
+                CHECK_EQ(p[0], 'x');
+                munmap(p, 2 * ps());
+        }
+        close(fd);
+}
