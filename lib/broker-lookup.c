@@ -24,6 +24,25 @@ static int lk_enabled = 1;
 static long long lk_nobroker_ns;           /* when no broker answered */
 static struct { dev_t dev; ino_t ino; long long at; } lk_miss[8];
 static unsigned lk_next;
+/* brokers that handed out regions without their block, newest first */
+#define LK_ORIGINS 4
+static char lk_origin[LK_ORIGINS][sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+void am_lookup_remember(const char *path)
+{
+        size_t n = strlen(path);
+        unsigned i;
+
+        if (n == 0 || n >= sizeof(lk_origin[0]))
+                return;
+        pthread_mutex_lock(&lk_lock);
+        for (i = 0; i < LK_ORIGINS - 1 && strcmp(lk_origin[i], path) != 0; i++)
+                ;
+        /* move it (or drop the oldest) to the front */
+        memmove(lk_origin[1], lk_origin[0], i * sizeof(lk_origin[0]));
+        memcpy(lk_origin[0], path, n + 1);
+        pthread_mutex_unlock(&lk_lock);
+}
 
 int ashmem_broker_auto_lookup(int enable)
 {
@@ -56,6 +75,7 @@ static int lookup_at(const char *path, int fd, int create)
 int am_lookup_control(int fd, const struct stat *st, int create)
 {
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        char origin[LK_ORIGINS][sizeof(path)];
         long long now = am_mono_ns(0);
         int r, skip = 0, brokers = 0;
 
@@ -66,10 +86,18 @@ int am_lookup_control(int fd, const struct stat *st, int create)
                 if (lk_miss[i].at && lk_miss[i].dev == st->st_dev &&
                     lk_miss[i].ino == st->st_ino && now - lk_miss[i].at < MISS_TTL_NS)
                         skip = 1;
+        memcpy(origin, lk_origin, sizeof(origin));
         pthread_mutex_unlock(&lk_lock);
         if (skip)
                 return -ENOENT;
 
+        /* the brokers that handed out regions without their block */
+        for (unsigned i = 0; i < LK_ORIGINS && origin[i][0]; i++) {
+                r = lookup_at(origin[i], fd, create);
+                if (r == 0 || r == 2)
+                        return r / 2;
+                brokers += r < 0;
+        }
         /* the user's broker, then the system one */
         if (ashmem_broker_socket_path(0, path, sizeof(path)) >= 0) {
                 r = lookup_at(path, fd, create);

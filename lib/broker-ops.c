@@ -132,6 +132,9 @@ int ashmem_broker_create(ashmem_broker *b, const char *name, size_t size,
                 r = -EPROTO;
         if (r == 0 && nr == 2)
                 r = take_control(rfds[0], rfds[1], 1);
+        /* none yet: this broker makes it when it is first needed */
+        if (r == 0 && nr == 1)
+                am_lookup_remember(b->path);
         if (r == 0)
                 r = am_record_out(&o, info);
         if (nr == 2)
@@ -255,6 +258,9 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
          * less would only give this process read-only pin state) */
         if (r == 0 && nr == 2)
                 r = take_control(rfds[0], rfds[1], writable);
+        /* none yet: this broker makes it when it is first needed */
+        if (r == 0 && nr == 1)
+                am_lookup_remember(b->path);
         if (nr == 2)
                 close(rfds[1]);
         if (r < 0) {

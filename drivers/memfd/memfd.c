@@ -401,12 +401,15 @@ static int do_set_prot(struct am_entry *e, void *a)
         if (o->prot & ~cur)
                 return -EINVAL;
         if ((cur & ~PROT_WRITE) & ~o->prot) {
-                int err;
-                if (lazy_ours(e) && !o->final) {
-                        o->want = WANT_BLOCK;
-                        return 0;
+                int err = 0;
+                if (lazy_ours(e)) {
+                        if (!o->final) {
+                                o->want = WANT_BLOCK;
+                                return 0;
+                        }
+                        return -ENOLCK;
                 }
-                if (!lazy_ours(e) && no_state(o, &err))
+                if (no_state(o, &err))
                         return 0;
                 if (err)
                         return err;
@@ -613,7 +616,7 @@ static int do_page_map(struct am_entry *e, void *a)
         }
         r = e ? 0 : foreign_check(o->fd);
         if (r == 0 && !lazy_ours(e)) {
-                int err;
+                int err = 0;
                 if (no_state(o, &err))
                         return 0;
                 r = err;
@@ -639,7 +642,7 @@ static int do_get_control(struct am_entry *e, void *a)
         int fd;
 
         if (!has_block(e)) {
-                int r = e ? 0 : foreign_check(o->fd), err;
+                int r = e ? 0 : foreign_check(o->fd), err = 0;
                 if (r < 0)
                         return r;
                 /* made now, for handing on */

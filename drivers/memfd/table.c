@@ -338,7 +338,8 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
         if (r)
                 return r;
         if (!maps) {
-                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+                if (s->n)
+                        qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
                 return 0;
         }
         f = fopen("/proc/self/maps", "re");
@@ -355,7 +356,8 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
                         ;
         }
         fclose(f);
-        if (r == 0)
+        /* (no memfd at all: an empty set, which qsort may not be given) */
+        if (r == 0 && s->n)
                 qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
         return r;
 }
@@ -364,7 +366,7 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
  * Returns the number dropped or -errno. */
 static int in_set(const struct inoset *s, ino_t ino)
 {
-        return bsearch(&ino, s->v, s->n, sizeof(*s->v), cmp_ino) != NULL;
+        return s->n && bsearch(&ino, s->v, s->n, sizeof(*s->v), cmp_ino) != NULL;
 }
 
 /* An entry nothing referred to in scan s: held entries and entries of other

@@ -20,6 +20,11 @@
  * remembered for a second. */
 int am_lookup_control(int fd, const struct stat *st, int create);
 
+/* Remember the socket path of a broker that handed this process a region
+ * descriptor without its control block: the implicit lookup asks it first
+ * (the last few such brokers are kept). */
+void am_lookup_remember(const char *path);
+
 /* One lookup on connection b: the same answers (ashmem_broker_lookup is
  * this with create set). */
 struct ashmem_broker;
