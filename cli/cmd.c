@@ -23,6 +23,7 @@ extern const struct cmd_entry cmd_create_entry, cmd_list_entry, cmd_info_entry,
  * completion helper (cli/complete.c) */
 extern const struct cmd_entry cmd_shell_entry, cmd_map_entry, cmd_unmap_entry,
         cmd_regions_entry, cmd_exit_entry, cmd_complete_entry;
+extern const struct cmd_entry cmd_run_entry;   /* cli/cmd-run.c */
 
 const struct cmd_entry *const cmd_table[] = {
         &cmd_create_entry,
@@ -44,6 +45,7 @@ const struct cmd_entry *const cmd_table[] = {
         &cmd_slice_entry,
         &cmd_unshare_entry,
         &cmd_attach_entry,
+        &cmd_run_entry,
         &cmd_broker_entry,
         &cmd_shell_entry,
         &cmd_map_entry,

@@ -62,7 +62,10 @@ esac
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "deps: installing:$missing" >&2
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >&2
+        # a failed index (a mirror mid-sync) need not stop the install:
+        # apt-get install says what it cannot find
+        apt-get update -qq >&2 ||
+                echo "deps: apt-get update reported errors; installing anyway" >&2
         # shellcheck disable=SC2086
         apt-get install -y -qq --no-install-recommends $missing >&2
         exit 0

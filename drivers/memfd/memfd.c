@@ -169,13 +169,16 @@ static int create_once(const char *name, size_t size)
         struct stat st;
         static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-        if (size == 0)
+        /* Android's libcutils on memfd: no name is the name "none"; a name
+         * memfd_create() cannot keep whole fails rather than being cut */
+        if (!name)
+                name = "none";
+        if (size == 0 || strlen(name) > MEMFD_NAME_MAX)
                 return -EINVAL;
         if (size > ASHMEM_SIZE_MAX)
                 return -EFBIG;
         pthread_once(&once, set_fork_maker);
-        if (name)
-                snprintf(mname, sizeof(mname), "%s", name);
+        snprintf(mname, sizeof(mname), "%s", name);
         fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
                 return -errno;

@@ -2097,6 +2097,7 @@ static void lazy_holder(void *arg)
          * makes none */
         CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
         CHECK_EQ(ashmem_get_stats(fd, &(ashmem_stats){ 0 }), 0);
+        CHECK_EQ(write(l->sv, "r", 1), 1);
         /* wait for the go, then unpin one page: the first need */
         CHECK_EQ(read(l->sv, &c, 1), 1);
         CHECK_EQ(ashmem_unpin_region(fd, (size_t)l->page * ps(), ps()), 0);
@@ -2151,6 +2152,9 @@ TEST(a_created_region_gets_one_block_through_the_broker_when_first_needed)
                 close(sv[i][1]);
                 send_one_fd(sv[i][0], fd);
         }
+        /* both have seen the region all pinned before either unpins */
+        for (int i = 0; i < 2; i++)
+                CHECK_EQ(read(sv[i][0], &c, 1), 1);
         for (int i = 0; i < 2; i++)
                 CHECK_EQ(write(sv[i][0], "g", 1), 1);
         for (int i = 0; i < 2; i++)
