@@ -82,7 +82,7 @@ ANDROID_SRC := $(wildcard tests/android/test_*.c)
 ANDROID_BIN := $(ANDROID_SRC:tests/android/%.c=$(B)/tests/android_%)
 
 .PHONY: all deps deps-build check unit bats hdrcheck manlint install uninstall \
-        clean help demo bench check-bench bench-readme examples tests check-sanitize fuzz fuzz-bins check-fuzz load \
+        clean help demo bench check-bench bench-readme examples tests check-sanitize check-tsan fuzz fuzz-bins check-fuzz load \
         memcheck FORCE
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -177,6 +177,17 @@ check-sanitize:
 	$(Q)if [ -z "$(SANITIZE)" ]; then \
 		$(MAKE) --no-print-directory B=$(B)-sanitize SANITIZE=address,undefined unit; \
 	else echo "check-sanitize: skipped (SANITIZE=$(SANITIZE))"; $(call RECORD,0,0); fi
+
+# The unit tests that exercise concurrency (threads against threads,
+# processes and purges), built with ThreadSanitizer in their own build
+# dir and run with the suppressions of tests/unit/tsan.supp (each
+# explained there). Not part of `make check` (several minutes).
+TSAN_TESTS := test_pin test_heap test_table
+check-tsan:
+	$(Q)$(MAKE) --no-print-directory B=build-tsan SANITIZE=thread \
+		$(TSAN_TESTS:%=build-tsan/tests/%)
+	$(Q)TSAN_OPTIONS="suppressions=$(CURDIR)/tests/unit/tsan.supp halt_on_error=1 $(TSAN_OPTIONS)" \
+		sh tests/unit/run.sh $(TSAN_TESTS:%=build-tsan/tests/%)
 
 unit: $(TEST_BIN) $(ANDROID_BIN) $(CLI)
 	$(Q)ASHMEM_TEST_PRELOAD=$(abspath $(PRELOAD)) sh tests/unit/run.sh $(TEST_BIN) $(ANDROID_BIN)

@@ -12,9 +12,10 @@
  * by a minimal single-threaded epoll server of the same shape as the
  * broker. Target: at most 2x.
  *
- * Then the attach of regions the attaching process has never seen (the
- * first attach in a process maps the region's control block and enters it
- * in the library's table): each round a fresh process, on the same CPU,
+ * Then the attach of regions the attaching process has never seen (regions
+ * no holder has unpinned, so the reply carries the data descriptor alone;
+ * the first attach of one with pin state maps its control block and enters
+ * it in the library's table): each round a fresh process, on the same CPU,
  * attaches distinct names that another process created, against the same
  * number of floor requests from a fresh process. Target: at most 1.5x.
  *

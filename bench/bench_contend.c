@@ -6,8 +6,12 @@
  * ashmem_pin_region), in three placements:
  *
  *   same page        every process works on page 1 of one region
- *   different pages  process i works on page 1 + i of one region (the
- *                    pages are neighbours: one word of the pin bitmap)
+ *   different pages  process i works on page 1 + 256 i of one region:
+ *                    pages whose state words lie in different cache lines
+ *                    of the control block (32 pages a word, 8 words a
+ *                    line), as independent pages of a big region are;
+ *                    neighbouring pages share one word, whose
+ *                    compare-and-swap they contend for like one page
  *   own regions      each process works on page 1 of a region of its own
  *
  * The figure is the throughput of all processes together (unpin+pin pairs
@@ -44,14 +48,16 @@
 
 #define MAX_ROUNDS 16
 #define MAX_PROCS 4
-#define REGION_PAGES 16
+#define REGION_PAGES 2048   /* room for pages 512 apart */
+#define LINE_PAGES 512     /* pages whose state fills two cache lines (the
+                              adjacent-line prefetcher pairs lines) */
 
 enum path { HEAP, FD, NPATHS };
 enum place { SAME, DIFFERENT, OWN, NPLACES };
 
 static const char *const path_name[NPATHS] = { "heap", "fd" };
 static const char *const place_name[NPLACES] = {
-        "same page", "different pages, one region", "own regions" };
+        "same page", "different pages (cache lines apart), one region", "own regions" };
 static const int procs[] = { 1, 2, 4 };
 #define NPROCS (int)(sizeof(procs) / sizeof(procs[0]))
 
@@ -165,7 +171,7 @@ static double measure(enum path path, enum place place, int n, int64_t run_ns)
                         close(ready[0]);
                         close(start[1]);
                         close(out[0]);
-                        res = worker(path, fd, place == DIFFERENT ? 1 + (size_t)i : 1,
+                        res = worker(path, fd, place == DIFFERENT ? 1 + LINE_PAGES * (size_t)i : 1,
                                      run_ns, ready[1], start[0]);
                         _exit(write_all(out[1], &res, sizeof(res)) < 0 ? 125 : 0);
                 }

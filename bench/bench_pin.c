@@ -168,7 +168,11 @@ int main(int argc, char **argv)
         region_fd = ashmem_create_region("bench-pin", REGION_PAGES * page);
         if (region_fd < 0)
                 bench_die("ashmem_create_region", errno);
-        /* the pin path must really be the shared-state one */
+        /* the pin path must really be the shared-state one: a region gets
+         * its control block at its first unpin */
+        if (ashmem_unpin_region(region_fd, 0, page) < 0 ||
+            ashmem_pin_region(region_fd, 0, page) < 0)
+                bench_die("the first unpin", errno);
         {
                 ashmem_stats st;
                 int r = ashmem_get_stats(region_fd, &st);

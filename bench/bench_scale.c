@@ -37,10 +37,12 @@
  *            of them (at least 50, at most half), one by one, at the end
  *            of the round.
  *
- * The broker keeps 3 descriptors per region (data, control, and the
- * library's own control descriptor) and maps one control block per region.
- * It raises its soft RLIMIT_NOFILE to the hard limit; this program raises
- * its own hard limit (the broker inherits it) to 3N + 64 when it may
+ * The broker keeps 1 descriptor per region it made that never needed pin
+ * state (3 once a holder made its control block: data, control, and the
+ * library's own control descriptor, with one mapping); the regions here are
+ * never unpinned. It raises its soft RLIMIT_NOFILE to the hard limit; this
+ * program raises its own hard limit (the broker inherits it) to kN + 64
+ * (k the descriptors per region seen so far, 1 at first) when it may
  * (CAP_SYS_RESOURCE), and vm.max_map_count (put back at the end) when N
  * needs it and it may. A count that does not fit is not run (a row says
  * why, ours null) and the largest count that fits is measured instead.
@@ -110,7 +112,7 @@ static long old_map_count = -1;
 static size_t page;
 /* Descriptors the broker keeps per region: data, control and the library's
  * own control descriptor; measured at each count (the most seen is kept). */
-static size_t fds_per_region = 3;
+static size_t fds_per_region = 1;
 
 static void nap_ms(int ms)
 {
@@ -240,7 +242,7 @@ static size_t make_room(size_t n, const char **why)
                 struct rlimit want = { rl.rlim_cur < need ? rl.rlim_cur : need, need };
                 if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
                         *why = "the RLIMIT_NOFILE hard limit and no right to raise it "
-                               "(the broker keeps 3 descriptors per region)";
+                               "(for the broker's descriptors per region)";
                         return rl.rlim_max > FD_SLACK + 300 ?
                                (size_t)(rl.rlim_max - FD_SLACK) / fds_per_region / 100 * 100 : 0;
                 }
@@ -389,7 +391,7 @@ static int64_t create_all(ashmem_broker *b, size_t n, int slices)
                                 reply ? reply : "");
                         exit(1);
                 }
-                if (nr != (slices ? 0 : 2))
+                if (nr != (slices ? 0 : 1))   /* data alone: no pin state yet */
                         bench_die("the reply does not have the descriptors it should", EPROTO);
                 free(reply);
         }

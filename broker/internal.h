@@ -33,12 +33,16 @@
 #define REGION_BUCKETS 256      /* the table of regions starts with as many */
 
 /* A region the broker holds: one data memfd, whatever names refer to it.
- * fd, ctl, size and id never change while it lives, so the purge
- * thread may use fd while it holds a reference. */
+ * fd, size and id never change while it lives, so the purge thread
+ * may use fd while it holds a reference; ctl and hold are set once (a
+ * block made or received later), hold atomically, as the purge thread
+ * reads it. */
 struct held_region {
         unsigned refs;                  /* names + jobs */
         int fd;                         /* read-write data */
         int ctl;                        /* read-write control, -1: none */
+        int made;                       /* made by "create": the broker
+                                           makes its block (lookup) */
         int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
         size_t size;
         struct am_idnode id;            /* (st_dev, st_ino) in b->regions */

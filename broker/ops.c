@@ -107,10 +107,16 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
         }
         if (fd < 0)
                 return -errno;
-        r = ashmem_get_control(fd, &ctl);
-        if (r == 0 && prot != (PROT_READ | PROT_WRITE | PROT_EXEC) &&
+        /* no control block until a holder needs one (op_lookup): the
+         * broker holds one descriptor for the region. A protection the
+         * data memfd's seals cannot say (READ or EXEC dropped) lives in a
+         * block, made now. */
+        r = 0;
+        if (prot != (PROT_READ | PROT_WRITE | PROT_EXEC) &&
             ashmem_set_prot_region(fd, prot) < 0)
                 r = -errno;
+        if (r == 0 && (prot & (PROT_READ | PROT_EXEC)) != (PROT_READ | PROT_EXEC))
+                r = ashmem_get_control(fd, &ctl);
         if (r == 0 && fstat(fd, &st) < 0)
                 r = -errno;
         if (r == 0)
@@ -121,6 +127,7 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
                         close(ctl);
                 return r;
         }
+        rg->made = 1;
         uid_fd_charge(b, c, rg);
         r = entry_add(b, c, name, rg, mode, NULL, &e);
         if (r < 0) {
@@ -271,8 +278,12 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                 if (ctl < 0)
                         return ctl;
                 rg->ctl = ctl;
-                if (!rg->hold)
-                        (void)am_hold_new(rg->fd, &rg->hold);
+                if (!rg->hold) {
+                        /* the purge thread reads it (atomically) */
+                        struct am_hold *h = NULL;
+                        if (am_hold_new(rg->fd, &h) == 0)
+                                __atomic_store_n(&rg->hold, h, __ATOMIC_RELEASE);
+                }
         }
         rg->refs++;                     /* over entry_add's failure */
         r = entry_add(b, c, name, rg, mode, NULL, &e);
@@ -402,9 +413,9 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
         struct stat st;
         struct held_region *rg;
         struct entry *e = NULL;
-        int mode, r;
+        int mode, r, create = 0;
 
-        (void)req; (void)nfds;
+        (void)nfds;
         if (fstat(fds[0], &st) < 0)
                 return -errno;
         rg = region_find(b, &st);
@@ -421,11 +432,36 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
         }
         if (!e)
                 return FAIL(rep, ENOENT, "the broker does not hold this region");
-        if (rg->ctl < 0)
-                return FAIL(rep, ENOENT, "this region has no shared pin state");
         mode = accmode(fds[0]);
         if (mode < 0)
                 return mode;
+        if ((r = field_bool(req, "create", &create, rep)) < 0)
+                return r;
+        if (rg->ctl < 0 && rg->made) {
+                /* A region the broker made gets its block here, and only
+                 * here, when a read-write holder first needs one: one
+                 * block per region, made, sized and owned by the broker.
+                 * Until then every page is pinned: a reply without a
+                 * descriptor says so. */
+                if (!create || mode != O_RDWR) {
+                        rep->nfds = 0;
+                        reply_record(rep, e);
+                        return 0;
+                }
+                r = ashmem_get_control(rg->fd, &rg->ctl);
+                if (r < 0) {
+                        rg->ctl = -1;
+                        return FAIL(rep, -r, "making the region's pin state: %s", strerror(-r));
+                }
+                if (!rg->hold) {
+                        /* the purge thread reads it (atomically) */
+                        struct am_hold *h = NULL;
+                        if (am_hold_new(rg->fd, &h) == 0)
+                                __atomic_store_n(&rg->hold, h, __ATOMIC_RELEASE);
+                }
+        }
+        if (rg->ctl < 0)
+                return FAIL(rep, ENOENT, "this region has no shared pin state");
         if (mode == O_RDWR) {
                 rep->fds[0] = rg->ctl;
         } else {

@@ -117,8 +117,18 @@ static void run_job(struct broker *b, struct job *j)
         }
         for (size_t i = 0; i < j->n; i++) {
                 ashmem_stats st;
-                if (ashmem_get_stats(j->regions[i]->fd, &st) < 0 || st.unpinned == 0)
+                struct am_hold *h;
+                if (ashmem_get_stats(j->regions[i]->fd, &st) < 0)
                         continue;
+                if (st.unpinned == 0) {
+                        /* nothing unpinned, but perhaps pages a dead
+                         * purger left purging (counted as purged): the
+                         * purge finishes them. A region without pin state
+                         * (no block yet) has nothing to purge. */
+                        h = __atomic_load_n(&j->regions[i]->hold, __ATOMIC_ACQUIRE);
+                        if (!h || st.purged == 0 || am_hold_purging(h) == 0)
+                                continue;
+                }
                 v[n].i = i;
                 v[n].since = st.unpinned_since_ns;
                 n++;

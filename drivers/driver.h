@@ -27,10 +27,13 @@ struct am_pinref;
 
 /* The library's lookup, for a driver that finds no pin state for a region
  * descriptor (fd, whose fstat() is st): ask a running broker for the
- * region's control block and attach it. 0 if attached, else -ENOENT (no
- * broker, it does not hold the region, or the lookup is off). Never starts
- * a broker; misses are remembered for a second. */
-typedef int (*am_lookup_fn)(int fd, const struct stat *st);
+ * region's control block and attach it; with create, a broker that made
+ * the region and has no block for it yet makes it (for a read-write fd).
+ * 0 if attached, 1 if the broker holds the region and it has no block (so
+ * every page is pinned), else -ENOENT (no broker, it does not hold the
+ * region, or the lookup is off). Never starts a broker; misses are
+ * remembered for a second. */
+typedef int (*am_lookup_fn)(int fd, const struct stat *st, int create);
 
 struct am_driver {
         const char *name;
@@ -63,7 +66,9 @@ struct am_driver {
         void (*release)(const struct stat *st, struct am_pinref *ref);
         /* pin, unpin and pin_status of a held region: the rules and
          * results of the operations above */
-        int (*ref_pin)(const struct am_pinref *ref, size_t off, size_t len);
+        /* data_fd: the region's descriptor, to punch pages a dead purger
+         * left (-1: none; the pages are then marked purged unpunched) */
+        int (*ref_pin)(const struct am_pinref *ref, size_t off, size_t len, int data_fd);
         int (*ref_unpin)(const struct am_pinref *ref, size_t off, size_t len);
         int (*ref_pin_status)(const struct am_pinref *ref, size_t off, size_t len);
         /* The counters (as get_stats) and the protection mask; the state
@@ -71,6 +76,9 @@ struct am_driver {
         void (*ref_stats)(const struct am_pinref *ref, struct ashmem_stats *st,
                           int *prot);
         void (*ref_page_map)(const struct am_pinref *ref, char *map, size_t n);
+        /* Pages some purge left half done (moved to purging and never
+         * finished: its purger died); NULL: none ever are. */
+        size_t (*ref_purging)(const struct am_pinref *ref);
 
         /* Drop what the driver keeps for regions nothing in this process
          * refers to any more: the number dropped, or -errno. NULL: none. */

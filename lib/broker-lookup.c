@@ -24,6 +24,25 @@ static int lk_enabled = 1;
 static long long lk_nobroker_ns;           /* when no broker answered */
 static struct { dev_t dev; ino_t ino; long long at; } lk_miss[8];
 static unsigned lk_next;
+/* brokers that handed out regions without their block, newest first */
+#define LK_ORIGINS 4
+static char lk_origin[LK_ORIGINS][sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+void am_lookup_remember(const char *path)
+{
+        size_t n = strlen(path);
+        unsigned i;
+
+        if (n == 0 || n >= sizeof(lk_origin[0]))
+                return;
+        pthread_mutex_lock(&lk_lock);
+        for (i = 0; i < LK_ORIGINS - 1 && strcmp(lk_origin[i], path) != 0; i++)
+                ;
+        /* move it (or drop the oldest) to the front */
+        memmove(lk_origin[1], lk_origin[0], i * sizeof(lk_origin[0]));
+        memcpy(lk_origin[0], path, n + 1);
+        pthread_mutex_unlock(&lk_lock);
+}
 
 int ashmem_broker_auto_lookup(int enable)
 {
@@ -36,8 +55,9 @@ int ashmem_broker_auto_lookup(int enable)
         return old;
 }
 
-/* 1 if no broker listens at path, else the lookup's result. */
-static int lookup_at(const char *path, int fd)
+/* 1 if no broker listens at path, 2 if it holds the region without a
+ * block, else the lookup's result. */
+static int lookup_at(const char *path, int fd, int create)
 {
         ashmem_broker *b;
         int r = ashmem_broker_connect(path, &b);
@@ -45,14 +65,17 @@ static int lookup_at(const char *path, int fd)
         if (r < 0)
                 return 1;
         (void)ashmem_broker_set_timeout(b, LOOKUP_TIMEOUT_MS);
-        r = ashmem_broker_lookup(b, fd);
+        r = am_broker_lookup(b, fd, create);
+        if (r == 1)
+                r = 2;  /* held without a block */
         ashmem_broker_close(b);
         return r;
 }
 
-int am_lookup_control(int fd, const struct stat *st)
+int am_lookup_control(int fd, const struct stat *st, int create)
 {
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        char origin[LK_ORIGINS][sizeof(path)];
         long long now = am_mono_ns(0);
         int r, skip = 0, brokers = 0;
 
@@ -63,23 +86,31 @@ int am_lookup_control(int fd, const struct stat *st)
                 if (lk_miss[i].at && lk_miss[i].dev == st->st_dev &&
                     lk_miss[i].ino == st->st_ino && now - lk_miss[i].at < MISS_TTL_NS)
                         skip = 1;
+        memcpy(origin, lk_origin, sizeof(origin));
         pthread_mutex_unlock(&lk_lock);
         if (skip)
                 return -ENOENT;
 
+        /* the brokers that handed out regions without their block */
+        for (unsigned i = 0; i < LK_ORIGINS && origin[i][0]; i++) {
+                r = lookup_at(origin[i], fd, create);
+                if (r == 0 || r == 2)
+                        return r / 2;
+                brokers += r < 0;
+        }
         /* the user's broker, then the system one */
         if (ashmem_broker_socket_path(0, path, sizeof(path)) >= 0) {
-                r = lookup_at(path, fd);
-                if (r == 0)
-                        return 0;
+                r = lookup_at(path, fd, create);
+                if (r == 0 || r == 2)
+                        return r / 2;
                 brokers += r < 0;
         } else {
                 path[0] = 0;
         }
         if (strcmp(path, ASHMEM_BROKER_SYSTEM_SOCKET) != 0) {
-                r = lookup_at(ASHMEM_BROKER_SYSTEM_SOCKET, fd);
-                if (r == 0)
-                        return 0;
+                r = lookup_at(ASHMEM_BROKER_SYSTEM_SOCKET, fd, create);
+                if (r == 0 || r == 2)
+                        return r / 2;
                 brokers += r < 0;
         }
         pthread_mutex_lock(&lk_lock);

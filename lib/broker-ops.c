@@ -22,6 +22,7 @@
 #include "ashmem/ashmem.h"
 #include "internal/client.h"
 #include "internal/json.h"
+#include "internal/lookup.h"
 #include "internal/scm.h"
 
 /* The mode field of a request; none for mode < 0 (the broker's default). */
@@ -131,6 +132,9 @@ int ashmem_broker_create(ashmem_broker *b, const char *name, size_t size,
                 r = -EPROTO;
         if (r == 0 && nr == 2)
                 r = take_control(rfds[0], rfds[1], 1);
+        /* none yet: this broker makes it when it is first needed */
+        if (r == 0 && nr == 1)
+                am_lookup_remember(b->path);
         if (r == 0)
                 r = am_record_out(&o, info);
         if (nr == 2)
@@ -254,6 +258,9 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
          * less would only give this process read-only pin state) */
         if (r == 0 && nr == 2)
                 r = take_control(rfds[0], rfds[1], writable);
+        /* none yet: this broker makes it when it is first needed */
+        if (r == 0 && nr == 1)
+                am_lookup_remember(b->path);
         if (nr == 2)
                 close(rfds[1]);
         if (r < 0) {
@@ -342,7 +349,7 @@ int ashmem_broker_attach_slice(ashmem_broker *b, const char *name, int writable,
         return r;
 }
 
-int ashmem_broker_lookup(ashmem_broker *b, int fd)
+int am_broker_lookup(ashmem_broker *b, int fd, int create)
 {
         struct am_jw w;
         struct am_jobj o;
@@ -352,9 +359,14 @@ int ashmem_broker_lookup(ashmem_broker *b, int fd)
                 return -EINVAL;
         if (fd < 0)
                 return -EBADF;
-        r = am_client_call(b, am_client_request(b, &w, "lookup"), &fd, 1, &o, rfds, &nr);
+        am_client_request(b, &w, "lookup");
+        if (create)
+                am_jw_bool(&w, "create", 1);
+        r = am_client_call(b, &w, &fd, 1, &o, rfds, &nr);
         if (r < 0)
                 return r;
+        if (nr == 0)
+                return 1;       /* held without a block: all pinned */
         if (nr != 1) {
                 am_close_fds(rfds, nr);
                 return -EPROTO;
@@ -362,6 +374,13 @@ int ashmem_broker_lookup(ashmem_broker *b, int fd)
         r = take_control(fd, rfds[0], ctl_writable(rfds[0]));
         close(rfds[0]);
         return r;
+}
+
+int ashmem_broker_lookup(ashmem_broker *b, int fd)
+{
+        int r = am_broker_lookup(b, fd, 1);
+
+        return r == 1 ? -ENOENT : r;
 }
 
 int ashmem_broker_info(ashmem_broker *b, const char *name,

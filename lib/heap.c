@@ -118,8 +118,8 @@ static void slot_free(struct am_slot *s)
 
 /* The slot for fd's region (st) in this access mode, with one more user:
  * found in the cache, or made by mapping the region. */
-static int slot_get(int fd, const struct stat *st, int writable,
-                    struct am_slot **ret)
+static int slot_get_nc(int fd, const struct stat *st, int writable,
+                       struct am_slot **ret)
 {
         struct am_slot *s, *done = NULL;
         size_t size = (size_t)st->st_size;
@@ -192,14 +192,31 @@ again:
         return 0;
 }
 
+/* The cache is cancellation-safe: a thread cancelled in
+ * pthread_cond_wait() (a cancellation point) would leave the mutex locked
+ * and its slot's count up, so cancellation is off inside. */
+static int slot_get(int fd, const struct stat *st, int writable,
+                    struct am_slot **ret)
+{
+        int cs, r;
+
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        r = slot_get_nc(fd, st, writable, ret);
+        pthread_setcancelstate(cs, NULL);
+        return r;
+}
+
 static void slot_put(struct am_slot *s)
 {
         struct am_slot *done;
+        int cs;
 
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_mutex_lock(&cache_lock);
         done = slot_put_locked(s);
         pthread_mutex_unlock(&cache_lock);
         slot_free(done);
+        pthread_setcancelstate(cs, NULL);
 }
 
 /* ------------------------------------------------------------ heaps */
@@ -363,12 +380,16 @@ fail:
 int ashmem_heap_new(const char *name, size_t size, unsigned flags,
                     ashmem_heap **ret)
 {
-        int saved = errno, fd, r;
+        int saved = errno, fd, r, cs;
 
         if (!ret || (flags & ~HEAP_FLAGS))
                 return -EINVAL;
+        /* no cancellation inside: a thread cancelled half way would leak
+         * the descriptor, the mapping or a slot of the cache */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         fd = am_create(name, size);
         r = fd < 0 ? fd : heap_make(fd, flags, 1, 0, 0, ret);
+        pthread_setcancelstate(cs, NULL);
         errno = saved;
         return r;
 }
@@ -376,14 +397,16 @@ int ashmem_heap_new(const char *name, size_t size, unsigned flags,
 int ashmem_heap_adopt_at(int fd, size_t size, size_t offset, unsigned flags,
                          ashmem_heap **ret)
 {
-        int saved = errno, own, r;
+        int saved = errno, own, r, cs;
 
         if (!ret || (flags & ~HEAP_FLAGS))
                 return -EINVAL;
         if (fd < 0)
                 return -EBADF;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         r = own < 0 ? -errno : heap_make(own, flags, 0, offset, size, ret);
+        pthread_setcancelstate(cs, NULL);
         errno = saved;
         return r;
 }
@@ -419,8 +442,10 @@ ashmem_heap *ashmem_heap_ref(ashmem_heap *heap)
 ashmem_heap *ashmem_heap_unref(ashmem_heap *heap)
 {
         if (heap && ref_drop(&heap->refs)) {
-                int saved = errno;
+                int saved = errno, cs;
+                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
                 heap_free(heap);
+                pthread_setcancelstate(cs, NULL);
                 errno = saved;
         }
         return NULL;
@@ -526,8 +551,12 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
         if (r < 0)
                 return r;
         if (!c) {
-                /* no pin state: the rules of the descriptor calls for a
-                 * memfd libashmem did not make */
+                /* No pin state held: the descriptor calls decide (a region
+                 * without a control block yet is all pinned, its first
+                 * unpin makes the block, a region whose block lives
+                 * elsewhere is looked up or fails with ENOLCK, a memfd
+                 * libashmem did not make is always pinned); the next call
+                 * takes the fast path if a block came of it. */
                 size_t ps = am_page_size();
                 r = am_page_range(off, len, ((uint64_t)h->region_size + ps - 1) / ps * ps,
                                   h->page_shift, &first, &count);
@@ -535,12 +564,24 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
                         return r;
                 if (which != STATUS && !h->fd_writable)
                         return -EPERM;
-                return which == STATUS ? ASHMEM_IS_PINNED :
-                       which == PIN ? ASHMEM_NOT_PURGED : 0;
+                switch (which) {
+                case PIN:
+                        r = h->drv->pin(h->fd, &h->st, off, len);
+                        break;
+                case UNPIN:
+                        r = h->drv->unpin(h->fd, &h->st, off, len);
+                        break;
+                default:
+                        r = h->drv->pin_status(h->fd, &h->st, off, len);
+                        break;
+                }
+                return r;
         }
         switch (which) {
         case PIN:
-                return h->drv->ref_pin(c, off, len);
+                /* the heap's own descriptor: a pin that finishes a dead
+                 * purger's pages punches them */
+                return h->drv->ref_pin(c, off, len, h->fd);
         case UNPIN:
                 return h->drv->ref_unpin(c, off, len);
         default:

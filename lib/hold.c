@@ -42,6 +42,11 @@ void am_hold_page_map(const struct am_hold *h, char *map, size_t n)
         h->d->ref_page_map(h->ref, map, n);
 }
 
+size_t am_hold_purging(const struct am_hold *h)
+{
+        return h->d->ref_purging ? h->d->ref_purging(h->ref) : 0;
+}
+
 void am_hold_free(struct am_hold *h)
 {
         if (h) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +85,10 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
         ref->page_shift = (uint32_t)__builtin_ctz(h.page_size);
         ref->map_len = map_len;
         ref->state = (uint64_t *)((char *)map + AMC_HEADER_SIZE);
+        /* checked against the data memfd by whoever attaches the block to
+         * one (am_memfd_attach_control, or the block's maker) */
+        ref->data_dev = h.data_dev;
+        ref->data_ino = h.data_ino;
         ref->writable = writable;
         ref->ctl_fd = ctl_fd;
         return 0;
@@ -276,6 +281,18 @@ static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t 
 
         if (lock_own(r, &lk, F_WRLCK) < 0)
                 return -EBUSY;
+        if (data_fd >= 0) {
+                /* punch through a duplicate checked to be this block's
+                 * region: the caller's number may name another file by now */
+                struct stat st;
+                int d = fcntl(data_fd, F_DUPFD_CLOEXEC, 3);
+                if (d >= 0 && (fstat(d, &st) < 0 || (uint64_t)st.st_dev != r->data_dev ||
+                               (uint64_t)st.st_ino != r->data_ino)) {
+                        close(d);
+                        d = -1;
+                }
+                data_fd = d;
+        }
         for (uint64_t w = w0; w < w0 + n; w++) {
                 uint64_t set = st_purging(LOAD(&r->state[w])) & valid_mask(r, w);
                 if (!set)
@@ -289,6 +306,8 @@ static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t 
         }
         if (count)
                 ADD(&r->b->recoveries, 1);
+        if (data_fd >= 0)
+                close(data_fd);
         amc_purge_unlock(r, &lk);
         return count;
 }
@@ -586,6 +605,15 @@ void amc_stats(const struct amc_ref *r, struct ashmem_stats *st)
         st->pages_reclaimed = LOAD(&r->b->pages_reclaimed);
         st->shared_state = 1;
         st->writable_state = r->writable;
+}
+
+size_t amc_purging(const struct amc_ref *r)
+{
+        uint64_t g = 0;
+
+        for (uint64_t w = 0; w < r->words; w++)
+                g += popcount64(st_purging(LOAD(&r->state[w])) & valid_mask(r, w));
+        return (size_t)g;
 }
 
 void amc_page_map(const struct amc_ref *r, char *map, size_t n)

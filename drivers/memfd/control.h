@@ -97,6 +97,8 @@ struct amc_ref {
         uint32_t page_size;
         uint32_t page_shift;       /* log2(page_size) */
         int writable;              /* mapped read-write */
+        uint64_t data_dev, data_ino; /* the data memfd's identity, checked
+                                        when the block was attached */
         int ctl_fd;                /* the control memfd (liveness checks) */
 };
 
@@ -157,5 +159,7 @@ void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk);
 /* Counters (derived from the state words) and page map, lock-free. */
 void amc_stats(const struct amc_ref *r, struct ashmem_stats *st);
 void amc_page_map(const struct amc_ref *r, char *map, size_t n);
+/* Pages in state purging (10), which amc_stats() counts as purged. */
+size_t amc_purging(const struct amc_ref *r);
 
 #endif

@@ -37,9 +37,9 @@ void am_memfd_release(const struct stat *st, struct am_pinref *p)
         }
 }
 
-int am_memfd_ref_pin(const struct am_pinref *p, size_t off, size_t len)
+int am_memfd_ref_pin(const struct am_pinref *p, size_t off, size_t len, int data_fd)
 {
-        return am_pin_ref(&p->ref, off, len, AM_PIN, -1);
+        return am_pin_ref(&p->ref, off, len, AM_PIN, data_fd);
 }
 
 int am_memfd_ref_unpin(const struct am_pinref *p, size_t off, size_t len)
@@ -56,6 +56,11 @@ void am_memfd_ref_stats(const struct am_pinref *p, struct ashmem_stats *st, int 
 {
         amc_stats(&p->ref, st);
         *prot = amc_prot(&p->ref);
+}
+
+size_t am_memfd_ref_purging(const struct am_pinref *p)
+{
+        return amc_purging(&p->ref);
 }
 
 void am_memfd_ref_page_map(const struct am_pinref *p, char *map, size_t n)

@@ -3,8 +3,14 @@
  * The bundled driver: ashmem regions on memfd.
  *
  * A region is a data memfd (the region descriptor users map) sealed against
- * growing and shrinking, plus a control memfd holding the shared pin state
- * (control.h). Every operation on a descriptor costs one fstat() (done by
+ * growing and shrinking and marked as libashmem's (AM_MARK_MODE), plus,
+ * once it needs one, a control memfd holding the shared pin state
+ * (control.h). A region without a control block has every page pinned; the
+ * block is made at the first unpin (or pin), a protection change the seals
+ * cannot record, ashmem_get_control(), or a fork(): by this process if it
+ * created the region and never gave it a block, else by the broker that
+ * holds the region (the lookup). A marked region held without its block
+ * anywhere answers ENOLCK, never "always pinned". Every operation on a descriptor costs one fstat() (done by
  * the caller) and a table lookup (read-locked, the lock dropped before the
  * pin state is touched); pin state changes are a compare-and-swap per 32
  * pages of the control block.
@@ -12,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +33,6 @@
 #define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
 /* memfd_create() keeps at most this many bytes of a name */
 #define MEMFD_NAME_MAX 249
-
-static int xclose(int fd)
-{
-        int saved = errno;
-        if (fd >= 0)
-                close(fd);
-        errno = saved;
-        return -1;
-}
 
 static int probe(void)
 {
@@ -102,12 +100,74 @@ static int map_control(int ctl_fd, size_t len, int writable, struct amc_ref *ref
         return r;
 }
 
-static int new_control(const struct stat *st, const char *name, size_t size);
+/* A control block for region st (size from st), made by this process and
+ * installed in the table if this process may still make it: 1 installed,
+ * 0 if the region has a block already, or -errno (-ENOLCK: not ours to
+ * make). name: stored in the block ("" for none). */
+static int make_block(const struct stat *st, const char *name)
+{
+        size_t ps = am_page_size(), pages, clen;
+        struct amc_ref ref;
+        int cfd, r;
+        void *m;
+
+        pages = ((size_t)st->st_size + ps - 1) / ps;
+        clen = amc_block_size(pages);
+        cfd = memfd_create("ashmem-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (cfd < 0)
+                return -errno;
+        if (fchmod(cfd, 0600) < 0 || ftruncate(cfd, (off_t)clen) < 0 ||
+            fcntl(cfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+                r = -errno;
+                close(cfd);
+                return r;
+        }
+        m = mmap(NULL, clen, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+        if (m == MAP_FAILED) {
+                r = -errno;
+                close(cfd);
+                return r;
+        }
+        /* a region without a block has lost no protection bit but what
+         * its seals say, which get_prot() combines with the mask */
+        amc_init(m, name ? name : "", (uint64_t)st->st_size, (uint32_t)ps,
+                 st->st_dev, st->st_ino, PROT_ALL);
+        r = amc_attach(&ref, m, clen, 1, cfd);
+        if (r == 0)
+                r = am_table_install(st, cfd, &ref);
+        if (r <= 0) {
+                munmap(m, clen);
+                close(cfd);
+        }
+        return r;
+}
+
+/* The pthread_atfork() maker (table.c). */
+static int fork_make(const struct stat *st)
+{
+        return make_block(st, NULL);
+}
+
+static pthread_once_t fork_maker_once = PTHREAD_ONCE_INIT;
+
+static void set_fork_maker(void)
+{
+        am_table_set_fork_maker(fork_make);
+}
+
+/* A block for the region of fd this process created. Its name stays
+ * empty: get_name() reads the memfd's, which is the same (and a readlink
+ * here would cost a tenth of the block). */
+static int make_block_fd(int fd, const struct stat *st)
+{
+        (void)fd;
+        return make_block(st, NULL);
+}
 
 static int create_once(const char *name, size_t size)
 {
         char mname[MEMFD_NAME_MAX + 1] = "";
-        int fd = -1, r;
+        int fd, r;
         struct stat st;
 
         /* Android's libcutils on memfd: no name is the name "none"; a name
@@ -118,6 +178,7 @@ static int create_once(const char *name, size_t size)
                 return -EINVAL;
         if (size > ASHMEM_SIZE_MAX)
                 return -EFBIG;
+        pthread_once(&fork_maker_once, set_fork_maker);
         snprintf(mname, sizeof(mname), "%s", name);
         fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
@@ -125,58 +186,21 @@ static int create_once(const char *name, size_t size)
         /* memfds are born mode 0777: anyone holding a read-only descriptor
          * could reopen /proc/PID/fd/N read-write. Owner-only modes make the
          * kernel refuse that to every other user, so a read-only handoff
-         * stays read-only. */
-        if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0 ||
-            fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
-                goto fail;
-        r = new_control(&st, name, size);
+         * stays read-only. The sticky bit is the mark (AM_MARK_MODE). No
+         * control block yet: the region is all pinned until it needs one. */
+        if (fchmod(fd, AM_MARK_MODE | 0600) < 0 || ftruncate(fd, (off_t)size) < 0 ||
+            fstat(fd, &st) < 0 ||
+            fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        r = am_table_insert_lazy(&st);
         if (r < 0) {
                 close(fd);
                 return r;
         }
         return fd;
-fail:
-        r = -errno;
-        xclose(fd);
-        return r;
-}
-
-/* A control block for the data memfd st (sealed, of size bytes) named
- * name, in this process's table: 0 or -errno. */
-static int new_control(const struct stat *st, const char *name, size_t size)
-{
-        int cfd = -1, r;
-        struct amc_ref ref;
-        size_t ps = am_page_size(), pages, clen;
-        void *m;
-
-        pages = (size + ps - 1) / ps;
-        clen = amc_block_size(pages);
-        cfd = memfd_create("ashmem-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (cfd < 0 || fchmod(cfd, 0600) < 0 || ftruncate(cfd, (off_t)clen) < 0 ||
-            fcntl(cfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
-                goto fail;
-        m = mmap(NULL, clen, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
-        if (m == MAP_FAILED)
-                goto fail;
-        {
-                char full[ASHMEM_NAME_LEN] = "";
-                snprintf(full, sizeof(full), "%s", name);
-                amc_init(m, full, size, (uint32_t)ps, st->st_dev, st->st_ino, PROT_ALL);
-        }
-        r = amc_attach(&ref, m, clen, 1, cfd);
-        if (r == 0)
-                r = am_table_insert(st, cfd, &ref);
-        if (r <= 0) {
-                munmap(m, clen);
-                close(cfd);
-                return r < 0 ? r : -EEXIST;
-        }
-        return 0;
-fail:
-        r = -errno;
-        xclose(cfd);
-        return r;
 }
 
 int am_memfd_make_in_place(int fd, const char *name, size_t size)
@@ -197,14 +221,19 @@ int am_memfd_make_in_place(int fd, const char *name, size_t size)
                 return -errno;
         if (seals)
                 return -EINVAL;
-        /* owner-only, as a new region (a holder that is not the owner
-         * keeps the mode it has) */
-        if (fchmod(fd, 0600) < 0 && errno != EPERM)
+        /* owner-only and marked, as a new region (a holder that is not
+         * the owner keeps the mode it has, and the region its mark-less
+         * "always pinned" answers) */
+        if (fchmod(fd, AM_MARK_MODE | 0600) < 0 && errno != EPERM)
                 return -errno;
         if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0 ||
             fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
                 return -errno;
-        return new_control(&st, name, size);
+        /* no control block yet, as for a region made by create(): this
+         * process may make it when it first needs one */
+        pthread_once(&fork_maker_once, set_fork_maker);
+        r = am_table_insert_lazy(&st);
+        return r < 0 ? r : 0;
 }
 
 /* The table holds a control descriptor per region until a collection finds
@@ -230,19 +259,12 @@ struct op {
         int prot;
         void *buf;
         size_t buflen;
-        int may_lookup;         /* with_lookup(): report a missing entry */
-        int missed;             /* ... here, instead of answering */
+        int final;              /* run(): the last pass, answer now */
+        int want;               /* WANT_*: what run() must do, then again */
+        int noblock;            /* the broker holds the region block-less */
 };
 
-/* With no entry for a memfd, under with_lookup(): note the miss and let
- * the caller ask the broker. 1 if noted. */
-static int miss(struct op *o)
-{
-        if (!o->may_lookup || foreign_check(o->fd) < 0)
-                return 0;
-        o->missed = 1;
-        return 1;
-}
+enum { WANT_NONE, WANT_LOOKUP, WANT_BLOCK };
 
 /* The library's lookup, handed down by set_lookup(); NULL: none. */
 static am_lookup_fn lookup;
@@ -252,26 +274,81 @@ static void set_lookup(am_lookup_fn fn)
         __atomic_store_n(&lookup, fn, __ATOMIC_RELEASE);
 }
 
-/* Run fn on the region's entry. A memfd with no entry may be a region
- * whose descriptor came without its control block: ask a running broker
- * for it (the library's lookup, the slow path; it remembers misses) and
- * run fn again, now answering for a plain memfd if there is still no
- * entry. */
-static int with_lookup(const struct stat *st,
-                       int (*fn)(struct am_entry *e, void *arg), struct op *o)
+/* 1 if fd (stat st) is a data memfd libashmem made: the mark, read from
+ * the inode's mode and the seals (never from the /proc link text). */
+static int marked(int fd, const struct stat *st)
+{
+        int seals;
+
+        if (!S_ISREG(st->st_mode) || !(st->st_mode & AM_MARK_MODE))
+                return 0;
+        seals = fcntl(fd, F_GET_SEALS);
+        return seals >= 0 &&
+               (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) == (F_SEAL_GROW | F_SEAL_SHRINK);
+}
+
+/* An entry with a control block. */
+static int has_block(const struct am_entry *e)
+{
+        return e && e->ref.b;
+}
+
+/* A lazy entry this process may still make the block of. A lazy one that
+ * lost may_make counts as none: the block lives elsewhere, if anywhere. */
+static int lazy_ours(const struct am_entry *e)
+{
+        return e && e->lazy && __atomic_load_n(&e->may_make, __ATOMIC_RELAXED);
+}
+
+/* No pin state for the region: 1 if the operation must ask (the caller
+ * returns 0 and run() looks the block up), else 0 with *err the answer
+ * to give for a marked region (0: answer as for an unmarked one). */
+static int no_state(struct op *o, int *err)
+{
+        *err = 0;
+        if (!marked(o->fd, o->st))
+                return 0;
+        if (!o->final) {
+                o->want = WANT_LOOKUP;
+                return 1;
+        }
+        if (!o->noblock)
+                *err = -ENOLCK;
+        return 0;
+}
+
+/* Run fn on the region's entry, then do what it asked for and run it
+ * again, once: make the block of a region this process created (when fn
+ * needs one), or ask a running broker for it (the library's lookup, the
+ * slow path; it remembers misses), creating it if fn needs one and the
+ * broker made the region. */
+static int run(const struct stat *st, int (*fn)(struct am_entry *e, void *arg),
+               struct op *o, int create)
 {
         am_lookup_fn fn_lookup;
         int r;
 
-        o->may_lookup = 1;
-        o->missed = 0;
+        o->final = 0;
+        o->want = WANT_NONE;
+        o->noblock = 0;
         r = am_table_with(st, fn, o);
-        if (!o->missed)
+        if (o->want == WANT_NONE)
                 return r;
-        o->may_lookup = 0;
+        o->final = 1;
+        if (o->want == WANT_BLOCK) {
+                r = make_block_fd(o->fd, st);
+                /* out of descriptors: as create() does */
+                if ((r == -EMFILE || r == -ENFILE) && !am_table_manual() &&
+                    am_table_collect_out_of_fds() > 0)
+                        r = make_block_fd(o->fd, st);
+                if (r >= 0)
+                        return am_table_with(st, fn, o);
+                if (r != -ENOLCK)
+                        return r;
+        }
         fn_lookup = __atomic_load_n(&lookup, __ATOMIC_ACQUIRE);
-        if (fn_lookup)
-                (void)fn_lookup(o->fd, st);
+        if (fn_lookup && fn_lookup(o->fd, st, create) == 1)
+                o->noblock = 1;
         return am_table_with(st, fn, o);
 }
 
@@ -280,7 +357,8 @@ static int do_name(struct am_entry *e, void *a)
         struct op *o = a;
         size_t n;
 
-        if (!e)
+        /* a block made here has no name: the memfd's is the same */
+        if (!has_block(e) || !e->ref.b->name[0])
                 return proc_memfd_name(o->fd, o->buf, o->buflen);
         n = strnlen(e->ref.b->name, ASHMEM_NAME_LEN - 1);
         if (n + 1 > o->buflen)
@@ -318,8 +396,8 @@ static int do_prot(struct am_entry *e, void *a)
         struct op *o = a;
         int m;
 
-        if (!e) {
-                int r = foreign_check(o->fd);
+        if (!has_block(e)) {
+                int r = e ? 0 : foreign_check(o->fd);
                 return r < 0 ? r : foreign_prot(o->fd);
         }
         /* the stored mask, less what the data memfd's seals forbid: a
@@ -341,7 +419,7 @@ static int do_set_prot(struct am_entry *e, void *a)
         struct op *o = a;
         int cur;
 
-        if (e) {
+        if (has_block(e)) {
                 /* adding back a bit a seal took away fails too */
                 cur = do_prot(e, a);
                 if (cur < 0)
@@ -351,13 +429,28 @@ static int do_set_prot(struct am_entry *e, void *a)
                 return amc_set_prot(&e->ref, o->fd, o->prot);
         }
         /* A memfd with no control block: only the write bit has a home (the
-         * seal); READ and EXEC are accepted and not recorded, as Android's
-         * memfd path does. */
-        cur = do_prot(NULL, a);
+         * seal). A region libashmem made records READ and EXEC in a block
+         * made for that; a foreign memfd accepts them unrecorded, as
+         * Android's memfd path does. */
+        cur = do_prot(e, a);
         if (cur < 0)
                 return cur;
         if (o->prot & ~cur)
                 return -EINVAL;
+        if ((cur & ~PROT_WRITE) & ~o->prot) {
+                int err = 0;
+                if (lazy_ours(e)) {
+                        if (!o->final) {
+                                o->want = WANT_BLOCK;
+                                return 0;
+                        }
+                        return -ENOLCK;
+                }
+                if (no_state(o, &err))
+                        return 0;
+                if (err)
+                        return err;
+        }
         if ((cur & PROT_WRITE) && !(o->prot & PROT_WRITE) &&
             fcntl(o->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0)
                 return -errno;
@@ -370,15 +463,15 @@ static int set_prot(int fd, const struct stat *st, int prot)
 
         if (prot & ~PROT_ALL)
                 return -EINVAL;
-        return am_table_with(st, do_set_prot, &o);
+        return run(st, do_set_prot, &o, 1);
 }
 
 /* Range check for a region with no control block: the same rules. */
-static int foreign_range(const struct op *o)
+static int foreign_range(const struct op *o, int check)
 {
         size_t ps = am_page_size();
         uint64_t end = ((uint64_t)o->st->st_size + ps - 1) / ps * ps, first, count;
-        int r = foreign_check(o->fd);
+        int r = check ? foreign_check(o->fd) : 0;
 
         if (r < 0)
                 return r;
@@ -401,14 +494,26 @@ int do_pin(struct am_entry *e, void *a, enum am_pin_op which)
         struct op *o = a;
         int r;
 
-        if (!e) {
-                if (miss(o))
-                        return 0;
-                r = foreign_range(o);
+        if (__builtin_expect(!has_block(e), 0)) {
+                int ours = lazy_ours(e), err = 0;
+                r = foreign_range(o, !e);
                 if (r == 0 && which != AM_STATUS)
                         r = foreign_writable(o->fd);
                 if (r < 0)
                         return r;
+                if (ours && which == AM_UNPIN) {
+                        /* the first unpin makes the block; on the second
+                         * pass, it could not be made */
+                        if (!o->final) {
+                                o->want = WANT_BLOCK;
+                                return 0;
+                        }
+                        return -ENOLCK;
+                }
+                if (!ours && no_state(o, &err))
+                        return 0;
+                if (err)
+                        return err;
                 return which == AM_STATUS ? ASHMEM_IS_PINNED :
                        which == AM_PIN ? ASHMEM_NOT_PURGED : 0;
         }
@@ -422,19 +527,19 @@ static int do_pin_status(struct am_entry *e, void *a) { return do_pin(e, a, AM_S
 static int pin(int fd, const struct stat *st, size_t off, size_t len)
 {
         struct op o = { .fd = fd, .st = st, .off = off, .len = len };
-        return with_lookup(st, do_pin_pin, &o);
+        return run(st, do_pin_pin, &o, 1);
 }
 
 static int unpin(int fd, const struct stat *st, size_t off, size_t len)
 {
         struct op o = { .fd = fd, .st = st, .off = off, .len = len };
-        return with_lookup(st, do_pin_unpin, &o);
+        return run(st, do_pin_unpin, &o, 1);
 }
 
 static int pin_status(int fd, const struct stat *st, size_t off, size_t len)
 {
         struct op o = { .fd = fd, .st = st, .off = off, .len = len };
-        return with_lookup(st, do_pin_status, &o);
+        return run(st, do_pin_status, &o, 0);
 }
 
 /* A purge checks the seals and punches through a duplicate of the
@@ -463,13 +568,17 @@ static int do_purge(struct am_entry *e, void *a)
         struct op *o = a;
         int r;
 
-        if (!e) {
-                if (miss(o))
-                        return 0;
-                r = foreign_check(o->fd);
+        if (!has_block(e)) {
+                int err = 0;
+                r = e ? 0 : foreign_check(o->fd);
                 if (r == 0)
                         r = foreign_writable(o->fd);
-                return r;
+                if (r < 0)
+                        return r;
+                /* nothing of a region with no block is unpinned */
+                if (!lazy_ours(e) && no_state(o, &err))
+                        return 0;
+                return err;
         }
         return purge_same_region(e, o);
 }
@@ -477,7 +586,7 @@ static int do_purge(struct am_entry *e, void *a)
 static int purge(int fd, const struct stat *st)
 {
         struct op o = { .fd = fd, .st = st };
-        return with_lookup(st, do_purge, &o);
+        return run(st, do_purge, &o, 0);
 }
 
 static int map(int fd, const struct stat *st, int prot, size_t off,
@@ -513,11 +622,11 @@ static int do_stats(struct am_entry *e, void *a)
         int r;
 
         memset(s, 0, sizeof(*s));
-        if (e) {
+        if (has_block(e)) {
                 amc_stats(&e->ref, s);
                 return 0;
         }
-        r = foreign_check(o->fd);
+        r = e ? 0 : foreign_check(o->fd);
         if (r < 0)
                 return r;
         s->size = (size_t)o->st->st_size;
@@ -538,13 +647,17 @@ static int do_page_map(struct am_entry *e, void *a)
         struct op *o = a;
         int r;
 
-        if (e) {
+        if (has_block(e)) {
                 amc_page_map(&e->ref, o->buf, o->buflen);
                 return 0;
         }
-        if (miss(o))
-                return 0;
-        r = foreign_check(o->fd);
+        r = e ? 0 : foreign_check(o->fd);
+        if (r == 0 && !lazy_ours(e)) {
+                int err = 0;
+                if (no_state(o, &err))
+                        return 0;
+                r = err;
+        }
         if (r == 0)
                 memset(o->buf, 'P', o->buflen);
         return r;
@@ -557,7 +670,7 @@ static int get_page_map(int fd, const struct stat *st, char *map, size_t n)
 
         if (n > ((size_t)st->st_size + ps - 1) / ps)
                 return -EINVAL;
-        return with_lookup(st, do_page_map, &o);
+        return run(st, do_page_map, &o, 0);
 }
 
 static int do_get_control(struct am_entry *e, void *a)
@@ -565,9 +678,18 @@ static int do_get_control(struct am_entry *e, void *a)
         struct op *o = a;
         int fd;
 
-        if (!e) {
-                int r = foreign_check(o->fd);
-                return r < 0 ? r : -ENOENT;
+        if (!has_block(e)) {
+                int r = e ? 0 : foreign_check(o->fd), err = 0;
+                if (r < 0)
+                        return r;
+                /* made now, for handing on */
+                if (lazy_ours(e) && !o->final) {
+                        o->want = WANT_BLOCK;
+                        return 0;
+                }
+                if (!lazy_ours(e) && no_state(o, &err))
+                        return 0;
+                return -ENOENT;
         }
         fd = fcntl(e->ctl_fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
@@ -579,7 +701,7 @@ static int do_get_control(struct am_entry *e, void *a)
 static int get_control(int fd, const struct stat *st, int *ret)
 {
         struct op o = { .fd = fd, .st = st, .buf = ret };
-        return am_table_with(st, do_get_control, &o);
+        return run(st, do_get_control, &o, 1);
 }
 
 int am_memfd_attach_control(int fd, const struct stat *st, int control_fd)
@@ -657,6 +779,7 @@ const struct am_driver am_driver_memfd = {
         .ref_pin_status = am_memfd_ref_pin_status,
         .ref_stats = am_memfd_ref_stats,
         .ref_page_map = am_memfd_ref_page_map,
+        .ref_purging = am_memfd_ref_purging,
         .collect = am_table_collect,
         .forget = am_table_forget,
         .set_manual = am_table_set_manual,

@@ -23,7 +23,19 @@ struct am_entry {
         unsigned long holds;       /* references from heaps; no GC while > 0 */
         unsigned long cached;      /* threads whose lookup cache holds it */
         struct am_entry *znext;    /* a zombie's next zombie */
+        /* A region this process created and has not given a control block
+         * yet: no block (ref.b NULL, ctl_fd -1; ref.size is the region's
+         * size), every page pinned. may_make (atomic): this process may
+         * still create the block itself, as nobody else can have one. */
+        int lazy;
+        int may_make;
 };
+
+/* The mark of a data memfd libashmem made: the sticky bit on its inode
+ * (mode 01600 at creation) and seals against growing and shrinking. A
+ * memfd with the mark that this process holds without pin state is one
+ * whose pin state lives elsewhere (ENOLCK), never "always pinned". */
+#define AM_MARK_MODE S_ISVTX
 
 /* Run op with the entry for st (or NULL). The entry is valid only inside
  * op. A thread's last entry found is cached (and held): a call on the same
@@ -39,6 +51,22 @@ int am_table_with(const struct stat *st,
  * kept (ctl_fd and map then still belong to the caller), or -errno. */
 int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref);
 
+/* Record a region this process just created, with no control block yet
+ * (a lazy entry). 1, or -errno. */
+int am_table_insert_lazy(const struct stat *st);
+
+/* Install a control block for the lazy entry of st, made by this process:
+ * 1 if installed (ctl_fd and ref taken over), 0 if the region has a block
+ * already (the caller's are still its own: drop them), -ENOLCK if this
+ * process may not make the block itself (no lazy entry, or one that lost
+ * may_make). */
+int am_table_install(const struct stat *st, int ctl_fd, const struct amc_ref *ref);
+
+/* Called before fork() with no lock held: give a control block to every
+ * lazy entry this process may still make one for (the memfd driver's
+ * function, which the table calls; fn(st) per entry). */
+void am_table_set_fork_maker(int (*fn)(const struct stat *st));
+
 /* Take or drop a hold on the entry for st: a held entry is never collected,
  * so its ref stays valid without the table lock (the heap fast path). */
 int am_table_hold(const struct stat *st, struct amc_ref *ret);
@@ -46,6 +74,10 @@ void am_table_release(const struct stat *st);
 
 /* Drop entries of regions nothing in this process refers to. */
 int am_table_collect(void);
+
+/* The same, for a process out of descriptors: the scan gets the one the
+ * table keeps in reserve (taken when the first block was installed). */
+int am_table_collect_out_of_fds(void);
 
 /* Forget the entry of region st now (its holder closed every descriptor
  * of it and unmapped it): 1 if dropped, 0 if there was none or it is held. */
@@ -99,10 +131,11 @@ struct am_pinref {
 /* The hold operations of the driver (drivers/driver.h), in hold.c. */
 int am_memfd_hold(const struct stat *st, struct am_pinref **ret);
 void am_memfd_release(const struct stat *st, struct am_pinref *p);
-int am_memfd_ref_pin(const struct am_pinref *p, size_t off, size_t len);
+int am_memfd_ref_pin(const struct am_pinref *p, size_t off, size_t len, int data_fd);
 int am_memfd_ref_unpin(const struct am_pinref *p, size_t off, size_t len);
 int am_memfd_ref_pin_status(const struct am_pinref *p, size_t off, size_t len);
 void am_memfd_ref_stats(const struct am_pinref *p, struct ashmem_stats *st, int *prot);
+size_t am_memfd_ref_purging(const struct am_pinref *p);
 void am_memfd_ref_page_map(const struct am_pinref *p, char *map, size_t n);
 
 #endif

@@ -97,12 +97,33 @@ __attribute__((destructor)) static void tc_unload(void)
  * reader's and leave the lock held for ever. The child has no other thread,
  * so it starts with a fresh lock instead. */
 static void before_fork(void) { pthread_rwlock_wrlock(&lock); }
-static void after_fork_parent(void) { pthread_rwlock_unlock(&lock); }
+
+/* After fork() both processes hold every region: a lazy entry left (its
+ * block could not be made before the fork, or it was created meanwhile)
+ * may no longer get a block from this process alone, or parent and child
+ * could each make one. With the table write-locked (or the child's). */
+static void lazy_handed_out(void)
+{
+        for (size_t i = 0; i < table.nbuckets; i++)
+                for (struct am_idnode *n = table.buckets[i]; n; n = n->next) {
+                        struct am_entry *e = am_id_record(n, struct am_entry, id);
+                        if (e->lazy)
+                                __atomic_store_n(&e->may_make, 0, __ATOMIC_RELAXED);
+                }
+}
+
+static void after_fork_parent(void)
+{
+        lazy_handed_out();
+        pthread_rwlock_unlock(&lock);
+}
+
 static void after_fork_child(void)
 {
         pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
 
         lock = fresh;
+        lazy_handed_out();
         /* the caches of the threads that did not come along are gone */
         for (size_t i = 0; i < table.nbuckets; i++)
                 for (struct am_idnode *n = table.buckets[i]; n; n = n->next)
@@ -113,9 +134,61 @@ static void after_fork_child(void)
                 tc_entry->cached = 1;
 }
 
+/* The driver's maker of control blocks, for fork_make(). */
+static int (*fork_maker)(const struct stat *st);
+
+void am_table_set_fork_maker(int (*fn)(const struct stat *st))
+{
+        __atomic_store_n(&fork_maker, fn, __ATOMIC_RELEASE);
+}
+
+/* Before fork(), other threads still running: make the control block of
+ * every region this process may still make one for, so that parent and
+ * child share it. The identities are copied under the read lock and the
+ * blocks made without it (making one takes the write lock). */
+static void fork_make(void)
+{
+        int (*fn)(const struct stat *) = __atomic_load_n(&fork_maker, __ATOMIC_ACQUIRE);
+        struct stat *v = NULL;
+        size_t n = 0, cap = 0;
+        int cs;
+
+        if (!fn)
+                return;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_rwlock_rdlock(&lock);
+        for (size_t i = 0; i < table.nbuckets; i++)
+                for (struct am_idnode *p = table.buckets[i]; p; p = p->next) {
+                        struct am_entry *e = am_id_record(p, struct am_entry, id);
+                        if (!e->lazy || !__atomic_load_n(&e->may_make, __ATOMIC_RELAXED))
+                                continue;
+                        if (n == cap) {
+                                size_t nc = cap ? cap * 2 : 16;
+                                struct stat *nv = realloc(v, nc * sizeof(*v));
+                                if (!nv)
+                                        goto out;       /* the rest stay lazy */
+                                v = nv;
+                                cap = nc;
+                        }
+                        memset(&v[n], 0, sizeof(v[n]));
+                        v[n].st_dev = (dev_t)e->id.dev;
+                        v[n].st_ino = (ino_t)e->id.ino;
+                        v[n].st_size = (off_t)e->ref.size;
+                        n++;
+                }
+out:
+        pthread_rwlock_unlock(&lock);
+        for (size_t i = 0; i < n; i++)
+                (void)fn(&v[i]);
+        free(v);
+        pthread_setcancelstate(cs, NULL);
+}
+
 static void register_atfork(void)
 {
         pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+        /* registered later, so it runs before before_fork() */
+        pthread_atfork(fork_make, NULL, NULL);
 }
 
 static struct am_entry *find(dev_t dev, ino_t ino)
@@ -171,8 +244,10 @@ int am_table_with(const struct stat *st,
 
 static void entry_free(struct am_entry *e)
 {
-        munmap(e->ref.b, e->ref.map_len);
-        close(e->ctl_fd);
+        if (e->ref.b)
+                munmap(e->ref.b, e->ref.map_len);
+        if (e->ctl_fd >= 0)
+                close(e->ctl_fd);
         free(e);
 }
 
@@ -263,7 +338,8 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
         if (r)
                 return r;
         if (!maps) {
-                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+                if (s->n)
+                        qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
                 return 0;
         }
         f = fopen("/proc/self/maps", "re");
@@ -280,7 +356,8 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
                         ;
         }
         fclose(f);
-        if (r == 0)
+        /* (no memfd at all: an empty set, which qsort may not be given) */
+        if (r == 0 && s->n)
                 qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
         return r;
 }
@@ -289,7 +366,7 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
  * Returns the number dropped or -errno. */
 static int in_set(const struct inoset *s, ino_t ino)
 {
-        return bsearch(&ino, s->v, s->n, sizeof(*s->v), cmp_ino) != NULL;
+        return s->n && bsearch(&ino, s->v, s->n, sizeof(*s->v), cmp_ino) != NULL;
 }
 
 /* An entry nothing referred to in scan s: held entries and entries of other
@@ -350,7 +427,45 @@ static int collect(dev_t dev)
         return r == -EAGAIN ? 0 : r < 0 ? r : n;
 }
 
-int am_table_collect(void)
+static int collect_all(void);
+
+/* A descriptor kept in reserve for a collection that runs because the
+ * process is out of descriptors (the scan needs one): opened when the
+ * first control block is installed, given up for the scan, taken back. */
+static int reserve_fd = -1;
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void reserve_take(void)
+{
+        if (__atomic_load_n(&reserve_fd, __ATOMIC_RELAXED) >= 0 ||
+            __atomic_load_n(&manual, __ATOMIC_RELAXED))
+                return;
+        pthread_mutex_lock(&reserve_lock);
+        if (reserve_fd < 0)
+                __atomic_store_n(&reserve_fd, open("/dev/null", O_RDONLY | O_CLOEXEC),
+                                 __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&reserve_lock);
+}
+
+int am_table_collect_out_of_fds(void)
+{
+        int r, cs;
+
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_mutex_lock(&reserve_lock);
+        if (reserve_fd >= 0) {
+                close(reserve_fd);
+                __atomic_store_n(&reserve_fd, -1, __ATOMIC_RELAXED);
+        }
+        r = collect_all();
+        __atomic_store_n(&reserve_fd, open("/dev/null", O_RDONLY | O_CLOEXEC),
+                         __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&reserve_lock);
+        pthread_setcancelstate(cs, NULL);
+        return r;
+}
+
+static int collect_all(void)
 {
         int r;
 
@@ -370,7 +485,26 @@ int am_table_collect(void)
         return r;
 }
 
-int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref)
+int am_table_collect(void)
+{
+        int r = collect_all(), empty;
+
+        /* an empty table needs no descriptor in reserve */
+        pthread_rwlock_rdlock(&lock);
+        empty = table.n == 0 && !zombies;
+        pthread_rwlock_unlock(&lock);
+        if (empty && __atomic_load_n(&reserve_fd, __ATOMIC_RELAXED) >= 0) {
+                pthread_mutex_lock(&reserve_lock);
+                if (reserve_fd >= 0)
+                        close(reserve_fd);
+                __atomic_store_n(&reserve_fd, -1, __ATOMIC_RELAXED);
+                pthread_mutex_unlock(&reserve_lock);
+        }
+        return r;
+}
+
+static int table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref,
+                        int lazy)
 {
         struct am_entry *e, *ne;
         int r = 1, cs;
@@ -389,6 +523,7 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
         ne->id.ino = st->st_ino;
         ne->ref = *ref;
         ne->ctl_fd = ctl_fd;
+        ne->lazy = ne->may_make = lazy;
 
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);
@@ -396,7 +531,8 @@ int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref
                 (void)collect(st->st_dev);
         e = find(st->st_dev, st->st_ino);
         if (e) {
-                if (!e->ref.writable && ref->writable && e->holds == 0) {
+                if (!lazy && (e->lazy || (!e->ref.writable && ref->writable)) &&
+                    e->holds == 0) {
                         /* the newcomer takes the old entry's place (never
                          * changed in place: a cache may be reading it) */
                         am_idtable_replace(&table, &e->id, &ne->id);
@@ -418,6 +554,11 @@ out:
         pthread_rwlock_unlock(&lock);
         pthread_setcancelstate(cs, NULL);
         return r;
+}
+
+int am_table_insert(const struct stat *st, int ctl_fd, const struct amc_ref *ref)
+{
+        return table_insert(st, ctl_fd, ref, 0);
 }
 
 void am_table_set_manual(int on)
@@ -456,7 +597,7 @@ int am_table_hold(const struct stat *st, struct amc_ref *ret)
 
         pthread_rwlock_wrlock(&lock);
         e = find(st->st_dev, st->st_ino);
-        if (e) {
+        if (e && !e->lazy) {
                 e->holds++;
                 *ret = e->ref;
                 r = 0;
@@ -474,4 +615,46 @@ void am_table_release(const struct stat *st)
         if (e && e->holds)
                 e->holds--;
         pthread_rwlock_unlock(&lock);
+}
+
+int am_table_insert_lazy(const struct stat *st)
+{
+        struct amc_ref ref;
+        int r;
+
+        memset(&ref, 0, sizeof(ref));
+        ref.size = (uint64_t)st->st_size;
+        ref.ctl_fd = -1;
+        r = table_insert(st, -1, &ref, 1);
+        return r == 0 ? -EEXIST : r;
+}
+
+int am_table_install(const struct stat *st, int ctl_fd, const struct amc_ref *ref)
+{
+        struct am_entry *e, *ne = calloc(1, sizeof(*ne));
+        int r, cs;
+
+        if (!ne)
+                return -ENOMEM;
+        ne->id.dev = st->st_dev;
+        ne->id.ino = st->st_ino;
+        ne->ref = *ref;
+        ne->ctl_fd = ctl_fd;
+        reserve_take();
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_rwlock_wrlock(&lock);
+        e = find(st->st_dev, st->st_ino);
+        if (e && e->lazy && __atomic_load_n(&e->may_make, __ATOMIC_RELAXED) &&
+            e->ref.size == ref->size) {
+                am_idtable_replace(&table, &e->id, &ne->id);
+                entry_unlinked(e);
+                free_zombies();
+                r = 1;
+        } else {
+                r = e && !e->lazy ? 0 : -ENOLCK;
+                free(ne);
+        }
+        pthread_rwlock_unlock(&lock);
+        pthread_setcancelstate(cs, NULL);
+        return r;
 }

@@ -24,6 +24,8 @@ void am_hold_stats(const struct am_hold *h, struct ashmem_stats *st, int *prot);
 /* The state of pages [0, n) (as ashmem_get_page_map()); n is clamped to
  * the region's pages. */
 void am_hold_page_map(const struct am_hold *h, char *map, size_t n);
+/* Pages a dead purger left half purged (state purging). */
+size_t am_hold_purging(const struct am_hold *h);
 void am_hold_free(struct am_hold *h);
 
 #endif

@@ -12,10 +12,22 @@
 #include <sys/stat.h>
 
 /* Ask a running broker for the control block of region fd (whose fstat()
- * is st), which this process has no pin state for, and attach it. 0 if
- * attached, else -ENOENT (no broker, it does not hold the region, or the
- * lookup is off). Never starts a broker; misses are remembered for a
- * second. */
-int am_lookup_control(int fd, const struct stat *st);
+ * is st), which this process has no pin state for, and attach it; create:
+ * let the broker make the block if the region has none yet (fd
+ * read-write). 0 if attached, 1 if the broker holds the region without a
+ * block (every page pinned), else -ENOENT (no broker, it does not hold the
+ * region, or the lookup is off). Never starts a broker; misses are
+ * remembered for a second. */
+int am_lookup_control(int fd, const struct stat *st, int create);
+
+/* Remember the socket path of a broker that handed this process a region
+ * descriptor without its control block: the implicit lookup asks it first
+ * (the last few such brokers are kept). */
+void am_lookup_remember(const char *path);
+
+/* One lookup on connection b: the same answers (ashmem_broker_lookup is
+ * this with create set). */
+struct ashmem_broker;
+int am_broker_lookup(struct ashmem_broker *b, int fd, int create);
 
 #endif

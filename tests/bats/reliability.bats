@@ -139,6 +139,12 @@ map_counts() {
         holder_start held
         hold hello
         [ "$reply" = "ok pid=$broker_pid" ]
+        # no pin state yet (nobody needed it); the first pin call gets it
+        # through the broker, which makes it, so it lives on without it
+        hold stats
+        [ "$reply" = "pinned=4 unpinned=0 purged=0 shared=0" ]
+        hold pin
+        [ "$reply" = not-purged ]
         hold stats
         [ "$reply" = "pinned=4 unpinned=0 purged=0 shared=1" ]
         old=$broker_pid

@@ -227,6 +227,15 @@ static int is_control(int fd)
         return seals >= 0 && (seals & F_SEAL_SEAL) && is_memfd(fd, "ashmem-control");
 }
 
+/* The descriptor the library's table keeps in reserve (/dev/null) for a
+ * collection when the process runs out of descriptors. */
+static int is_reserve(int fd)
+{
+        struct stat st, nul;
+        return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+               stat("/dev/null", &nul) == 0 && st.st_rdev == nul.st_rdev;
+}
+
 /* Regions this process refers to through a descriptor it keeps and for
  * which the library has a control block: each may have one control
  * descriptor of the library's. */
@@ -267,7 +276,7 @@ static void check_fds(const unsigned char *outside)
                 if (!now.open[fd] || outside[fd])
                         continue;
                 assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
-                if (exp[fd])
+                if (exp[fd] || is_reserve(fd))
                         continue;
                 /* not the broker's, not ours: the library's control block */
                 assert(is_control(fd));

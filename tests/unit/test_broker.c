@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1800,14 +1801,15 @@ TEST(a_held_purge_lock_never_stalls_the_broker)
         other = conn();
         for (int i = 0; i < 100; i++)
                 CHECK_EQ(ashmem_broker_hello(other, &srv), 0);
-        /* the holder dies: the broker skips the region (nothing left
-         * unpinned), and the next pin finishes the purging page */
+        /* the holder dies: nothing is left unpinned, but the broker does
+         * not skip the region: it finishes the page the dead purger left
+         * purging (punched, purged), and the next pin says so */
         CHECK_EQ(kill(child, SIGKILL), 0);
         while (waitpid(child, &status, 0) < 0)
                 CHECK_EQ(errno, EINTR);
         raw_sends(rf, "{\"v\":1,\"op\":\"purge\",\"name\":\"locked\"}", NULL, 0);
         raw_recv(rf, buf, sizeof(buf), NULL);
-        if (strcmp(buf, "{\"ok\":true,\"pages\":0}") != 0)
+        if (strcmp(buf, "{\"ok\":true,\"pages\":1}") != 0)
                 t_fail(__FILE__, __LINE__, "purge after the holder died: %s", buf);
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
         close(rf);
@@ -1834,6 +1836,12 @@ static void scribble_block(void *arg)
 
         CHECK_EQ(ashmem_broker_attach(b, "scribbled", 1, &fd, NULL, NULL), 0);
         CHECK_EQ(fstat(fd, &st), 0);
+        {
+                /* the block, made by the broker on this first need */
+                int c;
+                CHECK_EQ(ashmem_get_control(fd, &c), 0);
+                close(c);
+        }
         CHECK_EQ(am_table_hold(&st, &ref), 0);
         for (unsigned round = 0; !__atomic_load_n(stop, __ATOMIC_RELAXED); round++) {
                 uint64_t *w = (uint64_t *)(void *)ref.b;
@@ -2074,4 +2082,227 @@ TEST(errno_is_left_alone)
         ashmem_broker_close(b);
         CHECK_EQ(errno, 4242);
         stop_broker();
+}
+
+/* --------------------------------------------- control blocks on demand */
+
+/* The page map of fd is want. */
+#define CHECK_MAP_OF(fd, want) do { \
+        char map_[64] = { 0 }; \
+        CHECK_EQ(ashmem_get_page_map((fd), map_, strlen(want)), 0); \
+        if (memcmp(map_, (want), strlen(want)) != 0) \
+                t_fail(__FILE__, __LINE__, "page map %.*s, expected %s", \
+                       (int)strlen(want), map_, (want)); \
+} while (0)
+
+/* A holder of a broker-made region that got the data descriptor alone. */
+struct lazy_holder { int sv; int page; };
+
+static void lazy_holder(void *arg)
+{
+        struct lazy_holder *l = arg;
+        int fd = recv_one_fd(l->sv);
+        char c = 0;
+
+        /* no block yet: every page pinned, said by the broker; asking
+         * makes none */
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_get_stats(fd, &(ashmem_stats){ 0 }), 0);
+        CHECK_EQ(write(l->sv, "r", 1), 1);
+        /* wait for the go, then unpin one page: the first need */
+        CHECK_EQ(read(l->sv, &c, 1), 1);
+        CHECK_EQ(ashmem_unpin_region(fd, (size_t)l->page * ps(), ps()), 0);
+        CHECK_EQ(write(l->sv, "k", 1), 1);
+        CHECK_EQ(read(l->sv, &c, 1), 1);
+        /* the other holder's unpin is in the same block */
+        CHECK_EQ(ashmem_pin_status(fd, 0, 2 * ps()), ASHMEM_IS_UNPINNED);
+        CHECK_MAP_OF(fd, "uuP");
+        close(fd);
+}
+
+TEST(a_created_region_gets_one_block_through_the_broker_when_first_needed)
+{
+        ashmem_broker *b;
+        int fd, ro, sv[2][2], n0, n1;
+        pid_t kid[2];
+        struct lazy_holder lh[2];
+        char c;
+
+        start_broker();
+        b = conn();
+        n0 = broker_fds();
+        fd = create(b, "lazy", 3 * ps(), 0600);
+        /* the reply carried the data descriptor alone, and the broker
+         * keeps one descriptor for the region */
+        CHECK_EQ(ashmem_get_stats(fd, &(ashmem_stats){ 0 }), 0);
+        {
+                ashmem_stats s;
+                CHECK_EQ(ashmem_get_stats(fd, &s), 0);
+                CHECK_EQ(s.shared_state, 0);
+        }
+        CHECK_EQ(broker_fds(), n0 + 1);
+        CHECK_EQ(ashmem_broker_attach(b, "lazy", 0, &ro, NULL, NULL), 0);
+        /* a read-only holder: all pinned, said by the broker, and it may
+         * not make the block */
+        CHECK_EQ(ashmem_pin_status(ro, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_ERRNO(ashmem_unpin_region(ro, 0, 0), EPERM);
+        CHECK_NEG(ashmem_broker_lookup(b, ro), ENOENT);
+        CHECK_EQ(broker_fds(), n0 + 2);         /* its read-only reopening */
+        /* two holders with the data descriptor alone unpin at once: the
+         * broker makes one block, which both get */
+        for (int i = 0; i < 2; i++) {
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv[i]), 0);
+                lh[i] = (struct lazy_holder){ .sv = sv[i][1], .page = i };
+                kid[i] = fork();
+                CHECK(kid[i] >= 0);
+                if (kid[i] == 0) {
+                        close(sv[i][0]);
+                        lazy_holder(&lh[i]);
+                        _exit(0);
+                }
+                close(sv[i][1]);
+                send_one_fd(sv[i][0], fd);
+        }
+        /* both have seen the region all pinned before either unpins */
+        for (int i = 0; i < 2; i++)
+                CHECK_EQ(read(sv[i][0], &c, 1), 1);
+        for (int i = 0; i < 2; i++)
+                CHECK_EQ(write(sv[i][0], "g", 1), 1);
+        for (int i = 0; i < 2; i++)
+                CHECK_EQ(read(sv[i][0], &c, 1), 1);
+        for (int i = 0; i < 2; i++)
+                CHECK_EQ(write(sv[i][0], "g", 1), 1);
+        for (int i = 0; i < 2; i++) {
+                wait_ok(kid[i]);
+                close(sv[i][0]);
+        }
+        /* the block the broker made (control, and the library's own copy) */
+        n1 = broker_fds();
+        CHECK(n1 >= n0 + 3 && n1 <= n0 + 4);
+        /* this process: its status asks, and sees the holders' unpins */
+        CHECK_EQ(ashmem_pin_status(fd, 0, ps()), ASHMEM_IS_UNPINNED);
+        CHECK_MAP_OF(fd, "uuP");
+        /* an attach now hands the block out with the data */
+        {
+                int fd2;
+                ashmem_stats s;
+                CHECK_EQ(ashmem_broker_attach(b, "lazy", 1, &fd2, NULL, NULL), 0);
+                CHECK_EQ(ashmem_get_stats(fd2, &s), 0);
+                CHECK_EQ(s.shared_state, 1);
+                CHECK_EQ(s.unpinned, 2);
+                close(fd2);
+        }
+        close(ro);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* A broker holding many regions without pin state keeps one descriptor
+ * for each: 9,000 of them under a limit of 10,000 descriptors. */
+TEST(nine_thousand_blockless_regions_fit_under_ten_thousand_descriptors)
+{
+        const char *const args[] = { "--max-regions", "20000", NULL };
+        struct rlimit lim = { 10000, 10000 };
+        ashmem_broker *b;
+        int n0, n1;
+
+        /* the broker inherits the limit (each test runs in a process of
+         * its own) */
+        CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+        start_broker_args(args);
+        b = conn();
+        n0 = broker_fds();
+        for (int i = 0; i < 9000; i++) {
+                char name[32];
+                int fd;
+                snprintf(name, sizeof(name), "many-%d", i);
+                fd = create(b, name, ps(), 0600);
+                close(fd);
+        }
+        n1 = broker_fds();
+        CHECK_EQ(n1 - n0, 9000);
+        /* and the broker still answers, with room to spare */
+        {
+                int fd;
+                CHECK_EQ(ashmem_broker_attach(b, "many-4321", 1, &fd, NULL, NULL), 0);
+                CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+                CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_UNPINNED);
+                close(fd);
+        }
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* Under pressure the purger also takes regions with nothing unpinned but
+ * pages a dead purger left purging: it finishes them (punched, purged),
+ * so that they do not stay unreclaimable. */
+TEST(pressure_finishes_pages_a_dead_purger_left)
+{
+        const char *const args[] = { "--purge-below", "100", "--poll-interval", "50", NULL };
+        ashmem_broker *b;
+        ashmem_broker_counters st;
+        long long deadline;
+        struct stat fst;
+        struct amc_ref ref;
+        ashmem_stats s;
+        int fd, c;
+        char *p;
+
+        start_broker_args(args);
+        b = conn();
+        fd = create(b, "halfdone", 4 * ps(), 0600);
+        CHECK_EQ(ashmem_get_control(fd, &c), 0);
+        close(c);
+        p = mmap(NULL, 4 * ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECK(p != MAP_FAILED);
+        memset(p, 'd', 4 * ps());
+        CHECK_EQ(fstat(fd, &fst), 0);
+        CHECK_EQ(am_table_hold(&fst, &ref), 0);
+        /* pages 2 and 3 purging, nobody purging them, nothing unpinned */
+        __atomic_store_n(&ref.state[0], 0xa0ull, __ATOMIC_RELEASE);
+        am_table_release(&fst);
+        deadline = mono_ms() + WAIT_MS;
+        do {
+                nap(20);
+                CHECK_EQ(ashmem_get_stats(fd, &s), 0);
+                CHECK_EQ(ashmem_broker_stats(b, &st), 0);
+        } while (p[2 * ps()] != 0 && mono_ms() < deadline);
+        CHECK_EQ(p[0], 'd');
+        CHECK_EQ(p[2 * ps() - 1], 'd');
+        CHECK_EQ(p[2 * ps()], 0);
+        CHECK_EQ(p[4 * ps() - 1], 0);
+        CHECK_MAP_OF(fd, "PPxx");
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        munmap(p, 4 * ps());
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* A holder of a region the broker made and nobody has needed pin state
+ * for yet, after the broker is gone: nobody can make the block now, and
+ * its pin calls say so (ENOLCK) instead of pretending the pages pinned. */
+TEST(a_blockless_region_after_its_broker_died_fails_with_enolck)
+{
+        ashmem_broker *b;
+        int fd;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "orphan", 2 * ps(), 0600);
+        ashmem_broker_close(b);
+        stop_broker();
+        CHECK_ERRNO(ashmem_unpin_region(fd, 0, 0), ENOLCK);
+        CHECK_ERRNO(ashmem_pin_region(fd, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_pin_status(fd, 0, 0), ENOLCK);
+        /* the data lives on */
+        {
+                char *p = mmap(NULL, 2 * ps(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                CHECK(p != MAP_FAILED);
+                p[0] = 'x';
+                CHECK_EQ(p[0], 'x');
+                munmap(p, 2 * ps());
+        }
+        close(fd);
 }

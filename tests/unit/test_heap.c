@@ -219,8 +219,10 @@ static void *churn_thread(void *p)
                         break;
                 a->r = ashmem_slice_new(h, 1, 2, &s);
                 if (a->r == 0) {
+                        /* every thread writes this byte: atomically */
                         if (!(ashmem_heap_flags(h) & ASHMEM_HEAP_READ_ONLY))
-                                ((volatile char *)ashmem_slice_ptr(s))[0]++;
+                                __atomic_fetch_add((char *)ashmem_slice_ptr(s), 1,
+                                                   __ATOMIC_RELAXED);
                         a->r = ashmem_slice_unpin(s);
                         if (a->r == 0)
                                 a->r = ashmem_slice_pin(s) < 0 ? -1 : 0;
@@ -248,6 +250,48 @@ TEST(threads_churn)
                 CHECK_EQ(arg[i].r, 0);
         CHECK_EQ(count_maps(fd), 0);
         CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        close(fd);
+}
+
+/* Threads adopting and dropping heaps of one region, cancelled at random
+ * moments (deferred cancellation: at the cancellation points inside, such
+ * as the wait for another thread's mapping): the cache is left usable, so
+ * that a heap is still made afterwards, within seconds. */
+static void *adopt_loop(void *arg)
+{
+        int fd = *(int *)arg;
+
+        for (;;) {
+                ashmem_heap *h;
+                if (ashmem_heap_adopt(fd, 0, &h) == 0)
+                        ashmem_heap_unref(h);
+                pthread_testcancel();
+        }
+        return NULL;
+}
+
+TEST(cancelled_threads_leave_the_heap_cache_usable)
+{
+        int fd = ashmem_create_region("cancelled", 64 * ps());
+
+        CHECK(fd >= 0);
+        alarm(60);      /* a cache left locked hangs: fail, do not hang */
+        for (int round = 0; round < 50; round++) {
+                pthread_t th[4];
+                ashmem_heap *h;
+                for (int i = 0; i < 4; i++)
+                        CHECK_EQ(pthread_create(&th[i], NULL, adopt_loop, &fd), 0);
+                usleep((useconds_t)(100 + (round * 37) % 900));
+                for (int i = 0; i < 4; i++)
+                        CHECK_EQ(pthread_cancel(th[i]), 0);
+                for (int i = 0; i < 4; i++)
+                        CHECK_EQ(pthread_join(th[i], NULL), 0);
+                CHECK_EQ(ashmem_heap_adopt(fd, 0, &h), 0);
+                CHECK_EQ(ashmem_heap_mapping_users(h), 1);
+                ashmem_heap_unref(h);
+        }
+        alarm(0);
+        CHECK_EQ(count_maps(fd), 0);
         close(fd);
 }
 
@@ -636,8 +680,11 @@ TEST(control_attached_after_the_heap)
 
         receive_region(0, fds);
         CHECK_EQ(ashmem_heap_adopt(fds[0], 0, &h), 0);
-        /* no pin state yet: the foreign answers */
-        CHECK_EQ(ashmem_heap_pin_status(h, 0, ps()), ASHMEM_IS_PINNED);
+        /* no pin state yet, for a region libashmem made whose block is
+         * elsewhere (no broker holds it): no pretending */
+        CHECK_NEG(ashmem_heap_pin_status(h, 0, ps()), ENOLCK);
+        CHECK_NEG(ashmem_heap_unpin(h, 0, ps()), ENOLCK);
+        CHECK_NEG(ashmem_heap_pin(h, 0, ps()), ENOLCK);
         CHECK_EQ(ashmem_set_control(fds[0], fds[1]), 0);
         /* now the maker's unpin shows */
         CHECK_EQ(ashmem_heap_pin_status(h, 0, ps()), ASHMEM_IS_UNPINNED);

@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -32,11 +33,23 @@ static size_t ps(void)
         return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static int create(const char *name, size_t size)
+/* A region without a control block: every page pinned until it needs one. */
+static int create_lazy(const char *name, size_t size)
 {
         int fd = ashmem_create_region(name, size);
         if (fd < 0)
                 t_fail(__FILE__, __LINE__, "ashmem_create_region(%zu): %m", size);
+        return fd;
+}
+
+/* A region with its control block made (as the first unpin, a fork or
+ * ashmem_get_control() would): the pin engine's tests. */
+static int create(const char *name, size_t size)
+{
+        int fd = create_lazy(name, size), c;
+        if (ashmem_get_control(fd, &c) < 0)
+                t_fail(__FILE__, __LINE__, "ashmem_get_control: %m");
+        close(c);
         return fd;
 }
 
@@ -263,7 +276,7 @@ TEST(ranges_across_bitmap_words)
 TEST(everything_starts_pinned)
 {
         size_t P = ps();
-        int fd = create("fresh", 10 * P + 1);
+        int fd = create_lazy("fresh", 10 * P + 1);
         ashmem_stats s = stats(fd);
 
         CHECK_EQ(s.size, 10 * P + 1);
@@ -274,13 +287,19 @@ TEST(everything_starts_pinned)
         CHECK_EQ(s.unpinned_since_ns, 0);
         CHECK_EQ(s.purges, 0);
         CHECK_EQ(s.pages_reclaimed, 0);
-        CHECK_EQ(s.shared_state, 1);
+        /* no control block until one is needed */
+        CHECK_EQ(s.shared_state, 0);
         CHECK_EQ(s.writable_state, 1);
         CHECK_MAP(fd, "PPPPPPPPPPP");
         CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
         CHECK_EQ(ashmem_purge(fd), 0);
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
         CHECK_EQ(stats(fd).purges, 0);
+        CHECK_EQ(stats(fd).shared_state, 0);
+        /* the first unpin makes it, all pinned but what it unpins */
+        CHECK_EQ(ashmem_unpin_region(fd, P, P), 0);
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_MAP(fd, "PuPPPPPPPPP");
         close(fd);
 }
 
@@ -523,11 +542,13 @@ static void helper_ro(void)
         CHECK_EQ(fcntl(H_DATA, F_GETFL) & O_ACCMODE, O_RDONLY);
         CHECK_EQ(fcntl(H_CTL, F_GETFL) & O_ACCMODE, O_RDONLY);
         CHECK_EQ(ashmem_valid(H_DATA), 1);
-        /* without its control block: a plain memfd, read-only */
+        /* without its control block, which exists: a region libashmem
+         * made does not pretend to be all pinned (ENOLCK), and a
+         * read-only holder may change nothing anyway (EPERM) */
         s = stats(H_DATA);
         CHECK_EQ(s.shared_state, 0);
         CHECK_EQ(s.writable_state, 0);
-        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_NEG(ashmem_pin_status(H_DATA, 0, 0), ENOLCK);
         CHECK_ERRNO(ashmem_pin_region(H_DATA, 0, 0), EPERM);
         CHECK_ERRNO(ashmem_unpin_region(H_DATA, 0, P), EPERM);
         CHECK_NEG(ashmem_purge(H_DATA), EPERM);
@@ -574,13 +595,17 @@ static void helper_rw(void)
 {
         size_t P = ps();
 
-        /* the data descriptor alone: a plain memfd, pin state not shared */
+        /* the data descriptor alone, of a region whose pin state lives
+         * elsewhere (no broker holds it): nothing pretends, everything
+         * that needs the state fails with ENOLCK, and no block is made
+         * here (the parent's would be another) */
         CHECK_EQ(stats(H_DATA).shared_state, 0);
-        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
-        CHECK_EQ(ashmem_unpin_region(H_DATA, 0, 0), 0);
-        CHECK_EQ(ashmem_pin_status(H_DATA, 0, 0), ASHMEM_IS_PINNED);
-        CHECK_EQ(ashmem_purge(H_DATA), 0);
-        CHECK_EQ(ashmem_pin_region(H_DATA, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_NEG(ashmem_pin_status(H_DATA, 0, 0), ENOLCK);
+        CHECK_ERRNO(ashmem_unpin_region(H_DATA, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_pin_status(H_DATA, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_purge(H_DATA), ENOLCK);
+        CHECK_ERRNO(ashmem_pin_region(H_DATA, 0, 0), ENOLCK);
+        CHECK_EQ(stats(H_DATA).shared_state, 0);
         /* joined to its control block: the parent's state */
         CHECK_EQ(ashmem_set_control(H_DATA, H_CTL), 0);
         CHECK_EQ(stats(H_DATA).writable_state, 1);
@@ -2032,4 +2057,178 @@ TEST(stress_pin_unpin_against_purge)
         munmap(s->m, S_PAGES * P);
         close(s->fd);
         munmap(s, sizeof(*s));
+}
+
+/* ------------------------------------------------- blocks made on demand */
+
+static int control_fd_count(void)
+{
+        return control_fds();
+}
+
+TEST(a_region_gets_its_block_at_its_first_unpin)
+{
+        size_t P = ps();
+        int n0 = control_fd_count(), fd = create_lazy("ondemand", 4 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 4 * P);
+
+        memset(m, 'd', 4 * P);
+        /* pins, statuses, purges and maps need none */
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_purge(fd), 0);
+        CHECK_MAP(fd, "PPPP");
+        CHECK_EQ(ashmem_set_prot_region(fd, PROT_READ | PROT_WRITE | PROT_EXEC), 0);
+        CHECK_EQ(control_fd_count(), n0);
+        CHECK_EQ(stats(fd).shared_state, 0);
+        /* the first unpin makes it */
+        CHECK_EQ(ashmem_unpin_region(fd, P, 2 * P), 0);
+        CHECK_EQ(control_fd_count(), n0 + 1);
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_MAP(fd, "PuuP");
+        CHECK_EQ(ashmem_purge(fd), 2);
+        CHECK(all(m, P, 'd'));
+        CHECK(all(m + P, 2 * P, 0));
+        CHECK(all(m + 3 * P, P, 'd'));
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        munmap(m, 4 * P);
+        close(fd);
+}
+
+TEST(dropping_read_or_exec_makes_the_block_that_records_it)
+{
+        int fd = create_lazy("protlazy", ps()), w = create_lazy("wlazy", ps());
+
+        /* the write bit has a home in the seals: no block */
+        CHECK_EQ(ashmem_set_prot_region(w, PROT_READ | PROT_EXEC), 0);
+        CHECK_EQ(stats(w).shared_state, 0);
+        CHECK_EQ(ashmem_get_prot(w), PROT_READ | PROT_EXEC);
+        /* exec has none: a block records it */
+        CHECK_EQ(ashmem_set_prot_region(fd, PROT_READ | PROT_WRITE), 0);
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_EQ(ashmem_get_prot(fd), PROT_READ | PROT_WRITE);
+        CHECK_ERRNO(ashmem_set_prot_region(fd, PROT_READ | PROT_EXEC), EINVAL);
+        close(fd);
+        close(w);
+}
+
+/* The child of a fork shares the block made for it before the fork. */
+static void fork_child_unpins(void *arg)
+{
+        int fd = *(int *)arg;
+
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, ps()), 0);
+}
+
+TEST(fork_gives_parent_and_child_one_block)
+{
+        int fd = create_lazy("forked", 2 * ps()), st;
+
+        CHECK_EQ(stats(fd).shared_state, 0);
+        st = t_in_child(fork_child_unpins, &fd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        /* the parent sees the child's unpin: one block */
+        CHECK_EQ(stats(fd).shared_state, 1);
+        CHECK_MAP(fd, "uP");
+        close(fd);
+}
+
+/* A region passed on (SCM_RIGHTS, or here inheritance by exec) without its
+ * block: the receiver cannot know its pin state and says so (ENOLCK, no
+ * broker holds it); the creator still decides for itself. */
+TEST(the_mark_tells_a_region_of_ours_from_a_foreign_memfd)
+{
+        int ours = memfd_create("mimic", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        int plain = memfd_create("plain", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        /* sticky bit and size seals: libashmem's mark, whoever set it */
+        CHECK(ours >= 0 && plain >= 0);
+        CHECK_EQ(ftruncate(ours, (off_t)ps()), 0);
+        CHECK_EQ(ftruncate(plain, (off_t)ps()), 0);
+        CHECK_EQ(fchmod(ours, 01600), 0);
+        CHECK_EQ(fcntl(ours, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+        CHECK_EQ(fcntl(plain, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+        (void)ashmem_broker_auto_lookup(0);
+        CHECK_ERRNO(ashmem_unpin_region(ours, 0, 0), ENOLCK);
+        CHECK_ERRNO(ashmem_pin_region(ours, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_pin_status(ours, 0, 0), ENOLCK);
+        CHECK_NEG(ashmem_purge(ours), ENOLCK);
+        /* no mark: a memfd libashmem did not make is always pinned */
+        CHECK_EQ(ashmem_unpin_region(plain, 0, 0), 0);
+        CHECK_EQ(ashmem_pin_status(plain, 0, 0), ASHMEM_IS_PINNED);
+        /* sticky bit without the seals: no mark either */
+        {
+                int half = memfd_create("half", MFD_CLOEXEC);
+                CHECK(half >= 0);
+                CHECK_EQ(ftruncate(half, (off_t)ps()), 0);
+                CHECK_EQ(fchmod(half, 01600), 0);
+                CHECK_EQ(ashmem_pin_status(half, 0, 0), ASHMEM_IS_PINNED);
+                close(half);
+        }
+        (void)ashmem_broker_auto_lookup(1);
+        close(ours);
+        close(plain);
+}
+
+/* A heap's pin that meets pages a dead purger left purging punches them,
+ * as the descriptor path does: WAS_PURGED comes with zeros, not with the
+ * old contents. */
+TEST(heap_pin_finishing_a_dead_purge_punches)
+{
+        size_t P = ps();
+        int fd = create("heapdead", 4 * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, 4 * P);
+        ashmem_heap *h;
+        struct stat st;
+        struct amc_ref r;
+
+        memset(m, 'h', 4 * P);
+        CHECK_EQ(ashmem_heap_adopt(fd, 0, &h), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        CHECK_EQ(am_table_hold(&st, &r), 0);
+        /* pages 0-1 purging, and nobody purging them */
+        __atomic_store_n(&r.state[0], 0xaull, __ATOMIC_RELEASE);
+        am_table_release(&st);
+        CHECK_EQ(ashmem_heap_pin(h, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK(all(m, 2 * P, 0));
+        CHECK(all(m + 2 * P, 2 * P, 'h'));
+        CHECK_MAP(fd, "PPPP");
+        ashmem_heap_unref(h);
+        munmap(m, 4 * P);
+        close(fd);
+}
+
+/* A holder that may not reopen the control memfd (another user's, mode
+ * 0600) cannot take the purge lock on a description of its own, and there
+ * is no fallback to a record lock: its purge fails with EACCES and changes
+ * nothing. (Run as root, the test holder becomes nobody.) */
+static void purge_as_nobody(void *arg)
+{
+        int fd = *(int *)arg;
+
+        CHECK_EQ(setgroups(0, NULL), 0);
+        CHECK_EQ(setresgid(65534, 65534, 65534), 0);
+        CHECK_EQ(setresuid(65534, 65534, 65534), 0);
+        CHECK_NEG(ashmem_purge(fd), EACCES);
+        CHECK_MAP(fd, "uu");
+        /* pin state still works: that needs no lock */
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_UNPINNED);
+}
+
+TEST(purge_without_a_description_of_its_own_fails_with_eacces)
+{
+        int fd = create("noreopen", 2 * ps()), st;
+
+        if (geteuid() != 0) {
+                printf("    (skipped: needs root to become another user)\n");
+                close(fd);
+                return;
+        }
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        st = t_in_child(purge_as_nobody, &fd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK_MAP(fd, "uu");
+        CHECK_EQ(ashmem_purge(fd), 2);
+        close(fd);
 }

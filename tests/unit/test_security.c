@@ -53,7 +53,8 @@ TEST(region_memfds_are_owner_only)
 
         CHECK(fd >= 0);
         CHECK(fstat(fd, &st) == 0);
-        CHECK_EQ(st.st_mode & 07777, 0600);
+        /* owner-only, with the sticky bit that marks libashmem's regions */
+        CHECK_EQ(st.st_mode & 07777, 01600);
         CHECK_EQ(ashmem_get_control(fd, &cfd), 0);
         CHECK(fstat(cfd, &st) == 0);
         CHECK_EQ(st.st_mode & 07777, 0600);

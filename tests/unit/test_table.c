@@ -32,7 +32,8 @@ TEST(create_close_cycles_near_the_descriptor_limit)
                 int fd = ashmem_create_region("cycle", 4096);
                 if (fd < 0)
                         t_fail(__FILE__, __LINE__, "create %d: %s", i, strerror(errno));
-                CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+                if (ashmem_unpin_region(fd, 0, 0) != 0)
+                        t_fail(__FILE__, __LINE__, "unpin %d: %s", i, strerror(errno));
                 close(fd);
         }
         while (n > 0)
