@@ -38,6 +38,8 @@ PKG_CONFIG ?= pkg-config
 CJSON_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null || echo -lcjson)
 READLINE_LIBS = -lreadline
+# the broker's service manager side (sd-daemon: socket activation, sd_notify)
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null || echo -lsystemd)
 
 LIB_SRC   := $(wildcard lib/*.c) $(wildcard drivers/*/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -73,7 +75,7 @@ CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: deps-build $(SHLIB) $(STLIB) $(CLI) examples tests
+all: deps-build $(SHLIB) $(STLIB) $(CLI) examples tests units
 
 deps-build:
 	$(Q)CC="$(CC)" sh mk/deps.sh build
@@ -104,7 +106,7 @@ $(STLIB): $(LIB_OBJ)
 
 $(B)/ashmemctl: $(CLI_OBJ) $(BROKER_OBJ) $(STLIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS) $(SYSTEMD_LIBS)
 
 examples: $(EX_BIN)
 $(B)/examples/%: $(B)/obj/examples/%.o $(STLIB)
@@ -187,7 +189,8 @@ FUZZ_CHECK_SECONDS ?= 5
 # own main).
 FUZZ_CLI_OBJ  = $(filter-out $(B)/obj/cli/main.o,$(CLI_OBJ)) $(BROKER_OBJ)
 $(B)/fuzz/fuzz_cmdline: $(FUZZ_CLI_OBJ)
-$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS)
+$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS) $(SYSTEMD_LIBS)
+$(B)/fuzz/fuzz_broker: FUZZ_LINK = $(SYSTEMD_LIBS)
 
 fuzz-bins: $(FUZZ_BIN)
 $(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(STLIB)
@@ -259,8 +262,51 @@ load: all
 		$(if $(filter 0,$(shell id -u)),--hostile); \
 	then $(call RECORD,1,0); else $(call RECORD,0,1); exit 1; fi
 
+# ---------------------------------------------------------------- systemd units
+# systemd/*.in with the installed ashmemctl's path (BINDIR), into
+# $(B)/systemd/ (system units as ashmem-broker.*, user units as
+# user/ashmem-broker.*) for the tests; install makes its own for its BINDIR.
+# Installed under systemd's own unit directories for PREFIX=/usr (what
+# `pkg-config systemd` says), else under PREFIX/lib/systemd/{system,user}
+# (which systemd searches too for PREFIX=/usr/local); SYSTEMDSYSTEMUNITDIR
+# and SYSTEMDUSERUNITDIR override both.
+ifeq ($(PREFIX),/usr)
+SYSTEMDSYSTEMUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+SYSTEMDUSERUNITDIR   ?= $(shell $(PKG_CONFIG) --variable=systemduserunitdir systemd 2>/dev/null || echo /usr/lib/systemd/user)
+else
+SYSTEMDSYSTEMUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSTEMDUSERUNITDIR   ?= $(PREFIX)/lib/systemd/user
+endif
+UNITS := $(B)/systemd/ashmem-broker.socket $(B)/systemd/ashmem-broker.service \
+         $(B)/systemd/user/ashmem-broker.socket $(B)/systemd/user/ashmem-broker.service
+.PHONY: units
+units: $(UNITS)
+$(B)/systemd/ashmem-broker.%: systemd/ashmem-broker.%.in $(B)/.flags FORCE
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
+$(B)/systemd/ashmem-broker.socket: systemd/ashmem-broker.socket
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+$(B)/systemd/user/ashmem-broker.%: systemd/ashmem-broker-user.%.in FORCE
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
+$(B)/systemd/user/ashmem-broker.socket: systemd/ashmem-broker-user.socket
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+
 # ---------------------------------------------------------------- install
 install: all
+	install -d $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR) $(DESTDIR)$(SYSTEMDUSERUNITDIR)
+	install -m 644 systemd/ashmem-broker.socket $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' systemd/ashmem-broker.service.in \
+		> $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/ashmem-broker.service
+	install -m 644 systemd/ashmem-broker-user.socket $(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.socket
+	sed -e 's|@BINDIR@|$(BINDIR)|g' systemd/ashmem-broker-user.service.in \
+		> $(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.service
+	chmod 644 $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/ashmem-broker.service \
+		$(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.service
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/ashmem
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/ashmem/
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
@@ -292,6 +338,10 @@ uninstall:
 	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/ashmemctl \
 	      $(DESTDIR)$(DATADIR)/zsh/site-functions/_ashmemctl \
 	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ashmemctl.fish
+	rm -f $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/ashmem-broker.socket \
+	      $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/ashmem-broker.service \
+	      $(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.socket \
+	      $(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.service
 
 clean:
 	rm -rf $(B) $(B)-sanitize $(B)-fuzz
@@ -313,7 +363,9 @@ help:
 	@echo '  bench      benchmarks against the baselines (QUICK=1 for a short run)'
 	@echo '  bench-readme  the last full bench run'"'"'s table ($$(B)/bench.md) into README.md'
 	@echo '  load       LOAD_CLIENTS (64) clients on one broker for LOAD_SECONDS (30)'
-	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR'
+	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR;'
+	@echo '             systemd units under PREFIX/lib/systemd/{system,user} (for PREFIX=/usr:'
+	@echo '             where pkg-config systemd says), or SYSTEMDSYSTEMUNITDIR, SYSTEMDUSERUNITDIR'
 	@echo '  uninstall  remove what install installed'
 	@echo '  clean      remove the build directory'
 	@echo 'Variables: CC, CFLAGS, SANITIZE=address,undefined, V=1, B=builddir, PREFIX, DESTDIR'

@@ -83,10 +83,15 @@ void blog(const struct broker *b, int level, const char *fmt, ...)
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-        /* one write per line, so the purge thread's lines do not mix in */
-        fprintf(stderr, "%s.%03ldZ ashmem-broker[%d]: %s%s\n", stamp,
-                ts.tv_nsec / 1000000, (int)getpid(),
-                level == 0 ? "warning: " : "", msg);
+        /* one write per line, so the purge thread's lines do not mix in;
+         * the journal stamps lines itself and reads their priority */
+        if (service_journal())
+                fprintf(stderr, "%s%s%s\n", service_prefix(level),
+                        level == 0 ? "warning: " : "", msg);
+        else
+                fprintf(stderr, "%s.%03ldZ ashmem-broker[%d]: %s%s\n", stamp,
+                        ts.tv_nsec / 1000000, (int)getpid(),
+                        level == 0 ? "warning: " : "", msg);
 }
 
 /* ---------------------------------------------------------------- tick */
@@ -113,6 +118,7 @@ static void tick(struct broker *b)
                 }
         }
         purge_tick(b);
+        service_tick(b);
 }
 
 /* ---------------------------------------------------------------- the loop */
@@ -143,6 +149,7 @@ int broker_run(const struct broker_config *cfg)
                 goto out;
         }
         tell_ready();
+        service_ready(b);
         while (!why) {
                 int n = epoll_wait(b->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
                 if (n < 0) {

@@ -361,4 +361,19 @@ void job_free(struct broker *b, struct job *j);
 /* Send the reply of a finished request job. */
 void ops_job_done(struct broker *b, struct job *j);
 
+/* service.c: the service manager (sd-daemon). service_listen: the socket
+ * passed by socket activation, 1 (b->lfd, b->path set), 0 (none) or
+ * -errno (logged); service_managed: run by a service manager (never exit
+ * for being idle); sd_notify's READY=1 with the status, the status again
+ * when it changed (at the tick), STOPPING=1, RELOADING=1; whether stderr
+ * is the journal, and the priority prefix of a log line there. */
+int service_listen(struct broker *b);
+int service_managed(void);
+void service_ready(struct broker *b);
+void service_tick(struct broker *b);
+void service_stopping(struct broker *b);
+void service_reloading(struct broker *b);
+int service_journal(void);
+const char *service_prefix(int level);
+
 #endif

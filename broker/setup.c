@@ -138,16 +138,23 @@ int broker_setup(struct broker *b)
                       cfg->system ? 0666 : 0600;
         struct itimerspec its = { { 1, 0 }, { 1, 0 } };
         sigset_t set;
-        int r;
+        int r, activated;
 
-        r = broker_socket_path(cfg->socket_path, cfg->system, b->path, sizeof(b->path));
-        if (r < 0) {
-                blog(b, 0, "socket path: %s", strerror(-r));
-                return r;
+        /* socket activation: the service manager made the socket (and
+         * its directory) and keeps it; the lock still keeps a second
+         * broker off it */
+        if ((activated = service_listen(b)) < 0)
+                return activated;
+        if (!activated) {
+                r = broker_socket_path(cfg->socket_path, cfg->system, b->path, sizeof(b->path));
+                if (r < 0) {
+                        blog(b, 0, "socket path: %s", strerror(-r));
+                        return r;
+                }
+                if (!explicit_path && (r = prepare_dir(b, cfg->system)) < 0)
+                        return r;
         }
-        if (!explicit_path && (r = prepare_dir(b, cfg->system)) < 0)
-                return r;
-        if ((r = take_lock(b)) < 0 || (r = listen_socket(b, mode)) < 0)
+        if ((r = take_lock(b)) < 0 || (!activated && (r = listen_socket(b, mode)) < 0))
                 return r;
         raise_nofile();
         {
@@ -197,8 +204,12 @@ int broker_setup(struct broker *b)
         if (b->psifd >= 0 &&
             (r = epoll_set(b, EPOLL_CTL_ADD, b->psifd, EPOLLPRI, &tag_psi)) < 0)
                 return r;
-        blog(b, 1, "listening on %s (mode %04o), protocol %d, driver %s", b->path,
-             (unsigned)mode, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
+        if (activated)
+                blog(b, 1, "listening on %s (socket activation), protocol %d, driver %s",
+                     b->path, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
+        else
+                blog(b, 1, "listening on %s (mode %04o), protocol %d, driver %s", b->path,
+                     (unsigned)mode, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
         return 0;
 }
 
@@ -209,6 +220,7 @@ void shutdown_broker(struct broker *b, const char *why)
         long long deadline;
 
         blog(b, 1, "stopping (%s)", why);
+        service_stopping(b);
         b->stopping = 1;
         if (b->lfd >= 0) {
                 epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->lfd, NULL);

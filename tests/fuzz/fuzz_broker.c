@@ -49,6 +49,7 @@
 #include "../../broker/purge.c"
 #include "../../broker/closer.c"
 #include "../../broker/setup.c"
+#include "../../broker/service.c"
 #include "../../broker/broker.c"
 #include "../../broker/conn.c"
 
