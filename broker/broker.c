@@ -150,6 +150,7 @@ int broker_run(const struct broker_config *cfg)
         }
         tell_ready();
         service_ready(b);
+        reload_reply(b);
         while (!why) {
                 int n = epoll_wait(b->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
                 if (n < 0) {
@@ -166,8 +167,13 @@ int broker_run(const struct broker_config *cfg)
                                 conn_accept(b);
                         } else if (tag == &tag_signal) {
                                 struct signalfd_siginfo si;
-                                while (read(b->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-                                        why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+                                char err[160];
+                                while (read(b->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                                        if (si.ssi_signo == SIGHUP)
+                                                (void)reload_run(b, NULL, err, sizeof(err));
+                                        else
+                                                why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+                                }
                         } else if (tag == &tag_tick) {
                                 tick(b);
                         } else if (tag == &tag_psi) {

@@ -375,5 +375,23 @@ void service_stopping(struct broker *b);
 void service_reloading(struct broker *b);
 int service_journal(void);
 const char *service_prefix(int level);
+int service_managed_socket(void);
+void service_set_managed_socket(void);
+
+/* reload.c: re-executing the binary with everything handed over
+ * (docs/reload.md). reload_run: the old image's side (SIGHUP, or the
+ * "reload" request of owed); returns only if this image goes on serving,
+ * with -errno and the reason in why. op_reload: that request. The new
+ * image's side, from broker_setup: reload_adopt (is there a state: 0 or
+ * 1), reload_adopt_socket (its socket and lock), reload_finish (the rest,
+ * and the handshake); then reload_reply (the request's reply). A state
+ * refused or a handshake failed ends the process there (_exit). */
+int reload_run(struct broker *b, struct conn *owed, char *why, size_t whylen);
+int op_reload(struct broker *b, struct conn *c, struct req *req,
+              int *fds, int nfds, struct reply *rep);
+int reload_adopt(struct broker *b);
+int reload_adopt_socket(struct broker *b);
+void reload_finish(struct broker *b);
+void reload_reply(struct broker *b);
 
 #endif

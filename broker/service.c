@@ -75,11 +75,32 @@ int service_listen(struct broker *b)
                 blog(b, 0, "socket activation: fcntl: %s", strerror(e));
                 return -e;
         }
+        /* listen() again, with the backlog the unit asked for at most:
+         * the kernel then gives clients this process's credentials as the
+         * peer (SO_PEERCRED), not the service manager's (pid 1), so
+         * `broker status` and `broker stop` find the broker */
+        if (listen(SD_LISTEN_FDS_START, SOMAXCONN) < 0) {
+                int e = errno;
+                blog(b, 0, "socket activation: listen: %s", strerror(e));
+                return -e;
+        }
         b->lfd = SD_LISTEN_FDS_START;
         sv_activated = 1;
         /* the service manager owns the socket's path: never removed here */
         b->sock_ino = 0;
         return 1;
+}
+
+/* Whether the socket came from the service manager (a reload hands that
+ * on). */
+int service_managed_socket(void)
+{
+        return sv_activated;
+}
+
+void service_set_managed_socket(void)
+{
+        sv_activated = 1;
 }
 
 /* Is this broker run by a service manager (socket activation or a

@@ -138,14 +138,18 @@ int broker_setup(struct broker *b)
                       cfg->system ? 0666 : 0600;
         struct itimerspec its = { { 1, 0 }, { 1, 0 } };
         sigset_t set;
-        int r, activated;
+        int r, activated = 0, adopting;
 
         /* socket activation: the service manager made the socket (and
          * its directory) and keeps it; the lock still keeps a second
          * broker off it */
-        if ((activated = service_listen(b)) < 0)
+        /* a reload: the old image's socket and lock (reload.c) */
+        adopting = reload_adopt(b);
+        if (adopting)
+                reload_adopt_socket(b);
+        else if ((activated = service_listen(b)) < 0)
                 return activated;
-        if (!activated) {
+        if (!activated && !adopting) {
                 r = broker_socket_path(cfg->socket_path, cfg->system, b->path, sizeof(b->path));
                 if (r < 0) {
                         blog(b, 0, "socket path: %s", strerror(-r));
@@ -154,7 +158,8 @@ int broker_setup(struct broker *b)
                 if (!explicit_path && (r = prepare_dir(b, cfg->system)) < 0)
                         return r;
         }
-        if ((r = take_lock(b)) < 0 || (!activated && (r = listen_socket(b, mode)) < 0))
+        if (!adopting &&
+            ((r = take_lock(b)) < 0 || (!activated && (r = listen_socket(b, mode)) < 0)))
                 return r;
         raise_nofile();
         {
@@ -171,13 +176,14 @@ int broker_setup(struct broker *b)
          * signal never reaches the signalfd */
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);        /* reload */
         if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
                 return -EINVAL;
         signal(SIGPIPE, SIG_IGN);
-        signal(SIGHUP, SIG_IGN);
         b->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
         b->epfd = epoll_create1(EPOLL_CLOEXEC);
         b->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -204,7 +210,12 @@ int broker_setup(struct broker *b)
         if (b->psifd >= 0 &&
             (r = epoll_set(b, EPOLL_CTL_ADD, b->psifd, EPOLLPRI, &tag_psi)) < 0)
                 return r;
-        if (activated)
+        if (adopting)
+                reload_finish(b);       /* or it ends the process */
+        if (adopting)
+                blog(b, 1, "listening on %s (reloaded), protocol %d, driver %s",
+                     b->path, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
+        else if (activated)
                 blog(b, 1, "listening on %s (socket activation), protocol %d, driver %s",
                      b->path, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
         else

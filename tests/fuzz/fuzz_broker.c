@@ -50,6 +50,7 @@
 #include "../../broker/closer.c"
 #include "../../broker/setup.c"
 #include "../../broker/service.c"
+#include "../../broker/reload.c"
 #include "../../broker/broker.c"
 #include "../../broker/conn.c"
 
