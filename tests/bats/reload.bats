@@ -288,3 +288,20 @@ EOF
         act_pid=
         rm -f "$sock"
 }
+
+@test "reload: a state that is not what it claims is refused, and nothing is served" {
+        local f=$pub/state st=0
+        printf 'ASHMEMRS\001\000\000\000' >"$f"
+        # descriptors 7 and 8 as the state and the channel: a plain file
+        # is no sealed memfd
+        ASHMEM_BROKER_RELOAD=7,8 ashmemctl broker run 7<"$f" 8<"$f" 2>"$pub/err" 3>&- || st=$?
+        [ "$st" -eq 1 ]
+        grep -q "refusing the reload state: the state memfd is not sealed" "$pub/err"
+        [ ! -e "$ASHMEM_SOCKET" ]
+        # a malformed variable
+        st=0
+        ASHMEM_BROKER_RELOAD=7 ashmemctl broker run 2>"$pub/err" 3>&- || st=$?
+        [ "$st" -eq 1 ]
+        grep -q "refusing the reload state: malformed ASHMEM_BROKER_RELOAD" "$pub/err"
+        [ ! -e "$ASHMEM_SOCKET" ]
+}
