@@ -296,6 +296,39 @@ $(B)/systemd/user/ashmem-broker.socket: systemd/ashmem-broker-user.socket
 	@mkdir -p $(@D)
 	$(Q)cp $< $@
 
+# ---------------------------------------------------------------- Debian packages
+# `make deb`: the packages of debian/ (libashmem1, libashmem-dev,
+# ashmem-tools) built with dpkg-buildpackage -us -uc -b from a copy of the
+# source tree in $(B)/deb/ashmem-$(VERSION) (the tracked files and new ones
+# not ignored; build directories never), so the .debs, .changes and
+# .buildinfo land in $(B)/deb/ and the tree stays clean; then lintian, which
+# must report no error and no warning. `make check` runs it as its step
+# check-deb when dpkg-buildpackage and lintian are installed.
+DEB_DIR = $(abspath $(B))/deb
+.PHONY: deb check-deb
+deb:
+	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/ashmem-$(VERSION)
+	$(Q)if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | \
+			tar --null -T - -cf - ; \
+	else tar --exclude='./build*' -cf - . ; fi | tar -C $(DEB_DIR)/ashmem-$(VERSION) -xf -
+	$(Q)cd $(DEB_DIR)/ashmem-$(VERSION) && \
+		env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u B -u PREFIX -u LIBDIR -u BINDIR \
+		-u CFLAGS -u SANITIZE dpkg-buildpackage -us -uc -b >$(DEB_DIR)/build.log 2>&1 || \
+		{ tail -40 $(DEB_DIR)/build.log; echo "deb: dpkg-buildpackage failed (log: $(DEB_DIR)/build.log)"; exit 1; }
+	$(Q)lintian --fail-on error,warning --suppress-tags-from-file /dev/null \
+		$(DEB_DIR)/ashmem_$(VERSION)_*.changes
+	$(Q)ls $(DEB_DIR)/*.deb
+
+# one test: the packages build and lintian passes them (skipped without
+# the packaging tools)
+check-deb:
+	$(Q)if ! command -v dpkg-buildpackage >/dev/null || ! command -v lintian >/dev/null || \
+	      ! command -v dh >/dev/null; then \
+		echo "check-deb: skipped (dpkg-buildpackage, debhelper or lintian missing)"; $(call RECORD,0,0); \
+	elif $(MAKE) --no-print-directory deb; then $(call RECORD,1,0); \
+	else $(call RECORD,0,1); exit 1; fi
+
 # ---------------------------------------------------------------- install
 install: all
 	install -d $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR) $(DESTDIR)$(SYSTEMDUSERUNITDIR)
