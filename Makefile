@@ -139,7 +139,7 @@ $(B)/tests/load/%: $(B)/obj/tests/load/%.o $(STLIB)
 # counts the tests it ran into $(B)/check/STEP (the file named by
 # ASHMEM_CHECK_COUNTS) as "PASSED FAILED"; run on its own, a step counts
 # nothing (RECORD does nothing without ASHMEM_CHECK_COUNTS).
-CHECK_STEPS := hdrcheck unit bats manlint check-sanitize check-fuzz load check-bench memcheck
+CHECK_STEPS := hdrcheck unit bats manlint check-sanitize check-fuzz load check-bench memcheck check-deb
 RECORD = if [ -n "$${ASHMEM_CHECK_COUNTS:-}" ]; then echo "$(1) $(2)" >"$$ASHMEM_CHECK_COUNTS"; fi
 
 check: deps
@@ -386,7 +386,7 @@ help:
 	@echo '  check      deps, build, then every test, going on after a failure: header check'
 	@echo '             (one per header), unit tests, bats, man lint (one per page), unit'
 	@echo '             tests under ASan+UBSan, fuzzers (5 s each), load (30 s), quick bench,'
-	@echo '             memcheck; ends with the line "check: N passed, N failed" summing them'
+	@echo '             memcheck, Debian packages + lintian; ends with the line "check: N passed, N failed" summing them'
 	@echo '             (counts per step in B/check/) and fails if any test failed'
 	@echo '  unit, bats, hdrcheck, manlint, check-sanitize, check-fuzz, check-bench'
 	@echo '             one step of check on its own (so are load and memcheck)'
@@ -396,6 +396,7 @@ help:
 	@echo '  bench      benchmarks against the baselines (QUICK=1 for a short run)'
 	@echo '  bench-readme  the last full bench run'"'"'s table ($$(B)/bench.md) into README.md'
 	@echo '  load       LOAD_CLIENTS (64) clients on one broker for LOAD_SECONDS (30)'
+	@echo '  deb        the Debian packages (dpkg-buildpackage -us -uc -b) into B/deb/, then lintian'
 	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR;'
 	@echo '             systemd units under PREFIX/lib/systemd/{system,user} (for PREFIX=/usr:'
 	@echo '             where pkg-config systemd says), or SYSTEMDSYSTEMUNITDIR, SYSTEMDUSERUNITDIR'

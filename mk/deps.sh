@@ -57,6 +57,13 @@ check|bench)            # make check runs the quick bench once
         ;;
 esac
 case $want in
+check)                  # make check builds the Debian packages (check-deb)
+        need_pkg dpkg-dev    have dpkg-buildpackage
+        need_pkg debhelper   have dh
+        need_pkg lintian     have lintian
+        ;;
+esac
+case $want in
 fuzz|check)
         need_pkg clang                have clang
         need_pkg libclang-rt-14-dev   sh -c 'ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a'
