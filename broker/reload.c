@@ -496,6 +496,12 @@ int reload_run(struct broker *b, struct conn *owed, char *why, size_t whylen)
         pid_t pid;
         ssize_t n;
 
+#ifdef RELOAD_DISABLED
+        /* a build that must never execute itself again (the fuzzing
+         * harness, whose binary is no broker) */
+        (void)owed;
+        return snprintf(why, whylen, "reload is not available in this build"), -EOPNOTSUPP;
+#endif
         if (reloading || b->stopping)
                 return snprintf(why, whylen, "a reload or a stop is under way"), -EBUSY;
         reloading = 1;
@@ -822,11 +828,6 @@ int reload_adopt_socket(struct broker *b)
                 if (fl < 0 || fcntl(b->lfd, F_SETFL, fl | O_NONBLOCK) < 0)
                         refuse(b, "fcntl on the socket failed");
         }
-        /* listen() again: the kernel gives the clients that connect from
-         * now on this process's credentials as the peer (SO_PEERCRED; set
-         * at listen() time), so `broker status` and `stop` find this pid */
-        if (listen(b->lfd, activated ? SOMAXCONN : 128) < 0)
-                refuse(b, "listen on the handed-over socket failed");
         if (activated)
                 service_set_managed_socket();
         return 0;
@@ -1080,6 +1081,13 @@ void reload_finish(struct broker *b)
         }
         close(rl_chan);
         rl_chan = -1;
+        /* listen() again: the kernel gives the clients that connect from
+         * now on this process's credentials as the peer (SO_PEERCRED; set
+         * at listen() time), so `broker status` and `stop` find this pid.
+         * Only now: a refused image must not leave its pid there. */
+        if (listen(b->lfd, service_managed_socket() ? SOMAXCONN : 128) < 0)
+                blog(b, 0, "listen: %s (clients see the old pid as the broker's)",
+                     strerror(errno));
         blog(b, 1, "took over %u connection%s, %u region%s, %u name%s on %s", nconns,
              nconns == 1 ? "" : "s", nregions, nregions == 1 ? "" : "s", nnames,
              nnames == 1 ? "" : "s", b->path);
