@@ -205,3 +205,23 @@ activate() {
         grep -q '^ListenSequentialPacket=/run/ashmem/broker.sock$' "$ROOT/systemd/ashmem-broker.socket"
         grep -q '^ListenSequentialPacket=%t/ashmem/broker.sock$' "$ROOT/systemd/ashmem-broker-user.socket"
 }
+
+@test "install: the units go where systemd looks for PREFIX=/usr/local, with the installed ashmemctl's path" {
+        local dest=$d/dest
+        run -0 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BINDIR -u SYSTEMDSYSTEMUNITDIR \
+                -u SYSTEMDUSERUNITDIR make --no-print-directory -C "$ROOT" -o all \
+                B="$ASHMEM_BUILD" PREFIX=/usr/local DESTDIR="$dest" install
+        local sys=$dest/usr/local/lib/systemd/system usr=$dest/usr/local/lib/systemd/user
+        [ -f "$sys/ashmem-broker.socket" ] && [ -f "$sys/ashmem-broker.service" ]
+        [ -f "$usr/ashmem-broker.socket" ] && [ -f "$usr/ashmem-broker.service" ]
+        grep -qx 'ExecStart=/usr/local/bin/ashmemctl broker run --system' "$sys/ashmem-broker.service"
+        grep -qx 'ExecReload=/usr/local/bin/ashmemctl --socket /run/ashmem/broker.sock broker reload' \
+                "$sys/ashmem-broker.service"
+        grep -qx 'ExecStart=/usr/local/bin/ashmemctl broker run' "$usr/ashmem-broker.service"
+        grep -qx 'ListenSequentialPacket=%t/ashmem/broker.sock' "$usr/ashmem-broker.socket"
+        ! grep -rq '@BINDIR@' "$dest"
+        [ "$(stat -c %a "$sys/ashmem-broker.service")" = 644 ]
+        run -0 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -C "$ROOT" -o all \
+                B="$ASHMEM_BUILD" PREFIX=/usr/local DESTDIR="$dest" uninstall
+        [ -z "$(find "$dest" -path '*systemd*' -type f)" ]
+}
