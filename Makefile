@@ -37,13 +37,19 @@ LDLIBS_LIB := -pthread
 PKG_CONFIG ?= pkg-config
 CJSON_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null || echo -lcjson)
-READLINE_LIBS = -lreadline
+# ashmemctl's tables (display width, --raw) as lsblk and lsipc: the header
+# only; cli/output.c loads the library when it prints a table
+SMARTCOLS_CFLAGS = $(shell $(PKG_CONFIG) --cflags smartcols 2>/dev/null)
+# readline is loaded by the interactive shell when it starts (dlopen:
+# cli/shell-rl.h), not linked: every other command starts without it
+READLINE_LIBS = -ldl
 # the broker's service manager side (sd-daemon: socket activation, sd_notify)
 SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null || echo -lsystemd)
 
 LIB_SRC   := $(wildcard lib/*.c) $(wildcard drivers/*/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
 HEADERS   := $(wildcard lib/include/ashmem/*.h)
+ANDROID_HEADERS := $(wildcard lib/include/android/*.h)
 CLI_SRC   := $(wildcard cli/*.c)
 CLI_OBJ   := $(CLI_SRC:%.c=$(B)/obj/%.o)
 # the broker daemon: ships inside ashmemctl (`ashmemctl broker run`)
@@ -68,6 +74,14 @@ SONAME    := libashmem.so.$(SOVERSION)
 SHLIB     := $(B)/libashmem.so.$(VERSION)
 STLIB     := $(B)/libashmem.a
 CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
+# the /dev/ashmem interposer (LD_PRELOAD), installed beside libashmem
+PRELOAD_SRC := $(wildcard preload/*.c)
+PRELOAD_OBJ := $(PRELOAD_SRC:%.c=$(B)/obj/%.o)
+PRELOAD   := $(if $(PRELOAD_SRC),$(B)/libashmem-preload.so)
+# programs that drive /dev/ashmem through the interposer (tests/android):
+# run with the unit tests
+ANDROID_SRC := $(wildcard tests/android/test_*.c)
+ANDROID_BIN := $(ANDROID_SRC:tests/android/%.c=$(B)/tests/android_%)
 
 .PHONY: all deps deps-build check unit bats hdrcheck manlint install uninstall \
         clean help demo bench check-bench bench-readme examples tests check-sanitize fuzz fuzz-bins check-fuzz load \
@@ -75,7 +89,7 @@ CLI       := $(if $(CLI_SRC),$(B)/ashmemctl)
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: deps-build $(SHLIB) $(STLIB) $(CLI) examples tests units
+all: deps-build $(SHLIB) $(STLIB) $(CLI) $(PRELOAD) examples tests units
 
 deps-build:
 	$(Q)CC="$(CC)" sh mk/deps.sh build
@@ -91,7 +105,7 @@ $(B)/.flags: FORCE
 $(B)/obj/%.o: %.c $(B)/.flags
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(CJSON_CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(CJSON_CFLAGS) $(SMARTCOLS_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(SHLIB): $(LIB_OBJ) lib/libashmem.sym
 	@$(if $(Q),echo "  LD      $@")
@@ -100,9 +114,17 @@ $(SHLIB): $(LIB_OBJ) lib/libashmem.sym
 	$(Q)ln -sf libashmem.so.$(VERSION) $(B)/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(B)/libashmem.so
 
+$(PRELOAD): $(PRELOAD_OBJ) $(SHLIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libashmem-preload.so -Wl,-z,defs -Wl,-rpath,'$$ORIGIN' \
+		$(LDFLAGS) -o $@ $(PRELOAD_OBJ) $(B)/$(SONAME) -ldl $(LDLIBS_LIB)
+
 $(STLIB): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+# where `ashmemctl run` looks for the interposer last
+$(B)/obj/cli/cmd-run.o: CPPFLAGS += -DASHMEM_LIBDIR='"$(LIBDIR)"'
 
 $(B)/ashmemctl: $(CLI_OBJ) $(BROKER_OBJ) $(STLIB)
 	@$(if $(Q),echo "  LD      $@")
@@ -123,6 +145,11 @@ BENCH_LIBS_bench_fdholder = -ls6 -lskarnet
 $(B)/bench/%: $(B)/obj/bench/%.o $(BENCH_SUPPORT_OBJ) $(STLIB)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(BENCH_SUPPORT_OBJ) $(STLIB) $(CJSON_LIBS) -lrt $(BENCH_LIBS_$*)
+
+tests: $(ANDROID_BIN)
+$(B)/tests/android_%: $(B)/obj/tests/android/%.o $(TEST_SUPPORT_OBJ) $(SHLIB) $(PRELOAD)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $< $(TEST_SUPPORT_OBJ) $(B)/$(SONAME) -Wl,-rpath,'$$ORIGIN/..' -ldl
 
 tests: $(HELPER_BIN)
 $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(STLIB)
@@ -153,15 +180,15 @@ check-sanitize:
 		$(MAKE) --no-print-directory B=$(B)-sanitize SANITIZE=address,undefined unit; \
 	else echo "check-sanitize: skipped (SANITIZE=$(SANITIZE))"; $(call RECORD,0,0); fi
 
-unit: $(TEST_BIN) $(CLI)
-	$(Q)sh tests/unit/run.sh $(TEST_BIN)
+unit: $(TEST_BIN) $(ANDROID_BIN) $(CLI)
+	$(Q)ASHMEM_TEST_PRELOAD=$(abspath $(PRELOAD)) sh tests/unit/run.sh $(TEST_BIN) $(ANDROID_BIN)
 
 bats: all
 	$(Q)sh tests/bats/run.sh $(B)
 
 # Each public header compiles on its own, in C and in C++: one test each.
-hdrcheck: $(HEADERS)
-	$(Q)p=0; f=0; for h in $(HEADERS:lib/include/%=%); do \
+hdrcheck: $(HEADERS) $(ANDROID_HEADERS)
+	$(Q)p=0; f=0; for h in $(HEADERS:lib/include/%=%) $(ANDROID_HEADERS:lib/include/%=%); do \
 		if printf '#include <%s>\n' $$h | $(CC) $(WARN) -Ilib/include -fsyntax-only -x c - && \
 		   { ! command -v c++ >/dev/null || \
 		     printf '#include <%s>\n' $$h | c++ -Wall -Wextra -Werror -Ilib/include -fsyntax-only -x c++ - ; }; \
@@ -342,7 +369,9 @@ install: all
 		$(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.service
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/ashmem
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/ashmem/
+	install -d $(DESTDIR)$(INCLUDEDIR)/android && install -m 644 $(ANDROID_HEADERS) $(DESTDIR)$(INCLUDEDIR)/android/
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/
 	ln -sf libashmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libashmem.so
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
@@ -364,6 +393,9 @@ install: all
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/ashmem/,$(notdir $(HEADERS)))
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/ashmem
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/android/,$(notdir $(ANDROID_HEADERS))) \
+	      $(DESTDIR)$(LIBDIR)/libashmem-preload.so
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/android
 	rm -f $(DESTDIR)$(LIBDIR)/libashmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libashmem.so $(DESTDIR)$(LIBDIR)/libashmem.a \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/libashmem.pc $(DESTDIR)$(BINDIR)/ashmemctl
@@ -381,7 +413,8 @@ clean:
 
 help:
 	@echo 'Targets:'
-	@echo '  all        build libashmem (shared + static), ashmemctl, examples, tests'
+	@echo '  all        build libashmem (shared + static), libashmem-preload.so, ashmemctl,'
+	@echo '             examples, tests'
 	@echo '  deps       check for (and as root install) what the build and tests need'
 	@echo '  check      deps, build, then every test, going on after a failure: header check'
 	@echo '             (one per header), unit tests, bats, man lint (one per page), unit'
@@ -407,4 +440,5 @@ help:
 # every object's header dependencies (tests, examples and benches too)
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BROKER_OBJ:.o=.d) $(FUZZ_SRC:tests/fuzz/%.c=$(B)/obj/tests/fuzz/%.d) \
 	$(TEST_SRC:%.c=$(B)/obj/%.d) $(TEST_SUPPORT_OBJ:.o=.d) $(EX_SRC:%.c=$(B)/obj/%.d) \
-	$(BENCH_SRC:%.c=$(B)/obj/%.d) $(BENCH_SUPPORT_OBJ:.o=.d)
+	$(BENCH_SRC:%.c=$(B)/obj/%.d) $(BENCH_SUPPORT_OBJ:.o=.d) $(PRELOAD_OBJ:.o=.d) \
+	$(ANDROID_SRC:%.c=$(B)/obj/%.d)

@@ -119,6 +119,14 @@ static void tick(struct broker *b)
         }
         purge_tick(b);
         service_tick(b);
+        /* never under a service manager: its socket is not ours to
+         * close, and the regions would go with the broker */
+        if (b->cfg->idle_exit_ms && !service_managed()) {
+                if (b->nnames || b->nconns || b->jpending || b->jqueue || b->accept_paused)
+                        b->busy_ms = now;
+                else if (now - b->busy_ms >= (long long)b->cfg->idle_exit_ms && idle_exit(b))
+                        b->quit = "idle";
+        }
 }
 
 /* ---------------------------------------------------------------- the loop */
@@ -148,6 +156,7 @@ int broker_run(const struct broker_config *cfg)
                 status = 1;
                 goto out;
         }
+        b->busy_ms = am_mono_ms();
         tell_ready();
         service_ready(b);
         reload_reply(b);
@@ -194,6 +203,8 @@ int broker_run(const struct broker_config *cfg)
                         }
                 }
                 conns_reap(b);
+                if (b->quit)
+                        why = b->quit;
         }
         shutdown_broker(b, why);
 out:

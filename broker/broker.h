@@ -32,6 +32,9 @@ struct broker_config {
         unsigned long long max_bytes;   /* bytes per uid; 0: MemTotal */
         size_t max_message;             /* bytes, at most 65536 (default) */
         unsigned idle_timeout_ms;       /* 0: none; default 300000 */
+        unsigned long long idle_exit_ms; /* exit after holding nothing and
+                                           serving nobody this long; 0:
+                                           never (the default) */
 };
 
 void broker_config_init(struct broker_config *cfg);

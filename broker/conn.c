@@ -352,6 +352,8 @@ void conn_accept(struct broker *b)
                         }
                         return;
                 }
+                b->accepts++;
+                b->busy_ms = am_mono_ms();
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
                         blog(b, 0, "SO_PEERCRED: %s", strerror(errno));
                         closer_put(b, (uid_t)-1, fd);

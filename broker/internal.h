@@ -58,6 +58,8 @@ struct entry {
         struct held_region *r;
         int ranged;                     /* a view: offset, length */
         char *of;                       /* made by "slice": of what */
+        unsigned slices;                /* slices made of this name (they
+                                           go when it goes) */
         size_t offset, length;
         uid_t uid;
         gid_t gid;
@@ -161,6 +163,10 @@ struct broker {
         int epfd, lfd, sigfd, tickfd, psifd, jobfd, lockfd;
         int accept_paused;
         int stopping;
+        unsigned long long accepts;     /* connections accepted */
+        long long busy_ms;              /* last held something or served
+                                           someone (--idle-exit) */
+        const char *quit;               /* why the loop ends, or NULL */
         time_t started;
         long long page_size;
         unsigned long long mem_total;   /* bytes */
@@ -239,6 +245,9 @@ void conn_replies_free(void);
 int broker_setup(struct broker *b);
 void remove_socket(struct broker *b);
 void shutdown_broker(struct broker *b, const char *why);
+/* --idle-exit: stop listening when it is safe (1: the loop ends), or go
+ * on (0: someone came just then, or a broker is being started). */
+int idle_exit(struct broker *b);
 void tell_ready(void);
 
 /* An error reply: the message (printf) into rep, and -e to return. */
@@ -263,6 +272,11 @@ struct name_pos name_bound(const struct broker *b, const char *key, int after);
 struct entry *name_at(const struct broker *b, struct name_pos p);
 struct entry *name_find(const struct broker *b, const char *name);
 void entry_remove(struct broker *b, struct name_pos p);
+/* entry_remove() takes the slices made of the name with it (and theirs):
+ * a slice never outlives its name to point at what takes the name next.
+ * entry_drop() removes only the name at p (for removals of many names,
+ * whose slices are among them). */
+void entry_drop(struct broker *b, struct name_pos p);
 int entry_add(struct broker *b, struct conn *c, const char *name,
               struct held_region *r, unsigned mode, char *of, struct entry **ret);
 int uid_quota(struct broker *b, const struct conn *c, unsigned long long add,

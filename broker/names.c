@@ -181,10 +181,21 @@ static unsigned long long entry_bytes(const struct entry *e)
         return e->of ? 0 : e->r->size;
 }
 
+/* The name e is a slice of, if it still names e's region. */
+static struct entry *slice_base(const struct broker *b, const struct entry *e)
+{
+        struct entry *base = e->of ? name_find(b, e->of) : NULL;
+
+        return base && base->r == e->r ? base : NULL;
+}
+
 static void entry_free(struct broker *b, struct entry *e)
 {
         struct uid_use *u = uid_use(b, e->uid, 0);
+        struct entry *base = slice_base(b, e);
 
+        if (base && base->slices)
+                base->slices--;
         if (u) {
                 u->names--;
                 u->bytes -= entry_bytes(e);
@@ -198,13 +209,49 @@ static void entry_free(struct broker *b, struct entry *e)
         free(e);
 }
 
-void entry_remove(struct broker *b, struct name_pos p)
+void entry_drop(struct broker *b, struct name_pos p)
 {
         struct entry *e = name_at(b, p);
 
         name_take(b, p);
         blog(b, 1, "%s: removed", e->name);
         entry_free(b, e);
+}
+
+/* The place of a slice of e, or { -1, -1 } when there is none. */
+static struct name_pos slice_of(const struct broker *b, const struct entry *e)
+{
+        struct name_pos p = { 0, 0 }, at;
+        struct entry *s;
+
+        for (;;) {
+                at = p;
+                if (!(s = name_next(b, &p)))
+                        return (struct name_pos){ (size_t)-1, (size_t)-1 };
+                if (s->of && s->r == e->r && strcmp(s->of, e->name) == 0)
+                        return at;
+        }
+}
+
+void entry_remove(struct broker *b, struct name_pos p)
+{
+        struct entry *e = name_at(b, p);
+
+        /* its slices first, while its name still tells them apart from
+         * slices of a name that happens to be spelled the same later;
+         * the walk only when it has some */
+        if (e->slices) {
+                while (e->slices) {
+                        struct name_pos q = slice_of(b, e);
+                        if (q.b == (size_t)-1) {
+                                e->slices = 0;
+                                break;
+                        }
+                        entry_remove(b, q);
+                }
+                p = name_bound(b, e->name, 0);
+        }
+        entry_drop(b, p);
 }
 
 /* User and group names, cached: a create or share need not parse
@@ -303,6 +350,11 @@ int entry_add(struct broker *b, struct conn *c, const char *name,
                 free(e);
                 return -ENOMEM;
         }
+        {
+                struct entry *base = slice_base(b, e);
+                if (base)
+                        base->slices++;
+        }
         r->refs++;
         u->names++;
         u->bytes += entry_bytes(e);
@@ -317,14 +369,15 @@ void ops_conn_closed(struct broker *b, struct conn *c)
         for (size_t bi = b->nnblocks; c->transients && bi-- > 0;)
                 for (size_t i = b->nblocks[bi]->n; c->transients && i-- > 0;)
                         if (b->nblocks[bi]->e[i]->owner == c)
-                                entry_remove(b, (struct name_pos){ bi, i });
+                                /* its slices are the connection's too */
+                                entry_drop(b, (struct name_pos){ bi, i });
 }
 
 void ops_free_all(struct broker *b)
 {
         while (b->nnblocks) {
                 size_t last = b->nnblocks - 1;
-                entry_remove(b, (struct name_pos){ last, b->nblocks[last]->n - 1 });
+                entry_drop(b, (struct name_pos){ last, b->nblocks[last]->n - 1 });
         }
         free(b->nblocks);
         b->nblocks = NULL;

@@ -91,7 +91,20 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
                 return FAIL(rep, EEXIST, "a region named \"%.60s\" exists", name);
         if ((r = uid_quota(b, c, size, rep)) < 0 || (r = uid_fd_quota(b, c, rep)) < 0)
                 return r;
-        fd = ashmem_create_region(name, (size_t)size);
+        {
+                /* the broker's names go to 255 bytes (the protocol's); a
+                 * region's own name keeps the 249 a memfd can */
+                char rname[250];
+                size_t n = strlen(name);
+                if (n >= sizeof(rname)) {
+                        n = sizeof(rname) - 1;
+                        while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
+                                n--;        /* not inside a UTF-8 character */
+                }
+                memcpy(rname, name, n);
+                rname[n] = 0;
+                fd = ashmem_create_region(rname, (size_t)size);
+        }
         if (fd < 0)
                 return -errno;
         r = ashmem_get_control(fd, &ctl);
@@ -218,7 +231,9 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                 return r;
         if (ho != hl)
                 return FAIL(rep, EINVAL, "fields \"offset\" and \"length\" go together");
-        if (!ashmem_valid(fds[0]))
+        /* a memfd at all (ashmem_valid() would also refuse an unsealed
+         * one, which sealed() below refuses saying how to seal it) */
+        if (ashmem_get_prot(fds[0]) < 0)
                 return FAIL(rep, EINVAL, "the descriptor is not a region");
         r = accmode(fds[0]);
         if (r < 0)

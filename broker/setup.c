@@ -129,13 +129,34 @@ static void raise_nofile(void)
         }
 }
 
+static mode_t socket_mode(const struct broker_config *cfg)
+{
+        return cfg->socket_mode >= 0 ? (mode_t)cfg->socket_mode : cfg->system ? 0666 : 0600;
+}
+
+/* Is the socket one the user named (--socket, $ASHMEM_SOCKET), not the
+ * default? A --socket naming the default path (as the auto-starter gives
+ * it, for ps) gets the default's directory checks. */
+static int explicit_socket(const struct broker_config *cfg)
+{
+        const char *env = secure_getenv("ASHMEM_SOCKET");
+        char def[108];
+
+        if (cfg->system)
+                return cfg->socket_path && strcmp(cfg->socket_path, ASHMEM_BROKER_SYSTEM_SOCKET) != 0;
+        if (env && *env)
+                return 1;
+        if (!cfg->socket_path)
+                return 0;
+        return ashmem_broker_socket_path(0, def, sizeof(def)) < 0 ||
+               strcmp(def, cfg->socket_path) != 0;
+}
+
 int broker_setup(struct broker *b)
 {
         const struct broker_config *cfg = b->cfg;
-        const char *env = secure_getenv("ASHMEM_SOCKET");
-        int explicit_path = cfg->socket_path || (!cfg->system && env && *env);
-        mode_t mode = cfg->socket_mode >= 0 ? (mode_t)cfg->socket_mode :
-                      cfg->system ? 0666 : 0600;
+        int explicit_path = explicit_socket(cfg);
+        mode_t mode = socket_mode(cfg);
         struct itimerspec its = { { 1, 0 }, { 1, 0 } };
         sigset_t set;
         int r, activated = 0, adopting;
@@ -210,6 +231,8 @@ int broker_setup(struct broker *b)
         if (b->psifd >= 0 &&
             (r = epoll_set(b, EPOLL_CTL_ADD, b->psifd, EPOLLPRI, &tag_psi)) < 0)
                 return r;
+        if (cfg->idle_exit_ms && service_managed())
+                blog(b, 1, "run by a service manager: --idle-exit does not apply");
         if (adopting)
                 reload_finish(b);       /* or it ends the process */
         if (adopting)
@@ -266,4 +289,65 @@ void tell_ready(void)
                 close((int)fd);
         }
         unsetenv("ASHMEM_BROKER_READY_FD");
+}
+
+/*
+ * --idle-exit, without losing a client that connects just then. The start
+ * lock (PATH.start, which a client holds while it starts a broker) is
+ * taken first: when someone holds it, a broker is being started, so the
+ * exit waits for the next tick. Then the listening socket is shut down for
+ * reading, after which a connect(2) fails with ECONNREFUSED (a client
+ * that starts brokers then waits on the start lock, one that does not
+ * finds no broker, and this one holds nothing), and what was queued before
+ * is accepted. Nothing queued: the socket is removed, the lifetime lock and
+ * then the start lock released (so that the next client's new broker can
+ * take them), and the broker exits. Something queued: those connections
+ * are served and the broker listens again, on a new socket, before the
+ * start lock is released.
+ */
+int idle_exit(struct broker *b)
+{
+        char lock[sizeof(b->path) + 8];
+        unsigned long long start = b->accepts, before;
+        int sfd, r;
+
+        snprintf(lock, sizeof(lock), "%s.start", b->path);
+        sfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (sfd < 0)
+                return 0;
+        while ((r = flock(sfd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+                ;
+        if (r < 0 || shutdown(b->lfd, SHUT_RD) < 0) {
+                close(sfd);
+                return 0;
+        }
+        do {
+                before = b->accepts;
+                conn_accept(b);
+        } while (b->accepts != before && !b->accept_paused);
+        epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->lfd, NULL);
+        close(b->lfd);
+        b->lfd = -1;
+        if (b->accepts != start || b->nconns || b->accept_paused) {
+                /* someone came: serve them, and listen again */
+                b->busy_ms = am_mono_ms();
+                remove_socket(b);
+                r = listen_socket(b, socket_mode(b->cfg));
+                if (r == 0)
+                        r = epoll_set(b, EPOLL_CTL_ADD, b->lfd, EPOLLIN, &tag_listen);
+                close(sfd);
+                if (r < 0) {
+                        blog(b, 0, "listening again on %s: %s; stopping", b->path, strerror(-r));
+                        return 1;
+                }
+                blog(b, 2, "a client came as the broker was going idle; staying");
+                return 0;
+        }
+        blog(b, 1, "nothing held and nobody served for %llus: exiting",
+             b->cfg->idle_exit_ms / 1000);
+        remove_socket(b);
+        close(b->lockfd);
+        b->lockfd = -1;
+        close(sfd);
+        return 1;
 }

@@ -43,20 +43,36 @@ static int answers(const char *path)
         return 1;
 }
 
+/* Why the last start was refused, naming the path ("" if it was not). */
+static char refusal[512];
+
+const char *broker_spawn_refusal(void)
+{
+        return refusal;
+}
+
 /* The default socket's directory: created 0700 if missing, refused if it is
  * someone else's or open to others (the broker checks the same). */
 static int default_dir(const char *path, int system)
 {
-        return am_socket_dir(path, geteuid(),
-                             AM_SOCKDIR_CREATE | (system ? AM_SOCKDIR_SYSTEM : 0),
-                             NULL, 0, NULL);
+        char dir[sizeof(((struct sockaddr_un *)0)->sun_path)] = "";
+        const char *why = NULL;
+        int r = am_socket_dir(path, geteuid(),
+                              AM_SOCKDIR_CREATE | (system ? AM_SOCKDIR_SYSTEM : 0),
+                              dir, sizeof(dir), &why);
+
+        if (r < 0)
+                snprintf(refusal, sizeof(refusal), "%s: %s", dir,
+                         why ? why : strerror(-r));
+        return r;
 }
 
 /* In the grandchild: become the daemon. Never returns. */
 static void exec_broker(const char *path, int system, char *const *args,
                         const char *log, int ready)
 {
-        char *argv[64], fdenv[32];
+        char *argv[64], fdenv[32], idle[32];
+        const char *ie = getenv("ASHMEM_IDLE_EXIT");
         int n = 0, nul, err;
 
         /* out of the way of 0-3 */
@@ -78,11 +94,18 @@ static void exec_broker(const char *path, int system, char *const *args,
         argv[n++] = (char *)"ashmemctl";
         argv[n++] = (char *)"broker";
         argv[n++] = (char *)"run";
-        if (path) {
-                argv[n++] = (char *)"--socket";
-                argv[n++] = (char *)path;
-        } else if (system) {
+        /* the socket always on the command line, so that ps tells brokers
+         * apart */
+        if (system)
                 argv[n++] = (char *)"--system";
+        argv[n++] = (char *)"--socket";
+        argv[n++] = (char *)path;
+        /* args NULL: started for a command (autostart), so it goes when
+         * it has nothing left to do */
+        if (!args) {
+                snprintf(idle, sizeof(idle), "%s", ie && *ie ? ie : "300");
+                argv[n++] = (char *)"--idle-exit";
+                argv[n++] = idle;
         }
         for (int i = 0; args && args[i] && n < 63; i++)
                 argv[n++] = args[i];
@@ -126,6 +149,7 @@ int broker_spawn(const char *opt_path, int system, char *const *args,
         int lfd, r, pipefd[2];
         pid_t pid;
 
+        refusal[0] = 0;
         r = broker_socket_path(opt_path, system, path, sizeof(path));
         if (r < 0)
                 return r;
@@ -168,7 +192,7 @@ int broker_spawn(const char *opt_path, int system, char *const *args,
                         _exit(127);
                 if (gc > 0)
                         _exit(0);
-                exec_broker(opt_path, system, args, log, pipefd[1]);
+                exec_broker(path, system, args, log, pipefd[1]);
         }
         close(pipefd[1]);
         pipefd[1] = -1;
@@ -186,16 +210,30 @@ out:
         return r;
 }
 
-int broker_connect(const char *path, int autostart, ashmem_broker **ret)
+int broker_connect(const char *path, int system, int autostart, ashmem_broker **ret)
 {
-        int r = ashmem_broker_connect(path, ret);
+        char sys[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        int r;
 
+        if (!path && system) {
+                r = broker_socket_path(NULL, 1, sys, sizeof(sys));
+                if (r < 0)
+                        return r;
+                path = sys;
+        }
+        r = ashmem_broker_connect(path, ret);
         if (r == 0 || !autostart || (r != -ENOENT && r != -ECONNREFUSED))
                 return r;
-        r = broker_spawn(path, 0, NULL, NULL);
+        r = broker_spawn(system ? NULL : path, system, NULL, NULL);
         if (r < 0)
                 return r;
         return ashmem_broker_connect(path, ret);
+}
+
+void cmd_socket_path(const struct cmd_ctx *ctx, char *buf, size_t len)
+{
+        if (broker_socket_path(ctx->socket, ctx->system, buf, len) < 0 && len)
+                buf[0] = 0;
 }
 
 int cmd_broker(struct cmd_ctx *ctx, struct ashmem_broker **ret)
@@ -203,7 +241,9 @@ int cmd_broker(struct cmd_ctx *ctx, struct ashmem_broker **ret)
         int r;
 
         if (!ctx->broker) {
-                r = broker_connect(ctx->socket, !ctx->no_autostart, &ctx->broker);
+                int autostart = !ctx->no_autostart && ctx->cmd &&
+                                (ctx->cmd->flags & CMD_AUTOSTART);
+                r = broker_connect(ctx->socket, ctx->system, autostart, &ctx->broker);
                 if (r < 0)
                         return r;
         }

@@ -23,8 +23,16 @@ struct ashmem_broker;
 int broker_spawn(const char *path, int system, char *const *args,
                  const char *log);
 
-/* Connect to the broker at path; with autostart, start it first when no
- * broker listens there (ENOENT, ECONNREFUSED). */
-int broker_connect(const char *path, int autostart, struct ashmem_broker **ret);
+/* Why broker_spawn() last refused to start (the socket directory broke
+ * the rules), as "DIRECTORY: reason"; "" otherwise. */
+const char *broker_spawn_refusal(void);
+
+/* Connect to the broker at path (NULL: the system socket with system, else
+ * the default); with autostart, start it first when no broker listens
+ * there (ENOENT, ECONNREFUSED). A broker started so (args NULL to
+ * broker_spawn) gets --idle-exit $ASHMEM_IDLE_EXIT (default 300): it exits
+ * when it has held nothing and served nobody for that many seconds. */
+int broker_connect(const char *path, int system, int autostart,
+                   struct ashmem_broker **ret);
 
 #endif

@@ -28,7 +28,6 @@
 #define STOP_TIMEOUT_MS 10000
 
 static const struct cmd_opt broker_opts[] = {
-        { "system", 0, NULL, NULL, "the system-wide broker (" ASHMEM_BROKER_SYSTEM_SOCKET ")" },
         { "socket-mode", 0, "MODE", NULL, "the socket's permissions (default 0600, 0666 with --system)" },
         { "purge-below", 0, "PERCENT", NULL, "purge while MemAvailable is below PERCENT of MemTotal" },
         { "purge-step", 0, "SIZE", NULL, "bytes to reclaim per pressure event (default 64M)" },
@@ -43,6 +42,7 @@ static const struct cmd_opt broker_opts[] = {
         { "max-bytes", 0, "SIZE", NULL, "bytes per user (default: MemTotal)" },
         { "max-message", 0, "BYTES", NULL, "largest request (default and at most 65536)" },
         { "idle-timeout", 0, "SECONDS", NULL, "drop idle connections after this (default 300, 0: never)" },
+        { "idle-exit", 0, "SECONDS", NULL, "exit after SECONDS holding nothing and serving nobody (default 0: never)" },
         { "log", 0, "FILE", "file", "start: append the broker's log to FILE" },
         { "verbose", 'v', NULL, NULL, "log every connection and request" },
         { "fds", 0, "N", NULL, "call: attach N descriptors (of /dev/null) to the message" },
@@ -54,7 +54,7 @@ static const char *const passed[] = {
         "socket-mode", "purge-below", "purge-step", "no-psi", "psi-stall", "psi-window",
         "poll-interval", "max-connections", "max-regions", "max-uid-connections", "max-uid-fds",
         "max-bytes", "max-message",
-        "idle-timeout", "verbose", NULL
+        "idle-timeout", "idle-exit", "verbose", NULL
 };
 
 static int num_opt(struct cmd_ctx *ctx, const struct cmd_args *a, const char *name,
@@ -92,7 +92,7 @@ static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_c
 
         broker_config_init(c);
         c->socket_path = ctx->socket;
-        c->system = cmd_flag(a, "system");
+        c->system = ctx->system;
         c->verbose = cmd_flag(a, "verbose") ? 2 : ctx->quiet ? 0 : 1;
         c->psi = !cmd_flag(a, "no-psi");
         if (cmd_opt(a, "socket-mode")) {
@@ -116,6 +116,7 @@ static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_c
         NUM("max-uid-fds", 100000000, max_uid_fds, 1)
         NUM("max-message", 65536, max_message, 1)
         NUM("idle-timeout", 86400 * 365, idle_timeout_ms, 1000)
+        NUM("idle-exit", 86400 * 365, idle_exit_ms, 1000)
 #undef NUM
         if ((r = size_opt(ctx, a, "purge-step", &v)) > 1)
                 return r;
@@ -373,6 +374,12 @@ static int do_call(struct cmd_ctx *ctx, const struct cmd_args *a, const char *pa
         len = r < 0 && r != -EPIPE && r != -ECONNRESET ? r :
               am_recv_fds(s, reply, sizeof(reply) - 1, r < 0 ? MSG_DONTWAIT : 0, rfds,
                           AM_SCM_RECV_MAX, &got, &extra, NULL);
+        /* the kernel reports the reset (the broker closed with our request
+         * unread) before a reply queued ahead of it; the error is reported
+         * once, and the reply is still there */
+        if (len == -ECONNRESET)
+                len = am_recv_fds(s, reply, sizeof(reply) - 1, MSG_DONTWAIT, rfds,
+                                  AM_SCM_RECV_MAX, &got, &extra, NULL);
         if (r < 0 && len <= 0) {
                 r = cmd_error(ctx, -r, "sending to %s", path);
                 goto out;
@@ -449,7 +456,7 @@ static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         struct broker_config cfg;
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
         const char *sub = a->argv[0];
-        int r, system = cmd_flag(a, "system"), which = -1;
+        int r, system = ctx->system, which = -1;
 
         for (int i = 0; subs[i]; i++)
                 if (strcmp(sub, subs[i]) == 0)

@@ -131,28 +131,6 @@ static int open_range(struct cmd_ctx *ctx, struct cmd_args *a, struct region *re
 
 /* ---------------------------------------------------------------- read */
 
-static char *base64(const unsigned char *p, size_t n)
-{
-        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *s = malloc((n + 2) / 3 * 4 + 1), *o = s;
-
-        if (!s)
-                return NULL;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)p[i] << 16;
-                if (i + 1 < n)
-                        v |= (uint32_t)p[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= p[i + 2];
-                *o++ = tab[v >> 18 & 63];
-                *o++ = tab[v >> 12 & 63];
-                *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
-                *o++ = i + 2 < n ? tab[v & 63] : '=';
-        }
-        *o = 0;
-        return s;
-}
-
 /* The region's protection must allow what the transfer does. */
 static int check_prot(struct cmd_ctx *ctx, const struct region *r, int need)
 {
@@ -250,7 +228,7 @@ static int read_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                                 cJSON_Delete(doc);
                                 goto out;
                         }
-                        s = base64(m.ptr, len);
+                        s = out_base64(m.ptr, len);
                         mapping_release(&m);
                 }
                 if (!s) {
@@ -321,7 +299,7 @@ static int move_all(struct xfer *x, int out, move_fn *move, int *fallback)
         while (x->got < x->room) {
                 uint64_t left = x->room - x->got;
                 ssize_t k = move(x, out, left < CHUNK ? (size_t)left : CHUNK);
-                if (k < 0 && errno == EINTR)
+                if (k < 0 && errno == EINTR && !cmd_interrupted)
                         continue;
                 if (k < 0 && x->got == 0 && (errno == EINVAL || errno == ENOSYS)) {
                         *fallback = 1;
@@ -397,7 +375,7 @@ static int write_mapped(struct xfer *x)
                 uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)(am_page_size() - 1);
                 (void)madvise((void *)a0, (size_t)((uintptr_t)p + want - a0), MADV_POPULATE_WRITE);
                 n = read(x->in, p, want);
-                if (n < 0 && errno == EINTR)
+                if (n < 0 && errno == EINTR && !cmd_interrupted)
                         continue;
                 if (n < 0) {
                         int e = errno;

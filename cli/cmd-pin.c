@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cmd.h"
 #include "output.h"
@@ -30,20 +31,21 @@ static int pin_range(struct cmd_ctx *ctx, const struct region *r, const char *os
                 return e;
         if (ls && (e = arg_offset(ctx, "length", ls, &l)))
                 return e;
-        if (o > r->len)
-                return cli_error(ctx, EINVAL, "offset %s is past the end of %s (%zu bytes)",
-                                 os, r->name, r->len);
         if (!os) {
                 *off = r->off / ps * ps;
                 *len = end - *off;
                 return 0;
         }
+        /* alignment first: it is wrong wherever the offset falls */
         if ((r->off + o) % ps) {
                 if (r->off % ps)
                         return cmd_usage(ctx, "offset %s is not page-aligned (the slice %s starts at byte %zu of its region)",
                                          os, r->name, r->off);
                 return cmd_usage(ctx, "offset %s is not page-aligned (page size %zu)", os, ps);
         }
+        if (o > r->len)
+                return cli_error(ctx, EINVAL, "offset %s is past the end of %s (%zu bytes)",
+                                 os, r->name, r->len);
         *off = r->off + o;
         if (l == 0) {
                 *len = end - *off;
@@ -145,6 +147,9 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         const char *name = a->argc ? a->argv[0] : NULL;
         unsigned long long pages = 0, bytes;
+        ashmem_region_info info;
+        const char *why = NULL;
+        char pbuf[4];
         ashmem_broker *b;
         struct out o;
         int r;
@@ -155,16 +160,27 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return cmd_usage(ctx, "give a region name, or --all for every region");
         if (name && (r = arg_name(ctx, name)))
                 return r;
-        if (cli_broker(ctx, &b))
+        if (name ? cli_broker_name(ctx, name, &b) : cli_broker_opt(ctx, &b))
                 return 1;
-        r = ashmem_broker_purge(b, name, &pages);
+        /* no broker running (--all) holds nothing to purge */
+        r = b ? ashmem_broker_purge(b, name, &pages) : 0;
         if (r < 0)
                 return name ? cli_broker_error(ctx, r, name) : cmd_error(ctx, -r, "purging");
+        /* nothing purged from a region that cannot be written: say why */
+        if (name && pages == 0 && ashmem_broker_info(b, name, &info) == 0 &&
+            !(info.prot & PROT_WRITE))
+                why = "its protection has no write";
         bytes = pages * am_page_size();
         out_begin(&o, ctx, OUT_REPORT);
         out_u64(&o, OUT_ANY, "pages", "purged %llu", pages);
         out_text(&o, " page%s", pages == 1 ? "" : "s");
-        out_u64(&o, OUT_ANY, "bytes", " (%llu bytes)\n", bytes);
+        out_u64(&o, OUT_ANY, "bytes", " (%llu bytes)", bytes);
+        if (why) {
+                out_str(&o, OUT_ANY, "not_purged", " (%s: ", why);
+                out_text(&o, "%s is never purged while its protection is %s)",
+                         name, format_prot(info.prot, pbuf));
+        }
+        out_text(&o, "\n");
         return out_end(&o);
 }
 

@@ -99,7 +99,7 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_create_entry = {
-        .name = "create", .args_usage = "NAME SIZE", .flags = CMD_BROKER, .exec = create_exec,
+        .name = "create", .args_usage = "NAME SIZE", .flags = CMD_BROKER | CMD_AUTOSTART, .exec = create_exec,
         .summary = "create a region held by the broker",
         .opts = create_opts, .min_args = 2, .max_args = 2,
 };
@@ -134,9 +134,10 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 flags |= OUT_BYTES_EXACT;
         if (cmd_flag(a, "noheadings"))
                 flags |= OUT_NOHEADINGS;
-        if (cli_broker(ctx, &b))
+        if (cli_broker_opt(ctx, &b))
                 return 1;
-        r = ashmem_broker_list(b, &regions, &n);
+        /* no broker running holds nothing: an empty list */
+        r = b ? ashmem_broker_list(b, &regions, &n) : 0;
         if (r < 0)
                 return cmd_error(ctx, -r, "listing regions");
         arr = cJSON_CreateArray();
@@ -174,7 +175,7 @@ static int region_info(struct cmd_ctx *ctx, const char *name, ashmem_region_info
 
         if ((r = arg_name(ctx, name)))
                 return r;
-        if (cli_broker(ctx, &b))
+        if (cli_broker_name(ctx, name, &b))
                 return 1;
         r = ashmem_broker_info(b, name, info);
         return r < 0 ? cli_broker_error(ctx, r, name) : 0;

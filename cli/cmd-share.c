@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/internal/errname.h"
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
@@ -195,7 +196,7 @@ static const char *const share_complete[] = { "none", NULL };
 static const char *const share_name_complete[] = { "local", NULL };
 
 const struct cmd_entry cmd_share_entry = {
-        .name = "share", .args_usage = "NAME", .flags = CMD_BROKER, .exec = share_exec,
+        .name = "share", .args_usage = "NAME", .flags = CMD_BROKER | CMD_AUTOSTART, .exec = share_exec,
         .summary = "register an existing region with the broker (--fd N, --file PATH)",
         .opts = share_opts, .min_args = 1, .max_args = 1, .complete_args = share_name_complete,
 };
@@ -250,48 +251,77 @@ static int slice_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_slice_entry = {
-        .name = "slice", .args_usage = "NAME", .flags = CMD_BROKER, .exec = slice_exec,
+        .name = "slice", .args_usage = "NAME", .flags = CMD_BROKER | CMD_AUTOSTART, .exec = slice_exec,
         .summary = "name a view (offset, length) of a shared region",
         .opts = slice_opts, .min_args = 1, .max_args = 1, .complete_args = share_complete,
 };
 
 /* ---------------------------------------------------------------- unshare */
 
+static const struct cmd_opt unshare_opts[] = {
+        { "force", 'f', NULL, NULL, "names that do not exist are no error" },
+        { 0 }
+};
+
+/* Every name is tried; each one removed is reported ("removed NAME", and
+ * in JSON under "removed"), each one that could not be as an error (and
+ * in JSON under "failed", with its errno and message). */
 static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
+        int force = cmd_flag(a, "force"), failed = 0, r;
         ashmem_broker *b;
         struct out o;
-        int status = 0, r;
+        int *res;
 
         for (int i = 0; i < a->argc; i++)
                 if ((r = arg_name(ctx, a->argv[i])))
                         return r;
-        if (cli_broker(ctx, &b))
+        /* no broker running holds no names */
+        if (cli_broker_opt(ctx, &b))
                 return 1;
-        /* JSON: the names removed, when every one was */
+        res = calloc((size_t)a->argc, sizeof(*res));
+        if (!res)
+                return cmd_error(ctx, ENOMEM, "removing names");
         out_begin(&o, ctx, OUT_REPORT);
         out_open_array(&o, "removed");
         for (int i = 0; i < a->argc; i++) {
-                r = ashmem_broker_unshare(b, a->argv[i]);
-                if (r < 0) {
-                        status = cli_broker_error(ctx, r, a->argv[i]);
-                        continue;
-                }
-                out_str(&o, OUT_JSON, NULL, NULL, a->argv[i]);
+                res[i] = b ? ashmem_broker_unshare(b, a->argv[i]) : -ENOENT;
+                if (res[i] == 0)
+                        out_str(&o, OUT_ANY, NULL, "removed %s\n", a->argv[i]);
         }
         out_close(&o);
-        if (status) {
-                out_discard(&o);
-                return status;
+        out_open_array(&o, "failed");
+        for (int i = 0; i < a->argc; i++) {
+                char msg[512];
+                if (res[i] == 0 || (force && res[i] == -ENOENT))
+                        continue;
+                failed = 1;
+                cli_broker_message(res[i], a->argv[i], msg, sizeof(msg));
+                if (!b) {
+                        char path[108];
+                        size_t l = strlen(msg);
+                        cmd_socket_path(ctx, path, sizeof(path));
+                        snprintf(msg + l, sizeof(msg) - l, " (no broker is running on %s)", path);
+                }
+                out_open_object(&o, NULL);
+                out_str(&o, OUT_JSON, "name", NULL, a->argv[i]);
+                out_str(&o, OUT_JSON, "errno", NULL, am_errno_name(-res[i], "EINVAL"));
+                out_str(&o, OUT_JSON, "message", NULL, msg);
+                out_close(&o);
+                if (!ctx->json)
+                        cli_error(ctx, -res[i], "%s", msg);
         }
-        return out_end(&o);
+        out_close(&o);
+        free(res);
+        r = out_end(&o);
+        return failed ? 1 : r;
 }
 
 const struct cmd_entry cmd_unshare_entry = {
         .name = "unshare", .alias = "rm", .args_usage = "NAME...",
         .flags = CMD_BROKER, .exec = unshare_exec,
         .summary = "remove names from the broker (holders keep their descriptors)",
-        .min_args = 1, .max_args = -1, .complete_args = cmd_complete_regions,
+        .opts = unshare_opts, .min_args = 1, .max_args = -1, .complete_args = cmd_complete_regions,
 };
 
 /* ---------------------------------------------------------------- attach */
@@ -300,6 +330,7 @@ static const struct cmd_opt attach_opts[] = {
         { "ro", 'r', NULL, NULL, "attach read-only" },
         { "fd", 0, "N", NULL, "give the command the descriptor as N" },
         { "owner", 0, "USER", NULL, "refuse the name unless USER (a name or uid) owns it" },
+        { "force", 'f', NULL, NULL, "allow --fd 0, 1 or 2 (the command's stdin, stdout, stderr)" },
         { 0 }
 };
 
@@ -372,6 +403,10 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (parse_uint(fds, "descriptor", 1 << 20, &v, err) < 0)
                         return cmd_usage(ctx, "%s", err);
                 target = (int)v;
+                if (target <= 2 && !cmd_flag(a, "force"))
+                        return cmd_usage(ctx, "--fd %d would replace the command's %s with the region "
+                                         "(add --force if that is what you want)", target,
+                                         target == 0 ? "stdin" : target == 1 ? "stdout" : "stderr");
         }
         if (a->nrest == 0)
                 return cmd_usage(ctx, "no command to run (attach NAME -- CMD [ARGS...])");

@@ -68,10 +68,44 @@ static int print_value(struct cmd_ctx *ctx, const char *name, const struct vtype
         out_str(&o, OUT_JSON, "name", NULL, name);
         out_str(&o, OUT_JSON, "type", NULL, t->name);
         out_u64(&o, OUT_JSON, "offset", NULL, off);
-        if (t->size)
-                out_raw(&o, to, "value", "%s\n", text);    /* exact, even for 64 bits */
-        else
-                out_str(&o, to, "value", "%s\n", text);
+        out_raw(&o, to, "value", "%s\n", text);    /* exact, even for 64 bits */
+        return out_end(&o);
+}
+
+/*
+ * A string: the bytes of a region, which any writer may have filled with
+ * anything. In JSON "value" is the text when it is valid UTF-8
+ * ("encoding":"utf-8"), else its base64 ("encoding":"base64"), so the
+ * document stays valid. As text, control characters (but a newline and a
+ * tab), bytes that are not UTF-8 and backslashes show as \xNN (never a
+ * terminal escape sequence), unless --raw asks for the bytes as they are.
+ */
+static int print_string(struct cmd_ctx *ctx, const char *name, uint64_t off,
+                        const char *s, size_t n)
+{
+        int utf8 = out_utf8_valid(s, n);
+        char *shown;
+        struct out o;
+
+        shown = ctx->json ? (utf8 ? strdup(s) : out_base64((const unsigned char *)s, n))
+                          : ctx->out_flags & OUT_RAW ? strdup(s)
+                                                     : out_escape(s, n, OUT_ESC_BACKSLASH | OUT_ESC_KEEP_LINES);
+        if (!shown)
+                return cmd_error(ctx, ENOMEM, "%s", name);
+        out_begin(&o, ctx, OUT_REPORT);
+        out_str(&o, OUT_JSON, "name", NULL, name);
+        out_str(&o, OUT_JSON, "type", NULL, "str");
+        out_u64(&o, OUT_JSON, "offset", NULL, off);
+        if (ctx->json) {
+                out_str(&o, OUT_JSON, "value", NULL, shown);
+                out_str(&o, OUT_JSON, "encoding", NULL, utf8 ? "utf-8" : "base64");
+        } else if (o.text) {
+                /* the bytes themselves with --raw: not through printf's %s
+                 * conversions, which a locale might check */
+                fwrite(shown, 1, strlen(shown), stdout);
+                putchar('\n');
+        }
+        free(shown);
         return out_end(&o);
 }
 
@@ -137,7 +171,9 @@ static int value_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (op == OP_SET) {
                         memcpy(m.ptr, vs, len);
                         mapping_release(&m);
-                        return print_value(ctx, name, t, off, vs, 1);
+                        if (!ctx->json)
+                                return 0;
+                        return print_string(ctx, name, off, vs, strlen(vs));
                 }
                 {
                         size_t n = strnlen((const char *)m.ptr, len);
@@ -145,7 +181,7 @@ static int value_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                         mapping_release(&m);
                         if (!s)
                                 return cmd_error(ctx, ENOMEM, "%s", name);
-                        r = print_value(ctx, name, t, off, s, 0);
+                        r = print_string(ctx, name, off, s, n);
                         free(s);
                         return r;
                 }

@@ -23,6 +23,9 @@ extern const struct cmd_entry cmd_create_entry, cmd_list_entry, cmd_info_entry,
  * completion helper (cli/complete.c) */
 extern const struct cmd_entry cmd_shell_entry, cmd_map_entry, cmd_unmap_entry,
         cmd_regions_entry, cmd_exit_entry, cmd_complete_entry;
+extern const struct cmd_entry cmd_run_entry;   /* cli/cmd-run.c */
+/* the live view (cli/cmd-top.c) */
+extern const struct cmd_entry cmd_top_entry;
 
 const struct cmd_entry *const cmd_table[] = {
         &cmd_create_entry,
@@ -44,6 +47,8 @@ const struct cmd_entry *const cmd_table[] = {
         &cmd_slice_entry,
         &cmd_unshare_entry,
         &cmd_attach_entry,
+        &cmd_run_entry,
+        &cmd_top_entry,
         &cmd_broker_entry,
         &cmd_shell_entry,
         &cmd_map_entry,
@@ -55,6 +60,9 @@ const struct cmd_entry *const cmd_table[] = {
         &cmd_complete_entry,
         NULL
 };
+
+volatile sig_atomic_t cmd_interrupted;
+const char *cmd_usage_prog = "ashmemctl ";
 
 const char *const cmd_complete_regions[] = { "region", NULL };
 const char *const cmd_complete_region[] = { "region", "none", NULL };
@@ -162,7 +170,7 @@ static void print_opts_usage(FILE *f, const struct cmd_opt *o)
 
 void cmd_print_usage(FILE *f, const struct cmd_entry *e)
 {
-        fprintf(f, "usage: ashmemctl %s", e->name);
+        fprintf(f, "usage: %s%s", cmd_usage_prog, e->name);
         print_opts_usage(f, e->opts);
         if (e->args_usage && *e->args_usage)
                 fprintf(f, " %s", e->args_usage);
@@ -198,9 +206,12 @@ void cmd_print_help(FILE *f, const struct cmd_entry *e)
 
 void cmd_print_overview(FILE *f, int in_shell)
 {
-        fprintf(f, "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]\n"
-                   "\nAndroid-style anonymous shared memory regions: create, share, inspect, pin.\n"
-                   "\nCommands:\n");
+        if (in_shell)
+                fprintf(f, "Commands (help COMMAND, or COMMAND --help, for one):\n");
+        else
+                fprintf(f, "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]\n"
+                           "\nAndroid-style anonymous shared memory regions: create, share, inspect, pin.\n"
+                           "\nCommands:\n");
         for (int i = 0; cmd_table[i]; i++) {
                 const struct cmd_entry *e = cmd_table[i];
                 char name[32];
@@ -212,6 +223,11 @@ void cmd_print_overview(FILE *f, int in_shell)
         }
         fprintf(f, "\nOptions:\n");
         print_opt_list(f, cmd_global_opts);
+        if (in_shell) {
+                fprintf(f, "\nCommand names may be abbreviated to a unique prefix. Ctrl-C interrupts\n"
+                           "a command, Ctrl-D, exit or quit leaves; ashmemctl(1) has the rest.\n");
+                return;
+        }
         fprintf(f, "\nCommand names may be abbreviated to a unique prefix; options may not.\n"
                    "Options, global ones too, may follow the command name; short ones bundle\n"
                    "(-qj, -oNAME,SIZE), long ones take --opt=VALUE or --opt VALUE; -- ends them.\n"

@@ -13,6 +13,7 @@
 #ifndef ASHMEMCTL_CMD_H
 #define ASHMEMCTL_CMD_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -25,6 +26,9 @@ enum {
         CMD_NO_SHELL    = 1 << 2, /* not inside the shell */
         CMD_HIDDEN      = 1 << 3, /* not listed in help (internal helpers) */
         CMD_PASSTHROUGH = 1 << 4, /* words after "--" are kept as they are */
+        CMD_AUTOSTART   = 1 << 5, /* needs the broker to hold something:
+                                     starts it when none runs (with
+                                     CMD_BROKER) */
 };
 
 struct cmd_opt {
@@ -70,15 +74,33 @@ struct cmd_args {
 struct ashmem_broker;
 struct shell;
 
+/* What ctx->no_autostart says, for the message that names it. */
+#define NOAUTO_OPTION   1
+#define NOAUTO_ENV      2
+
 struct cmd_ctx {
         int json;                       /* --json */
         int quiet;                      /* --quiet */
-        int no_autostart;               /* --no-autostart or ASHMEM_NO_AUTOSTART=1 */
+        int no_autostart;               /* NOAUTO_OPTION (--no-autostart) or
+                                           NOAUTO_ENV (ASHMEM_NO_AUTOSTART=1) */
         const char *socket;             /* --socket, or NULL for the default */
+        int system;                     /* --system: the system broker */
         const struct cmd_entry *cmd;    /* the command running */
         struct ashmem_broker *broker;   /* connected on first use */
         struct shell *shell;            /* non-NULL inside the shell */
+        unsigned out_flags;             /* --raw, --export, --shell,
+                                           --notruncate, --time-format:
+                                           OUT_* of cli/output.h */
 };
+
+/* Set by the shell's SIGINT handler while a command runs (Ctrl-C), which
+ * then interrupts system calls (EINTR): a loop that retries on EINTR stops
+ * when it is set. Always 0 outside the shell. */
+extern volatile sig_atomic_t cmd_interrupted;
+
+/* What usage lines start with after "usage: ": "ashmemctl " on the command
+ * line, "" inside the shell. */
+extern const char *cmd_usage_prog;
 
 /* The table: every command, in the order help lists them. */
 extern const struct cmd_entry *const cmd_table[];
@@ -140,8 +162,15 @@ void cmd_print_help(FILE *f, const struct cmd_entry *e);
 void cmd_print_overview(FILE *f, int in_shell);
 
 /* The broker connection of this invocation: connects on first use, starting
- * the broker unless ctx->no_autostart (cli/autostart.c). 0 or -errno. */
+ * the broker when the command has CMD_AUTOSTART, unless ctx->no_autostart
+ * (cli/autostart.c). 0 or -errno (-ENOENT or -ECONNREFUSED: none runs). */
 int cmd_broker(struct cmd_ctx *ctx, struct ashmem_broker **ret);
+/* The socket the command talks to (--socket, --system, $ASHMEM_SOCKET or
+ * the default) into buf; "" if it cannot be worked out. */
+void cmd_socket_path(const struct cmd_ctx *ctx, char *buf, size_t len);
+/* How long an auto-started broker waits with nothing held and nobody
+ * connected before it exits, in seconds (300; $ASHMEM_IDLE_EXIT). */
+#define CMD_IDLE_EXIT_DEFAULT 300
 /* Close it (at exit, or when the shell is done with a command). */
 void cmd_broker_close(struct cmd_ctx *ctx);
 

@@ -118,11 +118,11 @@ static void add_regions(struct complete *c, struct cmd_ctx *ctx, const char *soc
                 b = ctx->broker;
         } else if (socket == ctx->socket && ctx->shell) {
                 /* the shell's connection, made now, is kept for the session */
-                if (broker_connect(socket, 0, &ctx->broker) < 0)
+                if (broker_connect(socket, ctx->system, 0, &ctx->broker) < 0)
                         return;
                 b = ctx->broker;
         } else {
-                if (broker_connect(socket, 0, &own) < 0)
+                if (broker_connect(socket, socket == ctx->socket ? ctx->system : 0, 0, &own) < 0)
                         return;
                 ashmem_broker_set_timeout(own, COMPLETE_TIMEOUT_MS);
                 b = own;
@@ -189,6 +189,10 @@ static int add_kind(struct complete *c, struct cmd_ctx *ctx, const char *socket,
                         complete_add(c, prots[i][0], prots[i][1]);
         } else if (strcmp(kind, "column") == 0) {
                 add_columns(c);
+        } else if (strcmp(kind, "timefmt") == 0) {
+                complete_add(c, "short", "12:04 today, else May01");
+                complete_add(c, "full", "Wed May  1 12:04:03 2024");
+                complete_add(c, "iso", "2024-05-01T12:04:03+0200");
         } else if (strcmp(kind, "file") == 0) {
                 c->directive = COMPLETE_FILES;
         } else if (strcmp(kind, "command") == 0) {

@@ -5,16 +5,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ashmem/ashmem.h"
 #include "cmd.h"
 #include "options.h"
+#include "output.h"
+#include "parse.h"
 
 const struct cmd_opt cmd_global_opts[] = {
         { "json", 'j', NULL, NULL, "print one JSON document" },
         { "socket", 0, "PATH", "file", "the broker's socket" },
+        { "system", 0, NULL, NULL, "the system-wide broker (" ASHMEM_BROKER_SYSTEM_SOCKET ")" },
         { "no-autostart", 0, NULL, NULL, "do not start a broker when none runs" },
         { "quiet", 'q', NULL, NULL, "print nothing on success" },
         { "help", 'h', NULL, NULL, "show help and exit" },
         { "version", 'V', NULL, NULL, "show the version and exit" },
+        { "raw", 'r', NULL, NULL, "tables unaligned, unsafe characters as \\xNN; strings as bytes" },
+        { "export", 'e', NULL, NULL, "tables and records as KEY=\"value\" pairs" },
+        { "shell", 'y', NULL, NULL, "--export with keys bash can assign too (UID_)" },
+        { "notruncate", 0, NULL, NULL, "never shorten a column to fit the terminal" },
+        { "time-format", 0, "FORMAT", "timefmt", "times as short, full or iso" },
         { 0 }
 };
 
@@ -146,18 +155,38 @@ int opt_error(struct cmd_ctx *ctx, const struct opt_item *it)
         }
 }
 
-/* Apply a global option: 0, or CMD_PARSE_HELP / CMD_PARSE_VERSION for the
- * options that ask for those. */
+/* Apply a global option: 0, CMD_PARSE_HELP / CMD_PARSE_VERSION for the
+ * options that ask for those, or EXIT_USAGE (reported) for a bad value. */
 static int global_opt(struct cmd_ctx *ctx, const struct cmd_opt *o, const char *val)
 {
+        static const struct { const char *name; unsigned flag; } outs[] = {
+                { "raw", OUT_RAW }, { "export", OUT_EXPORT }, { "shell", OUT_SHELLVAR },
+                { "notruncate", OUT_NOTRUNC },
+        };
+
+        for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++)
+                if (strcmp(o->name, outs[i].name) == 0) {
+                        ctx->out_flags |= outs[i].flag;
+                        return 0;
+                }
+        if (strcmp(o->name, "time-format") == 0) {
+                char err[PARSE_ERR_LEN];
+                unsigned f;
+                if (out_time_format(val, &f, err) < 0)
+                        return cmd_usage(ctx, "%s", err);
+                ctx->out_flags = (ctx->out_flags & ~OUT_TIME_MASK) | f;
+                return 0;
+        }
         if (strcmp(o->name, "json") == 0)
                 ctx->json = 1;
         else if (strcmp(o->name, "quiet") == 0)
                 ctx->quiet = 1;
         else if (strcmp(o->name, "no-autostart") == 0)
-                ctx->no_autostart = 1;
+                ctx->no_autostart = NOAUTO_OPTION;
         else if (strcmp(o->name, "socket") == 0)
                 ctx->socket = val;
+        else if (strcmp(o->name, "system") == 0)
+                ctx->system = 1;
         else if (strcmp(o->name, "help") == 0)
                 return CMD_PARSE_HELP;
         else if (strcmp(o->name, "version") == 0)
@@ -170,6 +199,19 @@ static int global_opt(struct cmd_ctx *ctx, const struct cmd_opt *o, const char *
 static int wanted(int help, int version)
 {
         return help ? CMD_PARSE_HELP : version ? CMD_PARSE_VERSION : 0;
+}
+
+/* The global options that cannot go together, once all are read: 0 or
+ * EXIT_USAGE (reported). --system is --socket of the system socket, so
+ * both may only name that one. */
+static int globals_check(struct cmd_ctx *ctx)
+{
+        if (ctx->socket && !*ctx->socket)
+                return cmd_usage(ctx, "--socket needs a path (it was empty)");
+        if (ctx->system && ctx->socket && strcmp(ctx->socket, ASHMEM_BROKER_SYSTEM_SOCKET) != 0)
+                return cmd_usage(ctx, "--system (" ASHMEM_BROKER_SYSTEM_SOCKET ") and --socket %s "
+                                 "name different brokers: give one", ctx->socket);
+        return 0;
 }
 
 int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
@@ -207,6 +249,7 @@ int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
                         switch (global_opt(ctx, it.opt, it.val)) {
                         case CMD_PARSE_HELP: help = 1; break;
                         case CMD_PARSE_VERSION: version = 1; break;
+                        case EXIT_USAGE: goto usage;
                         }
                         break;
                 default:
@@ -217,6 +260,8 @@ int cmd_parse(struct cmd_ctx *ctx, const struct cmd_entry *e, int argc,
         out->argc = npos;
         if (help || version)
                 return wanted(help, version);
+        if (globals_check(ctx))
+                goto usage;
         if (npos < e->min_args) {
                 cmd_usage(ctx, "missing argument%s (%s)", e->min_args - npos > 1 ? "s" : "",
                           e->args_usage ? e->args_usage : "");
@@ -255,8 +300,11 @@ int cmd_parse_globals(struct cmd_ctx *ctx, int argc, char **argv, int *ind)
                 switch (global_opt(ctx, it.opt, it.val)) {
                 case CMD_PARSE_HELP: help = 1; break;
                 case CMD_PARSE_VERSION: version = 1; break;
+                case EXIT_USAGE: return EXIT_USAGE;
                 }
         }
+        if (!help && !version && globals_check(ctx))
+                return EXIT_USAGE;
         return wanted(help, version);
 }
 
@@ -276,6 +324,8 @@ const char *opt_socket_of(int argc, char **argv)
                         break;
                 if (it.kind == OPT_OPTION && it.global && strcmp(it.opt->name, "socket") == 0)
                         socket = it.val;
+                else if (it.kind == OPT_OPTION && it.global && strcmp(it.opt->name, "system") == 0)
+                        socket = ASHMEM_BROKER_SYSTEM_SOCKET;
                 else if (it.kind != OPT_OPTION && it.kind != OPT_POSITIONAL &&
                          it.kind != OPT_DASHDASH)
                         return NULL;

@@ -82,8 +82,8 @@ const struct cmd_opt *opt_find_short(const struct cmd_opt *opts, char c, int *gl
 /* Report an error item as a usage error (cmd_usage). Returns EXIT_USAGE. */
 int opt_error(struct cmd_ctx *ctx, const struct opt_item *it);
 
-/* The --socket a command's words give (as cmd_parse reads them), or NULL
- * (also when the words do not parse). */
+/* The --socket a command's words give (the system socket for --system), as
+ * cmd_parse reads them, or NULL (also when the words do not parse). */
 const char *opt_socket_of(int argc, char **argv);
 
 #endif

@@ -9,9 +9,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include <dlfcn.h>
+#include <libsmartcols.h>
+
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
+#include "region.h"
 
 int out_json(struct cmd_ctx *ctx, cJSON *doc)
 {
@@ -37,10 +41,12 @@ cJSON *out_region_record(const ashmem_region_info *r)
         cJSON *o = cJSON_CreateObject();
         char buf[32];
         struct tm tm;
+        int oom;
 
         if (!o)
                 return NULL;
-        cJSON_AddStringToObject(o, "name", r->name);
+        oom = out_json_string(o, "name", r->name);
+
         add_num(o, "size", (double)r->size);
         cJSON_AddStringToObject(o, "prot", format_prot(r->prot, buf));
         add_num(o, "prot_mask", r->prot);
@@ -48,8 +54,8 @@ cJSON *out_region_record(const ashmem_region_info *r)
         cJSON_AddStringToObject(o, "mode", buf);
         add_num(o, "uid", r->uid);
         add_num(o, "gid", r->gid);
-        cJSON_AddStringToObject(o, "user", r->user);
-        cJSON_AddStringToObject(o, "group", r->group);
+        oom |= out_json_string(o, "user", r->user);
+        oom |= out_json_string(o, "group", r->group);
         add_num(o, "pages", (double)r->pages);
         add_num(o, "pinned", (double)r->pinned);
         add_num(o, "unpinned", (double)r->unpinned);
@@ -61,15 +67,19 @@ cJSON *out_region_record(const ashmem_region_info *r)
                 cJSON_AddNullToObject(o, "created");
         cJSON_AddBoolToObject(o, "transient", r->transient);
         if (r->is_slice) {
-                cJSON_AddStringToObject(o, "of", r->of);
+                oom |= out_json_string(o, "of", r->of);
                 add_num(o, "offset", (double)r->offset);
                 add_num(o, "length", (double)r->length);
+        }
+        if (oom) {
+                cJSON_Delete(o);
+                return NULL;
         }
         return o;
 }
 
 const struct out_col out_cols[] = {
-        { "NAME", "name", "Name", "region name", OUT_STR, OUT_COL_DEFAULT },
+        { "NAME", "name", "Name", "region name", OUT_STR, OUT_COL_DEFAULT | OUT_COL_TRUNC },
         { "SIZE", "size", "Size", "size (bytes, of the view for a slice)", OUT_BYTES,
           OUT_COL_DEFAULT | OUT_COL_RIGHT },
         { "PROT", "prot", "Protection", "protection mask (rwx)", OUT_STR, OUT_COL_DEFAULT },
@@ -93,7 +103,8 @@ const struct out_col out_cols[] = {
           OUT_COL_DEFAULT },
         { "TRANSIENT", "transient", "Transient", "goes away with the process that shared it",
           OUT_BOOL, 0 },
-        { "OF", "of", "Slice of", "slice: the region it is cut from", OUT_STR, OUT_COL_SLICE },
+        { "OF", "of", "Slice of", "slice: the region it is cut from", OUT_STR,
+          OUT_COL_SLICE | OUT_COL_TRUNC },
         { "OFFSET", "offset", "Offset", "slice: bytes into that region", OUT_BYTES,
           OUT_COL_SLICE | OUT_COL_RIGHT },
         { "LENGTH", "length", "Length", "slice: bytes in the view", OUT_BYTES,
@@ -169,21 +180,69 @@ cJSON *out_cols_json(void)
         return doc;
 }
 
-/* ISO 8601 UTC ("2024-05-01T12:00:03Z") as local time for people. */
-static const char *local_time(const char *iso, char *buf, size_t len)
+int out_time_format(const char *s, unsigned *flag, char *err)
+{
+        if (strcmp(s, "short") == 0)
+                *flag = OUT_TIME_SHORT;
+        else if (strcmp(s, "full") == 0)
+                *flag = OUT_TIME_FULL;
+        else if (strcmp(s, "iso") == 0)
+                *flag = OUT_TIME_ISO;
+        else {
+                snprintf(err, PARSE_ERR_LEN, "invalid time format '%s': use short, full or iso", s);
+                return -1;
+        }
+        return 0;
+}
+
+const char *out_time_text(time_t t, unsigned flags, char *buf, size_t len)
+{
+        const char *fmt = "%Y-%m-%dT%H:%M:%S";
+        struct tm tm, now_tm;
+        time_t now;
+
+        if (!localtime_r(&t, &tm))
+                return "-";
+        switch (flags & OUT_TIME_MASK) {
+        case OUT_TIME_SHORT:
+                /* as lsipc: the time today, the day this year, else the date */
+                now = time(NULL);
+                if (!localtime_r(&now, &now_tm))
+                        now_tm = tm;
+                if (now_tm.tm_year == tm.tm_year && now_tm.tm_yday == tm.tm_yday)
+                        fmt = "%H:%M";
+                else if (now_tm.tm_year == tm.tm_year)
+                        fmt = "%b%d";
+                else
+                        fmt = "%Y-%b%d";
+                break;
+        case OUT_TIME_FULL:
+                fmt = "%a %b %e %H:%M:%S %Y";
+                break;
+        case OUT_TIME_ISO:
+                fmt = "%Y-%m-%dT%H:%M:%S%z";
+                break;
+        }
+        /* fmt is one of the literals above */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        if (!strftime(buf, len, fmt, &tm))
+                return "-";
+#pragma GCC diagnostic pop
+        return buf;
+}
+
+/* ISO 8601 UTC ("2024-05-01T12:00:03Z") for people, as flags say. */
+static const char *local_time(const char *iso, unsigned flags, char *buf, size_t len)
 {
         struct tm tm;
-        time_t t;
         const char *end;
 
         memset(&tm, 0, sizeof(tm));
         end = strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
         if (!end || *end)
                 return iso;
-        t = timegm(&tm);
-        if (!localtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm))
-                return iso;
-        return buf;
+        return out_time_text(timegm(&tm), flags, buf, len);
 }
 
 const char *out_field_text(const cJSON *rec, const struct out_col *c,
@@ -207,7 +266,7 @@ const char *out_field_text(const cJSON *rec, const struct out_col *c,
         case OUT_BOOL:
                 return cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "yes" : "no") : "-";
         case OUT_TIME:
-                return cJSON_IsString(v) ? local_time(v->valuestring, buf, len) : "-";
+                return cJSON_IsString(v) ? local_time(v->valuestring, flags, buf, len) : "-";
         case OUT_NUM:
                 if (!cJSON_IsNumber(v))
                         return "-";
@@ -225,46 +284,218 @@ const char *out_field_text(const cJSON *rec, const struct out_col *c,
         return "-";
 }
 
-void out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
-               unsigned flags)
+/*
+ * libsmartcols, loaded the first time a table is printed: linked in, the
+ * dynamic loader would map and relocate it at every start, which costs a
+ * command that prints no table (version, create, --json list) about a
+ * tenth of its start-up. The calls go through this table of pointers,
+ * checked against the prototypes of <libsmartcols.h>.
+ */
+#define SCOLS_CALLS(X)                                                          \
+        X(scols_new_table) X(scols_unref_table) X(scols_table_enable_raw)       \
+        X(scols_table_enable_noheadings) X(scols_table_new_column)              \
+        X(scols_table_new_line) X(scols_line_set_data) X(scols_table_set_stream) \
+        X(scols_print_table) X(scols_table_set_termforce)                      \
+        X(scols_table_set_termwidth) X(scols_print_table_to_string)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+        SCOLS_CALLS(X)
+#undef X
+} sc;
+static int sc_state;            /* 0 not tried, 1 loaded, -1 failed */
+static char sc_error[256];
+
+#define SCOLS_SONAME "libsmartcols.so.1"
+
+static int scols_load(void)
 {
-        size_t width[OUT_MAX_COLS];
+        void *h;
+
+        if (sc_state)
+                return sc_state > 0 ? 0 : -ELIBACC;
+        sc_state = -1;
+        h = dlopen(SCOLS_SONAME, RTLD_LAZY | RTLD_LOCAL);
+        if (!h) {
+                snprintf(sc_error, sizeof(sc_error), "%s", dlerror());
+                return -ELIBACC;
+        }
+#define X(f)                                                                    \
+        *(void **)&sc.f = dlsym(h, #f);                                         \
+        if (!sc.f) {                                                            \
+                snprintf(sc_error, sizeof(sc_error), "%s lacks %s", SCOLS_SONAME, #f); \
+                return -ELIBACC;                                                \
+        }
+        SCOLS_CALLS(X)
+#undef X
+        sc_state = 1;   /* loaded for the life of the process */
+        return 0;
+}
+
+const char *out_table_error(void)
+{
+        return sc_error[0] ? sc_error : "out of memory";
+}
+
+/* The records as a libsmartcols table of the chosen columns. */
+static struct libscols_table *make_table(const cJSON *records, const int *cols, int ncols,
+                                         unsigned flags)
+{
+        struct libscols_table *tb;
         const cJSON *rec;
         char buf[128];
 
-        for (int c = 0; c < ncols; c++)
-                width[c] = flags & OUT_NOHEADINGS ? 0 : strlen(out_cols[cols[c]].name);
+        if (scols_load() < 0 || !(tb = sc.scols_new_table()))
+                return NULL;
+        if ((flags & OUT_RAW) && sc.scols_table_enable_raw(tb, 1))
+                goto fail;
+        if ((flags & OUT_NOHEADINGS) && sc.scols_table_enable_noheadings(tb, 1))
+                goto fail;
+        for (int c = 0; c < ncols; c++) {
+                const struct out_col *col = &out_cols[cols[c]];
+                int fl = 0;
+                double whint = 1;
+                if (col->flags & OUT_COL_RIGHT)
+                        fl |= SCOLS_FL_RIGHT;
+                if ((col->flags & OUT_COL_TRUNC) && !(flags & OUT_NOTRUNC)) {
+                        fl |= SCOLS_FL_TRUNC;
+                        whint = 0.3;
+                }
+                /* no heading: an empty one, so that it does not widen the
+                 * column (libsmartcols counts it all the same) */
+                if (!sc.scols_table_new_column(tb, flags & OUT_NOHEADINGS ? "" : col->name,
+                                               whint, fl))
+                        goto fail;
+        }
+        cJSON_ArrayForEach(rec, records) {
+                struct libscols_line *ln = sc.scols_table_new_line(tb, NULL);
+                if (!ln)
+                        goto fail;
+                for (int c = 0; c < ncols; c++) {
+                        const char *v = out_field_text(rec, &out_cols[cols[c]], flags, buf,
+                                                       sizeof(buf));
+                        if (sc.scols_line_set_data(ln, (size_t)c, v))
+                                goto fail;
+                }
+        }
+        return tb;
+fail:
+        sc.scols_unref_table(tb);
+        return NULL;
+}
+
+/* value in double quotes for a POSIX shell: \, ", $ and ` behind a
+ * backslash (so eval gives back the exact text), control characters and
+ * bytes that are not UTF-8 as \xNN (left as they are by eval). */
+static void put_quoted(FILE *f, const char *v)
+{
+        char *e = out_escape(v, strlen(v), 0);
+
+        fputc('"', f);
+        for (const char *p = e ? e : ""; *p; p++) {
+                if (*p == '"' || *p == '$' || *p == '`' || *p == '\\')
+                        fputc('\\', f);
+                fputc(*p, f);
+        }
+        fputc('"', f);
+        free(e);
+}
+
+/*
+ * --export: KEY="value" pairs, a record a line. libsmartcols writes every
+ * byte outside printable ASCII (and a quote) as \xNN, which eval leaves
+ * as it is; these pairs give back the exact value, Unicode too.
+ */
+static int export_table(FILE *f, const cJSON *records, const int *cols, int ncols,
+                        unsigned flags)
+{
+        const cJSON *rec;
+        char buf[128];
+
         cJSON_ArrayForEach(rec, records) {
                 for (int c = 0; c < ncols; c++) {
-                        size_t w = strlen(out_field_text(rec, &out_cols[cols[c]], flags,
-                                                         buf, sizeof(buf)));
-                        if (w > width[c])
-                                width[c] = w;
-                }
-        }
-        if (!(flags & OUT_NOHEADINGS)) {
-                for (int c = 0; c < ncols; c++) {
                         const struct out_col *col = &out_cols[cols[c]];
-                        int last = c == ncols - 1;
-                        if (col->flags & OUT_COL_RIGHT)
-                                fprintf(f, "%*s", (int)width[c], col->name);
-                        else
-                                fprintf(f, "%-*s", last ? 0 : (int)width[c], col->name);
-                        fputs(last ? "\n" : " ", f);
+                        /* every column name is a valid shell variable
+                         * name; --shell also keeps off the one bash makes
+                         * read-only (an eval of UID=... fails there) */
+                        const char *key = col->name;
+                        if ((flags & OUT_SHELLVAR) && strcmp(key, "UID") == 0)
+                                key = "UID_";
+                        fprintf(f, "%s%s=", c ? " " : "", key);
+                        put_quoted(f, out_field_text(rec, col, flags, buf, sizeof(buf)));
                 }
+                fputc('\n', f);
         }
-        cJSON_ArrayForEach(rec, records) {
-                for (int c = 0; c < ncols; c++) {
-                        const struct out_col *col = &out_cols[cols[c]];
-                        const char *s = out_field_text(rec, col, flags, buf, sizeof(buf));
-                        int last = c == ncols - 1;
-                        if (col->flags & OUT_COL_RIGHT)
-                                fprintf(f, "%*s", (int)width[c], s);
-                        else
-                                fprintf(f, "%-*s", last ? 0 : (int)width[c], s);
-                        fputs(last ? "\n" : " ", f);
+        return ferror(f) ? -EIO : 0;
+}
+
+int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
+              unsigned flags)
+{
+        struct libscols_table *tb;
+        int r;
+
+        if (flags & (OUT_EXPORT | OUT_SHELLVAR))
+                return export_table(f, records, cols, ncols, flags);
+        if (!cJSON_GetArraySize(records)) {
+                /* libsmartcols prints nothing for no lines: the heading
+                 * alone, as lsipc does */
+                if (flags & OUT_NOHEADINGS)
+                        return 0;
+                for (int c = 0; c < ncols; c++)
+                        fprintf(f, "%s%s", c ? " " : "", out_cols[cols[c]].name);
+                fputc('\n', f);
+                return ferror(f) ? -EIO : 0;
+        }
+        tb = make_table(records, cols, ncols, flags);
+        if (!tb)
+                return sc_state < 0 ? -ELIBACC : -ENOMEM;
+        r = sc.scols_table_set_stream(tb, f);
+        if (r == 0)
+                r = sc.scols_print_table(tb);
+        sc.scols_unref_table(tb);
+        return r < 0 ? r : 0;
+}
+
+int out_table_string(const cJSON *records, const int *cols, int ncols,
+                     unsigned flags, size_t termwidth, char **ret)
+{
+        struct libscols_table *tb;
+        int r = 0;
+
+        *ret = NULL;
+        if (!cJSON_GetArraySize(records)) {
+                /* the heading alone (see out_table) */
+                char *buf = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&buf, &len);
+                if (!f)
+                        return -errno;
+                r = out_table(f, records, cols, ncols, flags);
+                if (fclose(f) == EOF && r == 0)
+                        r = -errno;
+                if (r < 0) {
+                        free(buf);
+                        return r;
                 }
+                *ret = buf;
+                return 0;
         }
+        tb = make_table(records, cols, ncols, flags);
+        if (!tb)
+                return sc_state < 0 ? -ELIBACC : -ENOMEM;
+        if (termwidth) {
+                /* a terminal of that width: long fields shortened to fit */
+                r = sc.scols_table_set_termforce(tb, SCOLS_TERMFORCE_ALWAYS);
+                if (r == 0)
+                        r = sc.scols_table_set_termwidth(tb, termwidth);
+        }
+        if (r == 0)
+                r = sc.scols_print_table_to_string(tb, ret);
+        sc.scols_unref_table(tb);
+        if (r == 0 && !*ret)
+                r = -ENOMEM;
+        return r < 0 ? r : 0;
 }
 
 cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols)
@@ -285,6 +516,20 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
 {
         size_t lw = 0;
         char buf[128];
+
+        if (flags & (OUT_RAW | OUT_EXPORT | OUT_SHELLVAR)) {
+                /* for scripts: a one-line table of every field it has */
+                int cols[OUT_MAX_COLS], n = 0;
+                cJSON *one = cJSON_CreateArray();
+                for (int i = 0; out_cols[i].name && n < OUT_MAX_COLS; i++)
+                        if (!(out_cols[i].flags & OUT_COL_SLICE) ||
+                            cJSON_GetObjectItemCaseSensitive(rec, out_cols[i].key))
+                                cols[n++] = i;
+                if (one && cJSON_AddItemReferenceToArray(one, (cJSON *)rec))
+                        (void)out_table(f, one, cols, n, flags);
+                cJSON_Delete(one);
+                return;
+        }
 
         for (int i = 0; out_cols[i].name; i++)
                 if (strlen(out_cols[i].label) > lw)
@@ -324,9 +569,11 @@ int out_region_list(struct cmd_ctx *ctx, cJSON *records, const int *cols, int nc
         cJSON *doc;
 
         if (!ctx->json) {
-                out_table(stdout, records, cols, ncols, flags);
+                int r = out_table(stdout, records, cols, ncols, flags | ctx->out_flags);
                 cJSON_Delete(records);
-                return 0;
+                if (r == -ELIBACC)
+                        return cli_error(ctx, -r, "printing the list: %s", out_table_error());
+                return r < 0 ? cmd_error(ctx, -r, "printing the list") : 0;
         }
         doc = cJSON_CreateObject();
         if (!doc || !cJSON_AddItemToObject(doc, "regions", records)) {

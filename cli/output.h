@@ -16,6 +16,7 @@
 #define ASHMEMCTL_OUTPUT_H
 
 #include <stdio.h>
+#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "ashmem/ashmem.h"
@@ -51,6 +52,8 @@ struct out_col {
 #define OUT_COL_DEFAULT 0x1u    /* shown by `list` without -o */
 #define OUT_COL_RIGHT   0x2u    /* right-aligned */
 #define OUT_COL_SLICE   0x4u    /* only slices have it */
+#define OUT_COL_TRUNC   0x8u    /* may be shortened to fit a terminal
+                                   (not with --notruncate) */
 
 extern const struct out_col out_cols[];
 
@@ -69,15 +72,62 @@ cJSON *out_cols_json(void);
 
 #define OUT_BYTES_EXACT 0x1u    /* --bytes */
 #define OUT_NOHEADINGS  0x2u    /* --noheadings */
+/* 0x4u is OUT_REPORT (below) */
+#define OUT_RAW         0x8u    /* --raw: tables unaligned, one space between
+                                   fields, unsafe characters as \xNN (lsblk
+                                   -r); string values as their bytes */
+#define OUT_EXPORT      0x10u   /* --export: KEY="value" pairs (lsblk -P) */
+#define OUT_SHELLVAR    0x20u   /* --shell: --export with keys a shell can assign (UID_) */
+#define OUT_NOTRUNC     0x40u   /* --notruncate: never shorten a field */
+#define OUT_TIME_SHORT  0x100u  /* --time-format short: "12:04" today, else "May01" */
+#define OUT_TIME_FULL   0x200u  /* --time-format full: "Wed May  1 12:04:03 2024" */
+#define OUT_TIME_ISO    0x400u  /* --time-format iso: "2024-05-01T12:04:03+0200" */
+#define OUT_TIME_MASK   (OUT_TIME_SHORT | OUT_TIME_FULL | OUT_TIME_ISO)
+
+/* --time-format's argument as its OUT_TIME_* flag: 0, or -1 with a
+ * message in err (PARSE_ERR_LEN bytes). */
+int out_time_format(const char *s, unsigned *flag, char *err);
+/* A time for people in the form flags choose (without one: local time
+ * "2024-05-01T12:04:03"). */
+const char *out_time_text(time_t t, unsigned flags, char *buf, size_t len);
+
+/*
+ * Bytes from a region or a peer, made safe to show or to put in JSON.
+ * out_escape: printable UTF-8 as it is; every other byte (C0 and C1
+ * control characters, DEL, bytes that are not valid UTF-8, and the
+ * backslash when OUT_ESC_BACKSLASH, so that the form reads back) as \xNN,
+ * the form lsblk uses; with OUT_ESC_KEEP_LINES a newline and a tab stay
+ * (they lay text out but drive no terminal). Returns a new string, NULL
+ * if out of memory.
+ */
+#define OUT_ESC_BACKSLASH  0x1u
+#define OUT_ESC_KEEP_LINES 0x2u
+char *out_escape(const char *s, size_t n, unsigned how);
+/* Is s (n bytes) valid UTF-8 (and so fit for a JSON string)? */
+int out_utf8_valid(const char *s, size_t n);
+/* base64 (RFC 4648, with padding) of n bytes; NULL if out of memory. */
+char *out_base64(const unsigned char *p, size_t n);
+/* Add string s under key to a JSON object: as it is when valid UTF-8,
+ * else base64 with "KEY_encoding":"base64" beside it. 0, or -1 if out of
+ * memory. */
+int out_json_string(cJSON *obj, const char *key, const char *s);
 
 /* One field of a record as text (buf at least 64 bytes; a string field
  * may be returned without copying). "-" for an absent field. */
 const char *out_field_text(const cJSON *rec, const struct out_col *c,
                            unsigned flags, char *buf, size_t len);
 
-/* An aligned table of records (a cJSON array) with the chosen columns. */
-void out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
-               unsigned flags);
+/* A table of records (a cJSON array) with the chosen columns, through
+ * libsmartcols: aligned by display width, or as --raw, --export, --shell
+ * say. 0, or -errno. */
+int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
+              unsigned flags);
+/* Why out_table() failed when it could not load libsmartcols. */
+const char *out_table_error(void);
+/* The same into a new string (for a screen redrawn whole, as top does),
+ * termwidth columns wide at most (0: no limit). */
+int out_table_string(const cJSON *records, const int *cols, int ncols,
+                     unsigned flags, size_t termwidth, char **ret);
 
 /* A copy of rec with only the chosen columns' keys. */
 cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols);

@@ -57,17 +57,30 @@ static const struct unit units[] = {
         { "M", 1ULL << 20 }, { "m", 1ULL << 20 }, { "MiB", 1ULL << 20 },
         { "G", 1ULL << 30 }, { "g", 1ULL << 30 }, { "GiB", 1ULL << 30 },
         { "T", 1ULL << 40 }, { "t", 1ULL << 40 }, { "TiB", 1ULL << 40 },
+        { "P", 1ULL << 50 }, { "p", 1ULL << 50 }, { "PiB", 1ULL << 50 },
+        { "E", 1ULL << 60 }, { "e", 1ULL << 60 }, { "EiB", 1ULL << 60 },
         { "KB", 1000ULL }, { "kB", 1000ULL },
         { "MB", 1000000ULL }, { "GB", 1000000000ULL }, { "TB", 1000000000000ULL },
+        { "PB", 1000000000000000ULL }, { "EB", 1000000000000000000ULL },
         { NULL, 0 }
 };
 
+/* Digits after a decimal point, at most FRAC_MAX of them (so that
+ * fraction * unit fits in 128 bits: 10^18 * 2^60 < 2^127). */
+#define FRAC_MAX 18
+
+/*
+ * DIGITS[.DIGITS][UNIT]: the value is DIGITS.DIGITS times the unit,
+ * exact when that is a whole number of bytes, else rounded up to the next
+ * byte (a size is never less than what was typed). A fraction needs a
+ * unit larger than a byte; hex takes none.
+ */
 static int parse_bytes(const char *s, const char *what, int allow_zero,
                        uint64_t *ret, char *err)
 {
-        const char *p = s;
-        uint64_t v = 0;
-        int r;
+        const char *p = s, *frac = NULL;
+        uint64_t v = 0, fv = 0, scale = 1;
+        int r, hex, nfrac = 0;
 
         if (!s || !*s)
                 return ERR("invalid %s '': empty", what);
@@ -75,21 +88,41 @@ static int parse_bytes(const char *s, const char *what, int allow_zero,
                 return ERR("invalid %s '%s': negative", what, s);
         if (!is_digit(*s))
                 return ERR("invalid %s '%s': not a number", what, s);
+        hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
         r = scan_number(&p, &v);
         if (r == -2)
                 return ERR("invalid %s '%s': too large", what, s);
+        if (*p == '.' && !hex) {
+                frac = ++p;
+                while (is_digit(*p)) {
+                        if (++nfrac > FRAC_MAX)
+                                return ERR("invalid %s '%s': more than %d digits after the decimal point",
+                                           what, s, FRAC_MAX);
+                        fv = fv * 10 + (uint64_t)(*p++ - '0');
+                        scale *= 10;
+                }
+                if (nfrac == 0)
+                        return ERR("invalid %s '%s': no digits after the decimal point", what, s);
+        }
         for (const struct unit *u = units; u->name; u++) {
+                unsigned __int128 total;
                 if (strcmp(p, u->name) != 0)
                         continue;
-                if (v > UINT64_MAX / u->mult || v * u->mult > SIZE_MAX)
+                if (frac && u->mult == 1)
+                        return ERR("invalid %s '%s': a fraction of a byte (give a unit, as in 1.5K)",
+                                   what, s);
+                /* the whole part, then the fraction rounded up */
+                total = (unsigned __int128)v * u->mult +
+                        ((unsigned __int128)fv * u->mult + scale - 1) / scale;
+                if (total > UINT64_MAX || total > SIZE_MAX)
                         return ERR("invalid %s '%s': too large", what, s);
-                if (v == 0 && !allow_zero)
+                if (total == 0 && !allow_zero)
                         return ERR("invalid %s '%s': must be greater than zero", what, s);
-                *ret = v * u->mult;
+                *ret = (uint64_t)total;
                 return 0;
         }
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
-                return ERR("invalid %s '%s': unknown unit '%s' (use K, M, G, T, KiB..TiB or KB..TB)",
+                return ERR("invalid %s '%s': unknown unit '%s' (use K, M, G, T, P, E, KiB..EiB or KB..EB)",
                            what, s, p);
         return ERR("invalid %s '%s': trailing characters '%s'", what, s, p);
 }
@@ -170,6 +203,9 @@ int parse_name(const char *s, char *err)
                         return ERR("invalid name '%s': contains '/'", s);
                 if (*p < 0x20 || *p == 0x7f)
                         return ERR("invalid name: contains the control character 0x%02x", *p);
+                /* U+0080..U+009F: valid UTF-8, but control characters */
+                if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+                        return ERR("invalid name: contains the control character U+%04X", p[1]);
                 n = utf8_len(p);
                 if (n == 0)
                         return ERR("invalid name: not valid UTF-8 text (byte 0x%02x)", *p);
@@ -216,15 +252,20 @@ int parse_mode(const char *s, unsigned *ret, char *err)
 
         if (len == 0)
                 return ERR("invalid mode '': empty");
-        if (len > 4)
-                return ERR("invalid mode '%s': use three or four octal digits, like 0640", s);
         for (const char *p = s; *p; p++) {
                 if (*p < '0' || *p > '7')
                         return ERR("invalid mode '%s': not an octal number like 0640", s);
-                v = v * 8 + (unsigned)(*p - '0');
+                if (v <= 07777)
+                        v = v * 8 + (unsigned)(*p - '0');
         }
+        if (v > 07777)
+                return ERR("invalid mode '%s': larger than 0777, the permission bits", s);
         if (v > 0777)
-                return ERR("invalid mode '%s': only permission bits (at most 0777)", s);
+                return ERR("invalid mode '%s': the setuid, setgid and sticky bits (%05o) mean "
+                           "nothing for a region; use the permission bits only, at most 0777",
+                           s, v & 07000);
+        if (len > 4)
+                return ERR("invalid mode '%s': use three or four octal digits, like 0640", s);
         *ret = v;
         return 0;
 }

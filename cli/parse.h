@@ -14,9 +14,12 @@
 #define PARSE_ERR_LEN 512
 
 /*
- * A byte count: digits (decimal, or hex after 0x), then an optional unit:
- * B; K, M, G, T, KiB, MiB, GiB, TiB (1024-based; k, m, g, t also);
- * KB, MB, GB, TB (1000-based). No sign, no spaces, no fraction.
+ * A byte count: digits (decimal, or hex after 0x), an optional fraction
+ * (".5", decimal only, at most 18 digits), then an optional unit: B; K, M,
+ * G, T, P, E, KiB..EiB (1024-based; k, m, g, t, p, e also); KB..EB
+ * (1000-based). No sign, no spaces. A fraction needs a unit above a byte
+ * and is rounded up to the next whole byte ("1.5M" is 1572864, "0.3K"
+ * 308). Every size format_size() prints reads back.
  * what names the value in the message ("size", "offset", "length").
  * parse_size() refuses 0; parse_offset() accepts it.
  */

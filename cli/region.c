@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "lib/internal/sockdir.h"
+#include "broker.h"
 #include "cmd.h"
 #include "parse.h"
 #include "region.h"
@@ -30,39 +31,119 @@ int cli_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
         return 1;
 }
 
-int cli_broker_error(struct cmd_ctx *ctx, int r, const char *name)
+void cli_broker_message(int r, const char *name, char *buf, size_t len)
 {
         int e = r < 0 ? -r : r;
 
         switch (e) {
         case ENOENT:
-                return cli_error(ctx, e, "no such region: %s", name);
+                snprintf(buf, len, "no such region: %s", name);
+                break;
         case EEXIST:
-                return cli_error(ctx, e, "a region named %s exists already", name);
+                snprintf(buf, len, "a region named %s exists already", name);
+                break;
         case EACCES:
-                return cli_error(ctx, e, "%s: permission denied", name);
+                snprintf(buf, len, "%s: permission denied", name);
+                break;
         case EPERM:
-                return cli_error(ctx, e, "%s: operation not permitted", name);
+                snprintf(buf, len, "%s: operation not permitted", name);
+                break;
+        case EDQUOT:
+                snprintf(buf, len, "%s: the broker's per-user byte limit would be passed "
+                         "(broker run --max-bytes SIZE; default the machine's memory)", name);
+                break;
+        case ENOSPC:
+                snprintf(buf, len, "%s: the broker's per-user limit on names is reached "
+                         "(broker run --max-regions N)", name);
+                break;
+        case ESTALE:
+                snprintf(buf, len, "%s: a slice of a region that was removed (stale; rm it)", name);
+                break;
         default:
-                return cmd_error(ctx, e, "%s", name);
+                snprintf(buf, len, "%s: %s", name, strerror(e));
+                break;
         }
+}
+
+int cli_broker_error(struct cmd_ctx *ctx, int r, const char *name)
+{
+        char msg[512];
+
+        cli_broker_message(r, name, msg, sizeof(msg));
+        return cli_error(ctx, r < 0 ? -r : r, "%s", msg);
+}
+
+/* No broker listens there. */
+static int none_runs(int r)
+{
+        return r == -ENOENT || r == -ECONNREFUSED;
+}
+
+static int starts_broker(const struct cmd_ctx *ctx)
+{
+        return ctx->cmd && (ctx->cmd->flags & CMD_AUTOSTART);
+}
+
+/* cmd_broker()'s failure r, reported. Returns 1. */
+static int broker_failed(struct cmd_ctx *ctx, int r)
+{
+        char path[108];
+
+        cmd_socket_path(ctx, path, sizeof(path));
+        if (none_runs(r) && ctx->no_autostart && starts_broker(ctx))
+                return cli_error(ctx, -r, "no broker is running on %s, and %s says not to start one",
+                                 path, ctx->no_autostart == NOAUTO_ENV ?
+                                 "ASHMEM_NO_AUTOSTART=1 (environment)" : "--no-autostart");
+        if (none_runs(r))
+                return cli_error(ctx, -r, "no broker is running on %s", path);
+        if (r == -EPERM && *broker_spawn_refusal())
+                return cli_error(ctx, -r, "not starting a broker: refusing the socket directory %s",
+                                 broker_spawn_refusal());
+        if (r == -EPERM && *am_broker_refusal())
+                return cli_error(ctx, -r, "refusing the broker socket %s", am_broker_refusal());
+        if (r == -EPERM) {
+                /* the library's check of the default directory: why */
+                char dir[108];
+                const char *why = NULL;
+                if (am_socket_dir(path, geteuid(), AM_SOCKDIR_ROOT_OK, dir, sizeof(dir), &why) < 0 &&
+                    why)
+                        return cli_error(ctx, -r, "refusing the socket directory %s: %s", dir, why);
+        }
+        if (r == -ECHILD)
+                return cli_error(ctx, -r, "the broker started on %s exited at once "
+                                 "(ashmemctl broker start --log FILE says why)", path);
+        return cmd_error(ctx, -r, "cannot reach the broker on %s", path);
 }
 
 int cli_broker(struct cmd_ctx *ctx, ashmem_broker **ret)
 {
         int r = cmd_broker(ctx, ret);
 
-        if (r < 0) {
-                if ((r == -ENOENT || r == -ECONNREFUSED) && ctx->no_autostart)
-                        return cli_error(ctx, -r, "no broker is running%s%s (and --no-autostart was given)",
-                                         ctx->socket ? " at " : "", ctx->socket ? ctx->socket : "");
-                if (r == -EPERM && *am_broker_refusal())
-                        return cli_error(ctx, -r, "refusing the broker socket %s",
-                                         am_broker_refusal());
-                return cmd_error(ctx, -r, "cannot reach the broker%s%s",
-                                 ctx->socket ? " at " : "", ctx->socket ? ctx->socket : "");
+        return r < 0 ? broker_failed(ctx, r) : 0;
+}
+
+int cli_broker_opt(struct cmd_ctx *ctx, ashmem_broker **ret)
+{
+        int r = cmd_broker(ctx, ret);
+
+        if (none_runs(r) && (!starts_broker(ctx) || ctx->no_autostart)) {
+                *ret = NULL;
+                return 0;
         }
-        return 0;
+        return r < 0 ? broker_failed(ctx, r) : 0;
+}
+
+int cli_broker_name(struct cmd_ctx *ctx, const char *name, ashmem_broker **ret)
+{
+        int r = cmd_broker(ctx, ret);
+
+        if (none_runs(r) && !starts_broker(ctx)) {
+                char path[108];
+                cmd_socket_path(ctx, path, sizeof(path));
+                return cli_error(ctx, ENOENT, "no such region: %s (no broker is running on %s)",
+                                 name, path);
+        }
+        return r < 0 ? broker_failed(ctx, r) : 0;
 }
 
 int arg_name(struct cmd_ctx *ctx, const char *s)
@@ -119,7 +200,7 @@ int region_attach_owned(struct cmd_ctx *ctx, const char *name, int writable, uid
 
         memset(r, 0, sizeof(*r));
         r->fd = -1;
-        if (cli_broker(ctx, &b))
+        if (cli_broker_name(ctx, name, &b))
                 return 1;
         if (owner == (uid_t)-1) {
                 ret = ashmem_broker_attach(b, name, writable, &fd, &off, &len);

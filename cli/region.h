@@ -23,10 +23,18 @@ int cli_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
 /* A broker operation on region `name` failed with r (negative errno):
  * "no such region: NAME", "NAME: permission denied", ... Returns 1. */
 int cli_broker_error(struct cmd_ctx *ctx, int r, const char *name);
+/* The message of cli_broker_error() into buf. */
+void cli_broker_message(int r, const char *name, char *buf, size_t len);
 
-/* The broker connection, or an error reported ("cannot reach the broker").
- * Returns 0 or 1. */
+/* The broker connection, or an error reported ("cannot reach the broker",
+ * "no broker is running on PATH"). Returns 0 or 1. */
 int cli_broker(struct cmd_ctx *ctx, ashmem_broker **ret);
+/* The same, but no broker running (for a command that does not start one)
+ * is no error: 0 with *ret NULL (list: nothing to list). */
+int cli_broker_opt(struct cmd_ctx *ctx, ashmem_broker **ret);
+/* The same for a command about region name: no broker running (for a
+ * command that does not start one) is "no such region: NAME". */
+int cli_broker_name(struct cmd_ctx *ctx, const char *name, ashmem_broker **ret);
 
 /* Parse an argument, reporting a usage error. Return 0 or EXIT_USAGE. */
 int arg_name(struct cmd_ctx *ctx, const char *s);

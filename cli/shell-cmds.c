@@ -308,7 +308,8 @@ static int exit_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_exit_entry = {
-        .name = "exit", .args_usage = "[STATUS]", .flags = CMD_SHELL_ONLY, .exec = exit_exec,
+        .name = "exit", .alias = "quit", .args_usage = "[STATUS]", .flags = CMD_SHELL_ONLY,
+        .exec = exit_exec,
         .summary = "leave the shell (with the last command's status, or STATUS)",
         .max_args = 1,
 };

@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <wchar.h>
 
-#include <readline/readline.h>
 
 #include "complete.h"
 #include "shell-int.h"
+#include "shell-rl.h"
 #include "shell-split.h"
 
 /* readline's callbacks take no argument: the shell completing */
@@ -179,13 +180,29 @@ out:
         return matches;
 }
 
+/* Columns s takes on a terminal (a region name may hold accents, CJK,
+ * emoji): its bytes if it is not text of this locale. */
+static int text_width(const char *s)
+{
+        size_t n = mbstowcs(NULL, s, 0);
+        wchar_t *w;
+        int r;
+
+        if (n == (size_t)-1 || !(w = calloc(n + 1, sizeof(*w))))
+                return (int)strlen(s);
+        mbstowcs(w, s, n + 1);
+        r = wcswidth(w, n);
+        free(w);
+        return r < 0 ? (int)strlen(s) : r;
+}
+
 /* A second Tab: the candidates, with what they are when that is known. */
 static void show_matches(char **matches, int len, int max)
 {
         int width = 0, any = 0;
 
         for (size_t i = 0; i < last_c.n; i++) {
-                int l = (int)strlen(last_c.cand[i]);
+                int l = text_width(last_c.cand[i]);
                 width = l > width ? l : width;
                 any |= last_c.desc[i] != NULL;
         }
@@ -196,9 +213,12 @@ static void show_matches(char **matches, int len, int max)
         }
         width = width > 32 ? 32 : width;
         fputc('\n', rl_outstream);
-        for (size_t i = 0; i < last_c.n; i++)
-                fprintf(rl_outstream, "  %-*s  %s\n", width, last_c.cand[i],
+        for (size_t i = 0; i < last_c.n; i++) {
+                /* padded by display width, not bytes */
+                int pad = width - text_width(last_c.cand[i]);
+                fprintf(rl_outstream, "  %s%*s  %s\n", last_c.cand[i], pad > 0 ? pad : 0, "",
                         last_c.desc[i] ? last_c.desc[i] : "");
+        }
         rl_forced_update_display();
 }
 

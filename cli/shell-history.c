@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <readline/history.h>
 
 #include "shell-int.h"
+#include "shell-rl.h"
 
 #define HISTORY_MAX     1000
 

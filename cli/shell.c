@@ -12,12 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <readline/readline.h>
 
 #include "ashmem/ashmem.h"
 #include "cmd.h"
 #include "options.h"
 #include "shell-int.h"
+#include "shell-rl.h"
 #include "shell-split.h"
 #include "shell.h"
 
@@ -127,8 +127,12 @@ static int take_line(struct shell *sh, const char *line)
                 sh->status = shell_error(sh, -r, "splitting the line");
                 return 0;
         }
-        for (int i = 0; i < s.ncmds && !sh->stop; i++) {
+        for (int i = 0; i < s.ncmds && !sh->stop && !cmd_interrupted; i++) {
                 sh->status = run_command(sh, s.cmds[i].argc, s.cmds[i].argv);
+                /* Ctrl-C: the command stopped, and the rest of the line
+                 * does not run */
+                if (cmd_interrupted)
+                        sh->status = 128 + SIGINT;
                 if (sh->status && sh->errexit)
                         sh->stop = 1;
         }
@@ -208,6 +212,26 @@ static void set_handler(int sig, void (*fn)(int))
         sigaction(sig, &sa, NULL);
 }
 
+/* Ctrl-C while a command runs: it interrupts the command (a blocking read
+ * of the terminal returns EINTR, and cmd_interrupted tells the command to
+ * stop; the terminal has dropped the line being typed). */
+static void on_interrupt(int sig)
+{
+        (void)sig;
+        got_int = 1;
+        cmd_interrupted = 1;
+}
+
+static void set_interrupting(void)
+{
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_interrupt;   /* no SA_RESTART: system calls stop */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+}
+
 static void on_line(char *line)
 {
         struct shell *sh = the_shell;
@@ -229,8 +253,12 @@ static void on_line(char *line)
         /* a command runs on the terminal as readline left it (normal mode):
          * Ctrl-Z stops the shell with it, Ctrl-C does not interrupt it */
         set_handler(SIGTSTP, SIG_DFL);
+        cmd_interrupted = 0;
+        set_interrupting();
         more = take_line(sh, line);
         free(line);
+        set_handler(SIGINT, on_signal);
+        cmd_interrupted = 0;
         set_handler(SIGTSTP, on_signal);
         if (got_int) {
                 /* the terminal echoed ^C while the command ran: the
@@ -280,6 +308,13 @@ static int interactive(struct shell *sh)
         struct sigaction old[sizeof(sigs) / sizeof(sigs[0])];
         sigset_t block, prev;
 
+        {
+                char err[256];
+                if (shell_rl_load(err, sizeof(err)) < 0)
+                        return shell_error(sh, ELIBACC, "the interactive shell needs GNU readline "
+                                           "(" SHELL_RL_SONAME ", Debian package libreadline8): %s "
+                                           "(scripts on standard input or -c run without it)", err);
+        }
         sh->interactive = 1;
         shell_history_open(sh);
         rl_readline_name = "ashmemctl";
@@ -378,6 +413,7 @@ static int shell_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         ctx->broker = NULL;             /* the session's now */
         sh.errexit = cmd_flag(a, "errexit");
         the_shell = &sh;
+        cmd_usage_prog = "";
         cli_local = &shell_local_ops;
         if (line) {
                 if (take_line(&sh, line))
@@ -400,6 +436,7 @@ static int shell_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         shell_release(&sh);
         cli_local = NULL;
         the_shell = NULL;
+        cmd_usage_prog = "ashmemctl ";
         return r;
 }
 

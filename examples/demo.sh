@@ -68,13 +68,25 @@ say "a region shared with a forked child, unpinned, purged, re-pinned (examples/
         for i in 1 2 3; do
                 run "$B/examples/shared_buffer_client"
         done
+        say "the server stops: its share was transient, so the name goes with it"
         kill -TERM "$server"
         wait "$server"
-        # the share went with the server
         i=0
         while ashmemctl info shared-buffer >/dev/null 2>&1 && [ "$i" -lt 200 ]; do
                 i=$((i + 1))
                 sleep 0.05
         done
+        echo "(the error below is the point: no name is left behind by a process that is gone)"
         run ashmemctl info shared-buffer || true
 )
+
+say "ashmemctl is $B/ashmemctl"
+cat <<EOF
+To use it from any directory, put it on PATH for this shell:
+    export PATH="$B:\$PATH"
+or install it (with its man pages and completions) for yourself:
+    make install PREFIX="\$HOME/.local"     # then ~/.local/bin on PATH
+or for everybody (as root):
+    make install                            # /usr/local/bin/ashmemctl
+Try 'ashmemctl help', 'ashmemctl shell', and man ashmemctl.
+EOF

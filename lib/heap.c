@@ -30,7 +30,8 @@
 #include "internal/idtable.h"
 #include "internal/page.h"
 
-#define HEAP_FLAGS (ASHMEM_HEAP_READ_ONLY | ASHMEM_HEAP_DONT_MAP_LOCALLY)
+#define HEAP_FLAGS (ASHMEM_HEAP_READ_ONLY | ASHMEM_HEAP_DONT_MAP_LOCALLY | \
+                    ASHMEM_HEAP_NO_CACHING)
 
 /* ------------------------------------------------------------ the cache */
 
@@ -211,7 +212,11 @@ struct ashmem_heap {
         struct stat st;                 /* identity (dev, ino) and size */
         size_t size;
         void *base;
-        struct am_slot *slot;           /* NULL: no local mapping */
+        struct am_slot *slot;           /* NULL: no cached mapping */
+        void *own;                      /* a mapping of its own (an offset
+                                           heap, NO_CACHING), else NULL */
+        size_t offset;                  /* of the heap in the region */
+        size_t region_size;
         const struct am_driver *drv;    /* the region's driver */
         struct am_pinref *ctl;          /* atomic; NULL: no pin state held */
         unsigned page_shift;            /* log2 of the page size */
@@ -230,6 +235,8 @@ static void heap_free(ashmem_heap *h)
 
         if (h->slot)
                 slot_put(h->slot);
+        if (h->own)
+                (void)ashmem_unmap(h->own, h->size);
         if (c)
                 h->drv->release(&h->st, c);
         if (h->fd >= 0)
@@ -237,11 +244,13 @@ static void heap_free(ashmem_heap *h)
         free(h);
 }
 
-/* Make a heap over fd (which it takes over, also on failure). */
-static int heap_make(int fd, unsigned flags, int creator, ashmem_heap **ret)
+/* Make a heap over [offset, offset + len) of fd (len 0: to the end),
+ * which it takes over, also on failure. */
+static int heap_make(int fd, unsigned flags, int creator, size_t offset, size_t len,
+                     ashmem_heap **ret)
 {
         ashmem_heap *h;
-        int r, fl;
+        int r, fl, mask, own;
 
         h = calloc(1, sizeof(*h));
         if (!h) {
@@ -267,30 +276,55 @@ static int heap_make(int fd, unsigned flags, int creator, ashmem_heap **ret)
         r = ashmem_get_name(fd, h->name, sizeof(h->name));
         if (r < 0)
                 goto fail;
+        /* a view of part of the region (MemoryHeapBase's offset) */
+        h->region_size = h->size;
+        if (len == 0)
+                len = offset <= h->size ? h->size - offset : 0;
+        if (offset % am_page_size() || offset > h->size || len == 0 ||
+            len > h->size - offset) {
+                r = -EINVAL;
+                goto fail;
+        }
+        h->offset = offset;
+        h->size = len;
+        own = (flags & ASHMEM_HEAP_NO_CACHING) || len != h->region_size;
+        if (!creator) {
+                mask = ashmem_get_prot(fd);
+                if (mask < 0) {
+                        r = mask;
+                        goto fail;
+                }
+                /* what the sender made read-only reads so here too */
+                if (!h->fd_writable || !(mask & PROT_WRITE))
+                        h->flags |= ASHMEM_HEAP_READ_ONLY;
+        }
 
         if (!(flags & ASHMEM_HEAP_DONT_MAP_LOCALLY)) {
                 int writable = creator || !(flags & ASHMEM_HEAP_READ_ONLY);
                 if (writable && !creator) {
                         /* only a heap that could map the region writably
                          * itself may share a writable mapping */
-                        int prot = ashmem_get_prot(fd);
-                        if (prot < 0) {
-                                r = prot;
-                                goto fail;
-                        }
                         if ((fl & O_ACCMODE) != O_RDWR) {
                                 r = -EACCES;
                                 goto fail;
                         }
-                        if (!(prot & PROT_WRITE)) {
+                        if (!(mask & PROT_WRITE)) {
                                 r = -EPERM;
                                 goto fail;
                         }
                 }
-                r = slot_get(fd, &h->st, writable, &h->slot);
-                if (r < 0)
-                        goto fail;
-                h->base = h->slot->base;
+                if (own) {
+                        r = ashmem_map(fd, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                                       offset, len, &h->own);
+                        if (r < 0)
+                                goto fail;
+                        h->base = h->own;
+                } else {
+                        r = slot_get(fd, &h->st, writable, &h->slot);
+                        if (r < 0)
+                                goto fail;
+                        h->base = h->slot->base;
+                }
         }
 
         /* none yet: heap_ctl() looks again at the first pin */
@@ -323,12 +357,13 @@ int ashmem_heap_new(const char *name, size_t size, unsigned flags,
         if (!ret || (flags & ~HEAP_FLAGS))
                 return -EINVAL;
         fd = am_create(name, size);
-        r = fd < 0 ? fd : heap_make(fd, flags, 1, ret);
+        r = fd < 0 ? fd : heap_make(fd, flags, 1, 0, 0, ret);
         errno = saved;
         return r;
 }
 
-int ashmem_heap_adopt(int fd, unsigned flags, ashmem_heap **ret)
+int ashmem_heap_adopt_at(int fd, size_t size, size_t offset, unsigned flags,
+                         ashmem_heap **ret)
 {
         int saved = errno, own, r;
 
@@ -337,9 +372,19 @@ int ashmem_heap_adopt(int fd, unsigned flags, ashmem_heap **ret)
         if (fd < 0)
                 return -EBADF;
         own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        r = own < 0 ? -errno : heap_make(own, flags, 0, ret);
+        r = own < 0 ? -errno : heap_make(own, flags, 0, offset, size, ret);
         errno = saved;
         return r;
+}
+
+int ashmem_heap_adopt(int fd, unsigned flags, ashmem_heap **ret)
+{
+        return ashmem_heap_adopt_at(fd, 0, 0, flags, ret);
+}
+
+size_t ashmem_heap_offset(const ashmem_heap *heap)
+{
+        return heap ? heap->offset : 0;
 }
 
 /* The references of heaps and slices: take one on obj (returned); drop
@@ -409,6 +454,8 @@ int ashmem_heap_mapping_users(const ashmem_heap *heap)
 
         if (!heap)
                 return -EINVAL;
+        if (heap->own)
+                return 1;
         if (!heap->slot)
                 return 0;
         pthread_mutex_lock(&cache_lock);
@@ -455,6 +502,15 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
 
         if (!h)
                 return -EINVAL;
+        if (h->offset || h->size != h->region_size) {
+                /* a view: its ranges, moved to the region's */
+                size_t ps = am_page_size(), end = ((uint64_t)h->size + ps - 1) / ps * ps;
+                if (len == 0)
+                        len = off < end ? end - off : 0;
+                if (off % ps || len % ps || len == 0 || off > end || len > end - off)
+                        return -EINVAL;
+                off += h->offset;
+        }
         c = heap_ctl(h, &r);
         if (r < 0)
                 return r;
@@ -462,7 +518,7 @@ static int heap_pin_op(ashmem_heap *h, size_t off, size_t len, enum pin_op which
                 /* no pin state: the rules of the descriptor calls for a
                  * memfd libashmem did not make */
                 size_t ps = am_page_size();
-                r = am_page_range(off, len, ((uint64_t)h->size + ps - 1) / ps * ps,
+                r = am_page_range(off, len, ((uint64_t)h->region_size + ps - 1) / ps * ps,
                                   h->page_shift, &first, &count);
                 if (r < 0)
                         return r;

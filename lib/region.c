@@ -5,6 +5,7 @@
  * descriptor. One fstat() per call is the identity check.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -95,7 +96,15 @@ int ashmem_valid(int fd)
         const struct am_driver *d;
         char name[ASHMEM_NAME_LEN];
 
+        int seals;
+
         if (am_driver_of(fd, &st, &d) < 0)
+                return 0;
+        /* a memfd its holders can still resize is no region: a receiver
+         * that mapped it could be cut short under the mapping (SIGBUS) */
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) !=
+                         (F_SEAL_GROW | F_SEAL_SHRINK))
                 return 0;
         /* get_name fails with -ENOTTY for a descriptor that is not a
          * region (a plain file, a /dev/shm file) */

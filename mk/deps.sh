@@ -19,6 +19,7 @@ need_pkg pkg-config      have pkg-config
 need_pkg libcjson-dev    sh -c 'pkg-config --exists libcjson'
 need_pkg libreadline-dev header readline/readline.h
 need_pkg libsystemd-dev  header systemd/sd-daemon.h
+need_pkg libsmartcols-dev sh -c 'pkg-config --exists smartcols'
 case $want in
 check|bench|fuzz)
         need_pkg bats        have bats

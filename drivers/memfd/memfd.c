@@ -111,12 +111,15 @@ static int create_once(const char *name, size_t size)
         size_t ps = am_page_size(), pages, clen;
         void *m;
 
-        if (size == 0)
+        /* Android's libcutils on memfd: no name is the name "none"; a name
+         * memfd_create() cannot keep whole fails rather than being cut */
+        if (!name)
+                name = "none";
+        if (size == 0 || strlen(name) > MEMFD_NAME_MAX)
                 return -EINVAL;
         if (size > ASHMEM_SIZE_MAX)
                 return -EFBIG;
-        if (name)
-                snprintf(mname, sizeof(mname), "%s", name);
+        snprintf(mname, sizeof(mname), "%s", name);
         fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
                 return -errno;
@@ -138,8 +141,7 @@ static int create_once(const char *name, size_t size)
                 goto fail;
         {
                 char full[ASHMEM_NAME_LEN] = "";
-                if (name)
-                        snprintf(full, sizeof(full), "%s", name);
+                snprintf(full, sizeof(full), "%s", name);
                 amc_init(m, full, size, (uint32_t)ps, st.st_dev, st.st_ino, PROT_ALL);
         }
         r = amc_attach(&ref, m, clen, 1, cfd);

@@ -116,24 +116,26 @@ teardown() {
         local s=$BATS_TEST_TMPDIR/race.sock i pids=()
         _helpers_sockets+=("$s")
         for i in 1 2 3 4 5 6 7 8; do
-                ashmemctl --socket "$s" -j list >"$BATS_TEST_TMPDIR/out.$i" 3>&- &
+                ashmemctl --socket "$s" -j create "r$i" 4K >"$BATS_TEST_TMPDIR/out.$i" 3>&- &
                 pids+=($!)
         done
         for i in "${pids[@]}"; do
                 wait "$i"
         done
         for i in 1 2 3 4 5 6 7 8; do
-                jq -e '.regions == []' "$BATS_TEST_TMPDIR/out.$i"
+                jq -e ".name == \"r$i\"" "$BATS_TEST_TMPDIR/out.$i"
         done
-        run -0 pgrep -f -- "broker run --socket $s\$"
+        run -0 ashmemctl --socket "$s" -j list
+        [ "$(jq '.regions | length' <<<"$output")" -eq 8 ]
+        run -0 pgrep -f -- "broker run --socket $s --idle-exit 300\$"
         [ "${#lines[@]}" -eq 1 ]
         [ "${lines[0]}" = "$(broker_pid_of "$s")" ]
 }
 
 @test "no auto-start with --no-autostart or ASHMEM_NO_AUTOSTART=1" {
         local s=$BATS_TEST_TMPDIR/none.sock
-        run -1 ashmemctl --socket "$s" --no-autostart list
-        ASHMEM_NO_AUTOSTART=1 run -1 ashmemctl --socket "$s" list
+        run -1 ashmemctl --socket "$s" --no-autostart create x 4K
+        ASHMEM_NO_AUTOSTART=1 run -1 ashmemctl --socket "$s" slice x --of y -l 4K
         [ ! -e "$s" ]
         run -1 ashmemctl --socket "$s" broker status
 }

@@ -124,3 +124,18 @@ sum() { sha256sum | cut -d' ' -f1; }
         bad 1 "write: ro: the region's protection is r--" write ro /dev/null
         bad 1 "incr: ro: the region's protection is r--" incr ro
 }
+
+@test "dump never passes a region's control bytes to the terminal; read gives them as they are" {
+        ashmemctl -q create esc 4K
+        printf 'A\e[2J\e]0;pwned\a\x9b31m\xff' | ashmemctl write esc
+        run -0 ashmemctl dump esc -l 16
+        [[ "$output" != *$'\e'* && "$output" != *$'\a'* && "$output" != *$'\x9b'* ]]
+        [[ "${lines[0]}" == *"|A.[2J.]0;pwned..|" ]]
+        [ "$(ashmemctl read esc -l 15 | od -An -tx1 | tr -d ' \n')" = \
+          "$(printf 'A\e[2J\e]0;pwned\a\x9b31m\xff' | head -c 15 | od -An -tx1 | tr -d ' \n')" ]
+        # in JSON: hex for dump, base64 for read, both valid whatever the bytes
+        run -0 ashmemctl -j dump esc -l 4
+        jqe '.hex == "411b5b32"'
+        run -0 ashmemctl -j read esc -l 4
+        jqe '.base64 == "QRtbMg=="'
+}

@@ -64,6 +64,10 @@ expected_files() {
         for h in "$ROOT"/lib/include/ashmem/*.h; do
                 echo "usr/include/ashmem/${h##*/}"
         done
+        for h in "$ROOT"/lib/include/android/*.h; do
+                echo "usr/include/android/${h##*/}"
+        done
+        echo usr/lib/libashmem-preload.so
         echo "usr/lib/libashmem.so.$VERSION"
         echo "usr/lib/libashmem.so.$SOVERSION"
         echo usr/lib/libashmem.so
@@ -135,7 +139,7 @@ pc() {
         [ "$n" -ge 3 ]
 }
 
-@test "install: libashmem.so with its soname links, exporting only ashmem_*; libashmem.a" {
+@test "install: libashmem.so with its soname links, exporting only its API; libashmem.a" {
         install_tree
         local lib=$dest/usr/lib
         [ -f "$lib/libashmem.so.$VERSION" ] && [ ! -L "$lib/libashmem.so.$VERSION" ]
@@ -146,10 +150,12 @@ pc() {
         run -0 nm -D --defined-only "$lib/libashmem.so"
         [[ "$output" == *" T ashmem_create_region"* ]]
         [[ "$output" == *" T ashmem_pin_region"* ]]
-        # nothing but the API (and the version node) is exported
+        # nothing but the API (ashmem_*, the NDK's ASharedMemory_*) and the
+        # version nodes is exported, and, in the private node, what the
+        # preload library of the same build calls
         run -0 bash -c "nm -D --defined-only '$lib/libashmem.so' | awk '{ print \$3 }' |
-                        grep -v '^ashmem_' | grep -v '^LIBASHMEM' || true"
-        [ -z "$output" ]
+                        grep -v '^ashmem_' | grep -v '^ASharedMemory_' | grep -v '^LIBASHMEM' || true"
+        [ "$output" = "$(printf '%s\n' am_create@@LIBASHMEM_PRIVATE am_driver_of@@LIBASHMEM_PRIVATE)" ]
         [ ! -L "$lib/libashmem.a" ]
         run -0 nm "$lib/libashmem.a"
         [[ "$output" == *" T ashmem_create_region"* ]]

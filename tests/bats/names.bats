@@ -94,7 +94,7 @@ ordered() {
         slices "${all[@]}"
         run ashmemctl slice --of base -o 0 -l 4K n1000
         [ "$status" -eq 1 ]
-        [[ "$output" == *"No space left"* ]]
+        [[ "$output" == *"per-user limit on names is reached (broker run --max-regions N)"* ]]
         ashmemctl -q unshare n0500 n0501
         slices n1000 n1001
         run ashmemctl slice --of base -o 0 -l 4K n1002
@@ -104,7 +104,7 @@ ordered() {
         ashmemctl -q create big 1020K
         run ashmemctl create more 4K
         [ "$status" -eq 1 ]
-        [[ "$output" == *"quota"* ]]
+        [[ "$output" == *"per-user byte limit would be passed (broker run --max-bytes SIZE"* ]]
         ashmemctl -q unshare big
         ashmemctl -q create more 1020K
 }

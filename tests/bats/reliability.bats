@@ -166,8 +166,10 @@ map_counts() {
         [[ "$reply" == "error "* ]]
         echo "# a connected client's next request: $reply" >&3
         # a new command, told not to start one: says so
-        run -1 --separate-stderr ashmemctl --no-autostart list
-        [ "$stderr" = "ashmemctl: list: no broker is running (and --no-autostart was given)" ]
+        run -1 --separate-stderr ashmemctl --no-autostart create x 4K
+        [ "$stderr" = "ashmemctl: create: no broker is running on $ASHMEM_SOCKET, and --no-autostart says not to start one" ]
+        run -0 ashmemctl --no-autostart -j list
+        [ "$output" = '{"regions":[]}' ]
 
         # the holder's region: data readable and writable, pin state shared
         hold read 0 6
@@ -183,9 +185,14 @@ map_counts() {
         hold stats
         [ "$reply" = "pinned=0 unpinned=4 purged=0 shared=1" ]
 
-        # the next command starts a new broker, which knows no names
+        # with no broker, list holds nothing (and starts none); the next
+        # create starts a new broker, which knows no other names
         run -0 ashmemctl -j list
         jq -e '.regions == []' <<<"$output"
+        [ ! -S "$ASHMEM_SOCKET" ] || ! broker_pid_of "$ASHMEM_SOCKET"
+        run -0 ashmemctl -q create fresh 4K
+        run -0 ashmemctl -j list
+        jq -e '[.regions[].name] == ["fresh"]' <<<"$output"
         broker_pid=$(broker_pid_of "$ASHMEM_SOCKET")
         [ "$broker_pid" != "$old" ]
         run -1 ashmemctl info lonely
@@ -382,7 +389,8 @@ map_counts() {
         cat "$BATS_TEST_TMPDIR"/err.* | sed -E 's/c[0-9]+-[0-9]+/cN-M/' | sort | uniq -c | sed 's/^/# /' >&3
         for f in "$BATS_TEST_TMPDIR"/err.*; do
                 while IFS= read -r line; do
-                        [[ "$line" == "ashmemctl: "*": no broker is running (and --no-autostart was given)" ||
+                        [[ "$line" == "ashmemctl: "*" (no broker is running on $s)" ||
+                           "$line" == "ashmemctl: "*": no broker is running on $s, and ASHMEM_NO_AUTOSTART=1 (environment) says not to start one" ||
                            "$line" == "ashmemctl: "*"onnection reset by peer" ||
                            "$line" == "ashmemctl: "*"Broken pipe" ]] || {
                                 echo "unexpected: $line" >&2

@@ -361,7 +361,10 @@ EOF
                  "size nope" "info" "create x 0" "nosuch"; do
                 read -ra words <<<"$c"
                 run --separate-stderr ashmemctl "${words[@]}"
-                local want_rc=$status want_out=$output want_err=$stderr
+                # usage lines in the shell name the command without "ashmemctl"
+                local want_rc=$status
+                local want_out=$(sed -E 's/^usage: ashmemctl ([a-z])/usage: \1/' <<<"$output")
+                local want_err=$(sed -E 's/^usage: ashmemctl ([a-z])/usage: \1/' <<<"$stderr")
                 run --separate-stderr ashmemctl shell -c "$c"
                 if [ "$status" != "$want_rc" ] || [ "$output" != "$want_out" ] || [ "$stderr" != "$want_err" ]; then
                         echo "'$c' differs in the shell: status $status (want $want_rc)"
@@ -371,9 +374,9 @@ EOF
         done
         # help lists the same commands, less those the shell refuses to run
         run -0 ashmemctl help
-        local want=$(grep -v -E '^  (broker|shell) ' <<<"$output")
+        local want=$(grep -E '^  ' <<<"$output" | grep -v -E '^  (broker|shell) ')
         run -0 ashmemctl shell -c help
-        [ "$output" = "$want" ]
+        [ "$(grep -E '^  ' <<<"$output")" = "$want" ]
         run -2 ashmemctl shell -c 'broker status'
         # global options given to the shell hold for every command
         run -0 ashmemctl --json shell -c 'size shared; prot shared'
@@ -433,9 +436,10 @@ unmap remote
 map remote
 EOF
         [[ ${lines[0]} == "remote: 8K mapped rw- at 0x"* ]]
-        [ "${lines[1]}" = "Local regions: none" ]
-        [ "${lines[2]}" = "Mappings:" ]
-        [[ ${lines[4]} == "  remote"*"8K rw-  0x"* ]]
+        [ "${lines[1]}" = "removed remote" ]
+        [ "${lines[2]}" = "Local regions: none" ]
+        [ "${lines[3]}" = "Mappings:" ]
+        [[ ${lines[5]} == "  remote"*"8K rw-  0x"* ]]
         [ "$stderr" = "ashmemctl: map: no such region: remote" ]
         # errors
         run -1 --separate-stderr ashmemctl shell -c 'unmap none'
@@ -470,4 +474,51 @@ EOF
         # so plainly (not "broken pipe") and goes on
         [ "$stderr" = "ashmemctl: size: no such region: before" ]
         [ "$output" = 4096 ]
+}
+
+# ---------------------------------------------------------------- interrupting, leaving, help
+
+@test "shell: Ctrl-C interrupts write reading the terminal; no partial line is written" {
+        ashmemctl -q create w 4K
+        shell_start
+        tmux_keys 'write w' Enter
+        tmux_keys 'whole line' Enter
+        tmux_keys 'partial'
+        wait_screen cursor_line_is 'partial'
+        tmux_keys C-c
+        wait_screen cursor_line_is 'ashmem>'
+        # the command said it was interrupted; the shell goes on, with 130
+        wait_screen screen_has 'ashmemctl: write: reading the input (11 bytes written)'
+        tmux_keys 'exit' Enter
+        wait_screen screen_has_line '[exit 130]'
+        run -0 ashmemctl read w --length 16
+        [ "$output" = "$(printf 'whole line\n')" ]
+        run -0 ashmemctl dump w --length 16
+        [[ "$output" != *"partial"* ]]
+}
+
+@test "shell: quit and exit leave, with a status" {
+        shell_start
+        tmux_keys 'quit' Enter
+        wait_screen screen_has_line '[exit 0]'
+        run -3 ashmemctl shell -c 'quit 3; version'
+        [ -z "$output" ]
+        run -4 ashmemctl shell -c 'exit 4'
+}
+
+@test "shell: help speaks the shell's language, not ashmemctl's command line" {
+        run -0 ashmemctl shell -c help
+        [[ "${lines[0]}" == "Commands (help COMMAND, or COMMAND --help, for one):" ]]
+        [[ "$output" != *"usage: ashmemctl"* ]]
+        [[ "$output" == *"  exit, quit"* ]]
+        run -0 ashmemctl shell -c 'help create'
+        [[ "${lines[0]}" == "usage: create "* ]]
+        run -0 ashmemctl shell -c 'create --help'
+        [[ "${lines[0]}" == "usage: create "* ]]
+        run -2 --separate-stderr ashmemctl shell -c 'create'
+        [[ "$stderr" == *"usage: create "* ]]
+        [[ "$stderr" != *"usage: ashmemctl"* ]]
+        # on the command line, help is as before
+        run -0 ashmemctl help
+        [[ "${lines[0]}" == "usage: ashmemctl [OPTIONS] COMMAND [ARGS...]" ]]
 }

@@ -8,7 +8,7 @@
  *     with the same value, never above SIZE_MAX, a size never 0; the
  *     value printed back (decimal, hex, with the largest binary unit that
  *     divides it) parses to the same value; format_size() prints it
- *     within rounding;
+ *     within rounding, and what it prints parses back;
  *   - plain integers under a limit (from 0 to UINT64_MAX);
  *   - names, protections, modes, types, values and increments of every
  *     type, each printed back and parsed again where there is a printer;
@@ -92,20 +92,36 @@ static const struct { const char *name; uint64_t mult; } ref_units[] = {
         { "TiB", 1024ull * 1024 * 1024 * 1024 },
         { "KB", 1000 }, { "kB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
         { "TB", 1000000000000ull },
+        { "P", 1ull << 50 }, { "p", 1ull << 50 }, { "PiB", 1ull << 50 },
+        { "E", 1ull << 60 }, { "e", 1ull << 60 }, { "EiB", 1ull << 60 },
+        { "PB", 1000000000000000ull }, { "EB", 1000000000000000000ull },
 };
 
-/* The reference byte count: 0 and the value, or -1. */
+/* The reference byte count: 0 and the value, or -1. A decimal fraction
+ * (1 to 18 digits, not after hex, only with a unit above a byte) adds
+ * fraction * unit rounded up. */
 static int ref_bytes(const char *s, int allow_zero, uint64_t *ret)
 {
         const char *p = s;
-        u128 v;
+        u128 v, f = 0, scale = 1;
+        int nf = 0, hexed = s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && hex(s[2]) >= 0;
 
         if (dec(*s) < 0 || ref_digits(&p, &v) < 0)
                 return -1;
+        if (*p == '.' && !hexed) {
+                for (p++; dec(*p) >= 0; p++, nf++) {
+                        f = f * 10 + (u128)dec(*p);
+                        scale *= 10;
+                }
+                if (nf == 0 || nf > 18)
+                        return -1;
+        }
         for (size_t i = 0; i < sizeof(ref_units) / sizeof(ref_units[0]); i++) {
                 if (strcmp(p, ref_units[i].name) != 0)
                         continue;
-                v *= ref_units[i].mult;
+                if (nf && ref_units[i].mult == 1)
+                        return -1;
+                v = v * ref_units[i].mult + (f * ref_units[i].mult + scale - 1) / scale;
                 if (v > SIZE_MAX || (v == 0 && !allow_zero))
                         return -1;
                 *ret = (uint64_t)v;
@@ -177,6 +193,13 @@ static void check_format_size(uint64_t bytes)
         shown *= unit;
         assert(shown - (long double)bytes <= unit / 20 + 1 &&
                (long double)bytes - shown <= unit / 20 + 1);
+        /* and it reads back, as an offset (0B too) */
+        {
+                char err[PARSE_ERR_LEN];
+                uint64_t again;
+                if (bytes < (1ull << 60) * 15)
+                        assert(parse_offset(buf, "offset", &again, err) == 0);
+        }
 }
 
 static void check_uint(const char *s, uint8_t pick)

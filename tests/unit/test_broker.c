@@ -608,9 +608,20 @@ TEST(share_slice_info_list_unshare)
         CHECK_EQ(ashmem_broker_unshare(b, "mine"), 0);
         CHECK_NEG(ashmem_broker_unshare(b, "mine"), ENOENT);
         CHECK_NEG(ashmem_broker_info(b, "mine", &ri), ENOENT);
-        CHECK_EQ(ashmem_broker_info(b, "mine.s", &ri), 0);     /* the slice stays */
-        CHECK_EQ(ashmem_broker_attach(b, "mine.s", 0, &afd, NULL, NULL), 0);
+        /* its slices (and theirs) go with it; a range shared by itself stays */
+        CHECK_NEG(ashmem_broker_info(b, "mine.s", &ri), ENOENT);
+        CHECK_NEG(ashmem_broker_info(b, "mine.s.t", &ri), ENOENT);
+        CHECK_EQ(ashmem_broker_info(b, "mine.r", &ri), 0);
+        CHECK_EQ(ashmem_broker_attach(b, "mine.r", 0, &afd, NULL, NULL), 0);
         close(afd);
+        /* the name taken again: no slice of the old region shows up */
+        CHECK_EQ(ashmem_broker_create(b, "mine", ps(), ASHMEM_BROKER_DEFAULT,
+                                      ASHMEM_BROKER_DEFAULT, &afd, &ri), 0);
+        close(afd);
+        CHECK_NEG(ashmem_broker_info(b, "mine.s", &ri), ENOENT);
+        CHECK_EQ(ashmem_broker_list(b, &v, &n), 0);
+        CHECK_EQ(n, 2);
+        free(v);
         CHECK_EQ(ashmem_get_size_region(fd), (int)(2 * ps()));
         close(fd);
         ashmem_broker_close(b);

@@ -686,7 +686,7 @@ TEST(constructor_errors)
         close(pfd[1]);
         fd = ashmem_create_region("x", ps());
         CHECK(fd >= 0);
-        CHECK_NEG(ashmem_heap_adopt(fd, 0x4, &h), EINVAL);
+        CHECK_NEG(ashmem_heap_adopt(fd, 0x80, &h), EINVAL);
         CHECK(h == NULL);
         errno = 1234;
         CHECK_EQ(ashmem_heap_adopt(fd, 0, &h), 0);
@@ -709,12 +709,14 @@ TEST(names)
         char name[ASHMEM_NAME_LEN], big[400];
 
         CHECK_EQ(ashmem_heap_new(NULL, ps(), 0, &h), 0);
-        CHECK_EQ(ashmem_heap_name(h, name, sizeof(name)), 0);
-        CHECK_EQ(name[0], 0);
+        CHECK_EQ(ashmem_heap_name(h, name, sizeof(name)), 4);
+        CHECK(strcmp(name, "none") == 0);
         ashmem_heap_unref(h);
         memset(big, 'n', sizeof(big) - 1);
         big[sizeof(big) - 1] = 0;
+        CHECK_NEG(ashmem_heap_new(big, ps(), 0, &h), EINVAL);
+        big[249] = 0;
         CHECK_EQ(ashmem_heap_new(big, ps(), 0, &h), 0);
-        CHECK_EQ(ashmem_heap_name(h, name, sizeof(name)), ASHMEM_NAME_LEN - 1);
+        CHECK_EQ(ashmem_heap_name(h, name, sizeof(name)), 249);
         ashmem_heap_unref(h);
 }

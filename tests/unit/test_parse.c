@@ -65,7 +65,15 @@ TEST(sizes_bad)
         SIZE_BAD("4KiBB", "unknown unit 'KiBB'");
         SIZE_BAD("4kib", "unknown unit 'kib'");
         SIZE_BAD("4 K", "'4 K': trailing characters ' K'");
-        SIZE_BAD("1.5M", "trailing characters '.5M'");
+        SIZE_BAD("1.5", "'1.5': a fraction of a byte (give a unit, as in 1.5K)");
+        SIZE_BAD("1.5B", "a fraction of a byte");
+        SIZE_BAD("1.M", "'1.M': no digits after the decimal point");
+        SIZE_BAD("1.5.5M", "trailing characters '.5M'");
+        SIZE_BAD("0x1.8K", "trailing characters '.8K'");
+        SIZE_BAD("1.0000000000000000001K", "more than 18 digits after the decimal point");
+        SIZE_BAD("0.0K", "'0.0K': must be greater than zero");
+        SIZE_BAD("16E", "'16E': too large");
+        SIZE_BAD("16.0E", "too large");
         SIZE_BAD("12x", "unknown unit 'x'");
         SIZE_BAD("18446744073709551616", "too large");
         SIZE_BAD("99999999999999999999999", "too large");
@@ -179,7 +187,13 @@ TEST(prots_and_modes)
         CHECK(strstr(err, "invalid mode '0648'"));
         CHECK_EQ(parse_mode("4755", &m, err), -1);
         CHECK(strstr(err, "at most 0777"));
+        CHECK(strstr(err, "setuid, setgid and sticky bits (04000)"));
+        CHECK_EQ(parse_mode("01777", &m, err), -1);
+        CHECK(strstr(err, "sticky bits (01000)"));
+        CHECK_EQ(parse_mode("0640000", &m, err), -1);
+        CHECK(strstr(err, "larger than 0777"));
         CHECK_EQ(parse_mode("00640", &m, err), -1);
+        CHECK(strstr(err, "three or four octal digits"));
         CHECK_EQ(parse_mode("", &m, err), -1);
         CHECK_EQ(parse_mode("rw", &m, err), -1);
 }
@@ -245,6 +259,65 @@ TEST(types_and_values)
         CHECK(strcmp(buf, "255") == 0);
         format_value(i64, (uint64_t)1 << 63, buf, sizeof(buf));
         CHECK(strcmp(buf, "-9223372036854775808") == 0);
+}
+
+TEST(sizes_with_a_fraction)
+{
+        char err[PARSE_ERR_LEN];
+        uint64_t v;
+
+        CHECK_EQ(size_ok("1.5M"), 1536 * 1024);
+        CHECK_EQ(size_ok("0.5G"), 512ULL << 20);
+        CHECK_EQ(size_ok("1.5KiB"), 1536);
+        CHECK_EQ(size_ok("2.25k"), 2304);
+        CHECK_EQ(size_ok("1.5MB"), 1500000);
+        CHECK_EQ(size_ok("301.2M"), 315831092);         /* 315831091.2 up */
+        CHECK_EQ(size_ok("0.3K"), 308);                 /* 307.2 up */
+        CHECK_EQ(size_ok("0.001K"), 2);                 /* 1.024 up */
+        CHECK_EQ(size_ok("0.000000000000000001K"), 1);  /* a byte at least */
+        CHECK_EQ(size_ok("1.5P"), 3ULL << 49);
+        CHECK_EQ(size_ok("15.5E"), 31ULL << 59);
+        CHECK_EQ(size_ok("2.000K"), 2048);
+        CHECK_EQ(parse_offset("0.5K", "offset", &v, err), 0);
+        CHECK_EQ(v, 512);
+}
+
+/* Every size format_size() prints parses back, within its rounding. */
+TEST(printed_sizes_read_back)
+{
+        uint64_t samples[4096];
+        size_t n = 0;
+
+        for (uint64_t b = 0; b < 2048; b++)
+                samples[n++] = b;
+        /* around every power of two and its tenths, up to 15 EiB */
+        for (int k = 10; k < 64 && n + 40 < 4096; k++) {
+                uint64_t p = 1ULL << k;
+                for (int t = 0; t < 10; t++) {
+                        uint64_t x = p + p / 10 * (uint64_t)t;
+                        samples[n++] = x - 1;
+                        samples[n++] = x;
+                        samples[n++] = x + 1;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                char buf[32], err[PARSE_ERR_LEN];
+                uint64_t v = samples[i], got = 0;
+                long double diff;
+                if (v >= 15ULL << 60)
+                        continue;
+                format_size(v, buf, sizeof(buf));
+                if (parse_offset(buf, "offset", &got, err) != 0)
+                        t_fail(__FILE__, __LINE__, "%llu printed as '%s' does not read back: %s",
+                               (unsigned long long)v, buf, err);
+                /* within half a tenth of the unit it was printed in (and a byte) */
+                diff = (long double)got - (long double)v;
+                if (diff < 0)
+                        diff = -diff;
+                if (diff > (long double)v / 20 + 1)
+                        t_fail(__FILE__, __LINE__, "%llu printed as '%s' reads back as %llu",
+                               (unsigned long long)v, buf, (unsigned long long)got);
+        }
 }
 
 TEST(human_sizes)

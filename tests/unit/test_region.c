@@ -494,8 +494,9 @@ TEST(names)
         char longname[400], want[ASHMEM_NAME_LEN], buf[8];
         int fd;
 
+        /* as Android's libcutils on memfd: no name is "none" */
         fd = create(NULL, ps());
-        check_name(fd, "");
+        check_name(fd, "none");
         close(fd);
         fd = create("", ps());
         check_name(fd, "");
@@ -504,36 +505,29 @@ TEST(names)
         check_name(fd, "a name with spaces (deleted)");
         close(fd);
 
-        /* 250 bytes: more than memfd keeps (249), less than ashmem (255) */
+        /* 249 bytes, all memfd keeps: whole; 250 and more: EINVAL (the
+         * kernel driver's truncation to 255 is the preload library's) */
         for (size_t i = 0; i < sizeof(longname); i++)
                 longname[i] = (char)('a' + i % 26);
-        longname[250] = 0;
+        longname[249] = 0;
         fd = create(longname, ps());
         check_name(fd, longname);
         close(fd);
-        /* exactly 255 */
-        longname[250] = 'x';
-        longname[255] = 0;
-        fd = create(longname, ps());
-        check_name(fd, longname);
-        close(fd);
-        /* 256 and 399: cut to 255 */
-        memcpy(want, longname, 255);
-        want[255] = 0;
-        longname[255] = 'y';
-        longname[256] = 0;
-        fd = create(longname, ps());
-        check_name(fd, want);
-        close(fd);
-        memset(longname + 255, 'z', sizeof(longname) - 256);
-        longname[sizeof(longname) - 1] = 0;
+        for (size_t n = 250; n < sizeof(longname); n += 50) {
+                memset(longname, 'q', n);
+                longname[n] = 0;
+                CHECK_ERRNO(ashmem_create_region(longname, ps()), EINVAL);
+        }
+        memset(longname, 'w', 249);
+        longname[249] = 0;
+        memcpy(want, longname, 250);
         fd = create(longname, ps());
         check_name(fd, want);
 
         /* buffers */
         CHECK_NEG(ashmem_get_name(fd, buf, sizeof(buf)), ERANGE);
-        CHECK_NEG(ashmem_get_name(fd, want, 255), ERANGE);
-        CHECK_EQ(ashmem_get_name(fd, want, 256), 255);
+        CHECK_NEG(ashmem_get_name(fd, want, 249), ERANGE);
+        CHECK_EQ(ashmem_get_name(fd, want, 250), 249);
         CHECK_NEG(ashmem_get_name(fd, NULL, 256), EINVAL);
         close(fd);
         fd = create("abc", ps());
@@ -643,11 +637,28 @@ TEST(valid_descriptors)
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
         ro = open(path, O_RDONLY | O_CLOEXEC);
         CHECK_EQ(ashmem_valid(ro), 1);
-        /* a memfd the library did not create is a region too */
-        raw = memfd_create("raw", MFD_CLOEXEC);
+        /* a memfd the library did not create is a region when sealed
+         * against growing and shrinking, as Android's libcutils says:
+         * unsealed, or sealed one way only, it is not */
+        raw = memfd_create("raw", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         CHECK(raw >= 0);
+        CHECK_EQ(ftruncate(raw, ps()), 0);
+        CHECK_EQ(ashmem_valid(raw), 0);
+        CHECK_EQ(fcntl(raw, F_ADD_SEALS, F_SEAL_GROW), 0);
+        CHECK_EQ(ashmem_valid(raw), 0);
+        CHECK_EQ(fcntl(raw, F_ADD_SEALS, F_SEAL_SHRINK), 0);
         CHECK_EQ(ashmem_valid(raw), 1);
         close(raw);
+        raw = memfd_create("shrink-only", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        CHECK(raw >= 0);
+        CHECK_EQ(fcntl(raw, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+        CHECK_EQ(ashmem_valid(raw), 0);
+        close(raw);
+        raw = open("/dev/null", O_RDWR | O_CLOEXEC);
+        CHECK(raw >= 0);
+        CHECK_EQ(ashmem_valid(raw), 0);
+        close(raw);
+        CHECK_EQ(ashmem_valid(-1), 0);
         close(ro);
         close(dup1);
         close(fd);

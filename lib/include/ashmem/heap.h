@@ -68,6 +68,14 @@ typedef struct ashmem_slice ashmem_slice;
  */
 #define ASHMEM_HEAP_READ_ONLY          0x1u
 #define ASHMEM_HEAP_DONT_MAP_LOCALLY   0x2u
+/*
+ * ASHMEM_HEAP_NO_CACHING: the heap's mapping is its own, not shared through
+ * the heap cache with other heaps of the region (its base differs from
+ * theirs); unmapped when the heap goes. (libbinder's NO_CACHING opens a
+ * device O_SYNC; a memfd's pages are ordinary memory, so the flag keeps
+ * the heap out of the cache instead.)
+ */
+#define ASHMEM_HEAP_NO_CACHING         0x4u
 
 /* Create a region of size bytes (> 0) named name (NULL: none) and a heap
  * over it. The heap owns the region's descriptor. */
@@ -79,6 +87,16 @@ int ashmem_heap_new(const char *name, size_t size, unsigned flags,
  * -ENOTTY for one that is no region (as the descriptor calls say);
  * -EACCES / -EPERM: see the heap cache above. */
 int ashmem_heap_adopt(int fd, unsigned flags, ashmem_heap **ret);
+
+/* A heap over [offset, offset + size) of the region fd, like libbinder's
+ * MemoryHeapBase(fd, size, flags, offset): offset page-aligned, size 0 =
+ * to the end; -EINVAL if the range is not inside the region. The heap's
+ * size, base, slices and pin ranges are the view's (pin offsets count from
+ * the heap's start); a view that is not the whole region has a mapping of
+ * its own, as with ASHMEM_HEAP_NO_CACHING. ashmem_heap_adopt(fd, flags,
+ * ret) is ashmem_heap_adopt_at(fd, 0, 0, flags, ret). */
+int ashmem_heap_adopt_at(int fd, size_t size, size_t offset, unsigned flags,
+                         ashmem_heap **ret);
 
 ashmem_heap *ashmem_heap_ref(ashmem_heap *heap);
 /* Drop a reference; at zero, leave the cache (unmapping if this was the
@@ -92,7 +110,12 @@ int ashmem_heap_fd(const ashmem_heap *heap);
 void *ashmem_heap_base(const ashmem_heap *heap);
 /* The region's size in bytes (as created, not page-rounded). */
 size_t ashmem_heap_size(const ashmem_heap *heap);
-/* The flags the heap was made with. */
+/* The heap's offset in its region (0 but for ashmem_heap_adopt_at()). */
+size_t ashmem_heap_offset(const ashmem_heap *heap);
+/* The flags the heap was made with; an adopted heap also has
+ * ASHMEM_HEAP_READ_ONLY when the region is read-only for it (a read-only
+ * descriptor, or PROT_WRITE dropped from the region's mask), however it was
+ * adopted: what a sender made read-only is visible to the receiver. */
 unsigned ashmem_heap_flags(const ashmem_heap *heap);
 /* Copy the region's name (NUL-terminated, "" for none) into buf; returns
  * its length, -ERANGE if buflen is too small (ASHMEM_NAME_LEN suffices). */

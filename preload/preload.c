@@ -1,0 +1,914 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libashmem-preload.so: the ashmem kernel driver's interface (/dev/ashmem
+ * and its ioctls) for unmodified programs, on top of libashmem, loaded with
+ * LD_PRELOAD. A compatibility layer, not a security boundary: a program can
+ * always make the system calls itself.
+ *
+ * No state is kept per descriptor number, so dup, dup2, dup3,
+ * fcntl(F_DUPFD), close, fork and exec need no interposing: everything is
+ * read back from the file a descriptor refers to.
+ *
+ *  - open("/dev/ashmem") (or "/dev/ashmem" followed by this boot's id)
+ *    makes a "pending" region: a memfd named "dev/ashmem", mode 0, holding
+ *    one record (name, size, protection mask) of exactly sizeof(struct
+ *    pending) bytes. SET_NAME, SET_SIZE and SET_PROT_MASK rewrite the
+ *    record, so every holder (dups, forked or exec'd children) sees it.
+ *  - The first mmap makes the real region (libashmem: a memfd sealed
+ *    against growing and shrinking, with its shared pin state) from the
+ *    record, and puts it in place of the pending memfd under every
+ *    descriptor number of this process that referred to it.
+ *  - Every ioctl of the uapi on a region then goes to libashmem, with the
+ *    kernel driver's range checks, results and errnos. mmap and mprotect
+ *    refuse protections outside the mask (EPERM and EACCES, as the driver).
+ */
+#undef _FORTIFY_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "ashmem/ashmem.h"
+#include "drivers/driver.h"
+#include "preload/uapi.h"
+
+#define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
+#define DEV_ASHMEM "/dev/ashmem"
+/* memfd_create() keeps this many bytes of a name; a longer one (up to the
+ * driver's 255) goes whole into this extended attribute */
+#define MEMFD_NAME_MAX 249
+#define NAME_XATTR "user.ashmem.name"
+/* the protection mask, one digit: what survives exec when the region's
+ * control block does not (the write bit also lives in the seal) */
+#define PROT_XATTR "user.ashmem.prot"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* ------------------------------------------------------------ libc's */
+
+static int (*real_open)(const char *, int, ...);
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_ioctl)(int, unsigned long, ...);
+static void *(*real_mmap64)(void *, size_t, int, int, int, off64_t);
+static int (*real_mprotect)(void *, size_t, int);
+static int (*real_munmap)(void *, size_t);
+
+/* The next definition of sym (libc's, or another interposer's such as a
+ * sanitizer's), looked up once. */
+#define NEXT(var, sym)                                                  \
+        ({                                                              \
+                __typeof__(var) f_ = __atomic_load_n(&(var), __ATOMIC_ACQUIRE); \
+                if (!f_) {                                              \
+                        f_ = (__typeof__(var))dlsym(RTLD_NEXT, sym);    \
+                        __atomic_store_n(&(var), f_, __ATOMIC_RELEASE); \
+                }                                                       \
+                f_;                                                     \
+        })
+
+static int fail(int e)
+{
+        errno = e;
+        return -1;
+}
+
+/* ------------------------------------------------------------ paths */
+
+static char boot_id[40];
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+
+static void read_boot_id(void)
+{
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/kernel/random/boot_id",
+                              O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        if (fd < 0)
+                return;
+        do
+                n = read(fd, boot_id, sizeof(boot_id) - 1);
+        while (n < 0 && errno == EINTR);
+        close(fd);
+        if (n <= 0) {
+                boot_id[0] = 0;
+                return;
+        }
+        boot_id[n] = 0;
+        boot_id[strcspn(boot_id, "\n")] = 0;
+}
+
+/* "/dev/ashmem", or "/dev/ashmem" followed by this boot's id */
+static int is_ashmem_path(const char *p)
+{
+        if (!p || strncmp(p, DEV_ASHMEM, sizeof(DEV_ASHMEM) - 1) != 0)
+                return 0;
+        p += sizeof(DEV_ASHMEM) - 1;
+        if (!*p)
+                return 1;
+        pthread_once(&boot_once, read_boot_id);
+        return boot_id[0] && strcmp(p, boot_id) == 0;
+}
+
+/* ------------------------------------------------------------ pending */
+
+/* What a region has before its first mmap, kept in the pending memfd
+ * itself. Any holder may rewrite it: every field is checked on reading. */
+struct pending {
+        char magic[8];
+        uint64_t size;
+        uint32_t prot;
+        uint32_t reserved;
+        char name[ASHMEM_NAME_LEN];     /* "" = none given */
+};
+
+static const char pending_magic[8] = "AMPEND1";
+
+/* The signature fstat() shows, checked before anything else */
+static int looks_pending(const struct stat *st)
+{
+        return S_ISREG(st->st_mode) && (st->st_mode & 07777) == 0 &&
+               st->st_size == (off_t)sizeof(struct pending);
+}
+
+static int pending_read(int fd, struct pending *p)
+{
+        ssize_t n = pread(fd, p, sizeof(*p), 0);
+
+        if (n < 0)
+                return -errno;
+        if (n != (ssize_t)sizeof(*p) || memcmp(p->magic, pending_magic, sizeof(p->magic)))
+                return -ENOTTY;
+        p->name[ASHMEM_NAME_LEN - 1] = 0;
+        p->prot &= PROT_ALL;
+        return 0;
+}
+
+static int pending_write(int fd, const struct pending *p)
+{
+        ssize_t n = pwrite(fd, p, sizeof(*p), 0);
+
+        if (n < 0)
+                return -errno;
+        return n == (ssize_t)sizeof(*p) ? 0 : -EIO;
+}
+
+/* 1 if fd (with stat st) is a pending region, and its record in *p */
+static int is_pending(int fd, const struct stat *st, struct pending *p)
+{
+        int seals;
+
+        if (!looks_pending(st))
+                return 0;
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || (seals & F_SEAL_GROW))
+                return 0;
+        return pending_read(fd, p) == 0;
+}
+
+/* The mask recorded for exec (all bits where there is none): it can only
+ * take bits away from what the library says. */
+static int recorded_mask(int fd)
+{
+        char c;
+        int saved = errno, r = PROT_ALL;
+
+        if (fgetxattr(fd, PROT_XATTR, &c, 1) == 1 && c >= '0' && c <= '7')
+                r = c - '0';
+        errno = saved;
+        return r;
+}
+
+static void record_mask(int fd, int mask)
+{
+        char c = (char)('0' + (mask & PROT_ALL));
+
+        (void)fsetxattr(fd, PROT_XATTR, &c, 1, 0);
+}
+
+static int open_ashmem(int flags)
+{
+        struct pending p = { .prot = PROT_ALL };
+        int fd, r;
+
+        memcpy(p.magic, pending_magic, sizeof(p.magic));
+        fd = memfd_create(ASHMEM_NAME_DEF, MFD_ALLOW_SEALING |
+                          ((flags & O_CLOEXEC) ? MFD_CLOEXEC : 0));
+        if (fd < 0)
+                return -1;
+        r = fchmod(fd, 0) < 0 ? -errno : pending_write(fd, &p);
+        if (r < 0) {
+                close(fd);
+                return fail(-r);
+        }
+        return fd;
+}
+
+/* One thread at a time changes a pending record or makes a region of it
+ * (short: memfd calls only, never a wait on another process). */
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Put region nfd in place of the pending memfd (dev, ino) under every
+ * descriptor number of this process that refers to it, keeping each
+ * number's close-on-exec flag. */
+static int replace_everywhere(int nfd, int fd, const struct stat *old)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        int r = 0, done_fd = 0;
+
+        if (d) {
+                while ((e = readdir(d))) {
+                        char *end;
+                        long k = strtol(e->d_name, &end, 10);
+                        struct stat st;
+                        int fl;
+
+                        if (*end || k < 0 || k > INT_MAX || k == dirfd(d) || k == nfd)
+                                continue;
+                        if (fstat((int)k, &st) < 0 || st.st_dev != old->st_dev ||
+                            st.st_ino != old->st_ino)
+                                continue;
+                        fl = fcntl((int)k, F_GETFD);
+                        if (fl < 0 || dup3(nfd, (int)k, (fl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+                                r = -errno;
+                        if (k == fd)
+                                done_fd = 1;
+                }
+                closedir(d);
+        }
+        if (!done_fd && r == 0) {
+                int fl = fcntl(fd, F_GETFD);
+                if (fl < 0 || dup3(nfd, fd, (fl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+                        r = -errno;
+        }
+        return r;
+}
+
+/* The first mmap of a pending region: make the region. */
+static int make_region(int fd)
+{
+        struct stat st;
+        struct pending p;
+        const char *name;
+        char short_name[MEMFD_NAME_MAX + 1];
+        int nfd = -1, r;
+
+        pthread_mutex_lock(&pending_lock);
+        /* another thread may have made it meanwhile */
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
+                goto out;
+        }
+        if (!is_pending(fd, &st, &p)) {
+                r = 0;
+                goto out;
+        }
+        if (p.size == 0) {
+                r = -EINVAL;    /* the driver: no SET_SIZE, no mapping */
+                goto out;
+        }
+        name = p.name[0] ? p.name : ASHMEM_NAME_DEF;
+        memcpy(short_name, name, strnlen(name, MEMFD_NAME_MAX));
+        short_name[strnlen(name, MEMFD_NAME_MAX)] = 0;
+        nfd = am_create(short_name, (size_t)p.size);
+        if (nfd < 0) {
+                r = nfd == -EFBIG ? -EINVAL : nfd;
+                nfd = -1;
+                goto out;
+        }
+        /* a name longer than a memfd keeps: whole in an attribute where
+         * the file system has them (else the first 249 bytes stay) */
+        if (strlen(name) > MEMFD_NAME_MAX)
+                (void)fsetxattr(nfd, NAME_XATTR, name, strlen(name), 0);
+        if (p.prot != PROT_ALL) {
+                if (ashmem_set_prot_region(nfd, (int)p.prot) < 0) {
+                        r = -errno;
+                        goto out;
+                }
+                record_mask(nfd, (int)p.prot);
+        }
+        r = replace_everywhere(nfd, fd, &st);
+out:
+        pthread_mutex_unlock(&pending_lock);
+        if (nfd >= 0)
+                close(nfd);
+        return r;
+}
+
+/* ------------------------------------------------------------ user memory */
+
+/* Copies that fail with EFAULT on a bad address, as the kernel's do. */
+static int copy_in(void *dst, const void *src, size_t n)
+{
+        struct iovec l = { dst, n }, rm = { (void *)src, n };
+        ssize_t r;
+
+        if (!src)
+                return -EFAULT;
+        r = process_vm_readv(getpid(), &l, 1, &rm, 1, 0);
+        if (r < 0 && errno == ENOSYS) {
+                memcpy(dst, src, n);
+                return 0;
+        }
+        return r == (ssize_t)n ? 0 : -EFAULT;
+}
+
+static int copy_out(void *dst, const void *src, size_t n)
+{
+        struct iovec l = { (void *)src, n }, rm = { dst, n };
+        ssize_t r;
+
+        if (!dst)
+                return -EFAULT;
+        r = process_vm_writev(getpid(), &l, 1, &rm, 1, 0);
+        if (r < 0 && errno == ENOSYS) {
+                memcpy(dst, src, n);
+                return 0;
+        }
+        return r == (ssize_t)n ? 0 : -EFAULT;
+}
+
+/* A NUL-terminated string of at most len - 1 bytes from the caller, read
+ * up to a page boundary at a time (strncpy_from_user's rule) */
+static int copy_in_string(char *dst, const char *src, size_t len)
+{
+        size_t got = 0, ps = (size_t)sysconf(_SC_PAGESIZE);
+
+        if (!src)
+                return -EFAULT;
+        while (got < len) {
+                uintptr_t a = (uintptr_t)src + got;
+                size_t n = ps - a % ps;
+                if (n > len - got)
+                        n = len - got;
+                if (copy_in(dst + got, src + got, n) < 0)
+                        return -EFAULT;
+                if (memchr(dst + got, 0, n))
+                        return 0;
+                got += n;
+        }
+        dst[len - 1] = 0;       /* truncated, as the driver does */
+        return 0;
+}
+
+/* ------------------------------------------------------------ ioctls */
+
+static size_t page_size(void)
+{
+        static size_t ps;
+        size_t v = __atomic_load_n(&ps, __ATOMIC_RELAXED);
+
+        if (!v) {
+                v = (size_t)sysconf(_SC_PAGESIZE);
+                __atomic_store_n(&ps, v, __ATOMIC_RELAXED);
+        }
+        return v;
+}
+
+static int capable_sys_admin(void)
+{
+        struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return 0;
+        return (d[CAP_SYS_ADMIN / 32].effective >> (CAP_SYS_ADMIN % 32)) & 1;
+}
+
+/* PURGE_ALL_CACHES: the driver purges every region of the system; this
+ * process can reach the regions it holds. Pages purged. */
+static int purge_all(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        int total = 0;
+
+        if (!d)
+                return -errno;
+        while ((e = readdir(d))) {
+                char *end;
+                long k = strtol(e->d_name, &end, 10);
+                int n;
+
+                if (*end || k < 0 || k > INT_MAX || k == dirfd(d) || !ashmem_valid((int)k))
+                        continue;
+                n = ashmem_purge((int)k);
+                if (n > 0 && total <= INT_MAX - n)
+                        total += n;
+        }
+        closedir(d);
+        return total;
+}
+
+/* The driver's range rules for PIN, UNPIN and GET_PIN_STATUS (32-bit
+ * offset and length, 0 = to the end of the page-rounded size). */
+static int pin_range(const struct ashmem_pin *pin, size_t size, size_t *off, size_t *len)
+{
+        size_t ps = page_size(), end = (size + ps - 1) / ps * ps;
+        uint32_t o = pin->offset, l = pin->len;
+
+        if (!l)
+                l = (uint32_t)(end - o);
+        if ((o | l) % ps)
+                return -EINVAL;
+        if ((uint32_t)-1 - o < l)
+                return -EINVAL;
+        if (end < (size_t)o + l)
+                return -EINVAL;
+        *off = o;
+        *len = l;
+        return 0;
+}
+
+static int region_name(int fd, const struct stat *st, const struct am_driver *d,
+                       char *buf)
+{
+        ssize_t n = fgetxattr(fd, NAME_XATTR, buf, ASHMEM_NAME_LEN - 1);
+        int r;
+
+        if (n > MEMFD_NAME_MAX && n < ASHMEM_NAME_LEN && !memchr(buf, 0, (size_t)n)) {
+                buf[n] = 0;
+                return 0;
+        }
+        r = d->get_name(fd, st, buf, ASHMEM_NAME_LEN);
+        if (r < 0)
+                return r;
+        if (!buf[0])
+                snprintf(buf, ASHMEM_NAME_LEN, "%s", ASHMEM_NAME_DEF);
+        return 0;
+}
+
+static int read_implies_exec(unsigned long prot)
+{
+        int pers = personality(0xffffffff);
+
+        if ((prot & PROT_READ) && pers != -1 && (pers & READ_IMPLIES_EXEC))
+                prot |= PROT_EXEC;
+        return (int)prot;
+}
+
+/* An ioctl on a region that has not been mapped yet */
+static int pending_ioctl(int fd, unsigned long req, void *arg)
+{
+        struct stat st;
+        struct pending p;
+        char name[ASHMEM_NAME_LEN];
+        unsigned long prot;
+        int r;
+
+        switch (req) {
+        case ASHMEM_SET_NAME:
+                r = copy_in_string(name, arg, sizeof(name));
+                if (r < 0)
+                        return r;
+                break;
+        case ASHMEM_PURGE_ALL_CACHES:
+                return capable_sys_admin() ? purge_all() : -EPERM;
+        case ASHMEM_PIN:
+        case ASHMEM_UNPIN:
+        case ASHMEM_GET_PIN_STATUS:
+        case ASHMEM_GET_FILE_ID:
+                return -EINVAL; /* no backing file before the first mmap */
+        }
+        pthread_mutex_lock(&pending_lock);
+        /* under the lock: the region may have been made meanwhile */
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!is_pending(fd, &st, &p))
+                r = -EAGAIN;    /* made meanwhile: the caller retries */
+        else switch (req) {
+        case ASHMEM_SET_NAME:
+                memcpy(p.name, name, sizeof(p.name));
+                r = pending_write(fd, &p);
+                break;
+        case ASHMEM_GET_NAME:
+                r = copy_out(arg, p.name[0] ? p.name : ASHMEM_NAME_DEF,
+                             strlen(p.name[0] ? p.name : ASHMEM_NAME_DEF) + 1);
+                break;
+        case ASHMEM_SET_SIZE:
+                p.size = (uint64_t)(uintptr_t)arg;
+                r = pending_write(fd, &p);
+                break;
+        case ASHMEM_GET_SIZE:
+                r = (int)p.size;
+                break;
+        case ASHMEM_SET_PROT_MASK:
+                prot = (unsigned long)arg;
+                if ((p.prot & prot) != prot) {
+                        r = -EINVAL;
+                        break;
+                }
+                p.prot = (uint32_t)read_implies_exec(prot);
+                r = pending_write(fd, &p);
+                break;
+        case ASHMEM_GET_PROT_MASK:
+                r = (int)p.prot;
+                break;
+        default:
+                r = -ENOTTY;
+        }
+        pthread_mutex_unlock(&pending_lock);
+        return r;
+}
+
+/* An ioctl of the uapi on a region (fd, whose fstat() is st) */
+static int region_ioctl(int fd, const struct stat *st, const struct am_driver *d,
+                        unsigned long req, void *arg)
+{
+        struct ashmem_pin pin;
+        char name[ASHMEM_NAME_LEN];
+        size_t off, len;
+        unsigned long prot, ino;
+        int r, cur;
+
+        switch (req) {
+        case ASHMEM_PIN:
+        case ASHMEM_UNPIN:
+        case ASHMEM_GET_PIN_STATUS:
+                /* the fast path: no system call but the caller's fstat() */
+                if (!arg)
+                        return -EFAULT;
+                memcpy(&pin, arg, sizeof(pin));
+                r = pin_range(&pin, (size_t)st->st_size, &off, &len);
+                if (r < 0)
+                        return r;
+                if (req == ASHMEM_PIN)
+                        return d->pin(fd, st, off, len);
+                if (req == ASHMEM_UNPIN)
+                        return d->unpin(fd, st, off, len);
+                return d->pin_status(fd, st, off, len);
+        }
+        /* the other requests: on a region (a memfd sealed against
+         * resizing) only; anything else is the kernel's (ENOTTY) */
+        r = fcntl(fd, F_GET_SEALS);
+        if (r < 0 || (r & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+                return -ENOTTY;
+        switch (req) {
+        case ASHMEM_SET_NAME:
+                r = copy_in_string(name, arg, sizeof(name));
+                return r < 0 ? r : -EINVAL;     /* fixed at the first mmap */
+        case ASHMEM_GET_NAME:
+                r = region_name(fd, st, d, name);
+                return r < 0 ? r : copy_out(arg, name, strlen(name) + 1);
+        case ASHMEM_SET_SIZE:
+                return -EINVAL;                 /* fixed at the first mmap */
+        case ASHMEM_GET_SIZE:
+                return (int)st->st_size;
+        case ASHMEM_SET_PROT_MASK:
+                prot = (unsigned long)arg;
+                cur = d->get_prot(fd, st);
+                if (cur < 0)
+                        return cur;
+                cur &= recorded_mask(fd);
+                if (((unsigned long)cur & prot) != prot)
+                        return -EINVAL;
+                r = d->set_prot(fd, st, read_implies_exec(prot) & cur);
+                if (r == 0)
+                        record_mask(fd, read_implies_exec(prot) & cur);
+                return r;
+        case ASHMEM_GET_PROT_MASK:
+                r = d->get_prot(fd, st);
+                return r < 0 ? r : r & recorded_mask(fd);
+        case ASHMEM_PURGE_ALL_CACHES:
+                return capable_sys_admin() ? purge_all() : -EPERM;
+        case ASHMEM_GET_FILE_ID:
+                ino = (unsigned long)st->st_ino;
+                return copy_out(arg, &ino, sizeof(ino));
+        }
+        return -ENOTTY;
+}
+
+static int is_uapi(unsigned long req)
+{
+        switch (req) {
+        case ASHMEM_SET_NAME: case ASHMEM_GET_NAME: case ASHMEM_SET_SIZE:
+        case ASHMEM_GET_SIZE: case ASHMEM_SET_PROT_MASK: case ASHMEM_GET_PROT_MASK:
+        case ASHMEM_PIN: case ASHMEM_UNPIN: case ASHMEM_GET_PIN_STATUS:
+        case ASHMEM_PURGE_ALL_CACHES: case ASHMEM_GET_FILE_ID:
+                return 1;
+        }
+        return 0;
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...);
+EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+        struct stat st;
+        struct pending p;
+        const struct am_driver *d;
+        void *arg;
+        va_list ap;
+        int r, saved = errno;
+
+        va_start(ap, req);
+        arg = va_arg(ap, void *);
+        va_end(ap);
+        if (!NEXT(real_ioctl, "ioctl"))
+                return fail(ENOSYS);
+        if (!is_uapi(req))
+                return real_ioctl(fd, req, arg);
+        for (int tries = 0; tries < 4; tries++) {
+                r = am_driver_of(fd, &st, &d);
+                if (r == -EBADF)
+                        return fail(EBADF);
+                if (r < 0)      /* no file of ours: the kernel answers */
+                        return real_ioctl(fd, req, arg);
+                if (looks_pending(&st) && is_pending(fd, &st, &p))
+                        r = pending_ioctl(fd, req, arg);
+                else
+                        r = region_ioctl(fd, &st, d, req, arg);
+                if (r != -EAGAIN)
+                        break;
+        }
+        if (r == -ENOTTY)
+                return real_ioctl(fd, req, arg);
+        if (r < 0)
+                return fail(-r);
+        errno = saved;
+        return r;
+}
+
+/* ------------------------------------------------------------ open */
+
+EXPORT int open(const char *path, int flags, ...);
+EXPORT int open64(const char *path, int flags, ...);
+EXPORT int openat(int dirfd, const char *path, int flags, ...);
+EXPORT int openat64(int dirfd, const char *path, int flags, ...);
+EXPORT int __open_2(const char *path, int flags);
+EXPORT int __open64_2(const char *path, int flags);
+EXPORT int __openat_2(int dirfd, const char *path, int flags);
+EXPORT int __openat64_2(int dirfd, const char *path, int flags);
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+        return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ?
+               (mode_t)va_arg(ap, int) : 0;
+}
+
+static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+        if (is_ashmem_path(path))
+                return open_ashmem(flags);
+        if (!NEXT(real_openat, "openat"))
+                return fail(ENOSYS);
+        return real_openat(dirfd, path, flags, mode);
+}
+
+static int do_open(const char *path, int flags, mode_t mode)
+{
+        if (is_ashmem_path(path))
+                return open_ashmem(flags);
+        if (!NEXT(real_open, "open"))
+                return fail(ENOSYS);
+        return real_open(path, flags, mode);
+}
+
+EXPORT int open(const char *path, int flags, ...)
+{
+        va_list ap;
+        mode_t m;
+
+        va_start(ap, flags);
+        m = mode_arg(flags, ap);
+        va_end(ap);
+        return do_open(path, flags, m);
+}
+
+EXPORT int open64(const char *path, int flags, ...)
+{
+        va_list ap;
+        mode_t m;
+
+        va_start(ap, flags);
+        m = mode_arg(flags, ap);
+        va_end(ap);
+        return do_open(path, flags | O_LARGEFILE, m);
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+        va_list ap;
+        mode_t m;
+
+        va_start(ap, flags);
+        m = mode_arg(flags, ap);
+        va_end(ap);
+        return do_openat(dirfd, path, flags, m);
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+        va_list ap;
+        mode_t m;
+
+        va_start(ap, flags);
+        m = mode_arg(flags, ap);
+        va_end(ap);
+        return do_openat(dirfd, path, flags | O_LARGEFILE, m);
+}
+
+/* the _FORTIFY_SOURCE entry points (no mode: O_CREAT is refused there) */
+EXPORT int __open_2(const char *path, int flags) { return do_open(path, flags, 0); }
+EXPORT int __open64_2(const char *path, int flags) { return do_open(path, flags | O_LARGEFILE, 0); }
+EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+        return do_openat(dirfd, path, flags, 0);
+}
+EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+        return do_openat(dirfd, path, flags | O_LARGEFILE, 0);
+}
+
+/* ------------------------------------------------------------ mappings */
+
+/* Mappings of regions whose mask lacked a bit when they were made: the
+ * driver takes the matching VM_MAY* flags away, so mprotect() cannot add
+ * them later. A short-held lock; no system call under it. */
+struct masked {
+        uintptr_t start, end;
+        int mask;
+};
+
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct masked *maps;
+static size_t nmaps, cap_maps;
+
+/* Drop [start, end) from the table (munmap, or a new mapping over it);
+ * under maps_lock */
+static void maps_cut(uintptr_t start, uintptr_t end)
+{
+        for (size_t i = 0; i < nmaps; i++) {
+                struct masked *m = &maps[i];
+                if (m->end <= start || m->start >= end)
+                        continue;
+                if (m->start < start && m->end > end && nmaps < cap_maps) {
+                        /* a hole in the middle: split (capacity allowing) */
+                        maps[nmaps++] = (struct masked){ end, m->end, m->mask };
+                        m->end = start;
+                } else if (m->start < start) {
+                        m->end = start;
+                } else if (m->end > end) {
+                        m->start = end;
+                } else {
+                        maps[i--] = maps[--nmaps];
+                }
+        }
+}
+
+static void maps_add(uintptr_t start, uintptr_t end, int mask)
+{
+        pthread_mutex_lock(&maps_lock);
+        maps_cut(start, end);
+        if (nmaps + 2 > cap_maps) {
+                size_t n = cap_maps ? cap_maps * 2 : 16;
+                struct masked *m = realloc(maps, n * sizeof(*m));
+                if (m) {
+                        maps = m;
+                        cap_maps = n;
+                }
+        }
+        if (nmaps < cap_maps)
+                maps[nmaps++] = (struct masked){ start, end, mask };
+        pthread_mutex_unlock(&maps_lock);
+}
+
+static size_t round_up(size_t n)
+{
+        size_t ps = page_size();
+        return n > SIZE_MAX - ps ? SIZE_MAX / ps * ps : (n + ps - 1) / ps * ps;
+}
+
+/* (mmap64 underneath both: a 32-bit process's off_t is narrower) */
+static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
+{
+        struct stat st;
+        struct pending p;
+        int seals, mask = PROT_ALL, r, saved = errno;
+        void *m;
+
+        if (!NEXT(real_mmap64, "mmap64")) {
+                errno = ENOSYS;
+                return MAP_FAILED;
+        }
+        if (fd < 0 || (flags & MAP_ANONYMOUS) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                goto plain;
+        if (looks_pending(&st) && is_pending(fd, &st, &p)) {
+                /* no size set, or a mapping larger than it: EINVAL */
+                r = len > round_up((size_t)p.size) ? -EINVAL : make_region(fd);
+                if (r == 0 && fstat(fd, &st) < 0)
+                        r = -errno;
+                if (r < 0) {
+                        errno = -r;
+                        return MAP_FAILED;
+                }
+        }
+        /* the driver's rules apply to regions: memfds sealed against
+         * resizing; any other file is the kernel's business */
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+                goto plain;
+        mask = ashmem_get_prot(fd);
+        if (mask < 0)
+                goto plain;
+        mask &= recorded_mask(fd);
+        if (len > round_up((size_t)st.st_size)) {
+                errno = EINVAL;
+                return MAP_FAILED;
+        }
+        if (prot & ~mask & PROT_ALL) {
+                errno = EPERM;
+                return MAP_FAILED;
+        }
+plain:
+        errno = saved;  /* what the checks above left is no answer */
+        m = real_mmap64(addr, len, prot, flags, fd, off);
+        if (m == MAP_FAILED)
+                return m;
+        if (mask != PROT_ALL) {
+                maps_add((uintptr_t)m, (uintptr_t)m + round_up(len), mask);
+        } else if (__atomic_load_n(&nmaps, __ATOMIC_RELAXED)) {
+                /* a new mapping over a masked one (MAP_FIXED) replaced it */
+                pthread_mutex_lock(&maps_lock);
+                maps_cut((uintptr_t)m, (uintptr_t)m + round_up(len));
+                pthread_mutex_unlock(&maps_lock);
+        }
+        return m;
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+        return do_mmap(addr, len, prot, flags, fd, off);
+}
+
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
+{
+        return do_mmap(addr, len, prot, flags, fd, off);
+}
+
+EXPORT int mprotect(void *addr, size_t len, int prot)
+{
+        uintptr_t s = (uintptr_t)addr, e = s + round_up(len);
+        int refused = 0;
+
+        if (!NEXT(real_mprotect, "mprotect"))
+                return fail(ENOSYS);
+        if (__atomic_load_n(&nmaps, __ATOMIC_RELAXED)) {
+                pthread_mutex_lock(&maps_lock);
+                for (size_t i = 0; i < nmaps; i++)
+                        if (maps[i].start < e && maps[i].end > s &&
+                            (prot & ~maps[i].mask & PROT_ALL))
+                                refused = 1;
+                pthread_mutex_unlock(&maps_lock);
+        }
+        if (refused)
+                return fail(EACCES);
+        return real_mprotect(addr, len, prot);
+}
+
+EXPORT int munmap(void *addr, size_t len)
+{
+        int r;
+
+        if (!NEXT(real_munmap, "munmap"))
+                return fail(ENOSYS);
+        r = real_munmap(addr, len);
+        if (r == 0 && __atomic_load_n(&nmaps, __ATOMIC_RELAXED)) {
+                pthread_mutex_lock(&maps_lock);
+                maps_cut((uintptr_t)addr, (uintptr_t)addr + round_up(len));
+                pthread_mutex_unlock(&maps_lock);
+        }
+        return r;
+}
+
+/* ------------------------------------------------------------ fork */
+
+/* A child of fork has only the forking thread: a lock another thread held
+ * stays held. Neither lock guards anything a half-done change could break
+ * (the pending state lives in files; the table's fields are each stored
+ * whole), so the child starts both afresh. Taking them before the fork
+ * instead would order them against libashmem's own fork locks, which
+ * make_region() takes under pending_lock. */
+static void child_after_fork(void)
+{
+        pthread_mutex_init(&pending_lock, NULL);
+        pthread_mutex_init(&maps_lock, NULL);
+}
+
+__attribute__((constructor)) static void preload_init(void)
+{
+        pthread_atfork(NULL, NULL, child_after_fork);
+}
