@@ -228,3 +228,19 @@ activate() {
                 B="$ASHMEM_BUILD" PREFIX=/usr/local DESTDIR="$dest" uninstall
         [ -z "$(find "$dest" -path '*systemd*' -type f)" ]
 }
+
+@test "socket activation: --idle-exit does not apply to a broker under a service manager" {
+        need_activate
+        start_notify
+        activate --idle-exit 1
+        run -0 ashmemctl broker status
+        grep -q "run by a service manager: --idle-exit does not apply" "$d/broker.log"
+        # idle for three ticks past the limit: still there
+        sleep 3
+        kill -0 "$act_pid"
+        run -0 ashmemctl broker status
+        run -0 ashmemctl broker stop
+        wait "$act_pid" || true
+        act_pid=
+        rm -f "$sock"
+}
