@@ -43,6 +43,8 @@ SMARTCOLS_CFLAGS = $(shell $(PKG_CONFIG) --cflags smartcols 2>/dev/null)
 # readline is loaded by the interactive shell when it starts (dlopen:
 # cli/shell-rl.h), not linked: every other command starts without it
 READLINE_LIBS = -ldl
+# the broker's service manager side (sd-daemon: socket activation, sd_notify)
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null || echo -lsystemd)
 
 LIB_SRC   := $(wildcard lib/*.c) $(wildcard drivers/*/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -87,7 +89,7 @@ ANDROID_BIN := $(ANDROID_SRC:tests/android/%.c=$(B)/tests/android_%)
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: deps-build $(SHLIB) $(STLIB) $(CLI) $(PRELOAD) examples tests
+all: deps-build $(SHLIB) $(STLIB) $(CLI) $(PRELOAD) examples tests units
 
 deps-build:
 	$(Q)CC="$(CC)" sh mk/deps.sh build
@@ -126,7 +128,7 @@ $(B)/obj/cli/cmd-run.o: CPPFLAGS += -DASHMEM_LIBDIR='"$(LIBDIR)"'
 
 $(B)/ashmemctl: $(CLI_OBJ) $(BROKER_OBJ) $(STLIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS) $(SYSTEMD_LIBS)
 
 examples: $(EX_BIN)
 $(B)/examples/%: $(B)/obj/examples/%.o $(STLIB)
@@ -164,7 +166,7 @@ $(B)/tests/load/%: $(B)/obj/tests/load/%.o $(STLIB)
 # counts the tests it ran into $(B)/check/STEP (the file named by
 # ASHMEM_CHECK_COUNTS) as "PASSED FAILED"; run on its own, a step counts
 # nothing (RECORD does nothing without ASHMEM_CHECK_COUNTS).
-CHECK_STEPS := hdrcheck unit bats manlint check-sanitize check-fuzz load check-bench memcheck
+CHECK_STEPS := hdrcheck unit bats manlint check-sanitize check-fuzz load check-bench memcheck check-deb
 RECORD = if [ -n "$${ASHMEM_CHECK_COUNTS:-}" ]; then echo "$(1) $(2)" >"$$ASHMEM_CHECK_COUNTS"; fi
 
 check: deps
@@ -225,7 +227,8 @@ FUZZ_CHECK_SECONDS ?= 5
 # own main).
 FUZZ_CLI_OBJ  = $(filter-out $(B)/obj/cli/main.o,$(CLI_OBJ)) $(BROKER_OBJ)
 $(B)/fuzz/fuzz_cmdline: $(FUZZ_CLI_OBJ)
-$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS)
+$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS) $(SYSTEMD_LIBS)
+$(B)/fuzz/fuzz_broker: FUZZ_LINK = $(SYSTEMD_LIBS)
 
 fuzz-bins: $(FUZZ_BIN)
 $(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(STLIB)
@@ -297,8 +300,84 @@ load: all
 		$(if $(filter 0,$(shell id -u)),--hostile); \
 	then $(call RECORD,1,0); else $(call RECORD,0,1); exit 1; fi
 
+# ---------------------------------------------------------------- systemd units
+# systemd/*.in with the installed ashmemctl's path (BINDIR), into
+# $(B)/systemd/ (system units as ashmem-broker.*, user units as
+# user/ashmem-broker.*) for the tests; install makes its own for its BINDIR.
+# Installed under systemd's own unit directories for PREFIX=/usr (what
+# `pkg-config systemd` says), else under PREFIX/lib/systemd/{system,user}
+# (which systemd searches too for PREFIX=/usr/local); SYSTEMDSYSTEMUNITDIR
+# and SYSTEMDUSERUNITDIR override both.
+ifeq ($(PREFIX),/usr)
+SYSTEMDSYSTEMUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+SYSTEMDUSERUNITDIR   ?= $(shell $(PKG_CONFIG) --variable=systemduserunitdir systemd 2>/dev/null || echo /usr/lib/systemd/user)
+else
+SYSTEMDSYSTEMUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSTEMDUSERUNITDIR   ?= $(PREFIX)/lib/systemd/user
+endif
+UNITS := $(B)/systemd/ashmem-broker.socket $(B)/systemd/ashmem-broker.service \
+         $(B)/systemd/user/ashmem-broker.socket $(B)/systemd/user/ashmem-broker.service
+.PHONY: units
+units: $(UNITS)
+$(B)/systemd/ashmem-broker.%: systemd/ashmem-broker.%.in $(B)/.flags FORCE
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
+$(B)/systemd/ashmem-broker.socket: systemd/ashmem-broker.socket
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+$(B)/systemd/user/ashmem-broker.%: systemd/ashmem-broker-user.%.in FORCE
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
+$(B)/systemd/user/ashmem-broker.socket: systemd/ashmem-broker-user.socket
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+
+# ---------------------------------------------------------------- Debian packages
+# `make deb`: the packages of debian/ (libashmem1, libashmem-dev,
+# ashmem-tools) built with dpkg-buildpackage -us -uc -b from a copy of the
+# source tree in $(B)/deb/ashmem-$(VERSION) (the tracked files and new ones
+# not ignored; build directories never), so the .debs, .changes and
+# .buildinfo land in $(B)/deb/ and the tree stays clean; then lintian, which
+# must report no error and no warning. `make check` runs it as its step
+# check-deb when dpkg-buildpackage and lintian are installed.
+DEB_DIR = $(abspath $(B))/deb
+.PHONY: deb check-deb
+deb:
+	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/ashmem-$(VERSION)
+	$(Q)if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | \
+			tar --null -T - -cf - ; \
+	else tar --exclude='./build*' -cf - . ; fi | tar -C $(DEB_DIR)/ashmem-$(VERSION) -xf -
+	$(Q)cd $(DEB_DIR)/ashmem-$(VERSION) && \
+		env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u B -u PREFIX -u LIBDIR -u BINDIR \
+		-u CFLAGS -u SANITIZE dpkg-buildpackage -us -uc -b >$(DEB_DIR)/build.log 2>&1 || \
+		{ tail -40 $(DEB_DIR)/build.log; echo "deb: dpkg-buildpackage failed (log: $(DEB_DIR)/build.log)"; exit 1; }
+	$(Q)lintian --fail-on error,warning --suppress-tags-from-file /dev/null \
+		$(DEB_DIR)/ashmem_$(VERSION)_*.changes
+	$(Q)ls $(DEB_DIR)/*.deb
+
+# one test: the packages build and lintian passes them (skipped without
+# the packaging tools)
+check-deb:
+	$(Q)if ! command -v dpkg-buildpackage >/dev/null || ! command -v lintian >/dev/null || \
+	      ! command -v dh >/dev/null; then \
+		echo "check-deb: skipped (dpkg-buildpackage, debhelper or lintian missing)"; $(call RECORD,0,0); \
+	elif $(MAKE) --no-print-directory deb; then $(call RECORD,1,0); \
+	else $(call RECORD,0,1); exit 1; fi
+
 # ---------------------------------------------------------------- install
 install: all
+	install -d $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR) $(DESTDIR)$(SYSTEMDUSERUNITDIR)
+	install -m 644 systemd/ashmem-broker.socket $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' systemd/ashmem-broker.service.in \
+		> $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/ashmem-broker.service
+	install -m 644 systemd/ashmem-broker-user.socket $(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.socket
+	sed -e 's|@BINDIR@|$(BINDIR)|g' systemd/ashmem-broker-user.service.in \
+		> $(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.service
+	chmod 644 $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/ashmem-broker.service \
+		$(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.service
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/ashmem
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/ashmem/
 	install -d $(DESTDIR)$(INCLUDEDIR)/android && install -m 644 $(ANDROID_HEADERS) $(DESTDIR)$(INCLUDEDIR)/android/
@@ -335,6 +414,10 @@ uninstall:
 	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/ashmemctl \
 	      $(DESTDIR)$(DATADIR)/zsh/site-functions/_ashmemctl \
 	      $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ashmemctl.fish
+	rm -f $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/ashmem-broker.socket \
+	      $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/ashmem-broker.service \
+	      $(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.socket \
+	      $(DESTDIR)$(SYSTEMDUSERUNITDIR)/ashmem-broker.service
 
 clean:
 	rm -rf $(B) $(B)-sanitize $(B)-fuzz
@@ -347,7 +430,7 @@ help:
 	@echo '  check      deps, build, then every test, going on after a failure: header check'
 	@echo '             (one per header), unit tests, bats, man lint (one per page), unit'
 	@echo '             tests under ASan+UBSan, fuzzers (5 s each), load (30 s), quick bench,'
-	@echo '             memcheck; ends with the line "check: N passed, N failed" summing them'
+	@echo '             memcheck, Debian packages + lintian; ends with the line "check: N passed, N failed" summing them'
 	@echo '             (counts per step in B/check/) and fails if any test failed'
 	@echo '  unit, bats, hdrcheck, manlint, check-sanitize, check-fuzz, check-bench'
 	@echo '             one step of check on its own (so are load and memcheck)'
@@ -357,7 +440,10 @@ help:
 	@echo '  bench      benchmarks against the baselines (QUICK=1 for a short run)'
 	@echo '  bench-readme  the last full bench run'"'"'s table ($$(B)/bench.md) into README.md'
 	@echo '  load       LOAD_CLIENTS (64) clients on one broker for LOAD_SECONDS (30)'
-	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR'
+	@echo '  deb        the Debian packages (dpkg-buildpackage -us -uc -b) into B/deb/, then lintian'
+	@echo '  install    install under PREFIX (default /usr/local), honouring DESTDIR;'
+	@echo '             systemd units under PREFIX/lib/systemd/{system,user} (for PREFIX=/usr:'
+	@echo '             where pkg-config systemd says), or SYSTEMDSYSTEMUNITDIR, SYSTEMDUSERUNITDIR'
 	@echo '  uninstall  remove what install installed'
 	@echo '  clean      remove the build directory'
 	@echo 'Variables: CC, CFLAGS, SANITIZE=address,undefined, V=1, B=builddir, PREFIX, DESTDIR'

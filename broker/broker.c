@@ -83,10 +83,15 @@ void blog(const struct broker *b, int level, const char *fmt, ...)
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-        /* one write per line, so the purge thread's lines do not mix in */
-        fprintf(stderr, "%s.%03ldZ ashmem-broker[%d]: %s%s\n", stamp,
-                ts.tv_nsec / 1000000, (int)getpid(),
-                level == 0 ? "warning: " : "", msg);
+        /* one write per line, so the purge thread's lines do not mix in;
+         * the journal stamps lines itself and reads their priority */
+        if (service_journal())
+                fprintf(stderr, "%s%s%s\n", service_prefix(level),
+                        level == 0 ? "warning: " : "", msg);
+        else
+                fprintf(stderr, "%s.%03ldZ ashmem-broker[%d]: %s%s\n", stamp,
+                        ts.tv_nsec / 1000000, (int)getpid(),
+                        level == 0 ? "warning: " : "", msg);
 }
 
 /* ---------------------------------------------------------------- tick */
@@ -113,7 +118,10 @@ static void tick(struct broker *b)
                 }
         }
         purge_tick(b);
-        if (b->cfg->idle_exit_ms) {
+        service_tick(b);
+        /* never under a service manager: its socket is not ours to
+         * close, and the regions would go with the broker */
+        if (b->cfg->idle_exit_ms && !service_managed()) {
                 if (b->nnames || b->nconns || b->jpending || b->jqueue || b->accept_paused)
                         b->busy_ms = now;
                 else if (now - b->busy_ms >= (long long)b->cfg->idle_exit_ms && idle_exit(b))
@@ -150,6 +158,8 @@ int broker_run(const struct broker_config *cfg)
         }
         b->busy_ms = am_mono_ms();
         tell_ready();
+        service_ready(b);
+        reload_reply(b);
         while (!why) {
                 int n = epoll_wait(b->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
                 if (n < 0) {
@@ -166,8 +176,13 @@ int broker_run(const struct broker_config *cfg)
                                 conn_accept(b);
                         } else if (tag == &tag_signal) {
                                 struct signalfd_siginfo si;
-                                while (read(b->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-                                        why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+                                char err[160];
+                                while (read(b->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                                        if (si.ssi_signo == SIGHUP)
+                                                (void)reload_run(b, NULL, err, sizeof(err));
+                                        else
+                                                why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+                                }
                         } else if (tag == &tag_tick) {
                                 tick(b);
                         } else if (tag == &tag_psi) {

@@ -379,4 +379,37 @@ void job_free(struct broker *b, struct job *j);
 /* Send the reply of a finished request job. */
 void ops_job_done(struct broker *b, struct job *j);
 
+/* service.c: the service manager (sd-daemon). service_listen: the socket
+ * passed by socket activation, 1 (b->lfd, b->path set), 0 (none) or
+ * -errno (logged); service_managed: run by a service manager (never exit
+ * for being idle); sd_notify's READY=1 with the status, the status again
+ * when it changed (at the tick), STOPPING=1, RELOADING=1; whether stderr
+ * is the journal, and the priority prefix of a log line there. */
+int service_listen(struct broker *b);
+int service_managed(void);
+void service_ready(struct broker *b);
+void service_tick(struct broker *b);
+void service_stopping(struct broker *b);
+void service_reloading(struct broker *b);
+int service_journal(void);
+const char *service_prefix(int level);
+int service_managed_socket(void);
+void service_set_managed_socket(void);
+
+/* reload.c: re-executing the binary with everything handed over
+ * (docs/reload.md). reload_run: the old image's side (SIGHUP, or the
+ * "reload" request of owed); returns only if this image goes on serving,
+ * with -errno and the reason in why. op_reload: that request. The new
+ * image's side, from broker_setup: reload_adopt (is there a state: 0 or
+ * 1), reload_adopt_socket (its socket and lock), reload_finish (the rest,
+ * and the handshake); then reload_reply (the request's reply). A state
+ * refused or a handshake failed ends the process there (_exit). */
+int reload_run(struct broker *b, struct conn *owed, char *why, size_t whylen);
+int op_reload(struct broker *b, struct conn *c, struct req *req,
+              int *fds, int nfds, struct reply *rep);
+int reload_adopt(struct broker *b);
+int reload_adopt_socket(struct broker *b);
+void reload_finish(struct broker *b);
+void reload_reply(struct broker *b);
+
 #endif

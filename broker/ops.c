@@ -642,6 +642,7 @@ static const struct op {
         { "unshare", op_unshare, 0, 0 },
         { "purge",   op_purge,   0, 0 },
         { "stats",   op_stats,   0, 0 },
+        { "reload",  op_reload,  0, 0 },        /* reload.c */
 };
 
 int ops_dispatch(struct broker *b, struct conn *c, struct req *req,

@@ -159,16 +159,28 @@ int broker_setup(struct broker *b)
         mode_t mode = socket_mode(cfg);
         struct itimerspec its = { { 1, 0 }, { 1, 0 } };
         sigset_t set;
-        int r;
+        int r, activated = 0, adopting;
 
-        r = broker_socket_path(cfg->socket_path, cfg->system, b->path, sizeof(b->path));
-        if (r < 0) {
-                blog(b, 0, "socket path: %s", strerror(-r));
-                return r;
+        /* socket activation: the service manager made the socket (and
+         * its directory) and keeps it; the lock still keeps a second
+         * broker off it */
+        /* a reload: the old image's socket and lock (reload.c) */
+        adopting = reload_adopt(b);
+        if (adopting)
+                reload_adopt_socket(b);
+        else if ((activated = service_listen(b)) < 0)
+                return activated;
+        if (!activated && !adopting) {
+                r = broker_socket_path(cfg->socket_path, cfg->system, b->path, sizeof(b->path));
+                if (r < 0) {
+                        blog(b, 0, "socket path: %s", strerror(-r));
+                        return r;
+                }
+                if (!explicit_path && (r = prepare_dir(b, cfg->system)) < 0)
+                        return r;
         }
-        if (!explicit_path && (r = prepare_dir(b, cfg->system)) < 0)
-                return r;
-        if ((r = take_lock(b)) < 0 || (r = listen_socket(b, mode)) < 0)
+        if (!adopting &&
+            ((r = take_lock(b)) < 0 || (!activated && (r = listen_socket(b, mode)) < 0)))
                 return r;
         raise_nofile();
         {
@@ -185,13 +197,14 @@ int broker_setup(struct broker *b)
          * signal never reaches the signalfd */
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);        /* reload */
         if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
                 return -EINVAL;
         signal(SIGPIPE, SIG_IGN);
-        signal(SIGHUP, SIG_IGN);
         b->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
         b->epfd = epoll_create1(EPOLL_CLOEXEC);
         b->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -218,8 +231,19 @@ int broker_setup(struct broker *b)
         if (b->psifd >= 0 &&
             (r = epoll_set(b, EPOLL_CTL_ADD, b->psifd, EPOLLPRI, &tag_psi)) < 0)
                 return r;
-        blog(b, 1, "listening on %s (mode %04o), protocol %d, driver %s", b->path,
-             (unsigned)mode, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
+        if (cfg->idle_exit_ms && service_managed())
+                blog(b, 1, "run by a service manager: --idle-exit does not apply");
+        if (adopting)
+                reload_finish(b);       /* or it ends the process */
+        if (adopting)
+                blog(b, 1, "listening on %s (reloaded), protocol %d, driver %s",
+                     b->path, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
+        else if (activated)
+                blog(b, 1, "listening on %s (socket activation), protocol %d, driver %s",
+                     b->path, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
+        else
+                blog(b, 1, "listening on %s (mode %04o), protocol %d, driver %s", b->path,
+                     (unsigned)mode, ASHMEM_BROKER_PROTOCOL, ashmem_driver_name());
         return 0;
 }
 
@@ -230,6 +254,7 @@ void shutdown_broker(struct broker *b, const char *why)
         long long deadline;
 
         blog(b, 1, "stopping (%s)", why);
+        service_stopping(b);
         b->stopping = 1;
         if (b->lfd >= 0) {
                 epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->lfd, NULL);

@@ -403,9 +403,56 @@ out:
         return r;
 }
 
+/* broker reload: the broker re-executes its binary and hands everything
+ * over (the "reload" request; the new image answers it). Waits for as
+ * long as the broker may take: its purges (5 s), the new image's answer
+ * (10 s). */
+#define RELOAD_TIMEOUT_MS 30000
+static int do_reload(struct cmd_ctx *ctx, const char *path)
+{
+        ashmem_broker *b;
+        ashmem_broker_server srv;
+        char *text = NULL;
+        int rfds[2], nr = 0, r = hello(path, &b, &srv);
+        const cJSON *np, *err;
+        cJSON *rep;
+        struct out o;
+
+        if (r < 0)
+                return not_running(ctx, path, r);
+        ashmem_broker_set_timeout(b, RELOAD_TIMEOUT_MS);
+        r = ashmem_broker_call(b, "{\"op\":\"reload\"}", NULL, 0, &text, rfds, &nr);
+        ashmem_broker_close(b);
+        for (int i = 0; i < nr; i++)
+                close(rfds[i]);
+        rep = text ? cJSON_Parse(text) : NULL;
+        free(text);
+        err = cJSON_GetObjectItemCaseSensitive(rep, "error");
+        np = cJSON_GetObjectItemCaseSensitive(rep, "pid");
+        if (r < 0) {
+                r = cmd_error(ctx, -r, "reloading the broker (pid %d)%s%s", (int)srv.pid,
+                              cJSON_IsString(err) ? ": " : "",
+                              cJSON_IsString(err) ? err->valuestring : "");
+                cJSON_Delete(rep);
+                return r;
+        }
+        if (!cJSON_IsNumber(np)) {
+                cJSON_Delete(rep);
+                return cmd_error(ctx, EPROTO, "reloading the broker: no pid in the reply");
+        }
+        out_begin(&o, ctx, OUT_REPORT);
+        out_bool(&o, OUT_JSON, "running", NULL, NULL, 1);
+        out_text(&o, "broker reloaded on ");
+        out_str(&o, OUT_ANY, "socket", "%s", path);
+        out_i64(&o, OUT_ANY, "previous_pid", " (pid %lld", srv.pid);
+        out_i64(&o, OUT_ANY, "pid", ", now %lld)\n", (long long)np->valuedouble);
+        cJSON_Delete(rep);
+        return out_end(&o);
+}
+
 static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
-        static const char *const subs[] = { "run", "start", "stop", "status", "call", NULL };
+        static const char *const subs[] = { "run", "start", "stop", "status", "call", "reload", NULL };
         struct broker_config cfg;
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
         const char *sub = a->argv[0];
@@ -415,7 +462,7 @@ static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (strcmp(sub, subs[i]) == 0)
                         which = i;
         if (which < 0)
-                return cmd_usage(ctx, "unknown broker command: %s (run, start, stop, status, call)", sub);
+                return cmd_usage(ctx, "unknown broker command: %s (run, start, stop, status, call, reload)", sub);
         if ((which == 4) != (a->argc == 2))
                 return cmd_usage(ctx, which == 4 ? "broker call needs the message (TEXT)" :
                                  "unexpected argument: %s", a->argv[a->argc - 1]);
@@ -434,6 +481,8 @@ static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return do_stop(ctx, path);
         case 3:
                 return do_status(ctx, path);
+        case 5:
+                return do_reload(ctx, path);
         default:
                 return do_call(ctx, a, path);
         }
@@ -442,8 +491,8 @@ static int broker_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 static const char *const broker_complete[] = { "broker-command", NULL };
 
 const struct cmd_entry cmd_broker_entry = {
-        .name = "broker", .args_usage = "run|start|stop|status|call [TEXT]",
+        .name = "broker", .args_usage = "run|start|stop|status|reload|call [TEXT]",
         .flags = CMD_NO_SHELL, .exec = broker_exec,
-        .summary = "run, start, stop or query the broker daemon",
+        .summary = "run, start, stop, reload or query the broker daemon",
         .opts = broker_opts, .min_args = 1, .max_args = 2, .complete_args = broker_complete,
 };

@@ -18,6 +18,7 @@ header() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - ; }
 need_pkg pkg-config      have pkg-config
 need_pkg libcjson-dev    sh -c 'pkg-config --exists libcjson'
 need_pkg libreadline-dev header readline/readline.h
+need_pkg libsystemd-dev  header systemd/sd-daemon.h
 need_pkg libsmartcols-dev sh -c 'pkg-config --exists smartcols'
 case $want in
 check|bench|fuzz)
@@ -37,6 +38,10 @@ check|bench|fuzz)
         # mk/m32.sh: the pin engine's tests built -m32 (it also wants
         # libcjson-dev:i386, which needs the i386 architecture enabled)
         need_pkg gcc-multilib sh -c 'test -d /usr/lib/gcc/x86_64-linux-gnu/*/32'
+        # the service tests: socket activation and unit checks, without a
+        # running systemd
+        need_pkg systemd     have systemd-socket-activate
+        need_pkg systemd     have systemd-analyze
         ;;
 esac
 case $want in
@@ -50,6 +55,13 @@ check|bench)            # make check runs the quick bench once
         need_pkg util-linux   have lsipc
         need_pkg util-linux   have ipcmk
         need_pkg coreutils    have cat
+        ;;
+esac
+case $want in
+check)                  # make check builds the Debian packages (check-deb)
+        need_pkg dpkg-dev    have dpkg-buildpackage
+        need_pkg debhelper   have dh
+        need_pkg lintian     have lintian
         ;;
 esac
 case $want in

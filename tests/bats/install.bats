@@ -81,6 +81,11 @@ expected_files() {
                 echo usr/share/zsh/site-functions/_ashmemctl
                 echo usr/share/fish/vendor_completions.d/ashmemctl.fish
         fi
+        # the units, where `pkg-config systemd` says for PREFIX=/usr
+        echo lib/systemd/system/ashmem-broker.socket
+        echo lib/systemd/system/ashmem-broker.service
+        echo usr/lib/systemd/user/ashmem-broker.socket
+        echo usr/lib/systemd/user/ashmem-broker.service
 }
 
 # What is under $dest that is not a directory, relative, sorted.

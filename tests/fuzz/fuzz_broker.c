@@ -40,6 +40,8 @@
 /* names in blocks of 4: with a few dozen names, blocks split and empty
  * all the time */
 #define NAME_BLOCK 4
+/* the reload request would execute this harness again as a broker */
+#define RELOAD_DISABLED 1
 #include "../../broker/access.c"
 #include "../../broker/fields.c"
 #include "../../broker/names.c"
@@ -49,6 +51,8 @@
 #include "../../broker/purge.c"
 #include "../../broker/closer.c"
 #include "../../broker/setup.c"
+#include "../../broker/service.c"
+#include "../../broker/reload.c"
 #include "../../broker/broker.c"
 #include "../../broker/conn.c"
 
