@@ -62,6 +62,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "ashmem/ashmem.h"
+#include "drivers/memfd/memfd.h"
 #include "internal.h"
 
 #define RL_VERSION 1
@@ -324,7 +325,7 @@ static void write_state(struct broker *b, struct conn *owed, struct rl_w *w, str
                         w_i32(w, r->fd);
                         w_i32(w, r->ctl);
                         w_u64(w, r->size);
-                        w_u8(w, r->fd_charged ? 1 : 0);
+                        w_u8(w, (r->fd_charged ? 1 : 0) | (r->made ? 2 : 0));
                         w_u32(w, (uint32_t)r->fd_uid);
                         fds_add(f, r->fd);
                         fds_add(f, r->ctl);
@@ -962,7 +963,7 @@ void reload_finish(struct broker *b)
                 if (r->err[0] || seen_add(&seen, fd, r, "region") < 0 ||
                     (ctl != -1 && seen_add(&seen, ctl, r, "control") < 0))
                         refuse(b, r->err);
-                if (charged > 1)
+                if (charged > 3)
                         refuse(b, "bad region record");
                 if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !ashmem_valid(fd) ||
                     (uint64_t)st.st_size != size || size == 0)
@@ -977,7 +978,12 @@ void reload_finish(struct broker *b)
                 }
                 if (region_new(b, fd, ctl, &st, &regs[i]) < 0)
                         refuse(b, "out of memory");
-                if (charged) {
+                /* the broker made it ("create"): it makes its block too,
+                 * when first needed, as the region's creator */
+                regs[i]->made = (charged & 2) != 0;
+                if (regs[i]->made && ctl < 0 && am_memfd_adopt_made(fd) < 0)
+                        refuse(b, "a region the broker made cannot be taken over as made here");
+                if (charged & 1) {
                         struct conn who = { .uid = fuid };
                         uid_fd_charge(b, &who, regs[i]);
                 }

@@ -236,6 +236,24 @@ int am_memfd_make_in_place(int fd, const char *name, size_t size)
         return r < 0 ? r : 0;
 }
 
+int am_memfd_adopt_made(int fd)
+{
+        struct stat st;
+        int seals, r;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0)
+                return errno == EINVAL ? -EINVAL : -errno;
+        if (!S_ISREG(st.st_mode) || !(st.st_mode & AM_MARK_MODE) ||
+            (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+                return -EINVAL;
+        pthread_once(&fork_maker_once, set_fork_maker);
+        r = am_table_insert_lazy(&st);
+        return r < 0 ? r : 0;
+}
+
 /* The table holds a control descriptor per region until a collection finds
  * the region gone; a process near its descriptor limit may run out before
  * the next collection is due. Out of descriptors, collect and try again

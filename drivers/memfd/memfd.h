@@ -92,10 +92,18 @@ int am_table_manual(void);
 int am_memfd_attach_control(int fd, const struct stat *st, int control_fd);
 
 /* Make the memfd fd, unsealed, the region name of size bytes in place: its
- * contents cleared, resized, sealed against growing and shrinking, with a
- * new control block in this process's table. Every process holding fd then
- * holds the region (libashmem-preload.so's first mmap). 0 or -errno. */
+ * contents cleared, resized, sealed against growing and shrinking, marked,
+ * and recorded in this process's table as one it created (its control
+ * block is made when first needed). Every process holding fd then holds
+ * the region (libashmem-preload.so's first mmap). 0 or -errno. */
 int am_memfd_make_in_place(int fd, const char *name, size_t size);
+
+/* Record the region fd (marked, sealed, with no control block anywhere) as
+ * one this process created, so that it may make the block when first
+ * needed: the broker's new image takes over the regions its former image
+ * made (broker/reload.c). 0, -EINVAL if fd is not such a region, -EEXIST
+ * if the table has it already, or -errno. */
+int am_memfd_adopt_made(int fd);
 
 enum am_pin_op { AM_PIN, AM_UNPIN, AM_STATUS };
 

@@ -305,3 +305,21 @@ EOF
         grep -q "refusing the reload state: malformed ASHMEM_BROKER_RELOAD" "$pub/err"
         [ ! -e "$ASHMEM_SOCKET" ]
 }
+
+@test "reload: a region whose block was never made gets it from the new image on first need" {
+        start_pub_broker
+        run -0 ashmemctl create lazy 16K
+        # no block yet: the broker holds the data descriptor alone
+        [ "$(control_fds)" -eq 0 ]
+        run -0 ashmemctl broker reload
+        broker_pid=$(broker_pid_of "$ASHMEM_SOCKET")
+        [ "$(control_fds)" -eq 0 ]
+        # the first unpin needs the block: the new image makes it, as the
+        # old one would have, and keeps it for every later holder
+        run -0 ashmemctl unpin lazy 4096 4096
+        run -0 ashmemctl status lazy 4096 4096
+        [ "$output" = unpinned ]
+        run -0 ashmemctl status lazy 0 4096
+        [ "$output" = pinned ]
+        [ "$(control_fds)" -ge 1 ]
+}
