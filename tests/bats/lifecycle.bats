@@ -91,6 +91,8 @@ no_broker() {
         # a client connected keeps it too: a shell waiting on its input
         ashmemctl -q rm a
         coproc SH { ashmemctl shell 2>&1; }
+        # bash unsets SH_PID as soon as the coprocess ends
+        local shpid=$SH_PID
         echo version >&"${SH[1]}"
         read -r line <&"${SH[0]}"
         [[ "$line" == "ashmemctl "* ]]
@@ -99,7 +101,7 @@ no_broker() {
         sleep 2.5
         kill -0 "$pid"
         exec {SH[1]}>&-
-        wait "$SH_PID"
+        wait_for bash -c "! kill -0 $shpid 2>/dev/null"
         # nothing held, nobody connected: gone, and its socket with it
         wait_for no_broker "$s"
         ! kill -0 "$pid" 2>/dev/null
