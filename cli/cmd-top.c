@@ -559,6 +559,7 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         uint64_t count;
         int r, sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP, SIGCONT };
 
+        out_locale();   /* the display width of names */
         memset(&t, 0, sizeof(t));
         t.ctx = ctx;
         t.count = -1;

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* ashmemctl: global options, then one command from the table. */
-#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +40,6 @@ int main(int argc, char **argv)
         const char *na = getenv("ASHMEM_NO_AUTOSTART");
         int ind, r;
 
-        setlocale(LC_CTYPE, "");
         if (na && strcmp(na, "1") == 0)
                 ctx.no_autostart = NOAUTO_ENV;
         r = cmd_parse_globals(&ctx, argc, argv, &ind);
