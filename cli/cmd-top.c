@@ -14,6 +14,7 @@
  * blank line. --count stops after that many.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,7 +72,7 @@ struct top {
         int tty;                /* drawing on a terminal */
         struct termios saved;   /* the terminal as it was */
         int raw;                /* the terminal is ours now */
-        char status[256];       /* the last error, shown on the screen */
+        char status[PATH_MAX + 128];    /* the last error, shown on the screen */
 };
 
 /* ---------------------------------------------------------------- sort */
@@ -136,9 +137,16 @@ static cJSON *snapshot(struct top *t, int *err)
                 /* the broker went away: connect again next time */
                 cmd_broker_close(t->ctx);
                 *err = -r;
-                snprintf(t->status, sizeof(t->status), "cannot list the regions%s%s: %s",
-                         t->ctx->socket ? " at " : "", t->ctx->socket ? t->ctx->socket : "",
-                         strerror(-r));
+                {
+                        char path[PATH_MAX];
+                        cmd_socket_path(t->ctx, path, sizeof(path));
+                        if (r == -ENOENT || r == -ECONNREFUSED)
+                                snprintf(t->status, sizeof(t->status),
+                                         "no broker is running on %s", path);
+                        else
+                                snprintf(t->status, sizeof(t->status), "cannot list the regions of %s: %s",
+                                         path, strerror(-r));
+                }
                 return NULL;
         }
         recs = calloc(n ? n : 1, sizeof(*recs));
