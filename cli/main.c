@@ -5,6 +5,7 @@
 
 #include "ashmem/ashmem.h"
 #include "cmd.h"
+#include "region.h"
 
 /* ASHMEM_DRIVER as the library reads it (unset, auto or memfd): 0, or
  * EXIT_USAGE with the variable and the values it takes named. */
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
         /* leave nothing behind: the broker connection, and the library's
          * control blocks of the regions the command used */
         cmd_broker_close(&ctx);
-        (void)ashmem_collect();
+        region_forget_closed();
+        (void)ashmem_collect();         /* a scan only if some are left */
         return r;
 }
