@@ -475,8 +475,23 @@ static int run_screen(struct top *t)
                 if (wait_tick(t, due) < 0)
                         break;
         }
-        cJSON_Delete(recs);
         term_restore(t);
+        if (t->count == 0) {
+                /* --count ran out: the last refresh stays on the screen,
+                 * as the table top prints without a terminal */
+                if (!recs) {
+                        cJSON_Delete(recs);
+                        return cli_error(t->ctx, err, "%s", t->status);
+                }
+                r = out_table(stdout, recs, t->cols, t->ncols, t->flags);
+                cJSON_Delete(recs);
+                if (r < 0)
+                        return cmd_error(t->ctx, -r, "printing the regions");
+                if (fflush(stdout) == EOF)
+                        return cmd_error(t->ctx, errno, "writing output");
+                return 0;
+        }
+        cJSON_Delete(recs);
         return 0;
 }
 

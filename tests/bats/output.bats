@@ -438,6 +438,14 @@ make_names() {
         wait_screen screen_has '[exit 0]'
 }
 
+@test "top --count on a terminal: the last refresh stays on the screen" {
+        ashmemctl -q create one 4K
+        tmux_start "ashmemctl top -n 1 -o NAME,SIZE; echo \"[exit \$?]\"; exec sleep 600"
+        wait_screen screen_has '[exit 0]'
+        screen_has_line 'NAME SIZE'
+        screen_matches '^one +4K$'
+}
+
 @test "top: completion offers its options and columns" {
         run -0 ashmemctl __complete -- top -
         [[ "$output" == *$'--sort\t'* && "$output" == *$'--interval\t'* && "$output" == *$'--count\t'* ]]
