@@ -96,6 +96,21 @@ static int broker_failed(struct cmd_ctx *ctx, int r)
                 return cli_error(ctx, -r, "no broker is running on %s, and %s says not to start one",
                                  path, ctx->no_autostart == NOAUTO_ENV ?
                                  "ASHMEM_NO_AUTOSTART=1 (environment)" : "--no-autostart");
+        if (r == -ENOENT && !ctx->no_autostart && starts_broker(ctx)) {
+                /* the start failed before any broker ran: a missing
+                 * directory is the usual reason */
+                char dir[sizeof(path)];
+                char *slash;
+                struct stat st;
+                snprintf(dir, sizeof(dir), "%s", path);
+                slash = strrchr(dir, '/');
+                if (slash && slash != dir) {
+                        *slash = 0;
+                        if (stat(dir, &st) < 0 && errno == ENOENT)
+                                return cli_error(ctx, -r, "cannot start a broker on %s: the directory %s "
+                                                 "does not exist", path, dir);
+                }
+        }
         if (none_runs(r))
                 return cli_error(ctx, -r, "no broker is running on %s", path);
         if (r == -EPERM && *broker_spawn_refusal())
