@@ -380,6 +380,14 @@ static int write_mapped(struct xfer *x)
                 if (n < 0) {
                         int e = errno;
                         mapping_release(&m);
+                        if (e == EINTR) {       /* Ctrl-C in the shell */
+                                /* the message on a line of its own, not
+                                 * after the terminal's echo of the key */
+                                if (isatty(x->in))
+                                        fputc('\n', stderr);
+                                return cli_error(x->ctx, e, "interrupted reading %s (%llu bytes written)",
+                                                 x->what, (unsigned long long)x->got);
+                        }
                         return cmd_error(x->ctx, e, "reading %s (%llu bytes written)", x->what,
                                          (unsigned long long)x->got);
                 }

@@ -94,7 +94,7 @@ static int create_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         r = ashmem_broker_create(b, name, size, prot, mode, &fd, &info);
         if (r < 0)
                 return cli_broker_error(ctx, r, name);
-        close(fd);
+        region_close_fd(fd);
         return out_region(ctx, &info);
 }
 

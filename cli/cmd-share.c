@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -390,6 +391,7 @@ static int run_command(struct cmd_ctx *ctx, const struct region *reg, int target
 static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         const char *name = a->argv[0], *fds = cmd_opt(a, "fd");
+        struct rlimit rl;
         char err[PARSE_ERR_LEN];
         struct region reg;
         int target = -1, r, status;
@@ -403,6 +405,10 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (parse_uint(fds, "descriptor", 1 << 20, &v, err) < 0)
                         return cmd_usage(ctx, "%s", err);
                 target = (int)v;
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+                    (rlim_t)target >= rl.rlim_cur)
+                        return cmd_usage(ctx, "--fd %d is past the descriptor limit of the process "
+                                         "(ulimit -n: %llu)", target, (unsigned long long)rl.rlim_cur);
                 if (target <= 2 && !cmd_flag(a, "force"))
                         return cmd_usage(ctx, "--fd %d would replace the command's %s with the region "
                                          "(add --force if that is what you want)", target,

@@ -14,6 +14,7 @@
  * blank line. --count stops after that many.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,7 +72,7 @@ struct top {
         int tty;                /* drawing on a terminal */
         struct termios saved;   /* the terminal as it was */
         int raw;                /* the terminal is ours now */
-        char status[256];       /* the last error, shown on the screen */
+        char status[PATH_MAX + 128];    /* the last error, shown on the screen */
 };
 
 /* ---------------------------------------------------------------- sort */
@@ -136,9 +137,16 @@ static cJSON *snapshot(struct top *t, int *err)
                 /* the broker went away: connect again next time */
                 cmd_broker_close(t->ctx);
                 *err = -r;
-                snprintf(t->status, sizeof(t->status), "cannot list the regions%s%s: %s",
-                         t->ctx->socket ? " at " : "", t->ctx->socket ? t->ctx->socket : "",
-                         strerror(-r));
+                {
+                        char path[PATH_MAX];
+                        cmd_socket_path(t->ctx, path, sizeof(path));
+                        if (r == -ENOENT || r == -ECONNREFUSED)
+                                snprintf(t->status, sizeof(t->status),
+                                         "no broker is running on %s", path);
+                        else
+                                snprintf(t->status, sizeof(t->status), "cannot list the regions of %s: %s",
+                                         path, strerror(-r));
+                }
                 return NULL;
         }
         recs = calloc(n ? n : 1, sizeof(*recs));
@@ -467,8 +475,23 @@ static int run_screen(struct top *t)
                 if (wait_tick(t, due) < 0)
                         break;
         }
-        cJSON_Delete(recs);
         term_restore(t);
+        if (t->count == 0) {
+                /* --count ran out: the last refresh stays on the screen,
+                 * as the table top prints without a terminal */
+                if (!recs) {
+                        cJSON_Delete(recs);
+                        return cli_error(t->ctx, err, "%s", t->status);
+                }
+                r = out_table(stdout, recs, t->cols, t->ncols, t->flags);
+                cJSON_Delete(recs);
+                if (r < 0)
+                        return cmd_error(t->ctx, -r, "printing the regions");
+                if (fflush(stdout) == EOF)
+                        return cmd_error(t->ctx, errno, "writing output");
+                return 0;
+        }
+        cJSON_Delete(recs);
         return 0;
 }
 
@@ -559,6 +582,7 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         uint64_t count;
         int r, sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP, SIGCONT };
 
+        out_locale();   /* the display width of names */
         memset(&t, 0, sizeof(t));
         t.ctx = ctx;
         t.count = -1;

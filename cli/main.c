@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* ashmemctl: global options, then one command from the table. */
-#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ashmem/ashmem.h"
 #include "cmd.h"
+#include "region.h"
 
 /* ASHMEM_DRIVER as the library reads it (unset, auto or memfd): 0, or
  * EXIT_USAGE with the variable and the values it takes named. */
@@ -41,7 +41,6 @@ int main(int argc, char **argv)
         const char *na = getenv("ASHMEM_NO_AUTOSTART");
         int ind, r;
 
-        setlocale(LC_CTYPE, "");
         if (na && strcmp(na, "1") == 0)
                 ctx.no_autostart = NOAUTO_ENV;
         r = cmd_parse_globals(&ctx, argc, argv, &ind);
@@ -66,6 +65,7 @@ int main(int argc, char **argv)
         /* leave nothing behind: the broker connection, and the library's
          * control blocks of the regions the command used */
         cmd_broker_close(&ctx);
-        (void)ashmem_collect();
+        region_forget_closed();
+        (void)ashmem_collect();         /* a scan only if some are left */
         return r;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include <dlfcn.h>
+#include <locale.h>
 #include <libsmartcols.h>
 
 #include "cmd.h"
@@ -308,10 +309,21 @@ static char sc_error[256];
 
 #define SCOLS_SONAME "libsmartcols.so.1"
 
+void out_locale(void)
+{
+        static int done;
+
+        if (!done) {
+                done = 1;
+                (void)setlocale(LC_CTYPE, "");  /* else the C locale stays */
+        }
+}
+
 static int scols_load(void)
 {
         void *h;
 
+        out_locale();
         if (sc_state)
                 return sc_state > 0 ? 0 : -ELIBACC;
         sc_state = -1;

@@ -23,6 +23,14 @@
 
 struct cmd_ctx;
 
+/* The character type of the user's locale (LC_CTYPE from the environment),
+ * set the first time it is needed: by whatever measures display width or
+ * decodes multibyte text through the C library (libsmartcols tables, top,
+ * the shell and readline). The rest of the output escapes and validates
+ * UTF-8 on its own and needs no locale; a one-shot command that prints no
+ * table does not pay for loading one. */
+void out_locale(void);
+
 /* Print doc as one line of JSON on stdout and free it. Returns 0, or 1
  * (through cmd_error) if it cannot be printed. */
 int out_json(struct cmd_ctx *ctx, cJSON *doc);

@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "lib/internal/forget.h"
 #include "lib/internal/sockdir.h"
 #include "broker.h"
 #include "cmd.h"
@@ -94,6 +96,21 @@ static int broker_failed(struct cmd_ctx *ctx, int r)
                 return cli_error(ctx, -r, "no broker is running on %s, and %s says not to start one",
                                  path, ctx->no_autostart == NOAUTO_ENV ?
                                  "ASHMEM_NO_AUTOSTART=1 (environment)" : "--no-autostart");
+        if (r == -ENOENT && !ctx->no_autostart && starts_broker(ctx)) {
+                /* the start failed before any broker ran: a missing
+                 * directory is the usual reason */
+                char dir[sizeof(path)];
+                char *slash;
+                struct stat st;
+                snprintf(dir, sizeof(dir), "%s", path);
+                slash = strrchr(dir, '/');
+                if (slash && slash != dir) {
+                        *slash = 0;
+                        if (stat(dir, &st) < 0 && errno == ENOENT)
+                                return cli_error(ctx, -r, "cannot start a broker on %s: the directory %s "
+                                                 "does not exist", path, dir);
+                }
+        }
         if (none_runs(r))
                 return cli_error(ctx, -r, "no broker is running on %s", path);
         if (r == -EPERM && *broker_spawn_refusal())
@@ -231,10 +248,47 @@ int region_attach_owned(struct cmd_ctx *ctx, const char *name, int writable, uid
         return 0;
 }
 
+/* the regions closed so far (dev, ino); beyond the last slot, the scan of
+ * ashmem_collect() finds the rest */
+static struct { dev_t dev; ino_t ino; } closed[16];
+static size_t nclosed;
+
+void region_close_fd(int fd)
+{
+        struct stat st;
+        size_t i;
+
+        if (fd < 0)
+                return;
+        if (fstat(fd, &st) == 0) {
+                for (i = 0; i < nclosed; i++)
+                        if (closed[i].dev == st.st_dev && closed[i].ino == st.st_ino)
+                                break;
+                if (i == nclosed && nclosed < sizeof(closed) / sizeof(closed[0])) {
+                        closed[nclosed].dev = st.st_dev;
+                        closed[nclosed].ino = st.st_ino;
+                        nclosed++;
+                }
+        }
+        close(fd);
+}
+
+void region_forget_closed(void)
+{
+        struct stat st;
+
+        memset(&st, 0, sizeof(st));
+        for (size_t i = 0; i < nclosed; i++) {
+                st.st_dev = closed[i].dev;
+                st.st_ino = closed[i].ino;
+                (void)am_forget_region(&st);
+        }
+        nclosed = 0;
+}
+
 void region_release(struct region *r)
 {
-        if (r->fd >= 0)
-                close(r->fd);
+        region_close_fd(r->fd);
         r->fd = -1;
 }
 

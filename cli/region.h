@@ -66,6 +66,15 @@ int region_attach(struct cmd_ctx *ctx, const char *name, int writable,
 int region_attach_owned(struct cmd_ctx *ctx, const char *name, int writable, uid_t owner,
                         struct region *r);
 void region_release(struct region *r);
+/* Close a region descriptor the library has seen (the broker's answer or
+ * region_attach), noting the region so region_forget_closed() can drop the
+ * library's pin state of it without a scan of /proc/self. */
+void region_close_fd(int fd);
+/* At exit, every region descriptor closed: make the library drop the
+ * control blocks of the regions closed with region_close_fd() (what
+ * ashmem_collect() finds by scanning /proc/self/fd and /proc/self/maps,
+ * which it then has no reason to do). */
+void region_forget_closed(void);
 
 /* Resolve [*off, *off + *len) within the view: *len 0 means "to the end of
  * the view". Returns 0, or 1 with "offset/length past the end" reported. */

@@ -19,6 +19,7 @@
 #include "shell-int.h"
 #include "shell-rl.h"
 #include "shell-split.h"
+#include "output.h"
 #include "shell.h"
 
 #define PROMPT          "ashmem> "
@@ -406,6 +407,7 @@ static int shell_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return cmd_usage(ctx, "give -c LINE or FILE, not both");
         if (the_shell)
                 return cmd_usage(ctx, "already in the shell");
+        out_locale();   /* readline, and the width of completion lists */
         memset(&sh, 0, sizeof(sh));
         sh.ctx = *ctx;
         sh.ctx.cmd = NULL;

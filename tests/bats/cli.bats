@@ -555,6 +555,12 @@ teardown() {
         bad -127 "attach: cannot run no-such-command-h4: No such file or directory" attach at -- no-such-command-h4
         bad 1 "attach: no such region: gone" attach gone -- true
         bad 2 "attach: invalid descriptor '-1': negative" attach at --fd -1 -- true
+        # a descriptor the process may not have: the limit named
+        run --separate-stderr bash -c 'ulimit -n 64 && exec ashmemctl attach at --fd 64 -- true'
+        [ "$status" -eq 2 ]
+        [[ "$stderr" == "ashmemctl: attach: --fd 64 is past the descriptor limit of the process (ulimit -n: 64)"* ]]
+        run -0 bash -c 'ulimit -n 64 && exec ashmemctl attach at --fd 63 -- sh -c "echo \$ASHMEM_FD"'
+        [ "$output" = 63 ]
 }
 
 # ---------------------------------------------------------------- the command line

@@ -76,6 +76,27 @@ lacks() { ! grep -qxF -- "$1" <<<"$output" || { echo "'$1' in: $output" >&2; ret
         [ "$output" = create ]
 }
 
+@test "__complete: the output options, --system, rm --force, top's and the broker's idle exit" {
+        comp --
+        for o in --raw --export --shell --notruncate --time-format --system; do has "$o"; done
+        comp list --time-format ""
+        [ "$output" = "$(printf 'short\nfull\niso')" ]
+        comp --time-format=i
+        [ "$output" = --time-format=iso ]
+        comp rm --f
+        [ "$output" = --force ]
+        comp top --
+        has --interval
+        has --count
+        has --sort
+        has --reverse
+        comp broker run --idle-e
+        [ "$output" = --idle-exit ]
+        comp attach x --f
+        has --fd
+        has --force
+}
+
 @test "__complete: a command's options, each once, with the global ones" {
         comp create -
         has --prot
@@ -232,6 +253,22 @@ bcomp() {
         [ "$output" = NAME,PINNED ]
         bcomp broker sta
         [ "$output" = "$(printf 'start\nstatus')" ]
+}
+
+@test "bash and fish: the output options and their values" {
+        bcomp --no
+        [ "$output" = "$(printf -- '--no-autostart\n--notruncate')" ]
+        bcomp list --time-format f
+        [ "$output" = full ]
+        bcomp rm --f
+        [ "$output" = --force ]
+        command -v fish >/dev/null || skip "fish is not installed (mk/deps.sh check installs it)"
+        export HOME=$BATS_TEST_TMPDIR XDG_CONFIG_HOME=$BATS_TEST_TMPDIR/config XDG_DATA_HOME=$BATS_TEST_TMPDIR/data
+        run -0 fish --no-config -c "source '$ROOT/completions/ashmemctl.fish'; complete -C'ashmemctl list --time-format '"
+        # fish sorts what it offers
+        [ "$(cut -f1 <<<"$output")" = "$(printf 'full\niso\nshort')" ]
+        run -0 fish --no-config -c "source '$ROOT/completions/ashmemctl.fish'; complete -C'ashmemctl --notr'"
+        [ "$(cut -f1 <<<"$output")" = --notruncate ]
 }
 
 @test "bash: words split at '=' are put back together" {

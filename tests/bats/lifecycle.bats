@@ -300,6 +300,17 @@ no_broker() {
         chmod 0700 "$d"
 }
 
+@test "a socket in a directory that does not exist: create says it cannot start a broker there" {
+        local d=$BATS_TEST_TMPDIR/no/such/dir
+        run --separate-stderr ashmemctl --socket "$d/b.sock" create x 4K
+        [ "$status" -eq 1 ]
+        [ "$stderr" = "ashmemctl: create: cannot start a broker on $d/b.sock: the directory $d does not exist" ]
+        [ ! -e "$BATS_TEST_TMPDIR/no" ]
+        # list and info start none: no broker, nothing more to say
+        run -0 ashmemctl --socket "$d/b.sock" list -n
+        [ -z "$output" ]
+}
+
 @test "attach --fd 0, 1 or 2 is refused unless --force" {
         start_broker
         export ASHMEM_NO_AUTOSTART=1

@@ -423,6 +423,29 @@ make_names() {
         [ "$(cat "$BATS_TEST_TMPDIR/before")" = "$(cat "$BATS_TEST_TMPDIR/after2")" ]
 }
 
+@test "top on a terminal: the broker gone says so with its socket; one started again is shown" {
+        ashmemctl -q create one 4K
+        tmux_start "ashmemctl top -d 0.2; echo \"[exit \$?]\"; exec sleep 600"
+        wait_screen screen_matches '^one +4K '
+        stop_broker
+        wait_screen screen_has "no broker is running on $ASHMEM_SOCKET"
+        ! screen_matches '^one +4K '
+        start_broker
+        ashmemctl -q create two 8K
+        wait_screen screen_matches '^two +8K '
+        ! screen_has 'no broker is running'
+        tmux_keys q
+        wait_screen screen_has '[exit 0]'
+}
+
+@test "top --count on a terminal: the last refresh stays on the screen" {
+        ashmemctl -q create one 4K
+        tmux_start "ashmemctl top -n 1 -o NAME,SIZE; echo \"[exit \$?]\"; exec sleep 600"
+        wait_screen screen_has '[exit 0]'
+        screen_has_line 'NAME SIZE'
+        screen_matches '^one +4K$'
+}
+
 @test "top: completion offers its options and columns" {
         run -0 ashmemctl __complete -- top -
         [[ "$output" == *$'--sort\t'* && "$output" == *$'--interval\t'* && "$output" == *$'--count\t'* ]]

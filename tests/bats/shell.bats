@@ -488,7 +488,7 @@ EOF
         tmux_keys C-c
         wait_screen cursor_line_is 'ashmem>'
         # the command said it was interrupted; the shell goes on, with 130
-        wait_screen screen_has 'ashmemctl: write: reading the input (11 bytes written)'
+        wait_screen screen_has_line 'ashmemctl: write: interrupted reading the input (11 bytes written)'
         tmux_keys 'exit' Enter
         wait_screen screen_has_line '[exit 130]'
         run -0 ashmemctl read w --length 16
