@@ -437,14 +437,19 @@ static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void reserve_take(void)
 {
+        int cs;
+
         if (__atomic_load_n(&reserve_fd, __ATOMIC_RELAXED) >= 0 ||
             __atomic_load_n(&manual, __ATOMIC_RELAXED))
                 return;
+        /* open() is a cancellation point: not with the lock held */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_mutex_lock(&reserve_lock);
         if (reserve_fd < 0)
                 __atomic_store_n(&reserve_fd, open("/dev/null", O_RDONLY | O_CLOEXEC),
                                  __ATOMIC_RELAXED);
         pthread_mutex_unlock(&reserve_lock);
+        pthread_setcancelstate(cs, NULL);
 }
 
 int am_table_collect_out_of_fds(void)
@@ -494,11 +499,15 @@ int am_table_collect(void)
         empty = table.n == 0 && !zombies;
         pthread_rwlock_unlock(&lock);
         if (empty && __atomic_load_n(&reserve_fd, __ATOMIC_RELAXED) >= 0) {
+                int cs;
+                /* close() is a cancellation point: not with the lock held */
+                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
                 pthread_mutex_lock(&reserve_lock);
                 if (reserve_fd >= 0)
                         close(reserve_fd);
                 __atomic_store_n(&reserve_fd, -1, __ATOMIC_RELAXED);
                 pthread_mutex_unlock(&reserve_lock);
+                pthread_setcancelstate(cs, NULL);
         }
         return r;
 }
@@ -574,8 +583,11 @@ int am_table_manual(void)
 int am_table_forget(const struct stat *st)
 {
         struct am_entry *e;
-        int r = 0;
+        int r = 0, cs;
 
+        /* freeing closes descriptors, a cancellation point: not with the
+         * table locked */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);
         e = find(st->st_dev, st->st_ino);
         if (e && e->holds == 0) {
@@ -587,6 +599,7 @@ int am_table_forget(const struct stat *st)
         }
         free_zombies();
         pthread_rwlock_unlock(&lock);
+        pthread_setcancelstate(cs, NULL);
         return r;
 }
 
