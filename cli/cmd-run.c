@@ -118,7 +118,6 @@ static int run_it(struct cmd_ctx *ctx, char **argv)
 static int run_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         char lib[PATH_MAX];
-        int status;
         pid_t pid;
 
         if (a->nrest == 0)
@@ -134,12 +133,7 @@ static int run_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 return cmd_error(ctx, errno, "fork");
         if (pid == 0)
                 _exit(run_it(ctx, a->rest));
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return cmd_error(ctx, errno, "waiting for %s", a->rest[0]);
-        if (WIFSIGNALED(status))
-                return 128 + WTERMSIG(status);
-        return WEXITSTATUS(status);
+        return cmd_wait_child(ctx, pid, a->rest[0]);
 }
 
 const struct cmd_entry cmd_run_entry = {

@@ -394,7 +394,7 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         struct rlimit rl;
         char err[PARSE_ERR_LEN];
         struct region reg;
-        int target = -1, r, status;
+        int target = -1, r;
         uid_t owner = (uid_t)-1;
         uint64_t v;
         pid_t pid;
@@ -437,12 +437,7 @@ static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         if (pid == 0)
                 _exit(run_command(ctx, &reg, target, a->rest));
         region_release(&reg);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return cmd_error(ctx, errno, "waiting for %s", a->rest[0]);
-        if (WIFSIGNALED(status))
-                return 128 + WTERMSIG(status);
-        return WEXITSTATUS(status);
+        return cmd_wait_child(ctx, pid, a->rest[0]);
 }
 
 const struct cmd_entry cmd_attach_entry = {

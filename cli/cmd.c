@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "cmd.h"
 #include "output.h"
@@ -273,4 +274,16 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
         if (fflush(stdout) == EOF && r == 0)
                 r = cmd_error(ctx, errno, "writing output");
         return r;
+}
+
+int cmd_wait_child(struct cmd_ctx *ctx, pid_t pid, const char *cmd)
+{
+        int status;
+
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return cmd_error(ctx, errno, "waiting for %s", cmd);
+        if (WIFSIGNALED(status))
+                return 128 + WTERMSIG(status);
+        return WEXITSTATUS(status);
 }

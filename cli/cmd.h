@@ -14,6 +14,7 @@
 #define ASHMEMCTL_CMD_H
 
 #include <signal.h>
+#include <sys/types.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -144,6 +145,10 @@ int cmd_flag(const struct cmd_args *a, const char *name);
  * Returns 1, the failure exit status. */
 int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* Wait for the child pid that runs the command cmd (for the message) and
+ * return its exit status as a shell does: its code, or 128 + the signal. */
+int cmd_wait_child(struct cmd_ctx *ctx, pid_t pid, const char *cmd);
 
 /* The message behind cmd_error and cli_error, printed by out_error()
  * (cli/output.h): spell_out 0 leaves the message as it is (err only named
