@@ -323,3 +323,34 @@ EOF
         [ "$output" = pinned ]
         [ "$(control_fds)" -ge 1 ]
 }
+
+# The new image reads the state as hostile input: a state cut short at any
+# byte, or with any byte inverted, is refused with a reason or accepted
+# (then, without "go", the image leaves); never a crash, never served.
+@test "reload: a state cut at every byte or with any byte inverted is refused or harmless, never a crash" {
+        local h=$ASHMEM_BUILD/tests/helpers/reloadstate s=$pub/st.sock body out
+        local -A seen=()
+        run -0 --separate-stderr "$h" "$s" valid 0 -- "$ASHMEM_BUILD/ashmemctl" broker run
+        [ "$output" = $'accepted\nexit 1' ]
+        body=$("$h" "$s" valid -1 -- true)
+        [ "$body" -gt 200 ]
+        for ((i = 0; i < body; i++)); do
+                out=$("$h" "$s" trunc "$i" -- "$ASHMEM_BUILD/ashmemctl" broker run 2>/dev/null)
+                [[ "$out" == "refused: "*$'\n'"exit 1" ]] || {
+                        echo "cut at $i: $out"
+                        return 1
+                }
+                seen[${out%%$'\n'*}]=1
+        done
+        # cut short, it says where or what count does not fit
+        [ -n "${seen['refused: more names than the state can hold']}" ]
+        [ -n "${seen['refused: truncated at byte 24']}" ]
+        for ((i = 0; i < body + 32; i++)); do
+                out=$("$h" "$s" flip "$i" -- "$ASHMEM_BUILD/ashmemctl" broker run 2>/dev/null)
+                [[ "$out" == "refused: "*$'\n'"exit 1" || "$out" == $'accepted\nexit 1' ]] || {
+                        echo "inverted byte $i: $out"
+                        return 1
+                }
+        done
+        [ ! -e "$s" ]
+}
