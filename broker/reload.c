@@ -597,9 +597,19 @@ int reload_run(struct broker *b, struct conn *owed, char *why, size_t whylen)
                 static const char go[] = "go";
                 if (send(sv[0], go, sizeof(go) - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof(go) - 1)) {
                         char mp[64];
+                        sigset_t pend;
                         /* committed: the new image serves from now on */
                         snprintf(mp, sizeof(mp), "MAINPID=%d", (int)pid);
                         (void)sd_notify(0, mp);
+                        /* a stop asked for during the reload waits,
+                         * unread, in this image's signalfd: it is the new
+                         * image's to carry out */
+                        if (sigpending(&pend) == 0) {
+                                if (sigismember(&pend, SIGTERM) == 1)
+                                        (void)kill(pid, SIGTERM);
+                                if (sigismember(&pend, SIGINT) == 1)
+                                        (void)kill(pid, SIGINT);
+                        }
                         blog(b, 1, "reloaded: pid %d serves from now on", (int)pid);
                         fflush(stderr);
                         _exit(0);

@@ -354,3 +354,34 @@ EOF
         done
         [ ! -e "$s" ]
 }
+
+# A stop asked for while the reload runs is not lost: the old image reads
+# no signal then, so it hands SIGTERM on to the new one as it goes.
+@test "reload: SIGTERM during a reload stops the new image" {
+        local bin=$pub/bin pid0 rpid
+        mkdir "$bin"
+        cp "$ASHMEM_BUILD/ashmemctl" "$bin/ashmemctl"
+        _helpers_sockets+=("$ASHMEM_SOCKET")
+        "$bin/ashmemctl" broker run --socket-mode 0666 2>"$pub/broker.log" 3>&- &
+        pid0=$!
+        wait_for ashmemctl broker status
+        # the new image is slow to start: the stop comes while it does
+        cat >"$bin/ashmemctl.new" <<EOS
+#!/bin/sh
+touch "$pub/starting"
+sleep 1
+exec "$ASHMEM_BUILD/ashmemctl" "\$@"
+EOS
+        chmod 0755 "$bin/ashmemctl.new"
+        mv "$bin/ashmemctl.new" "$bin/ashmemctl"
+        ashmemctl broker reload >"$pub/reload.out" 2>&1 3>&- &
+        rpid=$!
+        wait_for test -e "$pub/starting"
+        kill -TERM "$pid0"
+        wait "$rpid"
+        wait "$pid0"
+        # the new image got the stop: it leaves, and removes the socket
+        wait_for test ! -e "$ASHMEM_SOCKET"
+        run -1 ashmemctl broker status
+        grep -q "stopping (SIGTERM)" "$pub/broker.log"
+}
