@@ -826,6 +826,10 @@ int reload_adopt_socket(struct broker *b)
                 b->sock_ino = 0;
         if (b->lfd < 3 || sd_is_socket_unix(b->lfd, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
                 refuse(b, "the listening descriptor is not a listening SOCK_SEQPACKET socket");
+        /* and it is bound where the state says: the path is what the
+         * broker reports, and removes when it made it */
+        if (sd_is_socket_unix(b->lfd, SOCK_SEQPACKET, 1, b->path, plen) <= 0)
+                refuse(b, "the listening socket is not bound to the state's path");
         {
                 struct stat st;
                 if (b->lockfd < 3 || b->lockfd == b->lfd || fstat(b->lockfd, &st) < 0 ||

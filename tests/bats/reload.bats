@@ -342,6 +342,10 @@ EOF
                 }
                 seen[${out%%$'\n'*}]=1
         done
+        # a listening socket bound elsewhere than the state says (the
+        # path's last byte inverted: the path starts at byte 124)
+        run -0 --separate-stderr "$h" "$s" flip $((124 + ${#s} - 1)) -- "$ASHMEM_BUILD/ashmemctl" broker run
+        [ "$output" = $'refused: the listening socket is not bound to the state\'s path\nexit 1' ]
         # cut short, it says where or what count does not fit
         [ -n "${seen['refused: more names than the state can hold']}" ]
         [ -n "${seen['refused: truncated at byte 24']}" ]
