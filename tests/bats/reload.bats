@@ -327,7 +327,7 @@ EOF
 # The new image reads the state as hostile input: a state cut short at any
 # byte, or with any byte inverted, is refused with a reason or accepted
 # (then, without "go", the image leaves); never a crash, never served.
-@test "reload: a state cut at every byte or with any byte inverted is refused or harmless, never a crash" {
+@test "reload: a state cut at every byte, with any byte inverted or a descriptor misnamed is refused or harmless, never a crash" {
         local h=$ASHMEM_BUILD/tests/helpers/reloadstate s=$pub/st.sock body out
         local -A seen=()
         run -0 --separate-stderr "$h" "$s" valid 0 -- "$ASHMEM_BUILD/ashmemctl" broker run
@@ -346,6 +346,23 @@ EOF
         # path's last byte inverted: the path starts at byte 124)
         run -0 --separate-stderr "$h" "$s" flip $((124 + ${#s} - 1)) -- "$ASHMEM_BUILD/ashmemctl" broker run
         [ "$output" = $'refused: the listening socket is not bound to the state\'s path\nexit 1' ]
+        # a descriptor named twice, or not what its field claims (the
+        # connection's at 132 + the path's length, the region's at 155 +,
+        # its control block's at 159 +)
+        local l=${#s} spec want
+        for spec in "$((132 + l)):region=a connection's descriptor is not a connected SOCK_SEQPACKET socket" \
+                    "$((155 + l)):conn=region: descriptor [0-9]* named twice" \
+                    "$((155 + l)):lock=region: descriptor [0-9]* named twice" \
+                    "$((159 + l)):region=control: descriptor [0-9]* named twice" \
+                    "100:lfd=the lock descriptor is not a file" \
+                    "96:conn=the listening descriptor is not a listening SOCK_SEQPACKET socket"; do
+                want=${spec#*=}
+                out=$("$h" "$s" put "${spec%%=*}" -- "$ASHMEM_BUILD/ashmemctl" broker run 2>/dev/null)
+                [[ "$out" =~ ^"refused: "$want$'\n'"exit 1"$ ]] || {
+                        echo "put ${spec%%=*}: $out"
+                        return 1
+                }
+        done
         # cut short, it says where or what count does not fit
         [ -n "${seen['refused: more names than the state can hold']}" ]
         [ -n "${seen['refused: truncated at byte 24']}" ]

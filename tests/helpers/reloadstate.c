@@ -10,7 +10,10 @@
  *   valid 0   as written;
  *   trunc N   only the first N bytes of the body (what follows the 24
  *             bytes of the header), the length and the end mark fixed up;
- *   flip N    byte N of the whole state inverted.
+ *   flip N    byte N of the whole state inverted;
+ *   put N:FD  the 4 bytes at N of the whole state set to the number of
+ *             one of its descriptors: lfd, lock, conn or region (to name
+ *             one twice, or one that is not what its field claims).
  * It prints the new image's answer on the channel ("accepted", "refused:
  * ..." or "(none)"), never sends "go", and then "exit N" or "signal N" as
  * the new image ends (it exits for want of "go" after an "accepted").
@@ -63,8 +66,9 @@ int main(int argc, char **argv)
         ssize_t k;
 
         if (argc < 6 || strcmp(argv[4], "--") != 0 || strlen(argv[1]) >= sizeof(a.sun_path) ||
-            (strcmp(argv[2], "valid") && strcmp(argv[2], "trunc") && strcmp(argv[2], "flip"))) {
-                fprintf(stderr, "usage: reloadstate SOCKPATH valid|trunc|flip N -- COMMAND [ARG...]\n");
+            (strcmp(argv[2], "valid") && strcmp(argv[2], "trunc") && strcmp(argv[2], "flip") &&
+             strcmp(argv[2], "put"))) {
+                fprintf(stderr, "usage: reloadstate SOCKPATH valid|trunc|flip N, put N:FD -- COMMAND [ARG...]\n");
                 return 2;
         }
         arg = strtol(argv[3], NULL, 10);
@@ -144,6 +148,18 @@ int main(int argc, char **argv)
                         return 2;
                 }
                 st[arg] ^= 0xff;
+        }
+        if (strcmp(argv[2], "put") == 0) {
+                const char *w = strchr(argv[3], ':');
+                int v = !w ? -1 : !strcmp(w, ":lfd") ? lfd : !strcmp(w, ":lock") ? lockfd :
+                        !strcmp(w, ":conn") ? pair[0] : !strcmp(w, ":region") ? reg : -1;
+                if (v < 0 || arg < 0 || (size_t)arg + 4 > len) {
+                        fprintf(stderr, "reloadstate: put: %s is not N:lfd|lock|conn|region "
+                                "with N in 0..%zu\n", argv[3], len - 4);
+                        return 2;
+                }
+                for (int i = 0; i < 4; i++)
+                        st[arg + i] = (unsigned char)((unsigned)v >> (8 * i));
         }
         if (strcmp(argv[2], "valid") == 0 && arg == -1) {
                 printf("%zu\n", len - body - 8);        /* the body's length */
