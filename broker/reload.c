@@ -455,8 +455,11 @@ static int own_args(char *buf, size_t len, char **argv, int max)
         close(fd);
         if (got == 0 || buf[got - 1] != 0)
                 return -EINVAL;
-        for (size_t i = 0; i < got && n < max - 1; i += strlen(buf + i) + 1)
+        for (size_t i = 0; i < got; i += strlen(buf + i) + 1) {
+                if (n == max - 1)
+                        return -E2BIG;  /* never a shorter command line */
                 argv[n++] = buf + i;
+        }
         argv[n] = NULL;
         return n;
 }
