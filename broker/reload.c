@@ -455,8 +455,11 @@ static int own_args(char *buf, size_t len, char **argv, int max)
         close(fd);
         if (got == 0 || buf[got - 1] != 0)
                 return -EINVAL;
-        for (size_t i = 0; i < got && n < max - 1; i += strlen(buf + i) + 1)
+        for (size_t i = 0; i < got; i += strlen(buf + i) + 1) {
+                if (n == max - 1)
+                        return -E2BIG;  /* never a shorter command line */
                 argv[n++] = buf + i;
+        }
         argv[n] = NULL;
         return n;
 }
@@ -597,9 +600,19 @@ int reload_run(struct broker *b, struct conn *owed, char *why, size_t whylen)
                 static const char go[] = "go";
                 if (send(sv[0], go, sizeof(go) - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof(go) - 1)) {
                         char mp[64];
+                        sigset_t pend;
                         /* committed: the new image serves from now on */
                         snprintf(mp, sizeof(mp), "MAINPID=%d", (int)pid);
                         (void)sd_notify(0, mp);
+                        /* a stop asked for during the reload waits,
+                         * unread, in this image's signalfd: it is the new
+                         * image's to carry out */
+                        if (sigpending(&pend) == 0) {
+                                if (sigismember(&pend, SIGTERM) == 1)
+                                        (void)kill(pid, SIGTERM);
+                                if (sigismember(&pend, SIGINT) == 1)
+                                        (void)kill(pid, SIGINT);
+                        }
                         blog(b, 1, "reloaded: pid %d serves from now on", (int)pid);
                         fflush(stderr);
                         _exit(0);
@@ -816,6 +829,10 @@ int reload_adopt_socket(struct broker *b)
                 b->sock_ino = 0;
         if (b->lfd < 3 || sd_is_socket_unix(b->lfd, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
                 refuse(b, "the listening descriptor is not a listening SOCK_SEQPACKET socket");
+        /* and it is bound where the state says: the path is what the
+         * broker reports, and removes when it made it */
+        if (sd_is_socket_unix(b->lfd, SOCK_SEQPACKET, 1, b->path, plen) <= 0)
+                refuse(b, "the listening socket is not bound to the state's path");
         {
                 struct stat st;
                 if (b->lockfd < 3 || b->lockfd == b->lfd || fstat(b->lockfd, &st) < 0 ||

@@ -323,3 +323,86 @@ EOF
         [ "$output" = pinned ]
         [ "$(control_fds)" -ge 1 ]
 }
+
+# The new image reads the state as hostile input: a state cut short at any
+# byte, or with any byte inverted, is refused with a reason or accepted
+# (then, without "go", the image leaves); never a crash, never served.
+@test "reload: a state cut at every byte, with any byte inverted or a descriptor misnamed is refused or harmless, never a crash" {
+        local h=$ASHMEM_BUILD/tests/helpers/reloadstate s=$pub/st.sock body out
+        local -A seen=()
+        run -0 --separate-stderr "$h" "$s" valid 0 -- "$ASHMEM_BUILD/ashmemctl" broker run
+        [ "$output" = $'accepted\nexit 1' ]
+        body=$("$h" "$s" valid -1 -- true)
+        [ "$body" -gt 200 ]
+        for ((i = 0; i < body; i++)); do
+                out=$("$h" "$s" trunc "$i" -- "$ASHMEM_BUILD/ashmemctl" broker run 2>/dev/null)
+                [[ "$out" == "refused: "*$'\n'"exit 1" ]] || {
+                        echo "cut at $i: $out"
+                        return 1
+                }
+                seen[${out%%$'\n'*}]=1
+        done
+        # a listening socket bound elsewhere than the state says (the
+        # path's last byte inverted: the path starts at byte 124)
+        run -0 --separate-stderr "$h" "$s" flip $((124 + ${#s} - 1)) -- "$ASHMEM_BUILD/ashmemctl" broker run
+        [ "$output" = $'refused: the listening socket is not bound to the state\'s path\nexit 1' ]
+        # a descriptor named twice, or not what its field claims (the
+        # connection's at 132 + the path's length, the region's at 155 +,
+        # its control block's at 159 +)
+        local l=${#s} spec want
+        for spec in "$((132 + l)):region=a connection's descriptor is not a connected SOCK_SEQPACKET socket" \
+                    "$((155 + l)):conn=region: descriptor [0-9]* named twice" \
+                    "$((155 + l)):lock=region: descriptor [0-9]* named twice" \
+                    "$((159 + l)):region=control: descriptor [0-9]* named twice" \
+                    "100:lfd=the lock descriptor is not a file" \
+                    "96:conn=the listening descriptor is not a listening SOCK_SEQPACKET socket"; do
+                want=${spec#*=}
+                out=$("$h" "$s" put "${spec%%=*}" -- "$ASHMEM_BUILD/ashmemctl" broker run 2>/dev/null)
+                [[ "$out" =~ ^"refused: "$want$'\n'"exit 1"$ ]] || {
+                        echo "put ${spec%%=*}: $out"
+                        return 1
+                }
+        done
+        # cut short, it says where or what count does not fit
+        [ -n "${seen['refused: more names than the state can hold']}" ]
+        [ -n "${seen['refused: truncated at byte 24']}" ]
+        for ((i = 0; i < body + 32; i++)); do
+                out=$("$h" "$s" flip "$i" -- "$ASHMEM_BUILD/ashmemctl" broker run 2>/dev/null)
+                [[ "$out" == "refused: "*$'\n'"exit 1" || "$out" == $'accepted\nexit 1' ]] || {
+                        echo "inverted byte $i: $out"
+                        return 1
+                }
+        done
+        [ ! -e "$s" ]
+}
+
+# A stop asked for while the reload runs is not lost: the old image reads
+# no signal then, so it hands SIGTERM on to the new one as it goes.
+@test "reload: SIGTERM during a reload stops the new image" {
+        local bin=$pub/bin pid0 rpid
+        mkdir "$bin"
+        cp "$ASHMEM_BUILD/ashmemctl" "$bin/ashmemctl"
+        _helpers_sockets+=("$ASHMEM_SOCKET")
+        "$bin/ashmemctl" broker run --socket-mode 0666 2>"$pub/broker.log" 3>&- &
+        pid0=$!
+        wait_for ashmemctl broker status
+        # the new image is slow to start: the stop comes while it does
+        cat >"$bin/ashmemctl.new" <<EOS
+#!/bin/sh
+touch "$pub/starting"
+sleep 1
+exec "$ASHMEM_BUILD/ashmemctl" "\$@"
+EOS
+        chmod 0755 "$bin/ashmemctl.new"
+        mv "$bin/ashmemctl.new" "$bin/ashmemctl"
+        ashmemctl broker reload >"$pub/reload.out" 2>&1 3>&- &
+        rpid=$!
+        wait_for test -e "$pub/starting"
+        kill -TERM "$pid0"
+        wait "$rpid"
+        wait "$pid0"
+        # the new image got the stop: it leaves, and removes the socket
+        wait_for test ! -e "$ASHMEM_SOCKET"
+        run -1 ashmemctl broker status
+        grep -q "stopping (SIGTERM)" "$pub/broker.log"
+}
