@@ -43,8 +43,9 @@ SMARTCOLS_CFLAGS = $(shell $(PKG_CONFIG) --cflags smartcols 2>/dev/null)
 # readline is loaded by the interactive shell when it starts (dlopen:
 # cli/shell-rl.h), not linked: every other command starts without it
 READLINE_LIBS = -ldl
-# the broker's service manager side (sd-daemon: socket activation, sd_notify)
-SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null || echo -lsystemd)
+# the broker's service manager side (sd-daemon: socket activation,
+# sd_notify): the header only; broker/service.c loads libsystemd when a
+# service manager is there
 
 LIB_SRC   := $(wildcard lib/*.c) $(wildcard drivers/*/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -128,7 +129,7 @@ $(B)/obj/cli/cmd-run.o: CPPFLAGS += -DASHMEM_LIBDIR='"$(LIBDIR)"'
 
 $(B)/ashmemctl: $(CLI_OBJ) $(BROKER_OBJ) $(STLIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS) $(SYSTEMD_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
 
 examples: $(EX_BIN)
 $(B)/examples/%: $(B)/obj/examples/%.o $(STLIB)
@@ -227,8 +228,8 @@ FUZZ_CHECK_SECONDS ?= 5
 # own main).
 FUZZ_CLI_OBJ  = $(filter-out $(B)/obj/cli/main.o,$(CLI_OBJ)) $(BROKER_OBJ)
 $(B)/fuzz/fuzz_cmdline: $(FUZZ_CLI_OBJ)
-$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS) $(SYSTEMD_LIBS)
-$(B)/fuzz/fuzz_broker: FUZZ_LINK = $(SYSTEMD_LIBS)
+$(B)/fuzz/fuzz_cmdline: FUZZ_LINK = $(FUZZ_CLI_OBJ) $(READLINE_LIBS)
+$(B)/fuzz/fuzz_broker: FUZZ_LINK = -ldl
 
 fuzz-bins: $(FUZZ_BIN)
 $(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(STLIB)

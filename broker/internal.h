@@ -391,6 +391,7 @@ void service_ready(struct broker *b);
 void service_tick(struct broker *b);
 void service_stopping(struct broker *b);
 void service_reloading(struct broker *b);
+void service_main_pid(struct broker *b, pid_t pid);
 int service_journal(void);
 const char *service_prefix(int level);
 int service_managed_socket(void);

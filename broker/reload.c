@@ -59,7 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
 
 #include "ashmem/ashmem.h"
 #include "drivers/memfd/memfd.h"
@@ -599,11 +598,9 @@ int reload_run(struct broker *b, struct conn *owed, char *why, size_t whylen)
         if (n > 0 && strcmp(msg, "accepted") == 0) {
                 static const char go[] = "go";
                 if (send(sv[0], go, sizeof(go) - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof(go) - 1)) {
-                        char mp[64];
                         sigset_t pend;
                         /* committed: the new image serves from now on */
-                        snprintf(mp, sizeof(mp), "MAINPID=%d", (int)pid);
-                        (void)sd_notify(0, mp);
+                        service_main_pid(b, pid);
                         /* a stop asked for during the reload waits,
                          * unread, in this image's signalfd: it is the new
                          * image's to carry out */
@@ -758,6 +755,38 @@ int reload_adopt(struct broker *b)
         return 1;
 }
 
+/* Is fd an AF_UNIX socket of type, listening or not, bound to path (plen
+ * bytes; NULL: anywhere)? 1, 0 or -errno. (libsystemd has this check, but
+ * the broker loads libsystemd only under a service manager, and a reload
+ * checks what it inherits with or without one.) */
+static int socket_is(int fd, int type, int listening, const char *path, size_t plen)
+{
+        struct sockaddr_un a;
+        socklen_t len = sizeof(int), alen = sizeof(a);
+        int v;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0)
+                return -errno;
+        if (v != type)
+                return 0;
+        len = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0)
+                return -errno;
+        if (!v != !listening)
+                return 0;
+        memset(&a, 0, sizeof(a));
+        if (getsockname(fd, (struct sockaddr *)&a, &alen) < 0)
+                return -errno;
+        if (a.sun_family != AF_UNIX)
+                return 0;
+        if (!path)
+                return 1;
+        return alen >= offsetof(struct sockaddr_un, sun_path) + plen &&
+               plen <= sizeof(a.sun_path) && memcmp(a.sun_path, path, plen) == 0 &&
+               (plen == sizeof(a.sun_path) || a.sun_path[plen] == 0);
+}
+
+
 static struct rl_r rl_rd;
 
 /* The header, the counters, the socket and the lock (what broker_setup
@@ -827,11 +856,11 @@ int reload_adopt_socket(struct broker *b)
         }
         if (!owns)
                 b->sock_ino = 0;
-        if (b->lfd < 3 || sd_is_socket_unix(b->lfd, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
+        if (b->lfd < 3 || socket_is(b->lfd, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
                 refuse(b, "the listening descriptor is not a listening SOCK_SEQPACKET socket");
         /* and it is bound where the state says: the path is what the
          * broker reports, and removes when it made it */
-        if (sd_is_socket_unix(b->lfd, SOCK_SEQPACKET, 1, b->path, plen) <= 0)
+        if (socket_is(b->lfd, SOCK_SEQPACKET, 1, b->path, plen) <= 0)
                 refuse(b, "the listening socket is not bound to the state's path");
         {
                 struct stat st;
@@ -898,7 +927,7 @@ void reload_finish(struct broker *b)
                 outlen = r_u32(r);
                 if (r->err[0] || seen_add(&seen, c->fd, r, "connection") < 0)
                         refuse(b, r->err);
-                if (sd_is_socket_unix(c->fd, SOCK_SEQPACKET, 0, NULL, 0) <= 0 ||
+                if (socket_is(c->fd, SOCK_SEQPACKET, 0, NULL, 0) <= 0 ||
                     getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
                         refuse(b, "a connection's descriptor is not a connected SOCK_SEQPACKET socket");
                 if (outlen > MSG_MAX + 64)

@@ -6,7 +6,13 @@
  * RELOADING=1), and the log's priority prefixes when stderr is the journal.
  * Without a service manager (no LISTEN_FDS, no NOTIFY_SOCKET, stderr not
  * the journal) all of this does nothing.
+ *
+ * libsystemd is loaded (dlopen) only when the environment says a service
+ * manager is there: linked in, it and the libraries it pulls in (libgcrypt,
+ * liblzma, libzstd, liblz4, libcap) cost every ashmemctl command a third
+ * of its start-up, and only the broker under a service manager uses it.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,6 +27,47 @@
 
 #include "internal.h"
 
+/* libsystemd's sd-daemon calls, loaded on first need. */
+#define SYSTEMD_SONAME "libsystemd.so.0"
+static struct {
+        int tried, ok;
+        __typeof__(sd_listen_fds) *listen_fds;
+        __typeof__(sd_is_socket_unix) *is_socket_unix;
+        __typeof__(sd_notify) *notify;
+} sd;
+
+/* Whether the service manager's variables are set (then libsystemd is
+ * needed; without them its calls do nothing). */
+static int sd_wanted(void)
+{
+        const char *l = getenv("LISTEN_FDS"), *n = getenv("NOTIFY_SOCKET");
+        return (l && *l) || (n && *n);
+}
+
+/* 0, or -ENOSYS when libsystemd cannot be loaded (logged once). */
+static int sd_load(struct broker *b)
+{
+        void *h;
+
+        if (sd.tried)
+                return sd.ok ? 0 : -ENOSYS;
+        sd.tried = 1;
+        h = dlopen(SYSTEMD_SONAME, RTLD_NOW | RTLD_LOCAL);
+        if (h) {
+                sd.listen_fds = (__typeof__(sd.listen_fds))dlsym(h, "sd_listen_fds");
+                sd.is_socket_unix = (__typeof__(sd.is_socket_unix))dlsym(h, "sd_is_socket_unix");
+                sd.notify = (__typeof__(sd.notify))dlsym(h, "sd_notify");
+        }
+        if (!h || !sd.listen_fds || !sd.is_socket_unix || !sd.notify) {
+                blog(b, 0, "a service manager is there (LISTEN_FDS or NOTIFY_SOCKET) but %s "
+                     "cannot be loaded: %s (install libsystemd0)", SYSTEMD_SONAME,
+                     h ? "a symbol is missing" : dlerror());
+                return -ENOSYS;
+        }
+        sd.ok = 1;
+        return 0;
+}
+
 /* The last status sent, and when (the tick sends a change at most once
  * a second). */
 static size_t sv_names = (size_t)-1;
@@ -34,8 +81,13 @@ int service_listen(struct broker *b)
 {
         struct sockaddr_un a;
         socklen_t len = sizeof(a);
-        int n = sd_listen_fds(1), fl;
+        int n, fl;
 
+        if (!getenv("LISTEN_FDS"))
+                return 0;
+        n = sd_load(b);
+        if (n == 0)
+                n = sd.listen_fds(1);
         if (n < 0) {
                 blog(b, 0, "socket activation (LISTEN_FDS): %s", strerror(-n));
                 return n;
@@ -47,7 +99,7 @@ int service_listen(struct broker *b)
                      "(one ListenSequentialPacket= in the socket unit)", n);
                 return -EINVAL;
         }
-        n = sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0);
+        n = sd.is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0);
         if (n <= 0) {
                 blog(b, 0, "socket activation: descriptor %d is not a listening AF_UNIX "
                      "SOCK_SEQPACKET socket%s%s (the socket unit needs ListenSequentialPacket=)",
@@ -114,8 +166,11 @@ int service_managed(void)
 
 static void notify(struct broker *b, const char *state)
 {
-        int r = sd_notify(0, state);
+        int r;
 
+        if (!sd_wanted() || sd_load(b) < 0)
+                return;
+        r = sd.notify(0, state);
         if (r < 0)
                 blog(b, 0, "sd_notify: %s", strerror(-r));
 }
@@ -129,6 +184,15 @@ static void status(struct broker *b, const char *prefix)
         snprintf(s, sizeof(s), "%sSTATUS=%zu region%s, %u client%s", prefix, b->nnames,
                  b->nnames == 1 ? "" : "s", b->nconns, b->nconns == 1 ? "" : "s");
         notify(b, s);
+}
+
+/* The new image's pid after a reload (MAINPID=). */
+void service_main_pid(struct broker *b, pid_t pid)
+{
+        char mp[64];
+
+        snprintf(mp, sizeof(mp), "MAINPID=%d", (int)pid);
+        notify(b, mp);
 }
 
 void service_ready(struct broker *b)

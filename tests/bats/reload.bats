@@ -272,8 +272,8 @@ EOF
         run -0 ashmemctl info act
         wait_for grep -qx "MAINPID=$pid1" "$pub/notify.out"
         # in this order: RELOADING=1 from the old, MAINPID= from the old,
-        # READY=1 from the new
-        awk -v o="pid=$pid0" -v n="pid=$pid1" '
+        # READY=1 from the new (which may come a moment after MAINPID=)
+        wait_for awk -v o="pid=$pid0" -v n="pid=$pid1" '
                 /^pid=/ { who = $0; next }
                 /^RELOADING=1$/ && who == o && !r { r = NR }
                 /^MAINPID=/ && who == o && r && !m { m = NR }
