@@ -577,6 +577,16 @@ int am_table_forget(const struct stat *st)
         int r = 0;
 
         pthread_rwlock_wrlock(&lock);
+        if (!st) {
+                /* this thread lets go of its cached entry: an entry
+                 * forgotten by another thread while this one cached it
+                 * (a zombie) goes now, with its control descriptor,
+                 * not at some later change of the table */
+                tc_drop();
+                free_zombies();
+                pthread_rwlock_unlock(&lock);
+                return 0;
+        }
         e = find(st->st_dev, st->st_ino);
         if (e && e->holds == 0) {
                 am_idtable_unlink(&table, &e->id);
