@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
@@ -145,4 +146,56 @@ TEST(a_region_forgot_while_another_thread_caches_it_loses_its_block)
         pthread_barrier_destroy(&used);
         pthread_barrier_destroy(&forgotten);
         pthread_barrier_destroy(&let_go);
+}
+
+struct creator {
+        int fds[400];
+        int n;
+        int stop;
+};
+
+static void *creator(void *arg)
+{
+        struct creator *c = arg;
+
+        while (c->n < (int)(sizeof(c->fds) / sizeof(c->fds[0])) &&
+               !__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+                int fd = ashmem_create_region("forking", 4096);
+                if (fd < 0)
+                        break;
+                c->fds[c->n++] = fd;
+        }
+        return NULL;
+}
+
+/* A region created by one thread while another forks is this process's
+ * to make the block of, or it got one before the fork: its first unpin
+ * works, never ENOLCK (the region is nobody else's to make). */
+TEST(a_region_created_while_another_thread_forks_can_be_unpinned)
+{
+        struct creator *c = calloc(1, sizeof(*c));
+        pthread_t t;
+        int old = ashmem_broker_auto_lookup(0);
+
+        CHECK(c != NULL);
+        CHECK_EQ(pthread_create(&t, NULL, creator, c), 0);
+        for (int i = 0; i < 400; i++) {
+                int st;
+                pid_t p = fork();
+                CHECK(p >= 0);
+                if (p == 0)
+                        _exit(0);
+                CHECK_EQ(waitpid(p, &st, 0), p);
+        }
+        __atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK(c->n > 0);
+        for (int i = 0; i < c->n; i++) {
+                if (ashmem_unpin_region(c->fds[i], 0, 0) != 0)
+                        t_fail(__FILE__, __LINE__, "region %d of %d: unpin: %s", i, c->n,
+                               strerror(errno));
+                close(c->fds[i]);
+        }
+        free(c);
+        (void)ashmem_broker_auto_lookup(old);
 }
