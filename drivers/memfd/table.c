@@ -448,14 +448,20 @@ static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void reserve_take(void)
 {
+        int cs;
+
         if (__atomic_load_n(&reserve_fd, __ATOMIC_RELAXED) >= 0 ||
             __atomic_load_n(&manual, __ATOMIC_RELAXED))
                 return;
+        /* open() is a cancellation point: a thread cancelled inside
+         * would leave the reserve locked for ever */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_mutex_lock(&reserve_lock);
         if (reserve_fd < 0)
                 __atomic_store_n(&reserve_fd, open("/dev/null", O_RDONLY | O_CLOEXEC),
                                  __ATOMIC_RELAXED);
         pthread_mutex_unlock(&reserve_lock);
+        pthread_setcancelstate(cs, NULL);
 }
 
 int am_table_collect_out_of_fds(void)
@@ -505,11 +511,15 @@ int am_table_collect(void)
         empty = table.n == 0 && !zombies;
         pthread_rwlock_unlock(&lock);
         if (empty && __atomic_load_n(&reserve_fd, __ATOMIC_RELAXED) >= 0) {
+                /* close() is a cancellation point (as in reserve_take) */
+                int cs;
+                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
                 pthread_mutex_lock(&reserve_lock);
                 if (reserve_fd >= 0)
                         close(reserve_fd);
                 __atomic_store_n(&reserve_fd, -1, __ATOMIC_RELAXED);
                 pthread_mutex_unlock(&reserve_lock);
+                pthread_setcancelstate(cs, NULL);
         }
         return r;
 }
