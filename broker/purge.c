@@ -29,6 +29,7 @@
 
 #include "ashmem/ashmem.h"
 #include "internal.h"
+#include "lib/internal/forget.h"
 
 int meminfo(unsigned long long *total, unsigned long long *avail)
 {
@@ -184,6 +185,12 @@ static void *worker(void *arg)
                 pthread_mutex_unlock(&b->jlock);
 
                 run_job(b, j);
+                /* the library's cache of the last region this thread
+                 * purged goes before the job does: the event loop forgets
+                 * the job's regions when it frees the job, and an entry
+                 * still cached here would outlive that with its control
+                 * descriptor */
+                am_forget_thread();
 
                 pthread_mutex_lock(&b->jlock);
                 j->next = NULL;

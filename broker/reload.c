@@ -572,7 +572,11 @@ int reload_run(struct broker *b, struct conn *owed, char *why, size_t whylen)
         envp[nenv++] = env;
         envp[nenv] = NULL;
         fflush(stderr);
-        pid = fork();
+        /* _Fork(): no fork handlers. The child only executes the new
+         * image, and libashmem's handlers would make a control block in
+         * this image for every region that has none (and leave the rest
+         * unable to get one here, should the new image refuse) */
+        pid = _Fork();
         if (pid < 0) {
                 r = -errno;
                 snprintf(why, whylen, "fork: %s", strerror(-r));

@@ -277,6 +277,16 @@ int am_forget_region(const struct stat *st)
         return r;
 }
 
+void am_forget_thread(void)
+{
+        int saved = errno;
+
+        for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+                if (drivers[i]->forget)
+                        (void)drivers[i]->forget(NULL);
+        errno = saved;
+}
+
 void am_manual_forget(int on)
 {
         for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)

@@ -80,7 +80,9 @@ int am_table_collect(void);
 int am_table_collect_out_of_fds(void);
 
 /* Forget the entry of region st now (its holder closed every descriptor
- * of it and unmapped it): 1 if dropped, 0 if there was none or it is held. */
+ * of it and unmapped it): 1 if dropped, 0 if there was none or it is held.
+ * NULL: the calling thread lets go of its cached entry, and entries
+ * forgotten while a thread cached them are freed if no thread still does. */
 int am_table_forget(const struct stat *st);
 
 /* on: this process forgets its regions itself (am_table_forget); the

@@ -112,17 +112,26 @@ static void lazy_handed_out(void)
                 }
 }
 
+/* Held by fork_make() from before its scan until after fork(), and by a
+ * thread that adds a lazy entry while it does: no region is created
+ * between the scan and the fork, so none leaves fork() lazy without a
+ * reason (one created there would be no process's to make the block of). */
+static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void after_fork_parent(void)
 {
         lazy_handed_out();
         pthread_rwlock_unlock(&lock);
+        pthread_mutex_unlock(&lazy_lock);
 }
 
 static void after_fork_child(void)
 {
         pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+        pthread_mutex_t fresh_lazy = PTHREAD_MUTEX_INITIALIZER;
 
         lock = fresh;
+        lazy_lock = fresh_lazy;
         lazy_handed_out();
         /* the caches of the threads that did not come along are gone */
         for (size_t i = 0; i < table.nbuckets; i++)
@@ -153,6 +162,8 @@ static void fork_make(void)
         size_t n = 0, cap = 0;
         int cs;
 
+        /* kept until after fork() (after_fork_parent, after_fork_child) */
+        pthread_mutex_lock(&lazy_lock);
         if (!fn)
                 return;
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
@@ -589,6 +600,17 @@ int am_table_forget(const struct stat *st)
          * table locked */
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);
+        if (!st) {
+                /* this thread lets go of its cached entry: an entry
+                 * forgotten by another thread while this one cached it
+                 * (a zombie) goes now, with its control descriptor,
+                 * not at some later change of the table */
+                tc_drop();
+                free_zombies();
+                pthread_rwlock_unlock(&lock);
+                pthread_setcancelstate(cs, NULL);
+                return 0;
+        }
         e = find(st->st_dev, st->st_ino);
         if (e && e->holds == 0) {
                 am_idtable_unlink(&table, &e->id);
@@ -633,12 +655,16 @@ void am_table_release(const struct stat *st)
 int am_table_insert_lazy(const struct stat *st)
 {
         struct amc_ref ref;
-        int r;
+        int r, cs;
 
         memset(&ref, 0, sizeof(ref));
         ref.size = (uint64_t)st->st_size;
         ref.ctl_fd = -1;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_mutex_lock(&lazy_lock);
         r = table_insert(st, -1, &ref, 1);
+        pthread_mutex_unlock(&lazy_lock);
+        pthread_setcancelstate(cs, NULL);
         return r == 0 ? -EEXIST : r;
 }
 

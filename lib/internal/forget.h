@@ -14,6 +14,13 @@
  * (a control descriptor and mapping) now. The number of entries dropped. */
 int am_forget_region(const struct stat *st);
 
+/* The calling thread lets go of the pin state it keeps cached for its
+ * last region: a region another thread forgot meanwhile is freed now (its
+ * control descriptor closed), not at a later change of the table. For a
+ * thread that works on regions another thread forgets (the broker's
+ * purger, before it hands a job back). */
+void am_forget_thread(void);
+
 /* on: the library never collects on its own (no scan when its table has
  * doubled, none when a creation runs out of descriptors); the process
  * calls am_forget_region() instead. ashmem_collect() still scans. */
