@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -676,6 +677,16 @@ __attribute__((constructor(200))) static void exec_child(int argc, char **argv)
                     errno != EPERM || mprotect(c, 4096, PROT_READ | PROT_EXEC) != -1 ||
                     errno != EACCES)
                         _exit(8);
+                /* the pin state is the parent's: pinned, then unpinned
+                 * here for the parent to see; the hand-off variable gone */
+                {
+                        struct ashmem_pin all = { 0, 0 };
+                        if (ioctl(fd, ASHMEM_GET_PIN_STATUS, &all) != ASHMEM_IS_PINNED ||
+                            ioctl(fd, ASHMEM_UNPIN, &all) != 0 ||
+                            ioctl(fd, ASHMEM_GET_PIN_STATUS, &all) != ASHMEM_IS_UNPINNED ||
+                            getenv("ASHMEM_PRELOAD_BLOCKS") != NULL)
+                                _exit(9);
+                }
                 _exit(0);
         }
 }
@@ -722,6 +733,45 @@ TEST(exec_child_sees_inherited_regions)
         CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ), 0);
         CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
         CHECK_EQ(exec_self(fd, "mapped"), 0);
+        /* the child's unpin is seen here */
+        {
+                struct ashmem_pin all = { 0, 0 };
+                CHECK_EQ(ioctl(fd, ASHMEM_GET_PIN_STATUS, &all), ASHMEM_IS_UNPINNED);
+                CHECK(ioctl(fd, ASHMEM_PIN, &all) >= 0);
+        }
+        munmap(m, 4096);
+        close(fd);
+}
+
+static int count_fds(void)
+{
+        int n = 0;
+        for (int i = 0; i < 1024; i++)
+                n += fcntl(i, F_GETFD) >= 0;
+        return n;
+}
+
+TEST(failed_exec_leaks_nothing)
+{
+        int fd = open("/dev/ashmem", O_RDWR), before;
+        char *const argv[] = { "x", NULL };
+        char *m;
+
+        CHECK(fd >= 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, (size_t)4096), 0);
+        m = map(fd, 4096, PROT_READ | PROT_WRITE);
+        /* a first try: the library may keep a descriptor of its own */
+        CHECK_EQ(execv("/nonexistent/prog", argv), -1);
+        before = count_fds();
+        errno = 0;
+        CHECK_EQ(execl("/nonexistent/prog", "x", (char *)NULL), -1);
+        CHECK_EQ(errno, ENOENT);
+        CHECK_EQ(execv("/nonexistent/prog", argv), -1);
+        CHECK_EQ(errno, ENOENT);
+        CHECK_EQ(execvp("/nonexistent/prog", argv), -1);
+        CHECK_EQ(errno, ENOENT);
+        CHECK_EQ(count_fds(), before);
+        CHECK(getenv("ASHMEM_PRELOAD_BLOCKS") == NULL);
         munmap(m, 4096);
         close(fd);
 }
