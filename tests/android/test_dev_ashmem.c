@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #include "preload/uapi.h"
 #include "tests/unit/t.h"
 #include "preloaded.h"
+
+extern char **environ;
 
 static long ps(void) { return sysconf(_SC_PAGESIZE); }
 
@@ -755,6 +758,24 @@ TEST(exec_child_sees_inherited_regions)
                 struct ashmem_pin all = { 0, 0 };
                 CHECK_EQ(ioctl(fd, ASHMEM_GET_PIN_STATUS, &all), ASHMEM_IS_UNPINNED);
                 CHECK(ioctl(fd, ASHMEM_PIN, &all) >= 0);
+        }
+        /* and so through posix_spawn */
+        {
+                struct ashmem_pin all = { 0, 0 };
+                char self[4096], num[16];
+                char *argv[] = { self, "--exec-child", num, "mapped", NULL };
+                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+                int status;
+                pid_t pid;
+
+                CHECK(n > 0);
+                self[n] = 0;
+                snprintf(num, sizeof(num), "%d", fd);
+                CHECK_EQ(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
+                CHECK_EQ(waitpid(pid, &status, 0), pid);
+                CHECK(WIFEXITED(status));
+                CHECK_EQ(WEXITSTATUS(status), 0);
+                CHECK_EQ(ioctl(fd, ASHMEM_GET_PIN_STATUS, &all), ASHMEM_IS_UNPINNED);
         }
         munmap(m, 4096);
         close(fd);
