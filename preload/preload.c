@@ -1001,13 +1001,18 @@ static void child_after_fork(void)
  * fails they get the flag back and are closed.
  */
 #define BLOCKS_VAR "ASHMEM_PRELOAD_BLOCKS"
-#define BLOCKS_MAX 1024
+#define BLOCKS_MAX 256
+#define ENV_STACK 512
 
+/* On the caller's stack, and no allocation unless the environment holds
+ * more than ENV_STACK variables: after vfork() the caller's heap is its
+ * parent's, and what a successful exec leaves there is never freed. */
 struct handoff {
         int ctl[BLOCKS_MAX];
         size_t n;
         char **env;             /* the child's environment, or NULL */
-        char *var;
+        char *env_stack[ENV_STACK];
+        char var[sizeof(BLOCKS_VAR) + BLOCKS_MAX * 24];
 };
 
 static int handoff_region(int fd)
@@ -1031,10 +1036,9 @@ static void handoff_undo(struct handoff *h)
                 (void)close(h->ctl[i]);
         }
         h->n = 0;
-        free(h->env);
-        free(h->var);
+        if (h->env != h->env_stack)
+                free(h->env);
         h->env = NULL;
-        h->var = NULL;
 }
 
 /* Find the regions, make their block descriptors, build the child's
@@ -1042,12 +1046,12 @@ static void handoff_undo(struct handoff *h)
 static int handoff_prepare(struct handoff *h, char *const envp[])
 {
         char buf[4096];
-        size_t len = 0, cap = 0, ne = 0;
-        int dir, r = 0;
+        size_t len = 0, ne = 0, o = 0;
+        int dir, r;
 
         h->n = 0;
         h->env = NULL;
-        h->var = NULL;
+        len = (size_t)snprintf(h->var, sizeof(h->var), "%s=", BLOCKS_VAR);
         dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
                            O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir < 0)
@@ -1058,13 +1062,13 @@ static int handoff_prepare(struct handoff *h, char *const envp[])
                         continue;
                 if (n <= 0)
                         break;
-                for (long o = 0; o < n;) {
-                        struct dirent64 *e = (struct dirent64 *)(buf + o);
-                        char *end, item[32];
+                for (long at = 0; at < n;) {
+                        struct dirent64 *e = (struct dirent64 *)(buf + at);
+                        char *end;
                         long fd;
-                        int ctl, k;
+                        int ctl;
 
-                        o += e->d_reclen;
+                        at += e->d_reclen;
                         errno = 0;
                         fd = strtol(e->d_name, &end, 10);
                         if (errno || *end || end == e->d_name || fd < 0 ||
@@ -1072,47 +1076,31 @@ static int handoff_prepare(struct handoff *h, char *const envp[])
                                 continue;
                         if (!handoff_region((int)fd) || ashmem_get_control((int)fd, &ctl) < 0)
                                 continue;
+                        /* at most 2 * 10 digits and 2 separators: fits */
+                        len += (size_t)snprintf(h->var + len, sizeof(h->var) - len, "%s%ld:%d",
+                                                h->n ? "," : "", fd, ctl);
                         h->ctl[h->n++] = ctl;
-                        k = snprintf(item, sizeof(item), "%s%ld:%d", len ? "," : "", fd, ctl);
-                        if (len + (size_t)k + 1 > cap) {
-                                size_t nc = cap ? cap * 2 : 256;
-                                char *v = realloc(h->var, nc);
-                                if (!v) {
-                                        r = -ENOMEM;
-                                        goto out;
-                                }
-                                if (!cap)
-                                        len = (size_t)snprintf(v, nc, "%s=", BLOCKS_VAR);
-                                h->var = v;
-                                cap = nc;
-                                if (len == sizeof(BLOCKS_VAR))
-                                        k = snprintf(item, sizeof(item), "%ld:%d", fd, ctl);
-                        }
-                        memcpy(h->var + len, item, (size_t)k + 1);
-                        len += (size_t)k;
                 }
         }
-out:
         (void)close(dir);
-        if (r == 0 && h->n) {
-                size_t o = 0;
-                while (envp && envp[ne])
-                        ne++;
+        if (!h->n)
+                return 0;
+        while (envp && envp[ne])
+                ne++;
+        if (ne + 2 <= ENV_STACK) {
+                h->env = h->env_stack;
+        } else {
                 h->env = calloc(ne + 2, sizeof(char *));
                 if (!h->env) {
-                        r = -ENOMEM;
-                } else {
-                        for (size_t i = 0; i < ne; i++)
-                                if (strncmp(envp[i], BLOCKS_VAR "=", sizeof(BLOCKS_VAR)) != 0)
-                                        h->env[o++] = envp[i];
-                        h->env[o++] = h->var;
-                        h->env[o] = NULL;
+                        handoff_undo(h);
+                        return -ENOMEM;
                 }
         }
-        if (r < 0) {
-                handoff_undo(h);
-                return r;
-        }
+        for (size_t i = 0; i < ne; i++)
+                if (strncmp(envp[i], BLOCKS_VAR "=", sizeof(BLOCKS_VAR)) != 0)
+                        h->env[o++] = envp[i];
+        h->env[o++] = h->var;
+        h->env[o] = NULL;
         for (size_t i = 0; i < h->n; i++)
                 if (fcntl(h->ctl[i], F_SETFD, 0) < 0) {
                         r = -errno;
@@ -1226,7 +1214,8 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
 }
 
 /* the execl family: argv gathered from the arguments (and envp after the
- * NULL for execle) */
+ * NULL for execle), on the stack unless there are many */
+#define ARGV_STACK 256
 #define GATHER(argv, arg, ap, after)                                    \
         do {                                                            \
                 size_t n_ = 1;                                          \
@@ -1237,7 +1226,8 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
                 va_end(c_);                                             \
                 if (n_ > 1u << 20)                                      \
                         return fail(E2BIG);                             \
-                argv = calloc(n_ + 1, sizeof(char *));                  \
+                argv = n_ < ARGV_STACK ? stackv :                       \
+                       calloc(n_ + 1, sizeof(char *));                  \
                 if (!argv)                                              \
                         return fail(ENOMEM);                            \
                 argv[0] = (char *)arg;                                  \
@@ -1248,7 +1238,7 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
 
 EXPORT int execl(const char *path, const char *arg, ...)
 {
-        char **argv;
+        char **argv, *stackv[ARGV_STACK];
         va_list ap;
         int r, e;
 
@@ -1257,14 +1247,15 @@ EXPORT int execl(const char *path, const char *arg, ...)
         va_end(ap);
         r = execve(path, argv, environ);
         e = errno;
-        free(argv);
+        if (argv != stackv)
+                free(argv);
         errno = e;
         return r;
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
-        char **argv;
+        char **argv, *stackv[ARGV_STACK];
         va_list ap;
         int r, e;
 
@@ -1273,14 +1264,15 @@ EXPORT int execlp(const char *file, const char *arg, ...)
         va_end(ap);
         r = execvpe(file, argv, environ);
         e = errno;
-        free(argv);
+        if (argv != stackv)
+                free(argv);
         errno = e;
         return r;
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
-        char **argv, **envp;
+        char **argv, **envp, *stackv[ARGV_STACK];
         va_list ap;
         int r, e;
 
@@ -1289,7 +1281,8 @@ EXPORT int execle(const char *path, const char *arg, ...)
         va_end(ap);
         r = execve(path, argv, envp);
         e = errno;
-        free(argv);
+        if (argv != stackv)
+                free(argv);
         errno = e;
         return r;
 }
