@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -986,7 +987,392 @@ static void child_after_fork(void)
         pthread_mutex_init(&maps_lock, NULL);
 }
 
+/* ------------------------------------------------------------ exec */
+
+/*
+ * A region's pin state lives in its control block, whose descriptor the
+ * library keeps close-on-exec. Before every exec, each region descriptor
+ * that survives the exec gets a descriptor of its block that survives it
+ * too, and the new program is told the pairs in ASHMEM_PRELOAD_BLOCKS
+ * ("data:control,..."): the constructor below attaches them. The control
+ * descriptors are made close-on-exec (by ashmem_get_control) and lose the
+ * flag only just before the exec: a fork+exec in another thread in that
+ * instant inherits them too (it holds them; nothing else). If the exec
+ * fails they get the flag back and are closed.
+ */
+#define BLOCKS_VAR "ASHMEM_PRELOAD_BLOCKS"
+#define BLOCKS_MAX 256
+#define ENV_STACK 512
+
+/* On the caller's stack, and no allocation unless the environment holds
+ * more than ENV_STACK variables: after vfork() the caller's heap is its
+ * parent's, and what a successful exec leaves there is never freed. */
+struct handoff {
+        int ctl[BLOCKS_MAX];
+        size_t n;
+        char **env;             /* the child's environment, or NULL */
+        char *env_stack[ENV_STACK];
+        char var[sizeof(BLOCKS_VAR) + BLOCKS_MAX * 24];
+};
+
+static int handoff_region(int fd)
+{
+        struct stat st;
+        const struct am_driver *d;
+        int fl = fcntl(fd, F_GETFD), seals;
+
+        if (fl < 0 || (fl & FD_CLOEXEC))
+                return 0;
+        if (am_driver_of(fd, &st, &d) < 0)
+                return 0;
+        seals = fcntl(fd, F_GET_SEALS);
+        return seals >= 0 && is_region_seals(seals);
+}
+
+static void handoff_undo(struct handoff *h)
+{
+        for (size_t i = 0; i < h->n; i++) {
+                (void)fcntl(h->ctl[i], F_SETFD, FD_CLOEXEC);
+                (void)close(h->ctl[i]);
+        }
+        h->n = 0;
+        if (h->env != h->env_stack)
+                free(h->env);
+        h->env = NULL;
+}
+
+/* Find the regions, make their block descriptors, build the child's
+ * environment from envp (never changed in place). 0 or -errno. */
+static int handoff_prepare(struct handoff *h, char *const envp[])
+{
+        char buf[4096];
+        size_t len = 0, ne = 0, o = 0;
+        int dir, r;
+
+        h->n = 0;
+        h->env = NULL;
+        len = (size_t)snprintf(h->var, sizeof(h->var), "%s=", BLOCKS_VAR);
+        dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
+                           O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0)
+                return 0;       /* no /proc: nothing can be told */
+        for (;;) {
+                long n = syscall(SYS_getdents64, dir, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                for (long at = 0; at < n;) {
+                        struct dirent64 *e = (struct dirent64 *)(buf + at);
+                        char *end;
+                        long fd;
+                        int ctl;
+
+                        at += e->d_reclen;
+                        errno = 0;
+                        fd = strtol(e->d_name, &end, 10);
+                        if (errno || *end || end == e->d_name || fd < 0 ||
+                            fd > INT_MAX || fd == dir || h->n == BLOCKS_MAX)
+                                continue;
+                        if (!handoff_region((int)fd) || ashmem_get_control((int)fd, &ctl) < 0)
+                                continue;
+                        /* at most 2 * 10 digits and 2 separators: fits */
+                        len += (size_t)snprintf(h->var + len, sizeof(h->var) - len, "%s%ld:%d",
+                                                h->n ? "," : "", fd, ctl);
+                        h->ctl[h->n++] = ctl;
+                }
+        }
+        (void)close(dir);
+        if (!h->n)
+                return 0;
+        while (envp && envp[ne])
+                ne++;
+        if (ne + 2 <= ENV_STACK) {
+                h->env = h->env_stack;
+        } else {
+                h->env = calloc(ne + 2, sizeof(char *));
+                if (!h->env) {
+                        handoff_undo(h);
+                        return -ENOMEM;
+                }
+        }
+        for (size_t i = 0; i < ne; i++)
+                if (strncmp(envp[i], BLOCKS_VAR "=", sizeof(BLOCKS_VAR)) != 0)
+                        h->env[o++] = envp[i];
+        h->env[o++] = h->var;
+        h->env[o] = NULL;
+        for (size_t i = 0; i < h->n; i++)
+                if (fcntl(h->ctl[i], F_SETFD, 0) < 0) {
+                        r = -errno;
+                        handoff_undo(h);
+                        return r;
+                }
+        return 0;
+}
+
+static char *const *handoff_env(const struct handoff *h, char *const envp[])
+{
+        return h->env ? h->env : envp;
+}
+
+/* after an exec that returned (failed), keeping its errno */
+static int handoff_failed(struct handoff *h, int r)
+{
+        int e = errno;
+        handoff_undo(h);
+        errno = e;
+        return r;
+}
+
+extern char **environ;
+
+static int (*real_execve)(const char *, char *const[], char *const[]);
+static int (*real_execvpe)(const char *, char *const[], char *const[]);
+static int (*real_fexecve)(int, char *const[], char *const[]);
+static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
+static int (*real_posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                               const posix_spawnattr_t *, char *const[], char *const[]);
+static int (*real_posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                                const posix_spawnattr_t *, char *const[], char *const[]);
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[]);
+EXPORT int execv(const char *path, char *const argv[]);
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]);
+EXPORT int execvp(const char *file, char *const argv[]);
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[]);
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                    int flags);
+EXPORT int execl(const char *path, const char *arg, ...);
+EXPORT int execlp(const char *file, const char *arg, ...);
+EXPORT int execle(const char *path, const char *arg, ...);
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *at, char *const argv[], char *const envp[]);
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *at, char *const argv[], char *const envp[]);
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+        struct handoff h;
+        int r;
+
+        if (!NEXT(real_execve, "execve"))
+                return fail(ENOSYS);
+        r = handoff_prepare(&h, envp);
+        if (r < 0)
+                return fail(-r);
+        return handoff_failed(&h, real_execve(path, argv, handoff_env(&h, envp)));
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+        return execve(path, argv, environ);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+        struct handoff h;
+        int r;
+
+        if (!NEXT(real_execvpe, "execvpe"))
+                return fail(ENOSYS);
+        r = handoff_prepare(&h, envp);
+        if (r < 0)
+                return fail(-r);
+        return handoff_failed(&h, real_execvpe(file, argv, handoff_env(&h, envp)));
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+        return execvpe(file, argv, environ);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+        struct handoff h;
+        int r;
+
+        if (!NEXT(real_fexecve, "fexecve"))
+                return fail(ENOSYS);
+        r = handoff_prepare(&h, envp);
+        if (r < 0)
+                return fail(-r);
+        return handoff_failed(&h, real_fexecve(fd, argv, handoff_env(&h, envp)));
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                    int flags)
+{
+        struct handoff h;
+        int r;
+
+        if (!NEXT(real_execveat, "execveat"))
+                return fail(ENOSYS);
+        r = handoff_prepare(&h, envp);
+        if (r < 0)
+                return fail(-r);
+        return handoff_failed(&h, real_execveat(dirfd, path, argv, handoff_env(&h, envp), flags));
+}
+
+/* the execl family: argv gathered from the arguments (and envp after the
+ * NULL for execle), on the stack unless there are many */
+#define ARGV_STACK 256
+#define GATHER(argv, arg, ap, after)                                    \
+        do {                                                            \
+                size_t n_ = 1;                                          \
+                va_list c_;                                             \
+                va_copy(c_, ap);                                        \
+                while (va_arg(c_, const char *))                        \
+                        n_++;                                           \
+                va_end(c_);                                             \
+                if (n_ > 1u << 20)                                      \
+                        return fail(E2BIG);                             \
+                argv = n_ < ARGV_STACK ? stackv :                       \
+                       calloc(n_ + 1, sizeof(char *));                  \
+                if (!argv)                                              \
+                        return fail(ENOMEM);                            \
+                argv[0] = (char *)arg;                                  \
+                for (size_t i_ = 1; i_ <= n_; i_++)                     \
+                        argv[i_] = va_arg(ap, char *);                  \
+                after;                                                  \
+        } while (0)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+        char **argv, *stackv[ARGV_STACK];
+        va_list ap;
+        int r, e;
+
+        va_start(ap, arg);
+        GATHER(argv, arg, ap, (void)0);
+        va_end(ap);
+        r = execve(path, argv, environ);
+        e = errno;
+        if (argv != stackv)
+                free(argv);
+        errno = e;
+        return r;
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+        char **argv, *stackv[ARGV_STACK];
+        va_list ap;
+        int r, e;
+
+        va_start(ap, arg);
+        GATHER(argv, arg, ap, (void)0);
+        va_end(ap);
+        r = execvpe(file, argv, environ);
+        e = errno;
+        if (argv != stackv)
+                free(argv);
+        errno = e;
+        return r;
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+        char **argv, **envp, *stackv[ARGV_STACK];
+        va_list ap;
+        int r, e;
+
+        va_start(ap, arg);
+        GATHER(argv, arg, ap, envp = va_arg(ap, char **));
+        va_end(ap);
+        r = execve(path, argv, envp);
+        e = errno;
+        if (argv != stackv)
+                free(argv);
+        errno = e;
+        return r;
+}
+
+/* posix_spawn: the child has exec'd (or failed) when it returns, so the
+ * descriptors go back to close-on-exec and are closed either way */
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+        struct handoff h;
+        int r;
+
+        if (!NEXT(real_posix_spawn, "posix_spawn"))
+                return ENOSYS;
+        r = handoff_prepare(&h, envp);
+        if (r < 0)
+                return -r;
+        r = real_posix_spawn(pid, path, fa, at, argv, handoff_env(&h, envp));
+        handoff_undo(&h);
+        return r;
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+        struct handoff h;
+        int r;
+
+        if (!NEXT(real_posix_spawnp, "posix_spawnp"))
+                return ENOSYS;
+        r = handoff_prepare(&h, envp);
+        if (r < 0)
+                return -r;
+        r = real_posix_spawnp(pid, file, fa, at, argv, handoff_env(&h, envp));
+        handoff_undo(&h);
+        return r;
+}
+
+/* a decimal descriptor number, then the expected separator */
+static int parse_fd(const char **s, char sep, int *fd)
+{
+        long v = 0;
+        const char *p = *s;
+
+        if (*p < '0' || *p > '9')
+                return -1;
+        while (*p >= '0' && *p <= '9') {
+                v = v * 10 + (*p++ - '0');
+                if (v > INT_MAX)
+                        return -1;
+        }
+        if (*p != sep)
+                return -1;
+        *fd = (int)v;
+        *s = *p ? p + 1 : p;
+        return 0;
+}
+
+/* In the new program: attach the blocks named by ASHMEM_PRELOAD_BLOCKS.
+ * The variable is anyone's to set: a pair is used only if the first is a
+ * region, the second a different file that libashmem accepts as that
+ * region's control block; only then is the second closed (the library
+ * keeps its own duplicate). Anything else is left alone. */
+static void handoff_attach(void)
+{
+        const char *s = getenv(BLOCKS_VAR);
+
+        if (!s)
+                return;
+        for (int i = 0; *s && i < BLOCKS_MAX; i++) {
+                struct stat sd, sc;
+                int fd, ctl;
+                const char *next = strchr(s, ',');
+
+                if (parse_fd(&s, ':', &fd) < 0 || parse_fd(&s, next ? ',' : '\0', &ctl) < 0)
+                        break;
+                if (fd == ctl || fstat(fd, &sd) < 0 || fstat(ctl, &sc) < 0 ||
+                    !S_ISREG(sd.st_mode) || !S_ISREG(sc.st_mode) ||
+                    (sd.st_dev == sc.st_dev && sd.st_ino == sc.st_ino) || !handoff_region(fd))
+                        continue;
+                if (ashmem_set_control(fd, ctl) == 0) {
+                        (void)fcntl(ctl, F_SETFD, FD_CLOEXEC);
+                        (void)close(ctl);
+                }
+        }
+        (void)unsetenv(BLOCKS_VAR);
+}
+
 __attribute__((constructor)) static void preload_init(void)
 {
         pthread_atfork(NULL, NULL, child_after_fork);
+        handoff_attach();
 }

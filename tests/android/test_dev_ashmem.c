@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -20,6 +22,8 @@
 #include "preload/uapi.h"
 #include "tests/unit/t.h"
 #include "preloaded.h"
+
+extern char **environ;
 
 static long ps(void) { return sysconf(_SC_PAGESIZE); }
 
@@ -644,6 +648,23 @@ __attribute__((constructor(200))) static void exec_child(int argc, char **argv)
         if (argc != 4 || strcmp(argv[1], "--exec-child") != 0)
                 return;
         fd = atoi(argv[2]);
+        if (strcmp(argv[3], "hostile") == 0) {
+                /* a forged hand-off: ignored, nothing closed, variable gone */
+                struct ashmem_pin all = { 0, 0 };
+                if (getenv("ASHMEM_PRELOAD_BLOCKS") != NULL)
+                        _exit(10);
+                for (int i = 0; i <= 2; i++)
+                        if (fcntl(i, F_GETFD) < 0)
+                                _exit(11);
+                if (fcntl(fd + 1, F_GETFD) < 0)
+                        _exit(12);
+                if (ioctl(fd, ASHMEM_GET_SIZE) != 4096)
+                        _exit(13);
+                /* no block attached: made elsewhere, none handed on */
+                if (ioctl(fd, ASHMEM_GET_PIN_STATUS, &all) != -1 || errno != ENOLCK)
+                        _exit(14);
+                _exit(0);
+        }
         if (strcmp(argv[3], "pending") == 0) {
                 /* name and size set before exec, mapped here first */
                 char *c;
@@ -676,6 +697,16 @@ __attribute__((constructor(200))) static void exec_child(int argc, char **argv)
                     errno != EPERM || mprotect(c, 4096, PROT_READ | PROT_EXEC) != -1 ||
                     errno != EACCES)
                         _exit(8);
+                /* the pin state is the parent's: pinned, then unpinned
+                 * here for the parent to see; the hand-off variable gone */
+                {
+                        struct ashmem_pin all = { 0, 0 };
+                        if (ioctl(fd, ASHMEM_GET_PIN_STATUS, &all) != ASHMEM_IS_PINNED ||
+                            ioctl(fd, ASHMEM_UNPIN, &all) != 0 ||
+                            ioctl(fd, ASHMEM_GET_PIN_STATUS, &all) != ASHMEM_IS_UNPINNED ||
+                            getenv("ASHMEM_PRELOAD_BLOCKS") != NULL)
+                                _exit(9);
+                }
                 _exit(0);
         }
 }
@@ -722,6 +753,113 @@ TEST(exec_child_sees_inherited_regions)
         CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ), 0);
         CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
         CHECK_EQ(exec_self(fd, "mapped"), 0);
+        /* the child's unpin is seen here */
+        {
+                struct ashmem_pin all = { 0, 0 };
+                CHECK_EQ(ioctl(fd, ASHMEM_GET_PIN_STATUS, &all), ASHMEM_IS_UNPINNED);
+                CHECK(ioctl(fd, ASHMEM_PIN, &all) >= 0);
+        }
+        /* and so through posix_spawn */
+        {
+                struct ashmem_pin all = { 0, 0 };
+                char self[4096], num[16];
+                char *argv[] = { self, "--exec-child", num, "mapped", NULL };
+                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+                int status;
+                pid_t pid;
+
+                CHECK(n > 0);
+                self[n] = 0;
+                snprintf(num, sizeof(num), "%d", fd);
+                CHECK_EQ(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
+                CHECK_EQ(waitpid(pid, &status, 0), pid);
+                CHECK(WIFEXITED(status));
+                CHECK_EQ(WEXITSTATUS(status), 0);
+                CHECK_EQ(ioctl(fd, ASHMEM_GET_PIN_STATUS, &all), ASHMEM_IS_UNPINNED);
+        }
+        munmap(m, 4096);
+        close(fd);
+}
+
+/* A variable naming pairs that are not what they claim: the new program
+ * ignores them and closes nothing */
+TEST(exec_ignores_a_forged_handoff)
+{
+        int fd = open("/dev/ashmem", O_RDWR), other, status;
+        char self[4096], num[16], var[200];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        pid_t pid;
+
+        CHECK(n > 0);
+        self[n] = 0;
+        CHECK(fd >= 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, (size_t)4096), 0);
+        /* made in another process: no control block here to hand off */
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0)
+                _exit(mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        /* another region, right after it, posing as its control block */
+        other = dup2(open("/dev/ashmem", O_RDWR | O_CLOEXEC), fd + 1);
+        CHECK_EQ(other, fd + 1);
+        CHECK_EQ(ioctl(other, ASHMEM_SET_SIZE, (size_t)4096), 0);
+        munmap(map(other, 4096, PROT_READ), 4096);
+        CHECK_EQ(fcntl(other, F_SETFD, 0), 0);
+        snprintf(num, sizeof(num), "%d", fd);
+        snprintf(var, sizeof(var), "ASHMEM_PRELOAD_BLOCKS=%d:0,%d:%d,%d:%d,x:1,"
+                 "99999999999:2,-1:2,%d:%d,", fd, fd, fd, fd, other, other, fd);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                char *env[] = { var, NULL };
+                const char *pre = getenv("LD_PRELOAD");
+                char ld[8192];
+                if (pre) {
+                        snprintf(ld, sizeof(ld), "LD_PRELOAD=%s", pre);
+                        env[1] = ld;
+                }
+                char *envp[] = { env[0], env[1], NULL };
+                execle(self, self, "--exec-child", num, "hostile", (char *)NULL, envp);
+                _exit(127);
+        }
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 0);
+        close(other);
+        close(fd);
+}
+
+static int count_fds(void)
+{
+        int n = 0;
+        for (int i = 0; i < 1024; i++)
+                n += fcntl(i, F_GETFD) >= 0;
+        return n;
+}
+
+TEST(failed_exec_leaks_nothing)
+{
+        int fd = open("/dev/ashmem", O_RDWR), before;
+        char *const argv[] = { "x", NULL };
+        char *m;
+
+        CHECK(fd >= 0);
+        CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, (size_t)4096), 0);
+        m = map(fd, 4096, PROT_READ | PROT_WRITE);
+        /* a first try: the library may keep a descriptor of its own */
+        CHECK_EQ(execv("/nonexistent/prog", argv), -1);
+        before = count_fds();
+        errno = 0;
+        CHECK_EQ(execl("/nonexistent/prog", "x", (char *)NULL), -1);
+        CHECK_EQ(errno, ENOENT);
+        CHECK_EQ(execv("/nonexistent/prog", argv), -1);
+        CHECK_EQ(errno, ENOENT);
+        CHECK_EQ(execvp("/nonexistent/prog", argv), -1);
+        CHECK_EQ(errno, ENOENT);
+        CHECK_EQ(count_fds(), before);
+        CHECK(getenv("ASHMEM_PRELOAD_BLOCKS") == NULL);
         munmap(m, 4096);
         close(fd);
 }
