@@ -371,6 +371,9 @@ int purge_start(struct broker *b);              /* the thread, PSI trigger */
 void purge_stop(struct broker *b, int wait_ms);
 void purge_submit(struct broker *b, struct job *j);
 void purge_completed(struct broker *b);         /* jobfd readable */
+/* Take in finished purges until none is pending or deadline (am_mono_ms)
+ * passes; returns how many are still pending. */
+int purge_drain(struct broker *b, long long deadline);
 void purge_pressure(struct broker *b, const char *why);  /* PSI event */
 void purge_tick(struct broker *b);              /* MemAvailable poll */
 int meminfo(unsigned long long *total, unsigned long long *avail);

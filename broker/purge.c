@@ -256,6 +256,19 @@ void purge_completed(struct broker *b)
         }
 }
 
+int purge_drain(struct broker *b, long long deadline)
+{
+        while (b->jpending) {
+                struct pollfd p = { .fd = b->jobfd, .events = POLLIN };
+                long long left = deadline - am_mono_ms();
+                if (left <= 0)
+                        break;
+                if (poll(&p, 1, (int)left) > 0)
+                        purge_completed(b);
+        }
+        return (int)b->jpending;
+}
+
 /* A purge of every region held, for memory pressure. */
 static void pressure_job(struct broker *b, const char *why, int below,
                          unsigned long long step)
@@ -391,15 +404,7 @@ void purge_stop(struct broker *b, int wait_ms)
         b->jstop = 1;
         pthread_cond_broadcast(&b->jcond);
         pthread_mutex_unlock(&b->jlock);
-        while (b->jpending) {
-                struct pollfd p = { .fd = b->jobfd, .events = POLLIN };
-                long long left = deadline - am_mono_ms();
-                if (left <= 0)
-                        break;
-                if (poll(&p, 1, (int)left) > 0)
-                        purge_completed(b);
-        }
-        if (b->jpending) {
+        if (purge_drain(b, deadline) > 0) {
                 /* a purge still running (a long punch): leave it behind */
                 blog(b, 0, "a purge is still running; not waiting for it");
                 pthread_detach(b->worker);

@@ -511,16 +511,7 @@ int reload_run(struct broker *b, struct conn *owed, char *why, size_t whylen)
         blog(b, 1, "reloading");
         service_reloading(b);
         /* 1. what is in flight */
-        deadline = am_mono_ms() + RL_JOB_WAIT_MS;
-        while (b->jpending) {
-                struct pollfd p = { .fd = b->jobfd, .events = POLLIN };
-                long long left = deadline - am_mono_ms();
-                if (left <= 0)
-                        break;
-                if (poll(&p, 1, (int)left) > 0)
-                        purge_completed(b);
-        }
-        if (b->jpending) {
+        if (purge_drain(b, am_mono_ms() + RL_JOB_WAIT_MS) > 0) {
                 snprintf(why, whylen, "a purge is still running after %d s", RL_JOB_WAIT_MS / 1000);
                 r = -EBUSY;
                 goto fail;
