@@ -103,18 +103,6 @@ static int add_preload(struct cmd_ctx *ctx, const char *lib)
         return r < 0 ? cmd_error(ctx, errno, "setting LD_PRELOAD") : 0;
 }
 
-static int run_it(struct cmd_ctx *ctx, char **argv)
-{
-        int e;
-
-        fflush(stdout);
-        fflush(stderr);
-        execvp(argv[0], argv);
-        e = errno;
-        cli_error(ctx, e, "cannot run %s: %s", argv[0], strerror(e));
-        return e == ENOENT ? 127 : 126;
-}
-
 static int run_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 {
         char lib[PATH_MAX];
@@ -125,14 +113,14 @@ static int run_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         if (find_preload(ctx, lib, sizeof(lib)) || add_preload(ctx, lib))
                 return 1;
         if (!ctx->shell)
-                return run_it(ctx, a->rest);    /* its exit status is ours */
+                return cmd_exec_argv(ctx, a->rest);    /* its exit status is ours */
         /* the shell goes on: run the command in a child and wait for it */
         fflush(stdout);
         pid = fork();
         if (pid < 0)
                 return cmd_error(ctx, errno, "fork");
         if (pid == 0)
-                _exit(run_it(ctx, a->rest));
+                _exit(cmd_exec_argv(ctx, a->rest));
         return cmd_wait_child(ctx, pid, a->rest[0]);
 }
 

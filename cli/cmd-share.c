@@ -358,7 +358,7 @@ static int run_command(struct cmd_ctx *ctx, const struct region *reg, int target
                        char **argv)
 {
         char num[32];
-        int fd = reg->fd, e;
+        int fd = reg->fd;
 
         if (target >= 0 && target != fd) {
                 if (dup2(fd, target) < 0)       /* the new descriptor is inheritable */
@@ -380,12 +380,7 @@ static int run_command(struct cmd_ctx *ctx, const struct region *reg, int target
                 return cmd_error(ctx, errno, "setting the environment");
         if (ctx->socket && setenv("ASHMEM_SOCKET", ctx->socket, 1) < 0)
                 return cmd_error(ctx, errno, "setting ASHMEM_SOCKET");
-        fflush(stdout);
-        fflush(stderr);
-        execvp(argv[0], argv);
-        e = errno;
-        cli_error(ctx, e, "cannot run %s: %s", argv[0], strerror(e));
-        return e == ENOENT ? 127 : 126;
+        return cmd_exec_argv(ctx, argv);
 }
 
 static int attach_exec(struct cmd_ctx *ctx, struct cmd_args *a)

@@ -3,12 +3,15 @@
  * (Its words are parsed by cli/options.c.) */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "output.h"
+#include "region.h"
 
 extern const struct cmd_entry cmd_help_entry, cmd_version_entry;
 /* the broker daemon (cli/cmd-broker.c) */
@@ -286,4 +289,16 @@ int cmd_wait_child(struct cmd_ctx *ctx, pid_t pid, const char *cmd)
         if (WIFSIGNALED(status))
                 return 128 + WTERMSIG(status);
         return WEXITSTATUS(status);
+}
+
+int cmd_exec_argv(struct cmd_ctx *ctx, char **argv)
+{
+        int e;
+
+        fflush(stdout);
+        fflush(stderr);
+        execvp(argv[0], argv);
+        e = errno;
+        cli_error(ctx, e, "cannot run %s: %s", argv[0], strerror(e));
+        return e == ENOENT ? 127 : 126;
 }

@@ -150,6 +150,11 @@ int cmd_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
  * return its exit status as a shell does: its code, or 128 + the signal. */
 int cmd_wait_child(struct cmd_ctx *ctx, pid_t pid, const char *cmd);
 
+/* Run argv in place of this process (output flushed first). Returns only
+ * if it cannot, with the message printed and the shell's status for it:
+ * 127 (not found) or 126. */
+int cmd_exec_argv(struct cmd_ctx *ctx, char **argv);
+
 /* The message behind cmd_error and cli_error, printed by out_error()
  * (cli/output.h): spell_out 0 leaves the message as it is (err only named
  * in JSON). */
