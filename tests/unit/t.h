@@ -59,4 +59,9 @@ void t_allow_fd_leak(void);
 /* Run fn(arg) in a forked child; return its wait status. */
 int t_in_child(void (*fn)(void *), void *arg);
 
+/* How many of this process's descriptors are control blocks (their
+ * /proc/self/fd link names an ashmem-control memfd); -1 if the directory
+ * cannot be read. */
+int t_control_fds(void);
+
 #endif

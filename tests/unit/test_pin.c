@@ -133,29 +133,6 @@ static int wait_child(pid_t p)
                         t_fail(__FILE__, __LINE__, "child %s failed (status 0x%x)", #fn, s_); \
         } while (0)
 
-/* Descriptors of this process that are control blocks. */
-static int control_fds(void)
-{
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        int n = 0;
-
-        CHECK(d != NULL);
-        while ((de = readdir(d))) {
-                char path[64], link[256];
-                ssize_t l;
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(path, sizeof(path), "/proc/self/fd/%d", atoi(de->d_name));
-                l = readlink(path, link, sizeof(link) - 1);
-                if (l < 0)
-                        continue;
-                link[l] = 0;
-                n += strncmp(link, "/memfd:ashmem-control", 21) == 0;
-        }
-        closedir(d);
-        return n;
-}
 
 static int reopen(int fd, int flags)
 {
@@ -1325,11 +1302,11 @@ TEST(fork_while_another_thread_waits_on_a_purge)
 TEST(forget_drops_an_entry_without_a_scan)
 {
         size_t P = ps();
-        int n0 = control_fds(), fd = create("forget", 2 * P);
+        int n0 = t_control_fds(), fd = create("forget", 2 * P);
         struct stat st;
         struct amc_ref r;
 
-        CHECK_EQ(control_fds(), n0 + 1);
+        CHECK_EQ(t_control_fds(), n0 + 1);
         CHECK_EQ(fstat(fd, &st), 0);
         /* a held entry stays */
         CHECK_EQ(am_table_hold(&st, &r), 0);
@@ -1337,7 +1314,7 @@ TEST(forget_drops_an_entry_without_a_scan)
         am_table_release(&st);
         close(fd);
         CHECK_EQ(am_table_forget(&st), 1);
-        CHECK_EQ(control_fds(), n0);
+        CHECK_EQ(t_control_fds(), n0);
         CHECK_EQ(am_table_forget(&st), 0);
 }
 
@@ -1428,7 +1405,7 @@ TEST(a_lost_entry_fails_with_enolck_and_makes_no_second_block)
 
         CHECK_EQ(ashmem_unpin_region(fd, P, P), 0);
         CHECK_EQ(fstat(fd, &st), 0);
-        n0 = control_fds();
+        n0 = t_control_fds();
         CHECK_EQ(am_table_forget(&st), 1);
         errno = 0;
         CHECK_EQ(ashmem_pin_region(fd, P, P), -1);
@@ -1436,7 +1413,7 @@ TEST(a_lost_entry_fails_with_enolck_and_makes_no_second_block)
         errno = 0;
         CHECK_EQ(ashmem_unpin_region(fd, 0, P), -1);
         CHECK_EQ(errno, ENOLCK);
-        CHECK(control_fds() < n0);
+        CHECK(t_control_fds() < n0);
         close(fd);
 }
 
@@ -1658,13 +1635,13 @@ TEST(foreign_memfd)
 TEST(collect_drops_closed_regions_and_keeps_live_ones)
 {
         size_t P = ps();
-        int live, dead, mapped, n0 = control_fds(), r;
+        int live, dead, mapped, n0 = t_control_fds(), r;
         char *m;
 
         live = create("live", 2 * P);
         dead = create("dead", 2 * P);
         mapped = create("mapped", 2 * P);
-        CHECK_EQ(control_fds(), n0 + 3);
+        CHECK_EQ(t_control_fds(), n0 + 3);
         CHECK_EQ(ashmem_unpin_region(live, P, P), 0);
         m = map(mapped, PROT_READ | PROT_WRITE, 2 * P);
         CHECK_EQ(ashmem_unpin_region(mapped, 0, P), 0);
@@ -1672,7 +1649,7 @@ TEST(collect_drops_closed_regions_and_keeps_live_ones)
         close(mapped);          /* still mapped: still referred to */
         r = ashmem_collect();
         CHECK_EQ(r, 1);
-        CHECK_EQ(control_fds(), n0 + 2);
+        CHECK_EQ(t_control_fds(), n0 + 2);
         CHECK_EQ(ashmem_collect(), 0);
         /* the live region kept its shared state */
         CHECK_EQ(stats(live).shared_state, 1);
@@ -1681,10 +1658,10 @@ TEST(collect_drops_closed_regions_and_keeps_live_ones)
         /* the mapped one goes when its mapping does */
         munmap(m, 2 * P);
         CHECK_EQ(ashmem_collect(), 1);
-        CHECK_EQ(control_fds(), n0 + 1);
+        CHECK_EQ(t_control_fds(), n0 + 1);
         close(live);
         CHECK_EQ(ashmem_collect(), 1);
-        CHECK_EQ(control_fds(), n0);
+        CHECK_EQ(t_control_fds(), n0);
 }
 
 /* Without explicit collection, stale entries never outnumber live ones
@@ -1699,7 +1676,7 @@ TEST(control_descriptors_do_not_pile_up)
                 int fd = create("churn", ps()), n;
                 CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
                 close(fd);
-                n = control_fds();
+                n = t_control_fds();
                 if (n > most)
                         most = n;
         }
@@ -1793,7 +1770,7 @@ TEST(regions_cached_by_other_threads_are_collected)
 {
         struct cacher c = { 0 };
         pthread_t t;
-        int n0 = control_fds();
+        int n0 = t_control_fds();
 
         c.fd = create("cached", ps());
         c.other = create("other", ps());
@@ -1803,20 +1780,20 @@ TEST(regions_cached_by_other_threads_are_collected)
         close(c.fd);
         CHECK_EQ(ashmem_collect(), 1);
         /* out of the table, but the thread's cache keeps it alive */
-        CHECK_EQ(control_fds(), n0 + 2);
+        CHECK_EQ(t_control_fds(), n0 + 2);
         __atomic_store_n(&c.step, 1, __ATOMIC_RELEASE);
         while (__atomic_load_n(&c.done, __ATOMIC_ACQUIRE) < 2)
                 sched_yield();
         CHECK_EQ(ashmem_collect(), 0);
-        CHECK_EQ(control_fds(), n0 + 1);
+        CHECK_EQ(t_control_fds(), n0 + 1);
         /* the other one, cached by the thread until it exits */
         close(c.other);
         CHECK_EQ(ashmem_collect(), 1);
-        CHECK_EQ(control_fds(), n0 + 1);
+        CHECK_EQ(t_control_fds(), n0 + 1);
         __atomic_store_n(&c.step, 2, __ATOMIC_RELEASE);
         CHECK_EQ(pthread_join(t, NULL), 0);
         CHECK_EQ(ashmem_collect(), 0);
-        CHECK_EQ(control_fds(), n0);
+        CHECK_EQ(t_control_fds(), n0);
         if (c.fail)
                 t_fail(__FILE__, __LINE__, "thread failed at line %d", c.fail);
 }
@@ -1826,11 +1803,11 @@ TEST(regions_cached_by_other_threads_are_collected)
 static void child_collects(void *arg)
 {
         struct cacher *c = arg;
-        int n0 = control_fds();
+        int n0 = t_control_fds();
 
         close(c->fd);
         CHECK_EQ(ashmem_collect(), 1);
-        CHECK_EQ(control_fds(), n0 - 1);
+        CHECK_EQ(t_control_fds(), n0 - 1);
         CHECK_EQ(ashmem_pin_status(c->other, 0, 0), ASHMEM_IS_PINNED);
 }
 
@@ -2102,7 +2079,7 @@ TEST(stress_pin_unpin_against_purge)
 
 static int control_fd_count(void)
 {
-        return control_fds();
+        return t_control_fds();
 }
 
 TEST(a_region_gets_its_block_at_its_first_unpin)

@@ -69,28 +69,6 @@ TEST(collect_keeps_regions_still_referenced)
         close(keep);
 }
 
-/* This process's descriptors whose link names a control block. */
-static int control_fds(void)
-{
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        int n = 0;
-
-        CHECK(d != NULL);
-        while ((de = readdir(d))) {
-                char path[300], link[256];
-                ssize_t len;
-                snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-                len = readlink(path, link, sizeof(link) - 1);
-                if (len <= 0)
-                        continue;
-                link[len] = 0;
-                if (strstr(link, "memfd:ashmem-control"))
-                        n++;
-        }
-        closedir(d);
-        return n;
-}
 
 struct purger {
         int fd;
@@ -121,11 +99,11 @@ TEST(a_region_forgot_while_another_thread_caches_it_loses_its_block)
         struct stat st;
         int base, fd;
 
-        base = control_fds();
+        base = t_control_fds();
         fd = ashmem_create_region("forgot", 4096);
         CHECK(fd >= 0);
         CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);     /* a block now */
-        CHECK_EQ(control_fds(), base + 1);
+        CHECK_EQ(t_control_fds(), base + 1);
         CHECK_EQ(fstat(fd, &st), 0);
         CHECK_EQ(pthread_barrier_init(&used, NULL, 2), 0);
         CHECK_EQ(pthread_barrier_init(&forgotten, NULL, 2), 0);
@@ -143,7 +121,7 @@ TEST(a_region_forgot_while_another_thread_caches_it_loses_its_block)
         CHECK_EQ(pthread_join(t, NULL), 0);
         CHECK_EQ(p.status, ASHMEM_IS_UNPINNED);
         /* the other thread let go: nothing of the region is left */
-        CHECK_EQ(control_fds(), base);
+        CHECK_EQ(t_control_fds(), base);
         pthread_barrier_destroy(&used);
         pthread_barrier_destroy(&forgotten);
         pthread_barrier_destroy(&let_go);

@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,4 +121,28 @@ int main(int argc, char **argv)
         }
         printf("%s: %d passed, %d failed\n", prog, passed, failed);
         return failed ? 1 : 0;
+}
+
+int t_control_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -1;
+        while ((de = readdir(d))) {
+                char path[300], link[256];
+                ssize_t l;
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+                l = readlink(path, link, sizeof(link) - 1);
+                if (l <= 0)
+                        continue;
+                link[l] = 0;
+                n += strncmp(link, "/memfd:ashmem-control", 21) == 0;
+        }
+        closedir(d);
+        return n;
 }
