@@ -236,18 +236,16 @@ int am_memfd_make_in_place(int fd, const char *name, size_t size)
         return r < 0 ? r : 0;
 }
 
+static int marked(int fd, const struct stat *st);
+
 int am_memfd_adopt_made(int fd)
 {
         struct stat st;
-        int seals, r;
+        int r;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
-        seals = fcntl(fd, F_GET_SEALS);
-        if (seals < 0)
-                return errno == EINVAL ? -EINVAL : -errno;
-        if (!S_ISREG(st.st_mode) || !(st.st_mode & AM_MARK_MODE) ||
-            (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK))
+        if (!marked(fd, &st))
                 return -EINVAL;
         pthread_once(&fork_maker_once, set_fork_maker);
         r = am_table_insert_lazy(&st);
