@@ -2306,3 +2306,212 @@ TEST(a_blockless_region_after_its_broker_died_fails_with_enolck)
         }
         close(fd);
 }
+
+/* ------------------------------------------------------------ lookup "create" */
+
+/* A lookup with "create":true of the region of fd on a new connection,
+ * as any client may send it: the reply in buf; the descriptor it carried
+ * (or -1) in *got, kept. */
+static void raw_lookup_create(int fd, char *buf, size_t len, int *got)
+{
+        union { char buf[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = buf, .iov_len = len - 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        int s = raw_connect(), k = 0;
+        ssize_t n;
+
+        raw_sends(s, "{\"v\":1,\"op\":\"lookup\",\"create\":true}", &fd, 1);
+        n = recvmsg(s, &m, MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                t_fail(__FILE__, __LINE__, "recvmsg: %m");
+        buf[n] = 0;
+        *got = -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+                size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < cnt; i++, k++) {
+                        int x;
+                        memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (k == 0)
+                                *got = x;
+                        else
+                                close(x);
+                }
+        }
+        CHECK(k <= 1);
+        close(s);
+}
+
+/* A lookup that must get no block: ok with the record and no descriptor
+ * (ok), or the error e. */
+static void lookup_gets_no_block(int fd, const char *e, int line)
+{
+        char buf[4096], want[64];
+        int got;
+
+        raw_lookup_create(fd, buf, sizeof(buf), &got);
+        if (got >= 0) {
+                close(got);
+                t_fail(__FILE__, line, "lookup handed out a block: %s", buf);
+        }
+        if (e)
+                snprintf(want, sizeof(want), "\"errno\":\"%s\"", e);
+        else
+                snprintf(want, sizeof(want), "\"ok\":true");
+        if (!strstr(buf, want))
+                t_fail(__FILE__, line, "lookup: %s, expected %s", buf, want);
+}
+
+/* A read-only holder may not make a region's block: the answer is the one
+ * for any region without one (the record, no descriptor: all pinned), and
+ * no block exists afterwards, not even for a read-write holder that asks
+ * without "create". */
+TEST(lookup_create_from_a_read_only_holder_makes_no_block)
+{
+        ashmem_broker *b;
+        int fd, ro, n0, got;
+        char buf[4096];
+
+        start_broker();
+        b = conn();
+        fd = create(b, "lz", 2 * ps(), 0644);
+        CHECK_EQ(ashmem_broker_attach(b, "lz", 0, &ro, NULL, NULL), 0);
+        n0 = broker_fds();
+        lookup_gets_no_block(ro, NULL, __LINE__);
+        lookup_gets_no_block(ro, NULL, __LINE__);
+        CHECK_EQ(broker_fds(), n0);
+        /* a read-write holder asking without "create" sees none either */
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"ok\":true"))
+                t_fail(__FILE__, __LINE__, "lookup: %s", buf);
+        {
+                int s = raw_connect(), k;
+                raw_sends(s, "{\"v\":1,\"op\":\"lookup\"}", &fd, 1);
+                raw_recv(s, buf, sizeof(buf), &k);
+                CHECK_EQ(k, 0);
+                close(s);
+        }
+        CHECK_EQ(broker_fds(), n0);
+        /* the read-write holder's create still works afterwards */
+        raw_lookup_create(fd, buf, sizeof(buf), &got);
+        if (got < 0)
+                t_fail(__FILE__, __LINE__, "lookup create: %s", buf);
+        close(got);
+        close(ro);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* A descriptor of a region the broker does not hold, or none: ENOENT (or
+ * EINVAL for none), and the broker makes nothing. */
+TEST(lookup_create_of_a_region_the_broker_does_not_hold_makes_no_block)
+{
+        ashmem_broker *b;
+        int fd, other, n0, s;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "held", ps(), 0600);
+        n0 = broker_fds();
+        other = memfd_create("other", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        CHECK(other >= 0);
+        CHECK_EQ(ftruncate(other, (off_t)ps()), 0);
+        CHECK_EQ(fcntl(other, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+        lookup_gets_no_block(other, "ENOENT", __LINE__);
+        /* a memfd the client made with the mark of the broker's regions
+         * (mode 01600, sealed against resizing) is not one of them */
+        CHECK_EQ(fchmod(other, 01600), 0);
+        lookup_gets_no_block(other, "ENOENT", __LINE__);
+        /* no descriptor at all */
+        s = raw_connect();
+        expect_error(s, "{\"v\":1,\"op\":\"lookup\",\"create\":true}", "EINVAL");
+        close(s);
+        CHECK_EQ(broker_fds(), n0);
+        close(other);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* A memfd a client made itself with the mark (mode 01600, sealed against
+ * growing and shrinking) and shared without a block: the broker did not
+ * make it, so it makes no block for it, however the client asks. */
+TEST(lookup_create_of_a_shared_forged_region_makes_no_block)
+{
+        ashmem_broker *b;
+        int forged, n0, n1, s;
+        char buf[4096];
+
+        start_broker();
+        b = conn();
+        forged = memfd_create("forged", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        CHECK(forged >= 0);
+        CHECK_EQ(ftruncate(forged, (off_t)(2 * ps())), 0);
+        CHECK_EQ(fchmod(forged, 01600), 0);
+        CHECK_EQ(fcntl(forged, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+        n0 = broker_fds();
+        s = raw_connect();
+        raw_sends(s, "{\"v\":1,\"op\":\"share\",\"name\":\"forged\"}", &forged, 1);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        if (!strstr(buf, "\"ok\":true"))
+                t_fail(__FILE__, __LINE__, "share: %s", buf);
+        n1 = broker_fds();
+        CHECK_EQ(n1, n0 + 1);           /* the data descriptor, nothing else */
+        lookup_gets_no_block(forged, "ENOENT", __LINE__);
+        lookup_gets_no_block(forged, "ENOENT", __LINE__);
+        {
+                int fd2;
+                CHECK_EQ(ashmem_broker_attach(b, "forged", 1, &fd2, NULL, NULL), 0);
+                lookup_gets_no_block(fd2, "ENOENT", __LINE__);
+                close(fd2);
+        }
+        CHECK_EQ(broker_fds(), n1);
+        close(forged);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* Two read-write holders both ask to create: one block, the same inode for
+ * both, and read-only holders get a read-only descriptor of it. */
+TEST(lookup_create_twice_gives_the_same_block)
+{
+        ashmem_broker *b;
+        int fd, fd2, ro, c1, c2, c3, n1;
+        struct stat s1, s2, s3;
+        char buf[4096];
+
+        start_broker();
+        b = conn();
+        fd = create(b, "once", 2 * ps(), 0644);
+        CHECK_EQ(ashmem_broker_attach(b, "once", 1, &fd2, NULL, NULL), 0);
+        CHECK_EQ(ashmem_broker_attach(b, "once", 0, &ro, NULL, NULL), 0);
+        raw_lookup_create(fd, buf, sizeof(buf), &c1);
+        if (c1 < 0)
+                t_fail(__FILE__, __LINE__, "first create: %s", buf);
+        n1 = broker_fds();
+        raw_lookup_create(fd2, buf, sizeof(buf), &c2);
+        if (c2 < 0)
+                t_fail(__FILE__, __LINE__, "second create: %s", buf);
+        CHECK_EQ(broker_fds(), n1);
+        raw_lookup_create(ro, buf, sizeof(buf), &c3);
+        if (c3 < 0)
+                t_fail(__FILE__, __LINE__, "read-only lookup after the block: %s", buf);
+        CHECK_EQ(fstat(c1, &s1), 0);
+        CHECK_EQ(fstat(c2, &s2), 0);
+        CHECK_EQ(fstat(c3, &s3), 0);
+        CHECK_EQ(s1.st_ino, s2.st_ino);
+        CHECK_EQ(s1.st_dev, s2.st_dev);
+        CHECK_EQ(s1.st_ino, s3.st_ino);
+        CHECK_EQ(fcntl(c1, F_GETFL) & O_ACCMODE, O_RDWR);
+        CHECK_EQ(fcntl(c3, F_GETFL) & O_ACCMODE, O_RDONLY);
+        close(c1);
+        close(c2);
+        close(c3);
+        close(ro);
+        close(fd2);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
