@@ -7,14 +7,14 @@
  * never wait on a client's descriptor, so it closes only memfds itself
  * (a memfd's last close frees memory and never waits); sockets get an
  * abortive close (SO_LINGER {1, 0}) and everything else that is not a
- * memfd goes to the closer thread, where a close that blocks stalls only
- * that thread. What the closer thread holds counts in its user's
- * descriptor limit (uid_fd_add): a user whose descriptors cannot be
+ * memfd goes to the closer threads, where a close that blocks stalls only
+ * the lane of the user who sent it. What the closer holds counts in its
+ * user's descriptor limit (uid_fd_add): a user whose descriptors cannot be
  * closed is refused further descriptors (conn_read) rather than fill the
  * broker.
  *
- * The thread's state is its own (not struct broker's): a thread stuck in a
- * close is left behind at exit and touches nothing the broker frees.
+ * The threads' state is their own (not struct broker's): a thread stuck in
+ * a close is left behind at exit and touches nothing the broker frees.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,39 +27,103 @@
 
 #include "internal.h"
 
+/* The closer threads. Each user has a lane, a queue of its own; a lane is
+ * served by one thread at a time, in turn with the other lanes, so a user
+ * whose close blocks stalls its own lane and holds one thread, never the
+ * other users' lanes. Threads start when a lane is waiting and no thread
+ * is idle, up to CLOSER_THREADS: it takes that many users stuck at once
+ * to delay the others. */
+#define CLOSER_THREADS 8
+/* Refused connections of one user queued in its lane before the broker
+ * closes the empty ones itself (closer_refused). */
+#define CLOSER_UID_QUEUE 64
+
 struct closing {
         int fd;
         uid_t uid;
         struct closing *next;
 };
 
+struct lane {
+        uid_t uid;
+        struct closing *head, *tail;
+        unsigned long long n;           /* queued, not yet closing */
+        int busy;                       /* a thread closes one of its own */
+        int waiting;                    /* in the list of lanes to serve */
+        struct lane *next;              /* all lanes */
+        struct lane *wnext;             /* lanes to serve, in turn */
+};
+
 static pthread_mutex_t cl_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cl_cond = PTHREAD_COND_INITIALIZER;
-static struct closing *cl_queue, *cl_tail;    /* to close */
+static struct lane *cl_lanes;                   /* all lanes with work */
+static struct lane *cl_whead, *cl_wtail;        /* lanes to serve */
+static unsigned cl_nwaiting;
 static struct closing *cl_done;            /* closed: uncharge on the main thread */
-static int cl_started, cl_stop;
-static pthread_t cl_thread;
+static int cl_stop;
+static pthread_t cl_threads[CLOSER_THREADS];
+static unsigned cl_nthreads, cl_idle;
+
+/* With cl_lock held. */
+static void lane_wait(struct lane *l)
+{
+        l->waiting = 1;
+        l->wnext = NULL;
+        if (cl_wtail)
+                cl_wtail->wnext = l;
+        else
+                cl_whead = l;
+        cl_wtail = l;
+        cl_nwaiting++;
+}
+
+static void lane_free(struct lane *l)
+{
+        for (struct lane **p = &cl_lanes; *p; p = &(*p)->next)
+                if (*p == l) {
+                        *p = l->next;
+                        break;
+                }
+        free(l);
+}
 
 static void *closer_main(void *arg)
 {
         (void)arg;
         pthread_mutex_lock(&cl_lock);
         for (;;) {
+                struct lane *l;
                 struct closing *k;
 
-                while (!cl_queue && !cl_stop)
+                while (!cl_whead && !cl_stop) {
+                        cl_idle++;
                         pthread_cond_wait(&cl_cond, &cl_lock);
-                if (!cl_queue)
+                        cl_idle--;
+                }
+                if (!cl_whead)
                         break;
-                k = cl_queue;
-                cl_queue = k->next;
-                if (!cl_queue)
-                        cl_tail = NULL;
+                l = cl_whead;
+                cl_whead = l->wnext;
+                if (!cl_whead)
+                        cl_wtail = NULL;
+                cl_nwaiting--;
+                l->waiting = 0;
+                l->busy = 1;
+                k = l->head;
+                l->head = k->next;
+                if (!l->head)
+                        l->tail = NULL;
+                l->n--;
                 pthread_mutex_unlock(&cl_lock);
                 close(k->fd);           /* may block: that is why we are here */
                 pthread_mutex_lock(&cl_lock);
                 k->next = cl_done;
                 cl_done = k;
+                l->busy = 0;
+                if (l->head)
+                        lane_wait(l);   /* behind the other lanes */
+                else
+                        lane_free(l);
         }
         pthread_mutex_unlock(&cl_lock);
         return NULL;
@@ -67,18 +131,11 @@ static void *closer_main(void *arg)
 
 int closer_start(void)
 {
-        int r;
-
-        if (cl_started)
-                return 0;
-        r = pthread_create(&cl_thread, NULL, closer_main, NULL);
-        if (r)
-                return -r;
-        cl_started = 1;
+        /* threads start with the first descriptor to close */
         return 0;
 }
 
-/* Uncharge what the thread has closed. */
+/* Uncharge what the threads have closed. */
 void closer_reap(struct broker *b)
 {
         struct closing *k;
@@ -96,27 +153,28 @@ void closer_reap(struct broker *b)
         broker_fds_freed(b);
 }
 
-/* Stop the thread: it closes what it still holds, unless it is stuck in a
- * close, in which case it is left behind. */
+/* Stop the threads: they close what they still hold, unless stuck in a
+ * close, in which case they are left behind (so is what their lanes
+ * hold: the process's exit closes it). */
 void closer_stop(void)
 {
         struct timespec ts;
+        unsigned n;
 
-        if (!cl_started)
-                return;
         pthread_mutex_lock(&cl_lock);
         cl_stop = 1;
-        pthread_cond_signal(&cl_cond);
+        pthread_cond_broadcast(&cl_cond);
+        n = cl_nthreads;
         pthread_mutex_unlock(&cl_lock);
-        if (clock_gettime(CLOCK_REALTIME, &ts) == 0) {
-                ts.tv_sec += 1;
-                if (pthread_timedjoin_np(cl_thread, NULL, &ts) == 0) {
-                        cl_started = 0;
-                        return;
-                }
-        }
-        pthread_detach(cl_thread);
-        cl_started = 0;
+        if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+                ts = (struct timespec){ 0, 0 };
+        ts.tv_sec += 1;
+        for (unsigned i = 0; i < n; i++)
+                if (pthread_timedjoin_np(cl_threads[i], NULL, &ts) != 0)
+                        pthread_detach(cl_threads[i]);
+        pthread_mutex_lock(&cl_lock);
+        cl_nthreads = 0;
+        pthread_mutex_unlock(&cl_lock);
 }
 
 static int cl_is_memfd(int fd)
@@ -124,10 +182,52 @@ static int cl_is_memfd(int fd)
         return fcntl(fd, F_GET_SEALS) >= 0;
 }
 
+/* Queue k in its user's lane; 0, or -errno when no thread can take it
+ * (none runs and none can start). With cl_lock held. */
+static int lane_put(struct closing *k)
+{
+        struct lane *l;
+
+        for (l = cl_lanes; l && l->uid != k->uid; l = l->next)
+                ;
+        if (!l) {
+                if (!cl_nthreads && !cl_stop) {
+                        int r = pthread_create(&cl_threads[0], NULL, closer_main, NULL);
+                        if (r)
+                                return -r;
+                        cl_nthreads = 1;
+                }
+                if (!cl_nthreads)
+                        return -ESRCH;
+                l = calloc(1, sizeof(*l));
+                if (!l)
+                        return -ENOMEM;
+                l->uid = k->uid;
+                l->next = cl_lanes;
+                cl_lanes = l;
+        }
+        if (l->tail)
+                l->tail->next = k;
+        else
+                l->head = k;
+        l->tail = k;
+        l->n++;
+        if (!l->busy && !l->waiting)
+                lane_wait(l);
+        /* a lane waits and no thread is free: one more, while allowed
+         * (the others may be stuck in a close) */
+        if (cl_nwaiting > cl_idle && cl_nthreads < CLOSER_THREADS && !cl_stop &&
+            pthread_create(&cl_threads[cl_nthreads], NULL, closer_main, NULL) == 0)
+                cl_nthreads++;
+        pthread_cond_signal(&cl_cond);
+        return 0;
+}
+
 void closer_put(struct broker *b, uid_t uid, int fd)
 {
         struct closing *k;
         struct stat st;
+        int r;
 
         if (fd < 0)
                 return;
@@ -138,32 +238,68 @@ void closer_put(struct broker *b, uid_t uid, int fd)
         }
         if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
                 /* an abortive close: nothing to wait for. It still goes to
-                 * the thread: a Unix socket's queue may hold descriptors
+                 * a thread: a Unix socket's queue may hold descriptors
                  * whose release would run here */
                 struct linger lg = { 1, 0 };
                 (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         }
         k = malloc(sizeof(*k));
-        if (!k || !cl_started) {
+        if (!k) {
+                r = -ENOMEM;
+        } else {
+                k->fd = fd;
+                k->uid = uid;
+                k->next = NULL;
+                pthread_mutex_lock(&cl_lock);
+                r = lane_put(k);
+                pthread_mutex_unlock(&cl_lock);
+        }
+        if (r < 0) {
                 /* nothing else to do with it: close it here */
                 blog(b, 0, "closing a descriptor of uid %u on the main thread: %s",
-                     (unsigned)uid, k ? "no closer thread" : "out of memory");
+                     (unsigned)uid, strerror(-r));
                 free(k);
                 close(fd);
                 return;
         }
-        k->fd = fd;
-        k->uid = uid;
-        k->next = NULL;
         uid_fd_add(b, uid, 1);
-        pthread_mutex_lock(&cl_lock);
-        if (cl_tail)
-                cl_tail->next = k;
-        else
-                cl_queue = k;
-        cl_tail = k;
-        pthread_cond_signal(&cl_cond);
-        pthread_mutex_unlock(&cl_lock);
+}
+
+/* Nothing in the queue of the Unix socket fd, and nothing can come: shut
+ * down both ways, then a peek with SO_PASSCRED on (every message, even an
+ * empty one, carries its sender's credentials; the end of the connection
+ * carries nothing). */
+static int socket_empty(int fd)
+{
+        union { char buf[CMSG_SPACE(sizeof(struct ucred))]; struct cmsghdr a; } u;
+        char c;
+        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        int one = 1;
+        ssize_t n;
+
+        if (shutdown(fd, SHUT_RDWR) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+                return 0;
+        do
+                n = recvmsg(fd, &m, MSG_PEEK | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == EAGAIN;
+        return n == 0 && m.msg_controllen == 0 && !(m.msg_flags & MSG_CTRUNC);
+}
+
+void closer_refused(struct broker *b, uid_t uid, int fd)
+{
+        /* a user whose lane is full (its closes are stuck, and it keeps
+         * connecting): what it connected with and sent nothing on is
+         * closed here, as releasing it releases nothing of the client's */
+        if (uid_closing(b, uid) >= CLOSER_UID_QUEUE && socket_empty(fd)) {
+                close(fd);
+                return;
+        }
+        closer_put(b, uid, fd);
 }
 
 void closer_put_all(struct broker *b, uid_t uid, int *fds, int n)

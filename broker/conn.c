@@ -363,7 +363,7 @@ void conn_accept(struct broker *b)
                         static const char full[] =
                                 "{\"ok\":false,\"errno\":\"EMFILE\",\"error\":\"too many connections\"}";
                         (void)am_send_fds(fd, full, sizeof(full) - 1, NULL, 0, MSG_DONTWAIT);
-                        closer_put(b, cr.uid, fd);
+                        closer_refused(b, cr.uid, fd);
                         b->n.dropped++;
                         log_refusal(b, &cr, "too many connections");
                         continue;
@@ -376,7 +376,7 @@ void conn_accept(struct broker *b)
                                                  "{\"ok\":false,\"errno\":\"%s\",\"error\":\"%s\"}",
                                                  am_errno_name(-e, "EIO"), msg);
                                 (void)am_send_fds(fd, out, (size_t)n, NULL, 0, MSG_DONTWAIT);
-                                closer_put(b, cr.uid, fd);
+                                closer_refused(b, cr.uid, fd);
                                 b->n.dropped++;
                                 log_refusal(b, &cr, msg);
                                 continue;

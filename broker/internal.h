@@ -300,6 +300,8 @@ void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s);
  * uid may send more descriptors: 0, or -EMFILE with the message in msg
  * when the closer still holds some of its own and it is at its limit. */
 void uid_fd_add(struct broker *b, uid_t uid, int n);
+/* How many of uid's descriptors the closer holds. */
+unsigned long long uid_closing(struct broker *b, uid_t uid);
 int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len);
 
 /* The log of refused connections, at most one line per uid a second:
@@ -310,13 +312,15 @@ int uid_log_refusal(struct broker *b, uid_t uid, unsigned long long *quiet);
 void uid_log_flush(struct broker *b);
 
 /* closer.c: descriptors a client gave that the broker does not keep.
- * closer_put() closes a memfd at once and hands anything else to the
- * closer thread (a socket after setting SO_LINGER {1, 0}), charged to
- * uid until closed; closer_put_all() does it for fds[0..n-1] (set to -1);
- * closer_reap() uncharges what the thread closed. */
+ * closer_put() closes a memfd at once and hands anything else to uid's
+ * lane of the closer threads (a socket after setting SO_LINGER {1, 0}),
+ * charged to uid until closed; closer_refused() does it for a refused
+ * connection's socket; closer_put_all() does it for fds[0..n-1] (set to
+ * -1); closer_reap() uncharges what the threads closed. */
 int closer_start(void);
 void closer_stop(void);
 void closer_put(struct broker *b, uid_t uid, int fd);
+void closer_refused(struct broker *b, uid_t uid, int fd);
 void closer_put_all(struct broker *b, uid_t uid, int *fds, int n);
 void closer_reap(struct broker *b);
 

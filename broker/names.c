@@ -483,6 +483,12 @@ void uid_fd_add(struct broker *b, uid_t uid, int n)
         u->closing += (unsigned long long)(long long)n;
 }
 
+unsigned long long uid_closing(struct broker *b, uid_t uid)
+{
+        const struct uid_use *u = uid_use(b, uid, 0);
+        return u ? u->closing : 0;
+}
+
 int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len)
 {
         const struct uid_use *u = uid_use(b, uid, 0);
@@ -542,8 +548,9 @@ void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s)
                 if ((!u->names && !u->conns && !u->fds) || (c->uid != 0 && u->uid != c->uid))
                         continue;
                 am_jw_printf(s, "%s{\"uid\":%u,\"connections\":%u,\"regions\":%zu,"
-                             "\"bytes\":%llu,\"descriptors\":%llu}", shown ? "," : "",
-                             (unsigned)u->uid, u->conns, u->names, u->bytes, u->fds);
+                             "\"bytes\":%llu,\"descriptors\":%llu,\"closing\":%llu}", shown ? "," : "",
+                             (unsigned)u->uid, u->conns, u->names, u->bytes, u->fds,
+                             u->closing);
                 shown++;
         }
         am_jw_puts(s, "]");

@@ -2515,3 +2515,143 @@ TEST(lookup_create_twice_gives_the_same_block)
         ashmem_broker_close(b);
         stop_broker();
 }
+
+/* ------------------------------------------------------------ the closer's lanes */
+
+static void become_uid(uid_t uid)
+{
+        if (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0)
+                t_fail(__FILE__, __LINE__, "dropping to uid %u: %m", (unsigned)uid);
+}
+
+/* nobody connects for a second, every connection refused (it is at its
+ * limit); exits 0 if at least 100 were answered EMFILE. */
+static void nobody_floods(void *arg)
+{
+        long long end;
+        int n = 0;
+        char buf[512];
+
+        (void)arg;
+        become_nobody();
+        for (end = mono_ms() + 1000; mono_ms() < end;) {
+                int fd = raw_connect();
+                ssize_t k = recv(fd, buf, sizeof(buf) - 1, 0);
+                close(fd);
+                if (k > 0) {
+                        buf[k] = 0;
+                        if (!strstr(buf, "\"errno\":\"EMFILE\""))
+                                _exit(2);
+                        n++;
+                }
+        }
+        _exit(n >= 100 ? 0 : 3);
+}
+
+/* daemon (uid 1) opens, uses and closes 40 connections one after the
+ * other, more than its descriptor limit, then at its connection limit is
+ * refused promptly: each request answered within a second. */
+static void daemon_served(void *arg)
+{
+        char buf[4096];
+        int held[2];
+
+        (void)arg;
+        become_uid(1);
+        for (int i = 0; i < 40; i++) {
+                int fd = raw_connect();
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+                if (poll(&p, 1, 1000) != 1)
+                        t_fail(__FILE__, __LINE__, "request %d of daemon not answered", i);
+                raw_recv(fd, buf, sizeof(buf), NULL);
+                if (!strstr(buf, "\"ok\":true"))
+                        t_fail(__FILE__, __LINE__, "request %d of daemon: %s", i, buf);
+                close(fd);
+        }
+        for (int i = 0; i < 2; i++) {
+                held[i] = raw_connect();
+                raw_sends(held[i], "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+                raw_recv(held[i], buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"ok\":true"));
+        }
+        {
+                int fd = raw_connect();
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, 1000) != 1)
+                        t_fail(__FILE__, __LINE__, "daemon's refusal not answered");
+                raw_recv(fd, buf, sizeof(buf), NULL);
+                if (!strstr(buf, "\"errno\":\"EMFILE\"") || !strstr(buf, "--max-uid-connections"))
+                        t_fail(__FILE__, __LINE__, "daemon over its limit: %s", buf);
+                close(fd);
+        }
+        close(held[0]);
+        close(held[1]);
+}
+
+/* How many descriptors of uid the closer holds, from root's stats. */
+static long long stats_closing(unsigned uid)
+{
+        char buf[65536], key[48];
+        const char *p;
+        int s = raw_connect();
+
+        raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        snprintf(key, sizeof(key), "{\"uid\":%u,", uid);
+        p = strstr(buf, key);
+        if (!p)
+                return 0;
+        p = strstr(p, "\"closing\":");
+        if (!p)
+                t_fail(__FILE__, __LINE__, "stats without closing: %s", buf);
+        return atoll(p + 10);
+}
+
+/* nobody's closes block (a Unix socket holding a lingering one) and it
+ * floods the broker with connections over its limit: what the broker
+ * holds for it stays bounded, and another user's connections are served,
+ * refused and closed as usual (its descriptor limit is not eaten by
+ * closes waiting behind nobody's). */
+TEST(a_user_whose_closes_block_and_who_floods_delays_no_other_user)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "16", NULL };
+        char buf[4096];
+        int sv[2], s[2], u, peer;
+        long long closing;
+
+        start_broker_args(args);
+        for (int i = 0; i < 2; i++) {
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+                CHILD_OK(connect_as_nobody, &sv[1]);
+                close(sv[1]);
+                s[i] = recv_one_fd(sv[0]);
+                close(sv[0]);
+        }
+        /* nobody's lane: stuck for as long as peer lives */
+        u = blocking_unix_socket(&peer);
+        send_and_drop(s[0], "{\"v\":1,\"op\":\"stats\"}", &u, 1);
+        raw_recv(s[0], buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
+        CHECK_EQ(stats_closing(65534), 1);
+        /* nobody, at its 2 connections, floods */
+        CHILD_OK(nobody_floods, NULL);
+        closing = stats_closing(65534);
+        if (closing > 64 + 2)
+                t_fail(__FILE__, __LINE__, "the broker holds %lld closes of nobody's", closing);
+        /* another user is served as if nobody were not there */
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        /* nobody's blocked close ends: everything of its goes */
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        for (long long end = mono_ms() + WAIT_MS; stats_closing(65534) != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "nobody's closes still held: %lld",
+                               stats_closing(65534));
+        CHECK_EQ(stats_closing(1), 0);
+        stop_broker();
+}
