@@ -23,6 +23,8 @@
 #include <sys/prctl.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -2654,4 +2656,130 @@ TEST(a_user_whose_closes_block_and_who_floods_delays_no_other_user)
                                stats_closing(65534));
         CHECK_EQ(stats_closing(1), 0);
         stop_broker();
+}
+
+/* ------------------------------------------------------------ user and group names */
+
+/* Copy the file at path into a new temporary file; its name in out, its
+ * inode returned. */
+static ino_t copy_to_temp(const char *path, char *out, size_t len)
+{
+        struct stat st;
+        char buf[65536];
+        int in = open(path, O_RDONLY | O_CLOEXEC), fd;
+        ssize_t n;
+
+        CHECK(in >= 0);
+        snprintf(out, len, "/tmp/ashmem-test-idfile-XXXXXX");
+        fd = mkostemp(out, O_CLOEXEC);
+        CHECK(fd >= 0);
+        while ((n = read(in, buf, sizeof(buf))) > 0)
+                CHECK_EQ(write(fd, buf, (size_t)n), n);
+        CHECK_EQ(n, 0);
+        CHECK_EQ(fchmod(fd, 0644), 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        close(fd);
+        close(in);
+        return st.st_ino;
+}
+
+/* Rewrite path in place (the same inode, as a bind mount sees it), which
+ * must be inode ino (a private copy, never the system's file): the lines
+ * starting with from (a name and its colon) renamed to to. */
+static void rename_in_place(const char *path, ino_t ino, const char *from, const char *to)
+{
+        char buf[65536], out[70000];
+        size_t fl = strlen(from), o = 0;
+        ssize_t n;
+        struct stat st;
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+
+        CHECK(fd >= 0);
+        CHECK_EQ(fstat(fd, &st), 0);
+        if (st.st_ino != ino)
+                t_fail(__FILE__, __LINE__, "%s is not the private copy", path);
+        n = read(fd, buf, sizeof(buf) - 1);
+        CHECK(n > 0);
+        buf[n] = 0;
+        for (char *line = buf, *nl; *line; line = nl) {
+                nl = strchr(line, '\n');
+                nl = nl ? nl + 1 : line + strlen(line);
+                if (strncmp(line, from, fl) == 0) {
+                        o += (size_t)snprintf(out + o, sizeof(out) - o, "%s", to);
+                        line += fl;
+                }
+                memcpy(out + o, line, (size_t)(nl - line));
+                o += (size_t)(nl - line);
+        }
+        CHECK_EQ(ftruncate(fd, 0), 0);
+        CHECK_EQ(pwrite(fd, out, o, 0), (ssize_t)o);
+        close(fd);
+}
+
+/* The broker caches user and group names; a change of /etc/passwd or
+ * /etc/group shows in the records made after it. The test runs in a
+ * mount namespace of its own where both files are private copies. */
+TEST(user_and_group_names_follow_changes_of_the_files)
+{
+        char pw[64], gr[64];
+        ashmem_broker *b;
+        ashmem_region_info ri;
+        int fd, r;
+        ino_t pwi, gri;
+
+        pwi = copy_to_temp("/etc/passwd", pw, sizeof(pw));
+        gri = copy_to_temp("/etc/group", gr, sizeof(gr));
+        r = unshare(CLONE_NEWNS);
+        if (r == 0)
+                r = mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+        if (r == 0)
+                r = mount(pw, "/etc/passwd", NULL, MS_BIND, NULL);
+        if (r == 0)
+                r = mount(gr, "/etc/group", NULL, MS_BIND, NULL);
+        /* the mounts hold the copies from now on */
+        unlink(pw);
+        unlink(gr);
+        if (r < 0)
+                t_fail(__FILE__, __LINE__, "a mount namespace with private /etc/passwd "
+                       "and /etc/group: %m (needs root)");
+        start_broker();
+        b = conn();
+        CHECK_EQ(ashmem_broker_create(b, "before", ps(), ASHMEM_BROKER_DEFAULT, 0600, &fd, &ri), 0);
+        close(fd);
+        CHECK(strcmp(ri.user, "root") == 0);
+        CHECK(strcmp(ri.group, "root") == 0);
+        /* a second create within the second reads the cache */
+        rename_in_place("/etc/passwd", pwi, "root:", "superuser:");
+        rename_in_place("/etc/group", gri, "root:", "wheelgroup:");
+        for (long long end = mono_ms() + WAIT_MS;; nap(200)) {
+                char name[32];
+                snprintf(name, sizeof(name), "after-%lld", mono_ms());
+                CHECK_EQ(ashmem_broker_create(b, name, ps(), ASHMEM_BROKER_DEFAULT, 0600,
+                                              &fd, &ri), 0);
+                close(fd);
+                CHECK_EQ(ashmem_broker_unshare(b, name), 0);
+                if (strcmp(ri.user, "superuser") == 0 && strcmp(ri.group, "wheelgroup") == 0)
+                        break;
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "names after the change: %s %s", ri.user,
+                               ri.group);
+        }
+        /* and back */
+        rename_in_place("/etc/passwd", pwi, "superuser:", "root:");
+        rename_in_place("/etc/group", gri, "wheelgroup:", "root:");
+        for (long long end = mono_ms() + WAIT_MS;; nap(200)) {
+                CHECK_EQ(ashmem_broker_create(b, "back", ps(), ASHMEM_BROKER_DEFAULT, 0600,
+                                              &fd, &ri), 0);
+                close(fd);
+                CHECK_EQ(ashmem_broker_unshare(b, "back"), 0);
+                if (strcmp(ri.user, "root") == 0 && strcmp(ri.group, "root") == 0)
+                        break;
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "names after the change back: %s %s",
+                               ri.user, ri.group);
+        }
+        ashmem_broker_close(b);
+        stop_broker();
+        CHECK_EQ(umount("/etc/passwd"), 0);
+        CHECK_EQ(umount("/etc/group"), 0);
 }
