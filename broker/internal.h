@@ -52,6 +52,12 @@ struct held_region {
                                            system call; NULL: none */
         unsigned long long seen;        /* main thread: the last walk over
                                            the names that met it */
+        /* main thread: the answer of the library about a region with no
+         * block (its protection and page counts), which only the seals
+         * can change while it has none: taken with seals, good while the
+         * data memfd's seals are the same and ctl is -1 */
+        int quiet_valid, quiet_seals, quiet_prot;
+        size_t quiet_pages, quiet_pinned, quiet_unpinned, quiet_purged;
 };
 
 struct conn;

@@ -18,17 +18,38 @@
 #include "ashmem/ashmem.h"
 #include "internal.h"
 
-/* The region's protection and page counts (of the pages a view touches). */
+/* What the data memfd's seals leave of a protection: a holder that
+ * sealed it against writing itself is seen (seals < 0: unknown, none). */
+static int seals_prot(int seals)
+{
+        return seals >= 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) ?
+               PROT_READ | PROT_EXEC : PROT_READ | PROT_WRITE | PROT_EXEC;
+}
+
+/* The region's protection and page counts (of the pages a view touches).
+ * One system call (the seals) for a whole region; a region with no block
+ * reuses the library's last answer while its seals are the same (sealed
+ * against resizing, with no block, nothing else can change it). */
 static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinned,
                    size_t *unpinned, size_t *purged)
 {
         ashmem_stats st;
-        const struct held_region *r = e->r;
+        struct held_region *r = e->r;
         size_t ps = am_page_size();
+        int seals = fcntl(r->fd, F_GET_SEALS);
 
         *pages = *pinned = *unpinned = *purged = 0;
         if (r->hold) {
                 am_hold_stats(r->hold, &st, prot);
+                *prot &= seals_prot(seals);
+        } else if (!e->ranged && r->ctl < 0 && r->quiet_valid && seals >= 0 &&
+                   seals == r->quiet_seals) {
+                *prot = r->quiet_prot;
+                *pages = r->quiet_pages;
+                *pinned = r->quiet_pinned;
+                *unpinned = r->quiet_unpinned;
+                *purged = r->quiet_purged;
+                return;
         } else {
                 *prot = ashmem_get_prot(r->fd);
                 if (*prot < 0)
@@ -66,6 +87,15 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
         *pinned = st.pinned;
         *unpinned = st.unpinned;
         *purged = st.purged;
+        if (!r->hold && r->ctl < 0 && seals >= 0) {
+                r->quiet_valid = 1;
+                r->quiet_seals = seals;
+                r->quiet_prot = *prot;
+                r->quiet_pages = *pages;
+                r->quiet_pinned = *pinned;
+                r->quiet_unpinned = *unpinned;
+                r->quiet_purged = *purged;
+        }
 }
 
 /* The record's fields that never change, made once per name. */
