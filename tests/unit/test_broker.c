@@ -2783,3 +2783,59 @@ TEST(user_and_group_names_follow_changes_of_the_files)
         CHECK_EQ(umount("/etc/passwd"), 0);
         CHECK_EQ(umount("/etc/group"), 0);
 }
+
+/* ------------------------------------------------------------ records */
+
+/* The "prot" of name's record. */
+static void record_prot(ashmem_broker *b, const char *name, char *out, size_t len)
+{
+        char req[128], *rep = NULL, *p;
+        int rfds[2], nr = 0;
+
+        snprintf(req, sizeof(req), "{\"v\":1,\"op\":\"info\",\"name\":\"%s\"}", name);
+        CHECK_EQ(ashmem_broker_call(b, req, NULL, 0, &rep, rfds, &nr), 0);
+        CHECK_EQ(nr, 0);
+        p = strstr(rep, "\"prot\":\"");
+        CHECK(p);
+        snprintf(out, len, "%.3s", p + 8);
+        free(rep);
+}
+
+/* A holder that seals the data memfd against writing itself is seen in
+ * the records at once, with or without a block (the broker keeps what it
+ * can of a record, never past a change of the seals). */
+TEST(records_follow_a_holders_own_seals)
+{
+        ashmem_broker *b;
+        int fd, fd2, ctl;
+        char prot[8], buf[4096];
+
+        start_broker();
+        b = conn();
+        fd = create(b, "quiet", ps(), 0600);
+        fd2 = create(b, "blocked", ps(), 0600);
+        record_prot(b, "quiet", prot, sizeof(prot));
+        CHECK(strcmp(prot, "rwx") == 0);
+        record_prot(b, "quiet", prot, sizeof(prot));
+        CHECK(strcmp(prot, "rwx") == 0);
+        CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+        record_prot(b, "quiet", prot, sizeof(prot));
+        if (strcmp(prot, "r-x") != 0)
+                t_fail(__FILE__, __LINE__, "a region sealed against writing: prot %s", prot);
+        /* with a block */
+        raw_lookup_create(fd2, buf, sizeof(buf), &ctl);
+        if (ctl < 0)
+                t_fail(__FILE__, __LINE__, "lookup create: %s", buf);
+        close(ctl);
+        record_prot(b, "blocked", prot, sizeof(prot));
+        CHECK(strcmp(prot, "rwx") == 0);
+        CHECK_EQ(fcntl(fd2, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+        record_prot(b, "blocked", prot, sizeof(prot));
+        if (strcmp(prot, "r-x") != 0)
+                t_fail(__FILE__, __LINE__, "a region with a block sealed against writing: prot %s",
+                       prot);
+        close(fd);
+        close(fd2);
+        ashmem_broker_close(b);
+        stop_broker();
+}
