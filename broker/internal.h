@@ -135,6 +135,9 @@ struct conn {
         unsigned transients;            /* entries that go with it */
         struct job *job;                /* a purge it waits for */
         int reading;                    /* EPOLLIN wanted */
+        int pipelined;                  /* sends requests before replies
+                                           come: read on after one */
+        unsigned turns;
         int dead;
         /* a reply that did not fit in the socket yet */
         char *out;
