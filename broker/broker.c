@@ -170,6 +170,7 @@ int broker_run(const struct broker_config *cfg)
                         why = "error";
                         break;
                 }
+                records_new_turn();
                 for (int i = 0; i < n; i++) {
                         void *tag = evs[i].data.ptr;
                         if (tag == &tag_listen) {

@@ -316,6 +316,8 @@ static void conn_read(struct broker *b, struct conn *c)
                 }
                 if (turn == 1)
                         c->pipelined = 1;
+                if (turn >= 1)
+                        records_new_turn();     /* it may not have been waiting */
                 if (n == 0 && nfds == 0 && peer_gone(c->fd)) {
                         conn_close(b, c, "end of connection");
                         return;

@@ -57,6 +57,8 @@ struct held_region {
          * can change while it has none: taken with seals, good while the
          * data memfd's seals are the same and ctl is -1 */
         int quiet_valid, quiet_seals, quiet_prot;
+        int seals;                      /* its data memfd's seals, read in */
+        unsigned long long seals_turn;  /* this turn (records_new_turn) */
         size_t quiet_pages, quiet_pinned, quiet_unpinned, quiet_purged;
 };
 
@@ -359,6 +361,10 @@ int field_name(struct req *req, const char *k, int required,
 /* records.c: the record of name e (ashmem-protocol(7)) as fields with no
  * braces and no leading comma; the same as a reply's fields. */
 void write_record(struct am_jw *s, struct entry *e);
+/* A request read now may follow a change of seals that the records have
+ * not read yet: called when epoll_wait returns, and before each request
+ * that was not waiting when it returned. */
+void records_new_turn(void);
 void reply_record(struct reply *rep, struct entry *e);
 
 /* ops.c: run one request; the reply is in rep (ok:true fields, or

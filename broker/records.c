@@ -26,17 +26,39 @@ static int seals_prot(int seals)
                PROT_READ | PROT_EXEC : PROT_READ | PROT_WRITE | PROT_EXEC;
 }
 
+/* The seals of a data memfd are read once per turn of the event loop: the
+ * requests served in a turn were all waiting when epoll_wait returned
+ * (records_new_turn() starts a new turn before any other), so whatever a
+ * client did before sending one, sealing included, happened before the
+ * turn's read. Reading later could only see a seal added after the
+ * request, which a reply may or may not show anyway. */
+static unsigned long long seals_turn = 1;
+
+void records_new_turn(void)
+{
+        seals_turn++;
+}
+
+static int region_seals(struct held_region *r)
+{
+        if (r->seals_turn != seals_turn) {
+                r->seals = fcntl(r->fd, F_GET_SEALS);
+                r->seals_turn = seals_turn;
+        }
+        return r->seals;
+}
+
 /* The region's protection and page counts (of the pages a view touches).
- * One system call (the seals) for a whole region; a region with no block
- * reuses the library's last answer while its seals are the same (sealed
- * against resizing, with no block, nothing else can change it). */
+ * At most one system call (the seals) for a whole region; a region with
+ * no block reuses the library's last answer while its seals are the same
+ * (sealed against resizing, with no block, nothing else can change it). */
 static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinned,
                    size_t *unpinned, size_t *purged)
 {
         ashmem_stats st;
         struct held_region *r = e->r;
         size_t ps = am_page_size();
-        int seals = fcntl(r->fd, F_GET_SEALS);
+        int seals = region_seals(r);
 
         *pages = *pinned = *unpinned = *purged = 0;
         if (r->hold) {
