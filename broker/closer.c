@@ -60,7 +60,7 @@ static struct lane *cl_lanes;                   /* all lanes with work */
 static struct lane *cl_whead, *cl_wtail;        /* lanes to serve */
 static unsigned cl_nwaiting;
 static struct closing *cl_done;            /* closed: uncharge on the main thread */
-static int cl_stop;
+static int cl_enabled, cl_stop;
 static pthread_t cl_threads[CLOSER_THREADS];
 static unsigned cl_nthreads, cl_idle;
 
@@ -132,6 +132,9 @@ static void *closer_main(void *arg)
 int closer_start(void)
 {
         /* threads start with the first descriptor to close */
+        pthread_mutex_lock(&cl_lock);
+        cl_enabled = 1;
+        pthread_mutex_unlock(&cl_lock);
         return 0;
 }
 
@@ -190,6 +193,8 @@ static int lane_put(struct closing *k)
 
         for (l = cl_lanes; l && l->uid != k->uid; l = l->next)
                 ;
+        if (!cl_enabled)
+                return -ESRCH;
         if (!l) {
                 if (!cl_nthreads && !cl_stop) {
                         int r = pthread_create(&cl_threads[0], NULL, closer_main, NULL);
@@ -257,7 +262,7 @@ void closer_put(struct broker *b, uid_t uid, int fd)
         if (r < 0) {
                 /* nothing else to do with it: close it here */
                 blog(b, 0, "closing a descriptor of uid %u on the main thread: %s",
-                     (unsigned)uid, strerror(-r));
+                     (unsigned)uid, r == -ESRCH ? "no closer thread" : strerror(-r));
                 free(k);
                 close(fd);
                 return;
