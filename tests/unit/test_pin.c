@@ -1009,8 +1009,8 @@ TEST(stopped_purger_makes_pin_time_out)
 
         memset(m, 's', 40 * P);
         /* pages 0-3 purged, 4 unpinned, 32 unpinned, and 33 purging under
-         * the stopped purger: a pin of the whole region changes word 0
-         * before it meets page 33 in word 1 */
+         * the stopped purger: a pin of the whole region changes words 0
+         * and 1 before it meets page 33 in word 2 */
         CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
         CHECK_EQ(ashmem_purge(fd), 4);
         CHECK_EQ(ashmem_unpin_region(fd, 4 * P, P), 0);
@@ -1018,12 +1018,12 @@ TEST(stopped_purger_makes_pin_time_out)
         pid = start_a_halfway_purger(fd, 0);
         CHECK_EQ(kill(pid, SIGSTOP), 0);
         {
-                /* the stopped purger's page: 33, in word 1 */
+                /* the stopped purger's page: 33, in word 2 */
                 struct stat st;
                 struct amc_ref r;
                 CHECK_EQ(fstat(fd, &st), 0);
                 CHECK_EQ(am_table_hold(&st, &r), 0);
-                __atomic_store_n(&r.state[1], (uint64_t)0x9, __ATOMIC_RELEASE);
+                __atomic_store_n(&r.state[33 / AMC_WORD_PAGES], (uint64_t)0x9, __ATOMIC_RELEASE);
                 am_table_release(&st);
         }
         page_map(fd, want, 40);
@@ -1033,7 +1033,7 @@ TEST(stopped_purger_makes_pin_time_out)
         t1 = mono_ns();
         CHECK(t1 - t0 >= AMC_WAIT_NS - 20000000ll);
         CHECK(t1 - t0 < 5 * AMC_WAIT_NS);
-        /* word 0, which it had pinned, stays pinned; word 1 waited */
+        /* words 0 and 1, which it had pinned, stay pinned; word 2 waited */
         CHECK_MAP(fd, "PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP");
         /* a page another process pinned while a pin waited stays pinned
          * when that pin times out */
@@ -1087,8 +1087,8 @@ TEST(purging_bits_without_a_purger_are_finished_not_waited_for)
         CHECK_EQ(ashmem_unpin_region(other, 0, 0), 0);
         CHECK_EQ(fstat(fd, &st), 0);
         CHECK_EQ(am_table_hold(&st, &r), 0);
-        __atomic_store_n(&r.state[0], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
-        __atomic_store_n(&r.state[1], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
+        for (unsigned w = 0; w < 64 / AMC_WORD_PAGES; w++)
+                __atomic_store_n(&r.state[w], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
         am_table_release(&st);
         t0 = mono_ns();
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
