@@ -415,6 +415,15 @@ static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
  * all hold the code it records until someone opens it again.
  */
 
+/* Is group g's pending bit in summary word s still the one a pass set at
+ * generation gen? Every opening of the group clears the bit and bumps the
+ * generation, so a pass a writer came into never makes the group uniform
+ * (tests/unit/test_pin.c: a_pass_a_writer_came_into_leaves_the_group_open). */
+static inline int pass_is_mine(uint64_t s, uint64_t g, uint64_t gen)
+{
+        return (field(s, g) & (F_U | F_P)) == F_P && s >> 32 == gen;
+}
+
 /* The outcome of one word's part of a pin or unpin. */
 enum { W_DONE, W_PURGING, W_LOST };
 
@@ -442,7 +451,7 @@ static int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass 
                 unsigned f = field(s, g);
 
                 if (mine) {
-                        if ((f & (F_U | F_P)) != F_P || s >> 32 != *mine)
+                        if (!pass_is_mine(s, g, *mine))
                                 return W_LOST;
                 } else if (f & (F_U | F_P)) {
                         group_open(r, g, &s);
@@ -564,7 +573,7 @@ static int group_pass(const struct amc_ref *r, uint64_t g, struct pass *p)
         for (;;) {
                 unsigned cur = field(s, g), code;
                 uint64_t n;
-                if ((cur & (F_U | F_P)) != F_P || s >> 32 != gen)
+                if (!pass_is_mine(s, g, gen))
                         return 0;
                 n = s & ~((uint64_t)F_P << sh);
                 if (all) {
