@@ -99,6 +99,10 @@ _Static_assert(offsetof(struct amc_block, name) == 64, "amc name");
 _Static_assert(offsetof(struct amc_block, unpinned_ns) == 320, "amc unpinned_ns");
 _Static_assert(offsetof(struct amc_block, purges) == 384, "amc purges");
 _Static_assert(offsetof(struct amc_block, recoveries) == 400, "amc recoveries");
+/* a word's pages fill its low half, a summary word's fields theirs */
+_Static_assert(AMC_WORD_PAGES * 2 == 32, "amc pages per state word");
+_Static_assert(AMC_SUM_GROUPS * 4 == 32, "amc groups per summary word");
+_Static_assert(AMC_GROUP_PAGES == 256, "amc pages per group");
 
 /* A process's view of one block: the geometry is copied out of the shared
  * header once, when the block is attached, and every bound is checked
