@@ -440,8 +440,9 @@ struct pass {
  * bumps the tag, and returns W_LOST once the bit is no longer its own), or
  * NULL. *after is the word as written or found. W_PURGING: a page of m is
  * purging (a pin waits for it and comes back). */
-static int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
-                   const uint64_t *mine, uint64_t *after)
+static inline __attribute__((always_inline))
+int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
+            const uint64_t *mine, uint64_t *after)
 {
         uint64_t g = w / GW, *sp = sum_word(r, g);
         uint64_t old = LOAD(&r->state[w]);
@@ -599,8 +600,17 @@ static int range_op(const struct amc_ref *r, uint64_t first, uint64_t end, struc
         uint64_t g0 = first / GP, g1 = (end - 1) / GP;
 
         /* within one group, not all of it: words only */
-        if (g0 == g1 && (first > g0 * GP || end < group_end(r, g0)))
-                return group_words(r, g0, first, end, p);
+        if (g0 == g1 && (first > g0 * GP || end < group_end(r, g0))) {
+                uint64_t w = first / WP, after;
+                int e;
+                if (w != (end - 1) / WP)
+                        return group_words(r, g0, first, end, p);
+                /* one word: the common case of small pins */
+                while ((e = word_op(r, w, word_mask(first, end, w), p, NULL, &after)) == W_PURGING)
+                        if ((e = word_wait(r, w, p)) < 0)
+                                return e;
+                return 0;
+        }
         for (uint64_t j = g0 / SG; j <= g1 / SG; j++) {
                 uint64_t ga = j * SG > g0 ? j * SG : g0;
                 uint64_t gz = (j + 1) * SG < g1 + 1 ? (j + 1) * SG : g1 + 1;
