@@ -74,6 +74,10 @@ void amc_init(struct amc_block *b, const char *name, uint64_t size,
                 strncpy(b->name, name, sizeof(b->name) - 1);
 }
 
+/* Numbers for mappings of blocks: a word's address may come back in
+ * another mapping, its number does not (word_op's guess). */
+static uint64_t serials;
+
 int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
                int ctl_fd)
 {
@@ -119,6 +123,7 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
         ref->data_ino = h.data_ino;
         ref->writable = writable;
         ref->ctl_fd = ctl_fd;
+        ref->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
         return 0;
 }
 
@@ -424,6 +429,11 @@ static inline int pass_is_mine(uint64_t s, uint64_t g, uint64_t gen)
         return (field(s, g) & (F_U | F_P)) == F_P && s >> 32 == gen;
 }
 
+/* The state word this thread last wrote, and what it wrote (word_op). */
+static __thread __attribute__((tls_model("initial-exec"))) uint64_t *tl_word;
+static __thread __attribute__((tls_model("initial-exec"))) uint64_t tl_value;
+static __thread __attribute__((tls_model("initial-exec"))) uint64_t tl_serial;
+
 /* The outcome of one word's part of a pin or unpin. */
 enum { W_DONE, W_PURGING, W_LOST };
 
@@ -444,8 +454,17 @@ static inline __attribute__((always_inline))
 int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
             const uint64_t *mine, uint64_t *after)
 {
-        uint64_t g = w / GW, *sp = sum_word(r, g);
-        uint64_t old = LOAD(&r->state[w]);
+        uint64_t g = w / GW, *sp = sum_word(r, g), *wp = &r->state[w];
+        /* The value this thread last wrote to this word, if it was this
+         * word, stands in for a load: when another process works on the
+         * same word, a compare-and-swap that fails fetches the line once,
+         * for writing, where a load and a compare-and-swap fetch it twice.
+         * The guess was written by this thread, to this mapping (its serial:
+         * the address may come back in another), before it loads the
+         * summary word, so the writers' rule holds; a guess that calls for
+         * no write, or meets purging pages, is checked by a load. */
+        int guessed = !mine && tl_word == wp && tl_serial == r->serial;
+        uint64_t old = guessed ? tl_value : LOAD(wp);
 
         for (;;) {
                 uint64_t s = LOAD(sp), bx, nw, x = 0;
@@ -456,10 +475,18 @@ int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
                                 return W_LOST;
                 } else if (f & (F_U | F_P)) {
                         group_open(r, g, &s);
-                        old = LOAD(&r->state[w]);
+                        old = LOAD(wp);
+                        guessed = 0;
                         continue;
                 }
                 bx = base_x(f);
+                if (guessed && ((st_purging(old) & m) ||
+                                !((p->pin ? st_unpinned(old, bx) | st_purged(old) :
+                                            st_pinned(old, bx)) & m))) {
+                        old = LOAD(wp);
+                        guessed = 0;
+                        continue;
+                }
                 if (p->pin) {
                         if (st_purging(old) & m)
                                 return W_PURGING;
@@ -475,7 +502,10 @@ int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
                         *after = old;
                         return W_DONE;
                 }
-                if (CAS(&r->state[w], &old, nw)) {
+                if (CAS(wp, &old, nw)) {
+                        tl_word = wp;
+                        tl_value = nw;
+                        tl_serial = r->serial;
                         if (x)
                                 p->was = 1;
                         if ((nw ^ old) & (LO | LO << 1))
@@ -483,6 +513,7 @@ int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
                         *after = nw;
                         return W_DONE;
                 }
+                guessed = 0;    /* the failed compare-and-swap loaded it */
         }
 }
 

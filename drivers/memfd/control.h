@@ -124,6 +124,7 @@ struct amc_ref {
         uint64_t data_dev, data_ino; /* the data memfd's identity, checked
                                         when the block was attached */
         int ctl_fd;                /* the control memfd (liveness checks) */
+        uint64_t serial;           /* this process's number for the mapping */
 };
 
 /* Bytes of a control memfd for a region of `pages` pages. */
