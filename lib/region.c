@@ -66,7 +66,7 @@ const struct am_driver *am_driver_default(void)
  * every operation on a descriptor makes this one call. */
 static inline int fd_stat(int fd, struct stat *st)
 {
-#if defined(__x86_64__) && defined(SYS_fstat)
+#if defined(__x86_64__) && !defined(__ILP32__) && defined(SYS_fstat)
         return (int)syscall(SYS_fstat, fd, st);
 #else
         return fstat(fd, st);
