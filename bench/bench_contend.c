@@ -49,8 +49,9 @@
 #define MAX_ROUNDS 16
 #define MAX_PROCS 4
 #define REGION_PAGES 2048   /* room for pages 512 apart */
-#define LINE_PAGES 512     /* pages whose state fills two cache lines (the
-                              adjacent-line prefetcher pairs lines) */
+#define LINE_PAGES 512     /* pages whose state fills four cache lines, 16
+                              pages a state word (more than the two the
+                              adjacent-line prefetcher pairs) */
 
 enum path { HEAP, FD, NPATHS };
 enum place { SAME, DIFFERENT, OWN, NPLACES };

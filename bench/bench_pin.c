@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fd API's pin path (issue 3): an unpin+pin pair through the classic
+ * The fd API's pin path: an unpin+pin pair through the classic
  * calls (ashmem_unpin_region + ashmem_pin_region), of 1 page and of 256
  * pages, against one fstat() of the region descriptor measured in the same
  * run, and of 65,536 pages (shown, no target). Targets: a 1-page pair
  * costs at most 2.1 fstat() calls (the pin engine's), a 256-page pair at
- * most 3. Each call is one fstat() (the identity check, as a kernel
- * driver's ioctl is one system call) plus a read-locked table lookup, the
- * region's robust mutex and a few bitmap words, so a pair is two fstat()
- * calls and a little.
+ * most 3. Each call is one fstat system call (the identity check, as a
+ * kernel driver's ioctl is one system call) plus a table lookup cached for
+ * the thread and a compare-and-swap of a state word, so a pair is two
+ * fstat() calls and a little. The library makes the fstat system call
+ * itself where the kernel's struct stat is the C library's (x86-64); the
+ * baseline is glibc's fstat(), an fstatat() with an empty path that the
+ * kernel checks, which costs a few percent more.
  *
  * Beside them, for information: the pair against getppid() (the cheapest
  * round trip into the kernel), a 1-page pin status against fstat(), and
@@ -19,7 +22,7 @@
  * figure is the median over the rounds of the mean time of one operation in
  * a batch, with the smallest and largest round shown as the spread.
  *
- * To add a row (the heap API's pair of issue 4, say): add an op_* function,
+ * To add a row: add an op_* function,
  * an entry in ops[], and an entry in rows[] naming it and its baseline.
  *
  * Usage: bench_pin [--json] [--quick]

@@ -24,13 +24,37 @@
 #define ADD(p, v)   __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 
 #define PROT_ALL (PROT_READ | PROT_WRITE | PROT_EXEC)
-/* the low bit of every page's pair */
-#define LO 0x5555555555555555ull
+/* the low bit of every page's pair (the low half of a state word: the
+ * high half is the pass tag) */
+#define LO 0x55555555ull
+#define WP AMC_WORD_PAGES
+#define GW AMC_GROUP_WORDS
+#define GP AMC_GROUP_PAGES
+#define SG AMC_SUM_GROUPS
+/* a pass adds this to each state word it goes over */
+#define TAG_ONE ((uint64_t)1 << 32)
+/* summary words: a group's field (4 bits) and the generation */
+#define F_U 1u   /* uniform: every page in state B ^ C, the words not consulted */
+#define F_B 2u   /* base: the low bit that means pinned (00 or 01) */
+#define F_C 4u   /* uniform code: the low bit every page's pair holds when U */
+#define F_P 8u   /* a pass that may make the group uniform is under way */
+#define GEN_ONE ((uint64_t)1 << 32)
+
+/* State words, groups and summary words of a region of `pages` pages, and
+ * the offset of the summary words (after the state words, on a cache line
+ * of their own). */
+static uint64_t n_words(uint64_t pages) { return (pages + AMC_WORD_PAGES - 1) / AMC_WORD_PAGES; }
+static uint64_t n_groups(uint64_t words) { return (words + AMC_GROUP_WORDS - 1) / AMC_GROUP_WORDS; }
+static uint64_t n_sums(uint64_t groups) { return (groups + AMC_SUM_GROUPS - 1) / AMC_SUM_GROUPS; }
+static uint64_t sum_offset(uint64_t words)
+{
+        return AMC_HEADER_SIZE + (words * sizeof(uint64_t) + 63) / 64 * 64;
+}
 
 size_t amc_block_size(uint64_t pages)
 {
-        uint64_t words = (pages + 31) / 32;
-        return AMC_HEADER_SIZE + words * sizeof(uint64_t);
+        uint64_t words = n_words(pages);
+        return (size_t)(sum_offset(words) + n_sums(n_groups(words)) * sizeof(uint64_t));
 }
 
 void amc_init(struct amc_block *b, const char *name, uint64_t size,
@@ -42,13 +66,17 @@ void amc_init(struct amc_block *b, const char *name, uint64_t size,
         b->page_size = page_size;
         b->size = size;
         b->pages = (size + page_size - 1) / page_size;
-        b->words = (b->pages + 31) / 32;
+        b->words = n_words(b->pages);
         b->data_dev = dev;
         b->data_ino = ino;
         b->prot = prot;
         if (name)
                 strncpy(b->name, name, sizeof(b->name) - 1);
 }
+
+/* Numbers for mappings of blocks: a word's address may come back in
+ * another mapping, its number does not (word_op's guess). */
+static uint64_t serials;
 
 int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
                int ctl_fd)
@@ -61,7 +89,7 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
         /* one private copy: every check below and every later bound uses
          * it, never the shared header again */
         memcpy(&h, map, sizeof(h));
-        if (h.magic == AMC_MAGIC_V1)
+        if (h.magic == AMC_MAGIC_V1 || h.magic == AMC_MAGIC_V2)
                 return -EPROTO;
         if (h.magic != AMC_MAGIC || h.version != AMC_VERSION ||
             h.header_size != AMC_HEADER_SIZE ||
@@ -72,7 +100,7 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
             h.size == 0 || h.size > ASHMEM_SIZE_MAX)
                 return -EINVAL;
         pages = (h.size + h.page_size - 1) / h.page_size;
-        words = (pages + 31) / 32;
+        words = n_words(pages);
         if (h.pages != pages || h.words != words ||
             amc_block_size(pages) > map_len)
                 return -EINVAL;
@@ -80,7 +108,11 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
         ref->size = h.size;
         ref->pages = pages;
         ref->words = words;
-        ref->tail = pages % 32 ? (((uint64_t)1 << (2 * (pages % 32))) - 1) & LO : LO;
+        ref->groups = n_groups(words);
+        ref->sums = n_sums(ref->groups);
+        ref->sum = (uint64_t *)((char *)map + sum_offset(words));
+        ref->tail = pages % AMC_WORD_PAGES ?
+                (((uint64_t)1 << (2 * (pages % AMC_WORD_PAGES))) - 1) & LO : LO;
         ref->page_size = h.page_size;
         ref->page_shift = (uint32_t)__builtin_ctz(h.page_size);
         ref->map_len = map_len;
@@ -91,6 +123,7 @@ int amc_attach(struct amc_ref *ref, void *map, size_t map_len, int writable,
         ref->data_ino = h.data_ino;
         ref->writable = writable;
         ref->ctl_fd = ctl_fd;
+        ref->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
         return 0;
 }
 
@@ -115,10 +148,10 @@ static inline unsigned popcount64(uint64_t x)
 /* The low bits of pages [first, end) in word w. */
 static inline uint64_t word_mask(uint64_t first, uint64_t end, uint64_t w)
 {
-        uint64_t lo = w * 32;
+        uint64_t lo = w * WP;
         unsigned a = first > lo ? (unsigned)(first - lo) : 0;
-        unsigned z = end - lo < 32 ? (unsigned)(end - lo) : 32;
-        uint64_t m = z == 32 ? ~(uint64_t)0 : (((uint64_t)1 << (2 * z)) - 1);
+        unsigned z = end - lo < WP ? (unsigned)(end - lo) : WP;
+        uint64_t m = ((uint64_t)1 << (2 * z)) - 1;
         return m & ~(((uint64_t)1 << (2 * a)) - 1) & LO;
 }
 
@@ -128,10 +161,49 @@ static inline uint64_t valid_mask(const struct amc_ref *r, uint64_t w)
         return w + 1 == r->words ? r->tail : LO;
 }
 
-/* Low bits of the pages of s in each state. */
-static inline uint64_t st_unpinned(uint64_t s) { return s & ~(s >> 1) & LO; }
-static inline uint64_t st_purging(uint64_t s)  { return (s >> 1) & ~s & LO; }
-static inline uint64_t st_purged(uint64_t s)   { return s & (s >> 1) & LO; }
+/* Low bits of the pages of s in each state; bx is the group's base spread
+ * over the word (LO if the base is 1, else 0). */
+static inline uint64_t st_pinned(uint64_t s, uint64_t bx)   { return ~(s >> 1) & ~(s ^ bx) & LO; }
+static inline uint64_t st_unpinned(uint64_t s, uint64_t bx) { return ~(s >> 1) & (s ^ bx) & LO; }
+static inline uint64_t st_purging(uint64_t s) { return (s >> 1) & ~s & LO; }
+static inline uint64_t st_purged(uint64_t s)  { return s & (s >> 1) & LO; }
+
+/* The summary word of group g, the shift of its field, its field. */
+static inline uint64_t *sum_word(const struct amc_ref *r, uint64_t g) { return &r->sum[g / SG]; }
+static inline unsigned fshift(uint64_t g) { return (unsigned)(4 * (g % SG)); }
+static inline unsigned field(uint64_t s, uint64_t g) { return (unsigned)(s >> fshift(g)) & 15u; }
+static inline uint64_t base_x(unsigned f) { return (f & F_B) ? LO : 0; }
+/* A uniform field's state: 1 unpinned, 0 pinned. */
+static inline int uni_unpinned(unsigned f) { return !(f & F_B) != !(f & F_C); }
+static inline int is_uniform(unsigned f) { return (f & (F_U | F_P)) == F_U; }
+
+/* The pages of group g: [g * GP, group_end). Its words: [g * GW, ...). */
+static inline uint64_t group_end(const struct amc_ref *r, uint64_t g)
+{
+        return (g + 1) * GP < r->pages ? (g + 1) * GP : r->pages;
+}
+static inline uint64_t group_wend(const struct amc_ref *r, uint64_t g)
+{
+        return (g + 1) * GW < r->words ? (g + 1) * GW : r->words;
+}
+
+/* Open group g: clear its uniform and pending bits, keeping base and code,
+ * so that the words speak for it again (a uniform group's words all hold
+ * its code, which read against its base is its state: nothing changes).
+ * *s is the summary word as last loaded, updated. */
+static void group_open(const struct amc_ref *r, uint64_t g, uint64_t *s)
+{
+        uint64_t *sp = sum_word(r, g);
+        unsigned sh = fshift(g);
+
+        while ((*s >> sh) & (F_U | F_P)) {
+                uint64_t n = (*s & ~((uint64_t)(F_U | F_P) << sh)) + GEN_ONE;
+                if (CAS(sp, s, n)) {
+                        *s = n;
+                        return;
+                }
+        }
+}
 
 /* ------------------------------------------------------- the purge lock */
 
@@ -227,21 +299,21 @@ void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk)
 static int punch_set(const struct amc_ref *r, int data_fd, const uint64_t *set,
                      uint64_t w0, uint64_t n, uint64_t *done)
 {
-        uint64_t ps = r->page_size, p = 0, end = n * 32;
+        uint64_t ps = r->page_size, p = 0, end = n * WP;
 
         while (p < end) {
                 uint64_t s, q;
                 /* next set page at or after p */
-                while (p < end && !(set[p / 32] >> (2 * (p % 32)) & 1))
-                        p = (set[p / 32] >> (2 * (p % 32))) ? p + 1 : (p / 32 + 1) * 32;
+                while (p < end && !(set[p / WP] >> (2 * (p % WP)) & 1))
+                        p = (set[p / WP] >> (2 * (p % WP))) ? p + 1 : (p / WP + 1) * WP;
                 if (p >= end)
                         break;
                 s = p;
-                while (p < end && (set[p / 32] >> (2 * (p % 32)) & 1))
+                while (p < end && (set[p / WP] >> (2 * (p % WP)) & 1))
                         p++;
                 q = p;
                 while (fallocate(data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                 (off_t)((w0 * 32 + s) * ps),
+                                 (off_t)((w0 * WP + s) * ps),
                                  (off_t)((q - s) * ps)) < 0) {
                         if (errno != EINTR) {
                                 *done = s;
@@ -335,48 +407,292 @@ static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
 
 /* ------------------------------------------------------ pin, unpin, status */
 
+/*
+ * Every write of a state word keeps one rule (docs/control-block.md, "The
+ * summary level"): load the word, then the summary word, and write the
+ * state word by compare-and-swap only while the group is open (neither
+ * uniform nor pending), relative to the base the summary word gave. A pass
+ * that may make a group uniform sets the group pending first and adds one
+ * to each word's tag as it goes: a writer that loaded a word before the
+ * pass went over it fails its compare-and-swap, and one that loaded it
+ * after sees the pending bit and opens the group, which fails the pass.
+ * So a group the pass makes uniform has no write in flight, and its words
+ * all hold the code it records until someone opens it again.
+ */
+
+/* Is group g's pending bit in summary word s still the one a pass set at
+ * generation gen? Every opening of the group clears the bit and bumps the
+ * generation, so a pass a writer came into never makes the group uniform
+ * (tests/unit/test_pin.c: a_pass_a_writer_came_into_leaves_the_group_open). */
+static inline int pass_is_mine(uint64_t s, uint64_t g, uint64_t gen)
+{
+        return (field(s, g) & (F_U | F_P)) == F_P && s >> 32 == gen;
+}
+
+/* The state word this thread last wrote, and what it wrote (word_op). */
+static __thread __attribute__((tls_model("initial-exec"))) uint64_t *tl_word;
+static __thread __attribute__((tls_model("initial-exec"))) uint64_t tl_value;
+static __thread __attribute__((tls_model("initial-exec"))) uint64_t tl_serial;
+
+/* The outcome of one word's part of a pin or unpin. */
+enum { W_DONE, W_PURGING, W_LOST };
+
+struct pass {
+        int pin;                /* pin, else unpin */
+        int was;                /* a purged page was pinned */
+        int changed;            /* an unpin changed a page */
+        int data_fd;            /* for a pin that finishes a dead purge */
+        int64_t deadline;       /* of the bounded wait, 0 before it */
+};
+
+/* Pages m (low bits) of word w: pinned or unpinned as p->pin says. mine:
+ * the generation of this caller's pending bit on the group (a pass: it
+ * bumps the tag, and returns W_LOST once the bit is no longer its own), or
+ * NULL. *after is the word as written or found. W_PURGING: a page of m is
+ * purging (a pin waits for it and comes back). */
+static inline __attribute__((always_inline))
+int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
+            const uint64_t *mine, uint64_t *after)
+{
+        uint64_t g = w / GW, *sp = sum_word(r, g), *wp = &r->state[w];
+        /* The value this thread last wrote to this word, if it was this
+         * word, stands in for a load: when another process works on the
+         * same word, a compare-and-swap that fails fetches the line once,
+         * for writing, where a load and a compare-and-swap fetch it twice.
+         * The guess was written by this thread, to this mapping (its serial:
+         * the address may come back in another), before it loads the
+         * summary word, so the writers' rule holds; a guess that calls for
+         * no write, or meets purging pages, is checked by a load. */
+        int guessed = !mine && tl_word == wp && tl_serial == r->serial;
+        uint64_t old = guessed ? tl_value : LOAD(wp);
+
+        for (;;) {
+                uint64_t s = LOAD(sp), bx, nw, x = 0;
+                unsigned f = field(s, g);
+
+                if (mine) {
+                        if (!pass_is_mine(s, g, *mine))
+                                return W_LOST;
+                } else if (f & (F_U | F_P)) {
+                        group_open(r, g, &s);
+                        old = LOAD(wp);
+                        guessed = 0;
+                        continue;
+                }
+                bx = base_x(f);
+                if (guessed && ((st_purging(old) & m) ||
+                                !((p->pin ? st_unpinned(old, bx) | st_purged(old) :
+                                            st_pinned(old, bx)) & m))) {
+                        old = LOAD(wp);
+                        guessed = 0;
+                        continue;
+                }
+                if (p->pin) {
+                        if (st_purging(old) & m)
+                                return W_PURGING;
+                        x = st_purged(old) & m;
+                        nw = old ^ (st_unpinned(old, bx) & m);
+                        nw = (nw & ~(x | x << 1)) | (x & bx);
+                } else {
+                        nw = old ^ (st_pinned(old, bx) & m);
+                }
+                if (mine)
+                        nw += TAG_ONE;
+                else if (nw == old) {
+                        *after = old;
+                        return W_DONE;
+                }
+                if (CAS(wp, &old, nw)) {
+                        tl_word = wp;
+                        tl_value = nw;
+                        tl_serial = r->serial;
+                        if (x)
+                                p->was = 1;
+                        if ((nw ^ old) & (LO | LO << 1))
+                                p->changed = 1;
+                        *after = nw;
+                        return W_DONE;
+                }
+                guessed = 0;    /* the failed compare-and-swap loaded it */
+        }
+}
+
+/* Wait for the purging pages of word w (bounded): 0 to try again, or
+ * -ETIMEDOUT. Timed out, the pages this call pinned stay pinned: pins are
+ * not counted, so putting them back could unpin a page another process
+ * pinned meanwhile. */
+static int word_wait(const struct amc_ref *r, uint64_t w, struct pass *p)
+{
+        int cs, e;
+
+        /* open, close and nanosleep in the wait are cancellation points: a
+         * cancel there would leave a locked description open */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        e = await_purge(r, w, p->data_fd, &p->deadline);
+        pthread_setcancelstate(cs, NULL);
+        return e;
+}
+
+/* Pages [first, end) of group g, word by word, the group opened. */
+static int group_words(const struct amc_ref *r, uint64_t g, uint64_t first,
+                       uint64_t end, struct pass *p)
+{
+        uint64_t wa = first / WP > g * GW ? first / WP : g * GW;
+        uint64_t wz = (end - 1) / WP + 1 < group_wend(r, g) ? (end - 1) / WP + 1 : group_wend(r, g);
+        uint64_t after;
+
+        for (uint64_t w = wa; w < wz; w++) {
+                uint64_t m = word_mask(first, end, w);
+                int e;
+                while ((e = word_op(r, w, m, p, NULL, &after)) == W_PURGING)
+                        if ((e = word_wait(r, w, p)) < 0)
+                                return e;
+        }
+        return 0;
+}
+
+/* The whole of group g, whose field is not uniform: a pass that makes it
+ * uniform (every page pinned, or every page unpinned) if no other writer
+ * comes in meanwhile and no page is left purging or purged. */
+static int group_pass(const struct amc_ref *r, uint64_t g, struct pass *p)
+{
+        uint64_t *sp = sum_word(r, g), s = LOAD(sp), gen, after;
+        unsigned sh = fshift(g), f;
+        int all = 1, lost = 0;
+
+        for (;;) {
+                f = field(s, g);
+                if (is_uniform(f)) {
+                        /* made uniform meanwhile: flip it if need be */
+                        if (uni_unpinned(f) == !p->pin ||
+                            CAS(sp, &s, s ^ ((uint64_t)F_B << sh))) {
+                                if (!p->pin && uni_unpinned(f) == 0)
+                                        p->changed = 1;
+                                return 0;
+                        }
+                        continue;
+                }
+                /* another's pending pass is failed (its bit cleared), and
+                 * ours starts: both bump the generation */
+                if (CAS(sp, &s, ((s & ~((uint64_t)15 << sh)) |
+                                 (uint64_t)((f & ~(unsigned)(F_U | F_P)) | F_P) << sh) + GEN_ONE))
+                        break;
+        }
+        s = ((s & ~((uint64_t)15 << sh)) | (uint64_t)((f & ~(unsigned)(F_U | F_P)) | F_P) << sh) + GEN_ONE;
+        gen = s >> 32;
+        for (uint64_t w = g * GW; w < group_wend(r, g); w++) {
+                uint64_t m = valid_mask(r, w), bx = base_x(f);
+                int e;
+                for (;;) {
+                        e = word_op(r, w, m, p, lost ? NULL : &gen, &after);
+                        if (e == W_LOST) {
+                                lost = 1;
+                                continue;
+                        }
+                        if (e != W_PURGING)
+                                break;
+                        if ((e = word_wait(r, w, p)) < 0)
+                                return e;
+                }
+                if (!lost && (p->pin ? st_pinned(after, bx) : st_unpinned(after, bx)) != m)
+                        all = 0;
+        }
+        if (lost)
+                return 0;
+        /* uniform if every page is in the target state and the pending bit
+         * is still ours (no writer came in: it would have cleared it) */
+        s = LOAD(sp);
+        for (;;) {
+                unsigned cur = field(s, g), code;
+                uint64_t n;
+                if (!pass_is_mine(s, g, gen))
+                        return 0;
+                n = s & ~((uint64_t)F_P << sh);
+                if (all) {
+                        /* the code every pair holds now: pinned = base */
+                        code = p->pin ? (cur & F_B) != 0 : (cur & F_B) == 0;
+                        n = (n & ~((uint64_t)F_C << sh)) |
+                            (uint64_t)(F_U | (code ? F_C : 0)) << sh;
+                }
+                if (CAS(sp, &s, n + GEN_ONE))
+                        return 0;
+        }
+}
+
+/* Bit 0 of each field of a summary word. */
+#define NIB 0x11111111ull
+
+/* A pin or unpin of pages [first, end). Uniform groups the range covers
+ * whole are flipped 8 at a time, one compare-and-swap of their summary
+ * word; other groups it covers whole get a pass; groups it covers in part
+ * are opened and changed word by word. */
+static int range_op(const struct amc_ref *r, uint64_t first, uint64_t end, struct pass *p)
+{
+        uint64_t g0 = first / GP, g1 = (end - 1) / GP;
+
+        /* within one group, not all of it: words only */
+        if (g0 == g1 && (first > g0 * GP || end < group_end(r, g0))) {
+                uint64_t w = first / WP, after;
+                int e;
+                if (w != (end - 1) / WP)
+                        return group_words(r, g0, first, end, p);
+                /* one word: the common case of small pins */
+                while ((e = word_op(r, w, word_mask(first, end, w), p, NULL, &after)) == W_PURGING)
+                        if ((e = word_wait(r, w, p)) < 0)
+                                return e;
+                return 0;
+        }
+        for (uint64_t j = g0 / SG; j <= g1 / SG; j++) {
+                uint64_t ga = j * SG > g0 ? j * SG : g0;
+                uint64_t gz = (j + 1) * SG < g1 + 1 ? (j + 1) * SG : g1 + 1;
+                /* bit 0 of the fields of the groups in range, and of those
+                 * it covers whole */
+                uint64_t in = (((uint64_t)1 << (4 * (gz - ga))) - 1) << fshift(ga) & NIB;
+                uint64_t full = in, s, flip, pass, uni, unp, rest;
+                int e;
+
+                if (first > ga * GP)
+                        full &= ~((uint64_t)1 << fshift(ga));
+                if (end < group_end(r, gz - 1))
+                        full &= ~((uint64_t)1 << fshift(gz - 1));
+                s = full ? LOAD(&r->sum[j]) : 0;
+                for (;;) {
+                        uni = s & ~(s >> 3) & NIB;                /* U, not P */
+                        unp = ((s >> 1) ^ (s >> 2)) & NIB;        /* B ^ C */
+                        pass = full & ~uni;
+                        flip = full & uni & (p->pin ? unp : ~unp) & NIB;
+                        if (!flip || CAS(&r->sum[j], &s, s ^ (flip << 1)))
+                                break;
+                }
+                if (flip && !p->pin)
+                        p->changed = 1;
+                /* the groups in part, and those that need a pass */
+                rest = (in & ~full) | pass;
+                while (rest) {
+                        uint64_t g = j * SG + (unsigned)__builtin_ctzll(rest) / 4;
+                        rest &= rest - 1;
+                        e = pass >> fshift(g) & 1 ? group_pass(r, g, p)
+                                                  : group_words(r, g, first, end, p);
+                        if (e < 0)
+                                return e;
+                }
+        }
+        return 0;
+}
+
 int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd)
 {
-        uint64_t end = first + count;
-        int64_t deadline = 0;
-        int was = 0, e;
+        struct pass p = { .pin = 1, .data_fd = data_fd };
+        int e;
 
         if (!r->writable)
                 return -EPERM;
         if (count == 0)
                 return ASHMEM_NOT_PURGED;
-        for (uint64_t w = first / 32; w <= (end - 1) / 32; w++) {
-                uint64_t m = word_mask(first, end, w), full = m | m << 1;
-                uint64_t old = LOAD(&r->state[w]);
-
-                for (;;) {
-                        if (st_purging(old) & m) {
-                                /* Timed out: the pages this call pinned stay
-                                 * pinned. Pins are not counted, so putting
-                                 * them back could unpin a page another
-                                 * process pinned meanwhile. */
-                                int cs;
-                                /* open, close and nanosleep in the wait are
-                                 * cancellation points: a cancel there would
-                                 * leave a locked description open */
-                                pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
-                                e = await_purge(r, w, data_fd, &deadline);
-                                pthread_setcancelstate(cs, NULL);
-                                if (e < 0)
-                                        return e;
-                                old = LOAD(&r->state[w]);
-                                continue;
-                        }
-                        if (!(old & full))
-                                break;
-                        if (CAS(&r->state[w], &old, old & ~full)) {
-                                if (st_purged(old) & m)
-                                        was = 1;
-                                break;
-                        }
-                }
-        }
-        return was ? ASHMEM_WAS_PURGED : ASHMEM_NOT_PURGED;
+        e = range_op(r, first, first + count, &p);
+        if (e < 0)
+                return e;
+        return p.was ? ASHMEM_WAS_PURGED : ASHMEM_NOT_PURGED;
 }
 
 /* The "recently unpinned" time: written only when it is a tick off, so
@@ -392,28 +708,43 @@ static void stamp(const struct amc_ref *r)
 
 int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count)
 {
-        uint64_t end = first + count;
-        int changed = 0;
+        struct pass p = { .pin = 0, .data_fd = -1 };
 
         if (!r->writable)
                 return -EPERM;
         if (count == 0)
                 return 0;
-        for (uint64_t w = first / 32; w <= (end - 1) / 32; w++) {
-                uint64_t m = word_mask(first, end, w), old = LOAD(&r->state[w]);
-                for (;;) {
-                        uint64_t pinned = ~(old | old >> 1) & m;
-                        if (!pinned)
-                                break;
-                        if (CAS(&r->state[w], &old, old | pinned)) {
-                                changed = 1;
-                                break;
-                        }
-                }
-        }
-        if (changed)
+        /* an unpin never waits: it leaves purging pages as they are */
+        (void)range_op(r, first, first + count, &p);
+        if (p.changed)
                 stamp(r);
         return 0;
+}
+
+/* Is any page of [first, end) in group g not pinned? The words are read
+ * against the base of one summary word, read again after them: if it
+ * changed meanwhile, again (a few times; then the last answer). */
+static int group_unpinned(const struct amc_ref *r, uint64_t g, uint64_t first, uint64_t end)
+{
+        uint64_t *sp = sum_word(r, g);
+        uint64_t wa = first / WP > g * GW ? first / WP : g * GW;
+        uint64_t wz = (end - 1) / WP + 1 < group_wend(r, g) ? (end - 1) / WP + 1 : group_wend(r, g);
+
+        for (int tries = 0;; tries++) {
+                uint64_t s = LOAD(sp), bx;
+                unsigned f = field(s, g);
+                int any = 0;
+
+                if (is_uniform(f))
+                        return uni_unpinned(f);
+                bx = base_x(f);
+                for (uint64_t w = wa; w < wz && !any; w++) {
+                        uint64_t m = word_mask(first, end, w);
+                        any = (st_pinned(LOAD(&r->state[w]), bx) & m) != m;
+                }
+                if (LOAD(sp) == s || tries >= 8)
+                        return any;
+        }
 }
 
 int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count)
@@ -422,11 +753,9 @@ int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count)
 
         if (count == 0)
                 return ASHMEM_IS_PINNED;
-        for (uint64_t w = first / 32; w <= (end - 1) / 32; w++) {
-                uint64_t m = word_mask(first, end, w);
-                if (LOAD(&r->state[w]) & (m | m << 1))
+        for (uint64_t g = first / GP; g <= (end - 1) / GP; g++)
+                if (group_unpinned(r, g, first, end))
                         return ASHMEM_IS_UNPINNED;
-        }
         return ASHMEM_IS_PINNED;
 }
 
@@ -442,11 +771,23 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
         int e;
 
         for (uint64_t i = 0; i < n; i++) {
-                uint64_t w = w0 + i, valid = valid_mask(r, w);
+                uint64_t w = w0 + i, g = w / GW, valid = valid_mask(r, w);
                 uint64_t old = LOAD(&r->state[w]), c;
                 for (;;) {
-                        c = st_unpinned(old) & valid;
-                        if (!c || CAS(&r->state[w], &old, (old & ~c) | c << 1))
+                        /* the writers' rule: the word, then its summary */
+                        uint64_t s = LOAD(sum_word(r, g));
+                        unsigned f = field(s, g);
+                        if (is_uniform(f) && !uni_unpinned(f)) {
+                                c = 0;  /* all pinned: left uniform */
+                                break;
+                        }
+                        if (f & (F_U | F_P)) {
+                                group_open(r, g, &s);
+                                old = LOAD(&r->state[w]);
+                                continue;
+                        }
+                        c = st_unpinned(old, base_x(f)) & valid;
+                        if (!c || CAS(&r->state[w], &old, (old & ~(c | c << 1)) | c << 1))
                                 break;
                 }
                 /* only the pages this compare-and-swap gave us: purging
@@ -459,23 +800,26 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                 return 0;
         e = punch_set(r, data_fd, set, w0, n, &done);
         if (e == 0)
-                done = n * 32;
+                done = n * WP;
         for (uint64_t i = 0; i < n; i++) {
                 uint64_t w = w0 + i, old = LOAD(&r->state[w]);
                 uint64_t punched = set[i], rest = 0;
                 if (!set[i])
                         continue;
-                if (done < (i + 1) * 32) {
+                if (done < (i + 1) * WP) {
                         /* the pages from `done` on were not punched */
-                        uint64_t k = done > i * 32 ? done - i * 32 : 0;
+                        uint64_t k = done > i * WP ? done - i * WP : 0;
                         uint64_t below = k ? (((uint64_t)1 << (2 * k)) - 1) & LO : 0;
                         punched = set[i] & below;
                         rest = set[i] & ~below;
                 }
-                /* not punched: back to unpinned */
+                /* not punched: back to unpinned, the code that is not
+                 * the base (a group with purging pages is never made
+                 * uniform, so its base cannot have changed meanwhile) */
                 for (;;) {
                         uint64_t p = st_purging(old) & rest;
-                        if (!p || CAS(&r->state[w], &old, (old & ~(p << 1)) | p))
+                        uint64_t bx = base_x(field(LOAD(sum_word(r, w / GW)), w / GW));
+                        if (!p || CAS(&r->state[w], &old, (old & ~(p | p << 1)) | (p & ~bx)))
                                 break;
                 }
                 /* punched: purged */
@@ -580,11 +924,19 @@ void amc_stats(const struct amc_ref *r, struct ashmem_stats *st)
 {
         uint64_t u = 0, g = 0, x = 0;
 
-        for (uint64_t w = 0; w < r->words; w++) {
-                uint64_t s = LOAD(&r->state[w]), v = valid_mask(r, w);
-                u += popcount64(st_unpinned(s) & v);
-                g += popcount64(st_purging(s) & v);
-                x += popcount64(st_purged(s) & v);
+        for (uint64_t k = 0; k < r->groups; k++) {
+                unsigned f = field(LOAD(sum_word(r, k)), k);
+                if (is_uniform(f)) {
+                        if (uni_unpinned(f))
+                                u += group_end(r, k) - k * GP;
+                        continue;
+                }
+                for (uint64_t w = k * GW; w < group_wend(r, k); w++) {
+                        uint64_t s = LOAD(&r->state[w]), v = valid_mask(r, w);
+                        u += popcount64(st_unpinned(s, base_x(f)) & v);
+                        g += popcount64(st_purging(s) & v);
+                        x += popcount64(st_purged(s) & v);
+                }
         }
         st->size = r->size;
         st->pages = r->pages;
@@ -618,8 +970,14 @@ size_t amc_purging(const struct amc_ref *r)
 
 void amc_page_map(const struct amc_ref *r, char *map, size_t n)
 {
-        static const char c[4] = { 'P', 'u', 'x', 'x' };
-
-        for (uint64_t i = 0; i < n && i < r->pages; i++)
-                map[i] = c[(LOAD(&r->state[i / 32]) >> (2 * (i % 32))) & 3];
+        for (uint64_t i = 0; i < n && i < r->pages; i++) {
+                uint64_t k = i / GP;
+                unsigned f = field(LOAD(sum_word(r, k)), k), c;
+                if (is_uniform(f)) {
+                        map[i] = uni_unpinned(f) ? 'u' : 'P';
+                        continue;
+                }
+                c = (unsigned)(LOAD(&r->state[i / WP]) >> (2 * (i % WP))) & 3u;
+                map[i] = c & 2u ? 'x' : (c & 1u) == !!(f & F_B) ? 'P' : 'u';
+        }
 }

@@ -5,13 +5,18 @@
  * pin state is one thing for all of them. docs/control-block.md describes
  * the format and the protocol.
  *
- * Layout (version 2): the header below (plain fixed-width integers at fixed
+ * Layout (version 3): the header below (plain fixed-width integers at fixed
  * offsets, the same for 32-bit and 64-bit processes), then `words` 64-bit
- * words of page state, 2 bits a page, 32 pages a word (page i of word w in
- * bits 2i and 2i + 1):
- *   00 pinned   01 unpinned   10 purging   11 purged
- * A page's whole state changes with one compare-and-swap of its word: pin,
- * unpin and status take no lock. A purge holds the purge lock (a record
+ * words of page state, 2 bits a page, 16 pages a word (page i of word w in
+ * bits 2i and 2i + 1) and a pass tag in the high half, then one summary
+ * word per 8 groups of 16 words. A group's summary field holds its base
+ * (which of 00 and 01 means pinned), whether it is uniform (every page in
+ * one state, the words not consulted) and whether a pass that may make it
+ * uniform is under way:
+ *   00/01 pinned or unpinned, relative to the base   10 purging   11 purged
+ * A page's whole state changes with one compare-and-swap of its word, a
+ * uniform group's with one of its summary word: pin, unpin and status take
+ * no lock. A purge holds the purge lock (a record
  * lock on byte 0 of the control memfd, see amc_purge()) while it moves
  * pages unpinned -> purging -> purged; the kernel drops that lock when its
  * holder dies, which tells a pinner that meets purging pages whether to
@@ -28,9 +33,20 @@
 
 struct ashmem_stats;
 
-#define AMC_MAGIC    0x32485341u  /* "ASH2" little-endian */
+#define AMC_MAGIC    0x33485341u  /* "ASH3" little-endian */
+#define AMC_MAGIC_V2 0x32485341u  /* "ASH2": version 2, refused (EPROTO) */
 #define AMC_MAGIC_V1 0x43485341u  /* "ASHC": version 1, refused (EPROTO) */
-#define AMC_VERSION  2u
+#define AMC_VERSION  3u
+
+/* Geometry of the state words and their summary. A state word holds 16
+ * pages (2 bits each, the low 32 bits) and a 32-bit pass tag (the high 32
+ * bits); a group is 16 state words (256 pages); a summary word holds the
+ * fields of 8 groups (4 bits each, the low 32 bits) and a 32-bit
+ * generation (the high 32 bits). */
+#define AMC_WORD_PAGES   16u
+#define AMC_GROUP_WORDS  16u
+#define AMC_GROUP_PAGES  (AMC_WORD_PAGES * AMC_GROUP_WORDS)
+#define AMC_SUM_GROUPS   8u
 
 #define AMC_PINNED   0u
 #define AMC_UNPINNED 1u
@@ -43,7 +59,7 @@ struct ashmem_stats;
 #define AMC_WAIT_NS     (500 * 1000000ll)
 /* Words a purge moves to purging at once, then punches (8,192 pages:
  * 32 MiB with 4 KiB pages, a few milliseconds of punching). */
-#define AMC_CHUNK_WORDS 256u
+#define AMC_CHUNK_WORDS 512u
 
 struct amc_block {
         uint32_t magic;            /*   0 */
@@ -52,7 +68,7 @@ struct amc_block {
         uint32_t page_size;        /*  12 */
         uint64_t size;             /*  16: bytes, as created */
         uint64_t pages;            /*  24: page-rounded size in pages */
-        uint64_t words;            /*  32: state words, ceil(pages / 32) */
+        uint64_t words;            /*  32: state words, ceil(pages / 16) */
         uint64_t data_dev;         /*  40: identity of the data memfd */
         uint64_t data_ino;         /*  48 */
         uint32_t prot;             /*  56: protection mask, only loses bits */
@@ -67,7 +83,8 @@ struct amc_block {
         uint64_t pages_reclaimed;  /* total pages reclaimed */
         uint64_t recoveries;       /* purges a pinner finished for a dead purger */
         uint8_t pad1[40];
-        /* 448: the state words */
+        /* 448: the state words, then (from the next multiple of 64
+         * bytes) the summary words: see amc_block_size() */
 };
 
 #define AMC_HEADER_SIZE 448u
@@ -82,6 +99,10 @@ _Static_assert(offsetof(struct amc_block, name) == 64, "amc name");
 _Static_assert(offsetof(struct amc_block, unpinned_ns) == 320, "amc unpinned_ns");
 _Static_assert(offsetof(struct amc_block, purges) == 384, "amc purges");
 _Static_assert(offsetof(struct amc_block, recoveries) == 400, "amc recoveries");
+/* a word's pages fill its low half, a summary word's fields theirs */
+_Static_assert(AMC_WORD_PAGES * 2 == 32, "amc pages per state word");
+_Static_assert(AMC_SUM_GROUPS * 4 == 32, "amc groups per summary word");
+_Static_assert(AMC_GROUP_PAGES == 256, "amc pages per group");
 
 /* A process's view of one block: the geometry is copied out of the shared
  * header once, when the block is attached, and every bound is checked
@@ -89,6 +110,9 @@ _Static_assert(offsetof(struct amc_block, recoveries) == 400, "amc recoveries");
 struct amc_ref {
         struct amc_block *b;
         uint64_t *state;           /* the state words */
+        uint64_t *sum;             /* the summary words */
+        uint64_t groups;           /* groups: ceil(words / AMC_GROUP_WORDS) */
+        uint64_t sums;             /* summary words: ceil(groups / AMC_SUM_GROUPS) */
         uint64_t size;
         uint64_t pages;
         uint64_t words;
@@ -100,6 +124,7 @@ struct amc_ref {
         uint64_t data_dev, data_ino; /* the data memfd's identity, checked
                                         when the block was attached */
         int ctl_fd;                /* the control memfd (liveness checks) */
+        uint64_t serial;           /* this process's number for the mapping */
 };
 
 /* Bytes of a control memfd for a region of `pages` pages. */

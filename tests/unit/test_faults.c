@@ -166,7 +166,8 @@ static uint64_t purging_left(int fd)
         CHECK_EQ(am_table_hold(&st, &r), 0);
         for (uint64_t w = 0; w < r.words; w++) {
                 uint64_t s = __atomic_load_n(&r.state[w], __ATOMIC_RELAXED);
-                n += (uint64_t)__builtin_popcountll((s >> 1) & ~s & 0x5555555555555555ull);
+                /* the pages' pairs: the low half of a state word */
+                n += (uint64_t)__builtin_popcountll((s >> 1) & ~s & 0x55555555ull);
         }
         am_table_release(&st);
         return n;

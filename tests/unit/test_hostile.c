@@ -26,7 +26,9 @@
 #include "lib/internal/clock.h"
 #include "t.h"
 
-#define VICTIM_PAGES 100        /* four state words, the last one partial */
+#define VICTIM_PAGES 100        /* seven state words, the last one partial */
+/* the summary test's victim: two whole groups and a partial one */
+#define SUMMARY_PAGES (2 * AMC_GROUP_PAGES + 88)
 #define OTHER_PAGES  8
 #define WORKERS      3
 #define RUN_NS       (3 * 1000000000ll)
@@ -70,16 +72,25 @@ static void other_check(int other, const char *o, int where)
 
 /* exit codes: 10 a call took too long, 11 an answer out of range, 2x/3x
  * the other region touched */
+/* pages of the region hammer() works on */
+static size_t victim_pages = VICTIM_PAGES;
+
 static void __attribute__((noreturn))
 hammer(int fd, int other, const char *o, uint64_t seed, int64_t until)
 {
         size_t P = ps();
-        char map[VICTIM_PAGES];
+        char map[SUMMARY_PAGES];
 
         while (am_mono_ns(0) < until) {
                 uint64_t x = rnd(&seed);
-                size_t first = (size_t)(x >> 8) % VICTIM_PAGES;
-                size_t n = (size_t)(x >> 24) % (VICTIM_PAGES - first + 1);
+                size_t first = (size_t)(x >> 8) % victim_pages;
+                size_t n = (size_t)(x >> 24) % (victim_pages - first + 1);
+                if ((x >> 50) % 2) {
+                        /* whole groups: the summary's flips and passes */
+                        first = first / AMC_GROUP_PAGES * AMC_GROUP_PAGES;
+                        n = first + AMC_GROUP_PAGES <= victim_pages && (x >> 52) % 2 ?
+                                AMC_GROUP_PAGES : 0;
+                }
                 int64_t t0 = am_mono_ns(0);
                 ashmem_stats s;
                 int r;
@@ -106,17 +117,17 @@ hammer(int fd, int other, const char *o, uint64_t seed, int64_t until)
                                 _exit(11);
                         break;
                 case 5:
-                        if (ashmem_get_stats(fd, &s) < 0 || s.pages != VICTIM_PAGES ||
-                            s.pinned + s.unpinned + s.purged != VICTIM_PAGES)
+                        if (ashmem_get_stats(fd, &s) < 0 || s.pages != victim_pages ||
+                            s.pinned + s.unpinned + s.purged != victim_pages)
                                 _exit(11);
                         r = ashmem_get_prot(fd);
                         if (r < 0 || (r & ~(PROT_READ | PROT_WRITE | PROT_EXEC)))
                                 _exit(11);
                         break;
                 default:
-                        if (ashmem_get_page_map(fd, map, VICTIM_PAGES) < 0)
+                        if (ashmem_get_page_map(fd, map, victim_pages) < 0)
                                 _exit(11);
-                        for (size_t i = 0; i < VICTIM_PAGES; i++)
+                        for (size_t i = 0; i < victim_pages; i++)
                                 if (map[i] != 'P' && map[i] != 'u' && map[i] != 'x')
                                         _exit(11);
                         break;
@@ -228,6 +239,90 @@ TEST(scribbled_block_hurts_no_process_and_no_other_region)
                                i == WORKERS ? "scribbler" : "worker", i, status);
         }
         /* this process, too, is fine, and the other region untouched */
+        other_check(other, o, 5);
+        CHECK(ashmem_purge(other) == 4);
+        CHECK(memcmp(o, "oooo", 4) == 0);
+        munmap(o, OTHER_PAGES * P);
+        close(fd);
+        close(other);
+}
+
+/* Overwrite the summary words and the pass tags of the state words (the
+ * high halves), again and again, leaving the pages' states alone: random
+ * bytes, all ones, all zeros, and every group uniform with a random base
+ * and code. */
+static void __attribute__((noreturn))
+scribble_summary(int fd, uint64_t seed, int64_t until)
+{
+        struct stat st;
+        struct amc_ref r;
+
+        if (fstat(fd, &st) < 0 || am_table_hold(&st, &r) < 0)
+                _exit(2);
+        for (unsigned round = 0; am_mono_ns(0) < until; round++) {
+                uint64_t x = rnd(&seed);
+                for (size_t i = 0; i < r.sums; i++) {
+                        uint64_t v = round % 4 == 0 ? rnd(&seed) : round % 4 == 1 ? ~(uint64_t)0 :
+                                     round % 4 == 2 ? 0 : (rnd(&seed) & 0xffffffff00000000ull) |
+                                     (0x11111111ull | (rnd(&seed) & 0x66666666ull));
+                        __atomic_store_n(&r.sum[i], v, __ATOMIC_RELAXED);
+                }
+                for (size_t i = 0; i < r.words; i++) {
+                        uint64_t w = __atomic_load_n(&r.state[i], __ATOMIC_RELAXED);
+                        /* a racy read-modify-write on purpose: a writer
+                         * need not keep anybody's rules */
+                        __atomic_store_n(&r.state[i], (w & 0xffffffffull) | (rnd(&seed) << 32),
+                                         __ATOMIC_RELAXED);
+                }
+                sleep_ns((long)(x % 100000));
+        }
+        _exit(0);
+}
+
+TEST(scribbled_summary_hurts_no_process_and_no_other_region)
+{
+        size_t P = ps();
+        int fd = ashmem_create_region("victim", SUMMARY_PAGES * P);
+        int other = ashmem_create_region("other", OTHER_PAGES * P);
+        uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 21);
+        pid_t pids[WORKERS + 1];
+        int64_t until;
+        char *o;
+
+        CHECK(fd >= 0 && other >= 0);
+        /* the block exists before the scribbler attaches it */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
+        CHECK(o != MAP_FAILED);
+        memset(o, 'o', OTHER_PAGES * P);
+        CHECK_EQ(ashmem_unpin_region(other, 4 * P, 4 * P), 0);
+        victim_pages = SUMMARY_PAGES;
+        until = am_mono_ns(0) + RUN_NS;
+        fflush(NULL);
+        for (int i = 0; i <= WORKERS; i++) {
+                uint64_t s = rnd(&seed) | 1;
+                pids[i] = fork();
+                CHECK(pids[i] >= 0);
+                if (pids[i] == 0) {
+                        if (i == WORKERS)
+                                scribble_summary(fd, s, until);
+                        hammer(fd, other, o, s, until);
+                }
+        }
+        victim_pages = VICTIM_PAGES;
+        for (int i = 0; i <= WORKERS; i++) {
+                int status = wait_by(pids[i], until + 2 * CALL_MAX_NS);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        t_fail(__FILE__, __LINE__, "%s %d ended with status 0x%x",
+                               i == WORKERS ? "scribbler" : "worker", i, status);
+        }
+        /* with the scribbler gone, the region works again: a pin of all of
+         * it leaves every page pinned, and opening the groups shows it */
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_region(fd, P, P), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_purge(fd), 0);
         other_check(other, o, 5);
         CHECK(ashmem_purge(other) == 4);
         CHECK(memcmp(o, "oooo", 4) == 0);

@@ -868,6 +868,9 @@ TEST(get_and_set_control)
  * own table (the internal amc_purge_lock), moves pages to purging as a
  * purge does before its punch, and then is SIGKILLed or SIGSTOPped. */
 
+/* the state word purge_halfway() works on */
+static unsigned halfway_word;
+
 static void purge_halfway(int fd, uint64_t purging_mask, int ready)
 {
         struct stat st;
@@ -878,7 +881,8 @@ static void purge_halfway(int fd, uint64_t purging_mask, int ready)
         CHECK_EQ(am_table_hold(&st, &r), 0);
         CHECK_EQ(amc_purge_lock(&r, &lk), 0);
         /* unpinned (01) -> purging (10), no punch */
-        __atomic_store_n(&r.state[0], r.state[0] ^ (purging_mask | purging_mask << 1),
+        __atomic_store_n(&r.state[halfway_word],
+                         r.state[halfway_word] ^ (purging_mask | purging_mask << 1),
                          __ATOMIC_RELEASE);
         if (write(ready, "L", 1) != 1)
                 _exit(3);
@@ -1009,8 +1013,8 @@ TEST(stopped_purger_makes_pin_time_out)
 
         memset(m, 's', 40 * P);
         /* pages 0-3 purged, 4 unpinned, 32 unpinned, and 33 purging under
-         * the stopped purger: a pin of the whole region changes word 0
-         * before it meets page 33 in word 1 */
+         * the stopped purger: a pin of the whole region changes words 0
+         * and 1 before it meets page 33 in word 2 */
         CHECK_EQ(ashmem_unpin_region(fd, 0, 4 * P), 0);
         CHECK_EQ(ashmem_purge(fd), 4);
         CHECK_EQ(ashmem_unpin_region(fd, 4 * P, P), 0);
@@ -1018,12 +1022,12 @@ TEST(stopped_purger_makes_pin_time_out)
         pid = start_a_halfway_purger(fd, 0);
         CHECK_EQ(kill(pid, SIGSTOP), 0);
         {
-                /* the stopped purger's page: 33, in word 1 */
+                /* the stopped purger's page: 33, in word 2 */
                 struct stat st;
                 struct amc_ref r;
                 CHECK_EQ(fstat(fd, &st), 0);
                 CHECK_EQ(am_table_hold(&st, &r), 0);
-                __atomic_store_n(&r.state[1], (uint64_t)0x9, __ATOMIC_RELEASE);
+                __atomic_store_n(&r.state[33 / AMC_WORD_PAGES], (uint64_t)0x9, __ATOMIC_RELEASE);
                 am_table_release(&st);
         }
         page_map(fd, want, 40);
@@ -1033,7 +1037,7 @@ TEST(stopped_purger_makes_pin_time_out)
         t1 = mono_ns();
         CHECK(t1 - t0 >= AMC_WAIT_NS - 20000000ll);
         CHECK(t1 - t0 < 5 * AMC_WAIT_NS);
-        /* word 0, which it had pinned, stays pinned; word 1 waited */
+        /* words 0 and 1, which it had pinned, stay pinned; word 2 waited */
         CHECK_MAP(fd, "PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPuxPPPPPP");
         /* a page another process pinned while a pin waited stays pinned
          * when that pin times out */
@@ -1069,6 +1073,229 @@ TEST(stopped_purger_makes_pin_time_out)
         close(fd);
 }
 
+/* ------------------------------------------------ the summary level. A
+ * pin or unpin of a whole group of pages (AMC_GROUP_PAGES) makes it
+ * uniform, one summary field instead of its words; a writer that comes
+ * into the group while such a pass is under way must keep it from being
+ * made uniform, or the writer's page would be hidden under the summary
+ * and come back later (docs/control-block.md, "The summary level"). */
+
+/* The page map of fd (n pages) must not change when a pin of an already
+ * pinned page opens each group (the words then speak again). */
+static void check_groups_open_unchanged(int fd, size_t n, int line)
+{
+        size_t P = ps();
+        char *before = malloc(n + 1), *after = malloc(n + 1);
+
+        CHECK(before && after);
+        page_map(fd, before, n);
+        for (size_t g = 0; g * AMC_GROUP_PAGES < n; g++) {
+                size_t k = g * AMC_GROUP_PAGES;
+                while (k < n && k < (g + 1) * AMC_GROUP_PAGES && before[k] != 'P')
+                        k++;
+                if (k < n && k < (g + 1) * AMC_GROUP_PAGES)
+                        CHECK_EQ(ashmem_pin_region(fd, k * P, P), ASHMEM_NOT_PURGED);
+        }
+        page_map(fd, after, n);
+        if (memcmp(before, after, n) != 0)
+                t_fail(__FILE__, line, "opening the groups changed the page map:\n%.*s\n%.*s",
+                       (int)n, before, (int)n, after);
+        free(before);
+        free(after);
+}
+
+TEST(whole_groups_flip_and_keep_every_rule)
+{
+        size_t P = ps(), n = 3 * AMC_GROUP_PAGES + 40;
+        int fd = create("groups", n * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, n * P);
+        ashmem_stats s;
+
+        memset(m, 'g', n * P);
+        /* the whole region, again and again: flips after the first pass */
+        for (int i = 0; i < 3; i++) {
+                CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+                CHECK_EQ(ashmem_pin_status(fd, 5 * P, P), ASHMEM_IS_UNPINNED);
+                s = stats(fd);
+                CHECK_EQ(s.unpinned, n);
+                CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+                CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        }
+        /* a uniform unpinned group, then one page of it pinned */
+        CHECK_EQ(ashmem_unpin_region(fd, AMC_GROUP_PAGES * P, AMC_GROUP_PAGES * P), 0);
+        CHECK_EQ(ashmem_pin_region(fd, (AMC_GROUP_PAGES + 7) * P, P), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_pin_status(fd, (AMC_GROUP_PAGES + 7) * P, P), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_pin_status(fd, (AMC_GROUP_PAGES + 6) * P, P), ASHMEM_IS_UNPINNED);
+        s = stats(fd);
+        CHECK_EQ(s.unpinned, AMC_GROUP_PAGES - 1);
+        /* a purge takes the unpinned pages of it and leaves the rest */
+        CHECK_EQ(ashmem_purge(fd), (int)AMC_GROUP_PAGES - 1);
+        CHECK(all(m, AMC_GROUP_PAGES * P, 'g'));
+        CHECK(all(m + (AMC_GROUP_PAGES + 7) * P, P, 'g'));
+        CHECK(all(m + (AMC_GROUP_PAGES + 8) * P, P, 0));
+        CHECK(all(m + 2 * AMC_GROUP_PAGES * P, (n - 2 * AMC_GROUP_PAGES) * P, 'g'));
+        /* a whole-group unpin leaves purged pages purged: no uniform group
+         * hides them */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        check_groups_open_unchanged(fd, n, __LINE__);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_COUNTS(fd, n, 0, 0);
+        /* the tail group, smaller than a group, as any other */
+        CHECK_EQ(ashmem_unpin_region(fd, 3 * AMC_GROUP_PAGES * P, 0), 0);
+        CHECK_EQ(ashmem_purge(fd), 40);
+        CHECK_EQ(ashmem_pin_region(fd, 3 * AMC_GROUP_PAGES * P, 0), ASHMEM_WAS_PURGED);
+        CHECK_COUNTS(fd, n, 0, 0);
+        check_groups_open_unchanged(fd, n, __LINE__);
+        munmap(m, n * P);
+        close(fd);
+}
+
+/* The race itself, made certain: a pin of the whole group (a pass) waits
+ * at its last word for a page a stopped purger holds purging; meanwhile
+ * another thread unpins a page of the first word, which the pass went over
+ * already. The pass must not make the group uniform over that unpin: the
+ * state read before and after the group is opened again is the same. */
+TEST(a_pass_a_writer_came_into_leaves_the_group_open)
+{
+        size_t P = ps(), n = AMC_GROUP_PAGES, z = n - 1;
+        int fd = create("pass", n * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, n * P);
+        struct blocked a = { .fd = fd, .off = 0, .len = 0, .r = -2 };
+        char pm[AMC_GROUP_PAGES + 1];
+        pthread_t t;
+        pid_t pid;
+        int s1, s2;
+
+        memset(m, 'q', n * P);
+        CHECK_EQ(ashmem_unpin_region(fd, 5 * P, P), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, z * P, P), 0);
+        halfway_word = (unsigned)(z / AMC_WORD_PAGES);
+        pid = start_a_halfway_purger(fd, (uint64_t)1 << (2 * (z % AMC_WORD_PAGES)));
+        halfway_word = 0;
+        CHECK_EQ(pthread_create(&t, NULL, pin_blocked, &a), 0);
+        /* the pass went over word 0 once page 5 is pinned */
+        for (int i = 0; i < 2000; i++) {
+                page_map(fd, pm, n);
+                if (pm[5] == 'P')
+                        break;
+                usleep(100);
+        }
+        CHECK(pm[5] == 'P');
+        CHECK(pm[z] == 'x');
+        /* the writer comes in */
+        CHECK_EQ(ashmem_unpin_region(fd, 3 * P, P), 0);
+        /* the purger dies: the pass finishes its purge and goes on */
+        end_child(pid);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(a.r, ASHMEM_WAS_PURGED);
+        s1 = ashmem_pin_status(fd, 3 * P, P);
+        CHECK(s1 == ASHMEM_IS_PINNED || s1 == ASHMEM_IS_UNPINNED);
+        check_groups_open_unchanged(fd, n, __LINE__);
+        s2 = ashmem_pin_status(fd, 3 * P, P);
+        CHECK_EQ(s1, s2);
+        /* what the state says holds: a pinned page keeps its contents
+         * through a purge, an unpinned one goes */
+        CHECK_EQ(ashmem_purge(fd), s1 == ASHMEM_IS_UNPINNED ? 1 : 0);
+        CHECK(all(m + 3 * P, P, s1 == ASHMEM_IS_UNPINNED ? 0 : 'q'));
+        munmap(m, n * P);
+        close(fd);
+}
+
+/* The same race left to chance: processes pin and unpin whole groups
+ * while others unpin and pin single pages and ranges of them, and a purger
+ * runs; after each round no group hides a write (opening them changes
+ * nothing), and pages their writer holds pinned kept their contents. */
+#define RACE_GROUPS 3
+#define RACE_ROUNDS 12
+
+static void __attribute__((noreturn))
+race_worker(int fd, int kind, uint64_t seed, long long until)
+{
+        size_t P = ps(), n = RACE_GROUPS * AMC_GROUP_PAGES;
+        char *m = mmap(NULL, n * P, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+        if (m == MAP_FAILED)
+                _exit(2);
+        while (mono_ns() < until) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                uint64_t x = seed >> 16;
+                size_t g = (size_t)(x % RACE_GROUPS), first, len;
+                int r;
+                switch (kind) {
+                case 0:         /* whole groups, or all of it */
+                        first = x & 64 ? 0 : g * AMC_GROUP_PAGES;
+                        len = x & 64 ? 0 : AMC_GROUP_PAGES;
+                        if (x & 128)
+                                r = ashmem_unpin_region(fd, first * P, len * P);
+                        else
+                                r = ashmem_pin_region(fd, first * P, len * P) < 0 ? -1 : 0;
+                        if (r < 0 && errno != ETIMEDOUT)
+                                _exit(3);
+                        break;
+                case 1:         /* a page (its own, pinned: its contents stay) */
+                        first = g * AMC_GROUP_PAGES + 1 + (size_t)(x >> 8) % (AMC_GROUP_PAGES - 2);
+                        len = 1 + (size_t)(x >> 20) % 3;
+                        if (first + len > n)
+                                len = n - first;
+                        if (ashmem_unpin_region(fd, first * P, len * P) != 0)
+                                _exit(4);
+                        r = ashmem_pin_region(fd, first * P, len * P);
+                        if (r == ASHMEM_NOT_PURGED) {
+                                /* pinned by this process again: what it
+                                 * wrote is there, or zeros if purged
+                                 * before (another pin said so) */
+                                for (size_t k = 0; k < len; k++) {
+                                        char c = m[(first + k) * P];
+                                        if (c != 'r' && c != 0)
+                                                _exit(5);
+                                }
+                        } else if (r != ASHMEM_WAS_PURGED && !(r < 0 && errno == ETIMEDOUT)) {
+                                _exit(6);
+                        }
+                        if (r >= 0)
+                                for (size_t k = 0; k < len; k++)
+                                        m[(first + k) * P] = 'r';
+                        break;
+                default:
+                        if (ashmem_purge(fd) < 0)
+                                _exit(7);
+                        break;
+                }
+        }
+        _exit(0);
+}
+
+TEST(passes_racing_writers_hide_nothing)
+{
+        size_t P = ps(), n = RACE_GROUPS * AMC_GROUP_PAGES;
+        int fd = create("race", n * P);
+        char *m = map(fd, PROT_READ | PROT_WRITE, n * P);
+        uint64_t seed = (uint64_t)mono_ns();
+
+        memset(m, 'r', n * P);
+        for (int round = 0; round < RACE_ROUNDS; round++) {
+                long long until = mono_ns() + 60 * 1000000ll;
+                pid_t pids[4];
+                for (int i = 0; i < 4; i++) {
+                        seed += 0x9e3779b97f4a7c15ull;
+                        pids[i] = fork();
+                        CHECK(pids[i] >= 0);
+                        if (pids[i] == 0)
+                                race_worker(fd, i < 2 ? i : i == 2 ? 1 : 2, seed, until);
+                }
+                for (int i = 0; i < 4; i++) {
+                        int status = wait_child(pids[i]);
+                        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                                t_fail(__FILE__, __LINE__, "worker %d ended with status 0x%x",
+                                       i, status);
+                }
+                check_groups_open_unchanged(fd, n, __LINE__);
+        }
+        munmap(m, n * P);
+        close(fd);
+}
+
 /* A writer that marks pages purging with no purger alive: a pin finishes
  * "their" purge, which only destroys that region's own contents (a writer
  * may do so anyway), and never waits. */
@@ -1087,8 +1314,8 @@ TEST(purging_bits_without_a_purger_are_finished_not_waited_for)
         CHECK_EQ(ashmem_unpin_region(other, 0, 0), 0);
         CHECK_EQ(fstat(fd, &st), 0);
         CHECK_EQ(am_table_hold(&st, &r), 0);
-        __atomic_store_n(&r.state[0], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
-        __atomic_store_n(&r.state[1], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
+        for (unsigned w = 0; w < 64 / AMC_WORD_PAGES; w++)
+                __atomic_store_n(&r.state[w], 0xaaaaaaaaaaaaaaaaull, __ATOMIC_RELEASE);
         am_table_release(&st);
         t0 = mono_ns();
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
