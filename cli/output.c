@@ -93,6 +93,10 @@ const struct out_col out_cols[] = {
         { "GID", "gid", "GID", "owner's group id", OUT_NUM, OUT_COL_RIGHT },
         { "PAGES", "pages", "Pages", "pages (page-rounded size)", OUT_NUM,
           OUT_COL_DEFAULT | OUT_COL_RIGHT },
+        { "RES", "resident_bytes", "Resident", "top: bytes of the pages in memory now",
+          OUT_BYTES, OUT_COL_TOP | OUT_COL_RIGHT },
+        { "RESIDENT", "resident", "Resident pages", "top: pages in memory now (mincore)",
+          OUT_NUM, OUT_COL_TOP | OUT_COL_RIGHT },
         { "PINNED", "pinned", "Pinned", "pages pinned", OUT_NUM, OUT_COL_DEFAULT | OUT_COL_RIGHT },
         { "UNPINNED", "unpinned", "Unpinned", "pages unpinned, not purged", OUT_NUM,
           OUT_COL_DEFAULT | OUT_COL_RIGHT },
@@ -121,7 +125,7 @@ static int col_index(const char *name, size_t len)
         return -1;
 }
 
-int out_cols_select(const char *spec, int *cols, char *err)
+int out_cols_select(const char *spec, unsigned allow, int *cols, char *err)
 {
         int n = 0;
 
@@ -146,6 +150,11 @@ int out_cols_select(const char *spec, int *cols, char *err)
                                  (int)len, p);
                         return -1;
                 }
+                if ((out_cols[i].flags & OUT_COL_TOP) && !(allow & OUT_COL_TOP)) {
+                        snprintf(err, PARSE_ERR_LEN, "column '%.*s' is shown only by 'top'",
+                                 (int)len, p);
+                        return -1;
+                }
                 if (n == OUT_MAX_COLS) {
                         snprintf(err, PARSE_ERR_LEN, "too many columns (at most %d)", OUT_MAX_COLS);
                         return -1;
@@ -162,8 +171,10 @@ void out_cols_help(FILE *f)
 {
         fprintf(f, "Columns (-o/--output; default ones marked *):\n");
         for (int i = 0; out_cols[i].name; i++)
-                fprintf(f, " %c %-10s %s\n", out_cols[i].flags & OUT_COL_DEFAULT ? '*' : ' ',
-                        out_cols[i].name, out_cols[i].help);
+                if (!(out_cols[i].flags & OUT_COL_TOP))
+                        fprintf(f, " %c %-10s %s\n",
+                                out_cols[i].flags & OUT_COL_DEFAULT ? '*' : ' ',
+                                out_cols[i].name, out_cols[i].help);
 }
 
 cJSON *out_cols_json(void)
@@ -171,7 +182,10 @@ cJSON *out_cols_json(void)
         cJSON *doc = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(doc, "columns");
 
         for (int i = 0; a && out_cols[i].name; i++) {
-                cJSON *c = cJSON_CreateObject();
+                cJSON *c;
+                if (out_cols[i].flags & OUT_COL_TOP)
+                        continue;       /* top's own (see top in the manual) */
+                c = cJSON_CreateObject();
                 cJSON_AddStringToObject(c, "name", out_cols[i].name);
                 cJSON_AddStringToObject(c, "key", out_cols[i].key);
                 cJSON_AddStringToObject(c, "help", out_cols[i].help);
@@ -534,7 +548,7 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
                 int cols[OUT_MAX_COLS], n = 0;
                 cJSON *one = cJSON_CreateArray();
                 for (int i = 0; out_cols[i].name && n < OUT_MAX_COLS; i++)
-                        if (!(out_cols[i].flags & OUT_COL_SLICE) ||
+                        if (!(out_cols[i].flags & (OUT_COL_SLICE | OUT_COL_TOP)) ||
                             cJSON_GetObjectItemCaseSensitive(rec, out_cols[i].key))
                                 cols[n++] = i;
                 if (one && cJSON_AddItemReferenceToArray(one, (cJSON *)rec))
@@ -549,7 +563,8 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
         for (int i = 0; out_cols[i].name; i++) {
                 const struct out_col *c = &out_cols[i];
                 const char *s;
-                if ((c->flags & OUT_COL_SLICE) && !cJSON_GetObjectItemCaseSensitive(rec, c->key))
+                if ((c->flags & (OUT_COL_SLICE | OUT_COL_TOP)) &&
+                    !cJSON_GetObjectItemCaseSensitive(rec, c->key))
                         continue;
                 s = out_field_text(rec, c, flags, buf, sizeof(buf));
                 fprintf(f, "%s:%*s %s", c->label, (int)(lw - strlen(c->label)), "", s);

@@ -62,6 +62,7 @@ struct out_col {
 #define OUT_COL_SLICE   0x4u    /* only slices have it */
 #define OUT_COL_TRUNC   0x8u    /* may be shortened to fit a terminal
                                    (not with --notruncate) */
+#define OUT_COL_TOP     0x10u   /* only top measures it (resident pages) */
 
 extern const struct out_col out_cols[];
 
@@ -69,9 +70,11 @@ extern const struct out_col out_cols[];
 
 /* Columns from a -o list: "NAME,SIZE" (case does not matter), or "+COLS"
  * for the default columns and these. NULL spec: the default columns.
+ * allow: OUT_COL_TOP to accept the columns only top fills (else they are
+ * refused with a message).
  * Fills cols[] with indexes into out_cols[]; returns their number, or -1
  * with a message in err (PARSE_ERR_LEN bytes). */
-int out_cols_select(const char *spec, int *cols, char *err);
+int out_cols_select(const char *spec, unsigned allow, int *cols, char *err);
 
 /* The columns, their help lines and which are default, for --help. */
 void out_cols_help(FILE *f);

@@ -361,6 +361,48 @@ make_names() {
         bad 2 "top: invalid sort column 'NAME,SIZE': give one column" top -s NAME,SIZE
 }
 
+@test "top: RES and RESIDENT count the pages in memory, a slice those of its view" {
+        local ps
+        ps=$(getconf PAGESIZE)
+        ashmemctl -q create r $((8 * ps))
+        # 3 of its 8 pages touched: 0, 2 and 5
+        printf a | ashmemctl write -o 0 r
+        printf b | ashmemctl write -o $((2 * ps + 7)) r
+        printf c | ashmemctl write -o $((5 * ps)) r
+        # a view of pages 1-3: one of them (2) touched
+        ashmemctl -q slice --of r -o "$ps" -l $((3 * ps)) s
+        run -0 ashmemctl top -j -n 1
+        printf '%s\n' "$output" | strict_json
+        jqe ".regions[0].name == \"r\" and .regions[0].resident == 3 and .regions[0].resident_bytes == $((3 * ps))"
+        jqe ".regions[1].name == \"s\" and .regions[1].resident == 1 and .regions[1].resident_bytes == $ps"
+        # sortable, and shown human-readable or in bytes
+        run -0 ashmemctl top -n 1 -o NAME,RES,RESIDENT -s RESIDENT --reverse
+        [ "$(printf "%s\n" "${lines[0]}" | tr -s " ")" = "NAME RES RESIDENT" ]
+        [ "$(printf '%s\n' "${lines[1]}" | tr -s ' ')" = "s $((ps / 1024))K 1" ]
+        [ "$(printf '%s\n' "${lines[2]}" | tr -s ' ')" = "r $((3 * ps / 1024))K 3" ]
+        run -0 ashmemctl top -n 1 -b -o NAME,RES -s RES
+        [ "$(printf '%s\n' "${lines[1]}" | tr -s ' ')" = "r $((3 * ps))" ]
+        run -0 ashmemctl --export top -n 1 -o NAME,RESIDENT
+        [ "${lines[0]}" = 'NAME="r" RESIDENT="3"' ]
+        # purged pages hold no memory: 0 and 2 go, 5 stays
+        ashmemctl -q unpin r 0 $((4 * ps))
+        ashmemctl -q purge r
+        run -0 ashmemctl top -j -n 1
+        jqe '.regions[0].resident == 1 and .regions[1].resident == 0'
+        # top attaches a region once, not at every refresh
+        run -0 ashmemctl top -j -n 3 -d 0.1
+        [ "$(printf '%s\n' "${lines[1]}" | jq '.regions[0].attaches')" = \
+          "$(printf '%s\n' "${lines[2]}" | jq '.regions[0].attaches')" ]
+        # the columns are top's: list and info do not have them
+        bad 2 "list: column 'RES' is shown only by 'top'" list -o NAME,RES
+        run -0 ashmemctl info r
+        [[ "$output" != *Resident* ]]
+        run -0 ashmemctl __complete -- list -o RES
+        [[ "$output" != *RESIDENT* ]]
+        run -0 ashmemctl __complete -- top -s RES
+        [[ "$output" == *RESIDENT* ]]
+}
+
 @test "top streams until SIGTERM or SIGINT, and fails when the broker cannot be reached" {
         ashmemctl -q create one 4K
         ashmemctl top --json --interval 0.1 > "$BATS_TEST_TMPDIR/stream" 3>&- &
@@ -384,9 +426,9 @@ make_names() {
         ashmemctl -q create aaa 1M
         ashmemctl -q create zzz 4K
         tmux_start "stty -g > $BATS_TEST_TMPDIR/before; ashmemctl top -d 0.2; echo \"[exit \$?]\"; stty -g > $BATS_TEST_TMPDIR/after; exec sleep 600"
-        wait_screen screen_matches '^NAME +SIZE +PAGES +PINNED +UNPINNED +PURGED +ATTACHES +OWNER$'
+        wait_screen screen_matches '^NAME +SIZE +RES +PAGES +PINNED +UNPINNED +PURGED +ATTACHES +OWNER$'
         wait_screen screen_has 'sort: SIZE'
-        screen_matches '^[0-9-]+T[0-9:]+[-+][0-9]{4}  2 regions, 1M  pages 257: 257 pinned'
+        screen_matches '^[0-9-]+T[0-9:]+[-+][0-9]{4}  2 regions, 1M, 0B resident  pages 257: 257 pinned'
         # sorted by size: aaa first
         [ "$(tmux_screen | grep -E '^(aaa|zzz) ' | head -1 | cut -c1-3)" = aaa ]
         # '<' moves the sort to the column left of SIZE: NAME
@@ -398,7 +440,7 @@ make_names() {
         # a narrower terminal: redrawn to fit, nothing wrapped onto a
         # line of its own
         tmux -S "$tmux_sock" resize-window -t t -x 30 -y 10
-        wait_screen screen_has_line 'NAME SIZE PAGES PINNED UNPINNE'
+        wait_screen screen_has_line 'NAME SIZE RES PAGES PINNED UNP'
         sleep 0.5
         [ -z "$(tmux_screen | grep -vE '^(NAME|aaa|zzz|sort|[0-9]{4}-|$)')" ]
         tmux_keys q
