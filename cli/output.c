@@ -455,6 +455,105 @@ static int export_table(FILE *f, const cJSON *records, const int *cols, int ncol
         return ferror(f) ? -EIO : 0;
 }
 
+/* A shell variable name for a JSON key path: capitals, digits and '_'. */
+static void export_key(char *buf, size_t len, const char *prefix, const char *key)
+{
+        size_t n;
+
+        snprintf(buf, len, "%s%s%s", prefix, *prefix && key ? "_" : "", key ? key : "");
+        for (n = 0; buf[n]; n++) {
+                char c = buf[n];
+                if (c >= 'a' && c <= 'z')
+                        buf[n] = (char)(c - 'a' + 'A');
+                else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+                        buf[n] = '_';
+        }
+        if (n == 0 || (buf[0] >= '0' && buf[0] <= '9'))
+                snprintf(buf, len, "_%s", prefix);
+}
+
+static void export_value(FILE *f, const char *key, const cJSON *v, unsigned flags, int *first)
+{
+        char num[64];
+        const char *s = "";
+
+        if (cJSON_IsString(v))
+                s = v->valuestring;
+        else if (cJSON_IsBool(v))
+                s = cJSON_IsTrue(v) ? "yes" : "no";
+        else if (cJSON_IsNumber(v)) {
+                if (v->valuedouble == (double)(long long)v->valuedouble)
+                        snprintf(num, sizeof(num), "%lld", (long long)v->valuedouble);
+                else
+                        snprintf(num, sizeof(num), "%g", v->valuedouble);
+                s = num;
+        } else if (cJSON_IsRaw(v))
+                s = v->valuestring;     /* an exact number */
+        fprintf(f, "%s%s%s=", *first ? "" : " ", key,
+                /* --shell: off the names bash keeps read-only */
+                (flags & OUT_SHELLVAR) && (strcmp(key, "UID") == 0 || strcmp(key, "EUID") == 0 ||
+                                           strcmp(key, "PPID") == 0) ? "_" : "");
+        put_quoted(f, s);
+        *first = 0;
+}
+
+/* The scalars of obj and of the objects in it, on the current line. */
+static void export_fields(FILE *f, const cJSON *obj, const char *prefix, unsigned flags,
+                          int *first)
+{
+        const cJSON *v;
+        char key[256];
+
+        cJSON_ArrayForEach(v, obj) {
+                if (cJSON_IsArray(v))
+                        continue;
+                export_key(key, sizeof(key), prefix, v->string);
+                if (cJSON_IsObject(v))
+                        export_fields(f, v, key, flags, first);
+                else
+                        export_value(f, key, v, flags, first);
+        }
+}
+
+/* The arrays in obj (and in the objects in it): a line an element. */
+static void export_arrays(FILE *f, const cJSON *obj, const char *prefix, unsigned flags)
+{
+        const cJSON *v, *e;
+        char key[256];
+
+        cJSON_ArrayForEach(v, obj) {
+                if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+                        continue;
+                export_key(key, sizeof(key), prefix, v->string);
+                if (cJSON_IsObject(v)) {
+                        export_arrays(f, v, key, flags);
+                        continue;
+                }
+                cJSON_ArrayForEach(e, v) {
+                        int first = 1;
+                        if (cJSON_IsObject(e))
+                                export_fields(f, e, key, flags, &first);
+                        else if (!cJSON_IsArray(e))
+                                export_value(f, key, e, flags, &first);
+                        if (!first)
+                                fputc('\n', f);
+                        if (cJSON_IsObject(e))
+                                export_arrays(f, e, key, flags);
+                }
+        }
+}
+
+int out_export_doc(FILE *f, const cJSON *doc, unsigned flags)
+{
+        int first = 1;
+
+        export_fields(f, doc, "", flags, &first);
+        if (!first)
+                fputc('\n', f);
+        export_arrays(f, doc, "", flags);
+        return ferror(f) ? -EIO : 0;
+}
+
 int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
               unsigned flags)
 {

@@ -140,6 +140,17 @@ const char *out_table_error(void);
 int out_table_string(const cJSON *records, const int *cols, int ncols,
                      unsigned flags, size_t termwidth, char **ret);
 
+/*
+ * A command's result (not a table of records) as --export and --shell
+ * print it: the document's scalar fields on one line, KEY="value" pairs,
+ * each key the JSON key in capitals (a nested object's keys behind its own
+ * and "_": STATS_UPTIME); then each element of an array on a line of its
+ * own, its keys behind the array's (rm: REMOVED="a", FAILED_NAME="b"
+ * FAILED_ERRNO="ENOENT" ...). Numbers as in JSON (sizes in bytes), true
+ * and false as yes and no, null as "". 0, or -EIO.
+ */
+int out_export_doc(FILE *f, const cJSON *doc, unsigned flags);
+
 /* A copy of rec with only the chosen columns' keys. */
 cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols);
 
@@ -175,6 +186,8 @@ struct out {
         struct cmd_ctx *ctx;
         unsigned flags;         /* OUT_REPORT, OUT_BYTES_EXACT */
         int json;               /* building a JSON document */
+        int export;             /* ... for --export/--shell: out_end()
+                                   prints it as KEY="value" lines */
         int text;               /* printing the text forms */
         cJSON *doc;
         cJSON *cur[OUT_DEPTH];  /* what fields go into: object or array */

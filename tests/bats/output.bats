@@ -146,6 +146,114 @@ make_names() {
         [ "$OF" = plain ] && [ "$OFFSET" = 4K ] && [ "$LENGTH" = 4K ]
 }
 
+# A fresh set of regions for each run of a command that changes them.
+export_prep() {
+        ashmemctl -q rm -f r 's p"a$c`e' v made >/dev/null
+        ashmemctl -q create r 16K
+        ashmemctl -q create 's p"a$c`e' 8K
+        ashmemctl -q set r -t str -o 4K 'dollar $HOME "quoted" `tick` \back ünï'
+        ashmemctl -q slice --of r -o 4K -l 4K v
+}
+
+# export_agrees CMD...: --json and --export of CMD (each after
+# export_prep) exit alike; the JSON parses; every line of the export is
+# nothing but KEY="value" pairs that eval takes; and each string or number
+# at the top of the JSON document is what eval of the first line gives
+# its key in capitals (records: only the name, their sizes are for people;
+# not "encoding", which says how JSON holds a string).
+export_agrees() {
+        local json jrc line key want got
+        export_prep
+        run --separate-stderr ashmemctl --json "$@"
+        json=$output jrc=$status
+        printf '%s\n' "$json" | jq -e . >/dev/null || { echo "ashmemctl -j $*: $json" >&2; return 1; }
+        export_prep
+        # a record has UID, which bash keeps read-only: --shell for eval
+        local how=--export
+        [ -z "$records" ] || how=--shell
+        run --separate-stderr ashmemctl $how "$@"
+        if [ "$status" -ne "$jrc" ] || [ -z "$output" ]; then
+                echo "ashmemctl -e $*: exit $status (JSON: $jrc), output '$output'" >&2
+                return 1
+        fi
+        while IFS= read -r line; do
+                if ! [[ "$line" =~ ^([A-Z_][A-Z0-9_]*=\"([^\"\\\`\$]|\\.)*\"( |$))+$ ]] ||
+                   ! (eval "$line"); then
+                        echo "ashmemctl -e $*: not KEY=\"value\" pairs: $line" >&2
+                        return 1
+                fi
+        done <<<"$output"
+        for key in $(printf '%s' "$json" | jq -r 'to_entries[] | select(.value | type == "string" or type == "number") | .key'); do
+                [ -n "$records" ] && [ "$key" != name ] && continue
+                # the JSON's own: how a string is encoded in it
+                [ "$key" = encoding ] && continue
+                want=$(printf '%s' "$json" | jq -r --arg k "$key" '.[$k]')
+                got=$(eval "${lines[0]}"; v=${key^^}; printf '%s' "${!v}")
+                if [ "$want" != "$got" ]; then
+                        echo "ashmemctl -e $*: $key is '$got', JSON says '$want'" >&2
+                        return 1
+                fi
+        done
+}
+
+@test "every command that prints a result honours --json and --export alike" {
+        local records=
+        export_agrees size r
+        export_agrees prot r
+        export_agrees prot r rw
+        export_agrees status r
+        export_agrees status v
+        export_agrees pin r 0 4K
+        export_agrees unpin r 0 4K
+        export_agrees purge r
+        export_agrees purge --all
+        export_agrees get r -t u16
+        export_agrees get r -t str -o 4K
+        export_agrees set 's p"a$c`e' -t str 'x "y" $z'
+        export_agrees set r -t i64 -- -5
+        export_agrees incr r -t u32 -o 8 3
+        printf 'abc' > "$BATS_TEST_TMPDIR/in"
+        export_agrees write r "$BATS_TEST_TMPDIR/in"
+        export_agrees dump r -l 16
+        export_agrees version
+        export_agrees broker status
+        export_agrees rm 's p"a$c`e'
+        export_agrees rm -f r nosuch
+        export_agrees rm r nosuch
+        records=1
+        export_agrees info 's p"a$c`e'
+        export_agrees info v
+        export_agrees create made 4K
+        export_agrees slice --of r -o 8K -l 4K made
+        # the values eval gives
+        export_prep
+        eval "$(ashmemctl -e purge 's p"a$c`e')"
+        [ "$NAME" = 's p"a$c`e' ] && [ "$PAGES" = 0 ] && [ "$BYTES" = 0 ]
+        eval "$(ashmemctl -e get r -t str -o 4K)"
+        [ "$VALUE" = 'dollar $HOME "quoted" `tick` \back ünï' ] && [ "$TYPE" = str ]
+        eval "$(ashmemctl --shell status r)"
+        [ "$PINNED" = yes ] && [ "$LENGTH" = 16384 ]
+        # rm: a line a name, removed or not, and exit 1 for the one missing
+        run -1 --separate-stderr ashmemctl -e rm r nosuch 's p"a$c`e'
+        [ "${lines[0]}" = 'REMOVED="r"' ]
+        (eval "${lines[1]}"; [ "$REMOVED" = 's p"a$c`e' ])
+        [ "${lines[2]}" = 'FAILED_NAME="nosuch" FAILED_ERRNO="ENOENT" FAILED_MESSAGE="no such region: nosuch"' ]
+        # --json purge names the region
+        export_prep
+        run -0 ashmemctl -j purge 's p"a$c`e'
+        jqe '.name == "s p\"a$c`e" and .pages == 0'
+        run -0 ashmemctl -j purge --all
+        jqe '.all == true and (.name | not)'
+        # the broker's nested counters: prefixed by their object's key
+        run -0 ashmemctl -e broker status
+        (eval "${lines[0]}"; [ "$RUNNING" = yes ] && [ "$SOCKET" = "$ASHMEM_SOCKET" ] &&
+         [ "$STATS_REGIONS" = 3 ] && [ -n "$STATS_LIMITS_CONNECTIONS" ])
+        [[ "${lines[1]}" == "STATS_UIDS_UID=\"$(id -u)\" "* ]]
+        # -q silences text, not --export (nor --json)
+        run -0 ashmemctl -q -e size r
+        [ "$output" = 'NAME="r" SIZE="16384"' ]
+}
+
 @test "--time-format: short, full, iso; JSON keeps UTC; a bad format is a usage error" {
         ashmemctl -q create t 4K
         export TZ=UTC
