@@ -685,7 +685,6 @@ static int run_stream(struct top *t)
                 int err = 0;
                 cJSON *recs = snapshot(t, &err);
                 char when[64];
-                struct tm tm;
                 time_t now = time(NULL);
 
                 if (!recs)
@@ -693,8 +692,7 @@ static int run_stream(struct top *t)
                 due = now_ms() + t->interval_ms;
                 if (t->ctx->json) {
                         cJSON *doc = cJSON_CreateObject();
-                        if (!doc || !gmtime_r(&now, &tm) ||
-                            !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) ||
+                        if (!doc || !format_utc(now, when, sizeof(when)) ||
                             !cJSON_AddStringToObject(doc, "time", when) ||
                             !cJSON_AddNumberToObject(doc, "interval", t->interval_ms / 1000.0) ||
                             !cJSON_AddItemToObject(doc, "regions", recs)) {

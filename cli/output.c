@@ -41,7 +41,6 @@ cJSON *out_region_record(const ashmem_region_info *r)
 {
         cJSON *o = cJSON_CreateObject();
         char buf[32];
-        struct tm tm;
         int oom;
 
         if (!o)
@@ -62,7 +61,7 @@ cJSON *out_region_record(const ashmem_region_info *r)
         add_num(o, "unpinned", (double)r->unpinned);
         add_num(o, "purged", (double)r->purged);
         add_num(o, "attaches", (double)r->attaches);
-        if (gmtime_r(&r->created, &tm) && strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        if (format_utc(r->created, buf, sizeof(buf)))
                 cJSON_AddStringToObject(o, "created", buf);
         else
                 cJSON_AddNullToObject(o, "created");
