@@ -14,6 +14,12 @@ setup() {
 
 teardown() {
         local rc=0
+        # a second broker some test started for another user
+        if [ -n "${pub_dir:-}" ]; then
+                ashmemctl --socket "$pub_dir/broker.sock" broker stop >/dev/null 2>&1 || true
+                rm -rf "$pub_dir"
+        fi
+        unstage
         tmux_teardown || rc=1
         cli_teardown || rc=1
         return $rc
@@ -509,6 +515,25 @@ export_agrees() {
         [[ "$output" != *RESIDENT* ]]
         run -0 ashmemctl __complete -- top -s RES
         [[ "$output" == *RESIDENT* ]]
+}
+
+@test "top: resident pages only where the kernel tells the truth (not to another user)" {
+        # root's broker that nobody may reach; nobody may read region pub
+        stage_for_others ashmemctl
+        pub_dir=$(mktemp -d /tmp/ashmem-top-test.XXXXXX)
+        chmod 0755 "$pub_dir"
+        sock=$pub_dir/broker.sock
+        ashmemctl --socket "$sock" broker start --socket-mode 0666 3>&- >/dev/null
+        ashmemctl --socket "$sock" -q create pub 16K --mode 0644
+        printf x | ashmemctl --socket "$sock" write pub
+        run -0 ashmemctl --socket "$sock" -j top -n 1
+        jqe '.regions[0].resident == 1'
+        # mincore(2) would say every page of root's file is in: not shown
+        run -0 as_nobody ashmemctl --socket "$sock" -j top -n 1
+        jqe '.regions[0].name == "pub" and .regions[0].resident == null and .regions[0].resident_bytes == null'
+        run -0 as_nobody ashmemctl --socket "$sock" top -n 1 -o NAME,RES,RESIDENT
+        [ "$(printf '%s\n' "${lines[1]}" | tr -s ' ')" = "pub - -" ]
+        ashmemctl --socket "$sock" broker stop >/dev/null
 }
 
 @test "top streams until SIGTERM or SIGINT, and fails when the broker cannot be reached" {
