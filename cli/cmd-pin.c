@@ -172,6 +172,10 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 why = "its protection has no write";
         bytes = pages * am_page_size();
         out_begin(&o, ctx, OUT_REPORT);
+        if (name)
+                out_str(&o, OUT_JSON, "name", NULL, name);
+        else
+                out_bool(&o, OUT_JSON, "all", NULL, NULL, 1);
         out_u64(&o, OUT_ANY, "pages", "purged %llu", pages);
         out_text(&o, " page%s", pages == 1 ? "" : "s");
         out_u64(&o, OUT_ANY, "bytes", " (%llu bytes)", bytes);

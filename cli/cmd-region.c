@@ -127,7 +127,7 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
 
         if (cmd_flag(a, "list-columns"))
                 return out_columns(ctx);
-        ncols = out_cols_select(spec, cols, err);
+        ncols = out_cols_select(spec, 0, cols, err);
         if (ncols < 0)
                 return cmd_usage(ctx, "%s", err);
         if (cmd_flag(a, "bytes"))

@@ -22,6 +22,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,22 +33,23 @@
 #include <cjson/cJSON.h>
 
 #include "cmd.h"
+#include "lib/internal/json.h"
 #include "output.h"
 #include "parse.h"
 #include "region.h"
 
 static const struct cmd_opt top_opts[] = {
-        { "sort", 's', "COL", "column", "sort by this column (default SIZE; keys < > r while running)" },
+        { "sort", 's', "COL", "topcolumn", "sort by this column (default SIZE; keys < > r while running)" },
         { "interval", 'd', "SECONDS", NULL, "seconds between refreshes (default 2; 0.1 to 86400)" },
         { "count", 'n', "K", NULL, "stop after K refreshes" },
-        { "output", 'o', "COLS", "column", "columns to show (NAME,SIZE,...; +COLS adds to the default)" },
+        { "output", 'o', "COLS", "topcolumn", "columns to show (NAME,SIZE,...; +COLS adds to the default)" },
         { "bytes", 'b', NULL, NULL, "sizes in bytes, not human-readable" },
         { "reverse", 0, NULL, NULL, "reverse the order (names A-Z and numbers largest first by default)" },
         { 0 }
 };
 
 /* The columns top shows without -o. */
-static const char top_default[] = "NAME,SIZE,PAGES,PINNED,UNPINNED,PURGED,ATTACHES,OWNER";
+static const char top_default[] = "NAME,SIZE,RES,PAGES,PINNED,UNPINNED,PURGED,ATTACHES,OWNER";
 
 /* Signals seen, handled by the loop (a handler only sets its flag). */
 static volatile sig_atomic_t got_quit, got_winch, got_tstp, got_cont;
@@ -60,8 +64,29 @@ static void on_signal(int sig)
         }
 }
 
+/*
+ * Resident pages. The broker's records do not say how much of a region is
+ * in memory, so top asks the kernel itself: it attaches each region once,
+ * read-only, keeps that descriptor while the name stands for the same
+ * region (so its attach request counts once in ATTACHES, not at every
+ * refresh), and at each refresh maps the view without access and counts
+ * with mincore(2) the pages in memory. A descriptor of a name that went
+ * away, or now stands for another region, is closed at the next refresh.
+ */
+struct held {
+        char name[ASHMEM_NAME_LEN];
+        uid_t uid;              /* the record it was attached for */
+        time_t created;
+        size_t size, offset, length;
+        int is_slice;
+        int fd;                 /* -1: could not be attached */
+};
+
 struct top {
         struct cmd_ctx *ctx;
+        struct held *held;      /* sorted by name */
+        size_t nheld;
+        int want_res;           /* a column, the sort or JSON needs it */
         int cols[OUT_MAX_COLS];
         int ncols;
         int sort;               /* index into out_cols[] */
@@ -120,6 +145,155 @@ static int cmp_records(const void *a, const void *b)
         return sort_top->reverse ? -r : r;
 }
 
+/* ---------------------------------------------------------------- resident */
+
+static int held_cmp(const void *a, const void *b)
+{
+        return strcmp(((const struct held *)a)->name, ((const struct held *)b)->name);
+}
+
+static int same_region(const struct held *h, const ashmem_region_info *r)
+{
+        return h->uid == r->uid && h->created == r->created && h->size == r->size &&
+               h->is_slice == r->is_slice && h->offset == r->offset && h->length == r->length;
+}
+
+/* A read-only descriptor of name as the broker has it for owner, or -1.
+ * Through a bare request: the pin state that comes with it is closed at
+ * once (top never pins), so the library keeps nothing of it. */
+static int attach_ro(ashmem_broker *b, const ashmem_region_info *r)
+{
+        char buf[ASHMEM_NAME_LEN * 6 + 128], *reply = NULL;
+        struct am_jw w;
+        int rfds[2], nr = 0, fd = -1, ret;
+
+        am_jw_begin(&w, buf, sizeof(buf), "attach");
+        am_jw_str(&w, "name", r->name);
+        am_jw_str(&w, "access", "r");
+        am_jw_u64(&w, "owner", r->uid);
+        if (am_jw_end(&w) < 0)
+                return -1;
+        ret = ashmem_broker_call(b, buf, NULL, 0, &reply, rfds, &nr);
+        free(reply);
+        if (ret == 0 && nr >= 1)
+                fd = rfds[0];
+        for (int i = fd >= 0 ? 1 : 0; i < nr; i++)
+                close(rfds[i]);
+        return fd;
+}
+
+/* The largest view top counts: mincore(2) looks up every page of a file
+ * mapping that is not mapped yet, about a millisecond for 20000 pages. */
+#define RESIDENT_MAX_PAGES ((size_t)1 << 20)
+
+/* Pages of [off, off+len) of fd in memory: >= 0, or -1 when the kernel
+ * would not say. mincore(2) tells the truth about a file's page cache
+ * only to its owner, root and who may write it (a region's file is the
+ * broker's, mode 0600); to others it says every page is in: no answer. */
+static long long resident_pages(int fd, size_t off, size_t len)
+{
+        size_t ps = am_page_size(), first = off / ps * ps, end, n;
+        unsigned char vec[4096];
+        long long pages = 0;
+        struct stat st;
+        void *p;
+
+        if (fstat(fd, &st) < 0 || st.st_size < 0)
+                return -1;
+        if (st.st_uid != geteuid() && geteuid() != 0)
+                return -1;
+        /* a region that shrank since it was listed: what is left of it */
+        end = off + len;
+        if (end > (size_t)st.st_size)
+                end = (size_t)st.st_size;
+        if (end <= first)
+                return 0;
+        end = (end + ps - 1) / ps * ps;
+        n = end - first;
+        if (n / ps > RESIDENT_MAX_PAGES)
+                return -1;
+        /* no access: the mapping only names the pages to ask about */
+        p = mmap(NULL, n, PROT_NONE, MAP_SHARED, fd, (off_t)first);
+        if (p == MAP_FAILED)
+                return -1;
+        for (size_t at = 0; at < n; at += sizeof(vec) * ps) {
+                size_t k = n - at < sizeof(vec) * ps ? n - at : sizeof(vec) * ps;
+                if (mincore((char *)p + at, k, vec) < 0) {
+                        pages = -1;
+                        break;
+                }
+                for (size_t i = 0; i < k / ps; i++)
+                        pages += vec[i] & 1;
+        }
+        munmap(p, n);
+        return pages;
+}
+
+/* Bring the held descriptors in line with the regions listed (sorted by
+ * name, as the broker lists them or not) and add "resident" (pages) and
+ * "resident_bytes" to each record: null when unknown. */
+static int resident_update(struct top *t, ashmem_broker *b, const ashmem_region_info *regions,
+                           size_t n, cJSON **recs)
+{
+        struct held *now = calloc(n ? n : 1, sizeof(*now));
+
+        if (!now)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const ashmem_region_info *r = &regions[i];
+                struct held key, *old;
+                long long pages = -1;
+
+                snprintf(key.name, sizeof(key.name), "%s", r->name);
+                old = t->nheld ? bsearch(&key, t->held, t->nheld, sizeof(*t->held), held_cmp) : NULL;
+                if (old && same_region(old, r)) {
+                        /* the same region: its descriptor, or no second
+                         * try at one it could not have */
+                        now[i] = *old;
+                        old->fd = -1;   /* moved */
+                } else {
+                        memcpy(now[i].name, key.name, sizeof(key.name));
+                        now[i].uid = r->uid;
+                        now[i].created = r->created;
+                        now[i].size = r->size;
+                        now[i].is_slice = r->is_slice;
+                        now[i].offset = r->offset;
+                        now[i].length = r->length;
+                        now[i].fd = attach_ro(b, r);
+                }
+                if (now[i].fd >= 0)
+                        pages = resident_pages(now[i].fd, r->is_slice ? r->offset : 0,
+                                               r->is_slice ? r->length : r->size);
+                if (pages >= 0) {
+                        cJSON_AddNumberToObject(recs[i], "resident", (double)pages);
+                        cJSON_AddNumberToObject(recs[i], "resident_bytes",
+                                                (double)pages * (double)am_page_size());
+                } else {
+                        cJSON_AddNullToObject(recs[i], "resident");
+                        cJSON_AddNullToObject(recs[i], "resident_bytes");
+                }
+        }
+        /* names gone, or taken by another region: let go */
+        for (size_t i = 0; i < t->nheld; i++)
+                if (t->held[i].fd >= 0)
+                        close(t->held[i].fd);
+        free(t->held);
+        qsort(now, n, sizeof(*now), held_cmp);
+        t->held = now;
+        t->nheld = n;
+        return 0;
+}
+
+static void resident_drop(struct top *t)
+{
+        for (size_t i = 0; i < t->nheld; i++)
+                if (t->held[i].fd >= 0)
+                        close(t->held[i].fd);
+        free(t->held);
+        t->held = NULL;
+        t->nheld = 0;
+}
+
 /* The broker's regions as records sorted, in a new array; NULL with the
  * error in t->status (and *err, a positive errno). */
 static cJSON *snapshot(struct top *t, int *err)
@@ -154,6 +328,8 @@ static cJSON *snapshot(struct top *t, int *err)
         for (size_t i = 0; recs && arr && i < n; i++)
                 if (!(recs[i] = out_region_record(&regions[i])))
                         goto oom;
+        if (recs && arr && t->want_res && resident_update(t, b, regions, n, recs) < 0)
+                goto oom;
         free(regions);
         regions = NULL;
         if (!recs || !arr)
@@ -237,8 +413,9 @@ static void term_size(int *rows, int *cols)
 /* The summary line: when, how many, what they hold. */
 static void summary(const struct top *t, const cJSON *recs, char *buf, size_t len)
 {
-        unsigned long long pages = 0, pinned = 0, unpinned = 0, purged = 0, bytes = 0;
-        char when[64], total[32];
+        unsigned long long pages = 0, pinned = 0, unpinned = 0, purged = 0, bytes = 0, res = 0;
+        char when[64], total[32], rtotal[40] = "";
+        int known = 0;
         const cJSON *r;
         int n = 0;
 
@@ -251,6 +428,21 @@ static void summary(const struct top *t, const cJSON *recs, char *buf, size_t le
                 pinned += (unsigned long long)num_of(cJSON_GetObjectItemCaseSensitive(r, "pinned"));
                 unpinned += (unsigned long long)num_of(cJSON_GetObjectItemCaseSensitive(r, "unpinned"));
                 purged += (unsigned long long)num_of(cJSON_GetObjectItemCaseSensitive(r, "purged"));
+                if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(r, "resident_bytes"))) {
+                        res += (unsigned long long)num_of(cJSON_GetObjectItemCaseSensitive(r, "resident_bytes"));
+                        known = 1;
+                }
+        }
+        if (known) {
+                size_t l;
+                snprintf(rtotal, sizeof(rtotal), ", ");
+                l = strlen(rtotal);
+                if (t->flags & OUT_BYTES_EXACT)
+                        snprintf(rtotal + l, sizeof(rtotal) - l, "%llu", res);
+                else
+                        format_size(res, rtotal + l, sizeof(rtotal) - l);
+                l = strlen(rtotal);
+                snprintf(rtotal + l, sizeof(rtotal) - l, " resident");
         }
         out_time_text(time(NULL), OUT_TIME_ISO, when, sizeof(when));
         if (t->flags & OUT_BYTES_EXACT)
@@ -258,8 +450,8 @@ static void summary(const struct top *t, const cJSON *recs, char *buf, size_t le
         else
                 format_size(bytes, total, sizeof(total));
         snprintf(buf, len,
-                 "%s  %d region%s, %s  pages %llu: %llu pinned, %llu unpinned, %llu purged",
-                 when, n, n == 1 ? "" : "s", total, pages, pinned, unpinned, purged);
+                 "%s  %d region%s, %s%s  pages %llu: %llu pinned, %llu unpinned, %llu purged",
+                 when, n, n == 1 ? "" : "s", total, rtotal, pages, pinned, unpinned, purged);
 }
 
 /* How many bytes of s fit in cols display columns (a wide character that
@@ -502,7 +694,6 @@ static int run_stream(struct top *t)
                 int err = 0;
                 cJSON *recs = snapshot(t, &err);
                 char when[64];
-                struct tm tm;
                 time_t now = time(NULL);
 
                 if (!recs)
@@ -510,8 +701,7 @@ static int run_stream(struct top *t)
                 due = now_ms() + t->interval_ms;
                 if (t->ctx->json) {
                         cJSON *doc = cJSON_CreateObject();
-                        if (!doc || !gmtime_r(&now, &tm) ||
-                            !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) ||
+                        if (!doc || !format_utc(now, when, sizeof(when)) ||
                             !cJSON_AddStringToObject(doc, "time", when) ||
                             !cJSON_AddNumberToObject(doc, "interval", t->interval_ms / 1000.0) ||
                             !cJSON_AddItemToObject(doc, "regions", recs)) {
@@ -595,10 +785,10 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 snprintf(buf, sizeof(buf), "%s,%s", top_default, spec + 1);
                 spec = buf;
         }
-        t.ncols = out_cols_select(spec, t.cols, err);
+        t.ncols = out_cols_select(spec, OUT_COL_TOP, t.cols, err);
         if (t.ncols < 0)
                 return cmd_usage(ctx, "%s", err);
-        if (out_cols_select(sort ? sort : "SIZE", &t.sort, err) != 1) {
+        if (out_cols_select(sort ? sort : "SIZE", OUT_COL_TOP, &t.sort, err) != 1) {
                 if (sort && !strchr(sort, ','))
                         return cmd_usage(ctx, "%s", err);
                 return cmd_usage(ctx, "invalid sort column '%s': give one column (see 'list --list-columns')",
@@ -614,6 +804,22 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 t.count = (long)count;
         }
         t.tty = !ctx->json && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+        /* resident pages only when shown: the JSON records carry every
+         * field; in a table, a column or the sort may ask for them (keys
+         * move the sort along the columns shown) */
+        t.want_res = ctx->json || (out_cols[t.sort].flags & OUT_COL_TOP);
+        for (int i = 0; i < t.ncols; i++)
+                if (out_cols[t.cols[i]].flags & OUT_COL_TOP)
+                        t.want_res = 1;
+        if (t.want_res) {
+                /* a descriptor a region: as many as the system lets a
+                 * process hold */
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                        rl.rlim_cur = rl.rlim_max;
+                        (void)setrlimit(RLIMIT_NOFILE, &rl);
+                }
+        }
         /* the first connection reports its own errors, as every command's */
         {
                 ashmem_broker *b;
@@ -641,6 +847,7 @@ static int top_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         }
         r = t.tty ? run_screen(&t) : run_stream(&t);
         sigprocmask(SIG_SETMASK, &oldmask, NULL);
+        resident_drop(&t);
 restore:
         /* the handlers as they were (the shell's, inside the shell) */
         for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)

@@ -87,16 +87,21 @@ static int print_string(struct cmd_ctx *ctx, const char *name, uint64_t off,
         char *shown;
         struct out o;
 
-        shown = ctx->json ? (utf8 ? strdup(s) : out_base64((const unsigned char *)s, n))
-                          : ctx->out_flags & OUT_RAW ? strdup(s)
-                                                     : out_escape(s, n, OUT_ESC_BACKSLASH | OUT_ESC_KEEP_LINES);
-        if (!shown)
-                return cmd_error(ctx, ENOMEM, "%s", name);
         out_begin(&o, ctx, OUT_REPORT);
+        /* --export: the bytes, which it quotes for a shell */
+        shown = ctx->json ? (utf8 ? strdup(s) : out_base64((const unsigned char *)s, n))
+                          : o.export || ctx->out_flags & OUT_RAW ? strdup(s)
+                                                     : out_escape(s, n, OUT_ESC_BACKSLASH | OUT_ESC_KEEP_LINES);
+        if (!shown) {
+                out_discard(&o);
+                return cmd_error(ctx, ENOMEM, "%s", name);
+        }
         out_str(&o, OUT_JSON, "name", NULL, name);
         out_str(&o, OUT_JSON, "type", NULL, "str");
         out_u64(&o, OUT_JSON, "offset", NULL, off);
-        if (ctx->json) {
+        if (o.export) {
+                out_str(&o, OUT_JSON, "value", NULL, shown);
+        } else if (ctx->json) {
                 out_str(&o, OUT_JSON, "value", NULL, shown);
                 out_str(&o, OUT_JSON, "encoding", NULL, utf8 ? "utf-8" : "base64");
         } else if (o.text) {
@@ -171,7 +176,8 @@ static int value_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (op == OP_SET) {
                         memcpy(m.ptr, vs, len);
                         mapping_release(&m);
-                        if (!ctx->json)
+                        /* set prints the value for scripts only */
+                        if (!ctx->json && !(ctx->out_flags & (OUT_EXPORT | OUT_SHELLVAR)))
                                 return 0;
                         return print_string(ctx, name, off, vs, strlen(vs));
                 }

@@ -140,8 +140,9 @@ static void add_regions(struct complete *c, struct cmd_ctx *ctx, const char *soc
         ashmem_broker_close(own);
 }
 
-/* -o COLS: one column name after the last comma (or a leading '+'). */
-static void add_columns(struct complete *c)
+/* -o COLS: one column name after the last comma (or a leading '+');
+ * top: also the columns only top fills. */
+static void add_columns(struct complete *c, int top)
 {
         const char *cur = c->cur, *comma = strrchr(cur, ','), *part;
         size_t base = comma ? (size_t)(comma - cur) + 1 : (cur[0] == '+' ? 1 : 0);
@@ -150,7 +151,8 @@ static void add_columns(struct complete *c)
         c->directive = COMPLETE_NOSPACE;
         for (const struct out_col *col = out_cols; col->name; col++) {
                 char cand[256];
-                if (strncasecmp(col->name, part, strlen(part)) != 0)
+                if (strncasecmp(col->name, part, strlen(part)) != 0 ||
+                    ((col->flags & OUT_COL_TOP) && !top))
                         continue;
                 snprintf(cand, sizeof(cand), "%.*s%s", (int)base, cur, col->name);
                 add_full(c, cand, col->help);
@@ -187,8 +189,8 @@ static int add_kind(struct complete *c, struct cmd_ctx *ctx, const char *socket,
         } else if (strcmp(kind, "prot") == 0) {
                 for (size_t i = 0; i < sizeof(prots) / sizeof(prots[0]); i++)
                         complete_add(c, prots[i][0], prots[i][1]);
-        } else if (strcmp(kind, "column") == 0) {
-                add_columns(c);
+        } else if (strcmp(kind, "column") == 0 || strcmp(kind, "topcolumn") == 0) {
+                add_columns(c, kind[0] == 't');
         } else if (strcmp(kind, "timefmt") == 0) {
                 complete_add(c, "short", "12:04 today, else May01");
                 complete_add(c, "full", "Wed May  1 12:04:03 2024");

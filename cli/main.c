@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* ashmemctl: global options, then one command from the table. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,17 @@ int main(int argc, char **argv)
         if (na && strcmp(na, "1") == 0)
                 ctx.no_autostart = NOAUTO_ENV;
         r = cmd_parse_globals(&ctx, argc, argv, &ind);
+        /*
+         * A one-shot command: the heap grows by what it needs, not by
+         * malloc's default 128 KiB pad. A broker connection carries two
+         * message buffers (128 KiB) that calloc() would otherwise carve
+         * out of that pad and clear byte by byte, faulting in 32 pages
+         * for a request and a reply that fill one or two: past the pad
+         * they come from mmap() already zero, and only the pages used are
+         * touched. The broker daemon keeps malloc's defaults.
+         */
+        if (r == 0 && ind < argc && strcmp(argv[ind], "broker") != 0)
+                (void)mallopt(M_TOP_PAD, 16 * 1024);
         if (r == CMD_PARSE_HELP) {
                 cmd_print_overview(stdout, 0);
                 r = 0;

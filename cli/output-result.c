@@ -152,6 +152,12 @@ void out_begin(struct out *o, struct cmd_ctx *ctx, unsigned flags)
         o->flags = flags | ctx->out_flags;
         o->json = ctx->json;
         o->text = !ctx->json && !((flags & OUT_REPORT) && ctx->quiet);
+        if (!ctx->json && (o->flags & (OUT_EXPORT | OUT_SHELLVAR))) {
+                /* for scripts, like JSON: built whole, then printed as
+                 * KEY="value" lines; --quiet does not silence it */
+                o->json = o->export = 1;
+                o->text = 0;
+        }
         if (o->json) {
                 o->doc = o->cur[0] = cJSON_CreateObject();
                 o->oom = !o->doc;
@@ -168,6 +174,11 @@ int out_end(struct out *o)
         if (o->oom) {
                 cJSON_Delete(doc);
                 return cmd_error(o->ctx, ENOMEM, "building JSON output");
+        }
+        if (o->export) {
+                int r = out_export_doc(stdout, doc, o->flags);
+                cJSON_Delete(doc);
+                return r < 0 ? cmd_error(o->ctx, -r, "writing output") : 0;
         }
         return out_json(o->ctx, doc);
 }
@@ -226,6 +237,12 @@ static void add_string(struct out *o, const char *key, const char *v)
 {
         cJSON *to = o->cur[o->depth], *item, *wrap;
         int b64;
+
+        if (o->export) {
+                /* the bytes themselves: --export quotes them for a shell */
+                add(o, key, cJSON_CreateString(v));
+                return;
+        }
 
         if (key && to && cJSON_IsObject(to)) {
                 if (out_json_string(to, key, v) < 0)
@@ -333,9 +350,10 @@ void out_record(struct out *o, cJSON *rec)
                 o->oom = 1;
                 return;
         }
-        if (o->text)
+        if (o->text || o->export)
+                /* --export: the record's own line, its columns' keys */
                 out_record_text(stdout, rec, o->flags);
-        if (o->json) {
+        if (o->json && !o->export) {
                 /* the record's fields go where the result's do */
                 while (rec->child) {
                         cJSON *item = cJSON_DetachItemViaPointer(rec, rec->child);

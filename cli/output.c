@@ -41,7 +41,6 @@ cJSON *out_region_record(const ashmem_region_info *r)
 {
         cJSON *o = cJSON_CreateObject();
         char buf[32];
-        struct tm tm;
         int oom;
 
         if (!o)
@@ -62,7 +61,7 @@ cJSON *out_region_record(const ashmem_region_info *r)
         add_num(o, "unpinned", (double)r->unpinned);
         add_num(o, "purged", (double)r->purged);
         add_num(o, "attaches", (double)r->attaches);
-        if (gmtime_r(&r->created, &tm) && strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        if (format_utc(r->created, buf, sizeof(buf)))
                 cJSON_AddStringToObject(o, "created", buf);
         else
                 cJSON_AddNullToObject(o, "created");
@@ -93,6 +92,10 @@ const struct out_col out_cols[] = {
         { "GID", "gid", "GID", "owner's group id", OUT_NUM, OUT_COL_RIGHT },
         { "PAGES", "pages", "Pages", "pages (page-rounded size)", OUT_NUM,
           OUT_COL_DEFAULT | OUT_COL_RIGHT },
+        { "RES", "resident_bytes", "Resident", "top: bytes of the pages in memory now",
+          OUT_BYTES, OUT_COL_TOP | OUT_COL_RIGHT },
+        { "RESIDENT", "resident", "Resident pages", "top: pages in memory now (mincore)",
+          OUT_NUM, OUT_COL_TOP | OUT_COL_RIGHT },
         { "PINNED", "pinned", "Pinned", "pages pinned", OUT_NUM, OUT_COL_DEFAULT | OUT_COL_RIGHT },
         { "UNPINNED", "unpinned", "Unpinned", "pages unpinned, not purged", OUT_NUM,
           OUT_COL_DEFAULT | OUT_COL_RIGHT },
@@ -121,7 +124,7 @@ static int col_index(const char *name, size_t len)
         return -1;
 }
 
-int out_cols_select(const char *spec, int *cols, char *err)
+int out_cols_select(const char *spec, unsigned allow, int *cols, char *err)
 {
         int n = 0;
 
@@ -146,6 +149,11 @@ int out_cols_select(const char *spec, int *cols, char *err)
                                  (int)len, p);
                         return -1;
                 }
+                if ((out_cols[i].flags & OUT_COL_TOP) && !(allow & OUT_COL_TOP)) {
+                        snprintf(err, PARSE_ERR_LEN, "column '%.*s' is shown only by 'top'",
+                                 (int)len, p);
+                        return -1;
+                }
                 if (n == OUT_MAX_COLS) {
                         snprintf(err, PARSE_ERR_LEN, "too many columns (at most %d)", OUT_MAX_COLS);
                         return -1;
@@ -162,8 +170,10 @@ void out_cols_help(FILE *f)
 {
         fprintf(f, "Columns (-o/--output; default ones marked *):\n");
         for (int i = 0; out_cols[i].name; i++)
-                fprintf(f, " %c %-10s %s\n", out_cols[i].flags & OUT_COL_DEFAULT ? '*' : ' ',
-                        out_cols[i].name, out_cols[i].help);
+                if (!(out_cols[i].flags & OUT_COL_TOP))
+                        fprintf(f, " %c %-10s %s\n",
+                                out_cols[i].flags & OUT_COL_DEFAULT ? '*' : ' ',
+                                out_cols[i].name, out_cols[i].help);
 }
 
 cJSON *out_cols_json(void)
@@ -171,7 +181,10 @@ cJSON *out_cols_json(void)
         cJSON *doc = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(doc, "columns");
 
         for (int i = 0; a && out_cols[i].name; i++) {
-                cJSON *c = cJSON_CreateObject();
+                cJSON *c;
+                if (out_cols[i].flags & OUT_COL_TOP)
+                        continue;       /* top's own (see top in the manual) */
+                c = cJSON_CreateObject();
                 cJSON_AddStringToObject(c, "name", out_cols[i].name);
                 cJSON_AddStringToObject(c, "key", out_cols[i].key);
                 cJSON_AddStringToObject(c, "help", out_cols[i].help);
@@ -441,6 +454,105 @@ static int export_table(FILE *f, const cJSON *records, const int *cols, int ncol
         return ferror(f) ? -EIO : 0;
 }
 
+/* A shell variable name for a JSON key path: capitals, digits and '_'. */
+static void export_key(char *buf, size_t len, const char *prefix, const char *key)
+{
+        size_t n;
+
+        snprintf(buf, len, "%s%s%s", prefix, *prefix && key ? "_" : "", key ? key : "");
+        for (n = 0; buf[n]; n++) {
+                char c = buf[n];
+                if (c >= 'a' && c <= 'z')
+                        buf[n] = (char)(c - 'a' + 'A');
+                else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+                        buf[n] = '_';
+        }
+        if (n == 0 || (buf[0] >= '0' && buf[0] <= '9'))
+                snprintf(buf, len, "_%s", prefix);
+}
+
+static void export_value(FILE *f, const char *key, const cJSON *v, unsigned flags, int *first)
+{
+        char num[64];
+        const char *s = "";
+
+        if (cJSON_IsString(v))
+                s = v->valuestring;
+        else if (cJSON_IsBool(v))
+                s = cJSON_IsTrue(v) ? "yes" : "no";
+        else if (cJSON_IsNumber(v)) {
+                if (v->valuedouble == (double)(long long)v->valuedouble)
+                        snprintf(num, sizeof(num), "%lld", (long long)v->valuedouble);
+                else
+                        snprintf(num, sizeof(num), "%g", v->valuedouble);
+                s = num;
+        } else if (cJSON_IsRaw(v))
+                s = v->valuestring;     /* an exact number */
+        fprintf(f, "%s%s%s=", *first ? "" : " ", key,
+                /* --shell: off the names bash keeps read-only */
+                (flags & OUT_SHELLVAR) && (strcmp(key, "UID") == 0 || strcmp(key, "EUID") == 0 ||
+                                           strcmp(key, "PPID") == 0) ? "_" : "");
+        put_quoted(f, s);
+        *first = 0;
+}
+
+/* The scalars of obj and of the objects in it, on the current line. */
+static void export_fields(FILE *f, const cJSON *obj, const char *prefix, unsigned flags,
+                          int *first)
+{
+        const cJSON *v;
+        char key[256];
+
+        cJSON_ArrayForEach(v, obj) {
+                if (cJSON_IsArray(v))
+                        continue;
+                export_key(key, sizeof(key), prefix, v->string);
+                if (cJSON_IsObject(v))
+                        export_fields(f, v, key, flags, first);
+                else
+                        export_value(f, key, v, flags, first);
+        }
+}
+
+/* The arrays in obj (and in the objects in it): a line an element. */
+static void export_arrays(FILE *f, const cJSON *obj, const char *prefix, unsigned flags)
+{
+        const cJSON *v, *e;
+        char key[256];
+
+        cJSON_ArrayForEach(v, obj) {
+                if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+                        continue;
+                export_key(key, sizeof(key), prefix, v->string);
+                if (cJSON_IsObject(v)) {
+                        export_arrays(f, v, key, flags);
+                        continue;
+                }
+                cJSON_ArrayForEach(e, v) {
+                        int first = 1;
+                        if (cJSON_IsObject(e))
+                                export_fields(f, e, key, flags, &first);
+                        else if (!cJSON_IsArray(e))
+                                export_value(f, key, e, flags, &first);
+                        if (!first)
+                                fputc('\n', f);
+                        if (cJSON_IsObject(e))
+                                export_arrays(f, e, key, flags);
+                }
+        }
+}
+
+int out_export_doc(FILE *f, const cJSON *doc, unsigned flags)
+{
+        int first = 1;
+
+        export_fields(f, doc, "", flags, &first);
+        if (!first)
+                fputc('\n', f);
+        export_arrays(f, doc, "", flags);
+        return ferror(f) ? -EIO : 0;
+}
+
 int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
               unsigned flags)
 {
@@ -534,7 +646,7 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
                 int cols[OUT_MAX_COLS], n = 0;
                 cJSON *one = cJSON_CreateArray();
                 for (int i = 0; out_cols[i].name && n < OUT_MAX_COLS; i++)
-                        if (!(out_cols[i].flags & OUT_COL_SLICE) ||
+                        if (!(out_cols[i].flags & (OUT_COL_SLICE | OUT_COL_TOP)) ||
                             cJSON_GetObjectItemCaseSensitive(rec, out_cols[i].key))
                                 cols[n++] = i;
                 if (one && cJSON_AddItemReferenceToArray(one, (cJSON *)rec))
@@ -549,7 +661,8 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
         for (int i = 0; out_cols[i].name; i++) {
                 const struct out_col *c = &out_cols[i];
                 const char *s;
-                if ((c->flags & OUT_COL_SLICE) && !cJSON_GetObjectItemCaseSensitive(rec, c->key))
+                if ((c->flags & (OUT_COL_SLICE | OUT_COL_TOP)) &&
+                    !cJSON_GetObjectItemCaseSensitive(rec, c->key))
                         continue;
                 s = out_field_text(rec, c, flags, buf, sizeof(buf));
                 fprintf(f, "%s:%*s %s", c->label, (int)(lw - strlen(c->label)), "", s);

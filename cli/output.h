@@ -62,6 +62,7 @@ struct out_col {
 #define OUT_COL_SLICE   0x4u    /* only slices have it */
 #define OUT_COL_TRUNC   0x8u    /* may be shortened to fit a terminal
                                    (not with --notruncate) */
+#define OUT_COL_TOP     0x10u   /* only top measures it (resident pages) */
 
 extern const struct out_col out_cols[];
 
@@ -69,9 +70,11 @@ extern const struct out_col out_cols[];
 
 /* Columns from a -o list: "NAME,SIZE" (case does not matter), or "+COLS"
  * for the default columns and these. NULL spec: the default columns.
+ * allow: OUT_COL_TOP to accept the columns only top fills (else they are
+ * refused with a message).
  * Fills cols[] with indexes into out_cols[]; returns their number, or -1
  * with a message in err (PARSE_ERR_LEN bytes). */
-int out_cols_select(const char *spec, int *cols, char *err);
+int out_cols_select(const char *spec, unsigned allow, int *cols, char *err);
 
 /* The columns, their help lines and which are default, for --help. */
 void out_cols_help(FILE *f);
@@ -137,6 +140,17 @@ const char *out_table_error(void);
 int out_table_string(const cJSON *records, const int *cols, int ncols,
                      unsigned flags, size_t termwidth, char **ret);
 
+/*
+ * A command's result (not a table of records) as --export and --shell
+ * print it: the document's scalar fields on one line, KEY="value" pairs,
+ * each key the JSON key in capitals (a nested object's keys behind its own
+ * and "_": STATS_UPTIME); then each element of an array on a line of its
+ * own, its keys behind the array's (rm: REMOVED="a", FAILED_NAME="b"
+ * FAILED_ERRNO="ENOENT" ...). Numbers as in JSON (sizes in bytes), true
+ * and false as yes and no, null as "". 0, or -EIO.
+ */
+int out_export_doc(FILE *f, const cJSON *doc, unsigned flags);
+
 /* A copy of rec with only the chosen columns' keys. */
 cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols);
 
@@ -172,6 +186,8 @@ struct out {
         struct cmd_ctx *ctx;
         unsigned flags;         /* OUT_REPORT, OUT_BYTES_EXACT */
         int json;               /* building a JSON document */
+        int export;             /* ... for --export/--shell: out_end()
+                                   prints it as KEY="value" lines */
         int text;               /* printing the text forms */
         cJSON *doc;
         cJSON *cur[OUT_DEPTH];  /* what fields go into: object or array */

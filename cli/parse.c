@@ -403,3 +403,32 @@ void format_size(uint64_t bytes, char *buf, size_t len)
                         snprintf(buf, len, "%" PRIu64 "%c", whole, suffix[i]);
         }
 }
+
+const char *format_utc(time_t t, char *buf, size_t len)
+{
+        /* days to a civil date (H. Hinnant's algorithm): the C library's
+         * gmtime_r() would load the local time zone first, which a
+         * command that shows no local time has no use for */
+        long long days = (long long)t / 86400, secs = (long long)t % 86400;
+        long long z, era, doe, yoe, y, doy, mp, d, m;
+
+        if (secs < 0) {
+                secs += 86400;
+                days--;
+        }
+        z = days + 719468;
+        era = (z >= 0 ? z : z - 146096) / 146097;
+        doe = z - era * 146097;
+        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        y = yoe + era * 400;
+        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        mp = (5 * doy + 2) / 153;
+        d = doy - (153 * mp + 2) / 5 + 1;
+        m = mp < 10 ? mp + 3 : mp - 9;
+        y += m <= 2;
+        if (y < 0 || y > 9999)
+                return NULL;
+        snprintf(buf, len, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", y, m, d,
+                 secs / 3600, secs / 60 % 60, secs % 60);
+        return buf;
+}

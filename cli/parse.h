@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define PARSE_ERR_LEN 512
 
@@ -62,5 +63,10 @@ void format_value(const struct vtype *t, uint64_t v, char *buf, size_t len);
 
 /* Human-readable size like lsblk/lsipc: "512B", "4K", "1.5M", "64M". */
 void format_size(uint64_t bytes, char *buf, size_t len);
+
+/* t as ISO 8601 UTC, "2024-05-01T12:04:03Z" (buf at least 21 bytes),
+ * without loading the local time zone as gmtime_r() does; NULL for a year
+ * outside 0..9999. */
+const char *format_utc(time_t t, char *buf, size_t len);
 
 #endif

@@ -248,13 +248,13 @@ teardown() {
         run -0 ashmemctl -j status pj
         jqe '.pinned == false and .offset == 0 and .length == 16384'
         run -0 ashmemctl -j purge pj
-        jqe '. == {"pages":3,"bytes":12288}'
+        jqe '. == {"name":"pj","pages":3,"bytes":12288}'
         run -0 ashmemctl -j pin pj
         jqe '.was_purged == true'
         run -0 ashmemctl -j status pj
         jqe '.pinned == true'
         run -0 ashmemctl -j purge pj
-        jqe '. == {"pages":0,"bytes":0}'
+        jqe '. == {"name":"pj","pages":0,"bytes":0}'
 }
 
 @test "purge --all reclaims every region's unpinned pages" {

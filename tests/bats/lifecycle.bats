@@ -277,7 +277,7 @@ no_broker() {
         run -0 ashmemctl purge ro
         [ "$output" = "purged 0 pages (0 bytes) (its protection has no write: ro is never purged while its protection is r--)" ]
         run -0 ashmemctl -j purge ro
-        jq -e '. == {"pages":0,"bytes":0,"not_purged":"its protection has no write"}' <<<"$output"
+        jq -e '. == {"name":"ro","pages":0,"bytes":0,"not_purged":"its protection has no write"}' <<<"$output"
         ashmemctl unpin m >/dev/null
         run -0 ashmemctl purge m
         [ "$output" = "purged 1 page (4096 bytes)" ]

@@ -14,6 +14,12 @@ setup() {
 
 teardown() {
         local rc=0
+        # a second broker some test started for another user
+        if [ -n "${pub_dir:-}" ]; then
+                ashmemctl --socket "$pub_dir/broker.sock" broker stop >/dev/null 2>&1 || true
+                rm -rf "$pub_dir"
+        fi
+        unstage
         tmux_teardown || rc=1
         cli_teardown || rc=1
         return $rc
@@ -144,6 +150,114 @@ make_names() {
         run -0 ashmemctl -y info view
         eval "$output"
         [ "$OF" = plain ] && [ "$OFFSET" = 4K ] && [ "$LENGTH" = 4K ]
+}
+
+# A fresh set of regions for each run of a command that changes them.
+export_prep() {
+        ashmemctl -q rm -f r 's p"a$c`e' v made >/dev/null
+        ashmemctl -q create r 16K
+        ashmemctl -q create 's p"a$c`e' 8K
+        ashmemctl -q set r -t str -o 4K 'dollar $HOME "quoted" `tick` \back ünï'
+        ashmemctl -q slice --of r -o 4K -l 4K v
+}
+
+# export_agrees CMD...: --json and --export of CMD (each after
+# export_prep) exit alike; the JSON parses; every line of the export is
+# nothing but KEY="value" pairs that eval takes; and each string or number
+# at the top of the JSON document is what eval of the first line gives
+# its key in capitals (records: only the name, their sizes are for people;
+# not "encoding", which says how JSON holds a string).
+export_agrees() {
+        local json jrc line key want got
+        export_prep
+        run --separate-stderr ashmemctl --json "$@"
+        json=$output jrc=$status
+        printf '%s\n' "$json" | jq -e . >/dev/null || { echo "ashmemctl -j $*: $json" >&2; return 1; }
+        export_prep
+        # a record has UID, which bash keeps read-only: --shell for eval
+        local how=--export
+        [ -z "$records" ] || how=--shell
+        run --separate-stderr ashmemctl $how "$@"
+        if [ "$status" -ne "$jrc" ] || [ -z "$output" ]; then
+                echo "ashmemctl -e $*: exit $status (JSON: $jrc), output '$output'" >&2
+                return 1
+        fi
+        while IFS= read -r line; do
+                if ! [[ "$line" =~ ^([A-Z_][A-Z0-9_]*=\"([^\"\\\`\$]|\\.)*\"( |$))+$ ]] ||
+                   ! (eval "$line"); then
+                        echo "ashmemctl -e $*: not KEY=\"value\" pairs: $line" >&2
+                        return 1
+                fi
+        done <<<"$output"
+        for key in $(printf '%s' "$json" | jq -r 'to_entries[] | select(.value | type == "string" or type == "number") | .key'); do
+                [ -n "$records" ] && [ "$key" != name ] && continue
+                # the JSON's own: how a string is encoded in it
+                [ "$key" = encoding ] && continue
+                want=$(printf '%s' "$json" | jq -r --arg k "$key" '.[$k]')
+                got=$(eval "${lines[0]}"; v=${key^^}; printf '%s' "${!v}")
+                if [ "$want" != "$got" ]; then
+                        echo "ashmemctl -e $*: $key is '$got', JSON says '$want'" >&2
+                        return 1
+                fi
+        done
+}
+
+@test "every command that prints a result honours --json and --export alike" {
+        local records=
+        export_agrees size r
+        export_agrees prot r
+        export_agrees prot r rw
+        export_agrees status r
+        export_agrees status v
+        export_agrees pin r 0 4K
+        export_agrees unpin r 0 4K
+        export_agrees purge r
+        export_agrees purge --all
+        export_agrees get r -t u16
+        export_agrees get r -t str -o 4K
+        export_agrees set 's p"a$c`e' -t str 'x "y" $z'
+        export_agrees set r -t i64 -- -5
+        export_agrees incr r -t u32 -o 8 3
+        printf 'abc' > "$BATS_TEST_TMPDIR/in"
+        export_agrees write r "$BATS_TEST_TMPDIR/in"
+        export_agrees dump r -l 16
+        export_agrees version
+        export_agrees broker status
+        export_agrees rm 's p"a$c`e'
+        export_agrees rm -f r nosuch
+        export_agrees rm r nosuch
+        records=1
+        export_agrees info 's p"a$c`e'
+        export_agrees info v
+        export_agrees create made 4K
+        export_agrees slice --of r -o 8K -l 4K made
+        # the values eval gives
+        export_prep
+        eval "$(ashmemctl -e purge 's p"a$c`e')"
+        [ "$NAME" = 's p"a$c`e' ] && [ "$PAGES" = 0 ] && [ "$BYTES" = 0 ]
+        eval "$(ashmemctl -e get r -t str -o 4K)"
+        [ "$VALUE" = 'dollar $HOME "quoted" `tick` \back ünï' ] && [ "$TYPE" = str ]
+        eval "$(ashmemctl --shell status r)"
+        [ "$PINNED" = yes ] && [ "$LENGTH" = 16384 ]
+        # rm: a line a name, removed or not, and exit 1 for the one missing
+        run -1 --separate-stderr ashmemctl -e rm r nosuch 's p"a$c`e'
+        [ "${lines[0]}" = 'REMOVED="r"' ]
+        (eval "${lines[1]}"; [ "$REMOVED" = 's p"a$c`e' ])
+        [ "${lines[2]}" = 'FAILED_NAME="nosuch" FAILED_ERRNO="ENOENT" FAILED_MESSAGE="no such region: nosuch"' ]
+        # --json purge names the region
+        export_prep
+        run -0 ashmemctl -j purge 's p"a$c`e'
+        jqe '.name == "s p\"a$c`e" and .pages == 0'
+        run -0 ashmemctl -j purge --all
+        jqe '.all == true and (.name | not)'
+        # the broker's nested counters: prefixed by their object's key
+        run -0 ashmemctl -e broker status
+        (eval "${lines[0]}"; [ "$RUNNING" = yes ] && [ "$SOCKET" = "$ASHMEM_SOCKET" ] &&
+         [ "$STATS_REGIONS" = 3 ] && [ -n "$STATS_LIMITS_CONNECTIONS" ])
+        [[ "${lines[1]}" == "STATS_UIDS_UID=\"$(id -u)\" "* ]]
+        # -q silences text, not --export (nor --json)
+        run -0 ashmemctl -q -e size r
+        [ "$output" = 'NAME="r" SIZE="16384"' ]
 }
 
 @test "--time-format: short, full, iso; JSON keeps UTC; a bad format is a usage error" {
@@ -361,6 +475,67 @@ make_names() {
         bad 2 "top: invalid sort column 'NAME,SIZE': give one column" top -s NAME,SIZE
 }
 
+@test "top: RES and RESIDENT count the pages in memory, a slice those of its view" {
+        local ps
+        ps=$(getconf PAGESIZE)
+        ashmemctl -q create r $((8 * ps))
+        # 3 of its 8 pages touched: 0, 2 and 5
+        printf a | ashmemctl write -o 0 r
+        printf b | ashmemctl write -o $((2 * ps + 7)) r
+        printf c | ashmemctl write -o $((5 * ps)) r
+        # a view of pages 1-3: one of them (2) touched
+        ashmemctl -q slice --of r -o "$ps" -l $((3 * ps)) s
+        run -0 ashmemctl top -j -n 1
+        printf '%s\n' "$output" | strict_json
+        jqe ".regions[0].name == \"r\" and .regions[0].resident == 3 and .regions[0].resident_bytes == $((3 * ps))"
+        jqe ".regions[1].name == \"s\" and .regions[1].resident == 1 and .regions[1].resident_bytes == $ps"
+        # sortable, and shown human-readable or in bytes
+        run -0 ashmemctl top -n 1 -o NAME,RES,RESIDENT -s RESIDENT --reverse
+        [ "$(printf "%s\n" "${lines[0]}" | tr -s " ")" = "NAME RES RESIDENT" ]
+        [ "$(printf '%s\n' "${lines[1]}" | tr -s ' ')" = "s $((ps / 1024))K 1" ]
+        [ "$(printf '%s\n' "${lines[2]}" | tr -s ' ')" = "r $((3 * ps / 1024))K 3" ]
+        run -0 ashmemctl top -n 1 -b -o NAME,RES -s RES
+        [ "$(printf '%s\n' "${lines[1]}" | tr -s ' ')" = "r $((3 * ps))" ]
+        run -0 ashmemctl --export top -n 1 -o NAME,RESIDENT
+        [ "${lines[0]}" = 'NAME="r" RESIDENT="3"' ]
+        # purged pages hold no memory: 0 and 2 go, 5 stays
+        ashmemctl -q unpin r 0 $((4 * ps))
+        ashmemctl -q purge r
+        run -0 ashmemctl top -j -n 1
+        jqe '.regions[0].resident == 1 and .regions[1].resident == 0'
+        # top attaches a region once, not at every refresh
+        run -0 ashmemctl top -j -n 3 -d 0.1
+        [ "$(printf '%s\n' "${lines[1]}" | jq '.regions[0].attaches')" = \
+          "$(printf '%s\n' "${lines[2]}" | jq '.regions[0].attaches')" ]
+        # the columns are top's: list and info do not have them
+        bad 2 "list: column 'RES' is shown only by 'top'" list -o NAME,RES
+        run -0 ashmemctl info r
+        [[ "$output" != *Resident* ]]
+        run -0 ashmemctl __complete -- list -o RES
+        [[ "$output" != *RESIDENT* ]]
+        run -0 ashmemctl __complete -- top -s RES
+        [[ "$output" == *RESIDENT* ]]
+}
+
+@test "top: resident pages only where the kernel tells the truth (not to another user)" {
+        # root's broker that nobody may reach; nobody may read region pub
+        stage_for_others ashmemctl
+        pub_dir=$(mktemp -d /tmp/ashmem-top-test.XXXXXX)
+        chmod 0755 "$pub_dir"
+        sock=$pub_dir/broker.sock
+        ashmemctl --socket "$sock" broker start --socket-mode 0666 3>&- >/dev/null
+        ashmemctl --socket "$sock" -q create pub 16K --mode 0644
+        printf x | ashmemctl --socket "$sock" write pub
+        run -0 ashmemctl --socket "$sock" -j top -n 1
+        jqe '.regions[0].resident == 1'
+        # mincore(2) would say every page of root's file is in: not shown
+        run -0 as_nobody ashmemctl --socket "$sock" -j top -n 1
+        jqe '.regions[0].name == "pub" and .regions[0].resident == null and .regions[0].resident_bytes == null'
+        run -0 as_nobody ashmemctl --socket "$sock" top -n 1 -o NAME,RES,RESIDENT
+        [ "$(printf '%s\n' "${lines[1]}" | tr -s ' ')" = "pub - -" ]
+        ashmemctl --socket "$sock" broker stop >/dev/null
+}
+
 @test "top streams until SIGTERM or SIGINT, and fails when the broker cannot be reached" {
         ashmemctl -q create one 4K
         ashmemctl top --json --interval 0.1 > "$BATS_TEST_TMPDIR/stream" 3>&- &
@@ -384,9 +559,9 @@ make_names() {
         ashmemctl -q create aaa 1M
         ashmemctl -q create zzz 4K
         tmux_start "stty -g > $BATS_TEST_TMPDIR/before; ashmemctl top -d 0.2; echo \"[exit \$?]\"; stty -g > $BATS_TEST_TMPDIR/after; exec sleep 600"
-        wait_screen screen_matches '^NAME +SIZE +PAGES +PINNED +UNPINNED +PURGED +ATTACHES +OWNER$'
+        wait_screen screen_matches '^NAME +SIZE +RES +PAGES +PINNED +UNPINNED +PURGED +ATTACHES +OWNER$'
         wait_screen screen_has 'sort: SIZE'
-        screen_matches '^[0-9-]+T[0-9:]+[-+][0-9]{4}  2 regions, 1M  pages 257: 257 pinned'
+        screen_matches '^[0-9-]+T[0-9:]+[-+][0-9]{4}  2 regions, 1M, 0B resident  pages 257: 257 pinned'
         # sorted by size: aaa first
         [ "$(tmux_screen | grep -E '^(aaa|zzz) ' | head -1 | cut -c1-3)" = aaa ]
         # '<' moves the sort to the column left of SIZE: NAME
@@ -398,7 +573,7 @@ make_names() {
         # a narrower terminal: redrawn to fit, nothing wrapped onto a
         # line of its own
         tmux -S "$tmux_sock" resize-window -t t -x 30 -y 10
-        wait_screen screen_has_line 'NAME SIZE PAGES PINNED UNPINNE'
+        wait_screen screen_has_line 'NAME SIZE RES PAGES PINNED UNP'
         sleep 0.5
         [ -z "$(tmux_screen | grep -vE '^(NAME|aaa|zzz|sort|[0-9]{4}-|$)')" ]
         tmux_keys q

@@ -346,3 +346,36 @@ TEST(human_sizes)
         format_size(3977583575300322359ULL, buf, sizeof(buf));     /* 3.450004E */
         CHECK(strcmp(buf, "3.5E") == 0);
 }
+
+/* UTC without the time zone: what gmtime_r() and strftime() say, across
+ * leap years, centuries, the epoch and before it. */
+TEST(utc_times)
+{
+        static const time_t at[] = {
+                0, -1, 59, 86399, 86400, 951782400 /* 2000-02-29 */, 951868800,
+                1709164800 /* 2024-02-29 */, 4107542399 /* 2100-02-28T23:59:59 */,
+                4107542400, -2208988800 /* 1900-01-01 */, 253402300799 /* 9999-12-31 */,
+                -30610224000 /* 1000-01-01 */,
+        };
+        char buf[32], want[32];
+        struct tm tm;
+
+        for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+                CHECK(format_utc(at[i], buf, sizeof(buf)) == buf);
+                CHECK(gmtime_r(&at[i], &tm) != NULL);
+                CHECK(strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
+                if (strcmp(buf, want) != 0)
+                        t_fail(__FILE__, __LINE__, "%lld: %s, not %s", (long long)at[i], buf, want);
+        }
+        /* every day of four centuries, at a time of day that varies */
+        for (long long d = -146097; d < 2 * 146097; d += 1) {
+                time_t t = (time_t)(d * 86400 + (d * 7919) % 86400);
+                format_utc(t, buf, sizeof(buf));
+                gmtime_r(&t, &tm);
+                strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+                if (strcmp(buf, want) != 0)
+                        t_fail(__FILE__, __LINE__, "%lld: %s, not %s", (long long)t, buf, want);
+        }
+        CHECK(format_utc(253402300800, buf, sizeof(buf)) == NULL);     /* year 10000 */
+        CHECK(format_utc(-62167219201, buf, sizeof(buf)) == NULL);     /* year -1 */
+}
