@@ -52,6 +52,21 @@ void am_field_str(const struct am_jobj *o, const char *k, char *buf, size_t len)
                 buf[0] = 0;
 }
 
+/* Seconds since the epoch of a broken-down UTC time (the civil date to
+ * days by H. Hinnant's algorithm): timegm() would load the local time zone
+ * first, a file read on every record for a time zone no record uses. */
+static time_t utc_seconds(const struct tm *tm)
+{
+        long long y = (long long)tm->tm_year + 1900 - (tm->tm_mon < 2);
+        long long m = tm->tm_mon + 1, era = (y >= 0 ? y : y - 399) / 400;
+        long long yoe = y - era * 400;
+        long long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + tm->tm_mday - 1;
+        long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        long long days = era * 146097 + doe - 719468;
+
+        return (time_t)(days * 86400 + tm->tm_hour * 3600 + tm->tm_min * 60 + tm->tm_sec);
+}
+
 int am_record_parse(const struct am_jobj *o, ashmem_region_info *ri)
 {
         const struct am_jfield *f;
@@ -98,7 +113,7 @@ int am_record_parse(const struct am_jobj *o, ashmem_region_info *ri)
                 memset(&tm, 0, sizeof(tm));
                 if (am_json_str(f, when, sizeof(when)) >= 0 &&
                     (end = strptime(when, "%Y-%m-%dT%H:%M:%SZ", &tm)) && !*end)
-                        ri->created = timegm(&tm);
+                        ri->created = utc_seconds(&tm);
         }
         f = am_json_get(o, "transient");
         if (f && am_json_bool(f, &ri->transient) < 0)

@@ -63,8 +63,6 @@ static int sock_connect(const char *path, pid_t *pid, uid_t *uid)
 {
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         size_t n = strlen(path);
-        struct ucred cr;
-        socklen_t crlen = sizeof(cr);
         int fd, r;
 
         if (n == 0)
@@ -86,14 +84,11 @@ static int sock_connect(const char *path, pid_t *pid, uid_t *uid)
                 close(fd);
                 return r;
         }
-        r = am_broker_trust_peer(path, fd, pid);
-        if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0)
-                r = -errno;
+        r = am_broker_trust_peer(path, fd, pid, uid);
         if (r < 0) {
                 close(fd);
                 return r;
         }
-        *uid = cr.uid;
         return fd;
 }
 

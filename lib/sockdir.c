@@ -106,7 +106,7 @@ int am_broker_trust_dir(const char *path)
         return 0;
 }
 
-int am_broker_trust_peer(const char *path, int fd, pid_t *pid)
+int am_broker_trust_peer(const char *path, int fd, pid_t *pid, uid_t *uid)
 {
         struct ucred cr;
         socklen_t len = sizeof(cr);
@@ -121,5 +121,7 @@ int am_broker_trust_peer(const char *path, int fd, pid_t *pid)
                               path, (unsigned)cr.uid);
         if (pid)
                 *pid = cr.pid;
+        if (uid)
+                *uid = cr.uid;
         return 0;
 }

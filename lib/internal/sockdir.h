@@ -32,11 +32,12 @@ int am_socket_dir(const char *path, uid_t uid, int flags, char *dir,
  * nor others may write (am_broker_trust_dir: 0, -errno when it cannot be
  * looked at, -EPERM when it breaks the rules), and only when the process
  * listening there runs as the user or root (am_broker_trust_peer, on the
- * connected socket fd: 0 with its pid in *pid when pid is not NULL, or
+ * connected socket fd: 0 with its pid in *pid and uid in *uid when they
+ * are not NULL, or
  * -EPERM). After -EPERM, am_broker_refusal() says why, naming the path
  * (the calling thread's last refusal; "" when the last check passed). */
 int am_broker_trust_dir(const char *path);
-int am_broker_trust_peer(const char *path, int fd, pid_t *pid);
+int am_broker_trust_peer(const char *path, int fd, pid_t *pid, uid_t *uid);
 const char *am_broker_refusal(void);
 
 #endif

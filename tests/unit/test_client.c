@@ -24,13 +24,15 @@
 #include "t.h"
 
 /* A fake broker: answers each request with {"ok":true,"req":REQUEST}
- * after delay_ms for the first `slow` requests; with reset, closes each
+ * after delay_ms for the first `slow` requests, or with
+ * {"ok":true,RECORD} when record is set; with reset, closes each
  * connection after reading its first request without answering. Counts
  * the requests it read. */
 struct fake {
         char dir[64], sock[96];
         int lfd;
         int delay_ms, slow, reset;
+        const char *record;
         int requests;
         int stop;
         pthread_t t;
@@ -63,7 +65,11 @@ static void *serve(void *arg)
                                 break;
                         if (k <= f->slow)
                                 sleep_ms(f->delay_ms);
-                        m = snprintf(out, sizeof(out), "{\"ok\":true,\"req\":%s}", in);
+                        const char *rec = __atomic_load_n(&f->record, __ATOMIC_SEQ_CST);
+                        if (rec)
+                                m = snprintf(out, sizeof(out), "{\"ok\":true,%s}", rec);
+                        else
+                                m = snprintf(out, sizeof(out), "{\"ok\":true,\"req\":%s}", in);
                         if (send(c, out, (size_t)m, MSG_NOSIGNAL) < 0)
                                 break;
                 }
@@ -236,4 +242,37 @@ TEST(a_broker_of_another_user_is_refused)
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
         unlink(f.sock);
         rmdir(f.dir);
+}
+
+/* A record's creation time (UTC text) comes back as the second it names,
+ * on every kind of day: leap days, the ends of months and years, the
+ * centuries (2000 a leap year, 2100 not), from 1970 to 2200. */
+TEST(a_records_creation_time_is_the_utc_second_it_names)
+{
+        struct fake f = { 0 };
+        ashmem_broker *b = NULL;
+        static char rec[160];
+        int n = 0;
+
+        fake_start(&f);
+        CHECK_EQ(ashmem_broker_connect(f.sock, &b), 0);
+        /* a step of 3 days, 1 hour, 1 minute and 7 seconds walks through
+         * every day of the month and time of day over the years */
+        for (long long t = 0; t < 7258118400LL; t += 3 * 86400 + 3667, n++) {
+                time_t tt = (time_t)t;
+                struct tm tm;
+                char when[32];
+                ashmem_region_info ri;
+                CHECK(gmtime_r(&tt, &tm) != NULL);
+                strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+                snprintf(rec, sizeof(rec), "\"name\":\"r\",\"size\":4096,\"created\":\"%s\"", when);
+                __atomic_store_n(&f.record, rec, __ATOMIC_SEQ_CST);
+                CHECK_EQ(ashmem_broker_info(b, "r", &ri), 0);
+                if (ri.created != tt)
+                        t_fail(__FILE__, __LINE__, "%s read back as %lld, not %lld", when,
+                               (long long)ri.created, t);
+        }
+        CHECK(n > 20000);
+        ashmem_broker_close(b);
+        fake_stop(&f);
 }
