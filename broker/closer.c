@@ -278,9 +278,12 @@ void closer_put(struct broker *b, uid_t uid, int fd)
  * none is installed here). A message without descriptors is taken off the
  * queue (its release frees memory only, never waits), so that messages
  * alone cannot make a connection join the lane; the first that carries
- * descriptors stops the walk. The queue is bounded by the sender's send
- * buffer, and each message cost the sender a system call. */
-#define DRAIN_MAX 65536
+ * descriptors stops the walk. So does the DRAIN_MAX-th message: the loop
+ * spends at most about half a millisecond on a connection (a send buffer
+ * holds some 10,000 empty messages, 20 ms to take off), and a connection
+ * that joins the lane this way holds some 150 KiB of its sender's
+ * messages in the kernel. */
+#define DRAIN_MAX 256
 
 static int socket_empty(int fd)
 {
