@@ -2658,6 +2658,77 @@ TEST(a_user_whose_closes_block_and_who_floods_delays_no_other_user)
         stop_broker();
 }
 
+/* nobody floods as above, each connection sending messages before its
+ * refusal comes (an empty one and a byte: nothing whose release waits). */
+static void nobody_floods_with_messages(void *arg)
+{
+        long long end;
+        int n = 0;
+        char buf[512];
+
+        (void)arg;
+        become_nobody();
+        /* 300 connections are plenty to tell a bound of 66 */
+        for (end = mono_ms() + 1000; mono_ms() < end && n < 300;) {
+                int fd = raw_connect();
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t k;
+
+                /* the broker may have shut the connection down already */
+                if (send(fd, "", 0, MSG_NOSIGNAL) < 0 || send(fd, "x", 1, MSG_NOSIGNAL) < 0)
+                        CHECK(errno == EPIPE || errno == ECONNRESET);
+                if (poll(&p, 1, 1000) != 1)
+                        _exit(4);       /* the refusal never came */
+                k = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+                close(fd);
+                if (k > 0) {
+                        buf[k] = 0;
+                        if (!strstr(buf, "\"errno\":\"EMFILE\""))
+                                _exit(2);
+                        n++;
+                }
+        }
+        _exit(n >= 100 ? 0 : 3);
+}
+
+/* The same with messages on the refused connections: messages that carry
+ * no descriptor release nothing that may wait, so they do not make the
+ * broker hold the connection behind the blocked close. */
+TEST(refused_connections_with_messages_and_no_descriptors_stay_bounded)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "16", NULL };
+        char buf[4096];
+        int sv[2], s[2], u, peer;
+        long long closing;
+
+        start_broker_args(args);
+        for (int i = 0; i < 2; i++) {
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+                CHILD_OK(connect_as_nobody, &sv[1]);
+                close(sv[1]);
+                s[i] = recv_one_fd(sv[0]);
+                close(sv[0]);
+        }
+        u = blocking_unix_socket(&peer);
+        send_and_drop(s[0], "{\"v\":1,\"op\":\"stats\"}", &u, 1);
+        raw_recv(s[0], buf, sizeof(buf), NULL);
+        CHECK_EQ(stats_closing(65534), 1);
+        CHILD_OK(nobody_floods_with_messages, NULL);
+        closing = stats_closing(65534);
+        if (closing > 64 + 2)
+                t_fail(__FILE__, __LINE__, "the broker holds %lld closes of nobody's", closing);
+        CHILD_OK(daemon_served, NULL);
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        for (long long end = mono_ms() + WAIT_MS; stats_closing(65534) != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "nobody's closes still held: %lld",
+                               stats_closing(65534));
+        stop_broker();
+}
+
 /* ------------------------------------------------------------ user and group names */
 
 /* Copy the file at path into a new temporary file; its name in out, its
