@@ -17,17 +17,13 @@ setup() {
         stage_for_others ashmemctl tests/helpers/sharer tests/helpers/probe
         sharer=$stage_dir/tests/helpers/sharer
         probe=$stage_dir/tests/helpers/probe
-        pub_dir=$(mktemp -d /tmp/ashmem-accept.XXXXXX)
-        chmod 0755 "$pub_dir"
-        export ASHMEM_SOCKET=$pub_dir/broker.sock ASHMEM_NO_AUTOSTART=1
-        start_broker_at "$ASHMEM_SOCKET" --socket-mode 0666 --no-psi
+        public_broker --no-psi
         holder=
 }
 
 teardown() {
         [ -z "$holder" ] || { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true; }
         broker_teardown
-        rm -rf "$pub_dir"
         unstage
 }
 

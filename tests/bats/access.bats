@@ -27,15 +27,11 @@ setup() {
         stage_for_others ashmemctl tests/helpers/probe
         probe=$stage_dir/tests/helpers/probe
         [ -x "$probe" ]
-        pub_dir=$(mktemp -d /tmp/ashmem-access.XXXXXX)
-        chmod 0755 "$pub_dir"
-        export ASHMEM_SOCKET=$pub_dir/broker.sock ASHMEM_NO_AUTOSTART=1
-        start_broker_at "$ASHMEM_SOCKET" --socket-mode 0666
+        public_broker
 }
 
 teardown() {
         broker_teardown
-        rm -rf "$pub_dir"
         unstage
 }
 

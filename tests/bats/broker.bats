@@ -11,9 +11,6 @@ setup() {
 
 teardown() {
         broker_teardown
-        if [ -n "$pub_dir" ]; then
-                rm -rf "$pub_dir"
-        fi
         unstage
 }
 
@@ -142,18 +139,15 @@ teardown() {
 
 # ---------------------------------------------------------------- access control
 
-# A broker another user can reach: a 0755 directory, a 0666 socket; and
-# ashmemctl staged for that user (as_nobody runs the staged one).
-public_broker() {
+# public_broker, with ashmemctl staged for the other user (as_nobody runs
+# the staged one).
+shared_broker() {
         stage_for_others ashmemctl
-        pub_dir=$(mktemp -d /tmp/ashmem-bats.XXXXXX)
-        chmod 0755 "$pub_dir"
-        export ASHMEM_SOCKET=$pub_dir/broker.sock ASHMEM_NO_AUTOSTART=1
-        start_broker_at "$ASHMEM_SOCKET" --socket-mode 0666
+        public_broker
 }
 
 @test "another user: denied a 0600 region, read-only on a 0644 one, never the owner's rights" {
-        public_broker
+        shared_broker
         ashmemctl -q create secret 4K
         printf 'top secret' | ashmemctl write secret
         ashmemctl -q create public 4K --mode 0644
@@ -192,7 +186,7 @@ public_broker() {
 }
 
 @test "another user: a read-only descriptor stays read-only" {
-        public_broker
+        shared_broker
         ashmemctl -q create public 4K --mode 0644
         # the broker refuses to take it back as a region to share on
         run -1 --separate-stderr as_nobody ashmemctl attach public --ro -- \

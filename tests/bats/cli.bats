@@ -6,11 +6,6 @@ load cli_helpers
 
 setup() { cli_setup; }
 teardown() {
-        # a second broker some test started for another user
-        if [ -n "${pub_dir:-}" ]; then
-                ashmemctl --socket "$pub_dir/broker.sock" broker stop >/dev/null 2>&1 || true
-                rm -rf "$pub_dir"
-        fi
         unstage
         cli_teardown
 }
@@ -383,10 +378,8 @@ teardown() {
         # (bats' own temporary directories are closed to other users, and
         # so may be the build directory: as_nobody runs a staged ashmemctl)
         stage_for_others ashmemctl
-        pub_dir=$(mktemp -d /tmp/ashmem-cli-test.XXXXXX)
-        chmod 0755 "$pub_dir"
-        sock=$pub_dir/broker.sock
-        ashmemctl --socket "$sock" broker start --socket-mode 0666 3>&- >/dev/null
+        public_broker
+        sock=$ASHMEM_SOCKET
         ashmemctl --socket "$sock" -q create ro 4K --mode 0644
         ashmemctl --socket "$sock" set ro 41
         nobody_ctl() { as_nobody ashmemctl --socket "$sock" "$@"; }

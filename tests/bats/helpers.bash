@@ -93,11 +93,15 @@ stage_for_others() {
         chmod -R a+rX "$stage_dir"
 }
 
-# unstage: remove $stage_dir and what was staged there.
+# unstage: remove $stage_dir and what was staged there, and $pub_dir.
 unstage() {
         if [ -n "${stage_dir:-}" ]; then
                 rm -rf "$stage_dir"
                 stage_dir=
+        fi
+        if [ -n "${pub_dir:-}" ]; then
+                rm -rf "$pub_dir"
+                pub_dir=
         fi
 }
 
@@ -125,6 +129,24 @@ as_user() {
 # as_nobody CMD...: run CMD as user nobody, group nogroup, no other groups.
 as_nobody() {
         as_user --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+}
+
+# public_dir: a directory of mode 0755 under /tmp, in $pub_dir, for
+# what other users must reach (bats' own temporary directories may be
+# closed to them); unstage removes it too.
+public_dir() {
+        pub_dir=$(mktemp -d /tmp/ashmem-pub.XXXXXX) || return
+        chmod 0755 "$pub_dir"
+}
+
+# public_broker [BROKER-OPTIONS...]: a broker of this user (root) that
+# other users reach, on $pub_dir/broker.sock with socket mode 0666,
+# exported as ASHMEM_SOCKET (and ASHMEM_NO_AUTOSTART=1); broker_teardown
+# stops it.
+public_broker() {
+        public_dir || return
+        export ASHMEM_SOCKET=$pub_dir/broker.sock ASHMEM_NO_AUTOSTART=1
+        start_broker_at "$ASHMEM_SOCKET" --socket-mode 0666 "$@"
 }
 
 # broker_teardown: stop every broker this test started; fail if one is

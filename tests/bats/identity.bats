@@ -17,8 +17,7 @@ setup() {
         [ "$(id -u)" = 0 ] || skip "needs root (setpriv to other users)"
         stage_for_others ashmemctl tests/helpers/fakebroker
         fake=$stage_dir/tests/helpers/fakebroker
-        pub_dir=$(mktemp -d /tmp/ashmem-ident.XXXXXX)
-        chmod 0755 "$pub_dir"
+        public_dir
         fake_pids=()
         export ASHMEM_NO_AUTOSTART=1
 }
@@ -31,7 +30,6 @@ teardown() {
         done
         [ -z "${sleeper:-}" ] || { kill "$sleeper" 2>/dev/null; wait "$sleeper" 2>/dev/null || true; }
         broker_teardown
-        rm -rf "$pub_dir"
         unstage
 }
 

@@ -16,9 +16,6 @@ setup() {
 
 teardown() {
         broker_teardown
-        if [ -n "$pub_dir" ]; then
-                rm -rf "$pub_dir"
-        fi
         unstage
 }
 
@@ -180,10 +177,7 @@ no_broker() {
 
 @test "rm -f still fails for a name that is not yours" {
         stage_for_others ashmemctl
-        pub_dir=$(mktemp -d /tmp/ashmem-bats.XXXXXX)
-        chmod 0755 "$pub_dir"
-        export ASHMEM_SOCKET=$pub_dir/broker.sock ASHMEM_NO_AUTOSTART=1
-        start_broker_at "$ASHMEM_SOCKET" --socket-mode 0666
+        public_broker
         ashmemctl -q create mine 4K --mode 0644
         run --separate-stderr as_nobody ashmemctl rm -f mine gone
         [ "$status" -eq 1 ]

@@ -14,11 +14,6 @@ setup() {
 
 teardown() {
         local rc=0
-        # a second broker some test started for another user
-        if [ -n "${pub_dir:-}" ]; then
-                ashmemctl --socket "$pub_dir/broker.sock" broker stop >/dev/null 2>&1 || true
-                rm -rf "$pub_dir"
-        fi
         unstage
         tmux_teardown || rc=1
         cli_teardown || rc=1
@@ -520,10 +515,8 @@ export_agrees() {
 @test "top: resident pages only where the kernel tells the truth (not to another user)" {
         # root's broker that nobody may reach; nobody may read region pub
         stage_for_others ashmemctl
-        pub_dir=$(mktemp -d /tmp/ashmem-top-test.XXXXXX)
-        chmod 0755 "$pub_dir"
-        sock=$pub_dir/broker.sock
-        ashmemctl --socket "$sock" broker start --socket-mode 0666 3>&- >/dev/null
+        public_broker
+        sock=$ASHMEM_SOCKET
         ashmemctl --socket "$sock" -q create pub 16K --mode 0644
         printf x | ashmemctl --socket "$sock" write pub
         run -0 ashmemctl --socket "$sock" -j top -n 1

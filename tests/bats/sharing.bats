@@ -14,15 +14,11 @@ MALLORY=2302
 setup() {
         [ "$(id -u)" = 0 ] || skip "needs root (setpriv to other users)"
         stage_for_others ashmemctl examples/shared_buffer_client
-        pub_dir=$(mktemp -d /tmp/ashmem-sharing.XXXXXX)
-        chmod 0755 "$pub_dir"
-        export ASHMEM_SOCKET=$pub_dir/broker.sock ASHMEM_NO_AUTOSTART=1
-        start_broker_at "$ASHMEM_SOCKET" --socket-mode 0666 --no-psi
+        public_broker --no-psi
 }
 
 teardown() {
         broker_teardown
-        rm -rf "$pub_dir"
         unstage
 }
 
