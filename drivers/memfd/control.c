@@ -486,6 +486,9 @@ static __thread __attribute__((tls_model("initial-exec"))) uint64_t tl_serial;
 /* The outcome of one word's part of a pin or unpin. */
 enum { W_DONE, W_PURGING, W_LOST, W_TIMEOUT };
 
+struct pass;
+static __attribute__((noinline, cold)) int pass_retry(struct pass *p);
+
 struct pass {
         int pin;                /* pin, else unpin */
         int was;                /* a purged page was pinned */
@@ -527,7 +530,7 @@ int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
                 } else if (f & (F_U | F_P)) {
                         /* a failed round too: a writer may set the bits
                          * again as fast as we clear them */
-                        if (bound_fail(&p->b) || group_open(r, g, &s, &p->b) < 0)
+                        if (pass_retry(p) || group_open(r, g, &s, &p->b) < 0)
                                 return W_TIMEOUT;
                         old = LOAD(wp);
                         guessed = 0;
@@ -568,9 +571,17 @@ int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
                         return W_DONE;
                 }
                 guessed = 0;    /* the failed compare-and-swap loaded it */
-                if (bound_fail(&p->b))
+                if (pass_retry(p))
                         return W_TIMEOUT;
         }
+}
+
+/* A failed round of word_op(): out of line, so that the loop around the
+ * word's compare-and-swap keeps its registers (word_op is inlined into
+ * every word loop). */
+static int pass_retry(struct pass *p)
+{
+        return bound_fail(&p->b);
 }
 
 /* Wait for the purging pages of word w (bounded): 0 to try again, or
