@@ -194,7 +194,8 @@ static inline uint64_t group_wend(const struct amc_ref *r, uint64_t g)
  * writer that scribbles the block can make every round fail for ever, so
  * every BOUND_ROUNDS failed rounds the monotonic clock is read, and once
  * AMC_WAIT_NS has passed since the first such reading the call gives up
- * with -ETIMEDOUT. Honest contention fails a round now and then (another
+ * with -ETIMEDOUT. A pin's wait for purging pages (await_purge) counts
+ * against the same deadline: one bound a call. Honest contention fails a round now and then (another
  * process's compare-and-swap won, and ours wins the next time): a call
  * never comes near BOUND_ROUNDS of them, and one that does not fail reads
  * no clock.
@@ -203,18 +204,19 @@ static inline uint64_t group_wend(const struct amc_ref *r, uint64_t g)
 
 struct bound {
         unsigned fails;         /* failed rounds of this call */
-        int64_t since;          /* the first clock reading, 0 before it */
+        int64_t deadline;       /* the first clock reading plus AMC_WAIT_NS,
+                                   0 before it */
 };
 
 static __attribute__((noinline, cold)) int bound_check(struct bound *b)
 {
         int64_t now = am_mono_ns(0);
 
-        if (b->since == 0) {
-                b->since = now;
+        if (b->deadline == 0) {
+                b->deadline = now + AMC_WAIT_NS;
                 return 0;
         }
-        return now - b->since > AMC_WAIT_NS ? -ETIMEDOUT : 0;
+        return now > b->deadline ? -ETIMEDOUT : 0;
 }
 
 /* One failed round: 0 to go round again, -ETIMEDOUT to give up. */
@@ -494,8 +496,7 @@ struct pass {
         int was;                /* a purged page was pinned */
         int changed;            /* an unpin changed a page */
         int data_fd;            /* for a pin that finishes a dead purge */
-        int64_t deadline;       /* of the bounded wait, 0 before it */
-        struct bound b;         /* of the retries */
+        struct bound b;         /* of the retries and the wait */
 };
 
 /* Pages m (low bits) of word w: pinned or unpinned as p->pin says. mine:
@@ -595,7 +596,7 @@ static int word_wait(const struct amc_ref *r, uint64_t w, struct pass *p)
         /* open, close and nanosleep in the wait are cancellation points: a
          * cancel there would leave a locked description open */
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
-        e = await_purge(r, w, p->data_fd, &p->deadline, &p->b);
+        e = await_purge(r, w, p->data_fd, &p->b.deadline, &p->b);
         pthread_setcancelstate(cs, NULL);
         return e;
 }
@@ -987,7 +988,7 @@ static int purge(const struct amc_ref *r, int data_fd)
                 if (c < 0)
                         break;
                 n += c;
-                if (b.since && bound_check(&b) < 0) {
+                if (b.deadline && bound_check(&b) < 0) {
                         /* given up within the chunk: the rest is left */
                         c = -ETIMEDOUT;
                         break;
