@@ -195,10 +195,10 @@ static inline uint64_t group_wend(const struct amc_ref *r, uint64_t g)
  * every BOUND_ROUNDS failed rounds the monotonic clock is read, and once
  * AMC_WAIT_NS has passed since the first such reading the call gives up
  * with -ETIMEDOUT. A pin's wait for purging pages (await_purge) counts
- * against the same deadline: one bound a call. Honest contention fails a round now and then (another
- * process's compare-and-swap won, and ours wins the next time): a call
- * never comes near BOUND_ROUNDS of them, and one that does not fail reads
- * no clock.
+ * against the same deadline: one bound a call. Honest contention fails a
+ * round now and then (another process's compare-and-swap won, and ours
+ * wins the next time): a call never comes near BOUND_ROUNDS of them, and
+ * one that does not fail reads no clock.
  */
 #define BOUND_ROUNDS 256u
 
