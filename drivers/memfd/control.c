@@ -187,11 +187,53 @@ static inline uint64_t group_wend(const struct amc_ref *r, uint64_t g)
         return (g + 1) * GW < r->words ? (g + 1) * GW : r->words;
 }
 
+/*
+ * The bound on one call's retries. Every loop that goes round again
+ * because shared state changed under it (a failed compare-and-swap, a
+ * group found uniform or pending again) counts a failed round here. A
+ * writer that scribbles the block can make every round fail for ever, so
+ * every BOUND_ROUNDS failed rounds the monotonic clock is read, and once
+ * AMC_WAIT_NS has passed since the first such reading the call gives up
+ * with -ETIMEDOUT. A pin's wait for purging pages (await_purge) counts
+ * against the same deadline: one bound a call. Honest contention fails a
+ * round now and then (another process's compare-and-swap won, and ours
+ * wins the next time): a call never comes near BOUND_ROUNDS of them, and
+ * one that does not fail reads no clock.
+ */
+#define BOUND_ROUNDS 256u
+
+struct bound {
+        unsigned fails;         /* failed rounds of this call */
+        int64_t deadline;       /* the first clock reading plus AMC_WAIT_NS,
+                                   0 before it */
+};
+
+static __attribute__((noinline, cold)) int bound_check(struct bound *b)
+{
+        int64_t now = am_mono_ns(0);
+
+        if (b->deadline == 0) {
+                b->deadline = now + AMC_WAIT_NS;
+                return 0;
+        }
+        return now > b->deadline ? -ETIMEDOUT : 0;
+}
+
+/* One failed round: 0 to go round again, -ETIMEDOUT to give up. */
+static inline int bound_fail(struct bound *b)
+{
+        if (__builtin_expect(++b->fails % BOUND_ROUNDS != 0, 1))
+                return 0;
+        return bound_check(b);
+}
+
 /* Open group g: clear its uniform and pending bits, keeping base and code,
  * so that the words speak for it again (a uniform group's words all hold
  * its code, which read against its base is its state: nothing changes).
- * *s is the summary word as last loaded, updated. */
-static void group_open(const struct amc_ref *r, uint64_t g, uint64_t *s)
+ * *s is the summary word as last loaded, updated. 0, or -ETIMEDOUT once
+ * the bound has passed (the group may then be left as it was). */
+static int group_open(const struct amc_ref *r, uint64_t g, uint64_t *s,
+                      struct bound *b)
 {
         uint64_t *sp = sum_word(r, g);
         unsigned sh = fshift(g);
@@ -200,9 +242,12 @@ static void group_open(const struct amc_ref *r, uint64_t g, uint64_t *s)
                 uint64_t n = (*s & ~((uint64_t)(F_U | F_P) << sh)) + GEN_ONE;
                 if (CAS(sp, s, n)) {
                         *s = n;
-                        return;
+                        return 0;
                 }
+                if (bound_fail(b))
+                        return -ETIMEDOUT;
         }
+        return 0;
 }
 
 /* ------------------------------------------------------- the purge lock */
@@ -324,15 +369,20 @@ static int punch_set(const struct amc_ref *r, int data_fd, const uint64_t *set,
         return 0;
 }
 
-/* Move the pages of `set` in word w that are still purging to purged. */
-static void finish_word(const struct amc_ref *r, uint64_t w, uint64_t set)
+/* Move the pages of `set` in word w that are still purging to purged: 0,
+ * or -ETIMEDOUT once the bound has passed (those left purging are then
+ * finished as a dead purger's: finish_dead_purge()). */
+static int finish_word(const struct amc_ref *r, uint64_t w, uint64_t set,
+                       struct bound *b)
 {
         uint64_t old = LOAD(&r->state[w]);
 
         for (;;) {
                 uint64_t done = st_purging(old) & set;
                 if (!done || CAS(&r->state[w], &old, old | done))
-                        return;
+                        return 0;
+                if (bound_fail(b))
+                        return -ETIMEDOUT;
         }
 }
 
@@ -345,7 +395,7 @@ static void finish_word(const struct amc_ref *r, uint64_t w, uint64_t set)
  * (a purger is alive, or a holder keeps a lock that makes it look so; or
  * the memfd is not ours to reopen). */
 static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t n,
-                                 int data_fd)
+                                 int data_fd, struct bound *b)
 {
         struct amc_plock lk;
         int64_t count = 0;
@@ -373,7 +423,8 @@ static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t 
                  * WAS_PURGED over what may be left, the safe direction */
                 if (data_fd >= 0)
                         (void)punch_set(r, data_fd, &set, w, 1, &done);
-                finish_word(r, w, set);
+                if (finish_word(r, w, set, b) < 0)
+                        break;  /* what is left stays a dead purger's */
                 count += popcount64(set);
         }
         if (count)
@@ -389,7 +440,7 @@ static int64_t finish_dead_purge(const struct amc_ref *r, uint64_t w0, uint64_t 
  * lock that cannot be taken, and a writer that marks pages purging again
  * and again all end in ETIMEDOUT; between checks, it sleeps. */
 static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
-                       int64_t *deadline)
+                       int64_t *deadline, struct bound *b)
 {
         struct timespec ts = { 0, 200 * 1000 };
         int64_t now = am_mono_ns(0);
@@ -398,7 +449,7 @@ static int await_purge(const struct amc_ref *r, uint64_t w, int data_fd,
                 *deadline = now + AMC_WAIT_NS;
         else if (now >= *deadline)
                 return -ETIMEDOUT;
-        if (finish_dead_purge(r, w, 1, data_fd) >= 0)
+        if (finish_dead_purge(r, w, 1, data_fd, b) >= 0)
                 return 0;
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
@@ -435,21 +486,25 @@ static __thread __attribute__((tls_model("initial-exec"))) uint64_t tl_value;
 static __thread __attribute__((tls_model("initial-exec"))) uint64_t tl_serial;
 
 /* The outcome of one word's part of a pin or unpin. */
-enum { W_DONE, W_PURGING, W_LOST };
+enum { W_DONE, W_PURGING, W_LOST, W_TIMEOUT };
+
+struct pass;
+static __attribute__((noinline, cold)) int pass_retry(struct pass *p);
 
 struct pass {
         int pin;                /* pin, else unpin */
         int was;                /* a purged page was pinned */
         int changed;            /* an unpin changed a page */
         int data_fd;            /* for a pin that finishes a dead purge */
-        int64_t deadline;       /* of the bounded wait, 0 before it */
+        struct bound b;         /* of the retries and the wait */
 };
 
 /* Pages m (low bits) of word w: pinned or unpinned as p->pin says. mine:
  * the generation of this caller's pending bit on the group (a pass: it
  * bumps the tag, and returns W_LOST once the bit is no longer its own), or
  * NULL. *after is the word as written or found. W_PURGING: a page of m is
- * purging (a pin waits for it and comes back). */
+ * purging (a pin waits for it and comes back). W_TIMEOUT: the bound has
+ * passed, nothing was written. */
 static inline __attribute__((always_inline))
 int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
             const uint64_t *mine, uint64_t *after)
@@ -474,7 +529,10 @@ int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
                         if (!pass_is_mine(s, g, *mine))
                                 return W_LOST;
                 } else if (f & (F_U | F_P)) {
-                        group_open(r, g, &s);
+                        /* a failed round too: a writer may set the bits
+                         * again as fast as we clear them */
+                        if (pass_retry(p) || group_open(r, g, &s, &p->b) < 0)
+                                return W_TIMEOUT;
                         old = LOAD(wp);
                         guessed = 0;
                         continue;
@@ -514,7 +572,17 @@ int word_op(const struct amc_ref *r, uint64_t w, uint64_t m, struct pass *p,
                         return W_DONE;
                 }
                 guessed = 0;    /* the failed compare-and-swap loaded it */
+                if (pass_retry(p))
+                        return W_TIMEOUT;
         }
+}
+
+/* A failed round of word_op(): out of line, so that the loop around the
+ * word's compare-and-swap keeps its registers (word_op is inlined into
+ * every word loop). */
+static int pass_retry(struct pass *p)
+{
+        return bound_fail(&p->b);
 }
 
 /* Wait for the purging pages of word w (bounded): 0 to try again, or
@@ -528,7 +596,7 @@ static int word_wait(const struct amc_ref *r, uint64_t w, struct pass *p)
         /* open, close and nanosleep in the wait are cancellation points: a
          * cancel there would leave a locked description open */
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
-        e = await_purge(r, w, p->data_fd, &p->deadline);
+        e = await_purge(r, w, p->data_fd, &p->b.deadline, &p->b);
         pthread_setcancelstate(cs, NULL);
         return e;
 }
@@ -547,6 +615,8 @@ static int group_words(const struct amc_ref *r, uint64_t g, uint64_t first,
                 while ((e = word_op(r, w, m, p, NULL, &after)) == W_PURGING)
                         if ((e = word_wait(r, w, p)) < 0)
                                 return e;
+                if (e == W_TIMEOUT)
+                        return -ETIMEDOUT;
         }
         return 0;
 }
@@ -570,13 +640,16 @@ static int group_pass(const struct amc_ref *r, uint64_t g, struct pass *p)
                                         p->changed = 1;
                                 return 0;
                         }
-                        continue;
-                }
-                /* another's pending pass is failed (its bit cleared), and
-                 * ours starts: both bump the generation */
-                if (CAS(sp, &s, ((s & ~((uint64_t)15 << sh)) |
-                                 (uint64_t)((f & ~(unsigned)(F_U | F_P)) | F_P) << sh) + GEN_ONE))
+                } else if (CAS(sp, &s, ((s & ~((uint64_t)15 << sh)) |
+                                        (uint64_t)((f & ~(unsigned)(F_U | F_P)) | F_P) << sh) +
+                                       GEN_ONE)) {
+                        /* another's pending pass is failed (its bit
+                         * cleared), and ours starts: both bump the
+                         * generation */
                         break;
+                }
+                if (bound_fail(&p->b))
+                        return -ETIMEDOUT;
         }
         s = ((s & ~((uint64_t)15 << sh)) | (uint64_t)((f & ~(unsigned)(F_U | F_P)) | F_P) << sh) + GEN_ONE;
         gen = s >> 32;
@@ -589,6 +662,10 @@ static int group_pass(const struct amc_ref *r, uint64_t g, struct pass *p)
                                 lost = 1;
                                 continue;
                         }
+                        /* given up, our pending bit is a failed pass (as
+                         * if we had died): the next writer opens the group */
+                        if (e == W_TIMEOUT)
+                                return -ETIMEDOUT;
                         if (e != W_PURGING)
                                 break;
                         if ((e = word_wait(r, w, p)) < 0)
@@ -614,7 +691,9 @@ static int group_pass(const struct amc_ref *r, uint64_t g, struct pass *p)
                         n = (n & ~((uint64_t)F_C << sh)) |
                             (uint64_t)(F_U | (code ? F_C : 0)) << sh;
                 }
-                if (CAS(sp, &s, n + GEN_ONE))
+                /* every page is done: given up, only the summary is
+                 * not, and the pending bit left is a failed pass */
+                if (CAS(sp, &s, n + GEN_ONE) || bound_fail(&p->b))
                         return 0;
         }
 }
@@ -640,7 +719,7 @@ static int range_op(const struct amc_ref *r, uint64_t first, uint64_t end, struc
                 while ((e = word_op(r, w, word_mask(first, end, w), p, NULL, &after)) == W_PURGING)
                         if ((e = word_wait(r, w, p)) < 0)
                                 return e;
-                return 0;
+                return e == W_TIMEOUT ? -ETIMEDOUT : 0;
         }
         for (uint64_t j = g0 / SG; j <= g1 / SG; j++) {
                 uint64_t ga = j * SG > g0 ? j * SG : g0;
@@ -663,6 +742,8 @@ static int range_op(const struct amc_ref *r, uint64_t first, uint64_t end, struc
                         flip = full & uni & (p->pin ? unp : ~unp) & NIB;
                         if (!flip || CAS(&r->sum[j], &s, s ^ (flip << 1)))
                                 break;
+                        if (bound_fail(&p->b))
+                                return -ETIMEDOUT;
                 }
                 if (flip && !p->pin)
                         p->changed = 1;
@@ -709,16 +790,18 @@ static void stamp(const struct amc_ref *r)
 int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count)
 {
         struct pass p = { .pin = 0, .data_fd = -1 };
+        int e;
 
         if (!r->writable)
                 return -EPERM;
         if (count == 0)
                 return 0;
-        /* an unpin never waits: it leaves purging pages as they are */
-        (void)range_op(r, first, first + count, &p);
+        /* an unpin never waits for purging pages (it leaves them as they
+         * are): it fails only when the bound on its retries passes */
+        e = range_op(r, first, first + count, &p);
         if (p.changed)
                 stamp(r);
-        return 0;
+        return e < 0 ? e : 0;
 }
 
 /* Is any page of [first, end) in group g not pinned? The words are read
@@ -762,13 +845,16 @@ int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count)
 /* ------------------------------------------------------------------ purge */
 
 /* Purge the chunk of n words from w0, with the purge lock held: the pages
- * purged, or -errno. */
+ * purged, or -errno. Once the bound b has passed, the pages already moved
+ * to purging are punched and the rest of the chunk is left (-ETIMEDOUT if
+ * nothing was purged); pages it cannot then move back or on stay purging,
+ * as a dead purger's, for the next pin or purge to finish. */
 static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
-                           uint64_t n)
+                           uint64_t n, struct bound *b)
 {
         uint64_t set[AMC_CHUNK_WORDS], any = 0, done;
         int64_t count = 0;
-        int e;
+        int e, late = 0;
 
         for (uint64_t i = 0; i < n; i++) {
                 uint64_t w = w0 + i, g = w / GW, valid = valid_mask(r, w);
@@ -782,22 +868,35 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                                 break;
                         }
                         if (f & (F_U | F_P)) {
-                                group_open(r, g, &s);
+                                if (bound_fail(b) || group_open(r, g, &s, b) < 0) {
+                                        late = 1;
+                                        c = 0;
+                                        break;
+                                }
                                 old = LOAD(&r->state[w]);
                                 continue;
                         }
                         c = st_unpinned(old, base_x(f)) & valid;
                         if (!c || CAS(&r->state[w], &old, (old & ~(c | c << 1)) | c << 1))
                                 break;
+                        if (bound_fail(b)) {
+                                late = 1;
+                                c = 0;
+                                break;
+                        }
                 }
                 /* only the pages this compare-and-swap gave us: purging
                  * pages are another purger's (or a dead one's, which
                  * finish_dead_purge() takes) */
                 set[i] = c;
                 any |= set[i];
+                if (late) {
+                        n = i + 1;
+                        break;
+                }
         }
         if (!any)
-                return 0;
+                return late ? -ETIMEDOUT : 0;
         e = punch_set(r, data_fd, set, w0, n, &done);
         if (e == 0)
                 done = n * WP;
@@ -821,13 +920,20 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                         uint64_t bx = base_x(field(LOAD(sum_word(r, w / GW)), w / GW));
                         if (!p || CAS(&r->state[w], &old, (old & ~(p | p << 1)) | (p & ~bx)))
                                 break;
+                        if (bound_fail(b)) {
+                                late = 1;
+                                break;
+                        }
                 }
                 /* punched: purged */
                 if (punched) {
-                        finish_word(r, w, punched);
+                        if (finish_word(r, w, punched, b) < 0)
+                                late = 1;
                         count += popcount64(punched);
                 }
         }
+        if (e == 0 && late)
+                e = -ETIMEDOUT;
         return e < 0 && count == 0 ? e : count;
 }
 
@@ -847,6 +953,7 @@ int amc_purge(const struct amc_ref *r, int data_fd)
 
 static int purge(const struct amc_ref *r, int data_fd)
 {
+        struct bound b = { 0, 0 };
         struct amc_plock lk;
         int64_t n = 0, c = 0;
         int e, seals;
@@ -864,7 +971,7 @@ static int purge(const struct amc_ref *r, int data_fd)
         /* left-overs of a dead purger: finished if nobody holds a lock */
         for (uint64_t w = 0; w < r->words; w++) {
                 if (st_purging(LOAD(&r->state[w])) & valid_mask(r, w)) {
-                        c = finish_dead_purge(r, w, r->words - w, data_fd);
+                        c = finish_dead_purge(r, w, r->words - w, data_fd, &b);
                         n += c > 0 ? c : 0;
                         break;
                 }
@@ -877,10 +984,15 @@ static int purge(const struct amc_ref *r, int data_fd)
         c = 0;
         for (uint64_t w = 0; w < r->words; w += AMC_CHUNK_WORDS) {
                 uint64_t k = r->words - w < AMC_CHUNK_WORDS ? r->words - w : AMC_CHUNK_WORDS;
-                c = purge_chunk(r, data_fd, w, k);
+                c = purge_chunk(r, data_fd, w, k, &b);
                 if (c < 0)
                         break;
                 n += c;
+                if (b.deadline && bound_check(&b) < 0) {
+                        /* given up within the chunk: the rest is left */
+                        c = -ETIMEDOUT;
+                        break;
+                }
         }
         amc_purge_unlock(r, &lk);
         if (n) {
@@ -901,6 +1013,7 @@ int amc_prot(const struct amc_ref *r)
 
 int amc_set_prot(const struct amc_ref *r, int data_fd, int prot)
 {
+        struct bound b = { 0, 0 };
         uint32_t old;
 
         if (!r->writable)
@@ -915,6 +1028,8 @@ int amc_set_prot(const struct amc_ref *r, int data_fd, int prot)
                         return -errno;
                 if (CAS(&r->b->prot, &old, (uint32_t)prot))
                         return 0;
+                if (bound_fail(&b))
+                        return -ETIMEDOUT;
         }
 }
 

@@ -154,7 +154,11 @@ int amc_range(const struct amc_ref *r, size_t offset, size_t len,
  * of the range stay purging for AMC_WAIT_NS while their purger looks alive
  * (its lock, or another lock on the block, is present); the pages of the
  * range it pinned before then stay pinned (pins are not counted: undoing
- * them could unpin another process's pin). */
+ * them could unpin another process's pin). pin, unpin and purge also fail
+ * with -ETIMEDOUT when another holder's writes make their compare-and-swap
+ * retries go on for more than AMC_WAIT_NS (only a writer that scribbles
+ * the block can): what they changed by then stays changed, and a purge
+ * returns the pages it purged if any. One deadline a call covers both. */
 int amc_pin(const struct amc_ref *r, uint64_t first, uint64_t count, int data_fd);
 int amc_unpin(const struct amc_ref *r, uint64_t first, uint64_t count);
 int amc_status(const struct amc_ref *r, uint64_t first, uint64_t count);

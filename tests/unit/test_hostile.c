@@ -276,6 +276,12 @@ scribble_summary(int fd, uint64_t seed, int64_t until)
                 }
                 sleep_ns((long)(x % 100000));
         }
+        /* a field it left uniform over words that disagree would keep the
+         * region's answers wrong after it is gone (which a writer may do,
+         * and which the checks after it cannot tell from a bug): it leaves
+         * every group open, the words as they are */
+        for (size_t i = 0; i < r.sums; i++)
+                __atomic_store_n(&r.sum[i], 0, __ATOMIC_RELAXED);
         _exit(0);
 }
 
@@ -434,4 +440,371 @@ TEST(holder_stopped_at_random_points_never_holds_others_up)
         munmap((void *)ops, sizeof(*ops));
         munmap(m, LIVE_PAGES * P);
         close(fd);
+}
+
+/* ------------------------------------------- a writer that never stops */
+
+/* What the writer does to the victim's block, in a tight loop. */
+enum { W_UP, W_FLIP, W_GEN, W_MODES };
+static const char *const w_mode_name[W_MODES] = {
+        "sets every group's uniform and pending bits",
+        "flips the first state word between two values",
+        "keeps the summary's generation moving",
+};
+
+static void __attribute__((noreturn))
+spin_writer(int fd, int mode, volatile int *ready)
+{
+        struct stat st;
+        struct amc_ref r;
+        uint64_t v = 0;
+
+        if (fstat(fd, &st) < 0 || am_table_hold(&st, &r) < 0)
+                _exit(2);
+        *ready = 1;
+        for (;;) {
+                switch (mode) {
+                case W_UP:
+                        /* uniform (1) and pending (8) in every field; and
+                         * a store to the state words' first cache line, so
+                         * that a reader's load of it takes a while */
+                        for (size_t i = 0; i < r.sums; i++)
+                                __atomic_fetch_or(&r.sum[i], 0x99999999ull, __ATOMIC_RELAXED);
+                        __atomic_store_n(&r.state[1], v++, __ATOMIC_RELAXED);
+                        break;
+                case W_FLIP:
+                        /* every page pinned, then every page unpinned (a
+                         * new tag each time) */
+                        v = (v + ((uint64_t)1 << 32)) ^ 0x55555555ull;
+                        __atomic_store_n(&r.state[0], v, __ATOMIC_RELAXED);
+                        break;
+                default:
+                        for (size_t i = 0; i < r.sums; i++)
+                                __atomic_fetch_add(&r.sum[i], (uint64_t)1 << 32, __ATOMIC_RELAXED);
+                        break;
+                }
+        }
+}
+
+/* The longest one call may take here: a wait for purging pages and the
+ * bound on the retries, one after the other, with slack for a machine
+ * shared with other work. */
+#define SPIN_CALL_MAX_NS (2 * AMC_WAIT_NS + 2000 * 1000000ll)
+
+/* One call's outcome: 0 done, 1 timed out; exits the process on anything
+ * else or on a call that took too long. */
+static int spin_outcome(const char *what, int mode, size_t first, size_t n, int r,
+                        int ok, int64_t t0)
+{
+        int64_t took = am_mono_ns(0) - t0;
+
+        if (took > SPIN_CALL_MAX_NS) {
+                fprintf(stderr, "    %s of pages [%zu, +%zu) while the writer %s took %lld ms\n",
+                        what, first, n, w_mode_name[mode], (long long)(took / 1000000));
+                _exit(10);
+        }
+        /* pin and unpin: -1 and errno; purge: -errno */
+        if ((r == -1 && errno == ETIMEDOUT) || r == -ETIMEDOUT)
+                return 1;
+        if (!ok) {
+                fprintf(stderr, "    %s of pages [%zu, +%zu) while the writer %s: %d (%s)\n",
+                        what, first, n, w_mode_name[mode], r,
+                        r == -1 ? strerror(errno) : r < 0 ? strerror(-r) : "");
+                _exit(11);
+        }
+        return 0;
+}
+
+/* Pin, unpin, status and purge of the victim, one page, part of a group,
+ * a whole group and the whole region, while the writer runs; the other
+ * region's pin and unpin around each. Exits 0, or as spin_outcome(). */
+static void __attribute__((noreturn))
+spin_caller(int fd, int other, const char *o, int mode, volatile int *timeouts)
+{
+        static const size_t ranges[][2] = {
+                { 0, 1 }, { 3, 40 }, { 0, AMC_GROUP_PAGES }, { 0, 0 },
+        };
+        size_t P = ps();
+
+        for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
+                size_t first = ranges[k][0], n = ranges[k][1];
+                int64_t t0;
+                int r;
+
+                t0 = am_mono_ns(0);
+                r = ashmem_pin_region(fd, first * P, n * P);
+                *timeouts += spin_outcome("pin", mode, first, n, r,
+                                          r == ASHMEM_NOT_PURGED || r == ASHMEM_WAS_PURGED, t0);
+                if (ashmem_pin_region(other, 0, 4 * P) != ASHMEM_NOT_PURGED)
+                        _exit(12);
+                t0 = am_mono_ns(0);
+                r = ashmem_unpin_region(fd, first * P, n * P);
+                *timeouts += spin_outcome("unpin", mode, first, n, r, r == 0, t0);
+                if (ashmem_unpin_region(other, 4 * P, 4 * P) != 0)
+                        _exit(12);
+                t0 = am_mono_ns(0);
+                r = ashmem_pin_status(fd, first * P, n * P);
+                /* status never fails: it reads, and answers after a few
+                 * reads that disagree */
+                spin_outcome("status", mode, first, n, r,
+                             r == ASHMEM_IS_PINNED || r == ASHMEM_IS_UNPINNED, t0);
+                t0 = am_mono_ns(0);
+                r = ashmem_purge(fd);
+                *timeouts += spin_outcome("purge", mode, first, n, r, r >= 0, t0);
+                other_check(other, o, 0);
+        }
+        _exit(0);
+}
+
+/* A holder that rewrites a state word or a summary word as fast as it can
+ * keeps nobody in pin, unpin, status or purge for ever: each call returns
+ * (done, or ETIMEDOUT) within the bound, and another region of the same
+ * process works as ever. */
+TEST(writer_that_never_stops_keeps_no_call_beyond_the_bound)
+{
+        size_t P = ps();
+        int fd = ashmem_create_region("victim", SUMMARY_PAGES * P);
+        int other = ashmem_create_region("other", OTHER_PAGES * P);
+        volatile int *shared;
+        char *o;
+
+        CHECK(fd >= 0 && other >= 0);
+        /* the block exists before the writer attaches it */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
+        CHECK(o != MAP_FAILED);
+        memset(o, 'o', OTHER_PAGES * P);
+        CHECK_EQ(ashmem_unpin_region(other, 4 * P, 4 * P), 0);
+        shared = mmap(NULL, 2 * sizeof(int), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        CHECK(shared != MAP_FAILED);
+        for (int mode = 0; mode < W_MODES; mode++) {
+                pid_t writer, caller;
+                int status;
+
+                shared[0] = shared[1] = 0;
+                fflush(NULL);
+                writer = fork();
+                CHECK(writer >= 0);
+                if (writer == 0)
+                        spin_writer(fd, mode, &shared[0]);
+                while (!shared[0]) {
+                        CHECK_EQ(waitpid(writer, &status, WNOHANG), 0);
+                        sleep_ns(100000);
+                }
+                caller = fork();
+                CHECK(caller >= 0);
+                if (caller == 0)
+                        spin_caller(fd, other, o, mode, &shared[1]);
+                /* the watchdog: a call that hangs fails the test */
+                status = wait_by(caller, am_mono_ns(0) + 16 * SPIN_CALL_MAX_NS);
+                CHECK_EQ(kill(writer, SIGKILL), 0);
+                while (waitpid(writer, NULL, 0) < 0)
+                        CHECK_EQ(errno, EINTR);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        t_fail(__FILE__, __LINE__, "while the writer %s: caller ended with status 0x%x",
+                               w_mode_name[mode], status);
+                printf("    the writer %s: %d of 12 calls timed out\n", w_mode_name[mode],
+                       shared[1]);
+        }
+        /* the writer gone, the region works again */
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, P), ASHMEM_IS_UNPINNED);
+        CHECK(ashmem_purge(fd) >= 0);
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        other_check(other, o, 5);
+        CHECK(ashmem_purge(other) == 4);
+        CHECK(memcmp(o, "oooo", 4) == 0);
+        munmap((void *)shared, 2 * sizeof(int));
+        munmap(o, OTHER_PAGES * P);
+        close(fd);
+        close(other);
+}
+
+/* ------------------------------------- a writer that always wins the race */
+
+#if defined(__x86_64__)
+#include <ucontext.h>
+
+/* A writer on another processor wins a race now and then; one that always
+ * wins is what a scheduler can hand it on a loaded machine. The caller
+ * below plays both parts, so that the writer's turn comes at the worst
+ * moment every time: the page of its own mapping of the block that holds
+ * the summary words is read-only, so each write of the library there
+ * faults; the fault handler (before the write) and a single-step trap
+ * right after it (EFLAGS.TF) scribble the block through a second mapping,
+ * then the page is made read-only again. Without a bound every call below
+ * would go round for ever. */
+#define EFL_TF 0x100
+
+static char *race_page;                 /* the library's page, read-only */
+static uint64_t *race_sum, *race_state; /* through our own mapping */
+static size_t race_sums;
+static int race_mode;
+
+static void race_segv(int sig, siginfo_t *si, void *uc_)
+{
+        ucontext_t *uc = uc_;
+        size_t P = (size_t)sysconf(_SC_PAGESIZE);
+
+        (void)sig;
+        if ((char *)si->si_addr < race_page || (char *)si->si_addr >= race_page + P) {
+                /* not ours: the default action on the way back */
+                signal(SIGSEGV, SIG_DFL);
+                return;
+        }
+        /* before the write: make its compare-and-swap fail */
+        if (race_mode == W_FLIP)
+                __atomic_store_n(race_state, (__atomic_load_n(race_state, __ATOMIC_RELAXED) +
+                                              ((uint64_t)1 << 32)) ^ 0x55555555ull,
+                                 __ATOMIC_RELAXED);
+        else if (race_mode == W_GEN)
+                for (size_t i = 0; i < race_sums; i++)
+                        __atomic_fetch_add(&race_sum[i], (uint64_t)1 << 32, __ATOMIC_RELAXED);
+        if (mprotect(race_page, P, PROT_READ | PROT_WRITE) < 0)
+                _exit(13);
+        uc->uc_mcontext.gregs[REG_EFL] |= EFL_TF;
+}
+
+static void race_trap(int sig, siginfo_t *si, void *uc_)
+{
+        ucontext_t *uc = uc_;
+        size_t P = (size_t)sysconf(_SC_PAGESIZE);
+
+        (void)sig;
+        (void)si;
+        uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)EFL_TF;
+        /* right after the write: every group uniform and pending again */
+        if (race_mode == W_UP)
+                for (size_t i = 0; i < race_sums; i++)
+                        __atomic_fetch_or(&race_sum[i], 0x99999999ull, __ATOMIC_RELAXED);
+        if (mprotect(race_page, P, PROT_READ) < 0)
+                _exit(13);
+}
+
+static void __attribute__((noreturn))
+race_caller(int fd, int other, const char *o, int mode, volatile int *timeouts)
+{
+        static const size_t ranges[][2] = { { 0, 1 }, { 0, 0 } };
+        struct sigaction sa;
+        struct stat st;
+        struct amc_ref r;
+        size_t P = ps();
+        char *alias;
+
+        if (fstat(fd, &st) < 0 || am_table_hold(&st, &r) < 0)
+                _exit(2);
+        alias = mmap(NULL, r.map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r.ctl_fd, 0);
+        if (alias == MAP_FAILED)
+                _exit(2);
+        race_page = (char *)((uintptr_t)r.sum & ~(uintptr_t)(P - 1));
+        race_sum = (uint64_t *)(void *)(alias + ((char *)r.sum - (char *)r.b));
+        race_state = (uint64_t *)(void *)(alias + ((char *)r.state - (char *)r.b));
+        race_sums = r.sums;
+        race_mode = mode;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sa.sa_sigaction = race_segv;
+        if (sigaction(SIGSEGV, &sa, NULL) < 0)
+                _exit(2);
+        sa.sa_sigaction = race_trap;
+        if (sigaction(SIGTRAP, &sa, NULL) < 0)
+                _exit(2);
+        /* the state words must share the summary's page: then every
+         * write of the library to the block goes through the handlers */
+        if ((uintptr_t)r.state / P != (uintptr_t)r.sum / P)
+                _exit(2);
+        for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
+                size_t first = ranges[k][0], n = ranges[k][1];
+                int64_t t0;
+                int rc;
+
+                if (mprotect(race_page, P, PROT_READ) < 0)
+                        _exit(2);
+                t0 = am_mono_ns(0);
+                rc = ashmem_pin_region(fd, first * P, n * P);
+                *timeouts += spin_outcome("pin", mode, first, n, rc,
+                                          rc == ASHMEM_NOT_PURGED || rc == ASHMEM_WAS_PURGED, t0);
+                t0 = am_mono_ns(0);
+                rc = ashmem_unpin_region(fd, first * P, n * P);
+                *timeouts += spin_outcome("unpin", mode, first, n, rc, rc == 0, t0);
+                t0 = am_mono_ns(0);
+                rc = ashmem_pin_status(fd, first * P, n * P);
+                spin_outcome("status", mode, first, n, rc,
+                             rc == ASHMEM_IS_PINNED || rc == ASHMEM_IS_UNPINNED, t0);
+                t0 = am_mono_ns(0);
+                rc = ashmem_purge(fd);
+                *timeouts += spin_outcome("purge", mode, first, n, rc, rc >= 0, t0);
+                if (mprotect(race_page, P, PROT_READ | PROT_WRITE) < 0)
+                        _exit(2);
+                /* the other region, its block another mapping, as ever */
+                if (ashmem_pin_region(other, 0, 4 * P) != ASHMEM_NOT_PURGED ||
+                    ashmem_unpin_region(other, 4 * P, 4 * P) != 0)
+                        _exit(12);
+                other_check(other, o, 0);
+        }
+        _exit(0);
+}
+#endif
+
+/* A writer that wins every race against pin, unpin and purge (its write
+ * lands between each of their reads and their compare-and-swap, or right
+ * after the compare-and-swap): each call gives up with ETIMEDOUT after the
+ * bound, none goes round for ever, and the region works again after. */
+TEST(writer_that_always_wins_the_race_keeps_no_call_beyond_the_bound)
+{
+#if defined(__x86_64__)
+        size_t P = ps();
+        int fd = ashmem_create_region("victim", SUMMARY_PAGES * P);
+        int other = ashmem_create_region("other", OTHER_PAGES * P);
+        volatile int *timeouts;
+        char *o;
+
+        CHECK(fd >= 0 && other >= 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
+        CHECK(o != MAP_FAILED);
+        memset(o, 'o', OTHER_PAGES * P);
+        CHECK_EQ(ashmem_unpin_region(other, 4 * P, 4 * P), 0);
+        timeouts = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        CHECK(timeouts != MAP_FAILED);
+        for (int mode = 0; mode < W_MODES; mode++) {
+                pid_t caller;
+                int status;
+
+                *timeouts = 0;
+                fflush(NULL);
+                caller = fork();
+                CHECK(caller >= 0);
+                if (caller == 0)
+                        race_caller(fd, other, o, mode, timeouts);
+                /* the watchdog: a call that goes round for ever fails it */
+                status = wait_by(caller, am_mono_ns(0) + 8 * SPIN_CALL_MAX_NS);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        t_fail(__FILE__, __LINE__, "while the writer %s: caller ended with status 0x%x",
+                               w_mode_name[mode], status);
+                printf("    the writer %s, winning every race: %d of 6 calls timed out\n",
+                       w_mode_name[mode], *timeouts);
+                /* the writer won every race: something gave up */
+                CHECK(*timeouts > 0);
+        }
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK(ashmem_purge(fd) >= 0);
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        other_check(other, o, 5);
+        CHECK(ashmem_purge(other) == 4);
+        munmap((void *)timeouts, sizeof(int));
+        munmap(o, OTHER_PAGES * P);
+        close(fd);
+        close(other);
+#else
+        printf("    skipped: the race is played with x86-64's single-step trap\n");
+#endif
 }
