@@ -28,7 +28,12 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "drivers/memfd/control.h"
 #include "internal.h"
+
+/* How long the purger retries a region whose control block keeps changing
+ * under it (a writer scribbling over it) before it skips the region. */
+#define PURGE_BOUND_NS (10 * 1000000ll)
 #include "lib/internal/forget.h"
 
 int meminfo(unsigned long long *total, unsigned long long *avail)
@@ -143,9 +148,10 @@ static void run_job(struct broker *b, struct job *j)
                 if (j->step && bytes >= j->step)
                         break;
                 p = ashmem_purge(j->regions[i]->fd);
-                if (p == -EBUSY || p == -EAGAIN) {
-                        /* held by someone else right now: skip it, count
-                         * it, never wait for it */
+                if (p == -EBUSY || p == -EAGAIN || p == -ETIMEDOUT) {
+                        /* held by someone else right now, or its block
+                         * kept changing: skip it, count it, never wait
+                         * for it */
                         j->skipped++;
                         continue;
                 }
@@ -170,6 +176,9 @@ static void *worker(void *arg)
         struct broker *b = arg;
         uint64_t one = 1;
 
+        /* a region whose control block a writer keeps changing gives up
+         * after PURGE_BOUND_NS and is skipped, not waited on */
+        amc_set_thread_bound(PURGE_BOUND_NS);
         for (;;) {
                 struct job *j, **pp;
 

@@ -208,12 +208,19 @@ struct bound {
                                    0 before it */
 };
 
+static __thread int64_t tl_bound_ns;
+
+void amc_set_thread_bound(int64_t ns)
+{
+        tl_bound_ns = ns > 0 ? ns : 0;
+}
+
 static __attribute__((noinline, cold)) int bound_check(struct bound *b)
 {
         int64_t now = am_mono_ns(0);
 
         if (b->deadline == 0) {
-                b->deadline = now + AMC_WAIT_NS;
+                b->deadline = now + (tl_bound_ns ? tl_bound_ns : AMC_WAIT_NS);
                 return 0;
         }
         return now > b->deadline ? -ETIMEDOUT : 0;

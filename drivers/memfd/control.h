@@ -57,6 +57,11 @@ struct ashmem_stats;
  * it fails with ETIMEDOUT (a purger holds pages purging across one punch
  * of at most AMC_CHUNK_WORDS words). */
 #define AMC_WAIT_NS     (500 * 1000000ll)
+/* This thread's bound on the retries of pin, unpin and purge, in place of
+ * AMC_WAIT_NS (0: AMC_WAIT_NS again). The broker's purger takes a short
+ * one: a region whose block a writer keeps changing is skipped, not
+ * waited on. */
+void amc_set_thread_bound(int64_t ns);
 /* Words a purge moves to purging at once, then punches (8,192 pages:
  * 32 MiB with 4 KiB pages, a few milliseconds of punching). */
 #define AMC_CHUNK_WORDS 512u
