@@ -205,22 +205,41 @@ static int wait_by(pid_t pid, int64_t deadline)
         }
 }
 
-TEST(scribbled_block_hurts_no_process_and_no_other_region)
+/* The other region of a hostile test, mapped and filled with 'o', pages
+ * [4, 8) unpinned. */
+static char *other_setup(int other)
 {
         size_t P = ps();
-        int fd = ashmem_create_region("victim", VICTIM_PAGES * P);
-        int other = ashmem_create_region("other", OTHER_PAGES * P);
-        uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
-        pid_t pids[WORKERS + 1];
-        int64_t until;
-        char *o;
+        char *o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
 
-        CHECK(fd >= 0 && other >= 0);
-        o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
         CHECK(o != MAP_FAILED);
         memset(o, 'o', OTHER_PAGES * P);
         CHECK_EQ(ashmem_unpin_region(other, 4 * P, 4 * P), 0);
-        until = am_mono_ns(0) + RUN_NS;
+        return o;
+}
+
+/* The other region as this process left it, its unpinned pages purged;
+ * then both regions closed. */
+static void other_done(int fd, int other, char *o)
+{
+        other_check(other, o, 5);
+        CHECK(ashmem_purge(other) == 4);
+        CHECK(memcmp(o, "oooo", 4) == 0);
+        munmap(o, OTHER_PAGES * ps());
+        close(fd);
+        close(other);
+}
+
+/* WORKERS processes hammer region fd (of `pages` pages) and the other
+ * region while one more runs scribbler on fd, for RUN_NS; each must end
+ * well within the bound. */
+static void run_scribbled(int fd, int other, char *o, size_t pages, uint64_t seed,
+                          void (*scribbler)(int, uint64_t, int64_t))
+{
+        pid_t pids[WORKERS + 1];
+        int64_t until = am_mono_ns(0) + RUN_NS;
+
+        victim_pages = pages;
         fflush(NULL);
         for (int i = 0; i <= WORKERS; i++) {
                 uint64_t s = rnd(&seed) | 1;
@@ -228,23 +247,32 @@ TEST(scribbled_block_hurts_no_process_and_no_other_region)
                 CHECK(pids[i] >= 0);
                 if (pids[i] == 0) {
                         if (i == WORKERS)
-                                scribble(fd, s, until);
+                                scribbler(fd, s, until);
                         hammer(fd, other, o, s, until);
                 }
         }
+        victim_pages = VICTIM_PAGES;
         for (int i = 0; i <= WORKERS; i++) {
                 int status = wait_by(pids[i], until + 2 * CALL_MAX_NS);
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                         t_fail(__FILE__, __LINE__, "%s %d ended with status 0x%x",
                                i == WORKERS ? "scribbler" : "worker", i, status);
         }
+}
+
+TEST(scribbled_block_hurts_no_process_and_no_other_region)
+{
+        size_t P = ps();
+        int fd = ashmem_create_region("victim", VICTIM_PAGES * P);
+        int other = ashmem_create_region("other", OTHER_PAGES * P);
+        uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+        char *o;
+
+        CHECK(fd >= 0 && other >= 0);
+        o = other_setup(other);
+        run_scribbled(fd, other, o, VICTIM_PAGES, seed, scribble);
         /* this process, too, is fine, and the other region untouched */
-        other_check(other, o, 5);
-        CHECK(ashmem_purge(other) == 4);
-        CHECK(memcmp(o, "oooo", 4) == 0);
-        munmap(o, OTHER_PAGES * P);
-        close(fd);
-        close(other);
+        other_done(fd, other, o);
 }
 
 /* Overwrite the summary words and the pass tags of the state words (the
@@ -291,37 +319,13 @@ TEST(scribbled_summary_hurts_no_process_and_no_other_region)
         int fd = ashmem_create_region("victim", SUMMARY_PAGES * P);
         int other = ashmem_create_region("other", OTHER_PAGES * P);
         uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 21);
-        pid_t pids[WORKERS + 1];
-        int64_t until;
         char *o;
 
         CHECK(fd >= 0 && other >= 0);
         /* the block exists before the scribbler attaches it */
         CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
-        o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
-        CHECK(o != MAP_FAILED);
-        memset(o, 'o', OTHER_PAGES * P);
-        CHECK_EQ(ashmem_unpin_region(other, 4 * P, 4 * P), 0);
-        victim_pages = SUMMARY_PAGES;
-        until = am_mono_ns(0) + RUN_NS;
-        fflush(NULL);
-        for (int i = 0; i <= WORKERS; i++) {
-                uint64_t s = rnd(&seed) | 1;
-                pids[i] = fork();
-                CHECK(pids[i] >= 0);
-                if (pids[i] == 0) {
-                        if (i == WORKERS)
-                                scribble_summary(fd, s, until);
-                        hammer(fd, other, o, s, until);
-                }
-        }
-        victim_pages = VICTIM_PAGES;
-        for (int i = 0; i <= WORKERS; i++) {
-                int status = wait_by(pids[i], until + 2 * CALL_MAX_NS);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        t_fail(__FILE__, __LINE__, "%s %d ended with status 0x%x",
-                               i == WORKERS ? "scribbler" : "worker", i, status);
-        }
+        o = other_setup(other);
+        run_scribbled(fd, other, o, SUMMARY_PAGES, seed, scribble_summary);
         /* with the scribbler gone, the region works again: a pin of all of
          * it leaves every page pinned, and opening the groups shows it */
         CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
@@ -329,12 +333,7 @@ TEST(scribbled_summary_hurts_no_process_and_no_other_region)
         CHECK_EQ(ashmem_pin_region(fd, P, P), ASHMEM_NOT_PURGED);
         CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
         CHECK_EQ(ashmem_purge(fd), 0);
-        other_check(other, o, 5);
-        CHECK(ashmem_purge(other) == 4);
-        CHECK(memcmp(o, "oooo", 4) == 0);
-        munmap(o, OTHER_PAGES * P);
-        close(fd);
-        close(other);
+        other_done(fd, other, o);
 }
 
 /* ---------------------------------------------------------- liveness */
@@ -571,10 +570,7 @@ TEST(writer_that_never_stops_keeps_no_call_beyond_the_bound)
         CHECK(fd >= 0 && other >= 0);
         /* the block exists before the writer attaches it */
         CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
-        o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
-        CHECK(o != MAP_FAILED);
-        memset(o, 'o', OTHER_PAGES * P);
-        CHECK_EQ(ashmem_unpin_region(other, 4 * P, 4 * P), 0);
+        o = other_setup(other);
         shared = mmap(NULL, 2 * sizeof(int), PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         CHECK(shared != MAP_FAILED);
@@ -615,13 +611,8 @@ TEST(writer_that_never_stops_keeps_no_call_beyond_the_bound)
         CHECK(ashmem_purge(fd) >= 0);
         CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
         CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
-        other_check(other, o, 5);
-        CHECK(ashmem_purge(other) == 4);
-        CHECK(memcmp(o, "oooo", 4) == 0);
         munmap((void *)shared, 2 * sizeof(int));
-        munmap(o, OTHER_PAGES * P);
-        close(fd);
-        close(other);
+        other_done(fd, other, o);
 }
 
 /* ------------------------------------- a writer that always wins the race */
@@ -789,10 +780,7 @@ TEST(writer_that_always_wins_the_race_keeps_no_call_beyond_the_bound)
 
         CHECK(fd >= 0 && other >= 0);
         CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
-        o = mmap(NULL, OTHER_PAGES * P, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
-        CHECK(o != MAP_FAILED);
-        memset(o, 'o', OTHER_PAGES * P);
-        CHECK_EQ(ashmem_unpin_region(other, 4 * P, 4 * P), 0);
+        o = other_setup(other);
         timeouts = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         CHECK(timeouts != MAP_FAILED);
@@ -822,12 +810,8 @@ TEST(writer_that_always_wins_the_race_keeps_no_call_beyond_the_bound)
         CHECK(ashmem_purge(fd) >= 0);
         CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
         CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
-        other_check(other, o, 5);
-        CHECK(ashmem_purge(other) == 4);
         munmap((void *)timeouts, sizeof(int));
-        munmap(o, OTHER_PAGES * P);
-        close(fd);
-        close(other);
+        other_done(fd, other, o);
 #else
         printf("    skipped: the race is played with x86-64's single-step trap\n");
 #endif
