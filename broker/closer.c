@@ -62,10 +62,13 @@
 /* Refused connections of one user queued in its lane before the broker
  * closes the empty ones itself (closer_refused). */
 #define CLOSER_UID_QUEUE 64
-/* The send buffer of a park: some 1 KiB of kernel memory per parked
- * connection. The kernel bounds what a user can have in flight by its
- * RLIMIT_NOFILE; this bounds what one park may cost the broker's kernel
- * memory. */
+/* The send buffer of a park (SO_SNDBUFFORCE; the kernel doubles it):
+ * each parked connection takes 768 bytes of it, so a park holds some
+ * 700,000, more than the 524,288 descriptors systemd lets a user have in
+ * flight (its RLIMIT_NOFILE, the kernel's bound on what it may send
+ * before the broker accepts). Kernel memory is spent only as used. A
+ * broker without CAP_NET_ADMIN gets the system's maximum (net.core.
+ * wmem_max, 212,992 by default: some 550 connections). */
 #define PARK_SNDBUF (256 << 20)
 
 struct closing {
@@ -498,6 +501,7 @@ void closer_refused(struct broker *b, uid_t uid, int fd)
          * connecting): what it connected with and sent no descriptor on
          * is closed here, as releasing it releases nothing of the
          * client's but memory; what carries descriptors is parked */
+        closer_reap(b);
         if (uid_closing(b, uid) < CLOSER_UID_QUEUE) {
                 closer_put(b, uid, fd);
                 return;
@@ -506,7 +510,6 @@ void closer_refused(struct broker *b, uid_t uid, int fd)
                 close(fd);
                 return;
         }
-        closer_reap(b);
         r = park(b, uid, fd);
         if (r == 0)
                 return;
