@@ -36,7 +36,11 @@
  * its refused connection closed on the event loop (already shut down both
  * ways): the one case in which the loop may wait on a client's
  * descriptor, reached only by a user that filled its park and its
- * --max-uid-fds with closes that do not complete.
+ * --max-uid-fds with closes that do not complete. Parked connections
+ * count in flight for the broker's user (root's, usually): a process of
+ * that user without CAP_SYS_RESOURCE or CAP_SYS_ADMIN that passes
+ * descriptors while more are parked than its RLIMIT_NOFILE gets
+ * ETOOMANYREFS until the park drains.
  *
  * The threads' state is their own (not struct broker's): a thread stuck in
  * a close is left behind at exit and touches nothing the broker frees.
