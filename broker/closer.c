@@ -13,6 +13,35 @@
  * closed is refused further descriptors (conn_read) rather than fill the
  * broker.
  *
+ * A refused connection is a Unix socket whose queue may hold descriptors
+ * its client sent before the refusal (closer_refused): one that carries
+ * any cannot be closed on the event loop, and a user whose closes are
+ * stuck could otherwise make the broker hold one descriptor per
+ * connection it floods with. Once its lane holds CLOSER_UID_QUEUE closes,
+ * such a connection is parked instead: sent with SCM_RIGHTS into the
+ * user's park, a socket pair of the broker's (2 descriptors per stuck
+ * user, not one per connection), and the broker's own copy closed (not
+ * the last reference: the message in flight holds the file, so that
+ * close never waits). The lane drains the park after its queue, taking
+ * each connection out and closing it on the lane's thread, where waiting
+ * is allowed; the park goes when the lane is empty and the park drained.
+ * A parked connection costs kernel memory only, charged to the park's
+ * send buffer (PARK_SNDBUF, when SO_SNDBUFFORCE is permitted; the
+ * system's maximum otherwise). The park's read end stays in the broker's
+ * table, so what is in flight inside it is reachable, never garbage the
+ * kernel's collector of Unix sockets would free under the lane. When the
+ * park is full or refuses (ETOOMANYREFS: a broker without CAP_SYS_RESOURCE
+ * past its own in-flight limit), the connection joins the lane as before,
+ * counted in the user's descriptor limit; a user at that limit too has
+ * its refused connection closed on the event loop (already shut down both
+ * ways): the one case in which the loop may wait on a client's
+ * descriptor, reached only by a user that filled its park and its
+ * --max-uid-fds with closes that do not complete. Parked connections
+ * count in flight for the broker's user (root's, usually): a process of
+ * that user without CAP_SYS_RESOURCE or CAP_SYS_ADMIN that passes
+ * descriptors while more are parked than its RLIMIT_NOFILE gets
+ * ETOOMANYREFS until the park drains.
+ *
  * The threads' state is their own (not struct broker's): a thread stuck in
  * a close is left behind at exit and touches nothing the broker frees.
  */
@@ -37,9 +66,17 @@
 /* Refused connections of one user queued in its lane before the broker
  * closes the empty ones itself (closer_refused). */
 #define CLOSER_UID_QUEUE 64
+/* The send buffer of a park (SO_SNDBUFFORCE; the kernel doubles it):
+ * each parked connection takes 768 bytes of it, so a park holds some
+ * 700,000, more than the 524,288 descriptors systemd lets a user have in
+ * flight (its RLIMIT_NOFILE, the kernel's bound on what it may send
+ * before the broker accepts). Kernel memory is spent only as used. A
+ * broker without CAP_NET_ADMIN gets the system's maximum (net.core.
+ * wmem_max, 212,992 by default: some 550 connections). */
+#define PARK_SNDBUF (256 << 20)
 
 struct closing {
-        int fd;
+        int fd;                         /* -1: parked */
         uid_t uid;
         struct closing *next;
 };
@@ -50,6 +87,8 @@ struct lane {
         unsigned long long n;           /* queued, not yet closing */
         int busy;                       /* a thread closes one of its own */
         int waiting;                    /* in the list of lanes to serve */
+        int park_r, park_w;             /* its park, or -1 */
+        struct closing *phead, *ptail;  /* one per parked connection */
         struct lane *next;              /* all lanes */
         struct lane *wnext;             /* lanes to serve, in turn */
 };
@@ -87,6 +126,30 @@ static void lane_free(struct lane *l)
         free(l);
 }
 
+/* Take one connection out of the park r: its descriptor, -EAGAIN when
+ * there is none, or -errno. */
+static int park_take(int r)
+{
+        union { char buf[CMSG_SPACE(sizeof(int) * 253)]; struct cmsghdr a; } u;
+        char c[1];
+        struct iovec iov = { .iov_base = c, .iov_len = sizeof(c) };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        ssize_t n;
+        int fd = -EAGAIN;
+
+        do
+                n = recvmsg(r, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == EAGAIN ? -EAGAIN : -errno;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
+                if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+                    h->cmsg_len >= CMSG_LEN(sizeof(int)))
+                        memcpy(&fd, CMSG_DATA(h), sizeof(int));
+        return fd < 0 ? -EIO : fd;
+}
+
 static void *closer_main(void *arg)
 {
         (void)arg;
@@ -94,6 +157,7 @@ static void *closer_main(void *arg)
         for (;;) {
                 struct lane *l;
                 struct closing *k;
+                int fd;
 
                 while (!cl_whead && !cl_stop) {
                         cl_idle++;
@@ -109,21 +173,52 @@ static void *closer_main(void *arg)
                 cl_nwaiting--;
                 l->waiting = 0;
                 l->busy = 1;
-                k = l->head;
-                l->head = k->next;
-                if (!l->head)
-                        l->tail = NULL;
-                l->n--;
+                if (l->head) {
+                        k = l->head;
+                        l->head = k->next;
+                        if (!l->head)
+                                l->tail = NULL;
+                        l->n--;
+                        fd = k->fd;
+                } else {
+                        /* the queue is done: a parked connection, taken
+                         * out with the lock held, so that the event
+                         * loop's copy is closed before this one */
+                        k = l->phead;
+                        l->phead = k->next;
+                        if (!l->phead)
+                                l->ptail = NULL;
+                        fd = park_take(l->park_r);
+                        if (fd == -EAGAIN) {
+                                /* nothing there (cannot be): forget them */
+                                for (struct closing *p = l->phead; p; p = l->phead) {
+                                        l->phead = p->next;
+                                        p->next = cl_done;
+                                        cl_done = p;
+                                }
+                                l->ptail = NULL;
+                        }
+                }
                 pthread_mutex_unlock(&cl_lock);
-                close(k->fd);           /* may block: that is why we are here */
+                if (fd >= 0)
+                        close(fd);      /* may block: that is why we are here */
                 pthread_mutex_lock(&cl_lock);
                 k->next = cl_done;
                 cl_done = k;
                 l->busy = 0;
-                if (l->head)
+                if (l->head || l->phead) {
                         lane_wait(l);   /* behind the other lanes */
-                else
+                } else {
+                        int r = l->park_r, w = l->park_w;
                         lane_free(l);
+                        if (r >= 0) {
+                                /* drained: closing it releases nothing */
+                                pthread_mutex_unlock(&cl_lock);
+                                close(r);
+                                close(w);
+                                pthread_mutex_lock(&cl_lock);
+                        }
+                }
         }
         pthread_mutex_unlock(&cl_lock);
         return NULL;
@@ -149,7 +244,10 @@ void closer_reap(struct broker *b)
         pthread_mutex_unlock(&cl_lock);
         while (k) {
                 struct closing *next = k->next;
-                uid_fd_add(b, k->uid, -1);
+                if (k->fd < 0)
+                        uid_park_add(b, k->uid, -1);
+                else
+                        uid_fd_add(b, k->uid, -1);
                 free(k);
                 k = next;
         }
@@ -208,6 +306,7 @@ static int lane_put(struct closing *k)
                 if (!l)
                         return -ENOMEM;
                 l->uid = k->uid;
+                l->park_r = l->park_w = -1;
                 l->next = cl_lanes;
                 cl_lanes = l;
         }
@@ -322,17 +421,112 @@ static int socket_empty(int fd)
         return 0;
 }
 
+/* Send fd into the park of uid's lane, made on demand, and close the
+ * broker's copy; 0, or -errno (nothing done). */
+static int park(struct broker *b, uid_t uid, int fd)
+{
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = "p", .iov_len = 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        struct cmsghdr *h;
+        struct closing *k = malloc(sizeof(*k));
+        struct lane *l;
+        ssize_t n;
+        int r = 0;
+
+        if (!k)
+                return -ENOMEM;
+        memset(u.buf, 0, sizeof(u.buf));
+        h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &fd, sizeof(int));
+        pthread_mutex_lock(&cl_lock);
+        for (l = cl_lanes; l && l->uid != uid; l = l->next)
+                ;
+        if (!l || !cl_enabled || cl_stop) {
+                r = -ESRCH;             /* no lane to drain it */
+        } else if (l->park_r < 0) {
+                int sv[2], size = PARK_SNDBUF;
+
+                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+                        r = -errno;
+                } else {
+                        if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
+                            setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
+                                blog(b, 0, "the park of uid %u: SO_SNDBUF: %s",
+                                     (unsigned)uid, strerror(errno));
+                        l->park_w = sv[0];
+                        l->park_r = sv[1];
+                }
+        }
+        if (r == 0) {
+                do
+                        n = sendmsg(l->park_w, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+                while (n < 0 && errno == EINTR);
+                if (n < 0)
+                        r = -errno;
+                else if (n != 1)
+                        r = -EIO;       /* a stream of one byte: cannot be */
+        }
+        if (r == 0) {
+                /* not the last reference: the message holds one, and the
+                 * lane takes it out only with cl_lock held */
+                close(fd);
+                k->fd = -1;
+                k->uid = uid;
+                k->next = NULL;
+                if (l->ptail)
+                        l->ptail->next = k;
+                else
+                        l->phead = k;
+                l->ptail = k;
+                if (!l->busy && !l->waiting)
+                        lane_wait(l);
+                pthread_cond_signal(&cl_cond);
+        }
+        pthread_mutex_unlock(&cl_lock);
+        if (r < 0) {
+                free(k);
+                return r;
+        }
+        uid_park_add(b, uid, 1);
+        return 0;
+}
+
 void closer_refused(struct broker *b, uid_t uid, int fd)
 {
+        char msg[160];
+        int r;
+
         /* a user whose lane is full (its closes are stuck, and it keeps
          * connecting): what it connected with and sent no descriptor on
          * is closed here, as releasing it releases nothing of the
-         * client's but memory */
-        if (uid_closing(b, uid) >= CLOSER_UID_QUEUE && socket_empty(fd)) {
+         * client's but memory; what carries descriptors is parked */
+        closer_reap(b);
+        if (uid_closing(b, uid) < CLOSER_UID_QUEUE) {
+                closer_put(b, uid, fd);
+                return;
+        }
+        if (socket_empty(fd)) {
                 close(fd);
                 return;
         }
-        closer_put(b, uid, fd);
+        r = park(b, uid, fd);
+        if (r == 0)
+                return;
+        if (uid_fd_closing(b, uid, msg, sizeof(msg)) == 0) {
+                /* the park is full or refuses: the lane, counted */
+                closer_put(b, uid, fd);
+                return;
+        }
+        /* the last resort: the user holds its limit in closes that do not
+         * complete and cannot park more (shut down already) */
+        blog(b, 0, "closing a refused connection of uid %u on the main thread "
+             "(its park: %s; %s)", (unsigned)uid, strerror(-r), msg);
+        close(fd);
 }
 
 void closer_put_all(struct broker *b, uid_t uid, int *fds, int n)

@@ -117,6 +117,8 @@ struct uid_use {
                                            one per connection, one per
                                            descriptor the closer holds */
         unsigned long long closing;     /* of which the closer holds */
+        unsigned long long parked;      /* refused connections parked
+                                           (closer.c), not in fds */
         long long refused_log_ms;       /* its last refusal logged */
         unsigned long long refused_quiet; /* refusals not logged since */
 };
@@ -313,6 +315,8 @@ void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s);
 void uid_fd_add(struct broker *b, uid_t uid, int n);
 /* How many of uid's descriptors the closer holds. */
 unsigned long long uid_closing(struct broker *b, uid_t uid);
+/* n (1 or -1) refused connections of uid parked by the closer. */
+void uid_park_add(struct broker *b, uid_t uid, int n);
 int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len);
 
 /* The log of refused connections, at most one line per uid a second:

@@ -483,6 +483,15 @@ void uid_fd_add(struct broker *b, uid_t uid, int n)
         u->closing += (unsigned long long)(long long)n;
 }
 
+void uid_park_add(struct broker *b, uid_t uid, int n)
+{
+        struct uid_use *u = uid_use(b, uid, 1);
+
+        if (!u || (n < 0 && u->parked == 0))
+                return;
+        u->parked += (unsigned long long)(long long)n;
+}
+
 unsigned long long uid_closing(struct broker *b, uid_t uid)
 {
         const struct uid_use *u = uid_use(b, uid, 0);
@@ -545,12 +554,13 @@ void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s)
         for (size_t i = 0; i < b->nuses && shown < 256; i++) {
                 const struct uid_use *u = &b->uses[i];
                 /* root sees every user's, a user their own */
-                if ((!u->names && !u->conns && !u->fds) || (c->uid != 0 && u->uid != c->uid))
+                if ((!u->names && !u->conns && !u->fds && !u->parked) ||
+                    (c->uid != 0 && u->uid != c->uid))
                         continue;
                 am_jw_printf(s, "%s{\"uid\":%u,\"connections\":%u,\"regions\":%zu,"
-                             "\"bytes\":%llu,\"descriptors\":%llu,\"closing\":%llu}", shown ? "," : "",
-                             (unsigned)u->uid, u->conns, u->names, u->bytes, u->fds,
-                             u->closing);
+                             "\"bytes\":%llu,\"descriptors\":%llu,\"closing\":%llu,\"parked\":%llu}",
+                             shown ? "," : "", (unsigned)u->uid, u->conns, u->names, u->bytes,
+                             u->fds, u->closing, u->parked);
                 shown++;
         }
         am_jw_puts(s, "]");

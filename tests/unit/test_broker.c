@@ -2729,6 +2729,116 @@ TEST(refused_connections_with_messages_and_no_descriptors_stay_bounded)
         stop_broker();
 }
 
+/* nobody floods as above, each connection sending one descriptor (of
+ * /dev/null) right after connect(), before the broker accepts and refuses
+ * it: every refused connection carries a descriptor. Exits 0 if at least
+ * 1,000 of its 2,500 connections sent theirs. */
+static void nobody_floods_with_descriptors(void *arg)
+{
+        int null, n = 0;
+
+        (void)arg;
+        become_nobody();
+        null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        CHECK(null >= 0);
+        for (int i = 0; i < 2500; i++) {
+                union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+                struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                                    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+                struct cmsghdr *c;
+                int fd = raw_connect();
+
+                memset(&u, 0, sizeof(u));
+                c = CMSG_FIRSTHDR(&m);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &null, sizeof(int));
+                /* the broker may have refused the connection already */
+                if (sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+                        n++;
+                else
+                        CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+                close(fd);
+        }
+        close(null);
+        _exit(n >= 1000 ? 0 : 3);
+}
+
+/* A number in root's stats for uid: the field key ("parked", ...). */
+static long long stats_field(unsigned uid, const char *field)
+{
+        char buf[65536], key[48];
+        const char *p;
+        int s = raw_connect();
+
+        raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        snprintf(key, sizeof(key), "{\"uid\":%u,", uid);
+        p = strstr(buf, key);
+        if (!p)
+                return 0;
+        snprintf(key, sizeof(key), "\"%s\":", field);
+        p = strstr(p, key);
+        if (!p)
+                t_fail(__FILE__, __LINE__, "stats without %s: %s", field, buf);
+        return atoll(p + strlen(key));
+}
+
+/* Refused connections that carry descriptors cannot be closed on the event
+ * loop, and nobody's closes are stuck: the broker parks them rather than
+ * hold a descriptor for each, so its descriptors stay bounded, another
+ * user is served, and all of them are closed once the stuck close ends. */
+TEST(refused_connections_with_descriptors_do_not_fill_the_broker)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "16", NULL };
+        char buf[4096];
+        int sv[2], s[2], u, peer, base, fds;
+        long long parked;
+
+        start_broker_args(args);
+        base = broker_fds();
+        for (int i = 0; i < 2; i++) {
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+                CHILD_OK(connect_as_nobody, &sv[1]);
+                close(sv[1]);
+                s[i] = recv_one_fd(sv[0]);
+                close(sv[0]);
+        }
+        u = blocking_unix_socket(&peer);
+        send_and_drop(s[0], "{\"v\":1,\"op\":\"stats\"}", &u, 1);
+        raw_recv(s[0], buf, sizeof(buf), NULL);
+        CHECK_EQ(stats_closing(65534), 1);
+        CHILD_OK(nobody_floods_with_descriptors, NULL);
+        fds = broker_fds();
+        if (fds - base >= 300)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before the flood)",
+                       fds, base);
+        parked = stats_field(65534, "parked");
+        CHECK(parked > 0);
+        if (stats_closing(65534) > 64 + 2)
+                t_fail(__FILE__, __LINE__, "the broker holds %lld closes of nobody's",
+                       stats_closing(65534));
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        /* the stuck close ends: every queued and parked close follows */
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        for (long long end = mono_ms() + WAIT_MS;
+             stats_closing(65534) != 0 || stats_field(65534, "parked") != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "nobody's closes still held: %lld, parked %lld",
+                               stats_closing(65534), stats_field(65534, "parked"));
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
 /* ------------------------------------------------------------ user and group names */
 
 /* Copy the file at path into a new temporary file; its name in out, its
