@@ -866,6 +866,7 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
         for (uint64_t i = 0; i < n; i++) {
                 uint64_t w = w0 + i, g = w / GW, valid = valid_mask(r, w);
                 uint64_t old = LOAD(&r->state[w]), c;
+                int opened = 0;
                 for (;;) {
                         /* the writers' rule: the word, then its summary */
                         uint64_t s = LOAD(sum_word(r, g));
@@ -875,7 +876,11 @@ static int64_t purge_chunk(const struct amc_ref *r, int data_fd, uint64_t w0,
                                 break;
                         }
                         if (f & (F_U | F_P)) {
-                                if (bound_fail(b) || group_open(r, g, &s, b) < 0) {
+                                /* opening an unpinned group is progress;
+                                 * finding it closed again right after
+                                 * this word opened it is a failed round */
+                                if ((opened++ && bound_fail(b)) ||
+                                    group_open(r, g, &s, b) < 0) {
                                         late = 1;
                                         c = 0;
                                         break;

@@ -2475,3 +2475,24 @@ TEST(purge_without_a_description_of_its_own_fails_with_eacces)
         CHECK_EQ(ashmem_purge(fd), 2);
         close(fd);
 }
+
+/* Opening unpinned groups is a purge's progress, not a failed round: a
+ * purge of a region of 2,048 uniform unpinned groups purges all of it
+ * even under the shortest retry bound (the broker's purger runs with a
+ * short one), where counting each opening as a failure would give up
+ * after the first chunks. */
+TEST(a_long_purge_is_not_cut_short_by_the_retry_bound)
+{
+        size_t P = ps(), pages = 2048 * AMC_GROUP_PAGES;
+        int fd = ashmem_create_region("long", pages * P);
+        int n;
+
+        CHECK(fd >= 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        amc_set_thread_bound(1);
+        n = ashmem_purge(fd);
+        amc_set_thread_bound(0);
+        CHECK_EQ(n, (int)pages);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_WAS_PURGED);
+        close(fd);
+}
