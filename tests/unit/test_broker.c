@@ -2611,20 +2611,20 @@ static long long stats_closing(unsigned uid)
         return atoll(p + 10);
 }
 
-/* nobody's closes block (a Unix socket holding a lingering one) and it
- * floods the broker with connections over its limit: what the broker
- * holds for it stays bounded, and another user's connections are served,
- * refused and closed as usual (its descriptor limit is not eaten by
- * closes waiting behind nobody's). */
-TEST(a_user_whose_closes_block_and_who_floods_delays_no_other_user)
+/* A broker (socket mode 0666, 2 connections and 16 descriptors a user)
+ * where nobody holds both its connections, s[0] and s[1], and a close of
+ * nobody's is stuck for as long as *peer lives (its lane blocked). *base,
+ * when not NULL: the broker's descriptors before nobody came. */
+static void nobody_stuck(int s[2], int *peer, int *base)
 {
         const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
                                      "--max-uid-fds", "16", NULL };
         char buf[4096];
-        int sv[2], s[2], u, peer;
-        long long closing;
+        int sv[2], u;
 
         start_broker_args(args);
+        if (base)
+                *base = broker_fds();
         for (int i = 0; i < 2; i++) {
                 CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
                 CHILD_OK(connect_as_nobody, &sv[1]);
@@ -2632,14 +2632,28 @@ TEST(a_user_whose_closes_block_and_who_floods_delays_no_other_user)
                 s[i] = recv_one_fd(sv[0]);
                 close(sv[0]);
         }
-        /* nobody's lane: stuck for as long as peer lives */
-        u = blocking_unix_socket(&peer);
+        u = blocking_unix_socket(peer);
         send_and_drop(s[0], "{\"v\":1,\"op\":\"stats\"}", &u, 1);
         raw_recv(s[0], buf, sizeof(buf), NULL);
         CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
         CHECK_EQ(stats_closing(65534), 1);
+}
+
+/* nobody's closes block (a Unix socket holding a lingering one) and it
+ * floods the broker with connections over its limit: what the broker
+ * holds for it stays bounded, and another user's connections are served,
+ * refused and closed as usual (its descriptor limit is not eaten by
+ * closes waiting behind nobody's). */
+/* nobody stuck (nobody_stuck) floods with flood(), as nobody, then its
+ * stuck close ends. */
+static void stuck_and_flooding(void (*flood)(void *))
+{
+        int s[2], peer;
+        long long closing;
+
+        nobody_stuck(s, &peer, NULL);
         /* nobody, at its 2 connections, floods */
-        CHILD_OK(nobody_floods, NULL);
+        CHILD_OK(flood, NULL);
         closing = stats_closing(65534);
         if (closing > 64 + 2)
                 t_fail(__FILE__, __LINE__, "the broker holds %lld closes of nobody's", closing);
@@ -2656,6 +2670,11 @@ TEST(a_user_whose_closes_block_and_who_floods_delays_no_other_user)
                                stats_closing(65534));
         CHECK_EQ(stats_closing(1), 0);
         stop_broker();
+}
+
+TEST(a_user_whose_closes_block_and_who_floods_delays_no_other_user)
+{
+        stuck_and_flooding(nobody_floods);
 }
 
 /* nobody floods as above, each connection sending messages before its
@@ -2696,37 +2715,7 @@ static void nobody_floods_with_messages(void *arg)
  * broker hold the connection behind the blocked close. */
 TEST(refused_connections_with_messages_and_no_descriptors_stay_bounded)
 {
-        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
-                                     "--max-uid-fds", "16", NULL };
-        char buf[4096];
-        int sv[2], s[2], u, peer;
-        long long closing;
-
-        start_broker_args(args);
-        for (int i = 0; i < 2; i++) {
-                CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-                CHILD_OK(connect_as_nobody, &sv[1]);
-                close(sv[1]);
-                s[i] = recv_one_fd(sv[0]);
-                close(sv[0]);
-        }
-        u = blocking_unix_socket(&peer);
-        send_and_drop(s[0], "{\"v\":1,\"op\":\"stats\"}", &u, 1);
-        raw_recv(s[0], buf, sizeof(buf), NULL);
-        CHECK_EQ(stats_closing(65534), 1);
-        CHILD_OK(nobody_floods_with_messages, NULL);
-        closing = stats_closing(65534);
-        if (closing > 64 + 2)
-                t_fail(__FILE__, __LINE__, "the broker holds %lld closes of nobody's", closing);
-        CHILD_OK(daemon_served, NULL);
-        close(peer);
-        close(s[0]);
-        close(s[1]);
-        for (long long end = mono_ms() + WAIT_MS; stats_closing(65534) != 0; nap(50))
-                if (mono_ms() > end)
-                        t_fail(__FILE__, __LINE__, "nobody's closes still held: %lld",
-                               stats_closing(65534));
-        stop_broker();
+        stuck_and_flooding(nobody_floods_with_messages);
 }
 
 /* nobody floods as above, each connection sending one descriptor (of
@@ -2793,25 +2782,10 @@ static long long stats_field(unsigned uid, const char *field)
  * user is served, and all of them are closed once the stuck close ends. */
 TEST(refused_connections_with_descriptors_do_not_fill_the_broker)
 {
-        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
-                                     "--max-uid-fds", "16", NULL };
-        char buf[4096];
-        int sv[2], s[2], u, peer, base, fds;
+        int s[2], peer, base, fds;
         long long parked;
 
-        start_broker_args(args);
-        base = broker_fds();
-        for (int i = 0; i < 2; i++) {
-                CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-                CHILD_OK(connect_as_nobody, &sv[1]);
-                close(sv[1]);
-                s[i] = recv_one_fd(sv[0]);
-                close(sv[0]);
-        }
-        u = blocking_unix_socket(&peer);
-        send_and_drop(s[0], "{\"v\":1,\"op\":\"stats\"}", &u, 1);
-        raw_recv(s[0], buf, sizeof(buf), NULL);
-        CHECK_EQ(stats_closing(65534), 1);
+        nobody_stuck(s, &peer, &base);
         CHILD_OK(nobody_floods_with_descriptors, NULL);
         fds = broker_fds();
         if (fds - base >= 300)
