@@ -2591,8 +2591,8 @@ static void daemon_served(void *arg)
         close(held[1]);
 }
 
-/* How many descriptors of uid the closer holds, from root's stats. */
-static long long stats_closing(unsigned uid)
+/* A number in root's stats for uid: the field key ("parked", ...). */
+static long long stats_field(unsigned uid, const char *field)
 {
         char buf[65536], key[48];
         const char *p;
@@ -2605,10 +2605,17 @@ static long long stats_closing(unsigned uid)
         p = strstr(buf, key);
         if (!p)
                 return 0;
-        p = strstr(p, "\"closing\":");
+        snprintf(key, sizeof(key), "\"%s\":", field);
+        p = strstr(p, key);
         if (!p)
-                t_fail(__FILE__, __LINE__, "stats without closing: %s", buf);
-        return atoll(p + 10);
+                t_fail(__FILE__, __LINE__, "stats without %s: %s", field, buf);
+        return atoll(p + strlen(key));
+}
+
+/* How many descriptors of uid the closer holds. */
+static long long stats_closing(unsigned uid)
+{
+        return stats_field(uid, "closing");
 }
 
 /* A broker (socket mode 0666, 2 connections and 16 descriptors a user)
@@ -2755,26 +2762,6 @@ static void nobody_floods_with_descriptors(void *arg)
         _exit(n >= 1000 ? 0 : 3);
 }
 
-/* A number in root's stats for uid: the field key ("parked", ...). */
-static long long stats_field(unsigned uid, const char *field)
-{
-        char buf[65536], key[48];
-        const char *p;
-        int s = raw_connect();
-
-        raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
-        raw_recv(s, buf, sizeof(buf), NULL);
-        close(s);
-        snprintf(key, sizeof(key), "{\"uid\":%u,", uid);
-        p = strstr(buf, key);
-        if (!p)
-                return 0;
-        snprintf(key, sizeof(key), "\"%s\":", field);
-        p = strstr(p, key);
-        if (!p)
-                t_fail(__FILE__, __LINE__, "stats without %s: %s", field, buf);
-        return atoll(p + strlen(key));
-}
 
 /* Refused connections that carry descriptors cannot be closed on the event
  * loop, and nobody's closes are stuck: the broker parks them rather than
