@@ -2800,6 +2800,54 @@ TEST(refused_connections_with_descriptors_do_not_fill_the_broker)
         stop_broker();
 }
 
+/* nobody floods as above, each connection writing 4 KiB of data in one
+ * message right after connect() (no descriptor). Exits 0 if at least 100
+ * of its 300 connections wrote theirs. */
+static void nobody_floods_with_data(void *arg)
+{
+        static char data[4096];
+        int n = 0;
+
+        (void)arg;
+        become_nobody();
+        memset(data, 'x', sizeof(data));
+        for (int i = 0; i < 300; i++) {
+                int fd = raw_connect();
+
+                /* the broker may have refused the connection already */
+                if (send(fd, data, sizeof(data), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+                        n++;
+                else
+                        CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+                close(fd);
+        }
+        _exit(n >= 100 ? 0 : 3);
+}
+
+/* Refused connections whose queue holds data and no descriptor release
+ * nothing that may wait, however long the data: the broker closes them
+ * itself, neither parked nor held behind nobody's stuck close. */
+TEST(refused_connections_with_long_messages_are_not_parked)
+{
+        int s[2], peer, base;
+
+        nobody_stuck(s, &peer, &base);
+        CHILD_OK(nobody_floods_with_data, NULL);
+        if (stats_field(65534, "parked") != 0 || stats_closing(65534) > 64 + 2)
+                t_fail(__FILE__, __LINE__, "refused connections of nobody's with data only: "
+                       "%lld parked, %lld closing", stats_field(65534, "parked"),
+                       stats_closing(65534));
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        for (long long end = mono_ms() + WAIT_MS; stats_closing(65534) != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "nobody's closes still held: %lld",
+                               stats_closing(65534));
+        CHECK_EQ(broker_fds(), base);
+        stop_broker();
+}
+
 /* ------------------------------------------------------------ user and group names */
 
 /* Copy the file at path into a new temporary file; its name in out, its
