@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -370,7 +371,9 @@ void closer_put(struct broker *b, uid_t uid, int fd)
 }
 
 /* Nothing whose release may wait is left in the queue of the Unix socket
- * fd, and nothing can come: shut down both ways, then peek at each message
+ * fd, and nothing can come: shut down both ways, then ask the kernel how
+ * many descriptors the queue holds (socket_fds_queued). A kernel that does
+ * not say gets the walk: peek at each message
  * with SO_PASSCRED on (every message, even an empty one, carries its
  * sender's credentials; the end of the connection carries nothing; room
  * for the credentials only, so that descriptors show as MSG_CTRUNC and
@@ -384,12 +387,47 @@ void closer_put(struct broker *b, uid_t uid, int fd)
  * messages in the kernel. */
 #define DRAIN_MAX 256
 
+/* The number of descriptors in the queue of the Unix socket fd, as the
+ * kernel counts them (the scm_fds line of its fdinfo, Linux 5.8 and
+ * later): a single read, however many messages the queue holds, so that
+ * a queue of many messages without descriptors is not mistaken for one
+ * that carries some. -1 when the kernel does not say. */
+static long long socket_fds_queued(int fd)
+{
+        char path[64], buf[512];
+        const char *p;
+        ssize_t n;
+        int f;
+
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+        f = open(path, O_RDONLY | O_CLOEXEC);
+        if (f < 0)
+                return -1;
+        do
+                n = read(f, buf, sizeof(buf) - 1);
+        while (n < 0 && errno == EINTR);
+        close(f);
+        if (n <= 0)
+                return -1;
+        buf[n] = 0;
+        p = strstr(buf, "\nscm_fds:");
+        if (!p)
+                return -1;
+        return strtoll(p + strlen("\nscm_fds:"), NULL, 10);
+}
+
 static int socket_empty(int fd)
 {
+        long long nfds;
         int one = 1;
 
-        if (shutdown(fd, SHUT_RDWR) < 0 ||
-            setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+        if (shutdown(fd, SHUT_RDWR) < 0)
+                return 0;
+        /* nothing can come now: what the kernel counts is all there is */
+        nfds = socket_fds_queued(fd);
+        if (nfds >= 0)
+                return nfds == 0;
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
                 return 0;
         for (int i = 0; i < DRAIN_MAX; i++) {
                 union { char buf[CMSG_SPACE(sizeof(struct ucred))]; struct cmsghdr a; } u;

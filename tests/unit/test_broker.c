@@ -2800,6 +2800,112 @@ TEST(refused_connections_with_descriptors_do_not_fill_the_broker)
         stop_broker();
 }
 
+/* nobody floods as above, each connection writing 4 KiB of data in one
+ * message right after connect() (no descriptor). Exits 0 if at least 100
+ * of its 300 connections wrote theirs. */
+static void nobody_floods_with_data(void *arg)
+{
+        static char data[4096];
+        int n = 0;
+
+        (void)arg;
+        become_nobody();
+        memset(data, 'x', sizeof(data));
+        for (int i = 0; i < 300; i++) {
+                int fd = raw_connect();
+
+                /* the broker may have refused the connection already */
+                if (send(fd, data, sizeof(data), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+                        n++;
+                else
+                        CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+                close(fd);
+        }
+        _exit(n >= 100 ? 0 : 3);
+}
+
+/* Refused connections whose queue holds data and no descriptor release
+ * nothing that may wait, however long the data: the broker closes them
+ * itself, neither parked nor held behind nobody's stuck close. */
+TEST(refused_connections_with_long_messages_are_not_parked)
+{
+        int s[2], peer, base;
+
+        nobody_stuck(s, &peer, &base);
+        CHILD_OK(nobody_floods_with_data, NULL);
+        if (stats_field(65534, "parked") != 0 || stats_closing(65534) > 64 + 2)
+                t_fail(__FILE__, __LINE__, "refused connections of nobody's with data only: "
+                       "%lld parked, %lld closing", stats_field(65534, "parked"),
+                       stats_closing(65534));
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        for (long long end = mono_ms() + WAIT_MS; stats_closing(65534) != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "nobody's closes still held: %lld",
+                               stats_closing(65534));
+        CHECK_EQ(broker_fds(), base);
+        stop_broker();
+}
+
+/* nobody floods as above, each connection sending 400 one-byte messages
+ * right after connect() (no descriptor): more than the broker takes off a
+ * refused connection's queue one by one. Exits 0 if at least 20 of its
+ * 300 connections sent them all. */
+static void nobody_floods_with_many_messages(void *arg)
+{
+        int n = 0, size = 1 << 20;
+
+        (void)arg;
+        become_nobody();
+        for (int i = 0; i < 300; i++) {
+                int fd = raw_connect(), k = 0;
+
+                struct mmsghdr mm[400];
+                struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+
+                memset(mm, 0, sizeof(mm));
+                for (int j = 0; j < 400; j++) {
+                        mm[j].msg_hdr.msg_iov = &iov;
+                        mm[j].msg_hdr.msg_iovlen = 1;
+                }
+                (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+                /* at once: the refusal may come any moment */
+                k = sendmmsg(fd, mm, 400, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (k == 400)
+                        n++;
+                else if (k < 0)
+                        CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+                close(fd);
+        }
+        _exit(n >= 20 ? 0 : 3);
+}
+
+/* However many messages without descriptors a refused connection holds,
+ * closing it releases nothing that may wait: the broker closes it itself,
+ * it is neither parked (where it would hold kernel memory no limit of its
+ * sender's bounds) nor held behind nobody's stuck close. */
+TEST(refused_connections_with_many_messages_are_not_parked)
+{
+        int s[2], peer, base;
+
+        nobody_stuck(s, &peer, &base);
+        CHILD_OK(nobody_floods_with_many_messages, NULL);
+        if (stats_field(65534, "parked") != 0 || stats_closing(65534) > 64 + 2)
+                t_fail(__FILE__, __LINE__, "refused connections of nobody's with messages only: "
+                       "%lld parked, %lld closing", stats_field(65534, "parked"),
+                       stats_closing(65534));
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        for (long long end = mono_ms() + WAIT_MS; stats_closing(65534) != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "nobody's closes still held: %lld",
+                               stats_closing(65534));
+        CHECK_EQ(broker_fds(), base);
+        stop_broker();
+}
+
 /* ------------------------------------------------------------ user and group names */
 
 /* Copy the file at path into a new temporary file; its name in out, its
