@@ -1289,36 +1289,38 @@ EXPORT int execle(const char *path, const char *arg, ...)
 
 /* posix_spawn: the child has exec'd (or failed) when it returns, so the
  * descriptors go back to close-on-exec and are closed either way */
-EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
-                       const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+typedef int spawn_fn(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                     const posix_spawnattr_t *, char *const[], char *const[]);
+
+static int spawn_handoff(spawn_fn *real, pid_t *pid, const char *what,
+                         const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
+                         char *const argv[], char *const envp[])
 {
         struct handoff h;
         int r;
 
-        if (!NEXT(real_posix_spawn, "posix_spawn"))
+        if (!real)
                 return ENOSYS;
         r = handoff_prepare(&h, envp);
         if (r < 0)
                 return -r;
-        r = real_posix_spawn(pid, path, fa, at, argv, handoff_env(&h, envp));
+        r = real(pid, what, fa, at, argv, handoff_env(&h, envp));
         handoff_undo(&h);
         return r;
+}
+
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+        return spawn_handoff(NEXT(real_posix_spawn, "posix_spawn"), pid, path, fa, at, argv,
+                             envp);
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *at, char *const argv[], char *const envp[])
 {
-        struct handoff h;
-        int r;
-
-        if (!NEXT(real_posix_spawnp, "posix_spawnp"))
-                return ENOSYS;
-        r = handoff_prepare(&h, envp);
-        if (r < 0)
-                return -r;
-        r = real_posix_spawnp(pid, file, fa, at, argv, handoff_env(&h, envp));
-        handoff_undo(&h);
-        return r;
+        return spawn_handoff(NEXT(real_posix_spawnp, "posix_spawnp"), pid, file, fa, at, argv,
+                             envp);
 }
 
 /* a decimal descriptor number, then the expected separator */
