@@ -1236,55 +1236,50 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
                 after;                                                  \
         } while (0)
 
-EXPORT int execl(const char *path, const char *arg, ...)
+/* run an exec of the execv family on a gathered argv; what comes back is
+ * a failure: free argv if it was not on the stack, keeping errno */
+static int exec_gathered(int (*fn)(const char *, char *const[], char *const[]),
+                         const char *what, char **argv, char **stackv, char *const envp[])
 {
-        char **argv, *stackv[ARGV_STACK];
-        va_list ap;
-        int r, e;
+        int r = fn(what, argv, envp), e = errno;
 
-        va_start(ap, arg);
-        GATHER(argv, arg, ap, (void)0);
-        va_end(ap);
-        r = execve(path, argv, environ);
-        e = errno;
         if (argv != stackv)
                 free(argv);
         errno = e;
         return r;
+}
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+        char **argv, *stackv[ARGV_STACK];
+        va_list ap;
+
+        va_start(ap, arg);
+        GATHER(argv, arg, ap, (void)0);
+        va_end(ap);
+        return exec_gathered(execve, path, argv, stackv, environ);
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
         char **argv, *stackv[ARGV_STACK];
         va_list ap;
-        int r, e;
 
         va_start(ap, arg);
         GATHER(argv, arg, ap, (void)0);
         va_end(ap);
-        r = execvpe(file, argv, environ);
-        e = errno;
-        if (argv != stackv)
-                free(argv);
-        errno = e;
-        return r;
+        return exec_gathered(execvpe, file, argv, stackv, environ);
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
         char **argv, **envp, *stackv[ARGV_STACK];
         va_list ap;
-        int r, e;
 
         va_start(ap, arg);
         GATHER(argv, arg, ap, envp = va_arg(ap, char **));
         va_end(ap);
-        r = execve(path, argv, envp);
-        e = errno;
-        if (argv != stackv)
-                free(argv);
-        errno = e;
-        return r;
+        return exec_gathered(execve, path, argv, stackv, envp);
 }
 
 /* posix_spawn: the child has exec'd (or failed) when it returns, so the

@@ -858,6 +858,12 @@ TEST(failed_exec_leaks_nothing)
         CHECK_EQ(errno, ENOENT);
         CHECK_EQ(execvp("/nonexistent/prog", argv), -1);
         CHECK_EQ(errno, ENOENT);
+        errno = 0;
+        CHECK_EQ(execlp("/nonexistent/prog", "x", (char *)NULL), -1);
+        CHECK_EQ(errno, ENOENT);
+        errno = 0;
+        CHECK_EQ(execle("/nonexistent/prog", "x", (char *)NULL, environ), -1);
+        CHECK_EQ(errno, ENOENT);
         CHECK_EQ(count_fds(), before);
         CHECK(getenv("ASHMEM_PRELOAD_BLOCKS") == NULL);
         munmap(m, 4096);
