@@ -711,9 +711,12 @@ __attribute__((constructor(200))) static void exec_child(int argc, char **argv)
         }
 }
 
-static int exec_self(int fd, const char *what)
+/* Run this program as "--exec-child FD WHAT", by fork and execl, or by
+ * posix_spawn when spawn is set; its exit status. */
+static int exec_self(int fd, const char *what, int spawn)
 {
         char self[4096], num[16];
+        char *argv[] = { self, "--exec-child", num, (char *)what, NULL };
         ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         int status;
         pid_t pid;
@@ -721,11 +724,15 @@ static int exec_self(int fd, const char *what)
         CHECK(n > 0);
         self[n] = 0;
         snprintf(num, sizeof(num), "%d", fd);
-        pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-                execl(self, self, "--exec-child", num, what, (char *)NULL);
-                _exit(127);
+        if (spawn) {
+                CHECK_EQ(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
+        } else {
+                pid = fork();
+                CHECK(pid >= 0);
+                if (pid == 0) {
+                        execl(self, self, "--exec-child", num, what, (char *)NULL);
+                        _exit(127);
+                }
         }
         CHECK_EQ(waitpid(pid, &status, 0), pid);
         CHECK(WIFEXITED(status));
@@ -741,7 +748,7 @@ TEST(exec_child_sees_inherited_regions)
         CHECK_EQ(ioctl(fd, ASHMEM_SET_NAME, "before-exec"), 0);
         CHECK_EQ(ioctl(fd, ASHMEM_SET_SIZE, (size_t)4096), 0);
         CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ | PROT_WRITE), 0);
-        CHECK_EQ(exec_self(fd, "pending"), 0);
+        CHECK_EQ(exec_self(fd, "pending", 0), 0);
         close(fd);
 
         fd = open("/dev/ashmem", O_RDWR);
@@ -752,7 +759,7 @@ TEST(exec_child_sees_inherited_regions)
         strcpy(m, "before exec");
         CHECK_EQ(ioctl(fd, ASHMEM_SET_PROT_MASK, PROT_READ), 0);
         CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
-        CHECK_EQ(exec_self(fd, "mapped"), 0);
+        CHECK_EQ(exec_self(fd, "mapped", 0), 0);
         /* the child's unpin is seen here */
         {
                 struct ashmem_pin all = { 0, 0 };
@@ -762,19 +769,7 @@ TEST(exec_child_sees_inherited_regions)
         /* and so through posix_spawn */
         {
                 struct ashmem_pin all = { 0, 0 };
-                char self[4096], num[16];
-                char *argv[] = { self, "--exec-child", num, "mapped", NULL };
-                ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-                int status;
-                pid_t pid;
-
-                CHECK(n > 0);
-                self[n] = 0;
-                snprintf(num, sizeof(num), "%d", fd);
-                CHECK_EQ(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
-                CHECK_EQ(waitpid(pid, &status, 0), pid);
-                CHECK(WIFEXITED(status));
-                CHECK_EQ(WEXITSTATUS(status), 0);
+                CHECK_EQ(exec_self(fd, "mapped", 1), 0);
                 CHECK_EQ(ioctl(fd, ASHMEM_GET_PIN_STATUS, &all), ASHMEM_IS_UNPINNED);
         }
         munmap(m, 4096);
