@@ -39,7 +39,6 @@
 #include "ashmem/ashmem.h"
 #include "support/bench.h"
 
-#define MAX_ROUNDS 64
 #define REGION_PAGES (HUGE_PAGES + BIG_FIRST)
 #define BIG_PAGES 256
 #define HUGE_PAGES 65536
@@ -95,14 +94,7 @@ static int op_getppid(void)
         return getppid() > 0 ? 0 : -1;
 }
 
-struct op {
-        const char *name;
-        int (*fn)(void);
-        int per_batch;             /* operations per batch, full mode */
-        double ns[MAX_ROUNDS];     /* mean ns per operation, per round */
-};
-
-static struct op ops[] = {
+static struct bench_op ops[] = {
         { "pair1", op_pair1, 20000, { 0 } },
         { "pair256", op_pair256, 20000, { 0 } },
         { "pair65536", op_pair_huge, 400, { 0 } },
@@ -127,26 +119,6 @@ static const struct row_def rows[] = {
         { "fstat() vs getppid()", "fstat", "getppid", 0 },
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
-
-static struct op *op_named(const char *name)
-{
-        for (size_t i = 0; i < NOPS; i++)
-                if (strcmp(ops[i].name, name) == 0)
-                        return &ops[i];
-        fprintf(stderr, "bench_pin: no operation %s\n", name);
-        exit(1);
-}
-
-/* Mean ns of one operation over a batch of n. */
-static double batch(const struct op *o, int n)
-{
-        int64_t t0 = bench_now_ns();
-
-        for (int i = 0; i < n; i++)
-                if (o->fn() < 0)
-                        bench_die(o->name, errno ? errno : EIO);
-        return (double)(bench_now_ns() - t0) / n;
-}
 
 /* ---------------------------------------------------------------- output */
 
@@ -185,22 +157,16 @@ int main(int argc, char **argv)
                         bench_die("no writable pin state", ENOTSUP);
         }
 
-        /* warm up: code, caches, the table entry */
-        for (size_t k = 0; k < NOPS; k++)
-                (void)batch(&ops[k], ops[k].per_batch / div / 4 + 1);
-        for (int r = 0; r < rounds; r++)
-                for (size_t k = 0; k < NOPS; k++) {
-                        struct op *o = &ops[(k + (size_t)r) % NOPS];
-                        o->ns[r] = batch(o, o->per_batch / div);
-                }
+        /* warm up (code, caches, the table entry), then the rounds */
+        bench_op_rounds(ops, NOPS, rounds, div);
         /* nothing may be left unpinned */
         if (ashmem_pin_status(region_fd, 0, 0) != ASHMEM_IS_PINNED)
                 bench_die("region left unpinned", EIO);
 
         for (size_t i = 0; i < NROWS; i++) {
                 res[i].name = rows[i].name;
-                res[i].ours = bench_summarise(op_named(rows[i].ours)->ns, rounds);
-                res[i].base = bench_summarise(op_named(rows[i].base)->ns, rounds);
+                res[i].ours = bench_summarise(bench_op_named(ops, NOPS, rows[i].ours)->ns, rounds);
+                res[i].base = bench_summarise(bench_op_named(ops, NOPS, rows[i].base)->ns, rounds);
                 res[i].target = rows[i].target;
                 res[i].unit = "ns";
         }

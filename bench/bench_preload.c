@@ -30,7 +30,6 @@
 #include "support/bench.h"
 #include "tests/android/preloaded.h"
 
-#define MAX_ROUNDS 64
 #define PAGES 4
 
 static int dev_fd, lib_fd;
@@ -59,14 +58,7 @@ static int op_fstat(void)
         return fstat(dev_fd, &st);
 }
 
-struct op {
-        const char *name;
-        int (*fn)(void);
-        int per_batch;
-        double ns[MAX_ROUNDS];
-};
-
-static struct op ops[] = {
+static struct bench_op ops[] = {
         { "ioctl", op_ioctl_pair, 20000, { 0 } },
         { "fd", op_fd_pair, 20000, { 0 } },
         { "fstat", op_fstat, 40000, { 0 } },
@@ -81,24 +73,6 @@ static const struct {
         { "preload ioctl pin+unpin pair vs fstat()", "ioctl", "fstat", 0 },
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
-
-static struct op *op_named(const char *name)
-{
-        for (size_t i = 0; i < NOPS; i++)
-                if (strcmp(ops[i].name, name) == 0)
-                        return &ops[i];
-        bench_die(name, ENOENT);
-}
-
-static double batch(const struct op *o, int n)
-{
-        int64_t t0 = bench_now_ns();
-
-        for (int i = 0; i < n; i++)
-                if (o->fn() < 0)
-                        bench_die(o->name, errno ? errno : EIO);
-        return (double)(bench_now_ns() - t0) / n;
-}
 
 static const struct bench_style style = {
         .name_width = 44, .cell_width = 22, .ns_digits = 0, .scaled = 0,
@@ -130,17 +104,12 @@ int main(int argc, char **argv)
         if (lib_fd < 0)
                 bench_die("ashmem_create_region", errno);
 
-        for (size_t k = 0; k < NOPS; k++)
-                (void)batch(&ops[k], ops[k].per_batch / div / 4 + 1);
-        for (int r = 0; r < rounds; r++)
-                for (size_t k = 0; k < NOPS; k++) {
-                        struct op *o = &ops[(k + (size_t)r) % NOPS];
-                        o->ns[r] = batch(o, o->per_batch / div);
-                }
+        /* warm up (code, caches, the table entry), then the rounds */
+        bench_op_rounds(ops, NOPS, rounds, div);
         for (size_t i = 0; i < NROWS; i++) {
                 res[i].name = rows[i].name;
-                res[i].ours = bench_summarise(op_named(rows[i].ours)->ns, rounds);
-                res[i].base = bench_summarise(op_named(rows[i].base)->ns, rounds);
+                res[i].ours = bench_summarise(bench_op_named(ops, NOPS, rows[i].ours)->ns, rounds);
+                res[i].base = bench_summarise(bench_op_named(ops, NOPS, rows[i].base)->ns, rounds);
                 res[i].target = rows[i].target;
                 res[i].unit = "ns";
                 res[i].higher = 0;

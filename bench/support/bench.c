@@ -239,3 +239,34 @@ int64_t bench_cpu_ns(pid_t pid)
         closedir(d);
         return sum;
 }
+
+static double op_batch(const struct bench_op *o, int n)
+{
+        int64_t t0 = bench_now_ns();
+
+        for (int i = 0; i < n; i++)
+                if (o->fn() < 0)
+                        bench_die(o->name, errno ? errno : EIO);
+        return (double)(bench_now_ns() - t0) / n;
+}
+
+void bench_op_rounds(struct bench_op *ops, size_t n, int rounds, int div)
+{
+        if (rounds < 1 || rounds > BENCH_MAX_ROUNDS || div < 1)
+                bench_die("bench_op_rounds: rounds out of range", EINVAL);
+        for (size_t k = 0; k < n; k++)
+                (void)op_batch(&ops[k], ops[k].per_batch / div / 4 + 1);
+        for (int r = 0; r < rounds; r++)
+                for (size_t k = 0; k < n; k++) {
+                        struct bench_op *o = &ops[(k + (size_t)r) % n];
+                        o->ns[r] = op_batch(o, o->per_batch / div + 1);
+                }
+}
+
+const struct bench_op *bench_op_named(const struct bench_op *ops, size_t n, const char *name)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(ops[i].name, name) == 0)
+                        return &ops[i];
+        bench_die(name, ENOENT);
+}

@@ -47,6 +47,23 @@ void bench_ashmemctl(char *buf, size_t len);
  * first field (time on a CPU). */
 int64_t bench_cpu_ns(pid_t pid);
 
+/* An operation timed in interleaved rounds: ns[r] is the mean ns of one
+ * call of fn in round r's batch (per_batch calls, divided by div). */
+struct bench_op {
+        const char *name;
+        int (*fn)(void);           /* 0, or < 0 with errno on failure */
+        int per_batch;             /* calls per batch, full run */
+        double ns[BENCH_MAX_ROUNDS];
+};
+
+/* A warm-up batch of every op, then rounds rounds in which every op runs one
+ * batch, the first op rotating round by round so the machine's noise falls
+ * on all alike. Dies if a call fails. */
+void bench_op_rounds(struct bench_op *ops, size_t n, int rounds, int div);
+
+/* The op called name; dies if there is none. */
+const struct bench_op *bench_op_named(const struct bench_op *ops, size_t n, const char *name);
+
 /* A row: ours against a baseline, both as median and spread. */
 struct bench_row {
         const char *name;
