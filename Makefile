@@ -127,9 +127,11 @@ $(STLIB): $(LIB_OBJ)
 # where `ashmemctl run` looks for the interposer last
 $(B)/obj/cli/cmd-run.o: CPPFLAGS += -DASHMEM_LIBDIR='"$(LIBDIR)"'
 
+# libcjson is loaded by cli/json-load.c when a command first uses JSON
+# (dlopen), not linked: see there
 $(B)/ashmemctl: $(CLI_OBJ) $(BROKER_OBJ) $(STLIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(CJSON_LIBS) $(READLINE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $(CLI_OBJ) $(BROKER_OBJ) $(STLIB) $(READLINE_LIBS)
 
 examples: $(EX_BIN)
 $(B)/examples/%: $(B)/obj/examples/%.o $(STLIB)

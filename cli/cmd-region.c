@@ -258,20 +258,18 @@ static int info_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         char *map = NULL;
         size_t npages = 0;
         struct out o;
-        cJSON *rec;
         int r;
 
         if ((r = region_info(ctx, name, &info)))
                 return r;
         if (cmd_flag(a, "map") && page_map(ctx, name, &map, &npages))
                 return 1;
-        rec = out_region_record(&info);
-        if (!rec) {
+        out_begin(&o, ctx, cmd_flag(a, "bytes") ? OUT_BYTES_EXACT : 0);
+        if (out_region_fields(&o, &info) < 0) {
+                out_discard(&o);
                 free(map);
                 return cmd_error(ctx, ENOMEM, "building the record");
         }
-        out_begin(&o, ctx, cmd_flag(a, "bytes") ? OUT_BYTES_EXACT : 0);
-        out_record(&o, rec);
         if (map)
                 out_map(&o, map, npages, strlen("Protection mask:"));
         free(map);

@@ -22,6 +22,7 @@
 #include "ashmem/ashmem.h"
 
 struct cmd_ctx;
+struct out;
 
 /* The character type of the user's locale (LC_CTYPE from the environment),
  * set the first time it is needed: by whatever measures display width or
@@ -156,6 +157,11 @@ cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols);
 
 /* A record as "Label:  value" lines, every field it has. */
 void out_record_text(FILE *f, const cJSON *rec, unsigned flags);
+
+/* A region's record into o: its fields in the JSON being built, or its
+ * text lines (as out_record_text() prints them) printed at once. 0, or -1
+ * if out of memory. */
+int out_region_fields(struct out *o, const ashmem_region_info *info);
 
 /* Print a region's record: text lines, or the JSON record with --json;
  * nothing with --quiet. Returns the exit status. */
