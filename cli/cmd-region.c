@@ -140,6 +140,17 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         r = b ? ashmem_broker_list(b, &regions, &n) : 0;
         if (r < 0)
                 return cmd_error(ctx, -r, "listing regions");
+        if (!ctx->json && !spec) {
+                /* the table straight from the answer, when it can be */
+                r = out_region_table(stdout, regions, n, cols, ncols, flags | ctx->out_flags);
+                if (r != -ENOTSUP) {
+                        free(regions);
+                        if (r == -ELIBACC)
+                                return cli_error(ctx, -r, "printing the list: %s",
+                                                 out_table_error());
+                        return r < 0 ? cmd_error(ctx, -r, "printing the list") : 0;
+                }
+        }
         arr = cJSON_CreateArray();
         for (size_t i = 0; arr && i < n; i++) {
                 cJSON *rec = out_region_record(&regions[i]);

@@ -112,6 +112,15 @@ static void region_val(const void *src, const char *key, struct out_val *v)
         }
 }
 
+/* Are the region's strings UTF-8, as its record (where the others are
+ * base64) holds them as they are? */
+static int region_utf8(const ashmem_region_info *r)
+{
+        return out_utf8_valid(r->name, strlen(r->name)) && out_utf8_valid(r->user, strlen(r->user)) &&
+               out_utf8_valid(r->group, strlen(r->group)) &&
+               (!r->is_slice || out_utf8_valid(r->of, strlen(r->of)));
+}
+
 /* the record's keys in the order of its JSON (ashmem-protocol(7)) */
 static const char *const region_keys[] = {
         "name", "size", "prot", "prot_mask", "mode", "uid", "gid", "user", "group", "pages",
@@ -486,11 +495,12 @@ const char *out_table_error(void)
 }
 
 /* The records as a libsmartcols table of the chosen columns. */
-static struct libscols_table *make_table(const cJSON *records, const int *cols, int ncols,
-                                         unsigned flags)
+/* The table of records (a cJSON array), or else of the n regions. */
+static struct libscols_table *make_table(const cJSON *records, const ashmem_region_info *regions,
+                                         size_t n, const int *cols, int ncols, unsigned flags)
 {
         struct libscols_table *tb;
-        const cJSON *rec;
+        const cJSON *rec = records ? records->child : NULL;
         char buf[128];
 
         if (scols_load() < 0 || !(tb = sc.scols_new_table()))
@@ -515,16 +525,26 @@ static struct libscols_table *make_table(const cJSON *records, const int *cols, 
                                                whint, fl))
                         goto fail;
         }
-        cJSON_ArrayForEach(rec, records) {
+        for (size_t i = 0; records ? rec != NULL : i < n; i++) {
                 struct libscols_line *ln = sc.scols_table_new_line(tb, NULL);
+                struct region_src rs = { .r = regions ? &regions[i] : NULL };
                 if (!ln)
                         goto fail;
                 for (int c = 0; c < ncols; c++) {
-                        const char *v = out_field_text(rec, &out_cols[cols[c]], flags, buf,
-                                                       sizeof(buf));
-                        if (sc.scols_line_set_data(ln, (size_t)c, v))
+                        const struct out_col *col = &out_cols[cols[c]];
+                        struct out_val v;
+                        const char *t;
+                        if (records) {
+                                t = out_field_text(rec, col, flags, buf, sizeof(buf));
+                        } else {
+                                region_val(&rs, col->key, &v);
+                                t = val_text(region_val, &rs, col, &v, flags, buf, sizeof(buf));
+                        }
+                        if (sc.scols_line_set_data(ln, (size_t)c, t))
                                 goto fail;
                 }
+                if (rec)
+                        rec = rec->next;
         }
         return tb;
 fail:
@@ -676,15 +696,17 @@ int out_export_doc(FILE *f, const cJSON *doc, unsigned flags)
         return ferror(f) ? -EIO : 0;
 }
 
-int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
-              unsigned flags)
+/* out_table() of records (a cJSON array), or else of the n regions (not
+ * for --export and --shell). */
+static int table(FILE *f, const cJSON *records, const ashmem_region_info *regions, size_t n,
+                 const int *cols, int ncols, unsigned flags)
 {
         struct libscols_table *tb;
         int r;
 
-        if (flags & (OUT_EXPORT | OUT_SHELLVAR))
+        if (records && (flags & (OUT_EXPORT | OUT_SHELLVAR)))
                 return export_table(f, records, cols, ncols, flags);
-        if (!cJSON_GetArraySize(records)) {
+        if (records ? !records->child : !n) {
                 /* libsmartcols prints nothing for no lines: the heading
                  * alone, as lsipc does */
                 if (flags & OUT_NOHEADINGS)
@@ -694,7 +716,7 @@ int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
                 fputc('\n', f);
                 return ferror(f) ? -EIO : 0;
         }
-        tb = make_table(records, cols, ncols, flags);
+        tb = make_table(records, regions, n, cols, ncols, flags);
         if (!tb)
                 return sc_state < 0 ? -ELIBACC : -ENOMEM;
         r = sc.scols_table_set_stream(tb, f);
@@ -702,6 +724,25 @@ int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
                 r = sc.scols_print_table(tb);
         sc.scols_unref_table(tb);
         return r < 0 ? r : 0;
+}
+
+int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
+              unsigned flags)
+{
+        return table(f, records, NULL, 0, cols, ncols, flags);
+}
+
+int out_region_table(FILE *f, const ashmem_region_info *regions, size_t n, const int *cols,
+                     int ncols, unsigned flags)
+{
+        if (flags & (OUT_EXPORT | OUT_SHELLVAR))
+                return -ENOTSUP;
+        for (size_t i = 0; i < n; i++) {
+                const ashmem_region_info *r = &regions[i];
+                if (!region_utf8(r))
+                        return -ENOTSUP;
+        }
+        return table(f, NULL, regions, n, cols, ncols, flags);
 }
 
 int out_table_string(const cJSON *records, const int *cols, int ncols,
@@ -728,7 +769,7 @@ int out_table_string(const cJSON *records, const int *cols, int ncols,
                 *ret = buf;
                 return 0;
         }
-        tb = make_table(records, cols, ncols, flags);
+        tb = make_table(records, NULL, 0, cols, ncols, flags);
         if (!tb)
                 return sc_state < 0 ? -ELIBACC : -ENOMEM;
         if (termwidth) {
@@ -811,10 +852,7 @@ int out_region_fields(struct out *o, const ashmem_region_info *info)
 
         if (!o->json && !o->text)
                 return 0;       /* --quiet */
-        if (!o->json && !(o->flags & OUT_RAW) && out_utf8_valid(info->name, strlen(info->name)) &&
-            out_utf8_valid(info->user, strlen(info->user)) &&
-            out_utf8_valid(info->group, strlen(info->group)) &&
-            (!info->is_slice || out_utf8_valid(info->of, strlen(info->of)))) {
+        if (!o->json && !(o->flags & OUT_RAW) && region_utf8(info)) {
                 /* the lines straight from the answer: no cJSON object to
                  * build (nor libcjson to load) for text */
                 struct region_src rs = { .r = info };

@@ -134,6 +134,11 @@ const char *out_field_text(const cJSON *rec, const struct out_col *c,
  * say. 0, or -errno. */
 int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
               unsigned flags);
+/* The same for the regions of a list, the records' text taken straight
+ * from them (no cJSON objects); -ENOTSUP for --export and --shell, and for
+ * a region with a string that is not UTF-8 (out_table() shows its base64). */
+int out_region_table(FILE *f, const ashmem_region_info *regions, size_t n, const int *cols,
+                     int ncols, unsigned flags);
 /* Why out_table() failed when it could not load libsmartcols. */
 const char *out_table_error(void);
 /* The same into a new string (for a screen redrawn whole, as top does),
