@@ -22,7 +22,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "cmd.h"
+
 #define CJSON_SONAME "libcjson.so.1"
+/* where the build found it (Makefile) */
+#ifndef CJSON_PATH
+#define CJSON_PATH ""
+#endif
 
 /* name, return type, parameters, the call's arguments */
 #define CJSON_CALLS(X)                                                          \
@@ -90,7 +96,7 @@ static pthread_once_t cj_once = PTHREAD_ONCE_INIT;
 /* The library and its functions, for the life of the process. */
 static void cj_load(void)
 {
-        void *h = dlopen(CJSON_SONAME, RTLD_LAZY | RTLD_LOCAL);
+        void *h = cmd_dlopen(CJSON_PATH, CJSON_SONAME, RTLD_LAZY | RTLD_LOCAL);
         const char *missing = NULL;
 
         if (h) {

@@ -453,6 +453,10 @@ static int sc_state;            /* 0 not tried, 1 loaded, -1 failed */
 static char sc_error[256];
 
 #define SCOLS_SONAME "libsmartcols.so.1"
+/* where the build found it (Makefile) */
+#ifndef SCOLS_PATH
+#define SCOLS_PATH ""
+#endif
 
 void out_locale(void)
 {
@@ -472,7 +476,7 @@ static int scols_load(void)
         if (sc_state)
                 return sc_state > 0 ? 0 : -ELIBACC;
         sc_state = -1;
-        h = dlopen(SCOLS_SONAME, RTLD_LAZY | RTLD_LOCAL);
+        h = cmd_dlopen(SCOLS_PATH, SCOLS_SONAME, RTLD_LAZY | RTLD_LOCAL);
         if (!h) {
                 snprintf(sc_error, sizeof(sc_error), "%s", dlerror());
                 return -ELIBACC;
