@@ -112,13 +112,15 @@ static void cj_load(void)
                 char msg[512];
                 int n;
                 if (!h)
-                        n = snprintf(msg, sizeof(msg), "ashmemctl: cannot load the JSON library: %s\n",
-                                     dlerror());
+                        n = snprintf(msg, sizeof(msg),
+                                     "ashmemctl: cannot load the JSON library: %s\n", dlerror());
                 else
                         n = snprintf(msg, sizeof(msg), "ashmemctl: %s lacks %s\n", CJSON_SONAME,
                                      missing);
                 /* as the dynamic loader does for a library it cannot
-                 * load: nothing past this point can build its output */
+                 * load: nothing past this point can build its output
+                 * (what is printed already stays) */
+                (void)fflush(stdout);
                 if (n > 0)
                         (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n
                                                                                : sizeof(msg) - 1);

@@ -116,7 +116,8 @@ static void region_val(const void *src, const char *key, struct out_val *v)
  * base64) holds them as they are? */
 static int region_utf8(const ashmem_region_info *r)
 {
-        return out_utf8_valid(r->name, strlen(r->name)) && out_utf8_valid(r->user, strlen(r->user)) &&
+        return out_utf8_valid(r->name, strlen(r->name)) &&
+               out_utf8_valid(r->user, strlen(r->user)) &&
                out_utf8_valid(r->group, strlen(r->group)) &&
                (!r->is_slice || out_utf8_valid(r->of, strlen(r->of)));
 }
@@ -498,8 +499,8 @@ const char *out_table_error(void)
         return sc_error[0] ? sc_error : "out of memory";
 }
 
-/* The records as a libsmartcols table of the chosen columns. */
-/* The table of records (a cJSON array), or else of the n regions. */
+/* The records (a cJSON array), or else the n regions, as a libsmartcols
+ * table of the chosen columns. */
 static struct libscols_table *make_table(const cJSON *records, const ashmem_region_info *regions,
                                          size_t n, const int *cols, int ncols, unsigned flags)
 {
