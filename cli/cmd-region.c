@@ -140,6 +140,17 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         r = b ? ashmem_broker_list(b, &regions, &n) : 0;
         if (r < 0)
                 return cmd_error(ctx, -r, "listing regions");
+        if (!ctx->json && !spec) {
+                /* the table straight from the answer, when it can be */
+                r = out_region_table(stdout, regions, n, cols, ncols, flags | ctx->out_flags);
+                if (r != -ENOTSUP) {
+                        free(regions);
+                        if (r == -ELIBACC)
+                                return cli_error(ctx, -r, "printing the list: %s",
+                                                 out_table_error());
+                        return r < 0 ? cmd_error(ctx, -r, "printing the list") : 0;
+                }
+        }
         arr = cJSON_CreateArray();
         for (size_t i = 0; arr && i < n; i++) {
                 cJSON *rec = out_region_record(&regions[i]);
@@ -258,20 +269,18 @@ static int info_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         char *map = NULL;
         size_t npages = 0;
         struct out o;
-        cJSON *rec;
         int r;
 
         if ((r = region_info(ctx, name, &info)))
                 return r;
         if (cmd_flag(a, "map") && page_map(ctx, name, &map, &npages))
                 return 1;
-        rec = out_region_record(&info);
-        if (!rec) {
+        out_begin(&o, ctx, cmd_flag(a, "bytes") ? OUT_BYTES_EXACT : 0);
+        if (out_region_fields(&o, &info) < 0) {
+                out_discard(&o);
                 free(map);
                 return cmd_error(ctx, ENOMEM, "building the record");
         }
-        out_begin(&o, ctx, cmd_flag(a, "bytes") ? OUT_BYTES_EXACT : 0);
-        out_record(&o, rec);
         if (map)
                 out_map(&o, map, npages, strlen("Protection mask:"));
         free(map);

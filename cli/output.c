@@ -3,6 +3,7 @@
  * (A command's result as text or JSON, and errors: cli/output-result.c.) */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,39 +38,125 @@ static void add_num(cJSON *o, const char *k, double v)
         cJSON_AddItemToObject(o, k, cJSON_CreateNumber(v));
 }
 
+/*
+ * A field's value as a record holds it, from either of the two forms a
+ * region's record takes: the cJSON object (JSON, tables, --export) or the
+ * broker's answer itself (region_val(), from which the cJSON object is
+ * built, so that the text printed straight from the answer says the same).
+ */
+enum val_kind { VAL_ABSENT, VAL_NULL, VAL_STR, VAL_NUM, VAL_BOOL };
+
+struct out_val {
+        enum val_kind kind;
+        const char *s;
+        double n;
+        int b;
+};
+
+typedef void val_fn(const void *src, const char *key, struct out_val *v);
+
+/* a region's answer with room for the fields it formats */
+struct region_src {
+        const ashmem_region_info *r;
+        char prot[8], mode[8], created[32];
+};
+
+static void region_val(const void *src, const char *key, struct out_val *v)
+{
+        struct region_src *rs = (struct region_src *)src;
+        const ashmem_region_info *r = rs->r;
+        /* the counts and ids, as numbers */
+        const struct { const char *key; double n; } nums[] = {
+                { "size", (double)r->size }, { "prot_mask", r->prot }, { "uid", r->uid },
+                { "gid", r->gid }, { "pages", (double)r->pages }, { "pinned", (double)r->pinned },
+                { "unpinned", (double)r->unpinned }, { "purged", (double)r->purged },
+                { "attaches", (double)r->attaches },
+        };
+
+        memset(v, 0, sizeof(*v));
+        v->kind = VAL_STR;
+        if (strcmp(key, "name") == 0) {
+                v->s = r->name;
+        } else if (strcmp(key, "prot") == 0) {
+                v->s = format_prot(r->prot, rs->prot);
+        } else if (strcmp(key, "mode") == 0) {
+                snprintf(rs->mode, sizeof(rs->mode), "%04o", r->mode & 07777);
+                v->s = rs->mode;
+        } else if (strcmp(key, "user") == 0) {
+                v->s = r->user;
+        } else if (strcmp(key, "group") == 0) {
+                v->s = r->group;
+        } else if (strcmp(key, "created") == 0) {
+                v->s = format_utc(r->created, rs->created, sizeof(rs->created));
+                if (!v->s)
+                        v->kind = VAL_NULL;
+        } else if (strcmp(key, "transient") == 0) {
+                v->kind = VAL_BOOL;
+                v->b = !!r->transient;
+        } else if (r->is_slice && strcmp(key, "of") == 0) {
+                v->s = r->of;
+        } else if (r->is_slice && strcmp(key, "offset") == 0) {
+                v->kind = VAL_NUM;
+                v->n = (double)r->offset;
+        } else if (r->is_slice && strcmp(key, "length") == 0) {
+                v->kind = VAL_NUM;
+                v->n = (double)r->length;
+        } else {
+                v->kind = VAL_ABSENT;
+                for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+                        if (strcmp(key, nums[i].key) == 0) {
+                                v->kind = VAL_NUM;
+                                v->n = nums[i].n;
+                                break;
+                        }
+        }
+}
+
+/* Are the region's strings UTF-8, as its record (where the others are
+ * base64) holds them as they are? */
+static int region_utf8(const ashmem_region_info *r)
+{
+        return out_utf8_valid(r->name, strlen(r->name)) &&
+               out_utf8_valid(r->user, strlen(r->user)) &&
+               out_utf8_valid(r->group, strlen(r->group)) &&
+               (!r->is_slice || out_utf8_valid(r->of, strlen(r->of)));
+}
+
+/* the record's keys in the order of its JSON (ashmem-protocol(7)) */
+static const char *const region_keys[] = {
+        "name", "size", "prot", "prot_mask", "mode", "uid", "gid", "user", "group", "pages",
+        "pinned", "unpinned", "purged", "attaches", "created", "transient", "of", "offset",
+        "length", NULL
+};
+
 cJSON *out_region_record(const ashmem_region_info *r)
 {
+        struct region_src rs = { .r = r };
         cJSON *o = cJSON_CreateObject();
-        char buf[32];
-        int oom;
+        int oom = 0;
 
         if (!o)
                 return NULL;
-        oom = out_json_string(o, "name", r->name);
-
-        add_num(o, "size", (double)r->size);
-        cJSON_AddStringToObject(o, "prot", format_prot(r->prot, buf));
-        add_num(o, "prot_mask", r->prot);
-        snprintf(buf, sizeof(buf), "%04o", r->mode & 07777);
-        cJSON_AddStringToObject(o, "mode", buf);
-        add_num(o, "uid", r->uid);
-        add_num(o, "gid", r->gid);
-        oom |= out_json_string(o, "user", r->user);
-        oom |= out_json_string(o, "group", r->group);
-        add_num(o, "pages", (double)r->pages);
-        add_num(o, "pinned", (double)r->pinned);
-        add_num(o, "unpinned", (double)r->unpinned);
-        add_num(o, "purged", (double)r->purged);
-        add_num(o, "attaches", (double)r->attaches);
-        if (format_utc(r->created, buf, sizeof(buf)))
-                cJSON_AddStringToObject(o, "created", buf);
-        else
-                cJSON_AddNullToObject(o, "created");
-        cJSON_AddBoolToObject(o, "transient", r->transient);
-        if (r->is_slice) {
-                oom |= out_json_string(o, "of", r->of);
-                add_num(o, "offset", (double)r->offset);
-                add_num(o, "length", (double)r->length);
+        for (int i = 0; region_keys[i]; i++) {
+                const char *k = region_keys[i];
+                struct out_val v;
+                region_val(&rs, k, &v);
+                switch (v.kind) {
+                case VAL_ABSENT:
+                        break;
+                case VAL_NULL:
+                        cJSON_AddNullToObject(o, k);
+                        break;
+                case VAL_STR:
+                        oom |= out_json_string(o, k, v.s);
+                        break;
+                case VAL_NUM:
+                        add_num(o, k, v.n);
+                        break;
+                case VAL_BOOL:
+                        cJSON_AddBoolToObject(o, k, v.b);
+                        break;
+                }
         }
         if (oom) {
                 cJSON_Delete(o);
@@ -246,6 +333,23 @@ const char *out_time_text(time_t t, unsigned flags, char *buf, size_t len)
         return buf;
 }
 
+/*
+ * A record's number (a whole number, as every count, id and size is) as
+ * "%.0f" prints it, but through the integer conversion: the C library's
+ * floating-point printf is a large cold path (its code and tables) that a
+ * one-shot command would page in for every record it prints.
+ */
+static const char *num_text(double v, char *buf, size_t len)
+{
+        if (v >= 0 && v < 18446744073709551616.0 && v == (double)(uint64_t)v && !signbit(v))
+                snprintf(buf, len, "%" PRIu64, (uint64_t)v);
+        else if (v < 0 && v >= -9223372036854775808.0 && v == (double)(int64_t)v)
+                snprintf(buf, len, "%" PRId64, (int64_t)v);
+        else
+                snprintf(buf, len, "%.0f", v);
+        return buf;
+}
+
 /* ISO 8601 UTC ("2024-05-01T12:00:03Z") for people, as flags say. */
 static const char *local_time(const char *iso, unsigned flags, char *buf, size_t len)
 {
@@ -259,43 +363,72 @@ static const char *local_time(const char *iso, unsigned flags, char *buf, size_t
         return out_time_text(timegm(&tm), flags, buf, len);
 }
 
-const char *out_field_text(const cJSON *rec, const struct out_col *c,
-                           unsigned flags, char *buf, size_t len)
+static void json_val(const void *src, const char *key, struct out_val *v)
 {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, c->key);
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive((const cJSON *)src, key);
+
+        memset(v, 0, sizeof(*v));
+        if (!j) {
+                v->kind = VAL_ABSENT;
+        } else if (cJSON_IsString(j)) {
+                v->kind = VAL_STR;
+                v->s = j->valuestring;
+        } else if (cJSON_IsNumber(j)) {
+                v->kind = VAL_NUM;
+                v->n = j->valuedouble;
+        } else if (cJSON_IsBool(j)) {
+                v->kind = VAL_BOOL;
+                v->b = cJSON_IsTrue(j);
+        } else {
+                v->kind = VAL_NULL;
+        }
+}
+
+/* Field c of src (whose value v is) as text. */
+static const char *val_text(val_fn *get, const void *src, const struct out_col *c,
+                            const struct out_val *v, unsigned flags, char *buf, size_t len)
+{
+        struct out_val id;
 
         switch (c->kind) {
         case OUT_OWNER:
         case OUT_GROUP:
-                if (cJSON_IsString(v) && *v->valuestring)
-                        return v->valuestring;
+                if (v->kind == VAL_STR && *v->s)
+                        return v->s;
                 /* no name known: the number */
-                v = cJSON_GetObjectItemCaseSensitive(rec, c->kind == OUT_OWNER ? "uid" : "gid");
-                if (!cJSON_IsNumber(v))
+                get(src, c->kind == OUT_OWNER ? "uid" : "gid", &id);
+                if (id.kind != VAL_NUM)
                         return "-";
-                snprintf(buf, len, "%.0f", v->valuedouble);
-                return buf;
+                return num_text(id.n, buf, len);
         case OUT_STR:
-                return cJSON_IsString(v) ? v->valuestring : "-";
+                return v->kind == VAL_STR ? v->s : "-";
         case OUT_BOOL:
-                return cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "yes" : "no") : "-";
+                return v->kind == VAL_BOOL ? (v->b ? "yes" : "no") : "-";
         case OUT_TIME:
-                return cJSON_IsString(v) ? local_time(v->valuestring, flags, buf, len) : "-";
+                return v->kind == VAL_STR ? local_time(v->s, flags, buf, len) : "-";
         case OUT_NUM:
-                if (!cJSON_IsNumber(v))
+                if (v->kind != VAL_NUM)
                         return "-";
-                snprintf(buf, len, "%.0f", v->valuedouble);
-                return buf;
+                return num_text(v->n, buf, len);
         case OUT_BYTES:
-                if (!cJSON_IsNumber(v))
+                if (v->kind != VAL_NUM)
                         return "-";
                 if (flags & OUT_BYTES_EXACT)
-                        snprintf(buf, len, "%.0f", v->valuedouble);
+                        num_text(v->n, buf, len);
                 else
-                        format_size((uint64_t)v->valuedouble, buf, len);
+                        format_size((uint64_t)v->n, buf, len);
                 return buf;
         }
         return "-";
+}
+
+const char *out_field_text(const cJSON *rec, const struct out_col *c,
+                           unsigned flags, char *buf, size_t len)
+{
+        struct out_val v;
+
+        json_val(rec, c->key, &v);
+        return val_text(json_val, rec, c, &v, flags, buf, len);
 }
 
 /*
@@ -321,6 +454,10 @@ static int sc_state;            /* 0 not tried, 1 loaded, -1 failed */
 static char sc_error[256];
 
 #define SCOLS_SONAME "libsmartcols.so.1"
+/* where the build found it (Makefile) */
+#ifndef SCOLS_PATH
+#define SCOLS_PATH ""
+#endif
 
 void out_locale(void)
 {
@@ -340,7 +477,7 @@ static int scols_load(void)
         if (sc_state)
                 return sc_state > 0 ? 0 : -ELIBACC;
         sc_state = -1;
-        h = dlopen(SCOLS_SONAME, RTLD_LAZY | RTLD_LOCAL);
+        h = cmd_dlopen(SCOLS_PATH, SCOLS_SONAME, RTLD_LAZY | RTLD_LOCAL);
         if (!h) {
                 snprintf(sc_error, sizeof(sc_error), "%s", dlerror());
                 return -ELIBACC;
@@ -362,12 +499,13 @@ const char *out_table_error(void)
         return sc_error[0] ? sc_error : "out of memory";
 }
 
-/* The records as a libsmartcols table of the chosen columns. */
-static struct libscols_table *make_table(const cJSON *records, const int *cols, int ncols,
-                                         unsigned flags)
+/* The records (a cJSON array), or else the n regions, as a libsmartcols
+ * table of the chosen columns. */
+static struct libscols_table *make_table(const cJSON *records, const ashmem_region_info *regions,
+                                         size_t n, const int *cols, int ncols, unsigned flags)
 {
         struct libscols_table *tb;
-        const cJSON *rec;
+        const cJSON *rec = records ? records->child : NULL;
         char buf[128];
 
         if (scols_load() < 0 || !(tb = sc.scols_new_table()))
@@ -392,16 +530,26 @@ static struct libscols_table *make_table(const cJSON *records, const int *cols, 
                                                whint, fl))
                         goto fail;
         }
-        cJSON_ArrayForEach(rec, records) {
+        for (size_t i = 0; records ? rec != NULL : i < n; i++) {
                 struct libscols_line *ln = sc.scols_table_new_line(tb, NULL);
+                struct region_src rs = { .r = regions ? &regions[i] : NULL };
                 if (!ln)
                         goto fail;
                 for (int c = 0; c < ncols; c++) {
-                        const char *v = out_field_text(rec, &out_cols[cols[c]], flags, buf,
-                                                       sizeof(buf));
-                        if (sc.scols_line_set_data(ln, (size_t)c, v))
+                        const struct out_col *col = &out_cols[cols[c]];
+                        struct out_val v;
+                        const char *t;
+                        if (records) {
+                                t = out_field_text(rec, col, flags, buf, sizeof(buf));
+                        } else {
+                                region_val(&rs, col->key, &v);
+                                t = val_text(region_val, &rs, col, &v, flags, buf, sizeof(buf));
+                        }
+                        if (sc.scols_line_set_data(ln, (size_t)c, t))
                                 goto fail;
                 }
+                if (rec)
+                        rec = rec->next;
         }
         return tb;
 fail:
@@ -553,15 +701,17 @@ int out_export_doc(FILE *f, const cJSON *doc, unsigned flags)
         return ferror(f) ? -EIO : 0;
 }
 
-int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
-              unsigned flags)
+/* out_table() of records (a cJSON array), or else of the n regions (not
+ * for --export and --shell). */
+static int table(FILE *f, const cJSON *records, const ashmem_region_info *regions, size_t n,
+                 const int *cols, int ncols, unsigned flags)
 {
         struct libscols_table *tb;
         int r;
 
-        if (flags & (OUT_EXPORT | OUT_SHELLVAR))
+        if (records && (flags & (OUT_EXPORT | OUT_SHELLVAR)))
                 return export_table(f, records, cols, ncols, flags);
-        if (!cJSON_GetArraySize(records)) {
+        if (records ? !records->child : !n) {
                 /* libsmartcols prints nothing for no lines: the heading
                  * alone, as lsipc does */
                 if (flags & OUT_NOHEADINGS)
@@ -571,7 +721,7 @@ int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
                 fputc('\n', f);
                 return ferror(f) ? -EIO : 0;
         }
-        tb = make_table(records, cols, ncols, flags);
+        tb = make_table(records, regions, n, cols, ncols, flags);
         if (!tb)
                 return sc_state < 0 ? -ELIBACC : -ENOMEM;
         r = sc.scols_table_set_stream(tb, f);
@@ -579,6 +729,25 @@ int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
                 r = sc.scols_print_table(tb);
         sc.scols_unref_table(tb);
         return r < 0 ? r : 0;
+}
+
+int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
+              unsigned flags)
+{
+        return table(f, records, NULL, 0, cols, ncols, flags);
+}
+
+int out_region_table(FILE *f, const ashmem_region_info *regions, size_t n, const int *cols,
+                     int ncols, unsigned flags)
+{
+        if (flags & (OUT_EXPORT | OUT_SHELLVAR))
+                return -ENOTSUP;
+        for (size_t i = 0; i < n; i++) {
+                const ashmem_region_info *r = &regions[i];
+                if (!region_utf8(r))
+                        return -ENOTSUP;
+        }
+        return table(f, NULL, regions, n, cols, ncols, flags);
 }
 
 int out_table_string(const cJSON *records, const int *cols, int ncols,
@@ -605,7 +774,7 @@ int out_table_string(const cJSON *records, const int *cols, int ncols,
                 *ret = buf;
                 return 0;
         }
-        tb = make_table(records, cols, ncols, flags);
+        tb = make_table(records, NULL, 0, cols, ncols, flags);
         if (!tb)
                 return sc_state < 0 ? -ELIBACC : -ENOMEM;
         if (termwidth) {
@@ -636,10 +805,34 @@ cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols)
         return o;
 }
 
-void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
+/* "Label:  value" lines, every field src has. */
+static void record_lines(FILE *f, val_fn *get, const void *src, unsigned flags)
 {
         size_t lw = 0;
         char buf[128];
+
+        for (int i = 0; out_cols[i].name; i++)
+                if (strlen(out_cols[i].label) > lw)
+                        lw = strlen(out_cols[i].label);
+        for (int i = 0; out_cols[i].name; i++) {
+                const struct out_col *c = &out_cols[i];
+                struct out_val v;
+                const char *s;
+                get(src, c->key, &v);
+                if ((c->flags & (OUT_COL_SLICE | OUT_COL_TOP)) && v.kind == VAL_ABSENT)
+                        continue;
+                s = val_text(get, src, c, &v, flags, buf, sizeof(buf));
+                fprintf(f, "%s:%*s %s", c->label, (int)(lw - strlen(c->label)), "", s);
+                /* sizes: exact bytes beside the human form */
+                if (c->kind == OUT_BYTES && !(flags & OUT_BYTES_EXACT) && v.kind == VAL_NUM &&
+                    v.n >= 1024)
+                        fprintf(f, " (%s bytes)", num_text(v.n, buf, sizeof(buf)));
+                fputc('\n', f);
+        }
+}
+
+void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
+{
 
         if (flags & (OUT_RAW | OUT_EXPORT | OUT_SHELLVAR)) {
                 /* for scripts: a one-line table of every field it has */
@@ -655,36 +848,38 @@ void out_record_text(FILE *f, const cJSON *rec, unsigned flags)
                 return;
         }
 
-        for (int i = 0; out_cols[i].name; i++)
-                if (strlen(out_cols[i].label) > lw)
-                        lw = strlen(out_cols[i].label);
-        for (int i = 0; out_cols[i].name; i++) {
-                const struct out_col *c = &out_cols[i];
-                const char *s;
-                if ((c->flags & (OUT_COL_SLICE | OUT_COL_TOP)) &&
-                    !cJSON_GetObjectItemCaseSensitive(rec, c->key))
-                        continue;
-                s = out_field_text(rec, c, flags, buf, sizeof(buf));
-                fprintf(f, "%s:%*s %s", c->label, (int)(lw - strlen(c->label)), "", s);
-                /* sizes: exact bytes beside the human form */
-                if (c->kind == OUT_BYTES && !(flags & OUT_BYTES_EXACT)) {
-                        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, c->key);
-                        if (cJSON_IsNumber(v) && v->valuedouble >= 1024)
-                                fprintf(f, " (%.0f bytes)", v->valuedouble);
-                }
-                fputc('\n', f);
+        record_lines(f, json_val, rec, flags);
+}
+
+int out_region_fields(struct out *o, const ashmem_region_info *info)
+{
+        cJSON *rec;
+
+        if (!o->json && !o->text)
+                return 0;       /* --quiet */
+        if (!o->json && !(o->flags & OUT_RAW) && region_utf8(info)) {
+                /* the lines straight from the answer: no cJSON object to
+                 * build (nor libcjson to load) for text */
+                struct region_src rs = { .r = info };
+                record_lines(stdout, region_val, &rs, o->flags);
+                return 0;
         }
+        rec = out_region_record(info);
+        if (!rec)
+                return -1;
+        out_record(o, rec);
+        return 0;
 }
 
 int out_region(struct cmd_ctx *ctx, const ashmem_region_info *info)
 {
-        cJSON *rec = out_region_record(info);
         struct out o;
 
-        if (!rec)
-                return cmd_error(ctx, ENOMEM, "building the record");
         out_begin(&o, ctx, OUT_REPORT);
-        out_record(&o, rec);
+        if (out_region_fields(&o, info) < 0) {
+                out_discard(&o);
+                return cmd_error(ctx, ENOMEM, "building the record");
+        }
         return out_end(&o);
 }
 

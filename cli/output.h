@@ -22,6 +22,7 @@
 #include "ashmem/ashmem.h"
 
 struct cmd_ctx;
+struct out;
 
 /* The character type of the user's locale (LC_CTYPE from the environment),
  * set the first time it is needed: by whatever measures display width or
@@ -133,6 +134,11 @@ const char *out_field_text(const cJSON *rec, const struct out_col *c,
  * say. 0, or -errno. */
 int out_table(FILE *f, const cJSON *records, const int *cols, int ncols,
               unsigned flags);
+/* The same for the regions of a list, the records' text taken straight
+ * from them (no cJSON objects); -ENOTSUP for --export and --shell, and for
+ * a region with a string that is not UTF-8 (out_table() shows its base64). */
+int out_region_table(FILE *f, const ashmem_region_info *regions, size_t n, const int *cols,
+                     int ncols, unsigned flags);
 /* Why out_table() failed when it could not load libsmartcols. */
 const char *out_table_error(void);
 /* The same into a new string (for a screen redrawn whole, as top does),
@@ -156,6 +162,11 @@ cJSON *out_record_pick(const cJSON *rec, const int *cols, int ncols);
 
 /* A record as "Label:  value" lines, every field it has. */
 void out_record_text(FILE *f, const cJSON *rec, unsigned flags);
+
+/* A region's record into o: its fields in the JSON being built, or its
+ * text lines (as out_record_text() prints them) printed at once. 0, or -1
+ * if out of memory. */
+int out_region_fields(struct out *o, const ashmem_region_info *info);
 
 /* Print a region's record: text lines, or the JSON record with --json;
  * nothing with --quiet. Returns the exit status. */

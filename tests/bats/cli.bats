@@ -590,3 +590,82 @@ teardown() {
                 [[ "$output" == *"  $c"* ]]
         done
 }
+
+# ---------------------------------------------------------------- libcjson
+
+@test "text output loads no libcjson; JSON output loads it" {
+        # the dynamic loader names every library it loads (LD_DEBUG=files)
+        run -0 --separate-stderr env LD_DEBUG=files ashmemctl create lazy 8K
+        [[ "$output" == *"Name:"*"lazy"* ]]
+        [[ "$stderr" != *libcjson* ]]
+        for args in "info lazy" "list" "size lazy" "version" "rm lazy"; do
+                run -0 --separate-stderr env LD_DEBUG=files ashmemctl $args
+                [ -n "$output" ]
+                if [[ "$stderr" == *libcjson* ]]; then
+                        echo "ashmemctl $args loaded libcjson" >&2
+                        return 1
+                fi
+        done
+        run -0 --separate-stderr env LD_DEBUG=files ashmemctl -j create lazy 8K
+        [[ "$stderr" == *"libcjson"* ]]
+        jqe '.name == "lazy" and .size == 8192'
+        run -0 --separate-stderr env LD_DEBUG=files ashmemctl --json list
+        [[ "$stderr" == *"libcjson"* ]]
+        jqe '.regions | map(.name) == ["lazy"]'
+}
+
+@test "the text of info and list says what their JSON says (regions and slices)" {
+        ashmemctl -q create whole 3M --prot r --mode 0640
+        ashmemctl -q slice part --of whole --offset 4K --length 8K
+        for n in whole part; do
+                run -0 ashmemctl -j info "$n"
+                local json=$output
+                run -0 ashmemctl info "$n"
+                local text=$output
+                for key in name:Name: size:Size: prot:Protection: prot_mask:"Protection mask:" \
+                           mode:Mode: user:Owner: uid:UID: group:Group: gid:GID: pages:Pages: \
+                           pinned:Pinned: unpinned:Unpinned: purged:Purged: attaches:Attaches:; do
+                        local k=${key%%:*} label=${key#*:} want
+                        want=$(jq -r ".$k" <<<"$json")
+                        [ "$k" = size ] && want="$(jq -r '.size' <<<"$json") bytes"
+                        if ! grep -q "^$label *.*$want" <<<"$text"; then
+                                echo "info $n: '$label' line lacks '$want':" >&2
+                                echo "$text" >&2
+                                return 1
+                        fi
+                done
+                grep -q '^Transient: *no$' <<<"$text"
+        done
+        run -0 ashmemctl info part
+        grep -q '^Slice of: *whole$' <<<"$output"
+        grep -q '^Offset: *4K (4096 bytes)$' <<<"$output"
+        grep -q '^Length: *8K (8192 bytes)$' <<<"$output"
+        run -0 ashmemctl info whole
+        ! grep -q '^Slice of:' <<<"$output"
+        # the list: the same fields in columns (a slice has a mode of its own)
+        run -0 ashmemctl list --bytes -n
+        [[ "${lines[0]}" =~ ^part\ +8192\ r--\ +0600\ root\ +2\ +2\ +0\ +0\ +0\ [0-9-]+T[0-9:]+$ ]]
+        [[ "${lines[1]}" =~ ^whole\ +3145728\ r--\ +0640\ root\ +768\ +768\ +0\ +0\ +0\ [0-9-]+T[0-9:]+$ ]]
+        run -0 ashmemctl -e list
+        [[ "${lines[1]}" == 'NAME="whole" SIZE="3M" PROT="r--" MODE="0640" OWNER="root" PAGES="768" PINNED="768" UNPINNED="0" PURGED="0" ATTACHES="0" CREATED="'* ]]
+}
+
+@test "without libcjson, JSON output says so (exit 127); text output works" {
+        local lib
+        lib=$(ldconfig -p | awk '$1 == "libcjson.so.1" { print $NF; exit }')
+        [ -n "$lib" ]
+        lib=$(readlink -f "$lib")
+        unshare -m true 2>/dev/null || skip "no mount namespaces here (unshare -m)"
+        ashmemctl -q create nojson 4K
+        # the library made unloadable in a mount namespace of its own
+        run -127 --separate-stderr unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' \
+                sh "$lib" ashmemctl -j info nojson
+        [ -z "$output" ]
+        [[ "$stderr" == "ashmemctl: cannot load the JSON library: "*"libcjson.so.1"* ]]
+        run -0 unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' \
+                sh "$lib" ashmemctl info nojson
+        [[ "$output" == *"Name:"*"nojson"* ]]
+        run -0 unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' \
+                sh "$lib" ashmemctl rm nojson
+        [ "$output" = "removed nojson" ]
+}
