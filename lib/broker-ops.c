@@ -134,7 +134,7 @@ int ashmem_broker_create(ashmem_broker *b, const char *name, size_t size,
                 r = take_control(rfds[0], rfds[1], 1);
         /* none yet: this broker makes it when it is first needed */
         if (r == 0 && nr == 1)
-                am_lookup_remember(b->path);
+                b->remembered = am_lookup_remember(b->path, b->remembered);
         if (r == 0)
                 r = am_record_out(&o, info);
         if (nr == 2)
@@ -221,23 +221,33 @@ int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
 }
 
 /* attach, with the owner the name must have (or (uid_t)-1 for any) and
- * the record into info (when not NULL) */
+ * the record into info (when not NULL). A caller that wants neither gets
+ * the short reply ("record":false): the size, and the range of a view. */
 static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
                   int *ret_fd, size_t *ret_offset, size_t *ret_length,
                   ashmem_region_info *info)
 {
+        static const char head[] = "{\"v\":1,\"op\":\"attach\",\"name\":";
         struct am_jw w;
         struct am_jobj o;
-        int rfds[AM_SCM_MAX], nr, r;
+        int rfds[AM_SCM_MAX], nr, r, record = info || owner != (uid_t)-1;
         size_t off = 0, len = 0;
 
         if (!b || !name || !ret_fd)
                 return -EINVAL;
-        am_client_request(b, &w, "attach");
-        am_jw_str(&w, "name", name);
-        am_jw_str(&w, "access", writable ? "rw" : "r");
+        /* the request's fixed parts as they are: an attach is on the
+         * fast path of every client */
+        w = (struct am_jw){ .buf = b->out, .cap = sizeof(b->out), .fixed = 1 };
+        am_jw_raw(&w, head, sizeof(head) - 1);
+        am_jw_string(&w, name);
+        if (writable)
+                am_jw_raw(&w, ",\"access\":\"rw\"", 14);
+        else
+                am_jw_raw(&w, ",\"access\":\"r\"", 13);
         if (owner != (uid_t)-1)
                 am_jw_printf(&w, ",\"owner\":%u", (unsigned)owner);
+        if (!record)
+                am_jw_raw(&w, ",\"record\":false", 15);
         r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
         if (r < 0)
                 return r;
@@ -246,7 +256,7 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
                 r = -EPROTO;
         /* the broker checked the owner; a reply that names another is no
          * answer to this request */
-        if (r == 0 && (info || owner != (uid_t)-1)) {
+        if (r == 0 && record) {
                 ashmem_region_info ri;
                 r = am_record_parse(&o, &ri);
                 if (r == 0 && owner != (uid_t)-1 && ri.uid != owner)
@@ -260,7 +270,7 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
                 r = take_control(rfds[0], rfds[1], writable);
         /* none yet: this broker makes it when it is first needed */
         if (r == 0 && nr == 1)
-                am_lookup_remember(b->path);
+                b->remembered = am_lookup_remember(b->path, b->remembered);
         if (nr == 2)
                 close(rfds[1]);
         if (r < 0) {
