@@ -220,6 +220,15 @@ int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
         return am_record_out(&o, info);
 }
 
+/* Whether s[0..n) goes into a JSON string as it is. */
+static int plain(const char *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+                        return 0;
+        return 1;
+}
+
 /* attach, with the owner the name must have (or (uid_t)-1 for any) and
  * the record into info (when not NULL). A caller that wants neither gets
  * the short reply ("record":false): the size, and the range of a view. */
@@ -231,23 +240,40 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
         struct am_jw w;
         struct am_jobj o;
         int rfds[AM_SCM_MAX], nr, r, record = info || owner != (uid_t)-1;
-        size_t off = 0, len = 0;
+        size_t off = 0, len = 0, n;
 
         if (!b || !name || !ret_fd)
                 return -EINVAL;
-        /* the request's fixed parts as they are: an attach is on the
+        /* the request put together from its parts: an attach is on the
          * fast path of every client */
         w = (struct am_jw){ .buf = b->out, .cap = sizeof(b->out), .fixed = 1 };
-        am_jw_raw(&w, head, sizeof(head) - 1);
-        am_jw_string(&w, name);
-        if (writable)
-                am_jw_raw(&w, ",\"access\":\"rw\"", 14);
-        else
-                am_jw_raw(&w, ",\"access\":\"r\"", 13);
+        n = strlen(name);
+        if (n <= ASHMEM_NAME_LEN && plain(name, n)) {
+                /* a name with nothing to escape, as it is */
+                char *t = b->out;
+                memcpy(t, head, sizeof(head) - 1);
+                t += sizeof(head) - 1;
+                *t++ = '"';
+                memcpy(t, name, n);
+                t += n;
+                memcpy(t, writable ? "\",\"access\":\"rw\"" : "\",\"access\":\"r\"",
+                       writable ? 15 : 14);
+                t += writable ? 15 : 14;
+                if (!record) {
+                        memcpy(t, ",\"record\":false", 15);
+                        t += 15;
+                }
+                *t = 0;
+                w.len = (size_t)(t - b->out);
+        } else {
+                am_jw_raw(&w, head, sizeof(head) - 1);
+                am_jw_string(&w, name);
+                am_jw_puts(&w, writable ? ",\"access\":\"rw\"" : ",\"access\":\"r\"");
+                if (!record)
+                        am_jw_puts(&w, ",\"record\":false");
+        }
         if (owner != (uid_t)-1)
                 am_jw_printf(&w, ",\"owner\":%u", (unsigned)owner);
-        if (!record)
-                am_jw_raw(&w, ",\"record\":false", 15);
         r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
         if (r < 0)
                 return r;

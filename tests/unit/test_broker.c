@@ -3217,7 +3217,13 @@ TEST(attach_without_the_record_answers_what_a_holder_maps)
         CHECK_EQ(nr, 0);
         CHECK(strstr(rep, "field \\\"record\\\" must be true or false"));
         free(rep);
-        /* the library's attach */
+        /* the library's attach, also of a name with characters to escape */
+        close(create(b, "short \"q\\uoted\"", ps(), 0600));
+        CHECK_EQ(ashmem_broker_attach(b, "short \"q\\uoted\"", 0, &fd, &off, &len), 0);
+        CHECK_EQ(off, 0);
+        CHECK_EQ(len, ps());
+        close(fd);
+        CHECK_NEG(ashmem_broker_attach(b, "short \"q\\uoted", 0, &fd, &off, &len), ENOENT);
         CHECK_EQ(ashmem_broker_attach(b, "short-view", 1, &fd, &off, &len), 0);
         CHECK_EQ(off, ps());
         CHECK_EQ(len, ps());
