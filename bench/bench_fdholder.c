@@ -7,16 +7,18 @@
  *
  * "ours" is the broker (`ashmemctl broker run`) serving
  * ashmem_broker_attach() by name, read-write: the request and reply as
- * JSON, the access check, the region record with its pin counts, two
- * descriptors passed (data and control), the control block checked on the
- * client side. The baselines: s6-fdholderd (Debian package s6) serving
- * s6_fdholder_retrieve() by identifier through s6's own client library
- * (libs6), one descriptor passed over s6's own framing; and the raw floor,
- * a minimal single-threaded epoll server (this program run as
- * `bench_fdholder --floor-server SOCKET`) answering every request with a
- * small reply and two descriptors, as many as the broker passes: the
- * physical floor of handing out a region. Each client closes what it
- * receives. Targets (the broker service's): the broker's throughput at
+ * JSON, the access check, the data descriptor passed (the region, made by
+ * create and never pinned, has no control block yet). The reply is what
+ * ashmem_broker_attach() asks for: the size, without the region record
+ * ("record":false; a caller that wants the record, or names the owner,
+ * gets it and pays for its pin counts). The baselines: s6-fdholderd
+ * (Debian package s6) serving s6_fdholder_retrieve() by identifier
+ * through s6's own client library (libs6), one descriptor passed over
+ * s6's own framing; and the raw floor, a minimal single-threaded epoll
+ * server (this program run as `bench_fdholder --floor-server SOCKET`)
+ * answering every request with a small reply and two descriptors, as many
+ * as the broker passes for a region with pin state: the physical floor of
+ * handing out a region. Each client closes what it receives. Targets (the broker service's): the broker's throughput at
  * least 1.1x s6's and at least 0.95x the floor's (ratio = ours / baseline,
  * higher is better). Beside them, for information: each server's CPU time
  * per request (from /proc/PID/task/TID/schedstat over the round), the

@@ -205,7 +205,6 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
         int r;
 
         b->n.requests++;
-        c->last_ms = am_mono_ms();
         rep.err[0] = 0;
         rep.nfds = 0;
         am_jw_reset(&rep.sb);
@@ -227,7 +226,8 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
                 snprintf(rep.err, sizeof(rep.err), "not a JSON object");
                 r = -EPROTO;
         } else {
-                const struct am_jfield *op = am_json_get(&req.o, "op");
+                /* the op's name is for the log of every request alone */
+                const struct am_jfield *op = b->cfg->verbose >= 2 ? am_json_get(&req.o, "op") : NULL;
                 if (op && am_json_str(op, opname, sizeof(opname)) < 0)
                         snprintf(opname, sizeof(opname), "?");
                 r = ops_dispatch(b, c, &req, fds, nfds, &rep);
@@ -287,6 +287,7 @@ static int peer_gone(int fd)
 static void conn_read(struct broker *b, struct conn *c)
 {
         int reads = c->pipelined || c->turns++ % PROBE_TURNS == 0 ? READS_PER_TURN : 1;
+        long long now = 0;
 
         for (int turn = 0; turn < reads; turn++) {
                 int fds[RECV_FDS], nfds = 0, extra = 0, mflags = 0;
@@ -314,6 +315,8 @@ static void conn_read(struct broker *b, struct conn *c)
                                 c->pipelined = 0;
                         return;
                 }
+                if (!now)               /* a turn is short: its first request's time */
+                        c->last_ms = now = am_mono_ms();
                 if (turn == 1)
                         c->pipelined = 1;
                 if (turn >= 1)

@@ -52,14 +52,9 @@ struct held_region {
                                            system call; NULL: none */
         unsigned long long seen;        /* main thread: the last walk over
                                            the names that met it */
-        /* main thread: the answer of the library about a region with no
-         * block (its protection and page counts), which only the seals
-         * can change while it has none: taken with seals, good while the
-         * data memfd's seals are the same and ctl is -1 */
-        int quiet_valid, quiet_seals, quiet_prot;
-        int seals;                      /* its data memfd's seals, read in */
+        int seals;                      /* main thread: its data memfd's
+                                           seals, read in */
         unsigned long long seals_turn;  /* this turn (records_new_turn) */
-        size_t quiet_pages, quiet_pinned, quiet_unpinned, quiet_purged;
 };
 
 struct conn;

@@ -500,9 +500,9 @@ unsigned long long uid_closing(struct broker *b, uid_t uid)
 
 int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len)
 {
-        const struct uid_use *u = uid_use(b, uid, 0);
+        const struct uid_use *u = uid ? uid_use(b, uid, 0) : NULL;   /* root: no limit */
 
-        if (uid != 0 && u && u->closing && u->fds >= b->max_uid_fds) {
+        if (u && u->closing && u->fds >= b->max_uid_fds) {
                 snprintf(msg, len, "uid %u holds %llu broker descriptors, %llu of them not "
                          "closed yet (limit %llu, --max-uid-fds)", (unsigned)uid, u->fds,
                          u->closing, b->max_uid_fds);

@@ -371,7 +371,7 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
         const char *name, *access;
         unsigned long long owner;
         struct entry *e;
-        int r, rw;
+        int r, rw, record = 1, owned;
 
         (void)fds; (void)nfds;
         if ((r = field_str(req, "name", 1, &name, rep)) < 0 ||
@@ -380,12 +380,16 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
         if (strcmp(access, "r") != 0 && strcmp(access, "rw") != 0)
                 return FAIL(rep, EINVAL, "field \"access\" must be \"r\" or \"rw\"");
         rw = access[1] != 0;
-        if ((r = field_uint(req, "owner", 0, UINT32_MAX, &owner, rep)) < 0)
+        if ((r = field_bool(req, "record", &record, rep)) < 0)
+                return r;
+        if (r == 0)
+                record = 1;             /* the record, unless asked not to */
+        if ((r = owned = field_uint(req, "owner", 0, UINT32_MAX, &owner, rep)) < 0)
                 return r;
         e = existing(b, c, name, NULL, rep);
         if (!e)
                 return -ENOENT;
-        if (r > 0 && e->uid != (uid_t)owner)
+        if (owned && e->uid != (uid_t)owner)
                 return FAIL(rep, EPERM, "\"%.60s\" belongs to uid %u, not uid %llu", name,
                             (unsigned)e->uid, owner);
         if (!access_allowed(c, e, rw ? ACC_R | ACC_W : ACC_R))
@@ -403,7 +407,20 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
         rep->nfds = rep->fds[1] >= 0 ? 2 : 1;
         e->attaches++;
         b->n.attaches++;
-        reply_record(rep, e);
+        if (record) {
+                reply_record(rep, e);
+                return 0;
+        }
+        /* "record":false: what a holder needs to map it, nothing that
+         * costs a look at the region (its seals, its pin state) */
+        am_jw_puts(&rep->sb, ",\"size\":");
+        am_jw_uint(&rep->sb, e->ranged ? e->length : e->r->size);
+        if (e->ranged) {
+                am_jw_puts(&rep->sb, ",\"offset\":");
+                am_jw_uint(&rep->sb, e->offset);
+                am_jw_puts(&rep->sb, ",\"length\":");
+                am_jw_uint(&rep->sb, e->length);
+        }
         return 0;
 }
 

@@ -49,9 +49,11 @@ static int region_seals(struct held_region *r)
 }
 
 /* The region's protection and page counts (of the pages a view touches).
- * At most one system call (the seals) for a whole region; a region with
- * no block reuses the library's last answer while its seals are the same
- * (sealed against resizing, with no block, nothing else can change it). */
+ * At most one system call (the seals), and none for a block: a region with
+ * no block has every page pinned (the library's answer for a region held
+ * without pin state, which only a block can change) and the protection its
+ * seals leave; the data memfd was checked when the broker took it, and its
+ * size is sealed. */
 static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinned,
                    size_t *unpinned, size_t *purged)
 {
@@ -61,18 +63,21 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
         int seals = region_seals(r);
 
         *pages = *pinned = *unpinned = *purged = 0;
+        if (r->ctl < 0) {
+                size_t first = 0, end = (r->size + ps - 1) / ps;
+                if (e->ranged && e->length) {
+                        first = e->offset / ps;
+                        end = (e->offset + e->length - 1) / ps + 1;
+                }
+                *prot = seals_prot(seals);
+                *pages = *pinned = end - first;
+                return;
+        }
         if (r->hold) {
                 am_hold_stats(r->hold, &st, prot);
                 *prot &= seals_prot(seals);
-        } else if (!e->ranged && r->ctl < 0 && r->quiet_valid && seals >= 0 &&
-                   seals == r->quiet_seals) {
-                *prot = r->quiet_prot;
-                *pages = r->quiet_pages;
-                *pinned = r->quiet_pinned;
-                *unpinned = r->quiet_unpinned;
-                *purged = r->quiet_purged;
-                return;
         } else {
+                /* a block the broker could not map: the library's way */
                 *prot = ashmem_get_prot(r->fd);
                 if (*prot < 0)
                         *prot = 0;
@@ -109,15 +114,6 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
         *pinned = st.pinned;
         *unpinned = st.unpinned;
         *purged = st.purged;
-        if (!r->hold && r->ctl < 0 && seals >= 0) {
-                r->quiet_valid = 1;
-                r->quiet_seals = seals;
-                r->quiet_prot = *prot;
-                r->quiet_pages = *pages;
-                r->quiet_pinned = *pinned;
-                r->quiet_unpinned = *unpinned;
-                r->quiet_purged = *purged;
-        }
 }
 
 /* The record's fields that never change, made once per name. */

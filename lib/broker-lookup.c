@@ -27,21 +27,32 @@ static unsigned lk_next;
 /* brokers that handed out regions without their block, newest first */
 #define LK_ORIGINS 4
 static char lk_origin[LK_ORIGINS][sizeof(((struct sockaddr_un *)0)->sun_path)];
+/* changes of lk_origin so far (read without the lock): a caller whose
+ * path was first when it was this is still first */
+static unsigned long lk_gen = 1;
 
-void am_lookup_remember(const char *path)
+unsigned long am_lookup_remember(const char *path, unsigned long seen)
 {
         size_t n = strlen(path);
+        unsigned long gen;
         unsigned i;
 
+        if (seen && seen == __atomic_load_n(&lk_gen, __ATOMIC_ACQUIRE))
+                return seen;
         if (n == 0 || n >= sizeof(lk_origin[0]))
-                return;
+                return 0;
         pthread_mutex_lock(&lk_lock);
         for (i = 0; i < LK_ORIGINS - 1 && strcmp(lk_origin[i], path) != 0; i++)
                 ;
-        /* move it (or drop the oldest) to the front */
-        memmove(lk_origin[1], lk_origin[0], i * sizeof(lk_origin[0]));
-        memcpy(lk_origin[0], path, n + 1);
+        if (i > 0) {
+                /* move it (or drop the oldest) to the front */
+                memmove(lk_origin[1], lk_origin[0], i * sizeof(lk_origin[0]));
+                memcpy(lk_origin[0], path, n + 1);
+                __atomic_store_n(&lk_gen, lk_gen + 1, __ATOMIC_RELEASE);
+        }
+        gen = lk_gen;
         pthread_mutex_unlock(&lk_lock);
+        return gen;
 }
 
 int ashmem_broker_auto_lookup(int enable)

@@ -134,7 +134,7 @@ int ashmem_broker_create(ashmem_broker *b, const char *name, size_t size,
                 r = take_control(rfds[0], rfds[1], 1);
         /* none yet: this broker makes it when it is first needed */
         if (r == 0 && nr == 1)
-                am_lookup_remember(b->path);
+                b->remembered = am_lookup_remember(b->path, b->remembered);
         if (r == 0)
                 r = am_record_out(&o, info);
         if (nr == 2)
@@ -220,22 +220,58 @@ int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
         return am_record_out(&o, info);
 }
 
+/* Whether s[0..n) goes into a JSON string as it is. */
+static int plain(const char *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+                        return 0;
+        return 1;
+}
+
 /* attach, with the owner the name must have (or (uid_t)-1 for any) and
- * the record into info (when not NULL) */
+ * the record into info (when not NULL). A caller that wants neither gets
+ * the short reply ("record":false): the size, and the range of a view. */
 static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
                   int *ret_fd, size_t *ret_offset, size_t *ret_length,
                   ashmem_region_info *info)
 {
+        static const char head[] = "{\"v\":1,\"op\":\"attach\",\"name\":";
         struct am_jw w;
         struct am_jobj o;
-        int rfds[AM_SCM_MAX], nr, r;
-        size_t off = 0, len = 0;
+        int rfds[AM_SCM_MAX], nr, r, record = info || owner != (uid_t)-1;
+        size_t off = 0, len = 0, n;
 
         if (!b || !name || !ret_fd)
                 return -EINVAL;
-        am_client_request(b, &w, "attach");
-        am_jw_str(&w, "name", name);
-        am_jw_str(&w, "access", writable ? "rw" : "r");
+        /* the request put together from its parts: an attach is on the
+         * fast path of every client */
+        w = (struct am_jw){ .buf = b->out, .cap = sizeof(b->out), .fixed = 1 };
+        n = strlen(name);
+        if (n <= ASHMEM_NAME_LEN && plain(name, n)) {
+                /* a name with nothing to escape, as it is */
+                char *t = b->out;
+                memcpy(t, head, sizeof(head) - 1);
+                t += sizeof(head) - 1;
+                *t++ = '"';
+                memcpy(t, name, n);
+                t += n;
+                memcpy(t, writable ? "\",\"access\":\"rw\"" : "\",\"access\":\"r\"",
+                       writable ? 15 : 14);
+                t += writable ? 15 : 14;
+                if (!record) {
+                        memcpy(t, ",\"record\":false", 15);
+                        t += 15;
+                }
+                *t = 0;
+                w.len = (size_t)(t - b->out);
+        } else {
+                am_jw_raw(&w, head, sizeof(head) - 1);
+                am_jw_string(&w, name);
+                am_jw_puts(&w, writable ? ",\"access\":\"rw\"" : ",\"access\":\"r\"");
+                if (!record)
+                        am_jw_puts(&w, ",\"record\":false");
+        }
         if (owner != (uid_t)-1)
                 am_jw_printf(&w, ",\"owner\":%u", (unsigned)owner);
         r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
@@ -246,7 +282,7 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
                 r = -EPROTO;
         /* the broker checked the owner; a reply that names another is no
          * answer to this request */
-        if (r == 0 && (info || owner != (uid_t)-1)) {
+        if (r == 0 && record) {
                 ashmem_region_info ri;
                 r = am_record_parse(&o, &ri);
                 if (r == 0 && owner != (uid_t)-1 && ri.uid != owner)
@@ -260,7 +296,7 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
                 r = take_control(rfds[0], rfds[1], writable);
         /* none yet: this broker makes it when it is first needed */
         if (r == 0 && nr == 1)
-                am_lookup_remember(b->path);
+                b->remembered = am_lookup_remember(b->path, b->remembered);
         if (nr == 2)
                 close(rfds[1]);
         if (r < 0) {

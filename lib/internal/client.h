@@ -26,6 +26,7 @@ struct ashmem_broker {
         unsigned transients;       /* transient shares made: never reconnect */
         pid_t peer_pid;            /* the broker, as the kernel says (SO_PEERCRED) */
         uid_t peer_uid;
+        unsigned long remembered;  /* am_lookup_remember()'s last answer */
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
         char out[ASHMEM_BROKER_MSG_MAX + 1];   /* the request being sent */
         char buf[ASHMEM_BROKER_MSG_MAX + 1];   /* the reply received */

@@ -22,8 +22,10 @@ int am_lookup_control(int fd, const struct stat *st, int create);
 
 /* Remember the socket path of a broker that handed this process a region
  * descriptor without its control block: the implicit lookup asks it first
- * (the last few such brokers are kept). */
-void am_lookup_remember(const char *path);
+ * (the last few such brokers are kept). seen: what the last call for this
+ * path returned (0: none); while nothing else was remembered since, the
+ * call returns it at once. Returns what to pass next time. */
+unsigned long am_lookup_remember(const char *path, unsigned long seen);
 
 /* One lookup on connection b: the same answers (ashmem_broker_lookup is
  * this with create set). */

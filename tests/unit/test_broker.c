@@ -3096,3 +3096,143 @@ TEST(records_follow_a_holders_own_seals)
         ashmem_broker_close(b);
         stop_broker();
 }
+
+/* The counts of name's record, from info and from an attach that asks for
+ * the record, which must agree. */
+static void record_counts(ashmem_broker *b, const char *name, size_t *pages, size_t *pinned,
+                          size_t *unpinned)
+{
+        ashmem_region_info ri, ra;
+        int fd;
+
+        CHECK_EQ(ashmem_broker_info(b, name, &ri), 0);
+        CHECK_EQ(ashmem_broker_attach_owned(b, name, 1, getuid(), &fd, &ra), 0);
+        close(fd);
+        CHECK_EQ(ra.pages, ri.pages);
+        CHECK_EQ(ra.pinned, ri.pinned);
+        CHECK_EQ(ra.unpinned, ri.unpinned);
+        CHECK_EQ(ra.purged, ri.purged);
+        CHECK_EQ(ra.prot, ri.prot);
+        *pages = ri.pages;
+        *pinned = ri.pinned;
+        *unpinned = ri.unpinned;
+}
+
+/* A record's counts follow the region: all pinned without a block (a view
+ * counts the pages it touches), then a holder's unpin and pin through the
+ * block the broker made are seen by the next info and attach, and so is a
+ * holder's seal against writing. */
+TEST(records_follow_pin_counts_and_seals_at_once)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri;
+        size_t pages, pinned, unpinned;
+        int fd;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "counted", 3 * ps(), 0600);
+        CHECK_EQ(ashmem_broker_slice(b, "counted-view", "counted", ps() / 2, ps(), 0600, NULL), 0);
+        record_counts(b, "counted", &pages, &pinned, &unpinned);
+        CHECK_EQ(pages, 3);
+        CHECK_EQ(pinned, 3);
+        CHECK_EQ(unpinned, 0);
+        record_counts(b, "counted-view", &pages, &pinned, &unpinned);
+        CHECK_EQ(pages, 2);
+        CHECK_EQ(pinned, 2);
+        /* the first unpin makes the block through the broker */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, ps()), ASHMEM_NOT_PURGED);
+        record_counts(b, "counted", &pages, &pinned, &unpinned);
+        CHECK_EQ(pages, 3);
+        CHECK_EQ(pinned, 2);
+        CHECK_EQ(unpinned, 1);
+        record_counts(b, "counted-view", &pages, &pinned, &unpinned);
+        CHECK_EQ(pages, 2);
+        CHECK_EQ(pinned, 1);
+        CHECK_EQ(unpinned, 1);
+        CHECK_EQ(ashmem_unpin_region(fd, 2 * ps(), ps()), ASHMEM_NOT_PURGED);
+        record_counts(b, "counted", &pages, &pinned, &unpinned);
+        CHECK_EQ(unpinned, 2);
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
+        record_counts(b, "counted", &pages, &pinned, &unpinned);
+        CHECK_EQ(pinned, 3);
+        CHECK_EQ(unpinned, 0);
+        /* a seal, seen by the attach's record too */
+        CHECK_EQ(ashmem_broker_info(b, "counted", &ri), 0);
+        CHECK_EQ(ri.prot, PROT_READ | PROT_WRITE | PROT_EXEC);
+        CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+        record_counts(b, "counted", &pages, &pinned, &unpinned);
+        CHECK_EQ(ashmem_broker_info(b, "counted", &ri), 0);
+        CHECK_EQ(ri.prot, PROT_READ | PROT_EXEC);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* An attach with "record":false answers the size (and a view's range)
+ * with the descriptor, and nothing of the record; a mistyped "record" is
+ * refused, naming the field; ashmem_broker_attach() maps views right with
+ * the short reply. */
+TEST(attach_without_the_record_answers_what_a_holder_maps)
+{
+        ashmem_broker *b;
+        char *rep = NULL;
+        int rfds[2], nr = 0, fd;
+        size_t off = 0, len = 0;
+        char want[128];
+
+        start_broker();
+        b = conn();
+        close(create(b, "short", 2 * ps(), 0600));
+        CHECK_EQ(ashmem_broker_slice(b, "short-view", "short", ps(), ps(), 0600, NULL), 0);
+        CHECK_EQ(ashmem_broker_call(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short\","
+                                    "\"access\":\"rw\",\"record\":false}", NULL, 0, &rep, rfds,
+                                    &nr), 0);
+        CHECK_EQ(nr, 1);
+        close(rfds[0]);
+        snprintf(want, sizeof(want), "{\"ok\":true,\"size\":%zu}", 2 * ps());
+        if (strcmp(rep, want) != 0)
+                t_fail(__FILE__, __LINE__, "short reply: %s", rep);
+        free(rep);
+        CHECK_EQ(ashmem_broker_call(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short-view\","
+                                    "\"access\":\"r\",\"record\":false}", NULL, 0, &rep, rfds,
+                                    &nr), 0);
+        CHECK_EQ(nr, 1);
+        close(rfds[0]);
+        snprintf(want, sizeof(want), "{\"ok\":true,\"size\":%zu,\"offset\":%zu,\"length\":%zu}",
+                 ps(), ps(), ps());
+        if (strcmp(rep, want) != 0)
+                t_fail(__FILE__, __LINE__, "short reply of a view: %s", rep);
+        free(rep);
+        /* "record":true, the default: the record */
+        CHECK_EQ(ashmem_broker_call(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short\","
+                                    "\"access\":\"rw\",\"record\":true}", NULL, 0, &rep, rfds,
+                                    &nr), 0);
+        close(rfds[0]);
+        CHECK(strstr(rep, "\"name\":\"short\"") && strstr(rep, "\"pinned\":2"));
+        free(rep);
+        CHECK_NEG(ashmem_broker_call(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short\","
+                                     "\"access\":\"rw\",\"record\":0}", NULL, 0, &rep, rfds,
+                                     &nr), EINVAL);
+        CHECK_EQ(nr, 0);
+        CHECK(strstr(rep, "field \\\"record\\\" must be true or false"));
+        free(rep);
+        /* the library's attach, also of a name with characters to escape */
+        close(create(b, "short \"q\\uoted\"", ps(), 0600));
+        CHECK_EQ(ashmem_broker_attach(b, "short \"q\\uoted\"", 0, &fd, &off, &len), 0);
+        CHECK_EQ(off, 0);
+        CHECK_EQ(len, ps());
+        close(fd);
+        CHECK_NEG(ashmem_broker_attach(b, "short \"q\\uoted", 0, &fd, &off, &len), ENOENT);
+        CHECK_EQ(ashmem_broker_attach(b, "short-view", 1, &fd, &off, &len), 0);
+        CHECK_EQ(off, ps());
+        CHECK_EQ(len, ps());
+        {
+                size_t size;
+                CHECK_EQ(ashmem_get_size(fd, &size), 0);
+                CHECK_EQ(size, 2 * ps());
+        }
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
