@@ -17,6 +17,19 @@
  * freed by a later change of the table once no thread caches it. A thread
  * lets go of its cached entry on its next lookup that misses, at exit, and
  * (the calling thread) at every collection.
+ *
+ * A control block made by this process whose descriptor never left it
+ * (entry->priv) is known to no other process: when its entry is freed, it
+ * is kept as a spare (up to SPARE_MAX blocks, SPARE_BYTES in all) instead
+ * of being unmapped and closed, and the next region that needs a block of
+ * exactly its size takes it, rewritten as new, instead of making one (five
+ * system calls and a page fault saved, and the two of its end). A block
+ * escapes for good when its descriptor is handed out (ashmem_get_control,
+ * which the broker hand-off, the exec hand-off of libashmem-preload.so and
+ * every sharing path go through) and when the process forks (every block
+ * existing then; a child drops the spares it inherited). A received block
+ * is never private. An entry is freed only once no thread's cache and no
+ * hold refers to it, so no operation in flight can see its block reused.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +60,76 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* set by a process that forgets its regions itself (the broker): no
  * automatic collection, which scans /proc/self/fd and /proc/self/maps */
 static int manual;
+
+/* Spare control blocks (see the top of the file): the mapping, its length
+ * (the control memfd's sealed size) and the descriptor. Guarded by lock
+ * (written). */
+#define SPARE_MAX 64u
+#define SPARE_BYTES ((size_t)1 << 20)
+struct spare { void *map; size_t len; int fd; int old; };
+static struct spare spares[SPARE_MAX];
+static unsigned nspares;         /* also read without the lock (atomic) */
+static size_t spare_bytes;      /* page-rounded */
+
+static void set_nspares(unsigned n)
+{
+        __atomic_store_n(&nspares, n, __ATOMIC_RELAXED);
+}
+
+static size_t spare_cost(size_t len)
+{
+        size_t ps = am_page_size();
+        return (len + ps - 1) / ps * ps;
+}
+
+/* Keep a private block as a spare if there is room: 1 kept, 0 not. With
+ * the table write-locked. */
+static int spare_keep(void *map, size_t len, int fd)
+{
+        /* (a process that forgets its regions itself, the broker, runs
+         * no collection that would age them: it keeps none) */
+        if (!map || fd < 0 || nspares == SPARE_MAX ||
+            __atomic_load_n(&manual, __ATOMIC_RELAXED) ||
+            spare_bytes + spare_cost(len) > SPARE_BYTES)
+                return 0;
+        spares[nspares] = (struct spare){ map, len, fd, 0 };
+        set_nspares(nspares + 1);
+        spare_bytes += spare_cost(len);
+        return 1;
+}
+
+/* Unmap and close every spare. With the table write-locked (or in a fork
+ * child), cancellation disabled. */
+static void spares_drain(void)
+{
+        while (nspares) {
+                struct spare *sp = &spares[nspares - 1];
+                set_nspares(nspares - 1);
+                munmap(sp->map, sp->len);
+                close(sp->fd);
+        }
+        spare_bytes = 0;
+}
+
+/* At each collection: unmap and close the spares no region took since
+ * the last one (a spare lives two collection periods at most unless it
+ * is used), and mark the others. With the table write-locked. */
+static void spares_age(void)
+{
+        unsigned j = 0;
+
+        for (unsigned i = 0; i < nspares; i++) {
+                if (spares[i].old) {
+                        munmap(spares[i].map, spares[i].len);
+                        close(spares[i].fd);
+                        spare_bytes -= spare_cost(spares[i].len);
+                } else {
+                        spares[i].old = 1;
+                        spares[j++] = spares[i];
+                }
+        }
+        set_nspares(j);
+}
 
 /* This thread's lookup cache. */
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -118,9 +201,24 @@ static void lazy_handed_out(void)
  * reason (one created there would be no process's to make the block of). */
 static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* After fork() every control block of the table (and of the zombies) is
+ * held by two processes: none may be reused for another region, in the
+ * parent or the child. With the table write-locked (or the child's). */
+static void blocks_escaped(void)
+{
+        for (size_t i = 0; i < table.nbuckets; i++)
+                for (struct am_idnode *n = table.buckets[i]; n; n = n->next)
+                        am_entry_escape(am_id_record(n, struct am_entry, id));
+        for (struct am_entry *e = zombies; e; e = e->znext)
+                am_entry_escape(e);
+}
+
 static void after_fork_parent(void)
 {
         lazy_handed_out();
+        /* the spares stay: the child closes its copies before fork()
+         * returns to it */
+        blocks_escaped();
         pthread_rwlock_unlock(&lock);
         pthread_mutex_unlock(&lazy_lock);
 }
@@ -133,6 +231,10 @@ static void after_fork_child(void)
         lock = fresh;
         lazy_lock = fresh_lazy;
         lazy_handed_out();
+        blocks_escaped();
+        /* the parent's spares are the parent's: a block is private to
+         * one process or to none */
+        spares_drain();
         /* the caches of the threads that did not come along are gone */
         for (size_t i = 0; i < table.nbuckets; i++)
                 for (struct am_idnode *n = table.buckets[i]; n; n = n->next)
@@ -253,13 +355,61 @@ int am_table_with(const struct stat *st,
         return with_locked(st, op, arg);
 }
 
+/* Free an entry no cache or hold refers to any more (write-locked): its
+ * block kept as a spare if it is private and there is room, else unmapped
+ * and closed. */
 static void entry_free(struct am_entry *e)
 {
+        if (__atomic_load_n(&e->priv, __ATOMIC_ACQUIRE) && e->ref.writable &&
+            spare_keep(e->ref.b, e->ref.map_len, e->ctl_fd)) {
+                free(e);
+                return;
+        }
         if (e->ref.b)
                 munmap(e->ref.b, e->ref.map_len);
         if (e->ctl_fd >= 0)
                 close(e->ctl_fd);
         free(e);
+}
+
+int am_table_spare_take(size_t len, void **map, int *ctl_fd)
+{
+        int r = 0, cs;
+
+        if (!__atomic_load_n(&nspares, __ATOMIC_RELAXED))
+                return 0;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_rwlock_wrlock(&lock);
+        /* the most recent first: its lines are the likeliest in cache */
+        for (unsigned i = nspares; i-- > 0;) {
+                if (spares[i].len != len)
+                        continue;
+                *map = spares[i].map;
+                *ctl_fd = spares[i].fd;
+                spare_bytes -= spare_cost(len);
+                spares[i] = spares[nspares - 1];
+                set_nspares(nspares - 1);
+                r = 1;
+                break;
+        }
+        pthread_rwlock_unlock(&lock);
+        pthread_setcancelstate(cs, NULL);
+        return r;
+}
+
+void am_table_spare_put(void *map, size_t len, int ctl_fd)
+{
+        int kept, cs;
+
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_rwlock_wrlock(&lock);
+        kept = spare_keep(map, len, ctl_fd);
+        pthread_rwlock_unlock(&lock);
+        if (!kept) {
+                munmap(map, len);
+                close(ctl_fd);
+        }
+        pthread_setcancelstate(cs, NULL);
 }
 
 /* An entry out of the table (write-locked): freed, or a zombie while some
@@ -315,12 +465,112 @@ static int cmp_ino(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-static int referenced(struct inoset *s, dev_t dev, int maps)
+/* The descriptors the table itself keeps (control blocks of entries and
+ * zombies, spares): no region is behind them, so a scan does not fstat()
+ * them. None is closed while the table is write-locked (the reserve
+ * descriptor is, and is not in the set). A sorted array, built with the
+ * table write-locked. */
+struct fdset { int *v; size_t n, cap; };
+
+static int fdset_add(struct fdset *s, int fd)
+{
+        if (fd < 0)
+                return 0;
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? s->cap * 2 : 64;
+                int *v = realloc(s->v, cap * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                s->v = v;
+                s->cap = cap;
+        }
+        s->v[s->n++] = fd;
+        return 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+        int x = *(const int *)a, y = *(const int *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* (a set that could not be built is empty: every descriptor is looked at) */
+static void own_fds(struct fdset *s)
+{
+        int r = 0;
+
+        for (size_t i = 0; r == 0 && i < table.nbuckets; i++)
+                for (struct am_idnode *p = table.buckets[i]; r == 0 && p; p = p->next)
+                        r = fdset_add(s, am_id_record(p, struct am_entry, id)->ctl_fd);
+        for (struct am_entry *e = zombies; r == 0 && e; e = e->znext)
+                r = fdset_add(s, e->ctl_fd);
+        for (unsigned i = 0; r == 0 && i < nspares; i++)
+                r = fdset_add(s, spares[i].fd);
+        if (r < 0)
+                s->n = 0;
+        else if (s->n)
+                qsort(s->v, s->n, sizeof(*s->v), cmp_int);
+}
+
+static int own_fd(const struct fdset *own, int fd)
+{
+        return own->n && bsearch(&fd, own->v, own->n, sizeof(*own->v), cmp_int) != NULL;
+}
+
+/* Parse an unsigned number in base 16 or 10 at *p, up to the character
+ * stop: 0 and *p past stop, or -1. */
+static int parse_num(const char **p, unsigned base, char stop, uint64_t *v)
+{
+        const char *q = *p;
+        uint64_t x = 0;
+
+        for (; *q != stop; q++) {
+                unsigned d;
+                if (*q >= '0' && *q <= '9')
+                        d = (unsigned)(*q - '0');
+                else if (base == 16 && *q >= 'a' && *q <= 'f')
+                        d = (unsigned)(*q - 'a' + 10);
+                else
+                        return -1;
+                if (x > (UINT64_MAX - d) / base)
+                        return -1;
+                x = x * base + d;
+        }
+        if (q == *p)
+                return -1;
+        *v = x;
+        *p = q + 1;
+        return 0;
+}
+
+/* The device and inode of a /proc/self/maps line
+ * ("start-end perms offset major:minor inode path"): 0, or -1. */
+static int maps_line(const char *line, dev_t *dev, uint64_t *ino)
+{
+        uint64_t maj, min;
+
+        /* skip the address range, the permissions and the offset */
+        for (int f = 0; f < 3; f++) {
+                line = strchr(line, ' ');
+                if (!line)
+                        return -1;
+                line++;
+        }
+        if (parse_num(&line, 16, ':', &maj) < 0 || parse_num(&line, 16, ' ', &min) < 0)
+                return -1;
+        if (parse_num(&line, 10, *line && strchr(line, ' ') ? ' ' : '\n', ino) < 0 ||
+            maj > UINT32_MAX || min > UINT32_MAX)
+                return -1;
+        *dev = makedev((unsigned)maj, (unsigned)min);
+        return 0;
+}
+
+static int referenced(struct inoset *s, dev_t dev, int maps, const struct fdset *own)
 {
         DIR *d = opendir("/proc/self/fd");
         FILE *f;
         struct dirent *de;
-        char line[512];
+        char line[512], *buf;
         int r = 0;
 
         if (!d)
@@ -333,9 +583,10 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
                 /* fstat() of the descriptor itself: a lookup through
                  * /proc/self/fd/N costs twice as much per descriptor */
                 fd = strtol(de->d_name, &end, 10);
-                if (end == de->d_name || *end || fd < 0 || fd > INT_MAX)
+                if (end == de->d_name || *end || fd < 0 || fd > INT_MAX ||
+                    own_fd(own, (int)fd))
                         continue;
-                if (fstat((int)fd, &st) == 0) {
+                if (am_fd_stat((int)fd, &st) == 0) {
                         if (st.st_dev == dev)
                                 r = inoset_add(s, st.st_ino);
                 } else if (errno == EBADF && fd != dirfd(d)) {
@@ -356,17 +607,21 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
         f = fopen("/proc/self/maps", "re");
         if (!f)
                 return -errno;
+        /* a few reads of the whole list rather than one per 4 KiB */
+        buf = malloc(64 * 1024);
+        if (buf)
+                setvbuf(f, buf, _IOFBF, 64 * 1024);
         while (r == 0 && fgets(line, sizeof(line), f)) {
-                unsigned maj, min;
+                dev_t mdev;
                 uint64_t ino;
-                if (sscanf(line, "%*x-%*x %*s %*x %x:%x %" SCNu64, &maj, &min, &ino) == 3 &&
-                    makedev(maj, min) == dev)
+                if (maps_line(line, &mdev, &ino) == 0 && mdev == dev)
                         r = inoset_add(s, (ino_t)ino);
                 /* skip the rest of an over-long line */
                 while (!strchr(line, '\n') && fgets(line, sizeof(line), f))
                         ;
         }
         fclose(f);
+        free(buf);
         /* (no memfd at all: an empty set, which qsort may not be given) */
         if (r == 0 && s->n)
                 qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
@@ -389,13 +644,14 @@ static int unreferenced(const struct am_entry *e, const struct inoset *s, dev_t 
 
 /* referenced(), again while descriptors vanish under the scan (a few
  * times; then -EAGAIN, and nothing is dropped). */
-static int referenced_stable(struct inoset *s, dev_t dev, int maps)
+static int referenced_stable(struct inoset *s, dev_t dev, int maps,
+                             const struct fdset *own)
 {
         int r = -EAGAIN;
 
         for (int i = 0; i < 8 && r == -EAGAIN; i++) {
                 s->n = 0;
-                r = referenced(s, dev, maps);
+                r = referenced(s, dev, maps, own);
         }
         return r;
 }
@@ -403,7 +659,12 @@ static int referenced_stable(struct inoset *s, dev_t dev, int maps)
 static int collect(dev_t dev)
 {
         struct inoset s = { 0 }, s2 = { 0 };
-        int r = referenced_stable(&s, dev, 1), n = 0, any = 0;
+        struct fdset own = { 0 };
+        int r, n = 0, any = 0;
+
+        spares_age();
+        own_fds(&own);
+        r = referenced_stable(&s, dev, 1, &own);
 
         tc_drop();
         /* A descriptor renumbered (dup2, then close of the old number)
@@ -415,7 +676,7 @@ static int collect(dev_t dev)
                 for (struct am_idnode *p = table.buckets[i]; p && !any; p = p->next)
                         any = unreferenced(am_id_record(p, struct am_entry, id), &s, dev);
         if (r == 0 && any)
-                r = referenced_stable(&s2, dev, 0);
+                r = referenced_stable(&s2, dev, 0, &own);
         if (r == 0 && any) {
                 for (size_t i = 0; i < table.nbuckets; i++) {
                         struct am_idnode **pp = &table.buckets[i];
@@ -433,6 +694,7 @@ static int collect(dev_t dev)
         }
         free(s.v);
         free(s2.v);
+        free(own.v);
         free_zombies();
         gc_at = table.n * 2 > NBUCKETS_MIN ? table.n * 2 : NBUCKETS_MIN;
         return r == -EAGAIN ? 0 : r < 0 ? r : n;
@@ -496,6 +758,8 @@ static int collect_all(void)
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);
         r = have_memfd_dev && (table.n || zombies) ? collect(memfd_dev) : 0;
+        /* a collection asked for gives back the spare blocks too */
+        spares_drain();
         pthread_rwlock_unlock(&lock);
         pthread_setcancelstate(cs, NULL);
         return r;
@@ -679,6 +943,8 @@ int am_table_install(const struct stat *st, int ctl_fd, const struct amc_ref *re
         ne->id.ino = st->st_ino;
         ne->ref = *ref;
         ne->ctl_fd = ctl_fd;
+        /* made by this process, its descriptor not handed out yet */
+        ne->priv = 1;
         reserve_take();
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);
