@@ -278,7 +278,11 @@ TEST(blocks_existing_at_fork_are_never_reused)
         pid = fork();
         CHECK(pid >= 0);
         if (pid == 0) {
-                int n = ctl_inodes(v);
+                int n;
+                alarm(10);      /* a parent that failed sends nothing */
+                close(go[1]);
+                close(done[0]);
+                n = ctl_inodes(v);
                 /* the parent's spare is not the child's */
                 if (n != base + 1 || has_ino(v, n, s_ctl) || !has_ino(v, n, a_ctl))
                         _exit(3);
@@ -291,6 +295,8 @@ TEST(blocks_existing_at_fork_are_never_reused)
                         _exit(6);
                 _exit(0);
         }
+        close(go[0]);
+        close(done[1]);
         /* the parent lets go of A; its block is the child's too */
         drop(a);
         CHECK(!has_ino(v, ctl_inodes(v), a_ctl));
@@ -308,10 +314,8 @@ TEST(blocks_existing_at_fork_are_never_reused)
         CHECK_EQ(ashmem_get_page_map(b, map, 4), 0);
         CHECK(memcmp(map, "PPuP", 4) == 0);
         close(b);
-        close(go[0]);
         close(go[1]);
         close(done[0]);
-        close(done[1]);
 }
 
 /* A thread that looked A up before A's entry went still uses A's block
