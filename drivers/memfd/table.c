@@ -37,10 +37,13 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -565,12 +568,21 @@ static int maps_line(const char *line, dev_t *dev, uint64_t *ino)
         return 0;
 }
 
-static int referenced(struct inoset *s, dev_t dev, int maps, const struct fdset *own)
+static void inoset_sort(struct inoset *s)
 {
-        DIR *d = opendir("/proc/self/fd");
-        FILE *f;
+        /* (no memfd at all: an empty set, which qsort may not be given) */
+        if (s->n)
+                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+}
+
+/* Add the inode numbers on dev of the descriptors listed in dir (a
+ * /proc fd directory), but the table's own. -EAGAIN if one listed is
+ * closed by the time it is looked at: it may have moved to a number the
+ * listing had passed (dup2, then close), and the scan proves nothing. */
+static int scan_fds(struct inoset *s, dev_t dev, const struct fdset *own, const char *dir)
+{
+        DIR *d = opendir(dir);
         struct dirent *de;
-        char line[512], *buf;
         int r = 0;
 
         if (!d)
@@ -590,21 +602,20 @@ static int referenced(struct inoset *s, dev_t dev, int maps, const struct fdset 
                         if (st.st_dev == dev)
                                 r = inoset_add(s, st.st_ino);
                 } else if (errno == EBADF && fd != dirfd(d)) {
-                        /* closed since the listing: it may have moved to
-                         * a number the listing did not have (dup2, then
-                         * close); this scan proves nothing */
                         r = -EAGAIN;
                 }
         }
         closedir(d);
-        if (r)
-                return r;
-        if (!maps) {
-                if (s->n)
-                        qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
-                return 0;
-        }
-        f = fopen("/proc/self/maps", "re");
+        return r;
+}
+
+/* Add the inode numbers on dev of the files mapped. */
+static int scan_maps(struct inoset *s, dev_t dev)
+{
+        FILE *f = fopen("/proc/self/maps", "re");
+        char line[512], *buf;
+        int r = 0;
+
         if (!f)
                 return -errno;
         /* a few reads of the whole list rather than one per 4 KiB */
@@ -622,10 +633,88 @@ static int referenced(struct inoset *s, dev_t dev, int maps, const struct fdset 
         }
         fclose(f);
         free(buf);
-        /* (no memfd at all: an empty set, which qsort may not be given) */
-        if (r == 0 && s->n)
-                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
         return r;
+}
+
+/* scan_fds() of /proc/self/fd, again while descriptors vanish under it (a
+ * few times; then -EAGAIN, and nothing is dropped). */
+static int listing_stable(struct inoset *s, dev_t dev, const struct fdset *own)
+{
+        int r = -EAGAIN;
+
+        for (int i = 0; i < 8 && r == -EAGAIN; i++) {
+                s->n = 0;
+                r = scan_fds(s, dev, own, "/proc/self/fd");
+        }
+        return r;
+}
+
+/*
+ * A snapshot of the descriptor table. /proc/self/fd is listed a number at
+ * a time, so another thread that renumbers a descriptor (dup2 to a number
+ * the listing has passed, then close of one it has not reached) can hide
+ * it from any number of listings. A thread that unshares its descriptor
+ * table gets a copy of the process's, taken at one instant under the
+ * kernel's lock (dup2 installs the new number before close removes the
+ * old, so the file is in the copy under one of them), and nobody changes
+ * that copy while the thread lists it (/proc/thread-self/fd). The copy
+ * holds a reference to each file until the thread exits a few
+ * microseconds later, as a fork child's does until it execs; record locks
+ * belong to the process's own table and are not released by it.
+ * Unavailable (unshare refused, as some sandboxes do, or no thread could
+ * be made): the listing is done twice instead, which a descriptor
+ * renumbered without pause can still slip past (its region then answers
+ * ENOLCK).
+ */
+struct snap {
+        struct inoset s;
+        dev_t dev;
+        const struct fdset *own;
+        int r;
+};
+
+/* 1 until unshare() is refused once */
+static int snapshots = 1;
+
+static void *snap_main(void *arg)
+{
+        struct snap *x = arg;
+
+        if (unshare(CLONE_FILES) < 0)
+                x->r = -errno;
+        else
+                x->r = scan_fds(&x->s, x->dev, x->own, "/proc/thread-self/fd");
+        return NULL;
+}
+
+/* Fill s from a snapshot: 1, 0 if none could be taken (s untouched), or
+ * -errno. */
+static int snapshot_fds(struct inoset *s, dev_t dev, const struct fdset *own)
+{
+        struct snap x = { { 0 }, dev, own, 0 };
+        sigset_t all, old;
+        pthread_t t;
+        int r;
+
+        if (!__atomic_load_n(&snapshots, __ATOMIC_RELAXED))
+                return 0;
+        /* no handler of the program's runs on the helper */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        r = pthread_create(&t, NULL, snap_main, &x);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0)
+                return 0;
+        pthread_join(t, NULL);
+        if (x.r == -EPERM || x.r == -ENOSYS || x.r == -EINVAL)
+                __atomic_store_n(&snapshots, 0, __ATOMIC_RELAXED);
+        if (x.r < 0) {
+                free(x.s.v);
+                return x.r == -ENOMEM ? x.r : 0;
+        }
+        free(s->v);
+        *s = x.s;
+        return 1;
 }
 
 /* Drop entries nothing refers to. Called with the write lock held.
@@ -642,47 +731,48 @@ static int unreferenced(const struct am_entry *e, const struct inoset *s, dev_t 
         return e->holds == 0 && e->id.dev == dev && !in_set(s, e->id.ino);
 }
 
-/* referenced(), again while descriptors vanish under the scan (a few
- * times; then -EAGAIN, and nothing is dropped). */
-static int referenced_stable(struct inoset *s, dev_t dev, int maps,
-                             const struct fdset *own)
-{
-        int r = -EAGAIN;
-
-        for (int i = 0; i < 8 && r == -EAGAIN; i++) {
-                s->n = 0;
-                r = referenced(s, dev, maps, own);
-        }
-        return r;
-}
-
 static int collect(dev_t dev)
 {
         struct inoset s = { 0 }, s2 = { 0 };
         struct fdset own = { 0 };
-        int r, n = 0, any = 0;
+        int r = 0, n = 0, any = 0, exact = 0;
 
         spares_age();
         own_fds(&own);
-        r = referenced_stable(&s, dev, 1, &own);
+        /* The descriptors first, then the mappings: a region whose last
+         * descriptor is closed after its mapping was made is seen in one
+         * or the other. In a process of one thread nothing renumbers a
+         * descriptor under the listing; in one of several, a snapshot is
+         * taken (snapshot_fds), or else the listing is done twice. */
+        if (!__libc_single_threaded) {
+                r = snapshot_fds(&s, dev, &own);
+                exact = r == 1;
+        }
+        if (r == 0 && !exact) {
+                r = listing_stable(&s, dev, &own);
+                exact = __libc_single_threaded;
+        }
+        if (r >= 0)
+                r = scan_maps(&s, dev);
+        inoset_sort(&s);
 
         tc_drop();
-        /* A descriptor renumbered (dup2, then close of the old number)
-         * while the scan walked /proc/self/fd may have been seen under
-         * neither number: a second scan of the descriptors (a mapping
-         * cannot move), when the first found anything to drop, and an
-         * entry goes only if both missed it. */
         for (size_t i = 0; r == 0 && i < table.nbuckets && !any; i++)
                 for (struct am_idnode *p = table.buckets[i]; p && !any; p = p->next)
                         any = unreferenced(am_id_record(p, struct am_entry, id), &s, dev);
-        if (r == 0 && any)
-                r = referenced_stable(&s2, dev, 0, &own);
+        /* an inexact listing: an entry goes only if a second one, when the
+         * first found anything to drop, missed it too */
+        if (r == 0 && any && !exact) {
+                r = listing_stable(&s2, dev, &own);
+                inoset_sort(&s2);
+        }
         if (r == 0 && any) {
                 for (size_t i = 0; i < table.nbuckets; i++) {
                         struct am_idnode **pp = &table.buckets[i];
                         while (*pp) {
                                 struct am_entry *e = am_id_record(*pp, struct am_entry, id);
-                                if (unreferenced(e, &s, dev) && !in_set(&s2, e->id.ino)) {
+                                if (unreferenced(e, &s, dev) &&
+                                    (exact || !in_set(&s2, e->id.ino))) {
                                         am_idtable_unlink_at(&table, pp);
                                         entry_unlinked(e);
                                         n++;
