@@ -687,6 +687,20 @@ static void *snap_main(void *arg)
         return NULL;
 }
 
+/* 1 if this process has one thread: the C library says so, or the kernel
+ * does (/proc/self/task has 2 + threads links), as in the child of a fork
+ * by a process of several threads, of which the C library keeps no count.
+ * Nothing can start a thread or renumber a descriptor under the collector
+ * then but a signal handler. */
+static int one_thread(void)
+{
+        struct stat st;
+
+        if (__libc_single_threaded)
+                return 1;
+        return stat("/proc/self/task", &st) == 0 && st.st_nlink == 3;
+}
+
 /* Fill s from a snapshot: 1, 0 if none could be taken (s untouched), or
  * -errno. */
 static int snapshot_fds(struct inoset *s, dev_t dev, const struct fdset *own)
@@ -735,7 +749,7 @@ static int collect(dev_t dev)
 {
         struct inoset s = { 0 }, s2 = { 0 };
         struct fdset own = { 0 };
-        int r = 0, n = 0, any = 0, exact = 0;
+        int r = 0, n = 0, any = 0, exact, single, snap = 0;
 
         spares_age();
         own_fds(&own);
@@ -744,15 +758,17 @@ static int collect(dev_t dev)
          * or the other. In a process of one thread nothing renumbers a
          * descriptor under the listing; in one of several, a snapshot is
          * taken (snapshot_fds), or else the listing is done twice. */
-        if (!__libc_single_threaded) {
+        single = one_thread();
+        if (!single) {
                 r = snapshot_fds(&s, dev, &own);
-                exact = r == 1;
+                snap = r == 1;
+                if (snap)
+                        r = 0;
         }
-        if (r == 0 && !exact) {
+        if (r == 0 && !snap)
                 r = listing_stable(&s, dev, &own);
-                exact = __libc_single_threaded;
-        }
-        if (r >= 0)
+        exact = single || snap;
+        if (r == 0)
                 r = scan_maps(&s, dev);
         inoset_sort(&s);
 
