@@ -579,7 +579,8 @@ static void inoset_sort(struct inoset *s)
  * /proc fd directory), but the table's own. -EAGAIN if one listed is
  * closed by the time it is looked at: it may have moved to a number the
  * listing had passed (dup2, then close), and the scan proves nothing. */
-static int scan_fds(struct inoset *s, dev_t dev, const struct fdset *own, const char *dir)
+static int scan_fds(struct inoset *s, dev_t dev, const struct fdset *own, const char *dir,
+                    int *maxfd)
 {
         DIR *d = opendir(dir);
         struct dirent *de;
@@ -595,8 +596,11 @@ static int scan_fds(struct inoset *s, dev_t dev, const struct fdset *own, const 
                 /* fstat() of the descriptor itself: a lookup through
                  * /proc/self/fd/N costs twice as much per descriptor */
                 fd = strtol(de->d_name, &end, 10);
-                if (end == de->d_name || *end || fd < 0 || fd > INT_MAX ||
-                    own_fd(own, (int)fd))
+                if (end == de->d_name || *end || fd < 0 || fd > INT_MAX)
+                        continue;
+                if (maxfd && fd > *maxfd)
+                        *maxfd = (int)fd;
+                if (own_fd(own, (int)fd))
                         continue;
                 if (am_fd_stat((int)fd, &st) == 0) {
                         if (st.st_dev == dev)
@@ -644,7 +648,7 @@ static int listing_stable(struct inoset *s, dev_t dev, const struct fdset *own)
 
         for (int i = 0; i < 8 && r == -EAGAIN; i++) {
                 s->n = 0;
-                r = scan_fds(s, dev, own, "/proc/self/fd");
+                r = scan_fds(s, dev, own, "/proc/self/fd", NULL);
         }
         return r;
 }
@@ -658,9 +662,11 @@ static int listing_stable(struct inoset *s, dev_t dev, const struct fdset *own)
  * kernel's lock (dup2 installs the new number before close removes the
  * old, so the file is in the copy under one of them), and nobody changes
  * that copy while the thread lists it (/proc/thread-self/fd). The copy
- * holds a reference to each file until the thread exits a few
- * microseconds later, as a fork child's does until it execs; record locks
- * belong to the process's own table and are not released by it.
+ * holds a reference to each file until the thread closes it, before the
+ * collection goes on (a file the program closes meanwhile is released a
+ * few microseconds late, as with a fork child's copy until its exec);
+ * record locks belong to the process's own table and are not released by
+ * closing the copy.
  * Unavailable (unshare refused, as some sandboxes do, or no thread could
  * be made): the listing is done twice instead, which a descriptor
  * renumbered without pause can still slip past (its region then answers
@@ -679,11 +685,25 @@ static int snapshots = 1;
 static void *snap_main(void *arg)
 {
         struct snap *x = arg;
+        int maxfd = -1;
 
-        if (unshare(CLONE_FILES) < 0)
+        if (unshare(CLONE_FILES) < 0) {
                 x->r = -errno;
-        else
-                x->r = scan_fds(&x->s, x->dev, x->own, "/proc/thread-self/fd");
+                return NULL;
+        }
+        x->r = scan_fds(&x->s, x->dev, x->own, "/proc/thread-self/fd", &maxfd);
+        /* Let go of the copy's references before the collector goes on:
+         * closed here, each file the program closed meanwhile is released
+         * before this call returns (at a thread's exit, the release may
+         * come after its joiner has gone on, and a program that closes a
+         * socket or a pipe right after a collection would see the other
+         * end stay open a while). This table is the thread's own copy. */
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 0u, ~0u, 0u) == 0)
+                return NULL;
+#endif
+        for (int fd = 0; fd <= maxfd; fd++)
+                close(fd);
         return NULL;
 }
 

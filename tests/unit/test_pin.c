@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1646,6 +1648,43 @@ TEST(collection_keeps_a_descriptor_renumbered_during_it)
                 CHECK_EQ(ashmem_pin_region(x.fd, P, P), ASHMEM_NOT_PURGED);
         }
         close(x.fd);
+}
+
+/* A collection in a process of several threads lists a copy of the
+ * descriptor table; the copy's references are gone when it returns: a
+ * socket closed right after it is closed at once (its peer sees the hangup
+ * without waiting). */
+static void *idle_thread(void *arg)
+{
+        int *stop = arg;
+
+        while (!__atomic_load_n(stop, __ATOMIC_ACQUIRE))
+                usleep(1000);
+        return NULL;
+}
+
+TEST(a_descriptor_closed_after_a_collection_is_closed_at_once)
+{
+        int fd = create("kept", ps()), stop = 0, late = 0;
+        pthread_t t;
+
+        CHECK_EQ(pthread_create(&t, NULL, idle_thread, &stop), 0);
+        for (int i = 0; i < 500; i++) {
+                int sv[2];
+                struct pollfd p;
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                CHECK(ashmem_collect() >= 0);
+                close(sv[0]);
+                p = (struct pollfd){ .fd = sv[1], .events = POLLIN };
+                CHECK_EQ(poll(&p, 1, 0), 1);
+                if (!(p.revents & POLLHUP))
+                        late++;
+                close(sv[1]);
+        }
+        __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(late, 0);
+        close(fd);
 }
 
 /* The entry of a live descriptor gone from the table (what a collection
