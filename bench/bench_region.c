@@ -34,7 +34,7 @@
  * is also run with OTHER_FDS unrelated descriptors open. This program has
  * one thread: its collections list /proc/self/fd once (a process of
  * several threads lists a snapshot of its descriptor table, taken by a
- * helper thread).
+ * short-lived thread of its own).
  *
  * Usage: bench_region [--json] [--quick]
  */

@@ -732,7 +732,7 @@ static int snapshot_fds(struct inoset *s, dev_t dev, const struct fdset *own)
 
         if (!__atomic_load_n(&snapshots, __ATOMIC_RELAXED))
                 return 0;
-        /* no handler of the program's runs on the helper */
+        /* no handler of the program's runs on that thread */
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
         r = pthread_create(&t, NULL, snap_main, &x);
