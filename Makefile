@@ -194,7 +194,7 @@ check-sanitize:
 # processes and purges), built with ThreadSanitizer in their own build
 # dir and run with the suppressions of tests/unit/tsan.supp (each
 # explained there). Not part of `make check` (several minutes).
-TSAN_TESTS := test_pin test_heap test_table
+TSAN_TESTS := test_pin test_heap test_table test_table_recycle
 check-tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan SANITIZE=thread \
 		$(TSAN_TESTS:%=build-tsan/tests/%)

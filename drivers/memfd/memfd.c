@@ -113,20 +113,28 @@ static int make_block(const struct stat *st, const char *name)
 
         pages = ((size_t)st->st_size + ps - 1) / ps;
         clen = amc_block_size(pages);
-        cfd = memfd_create("ashmem-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (cfd < 0)
-                return -errno;
-        if (fchmod(cfd, 0600) < 0 || ftruncate(cfd, (off_t)clen) < 0 ||
-            fcntl(cfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
-                r = -errno;
-                close(cfd);
-                return r;
-        }
-        m = mmap(NULL, clen, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
-        if (m == MAP_FAILED) {
-                r = -errno;
-                close(cfd);
-                return r;
+        if (am_table_spare_take(clen, &m, &cfd)) {
+                /* a block of a region gone that no other process ever had:
+                 * rewritten whole, it is a fresh block (every page pinned,
+                 * nothing purged or purging, no pass under way, tags and
+                 * generations zero), and this region's */
+                memset(m, 0, clen);
+        } else {
+                cfd = memfd_create("ashmem-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+                if (cfd < 0)
+                        return -errno;
+                if (fchmod(cfd, 0600) < 0 || ftruncate(cfd, (off_t)clen) < 0 ||
+                    fcntl(cfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+                        r = -errno;
+                        close(cfd);
+                        return r;
+                }
+                m = mmap(NULL, clen, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+                if (m == MAP_FAILED) {
+                        r = -errno;
+                        close(cfd);
+                        return r;
+                }
         }
         /* a region without a block has lost no protection bit but what
          * its seals say, which get_prot() combines with the mask */
@@ -135,10 +143,9 @@ static int make_block(const struct stat *st, const char *name)
         r = amc_attach(&ref, m, clen, 1, cfd);
         if (r == 0)
                 r = am_table_install(st, cfd, &ref);
-        if (r <= 0) {
-                munmap(m, clen);
-                close(cfd);
-        }
+        /* not installed: still known to this process alone */
+        if (r <= 0)
+                am_table_spare_put(m, clen, cfd);
         return r;
 }
 
@@ -189,7 +196,7 @@ static int create_once(const char *name, size_t size)
          * stays read-only. The sticky bit is the mark (AM_MARK_MODE). No
          * control block yet: the region is all pinned until it needs one. */
         if (fchmod(fd, AM_MARK_MODE | 0600) < 0 || ftruncate(fd, (off_t)size) < 0 ||
-            fstat(fd, &st) < 0 ||
+            am_fd_stat(fd, &st) < 0 ||
             fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0) {
                 r = -errno;
                 close(fd);
@@ -707,6 +714,8 @@ static int do_get_control(struct am_entry *e, void *a)
                         return 0;
                 return -ENOENT;
         }
+        /* the block leaves this process's sole keeping: never reused */
+        am_entry_escape(e);
         fd = fcntl(e->ctl_fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
                 return -errno;

@@ -12,6 +12,8 @@
 #define ASHMEM_MEMFD_H
 
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "control.h"
 #include "lib/internal/idtable.h"
 #include "lib/internal/page.h"
@@ -29,7 +31,25 @@ struct am_entry {
          * still create the block itself, as nobody else can have one. */
         int lazy;
         int may_make;
+        /* (atomic) 1 while the control block is known to this process
+         * alone: made here (am_table_install), and its descriptor never
+         * handed out (ashmem_get_control) nor inherited by a fork child.
+         * Such a block is kept for reuse when its entry goes (the spare
+         * blocks, am_table_spare_take); any other is unmapped and closed. */
+        int priv;
 };
+
+/* fstat(), as the system call of that name where the kernel's struct stat
+ * is the C library's: glibc's fstat() is fstatat(fd, "", AT_EMPTY_PATH),
+ * whose empty path the kernel reads and checks. */
+static inline int am_fd_stat(int fd, struct stat *st)
+{
+#if defined(__x86_64__) && !defined(__ILP32__) && defined(SYS_fstat)
+        return (int)syscall(SYS_fstat, fd, st);
+#else
+        return fstat(fd, st);
+#endif
+}
 
 /* The mark of a data memfd libashmem made: the sticky bit on its inode
  * (mode 01600 at creation) and seals against growing and shrinking. A
@@ -61,6 +81,24 @@ int am_table_insert_lazy(const struct stat *st);
  * process may not make the block itself (no lazy entry, or one that lost
  * may_make). */
 int am_table_install(const struct stat *st, int ctl_fd, const struct amc_ref *ref);
+
+/* The control block of e leaves this process's sole keeping (its
+ * descriptor is about to be handed out): never reused for another region. */
+static inline void am_entry_escape(struct am_entry *e)
+{
+        __atomic_store_n(&e->priv, 0, __ATOMIC_RELEASE);
+}
+
+/* A spare control block of exactly len bytes (the mapping and the sealed
+ * control memfd of a region gone, known to this process alone), taken off
+ * the spare list: 1 and *map, *ctl_fd (the caller's now: it must rewrite
+ * the whole block before use), or 0 if there is none of that size. */
+int am_table_spare_take(size_t len, void **map, int *ctl_fd);
+
+/* Give back a block of len bytes known to this process alone that no
+ * region uses (one made or taken and then not installed): kept as a spare
+ * if the list has room, else unmapped and closed. */
+void am_table_spare_put(void *map, size_t len, int ctl_fd);
 
 /* Called before fork() with no lock held: give a control block to every
  * lazy entry this process may still make one for (the memfd driver's

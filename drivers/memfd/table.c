@@ -17,6 +17,19 @@
  * freed by a later change of the table once no thread caches it. A thread
  * lets go of its cached entry on its next lookup that misses, at exit, and
  * (the calling thread) at every collection.
+ *
+ * A control block made by this process whose descriptor never left it
+ * (entry->priv) is known to no other process: when its entry is freed, it
+ * is kept as a spare (up to SPARE_MAX blocks, SPARE_BYTES in all) instead
+ * of being unmapped and closed, and the next region that needs a block of
+ * exactly its size takes it, rewritten as new, instead of making one (five
+ * system calls and a page fault saved, and the two of its end). A block
+ * escapes for good when its descriptor is handed out (ashmem_get_control,
+ * which the broker hand-off, the exec hand-off of libashmem-preload.so and
+ * every sharing path go through) and when the process forks (every block
+ * existing then; a child drops the spares it inherited). A received block
+ * is never private. An entry is freed only once no thread's cache and no
+ * hold refers to it, so no operation in flight can see its block reused.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,10 +37,13 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -47,6 +63,76 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* set by a process that forgets its regions itself (the broker): no
  * automatic collection, which scans /proc/self/fd and /proc/self/maps */
 static int manual;
+
+/* Spare control blocks (see the top of the file): the mapping, its length
+ * (the control memfd's sealed size) and the descriptor. Guarded by lock
+ * (written). */
+#define SPARE_MAX 64u
+#define SPARE_BYTES ((size_t)1 << 20)
+struct spare { void *map; size_t len; int fd; int old; };
+static struct spare spares[SPARE_MAX];
+static unsigned nspares;         /* also read without the lock (atomic) */
+static size_t spare_bytes;      /* page-rounded */
+
+static void set_nspares(unsigned n)
+{
+        __atomic_store_n(&nspares, n, __ATOMIC_RELAXED);
+}
+
+static size_t spare_cost(size_t len)
+{
+        size_t ps = am_page_size();
+        return (len + ps - 1) / ps * ps;
+}
+
+/* Keep a private block as a spare if there is room: 1 kept, 0 not. With
+ * the table write-locked. */
+static int spare_keep(void *map, size_t len, int fd)
+{
+        /* (a process that forgets its regions itself, the broker, runs
+         * no collection that would age them: it keeps none) */
+        if (!map || fd < 0 || nspares == SPARE_MAX ||
+            __atomic_load_n(&manual, __ATOMIC_RELAXED) ||
+            spare_bytes + spare_cost(len) > SPARE_BYTES)
+                return 0;
+        spares[nspares] = (struct spare){ map, len, fd, 0 };
+        set_nspares(nspares + 1);
+        spare_bytes += spare_cost(len);
+        return 1;
+}
+
+/* Unmap and close every spare. With the table write-locked (or in a fork
+ * child), cancellation disabled. */
+static void spares_drain(void)
+{
+        while (nspares) {
+                struct spare *sp = &spares[nspares - 1];
+                set_nspares(nspares - 1);
+                munmap(sp->map, sp->len);
+                close(sp->fd);
+        }
+        spare_bytes = 0;
+}
+
+/* At each collection: unmap and close the spares no region took since
+ * the last one (a spare lives two collection periods at most unless it
+ * is used), and mark the others. With the table write-locked. */
+static void spares_age(void)
+{
+        unsigned j = 0;
+
+        for (unsigned i = 0; i < nspares; i++) {
+                if (spares[i].old) {
+                        munmap(spares[i].map, spares[i].len);
+                        close(spares[i].fd);
+                        spare_bytes -= spare_cost(spares[i].len);
+                } else {
+                        spares[i].old = 1;
+                        spares[j++] = spares[i];
+                }
+        }
+        set_nspares(j);
+}
 
 /* This thread's lookup cache. */
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -118,9 +204,24 @@ static void lazy_handed_out(void)
  * reason (one created there would be no process's to make the block of). */
 static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* After fork() every control block of the table (and of the zombies) is
+ * held by two processes: none may be reused for another region, in the
+ * parent or the child. With the table write-locked (or the child's). */
+static void blocks_escaped(void)
+{
+        for (size_t i = 0; i < table.nbuckets; i++)
+                for (struct am_idnode *n = table.buckets[i]; n; n = n->next)
+                        am_entry_escape(am_id_record(n, struct am_entry, id));
+        for (struct am_entry *e = zombies; e; e = e->znext)
+                am_entry_escape(e);
+}
+
 static void after_fork_parent(void)
 {
         lazy_handed_out();
+        /* the spares stay: the child closes its copies before fork()
+         * returns to it */
+        blocks_escaped();
         pthread_rwlock_unlock(&lock);
         pthread_mutex_unlock(&lazy_lock);
 }
@@ -133,6 +234,10 @@ static void after_fork_child(void)
         lock = fresh;
         lazy_lock = fresh_lazy;
         lazy_handed_out();
+        blocks_escaped();
+        /* the parent's spares are the parent's: a block is private to
+         * one process or to none */
+        spares_drain();
         /* the caches of the threads that did not come along are gone */
         for (size_t i = 0; i < table.nbuckets; i++)
                 for (struct am_idnode *n = table.buckets[i]; n; n = n->next)
@@ -253,13 +358,61 @@ int am_table_with(const struct stat *st,
         return with_locked(st, op, arg);
 }
 
+/* Free an entry no cache or hold refers to any more (write-locked): its
+ * block kept as a spare if it is private and there is room, else unmapped
+ * and closed. */
 static void entry_free(struct am_entry *e)
 {
+        if (__atomic_load_n(&e->priv, __ATOMIC_ACQUIRE) && e->ref.writable &&
+            spare_keep(e->ref.b, e->ref.map_len, e->ctl_fd)) {
+                free(e);
+                return;
+        }
         if (e->ref.b)
                 munmap(e->ref.b, e->ref.map_len);
         if (e->ctl_fd >= 0)
                 close(e->ctl_fd);
         free(e);
+}
+
+int am_table_spare_take(size_t len, void **map, int *ctl_fd)
+{
+        int r = 0, cs;
+
+        if (!__atomic_load_n(&nspares, __ATOMIC_RELAXED))
+                return 0;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_rwlock_wrlock(&lock);
+        /* the most recent first: its lines are the likeliest in cache */
+        for (unsigned i = nspares; i-- > 0;) {
+                if (spares[i].len != len)
+                        continue;
+                *map = spares[i].map;
+                *ctl_fd = spares[i].fd;
+                spare_bytes -= spare_cost(len);
+                spares[i] = spares[nspares - 1];
+                set_nspares(nspares - 1);
+                r = 1;
+                break;
+        }
+        pthread_rwlock_unlock(&lock);
+        pthread_setcancelstate(cs, NULL);
+        return r;
+}
+
+void am_table_spare_put(void *map, size_t len, int ctl_fd)
+{
+        int kept, cs;
+
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_rwlock_wrlock(&lock);
+        kept = spare_keep(map, len, ctl_fd);
+        pthread_rwlock_unlock(&lock);
+        if (!kept) {
+                munmap(map, len);
+                close(ctl_fd);
+        }
+        pthread_setcancelstate(cs, NULL);
 }
 
 /* An entry out of the table (write-locked): freed, or a zombie while some
@@ -315,12 +468,122 @@ static int cmp_ino(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-static int referenced(struct inoset *s, dev_t dev, int maps)
+/* The descriptors the table itself keeps (control blocks of entries and
+ * zombies, spares): no region is behind them, so a scan does not fstat()
+ * them. None is closed while the table is write-locked (the reserve
+ * descriptor is, and is not in the set). A sorted array, built with the
+ * table write-locked. */
+struct fdset { int *v; size_t n, cap; };
+
+static int fdset_add(struct fdset *s, int fd)
 {
-        DIR *d = opendir("/proc/self/fd");
-        FILE *f;
+        if (fd < 0)
+                return 0;
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? s->cap * 2 : 64;
+                int *v = realloc(s->v, cap * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                s->v = v;
+                s->cap = cap;
+        }
+        s->v[s->n++] = fd;
+        return 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+        int x = *(const int *)a, y = *(const int *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* (a set that could not be built is empty: every descriptor is looked at) */
+static void own_fds(struct fdset *s)
+{
+        int r = 0;
+
+        for (size_t i = 0; r == 0 && i < table.nbuckets; i++)
+                for (struct am_idnode *p = table.buckets[i]; r == 0 && p; p = p->next)
+                        r = fdset_add(s, am_id_record(p, struct am_entry, id)->ctl_fd);
+        for (struct am_entry *e = zombies; r == 0 && e; e = e->znext)
+                r = fdset_add(s, e->ctl_fd);
+        for (unsigned i = 0; r == 0 && i < nspares; i++)
+                r = fdset_add(s, spares[i].fd);
+        if (r < 0)
+                s->n = 0;
+        else if (s->n)
+                qsort(s->v, s->n, sizeof(*s->v), cmp_int);
+}
+
+static int own_fd(const struct fdset *own, int fd)
+{
+        return own->n && bsearch(&fd, own->v, own->n, sizeof(*own->v), cmp_int) != NULL;
+}
+
+/* Parse an unsigned number in base 16 or 10 at *p, up to the character
+ * stop: 0 and *p past stop, or -1. */
+static int parse_num(const char **p, unsigned base, char stop, uint64_t *v)
+{
+        const char *q = *p;
+        uint64_t x = 0;
+
+        for (; *q != stop; q++) {
+                unsigned d;
+                if (*q >= '0' && *q <= '9')
+                        d = (unsigned)(*q - '0');
+                else if (base == 16 && *q >= 'a' && *q <= 'f')
+                        d = (unsigned)(*q - 'a' + 10);
+                else
+                        return -1;
+                if (x > (UINT64_MAX - d) / base)
+                        return -1;
+                x = x * base + d;
+        }
+        if (q == *p)
+                return -1;
+        *v = x;
+        *p = q + 1;
+        return 0;
+}
+
+/* The device and inode of a /proc/self/maps line
+ * ("start-end perms offset major:minor inode path"): 0, or -1. */
+static int maps_line(const char *line, dev_t *dev, uint64_t *ino)
+{
+        uint64_t maj, min;
+
+        /* skip the address range, the permissions and the offset */
+        for (int f = 0; f < 3; f++) {
+                line = strchr(line, ' ');
+                if (!line)
+                        return -1;
+                line++;
+        }
+        if (parse_num(&line, 16, ':', &maj) < 0 || parse_num(&line, 16, ' ', &min) < 0)
+                return -1;
+        if (parse_num(&line, 10, *line && strchr(line, ' ') ? ' ' : '\n', ino) < 0 ||
+            maj > UINT32_MAX || min > UINT32_MAX)
+                return -1;
+        *dev = makedev((unsigned)maj, (unsigned)min);
+        return 0;
+}
+
+static void inoset_sort(struct inoset *s)
+{
+        /* (no memfd at all: an empty set, which qsort may not be given) */
+        if (s->n)
+                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+}
+
+/* Add the inode numbers on dev of the descriptors listed in dir (a
+ * /proc fd directory), but the table's own. -EAGAIN if one listed is
+ * closed by the time it is looked at: it may have moved to a number the
+ * listing had passed (dup2, then close), and the scan proves nothing. */
+static int scan_fds(struct inoset *s, dev_t dev, const struct fdset *own, const char *dir,
+                    int *maxfd)
+{
+        DIR *d = opendir(dir);
         struct dirent *de;
-        char line[512];
         int r = 0;
 
         if (!d)
@@ -335,42 +598,157 @@ static int referenced(struct inoset *s, dev_t dev, int maps)
                 fd = strtol(de->d_name, &end, 10);
                 if (end == de->d_name || *end || fd < 0 || fd > INT_MAX)
                         continue;
-                if (fstat((int)fd, &st) == 0) {
+                if (maxfd && fd > *maxfd)
+                        *maxfd = (int)fd;
+                if (own_fd(own, (int)fd))
+                        continue;
+                if (am_fd_stat((int)fd, &st) == 0) {
                         if (st.st_dev == dev)
                                 r = inoset_add(s, st.st_ino);
                 } else if (errno == EBADF && fd != dirfd(d)) {
-                        /* closed since the listing: it may have moved to
-                         * a number the listing did not have (dup2, then
-                         * close); this scan proves nothing */
                         r = -EAGAIN;
                 }
         }
         closedir(d);
-        if (r)
-                return r;
-        if (!maps) {
-                if (s->n)
-                        qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
-                return 0;
-        }
-        f = fopen("/proc/self/maps", "re");
+        return r;
+}
+
+/* Add the inode numbers on dev of the files mapped. */
+static int scan_maps(struct inoset *s, dev_t dev)
+{
+        FILE *f = fopen("/proc/self/maps", "re");
+        char line[512], *buf;
+        int r = 0;
+
         if (!f)
                 return -errno;
+        /* a few reads of the whole list rather than one per 4 KiB */
+        buf = malloc(64 * 1024);
+        if (buf)
+                setvbuf(f, buf, _IOFBF, 64 * 1024);
         while (r == 0 && fgets(line, sizeof(line), f)) {
-                unsigned maj, min;
+                dev_t mdev;
                 uint64_t ino;
-                if (sscanf(line, "%*x-%*x %*s %*x %x:%x %" SCNu64, &maj, &min, &ino) == 3 &&
-                    makedev(maj, min) == dev)
+                if (maps_line(line, &mdev, &ino) == 0 && mdev == dev)
                         r = inoset_add(s, (ino_t)ino);
                 /* skip the rest of an over-long line */
                 while (!strchr(line, '\n') && fgets(line, sizeof(line), f))
                         ;
         }
         fclose(f);
-        /* (no memfd at all: an empty set, which qsort may not be given) */
-        if (r == 0 && s->n)
-                qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+        free(buf);
         return r;
+}
+
+/* scan_fds() of /proc/self/fd, again while descriptors vanish under it (a
+ * few times; then -EAGAIN, and nothing is dropped). */
+static int listing_stable(struct inoset *s, dev_t dev, const struct fdset *own)
+{
+        int r = -EAGAIN;
+
+        for (int i = 0; i < 8 && r == -EAGAIN; i++) {
+                s->n = 0;
+                r = scan_fds(s, dev, own, "/proc/self/fd", NULL);
+        }
+        return r;
+}
+
+/*
+ * A snapshot of the descriptor table. /proc/self/fd is listed a number at
+ * a time, so another thread that renumbers a descriptor (dup2 to a number
+ * the listing has passed, then close of one it has not reached) can hide
+ * it from any number of listings. A thread that unshares its descriptor
+ * table gets a copy of the process's, taken at one instant under the
+ * kernel's lock (dup2 installs the new number before close removes the
+ * old, so the file is in the copy under one of them), and nobody changes
+ * that copy while the thread lists it (/proc/thread-self/fd). The copy
+ * holds a reference to each file until the thread closes it, before the
+ * collection goes on (a file the program closes meanwhile is released a
+ * few microseconds late, as with a fork child's copy until its exec);
+ * record locks belong to the process's own table and are not released by
+ * closing the copy.
+ * Unavailable (unshare refused, as some sandboxes do, or no thread could
+ * be made): the listing is done twice instead, which a descriptor
+ * renumbered without pause can still slip past (its region then answers
+ * ENOLCK).
+ */
+struct snap {
+        struct inoset s;
+        dev_t dev;
+        const struct fdset *own;
+        int r;
+};
+
+/* 1 until unshare() is refused once */
+static int snapshots = 1;
+
+static void *snap_main(void *arg)
+{
+        struct snap *x = arg;
+        int maxfd = -1;
+
+        if (unshare(CLONE_FILES) < 0) {
+                x->r = -errno;
+                return NULL;
+        }
+        x->r = scan_fds(&x->s, x->dev, x->own, "/proc/thread-self/fd", &maxfd);
+        /* Let go of the copy's references before the collector goes on:
+         * closed here, each file the program closed meanwhile is released
+         * before this call returns (at a thread's exit, the release may
+         * come after its joiner has gone on, and a program that closes a
+         * socket or a pipe right after a collection would see the other
+         * end stay open a while). This table is the thread's own copy. */
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 0u, ~0u, 0u) == 0)
+                return NULL;
+#endif
+        for (int fd = 0; fd <= maxfd; fd++)
+                close(fd);
+        return NULL;
+}
+
+/* 1 if this process has one thread: the C library says so, or the kernel
+ * does (/proc/self/task has 2 + threads links), as in the child of a fork
+ * by a process of several threads, of which the C library keeps no count.
+ * Nothing can start a thread or renumber a descriptor under the collector
+ * then but a signal handler. */
+static int one_thread(void)
+{
+        struct stat st;
+
+        if (__libc_single_threaded)
+                return 1;
+        return stat("/proc/self/task", &st) == 0 && st.st_nlink == 3;
+}
+
+/* Fill s from a snapshot: 1, 0 if none could be taken (s untouched), or
+ * -errno. */
+static int snapshot_fds(struct inoset *s, dev_t dev, const struct fdset *own)
+{
+        struct snap x = { { 0 }, dev, own, 0 };
+        sigset_t all, old;
+        pthread_t t;
+        int r;
+
+        if (!__atomic_load_n(&snapshots, __ATOMIC_RELAXED))
+                return 0;
+        /* no handler of the program's runs on that thread */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        r = pthread_create(&t, NULL, snap_main, &x);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0)
+                return 0;
+        pthread_join(t, NULL);
+        if (x.r == -EPERM || x.r == -ENOSYS || x.r == -EINVAL)
+                __atomic_store_n(&snapshots, 0, __ATOMIC_RELAXED);
+        if (x.r < 0) {
+                free(x.s.v);
+                return x.r == -ENOMEM ? x.r : 0;
+        }
+        free(s->v);
+        *s = x.s;
+        return 1;
 }
 
 /* Drop entries nothing refers to. Called with the write lock held.
@@ -387,41 +765,50 @@ static int unreferenced(const struct am_entry *e, const struct inoset *s, dev_t 
         return e->holds == 0 && e->id.dev == dev && !in_set(s, e->id.ino);
 }
 
-/* referenced(), again while descriptors vanish under the scan (a few
- * times; then -EAGAIN, and nothing is dropped). */
-static int referenced_stable(struct inoset *s, dev_t dev, int maps)
-{
-        int r = -EAGAIN;
-
-        for (int i = 0; i < 8 && r == -EAGAIN; i++) {
-                s->n = 0;
-                r = referenced(s, dev, maps);
-        }
-        return r;
-}
-
 static int collect(dev_t dev)
 {
         struct inoset s = { 0 }, s2 = { 0 };
-        int r = referenced_stable(&s, dev, 1), n = 0, any = 0;
+        struct fdset own = { 0 };
+        int r = 0, n = 0, any = 0, exact, single, snap = 0;
+
+        spares_age();
+        own_fds(&own);
+        /* The descriptors first, then the mappings: a region whose last
+         * descriptor is closed after its mapping was made is seen in one
+         * or the other. In a process of one thread nothing renumbers a
+         * descriptor under the listing; in one of several, a snapshot is
+         * taken (snapshot_fds), or else the listing is done twice. */
+        single = one_thread();
+        if (!single) {
+                r = snapshot_fds(&s, dev, &own);
+                snap = r == 1;
+                if (snap)
+                        r = 0;
+        }
+        if (r == 0 && !snap)
+                r = listing_stable(&s, dev, &own);
+        exact = single || snap;
+        if (r == 0)
+                r = scan_maps(&s, dev);
+        inoset_sort(&s);
 
         tc_drop();
-        /* A descriptor renumbered (dup2, then close of the old number)
-         * while the scan walked /proc/self/fd may have been seen under
-         * neither number: a second scan of the descriptors (a mapping
-         * cannot move), when the first found anything to drop, and an
-         * entry goes only if both missed it. */
         for (size_t i = 0; r == 0 && i < table.nbuckets && !any; i++)
                 for (struct am_idnode *p = table.buckets[i]; p && !any; p = p->next)
                         any = unreferenced(am_id_record(p, struct am_entry, id), &s, dev);
-        if (r == 0 && any)
-                r = referenced_stable(&s2, dev, 0);
+        /* an inexact listing: an entry goes only if a second one, when the
+         * first found anything to drop, missed it too */
+        if (r == 0 && any && !exact) {
+                r = listing_stable(&s2, dev, &own);
+                inoset_sort(&s2);
+        }
         if (r == 0 && any) {
                 for (size_t i = 0; i < table.nbuckets; i++) {
                         struct am_idnode **pp = &table.buckets[i];
                         while (*pp) {
                                 struct am_entry *e = am_id_record(*pp, struct am_entry, id);
-                                if (unreferenced(e, &s, dev) && !in_set(&s2, e->id.ino)) {
+                                if (unreferenced(e, &s, dev) &&
+                                    (exact || !in_set(&s2, e->id.ino))) {
                                         am_idtable_unlink_at(&table, pp);
                                         entry_unlinked(e);
                                         n++;
@@ -433,6 +820,7 @@ static int collect(dev_t dev)
         }
         free(s.v);
         free(s2.v);
+        free(own.v);
         free_zombies();
         gc_at = table.n * 2 > NBUCKETS_MIN ? table.n * 2 : NBUCKETS_MIN;
         return r == -EAGAIN ? 0 : r < 0 ? r : n;
@@ -496,6 +884,8 @@ static int collect_all(void)
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);
         r = have_memfd_dev && (table.n || zombies) ? collect(memfd_dev) : 0;
+        /* a collection asked for gives back the spare blocks too */
+        spares_drain();
         pthread_rwlock_unlock(&lock);
         pthread_setcancelstate(cs, NULL);
         return r;
@@ -679,6 +1069,8 @@ int am_table_install(const struct stat *st, int ctl_fd, const struct amc_ref *re
         ne->id.ino = st->st_ino;
         ne->ref = *ref;
         ne->ctl_fd = ctl_fd;
+        /* made by this process, its descriptor not handed out yet */
+        ne->priv = 1;
         reserve_take();
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         pthread_rwlock_wrlock(&lock);

@@ -120,7 +120,11 @@ TEST(a_region_forgot_while_another_thread_caches_it_loses_its_block)
         pthread_barrier_wait(&let_go);
         CHECK_EQ(pthread_join(t, NULL), 0);
         CHECK_EQ(p.status, ASHMEM_IS_UNPINNED);
-        /* the other thread let go: nothing of the region is left */
+        /* the other thread let go: nothing of the region is left but
+         * its block, which no other process ever had, kept for the next
+         * region that needs one; a collection gives it back */
+        CHECK_EQ(t_control_fds(), base + 1);
+        CHECK_EQ(ashmem_collect(), 0);
         CHECK_EQ(t_control_fds(), base);
         pthread_barrier_destroy(&used);
         pthread_barrier_destroy(&forgotten);
