@@ -7,22 +7,29 @@
  *
  * "ours" is the broker (`ashmemctl broker run`) serving
  * ashmem_broker_attach() by name, read-write: the request and reply as
- * JSON, the access check, the data descriptor passed (the region, made by
- * create and never pinned, has no control block yet). The reply is what
+ * JSON, the access check, the descriptors passed. The reply is what
  * ashmem_broker_attach() asks for: the size, without the region record
  * ("record":false; a caller that wants the record, or names the owner,
- * gets it and pays for its pin counts). The baselines: s6-fdholderd
- * (Debian package s6) serving s6_fdholder_retrieve() by identifier
- * through s6's own client library (libs6), one descriptor passed over
- * s6's own framing; and the raw floor, a minimal single-threaded epoll
- * server (this program run as `bench_fdholder --floor-server SOCKET`)
- * answering every request with a small reply and two descriptors, as many
- * as the broker passes for a region with pin state: the physical floor of
- * handing out a region. Each client closes what it receives. Targets (the broker service's): the broker's throughput at
- * least 1.1x s6's and at least 0.95x the floor's (ratio = ours / baseline,
- * higher is better). Beside them, for information: each server's CPU time
- * per request (from /proc/PID/task/TID/schedstat over the round), the
- * broker's against s6's (the floor's is in JSON).
+ * gets it and pays for its pin counts). Two regions are handed out: one
+ * made by create and never unpinned, which has no control block, so one
+ * descriptor goes out; and one whose pin state is in use ("with pin
+ * state"), whose attach passes the data and the control descriptor and
+ * whose control block the client library checks against its table.
+ *
+ * The baselines: s6-fdholderd (Debian package s6) serving
+ * s6_fdholder_retrieve() by identifier through s6's own client library
+ * (libs6), one descriptor passed over s6's own framing; and the raw floor,
+ * a minimal single-threaded epoll server (this program run as
+ * `bench_fdholder --floor-server SOCKET NFD`) answering every request
+ * with a small reply and NFD descriptors, run twice: with one descriptor
+ * (the floor of the region without pin state) and with two (that of the
+ * region with it). Each row compares servers that pass the same number of
+ * descriptors. Each client closes what it receives. Targets (the broker
+ * service's): the broker's throughput at least 1.1x s6's and at least
+ * 0.95x the floor's (ratio = ours / baseline, higher is better). Beside
+ * them, for information: each server's CPU time per request (from
+ * /proc/PID/task/TID/schedstat over the round), the broker's against
+ * s6's (the two-descriptor floor's is in JSON).
  *
  * The servers are started the same way: a child process of this program,
  * exec'd with its standard descriptors on /dev/null and nothing else open,
@@ -40,7 +47,7 @@
  *
  * The clients connect and make one request before the clock starts; each
  * reports the time it finished (so process exit is not timed). For every
- * client count the three servers take turns, round by round (the first
+ * client count the five variants take turns, round by round (the first
  * rotates); each figure is the median of the rounds, with the slowest
  * and fastest round as the spread. The total number of requests per round
  * is the same for every client count.
@@ -87,16 +94,19 @@
 #define MAX_ROUNDS 32
 #define MAX_CLIENTS 64
 #define REGION "bench"
+#define REGION_PINNED "bench-pinned"
 #define REGION_SIZE 4096
 
 static const int clients[] = { 1, 4, 16, 64 };
 #define NCLIENTS (int)(sizeof(clients) / sizeof(clients[0]))
 
-static char dir[64], broker_sock[96], s6_sock[96], floor_sock[96], rules[96];
-static pid_t main_pid, broker_pid, s6_pid, floor_pid;
+static char dir[64], broker_sock[96], s6_sock[96], floor_sock[96], floor1_sock[96], rules[96];
+static pid_t main_pid, broker_pid, s6_pid, floor_pid, floor1_pid;
 
-/* the servers */
-enum { BROKER, S6, FLOOR, NSERVERS };
+/* the variants: the broker handing out a region without pin state (one
+ * descriptor) and one with it (data and control), s6, the floor server
+ * passing two descriptors and the one passing one */
+enum { BROKER, S6, FLOOR, BROKER_PINNED, FLOOR1, NSERVERS };
 
 static void stop_servers(void);
 static void on_signal(int sig);
@@ -272,6 +282,7 @@ static void start_servers(void)
         snprintf(broker_sock, sizeof(broker_sock), "%s/broker.sock", dir);
         snprintf(s6_sock, sizeof(s6_sock), "%s/s6.sock", dir);
         snprintf(floor_sock, sizeof(floor_sock), "%s/floor.sock", dir);
+        snprintf(floor1_sock, sizeof(floor1_sock), "%s/floor1.sock", dir);
         make_rules();
         snprintf(maxconn, sizeof(maxconn), "%d", MAX_CLIENTS + 16);
         {
@@ -291,11 +302,14 @@ static void start_servers(void)
                 if (m < 0)
                         bench_die("/proc/self/exe", errno);
                 me[m] = 0;
-                char *argv[] = { me, (char *)"--floor-server", floor_sock, NULL };
+                char *argv[] = { me, (char *)"--floor-server", floor_sock, (char *)"2", NULL };
+                char *argv1[] = { me, (char *)"--floor-server", floor1_sock, (char *)"1", NULL };
                 floor_pid = start_server(argv);
+                floor1_pid = start_server(argv1);
         }
         wait_for_socket(broker_sock, broker_pid, "the broker");
         wait_for_socket(floor_sock, floor_pid, "the floor server");
+        wait_for_socket(floor1_sock, floor1_pid, "the one-descriptor floor server");
         wait_for_socket(s6_sock, s6_pid, "s6-fdholder-daemon");
         for (int i = 0; (r = ashmem_broker_connect(broker_sock, &b)) < 0; i++) {
                 if (i == 1000)
@@ -305,6 +319,16 @@ static void start_servers(void)
         r = ashmem_broker_create(b, REGION, REGION_SIZE, ASHMEM_BROKER_DEFAULT, 0600, &fd, NULL);
         if (r < 0)
                 bench_die("create", -r);
+        close(fd);
+        /* a region whose pin state is in use: its control block is made
+         * (through the broker) at its first unpin, and every attach then
+         * hands out both descriptors */
+        r = ashmem_broker_create(b, REGION_PINNED, REGION_SIZE, ASHMEM_BROKER_DEFAULT, 0600, &fd,
+                                 NULL);
+        if (r < 0)
+                bench_die("create", -r);
+        if (ashmem_unpin_region(fd, 0, 0) < 0 || ashmem_pin_region(fd, 0, 0) < 0)
+                bench_die("the first unpin of " REGION_PINNED, errno);
         close(fd);
         ashmem_broker_close(b);
 #ifdef HAVE_S6
@@ -324,9 +348,13 @@ static void stop_servers(void)
                 kill(s6_pid, SIGTERM);
         if (floor_pid > 0)
                 kill(floor_pid, SIGKILL);
+        if (floor1_pid > 0)
+                kill(floor1_pid, SIGKILL);
         while (floor_pid > 0 && waitpid(floor_pid, NULL, 0) < 0 && errno == EINTR)
                 ;
-        floor_pid = 0;
+        while (floor1_pid > 0 && waitpid(floor1_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        floor_pid = floor1_pid = 0;
         if (broker_pid > 0)
                 kill(broker_pid, SIGTERM);
         while (s6_pid > 0 && waitpid(s6_pid, NULL, 0) < 0 && errno == EINTR)
@@ -340,6 +368,7 @@ static void stop_servers(void)
         unlink(s6_sock);
         unlink(broker_sock);
         unlink(floor_sock);
+        unlink(floor1_sock);
         snprintf(p, sizeof(p), "%s.lock", s6_sock);
         unlink(p);
         snprintf(p, sizeof(p), "%s.lock", broker_sock);
@@ -358,16 +387,16 @@ static void on_signal(int sig)
 
 /* ---------------------------------------------------------------- the floor */
 
-/* The raw floor: the least a server handing out a region's two
- * descriptors can cost. A single-threaded epoll server on a SOCK_SEQPACKET
- * socket that answers every request with a small reply and two
- * descriptors (a data and a control memfd, as a region has), without
- * looking at the request. Run as `bench_fdholder --floor-server SOCKET`,
- * exec'd like the other servers. */
+/* The raw floor: the least a server handing out a region's descriptors
+ * can cost. A single-threaded epoll server on a SOCK_SEQPACKET socket that
+ * answers every request with a small reply and nfd descriptors (a data
+ * memfd, and a control memfd when nfd is 2, as a region with pin state
+ * has), without looking at the request. Run as `bench_fdholder
+ * --floor-server SOCKET NFD`, exec'd like the other servers. */
 static const char floor_req[] = "{\"v\":1,\"op\":\"attach\",\"name\":\"bench\",\"access\":\"rw\"}";
 static const char floor_rep[] = "{\"ok\":true,\"name\":\"bench\",\"size\":4096}";
 
-static int floor_server(const char *path)
+static int floor_server(const char *path, int nfd)
 {
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         struct epoll_event ev = { .events = EPOLLIN }, evs[64];
@@ -379,7 +408,7 @@ static int floor_server(const char *path)
         char buf[65536];
 
         snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-        if (lfd < 0 || ep < 0 || fds[0] < 0 || fds[1] < 0 ||
+        if (nfd < 1 || nfd > 2 || lfd < 0 || ep < 0 || fds[0] < 0 || fds[1] < 0 ||
             ftruncate(fds[0], REGION_SIZE) < 0 || ftruncate(fds[1], 4096) < 0 ||
             bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1024) < 0)
                 return 1;
@@ -404,7 +433,8 @@ static int floor_server(const char *path)
                                                      .iov_len = sizeof(floor_rep) - 1 };
                                 struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
                                                     .msg_control = u.b,
-                                                    .msg_controllen = sizeof(u.b) };
+                                                    .msg_controllen =
+                                                            CMSG_SPACE(sizeof(int) * (size_t)nfd) };
                                 struct cmsghdr *c;
                                 ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
                                 if (r <= 0) {
@@ -416,8 +446,8 @@ static int floor_server(const char *path)
                                 c = CMSG_FIRSTHDR(&m);
                                 c->cmsg_level = SOL_SOCKET;
                                 c->cmsg_type = SCM_RIGHTS;
-                                c->cmsg_len = CMSG_LEN(sizeof(fds));
-                                memcpy(CMSG_DATA(c), fds, sizeof(fds));
+                                c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfd);
+                                memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfd);
                                 if (sendmsg(fd, &m, MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
                                         close(fd);
                                         break;
@@ -427,12 +457,12 @@ static int floor_server(const char *path)
         }
 }
 
-static int floor_connect(void)
+static int floor_connect(const char *path)
 {
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
-        snprintf(a.sun_path, sizeof(a.sun_path), "%s", floor_sock);
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
         if (fd < 0)
                 return -errno;
         if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
@@ -443,8 +473,8 @@ static int floor_connect(void)
         return fd;
 }
 
-/* One request to the floor: its two descriptors received and closed. */
-static int floor_once(int s)
+/* One request to the floor: its nfd descriptors received and closed. */
+static int floor_once(int s, int nfd)
 {
         union { char b[CMSG_SPACE(sizeof(int) * 2)]; struct cmsghdr a; } u;
         char buf[4096];
@@ -460,19 +490,21 @@ static int floor_once(int s)
                 if (errno != EINTR)
                         return -errno;
         c = CMSG_FIRSTHDR(&m);
-        if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(fds)))
+        if (!c || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len != CMSG_LEN(sizeof(int) * (size_t)nfd))
                 return -EPROTO;
-        memcpy(fds, CMSG_DATA(c), sizeof(fds));
-        if (close(fds[0]) < 0 || close(fds[1]) < 0)
-                return -errno;
+        memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)nfd);
+        for (int i = 0; i < nfd; i++)
+                if (close(fds[i]) < 0)
+                        return -errno;
         return 0;
 }
 
 /* ---------------------------------------------------------------- clients */
 
-static int attach_once(ashmem_broker *b)
+static int attach_once(ashmem_broker *b, const char *name)
 {
-        int fd, r = ashmem_broker_attach(b, REGION, 1, &fd, NULL, NULL);
+        int fd, r = ashmem_broker_attach(b, name, 1, &fd, NULL, NULL);
 
         if (r < 0)
                 return r;
@@ -500,7 +532,9 @@ static void client(int kind, int n, int ready, int go, int done)
         ashmem_broker *b = NULL;
         int64_t end;
         char c;
-        int r, s = -1, s6 = kind == S6;
+        int r, s = -1, s6 = kind == S6, floor = kind == FLOOR || kind == FLOOR1;
+        int nfd = kind == FLOOR1 ? 1 : 2;
+        const char *name = kind == BROKER_PINNED ? REGION_PINNED : REGION;
 #ifdef HAVE_S6
         s6_fdholder_t a = S6_FDHOLDER_ZERO      /* the macro has its ';' */
 #endif
@@ -512,12 +546,13 @@ static void client(int kind, int n, int ready, int go, int done)
 #else
                 _exit(1);
 #endif
-        } else if (kind == FLOOR) {
-                if ((s = r = floor_connect()) < 0 || (r = floor_once(s)) < 0)
+        } else if (floor) {
+                if ((s = r = floor_connect(kind == FLOOR1 ? floor1_sock : floor_sock)) < 0 ||
+                    (r = floor_once(s, nfd)) < 0)
                         bench_die("floor client", -r);
         } else {
                 if ((r = ashmem_broker_connect(broker_sock, &b)) < 0 ||
-                    (r = attach_once(b)) < 0)
+                    (r = attach_once(b, name)) < 0)
                         bench_die("broker client", -r);
         }
         if (write_all(ready, "r", 1) < 0)
@@ -528,12 +563,12 @@ static void client(int kind, int n, int ready, int go, int done)
                 _exit(1);
         for (int i = 0; i < n; i++) {
 #ifdef HAVE_S6
-                r = s6 ? s6_once(&a) : kind == FLOOR ? floor_once(s) : attach_once(b);
+                r = s6 ? s6_once(&a) : floor ? floor_once(s, nfd) : attach_once(b, name);
 #else
-                r = kind == FLOOR ? floor_once(s) : attach_once(b);
+                r = floor ? floor_once(s, nfd) : attach_once(b, name);
 #endif
                 if (r < 0)
-                        bench_die(s6 ? "s6 retrieve" : kind == FLOOR ? "floor request" :
+                        bench_die(s6 ? "s6 retrieve" : floor ? "floor request" :
                                   "broker attach", -r);
         }
         end = bench_now_ns();
@@ -547,7 +582,8 @@ static void client(int kind, int n, int ready, int go, int done)
  * server's CPU time per request in *cpu. */
 static double round_of(int kind, int k, int n, double *cpu)
 {
-        pid_t server = kind == BROKER ? broker_pid : kind == S6 ? s6_pid : floor_pid;
+        pid_t server = kind == BROKER || kind == BROKER_PINNED ? broker_pid :
+                       kind == S6 ? s6_pid : kind == FLOOR ? floor_pid : floor1_pid;
         int64_t c0;
         int go[2], ready[2], done[2];
         pid_t pids[MAX_CLIENTS];
@@ -616,6 +652,7 @@ static void pin_all(int cpu)
         bench_set_cpu(broker_pid, cpu);
         bench_set_cpu(s6_pid, cpu);
         bench_set_cpu(floor_pid, cpu);
+        bench_set_cpu(floor1_pid, cpu);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -657,8 +694,8 @@ int main(int argc, char **argv)
         int json, quick, rounds, total;
         static double tput[NSERVERS][NCLIENTS][MAX_ROUNDS], cpu[NSERVERS][NCLIENTS][MAX_ROUNDS];
 
-        if (argc == 3 && strcmp(argv[1], "--floor-server") == 0)
-                return floor_server(argv[2]);
+        if (argc == 4 && strcmp(argv[1], "--floor-server") == 0)
+                return floor_server(argv[2], atoi(argv[3]));
         bench_options(argc, argv, &opt);
         json = opt.json;
         quick = opt.quick;
@@ -678,7 +715,7 @@ int main(int argc, char **argv)
                         /* one client: it and the servers on one CPU */
                         if (clients[c] == 1)
                                 pin_all(sched_getcpu() >= 0 ? sched_getcpu() : 0);
-                        /* the three servers take turns, the first rotating */
+                        /* the variants take turns, the first rotating */
                         for (int k = 0; k < NSERVERS; k++) {
                                 int srv = (k + r + c) % NSERVERS;
                                 tput[srv][c][r] = round_of(srv, clients[c], n, &cpu[srv][c][r]);
@@ -708,11 +745,16 @@ int main(int argc, char **argv)
                 print_row(json, name, o, bench_summarise(tput[S6][c], rounds), target_s6, 1,
                           "ops/s", extra, 0);
                 snprintf(name, sizeof(name),
-                         "hand-out, %d client%s: broker attach vs raw 2-fd floor", clients[c], pl);
+                         "hand-out, %d client%s: broker attach vs raw 1-fd floor", clients[c], pl);
                 snprintf(extra, sizeof(extra), ", \"clients\": %d, \"rounds\": %d, "
                          "\"requests\": %d", clients[c], rounds, total);
-                print_row(json, name, o, bench_summarise(tput[FLOOR][c], rounds), target_floor,
+                print_row(json, name, o, bench_summarise(tput[FLOOR1][c], rounds), target_floor,
                           1, "ops/s", extra, 0);
+                snprintf(name, sizeof(name), "hand-out, %d client%s: broker attach with pin "
+                         "state vs raw 2-fd floor", clients[c], pl);
+                print_row(json, name, bench_summarise(tput[BROKER_PINNED][c], rounds),
+                          bench_summarise(tput[FLOOR][c], rounds), target_floor, 1, "ops/s",
+                          extra, 0);
                 snprintf(name, sizeof(name), "hand-out, %d client%s: broker CPU per attach vs "
                          "s6-fdholderd's per retrieve", clients[c], pl);
                 snprintf(extra, sizeof(extra), ", \"floor_cpu_ns\": %.1f",
