@@ -26,7 +26,7 @@
  * each connection out and closing it on the lane's thread, where waiting
  * is allowed; the park goes when the lane is empty and the park drained.
  * A parked connection costs kernel memory only, charged to the park's
- * send buffer (PARK_SNDBUF, when SO_SNDBUFFORCE is permitted; the
+ * send buffer (--park-bytes, when SO_SNDBUFFORCE is permitted; the
  * system's maximum otherwise). The park's read end stays in the broker's
  * table, so what is in flight inside it is reachable, never garbage the
  * kernel's collector of Unix sockets would free under the lane. When the
@@ -67,14 +67,15 @@
 /* Refused connections of one user queued in its lane before the broker
  * closes the empty ones itself (closer_refused). */
 #define CLOSER_UID_QUEUE 64
-/* The send buffer of a park (SO_SNDBUFFORCE; the kernel doubles it):
- * each parked connection takes 768 bytes of it, so a park holds some
- * 700,000, more than the 524,288 descriptors systemd lets a user have in
- * flight (its RLIMIT_NOFILE, the kernel's bound on what it may send
- * before the broker accepts). Kernel memory is spent only as used. A
- * broker without CAP_NET_ADMIN gets the system's maximum (net.core.
- * wmem_max, 212,992 by default: some 550 connections). */
-#define PARK_SNDBUF (256 << 20)
+/* The send buffer of a park is --park-bytes (PARK_BYTES, 256 MiB, by
+ * default; SO_SNDBUFFORCE, and the kernel doubles it): each parked
+ * connection takes 768 bytes of it, so a park holds some 700,000, more
+ * than the 524,288 descriptors systemd lets a user have in flight (its
+ * RLIMIT_NOFILE, the kernel's bound on what it may send before the broker
+ * accepts), and more than --max-parked lets all users park together.
+ * Kernel memory is spent only as used. A broker without CAP_NET_ADMIN
+ * gets the system's maximum (net.core.wmem_max, 212,992 by default: some
+ * 550 connections). */
 
 struct closing {
         int fd;                         /* -1: parked */
@@ -103,6 +104,25 @@ static struct closing *cl_done;            /* closed: uncharge on the main threa
 static int cl_enabled, cl_stop;
 static pthread_t cl_threads[CLOSER_THREADS];
 static unsigned cl_nthreads, cl_idle;
+static unsigned cl_nparks;                 /* parks open (2 descriptors each) */
+
+/* The main thread's books of what the closer holds for all users
+ * together (the global limits: struct broker's max_closing and
+ * max_parked), and what happened at them. */
+static struct {
+        unsigned long long held;        /* descriptors queued in lanes */
+        unsigned long long parked;      /* connections in parks */
+        unsigned long long parked_total;        /* ever parked */
+        unsigned long long park_full;   /* a park's send buffer was full */
+        unsigned long long park_refused;        /* ETOOMANYREFS (or another
+                                                   error) from a park */
+        unsigned long long park_limit;  /* --max-parked or --max-closing */
+        unsigned long long to_lane;     /* not parked: queued, counted */
+        unsigned long long on_loop;     /* the last resort: closed on the
+                                           event loop */
+        long long log_ms;               /* the last resort's last line */
+        unsigned long long log_quiet;   /* and the ones not logged since */
+} cl_books;
 
 /* With cl_lock held. */
 static void lane_wait(struct lane *l)
@@ -218,6 +238,7 @@ static void *closer_main(void *arg)
                                 close(r);
                                 close(w);
                                 pthread_mutex_lock(&cl_lock);
+                                cl_nparks--;
                         }
                 }
         }
@@ -245,10 +266,13 @@ void closer_reap(struct broker *b)
         pthread_mutex_unlock(&cl_lock);
         while (k) {
                 struct closing *next = k->next;
-                if (k->fd < 0)
+                if (k->fd < 0) {
                         uid_park_add(b, k->uid, -1);
-                else
+                        cl_books.parked--;
+                } else {
                         uid_fd_add(b, k->uid, -1);
+                        cl_books.held--;
+                }
                 free(k);
                 k = next;
         }
@@ -284,48 +308,166 @@ static int cl_is_memfd(int fd)
         return fcntl(fd, F_GET_SEALS) >= 0;
 }
 
+/* uid's lane, made if it has none (the first thread started with the
+ * first lane); NULL with -errno in *err when there can be none. With
+ * cl_lock held. */
+static struct lane *lane_get(uid_t uid, int *err)
+{
+        struct lane *l;
+
+        if (!cl_enabled) {
+                *err = -ESRCH;
+                return NULL;
+        }
+        for (l = cl_lanes; l && l->uid != uid; l = l->next)
+                ;
+        if (l)
+                return l;
+        if (!cl_nthreads && !cl_stop) {
+                int r = pthread_create(&cl_threads[0], NULL, closer_main, NULL);
+                if (r) {
+                        *err = -r;
+                        return NULL;
+                }
+                cl_nthreads = 1;
+        }
+        if (!cl_nthreads) {
+                *err = -ESRCH;
+                return NULL;
+        }
+        l = calloc(1, sizeof(*l));
+        if (!l) {
+                *err = -ENOMEM;
+                return NULL;
+        }
+        l->uid = uid;
+        l->park_r = l->park_w = -1;
+        l->next = cl_lanes;
+        cl_lanes = l;
+        return l;
+}
+
+/* Lane l has work: it waits its turn, and a thread more starts when a
+ * lane waits and no thread is free, while allowed (the others may be
+ * stuck in a close). With cl_lock held. */
+static void lane_kick(struct lane *l)
+{
+        if (!l->busy && !l->waiting)
+                lane_wait(l);
+        if (cl_nwaiting > cl_idle && cl_nthreads < CLOSER_THREADS && !cl_stop &&
+            pthread_create(&cl_threads[cl_nthreads], NULL, closer_main, NULL) == 0)
+                cl_nthreads++;
+        pthread_cond_signal(&cl_cond);
+}
+
+/* After a connection could not be parked: a park with nothing in it goes
+ * (closing it releases nothing), and so does a lane left with nothing to
+ * do. With cl_lock held. */
+static void lane_tidy(struct lane *l)
+{
+        if (!l->phead && l->park_r >= 0) {
+                close(l->park_r);
+                close(l->park_w);
+                l->park_r = l->park_w = -1;
+                cl_nparks--;
+        }
+        if (!l->head && !l->phead && !l->busy && !l->waiting)
+                lane_free(l);
+}
+
 /* Queue k in its user's lane; 0, or -errno when no thread can take it
  * (none runs and none can start). With cl_lock held. */
 static int lane_put(struct closing *k)
 {
-        struct lane *l;
+        int err = 0;
+        struct lane *l = lane_get(k->uid, &err);
 
-        for (l = cl_lanes; l && l->uid != k->uid; l = l->next)
-                ;
-        if (!cl_enabled)
-                return -ESRCH;
-        if (!l) {
-                if (!cl_nthreads && !cl_stop) {
-                        int r = pthread_create(&cl_threads[0], NULL, closer_main, NULL);
-                        if (r)
-                                return -r;
-                        cl_nthreads = 1;
-                }
-                if (!cl_nthreads)
-                        return -ESRCH;
-                l = calloc(1, sizeof(*l));
-                if (!l)
-                        return -ENOMEM;
-                l->uid = k->uid;
-                l->park_r = l->park_w = -1;
-                l->next = cl_lanes;
-                cl_lanes = l;
-        }
+        if (!l)
+                return err;
         if (l->tail)
                 l->tail->next = k;
         else
                 l->head = k;
         l->tail = k;
         l->n++;
-        if (!l->busy && !l->waiting)
-                lane_wait(l);
-        /* a lane waits and no thread is free: one more, while allowed
-         * (the others may be stuck in a close) */
-        if (cl_nwaiting > cl_idle && cl_nthreads < CLOSER_THREADS && !cl_stop &&
-            pthread_create(&cl_threads[cl_nthreads], NULL, closer_main, NULL) == 0)
-                cl_nthreads++;
-        pthread_cond_signal(&cl_cond);
+        lane_kick(l);
         return 0;
+}
+
+/* May the closer hold n descriptors more, for all users together
+ * (--max-closing: what the lanes hold and 2 for each park)? With cl_lock
+ * held, on the main thread. */
+static int room_locked(const struct broker *b, unsigned n)
+{
+        return cl_books.held + 2ull * cl_nparks + n <= b->max_closing;
+}
+
+/* What the closer holds now, for the log. */
+static unsigned long long closer_used(void)
+{
+        unsigned long long n;
+
+        pthread_mutex_lock(&cl_lock);
+        n = cl_books.held + 2ull * cl_nparks;
+        pthread_mutex_unlock(&cl_lock);
+        return n;
+}
+
+static int closer_room(const struct broker *b, unsigned n)
+{
+        int r;
+
+        pthread_mutex_lock(&cl_lock);
+        r = room_locked(b, n);
+        pthread_mutex_unlock(&cl_lock);
+        return r;
+}
+
+static int park(struct broker *b, uid_t uid, int fd);
+
+/* The last resort: fd closed on the event loop, counted, and logged at
+ * most once a second. what: "a refused connection", "a descriptor". */
+static void close_on_loop(struct broker *b, uid_t uid, int fd, const char *what,
+                          int park_err, const char *why)
+{
+        long long now = am_mono_ms();
+
+        cl_books.on_loop++;
+        if (now - cl_books.log_ms >= 1000) {
+                blog(b, 0, "closing %s of uid %u on the event loop (its park: %s; %s)%s",
+                     what, (unsigned)uid, strerror(-park_err), why,
+                     cl_books.log_quiet ? "; more such closes not logged" : "");
+                cl_books.log_ms = now;
+                cl_books.log_quiet = 0;
+        } else {
+                cl_books.log_quiet++;
+        }
+        close(fd);
+}
+
+/* Count why a connection was not parked. */
+static void count_park_err(int r)
+{
+        if (r == -EAGAIN || r == -ENOBUFS)
+                cl_books.park_full++;
+        else if (r == -ENOSPC)
+                cl_books.park_limit++;
+        else
+                cl_books.park_refused++;
+}
+
+/* The closer holds its limit: park fd, or close it here. */
+static void closer_over(struct broker *b, uid_t uid, int fd, const char *what)
+{
+        char why[128];
+        int r = park(b, uid, fd);
+
+        if (r == 0)
+                return;
+        count_park_err(r);
+        snprintf(why, sizeof(why), "the closer holds %llu descriptors (limit %llu, --max-closing)",
+                 closer_used(), b->max_closing);
+        close_on_loop(b, uid, fd, what, r, why);
 }
 
 void closer_put(struct broker *b, uid_t uid, int fd)
@@ -356,8 +498,14 @@ void closer_put(struct broker *b, uid_t uid, int fd)
                 k->uid = uid;
                 k->next = NULL;
                 pthread_mutex_lock(&cl_lock);
-                r = lane_put(k);
+                r = room_locked(b, 1) ? lane_put(k) : -ENOSPC;
                 pthread_mutex_unlock(&cl_lock);
+        }
+        if (r == -ENOSPC) {
+                /* all users together hold the closer's limit */
+                free(k);
+                closer_over(b, uid, fd, "a descriptor");
+                return;
         }
         if (r < 0) {
                 /* nothing else to do with it: close it here */
@@ -368,6 +516,7 @@ void closer_put(struct broker *b, uid_t uid, int fd)
                 return;
         }
         uid_fd_add(b, uid, 1);
+        cl_books.held++;
 }
 
 /* Nothing whose release may wait is left in the queue of the Unix socket
@@ -459,8 +608,11 @@ static int socket_empty(int fd)
         return 0;
 }
 
-/* Send fd into the park of uid's lane, made on demand, and close the
- * broker's copy; 0, or -errno (nothing done). */
+/* Send fd into the park of uid's lane (lane and park made on demand),
+ * and close the broker's copy; 0, or -errno (nothing done): -ENOSPC at
+ * the global limits (--max-parked; a new park's 2 descriptors over
+ * --max-closing), -EAGAIN when the park is full, -ETOOMANYREFS when the
+ * kernel refuses more in flight. */
 static int park(struct broker *b, uid_t uid, int fd)
 {
         union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
@@ -468,11 +620,14 @@ static int park(struct broker *b, uid_t uid, int fd)
         struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
                             .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
         struct cmsghdr *h;
-        struct closing *k = malloc(sizeof(*k));
-        struct lane *l;
+        struct closing *k;
+        struct lane *l = NULL;
         ssize_t n;
         int r = 0;
 
+        if (cl_books.parked >= b->max_parked)
+                return -ENOSPC;
+        k = malloc(sizeof(*k));
         if (!k)
                 return -ENOMEM;
         memset(u.buf, 0, sizeof(u.buf));
@@ -482,14 +637,16 @@ static int park(struct broker *b, uid_t uid, int fd)
         h->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(h), &fd, sizeof(int));
         pthread_mutex_lock(&cl_lock);
-        for (l = cl_lanes; l && l->uid != uid; l = l->next)
-                ;
-        if (!l || !cl_enabled || cl_stop) {
-                r = -ESRCH;             /* no lane to drain it */
-        } else if (l->park_r < 0) {
-                int sv[2], size = PARK_SNDBUF;
+        if (cl_stop)
+                r = -ESRCH;             /* nobody will drain it */
+        else
+                l = lane_get(uid, &r);
+        if (l && l->park_r < 0) {
+                int sv[2], size = b->park_bytes;
 
-                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+                if (!room_locked(b, 2)) {
+                        r = -ENOSPC;
+                } else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
                         r = -errno;
                 } else {
                         if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
@@ -498,6 +655,7 @@ static int park(struct broker *b, uid_t uid, int fd)
                                      (unsigned)uid, strerror(errno));
                         l->park_w = sv[0];
                         l->park_r = sv[1];
+                        cl_nparks++;
                 }
         }
         if (r == 0) {
@@ -521,9 +679,9 @@ static int park(struct broker *b, uid_t uid, int fd)
                 else
                         l->phead = k;
                 l->ptail = k;
-                if (!l->busy && !l->waiting)
-                        lane_wait(l);
-                pthread_cond_signal(&cl_cond);
+                lane_kick(l);
+        } else if (l) {
+                lane_tidy(l);
         }
         pthread_mutex_unlock(&cl_lock);
         if (r < 0) {
@@ -531,6 +689,8 @@ static int park(struct broker *b, uid_t uid, int fd)
                 return r;
         }
         uid_park_add(b, uid, 1);
+        cl_books.parked++;
+        cl_books.parked_total++;
         return 0;
 }
 
@@ -540,11 +700,12 @@ void closer_refused(struct broker *b, uid_t uid, int fd)
         int r;
 
         /* a user whose lane is full (its closes are stuck, and it keeps
-         * connecting): what it connected with and sent no descriptor on
-         * is closed here, as releasing it releases nothing of the
-         * client's but memory; what carries descriptors is parked */
+         * connecting), or all users' lanes together: what it connected
+         * with and sent no descriptor on is closed here, as releasing it
+         * releases nothing of the client's but memory; what carries
+         * descriptors is parked */
         closer_reap(b);
-        if (uid_closing(b, uid) < CLOSER_UID_QUEUE) {
+        if (uid_closing(b, uid) < CLOSER_UID_QUEUE && closer_room(b, 1)) {
                 closer_put(b, uid, fd);
                 return;
         }
@@ -555,16 +716,40 @@ void closer_refused(struct broker *b, uid_t uid, int fd)
         r = park(b, uid, fd);
         if (r == 0)
                 return;
+        count_park_err(r);
         if (uid_fd_closing(b, uid, msg, sizeof(msg)) == 0) {
-                /* the park is full or refuses: the lane, counted */
-                closer_put(b, uid, fd);
-                return;
+                if (closer_room(b, 1)) {
+                        /* the park is full or refuses: the lane, counted */
+                        cl_books.to_lane++;
+                        closer_put(b, uid, fd);
+                        return;
+                }
+                snprintf(msg, sizeof(msg), "the closer holds %llu descriptors (limit %llu, "
+                         "--max-closing)", closer_used(), b->max_closing);
         }
         /* the last resort: the user holds its limit in closes that do not
-         * complete and cannot park more (shut down already) */
-        blog(b, 0, "closing a refused connection of uid %u on the main thread "
-             "(its park: %s; %s)", (unsigned)uid, strerror(-r), msg);
-        close(fd);
+         * complete, or all users together the closer's, and no park takes
+         * more (shut down already) */
+        close_on_loop(b, uid, fd, "a refused connection", r, msg);
+}
+
+/* The closer's side of `stats`: what it holds for all users together,
+ * its limits, and what happened at them. */
+void closer_stats(struct broker *b, struct am_jw *s)
+{
+        unsigned parks;
+
+        closer_reap(b);
+        pthread_mutex_lock(&cl_lock);
+        parks = cl_nparks;
+        pthread_mutex_unlock(&cl_lock);
+        am_jw_printf(s, ",\"closer\":{\"closing\":%llu,\"parks\":%u,\"parked\":%llu,"
+                     "\"max_closing\":%llu,\"max_parked\":%llu,\"parked_total\":%llu,"
+                     "\"park_full\":%llu,\"park_refused\":%llu,\"park_limit\":%llu,"
+                     "\"to_lane\":%llu,\"closed_on_loop\":%llu}",
+                     cl_books.held, parks, cl_books.parked, b->max_closing, b->max_parked,
+                     cl_books.parked_total, cl_books.park_full, cl_books.park_refused,
+                     cl_books.park_limit, cl_books.to_lane, cl_books.on_loop);
 }
 
 void closer_put_all(struct broker *b, uid_t uid, int *fds, int n)
