@@ -394,12 +394,21 @@ static int lane_put(struct closing *k)
         return 0;
 }
 
-/* May the closer hold n descriptors more, for all users together
- * (--max-closing: what the lanes hold and 2 for each park)? With cl_lock
- * held, on the main thread. */
+/* May the closer hold n descriptors more in lanes, for all users
+ * together (--max-closing: what the lanes hold and 2 for each park)?
+ * Lanes may take half of it, so that parks, which hold any number of
+ * connections for 2 descriptors, always have room. With cl_lock held, on
+ * the main thread. */
 static int room_locked(const struct broker *b, unsigned n)
 {
-        return cl_books.held + 2ull * cl_nparks + n <= b->max_closing;
+        return cl_books.held + n <= b->max_closing / 2 &&
+               cl_books.held + 2ull * cl_nparks + n <= b->max_closing;
+}
+
+/* May one more park be made? With cl_lock held, on the main thread. */
+static int park_room_locked(const struct broker *b)
+{
+        return cl_books.held + 2ull * (cl_nparks + 1) <= b->max_closing;
 }
 
 /* What the closer holds now, for the log. */
@@ -644,7 +653,7 @@ static int park(struct broker *b, uid_t uid, int fd)
         if (l && l->park_r < 0) {
                 int sv[2], size = b->park_bytes;
 
-                if (!room_locked(b, 2)) {
+                if (!park_room_locked(b)) {
                         r = -ENOSPC;
                 } else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
                         r = -errno;

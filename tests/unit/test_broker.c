@@ -95,6 +95,9 @@ static void kill_broker(void)
         }
 }
 
+/* Run in the broker's process before its exec, when set. */
+static void (*broker_pre_exec)(void);
+
 /* Start a broker with extra arguments (NULL-terminated). */
 static void start_broker_args(const char *const *extra)
 {
@@ -131,6 +134,8 @@ static void start_broker_args(const char *const *extra)
                 for (int i = 0; extra && extra[i] && n < 31; i++)
                         argv[n++] = extra[i];
                 argv[n] = NULL;
+                if (broker_pre_exec)
+                        broker_pre_exec();
                 execv(prog, (char *const *)argv);
                 _exit(127);
         }
@@ -2639,10 +2644,19 @@ static long long stats_closing(unsigned uid)
  * where nobody holds both its connections, s[0] and s[1], and a close of
  * nobody's is stuck for as long as *peer lives (its lane blocked). *base,
  * when not NULL: the broker's descriptors before nobody came. */
+static void nobody_stuck_args(const char *const *args, int s[2], int *peer, int *base);
+
 static void nobody_stuck(int s[2], int *peer, int *base)
 {
         const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
                                      "--max-uid-fds", "16", NULL };
+
+        nobody_stuck_args(args, s, peer, base);
+}
+
+/* The same with the broker's arguments args. */
+static void nobody_stuck_args(const char *const *args, int s[2], int *peer, int *base)
+{
         char buf[4096];
         int sv[2], u;
 
@@ -3094,5 +3108,192 @@ TEST(records_follow_a_holders_own_seals)
         close(fd);
         close(fd2);
         ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ the closer's global limits */
+
+/* A number in the "closer" object of root's stats: the field key. */
+static long long closer_field(const char *field)
+{
+        char buf[65536], key[48];
+        const char *p;
+        int s = raw_connect();
+
+        raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        p = strstr(buf, "\"closer\":{");
+        if (p) {
+                snprintf(key, sizeof(key), "\"%s\":", field);
+                p = strstr(p, key);
+        }
+        if (!p)
+                t_fail(__FILE__, __LINE__, "stats without closer.%s: %s", field, buf);
+        return atoll(p + strlen(key));
+}
+
+struct uid_conn {
+        uid_t uid;
+        int to;
+};
+
+/* A connection of uid's, sent on u->to for this process to use. */
+static void connect_as_uid(void *arg)
+{
+        struct uid_conn *u = arg;
+        int s;
+
+        become_uid(u->uid);
+        s = raw_connect();
+        raw_sends(u->to, "f", &s, 1);
+        close(s);
+        close(u->to);
+}
+
+/* A connection of uid's, for this process to use. */
+static int uid_connection(uid_t uid)
+{
+        int sv[2], s;
+        struct uid_conn uc = { uid, -1 };
+
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        uc.to = sv[1];
+        CHILD_OK(connect_as_uid, &uc);
+        close(sv[1]);
+        s = recv_one_fd(sv[0]);
+        close(sv[0]);
+        return s;
+}
+
+/* The closes of n users (uids from uid) stuck for as long as peers[i]
+ * live: a connection of each, s[i], sent a Unix socket holding a
+ * lingering one, and a closer thread waits in its close. All are sent
+ * while the broker is stopped once: a signal ends a lingering close. */
+static void uids_stuck(uid_t uid, int n, int *s, int *peers)
+{
+        char buf[4096];
+        int u[16];
+
+        CHECK(n <= 16);
+        for (int i = 0; i < n; i++) {
+                s[i] = uid_connection(uid + (uid_t)i);
+                u[i] = blocking_unix_socket(&peers[i]);
+        }
+        freeze_broker();
+        for (int i = 0; i < n; i++) {
+                raw_sends(s[i], "{\"v\":1,\"op\":\"stats\"}", &u[i], 1);
+                close(u[i]);
+        }
+        thaw_broker();
+        for (int i = 0; i < n; i++) {
+                raw_recv(s[i], buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
+        }
+}
+
+struct flood {
+        uid_t uid;
+        int n;                  /* connections */
+};
+
+/* As f->uid, f->n connections, each sending one descriptor (of /dev/null)
+ * right after connect() and closed: those over its limits are refused
+ * with the descriptor in their queue. Exits 0 if at least half sent
+ * theirs. */
+static void flood_with_descriptors(void *arg)
+{
+        const struct flood *f = arg;
+        int null, n = 0;
+
+        become_uid(f->uid);
+        null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        CHECK(null >= 0);
+        for (int i = 0; i < f->n; i++) {
+                union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+                struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                                    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+                struct cmsghdr *c;
+                int fd = raw_connect();
+
+                memset(&u, 0, sizeof(u));
+                c = CMSG_FIRSTHDR(&m);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &null, sizeof(int));
+                if (sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+                        n++;
+                else
+                        CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+                close(fd);
+        }
+        close(null);
+        _exit(n >= f->n / 2 ? 0 : 3);
+}
+
+/* Wait until the closer holds nothing (every stuck close ended). */
+static void closer_drained(void)
+{
+        for (long long end = mono_ms() + WAIT_MS;
+             closer_field("closing") != 0 || closer_field("parked") != 0 ||
+             closer_field("parks") != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "the closer still holds %lld descriptors, "
+                               "%lld parked connections, %lld parks", closer_field("closing"),
+                               closer_field("parked"), closer_field("parks"));
+}
+
+/* One login may control many uids (subordinate uids): 8 of them with a
+ * stuck close hold every closer thread, and 40 more flood with refused
+ * connections that carry a descriptor. Each stays within its own limits,
+ * and together they would make the broker hold some 3,000 descriptors;
+ * the closer's global limits (--max-closing 200, --max-parked 100) bound
+ * what it holds for all of them, what is past them is closed on the event
+ * loop (counted), another user is served, and once the stuck closes end
+ * the broker is back to its descriptors. */
+TEST(many_users_with_stuck_closes_hold_at_most_the_closers_limits)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "16", "--max-closing", "200",
+                                     "--max-parked", "100", NULL };
+        int stuck[8], peers[8], base, fds;
+
+        start_broker_args(args);
+        base = broker_fds();
+        uids_stuck(20001, 8, stuck, peers);
+        for (long long end = mono_ms() + WAIT_MS; closer_field("closing") != 8; nap(20))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "the closer holds %lld stuck closes, not 8",
+                               closer_field("closing"));
+        for (int i = 0; i < 40; i++) {
+                struct flood f = { (uid_t)(30001 + i), 100 };
+                CHILD_OK(flood_with_descriptors, &f);
+        }
+        /* the 8 connections held here, the closer's 200, nothing else */
+        fds = broker_fds();
+        if (fds > base + 8 + 200)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before; "
+                       "limit 200 for the closer)", fds, base);
+        CHECK(closer_field("closing") + 2 * closer_field("parks") <= 200);
+        CHECK(closer_field("parked") <= 100);
+        CHECK(closer_field("parked") > 0);
+        CHECK(closer_field("park_limit") > 0);
+        CHECK(closer_field("closed_on_loop") > 0);
+        CHECK_EQ(closer_field("max_closing"), 200);
+        CHECK_EQ(closer_field("max_parked"), 100);
+        /* another user is served as if they were not there */
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        /* the stuck closes end: everything queued and parked goes */
+        for (int i = 0; i < 8; i++) {
+                close(peers[i]);
+                close(stuck[i]);
+        }
+        closer_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
         stop_broker();
 }
