@@ -95,8 +95,22 @@ static void kill_broker(void)
         }
 }
 
-/* Run in the broker's process before its exec, when set. */
+/* Run in the broker's process before its exec, when set (a broker of
+ * another user's, which the library refuses to talk to: start_broker_args
+ * then waits for its socket to accept a connection). */
 static void (*broker_pre_exec)(void);
+
+static int broker_accepts(void)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), r;
+
+        CHECK(fd >= 0);
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+        r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        close(fd);
+        return r == 0;
+}
 
 /* Start a broker with extra arguments (NULL-terminated). */
 static void start_broker_args(const char *const *extra)
@@ -144,7 +158,9 @@ static void start_broker_args(const char *const *extra)
         for (;;) {
                 ashmem_broker *b;
                 int status;
-                if (ashmem_broker_connect(sock, &b) == 0) {
+                if (broker_pre_exec && broker_accepts())
+                        return;
+                if (!broker_pre_exec && ashmem_broker_connect(sock, &b) == 0) {
                         ashmem_broker_close(b);
                         return;
                 }
@@ -3291,6 +3307,99 @@ TEST(many_users_with_stuck_closes_hold_at_most_the_closers_limits)
                 close(peers[i]);
                 close(stuck[i]);
         }
+        closer_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
+/* nobody's closes are stuck and its parks hold 4 KiB (--park-bytes): a
+ * few connections fill one. Of 2,500 refused connections each carrying a
+ * descriptor, those its park cannot take join its lane, counted in its
+ * descriptor limit (100), and past that are closed on the event loop; the
+ * broker's descriptors stay bounded, another user is served, stats says
+ * what happened, and all is closed once the stuck close ends. */
+TEST(a_full_park_sends_refused_connections_to_the_lane_then_to_the_loop)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "100", "--park-bytes", "4K", NULL };
+        int s[2], peer, base, fds;
+        long long parked;
+
+        nobody_stuck_args(args, s, &peer, &base);
+        CHILD_OK(nobody_floods_with_descriptors, NULL);
+        fds = broker_fds();
+        /* its limit's 100 (its 2 connections among them), a park */
+        if (fds - base > 100 + 2)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before the flood)",
+                       fds, base);
+        parked = stats_field(65534, "parked");
+        if (parked < 1 || parked > 100)
+                t_fail(__FILE__, __LINE__, "%lld connections in a park of 4 KiB", parked);
+        CHECK(closer_field("park_full") > 0);
+        CHECK(closer_field("to_lane") > 0);
+        CHECK(closer_field("closed_on_loop") > 0);
+        CHECK_EQ(closer_field("park_limit"), 0);
+        CHECK_EQ(closer_field("park_refused"), 0);
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        closer_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
+/* The broker runs as uid 2 with 256 descriptors (RLIMIT_NOFILE), which
+ * also bounds what it may have in flight: it has no CAP_SYS_RESOURCE. */
+static void broker_as_uid2(void)
+{
+        struct rlimit rl = { 256, 256 };
+
+        if (chown(dir, 2, 2) < 0 || setrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+            setgroups(0, NULL) < 0 || setgid(2) < 0 || setuid(2) < 0)
+                _exit(126);
+}
+
+/* A broker that is not root, nobody's closes stuck: past 256 parked
+ * connections the kernel refuses it more in flight (ETOOMANYREFS); those
+ * connections join nobody's lane, counted in its descriptor limit (100),
+ * and past that are closed on the event loop. The broker's descriptors
+ * stay bounded, another user is served, stats says what happened, and all
+ * is closed once the stuck close ends. */
+TEST(a_park_refused_by_the_kernel_sends_refused_connections_to_the_lane_then_to_the_loop)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "100", "--max-parked", "1000",
+                                     "--max-closing", "200", NULL };
+        int s[2], peer, base, fds;
+        long long parked;
+
+        broker_pre_exec = broker_as_uid2;
+        nobody_stuck_args(args, s, &peer, &base);
+        broker_pre_exec = NULL;
+        CHILD_OK(nobody_floods_with_descriptors, NULL);
+        fds = broker_fds();
+        if (fds - base > 100 + 2)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before the flood)",
+                       fds, base);
+        parked = stats_field(65534, "parked");
+        if (parked < 200 || parked > 300)
+                t_fail(__FILE__, __LINE__, "%lld connections parked by a broker allowed 256 "
+                       "descriptors in flight", parked);
+        CHECK(closer_field("park_refused") > 0);
+        CHECK(closer_field("to_lane") > 0);
+        CHECK(closer_field("closed_on_loop") > 0);
+        CHECK_EQ(closer_field("park_limit"), 0);
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        close(peer);
+        close(s[0]);
+        close(s[1]);
         closer_drained();
         fds = broker_fds();
         if (fds != base)
