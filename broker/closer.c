@@ -36,7 +36,18 @@
  * its refused connection closed on the event loop (already shut down both
  * ways): the one case in which the loop may wait on a client's
  * descriptor, reached only by a user that filled its park and its
- * --max-uid-fds with closes that do not complete. Parked connections
+ * --max-uid-fds with closes that do not complete, or by users that
+ * together filled the global limits below.
+ *
+ * Per-user limits multiply by the uids a client controls (one login may
+ * have some 65,536 subordinate uids), so what the closer holds for all
+ * users together is bounded too: --max-closing descriptors (those queued
+ * in lanes, at most half of it, so that parks always have room, and 2 for
+ * each park) and --max-parked parked connections (kernel memory, and
+ * sockets in flight for the broker's user: past 2,024 of those each
+ * further send of one may wait for the kernel's collector of Unix
+ * sockets). Past them a descriptor is parked if it can be, and closed on
+ * the event loop otherwise, counted (closer_stats). Parked connections
  * count in flight for the broker's user (root's, usually): a process of
  * that user without CAP_SYS_RESOURCE or CAP_SYS_ADMIN that passes
  * descriptors while more are parked than its RLIMIT_NOFILE gets
