@@ -753,6 +753,22 @@ void closer_refused(struct broker *b, uid_t uid, int fd)
         close_on_loop(b, uid, fd, "a refused connection", r, msg);
 }
 
+void closer_conn(struct broker *b, uid_t uid, int fd)
+{
+        /* nothing in its queue (and, shut down, nothing can come): its
+         * close releases memory only, so it need not wait behind other
+         * users' closes for a thread, of which 8 users whose closes are
+         * stuck can hold all */
+        if (fd < 0)
+                return;
+        closer_reap(b);
+        if (socket_empty(fd)) {
+                close(fd);
+                return;
+        }
+        closer_put(b, uid, fd);
+}
+
 /* The closer's side of `stats`: what it holds for all users together,
  * its limits, and what happened at them. */
 void closer_stats(struct broker *b, struct am_jw *s)

@@ -95,7 +95,7 @@ void conn_close(struct broker *b, struct conn *c, const char *why)
          * that close) */
         if (epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
                 blog(b, 0, "epoll: %s", strerror(errno));
-        closer_put(b, c->uid, c->fd);
+        closer_conn(b, c->uid, c->fd);
         c->fd = -1;
         broker_fds_freed(b);
 }

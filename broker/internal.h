@@ -340,6 +340,9 @@ void closer_stop(void);
 void closer_put(struct broker *b, uid_t uid, int fd);
 void closer_refused(struct broker *b, uid_t uid, int fd);
 void closer_put_all(struct broker *b, uid_t uid, int *fds, int n);
+/* A connection's own socket once the connection is over: closed at once
+ * when its queue holds no descriptor, else closer_put(). */
+void closer_conn(struct broker *b, uid_t uid, int fd);
 void closer_reap(struct broker *b);
 /* The closer's numbers for `stats` (a "closer" object). */
 void closer_stats(struct broker *b, struct am_jw *s);
