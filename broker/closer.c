@@ -5,7 +5,8 @@
  * with unsent data and SO_LINGER set, a pipe or a FUSE or NFS file, a
  * Unix socket whose queue holds such descriptors. The event loop must
  * never wait on a client's descriptor, so it closes only memfds itself
- * (a memfd's last close frees memory and never waits); sockets get an
+ * (a memfd's last close frees memory and never waits), and connections'
+ * own sockets whose queues hold no descriptor (closer_conn); sockets get an
  * abortive close (SO_LINGER {1, 0}) and everything else that is not a
  * memfd goes to the closer threads, where a close that blocks stalls only
  * the lane of the user who sent it. What the closer holds counts in its
