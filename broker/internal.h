@@ -343,6 +343,12 @@ void closer_put_all(struct broker *b, uid_t uid, int *fds, int n);
 /* A connection's own socket once the connection is over: closed at once
  * when its queue holds no descriptor, else closer_put(). */
 void closer_conn(struct broker *b, uid_t uid, int fd);
+/* The closer's last resort keeps what it could not defuse at once on a
+ * deferred list: closer_defer_run() takes it up again for a while (1: it
+ * made progress, more may follow at once); closer_accept_ok() says
+ * whether new connections may be accepted (0: the list is too long). */
+int closer_defer_run(struct broker *b);
+int closer_accept_ok(struct broker *b);
 void closer_reap(struct broker *b);
 /* The closer's numbers for `stats` (a "closer" object). */
 void closer_stats(struct broker *b, struct am_jw *s);

@@ -3435,3 +3435,209 @@ TEST(eight_users_with_stuck_closes_do_not_hold_another_users_connections)
         CHECK_EQ(broker_fds(), base);
         stop_broker();
 }
+
+/* ------------------------------------------------------------ the closer's last resort */
+
+/* Another user's `stats` is answered within a second. */
+static void stats_answered_promptly(const char *when)
+{
+        static char buf[65536];
+        struct pollfd p;
+        int fd = uid_connection(1);
+
+        raw_sends(fd, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+        p = (struct pollfd){ .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 1000) != 1)
+                t_fail(__FILE__, __LINE__, "another user's stats not answered within a second "
+                       "(%s)", when);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"ok\":true"));
+        close(fd);
+}
+
+/* What a refused connection of nobody's carries: a lingering TCP socket
+ * (lingering_socket), one in the queue of a Unix socket, one in the queue
+ * of a connection a listening Unix socket has not accepted, or 606
+ * copies of /dev/null in the queue of a Unix socket (more than the event
+ * loop takes apart at once). */
+enum { CARRY_TCP, CARRY_NESTED, CARRY_PENDING, CARRY_MANY };
+
+struct carry {
+        int what;
+        int to;                 /* the lingering socket's peer goes there */
+};
+
+static int send_fds_nowait(int s, const int *fds, int n)
+{
+        union { char buf[CMSG_SPACE(sizeof(int) * 253)]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                            .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
+        struct cmsghdr *c;
+
+        memset(&u, 0, sizeof(u));
+        c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+        return sendmsg(s, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -1;
+}
+
+/* As nobody (at its limits, so every connection is refused): make what
+ * c->what says, send it on a new connection right after connect() (again
+ * if the refusal came first), and exit, so that the broker holds the
+ * last references. */
+static void nobody_sends_carry(void *arg)
+{
+        const struct carry *c = arg;
+        int x = -1, t, peer, sv[2];
+
+        become_nobody();
+        if (c->what == CARRY_MANY) {
+                int nulls[253];
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                for (int i = 0; i < 253; i++)
+                        nulls[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                CHECK(nulls[252] >= 0);
+                CHECK_EQ(send_fds_nowait(sv[0], nulls, 253), 0);
+                CHECK_EQ(send_fds_nowait(sv[0], nulls, 253), 0);
+                CHECK_EQ(send_fds_nowait(sv[0], nulls, 100), 0);
+                for (int i = 0; i < 253; i++)
+                        close(nulls[i]);
+                close(sv[0]);
+                x = sv[1];
+        } else {
+                t = lingering_socket(&peer);
+                raw_send(c->to, "p", 1, &peer, 1);
+                close(peer);
+                x = t;
+        }
+        if (c->what == CARRY_NESTED) {
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                CHECK_EQ(send_fds_nowait(sv[0], &x, 1), 0);
+                close(x);
+                close(sv[0]);
+                x = sv[1];
+        } else if (c->what == CARRY_PENDING) {
+                struct sockaddr_un a = { .sun_family = AF_UNIX };
+                socklen_t al = sizeof(sa_family_t);
+                int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), k;
+
+                CHECK(l >= 0);
+                CHECK_EQ(bind(l, (struct sockaddr *)&a, al), 0);    /* an abstract name */
+                al = sizeof(a);
+                CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+                CHECK_EQ(listen(l, 4), 0);
+                k = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                CHECK(k >= 0);
+                CHECK_EQ(connect(k, (struct sockaddr *)&a, al), 0);
+                CHECK_EQ(send_fds_nowait(k, &x, 1), 0);
+                close(x);
+                close(k);
+                x = l;
+        }
+        for (int i = 0; i < 1000; i++) {
+                int fd = raw_connect();
+
+                if (send_fds_nowait(fd, &x, 1) == 0) {
+                        close(x);
+                        close(fd);
+                        _exit(0);
+                }
+                CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+                close(fd);
+        }
+        _exit(3);
+}
+
+/* nobody sends what on a refused connection; the lingering socket's
+ * peer, which never reads, is returned (-1 for CARRY_MANY). */
+static int nobody_carries(int what)
+{
+        struct carry c = { what, -1 };
+        int sv[2], peer = -1;
+
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        c.to = sv[1];
+        CHILD_OK(nobody_sends_carry, &c);
+        close(sv[1]);
+        if (what != CARRY_MANY)
+                peer = recv_one_fd(sv[0]);
+        close(sv[0]);
+        return peer;
+}
+
+/* nobody's closes are stuck and it fills the closer's global limits
+ * (--max-closing 8, --max-parked 4) with refused connections: those that
+ * follow reach the last resort, closed on the event loop. They carry
+ * lingering TCP sockets with unsent data, directly, in a Unix socket's
+ * queue, and in a connection a listening socket has not accepted, whose
+ * release would hold the loop for the linger's 600 s: taken apart first
+ * (the sockets' lingers made abortive), they never stall it, and another
+ * user is answered within a second after each. A Unix socket holding 606
+ * descriptors, more than the loop takes at once, is kept and finished
+ * later. The broker's descriptors stay bounded, stats count what was
+ * taken apart, and all is closed once the stuck close ends. */
+TEST(the_last_resort_never_waits_on_what_a_refused_connection_carries)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "16", "--max-closing", "8",
+                                     "--max-parked", "4", NULL };
+        static const char *const names[] = { "a lingering TCP socket",
+                                             "one in a Unix socket's queue",
+                                             "one in a pending connection of a listening socket" };
+        struct flood f = { 65534, 200 };
+        int s[2], peer, base, fds, peers[9];
+        long long defused, loop;
+
+        nobody_stuck_args(args, s, &peer, &base);
+        CHILD_OK(flood_with_descriptors, &f);
+        CHECK_EQ(closer_field("parked"), 4);
+        CHECK(closer_field("closed_on_loop") > 0);
+        defused = closer_field("defused_fds");
+        loop = closer_field("closed_on_loop");
+        stats_answered_promptly("after the flood");
+        for (int round = 0; round < 3; round++)
+                for (int k = 0; k < 3; k++) {
+                        peers[round * 3 + k] = nobody_carries(k);
+                        stats_answered_promptly(names[k]);
+                }
+        /* each took apart on the loop: 1, 2 and 3 descriptors received */
+        if (closer_field("closed_on_loop") < loop + 9 ||
+            closer_field("defused_fds") < defused + 3 * (1 + 2 + 3))
+                t_fail(__FILE__, __LINE__, "closed on the loop %lld (before %lld), "
+                       "descriptors taken apart %lld (before %lld)",
+                       closer_field("closed_on_loop"), loop, closer_field("defused_fds"),
+                       defused);
+        /* its 2 connections, the closer's 8, nothing held for the loop */
+        fds = broker_fds();
+        if (fds > base + 2 + 8)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before)", fds,
+                       base);
+        CHECK_EQ(closer_field("deferred"), 0);
+        /* more than a pass takes apart: deferred, then finished */
+        nobody_carries(CARRY_MANY);
+        stats_answered_promptly("606 descriptors in a queue");
+        for (long long end = mono_ms() + WAIT_MS; closer_field("deferred") != 0; nap(20))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "%lld descriptors still deferred",
+                               closer_field("deferred"));
+        CHECK(closer_field("deferred_total") >= 1);
+        CHECK(closer_field("deferred_on_loop") >= 1);
+        CHECK(closer_field("defused_fds") >= defused + 18 + 1 + 606);
+        fds = broker_fds();
+        if (fds > base + 2 + 8)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before)", fds,
+                       base);
+        for (int i = 0; i < 9; i++)
+                close(peers[i]);
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        closer_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
