@@ -2,8 +2,9 @@
 /*
  * Descriptors the broker does not keep. A client chooses what it attaches
  * to a request, and the last close() of some files waits: a TCP socket
- * with unsent data and SO_LINGER set, a pipe or a FUSE or NFS file, a
- * Unix socket whose queue holds such descriptors. The event loop must
+ * with unsent data and SO_LINGER set, a FUSE or NFS file (its flush), a
+ * device (draining its output), a Unix socket whose queue holds such
+ * descriptors. The event loop must
  * never wait on a client's descriptor, so it closes only memfds itself
  * (a memfd's last close frees memory and never waits), and connections'
  * own sockets whose queues hold no descriptor (closer_conn); sockets get an
@@ -34,11 +35,15 @@
  * park is full or refuses (ETOOMANYREFS: a broker without CAP_SYS_RESOURCE
  * past its own in-flight limit), the connection joins the lane as before,
  * counted in the user's descriptor limit; a user at that limit too has
- * its refused connection closed on the event loop (already shut down both
- * ways): the one case in which the loop may wait on a client's
- * descriptor, reached only by a user that filled its park and its
+ * its refused connection closed on the event loop, the last resort
+ * (close_on_loop), reached by a user that filled its park and its
  * --max-uid-fds with closes that do not complete, or by users that
- * together filled the global limits below.
+ * together filled the global limits below (one user can: some 1,100
+ * refused connections fill --max-parked). The loop never waits there
+ * either: what it would close is taken apart first (defuse, below), so
+ * that nothing left in it can wait when released, and what cannot be
+ * taken apart at once is kept on a deferred list, bounded by pausing
+ * accept().
  *
  * Per-user limits multiply by the uids a client controls (one login may
  * have some 65,536 subordinate uids), so what the closer holds for all
@@ -47,8 +52,8 @@
  * each park) and --max-parked parked connections (kernel memory, and
  * sockets in flight for the broker's user: past 2,024 of those each
  * further send of one may wait for the kernel's collector of Unix
- * sockets). Past them a descriptor is parked if it can be, and closed on
- * the event loop otherwise, counted (closer_stats). Parked connections
+ * sockets). Past them a descriptor is parked if it can be, and defused
+ * and closed on the event loop otherwise, counted (closer_stats). Parked connections
  * count in flight for the broker's user (root's, usually): a process of
  * that user without CAP_SYS_RESOURCE or CAP_SYS_ADMIN that passes
  * descriptors while more are parked than its RLIMIT_NOFILE gets
