@@ -674,7 +674,7 @@ static int socket_empty(int fd)
  * holds DEFER_PAUSE descriptors or more, new connections wait in the
  * listening socket's backlog (closer_accept_ok). */
 #define DEFUSE_OPS 256
-#define DEFUSE_FDS 512
+#define DEFUSE_FDS 256
 #define DEFUSE_STACK 1024
 #define DEFER_PAUSE 64
 #define SCM_MAX 253                     /* the kernel's SCM_MAX_FD */
@@ -934,11 +934,11 @@ static int defuse(struct broker *b, uid_t uid, int fd, struct defuse_budget *bu)
                         }
                         if (errno == ECONNABORTED)
                                 continue;
-                        /* shut down, nothing pending: EINVAL (EAGAIN if
-                         * the shutdown failed) */
+                        /* nothing pending (EAGAIN; EINVAL where accept
+                         * fails once shut down), and nothing can come */
                         if (errno != EINVAL && errno != EAGAIN)
                                 break;
-                        close(t->fd);   /* nothing pending, and nothing can come */
+                        close(t->fd);
                         bu->closed++;
                         sp--;
                         continue;
@@ -961,7 +961,7 @@ static int defuse(struct broker *b, uid_t uid, int fd, struct defuse_budget *bu)
                         continue;
                 }
                 /* room for all the next message may carry: at most
-                         * what the queue holds, and SCM_MAX */
+                 * what the queue holds, and SCM_MAX */
                 if (q > SCM_MAX)
                         q = SCM_MAX;
                 if (bu->ops <= 0 || bu->fds < q || bu->room < q || sp + q > DEFUSE_STACK ||
