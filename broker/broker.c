@@ -136,7 +136,7 @@ int broker_run(const struct broker_config *cfg)
         struct broker *b = calloc(1, sizeof(*b));
         struct epoll_event evs[64];
         const char *why = NULL;
-        int status = 0;
+        int status = 0, deferring = 0;
 
         if (!b) {
                 fprintf(stderr, "ashmem-broker: out of memory\n");
@@ -161,7 +161,9 @@ int broker_run(const struct broker_config *cfg)
         service_ready(b);
         reload_reply(b);
         while (!why) {
-                int n = epoll_wait(b->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
+                /* at once while the closer's deferred list makes progress */
+                int n = epoll_wait(b->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])),
+                                   deferring ? 0 : -1);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -204,6 +206,7 @@ int broker_run(const struct broker_config *cfg)
                         }
                 }
                 conns_reap(b);
+                deferring = closer_defer_run(b);
                 if (b->quit)
                         why = b->quit;
         }

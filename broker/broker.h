@@ -30,6 +30,12 @@ struct broker_config {
         unsigned long long max_uid_fds; /* broker descriptors per uid; 0: a
                                            quarter of RLIMIT_NOFILE */
         unsigned long long max_bytes;   /* bytes per uid; 0: MemTotal */
+        /* the closer, all users together (0: the defaults) */
+        unsigned long long max_closing; /* descriptors it holds: a quarter
+                                           of RLIMIT_NOFILE */
+        unsigned long long max_parked;  /* refused connections parked: as
+                                           many, at most 1000 */
+        unsigned long long park_bytes;  /* a park's send buffer: 256 MiB */
         size_t max_message;             /* bytes, at most 65536 (default) */
         unsigned idle_timeout_ms;       /* 0: none; default 300000 */
         unsigned long long idle_exit_ms; /* exit after holding nothing and

@@ -90,12 +90,11 @@ void conn_close(struct broker *b, struct conn *c, const char *why)
                 c->job->c = NULL;       /* nobody waits for it any more */
         c->job = NULL;
         conn_out_free(c);
-        /* its queue may hold descriptors the client sent: the closer
-         * thread closes it, so it leaves epoll now (c is freed before
-         * that close) */
+        /* its queue may hold descriptors the client sent: closer_conn()
+         * decides who closes it, so it leaves epoll now (c is freed first) */
         if (epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
                 blog(b, 0, "epoll: %s", strerror(errno));
-        closer_put(b, c->uid, c->fd);
+        closer_conn(b, c->uid, c->fd);
         c->fd = -1;
         broker_fds_freed(b);
 }
@@ -348,6 +347,13 @@ static void log_refusal(struct broker *b, const struct ucred *cr, const char *wh
 
 void conn_accept(struct broker *b)
 {
+        if (!closer_accept_ok(b)) {
+                /* the closer's deferred list is long: new connections
+                 * wait in the backlog until it is shorter */
+                epoll_set(b, EPOLL_CTL_MOD, b->lfd, 0, &tag_listen);
+                b->accept_paused = 1;
+                return;
+        }
         for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
                 struct ucred cr;
                 socklen_t len = sizeof(cr);

@@ -185,6 +185,9 @@ struct broker {
         unsigned long long max_bytes;   /* resolved */
         unsigned max_uid_conns;         /* resolved */
         unsigned long long max_uid_fds; /* resolved */
+        unsigned long long max_closing; /* the closer, all users: resolved */
+        unsigned long long max_parked;  /* parked connections, all users */
+        int park_bytes;                 /* a park's send buffer */
         int below;                      /* active MemAvailable threshold, -1 */
         int pressure_job;               /* one pressure purge at a time */
         long long last_pressure_ms;     /* the last PSI event */
@@ -332,7 +335,27 @@ void closer_stop(void);
 void closer_put(struct broker *b, uid_t uid, int fd);
 void closer_refused(struct broker *b, uid_t uid, int fd);
 void closer_put_all(struct broker *b, uid_t uid, int *fds, int n);
+/* A connection's own socket once the connection is over: closed at once
+ * when its queue holds no descriptor, else closer_put(). */
+void closer_conn(struct broker *b, uid_t uid, int fd);
+/* The closer's last resort keeps what it could not defuse at once on a
+ * deferred list: closer_defer_run() takes it up again for a while (1: it
+ * made progress, more may follow at once); closer_accept_ok() says
+ * whether new connections may be accepted (0: the list is too long). */
+int closer_defer_run(struct broker *b);
+int closer_accept_ok(struct broker *b);
 void closer_reap(struct broker *b);
+/* The closer's numbers for `stats` (a "closer" object). */
+void closer_stats(struct broker *b, struct am_jw *s);
+/* The defaults of the closer's global limits, from the broker's
+ * descriptor limit (setup.c): a quarter of it for what the closer holds,
+ * and as many parked connections, at most PARKED_MAX (below the 2,024
+ * sockets a user may have in flight before each further send of one
+ * waits for the kernel's collector of Unix sockets); a park's send
+ * buffer, PARK_BYTES (SO_SNDBUFFORCE; the kernel doubles it): 768 bytes
+ * a parked connection, and kernel memory is spent only as used. */
+#define PARKED_MAX 1000
+#define PARK_BYTES (256 << 20)
 
 /* access.c: may peer c have access want (ACC_R, ACC_W) to the name e; is
  * it e's owner (or root); may it see e at all (list, info). */

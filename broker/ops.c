@@ -636,6 +636,7 @@ static int op_stats(struct broker *b, struct conn *c, struct req *req,
         am_jw_printf(s, ",\"bytes_per_uid\":%llu,\"message\":%zu,\"idle_timeout\":%u}",
                   b->max_bytes, b->cfg->max_message, b->cfg->idle_timeout_ms / 1000);
         uid_stats(b, c, s);
+        closer_stats(b, s);
         am_jw_printf(s, ",\"purger\":{\"psi\":%s", b->psifd >= 0 ? "true" : "false");
         if (b->below >= 0)
                 am_jw_printf(s, ",\"purge_below\":%d", b->below);

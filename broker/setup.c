@@ -191,6 +191,14 @@ int broker_setup(struct broker *b)
                                    cfg->max_connections / 4 ? cfg->max_connections / 4 : 1;
                 b->max_uid_fds = cfg->max_uid_fds ? cfg->max_uid_fds :
                                  nofile / 4 > 16 ? nofile / 4 : 16;
+                /* the closer's global limits: one login may control
+                 * many uids (subordinate uids), each with per-uid limits
+                 * of its own */
+                b->max_closing = cfg->max_closing ? cfg->max_closing :
+                                 nofile / 4 > 16 ? nofile / 4 : 16;
+                b->max_parked = cfg->max_parked ? cfg->max_parked :
+                                nofile / 4 < PARKED_MAX ? nofile / 4 : PARKED_MAX;
+                b->park_bytes = cfg->park_bytes ? (int)cfg->park_bytes : PARK_BYTES;
         }
 
         /* a shell starts background jobs with SIGINT ignored: an ignored

@@ -40,6 +40,9 @@ static const struct cmd_opt broker_opts[] = {
         { "max-uid-connections", 0, "N", NULL, "connections per user (default: a quarter of --max-connections)" },
         { "max-uid-fds", 0, "N", NULL, "broker descriptors per user, 5 a region, 1 a connection (default: a quarter of the broker's)" },
         { "max-bytes", 0, "SIZE", NULL, "bytes per user (default: MemTotal)" },
+        { "max-closing", 0, "N", NULL, "descriptors waiting to be closed, all users together (default: a quarter of the broker's)" },
+        { "max-parked", 0, "N", NULL, "refused connections parked, all users together (default: as many, at most 1000)" },
+        { "park-bytes", 0, "SIZE", NULL, "send buffer of a user's park of refused connections (default 256M)" },
         { "max-message", 0, "BYTES", NULL, "largest request (default and at most 65536)" },
         { "idle-timeout", 0, "SECONDS", NULL, "drop idle connections after this (default 300, 0: never)" },
         { "idle-exit", 0, "SECONDS", NULL, "exit after SECONDS holding nothing and serving nobody (default 0: never)" },
@@ -53,7 +56,7 @@ static const struct cmd_opt broker_opts[] = {
 static const char *const passed[] = {
         "socket-mode", "purge-below", "purge-step", "no-psi", "psi-stall", "psi-window",
         "poll-interval", "max-connections", "max-regions", "max-uid-connections", "max-uid-fds",
-        "max-bytes", "max-message",
+        "max-bytes", "max-message", "max-closing", "max-parked", "park-bytes",
         "idle-timeout", "idle-exit", "verbose", NULL
 };
 
@@ -115,6 +118,8 @@ static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_c
         NUM("max-uid-connections", 1000000, max_uid_connections, 1)
         NUM("max-uid-fds", 100000000, max_uid_fds, 1)
         NUM("max-message", 65536, max_message, 1)
+        NUM("max-closing", 100000000, max_closing, 1)
+        NUM("max-parked", 100000000, max_parked, 1)
         NUM("idle-timeout", 86400 * 365, idle_timeout_ms, 1000)
         NUM("idle-exit", 86400 * 365, idle_exit_ms, 1000)
 #undef NUM
@@ -132,6 +137,17 @@ static int config(struct cmd_ctx *ctx, const struct cmd_args *a, struct broker_c
                 return cmd_usage(ctx, "--poll-interval must be at least 1");
         if (c->max_connections == 0 || c->max_regions == 0)
                 return cmd_usage(ctx, "limits must be at least 1");
+        if ((r = size_opt(ctx, a, "park-bytes", &v)) > 1)
+                return r;
+        if (r == 1) {
+                if (v < 4096 || v > (1u << 30))
+                        return cmd_usage(ctx, "--park-bytes must be between 4K and 1G");
+                c->park_bytes = v;
+        }
+        if (cmd_opt(a, "max-closing") && c->max_closing == 0)
+                return cmd_usage(ctx, "--max-closing must be at least 1");
+        if (cmd_opt(a, "max-parked") && c->max_parked == 0)
+                return cmd_usage(ctx, "--max-parked must be at least 1");
         if (c->max_message < 256)
                 return cmd_usage(ctx, "--max-message must be at least 256");
         return 0;

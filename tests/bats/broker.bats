@@ -313,3 +313,19 @@ shared_broker() {
         [[ "$output" == *'"errno":"EMSGSIZE"'* ]]
         run -0 ashmemctl broker call "$m"
 }
+
+@test "the closer's global limits: passed on by start, shown by status, bad values refused" {
+        start_broker --max-closing 300 --max-parked 40 --park-bytes 64K
+        run -0 ashmemctl -j broker status
+        jq -e '.stats.closer.max_closing == 300 and .stats.closer.max_parked == 40' <<<"$output"
+        jq -e '.stats.closer.closing == 0 and .stats.closer.parked == 0 and .stats.closer.closed_on_loop == 0' <<<"$output"
+        stop_broker
+        run -2 --separate-stderr timeout 10 ashmemctl broker run --max-closing 0
+        [[ "$stderr" == *"--max-closing must be at least 1"* ]]
+        run -2 --separate-stderr timeout 10 ashmemctl broker run --max-parked lots
+        [[ "$stderr" == *"invalid max-parked 'lots'"* ]]
+        run -2 --separate-stderr timeout 10 ashmemctl broker run --park-bytes 1K
+        [[ "$stderr" == *"--park-bytes must be between 4K and 1G"* ]]
+        run -2 --separate-stderr timeout 10 ashmemctl broker run --park-bytes 2G
+        [[ "$stderr" == *"--park-bytes must be between 4K and 1G"* ]]
+}

@@ -95,6 +95,23 @@ static void kill_broker(void)
         }
 }
 
+/* Run in the broker's process before its exec, when set (a broker of
+ * another user's, which the library refuses to talk to: start_broker_args
+ * then waits for its socket to accept a connection). */
+static void (*broker_pre_exec)(void);
+
+static int broker_accepts(void)
+{
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), r;
+
+        CHECK(fd >= 0);
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+        r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        close(fd);
+        return r == 0;
+}
+
 /* Start a broker with extra arguments (NULL-terminated). */
 static void start_broker_args(const char *const *extra)
 {
@@ -131,6 +148,8 @@ static void start_broker_args(const char *const *extra)
                 for (int i = 0; extra && extra[i] && n < 31; i++)
                         argv[n++] = extra[i];
                 argv[n] = NULL;
+                if (broker_pre_exec)
+                        broker_pre_exec();
                 execv(prog, (char *const *)argv);
                 _exit(127);
         }
@@ -139,7 +158,9 @@ static void start_broker_args(const char *const *extra)
         for (;;) {
                 ashmem_broker *b;
                 int status;
-                if (ashmem_broker_connect(sock, &b) == 0) {
+                if (broker_pre_exec && broker_accepts())
+                        return;
+                if (!broker_pre_exec && ashmem_broker_connect(sock, &b) == 0) {
                         ashmem_broker_close(b);
                         return;
                 }
@@ -1412,6 +1433,8 @@ static void nobody_hello(void *arg)
                 ssize_t n;
                 raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
                 n = recv(fd, buf, sizeof(buf) - 1, 0);
+                if (n < 0 && errno == ECONNRESET)       /* the reply comes after */
+                        n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
                 close(fd);
                 if (n < 0)
                         _exit(1);
@@ -2639,10 +2662,19 @@ static long long stats_closing(unsigned uid)
  * where nobody holds both its connections, s[0] and s[1], and a close of
  * nobody's is stuck for as long as *peer lives (its lane blocked). *base,
  * when not NULL: the broker's descriptors before nobody came. */
+static void nobody_stuck_args(const char *const *args, int s[2], int *peer, int *base);
+
 static void nobody_stuck(int s[2], int *peer, int *base)
 {
         const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
                                      "--max-uid-fds", "16", NULL };
+
+        nobody_stuck_args(args, s, peer, base);
+}
+
+/* The same with the broker's arguments args. */
+static void nobody_stuck_args(const char *const *args, int s[2], int *peer, int *base)
+{
         char buf[4096];
         int sv[2], u;
 
@@ -3234,5 +3266,518 @@ TEST(attach_without_the_record_answers_what_a_holder_maps)
         }
         close(fd);
         ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ the closer's global limits */
+
+/* A number in the "closer" object of root's stats: the field key. */
+static long long closer_field(const char *field)
+{
+        char buf[65536], key[48];
+        const char *p;
+        int s = raw_connect();
+
+        raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        p = strstr(buf, "\"closer\":{");
+        if (p) {
+                snprintf(key, sizeof(key), "\"%s\":", field);
+                p = strstr(p, key);
+        }
+        if (!p)
+                t_fail(__FILE__, __LINE__, "stats without closer.%s: %s", field, buf);
+        return atoll(p + strlen(key));
+}
+
+struct uid_conn {
+        uid_t uid;
+        int to;
+};
+
+/* A connection of uid's, sent on u->to for this process to use. */
+static void connect_as_uid(void *arg)
+{
+        struct uid_conn *u = arg;
+        int s;
+
+        become_uid(u->uid);
+        s = raw_connect();
+        raw_sends(u->to, "f", &s, 1);
+        close(s);
+        close(u->to);
+}
+
+/* A connection of uid's, for this process to use. */
+static int uid_connection(uid_t uid)
+{
+        int sv[2], s;
+        struct uid_conn uc = { uid, -1 };
+
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        uc.to = sv[1];
+        CHILD_OK(connect_as_uid, &uc);
+        close(sv[1]);
+        s = recv_one_fd(sv[0]);
+        close(sv[0]);
+        return s;
+}
+
+/* The closes of n users (uids from uid) stuck for as long as peers[i]
+ * live: a connection of each, s[i], sent a Unix socket holding a
+ * lingering one, and a closer thread waits in its close. All are sent
+ * while the broker is stopped once: a signal ends a lingering close. */
+static void uids_stuck(uid_t uid, int n, int *s, int *peers)
+{
+        char buf[4096];
+        int u[16];
+
+        CHECK(n <= 16);
+        for (int i = 0; i < n; i++) {
+                s[i] = uid_connection(uid + (uid_t)i);
+                u[i] = blocking_unix_socket(&peers[i]);
+        }
+        freeze_broker();
+        for (int i = 0; i < n; i++) {
+                raw_sends(s[i], "{\"v\":1,\"op\":\"stats\"}", &u[i], 1);
+                close(u[i]);
+        }
+        thaw_broker();
+        for (int i = 0; i < n; i++) {
+                raw_recv(s[i], buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
+        }
+}
+
+struct flood {
+        uid_t uid;
+        int n;                  /* connections */
+};
+
+/* As f->uid, f->n connections, each sending one descriptor (of /dev/null)
+ * right after connect() and closed: those over its limits are refused
+ * with the descriptor in their queue. Exits 0 if at least half sent
+ * theirs. */
+static void flood_with_descriptors(void *arg)
+{
+        const struct flood *f = arg;
+        int null, n = 0;
+
+        become_uid(f->uid);
+        null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        CHECK(null >= 0);
+        for (int i = 0; i < f->n; i++) {
+                union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+                struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                                    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+                struct cmsghdr *c;
+                int fd = raw_connect();
+
+                memset(&u, 0, sizeof(u));
+                c = CMSG_FIRSTHDR(&m);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &null, sizeof(int));
+                if (sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+                        n++;
+                else
+                        CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+                close(fd);
+        }
+        close(null);
+        _exit(n >= f->n / 2 ? 0 : 3);
+}
+
+/* Wait until the closer holds nothing (every stuck close ended). */
+static void closer_drained(void)
+{
+        for (long long end = mono_ms() + WAIT_MS;
+             closer_field("closing") != 0 || closer_field("parked") != 0 ||
+             closer_field("parks") != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "the closer still holds %lld descriptors, "
+                               "%lld parked connections, %lld parks", closer_field("closing"),
+                               closer_field("parked"), closer_field("parks"));
+}
+
+/* One login may control many uids (subordinate uids): 8 of them with a
+ * stuck close hold every closer thread, and 40 more flood with refused
+ * connections that carry a descriptor. Each stays within its own limits,
+ * and together they would make the broker hold some 3,000 descriptors;
+ * the closer's global limits (--max-closing 200, --max-parked 100) bound
+ * what it holds for all of them, what is past them is closed on the event
+ * loop (counted), another user is served, and once the stuck closes end
+ * the broker is back to its descriptors. */
+TEST(many_users_with_stuck_closes_hold_at_most_the_closers_limits)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "16", "--max-closing", "200",
+                                     "--max-parked", "100", NULL };
+        int stuck[8], peers[8], base, fds;
+
+        start_broker_args(args);
+        base = broker_fds();
+        uids_stuck(20001, 8, stuck, peers);
+        for (long long end = mono_ms() + WAIT_MS; closer_field("closing") != 8; nap(20))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "the closer holds %lld stuck closes, not 8",
+                               closer_field("closing"));
+        for (int i = 0; i < 40; i++) {
+                struct flood f = { (uid_t)(30001 + i), 100 };
+                CHILD_OK(flood_with_descriptors, &f);
+        }
+        /* the 8 connections held here, the closer's 200, nothing else */
+        fds = broker_fds();
+        if (fds > base + 8 + 200)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before; "
+                       "limit 200 for the closer)", fds, base);
+        CHECK(closer_field("closing") + 2 * closer_field("parks") <= 200);
+        CHECK(closer_field("parked") <= 100);
+        CHECK(closer_field("parked") > 0);
+        CHECK(closer_field("park_limit") > 0);
+        CHECK(closer_field("closed_on_loop") > 0);
+        CHECK_EQ(closer_field("max_closing"), 200);
+        CHECK_EQ(closer_field("max_parked"), 100);
+        /* another user is served as if they were not there */
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        /* the stuck closes end: everything queued and parked goes */
+        for (int i = 0; i < 8; i++) {
+                close(peers[i]);
+                close(stuck[i]);
+        }
+        closer_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
+/* nobody's closes are stuck and its parks hold 4 KiB (--park-bytes): a
+ * few connections fill one. Of 2,500 refused connections each carrying a
+ * descriptor, those its park cannot take join its lane, counted in its
+ * descriptor limit (100), and past that are closed on the event loop; the
+ * broker's descriptors stay bounded, another user is served, stats says
+ * what happened, and all is closed once the stuck close ends. */
+TEST(a_full_park_sends_refused_connections_to_the_lane_then_to_the_loop)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "100", "--park-bytes", "4K", NULL };
+        int s[2], peer, base, fds;
+        long long parked;
+
+        nobody_stuck_args(args, s, &peer, &base);
+        CHILD_OK(nobody_floods_with_descriptors, NULL);
+        fds = broker_fds();
+        /* its limit's 100 (its 2 connections among them), a park */
+        if (fds - base > 100 + 2)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before the flood)",
+                       fds, base);
+        parked = stats_field(65534, "parked");
+        if (parked < 1 || parked > 100)
+                t_fail(__FILE__, __LINE__, "%lld connections in a park of 4 KiB", parked);
+        CHECK(closer_field("park_full") > 0);
+        CHECK(closer_field("to_lane") > 0);
+        CHECK(closer_field("closed_on_loop") > 0);
+        CHECK_EQ(closer_field("park_limit"), 0);
+        CHECK_EQ(closer_field("park_refused"), 0);
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        closer_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
+/* The broker runs as uid 2 with 256 descriptors (RLIMIT_NOFILE), which
+ * also bounds what it may have in flight: it has no CAP_SYS_RESOURCE. */
+static void broker_as_uid2(void)
+{
+        struct rlimit rl = { 256, 256 };
+
+        if (chown(dir, 2, 2) < 0 || setrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+            setgroups(0, NULL) < 0 || setgid(2) < 0 || setuid(2) < 0)
+                _exit(126);
+}
+
+/* A broker that is not root, nobody's closes stuck: past 256 parked
+ * connections the kernel refuses it more in flight (ETOOMANYREFS); those
+ * connections join nobody's lane, counted in its descriptor limit (100),
+ * and past that are closed on the event loop. The broker's descriptors
+ * stay bounded, another user is served, stats says what happened, and all
+ * is closed once the stuck close ends. */
+TEST(a_park_refused_by_the_kernel_sends_refused_connections_to_the_lane_then_to_the_loop)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "100", "--max-parked", "1000",
+                                     "--max-closing", "200", NULL };
+        int s[2], peer, base, fds;
+        long long parked;
+
+        broker_pre_exec = broker_as_uid2;
+        nobody_stuck_args(args, s, &peer, &base);
+        broker_pre_exec = NULL;
+        CHILD_OK(nobody_floods_with_descriptors, NULL);
+        fds = broker_fds();
+        if (fds - base > 100 + 2)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before the flood)",
+                       fds, base);
+        parked = stats_field(65534, "parked");
+        if (parked < 200 || parked > 300)
+                t_fail(__FILE__, __LINE__, "%lld connections parked by a broker allowed 256 "
+                       "descriptors in flight", parked);
+        CHECK(closer_field("park_refused") > 0);
+        CHECK(closer_field("to_lane") > 0);
+        CHECK(closer_field("closed_on_loop") > 0);
+        CHECK_EQ(closer_field("park_limit"), 0);
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        closer_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
+/* 8 users whose closes are stuck hold every closer thread: another
+ * user's connections, which carry no descriptor, are closed all the same
+ * (by the event loop, their queues known empty), so they do not pile up
+ * against its descriptor limit (16) behind the stuck ones (its refused
+ * connection, the last, waits in its lane). */
+TEST(eight_users_with_stuck_closes_do_not_hold_another_users_connections)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "16", NULL };
+        int stuck[8], peers[8], base;
+
+        start_broker_args(args);
+        base = broker_fds();
+        uids_stuck(20001, 8, stuck, peers);
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+        CHECK(stats_closing(1) <= 1);
+        CHECK(closer_field("closing") <= 8 + 1);
+        for (int i = 0; i < 8; i++) {
+                close(peers[i]);
+                close(stuck[i]);
+        }
+        closer_drained();
+        CHECK_EQ(broker_fds(), base);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ the closer's last resort */
+
+/* Another user's `stats` is answered within a second. */
+static void stats_answered_promptly(const char *when)
+{
+        static char buf[65536];
+        struct pollfd p;
+        int fd = uid_connection(1);
+
+        raw_sends(fd, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+        p = (struct pollfd){ .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 1000) != 1)
+                t_fail(__FILE__, __LINE__, "another user's stats not answered within a second "
+                       "(%s)", when);
+        raw_recv(fd, buf, sizeof(buf), NULL);
+        CHECK(strstr(buf, "\"ok\":true"));
+        close(fd);
+}
+
+/* What a refused connection of nobody's carries: a lingering TCP socket
+ * (lingering_socket), one in the queue of a Unix socket, one in the queue
+ * of a connection a listening Unix socket has not accepted, or 606
+ * copies of /dev/null in the queue of a Unix socket (more than the event
+ * loop takes apart at once). */
+enum { CARRY_TCP, CARRY_NESTED, CARRY_PENDING, CARRY_MANY };
+
+struct carry {
+        int what;
+        int to;                 /* the lingering socket's peer goes there */
+};
+
+static int send_fds_nowait(int s, const int *fds, int n)
+{
+        union { char buf[CMSG_SPACE(sizeof(int) * 253)]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                            .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
+        struct cmsghdr *c;
+
+        memset(&u, 0, sizeof(u));
+        c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+        return sendmsg(s, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -1;
+}
+
+/* As nobody (at its limits, so every connection is refused): make what
+ * c->what says, send it on a new connection right after connect() (again
+ * if the refusal came first), and exit, so that the broker holds the
+ * last references. */
+static void nobody_sends_carry(void *arg)
+{
+        const struct carry *c = arg;
+        int x = -1, t, peer, sv[2];
+
+        become_nobody();
+        if (c->what == CARRY_MANY) {
+                int nulls[253];
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                for (int i = 0; i < 253; i++)
+                        nulls[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                CHECK(nulls[252] >= 0);
+                CHECK_EQ(send_fds_nowait(sv[0], nulls, 253), 0);
+                CHECK_EQ(send_fds_nowait(sv[0], nulls, 253), 0);
+                CHECK_EQ(send_fds_nowait(sv[0], nulls, 100), 0);
+                for (int i = 0; i < 253; i++)
+                        close(nulls[i]);
+                close(sv[0]);
+                x = sv[1];
+        } else {
+                t = lingering_socket(&peer);
+                raw_send(c->to, "p", 1, &peer, 1);
+                close(peer);
+                x = t;
+        }
+        if (c->what == CARRY_NESTED) {
+                CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                CHECK_EQ(send_fds_nowait(sv[0], &x, 1), 0);
+                close(x);
+                close(sv[0]);
+                x = sv[1];
+        } else if (c->what == CARRY_PENDING) {
+                struct sockaddr_un a = { .sun_family = AF_UNIX };
+                socklen_t al = sizeof(sa_family_t);
+                int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), k;
+
+                CHECK(l >= 0);
+                CHECK_EQ(bind(l, (struct sockaddr *)&a, al), 0);    /* an abstract name */
+                al = sizeof(a);
+                CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+                CHECK_EQ(listen(l, 4), 0);
+                k = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                CHECK(k >= 0);
+                CHECK_EQ(connect(k, (struct sockaddr *)&a, al), 0);
+                CHECK_EQ(send_fds_nowait(k, &x, 1), 0);
+                close(x);
+                close(k);
+                x = l;
+        }
+        for (int i = 0; i < 1000; i++) {
+                int fd = raw_connect();
+
+                if (send_fds_nowait(fd, &x, 1) == 0) {
+                        close(x);
+                        close(fd);
+                        _exit(0);
+                }
+                CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+                close(fd);
+        }
+        _exit(3);
+}
+
+/* nobody sends what on a refused connection; the lingering socket's
+ * peer, which never reads, is returned (-1 for CARRY_MANY). */
+static int nobody_carries(int what)
+{
+        struct carry c = { what, -1 };
+        int sv[2], peer = -1;
+
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        c.to = sv[1];
+        CHILD_OK(nobody_sends_carry, &c);
+        close(sv[1]);
+        if (what != CARRY_MANY)
+                peer = recv_one_fd(sv[0]);
+        close(sv[0]);
+        return peer;
+}
+
+/* nobody's closes are stuck and it fills the closer's global limits
+ * (--max-closing 8, --max-parked 4) with refused connections: those that
+ * follow reach the last resort, closed on the event loop. They carry
+ * lingering TCP sockets with unsent data, directly, in a Unix socket's
+ * queue, and in a connection a listening socket has not accepted, whose
+ * release would hold the loop for the linger's 600 s: taken apart first
+ * (the sockets' lingers made abortive), they never stall it, and another
+ * user is answered within a second after each. A Unix socket holding 606
+ * descriptors, more than the loop takes at once, is kept and finished
+ * later. The broker's descriptors stay bounded, stats count what was
+ * taken apart, and all is closed once the stuck close ends. */
+TEST(the_last_resort_never_waits_on_what_a_refused_connection_carries)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-uid-fds", "16", "--max-closing", "8",
+                                     "--max-parked", "4", NULL };
+        static const char *const names[] = { "a lingering TCP socket",
+                                             "one in a Unix socket's queue",
+                                             "one in a pending connection of a listening socket" };
+        struct flood f = { 65534, 200 };
+        int s[2], peer, base, fds, peers[9];
+        long long defused, loop;
+
+        nobody_stuck_args(args, s, &peer, &base);
+        CHILD_OK(flood_with_descriptors, &f);
+        CHECK_EQ(closer_field("parked"), 4);
+        CHECK(closer_field("closed_on_loop") > 0);
+        defused = closer_field("defused_fds");
+        loop = closer_field("closed_on_loop");
+        stats_answered_promptly("after the flood");
+        for (int round = 0; round < 3; round++)
+                for (int k = 0; k < 3; k++) {
+                        peers[round * 3 + k] = nobody_carries(k);
+                        stats_answered_promptly(names[k]);
+                }
+        /* each took apart on the loop: 1, 2 and 3 descriptors received */
+        if (closer_field("closed_on_loop") < loop + 9 ||
+            closer_field("defused_fds") < defused + 3 * (1 + 2 + 3))
+                t_fail(__FILE__, __LINE__, "closed on the loop %lld (before %lld), "
+                       "descriptors taken apart %lld (before %lld)",
+                       closer_field("closed_on_loop"), loop, closer_field("defused_fds"),
+                       defused);
+        /* its 2 connections, the closer's 8, nothing held for the loop */
+        fds = broker_fds();
+        if (fds > base + 2 + 8)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before)", fds,
+                       base);
+        CHECK_EQ(closer_field("deferred"), 0);
+        /* more than a pass takes apart: deferred, then finished */
+        nobody_carries(CARRY_MANY);
+        stats_answered_promptly("606 descriptors in a queue");
+        for (long long end = mono_ms() + WAIT_MS; closer_field("deferred") != 0; nap(20))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "%lld descriptors still deferred",
+                               closer_field("deferred"));
+        CHECK(closer_field("deferred_total") >= 1);
+        CHECK(closer_field("deferred_on_loop") >= 1);
+        CHECK(closer_field("defused_fds") >= defused + 18 + 1 + 606);
+        fds = broker_fds();
+        if (fds > base + 2 + 8)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before)", fds,
+                       base);
+        for (int i = 0; i < 9; i++)
+                close(peers[i]);
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        closer_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
         stop_broker();
 }
