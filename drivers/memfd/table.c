@@ -37,8 +37,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -575,14 +573,13 @@ static void inoset_sort(struct inoset *s)
                 qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
 }
 
-/* Add the inode numbers on dev of the descriptors listed in dir (a
- * /proc fd directory), but the table's own. -EAGAIN if one listed is
+/* Add the inode numbers on dev of the descriptors listed in
+ * /proc/self/fd, but the table's own. -EAGAIN if one listed is
  * closed by the time it is looked at: it may have moved to a number the
  * listing had passed (dup2, then close), and the scan proves nothing. */
-static int scan_fds(struct inoset *s, dev_t dev, const struct fdset *own, const char *dir,
-                    int *maxfd)
+static int scan_fds(struct inoset *s, dev_t dev, const struct fdset *own)
 {
-        DIR *d = opendir(dir);
+        DIR *d = opendir("/proc/self/fd");
         struct dirent *de;
         int r = 0;
 
@@ -598,8 +595,6 @@ static int scan_fds(struct inoset *s, dev_t dev, const struct fdset *own, const 
                 fd = strtol(de->d_name, &end, 10);
                 if (end == de->d_name || *end || fd < 0 || fd > INT_MAX)
                         continue;
-                if (maxfd && fd > *maxfd)
-                        *maxfd = (int)fd;
                 if (own_fd(own, (int)fd))
                         continue;
                 if (am_fd_stat((int)fd, &st) == 0) {
@@ -648,70 +643,16 @@ static int listing_stable(struct inoset *s, dev_t dev, const struct fdset *own)
 
         for (int i = 0; i < 8 && r == -EAGAIN; i++) {
                 s->n = 0;
-                r = scan_fds(s, dev, own, "/proc/self/fd", NULL);
+                r = scan_fds(s, dev, own);
         }
         return r;
-}
-
-/*
- * A snapshot of the descriptor table. /proc/self/fd is listed a number at
- * a time, so another thread that renumbers a descriptor (dup2 to a number
- * the listing has passed, then close of one it has not reached) can hide
- * it from any number of listings. A thread that unshares its descriptor
- * table gets a copy of the process's, taken at one instant under the
- * kernel's lock (dup2 installs the new number before close removes the
- * old, so the file is in the copy under one of them), and nobody changes
- * that copy while the thread lists it (/proc/thread-self/fd). The copy
- * holds a reference to each file until the thread closes it, before the
- * collection goes on (a file the program closes meanwhile is released a
- * few microseconds late, as with a fork child's copy until its exec);
- * record locks belong to the process's own table and are not released by
- * closing the copy.
- * Unavailable (unshare refused, as some sandboxes do, or no thread could
- * be made): the listing is done twice instead, which a descriptor
- * renumbered without pause can still slip past (its region then answers
- * ENOLCK).
- */
-struct snap {
-        struct inoset s;
-        dev_t dev;
-        const struct fdset *own;
-        int r;
-};
-
-/* 1 until unshare() is refused once */
-static int snapshots = 1;
-
-static void *snap_main(void *arg)
-{
-        struct snap *x = arg;
-        int maxfd = -1;
-
-        if (unshare(CLONE_FILES) < 0) {
-                x->r = -errno;
-                return NULL;
-        }
-        x->r = scan_fds(&x->s, x->dev, x->own, "/proc/thread-self/fd", &maxfd);
-        /* Let go of the copy's references before the collector goes on:
-         * closed here, each file the program closed meanwhile is released
-         * before this call returns (at a thread's exit, the release may
-         * come after its joiner has gone on, and a program that closes a
-         * socket or a pipe right after a collection would see the other
-         * end stay open a while). This table is the thread's own copy. */
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, 0u, ~0u, 0u) == 0)
-                return NULL;
-#endif
-        for (int fd = 0; fd <= maxfd; fd++)
-                close(fd);
-        return NULL;
 }
 
 /* 1 if this process has one thread: the C library says so, or the kernel
  * does (/proc/self/task has 2 + threads links), as in the child of a fork
  * by a process of several threads, of which the C library keeps no count.
- * Nothing can start a thread or renumber a descriptor under the collector
- * then but a signal handler. */
+ * Nothing can renumber a descriptor under the collector then but a signal
+ * handler, and one listing is exact. */
 static int one_thread(void)
 {
         struct stat st;
@@ -719,36 +660,6 @@ static int one_thread(void)
         if (__libc_single_threaded)
                 return 1;
         return stat("/proc/self/task", &st) == 0 && st.st_nlink == 3;
-}
-
-/* Fill s from a snapshot: 1, 0 if none could be taken (s untouched), or
- * -errno. */
-static int snapshot_fds(struct inoset *s, dev_t dev, const struct fdset *own)
-{
-        struct snap x = { { 0 }, dev, own, 0 };
-        sigset_t all, old;
-        pthread_t t;
-        int r;
-
-        if (!__atomic_load_n(&snapshots, __ATOMIC_RELAXED))
-                return 0;
-        /* no handler of the program's runs on that thread */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        r = pthread_create(&t, NULL, snap_main, &x);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (r != 0)
-                return 0;
-        pthread_join(t, NULL);
-        if (x.r == -EPERM || x.r == -ENOSYS || x.r == -EINVAL)
-                __atomic_store_n(&snapshots, 0, __ATOMIC_RELAXED);
-        if (x.r < 0) {
-                free(x.s.v);
-                return x.r == -ENOMEM ? x.r : 0;
-        }
-        free(s->v);
-        *s = x.s;
-        return 1;
 }
 
 /* Drop entries nothing refers to. Called with the write lock held.
@@ -769,25 +680,21 @@ static int collect(dev_t dev)
 {
         struct inoset s = { 0 }, s2 = { 0 };
         struct fdset own = { 0 };
-        int r = 0, n = 0, any = 0, exact, single, snap = 0;
+        int r = 0, n = 0, any = 0, exact;
 
         spares_age();
         own_fds(&own);
         /* The descriptors first, then the mappings: a region whose last
          * descriptor is closed after its mapping was made is seen in one
          * or the other. In a process of one thread nothing renumbers a
-         * descriptor under the listing; in one of several, a snapshot is
-         * taken (snapshot_fds), or else the listing is done twice. */
-        single = one_thread();
-        if (!single) {
-                r = snapshot_fds(&s, dev, &own);
-                snap = r == 1;
-                if (snap)
-                        r = 0;
-        }
-        if (r == 0 && !snap)
-                r = listing_stable(&s, dev, &own);
-        exact = single || snap;
+         * descriptor under the listing; in one of several, what the first
+         * listing missed must be missed by a second one too (below). The
+         * listings look at the process's own table: a copy of it (from
+         * unshare(CLONE_FILES)) would have to be closed, and every close
+         * of a descriptor calls its file's flush (a FUSE server's answer,
+         * an NFS write-back). */
+        exact = one_thread();
+        r = listing_stable(&s, dev, &own);
         if (r == 0)
                 r = scan_maps(&s, dev);
         inoset_sort(&s);
