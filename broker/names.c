@@ -237,21 +237,19 @@ void entry_remove(struct broker *b, struct name_pos p)
 {
         struct entry *e = name_at(b, p);
 
-        /* its slices first, while its name still tells them apart from
-         * slices of a name that happens to be spelled the same later;
-         * the walk only when it has some */
-        if (e->slices) {
-                while (e->slices) {
-                        struct name_pos q = slice_of(b, e);
-                        if (q.b == (size_t)-1) {
-                                e->slices = 0;
-                                break;
-                        }
+        /* out of the order first: nothing a removal of its slices does can
+         * reach it again, even when the names were ever to make a circle
+         * (a slice of a slice of itself); its slices are still told apart
+         * from those of a name spelled the same later by the region */
+        name_take(b, p);
+        /* its slices, the walk only when it has some; every pass takes
+         * one name out of the order, so the walk ends, and it ends when
+         * none is left whatever the count said */
+        if (e->slices)
+                for (struct name_pos q; (q = slice_of(b, e)).b != (size_t)-1;)
                         entry_remove(b, q);
-                }
-                p = name_bound(b, e->name, 0);
-        }
-        entry_drop(b, p);
+        blog(b, 1, "%s: removed", e->name);
+        entry_free(b, e);
 }
 
 /* User and group names, cached: a create or share need not parse

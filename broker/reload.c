@@ -875,6 +875,25 @@ int reload_adopt_socket(struct broker *b)
         return 0;
 }
 
+/* Count again the slices made of every name: the names came in their
+ * order, where a slice ("part") may come before the name it is a slice
+ * of ("whole"), which then did not count it; a name that undercounts its
+ * slices would leave them behind when it goes. */
+static void recount_slices(struct broker *b)
+{
+        struct name_pos p = { 0, 0 };
+        struct entry *e, *base;
+
+        while ((e = name_next(b, &p)))
+                e->slices = 0;
+        p = (struct name_pos){ 0, 0 };
+        while ((e = name_next(b, &p))) {
+                base = e->of ? name_find(b, e->of) : NULL;
+                if (base && base->r == e->r)
+                        base->slices++;
+        }
+}
+
 /* The connections, the regions and the names; then the handshake. Does
  * not return unless the old image said "go". */
 void reload_finish(struct broker *b)
@@ -1101,6 +1120,7 @@ void reload_finish(struct broker *b)
                 }
                 free(prev);
         }
+        recount_slices(b);
         if (r->off != r->len)
                 refuse(b, "bytes left over after the names");
         for (uint32_t i = 0; i < nregions; i++)

@@ -348,6 +348,20 @@ static void check_broker(void)
                         assert(live_conn(e->owner));
         }
         assert(nnames == B->nnames);
+        /* the slices' books: a slice lives only while the name it is a
+         * slice of does (on the same region), and every name counts its
+         * slices exactly (a removal walks for them only when it has some) */
+        p = (struct name_pos){ 0, 0 };
+        while ((e = name_next(B, &p))) {
+                struct name_pos q = { 0, 0 };
+                const struct entry *s;
+                unsigned n = 0;
+                if (e->of)
+                        assert(slice_base(B, e));
+                while ((s = name_next(B, &q)))
+                        n += slice_base(B, s) == e;
+                assert(n == e->slices);
+        }
         /* the limits' books: names and bytes per user */
         for (size_t u = 0; u < B->nuses; u++) {
                 size_t n = 0;

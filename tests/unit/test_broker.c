@@ -3781,3 +3781,80 @@ TEST(the_last_resort_never_waits_on_what_a_refused_connection_carries)
                 t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
         stop_broker();
 }
+
+/* ------------------------------------------------------- slices, reload */
+
+/* Reload the broker on b's connection (which lives on in the new image);
+ * the test process takes the new image as its child, so that
+ * stop_broker() stops and waits for it. */
+static void reload_broker(ashmem_broker *b)
+{
+        char *rep = NULL, *p;
+        int rfds[2], nr = 0, status;
+        pid_t old = broker_pid;
+
+        CHECK_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+        CHECK_EQ(ashmem_broker_call(b, "{\"op\":\"reload\"}", NULL, 0, &rep, rfds, &nr), 0);
+        CHECK_EQ(nr, 0);
+        p = strstr(rep, "\"pid\":");
+        CHECK(p);
+        broker_pid = (pid_t)atoi(p + 6);
+        free(rep);
+        CHECK(broker_pid > 0 && broker_pid != old);
+        while (waitpid(old, &status, 0) < 0)
+                CHECK_EQ(errno, EINTR);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A reload keeps what a slice belongs to, in whatever order the names
+ * sort: removing a name after a reload takes its slices with it (and
+ * theirs), also those that sort before it. A slice left behind could be
+ * given a base of the same spelling on the same region later, a circle
+ * whose removal crashed the broker. */
+TEST(a_reload_keeps_the_slices_that_sort_before_their_name)
+{
+        ashmem_broker *b;
+        ashmem_region_info ri;
+        size_t n = 9;
+        int fd;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "whole", 4 * ps(), 0600);
+        close(fd);
+        /* slices before and after "whole", a slice of a slice before both */
+        CHECK_EQ(ashmem_broker_slice(b, "part", "whole", 0, 2 * ps(), 0600, &ri), 0);
+        CHECK_EQ(ashmem_broker_slice(b, "apart", "part", 0, ps(), 0600, &ri), 0);
+        CHECK_EQ(ashmem_broker_slice(b, "zpart", "whole", ps(), ps(), 0600, &ri), 0);
+        fd = create(b, "other", ps(), 0600);
+        close(fd);
+        CHECK_EQ(ashmem_broker_slice(b, "another", "other", 0, ps(), 0600, &ri), 0);
+        reload_broker(b);
+        CHECK_EQ(ashmem_broker_unshare(b, "whole"), 0);
+        if (info_errno(b, "part") != -ENOENT || info_errno(b, "apart") != -ENOENT ||
+            info_errno(b, "zpart") != -ENOENT)
+                t_fail(__FILE__, __LINE__, "slices of \"whole\" outlived it after a reload "
+                       "(part %d, apart %d, zpart %d)", info_errno(b, "part"),
+                       info_errno(b, "apart"), info_errno(b, "zpart"));
+        /* the other name and its slice stay; a slice goes alone */
+        CHECK_EQ(info_errno(b, "other"), 0);
+        CHECK_EQ(ashmem_broker_unshare(b, "another"), 0);
+        CHECK_EQ(info_errno(b, "other"), 0);
+        /* the spelling again, on one region: a slice "whole" of "part" */
+        fd = create(b, "whole", 2 * ps(), 0600);
+        close(fd);
+        CHECK_EQ(ashmem_broker_slice(b, "part", "whole", 0, ps(), 0600, &ri), 0);
+        reload_broker(b);
+        CHECK_EQ(ashmem_broker_unshare(b, "whole"), 0);
+        CHECK_NEG(ashmem_broker_slice(b, "whole", "part", 0, ps(), 0600, &ri), ENOENT);
+        CHECK_NEG(ashmem_broker_unshare(b, "part"), ENOENT);
+        CHECK_EQ(ashmem_broker_unshare(b, "other"), 0);
+        {
+                ashmem_region_info *all = NULL;
+                CHECK_EQ(ashmem_broker_list(b, &all, &n), 0);
+                free(all);
+        }
+        CHECK_EQ(n, 0);
+        ashmem_broker_close(b);
+        stop_broker();
+}
