@@ -2774,41 +2774,54 @@ TEST(refused_connections_with_messages_and_no_descriptors_stay_bounded)
         stuck_and_flooding(nobody_floods_with_messages);
 }
 
+/* A new connection to the broker that carries fd (one byte and fd by
+ * SCM_RIGHTS), closed at once: 1 if the message went out, 0 if the broker
+ * had refused the connection already. */
+static int send_on_new_connection(int fd)
+{
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        struct cmsghdr *c;
+        int s = raw_connect(), sent;
+
+        memset(&u, 0, sizeof(u));
+        c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        sent = sendmsg(s, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
+        if (!sent)
+                CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
+        close(s);
+        return sent;
+}
+
 /* nobody floods as above, each connection sending one descriptor (of
  * /dev/null) right after connect(), before the broker accepts and refuses
  * it: every refused connection carries a descriptor. Exits 0 if at least
  * 1,000 of its 2,500 connections sent theirs. */
-static void nobody_floods_with_descriptors(void *arg)
+/* As uid, count connections each carrying a descriptor of /dev/null; the
+ * process exits 0 if at least least of them sent it. */
+static void floods_with_null(uid_t uid, int count, int least)
 {
         int null, n = 0;
 
-        (void)arg;
-        become_nobody();
+        become_uid(uid);
         null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         CHECK(null >= 0);
-        for (int i = 0; i < 2500; i++) {
-                union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
-                struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-                                    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-                struct cmsghdr *c;
-                int fd = raw_connect();
-
-                memset(&u, 0, sizeof(u));
-                c = CMSG_FIRSTHDR(&m);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &null, sizeof(int));
-                /* the broker may have refused the connection already */
-                if (sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
-                        n++;
-                else
-                        CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
-                close(fd);
-        }
+        for (int i = 0; i < count; i++)
+                n += send_on_new_connection(null);
         close(null);
-        _exit(n >= 1000 ? 0 : 3);
+        _exit(n >= least ? 0 : 3);
+}
+
+static void nobody_floods_with_descriptors(void *arg)
+{
+        (void)arg;
+        floods_with_null(65534, 2500, 1000);
 }
 
 
@@ -3362,33 +3375,8 @@ struct flood {
 static void flood_with_descriptors(void *arg)
 {
         const struct flood *f = arg;
-        int null, n = 0;
 
-        become_uid(f->uid);
-        null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        CHECK(null >= 0);
-        for (int i = 0; i < f->n; i++) {
-                union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
-                struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-                                    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-                struct cmsghdr *c;
-                int fd = raw_connect();
-
-                memset(&u, 0, sizeof(u));
-                c = CMSG_FIRSTHDR(&m);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &null, sizeof(int));
-                if (sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
-                        n++;
-                else
-                        CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
-                close(fd);
-        }
-        close(null);
-        _exit(n >= f->n / 2 ? 0 : 3);
+        floods_with_null(f->uid, f->n, f->n / 2);
 }
 
 /* Wait until the closer holds nothing (every stuck close ended). */
