@@ -53,7 +53,11 @@
  * sockets in flight for the broker's user: past 2,024 of those each
  * further send of one may wait for the kernel's collector of Unix
  * sockets). Past them a descriptor is parked if it can be, and defused
- * and closed on the event loop otherwise, counted (closer_stats). Parked connections
+ * and closed on the event loop otherwise, counted (closer_stats). One
+ * user may hold at most a share of each (closer_share: an eighth, at
+ * least 16), and a user at its share goes on as if the global limit were
+ * reached: no single user fills the closer, the deferred list or the
+ * last resort for the others. Parked connections
  * count in flight for the broker's user (root's, usually): a process of
  * that user without CAP_SYS_RESOURCE or CAP_SYS_ADMIN that passes
  * descriptors while more are parked than its RLIMIT_NOFILE gets
@@ -681,14 +685,20 @@ static int socket_empty(int fd)
  * takes it apart: a Unix socket is shut down both ways (nothing can come
  * any more), the descriptors in its queue are received (a listening
  * socket's pending connections accepted) and each taken apart the same
- * way, depth first; any other socket gets SO_LINGER {1, 0} (an abortive
- * close: a TCP socket with unsent data and a long linger no longer
- * waits); what is known never to wait (a memfd, a pipe, an anonymous
+ * way, depth first; a TCP or netlink socket gets SO_LINGER {1, 0} (an
+ * abortive close: a TCP socket with unsent data and a long linger no
+ * longer waits), while a socket of another family may wait in its close
+ * (an AF_PACKET socket's waits some 13 ms for the network stack) and is
+ * treated as a device below; what is known never to wait (a memfd, a pipe, an anonymous
  * inode such as an eventfd, /dev/null and its kin, a file of a local
  * file system) is closed; anything else (a FUSE or network file, whose
  * close() waits for its server's answer to a flush; a device, whose
  * release may drain output) goes to its user's lane when the closer has
- * room, and waits on the deferred list otherwise. Each pass is bounded
+ * room, and waits on the deferred list otherwise, DEFER_UID_WAITS of a
+ * user at most: past them, that user's such descriptors are closed on
+ * the loop, WAITS_TURN of a user a turn, counted (closed_waiting_on_loop),
+ * the cost (a FUSE flush waits for its server, an AF_PACKET socket ~13
+ * ms) paid only for a user over every share of its own. Each pass is bounded
  * (DEFUSE_OPS receives and accepts, DEFUSE_FDS descriptors received,
  * DEFUSE_STACK held at once), and a receive is made only with room in
  * the broker's descriptor limit for all a message may carry (SCM_MAX_FD,
@@ -697,8 +707,10 @@ static int socket_empty(int fd)
  * deferred list (counted in its user's descriptor limit) and taken up
  * again by later passes, between turns of the loop; nothing can be added
  * to a queue once shut down, so every pass makes progress. While the list
- * holds DEFER_PAUSE descriptors or more, new connections wait in the
- * listening socket's backlog (closer_accept_ok). */
+ * holds DEFER_PAUSE descriptors or more still being taken apart (not
+ * counting those waiting for lane room, which no pass advances), new
+ * connections wait in the listening socket's backlog (closer_accept_ok);
+ * the pause ends by itself, as passes drain them. */
 #define DEFUSE_OPS 256
 #define DEFUSE_FDS 256
 #define DEFUSE_STACK 1024
