@@ -53,7 +53,11 @@
  * sockets in flight for the broker's user: past 2,024 of those each
  * further send of one may wait for the kernel's collector of Unix
  * sockets). Past them a descriptor is parked if it can be, and defused
- * and closed on the event loop otherwise, counted (closer_stats). Parked connections
+ * and closed on the event loop otherwise, counted (closer_stats). One
+ * user may hold at most a share of each (closer_share: an eighth, at
+ * least 16), and a user at its share goes on as if the global limit were
+ * reached: no single user fills the closer, the deferred list or the
+ * last resort for the others. Parked connections
  * count in flight for the broker's user (root's, usually): a process of
  * that user without CAP_SYS_RESOURCE or CAP_SYS_ADMIN that passes
  * descriptors while more are parked than its RLIMIT_NOFILE gets
@@ -277,6 +281,8 @@ int closer_start(void)
         return 0;
 }
 
+static void held_add(struct broker *b, uid_t uid, int n);
+
 /* Uncharge what the threads have closed. */
 void closer_reap(struct broker *b)
 {
@@ -292,8 +298,7 @@ void closer_reap(struct broker *b)
                         uid_park_add(b, k->uid, -1);
                         cl_books.parked--;
                 } else {
-                        uid_fd_add(b, k->uid, -1);
-                        cl_books.held--;
+                        held_add(b, k->uid, -1);
                 }
                 free(k);
                 k = next;
@@ -419,15 +424,40 @@ static int lane_put(struct closing *k)
         return 0;
 }
 
-/* May the closer hold n descriptors more in lanes, for all users
- * together (--max-closing: what the lanes hold and 2 for each park)?
- * Lanes may take half of it, so that parks, which hold any number of
- * connections for 2 descriptors, always have room. With cl_lock held, on
- * the main thread. */
-static int room_locked(const struct broker *b, unsigned n)
+/* One user's share of a global limit of the closer (--max-closing,
+ * --max-parked): an eighth of it, at least 16. A user at its share is
+ * treated as if the global limit were reached, so that no single user
+ * fills the closer for all the others. */
+static unsigned long long closer_share(unsigned long long limit)
 {
-        return cl_books.held + n <= b->max_closing / 2 &&
+        return limit / 8 > 16 ? limit / 8 : 16;
+}
+
+/* May the closer hold n descriptors more in uid's lane: within uid's
+ * share of --max-closing, and for all users together (--max-closing:
+ * what the lanes hold and 2 for each park)? Lanes may take half of it,
+ * so that parks, which hold any number of connections for 2
+ * descriptors, always have room. With cl_lock held, on the main
+ * thread. */
+static int room_locked(struct broker *b, uid_t uid, unsigned n)
+{
+        const struct uid_use *u = uid_closer_use(b, uid);
+
+        return u && u->held + n <= closer_share(b->max_closing) &&
+               cl_books.held + n <= b->max_closing / 2 &&
                cl_books.held + 2ull * cl_nparks + n <= b->max_closing;
+}
+
+/* Count n (1 or -1) descriptors in uid's lane. */
+static void held_add(struct broker *b, uid_t uid, int n)
+{
+        struct uid_use *u = uid_closer_use(b, uid);
+
+        uid_fd_add(b, uid, n);
+        if (u && (n > 0 || u->held > 0))
+                u->held += (unsigned long long)(long long)n;
+        if (n > 0 || cl_books.held > 0)
+                cl_books.held += (unsigned long long)(long long)n;
 }
 
 /* May one more park be made? With cl_lock held, on the main thread. */
@@ -447,12 +477,12 @@ static unsigned long long closer_used(void)
         return n;
 }
 
-static int closer_room(const struct broker *b, unsigned n)
+static int closer_room(struct broker *b, uid_t uid, unsigned n)
 {
         int r;
 
         pthread_mutex_lock(&cl_lock);
-        r = room_locked(b, n);
+        r = room_locked(b, uid, n);
         pthread_mutex_unlock(&cl_lock);
         return r;
 }
@@ -537,11 +567,12 @@ void closer_put(struct broker *b, uid_t uid, int fd)
                 k->uid = uid;
                 k->next = NULL;
                 pthread_mutex_lock(&cl_lock);
-                r = room_locked(b, 1) ? lane_put(k) : -ENOSPC;
+                r = room_locked(b, uid, 1) ? lane_put(k) : -ENOSPC;
                 pthread_mutex_unlock(&cl_lock);
         }
         if (r == -ENOSPC) {
-                /* all users together hold the closer's limit */
+                /* the user holds its share, or all users together the
+                 * closer's limit */
                 free(k);
                 closer_over(b, uid, fd, "a descriptor");
                 return;
@@ -554,8 +585,7 @@ void closer_put(struct broker *b, uid_t uid, int fd)
                 close(fd);
                 return;
         }
-        uid_fd_add(b, uid, 1);
-        cl_books.held++;
+        held_add(b, uid, 1);
 }
 
 /* Nothing whose release may wait is left in the queue of the Unix socket
@@ -655,14 +685,20 @@ static int socket_empty(int fd)
  * takes it apart: a Unix socket is shut down both ways (nothing can come
  * any more), the descriptors in its queue are received (a listening
  * socket's pending connections accepted) and each taken apart the same
- * way, depth first; any other socket gets SO_LINGER {1, 0} (an abortive
- * close: a TCP socket with unsent data and a long linger no longer
- * waits); what is known never to wait (a memfd, a pipe, an anonymous
+ * way, depth first; a TCP or netlink socket gets SO_LINGER {1, 0} (an
+ * abortive close: a TCP socket with unsent data and a long linger no
+ * longer waits), while a socket of another family may wait in its close
+ * (an AF_PACKET socket's waits some 13 ms for the network stack) and is
+ * treated as a device below; what is known never to wait (a memfd, a pipe, an anonymous
  * inode such as an eventfd, /dev/null and its kin, a file of a local
  * file system) is closed; anything else (a FUSE or network file, whose
  * close() waits for its server's answer to a flush; a device, whose
  * release may drain output) goes to its user's lane when the closer has
- * room, and waits on the deferred list otherwise. Each pass is bounded
+ * room, and waits on the deferred list otherwise, DEFER_UID_WAITS of a
+ * user at most: past them, that user's such descriptors are closed on
+ * the loop, WAITS_TURN of a user a turn, counted (closed_waiting_on_loop),
+ * the cost (a FUSE flush waits for its server, an AF_PACKET socket ~13
+ * ms) paid only for a user over every share of its own. Each pass is bounded
  * (DEFUSE_OPS receives and accepts, DEFUSE_FDS descriptors received,
  * DEFUSE_STACK held at once), and a receive is made only with room in
  * the broker's descriptor limit for all a message may carry (SCM_MAX_FD,
@@ -671,12 +707,20 @@ static int socket_empty(int fd)
  * deferred list (counted in its user's descriptor limit) and taken up
  * again by later passes, between turns of the loop; nothing can be added
  * to a queue once shut down, so every pass makes progress. While the list
- * holds DEFER_PAUSE descriptors or more, new connections wait in the
- * listening socket's backlog (closer_accept_ok). */
+ * holds DEFER_PAUSE descriptors or more still being taken apart (not
+ * counting those waiting for lane room, which no pass advances), new
+ * connections wait in the listening socket's backlog (closer_accept_ok);
+ * the pause ends by itself, as passes drain them. */
 #define DEFUSE_OPS 256
 #define DEFUSE_FDS 256
 #define DEFUSE_STACK 1024
 #define DEFER_PAUSE 64
+/* Descriptors of one user that may wait (K_WAITS) kept on the deferred
+ * list until its lane has room; past them the user's such descriptors
+ * are closed on the event loop, at most WAITS_TURN of one user in a turn
+ * of the loop. */
+#define DEFER_UID_WAITS 16
+#define WAITS_TURN 4
 #define SCM_MAX 253                     /* the kernel's SCM_MAX_FD */
 #define FD_SPARE 16                     /* descriptors left to the loop */
 
@@ -685,6 +729,7 @@ enum { K_NEW, K_UNIX, K_LISTEN, K_SOCKET, K_SAFE, K_WAITS };
 struct deferred {
         int fd;
         uid_t uid;
+        int waits;                      /* K_WAITS: waits for lane room */
         struct deferred *next;
 };
 
@@ -695,6 +740,9 @@ static struct {
         unsigned long long received;    /* taken out of queues */
         unsigned long long to_lane;     /* that might wait: to a lane */
         unsigned long long pauses;      /* accepting paused */
+        unsigned long long waits;       /* on the list, K_WAITS */
+        unsigned long long waits_on_loop;       /* K_WAITS closed on the loop */
+        unsigned long long turn;        /* turns of the loop (closer_defer_run) */
 } df_books;
 
 struct defuse_budget {
@@ -748,8 +796,16 @@ static int defuse_kind(int fd)
         if (fstat(fd, &st) < 0)
                 return K_WAITS;
         if (S_ISSOCK(st.st_mode)) {
-                if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 || v != AF_UNIX)
+                if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0)
+                        return K_WAITS;
+                /* an abortive close of TCP (SO_LINGER {1, 0}) and a
+                 * netlink socket's close do not wait; other families may
+                 * (an AF_PACKET socket's close waits for the network
+                 * stack, some 13 ms) */
+                if (v == AF_INET || v == AF_INET6 || v == AF_NETLINK)
                         return K_SOCKET;
+                if (v != AF_UNIX)
+                        return K_WAITS;
                 len = sizeof(v);
                 if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v)
                         return K_LISTEN;
@@ -789,9 +845,10 @@ static long long fd_room(int fd)
         return (long long)n - FD_SPARE;
 }
 
-static void defer(struct broker *b, uid_t uid, int fd)
+static void defer(struct broker *b, uid_t uid, int fd, int kind)
 {
         struct deferred *d = malloc(sizeof(*d));
+        struct uid_use *u;
 
         if (!d) {
                 /* nowhere to keep it: closed here, the risk taken */
@@ -802,7 +859,15 @@ static void defer(struct broker *b, uid_t uid, int fd)
         }
         d->fd = fd;
         d->uid = uid;
+        if (kind == K_NEW)
+                kind = defuse_kind(fd);
+        d->waits = kind == K_WAITS;
         d->next = NULL;
+        if (d->waits) {
+                df_books.waits++;
+                if ((u = uid_closer_use(b, uid)))
+                        u->waits++;
+        }
         if (df_tail)
                 df_tail->next = d;
         else
@@ -820,22 +885,43 @@ static int waits_to_lane(struct broker *b, uid_t uid, int fd)
         struct closing *k;
         int r;
 
-        if (!closer_room(b, 1) || !(k = malloc(sizeof(*k))))
+        if (!closer_room(b, uid, 1) || !(k = malloc(sizeof(*k))))
                 return -1;
         k->fd = fd;
         k->uid = uid;
         k->next = NULL;
         pthread_mutex_lock(&cl_lock);
-        r = room_locked(b, 1) ? lane_put(k) : -ENOSPC;
+        r = room_locked(b, uid, 1) ? lane_put(k) : -ENOSPC;
         pthread_mutex_unlock(&cl_lock);
         if (r < 0) {
                 free(k);
                 return -1;
         }
-        uid_fd_add(b, uid, 1);
-        cl_books.held++;
+        held_add(b, uid, 1);
         df_books.to_lane++;
         return 0;
+}
+
+/* A descriptor that may wait and has no lane room: uid keeps
+ * DEFER_UID_WAITS of them deferred, waiting for room; past them they are
+ * closed here, on the event loop, WAITS_TURN a turn (1: closed), the
+ * cost of a user that holds every share of its own. */
+static int waits_on_loop(struct broker *b, uid_t uid, int fd)
+{
+        struct uid_use *u = uid_closer_use(b, uid);
+
+        if (!u || u->waits < DEFER_UID_WAITS)
+                return 0;
+        if (u->loop_turn != df_books.turn) {
+                u->loop_turn = df_books.turn;
+                u->loop_closes = 0;
+        }
+        if (u->loop_closes >= WAITS_TURN)
+                return 0;
+        u->loop_closes++;
+        df_books.waits_on_loop++;
+        close(fd);
+        return 1;
 }
 
 /* Receive one message of the Unix socket fd onto the stack; 1 if it
@@ -906,7 +992,8 @@ static int defuse(struct broker *b, uid_t uid, int fd, struct defuse_budget *bu)
                         continue;
                 }
                 if (t->kind == K_WAITS) {
-                        if (waits_to_lane(b, uid, t->fd) < 0)
+                        if (waits_to_lane(b, uid, t->fd) < 0 &&
+                            !waits_on_loop(b, uid, t->fd))
                                 break;
                         bu->closed++;
                         sp--;
@@ -972,7 +1059,7 @@ static int defuse(struct broker *b, uid_t uid, int fd, struct defuse_budget *bu)
                 return 1;
         /* what is left waits its turn: the shut down sockets as they are */
         for (int i = 0; i < sp; i++)
-                defer(b, uid, st[i].fd);
+                defer(b, uid, st[i].fd, st[i].kind);
         return 0;
 }
 
@@ -984,6 +1071,7 @@ int closer_defer_run(struct broker *b)
         unsigned long long before = df_books.n;
         int progress = 0, n = 0;
 
+        df_books.turn++;
         if (!df_head)
                 return 0;
         bu.room = fd_room(df_head->fd);
@@ -997,6 +1085,13 @@ int closer_defer_run(struct broker *b)
                         df_tail = NULL;
                 df_books.n--;
                 uid_fd_add(b, d->uid, -1);
+                if (d->waits) {
+                        struct uid_use *u = uid_closer_use(b, d->uid);
+
+                        df_books.waits--;
+                        if (u && u->waits)
+                                u->waits--;
+                }
                 if (defuse(b, d->uid, d->fd, &bu) || bu.fds != fds || bu.closed != closed)
                         progress = 1;
                 free(d);
@@ -1008,11 +1103,14 @@ int closer_defer_run(struct broker *b)
         return progress && df_head;
 }
 
-/* May conn_accept() accept now (0: the deferred list is too long)? */
+/* May conn_accept() accept now (0: the deferred list holds too many
+ * Unix sockets still being drained)? Descriptors waiting for lane room
+ * do not count: no pass makes progress with them until a lane does, and
+ * those past a user's DEFER_UID_WAITS are closed a few a turn. */
 int closer_accept_ok(struct broker *b)
 {
         (void)b;
-        if (df_books.n < DEFER_PAUSE)
+        if (df_books.n - df_books.waits < DEFER_PAUSE)
                 return 1;
         df_books.pauses++;
         return 0;
@@ -1038,6 +1136,7 @@ static void defer_free(void)
         }
         df_tail = NULL;
         df_books.n = 0;
+        df_books.waits = 0;
 }
 
 /* Send fd into the park of uid's lane (lane and park made on demand),
@@ -1056,8 +1155,11 @@ static int park(struct broker *b, uid_t uid, int fd)
         struct lane *l = NULL;
         ssize_t n;
         int r = 0;
+        const struct uid_use *use = uid_closer_use(b, uid);
 
-        if (cl_books.parked >= b->max_parked)
+        /* the global limit, or uid's share of it */
+        if (cl_books.parked >= b->max_parked || !use ||
+            use->parked >= closer_share(b->max_parked))
                 return -ENOSPC;
         k = malloc(sizeof(*k));
         if (!k)
@@ -1137,7 +1239,7 @@ void closer_refused(struct broker *b, uid_t uid, int fd)
          * releases nothing of the client's but memory; what carries
          * descriptors is parked */
         closer_reap(b);
-        if (uid_closing(b, uid) < CLOSER_UID_QUEUE && closer_room(b, 1)) {
+        if (uid_closing(b, uid) < CLOSER_UID_QUEUE && closer_room(b, uid, 1)) {
                 closer_put(b, uid, fd);
                 return;
         }
@@ -1150,7 +1252,7 @@ void closer_refused(struct broker *b, uid_t uid, int fd)
                 return;
         count_park_err(r);
         if (uid_fd_closing(b, uid, msg, sizeof(msg)) == 0) {
-                if (closer_room(b, 1)) {
+                if (closer_room(b, uid, 1)) {
                         /* the park is full or refuses: the lane, counted */
                         cl_books.to_lane++;
                         closer_put(b, uid, fd);
@@ -1196,12 +1298,15 @@ void closer_stats(struct broker *b, struct am_jw *s)
                      "\"park_full\":%llu,\"park_refused\":%llu,\"park_limit\":%llu,"
                      "\"to_lane\":%llu,\"closed_on_loop\":%llu,\"deferred_on_loop\":%llu,"
                      "\"defused_fds\":%llu,\"defused_to_lane\":%llu,\"deferred\":%llu,"
-                     "\"deferred_total\":%llu,\"accept_paused\":%llu}",
+                     "\"deferred_total\":%llu,\"accept_paused\":%llu,"
+                     "\"deferred_waiting\":%llu,\"closed_waiting_on_loop\":%llu,"
+                     "\"uid_share_closing\":%llu,\"uid_share_parked\":%llu}",
                      cl_books.held, parks, cl_books.parked, b->max_closing, b->max_parked,
                      cl_books.parked_total, cl_books.park_full, cl_books.park_refused,
                      cl_books.park_limit, cl_books.to_lane, cl_books.on_loop, cl_books.deferred,
                      df_books.received, df_books.to_lane, df_books.n, df_books.total,
-                     df_books.pauses);
+                     df_books.pauses, df_books.waits, df_books.waits_on_loop,
+                     closer_share(b->max_closing), closer_share(b->max_parked));
 }
 
 void closer_put_all(struct broker *b, uid_t uid, int *fds, int n)

@@ -116,6 +116,10 @@ struct uid_use {
                                            (closer.c), not in fds */
         long long refused_log_ms;       /* its last refusal logged */
         unsigned long long refused_quiet; /* refusals not logged since */
+        unsigned long long held;        /* closer.c: queued in its lane */
+        unsigned long long waits;       /* closer.c: deferred, may wait */
+        unsigned long long loop_turn;   /* closer.c: closes on the loop */
+        unsigned loop_closes;           /*   in that turn of the loop */
 };
 
 /* What a region may cost the broker in descriptors: data, control, the
@@ -315,6 +319,9 @@ void uid_fd_add(struct broker *b, uid_t uid, int n);
 unsigned long long uid_closing(struct broker *b, uid_t uid);
 /* n (1 or -1) refused connections of uid parked by the closer. */
 void uid_park_add(struct broker *b, uid_t uid, int n);
+/* uid's use (made if new) for the closer's per-uid shares; NULL when out
+ * of memory. Not to be kept: the next call may move it. */
+struct uid_use *uid_closer_use(struct broker *b, uid_t uid);
 int uid_fd_closing(struct broker *b, uid_t uid, char *msg, size_t len);
 
 /* The log of refused connections, at most one line per uid a second:

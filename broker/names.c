@@ -490,6 +490,11 @@ void uid_park_add(struct broker *b, uid_t uid, int n)
         u->parked += (unsigned long long)(long long)n;
 }
 
+struct uid_use *uid_closer_use(struct broker *b, uid_t uid)
+{
+        return uid_use(b, uid, 1);
+}
+
 unsigned long long uid_closing(struct broker *b, uid_t uid)
 {
         const struct uid_use *u = uid_use(b, uid, 0);

@@ -13,6 +13,7 @@
  * share this process's pin state run in forked children started before
  * the region exists.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -3495,7 +3496,8 @@ static void broker_as_uid2(void)
                 _exit(126);
 }
 
-/* A broker that is not root, nobody's closes stuck: past 256 parked
+/* A broker that is not root, nobody's closes stuck (its shares of
+ * --max-parked and --max-closing, an eighth, above 256 and 100): past 256 parked
  * connections the kernel refuses it more in flight (ETOOMANYREFS); those
  * connections join nobody's lane, counted in its descriptor limit (100),
  * and past that are closed on the event loop. The broker's descriptors
@@ -3504,8 +3506,8 @@ static void broker_as_uid2(void)
 TEST(a_park_refused_by_the_kernel_sends_refused_connections_to_the_lane_then_to_the_loop)
 {
         const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
-                                     "--max-uid-fds", "100", "--max-parked", "1000",
-                                     "--max-closing", "200", NULL };
+                                     "--max-uid-fds", "100", "--max-parked", "4000",
+                                     "--max-closing", "1000", NULL };
         int s[2], peer, base, fds;
         long long parked;
 
@@ -3844,5 +3846,201 @@ TEST(a_reload_keeps_the_slices_that_sort_before_their_name)
         }
         CHECK_EQ(n, 0);
         ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* ------------------------------------------------------------ the closer's per-user shares */
+
+/* nobody (its lane stuck, on its connection s) sends n duplicates of fd
+ * with requests, 253 a message; each is refused (EINVAL) and its
+ * descriptors left to the closer. */
+static void nobody_sends_dups(int s, int fd, int n)
+{
+        static char buf[65536];
+        int fds[253];
+
+        for (int i = 0; i < 253; i++)
+                fds[i] = fd;
+        for (int sent = 0; sent < n; sent += 253) {
+                int k = n - sent < 253 ? n - sent : 253;
+
+                raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", fds, k);
+                raw_recv(s, buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
+        }
+}
+
+/* Wait until the closer holds nothing, the deferred list included. */
+static void closer_all_drained(void)
+{
+        closer_drained();
+        for (long long end = mono_ms() + WAIT_MS; closer_field("deferred") != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "%lld descriptors still deferred",
+                               closer_field("deferred"));
+}
+
+/* nobody's lane is stuck and it sends 1,265 cheap descriptors (a pipe's):
+ * its lane takes its share of --max-closing, its park all of
+ * --max-parked (8, below the share's floor of 16), the rest is closed on
+ * the event loop. Then 70 descriptors whose close may wait (/dev/ptmx),
+ * with no lane room left to it: 16 wait on the deferred list for room,
+ * the others are closed on the loop a few a turn. Accepting is never
+ * paused for that: another user's stats is answered within a second
+ * throughout, and all goes once the stuck close ends. */
+TEST(one_user_at_every_share_of_the_closer_never_pauses_accepting)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-closing", "64",
+                                     "--max-parked", "8", NULL };
+        int s[2], peer, base, p[2], pt, fds;
+
+        nobody_stuck_args(args, s, &peer, &base);
+        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+        nobody_sends_dups(s[0], p[0], 5 * 253);
+        close(p[0]);
+        close(p[1]);
+        stats_answered_promptly("lanes and parks at nobody's shares");
+        pt = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        CHECK(pt >= 0);
+        nobody_sends_dups(s[0], pt, 70);
+        close(pt);
+        for (int i = 0; i < 8; i++) {
+                stats_answered_promptly("70 descriptors that may wait, no lane room");
+                nap(100);
+        }
+        CHECK_EQ(closer_field("uid_share_closing"), 16);
+        CHECK_EQ(closer_field("closing"), 16);
+        CHECK_EQ(closer_field("parked"), 8);
+        for (long long end = mono_ms() + WAIT_MS; closer_field("deferred_waiting") > 16; nap(20))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "%lld descriptors that may wait deferred",
+                               closer_field("deferred_waiting"));
+        CHECK_EQ(closer_field("deferred_waiting"), 16);
+        CHECK_EQ(closer_field("closed_waiting_on_loop"), 70 - 16);
+        CHECK_EQ(closer_field("accept_paused"), 0);
+        CHECK_EQ(closer_field("closing"), 16);
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        closer_all_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
+/* In a user and network namespace of nobody's own: 253 AF_PACKET sockets
+ * sent on to, or nothing (a message without descriptors) when the system
+ * lets nobody make no such namespace. */
+static void nobody_packet_sockets(void *arg)
+{
+        int to = *(int *)arg, f[253];
+
+        become_nobody();
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0) {
+                raw_sends(to, "n", NULL, 0);
+                _exit(0);
+        }
+        for (int i = 0; i < 253; i++) {
+                f[i] = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(0x0003));
+                CHECK(f[i] >= 0);
+        }
+        raw_sends(to, "p", f, 253);
+        _exit(0);
+}
+
+/* nobody's lane is stuck, its shares full (as above), and it sends 253
+ * AF_PACKET sockets, whose close waits some 13 ms each for the network
+ * stack: none is closed on the event loop at once (3 s), so another
+ * user's stats is answered within a second throughout. */
+TEST(sockets_whose_close_waits_never_stall_the_event_loop)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-closing", "64",
+                                     "--max-parked", "8", NULL };
+        union { char buf[CMSG_SPACE(sizeof(int) * 253)]; struct cmsghdr a; } u;
+        char c;
+        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        struct cmsghdr *h;
+        int s[2], peer, base, p[2], sv[2], fds, pk[253];
+
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        CHILD_OK(nobody_packet_sockets, &sv[1]);
+        close(sv[1]);
+        CHECK(recvmsg(sv[0], &m, MSG_CMSG_CLOEXEC) == 1);
+        close(sv[0]);
+        h = CMSG_FIRSTHDR(&m);
+        if (c != 'p' || !h || h->cmsg_len != CMSG_LEN(sizeof(int) * 253)) {
+                printf("    skipped: nobody cannot make a user and network namespace\n");
+                return;
+        }
+        memcpy(pk, CMSG_DATA(h), sizeof(pk));
+        nobody_stuck_args(args, s, &peer, &base);
+        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+        nobody_sends_dups(s[0], p[0], 5 * 253);
+        close(p[0]);
+        close(p[1]);
+        raw_sends(s[0], "{\"v\":1,\"op\":\"stats\"}", pk, 253);
+        for (int i = 0; i < 253; i++)
+                close(pk[i]);
+        for (int i = 0; i < 10; i++) {
+                stats_answered_promptly("253 AF_PACKET sockets to close");
+                nap(100);
+        }
+        for (long long end = mono_ms() + WAIT_MS; closer_field("deferred_waiting") > 16; nap(20))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "%lld descriptors that may wait deferred",
+                               closer_field("deferred_waiting"));
+        CHECK_EQ(closer_field("closed_waiting_on_loop"), 253 - 16);
+        {
+                char buf[65536];
+                raw_recv(s[0], buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
+        }
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        closer_all_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
+/* nobody's lane is stuck and it floods with refused connections carrying
+ * a descriptor: it parks at most its share of --max-parked (an eighth:
+ * 32 of 256) and queues at most its share of --max-closing (32 of 256);
+ * another user, whose lane is stuck too, still finds room to park. */
+TEST(one_user_holds_at_most_its_share_of_the_closer)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
+                                     "--max-closing", "256", "--max-parked", "256", NULL };
+        struct flood f = { 65534, 300 }, g = { 20001, 300 };
+        int s[2], peer, base, stuck[1], peers[1], fds;
+
+        nobody_stuck_args(args, s, &peer, &base);
+        CHILD_OK(flood_with_descriptors, &f);
+        CHECK_EQ(stats_field(65534, "parked"), 32);
+        CHECK_EQ(closer_field("uid_share_closing"), 32);
+        CHECK_EQ(closer_field("uid_share_parked"), 32);
+        CHECK(stats_closing(65534) <= 32);
+        CHECK(closer_field("park_limit") > 0);
+        CHECK(closer_field("closing") <= 32);
+        stats_answered_promptly("nobody at its shares");
+        uids_stuck(20001, 1, stuck, peers);
+        CHILD_OK(flood_with_descriptors, &g);
+        CHECK(stats_field(20001, "parked") > 0);
+        CHECK(stats_field(20001, "parked") <= 32);
+        CHECK(closer_field("parked") <= 64);
+        close(peers[0]);
+        close(stuck[0]);
+        close(peer);
+        close(s[0]);
+        close(s[1]);
+        closer_all_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
         stop_broker();
 }
