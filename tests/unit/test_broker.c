@@ -113,6 +113,32 @@ static int broker_accepts(void)
         return r == 0;
 }
 
+/* Copy the program at prog into dir (as dir/ashmemctl, mode 0755) and put
+ * the copy's path in prog: a broker of another user may not reach the
+ * build directory (a checkout in a directory of mode 0700). */
+static void stage_prog(char *prog, size_t len)
+{
+        char dst[PATH_MAX], buf[65536];
+        int in = open(prog, O_RDONLY | O_CLOEXEC), out;
+        ssize_t n;
+
+        if ((size_t)snprintf(dst, sizeof(dst), "%s/ashmemctl", dir) >= sizeof(dst))
+                t_fail(__FILE__, __LINE__, "path too long");
+        out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+        if (in < 0 || out < 0)
+                t_fail(__FILE__, __LINE__, "copying %s to %s: %m", prog, dst);
+        while ((n = read(in, buf, sizeof(buf))) != 0) {
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 || write(out, buf, (size_t)n) != n)
+                        t_fail(__FILE__, __LINE__, "copying %s to %s: %m", prog, dst);
+        }
+        if (close(out) < 0)
+                t_fail(__FILE__, __LINE__, "copying %s to %s: %m", prog, dst);
+        close(in);
+        snprintf(prog, len, "%s", dst);
+}
+
 /* Start a broker with extra arguments (NULL-terminated). */
 static void start_broker_args(const char *const *extra)
 {
@@ -128,6 +154,8 @@ static void start_broker_args(const char *const *extra)
         snprintf(log, sizeof(log), "%s/log", dir);
         setenv("ASHMEM_SOCKET", sock, 1);
         ashmemctl_path(prog, sizeof(prog));
+        if (broker_pre_exec)
+                stage_prog(prog, sizeof(prog));
         broker_pid = fork();
         if (broker_pid < 0)
                 t_fail(__FILE__, __LINE__, "fork: %m");
