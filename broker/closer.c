@@ -448,6 +448,27 @@ static int room_locked(struct broker *b, uid_t uid, unsigned n)
                cl_books.held + 2ull * cl_nparks + n <= b->max_closing;
 }
 
+/* Queue fd of uid in its lane if the closer has room: 0, -ENOSPC (the
+ * user holds its share, or all users together the closer's limit),
+ * -ENOMEM, or lane_put()'s error; fd stays the caller's on failure. */
+static int lane_queue(struct broker *b, uid_t uid, int fd)
+{
+        struct closing *k = malloc(sizeof(*k));
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        k->fd = fd;
+        k->uid = uid;
+        k->next = NULL;
+        pthread_mutex_lock(&cl_lock);
+        r = room_locked(b, uid, 1) ? lane_put(k) : -ENOSPC;
+        pthread_mutex_unlock(&cl_lock);
+        if (r < 0)
+                free(k);
+        return r;
+}
+
 /* Count n (1 or -1) descriptors in uid's lane. */
 static void held_add(struct broker *b, uid_t uid, int n)
 {
@@ -541,7 +562,6 @@ static void closer_over(struct broker *b, uid_t uid, int fd, const char *what)
 
 void closer_put(struct broker *b, uid_t uid, int fd)
 {
-        struct closing *k;
         struct stat st;
         int r;
 
@@ -559,21 +579,10 @@ void closer_put(struct broker *b, uid_t uid, int fd)
                 struct linger lg = { 1, 0 };
                 (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         }
-        k = malloc(sizeof(*k));
-        if (!k) {
-                r = -ENOMEM;
-        } else {
-                k->fd = fd;
-                k->uid = uid;
-                k->next = NULL;
-                pthread_mutex_lock(&cl_lock);
-                r = room_locked(b, uid, 1) ? lane_put(k) : -ENOSPC;
-                pthread_mutex_unlock(&cl_lock);
-        }
+        r = lane_queue(b, uid, fd);
         if (r == -ENOSPC) {
                 /* the user holds its share, or all users together the
                  * closer's limit */
-                free(k);
                 closer_over(b, uid, fd, "a descriptor");
                 return;
         }
@@ -581,7 +590,6 @@ void closer_put(struct broker *b, uid_t uid, int fd)
                 /* nothing else to do with it: close it here */
                 blog(b, 0, "closing a descriptor of uid %u on the main thread: %s",
                      (unsigned)uid, r == -ESRCH ? "no closer thread" : strerror(-r));
-                free(k);
                 close(fd);
                 return;
         }
@@ -882,21 +890,8 @@ static void defer(struct broker *b, uid_t uid, int fd, int kind)
  * room (0), else -1. */
 static int waits_to_lane(struct broker *b, uid_t uid, int fd)
 {
-        struct closing *k;
-        int r;
-
-        if (!closer_room(b, uid, 1) || !(k = malloc(sizeof(*k))))
+        if (!closer_room(b, uid, 1) || lane_queue(b, uid, fd) < 0)
                 return -1;
-        k->fd = fd;
-        k->uid = uid;
-        k->next = NULL;
-        pthread_mutex_lock(&cl_lock);
-        r = room_locked(b, uid, 1) ? lane_put(k) : -ENOSPC;
-        pthread_mutex_unlock(&cl_lock);
-        if (r < 0) {
-                free(k);
-                return -1;
-        }
         held_add(b, uid, 1);
         df_books.to_lane++;
         return 0;
