@@ -221,6 +221,9 @@ static void serve(struct broker *b, struct conn *c, ssize_t n, int msg_flags,
         } else if (n == 0) {
                 snprintf(rep.err, sizeof(rep.err), "empty message");
                 r = -EPROTO;
+        } else if (nfds == 0 && (r = ops_quick(b, c, b->in, (size_t)n, &rep)) != QUICK_NO) {
+                if (b->cfg->verbose >= 2)
+                        snprintf(opname, sizeof(opname), "attach");
         } else if (am_json_object(b->in, (size_t)n, &req.o) < 0) {
                 snprintf(rep.err, sizeof(rep.err), "not a JSON object");
                 r = -EPROTO;

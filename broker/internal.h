@@ -400,6 +400,11 @@ void reply_record(struct reply *rep, struct entry *e);
  * an error). fds: what came with it; the operation takes those it keeps
  * (setting them to -1). Returns 0, -errno, or 1 when the reply will come
  * later (a purge: the connection waits for its job). */
+/* ops.c: an attach written exactly as the library writes it, served
+ * without the JSON scanner; QUICK_NO for any other message (ops_dispatch
+ * serves it after the scanner). */
+#define QUICK_NO 2
+int ops_quick(struct broker *b, struct conn *c, char *text, size_t n, struct reply *rep);
 int ops_dispatch(struct broker *b, struct conn *c, struct req *req,
                  int *fds, int nfds, struct reply *rep);
 void ops_conn_closed(struct broker *b, struct conn *c);
@@ -417,7 +422,7 @@ unsigned long long names_walk(struct broker *b);
 /* purge.c */
 int purge_start(struct broker *b);              /* the thread, PSI trigger */
 void purge_stop(struct broker *b, int wait_ms);
-void purge_submit(struct broker *b, struct job *j);
+int purge_submit(struct broker *b, struct job *j);
 void purge_completed(struct broker *b);         /* jobfd readable */
 /* Take in finished purges until none is pending or deadline (am_mono_ms)
  * passes; returns how many are still pending. */

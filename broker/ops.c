@@ -365,28 +365,15 @@ static int op_slice(struct broker *b, struct conn *c, struct req *req,
         return 0;
 }
 
-static int op_attach(struct broker *b, struct conn *c, struct req *req,
-                     int *fds, int nfds, struct reply *rep)
+/* Attach name (read-write when rw), checked against the owner the caller
+ * names (when owned), answered with the record or, without it, what a
+ * holder needs to map it. */
+static int attach_name(struct broker *b, struct conn *c, const char *name, int rw, int record,
+                       int owned, unsigned long long owner, struct reply *rep)
 {
-        const char *name, *access;
-        unsigned long long owner;
-        struct entry *e;
-        int r, rw, record = 1, owned;
+        struct entry *e = existing(b, c, name, NULL, rep);
+        int r;
 
-        (void)fds; (void)nfds;
-        if ((r = field_str(req, "name", 1, &name, rep)) < 0 ||
-            (r = field_str(req, "access", 1, &access, rep)) < 0)
-                return r;
-        if (strcmp(access, "r") != 0 && strcmp(access, "rw") != 0)
-                return FAIL(rep, EINVAL, "field \"access\" must be \"r\" or \"rw\"");
-        rw = access[1] != 0;
-        if ((r = field_bool(req, "record", &record, rep)) < 0)
-                return r;
-        if (r == 0)
-                record = 1;             /* the record, unless asked not to */
-        if ((r = owned = field_uint(req, "owner", 0, UINT32_MAX, &owner, rep)) < 0)
-                return r;
-        e = existing(b, c, name, NULL, rep);
         if (!e)
                 return -ENOENT;
         if (owned && e->uid != (uid_t)owner)
@@ -415,6 +402,14 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
          * costs a look at the region (its seals, its pin state) */
         am_jw_puts(&rep->sb, ",\"size\":");
         am_jw_uint(&rep->sb, e->ranged ? e->length : e->r->size);
+        if (rep->nfds == 2 && !e->ranged) {
+                /* the region's identity: a holder that keeps its pin state
+                 * already knows so without a look at the descriptor */
+                am_jw_puts(&rep->sb, ",\"dev\":");
+                am_jw_uint(&rep->sb, e->r->id.dev);
+                am_jw_puts(&rep->sb, ",\"ino\":");
+                am_jw_uint(&rep->sb, e->r->id.ino);
+        }
         if (e->ranged) {
                 am_jw_puts(&rep->sb, ",\"offset\":");
                 am_jw_uint(&rep->sb, e->offset);
@@ -422,6 +417,76 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
                 am_jw_uint(&rep->sb, e->length);
         }
         return 0;
+}
+
+static int op_attach(struct broker *b, struct conn *c, struct req *req,
+                     int *fds, int nfds, struct reply *rep)
+{
+        const char *name, *access;
+        unsigned long long owner;
+        int r, record = 1, owned;
+
+        (void)fds; (void)nfds;
+        if ((r = field_str(req, "name", 1, &name, rep)) < 0 ||
+            (r = field_str(req, "access", 1, &access, rep)) < 0)
+                return r;
+        if (strcmp(access, "r") != 0 && strcmp(access, "rw") != 0)
+                return FAIL(rep, EINVAL, "field \"access\" must be \"r\" or \"rw\"");
+        if ((r = field_bool(req, "record", &record, rep)) < 0)
+                return r;
+        if (r == 0)
+                record = 1;             /* the record, unless asked not to */
+        if ((r = owned = field_uint(req, "owner", 0, UINT32_MAX, &owner, rep)) < 0)
+                return r;
+        return attach_name(b, c, name, access[1] != 0, record, owned, owner, rep);
+}
+
+/* The attach request exactly as the library writes it for a plain name:
+ * {"v":1,"op":"attach","name":"NAME","access":"rw"|"r"[,"record":false]},
+ * served without the JSON scanner (every client's hand-out goes this
+ * way). A name of printable ASCII other than '"' and '\\', at most
+ * ASHMEM_NAME_LEN bytes: the same text the scanner would decode. Any other
+ * message, however close, is left to the scanner: QUICK_NO. */
+int ops_quick(struct broker *b, struct conn *c, char *text, size_t n, struct reply *rep)
+{
+        static const char head[] = "{\"v\":1,\"op\":\"attach\",\"name\":\"";
+        static const char rw[] = "\",\"access\":\"rw\"", ro[] = "\",\"access\":\"r\"";
+        static const char norec[] = ",\"record\":false}";
+        size_t len = 0, at = sizeof(head) - 1, k;
+        int writable, record;
+        char *name = text + at;
+
+        if (n < at || memcmp(text, head, at) != 0)
+                return QUICK_NO;
+        while (at + len < n && len <= ASHMEM_NAME_LEN) {
+                unsigned char ch = (unsigned char)name[len];
+                if (ch == '"')
+                        break;
+                if (ch < 0x20 || ch > 0x7e || ch == '\\')
+                        return QUICK_NO;
+                len++;
+        }
+        at += len;
+        if (len > ASHMEM_NAME_LEN || at >= n)
+                return QUICK_NO;
+        if (n - at >= sizeof(rw) - 1 && memcmp(text + at, rw, sizeof(rw) - 1) == 0) {
+                writable = 1;
+                k = sizeof(rw) - 1;
+        } else if (n - at >= sizeof(ro) - 1 && memcmp(text + at, ro, sizeof(ro) - 1) == 0) {
+                writable = 0;
+                k = sizeof(ro) - 1;
+        } else {
+                return QUICK_NO;
+        }
+        at += k;
+        if (n - at == 1 && text[at] == '}')
+                record = 1;
+        else if (n - at == sizeof(norec) - 1 && memcmp(text + at, norec, n - at) == 0)
+                record = 0;
+        else
+                return QUICK_NO;
+        name[len] = 0;          /* the closing quote: the message is read */
+        return attach_name(b, c, name, writable, record, 0, 0, rep);
 }
 
 static int op_lookup(struct broker *b, struct conn *c, struct req *req,
@@ -609,8 +674,11 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
         j->c = c;
         j->why = "request";
         j->below = -1;
+        if ((r = purge_submit(b, j)) < 0) {
+                job_free(b, j);
+                return FAIL(rep, -r, "cannot start the purge thread: %s", strerror(-r));
+        }
         c->job = j;
-        purge_submit(b, j);
         return 1;
 }
 

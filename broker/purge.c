@@ -215,10 +215,21 @@ static void *worker(void *arg)
 
 /* ---------------------------------------------------------------- main thread */
 
-void purge_submit(struct broker *b, struct job *j)
+int purge_submit(struct broker *b, struct job *j)
 {
         struct job **pp;
 
+        /* the thread starts with the first job: until then the broker is
+         * one thread, and every system call of its event loop takes the
+         * kernel's and the C library's single-threaded paths */
+        if (!b->worker_started) {
+                int r = pthread_create(&b->worker, NULL, worker, b);
+                if (r != 0) {
+                        blog(b, 0, "purge thread: %s", strerror(r));
+                        return -r;
+                }
+                b->worker_started = 1;
+        }
         pthread_mutex_lock(&b->jlock);
         j->next = NULL;
         for (pp = &b->jqueue; *pp; pp = &(*pp)->next)
@@ -227,6 +238,7 @@ void purge_submit(struct broker *b, struct job *j)
         b->jpending++;
         pthread_cond_signal(&b->jcond);
         pthread_mutex_unlock(&b->jlock);
+        return 0;
 }
 
 static void pressure_job(struct broker *b, const char *why, int below,
@@ -309,8 +321,10 @@ static void pressure_job(struct broker *b, const char *why, int below,
         j->why = why;
         j->below = below;
         j->step = step;
-        b->pressure_job = 1;
-        purge_submit(b, j);
+        if (purge_submit(b, j) < 0)
+                job_free(b, j);         /* said in the log; the next event tries again */
+        else
+                b->pressure_job = 1;
 }
 
 /* A PSI event purges --purge-step bytes, least recently unpinned first.
@@ -363,7 +377,6 @@ static int psi_open(struct broker *b)
 int purge_start(struct broker *b)
 {
         unsigned long long total = 0, avail = 0;
-        int r;
 
         b->page_size = (long long)am_page_size();
         if (meminfo(&total, &avail) == 0)
@@ -375,12 +388,6 @@ int purge_start(struct broker *b)
                 return -errno;
         pthread_mutex_init(&b->jlock, NULL);
         pthread_cond_init(&b->jcond, NULL);
-        r = pthread_create(&b->worker, NULL, worker, b);
-        if (r != 0) {
-                blog(b, 0, "purge thread: %s", strerror(r));
-                return -r;
-        }
-        b->worker_started = 1;
 
         b->psifd = -1;
         if (b->cfg->psi) {
@@ -407,8 +414,13 @@ void purge_stop(struct broker *b, int wait_ms)
 {
         long long deadline = am_mono_ms() + wait_ms;
 
-        if (!b->worker_started)
+        if (!b->worker_started) {
+                if (!b->worker_stuck && b->jobfd >= 0) {
+                        close(b->jobfd);
+                        b->jobfd = -1;
+                }
                 return;
+        }
         pthread_mutex_lock(&b->jlock);
         b->jstop = 1;
         pthread_cond_broadcast(&b->jcond);

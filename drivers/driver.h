@@ -90,6 +90,12 @@ struct am_driver {
         /* on: the process forgets regions itself (forget); the driver
          * never collects on its own. NULL: nothing to turn off. */
         void (*set_manual)(int on);
+        /* 1 if this process keeps the pin state of region st (its
+         * st_dev, st_ino and st_size, as the broker names them) with a
+         * control block, writable if asked; else 0. No system call: for a
+         * receiver that knows the identity of what it received. NULL:
+         * never. */
+        int (*has_control)(const struct stat *st, int writable);
         /* Take the library's lookup (NULL: none). NULL: not wanted. */
         void (*set_lookup)(am_lookup_fn fn);
 };

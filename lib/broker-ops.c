@@ -21,6 +21,7 @@
 
 #include "ashmem/ashmem.h"
 #include "internal/client.h"
+#include "internal/forget.h"
 #include "internal/json.h"
 #include "internal/lookup.h"
 #include "internal/scm.h"
@@ -229,6 +230,62 @@ static int plain(const char *s, size_t n)
         return 1;
 }
 
+/* A JSON number without sign, fraction or exponent at text[*at] (before
+ * end), no larger than max: 1 and *v, at moved past it; else 0. */
+static int plain_number(const char *text, size_t *at, size_t end, uint64_t max, uint64_t *v)
+{
+        size_t i = *at;
+        uint64_t x = 0;
+
+        if (i >= end || (text[i] == '0' && i + 1 < end && text[i + 1] >= '0' &&
+                         text[i + 1] <= '9'))
+                return 0;
+        for (; i < end && text[i] >= '0' && text[i] <= '9'; i++) {
+                unsigned d = (unsigned)(text[i] - '0');
+                if (x > (max - d) / 10)
+                        return 0;
+                x = x * 10 + d;
+        }
+        if (i == *at)
+                return 0;
+        *at = i;
+        *v = x;
+        return 1;
+}
+
+/* Is text (n bytes) exactly the broker's short attach reply of a whole
+ * region, {"ok":true,"size":N} or, when the control descriptor comes with
+ * it, {"ok":true,"size":N,"dev":D,"ino":I}? Then N in *size, and D and I
+ * in *id (zeroed without them). Any other text is for the JSON scanner. */
+static int short_reply(const char *text, size_t n, size_t *size, struct stat *id)
+{
+        static const char head[] = "{\"ok\":true,\"size\":", dev[] = ",\"dev\":",
+                          ino[] = ",\"ino\":";
+        size_t at = sizeof(head) - 1;
+        uint64_t v, d, i;
+
+        if (n < at || memcmp(text, head, at) != 0 || text[n - 1] != '}' ||
+            !plain_number(text, &at, n - 1, SIZE_MAX, &v))
+                return 0;
+        memset(id, 0, sizeof(*id));
+        if (at != n - 1) {
+                if (n - 1 - at < sizeof(dev) - 1 || memcmp(text + at, dev, sizeof(dev) - 1) != 0)
+                        return 0;
+                at += sizeof(dev) - 1;
+                if (!plain_number(text, &at, n - 1, (dev_t)-1, &d) ||
+                    n - 1 - at < sizeof(ino) - 1 || memcmp(text + at, ino, sizeof(ino) - 1) != 0)
+                        return 0;
+                at += sizeof(ino) - 1;
+                if (!plain_number(text, &at, n - 1, (ino_t)-1, &i) || at != n - 1)
+                        return 0;
+                id->st_dev = (dev_t)d;
+                id->st_ino = (ino_t)i;
+                id->st_size = (off_t)v;
+        }
+        *size = (size_t)v;
+        return 1;
+}
+
 /* attach, with the owner the name must have (or (uid_t)-1 for any) and
  * the record into info (when not NULL). A caller that wants neither gets
  * the short reply ("record":false): the size, and the range of a view. */
@@ -239,8 +296,9 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
         static const char head[] = "{\"v\":1,\"op\":\"attach\",\"name\":";
         struct am_jw w;
         struct am_jobj o;
-        int rfds[AM_SCM_MAX], nr, r, record = info || owner != (uid_t)-1;
+        int rfds[AM_SCM_MAX], nr, r, record = info || owner != (uid_t)-1, known = 0;
         size_t off = 0, len = 0, n;
+        struct stat id;
 
         if (!b || !name || !ret_fd)
                 return -EINVAL;
@@ -274,12 +332,38 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
         }
         if (owner != (uid_t)-1)
                 am_jw_printf(&w, ",\"owner\":%u", (unsigned)owner);
-        r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
+        if (record) {
+                r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
+        } else {
+                int m = am_jw_end(&w);
+                if (m < 0)
+                        return m;
+                m = am_client_exchange(b, w.buf, (size_t)m, NULL, 0, rfds, &nr);
+                if (m < 0)
+                        return m;
+                /* the short reply of a whole region, read as it stands;
+                 * with the region's identity, a control block this
+                 * process keeps already is known without a look at the
+                 * descriptor */
+                if (short_reply(b->buf, (size_t)m, &len, &id)) {
+                        r = nr < 1 ? -EPROTO : 0;
+                        if (r == 0 && nr == 2 && id.st_ino && len <= (size_t)INT64_MAX &&
+                            am_has_control(&id, writable))
+                                known = 1;
+                        goto got;
+                }
+                r = am_client_parse_reply(b->buf, (size_t)m, &o);
+                if (r < 0) {
+                        am_close_fds(rfds, nr);
+                        return r;
+                }
+        }
         if (r < 0)
                 return r;
-        if (nr < 1 || am_field_size(&o, "size", &len) < 0 || am_field_size(&o, "offset", &off) < 0 ||
+        if (nr < 1 || am_field_size(&o, "size", &len) <= 0 || am_field_size(&o, "offset", &off) < 0 ||
             am_field_size(&o, "length", &len) < 0)
                 r = -EPROTO;
+got:
         /* the broker checked the owner; a reply that names another is no
          * answer to this request */
         if (r == 0 && record) {
@@ -292,7 +376,7 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
         }
         /* the control block has the access asked for (a broker that sent
          * less would only give this process read-only pin state) */
-        if (r == 0 && nr == 2)
+        if (r == 0 && nr == 2 && !known)
                 r = take_control(rfds[0], rfds[1], writable);
         /* none yet: this broker makes it when it is first needed */
         if (r == 0 && nr == 1)

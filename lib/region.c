@@ -302,6 +302,14 @@ void am_forget_thread(void)
         errno = saved;
 }
 
+int am_has_control(const struct stat *st, int writable)
+{
+        for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+                if (drivers[i]->has_control && drivers[i]->has_control(st, writable))
+                        return 1;
+        return 0;
+}
+
 void am_manual_forget(int on)
 {
         for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)

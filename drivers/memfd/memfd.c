@@ -659,6 +659,16 @@ static int do_stats(struct am_entry *e, void *a)
         return 0;
 }
 
+static int do_has_control(struct am_entry *e, void *a)
+{
+        return has_block(e) && (e->ref.writable || !*(const int *)a);
+}
+
+static int has_control(const struct stat *st, int writable)
+{
+        return am_table_with(st, do_has_control, &writable);
+}
+
 static int get_stats(int fd, const struct stat *st, ashmem_stats *ret)
 {
         struct op o = { .fd = fd, .st = st, .buf = ret };
@@ -807,6 +817,7 @@ const struct am_driver am_driver_memfd = {
         .ref_purging = am_memfd_ref_purging,
         .collect = am_table_collect,
         .forget = am_table_forget,
+        .has_control = has_control,
         .set_manual = am_table_set_manual,
         .set_lookup = set_lookup,
 };

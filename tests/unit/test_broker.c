@@ -3311,6 +3311,202 @@ TEST(attach_without_the_record_answers_what_a_holder_maps)
         stop_broker();
 }
 
+static void close_all(const int *fds, int n)
+{
+        for (int i = 0; i < n; i++)
+                close(fds[i]);
+}
+
+/* The number of threads of the broker. */
+static int broker_threads(void)
+{
+        char p[64];
+        struct dirent *d;
+        DIR *tasks;
+        int n = 0;
+
+        snprintf(p, sizeof(p), "/proc/%d/task", (int)broker_pid);
+        tasks = opendir(p);
+        CHECK(tasks != NULL);
+        while ((d = readdir(tasks)))
+                n += d->d_name[0] != '.';
+        closedir(tasks);
+        return n;
+}
+
+/* Send text on fd; the reply in buf, its descriptors (at most 2) in fds. */
+static int raw_call_fds(int fd, const char *text, char *buf, size_t len, int fds[2])
+{
+        union { char b[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr a; } u;
+        struct iovec iov = { .iov_base = buf, .iov_len = len - 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+        struct cmsghdr *c;
+        ssize_t n;
+        int k = 0;
+
+        raw_sends(fd, text, NULL, 0);
+        n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                t_fail(__FILE__, __LINE__, "recvmsg: %m");
+        buf[n] = 0;
+        if ((c = CMSG_FIRSTHDR(&m)) && c->cmsg_type == SCM_RIGHTS) {
+                k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                CHECK(k <= 2);
+                memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)k);
+        }
+        return k;
+}
+
+/* An attach written as the library writes it is served without the JSON
+ * scanner: it must answer exactly what the scanner's way answers, and a
+ * message that only starts like one must go the scanner's way. */
+TEST(an_attach_is_answered_alike_however_it_is_written)
+{
+        static const struct {
+                const char *canonical, *other;
+        } same[] = {
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"rw\",\"record\":false}",
+                  "{ \"v\": 1, \"op\": \"attach\", \"name\": \"alike\", \"access\": \"rw\", "
+                  "\"record\": false }" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"r\",\"record\":false}",
+                  "{\"access\":\"r\",\"record\":false,\"name\":\"al\\u0069ke\",\"op\":\"attach\","
+                  "\"v\":1}" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"pinned alike\",\"access\":\"rw\","
+                  "\"record\":false}",
+                  "{\"v\":1,\"op\":\"attach\",\"name\":\"pinned\\u0020alike\",\"access\":\"rw\","
+                  "\"record\":false}" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"pinned alike\",\"access\":\"r\","
+                  "\"record\":false}",
+                  "{\"v\":1,\"op\":\"attach\",\"name\":\"pinned alike\",\"record\":false,"
+                  "\"access\":\"r\"}" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"missing\",\"access\":\"rw\"}",
+                  "{\"v\":1,\"op\":\"attach\",\"access\":\"rw\",\"name\":\"missing\"}" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"\",\"access\":\"r\"}",
+                  "{\"v\":1,\"op\":\"attach\",\"name\":\"\" ,\"access\":\"r\"}" },
+        };
+        /* close to the library's form, each a different request */
+        static const struct {
+                const char *text, *errno_name;
+        } near[] = {
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"rw\"}x", "EPROTO" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"rw\",\"record\":false}}",
+                  "EPROTO" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"rw\",\"record\":false,"
+                  "\"owner\":4242}", "EPERM" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"rwx\"}", "EINVAL" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"rw\",\"record\":fals}",
+                  "EPROTO" },
+                { "{\"v\":2,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"rw\"}", "EPROTO" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"ali\x01ke\",\"access\":\"rw\"}", "EPROTO" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike", "EPROTO" },
+                { "{\"v\":1,\"op\":\"attach\",\"name\":\"alike\",\"access\":\"r", "EPROTO" },
+        };
+        char a[4096], o[4096], want[64];
+        int s, fa[2], fo[2], na, no, fd;
+        struct stat st, st2;
+        ashmem_broker *b;
+
+        start_broker();
+        b = conn();
+        close(create(b, "alike", ps(), 0600));
+        fd = create(b, "pinned alike", ps(), 0600);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);     /* its block is made */
+        CHECK_EQ(ashmem_pin_region(fd, 0, 0), 0);
+        close(fd);
+        s = raw_connect();
+        for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+                na = raw_call_fds(s, same[i].canonical, a, sizeof(a), fa);
+                no = raw_call_fds(s, same[i].other, o, sizeof(o), fo);
+                if (strcmp(a, o) != 0 || na != no)
+                        t_fail(__FILE__, __LINE__, "%s -> %s (%d descriptors)\n%s -> %s (%d)",
+                               same[i].canonical, a, na, same[i].other, o, no);
+                for (int k = 0; k < na; k++) {
+                        /* the same files, with the same access */
+                        CHECK_EQ(fstat(fa[k], &st), 0);
+                        CHECK_EQ(fstat(fo[k], &st2), 0);
+                        CHECK_EQ(st.st_ino, st2.st_ino);
+                        CHECK_EQ(fcntl(fa[k], F_GETFL) & O_ACCMODE, fcntl(fo[k], F_GETFL) & O_ACCMODE);
+                        CHECK_EQ(fcntl(fa[k], F_GETFL) & O_ACCMODE,
+                                 strstr(same[i].canonical, "\"r\"") ? O_RDONLY : O_RDWR);
+                }
+                /* a region with pin state: the short reply names its
+                 * identity, the data descriptor's */
+                if (na == 2) {
+                        char id[96];
+                        CHECK_EQ(fstat(fa[0], &st), 0);
+                        snprintf(id, sizeof(id), ",\"dev\":%llu,\"ino\":%llu}",
+                                 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+                        if (!strstr(a, id))
+                                t_fail(__FILE__, __LINE__, "%s does not end in %s", a, id);
+                }
+                close_all(fa, na);
+                close_all(fo, no);
+        }
+        for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+                na = raw_call_fds(s, near[i].text, a, sizeof(a), fa);
+                close_all(fa, na);
+                snprintf(want, sizeof(want), "\"errno\":\"%s\"", near[i].errno_name);
+                if (na != 0 || !strstr(a, want))
+                        t_fail(__FILE__, __LINE__, "%s -> %s (want %s)", near[i].text, a, want);
+        }
+        /* nothing so far needed a thread of the broker's: it serves on
+         * one (its system calls take the single-threaded paths) */
+        CHECK_EQ(broker_threads(), 1);
+        CHECK_EQ(ashmem_broker_purge(b, "alike", NULL), 0);
+        CHECK_EQ(broker_threads(), 2);
+        /* a name the scanner decodes to a plain one is the same name */
+        na = raw_call_fds(s, "{\"v\":1,\"op\":\"attach\",\"name\":\"\\u0061like\",\"access\":\"r\","
+                             "\"record\":false}", a, sizeof(a), fa);
+        CHECK_EQ(na, 1);
+        close_all(fa, na);
+        close(s);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* The library's attach of regions with pin state: each received
+ * descriptor gets its own region's pin state, also when the process keeps
+ * that of another region (the reply names which region it is). */
+TEST(attaches_of_regions_with_pin_state_keep_each_ones_state)
+{
+        const char *names[] = { "state-a", "state-b", "state-a", "state-b", "state-a" };
+        ashmem_broker *b;
+        int fds[5], fd;
+        ashmem_stats st;
+
+        start_broker();
+        b = conn();
+        for (int i = 0; i < 2; i++) {
+                fd = create(b, names[i], 2 * ps(), 0600);
+                CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+                CHECK_EQ(ashmem_pin_region(fd, 0, 0), 0);
+                close(fd);
+        }
+        /* this process keeps neither's pin state now */
+        CHECK(ashmem_collect() >= 2);
+        for (int i = 0; i < 5; i++)
+                CHECK_EQ(ashmem_broker_attach(b, names[i], 1, &fds[i], NULL, NULL), 0);
+        /* b's second page unpinned through its last descriptor: every
+         * descriptor of b sees it, none of a's */
+        CHECK_EQ(ashmem_unpin_region(fds[3], ps(), ps()), 0);
+        for (int i = 0; i < 5; i++) {
+                CHECK_EQ(ashmem_get_stats(fds[i], &st), 0);
+                CHECK(st.shared_state && st.writable_state);
+                CHECK_EQ(st.unpinned, i % 2 ? 1u : 0u);
+        }
+        /* and a's first page through its first */
+        CHECK_EQ(ashmem_unpin_region(fds[0], 0, ps()), 0);
+        CHECK_EQ(ashmem_get_stats(fds[4], &st), 0);
+        CHECK_EQ(st.unpinned, 1u);
+        CHECK_EQ(ashmem_pin_region(fds[4], 0, ps()), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_get_stats(fds[2], &st), 0);
+        CHECK_EQ(st.unpinned, 0u);
+        close_all(fds, 5);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 /* ------------------------------------------------------------ the closer's global limits */
 
 /* A number in the "closer" object of root's stats: the field key. */
