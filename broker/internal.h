@@ -400,10 +400,17 @@ void reply_record(struct reply *rep, struct entry *e);
  * an error). fds: what came with it; the operation takes those it keeps
  * (setting them to -1). Returns 0, -errno, or 1 when the reply will come
  * later (a purge: the connection waits for its job). */
-/* ops.c: an attach written exactly as the library writes it, served
- * without the JSON scanner; QUICK_NO for any other message (ops_dispatch
- * serves it after the scanner). */
+/* ops.c: an attach written exactly as the library writes it, read
+ * (ops_quick_parse) and served (ops_quick: the message's text is then
+ * spent) without the JSON scanner; QUICK_NO for any other message
+ * (ops_dispatch serves it after the scanner). */
+struct quick_attach {
+        const char *name;               /* not NUL-terminated */
+        size_t len;
+        int writable, record;
+};
 #define QUICK_NO 2
+int ops_quick_parse(const char *text, size_t n, struct quick_attach *q);
 int ops_quick(struct broker *b, struct conn *c, char *text, size_t n, struct reply *rep);
 int ops_dispatch(struct broker *b, struct conn *c, struct req *req,
                  int *fds, int nfds, struct reply *rep);

@@ -443,50 +443,59 @@ static int op_attach(struct broker *b, struct conn *c, struct req *req,
 
 /* The attach request exactly as the library writes it for a plain name:
  * {"v":1,"op":"attach","name":"NAME","access":"rw"|"r"[,"record":false]},
- * served without the JSON scanner (every client's hand-out goes this
- * way). A name of printable ASCII other than '"' and '\\', at most
- * ASHMEM_NAME_LEN bytes: the same text the scanner would decode. Any other
- * message, however close, is left to the scanner: QUICK_NO. */
-int ops_quick(struct broker *b, struct conn *c, char *text, size_t n, struct reply *rep)
+ * read without the JSON scanner (every client's hand-out goes this way).
+ * A name of printable ASCII other than '"' and '\\', at most
+ * ASHMEM_NAME_LEN bytes: text the scanner would decode to itself. 1 and
+ * the request in *q, or 0 for any other message, however close (the
+ * scanner's then). */
+int ops_quick_parse(const char *text, size_t n, struct quick_attach *q)
 {
         static const char head[] = "{\"v\":1,\"op\":\"attach\",\"name\":\"";
         static const char rw[] = "\",\"access\":\"rw\"", ro[] = "\",\"access\":\"r\"";
         static const char norec[] = ",\"record\":false}";
-        size_t len = 0, at = sizeof(head) - 1, k;
-        int writable, record;
-        char *name = text + at;
+        size_t len = 0, at = sizeof(head) - 1;
 
         if (n < at || memcmp(text, head, at) != 0)
-                return QUICK_NO;
+                return 0;
         while (at + len < n && len <= ASHMEM_NAME_LEN) {
-                unsigned char ch = (unsigned char)name[len];
+                unsigned char ch = (unsigned char)text[at + len];
                 if (ch == '"')
                         break;
                 if (ch < 0x20 || ch > 0x7e || ch == '\\')
-                        return QUICK_NO;
+                        return 0;
                 len++;
         }
+        q->name = text + at;
+        q->len = len;
         at += len;
         if (len > ASHMEM_NAME_LEN || at >= n)
-                return QUICK_NO;
+                return 0;
         if (n - at >= sizeof(rw) - 1 && memcmp(text + at, rw, sizeof(rw) - 1) == 0) {
-                writable = 1;
-                k = sizeof(rw) - 1;
+                q->writable = 1;
+                at += sizeof(rw) - 1;
         } else if (n - at >= sizeof(ro) - 1 && memcmp(text + at, ro, sizeof(ro) - 1) == 0) {
-                writable = 0;
-                k = sizeof(ro) - 1;
+                q->writable = 0;
+                at += sizeof(ro) - 1;
         } else {
-                return QUICK_NO;
+                return 0;
         }
-        at += k;
         if (n - at == 1 && text[at] == '}')
-                record = 1;
+                q->record = 1;
         else if (n - at == sizeof(norec) - 1 && memcmp(text + at, norec, n - at) == 0)
-                record = 0;
+                q->record = 0;
         else
+                return 0;
+        return 1;
+}
+
+int ops_quick(struct broker *b, struct conn *c, char *text, size_t n, struct reply *rep)
+{
+        struct quick_attach q;
+
+        if (!ops_quick_parse(text, n, &q))
                 return QUICK_NO;
-        name[len] = 0;          /* the closing quote: the message is read */
-        return attach_name(b, c, name, writable, record, 0, 0, rep);
+        text[(size_t)(q.name - text) + q.len] = 0;      /* its closing quote: read */
+        return attach_name(b, c, q.name, q.writable, q.record, 0, 0, rep);
 }
 
 static int op_lookup(struct broker *b, struct conn *c, struct req *req,

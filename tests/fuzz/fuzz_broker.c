@@ -485,8 +485,21 @@ static void check_reply(const char *text, size_t len, const int *fds, int nfds,
                         cJSON_ArrayForEach(r, regions)
                                 check_record(r);
                 }
-                if (nfds)
-                        assert(cJSON_GetObjectItemCaseSensitive(o, "name"));
+                if (nfds && !cJSON_GetObjectItemCaseSensitive(o, "name")) {
+                        /* attach's short reply: the size, and the data
+                         * descriptor's identity when its control comes too */
+                        const cJSON *dev = cJSON_GetObjectItemCaseSensitive(o, "dev");
+                        const cJSON *ino = cJSON_GetObjectItemCaseSensitive(o, "ino");
+                        struct stat st;
+                        assert(has_num(o, "size"));
+                        assert(!dev == !ino && (!dev || nfds == 2));
+                        if (dev) {
+                                assert(fstat(fds[0], &st) == 0);
+                                assert(cJSON_IsNumber(dev) && cJSON_IsNumber(ino));
+                                assert((double)st.st_dev == dev->valuedouble &&
+                                       (double)st.st_ino == ino->valuedouble);
+                        }
+                }
         }
         cJSON_Delete(o);
 
@@ -713,6 +726,33 @@ static ssize_t recv_msg(int fd, char *buf, size_t cap, int *fds, int *nfds, int 
         return n;
 }
 
+/* An attach the broker reads without the JSON scanner is one the scanner
+ * reads the same: v 1, op attach, the same name and access, record false
+ * exactly when the quick reader saw it, and no other field. */
+static void check_quick(const char *text, size_t n)
+{
+        struct quick_attach q;
+        struct am_jobj o;
+        const struct am_jfield *f;
+        char s[ASHMEM_NAME_LEN + 8];
+        uint64_t v;
+        int rec;
+
+        if (!ops_quick_parse(text, n, &q))
+                return;
+        assert(am_json_object(text, n, &o) == 0);
+        assert(o.n == (q.record ? 4 : 5));
+        assert((f = am_json_get(&o, "v")) && am_json_u64(f, UINT64_MAX, &v) == 0 && v == 1);
+        assert((f = am_json_get(&o, "op")) && am_json_str(f, s, sizeof(s)) == 6 &&
+               strcmp(s, "attach") == 0);
+        assert((f = am_json_get(&o, "name")) && am_json_str(f, s, sizeof(s)) == (int)q.len &&
+               memcmp(s, q.name, q.len) == 0);
+        assert((f = am_json_get(&o, "access")) && am_json_str(f, s, sizeof(s)) >= 0 &&
+               strcmp(s, q.writable ? "rw" : "r") == 0);
+        f = am_json_get(&o, "record");
+        assert(q.record ? !f : f && am_json_bool(f, &rec) == 0 && rec == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static unsigned char outside[MAXFD];
@@ -761,6 +801,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fds[i] = make_fd(&m, i == 0 ? data[1] : i == 1 ? data[1] >> 4 :
                                  (unsigned)data[1] + 7u * (unsigned)i);
 
+        check_quick(msg, len);
         c = peers[who].c;
         send_msg(peers[who].fd, msg, len, fds, nfds);
         for (int i = 0; i < m.n; i++)
