@@ -68,7 +68,7 @@ int broker_socket_path(const char *opt, int system, char *buf, size_t len)
 
 /* ---------------------------------------------------------------- log */
 
-void blog(const struct broker *b, int level, const char *fmt, ...)
+void blog_line(const struct broker *b, int level, const char *fmt, ...)
 {
         char msg[1024], stamp[32];
         struct timespec ts;

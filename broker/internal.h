@@ -55,6 +55,11 @@ struct held_region {
         int seals;                      /* main thread: its data memfd's
                                            seals, read in */
         unsigned long long seals_turn;  /* this turn (records_new_turn) */
+        char tail[88];                  /* main thread: the short attach
+                                           reply's fields for the whole
+                                           region, written on first use */
+        unsigned char tail_len;         /* 0: none yet */
+        unsigned char tail_ctl;         /* it was written with a control */
 };
 
 struct conn;
@@ -241,8 +246,15 @@ struct req {
 
 /* broker.c: the log (level 0 warnings, 1 info, 2 requests); the epoll
  * tags of the broker's own descriptors */
-void blog(const struct broker *b, int level, const char *fmt, ...)
+void blog_line(const struct broker *b, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* the level looked at before the arguments are: a request's line costs
+ * nothing below -vv */
+#define blog(b, level, ...)                                                 \
+        do {                                                                \
+                if ((level) <= (b)->cfg->verbose)                           \
+                        blog_line((b), (level), __VA_ARGS__);               \
+        } while (0)
 extern char tag_listen, tag_signal, tag_tick, tag_psi, tag_job;
 
 /* conn.c: watch a descriptor; the events a connection waits for now;

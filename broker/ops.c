@@ -400,22 +400,37 @@ static int attach_name(struct broker *b, struct conn *c, const char *name, int r
         }
         /* "record":false: what a holder needs to map it, nothing that
          * costs a look at the region (its seals, its pin state) */
+        if (!e->ranged) {
+                struct held_region *h = e->r;
+                if (!h->tail_len || h->tail_ctl != (rep->nfds == 2)) {
+                        /* the size and, with the control, the region's
+                         * identity: a holder that keeps its pin state
+                         * already knows so without a look at the
+                         * descriptor. Written once (a block made later
+                         * writes it again). */
+                        struct am_jw t = { .buf = h->tail, .cap = sizeof(h->tail), .fixed = 1 };
+                        am_jw_puts(&t, ",\"size\":");
+                        am_jw_uint(&t, h->size);
+                        if (rep->nfds == 2) {
+                                am_jw_puts(&t, ",\"dev\":");
+                                am_jw_uint(&t, h->id.dev);
+                                am_jw_puts(&t, ",\"ino\":");
+                                am_jw_uint(&t, h->id.ino);
+                        }
+                        h->tail_len = t.overflow ? 0 : (unsigned char)t.len;
+                        h->tail_ctl = rep->nfds == 2;
+                        am_jw_raw(&rep->sb, t.buf, t.len);
+                        return 0;
+                }
+                am_jw_raw(&rep->sb, h->tail, h->tail_len);
+                return 0;
+        }
         am_jw_puts(&rep->sb, ",\"size\":");
-        am_jw_uint(&rep->sb, e->ranged ? e->length : e->r->size);
-        if (rep->nfds == 2 && !e->ranged) {
-                /* the region's identity: a holder that keeps its pin state
-                 * already knows so without a look at the descriptor */
-                am_jw_puts(&rep->sb, ",\"dev\":");
-                am_jw_uint(&rep->sb, e->r->id.dev);
-                am_jw_puts(&rep->sb, ",\"ino\":");
-                am_jw_uint(&rep->sb, e->r->id.ino);
-        }
-        if (e->ranged) {
-                am_jw_puts(&rep->sb, ",\"offset\":");
-                am_jw_uint(&rep->sb, e->offset);
-                am_jw_puts(&rep->sb, ",\"length\":");
-                am_jw_uint(&rep->sb, e->length);
-        }
+        am_jw_uint(&rep->sb, e->length);
+        am_jw_puts(&rep->sb, ",\"offset\":");
+        am_jw_uint(&rep->sb, e->offset);
+        am_jw_puts(&rep->sb, ",\"length\":");
+        am_jw_uint(&rep->sb, e->length);
         return 0;
 }
 
@@ -461,7 +476,8 @@ int ops_quick_parse(const char *text, size_t n, struct quick_attach *q)
                 unsigned char ch = (unsigned char)text[at + len];
                 if (ch == '"')
                         break;
-                if (ch < 0x20 || ch > 0x7e || ch == '\\')
+                /* one comparison for "not printable ASCII" */
+                if ((unsigned char)(ch - 0x20) > 0x7e - 0x20 || ch == '\\')
                         return 0;
                 len++;
         }

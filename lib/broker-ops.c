@@ -240,13 +240,11 @@ static int plain_number(const char *text, size_t *at, size_t end, uint64_t max, 
         if (i >= end || (text[i] == '0' && i + 1 < end && text[i + 1] >= '0' &&
                          text[i + 1] <= '9'))
                 return 0;
-        for (; i < end && text[i] >= '0' && text[i] <= '9'; i++) {
-                unsigned d = (unsigned)(text[i] - '0');
-                if (x > (max - d) / 10)
+        for (; i < end && text[i] >= '0' && text[i] <= '9'; i++)
+                if (__builtin_mul_overflow(x, 10, &x) ||
+                    __builtin_add_overflow(x, (uint64_t)(text[i] - '0'), &x))
                         return 0;
-                x = x * 10 + d;
-        }
-        if (i == *at)
+        if (i == *at || x > max)
                 return 0;
         *at = i;
         *v = x;
@@ -255,8 +253,9 @@ static int plain_number(const char *text, size_t *at, size_t end, uint64_t max, 
 
 /* Is text (n bytes) exactly the broker's short attach reply of a whole
  * region, {"ok":true,"size":N} or, when the control descriptor comes with
- * it, {"ok":true,"size":N,"dev":D,"ino":I}? Then N in *size, and D and I
- * in *id (zeroed without them). Any other text is for the JSON scanner. */
+ * it, {"ok":true,"size":N,"dev":D,"ino":I}? Then N in *size, and D, I
+ * and N in id's st_dev, st_ino and st_size (st_ino 0 without them; the
+ * rest of id is not written). Any other text is for the JSON scanner. */
 static int short_reply(const char *text, size_t n, size_t *size, struct stat *id)
 {
         static const char head[] = "{\"ok\":true,\"size\":", dev[] = ",\"dev\":",
@@ -267,7 +266,7 @@ static int short_reply(const char *text, size_t n, size_t *size, struct stat *id
         if (n < at || memcmp(text, head, at) != 0 || text[n - 1] != '}' ||
             !plain_number(text, &at, n - 1, SIZE_MAX, &v))
                 return 0;
-        memset(id, 0, sizeof(*id));
+        id->st_ino = 0;
         if (at != n - 1) {
                 if (n - 1 - at < sizeof(dev) - 1 || memcmp(text + at, dev, sizeof(dev) - 1) != 0)
                         return 0;

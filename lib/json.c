@@ -360,18 +360,14 @@ static int room(struct am_jw *w, size_t n)
         return 1;
 }
 
-void am_jw_raw(struct am_jw *w, const char *s, size_t n)
+/* am_jw_raw() when the text must grow first (or has overflowed) */
+void am_jw_raw_grow(struct am_jw *w, const char *s, size_t n)
 {
         if (!room(w, n))
                 return;
         memcpy(w->buf + w->len, s, n);
         w->len += n;
         w->buf[w->len] = 0;
-}
-
-void am_jw_puts(struct am_jw *w, const char *s)
-{
-        am_jw_raw(w, s, strlen(s));
 }
 
 void am_jw_printf(struct am_jw *w, const char *fmt, ...)

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A top-level field: its key (raw, as between the quotes) and its value
  * (the JSON text of it). */
@@ -81,8 +82,23 @@ int am_jw_end(struct am_jw *w);
 /* The pieces: n bytes as they are; a C string as it is; printf (the
  * caller writes valid JSON with it: numbers, fixed words); a C string as a
  * JSON string; ,"key": ; a number. */
-void am_jw_raw(struct am_jw *w, const char *s, size_t n);
-void am_jw_puts(struct am_jw *w, const char *s);
+void am_jw_raw_grow(struct am_jw *w, const char *s, size_t n);
+static inline void am_jw_raw(struct am_jw *w, const char *s, size_t n)
+{
+        /* inline while there is room: replies are written piece by piece
+         * on the broker's hot path */
+        if (!w->overflow && n < w->cap && w->len < w->cap - n) {
+                memcpy(w->buf + w->len, s, n);
+                w->len += n;
+                w->buf[w->len] = 0;
+                return;
+        }
+        am_jw_raw_grow(w, s, n);
+}
+static inline void am_jw_puts(struct am_jw *w, const char *s)
+{
+        am_jw_raw(w, s, strlen(s));
+}
 void am_jw_printf(struct am_jw *w, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 void am_jw_string(struct am_jw *w, const char *s);

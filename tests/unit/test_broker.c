@@ -3460,6 +3460,18 @@ TEST(an_attach_is_answered_alike_however_it_is_written)
                              "\"record\":false}", a, sizeof(a), fa);
         CHECK_EQ(na, 1);
         close_all(fa, na);
+        /* a block made after the short reply was first written: the reply
+         * names the region from then on */
+        CHECK_EQ(ashmem_broker_attach(b, "alike", 1, &fd, NULL, NULL), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        close(fd);
+        na = raw_call_fds(s, same[0].canonical, a, sizeof(a), fa);
+        CHECK_EQ(na, 2);
+        CHECK_EQ(fstat(fa[0], &st), 0);
+        snprintf(want, sizeof(want), ",\"ino\":%llu}", (unsigned long long)st.st_ino);
+        if (!strstr(a, want))
+                t_fail(__FILE__, __LINE__, "after the block was made: %s", a);
+        close_all(fa, na);
         close(s);
         ashmem_broker_close(b);
         stop_broker();
