@@ -48,9 +48,11 @@
  * The clients connect and make one request before the clock starts; each
  * reports the time it finished (so process exit is not timed). For every
  * client count the five variants take turns, round by round (the first
- * rotates); each figure is the median of the rounds, with the slowest
- * and fastest round as the spread. The total number of requests per round
- * is the same for every client count.
+ * rotates); each figure is the median of 11 rounds (3 with --quick),
+ * with the slowest and fastest round as the spread: on a shared machine
+ * one round of the several-client rows can be 20% off the next, and the
+ * median of more rounds moves less from run to run. The total number of
+ * requests per round is the same for every client count.
  *
  * Built without s6's headers (package libs6-dev), the program says so and
  * fails: `make bench` installs them (mk/deps.sh bench).
@@ -702,7 +704,7 @@ int main(int argc, char **argv)
 #ifndef HAVE_S6
         bench_die("built without s6's client library (apt-get install libs6-dev skalibs-dev)", 0);
 #endif
-        rounds = quick ? 3 : 7;
+        rounds = quick ? 3 : 11;      /* the several-client rows spread 20% and more */
         total = quick ? 3200 : 24000;   /* requests per round, all clients */
 
         start_servers();

@@ -241,15 +241,16 @@ static void stop_broker(void)
         remove_dir();
 }
 
-/* The broker's descriptors now (see broker_fds()). */
-static int broker_fds_now(void)
+/* The entries of the broker's /proc/PID/what: its descriptors ("fd"), its
+ * threads ("task"). */
+static int broker_entries(const char *what)
 {
         char path[64];
         DIR *d;
         struct dirent *de;
         int n = 0;
 
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int)broker_pid);
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int)broker_pid, what);
         d = opendir(path);
         if (!d)
                 t_fail(__FILE__, __LINE__, "%s: %m", path);
@@ -258,6 +259,12 @@ static int broker_fds_now(void)
                         n++;
         closedir(d);
         return n;
+}
+
+/* The broker's descriptors now (see broker_fds()). */
+static int broker_fds_now(void)
+{
+        return broker_entries("fd");
 }
 
 /* The broker's descriptors, once settled: it closes descriptors clients
@@ -3317,23 +3324,6 @@ static void close_all(const int *fds, int n)
                 close(fds[i]);
 }
 
-/* The number of threads of the broker. */
-static int broker_threads(void)
-{
-        char p[64];
-        struct dirent *d;
-        DIR *tasks;
-        int n = 0;
-
-        snprintf(p, sizeof(p), "/proc/%d/task", (int)broker_pid);
-        tasks = opendir(p);
-        CHECK(tasks != NULL);
-        while ((d = readdir(tasks)))
-                n += d->d_name[0] != '.';
-        closedir(tasks);
-        return n;
-}
-
 /* Send text on fd; the reply in buf, its descriptors (at most 2) in fds. */
 static int raw_call_fds(int fd, const char *text, char *buf, size_t len, int fds[2])
 {
@@ -3452,9 +3442,9 @@ TEST(an_attach_is_answered_alike_however_it_is_written)
         }
         /* nothing so far needed a thread of the broker's: it serves on
          * one (its system calls take the single-threaded paths) */
-        CHECK_EQ(broker_threads(), 1);
+        CHECK_EQ(broker_entries("task"), 1);
         CHECK_EQ(ashmem_broker_purge(b, "alike", NULL), 0);
-        CHECK_EQ(broker_threads(), 2);
+        CHECK_EQ(broker_entries("task"), 2);
         /* a name the scanner decodes to a plain one is the same name */
         na = raw_call_fds(s, "{\"v\":1,\"op\":\"attach\",\"name\":\"\\u0061like\",\"access\":\"r\","
                              "\"record\":false}", a, sizeof(a), fa);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "lib/internal/scm.h"
 #include "t.h"
 
 /* A fake broker: answers each request with {"ok":true,"req":REQUEST}
@@ -46,27 +47,6 @@ static void sleep_ms(int ms)
         struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
-}
-
-/* A reply, with descriptor fd when fd > 0. */
-static int send_reply(int c, const char *text, size_t len, int fd)
-{
-        union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
-        struct iovec iov = { .iov_base = (void *)text, .iov_len = len };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (fd > 0) {
-                struct cmsghdr *h;
-                memset(&u, 0, sizeof(u));
-                m.msg_control = u.b;
-                m.msg_controllen = sizeof(u.b);
-                h = CMSG_FIRSTHDR(&m);
-                h->cmsg_level = SOL_SOCKET;
-                h->cmsg_type = SCM_RIGHTS;
-                h->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(h), &fd, sizeof(int));
-        }
-        return sendmsg(c, &m, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }
 
 static void *serve(void *arg)
@@ -94,7 +74,7 @@ static void *serve(void *arg)
                                 m = snprintf(out, sizeof(out), "{\"ok\":true,%s}", rec);
                         else
                                 m = snprintf(out, sizeof(out), "{\"ok\":true,\"req\":%s}", in);
-                        if (send_reply(c, out, (size_t)m, f->fd) < 0)
+                        if (am_send_fds(c, out, (size_t)m, &f->fd, f->fd > 0, 0) < 0)
                                 break;
                 }
                 close(c);
