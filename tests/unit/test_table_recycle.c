@@ -415,32 +415,36 @@ TEST(a_region_dropped_while_open_cannot_reach_its_reused_block)
         (void)ashmem_broker_auto_lookup(old);
 }
 
+/* n regions (at most 80) whose blocks were made, then dropped, which may
+ * leave their blocks as spares; the control descriptors there were before. */
+static int blocks_dropped(const char *name, int n)
+{
+        int fds[80], base = t_control_fds();
+
+        CHECK(n <= 80);
+        for (int i = 0; i < n; i++)
+                fds[i] = region_with_block(name, 2, NULL);
+        for (int i = 0; i < n; i++)
+                drop(fds[i]);
+        return base;
+}
+
 TEST(spares_are_bounded_and_given_back_by_a_collection)
 {
-        ino_t v[MAXC];
-        int fds[80], base = ctl_inodes(v);
+        int base = blocks_dropped("many", 80);
 
-        for (int i = 0; i < 80; i++)
-                fds[i] = region_with_block("many", 2, NULL);
-        for (int i = 0; i < 80; i++)
-                drop(fds[i]);
         /* at most 64 kept */
-        CHECK_EQ(ctl_inodes(v), base + 64);
+        CHECK_EQ(t_control_fds(), base + 64);
         CHECK_EQ(ashmem_collect(), 0);
-        CHECK_EQ(ctl_inodes(v), base);
+        CHECK_EQ(t_control_fds(), base);
 }
 
 /* A spare no region takes goes after two automatic collections. */
 TEST(spares_no_region_takes_are_let_go)
 {
-        ino_t v[MAXC];
-        int fds[8], base = ctl_inodes(v);
+        int base = blocks_dropped("idle", 8);
 
-        for (int i = 0; i < 8; i++)
-                fds[i] = region_with_block("idle", 2, NULL);
-        for (int i = 0; i < 8; i++)
-                drop(fds[i]);
-        CHECK_EQ(ctl_inodes(v), base + 8);
+        CHECK_EQ(t_control_fds(), base + 8);
         /* regions that never need a block: the table collects itself
          * every 64 or so creations */
         for (int i = 0; i < 400; i++) {
@@ -448,7 +452,7 @@ TEST(spares_no_region_takes_are_let_go)
                 CHECK(fd >= 0);
                 close(fd);
         }
-        CHECK_EQ(ctl_inodes(v), base);
+        CHECK_EQ(t_control_fds(), base);
 }
 
 /* A process that forgets its regions itself (the broker) keeps no spare
