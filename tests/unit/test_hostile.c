@@ -531,6 +531,40 @@ static int spin_outcome(const char *what, int mode, size_t first, size_t n, int 
         return 0;
 }
 
+/* Pin, unpin, status and purge of the victim's pages [first, +n) while
+ * the writer runs in `mode`, their timeouts added to *timeouts; with other
+ * >= 0, the other region's first half pinned after the pin and its second
+ * half unpinned after the unpin. Exits as spin_outcome() says, 12 if the
+ * other region fails. */
+static void spin_calls(int fd, size_t first, size_t n, int other, int mode,
+                       volatile int *timeouts)
+{
+        size_t P = ps();
+        int64_t t0;
+        int r;
+
+        t0 = am_mono_ns(0);
+        r = ashmem_pin_region(fd, first * P, n * P);
+        *timeouts += spin_outcome("pin", mode, first, n, r,
+                                  r == ASHMEM_NOT_PURGED || r == ASHMEM_WAS_PURGED, t0);
+        if (other >= 0 && ashmem_pin_region(other, 0, 4 * P) != ASHMEM_NOT_PURGED)
+                _exit(12);
+        t0 = am_mono_ns(0);
+        r = ashmem_unpin_region(fd, first * P, n * P);
+        *timeouts += spin_outcome("unpin", mode, first, n, r, r == 0, t0);
+        if (other >= 0 && ashmem_unpin_region(other, 4 * P, 4 * P) != 0)
+                _exit(12);
+        t0 = am_mono_ns(0);
+        r = ashmem_pin_status(fd, first * P, n * P);
+        /* status never fails: it reads, and answers after a few reads
+         * that disagree */
+        spin_outcome("status", mode, first, n, r,
+                     r == ASHMEM_IS_PINNED || r == ASHMEM_IS_UNPINNED, t0);
+        t0 = am_mono_ns(0);
+        r = ashmem_purge(fd);
+        *timeouts += spin_outcome("purge", mode, first, n, r, r >= 0, t0);
+}
+
 /* Pin, unpin, status and purge of the victim, one page, part of a group,
  * a whole group and the whole region, while the writer runs; the other
  * region's pin and unpin around each. Exits 0, or as spin_outcome(). */
@@ -540,33 +574,8 @@ spin_caller(int fd, int other, const char *o, int mode, volatile int *timeouts)
         static const size_t ranges[][2] = {
                 { 0, 1 }, { 3, 40 }, { 0, AMC_GROUP_PAGES }, { 0, 0 },
         };
-        size_t P = ps();
-
         for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
-                size_t first = ranges[k][0], n = ranges[k][1];
-                int64_t t0;
-                int r;
-
-                t0 = am_mono_ns(0);
-                r = ashmem_pin_region(fd, first * P, n * P);
-                *timeouts += spin_outcome("pin", mode, first, n, r,
-                                          r == ASHMEM_NOT_PURGED || r == ASHMEM_WAS_PURGED, t0);
-                if (ashmem_pin_region(other, 0, 4 * P) != ASHMEM_NOT_PURGED)
-                        _exit(12);
-                t0 = am_mono_ns(0);
-                r = ashmem_unpin_region(fd, first * P, n * P);
-                *timeouts += spin_outcome("unpin", mode, first, n, r, r == 0, t0);
-                if (ashmem_unpin_region(other, 4 * P, 4 * P) != 0)
-                        _exit(12);
-                t0 = am_mono_ns(0);
-                r = ashmem_pin_status(fd, first * P, n * P);
-                /* status never fails: it reads, and answers after a few
-                 * reads that disagree */
-                spin_outcome("status", mode, first, n, r,
-                             r == ASHMEM_IS_PINNED || r == ASHMEM_IS_UNPINNED, t0);
-                t0 = am_mono_ns(0);
-                r = ashmem_purge(fd);
-                *timeouts += spin_outcome("purge", mode, first, n, r, r >= 0, t0);
+                spin_calls(fd, ranges[k][0], ranges[k][1], other, mode, timeouts);
                 other_check(other, o, 0);
         }
         _exit(0);
@@ -730,26 +739,9 @@ race_caller(int fd, int other, const char *o, int mode, volatile int *timeouts)
         if ((uintptr_t)r.state / P != (uintptr_t)r.sum / P)
                 _exit(2);
         for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
-                size_t first = ranges[k][0], n = ranges[k][1];
-                int64_t t0;
-                int rc;
-
                 if (mprotect(race_page, P, PROT_READ) < 0)
                         _exit(2);
-                t0 = am_mono_ns(0);
-                rc = ashmem_pin_region(fd, first * P, n * P);
-                *timeouts += spin_outcome("pin", mode, first, n, rc,
-                                          rc == ASHMEM_NOT_PURGED || rc == ASHMEM_WAS_PURGED, t0);
-                t0 = am_mono_ns(0);
-                rc = ashmem_unpin_region(fd, first * P, n * P);
-                *timeouts += spin_outcome("unpin", mode, first, n, rc, rc == 0, t0);
-                t0 = am_mono_ns(0);
-                rc = ashmem_pin_status(fd, first * P, n * P);
-                spin_outcome("status", mode, first, n, rc,
-                             rc == ASHMEM_IS_PINNED || rc == ASHMEM_IS_UNPINNED, t0);
-                t0 = am_mono_ns(0);
-                rc = ashmem_purge(fd);
-                *timeouts += spin_outcome("purge", mode, first, n, rc, rc >= 0, t0);
+                spin_calls(fd, ranges[k][0], ranges[k][1], -1, mode, timeouts);
                 if (mprotect(race_page, P, PROT_READ | PROT_WRITE) < 0)
                         _exit(2);
                 /* the other region, its block another mapping, as ever */
