@@ -12,7 +12,6 @@
  * liblzma, libzstd, liblz4, libcap) cost every ashmemctl command a third
  * of its start-up, and only the broker under a service manager uses it.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,16 +24,23 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "lib/internal/dload.h"
 #include "internal.h"
 
 /* libsystemd's sd-daemon calls, loaded on first need. */
-#define SYSTEMD_SONAME "libsystemd.so.0"
 static struct {
-        int tried, ok;
         __typeof__(sd_listen_fds) *listen_fds;
         __typeof__(sd_is_socket_unix) *is_socket_unix;
         __typeof__(sd_notify) *notify;
 } sd;
+
+static const struct dload_sym sd_syms[] = {
+        DLOAD_SYM(sd_listen_fds, sd.listen_fds),
+        DLOAD_SYM(sd_is_socket_unix, sd.is_socket_unix),
+        DLOAD_SYM(sd_notify, sd.notify),
+};
+
+static struct dload systemd = { "libsystemd.so.0", "", RTLD_NOW | RTLD_LOCAL, 0, "" };
 
 /* Whether the service manager's variables are set (then libsystemd is
  * needed; without them its calls do nothing). */
@@ -47,25 +53,14 @@ static int sd_wanted(void)
 /* 0, or -ENOSYS when libsystemd cannot be loaded (logged once). */
 static int sd_load(struct broker *b)
 {
-        void *h;
+        int tried = systemd.state != 0;
 
-        if (sd.tried)
-                return sd.ok ? 0 : -ENOSYS;
-        sd.tried = 1;
-        h = dlopen(SYSTEMD_SONAME, RTLD_NOW | RTLD_LOCAL);
-        if (h) {
-                sd.listen_fds = (__typeof__(sd.listen_fds))dlsym(h, "sd_listen_fds");
-                sd.is_socket_unix = (__typeof__(sd.is_socket_unix))dlsym(h, "sd_is_socket_unix");
-                sd.notify = (__typeof__(sd.notify))dlsym(h, "sd_notify");
-        }
-        if (!h || !sd.listen_fds || !sd.is_socket_unix || !sd.notify) {
+        if (dload(&systemd, sd_syms, sizeof(sd_syms) / sizeof(sd_syms[0])) == 0)
+                return 0;
+        if (!tried)
                 blog(b, 0, "a service manager is there (LISTEN_FDS or NOTIFY_SOCKET) but %s "
-                     "cannot be loaded: %s (install libsystemd0)", SYSTEMD_SONAME,
-                     h ? "a symbol is missing" : dlerror());
-                return -ENOSYS;
-        }
-        sd.ok = 1;
-        return 0;
+                     "cannot be loaded: %s (install libsystemd0)", systemd.soname, systemd.error);
+        return -ENOSYS;
 }
 
 /* The last status sent, and when (the tick sends a change at most once

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The command table, lookup, help and error reporting; running a command.
  * (Its words are parsed by cli/options.c.) */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -302,11 +301,4 @@ int cmd_exec_argv(struct cmd_ctx *ctx, char **argv)
         e = errno;
         cli_error(ctx, e, "cannot run %s: %s", argv[0], strerror(e));
         return e == ENOENT ? 127 : 126;
-}
-
-void *cmd_dlopen(const char *path, const char *soname, int flags)
-{
-        void *h = path[0] == '/' ? dlopen(path, flags) : NULL;
-
-        return h ? h : dlopen(soname, flags);
 }

@@ -193,9 +193,4 @@ extern const char *const cmd_complete_region[];
  * (cli/options.c). */
 extern const struct cmd_opt cmd_global_opts[];
 
-/* dlopen() of a library the build found at path (an absolute path: the
- * dynamic loader then reads no cache to find it), else, when path is ""
- * or not there, by its soname as the dynamic loader finds it. */
-void *cmd_dlopen(const char *path, const char *soname, int flags);
-
 #endif

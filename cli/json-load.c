@@ -14,7 +14,6 @@
  * cannot be loaded, ashmemctl says so and exits 127, as the dynamic loader
  * does for a missing library.
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +21,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "cmd.h"
+#include "lib/internal/dload.h"
 
 #define CJSON_SONAME "libcjson.so.1"
 /* where the build found it (Makefile) */
@@ -91,41 +90,34 @@ static struct {
         void (*cJSON_Delete)(cJSON *item);
 } cj;
 
+static const struct dload_sym cj_syms[] = {
+#define X(f, ...) DLOAD_SYM(f, cj.f),
+        CJSON_CALLS(X)
+        CJSON_VOID_CALLS(X)
+        X(cJSON_Delete)
+#undef X
+};
+
 static pthread_once_t cj_once = PTHREAD_ONCE_INIT;
 
 /* The library and its functions, for the life of the process. */
 static void cj_load(void)
 {
-        void *h = cmd_dlopen(CJSON_PATH, CJSON_SONAME, RTLD_LAZY | RTLD_LOCAL);
-        const char *missing = NULL;
+        static struct dload lib = { CJSON_SONAME, CJSON_PATH, RTLD_LAZY | RTLD_LOCAL, 0, "" };
+        char msg[512];
+        int n;
 
-        if (h) {
-#define X(f, ...)                                                               \
-                if (!(*(void **)&cj.f = dlsym(h, #f)) && !missing)             \
-                        missing = #f;
-                CJSON_CALLS(X)
-                CJSON_VOID_CALLS(X)
-                X(cJSON_Delete)
-#undef X
-        }
-        if (!h || missing) {
-                char msg[512];
-                int n;
-                if (!h)
-                        n = snprintf(msg, sizeof(msg),
-                                     "ashmemctl: cannot load the JSON library: %s\n", dlerror());
-                else
-                        n = snprintf(msg, sizeof(msg), "ashmemctl: %s lacks %s\n", CJSON_SONAME,
-                                     missing);
-                /* as the dynamic loader does for a library it cannot
-                 * load: nothing past this point can build its output
-                 * (what is printed already stays) */
-                (void)fflush(stdout);
-                if (n > 0)
-                        (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n
-                                                                               : sizeof(msg) - 1);
-                _exit(127);
-        }
+        if (dload(&lib, cj_syms, sizeof(cj_syms) / sizeof(cj_syms[0])) == 0)
+                return;
+        n = snprintf(msg, sizeof(msg), "ashmemctl: cannot load the JSON library: %s\n", lib.error);
+        /* as the dynamic loader does for a library it cannot load:
+         * nothing past this point can build its output (what is printed
+         * already stays) */
+        (void)fflush(stdout);
+        if (n > 0)
+                (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n
+                                                                       : sizeof(msg) - 1);
+        _exit(127);
 }
 
 #define X(f, type, params, args)                                                \

@@ -10,10 +10,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include <dlfcn.h>
 #include <locale.h>
 #include <libsmartcols.h>
 
+#include "lib/internal/dload.h"
 #include "cmd.h"
 #include "output.h"
 #include "parse.h"
@@ -450,14 +450,18 @@ static struct {
         SCOLS_CALLS(X)
 #undef X
 } sc;
-static int sc_state;            /* 0 not tried, 1 loaded, -1 failed */
-static char sc_error[256];
 
-#define SCOLS_SONAME "libsmartcols.so.1"
+static const struct dload_sym sc_syms[] = {
+#define X(f) DLOAD_SYM(f, sc.f),
+        SCOLS_CALLS(X)
+#undef X
+};
+
 /* where the build found it (Makefile) */
 #ifndef SCOLS_PATH
 #define SCOLS_PATH ""
 #endif
+static struct dload scols = { "libsmartcols.so.1", SCOLS_PATH, RTLD_LAZY | RTLD_LOCAL, 0, "" };
 
 void out_locale(void)
 {
@@ -471,32 +475,13 @@ void out_locale(void)
 
 static int scols_load(void)
 {
-        void *h;
-
         out_locale();
-        if (sc_state)
-                return sc_state > 0 ? 0 : -ELIBACC;
-        sc_state = -1;
-        h = cmd_dlopen(SCOLS_PATH, SCOLS_SONAME, RTLD_LAZY | RTLD_LOCAL);
-        if (!h) {
-                snprintf(sc_error, sizeof(sc_error), "%s", dlerror());
-                return -ELIBACC;
-        }
-#define X(f)                                                                    \
-        *(void **)&sc.f = dlsym(h, #f);                                         \
-        if (!sc.f) {                                                            \
-                snprintf(sc_error, sizeof(sc_error), "%s lacks %s", SCOLS_SONAME, #f); \
-                return -ELIBACC;                                                \
-        }
-        SCOLS_CALLS(X)
-#undef X
-        sc_state = 1;   /* loaded for the life of the process */
-        return 0;
+        return dload(&scols, sc_syms, sizeof(sc_syms) / sizeof(sc_syms[0])) < 0 ? -ELIBACC : 0;
 }
 
 const char *out_table_error(void)
 {
-        return sc_error[0] ? sc_error : "out of memory";
+        return scols.error[0] ? scols.error : "out of memory";
 }
 
 /* The records (a cJSON array), or else the n regions, as a libsmartcols
@@ -723,7 +708,7 @@ static int table(FILE *f, const cJSON *records, const ashmem_region_info *region
         }
         tb = make_table(records, regions, n, cols, ncols, flags);
         if (!tb)
-                return sc_state < 0 ? -ELIBACC : -ENOMEM;
+                return scols.state < 0 ? -ELIBACC : -ENOMEM;
         r = sc.scols_table_set_stream(tb, f);
         if (r == 0)
                 r = sc.scols_print_table(tb);
@@ -776,7 +761,7 @@ int out_table_string(const cJSON *records, const int *cols, int ncols,
         }
         tb = make_table(records, NULL, 0, cols, ncols, flags);
         if (!tb)
-                return sc_state < 0 ? -ELIBACC : -ENOMEM;
+                return scols.state < 0 ? -ELIBACC : -ENOMEM;
         if (termwidth) {
                 /* a terminal of that width: long fields shortened to fit */
                 r = sc.scols_table_set_termforce(tb, SCOLS_TERMFORCE_ALWAYS);

@@ -1,33 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /* Loading readline for the interactive shell (cli/shell-rl.h). */
-#include <dlfcn.h>
 #include <stdio.h>
 
+#include "lib/internal/dload.h"
 #define SHELL_RL_NO_MACROS
 #include "shell-rl.h"
 
 struct shell_rl shell_rl;
 
+static const struct dload_sym rl_syms[] = {
+#define SHELL_RL_SYM(n) DLOAD_SYM(n, shell_rl.n),
+        SHELL_RL_SYMS(SHELL_RL_SYM)
+#undef SHELL_RL_SYM
+};
+
 int shell_rl_load(char *err, size_t len)
 {
-        static void *lib;
-        void *h;
+        static struct dload rl = { SHELL_RL_SONAME, "", RTLD_NOW | RTLD_LOCAL, 0, "" };
 
-        if (lib)
-                return 0;
-        h = dlopen(SHELL_RL_SONAME, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-                snprintf(err, len, "%s", dlerror());
+        if (dload(&rl, rl_syms, sizeof(rl_syms) / sizeof(rl_syms[0])) < 0) {
+                snprintf(err, len, "%s", rl.error);
                 return -1;
         }
-#define SHELL_RL_LOAD(n)                                                        \
-        if (!(*(void **)&shell_rl.n = dlsym(h, #n))) {                          \
-                snprintf(err, len, "%s has no %s", SHELL_RL_SONAME, #n);        \
-                dlclose(h);                                                     \
-                return -1;                                                      \
-        }
-        SHELL_RL_SYMS(SHELL_RL_LOAD)
-#undef SHELL_RL_LOAD
-        lib = h;
         return 0;
 }

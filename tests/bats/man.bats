@@ -228,3 +228,21 @@ has_option_item() {
         [ "$n" -ge 5 ]          # broker run|start|stop|status|call
         [ "$bad" = 0 ]
 }
+
+@test "man: broker's --max-closing and --max-parked say, in --help as in the page, a total and a user's share" {
+        local o line item bad=0
+        for o in max-closing max-parked; do
+                line=$(ashmemctl broker --help | grep -E "^ +--$o ")
+                item=$(awk -v it=".It Fl -$o" '$0 ~ /^\.It / { f = index($0, it) == 1 } f' \
+                       "$PAGE" | tr '\n' ' ')
+                if [[ "$line" != *"a total for all users"*"each user gets a share, an eighth, at least 16"* ]]; then
+                        echo "--help: --$o does not say it is a total with a share per user: $line"
+                        bad=1
+                fi
+                if [[ "$item" != *"for all users together"*"an eighth of it (at least 16)"* ]]; then
+                        echo "ashmemctl.1: --$o does not say it is a total with a share per user"
+                        bad=1
+                fi
+        done
+        [ "$bad" = 0 ]
+}

@@ -60,8 +60,12 @@ void t_allow_fd_leak(void);
 int t_in_child(void (*fn)(void *), void *arg);
 
 /* How many of this process's descriptors are control blocks (their
- * /proc/self/fd link names an ashmem-control memfd); -1 if the directory
+ * /proc/self/fd link names an ashmem-control memfd), with fn(fd, arg)
+ * called for each when fn is not NULL; a test fails if the directory
  * cannot be read. */
+int t_control_walk(void (*fn)(int fd, void *arg), void *arg);
+
+/* The same count, alone. */
 int t_control_fds(void);
 
 #endif

@@ -3590,20 +3590,24 @@ static void uids_stuck(uid_t uid, int n, int *s, int *peers)
         }
 }
 
+/* What floods the closer. */
 struct flood {
         uid_t uid;
         int n;                  /* connections */
+        int least;              /* of them that must send (0: half) */
+        int dups;               /* or: duplicates nobody sends on its stuck
+                                 * connection (stuck_lane_flooded) */
 };
 
 /* As f->uid, f->n connections, each sending one descriptor (of /dev/null)
  * right after connect() and closed: those over its limits are refused
- * with the descriptor in their queue. Exits 0 if at least half sent
- * theirs. */
+ * with the descriptor in their queue. Exits 0 if at least f->least (half,
+ * when 0) sent theirs. */
 static void flood_with_descriptors(void *arg)
 {
         const struct flood *f = arg;
 
-        floods_with_null(f->uid, f->n, f->n / 2);
+        floods_with_null(f->uid, f->n, f->least ? f->least : f->n / 2);
 }
 
 /* Wait until the closer holds nothing (every stuck close ended). */
@@ -3616,6 +3620,110 @@ static void closer_drained(void)
                         t_fail(__FILE__, __LINE__, "the closer still holds %lld descriptors, "
                                "%lld parked connections, %lld parks", closer_field("closing"),
                                closer_field("parked"), closer_field("parks"));
+}
+
+/* Wait until the closer holds nothing, the deferred list included. */
+static void closer_all_drained(void)
+{
+        closer_drained();
+        for (long long end = mono_ms() + WAIT_MS; closer_field("deferred") != 0; nap(50))
+                if (mono_ms() > end)
+                        t_fail(__FILE__, __LINE__, "%lld descriptors still deferred",
+                               closer_field("deferred"));
+}
+
+/* The broker holds at most `more` descriptors over base. */
+static void broker_fds_at_most(int base, int more)
+{
+        int fds = broker_fds();
+
+        if (fds > base + more)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before, at most "
+                       "%d more allowed)", fds, base, more);
+}
+
+/* Another user is served as if nobody else were there. */
+static void another_user_served(void)
+{
+        CHILD_OK(daemon_served, NULL);
+        hello_answered_promptly();
+}
+
+/* The n stuck closes of uids_stuck() end. */
+static void uids_unstuck(int n, const int *stuck, const int *peers)
+{
+        for (int i = 0; i < n; i++) {
+                close(peers[i]);
+                close(stuck[i]);
+        }
+}
+
+/* Once every stuck close has ended: the closer lets go of all it held and
+ * the broker is back to the base descriptors it held before; then it is
+ * stopped. */
+static void closer_let_go(int base)
+{
+        int fds;
+
+        closer_all_drained();
+        fds = broker_fds();
+        if (fds != base)
+                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
+        stop_broker();
+}
+
+/* nobody's lane, stuck (stuck_lane_flooded). */
+struct stuck_lane {
+        int s[2];               /* nobody's connections, s[0] the stuck one */
+        int peer;               /* keeps its close stuck while open */
+        int base;               /* the broker's descriptors before nobody came */
+};
+
+/* nobody (its lane stuck, on its connection s) sends n duplicates of fd
+ * with requests, 253 a message; each is refused (EINVAL) and its
+ * descriptors left to the closer. */
+static void nobody_sends_dups(int s, int fd, int n)
+{
+        static char buf[65536];
+        int fds[253];
+
+        for (int i = 0; i < 253; i++)
+                fds[i] = fd;
+        for (int sent = 0; sent < n; sent += 253) {
+                int k = n - sent < 253 ? n - sent : 253;
+
+                raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", fds, k);
+                raw_recv(s, buf, sizeof(buf), NULL);
+                CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
+        }
+}
+
+/* nobody's lane stuck in a broker run with args, then flooded: f->n
+ * connections of f->uid's, or f->dups duplicates of a pipe's end (cheap
+ * to close) sent by nobody on its stuck connection. */
+static void stuck_lane_flooded(struct stuck_lane *l, const char *const *args,
+                               const struct flood *f)
+{
+        int p[2];
+
+        nobody_stuck_args(args, l->s, &l->peer, &l->base);
+        if (f->n > 0)
+                CHILD_OK(flood_with_descriptors, (void *)f);
+        if (f->dups > 0) {
+                CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+                nobody_sends_dups(l->s[0], p[0], f->dups);
+                close(p[0]);
+                close(p[1]);
+        }
+}
+
+/* nobody's stuck close ends, and the closer lets go (closer_let_go). */
+static void stuck_lane_ends(struct stuck_lane *l)
+{
+        close(l->peer);
+        close(l->s[0]);
+        close(l->s[1]);
+        closer_let_go(l->base);
 }
 
 /* One login may control many uids (subordinate uids): 8 of them with a
@@ -3631,7 +3739,7 @@ TEST(many_users_with_stuck_closes_hold_at_most_the_closers_limits)
         const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
                                      "--max-uid-fds", "16", "--max-closing", "200",
                                      "--max-parked", "100", NULL };
-        int stuck[8], peers[8], base, fds;
+        int stuck[8], peers[8], base;
 
         start_broker_args(args);
         base = broker_fds();
@@ -3641,14 +3749,11 @@ TEST(many_users_with_stuck_closes_hold_at_most_the_closers_limits)
                         t_fail(__FILE__, __LINE__, "the closer holds %lld stuck closes, not 8",
                                closer_field("closing"));
         for (int i = 0; i < 40; i++) {
-                struct flood f = { (uid_t)(30001 + i), 100 };
+                struct flood f = { (uid_t)(30001 + i), 100, 0, 0 };
                 CHILD_OK(flood_with_descriptors, &f);
         }
         /* the 8 connections held here, the closer's 200, nothing else */
-        fds = broker_fds();
-        if (fds > base + 8 + 200)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before; "
-                       "limit 200 for the closer)", fds, base);
+        broker_fds_at_most(base, 8 + 200);
         CHECK(closer_field("closing") + 2 * closer_field("parks") <= 200);
         CHECK(closer_field("parked") <= 100);
         CHECK(closer_field("parked") > 0);
@@ -3656,19 +3761,10 @@ TEST(many_users_with_stuck_closes_hold_at_most_the_closers_limits)
         CHECK(closer_field("closed_on_loop") > 0);
         CHECK_EQ(closer_field("max_closing"), 200);
         CHECK_EQ(closer_field("max_parked"), 100);
-        /* another user is served as if they were not there */
-        CHILD_OK(daemon_served, NULL);
-        hello_answered_promptly();
+        another_user_served();
         /* the stuck closes end: everything queued and parked goes */
-        for (int i = 0; i < 8; i++) {
-                close(peers[i]);
-                close(stuck[i]);
-        }
-        closer_drained();
-        fds = broker_fds();
-        if (fds != base)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
-        stop_broker();
+        uids_unstuck(8, stuck, peers);
+        closer_let_go(base);
 }
 
 /* nobody's closes are stuck and its parks hold 4 KiB (--park-bytes): a
@@ -3681,16 +3777,13 @@ TEST(a_full_park_sends_refused_connections_to_the_lane_then_to_the_loop)
 {
         const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
                                      "--max-uid-fds", "100", "--park-bytes", "4K", NULL };
-        int s[2], peer, base, fds;
+        struct flood f = { 65534, 2500, 1000, 0 };
+        struct stuck_lane l;
         long long parked;
 
-        nobody_stuck_args(args, s, &peer, &base);
-        CHILD_OK(nobody_floods_with_descriptors, NULL);
-        fds = broker_fds();
+        stuck_lane_flooded(&l, args, &f);
         /* its limit's 100 (its 2 connections among them), a park */
-        if (fds - base > 100 + 2)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before the flood)",
-                       fds, base);
+        broker_fds_at_most(l.base, 100 + 2);
         parked = stats_field(65534, "parked");
         if (parked < 1 || parked > 100)
                 t_fail(__FILE__, __LINE__, "%lld connections in a park of 4 KiB", parked);
@@ -3699,16 +3792,8 @@ TEST(a_full_park_sends_refused_connections_to_the_lane_then_to_the_loop)
         CHECK(closer_field("closed_on_loop") > 0);
         CHECK_EQ(closer_field("park_limit"), 0);
         CHECK_EQ(closer_field("park_refused"), 0);
-        CHILD_OK(daemon_served, NULL);
-        hello_answered_promptly();
-        close(peer);
-        close(s[0]);
-        close(s[1]);
-        closer_drained();
-        fds = broker_fds();
-        if (fds != base)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
-        stop_broker();
+        another_user_served();
+        stuck_lane_ends(&l);
 }
 
 /* The broker runs as uid 2 with 256 descriptors (RLIMIT_NOFILE), which
@@ -3734,17 +3819,14 @@ TEST(a_park_refused_by_the_kernel_sends_refused_connections_to_the_lane_then_to_
         const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
                                      "--max-uid-fds", "100", "--max-parked", "4000",
                                      "--max-closing", "1000", NULL };
-        int s[2], peer, base, fds;
+        struct flood f = { 65534, 2500, 1000, 0 };
+        struct stuck_lane l;
         long long parked;
 
         broker_pre_exec = broker_as_uid2;
-        nobody_stuck_args(args, s, &peer, &base);
+        stuck_lane_flooded(&l, args, &f);
         broker_pre_exec = NULL;
-        CHILD_OK(nobody_floods_with_descriptors, NULL);
-        fds = broker_fds();
-        if (fds - base > 100 + 2)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before the flood)",
-                       fds, base);
+        broker_fds_at_most(l.base, 100 + 2);
         parked = stats_field(65534, "parked");
         if (parked < 200 || parked > 300)
                 t_fail(__FILE__, __LINE__, "%lld connections parked by a broker allowed 256 "
@@ -3753,16 +3835,8 @@ TEST(a_park_refused_by_the_kernel_sends_refused_connections_to_the_lane_then_to_
         CHECK(closer_field("to_lane") > 0);
         CHECK(closer_field("closed_on_loop") > 0);
         CHECK_EQ(closer_field("park_limit"), 0);
-        CHILD_OK(daemon_served, NULL);
-        hello_answered_promptly();
-        close(peer);
-        close(s[0]);
-        close(s[1]);
-        closer_drained();
-        fds = broker_fds();
-        if (fds != base)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
-        stop_broker();
+        another_user_served();
+        stuck_lane_ends(&l);
 }
 
 /* 8 users whose closes are stuck hold every closer thread: another
@@ -3779,17 +3853,11 @@ TEST(eight_users_with_stuck_closes_do_not_hold_another_users_connections)
         start_broker_args(args);
         base = broker_fds();
         uids_stuck(20001, 8, stuck, peers);
-        CHILD_OK(daemon_served, NULL);
-        hello_answered_promptly();
+        another_user_served();
         CHECK(stats_closing(1) <= 1);
         CHECK(closer_field("closing") <= 8 + 1);
-        for (int i = 0; i < 8; i++) {
-                close(peers[i]);
-                close(stuck[i]);
-        }
-        closer_drained();
-        CHECK_EQ(broker_fds(), base);
-        stop_broker();
+        uids_unstuck(8, stuck, peers);
+        closer_let_go(base);
 }
 
 /* ------------------------------------------------------------ the closer's last resort */
@@ -3943,12 +4011,12 @@ TEST(the_last_resort_never_waits_on_what_a_refused_connection_carries)
         static const char *const names[] = { "a lingering TCP socket",
                                              "one in a Unix socket's queue",
                                              "one in a pending connection of a listening socket" };
-        struct flood f = { 65534, 200 };
-        int s[2], peer, base, fds, peers[9];
+        struct flood f = { 65534, 200, 0, 0 };
+        struct stuck_lane l;
+        int peers[9];
         long long defused, loop;
 
-        nobody_stuck_args(args, s, &peer, &base);
-        CHILD_OK(flood_with_descriptors, &f);
+        stuck_lane_flooded(&l, args, &f);
         CHECK_EQ(closer_field("parked"), 4);
         CHECK(closer_field("closed_on_loop") > 0);
         defused = closer_field("defused_fds");
@@ -3967,10 +4035,7 @@ TEST(the_last_resort_never_waits_on_what_a_refused_connection_carries)
                        closer_field("closed_on_loop"), loop, closer_field("defused_fds"),
                        defused);
         /* its 2 connections, the closer's 8, nothing held for the loop */
-        fds = broker_fds();
-        if (fds > base + 2 + 8)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before)", fds,
-                       base);
+        broker_fds_at_most(l.base, 2 + 8);
         CHECK_EQ(closer_field("deferred"), 0);
         /* more than a pass takes apart: deferred, then finished */
         nobody_carries(CARRY_MANY);
@@ -3982,20 +4047,10 @@ TEST(the_last_resort_never_waits_on_what_a_refused_connection_carries)
         CHECK(closer_field("deferred_total") >= 1);
         CHECK(closer_field("deferred_on_loop") >= 1);
         CHECK(closer_field("defused_fds") >= defused + 18 + 1 + 606);
-        fds = broker_fds();
-        if (fds > base + 2 + 8)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors (%d before)", fds,
-                       base);
+        broker_fds_at_most(l.base, 2 + 8);
         for (int i = 0; i < 9; i++)
                 close(peers[i]);
-        close(peer);
-        close(s[0]);
-        close(s[1]);
-        closer_drained();
-        fds = broker_fds();
-        if (fds != base)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
-        stop_broker();
+        stuck_lane_ends(&l);
 }
 
 /* ------------------------------------------------------- slices, reload */
@@ -4077,35 +4132,6 @@ TEST(a_reload_keeps_the_slices_that_sort_before_their_name)
 
 /* ------------------------------------------------------------ the closer's per-user shares */
 
-/* nobody (its lane stuck, on its connection s) sends n duplicates of fd
- * with requests, 253 a message; each is refused (EINVAL) and its
- * descriptors left to the closer. */
-static void nobody_sends_dups(int s, int fd, int n)
-{
-        static char buf[65536];
-        int fds[253];
-
-        for (int i = 0; i < 253; i++)
-                fds[i] = fd;
-        for (int sent = 0; sent < n; sent += 253) {
-                int k = n - sent < 253 ? n - sent : 253;
-
-                raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", fds, k);
-                raw_recv(s, buf, sizeof(buf), NULL);
-                CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
-        }
-}
-
-/* Wait until the closer holds nothing, the deferred list included. */
-static void closer_all_drained(void)
-{
-        closer_drained();
-        for (long long end = mono_ms() + WAIT_MS; closer_field("deferred") != 0; nap(50))
-                if (mono_ms() > end)
-                        t_fail(__FILE__, __LINE__, "%lld descriptors still deferred",
-                               closer_field("deferred"));
-}
-
 /* nobody's lane is stuck and it sends 1,265 cheap descriptors (a pipe's):
  * its lane takes its share of --max-closing, its park all of
  * --max-parked (8, below the share's floor of 16), the rest is closed on
@@ -4118,17 +4144,15 @@ TEST(one_user_at_every_share_of_the_closer_never_pauses_accepting)
 {
         const char *const args[] = { "--socket-mode", "0666", "--max-closing", "64",
                                      "--max-parked", "8", NULL };
-        int s[2], peer, base, p[2], pt, fds;
+        struct flood f = { .dups = 5 * 253 };
+        struct stuck_lane l;
+        int pt;
 
-        nobody_stuck_args(args, s, &peer, &base);
-        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
-        nobody_sends_dups(s[0], p[0], 5 * 253);
-        close(p[0]);
-        close(p[1]);
+        stuck_lane_flooded(&l, args, &f);
         stats_answered_promptly("lanes and parks at nobody's shares");
         pt = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
         CHECK(pt >= 0);
-        nobody_sends_dups(s[0], pt, 70);
+        nobody_sends_dups(l.s[0], pt, 70);
         close(pt);
         for (int i = 0; i < 8; i++) {
                 stats_answered_promptly("70 descriptors that may wait, no lane room");
@@ -4145,14 +4169,7 @@ TEST(one_user_at_every_share_of_the_closer_never_pauses_accepting)
         CHECK_EQ(closer_field("closed_waiting_on_loop"), 70 - 16);
         CHECK_EQ(closer_field("accept_paused"), 0);
         CHECK_EQ(closer_field("closing"), 16);
-        close(peer);
-        close(s[0]);
-        close(s[1]);
-        closer_all_drained();
-        fds = broker_fds();
-        if (fds != base)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
-        stop_broker();
+        stuck_lane_ends(&l);
 }
 
 /* In a user and network namespace of nobody's own: 253 AF_PACKET sockets
@@ -4189,7 +4206,9 @@ TEST(sockets_whose_close_waits_never_stall_the_event_loop)
         struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
                             .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
         struct cmsghdr *h;
-        int s[2], peer, base, p[2], sv[2], fds, pk[253];
+        struct flood f = { .dups = 5 * 253 };
+        struct stuck_lane l;
+        int sv[2], pk[253];
 
         CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
         CHILD_OK(nobody_packet_sockets, &sv[1]);
@@ -4202,12 +4221,8 @@ TEST(sockets_whose_close_waits_never_stall_the_event_loop)
                 return;
         }
         memcpy(pk, CMSG_DATA(h), sizeof(pk));
-        nobody_stuck_args(args, s, &peer, &base);
-        CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
-        nobody_sends_dups(s[0], p[0], 5 * 253);
-        close(p[0]);
-        close(p[1]);
-        raw_sends(s[0], "{\"v\":1,\"op\":\"stats\"}", pk, 253);
+        stuck_lane_flooded(&l, args, &f);
+        raw_sends(l.s[0], "{\"v\":1,\"op\":\"stats\"}", pk, 253);
         for (int i = 0; i < 253; i++)
                 close(pk[i]);
         for (int i = 0; i < 10; i++) {
@@ -4221,17 +4236,10 @@ TEST(sockets_whose_close_waits_never_stall_the_event_loop)
         CHECK_EQ(closer_field("closed_waiting_on_loop"), 253 - 16);
         {
                 char buf[65536];
-                raw_recv(s[0], buf, sizeof(buf), NULL);
+                raw_recv(l.s[0], buf, sizeof(buf), NULL);
                 CHECK(strstr(buf, "\"errno\":\"EINVAL\""));
         }
-        close(peer);
-        close(s[0]);
-        close(s[1]);
-        closer_all_drained();
-        fds = broker_fds();
-        if (fds != base)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
-        stop_broker();
+        stuck_lane_ends(&l);
 }
 
 /* nobody's lane is stuck and it floods with refused connections carrying
@@ -4242,11 +4250,11 @@ TEST(one_user_holds_at_most_its_share_of_the_closer)
 {
         const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "2",
                                      "--max-closing", "256", "--max-parked", "256", NULL };
-        struct flood f = { 65534, 300 }, g = { 20001, 300 };
-        int s[2], peer, base, stuck[1], peers[1], fds;
+        struct flood f = { 65534, 300, 0, 0 }, g = { 20001, 300, 0, 0 };
+        struct stuck_lane l;
+        int stuck[1], peers[1];
 
-        nobody_stuck_args(args, s, &peer, &base);
-        CHILD_OK(flood_with_descriptors, &f);
+        stuck_lane_flooded(&l, args, &f);
         CHECK_EQ(stats_field(65534, "parked"), 32);
         CHECK_EQ(closer_field("uid_share_closing"), 32);
         CHECK_EQ(closer_field("uid_share_parked"), 32);
@@ -4259,14 +4267,6 @@ TEST(one_user_holds_at_most_its_share_of_the_closer)
         CHECK(stats_field(20001, "parked") > 0);
         CHECK(stats_field(20001, "parked") <= 32);
         CHECK(closer_field("parked") <= 64);
-        close(peers[0]);
-        close(stuck[0]);
-        close(peer);
-        close(s[0]);
-        close(s[1]);
-        closer_all_drained();
-        fds = broker_fds();
-        if (fds != base)
-                t_fail(__FILE__, __LINE__, "the broker holds %d descriptors, %d before", fds, base);
-        stop_broker();
+        uids_unstuck(1, stuck, peers);
+        stuck_lane_ends(&l);
 }

@@ -230,6 +230,30 @@ static void other_done(int fd, int other, char *o)
         close(other);
 }
 
+/* The regions of a hostile test: the victim (*fd, of `pages` pages, its
+ * control block made first when with_block, so that it exists before a
+ * scribbler or writer attaches it) and the other region (*other, mapped
+ * at *o by other_setup). */
+static void regions_setup(size_t pages, int with_block, int *fd, int *other, char **o)
+{
+        *fd = ashmem_create_region("victim", pages * ps());
+        *other = ashmem_create_region("other", OTHER_PAGES * ps());
+        CHECK(*fd >= 0 && *other >= 0);
+        if (with_block)
+                CHECK_EQ(ashmem_unpin_region(*fd, 0, 0), 0);
+        *o = other_setup(*other);
+}
+
+/* n ints shared with the processes this one forks, zero. */
+static volatile int *shared_ints(size_t n)
+{
+        volatile int *v = mmap(NULL, n * sizeof(int), PROT_READ | PROT_WRITE,
+                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+        CHECK(v != MAP_FAILED);
+        return v;
+}
+
 /* WORKERS processes hammer region fd (of `pages` pages) and the other
  * region while one more runs scribbler on fd, for RUN_NS; each must end
  * well within the bound. */
@@ -262,14 +286,11 @@ static void run_scribbled(int fd, int other, char *o, size_t pages, uint64_t see
 
 TEST(scribbled_block_hurts_no_process_and_no_other_region)
 {
-        size_t P = ps();
-        int fd = ashmem_create_region("victim", VICTIM_PAGES * P);
-        int other = ashmem_create_region("other", OTHER_PAGES * P);
         uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+        int fd, other;
         char *o;
 
-        CHECK(fd >= 0 && other >= 0);
-        o = other_setup(other);
+        regions_setup(VICTIM_PAGES, 0, &fd, &other, &o);
         run_scribbled(fd, other, o, VICTIM_PAGES, seed, scribble);
         /* this process, too, is fine, and the other region untouched */
         other_done(fd, other, o);
@@ -316,15 +337,11 @@ scribble_summary(int fd, uint64_t seed, int64_t until)
 TEST(scribbled_summary_hurts_no_process_and_no_other_region)
 {
         size_t P = ps();
-        int fd = ashmem_create_region("victim", SUMMARY_PAGES * P);
-        int other = ashmem_create_region("other", OTHER_PAGES * P);
         uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 21);
+        int fd, other;
         char *o;
 
-        CHECK(fd >= 0 && other >= 0);
-        /* the block exists before the scribbler attaches it */
-        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
-        o = other_setup(other);
+        regions_setup(SUMMARY_PAGES, 1, &fd, &other, &o);
         run_scribbled(fd, other, o, SUMMARY_PAGES, seed, scribble_summary);
         /* with the scribbler gone, the region works again: a pin of all of
          * it leaves every page pinned, and opening the groups shows it */
@@ -514,6 +531,40 @@ static int spin_outcome(const char *what, int mode, size_t first, size_t n, int 
         return 0;
 }
 
+/* Pin, unpin, status and purge of the victim's pages [first, +n) while
+ * the writer runs in `mode`, their timeouts added to *timeouts; with other
+ * >= 0, the other region's first half pinned after the pin and its second
+ * half unpinned after the unpin. Exits as spin_outcome() says, 12 if the
+ * other region fails. */
+static void spin_calls(int fd, size_t first, size_t n, int other, int mode,
+                       volatile int *timeouts)
+{
+        size_t P = ps();
+        int64_t t0;
+        int r;
+
+        t0 = am_mono_ns(0);
+        r = ashmem_pin_region(fd, first * P, n * P);
+        *timeouts += spin_outcome("pin", mode, first, n, r,
+                                  r == ASHMEM_NOT_PURGED || r == ASHMEM_WAS_PURGED, t0);
+        if (other >= 0 && ashmem_pin_region(other, 0, 4 * P) != ASHMEM_NOT_PURGED)
+                _exit(12);
+        t0 = am_mono_ns(0);
+        r = ashmem_unpin_region(fd, first * P, n * P);
+        *timeouts += spin_outcome("unpin", mode, first, n, r, r == 0, t0);
+        if (other >= 0 && ashmem_unpin_region(other, 4 * P, 4 * P) != 0)
+                _exit(12);
+        t0 = am_mono_ns(0);
+        r = ashmem_pin_status(fd, first * P, n * P);
+        /* status never fails: it reads, and answers after a few reads
+         * that disagree */
+        spin_outcome("status", mode, first, n, r,
+                     r == ASHMEM_IS_PINNED || r == ASHMEM_IS_UNPINNED, t0);
+        t0 = am_mono_ns(0);
+        r = ashmem_purge(fd);
+        *timeouts += spin_outcome("purge", mode, first, n, r, r >= 0, t0);
+}
+
 /* Pin, unpin, status and purge of the victim, one page, part of a group,
  * a whole group and the whole region, while the writer runs; the other
  * region's pin and unpin around each. Exits 0, or as spin_outcome(). */
@@ -523,36 +574,32 @@ spin_caller(int fd, int other, const char *o, int mode, volatile int *timeouts)
         static const size_t ranges[][2] = {
                 { 0, 1 }, { 3, 40 }, { 0, AMC_GROUP_PAGES }, { 0, 0 },
         };
-        size_t P = ps();
-
         for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
-                size_t first = ranges[k][0], n = ranges[k][1];
-                int64_t t0;
-                int r;
-
-                t0 = am_mono_ns(0);
-                r = ashmem_pin_region(fd, first * P, n * P);
-                *timeouts += spin_outcome("pin", mode, first, n, r,
-                                          r == ASHMEM_NOT_PURGED || r == ASHMEM_WAS_PURGED, t0);
-                if (ashmem_pin_region(other, 0, 4 * P) != ASHMEM_NOT_PURGED)
-                        _exit(12);
-                t0 = am_mono_ns(0);
-                r = ashmem_unpin_region(fd, first * P, n * P);
-                *timeouts += spin_outcome("unpin", mode, first, n, r, r == 0, t0);
-                if (ashmem_unpin_region(other, 4 * P, 4 * P) != 0)
-                        _exit(12);
-                t0 = am_mono_ns(0);
-                r = ashmem_pin_status(fd, first * P, n * P);
-                /* status never fails: it reads, and answers after a few
-                 * reads that disagree */
-                spin_outcome("status", mode, first, n, r,
-                             r == ASHMEM_IS_PINNED || r == ASHMEM_IS_UNPINNED, t0);
-                t0 = am_mono_ns(0);
-                r = ashmem_purge(fd);
-                *timeouts += spin_outcome("purge", mode, first, n, r, r >= 0, t0);
+                spin_calls(fd, ranges[k][0], ranges[k][1], other, mode, timeouts);
                 other_check(other, o, 0);
         }
         _exit(0);
+}
+
+/* The caller of a writer test, in `mode`, ended well (its wait status). */
+static void caller_ended_well(int status, int mode)
+{
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                t_fail(__FILE__, __LINE__, "while the writer %s: caller ended with status 0x%x",
+                       w_mode_name[mode], status);
+}
+
+/* With the writer gone, the victim works again: pinned and unpinned
+ * whole, purged, pinned again. */
+static void victim_works_again(int fd)
+{
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, ps()), ASHMEM_IS_UNPINNED);
+        CHECK(ashmem_purge(fd) >= 0);
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
 }
 
 /* A holder that rewrites a state word or a summary word as fast as it can
@@ -561,19 +608,11 @@ spin_caller(int fd, int other, const char *o, int mode, volatile int *timeouts)
  * process works as ever. */
 TEST(writer_that_never_stops_keeps_no_call_beyond_the_bound)
 {
-        size_t P = ps();
-        int fd = ashmem_create_region("victim", SUMMARY_PAGES * P);
-        int other = ashmem_create_region("other", OTHER_PAGES * P);
-        volatile int *shared;
+        volatile int *shared = shared_ints(2);
+        int fd, other;
         char *o;
 
-        CHECK(fd >= 0 && other >= 0);
-        /* the block exists before the writer attaches it */
-        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
-        o = other_setup(other);
-        shared = mmap(NULL, 2 * sizeof(int), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        CHECK(shared != MAP_FAILED);
+        regions_setup(SUMMARY_PAGES, 1, &fd, &other, &o);
         for (int mode = 0; mode < W_MODES; mode++) {
                 pid_t writer, caller;
                 int status;
@@ -597,20 +636,11 @@ TEST(writer_that_never_stops_keeps_no_call_beyond_the_bound)
                 CHECK_EQ(kill(writer, SIGKILL), 0);
                 while (waitpid(writer, NULL, 0) < 0)
                         CHECK_EQ(errno, EINTR);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        t_fail(__FILE__, __LINE__, "while the writer %s: caller ended with status 0x%x",
-                               w_mode_name[mode], status);
+                caller_ended_well(status, mode);
                 printf("    the writer %s: %d of 12 calls timed out\n", w_mode_name[mode],
                        shared[1]);
         }
-        /* the writer gone, the region works again */
-        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
-        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
-        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
-        CHECK_EQ(ashmem_pin_status(fd, 0, P), ASHMEM_IS_UNPINNED);
-        CHECK(ashmem_purge(fd) >= 0);
-        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
-        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        victim_works_again(fd);
         munmap((void *)shared, 2 * sizeof(int));
         other_done(fd, other, o);
 }
@@ -709,26 +739,9 @@ race_caller(int fd, int other, const char *o, int mode, volatile int *timeouts)
         if ((uintptr_t)r.state / P != (uintptr_t)r.sum / P)
                 _exit(2);
         for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
-                size_t first = ranges[k][0], n = ranges[k][1];
-                int64_t t0;
-                int rc;
-
                 if (mprotect(race_page, P, PROT_READ) < 0)
                         _exit(2);
-                t0 = am_mono_ns(0);
-                rc = ashmem_pin_region(fd, first * P, n * P);
-                *timeouts += spin_outcome("pin", mode, first, n, rc,
-                                          rc == ASHMEM_NOT_PURGED || rc == ASHMEM_WAS_PURGED, t0);
-                t0 = am_mono_ns(0);
-                rc = ashmem_unpin_region(fd, first * P, n * P);
-                *timeouts += spin_outcome("unpin", mode, first, n, rc, rc == 0, t0);
-                t0 = am_mono_ns(0);
-                rc = ashmem_pin_status(fd, first * P, n * P);
-                spin_outcome("status", mode, first, n, rc,
-                             rc == ASHMEM_IS_PINNED || rc == ASHMEM_IS_UNPINNED, t0);
-                t0 = am_mono_ns(0);
-                rc = ashmem_purge(fd);
-                *timeouts += spin_outcome("purge", mode, first, n, rc, rc >= 0, t0);
+                spin_calls(fd, ranges[k][0], ranges[k][1], -1, mode, timeouts);
                 if (mprotect(race_page, P, PROT_READ | PROT_WRITE) < 0)
                         _exit(2);
                 /* the other region, its block another mapping, as ever */
@@ -772,18 +785,11 @@ race_caller(int fd, int other, const char *o, int mode, volatile int *timeouts)
 TEST(writer_that_always_wins_the_race_keeps_no_call_beyond_the_bound)
 {
 #if defined(__x86_64__)
-        size_t P = ps();
-        int fd = ashmem_create_region("victim", SUMMARY_PAGES * P);
-        int other = ashmem_create_region("other", OTHER_PAGES * P);
-        volatile int *timeouts;
+        volatile int *timeouts = shared_ints(1);
+        int fd, other;
         char *o;
 
-        CHECK(fd >= 0 && other >= 0);
-        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
-        o = other_setup(other);
-        timeouts = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        CHECK(timeouts != MAP_FAILED);
+        regions_setup(SUMMARY_PAGES, 1, &fd, &other, &o);
         for (int mode = 0; mode < W_MODES; mode++) {
                 pid_t caller;
                 int status;
@@ -796,20 +802,13 @@ TEST(writer_that_always_wins_the_race_keeps_no_call_beyond_the_bound)
                         race_caller(fd, other, o, mode, timeouts);
                 /* the watchdog: a call that goes round for ever fails it */
                 status = wait_by(caller, am_mono_ns(0) + 8 * SPIN_CALL_MAX_NS);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        t_fail(__FILE__, __LINE__, "while the writer %s: caller ended with status 0x%x",
-                               w_mode_name[mode], status);
+                caller_ended_well(status, mode);
                 printf("    the writer %s, winning every race: %d of 9 calls timed out\n",
                        w_mode_name[mode], *timeouts);
                 /* the writer won every race: something gave up */
                 CHECK(*timeouts > 0);
         }
-        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
-        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
-        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
-        CHECK(ashmem_purge(fd) >= 0);
-        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
-        CHECK_EQ(ashmem_pin_status(fd, 0, 0), ASHMEM_IS_PINNED);
+        victim_works_again(fd);
         munmap((void *)timeouts, sizeof(int));
         other_done(fd, other, o);
 #else

@@ -8,7 +8,6 @@
  * ever sees it reused; a region whose entry was dropped while it was still
  * open cannot reach its old block once another region has it.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,32 +31,28 @@ static size_t ps(void)
         return (size_t)sysconf(_SC_PAGESIZE);
 }
 
+struct inodes {
+        ino_t *v;
+        int n;
+};
+
+static void add_inode(int cfd, void *arg)
+{
+        struct inodes *in = arg;
+        struct stat st;
+
+        CHECK_EQ(fstat(cfd, &st), 0);
+        CHECK(in->n < MAXC);
+        in->v[in->n++] = st.st_ino;
+}
+
 /* The inode numbers of this process's control block descriptors. */
 static int ctl_inodes(ino_t *v)
 {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        int n = 0;
+        struct inodes in = { v, 0 };
 
-        CHECK(d != NULL);
-        while ((de = readdir(d))) {
-                char path[300], link[256];
-                struct stat st;
-                ssize_t l;
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-                l = readlink(path, link, sizeof(link) - 1);
-                if (l <= 0)
-                        continue;
-                link[l] = 0;
-                if (!strstr(link, "memfd:ashmem-control") || stat(path, &st) < 0)
-                        continue;
-                CHECK(n < MAXC);
-                v[n++] = st.st_ino;
-        }
-        closedir(d);
-        return n;
+        CHECK_EQ(t_control_walk(add_inode, &in), in.n);
+        return in.n;
 }
 
 static int has_ino(const ino_t *v, int n, ino_t ino)
@@ -68,43 +63,37 @@ static int has_ino(const ino_t *v, int n, ino_t ino)
         return 0;
 }
 
+struct block_of {
+        struct stat data;       /* the region's */
+        ino_t ctl;              /* the block whose header names it, or 0 */
+};
+
+static void block_names(int cfd, void *arg)
+{
+        struct block_of *w = arg;
+        struct stat cst;
+        const struct amc_block *b;
+
+        CHECK_EQ(fstat(cfd, &cst), 0);
+        b = mmap(NULL, sizeof(*b), PROT_READ, MAP_SHARED, cfd, 0);
+        CHECK(b != MAP_FAILED);
+        if (b->data_ino == (uint64_t)w->data.st_ino && b->data_dev == (uint64_t)w->data.st_dev) {
+                CHECK_EQ(w->ctl, 0);
+                w->ctl = cst.st_ino;
+        }
+        munmap((void *)b, sizeof(*b));
+}
+
 /* The inode of the control block this process keeps for region fd (0 if
  * none): the one whose header names fd's memfd, read through a read-only
  * mapping of each control descriptor (nothing handed out). */
 static ino_t block_of(int fd)
 {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        struct stat st;
-        ino_t r = 0;
+        struct block_of w = { .ctl = 0 };
 
-        CHECK(d != NULL);
-        CHECK_EQ(fstat(fd, &st), 0);
-        while ((de = readdir(d))) {
-                char path[300], link[256];
-                struct stat cst;
-                const struct amc_block *b;
-                ssize_t l;
-                int cfd = atoi(de->d_name);
-                if (de->d_name[0] == '.' || cfd == dirfd(d))
-                        continue;
-                snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-                l = readlink(path, link, sizeof(link) - 1);
-                if (l <= 0)
-                        continue;
-                link[l] = 0;
-                if (!strstr(link, "memfd:ashmem-control") || fstat(cfd, &cst) < 0)
-                        continue;
-                b = mmap(NULL, sizeof(*b), PROT_READ, MAP_SHARED, cfd, 0);
-                CHECK(b != MAP_FAILED);
-                if (b->data_ino == (uint64_t)st.st_ino && b->data_dev == (uint64_t)st.st_dev) {
-                        CHECK_EQ(r, 0);
-                        r = cst.st_ino;
-                }
-                munmap((void *)b, sizeof(*b));
-        }
-        closedir(d);
-        return r;
+        CHECK_EQ(fstat(fd, &w.data), 0);
+        t_control_walk(block_names, &w);
+        return w.ctl;
 }
 
 /* A region of `pages` pages with its control block made (one unpin and
@@ -426,32 +415,36 @@ TEST(a_region_dropped_while_open_cannot_reach_its_reused_block)
         (void)ashmem_broker_auto_lookup(old);
 }
 
+/* n regions (at most 80) whose blocks were made, then dropped, which may
+ * leave their blocks as spares; the control descriptors there were before. */
+static int blocks_dropped(const char *name, int n)
+{
+        int fds[80], base = t_control_fds();
+
+        CHECK(n <= 80);
+        for (int i = 0; i < n; i++)
+                fds[i] = region_with_block(name, 2, NULL);
+        for (int i = 0; i < n; i++)
+                drop(fds[i]);
+        return base;
+}
+
 TEST(spares_are_bounded_and_given_back_by_a_collection)
 {
-        ino_t v[MAXC];
-        int fds[80], base = ctl_inodes(v);
+        int base = blocks_dropped("many", 80);
 
-        for (int i = 0; i < 80; i++)
-                fds[i] = region_with_block("many", 2, NULL);
-        for (int i = 0; i < 80; i++)
-                drop(fds[i]);
         /* at most 64 kept */
-        CHECK_EQ(ctl_inodes(v), base + 64);
+        CHECK_EQ(t_control_fds(), base + 64);
         CHECK_EQ(ashmem_collect(), 0);
-        CHECK_EQ(ctl_inodes(v), base);
+        CHECK_EQ(t_control_fds(), base);
 }
 
 /* A spare no region takes goes after two automatic collections. */
 TEST(spares_no_region_takes_are_let_go)
 {
-        ino_t v[MAXC];
-        int fds[8], base = ctl_inodes(v);
+        int base = blocks_dropped("idle", 8);
 
-        for (int i = 0; i < 8; i++)
-                fds[i] = region_with_block("idle", 2, NULL);
-        for (int i = 0; i < 8; i++)
-                drop(fds[i]);
-        CHECK_EQ(ctl_inodes(v), base + 8);
+        CHECK_EQ(t_control_fds(), base + 8);
         /* regions that never need a block: the table collects itself
          * every 64 or so creations */
         for (int i = 0; i < 400; i++) {
@@ -459,7 +452,7 @@ TEST(spares_no_region_takes_are_let_go)
                 CHECK(fd >= 0);
                 close(fd);
         }
-        CHECK_EQ(ctl_inodes(v), base);
+        CHECK_EQ(t_control_fds(), base);
 }
 
 /* A process that forgets its regions itself (the broker) keeps no spare

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -123,26 +124,37 @@ int main(int argc, char **argv)
         return failed ? 1 : 0;
 }
 
-int t_control_fds(void)
+int t_control_walk(void (*fn)(int fd, void *arg), void *arg)
 {
         DIR *d = opendir("/proc/self/fd");
         struct dirent *de;
         int n = 0;
 
         if (!d)
-                return -1;
+                t_fail(__FILE__, __LINE__, "/proc/self/fd: %m");
         while ((de = readdir(d))) {
                 char path[300], link[256];
                 ssize_t l;
-                if (de->d_name[0] == '.')
+                int fd = atoi(de->d_name);
+
+                if (de->d_name[0] == '.' || fd == dirfd(d))
                         continue;
                 snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
                 l = readlink(path, link, sizeof(link) - 1);
                 if (l <= 0)
                         continue;
                 link[l] = 0;
-                n += strncmp(link, "/memfd:ashmem-control", 21) == 0;
+                if (strncmp(link, "/memfd:ashmem-control", 21) != 0)
+                        continue;
+                n++;
+                if (fn)
+                        fn(fd, arg);
         }
         closedir(d);
         return n;
+}
+
+int t_control_fds(void)
+{
+        return t_control_walk(NULL, NULL);
 }
