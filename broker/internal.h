@@ -220,6 +220,7 @@ struct broker {
         /* the purge thread */
         pthread_t worker;
         int worker_started;
+        int worker_failed;              /* its last start failed (said once) */
         int worker_stuck;               /* left behind in a region's lock */
         pthread_mutex_t jlock;
         pthread_cond_t jcond;

@@ -225,9 +225,16 @@ int purge_submit(struct broker *b, struct job *j)
         if (!b->worker_started) {
                 int r = pthread_create(&b->worker, NULL, worker, b);
                 if (r != 0) {
-                        blog(b, 0, "purge thread: %s", strerror(r));
+                        /* said once, not at every pressure event after */
+                        if (!b->worker_failed)
+                                blog(b, 0, "purge thread: %s (purges wait until one "
+                                     "can start)", strerror(r));
+                        b->worker_failed = 1;
                         return -r;
                 }
+                if (b->worker_failed)
+                        blog(b, 0, "purge thread started");
+                b->worker_failed = 0;
                 b->worker_started = 1;
         }
         pthread_mutex_lock(&b->jlock);

@@ -493,6 +493,9 @@ static void check_reply(const char *text, size_t len, const int *fds, int nfds,
                         struct stat st;
                         assert(has_num(o, "size"));
                         assert(!dev == !ino && (!dev || nfds == 2));
+                        /* a whole region's with its control names it */
+                        assert(!!dev == (nfds == 2 &&
+                                         !cJSON_GetObjectItemCaseSensitive(o, "offset")));
                         if (dev) {
                                 assert(fstat(fds[0], &st) == 0);
                                 assert(cJSON_IsNumber(dev) && cJSON_IsNumber(ino));
