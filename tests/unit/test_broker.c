@@ -1314,6 +1314,29 @@ TEST(descriptors_whose_close_blocks_do_not_stall_the_broker)
 
 /* ------------------------------------------------------------ access control */
 
+/* Fork a child that runs fn(NULL) once this process writes a byte to
+ * go[1] (go[0] is closed here), then exits 0, or 3 if the byte never
+ * comes: forked before this process has pin state or heaps of its own,
+ * it inherits none. */
+static pid_t fork_on_go(void (*fn)(void *), int go[2])
+{
+        pid_t child;
+
+        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 1)
+                        _exit(3);
+                fn(NULL);
+                _exit(0);
+        }
+        close(go[0]);
+        return child;
+}
+
 static void become_nobody(void)
 {
         /* nobody / nogroup on Debian */
@@ -1415,18 +1438,7 @@ TEST(access_follows_owner_and_mode)
                 CHECK_EQ(st.st_mode & 0777, 0666);
         }
         /* nobody must not inherit our pin state: fork it first */
-        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
-        child = fork();
-        CHECK(child >= 0);
-        if (child == 0) {
-                char c;
-                close(go[1]);
-                if (read(go[0], &c, 1) != 1)
-                        _exit(3);
-                as_nobody(NULL);
-                _exit(0);
-        }
-        close(go[0]);
+        child = fork_on_go(as_nobody, go);
         b = conn();
         close(create(b, "private", ps(), 0600));
         close(create(b, "public", ps(), 0644));
@@ -2072,18 +2084,7 @@ TEST(heaps_and_slices_through_the_broker)
 
         start_broker();
         /* the client must not inherit our heap cache: fork it first */
-        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
-        child = fork();
-        CHECK(child >= 0);
-        if (child == 0) {
-                char c;
-                close(go[1]);
-                if (read(go[0], &c, 1) != 1)
-                        _exit(3);
-                heap_client(NULL);
-                _exit(0);
-        }
-        close(go[0]);
+        child = fork_on_go(heap_client, go);
         b = conn();
         CHECK_EQ(ashmem_heap_new("heap", 64, 0, &h), 0);
         CHECK_EQ(ashmem_slice_new(h, 8, sizeof(int), &s), 0);
@@ -2668,7 +2669,9 @@ static void daemon_served(void *arg)
 }
 
 /* A number in root's stats for uid: the field key ("parked", ...). */
-static long long stats_field(unsigned uid, const char *field)
+/* A number of root's stats: field, in the object that starts with within;
+ * 0 when there is no such object and absent_ok, else a failure. */
+static long long stats_number(const char *within, const char *field, int absent_ok)
 {
         char buf[65536], key[48];
         const char *p;
@@ -2677,15 +2680,24 @@ static long long stats_field(unsigned uid, const char *field)
         raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
         raw_recv(s, buf, sizeof(buf), NULL);
         close(s);
-        snprintf(key, sizeof(key), "{\"uid\":%u,", uid);
-        p = strstr(buf, key);
-        if (!p)
+        p = strstr(buf, within);
+        if (!p && absent_ok)
                 return 0;
-        snprintf(key, sizeof(key), "\"%s\":", field);
-        p = strstr(p, key);
+        if (p) {
+                snprintf(key, sizeof(key), "\"%s\":", field);
+                p = strstr(p, key);
+        }
         if (!p)
-                t_fail(__FILE__, __LINE__, "stats without %s: %s", field, buf);
+                t_fail(__FILE__, __LINE__, "stats without %s in %s: %s", field, within, buf);
         return atoll(p + strlen(key));
+}
+
+static long long stats_field(unsigned uid, const char *field)
+{
+        char within[32];
+
+        snprintf(within, sizeof(within), "{\"uid\":%u,", uid);
+        return stats_number(within, field, 1);
 }
 
 /* How many descriptors of uid the closer holds. */
@@ -3514,21 +3526,7 @@ TEST(attaches_of_regions_with_pin_state_keep_each_ones_state)
 /* A number in the "closer" object of root's stats: the field key. */
 static long long closer_field(const char *field)
 {
-        char buf[65536], key[48];
-        const char *p;
-        int s = raw_connect();
-
-        raw_sends(s, "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
-        raw_recv(s, buf, sizeof(buf), NULL);
-        close(s);
-        p = strstr(buf, "\"closer\":{");
-        if (p) {
-                snprintf(key, sizeof(key), "\"%s\":", field);
-                p = strstr(p, key);
-        }
-        if (!p)
-                t_fail(__FILE__, __LINE__, "stats without closer.%s: %s", field, buf);
-        return atoll(p + strlen(key));
+        return stats_number("\"closer\":{", field, 0);
 }
 
 struct uid_conn {
