@@ -37,6 +37,7 @@
 #include "ashmem/ashmem.h"
 #include "../../drivers/memfd/memfd.h"
 #include "lib/internal/clock.h"
+#include "lib/internal/scm.h"
 #include "t.h"
 
 #define WAIT_MS 10000   /* generous bound for waits on the broker */
@@ -325,22 +326,7 @@ static int raw_connect(void)
 
 static void raw_send(int fd, const void *data, size_t len, const int *fds, int nfds)
 {
-        union { char buf[CMSG_SPACE(sizeof(int) * 256)]; struct cmsghdr a; } u;
-        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (nfds) {
-                struct cmsghdr *c;
-                memset(&u, 0, sizeof(u));
-                m.msg_control = u.buf;
-                m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-                c = CMSG_FIRSTHDR(&m);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-        }
-        if (sendmsg(fd, &m, MSG_NOSIGNAL) != (ssize_t)len)
+        if (am_send_fds_any(fd, data, len, fds, nfds, 0) < 0)
                 t_fail(__FILE__, __LINE__, "sendmsg: %m");
 }
 
@@ -349,8 +335,10 @@ static void raw_sends(int fd, const char *text, const int *fds, int nfds)
         raw_send(fd, text, strlen(text), fds, nfds);
 }
 
-/* Receive a reply; closes any descriptors; returns its length. */
-static int raw_recv(int fd, char *buf, size_t len, int *nfds)
+/* Receive a reply into buf; of its descriptors the first max go to keep
+ * (the caller's to close), the rest are closed; their number in *nfds
+ * (when not NULL). Returns the reply's length. */
+static int raw_recv_keep(int fd, char *buf, size_t len, int *nfds, int *keep, int max)
 {
         union { char buf[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr a; } u;
         struct iovec iov = { .iov_base = buf, .iov_len = len - 1 };
@@ -366,7 +354,10 @@ static int raw_recv(int fd, char *buf, size_t len, int *nfds)
                 for (size_t i = 0; i < cnt; i++) {
                         int x;
                         memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        close(x);
+                        if (k < max)
+                                keep[k] = x;
+                        else
+                                close(x);
                         k++;
                 }
         }
@@ -374,6 +365,12 @@ static int raw_recv(int fd, char *buf, size_t len, int *nfds)
         if (nfds)
                 *nfds = k;
         return (int)n;
+}
+
+/* Receive a reply; closes any descriptors; returns its length. */
+static int raw_recv(int fd, char *buf, size_t len, int *nfds)
+{
+        return raw_recv_keep(fd, buf, len, nfds, NULL, 0);
 }
 
 /* Send text, expect a failure naming errno e. */
@@ -515,6 +512,30 @@ static void writer_rw(void *arg)
         ashmem_broker_close(b);
 }
 
+/* Fork a child that runs fn(arg) once this process writes a byte to
+ * go[1] (go[0] is closed here), then exits 0, or 3 if the byte never
+ * comes: forked before this process has pin state or heaps of its own,
+ * it inherits none. */
+static pid_t fork_on_go(void (*fn)(void *), void *arg, int go[2])
+{
+        pid_t child;
+
+        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
+        child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 1)
+                        _exit(3);
+                close(go[0]);
+                fn(arg);
+                _exit(0);
+        }
+        close(go[0]);
+        return child;
+}
+
 TEST(create_attach_read_write_and_read_only)
 {
         ashmem_broker *b;
@@ -528,19 +549,7 @@ TEST(create_attach_read_write_and_read_only)
         start_broker();
         /* the read-only reader must not inherit our read-write pin state:
          * fork it now, let it go once the region exists */
-        CHECK_EQ(pipe2(sync, O_CLOEXEC), 0);
-        child = fork();
-        CHECK(child >= 0);
-        if (child == 0) {
-                char c;
-                close(sync[1]);
-                if (read(sync[0], &c, 1) != 1)
-                        _exit(3);
-                close(sync[0]);
-                reader_ro(&ro);
-                _exit(0);
-        }
-        close(sync[0]);
+        child = fork_on_go(reader_ro, &ro, sync);
         b = conn();
         fd = -1;
         CHECK_EQ(ashmem_broker_create(b, "shared", 3 * ps() + 1, ASHMEM_BROKER_DEFAULT, 0640,
@@ -1314,29 +1323,6 @@ TEST(descriptors_whose_close_blocks_do_not_stall_the_broker)
 
 /* ------------------------------------------------------------ access control */
 
-/* Fork a child that runs fn(NULL) once this process writes a byte to
- * go[1] (go[0] is closed here), then exits 0, or 3 if the byte never
- * comes: forked before this process has pin state or heaps of its own,
- * it inherits none. */
-static pid_t fork_on_go(void (*fn)(void *), int go[2])
-{
-        pid_t child;
-
-        CHECK_EQ(pipe2(go, O_CLOEXEC), 0);
-        child = fork();
-        CHECK(child >= 0);
-        if (child == 0) {
-                char c;
-                close(go[1]);
-                if (read(go[0], &c, 1) != 1)
-                        _exit(3);
-                fn(NULL);
-                _exit(0);
-        }
-        close(go[0]);
-        return child;
-}
-
 static void become_nobody(void)
 {
         /* nobody / nogroup on Debian */
@@ -1438,7 +1424,7 @@ TEST(access_follows_owner_and_mode)
                 CHECK_EQ(st.st_mode & 0777, 0666);
         }
         /* nobody must not inherit our pin state: fork it first */
-        child = fork_on_go(as_nobody, go);
+        child = fork_on_go(as_nobody, NULL, go);
         b = conn();
         close(create(b, "private", ps(), 0600));
         close(create(b, "public", ps(), 0644));
@@ -2084,7 +2070,7 @@ TEST(heaps_and_slices_through_the_broker)
 
         start_broker();
         /* the client must not inherit our heap cache: fork it first */
-        child = fork_on_go(heap_client, go);
+        child = fork_on_go(heap_client, NULL, go);
         b = conn();
         CHECK_EQ(ashmem_heap_new("heap", 64, 0, &h), 0);
         CHECK_EQ(ashmem_slice_new(h, 8, sizeof(int), &s), 0);
@@ -2827,20 +2813,9 @@ TEST(refused_connections_with_messages_and_no_descriptors_stay_bounded)
  * had refused the connection already. */
 static int send_on_new_connection(int fd)
 {
-        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
-        struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-                            .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-        struct cmsghdr *c;
         int s = raw_connect(), sent;
 
-        memset(&u, 0, sizeof(u));
-        c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-        sent = sendmsg(s, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
+        sent = am_send_fds_any(s, "x", 1, &fd, 1, MSG_DONTWAIT) == 0;
         if (!sent)
                 CHECK(errno == EPIPE || errno == ECONNRESET || errno == EAGAIN);
         close(s);
@@ -3191,9 +3166,9 @@ TEST(records_follow_a_holders_own_seals)
 }
 
 /* The counts of name's record, from info and from an attach that asks for
- * the record, which must agree. */
-static void record_counts(ashmem_broker *b, const char *name, size_t *pages, size_t *pinned,
-                          size_t *unpinned)
+ * the record: they agree, and are pages, pinned and unpinned. */
+static void expect_counts(ashmem_broker *b, const char *name, size_t pages, size_t pinned,
+                          size_t unpinned)
 {
         ashmem_region_info ri, ra;
         int fd;
@@ -3206,9 +3181,9 @@ static void record_counts(ashmem_broker *b, const char *name, size_t *pages, siz
         CHECK_EQ(ra.unpinned, ri.unpinned);
         CHECK_EQ(ra.purged, ri.purged);
         CHECK_EQ(ra.prot, ri.prot);
-        *pages = ri.pages;
-        *pinned = ri.pinned;
-        *unpinned = ri.unpinned;
+        CHECK_EQ(ri.pages, pages);
+        CHECK_EQ(ri.pinned, pinned);
+        CHECK_EQ(ri.unpinned, unpinned);
 }
 
 /* A record's counts follow the region: all pinned without a block (a view
@@ -3219,47 +3194,47 @@ TEST(records_follow_pin_counts_and_seals_at_once)
 {
         ashmem_broker *b;
         ashmem_region_info ri;
-        size_t pages, pinned, unpinned;
         int fd;
 
         start_broker();
         b = conn();
         fd = create(b, "counted", 3 * ps(), 0600);
         CHECK_EQ(ashmem_broker_slice(b, "counted-view", "counted", ps() / 2, ps(), 0600, NULL), 0);
-        record_counts(b, "counted", &pages, &pinned, &unpinned);
-        CHECK_EQ(pages, 3);
-        CHECK_EQ(pinned, 3);
-        CHECK_EQ(unpinned, 0);
-        record_counts(b, "counted-view", &pages, &pinned, &unpinned);
-        CHECK_EQ(pages, 2);
-        CHECK_EQ(pinned, 2);
+        expect_counts(b, "counted", 3, 3, 0);
+        expect_counts(b, "counted-view", 2, 2, 0);
         /* the first unpin makes the block through the broker */
         CHECK_EQ(ashmem_unpin_region(fd, 0, ps()), ASHMEM_NOT_PURGED);
-        record_counts(b, "counted", &pages, &pinned, &unpinned);
-        CHECK_EQ(pages, 3);
-        CHECK_EQ(pinned, 2);
-        CHECK_EQ(unpinned, 1);
-        record_counts(b, "counted-view", &pages, &pinned, &unpinned);
-        CHECK_EQ(pages, 2);
-        CHECK_EQ(pinned, 1);
-        CHECK_EQ(unpinned, 1);
+        expect_counts(b, "counted", 3, 2, 1);
+        expect_counts(b, "counted-view", 2, 1, 1);
         CHECK_EQ(ashmem_unpin_region(fd, 2 * ps(), ps()), ASHMEM_NOT_PURGED);
-        record_counts(b, "counted", &pages, &pinned, &unpinned);
-        CHECK_EQ(unpinned, 2);
+        expect_counts(b, "counted", 3, 1, 2);
         CHECK_EQ(ashmem_pin_region(fd, 0, 0), ASHMEM_NOT_PURGED);
-        record_counts(b, "counted", &pages, &pinned, &unpinned);
-        CHECK_EQ(pinned, 3);
-        CHECK_EQ(unpinned, 0);
+        expect_counts(b, "counted", 3, 3, 0);
         /* a seal, seen by the attach's record too */
         CHECK_EQ(ashmem_broker_info(b, "counted", &ri), 0);
         CHECK_EQ(ri.prot, PROT_READ | PROT_WRITE | PROT_EXEC);
         CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
-        record_counts(b, "counted", &pages, &pinned, &unpinned);
+        expect_counts(b, "counted", 3, 3, 0);
         CHECK_EQ(ashmem_broker_info(b, "counted", &ri), 0);
         CHECK_EQ(ri.prot, PROT_READ | PROT_EXEC);
         close(fd);
         ashmem_broker_close(b);
         stop_broker();
+}
+
+/* request, an attach of a region without a block: one descriptor and
+ * exactly the reply want. */
+static void expect_short_reply(ashmem_broker *b, const char *request, const char *want)
+{
+        char *rep = NULL;
+        int rfds[2], nr = 0;
+
+        CHECK_EQ(ashmem_broker_call(b, request, NULL, 0, &rep, rfds, &nr), 0);
+        CHECK_EQ(nr, 1);
+        close(rfds[0]);
+        if (strcmp(rep, want) != 0)
+                t_fail(__FILE__, __LINE__, "%s -> %s, not %s", request, rep, want);
+        free(rep);
 }
 
 /* An attach with "record":false answers the size (and a view's range)
@@ -3278,25 +3253,13 @@ TEST(attach_without_the_record_answers_what_a_holder_maps)
         b = conn();
         close(create(b, "short", 2 * ps(), 0600));
         CHECK_EQ(ashmem_broker_slice(b, "short-view", "short", ps(), ps(), 0600, NULL), 0);
-        CHECK_EQ(ashmem_broker_call(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short\","
-                                    "\"access\":\"rw\",\"record\":false}", NULL, 0, &rep, rfds,
-                                    &nr), 0);
-        CHECK_EQ(nr, 1);
-        close(rfds[0]);
         snprintf(want, sizeof(want), "{\"ok\":true,\"size\":%zu}", 2 * ps());
-        if (strcmp(rep, want) != 0)
-                t_fail(__FILE__, __LINE__, "short reply: %s", rep);
-        free(rep);
-        CHECK_EQ(ashmem_broker_call(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short-view\","
-                                    "\"access\":\"r\",\"record\":false}", NULL, 0, &rep, rfds,
-                                    &nr), 0);
-        CHECK_EQ(nr, 1);
-        close(rfds[0]);
+        expect_short_reply(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short\","
+                              "\"access\":\"rw\",\"record\":false}", want);
         snprintf(want, sizeof(want), "{\"ok\":true,\"size\":%zu,\"offset\":%zu,\"length\":%zu}",
                  ps(), ps(), ps());
-        if (strcmp(rep, want) != 0)
-                t_fail(__FILE__, __LINE__, "short reply of a view: %s", rep);
-        free(rep);
+        expect_short_reply(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short-view\","
+                              "\"access\":\"r\",\"record\":false}", want);
         /* "record":true, the default: the record */
         CHECK_EQ(ashmem_broker_call(b, "{\"v\":1,\"op\":\"attach\",\"name\":\"short\","
                                     "\"access\":\"rw\",\"record\":true}", NULL, 0, &rep, rfds,
@@ -3339,24 +3302,11 @@ static void close_all(const int *fds, int n)
 /* Send text on fd; the reply in buf, its descriptors (at most 2) in fds. */
 static int raw_call_fds(int fd, const char *text, char *buf, size_t len, int fds[2])
 {
-        union { char b[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr a; } u;
-        struct iovec iov = { .iov_base = buf, .iov_len = len - 1 };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-                            .msg_control = u.b, .msg_controllen = sizeof(u.b) };
-        struct cmsghdr *c;
-        ssize_t n;
-        int k = 0;
+        int k;
 
         raw_sends(fd, text, NULL, 0);
-        n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
-        if (n < 0)
-                t_fail(__FILE__, __LINE__, "recvmsg: %m");
-        buf[n] = 0;
-        if ((c = CMSG_FIRSTHDR(&m)) && c->cmsg_type == SCM_RIGHTS) {
-                k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                CHECK(k <= 2);
-                memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)k);
-        }
+        raw_recv_keep(fd, buf, len, &k, fds, 2);
+        CHECK(k <= 2);
         return k;
 }
 
@@ -3891,19 +3841,7 @@ struct carry {
 
 static int send_fds_nowait(int s, const int *fds, int n)
 {
-        union { char buf[CMSG_SPACE(sizeof(int) * 253)]; struct cmsghdr a; } u;
-        struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                            .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
-        struct cmsghdr *c;
-
-        memset(&u, 0, sizeof(u));
-        c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
-        return sendmsg(s, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -1;
+        return am_send_fds_any(s, "x", 1, fds, n, MSG_DONTWAIT) == 0 ? 0 : -1;
 }
 
 /* As nobody (at its limits, so every connection is refused): make what
