@@ -61,6 +61,9 @@ struct held_region {
         unsigned char tail_len;         /* 0: none yet */
         unsigned char tail_ctl;         /* it was written with a control */
 };
+/* ,"size":N,"dev":D,"ino":I with 20-digit numbers, and its NUL */
+_Static_assert(sizeof(((struct held_region *)0)->tail) >= 8 + 7 + 7 + 3 * 20 + 1,
+               "the short attach reply's tail fits");
 
 struct conn;
 

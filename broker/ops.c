@@ -402,25 +402,25 @@ static int attach_name(struct broker *b, struct conn *c, const char *name, int r
          * costs a look at the region (its seals, its pin state) */
         if (!e->ranged) {
                 struct held_region *h = e->r;
-                if (!h->tail_len || h->tail_ctl != (rep->nfds == 2)) {
+                int ctl = rep->nfds == 2;
+                if (!h->tail_len || h->tail_ctl != ctl) {
                         /* the size and, with the control, the region's
                          * identity: a holder that keeps its pin state
                          * already knows so without a look at the
                          * descriptor. Written once (a block made later
-                         * writes it again). */
+                         * writes it again); the tail holds the longest
+                         * (three 20-digit numbers and their keys). */
                         struct am_jw t = { .buf = h->tail, .cap = sizeof(h->tail), .fixed = 1 };
                         am_jw_puts(&t, ",\"size\":");
                         am_jw_uint(&t, h->size);
-                        if (rep->nfds == 2) {
+                        if (ctl) {
                                 am_jw_puts(&t, ",\"dev\":");
                                 am_jw_uint(&t, h->id.dev);
                                 am_jw_puts(&t, ",\"ino\":");
                                 am_jw_uint(&t, h->id.ino);
                         }
-                        h->tail_len = t.overflow ? 0 : (unsigned char)t.len;
-                        h->tail_ctl = rep->nfds == 2;
-                        am_jw_raw(&rep->sb, t.buf, t.len);
-                        return 0;
+                        h->tail_len = (unsigned char)t.len;
+                        h->tail_ctl = (unsigned char)ctl;
                 }
                 am_jw_raw(&rep->sb, h->tail, h->tail_len);
                 return 0;

@@ -41,10 +41,9 @@ static void put_mode(struct am_jw *w, int mode)
  * pin state with the access it brings (writable: it came read-write). */
 static int take_control(int fd, int ctl, int writable)
 {
-        ashmem_stats st;
+        struct stat st;
 
-        if (ashmem_get_stats(fd, &st) == 0 && st.shared_state &&
-            (st.writable_state || !writable))
+        if (fstat(fd, &st) == 0 && am_has_control(&st, writable))
                 return 0;
         return ashmem_set_control(fd, ctl);
 }
@@ -331,32 +330,20 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
         }
         if (owner != (uid_t)-1)
                 am_jw_printf(&w, ",\"owner\":%u", (unsigned)owner);
-        if (record) {
-                r = am_client_call(b, &w, NULL, 0, &o, rfds, &nr);
-        } else {
-                int m = am_jw_end(&w);
-                if (m < 0)
-                        return m;
-                m = am_client_exchange(b, w.buf, (size_t)m, NULL, 0, rfds, &nr);
-                if (m < 0)
-                        return m;
-                /* the short reply of a whole region, read as it stands;
-                 * with the region's identity, a control block this
-                 * process keeps already is known without a look at the
-                 * descriptor */
-                if (short_reply(b->buf, (size_t)m, &len, &id)) {
-                        r = nr < 1 ? -EPROTO : 0;
-                        if (r == 0 && nr == 2 && id.st_ino && len <= (size_t)INT64_MAX &&
-                            am_has_control(&id, writable))
-                                known = 1;
-                        goto got;
-                }
-                r = am_client_parse_reply(b->buf, (size_t)m, &o);
-                if (r < 0) {
-                        am_close_fds(rfds, nr);
-                        return r;
-                }
+        r = am_client_send(b, &w, NULL, 0, rfds, &nr);
+        if (r < 0)
+                return r;
+        /* the short reply of a whole region, read as it stands; with the
+         * region's identity, a control block this process keeps already
+         * is known without a look at the descriptor */
+        if (!record && short_reply(b->buf, (size_t)r, &len, &id)) {
+                r = nr < 1 ? -EPROTO : 0;
+                if (r == 0 && nr == 2 && id.st_ino && len <= (size_t)INT64_MAX &&
+                    am_has_control(&id, writable))
+                        known = 1;
+                goto got;
         }
+        r = am_client_reply(b, r, &o, rfds, &nr);
         if (r < 0)
                 return r;
         if (nr < 1 || am_field_size(&o, "size", &len) <= 0 || am_field_size(&o, "offset", &off) < 0 ||

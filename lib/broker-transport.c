@@ -328,26 +328,34 @@ int am_client_parse_reply(const char *text, size_t n, struct am_jobj *o)
         return v ? -v : -EPROTO;
 }
 
-/* Send the request w has written, get the reply (fields in o, text in
- * b->buf) and its descriptors. On failure no descriptor is left open. */
-int am_client_call(ashmem_broker *b, struct am_jw *w, const int *fds, int nfds,
-                struct am_jobj *o, int *rfds, int *nrfds)
+int am_client_send(ashmem_broker *b, struct am_jw *w, const int *fds, int nfds,
+                   int *rfds, int *nrfds)
 {
-        int r, n;
+        int n = am_jw_end(w);
 
         *nrfds = 0;
-        n = am_jw_end(w);
         if (n < 0)
                 return n;
-        n = am_client_exchange(b, w->buf, (size_t)n, fds, nfds, rfds, nrfds);
-        if (n < 0)
-                return n;
-        r = am_client_parse_reply(b->buf, (size_t)n, o);
+        return am_client_exchange(b, w->buf, (size_t)n, fds, nfds, rfds, nrfds);
+}
+
+int am_client_reply(ashmem_broker *b, int n, struct am_jobj *o, int *rfds, int *nrfds)
+{
+        int r = am_client_parse_reply(b->buf, (size_t)n, o);
+
         if (r < 0) {
                 am_close_fds(rfds, *nrfds);
                 *nrfds = 0;
         }
         return r;
+}
+
+int am_client_call(ashmem_broker *b, struct am_jw *w, const int *fds, int nfds,
+                struct am_jobj *o, int *rfds, int *nrfds)
+{
+        int n = am_client_send(b, w, fds, nfds, rfds, nrfds);
+
+        return n < 0 ? n : am_client_reply(b, n, o, rfds, nrfds);
 }
 
 /* A call whose reply brings no descriptor (any that comes is closed). */

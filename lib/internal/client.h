@@ -45,8 +45,18 @@ int am_client_exchange(ashmem_broker *b, const char *req, size_t len,
  * names (-EPROTO for one that is no reply); its fields are located in o. */
 int am_client_parse_reply(const char *text, size_t n, struct am_jobj *o);
 
+/* Send the request w has written and get the reply: its length (text in
+ * b->buf) and its descriptors, or -errno; am_client_exchange() of w. */
+int am_client_send(ashmem_broker *b, struct am_jw *w, const int *fds, int nfds,
+                   int *rfds, int *nrfds);
+
+/* Check the reply of n bytes in b->buf (am_client_parse_reply()); on
+ * failure its descriptors are closed (*nrfds 0). */
+int am_client_reply(ashmem_broker *b, int n, struct am_jobj *o, int *rfds, int *nrfds);
+
 /* Send the request w has written, get the reply (fields in o, text in
- * b->buf) and its descriptors. On failure no descriptor is left open. */
+ * b->buf) and its descriptors: am_client_send() and am_client_reply().
+ * On failure no descriptor is left open. */
 int am_client_call(ashmem_broker *b, struct am_jw *w, const int *fds, int nfds,
                    struct am_jobj *o, int *rfds, int *nrfds);
 
