@@ -36,7 +36,7 @@ struct fake {
         int lfd;
         int delay_ms, slow, reset;
         const char *record;
-        int fd;                 /* > 0: sent with every reply */
+        int fd, fd2;            /* > 0: sent with every reply */
         int requests;
         int stop;
         pthread_t t;
@@ -74,7 +74,8 @@ static void *serve(void *arg)
                                 m = snprintf(out, sizeof(out), "{\"ok\":true,%s}", rec);
                         else
                                 m = snprintf(out, sizeof(out), "{\"ok\":true,\"req\":%s}", in);
-                        if (am_send_fds(c, out, (size_t)m, &f->fd, f->fd > 0, 0) < 0)
+                        int fds[2] = { f->fd, f->fd2 };
+                        if (am_send_fds(c, out, (size_t)m, fds, (f->fd > 0) + (f->fd2 > 0), 0) < 0)
                                 break;
                 }
                 close(c);
@@ -334,4 +335,51 @@ TEST(short_attach_replies_are_read_as_the_scanner_reads_them)
         ashmem_broker_close(b);
         fake_stop(&f);
         close(f.fd);
+}
+
+/* A broker whose short reply names another region than the one it sends
+ * (one this process keeps the pin state of, of the same size): the client
+ * takes the word of the broker it checked, so it keeps the pin state it
+ * has and drops the control descriptor that came. What that costs stays
+ * with the descriptor received: the named region's pin state is not
+ * touched, the received region keeps its own, nothing leaks. */
+TEST(a_reply_naming_another_region_touches_only_the_received_one)
+{
+        struct fake f = { 0 };
+        ashmem_broker *b = NULL;
+        size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+        int a = ashmem_create_region("named", ps), got = -1;
+        struct stat sa, sb, sg;
+        ashmem_stats st;
+        static char rec[128];
+
+        CHECK(a >= 0);
+        CHECK_EQ(ashmem_unpin_region(a, 0, 0), 0);     /* its block is made here */
+        CHECK_EQ(fstat(a, &sa), 0);
+        f.fd = ashmem_create_region("sent", ps);
+        f.fd2 = memfd_create("not-a-control-block", MFD_CLOEXEC);
+        CHECK(f.fd > 0 && f.fd2 > 0);
+        CHECK_EQ(fstat(f.fd, &sb), 0);
+        snprintf(rec, sizeof(rec), "\"size\":%zu,\"dev\":%llu,\"ino\":%llu", ps,
+                 (unsigned long long)sa.st_dev, (unsigned long long)sa.st_ino);
+        f.record = rec;
+        fake_start(&f);
+        CHECK_EQ(ashmem_broker_connect(f.sock, &b), 0);
+        CHECK_EQ(ashmem_broker_attach(b, "sent", 1, &got, NULL, NULL), 0);
+        CHECK_EQ(fstat(got, &sg), 0);
+        CHECK_EQ(sg.st_ino, sb.st_ino);
+        /* the received region's own pin state, not the named one's */
+        CHECK_EQ(ashmem_unpin_region(got, 0, 0), 0);
+        CHECK_EQ(ashmem_get_stats(f.fd, &st), 0);
+        CHECK_EQ(st.unpinned, 1u);
+        CHECK_EQ(ashmem_pin_region(got, 0, 0), ASHMEM_NOT_PURGED);
+        CHECK_EQ(ashmem_get_stats(a, &st), 0);
+        CHECK_EQ(st.unpinned, 1u);
+        CHECK_EQ(ashmem_pin_region(a, 0, 0), ASHMEM_NOT_PURGED);
+        close(got);
+        ashmem_broker_close(b);
+        fake_stop(&f);
+        close(f.fd);
+        close(f.fd2);
+        close(a);
 }
