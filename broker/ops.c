@@ -468,39 +468,39 @@ int ops_quick_parse(const char *text, size_t n, struct quick_attach *q)
         static const char head[] = "{\"v\":1,\"op\":\"attach\",\"name\":\"";
         static const char rw[] = "\",\"access\":\"rw\"", ro[] = "\",\"access\":\"r\"";
         static const char norec[] = ",\"record\":false}";
-        size_t len = 0, at = sizeof(head) - 1;
+        const size_t at = sizeof(head) - 1;
+        size_t end;
 
-        if (n < at || memcmp(text, head, at) != 0)
+        if (n <= at || memcmp(text, head, at) != 0 || text[n - 1] != '}')
                 return 0;
-        while (at + len < n && len <= ASHMEM_NAME_LEN) {
-                unsigned char ch = (unsigned char)text[at + len];
-                if (ch == '"')
-                        break;
-                /* one comparison for "not printable ASCII" */
-                if ((unsigned char)(ch - 0x20) > 0x7e - 0x20 || ch == '\\')
-                        return 0;
-                len++;
+        /* read from the end: a name has no '"', so the tail is where the
+         * name ends */
+        if (n - at >= sizeof(norec) - 1 &&
+            memcmp(text + n - (sizeof(norec) - 1), norec, sizeof(norec) - 1) == 0) {
+                q->record = 0;
+                end = n - (sizeof(norec) - 1);
+        } else {
+                q->record = 1;
+                end = n - 1;
         }
-        q->name = text + at;
-        q->len = len;
-        at += len;
-        if (len > ASHMEM_NAME_LEN || at >= n)
-                return 0;
-        if (n - at >= sizeof(rw) - 1 && memcmp(text + at, rw, sizeof(rw) - 1) == 0) {
+        if (end - at >= sizeof(rw) - 1 &&
+            memcmp(text + end - (sizeof(rw) - 1), rw, sizeof(rw) - 1) == 0) {
                 q->writable = 1;
-                at += sizeof(rw) - 1;
-        } else if (n - at >= sizeof(ro) - 1 && memcmp(text + at, ro, sizeof(ro) - 1) == 0) {
+                end -= sizeof(rw) - 1;
+        } else if (end - at >= sizeof(ro) - 1 &&
+                   memcmp(text + end - (sizeof(ro) - 1), ro, sizeof(ro) - 1) == 0) {
                 q->writable = 0;
-                at += sizeof(ro) - 1;
+                end -= sizeof(ro) - 1;
         } else {
                 return 0;
         }
-        if (n - at == 1 && text[at] == '}')
-                q->record = 1;
-        else if (n - at == sizeof(norec) - 1 && memcmp(text + at, norec, n - at) == 0)
-                q->record = 0;
-        else
+        if (end - at > ASHMEM_NAME_LEN)
                 return 0;
+        for (size_t i = at; i < end; i++)
+                if (am_json_plain[(unsigned char)text[i]] != 1)
+                        return 0;
+        q->name = text + at;
+        q->len = end - at;
         return 1;
 }
 

@@ -220,32 +220,38 @@ int ashmem_broker_slice(ashmem_broker *b, const char *name, const char *of,
         return am_record_out(&o, info);
 }
 
-/* Whether s[0..n) goes into a JSON string as it is. */
-static int plain(const char *s, size_t n)
+/* name copied to t as it stands, when it needs no escape in a JSON
+ * string and has at most ASHMEM_NAME_LEN bytes: its length; else -1 (t
+ * then holds a part of it). One pass: an attach is on every client's
+ * fast path. */
+static ssize_t copy_plain(char *t, const char *name)
 {
-        for (size_t i = 0; i < n; i++)
-                if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
-                        return 0;
-        return 1;
+        size_t i = 0;
+
+        while (i <= ASHMEM_NAME_LEN && am_json_plain[(unsigned char)name[i]]) {
+                t[i] = name[i];
+                i++;
+        }
+        return i <= ASHMEM_NAME_LEN && name[i] == 0 ? (ssize_t)i : -1;
 }
 
 /* A JSON number without sign, fraction or exponent at text[*at] (before
- * end), no larger than max: 1 and *v, at moved past it; else 0. */
+ * end), no larger than max: 1 and *v, at moved past it; else 0. Up to 19
+ * digits cannot overflow 64 bits: only a 20th is checked. */
 static int plain_number(const char *text, size_t *at, size_t end, uint64_t max, uint64_t *v)
 {
-        size_t i = *at;
-        uint64_t x = 0;
+        size_t i = *at, k = i;
+        uint64_t x = 0, d;
 
-        if (i >= end || (text[i] == '0' && i + 1 < end && text[i + 1] >= '0' &&
-                         text[i + 1] <= '9'))
-                return 0;
-        for (; i < end && text[i] >= '0' && text[i] <= '9'; i++)
-                if (__builtin_mul_overflow(x, 10, &x) ||
-                    __builtin_add_overflow(x, (uint64_t)(text[i] - '0'), &x))
+        for (; k < end && (d = (uint64_t)(unsigned char)(text[k] - '0')) < 10; k++)
+                if (k - i < 19)
+                        x = x * 10 + d;
+                else if (k - i > 19 || __builtin_mul_overflow(x, 10, &x) ||
+                         __builtin_add_overflow(x, d, &x))
                         return 0;
-        if (i == *at || x > max)
+        if (k == i || (text[i] == '0' && k - i > 1) || x > max)
                 return 0;
-        *at = i;
+        *at = k;
         *v = x;
         return 1;
 }
@@ -295,7 +301,8 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
         struct am_jw w;
         struct am_jobj o;
         int rfds[AM_SCM_MAX], nr, r, record = info || owner != (uid_t)-1, known = 0;
-        size_t off = 0, len = 0, n;
+        size_t off = 0, len = 0;
+        ssize_t ln;
         struct stat id;
 
         if (!b || !name || !ret_fd)
@@ -303,15 +310,11 @@ static int attach(ashmem_broker *b, const char *name, int writable, uid_t owner,
         /* the request put together from its parts: an attach is on the
          * fast path of every client */
         w = (struct am_jw){ .buf = b->out, .cap = sizeof(b->out), .fixed = 1 };
-        n = strlen(name);
-        if (n <= ASHMEM_NAME_LEN && plain(name, n)) {
+        memcpy(b->out, head, sizeof(head) - 1);
+        b->out[sizeof(head) - 1] = '"';
+        if ((ln = copy_plain(b->out + sizeof(head), name)) >= 0) {
                 /* a name with nothing to escape, as it is */
-                char *t = b->out;
-                memcpy(t, head, sizeof(head) - 1);
-                t += sizeof(head) - 1;
-                *t++ = '"';
-                memcpy(t, name, n);
-                t += n;
+                char *t = b->out + sizeof(head) + ln;
                 memcpy(t, writable ? "\",\"access\":\"rw\"" : "\",\"access\":\"r\"",
                        writable ? 15 : 14);
                 t += writable ? 15 : 14;

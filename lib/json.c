@@ -160,6 +160,10 @@ static const char *value(const char *p, const char *end, int depth,
         }
 }
 
+const unsigned char am_json_plain[256] = {
+        [0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1, [0x7f ... 0xff] = 2,
+};
+
 int am_json_object(const char *s, size_t n, struct am_jobj *o)
 {
         const char *end = s + n, *p = ws(s, end);

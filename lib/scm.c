@@ -29,7 +29,11 @@ int am_send_fds_any(int fd, const void *data, size_t len, const int *fds,
 
         if (nfds < 0 || nfds > AM_SCM_SEND_MAX)
                 return -EINVAL;
-        if (nfds > 0) {
+        if (nfds == 0) {
+                /* send(2): no message header for the kernel to copy in */
+                while ((n = send(fd, data, len, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+                        ;
+        } else {
                 struct cmsghdr *c;
                 m.msg_control = u.buf;
                 m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
@@ -39,9 +43,9 @@ int am_send_fds_any(int fd, const void *data, size_t len, const int *fds,
                 c->cmsg_type = SCM_RIGHTS;
                 c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
                 memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+                while ((n = sendmsg(fd, &m, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+                        ;
         }
-        while ((n = sendmsg(fd, &m, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
-                ;
         if (n < 0)
                 return -errno;
         return (size_t)n == len ? 0 : -EPROTO;

@@ -32,6 +32,11 @@ struct am_jobj {
         int n;                  /* fields kept (later ones are checked, not kept) */
 };
 
+/* What a byte is in a JSON string: 0 if it must be escaped (a control
+ * byte, '"', '\\'), 1 printable ASCII as it stands, 2 any other byte as
+ * it stands (0x7f and up). */
+extern const unsigned char am_json_plain[256];
+
 /* Check that s[0..n) is exactly one JSON object (white space around it
  * allowed) and locate its fields. 0 or -EPROTO. */
 int am_json_object(const char *s, size_t n, struct am_jobj *o);
