@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "lib/internal/json.h"
 #include "lib/internal/scm.h"
 #include "t.h"
 
@@ -37,6 +38,8 @@ struct fake {
         int delay_ms, slow, reset;
         const char *record;
         int fd, fd2;            /* > 0: sent with every reply */
+        char *last;             /* not NULL: the last request, lastlen bytes */
+        size_t lastlen;
         int requests;
         int stop;
         pthread_t t;
@@ -64,6 +67,10 @@ static void *serve(void *arg)
                         if (n <= 0)
                                 break;
                         in[n] = 0;
+                        if (f->last) {
+                                memcpy(f->last, in, (size_t)n + 1);
+                                __atomic_store_n(&f->lastlen, (size_t)n, __ATOMIC_RELEASE);
+                        }
                         k = __atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
                         if (f->reset)
                                 break;
@@ -332,6 +339,53 @@ TEST(short_attach_replies_are_read_as_the_scanner_reads_them)
                         CHECK_EQ(fd, -1);
                 }
         }
+        ashmem_broker_close(b);
+        fake_stop(&f);
+        close(f.fd);
+}
+
+/* Every name goes out as the JSON writer writes it, whether the client
+ * copies it as it stands (its fast path) or escapes it: names at the
+ * edges of that path (bytes 0x7f and up, the two escaped ASCII bytes, a
+ * control byte, ASHMEM_NAME_LEN bytes and one more), each read-only and
+ * read-write. */
+TEST(attach_requests_spell_every_name_as_the_json_writer_does)
+{
+        static char longest[ASHMEM_NAME_LEN + 1], over[ASHMEM_NAME_LEN + 2];
+        const char *names[] = { "r", "bench-pinned", "a b~", "caf\xc3\xa9", "del\x7f",
+                                "quo\"te", "back\\slash", "tab\tbed", "\x1f", longest, over };
+        static char last[65537];
+        struct fake f = { 0 };
+        ashmem_broker *b = NULL;
+
+        memset(longest, 'n', ASHMEM_NAME_LEN);
+        memset(over, 'o', ASHMEM_NAME_LEN + 1);
+        f.fd = memfd_create("spelled", MFD_CLOEXEC);
+        CHECK(f.fd > 0);
+        f.last = last;
+        f.record = "\"size\":4096";
+        fake_start(&f);
+        CHECK_EQ(ashmem_broker_connect(f.sock, &b), 0);
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                for (int rw = 0; rw <= 1; rw++) {
+                        char want[1024];
+                        struct am_jw w = { .buf = want, .cap = sizeof(want), .fixed = 1 };
+                        size_t len = 0;
+                        int fd = -1;
+                        am_jw_raw(&w, "{\"v\":1,\"op\":\"attach\",\"name\":", 28);
+                        am_jw_string(&w, names[i]);
+                        am_jw_puts(&w, rw ? ",\"access\":\"rw\"" : ",\"access\":\"r\"");
+                        am_jw_puts(&w, ",\"record\":false}");
+                        CHECK(!w.overflow);
+                        __atomic_store_n(&f.lastlen, 0, __ATOMIC_RELEASE);
+                        CHECK_EQ(ashmem_broker_attach(b, names[i], rw, &fd, NULL, &len), 0);
+                        CHECK_EQ(len, 4096);
+                        close(fd);
+                        len = __atomic_load_n(&f.lastlen, __ATOMIC_ACQUIRE);
+                        if (len != w.len || memcmp(last, want, len) != 0)
+                                t_fail(__FILE__, __LINE__, "name %zu (%s): sent %.*s, not %s", i,
+                                       rw ? "rw" : "r", (int)len, last, want);
+                }
         ashmem_broker_close(b);
         fake_stop(&f);
         close(f.fd);
