@@ -85,6 +85,7 @@ void conn_close(struct broker *b, struct conn *c, const char *why)
         blog(b, 2, "connection of uid %u pid %d closed (%s)", (unsigned)c->uid,
              (int)c->pid, why);
         c->dead = 1;
+        b->ndead++;
         ops_conn_closed(b, c);          /* transient names go */
         if (c->job)
                 c->job->c = NULL;       /* nobody waits for it any more */
@@ -103,6 +104,9 @@ void conns_reap(struct broker *b)
 {
         struct conn *c = b->conns, *next;
 
+        if (!b->ndead)
+                return;         /* every turn of the loop: no walk of them all */
+        b->ndead = 0;
         for (; c; c = next) {
                 next = c->next;
                 if (!c->dead)

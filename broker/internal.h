@@ -213,12 +213,20 @@ struct broker {
         /* what each user holds, for the limits (kept with the names) */
         struct uid_use *uses;
         size_t nuses, capuses;
+        /* uses by uid: open addressing, index + 1 (0 empty), at most half
+         * full, hashed with a secret seed: a user who connects from many
+         * subordinate uids makes no lookup of another's longer */
+        uint32_t *uidx;
+        size_t capuidx;
+        uint64_t uid_seed;
         /* regions by identity; regions.n of them */
         struct am_idtable regions;
         unsigned long long bytes;       /* sizes of the regions held */
         /* connections */
         struct conn *conns;
         unsigned nconns;
+        unsigned ndead;                 /* closed, not yet freed: the loop
+                                           walks the list only when some are */
         struct counters n;
         /* the purge thread */
         pthread_t worker;
@@ -306,6 +314,8 @@ int region_ro(struct held_region *r);
 struct name_pos name_bound(const struct broker *b, const char *key, int after);
 struct entry *name_at(const struct broker *b, struct name_pos p);
 struct entry *name_find(const struct broker *b, const char *name);
+/* The name called name and its place in *p, or NULL. */
+struct entry *name_lookup(const struct broker *b, const char *name, struct name_pos *p);
 void entry_remove(struct broker *b, struct name_pos p);
 /* entry_remove() takes the slices made of the name with it (and theirs):
  * a slice never outlives its name to point at what takes the name next.

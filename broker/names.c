@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <grp.h>
@@ -74,11 +75,48 @@ unsigned long long names_walk(struct broker *b)
         return ++b->walks;
 }
 
+/* A search that stops at the name: one comparison a step, none after. */
+struct entry *name_lookup(const struct broker *b, const char *name, struct name_pos *p)
+{
+        size_t lo = 0, hi = b->nnblocks, l = 0, h;
+        const struct name_block *k;
+        int c;
+
+        /* the first block whose last name is >= name */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                k = b->nblocks[mid];
+                if ((c = strcmp(k->e[k->n - 1]->name, name)) == 0) {
+                        *p = (struct name_pos){ mid, k->n - 1 };
+                        return k->e[k->n - 1];
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo == b->nnblocks)
+                return NULL;
+        k = b->nblocks[lo];
+        for (h = k->n; l < h;) {
+                size_t mid = l + (h - l) / 2;
+                if ((c = strcmp(k->e[mid]->name, name)) == 0) {
+                        *p = (struct name_pos){ lo, mid };
+                        return k->e[mid];
+                }
+                if (c < 0)
+                        l = mid + 1;
+                else
+                        h = mid;
+        }
+        return NULL;
+}
+
 struct entry *name_find(const struct broker *b, const char *name)
 {
-        struct entry *e = name_at(b, name_bound(b, name, 0));
+        struct name_pos p;
 
-        return e && strcmp(e->name, name) == 0 ? e : NULL;
+        return name_lookup(b, name, &p);
 }
 
 /* Room for one more block in the list of blocks. */
@@ -156,12 +194,55 @@ static void name_take(struct broker *b, struct name_pos p)
 }
 
 /* The use of uid; NULL if it holds nothing (and, with add, no memory). */
+/* uid's slot in the index: where it is, or the empty one it would take. */
+static size_t uid_slot(const struct broker *b, uid_t uid)
+{
+        uint64_t h = (uint64_t)uid ^ b->uid_seed;
+        size_t i, mask = b->capuidx - 1;
+
+        /* a full mix of the 64 bits (splitmix64's finaliser) */
+        h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+        h ^= h >> 31;
+        for (i = (size_t)h & mask; b->uidx[i] && b->uses[b->uidx[i] - 1].uid != uid;
+             i = (i + 1) & mask)
+                ;
+        return i;
+}
+
+/* Room in the index for one more use: a larger index, filled again. */
+static int uidx_room(struct broker *b)
+{
+        size_t cap = b->capuidx ? b->capuidx : 16;
+        uint32_t *n;
+
+        if ((b->nuses + 1) * 2 <= b->capuidx)
+                return 0;
+        while ((b->nuses + 1) * 2 > cap)
+                cap *= 2;
+        if (cap > UINT32_MAX || !(n = calloc(cap, sizeof(*n))))
+                return -ENOMEM;
+        if (!b->uidx && getrandom(&b->uid_seed, sizeof(b->uid_seed), GRND_NONBLOCK) !=
+                                (ssize_t)sizeof(b->uid_seed))
+                b->uid_seed = (uint64_t)am_mono_ns(0) ^ (uint64_t)(uintptr_t)n;
+        free(b->uidx);
+        b->uidx = n;
+        b->capuidx = cap;
+        for (size_t k = 0; k < b->nuses; k++)
+                b->uidx[uid_slot(b, b->uses[k].uid)] = (uint32_t)(k + 1);
+        return 0;
+}
+
+/* The use of uid; NULL if it holds nothing (and, with add, no memory). */
 static struct uid_use *uid_use(struct broker *b, uid_t uid, int add)
 {
-        for (size_t i = 0; i < b->nuses; i++)
-                if (b->uses[i].uid == uid)
-                        return &b->uses[i];
+        size_t i;
+
+        if (b->capuidx && b->uidx[i = uid_slot(b, uid)])
+                return &b->uses[b->uidx[i] - 1];
         if (!add)
+                return NULL;
+        if (uidx_room(b) < 0)
                 return NULL;
         if (b->nuses == b->capuses) {
                 size_t cap = b->capuses ? b->capuses * 2 : 8;
@@ -172,6 +253,7 @@ static struct uid_use *uid_use(struct broker *b, uid_t uid, int add)
                 b->capuses = cap;
         }
         b->uses[b->nuses] = (struct uid_use){ .uid = uid };
+        b->uidx[uid_slot(b, uid)] = (uint32_t)(b->nuses + 1);
         return &b->uses[b->nuses++];
 }
 
@@ -384,6 +466,9 @@ void ops_free_all(struct broker *b)
         free(b->uses);
         b->uses = NULL;
         b->nuses = b->capuses = 0;
+        free(b->uidx);
+        b->uidx = NULL;
+        b->capuidx = 0;
 }
 
 

@@ -27,12 +27,12 @@
 static struct entry *existing(struct broker *b, const struct conn *c, const char *name,
                               struct name_pos *p, struct reply *rep)
 {
-        struct name_pos at = name_bound(b, name, 0);
-        struct entry *e = name_at(b, at);
+        struct name_pos at;
+        struct entry *e = name_lookup(b, name, &at);
 
         /* a name the caller may not see is answered as a missing one: the
          * answer does not tell that it exists */
-        if (!e || strcmp(e->name, name) != 0 || !access_visible(c, e)) {
+        if (!e || !access_visible(c, e)) {
                 (void)FAIL(rep, ENOENT, "no region named \"%.60s\"", name);
                 return NULL;
         }

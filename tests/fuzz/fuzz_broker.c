@@ -334,6 +334,11 @@ static void check_broker(void)
                 assert(e->r);
                 assert(!bad_name(e->name));
                 assert(name_find(B, e->name) == e);
+                {
+                        struct name_pos at;
+                        assert(name_lookup(B, e->name, &at) == e);
+                        assert(at.b == p.b && at.i + 1 == p.i);
+                }
                 if (prev)
                         assert(strcmp(prev->name, e->name) < 0);
                 prev = e;

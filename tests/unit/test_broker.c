@@ -4210,3 +4210,50 @@ TEST(one_user_holds_at_most_its_share_of_the_closer)
         uids_unstuck(1, stuck, peers);
         stuck_lane_ends(&l);
 }
+
+/* ------------------------------------------------------------ many users */
+
+/* A hello on fd: its reply. */
+static void hello_on(int fd, char *buf, size_t len)
+{
+        raw_sends(fd, "{\"v\":1,\"op\":\"hello\"}", NULL, 0);
+        raw_recv(fd, buf, len, NULL);
+}
+
+/* A broker that has seen 400 users (its index of users grown and filled
+ * again six times on the way) keeps each one's books apart: with one
+ * connection a user, each user's second is refused naming the limit, its
+ * first still served, and the stats count one connection for each. */
+TEST(many_users_keep_their_books_apart)
+{
+        const char *const args[] = { "--socket-mode", "0666", "--max-uid-connections", "1",
+                                     NULL };
+        enum { USERS = 400, FIRST = 30000 };
+        static int first[USERS];
+        char buf[4096];
+
+        start_broker_args(args);
+        for (int i = 0; i < USERS; i++) {
+                first[i] = uid_connection(FIRST + (uid_t)i);
+                hello_on(first[i], buf, sizeof(buf));
+                if (!strstr(buf, "\"ok\":true"))
+                        t_fail(__FILE__, __LINE__, "uid %d's first connection: %s", FIRST + i,
+                               buf);
+        }
+        for (int i = USERS - 1; i >= 0; i -= 3) {
+                int s = uid_connection(FIRST + (uid_t)i);
+                raw_recv(s, buf, sizeof(buf), NULL);
+                if (!strstr(buf, "\"errno\":\"EMFILE\"") || !strstr(buf, "--max-uid-connections"))
+                        t_fail(__FILE__, __LINE__, "uid %d's second connection: %s", FIRST + i,
+                               buf);
+                close(s);
+                hello_on(first[i], buf, sizeof(buf));
+                CHECK(strstr(buf, "\"ok\":true"));
+        }
+        /* (stats lists the first 256 users) */
+        for (int i = 0; i < 240; i += 37)
+                CHECK_EQ(stats_field(FIRST + (unsigned)i, "connections"), 1);
+        for (int i = 0; i < USERS; i++)
+                close(first[i]);
+        stop_broker();
+}
