@@ -240,18 +240,28 @@ static ssize_t copy_plain(char *t, const char *name)
  * digits cannot overflow 64 bits: only a 20th is checked. */
 static int plain_number(const char *text, size_t *at, size_t end, uint64_t max, uint64_t *v)
 {
-        size_t i = *at, k = i;
-        uint64_t x = 0, d;
+        const unsigned char *s = (const unsigned char *)text + *at, *p = s, *lim;
+        uint64_t x = 0;
+        unsigned d;
 
-        for (; k < end && (d = (uint64_t)(unsigned char)(text[k] - '0')) < 10; k++)
-                if (k - i < 19)
-                        x = x * 10 + d;
-                else if (k - i > 19 || __builtin_mul_overflow(x, 10, &x) ||
-                         __builtin_add_overflow(x, d, &x))
-                        return 0;
-        if (k == i || (text[i] == '0' && k - i > 1) || x > max)
+        if (*at >= end)
                 return 0;
-        *at = k;
+        lim = (const unsigned char *)text + (end - *at > 19 ? *at + 19 : end);
+        while (p < lim && (d = (unsigned)*p - '0') < 10) {
+                x = x * 10 + d;
+                p++;
+        }
+        if (p == lim && p < (const unsigned char *)text + end &&
+            (d = (unsigned)*p - '0') < 10) {
+                /* a 20th digit, and no 21st */
+                if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, d, &x))
+                        return 0;
+                if (++p < (const unsigned char *)text + end && (unsigned)*p - '0' < 10)
+                        return 0;
+        }
+        if (p == s || (*s == '0' && p - s > 1) || x > max)
+                return 0;
+        *at = (size_t)(p - (const unsigned char *)text);
         *v = x;
         return 1;
 }
