@@ -60,6 +60,8 @@ struct held_region {
                                            region, written on first use */
         unsigned char tail_len;         /* 0: none yet */
         unsigned char tail_ctl;         /* it was written with a control */
+        struct entry *names;            /* the names of it (entry.rnext):
+                                           lookup walks these, not all */
 };
 /* ,"size":N,"dev":D,"ino":I with 20-digit numbers, and its NUL */
 _Static_assert(sizeof(((struct held_region *)0)->tail) >= 8 + 7 + 7 + 3 * 20 + 1,
@@ -86,6 +88,7 @@ struct entry {
         char *rec;                      /* the record's fields that never
                                            change, as JSON, made on first use */
         size_t reclen;
+        struct entry *rprev, *rnext;    /* the other names of r */
 };
 
 /* The names, in order, in blocks of at most NAME_BLOCK: an insert or a

@@ -284,6 +284,12 @@ static void entry_free(struct broker *b, struct entry *e)
         }
         if (e->owner)
                 e->owner->transients--;
+        if (e->rprev)
+                e->rprev->rnext = e->rnext;
+        else
+                e->r->names = e->rnext;
+        if (e->rnext)
+                e->rnext->rprev = e->rprev;
         region_unref(b, e->r);
         free(e->name);
         free(e->of);
@@ -436,6 +442,10 @@ int entry_add(struct broker *b, struct conn *c, const char *name,
                         base->slices++;
         }
         r->refs++;
+        e->rnext = r->names;
+        if (r->names)
+                r->names->rprev = e;
+        r->names = e;
         u->names++;
         u->bytes += entry_bytes(e);
         *ret = e;

@@ -530,11 +530,12 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
          * first; with none, the answer of a region the broker does not
          * hold, so that nothing tells the hidden names apart */
         if (rg) {
-                struct name_pos p = { 0, 0 };
-                struct entry *n;
-                while ((n = name_next(b, &p)))
-                        if (n->r == rg && access_visible(c, n) &&
-                            (!e || (e->ranged && !n->ranged)))
+                /* (the first in name order of those alike: the answer
+                 * does not depend on the order names came in) */
+                for (struct entry *n = rg->names; n; n = n->rnext)
+                        if (access_visible(c, n) &&
+                            (!e || (e->ranged && !n->ranged) ||
+                             (e->ranged == n->ranged && strcmp(n->name, e->name) < 0)))
                                 e = n;
         }
         if (!e)

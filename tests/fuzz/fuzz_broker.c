@@ -336,8 +336,17 @@ static void check_broker(void)
                 assert(name_find(B, e->name) == e);
                 {
                         struct name_pos at;
+                        const struct entry *o = e->r->names;
                         assert(name_lookup(B, e->name, &at) == e);
                         assert(at.b == p.b && at.i + 1 == p.i);
+                        /* on its region's list of names, linked both ways */
+                        while (o && o != e)
+                                o = o->rnext;
+                        assert(o == e);
+                        assert(e->rprev ? e->rprev->rnext == e : e->r->names == e);
+                        assert(!e->rnext || e->rnext->rprev == e);
+                        for (o = e->r->names; o; o = o->rnext)
+                                assert(o->r == e->r);
                 }
                 if (prev)
                         assert(strcmp(prev->name, e->name) < 0);

@@ -1607,6 +1607,42 @@ TEST(lookup_names_only_what_the_caller_may_see)
         stop_broker();
 }
 
+/* lookup of a region with several names answers a whole-region name
+ * before a view, and of those the first in name order, whatever order the
+ * names came in (the broker walks the region's own names, not all). */
+TEST(lookup_answers_the_first_whole_region_name)
+{
+        ashmem_broker *b;
+        char buf[4096];
+        int fd;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "m", 2 * ps(), 0600);
+        CHECK_EQ(ashmem_broker_share(b, fd, "z", 0600, 0, NULL), 0);
+        CHECK_EQ(ashmem_broker_share(b, fd, "a", 0600, 0, NULL), 0);
+        CHECK_EQ(ashmem_broker_share_range(b, fd, 0, ps(), "0", 0600, 0, NULL), 0);
+        close(create(b, "0-other", ps(), 0600));
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"name\":\"a\""))
+                t_fail(__FILE__, __LINE__, "lookup of m, z, a and a view 0: %s", buf);
+        CHECK_EQ(ashmem_broker_unshare(b, "a"), 0);
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"name\":\"m\""))
+                t_fail(__FILE__, __LINE__, "lookup of m, z and a view 0: %s", buf);
+        CHECK_EQ(ashmem_broker_unshare(b, "m"), 0);
+        CHECK_EQ(ashmem_broker_unshare(b, "z"), 0);
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"name\":\"0\""))
+                t_fail(__FILE__, __LINE__, "lookup of the view 0 alone: %s", buf);
+        CHECK_EQ(ashmem_broker_unshare(b, "0"), 0);
+        raw_lookup(fd, buf, sizeof(buf));
+        CHECK(strstr(buf, "\"errno\":\"ENOENT\""));
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 TEST(limits_answer_with_errors)
 {
         const char *const args[] = { "--max-regions", "3", "--max-bytes", "1M",
