@@ -89,6 +89,7 @@ struct entry {
                                            change, as JSON, made on first use */
         size_t reclen;
         struct entry *rprev, *rnext;    /* the other names of r */
+        struct entry *cprev, *cnext;    /* the other names of owner */
 };
 
 /* The names, in order, in blocks of at most NAME_BLOCK: an insert or a
@@ -147,6 +148,7 @@ struct conn {
         int ngroups;
         long long last_ms;              /* last request */
         unsigned transients;            /* entries that go with it */
+        struct entry *owned;            /* which (entry.cnext) */
         struct job *job;                /* a purge it waits for */
         int reading;                    /* EPOLLIN wanted */
         int pipelined;                  /* sends requests before replies
@@ -317,6 +319,8 @@ int region_ro(struct held_region *r);
 struct name_pos name_bound(const struct broker *b, const char *key, int after);
 struct entry *name_at(const struct broker *b, struct name_pos p);
 struct entry *name_find(const struct broker *b, const char *name);
+/* e goes with connection c (a transient name). */
+void entry_set_owner(struct entry *e, struct conn *c);
 /* The name called name and its place in *p, or NULL. */
 struct entry *name_lookup(const struct broker *b, const char *name, struct name_pos *p);
 void entry_remove(struct broker *b, struct name_pos p);

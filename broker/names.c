@@ -271,6 +271,22 @@ static struct entry *slice_base(const struct broker *b, const struct entry *e)
         return base && base->r == e->r ? base : NULL;
 }
 
+/* e no longer goes with a connection. */
+static void entry_disown(struct entry *e)
+{
+        if (!e->owner)
+                return;
+        e->owner->transients--;
+        if (e->cprev)
+                e->cprev->cnext = e->cnext;
+        else
+                e->owner->owned = e->cnext;
+        if (e->cnext)
+                e->cnext->cprev = e->cprev;
+        e->owner = NULL;
+        e->cprev = e->cnext = NULL;
+}
+
 static void entry_free(struct broker *b, struct entry *e)
 {
         struct uid_use *u = uid_use(b, e->uid, 0);
@@ -282,8 +298,7 @@ static void entry_free(struct broker *b, struct entry *e)
                 u->names--;
                 u->bytes -= entry_bytes(e);
         }
-        if (e->owner)
-                e->owner->transients--;
+        entry_disown(e);
         if (e->rprev)
                 e->rprev->rnext = e->rnext;
         else
@@ -309,16 +324,15 @@ void entry_drop(struct broker *b, struct name_pos p)
 /* The place of a slice of e, or { -1, -1 } when there is none. */
 static struct name_pos slice_of(const struct broker *b, const struct entry *e)
 {
-        struct name_pos p = { 0, 0 }, at;
-        struct entry *s;
+        struct name_pos at;
 
-        for (;;) {
-                at = p;
-                if (!(s = name_next(b, &p)))
-                        return (struct name_pos){ (size_t)-1, (size_t)-1 };
-                if (s->of && s->r == e->r && strcmp(s->of, e->name) == 0)
+        /* a slice is a name of the same region; one taken out of the
+         * order already is no longer looked for */
+        for (const struct entry *s = e->r->names; s; s = s->rnext)
+                if (s->of && s != e && strcmp(s->of, e->name) == 0 &&
+                    name_lookup(b, s->name, &at) == s)
                         return at;
-        }
+        return (struct name_pos){ (size_t)-1, (size_t)-1 };
 }
 
 void entry_remove(struct broker *b, struct name_pos p)
@@ -452,15 +466,28 @@ int entry_add(struct broker *b, struct conn *c, const char *name,
         return 0;
 }
 
+void entry_set_owner(struct entry *e, struct conn *c)
+{
+        e->owner = c;
+        c->transients++;
+        e->cprev = NULL;
+        e->cnext = c->owned;
+        if (c->owned)
+                c->owned->cprev = e;
+        c->owned = e;
+}
+
 void ops_conn_closed(struct broker *b, struct conn *c)
 {
-        /* from the last name back: a removal moves only names after it (a
-         * block it empties is the one at bi, and its loop ends there) */
-        for (size_t bi = b->nnblocks; c->transients && bi-- > 0;)
-                for (size_t i = b->nblocks[bi]->n; c->transients && i-- > 0;)
-                        if (b->nblocks[bi]->e[i]->owner == c)
-                                /* its slices are the connection's too */
-                                entry_drop(b, (struct name_pos){ bi, i });
+        /* its own names, not a walk of all (its slices are its too) */
+        while (c->owned) {
+                struct name_pos p;
+                struct entry *e = name_lookup(b, c->owned->name, &p);
+                if (e == c->owned)
+                        entry_drop(b, p);
+                else            /* never: every name it owns is in order */
+                        entry_disown(c->owned);
+        }
 }
 
 void ops_free_all(struct broker *b)

@@ -295,10 +295,8 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                 e->offset = (size_t)off;
                 e->length = (size_t)len;
         }
-        if (transient) {
-                e->owner = c;
-                c->transients++;
-        }
+        if (transient)
+                entry_set_owner(e, c);
         blog(b, 1, "%s: shared by uid %u pid %d, %zu bytes, mode %04o%s", name,
              (unsigned)c->uid, (int)c->pid, size, mode, transient ? ", transient" : "");
         reply_record(rep, e);
@@ -355,10 +353,8 @@ static int op_slice(struct broker *b, struct conn *c, struct req *req,
         e->offset = bofs + (size_t)off;
         e->length = (size_t)len;
         /* a view of a transient region goes with it */
-        if (base->owner) {
-                e->owner = base->owner;
-                e->owner->transients++;
-        }
+        if (base->owner)
+                entry_set_owner(e, base->owner);
         blog(b, 1, "%s: slice of %s at %llu, %llu bytes, by uid %u", name, of, off, len,
              (unsigned)c->uid);
         reply_record(rep, e);

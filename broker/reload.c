@@ -1111,10 +1111,8 @@ void reload_finish(struct broker *b)
                                 e->offset = (size_t)off;
                                 e->length = (size_t)len;
                         }
-                        if (owner >= 0) {
-                                e->owner = conns[owner];
-                                e->owner->transients++;
-                        }
+                        if (owner >= 0)
+                                entry_set_owner(e, conns[owner]);
                         free(prev);
                         prev = name;
                 }

@@ -412,6 +412,14 @@ static void check_broker(void)
                 while ((e = name_next(B, &p)))
                         t += e->owner == c;
                 assert(t == c->transients);
+                /* and its list of them, linked both ways */
+                t = 0;
+                for (const struct entry *o = c->owned; o; o = o->cnext, t++) {
+                        assert(o->owner == c);
+                        assert(o->cprev ? o->cprev->cnext == o : c->owned == o);
+                        assert(!o->cnext || o->cnext->cprev == o);
+                }
+                assert(t == c->transients);
         }
         assert(nconns == B->nconns);
         assert(B->jpending == 0);

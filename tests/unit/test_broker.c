@@ -4058,6 +4058,47 @@ static void reload_broker(ashmem_broker *b)
  * theirs), also those that sort before it. A slice left behind could be
  * given a base of the same spelling on the same region later, a circle
  * whose removal crashed the broker. */
+/* A name whose slices fill more than one block of names (a name before
+ * it, the name, 255 slices after: 257 names, two blocks) is unshared with
+ * all its slices; the broker goes on (it once took a slice's place past
+ * the end of a block and freed twice), the other name stays, and the
+ * same again with the slices before the name and the other after. */
+TEST(unsharing_a_name_whose_slices_cross_a_block_takes_them_all)
+{
+        static const char *const order[][3] = { { "a-other", "m-base", "z-" },
+                                                { "z-other", "m-base", "a-" } };
+        ashmem_broker *b;
+        char name[32];
+
+        start_broker();
+        b = conn();
+        for (int k = 0; k < 2; k++) {
+                close(create(b, order[k][0], ps(), 0600));
+                close(create(b, order[k][1], ps(), 0600));
+                for (int i = 0; i < 255; i++) {
+                        snprintf(name, sizeof(name), "%s%04d", order[k][2], i);
+                        CHECK_EQ(ashmem_broker_slice(b, name, order[k][1], 0, ps(), 0600, NULL), 0);
+                }
+                CHECK_EQ(ashmem_broker_unshare(b, order[k][1]), 0);
+                for (int i = 0; i < 255; i += 50) {
+                        ashmem_region_info ri;
+                        snprintf(name, sizeof(name), "%s%04d", order[k][2], i);
+                        CHECK_NEG(ashmem_broker_info(b, name, &ri), ENOENT);
+                }
+                {
+                        ashmem_region_info *v = NULL;
+                        size_t n = 0;
+                        CHECK_EQ(ashmem_broker_list(b, &v, &n), 0);
+                        CHECK_EQ(n, 1);
+                        CHECK_EQ(strcmp(v[0].name, order[k][0]), 0);
+                        free(v);
+                }
+                CHECK_EQ(ashmem_broker_unshare(b, order[k][0]), 0);
+        }
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 TEST(a_reload_keeps_the_slices_that_sort_before_their_name)
 {
         ashmem_broker *b;
