@@ -73,6 +73,19 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
                 *pages = *pinned = end - first;
                 return;
         }
+        if (r->hold && e->ranged && e->length) {
+                /* the view's pages, counted a word of pin state at a time:
+                 * the cost is the view's, not the region's */
+                size_t first = e->offset / ps, last = (e->offset + e->length - 1) / ps;
+                size_t c[3];
+                *prot = am_hold_counts(r->hold, first, last - first + 1, c) &
+                        seals_prot(seals);
+                *pages = last - first + 1;
+                *pinned = c[0];
+                *unpinned = c[1];
+                *purged = c[2];
+                return;
+        }
         if (r->hold) {
                 am_hold_stats(r->hold, &st, prot);
                 *prot &= seals_prot(seals);
@@ -89,12 +102,7 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
                 size_t n = last + 1;
                 char *map;
                 if (n <= (1u << 20) && (map = calloc(n, 1))) {
-                        int ok = 1;
-                        if (r->hold)
-                                am_hold_page_map(r->hold, map, n);
-                        else
-                                ok = ashmem_get_page_map(r->fd, map, n) == 0;
-                        if (ok) {
+                        if (ashmem_get_page_map(r->fd, map, n) == 0) {
                                 for (size_t i = first; i <= last; i++) {
                                         ++*pages;
                                         if (map[i] == 'P')

@@ -71,11 +71,14 @@ struct am_driver {
         int (*ref_pin)(const struct am_pinref *ref, size_t off, size_t len, int data_fd);
         int (*ref_unpin)(const struct am_pinref *ref, size_t off, size_t len);
         int (*ref_pin_status)(const struct am_pinref *ref, size_t off, size_t len);
-        /* The counters (as get_stats) and the protection mask; the state
-         * of pages [0, n) (as get_page_map), n clamped to the region's. */
+        /* The counters (as get_stats) and the protection mask; of pages
+         * [first, first + n) (clamped to the region's), how many are
+         * pinned, unpinned, and purged or being purged (c[0..2]), and the
+         * protection mask returned. */
         void (*ref_stats)(const struct am_pinref *ref, struct ashmem_stats *st,
                           int *prot);
-        void (*ref_page_map)(const struct am_pinref *ref, char *map, size_t n);
+        int (*ref_counts)(const struct am_pinref *ref, size_t first, size_t n,
+                          size_t c[3]);
         /* Pages some purge left half done (moved to purging and never
          * finished: its purger died); NULL: none ever are. */
         size_t (*ref_purging)(const struct am_pinref *ref);

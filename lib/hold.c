@@ -37,9 +37,9 @@ void am_hold_stats(const struct am_hold *h, struct ashmem_stats *st, int *prot)
         h->d->ref_stats(h->ref, st, prot);
 }
 
-void am_hold_page_map(const struct am_hold *h, char *map, size_t n)
+int am_hold_counts(const struct am_hold *h, size_t first, size_t n, size_t c[3])
 {
-        h->d->ref_page_map(h->ref, map, n);
+        return h->d->ref_counts(h->ref, first, n, c);
 }
 
 size_t am_hold_purging(const struct am_hold *h)

@@ -1047,24 +1047,50 @@ int amc_set_prot(const struct amc_ref *r, int data_fd, int prot)
 
 /* ----------------------------------------------------- stats, page map */
 
+/* The pages of [first, end) unpinned, being purged and purged: a group
+ * at a time, a word at a time (never a page at a time). */
+static void count_range(const struct amc_ref *r, uint64_t first, uint64_t end, uint64_t *u,
+                        uint64_t *g, uint64_t *x)
+{
+        if (end > r->pages)
+                end = r->pages;
+        for (uint64_t k = first / GP; first < end && k * GP < end; k++) {
+                uint64_t gs = k * GP > first ? k * GP : first;
+                uint64_t ge = group_end(r, k) < end ? group_end(r, k) : end;
+                unsigned f = field(LOAD(sum_word(r, k)), k);
+                if (is_uniform(f)) {
+                        if (uni_unpinned(f))
+                                *u += ge - gs;
+                        continue;
+                }
+                for (uint64_t w = gs / WP; w * WP < ge; w++) {
+                        uint64_t s = LOAD(&r->state[w]);
+                        uint64_t v = valid_mask(r, w) & word_mask(gs, ge, w);
+                        *u += popcount64(st_unpinned(s, base_x(f)) & v);
+                        *g += popcount64(st_purging(s) & v);
+                        *x += popcount64(st_purged(s) & v);
+                }
+        }
+}
+
+void amc_range_counts(const struct amc_ref *r, uint64_t first, uint64_t n, size_t c[3])
+{
+        uint64_t u = 0, g = 0, x = 0, end;
+
+        if (first > r->pages)
+                first = r->pages;
+        end = n > r->pages - first ? r->pages : first + n;
+        count_range(r, first, end, &u, &g, &x);
+        c[0] = (size_t)(end - first - (u + g + x));
+        c[1] = (size_t)u;
+        c[2] = (size_t)(g + x);
+}
+
 void amc_stats(const struct amc_ref *r, struct ashmem_stats *st)
 {
         uint64_t u = 0, g = 0, x = 0;
 
-        for (uint64_t k = 0; k < r->groups; k++) {
-                unsigned f = field(LOAD(sum_word(r, k)), k);
-                if (is_uniform(f)) {
-                        if (uni_unpinned(f))
-                                u += group_end(r, k) - k * GP;
-                        continue;
-                }
-                for (uint64_t w = k * GW; w < group_wend(r, k); w++) {
-                        uint64_t s = LOAD(&r->state[w]), v = valid_mask(r, w);
-                        u += popcount64(st_unpinned(s, base_x(f)) & v);
-                        g += popcount64(st_purging(s) & v);
-                        x += popcount64(st_purged(s) & v);
-                }
-        }
+        count_range(r, 0, r->pages, &u, &g, &x);
         st->size = r->size;
         st->pages = r->pages;
         st->pinned = r->pages - (u + g + x);

@@ -193,6 +193,9 @@ void amc_purge_unlock(const struct amc_ref *r, struct amc_plock *lk);
 /* Counters (derived from the state words) and page map, lock-free. */
 void amc_stats(const struct amc_ref *r, struct ashmem_stats *st);
 void amc_page_map(const struct amc_ref *r, char *map, size_t n);
+/* Of pages [first, first + n) (clamped to the region's): pinned in c[0],
+ * unpinned in c[1], purged or being purged in c[2]. */
+void amc_range_counts(const struct amc_ref *r, uint64_t first, uint64_t n, size_t c[3]);
 /* Pages in state purging (10), which amc_stats() counts as purged. */
 size_t amc_purging(const struct amc_ref *r);
 

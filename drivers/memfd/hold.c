@@ -63,7 +63,8 @@ size_t am_memfd_ref_purging(const struct am_pinref *p)
         return amc_purging(&p->ref);
 }
 
-void am_memfd_ref_page_map(const struct am_pinref *p, char *map, size_t n)
+int am_memfd_ref_counts(const struct am_pinref *p, size_t first, size_t n, size_t c[3])
 {
-        amc_page_map(&p->ref, map, n < p->ref.pages ? n : (size_t)p->ref.pages);
+        amc_range_counts(&p->ref, first, n, c);
+        return amc_prot(&p->ref);
 }

@@ -184,6 +184,6 @@ int am_memfd_ref_unpin(const struct am_pinref *p, size_t off, size_t len);
 int am_memfd_ref_pin_status(const struct am_pinref *p, size_t off, size_t len);
 void am_memfd_ref_stats(const struct am_pinref *p, struct ashmem_stats *st, int *prot);
 size_t am_memfd_ref_purging(const struct am_pinref *p);
-void am_memfd_ref_page_map(const struct am_pinref *p, char *map, size_t n);
+int am_memfd_ref_counts(const struct am_pinref *p, size_t first, size_t n, size_t c[3]);
 
 #endif

@@ -21,9 +21,11 @@ struct am_hold;
 int am_hold_new(int fd, struct am_hold **ret);
 /* The counters (as ashmem_get_stats()) and the protection mask. */
 void am_hold_stats(const struct am_hold *h, struct ashmem_stats *st, int *prot);
-/* The state of pages [0, n) (as ashmem_get_page_map()); n is clamped to
- * the region's pages. */
-void am_hold_page_map(const struct am_hold *h, char *map, size_t n);
+/* Of pages [first, first + n) (clamped to the region's): how many are
+ * pinned (c[0]), unpinned (c[1]), and purged or being purged (c[2]), as
+ * ashmem_get_page_map() would show them, without a map; the protection
+ * mask returned. The cost is the range's, not the region's. */
+int am_hold_counts(const struct am_hold *h, size_t first, size_t n, size_t c[3]);
 /* Pages a dead purger left half purged (state purging). */
 size_t am_hold_purging(const struct am_hold *h);
 void am_hold_free(struct am_hold *h);

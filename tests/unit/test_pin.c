@@ -28,6 +28,7 @@
 #include "ashmem/ashmem.h"
 #include "ashmem/heap.h"
 #include "../../drivers/memfd/memfd.h"
+#include "lib/internal/hold.h"
 #include "t.h"
 
 static size_t ps(void)
@@ -1846,6 +1847,58 @@ TEST(page_map_reports_each_page)
         CHECK_NEG(ashmem_get_page_map(fd, NULL, 1), EINVAL);
         CHECK_NEG(ashmem_get_page_map(fd, buf, 6), EINVAL);
         CHECK_NEG(ashmem_get_page_map(-1, buf, 1), EBADF);
+        close(fd);
+}
+
+/* What a view's record counts, a word of pin state at a time, agrees with
+ * the page map for any range: across groups of pages of one state and of
+ * mixed ones, partial words, the last partial group, empty ranges and
+ * ranges past the end. */
+TEST(range_counts_agree_with_the_page_map)
+{
+        enum { PAGES = 3 * 256 + 37 };
+        size_t P = ps(), c[3];
+        int fd = create("ranges", PAGES * P);
+        static char map[PAGES];
+        struct am_hold *h = NULL;
+        unsigned long long x = 88172645463325252ull;
+
+        /* every page unpinned, then pins and unpins in the first and last
+         * groups (mixed ones) and a purge; then the second group all
+         * pinned and the third all unpinned (groups of one state) */
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        for (int i = 0; i < 40; i++) {
+                size_t off, len;
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                off = (x >> 50) & 1 ? 768 + (size_t)(x % 37) : (size_t)(x % 256);
+                len = 1 + (size_t)((x >> 20) % 40);
+                if (off + len > PAGES)
+                        len = PAGES - off;
+                if ((x >> 40) & 1)
+                        CHECK_EQ(ashmem_unpin_region(fd, off * P, len * P), 0);
+                else
+                        CHECK(ashmem_pin_region(fd, off * P, len * P) >= 0);
+                if (i == 20)
+                        CHECK(ashmem_purge(fd) > 0);
+        }
+        CHECK(ashmem_pin_region(fd, 256 * P, 512 * P) >= 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 512 * P, 256 * P), 0);
+        CHECK_EQ(ashmem_get_page_map(fd, map, PAGES), 0);
+        CHECK(memchr(map, 'x', PAGES) && memchr(map, 'u', PAGES));
+        CHECK_EQ(am_hold_new(fd, &h), 0);
+        for (int i = 0; i < 400; i++) {
+                size_t first, n, want[3] = { 0, 0, 0 };
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                first = (size_t)(x % (PAGES + 20));
+                n = i % 7 == 0 ? (size_t)-1 : (size_t)((x >> 24) % 600);
+                for (size_t k = first; k < PAGES && k - first < n; k++)
+                        want[map[k] == 'P' ? 0 : map[k] == 'u' ? 1 : 2]++;
+                CHECK_EQ(am_hold_counts(h, first, n, c), ashmem_get_prot(fd));
+                if (c[0] != want[0] || c[1] != want[1] || c[2] != want[2])
+                        t_fail(__FILE__, __LINE__, "pages [%zu, +%zu): %zu %zu %zu, the map %zu %zu %zu",
+                               first, n, c[0], c[1], c[2], want[0], want[1], want[2]);
+        }
+        am_hold_free(h);
         close(fd);
 }
 
