@@ -30,6 +30,8 @@
 #define MSG_MAX        65536
 #define FDS_MAX        AM_SCM_MAX
 #define LIST_PAGE      32
+#define LIST_COUNTED   (1u << 20)      /* pages whose pin state a list
+                                           page counts, past its first record */
 #define REGION_BUCKETS 256      /* the table of regions starts with as many */
 
 /* A region the broker holds: one data memfd, whatever names refer to it.
@@ -90,6 +92,7 @@ struct entry {
         size_t reclen;
         struct entry *rprev, *rnext;    /* the other names of r */
         struct entry *cprev, *cnext;    /* the other names of owner */
+        struct entry *uprev, *unext;    /* the other names of uid */
 };
 
 /* The names, in order, in blocks of at most NAME_BLOCK: an insert or a
@@ -117,6 +120,7 @@ struct job;
 struct uid_use {
         uid_t uid;
         size_t names;
+        struct entry *owned;            /* those names (entry.unext) */
         unsigned long long bytes;
         unsigned conns;                 /* connections open */
         unsigned long long fds;         /* broker descriptors charged:
@@ -319,6 +323,8 @@ int region_ro(struct held_region *r);
 struct name_pos name_bound(const struct broker *b, const char *key, int after);
 struct entry *name_at(const struct broker *b, struct name_pos p);
 struct entry *name_find(const struct broker *b, const char *name);
+/* The names uid owns (entry.unext), how many in *n; or NULL. */
+struct entry *uid_names(struct broker *b, uid_t uid, size_t *n);
 /* e goes with connection c (a transient name). */
 void entry_set_owner(struct entry *e, struct conn *c);
 /* The name called name and its place in *p, or NULL. */

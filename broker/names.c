@@ -297,6 +297,12 @@ static void entry_free(struct broker *b, struct entry *e)
         if (u) {
                 u->names--;
                 u->bytes -= entry_bytes(e);
+                if (e->uprev)
+                        e->uprev->unext = e->unext;
+                else
+                        u->owned = e->unext;
+                if (e->unext)
+                        e->unext->uprev = e->uprev;
         }
         entry_disown(e);
         if (e->rprev)
@@ -460,10 +466,22 @@ int entry_add(struct broker *b, struct conn *c, const char *name,
         if (r->names)
                 r->names->rprev = e;
         r->names = e;
+        e->unext = u->owned;
+        if (u->owned)
+                u->owned->uprev = e;
+        u->owned = e;
         u->names++;
         u->bytes += entry_bytes(e);
         *ret = e;
         return 0;
+}
+
+struct entry *uid_names(struct broker *b, uid_t uid, size_t *n)
+{
+        const struct uid_use *u = uid_use(b, uid, 0);
+
+        *n = u ? u->names : 0;
+        return u ? u->owned : NULL;
 }
 
 void entry_set_owner(struct entry *e, struct conn *c)
@@ -671,22 +689,32 @@ void uid_log_flush(struct broker *b)
         }
 }
 
+/* A user's entry of stats, unless it holds nothing. */
+static void uid_stat(struct am_jw *s, const struct uid_use *u, size_t *shown)
+{
+        if (!u->names && !u->conns && !u->fds && !u->parked)
+                return;
+        am_jw_printf(s, "%s{\"uid\":%u,\"connections\":%u,\"regions\":%zu,"
+                     "\"bytes\":%llu,\"descriptors\":%llu,\"closing\":%llu,\"parked\":%llu}",
+                     *shown ? "," : "", (unsigned)u->uid, u->conns, u->names, u->bytes, u->fds,
+                     u->closing, u->parked);
+        ++*shown;
+}
+
 void uid_stats(struct broker *b, const struct conn *c, struct am_jw *s)
 {
         size_t shown = 0;
 
         am_jw_puts(s, ",\"uids\":[");
-        for (size_t i = 0; i < b->nuses && shown < 256; i++) {
-                const struct uid_use *u = &b->uses[i];
-                /* root sees every user's, a user their own */
-                if ((!u->names && !u->conns && !u->fds && !u->parked) ||
-                    (c->uid != 0 && u->uid != c->uid))
-                        continue;
-                am_jw_printf(s, "%s{\"uid\":%u,\"connections\":%u,\"regions\":%zu,"
-                             "\"bytes\":%llu,\"descriptors\":%llu,\"closing\":%llu,\"parked\":%llu}",
-                             shown ? "," : "", (unsigned)u->uid, u->conns, u->names, u->bytes,
-                             u->fds, u->closing, u->parked);
-                shown++;
+        if (c->uid != 0) {
+                /* a user sees its own, found through the index */
+                const struct uid_use *u = uid_use(b, c->uid, 0);
+                if (u)
+                        uid_stat(s, u, &shown);
+        } else {
+                /* root every user's */
+                for (size_t i = 0; i < b->nuses && shown < 256; i++)
+                        uid_stat(s, &b->uses[i], &shown);
         }
         am_jw_puts(s, "]");
 }

@@ -585,7 +585,7 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
         const struct entry *last = NULL;
         struct name_pos p = { 0, 0 };
         struct entry *e;
-        size_t n = 0;
+        size_t n = 0, counted = 0;
         int r, more = 0;
 
         (void)fds; (void)nfds;
@@ -595,12 +595,17 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
         if (cursor)
                 p = name_bound(b, cursor, 1);
         while ((e = name_next(b, &p))) {
+                /* the pin state a record counts: a page ends early past
+                 * LIST_COUNTED pages (a record of many costs a pass over
+                 * a word of pin state for every 16 of them) */
+                size_t cost = e->r->ctl < 0 ? 0 : (e->ranged ? e->length : e->r->size) / am_page_size();
                 if (!access_visible(c, e))
                         continue;
-                if (n == LIST_PAGE) {
+                if (n == LIST_PAGE || (n && counted + cost > LIST_COUNTED)) {
                         more = 1;
                         break;
                 }
+                counted += cost;
                 am_jw_puts(&rep->sb, n ? ",{" : "{");
                 write_record(&rep->sb, e);
                 am_jw_puts(&rep->sb, "}");
@@ -672,10 +677,15 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
                 unsigned long long walk = names_walk(b);
                 struct entry *e;
 
-                j = job_new(b->nnames);
+                size_t mine = 0;
+                struct entry *own = c->uid ? uid_names(b, c->uid, &mine) : NULL;
+
+                j = job_new(c->uid ? mine : b->nnames);
                 if (!j)
                         return -ENOMEM;
-                while ((e = name_next(b, &p))) {
+                /* root's: every name; a user's: its own, not a walk of all */
+                for (e = c->uid ? own : name_next(b, &p); e;
+                     e = c->uid ? e->unext : name_next(b, &p)) {
                         /* each region once, under its first name */
                         if (!access_owns(c, e) || e->r->seen == walk)
                                 continue;

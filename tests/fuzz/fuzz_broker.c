@@ -387,6 +387,14 @@ static void check_broker(void)
                                 held += e->of ? 0 : e->r->size;
                         }
                 assert(n == B->uses[u].names && held == B->uses[u].bytes);
+                /* and its list of them, linked both ways */
+                n = 0;
+                for (const struct entry *o = B->uses[u].owned; o; o = o->unext, n++) {
+                        assert(o->uid == B->uses[u].uid);
+                        assert(o->uprev ? o->uprev->unext == o : B->uses[u].owned == o);
+                        assert(!o->unext || o->unext->uprev == o);
+                }
+                assert(n == B->uses[u].names);
         }
         for (size_t h = 0; h < B->regions.nbuckets; h++)
                 for (struct am_idnode *n = B->regions.buckets[h]; n; n = n->next) {

@@ -1323,6 +1323,12 @@ TEST(descriptors_whose_close_blocks_do_not_stall_the_broker)
 
 /* ------------------------------------------------------------ access control */
 
+static void become_uid(uid_t uid)
+{
+        if (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0)
+                t_fail(__FILE__, __LINE__, "dropping to uid %u: %m", (unsigned)uid);
+}
+
 static void become_nobody(void)
 {
         /* nobody / nogroup on Debian */
@@ -1842,6 +1848,50 @@ TEST(purge_request_is_ordered_and_owner_only)
         CHECK_EQ(ashmem_pin_region(a, 0, 0), ASHMEM_WAS_PURGED);
         close(a);
         close(c);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* uid 5001 purges all it owns: its region once however many names it
+ * has, nobody else's. */
+static void purge_all_as_a_user(void *arg)
+{
+        unsigned long long pages = 7;
+        ashmem_broker *b;
+        int fd;
+
+        (void)arg;
+        become_uid(5001);
+        b = conn();
+        fd = create(b, "mine", 2 * ps(), 0600);
+        CHECK_EQ(ashmem_broker_share(b, fd, "mine-too", 0600, 0, NULL), 0);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(ashmem_broker_purge(b, NULL, &pages), 0);
+        CHECK_EQ(pages, 2);
+        CHECK_EQ(ashmem_broker_purge(b, NULL, &pages), 0);
+        CHECK_EQ(pages, 0);
+        close(fd);
+        ashmem_broker_close(b);
+}
+
+TEST(a_users_purge_of_all_takes_its_own_regions_only)
+{
+        const char *const args[] = { "--socket-mode", "0666", NULL };
+        unsigned long long pages = 7;
+        ashmem_broker *b;
+        char map[3];
+        int fd;
+
+        start_broker_args(args);
+        b = conn();
+        fd = create(b, "roots", 3 * ps(), 0644);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHILD_OK(purge_all_as_a_user, NULL);
+        CHECK_EQ(ashmem_get_page_map(fd, map, 3), 0);
+        CHECK(memcmp(map, "uuu", 3) == 0);
+        CHECK_EQ(ashmem_broker_purge(b, NULL, &pages), 0);
+        CHECK_EQ(pages, 3);
+        close(fd);
         ashmem_broker_close(b);
         stop_broker();
 }
@@ -2606,12 +2656,6 @@ TEST(lookup_create_twice_gives_the_same_block)
 }
 
 /* ------------------------------------------------------------ the closer's lanes */
-
-static void become_uid(uid_t uid)
-{
-        if (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0)
-                t_fail(__FILE__, __LINE__, "dropping to uid %u: %m", (unsigned)uid);
-}
 
 /* nobody connects for a second, every connection refused (it is at its
  * limit); exits 0 if at least 100 were answered EMFILE. */
@@ -4058,6 +4102,45 @@ static void reload_broker(ashmem_broker *b)
  * theirs), also those that sort before it. A slice left behind could be
  * given a base of the same spelling on the same region later, a circle
  * whose removal crashed the broker. */
+/* A list page counts the pin state of at most some 4 GiB of pages past
+ * its first record: views of a 1 GiB region with pin state come four to a
+ * page (then a cursor), and the library still lists every name. */
+TEST(a_list_page_ends_early_past_its_pin_state_budget)
+{
+        ashmem_broker *b;
+        ashmem_region_info *v = NULL;
+        char buf[65536], name[16];
+        size_t n = 0, big = (size_t)1 << 30;
+        int fd, s, records = 0;
+        const char *p;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "big", big, 0600);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        for (int i = 0; i < 10; i++) {
+                snprintf(name, sizeof(name), "big-%d", i);
+                CHECK_EQ(ashmem_broker_slice(b, name, "big", 0, big, 0600, NULL), 0);
+        }
+        s = raw_connect();
+        raw_sends(s, "{\"v\":1,\"op\":\"list\"}", NULL, 0);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        close(s);
+        for (p = buf; (p = strstr(p, "{\"name\":")); p++)
+                records++;
+        if (records != 4 || !strstr(buf, "\"cursor\":\"big-2\""))
+                t_fail(__FILE__, __LINE__, "the first page of views of 1 GiB: %s", buf);
+        CHECK_EQ(ashmem_broker_list(b, &v, &n), 0);
+        CHECK_EQ(n, 11);
+        CHECK_EQ(strcmp(v[10].name, "big-9"), 0);
+        CHECK_EQ(v[10].pinned, big / ps());
+        free(v);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 /* A name whose slices fill more than one block of names (a name before
  * it, the name, 255 slices after: 257 names, two blocks) is unshared with
  * all its slices; the broker goes on (it once took a slice's place past
@@ -4327,9 +4410,18 @@ TEST(many_users_keep_their_books_apart)
                 hello_on(first[i], buf, sizeof(buf));
                 CHECK(strstr(buf, "\"ok\":true"));
         }
-        /* (stats lists the first 256 users) */
+        /* (root's stats lists the first 256 users) */
         for (int i = 0; i < 240; i += 37)
                 CHECK_EQ(stats_field(FIRST + (unsigned)i, "connections"), 1);
+        /* a user's own lists that user alone, the last of them too */
+        for (int i = USERS - 1; i >= 0; i -= 131) {
+                char own[64];
+                raw_sends(first[i], "{\"v\":1,\"op\":\"stats\"}", NULL, 0);
+                raw_recv(first[i], buf, sizeof(buf), NULL);
+                snprintf(own, sizeof(own), "\"uids\":[{\"uid\":%d,\"connections\":1,", FIRST + i);
+                if (!strstr(buf, own) || strstr(strstr(buf, own) + strlen(own), "{\"uid\":"))
+                        t_fail(__FILE__, __LINE__, "uid %d's stats: %s", FIRST + i, buf);
+        }
         for (int i = 0; i < USERS; i++)
                 close(first[i]);
         stop_broker();
