@@ -228,6 +228,7 @@ struct broker {
         uint32_t *uidx;
         size_t capuidx;
         uint64_t uid_seed;
+        size_t nquiet;                  /* uses with refusals not logged */
         /* regions by identity; regions.n of them */
         struct am_idtable regions;
         unsigned long long bytes;       /* sizes of the regions held */

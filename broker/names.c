@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -223,8 +224,14 @@ static int uidx_room(struct broker *b)
         if (cap > UINT32_MAX || !(n = calloc(cap, sizeof(*n))))
                 return -ENOMEM;
         if (!b->uidx && getrandom(&b->uid_seed, sizeof(b->uid_seed), GRND_NONBLOCK) !=
-                                (ssize_t)sizeof(b->uid_seed))
-                b->uid_seed = (uint64_t)am_mono_ns(0) ^ (uint64_t)(uintptr_t)n;
+                                (ssize_t)sizeof(b->uid_seed)) {
+                /* the pool not ready yet (early boot): the 16 random
+                 * bytes the kernel gave this process at exec */
+                const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+                if (r)
+                        memcpy(&b->uid_seed, r + 8, sizeof(b->uid_seed));
+                b->uid_seed ^= (uint64_t)am_mono_ns(0);
+        }
         free(b->uidx);
         b->uidx = n;
         b->capuidx = cap;
@@ -524,6 +531,7 @@ void ops_free_all(struct broker *b)
         free(b->uidx);
         b->uidx = NULL;
         b->capuidx = 0;
+        b->nquiet = 0;
 }
 
 
@@ -665,10 +673,13 @@ int uid_log_refusal(struct broker *b, uid_t uid, unsigned long long *quiet)
         if (!u)
                 return 1;
         if (u->refused_log_ms && now - u->refused_log_ms < REFUSAL_LOG_MS) {
-                u->refused_quiet++;
+                if (u->refused_quiet++ == 0)
+                        b->nquiet++;
                 return 0;
         }
         *quiet = u->refused_quiet;
+        if (u->refused_quiet)
+                b->nquiet--;
         u->refused_quiet = 0;
         u->refused_log_ms = now;
         return 1;
@@ -678,12 +689,14 @@ void uid_log_flush(struct broker *b)
 {
         long long now = am_mono_ms();
 
-        for (size_t i = 0; i < b->nuses; i++) {
+        /* every tick: a walk only while some user has refusals unlogged */
+        for (size_t i = 0; b->nquiet && i < b->nuses; i++) {
                 struct uid_use *u = &b->uses[i];
                 if (!u->refused_quiet || now - u->refused_log_ms < REFUSAL_LOG_MS)
                         continue;
                 blog(b, 1, "refused %llu more connections of uid %u (not logged one by one)",
                      u->refused_quiet, (unsigned)u->uid);
+                b->nquiet--;
                 u->refused_quiet = 0;
                 u->refused_log_ms = now;
         }
