@@ -95,6 +95,26 @@ struct entry {
         struct entry *uprev, *unext;    /* the other names of uid */
 };
 
+/* A name's lists besides the order (its region's, its user's, its
+ * connection's): in at head, out from anywhere, by the fields' prefix
+ * (r, u, c: rprev and rnext...). */
+#define NAME_LIST_IN(head, e, x) do {                                   \
+                (e)->x##prev = NULL;                                    \
+                (e)->x##next = (head);                                  \
+                if (head)                                               \
+                        (head)->x##prev = (e);                          \
+                (head) = (e);                                           \
+        } while (0)
+#define NAME_LIST_OUT(head, e, x) do {                                  \
+                if ((e)->x##prev)                                       \
+                        (e)->x##prev->x##next = (e)->x##next;           \
+                else                                                    \
+                        (head) = (e)->x##next;                          \
+                if ((e)->x##next)                                       \
+                        (e)->x##next->x##prev = (e)->x##prev;           \
+                (e)->x##prev = (e)->x##next = NULL;                     \
+        } while (0)
+
 /* The names, in order, in blocks of at most NAME_BLOCK: an insert or a
  * removal moves the pointers of one block only (and the list of blocks
  * when a block splits or empties), so it stays cheap with 100,000 names.

@@ -284,14 +284,8 @@ static void entry_disown(struct entry *e)
         if (!e->owner)
                 return;
         e->owner->transients--;
-        if (e->cprev)
-                e->cprev->cnext = e->cnext;
-        else
-                e->owner->owned = e->cnext;
-        if (e->cnext)
-                e->cnext->cprev = e->cprev;
+        NAME_LIST_OUT(e->owner->owned, e, c);
         e->owner = NULL;
-        e->cprev = e->cnext = NULL;
 }
 
 static void entry_free(struct broker *b, struct entry *e)
@@ -304,20 +298,10 @@ static void entry_free(struct broker *b, struct entry *e)
         if (u) {
                 u->names--;
                 u->bytes -= entry_bytes(e);
-                if (e->uprev)
-                        e->uprev->unext = e->unext;
-                else
-                        u->owned = e->unext;
-                if (e->unext)
-                        e->unext->uprev = e->uprev;
+                NAME_LIST_OUT(u->owned, e, u);
         }
         entry_disown(e);
-        if (e->rprev)
-                e->rprev->rnext = e->rnext;
-        else
-                e->r->names = e->rnext;
-        if (e->rnext)
-                e->rnext->rprev = e->rprev;
+        NAME_LIST_OUT(e->r->names, e, r);
         region_unref(b, e->r);
         free(e->name);
         free(e->of);
@@ -469,14 +453,8 @@ int entry_add(struct broker *b, struct conn *c, const char *name,
                         base->slices++;
         }
         r->refs++;
-        e->rnext = r->names;
-        if (r->names)
-                r->names->rprev = e;
-        r->names = e;
-        e->unext = u->owned;
-        if (u->owned)
-                u->owned->uprev = e;
-        u->owned = e;
+        NAME_LIST_IN(r->names, e, r);
+        NAME_LIST_IN(u->owned, e, u);
         u->names++;
         u->bytes += entry_bytes(e);
         *ret = e;
@@ -495,11 +473,7 @@ void entry_set_owner(struct entry *e, struct conn *c)
 {
         e->owner = c;
         c->transients++;
-        e->cprev = NULL;
-        e->cnext = c->owned;
-        if (c->owned)
-                c->owned->cprev = e;
-        c->owned = e;
+        NAME_LIST_IN(c->owned, e, c);
 }
 
 void ops_conn_closed(struct broker *b, struct conn *c)
