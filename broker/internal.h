@@ -45,6 +45,10 @@ struct held_region {
         int ctl;                        /* read-write control, -1: none */
         int made;                       /* made by "create": the broker
                                            makes its block (lookup) */
+        int ctl_lost;                   /* its block did not check at a
+                                           reload (a holder wrote over its
+                                           header): none handed out, none
+                                           made again */
         int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
         size_t size;
         struct am_idnode id;            /* (st_dev, st_ino) in b->regions */
@@ -79,6 +83,10 @@ struct entry {
         char *of;                       /* made by "slice": of what */
         unsigned slices;                /* slices made of this name (they
                                            go when it goes) */
+        struct entry *base;             /* a slice: the name it was cut
+                                           from (on its slist) */
+        struct entry *slist;            /* the slices of this name */
+        struct entry *sprev, *snext;    /* the other slices of base */
         size_t offset, length;
         uid_t uid;
         gid_t gid;
@@ -344,6 +352,8 @@ int region_ro(struct held_region *r);
 struct name_pos name_bound(const struct broker *b, const char *key, int after);
 struct entry *name_at(const struct broker *b, struct name_pos p);
 struct entry *name_find(const struct broker *b, const char *name);
+/* e is a slice of base: counted and on its list. */
+void slice_link(struct entry *e, struct entry *base);
 /* The names uid owns (entry.unext), how many in *n; or NULL. */
 struct entry *uid_names(struct broker *b, uid_t uid, size_t *n);
 /* e goes with connection c (a transient name). */
@@ -448,13 +458,15 @@ int field_name(struct req *req, const char *k, int required,
                const char **out, struct reply *rep);
 
 /* records.c: the record of name e (ashmem-protocol(7)) as fields with no
- * braces and no leading comma; the same as a reply's fields. */
-void write_record(struct am_jw *s, struct entry *e);
+ * braces and no leading comma, as peer c may see it (a slice names what it
+ * was cut from only to a peer who may see that); the same as a reply's
+ * fields. */
+void write_record(struct am_jw *s, struct entry *e, const struct conn *c);
 /* A request read now may follow a change of seals that the records have
  * not read yet: called when epoll_wait returns, and before each request
  * that was not waiting when it returned. */
 void records_new_turn(void);
-void reply_record(struct reply *rep, struct entry *e);
+void reply_record(struct reply *rep, struct entry *e, const struct conn *c);
 
 /* ops.c: run one request; the reply is in rep (ok:true fields, or
  * an error). fds: what came with it; the operation takes those it keeps

@@ -288,13 +288,30 @@ static void entry_disown(struct entry *e)
         e->owner = NULL;
 }
 
+void slice_link(struct entry *e, struct entry *base)
+{
+        e->base = base;
+        base->slices++;
+        NAME_LIST_IN(base->slist, e, s);
+}
+
 static void entry_free(struct broker *b, struct entry *e)
 {
         struct uid_use *u = uid_use(b, e->uid, 0);
-        struct entry *base = slice_base(b, e);
 
-        if (base && base->slices)
-                base->slices--;
+        if (e->base) {
+                e->base->slices--;
+                NAME_LIST_OUT(e->base->slist, e, s);
+                e->base = NULL;
+        }
+        /* slices left (a connection's names dropped one by one) point
+         * at nothing any more */
+        while (e->slist) {
+                struct entry *s = e->slist;
+                NAME_LIST_OUT(e->slist, s, s);
+                s->base = NULL;
+        }
+        e->slices = 0;
         if (u) {
                 u->names--;
                 u->bytes -= entry_bytes(e);
@@ -318,35 +335,30 @@ void entry_drop(struct broker *b, struct name_pos p)
         entry_free(b, e);
 }
 
-/* The place of a slice of e, or { -1, -1 } when there is none. */
-static struct name_pos slice_of(const struct broker *b, const struct entry *e)
-{
-        struct name_pos at;
-
-        /* a slice is a name of the same region; one taken out of the
-         * order already is no longer looked for */
-        for (const struct entry *s = e->r->names; s; s = s->rnext)
-                if (s->of && s != e && strcmp(s->of, e->name) == 0 &&
-                    name_lookup(b, s->name, &at) == s)
-                        return at;
-        return (struct name_pos){ (size_t)-1, (size_t)-1 };
-}
-
 void entry_remove(struct broker *b, struct name_pos p)
 {
-        struct entry *e = name_at(b, p);
+        struct entry *e = name_at(b, p), *cur = e;
 
-        /* out of the order first: nothing a removal of its slices does can
-         * reach it again, even when the names were ever to make a circle
-         * (a slice of a slice of itself); its slices are still told apart
-         * from those of a name spelled the same later by the region */
         name_take(b, p);
-        /* its slices, the walk only when it has some; every pass takes
-         * one name out of the order, so the walk ends, and it ends when
-         * none is left whatever the count said */
-        if (e->slices)
-                for (struct name_pos q; (q = slice_of(b, e)).b != (size_t)-1;)
-                        entry_remove(b, q);
+        /* its slices and theirs, from the lists of slices, leaves first
+         * and without recursion: down to a slice that has none, out with
+         * it, back up to the name it was cut from. Each name is passed
+         * twice at most, whatever the depth; slices form a forest (a
+         * slice is cut from a name that exists, and goes with it) */
+        while (cur != e || e->slist) {
+                struct entry *up;
+                struct name_pos q;
+                if (cur->slist) {
+                        cur = cur->slist;
+                        continue;
+                }
+                up = cur->base ? cur->base : e;
+                if (name_lookup(b, cur->name, &q) == cur)
+                        name_take(b, q);
+                blog(b, 1, "%s: removed", cur->name);
+                entry_free(b, cur);
+                cur = up;
+        }
         blog(b, 1, "%s: removed", e->name);
         entry_free(b, e);
 }
@@ -450,7 +462,7 @@ int entry_add(struct broker *b, struct conn *c, const char *name,
         {
                 struct entry *base = slice_base(b, e);
                 if (base)
-                        base->slices++;
+                        slice_link(e, base);
         }
         r->refs++;
         NAME_LIST_IN(r->names, e, r);

@@ -137,7 +137,7 @@ static int op_create(struct broker *b, struct conn *c, struct req *req,
         }
         blog(b, 1, "%s: created by uid %u pid %d, %llu bytes, mode %04o", name,
              (unsigned)c->uid, (int)c->pid, size, mode);
-        reply_record(rep, e);
+        reply_record(rep, e, c);
         rep->fds[0] = rg->fd;
         rep->fds[1] = rg->ctl;
         rep->nfds = rg->ctl >= 0 ? 2 : 1;
@@ -299,7 +299,7 @@ static int op_share(struct broker *b, struct conn *c, struct req *req,
                 entry_set_owner(e, c);
         blog(b, 1, "%s: shared by uid %u pid %d, %zu bytes, mode %04o%s", name,
              (unsigned)c->uid, (int)c->pid, size, mode, transient ? ", transient" : "");
-        reply_record(rep, e);
+        reply_record(rep, e, c);
         return 0;
 }
 
@@ -357,7 +357,7 @@ static int op_slice(struct broker *b, struct conn *c, struct req *req,
                 entry_set_owner(e, base->owner);
         blog(b, 1, "%s: slice of %s at %llu, %llu bytes, by uid %u", name, of, off, len,
              (unsigned)c->uid);
-        reply_record(rep, e);
+        reply_record(rep, e, c);
         return 0;
 }
 
@@ -391,7 +391,7 @@ static int attach_name(struct broker *b, struct conn *c, const char *name, int r
         e->attaches++;
         b->n.attaches++;
         if (record) {
-                reply_record(rep, e);
+                reply_record(rep, e, c);
                 return 0;
         }
         /* "record":false: what a holder needs to map it, nothing that
@@ -541,6 +541,9 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
                 return mode;
         if ((r = field_bool(req, "create", &create, rep)) < 0)
                 return r;
+        if (rg->ctl_lost)
+                return FAIL(rep, ENOENT, "this region's pin state was lost: a holder wrote over "
+                            "its control block");
         if (rg->ctl < 0 && rg->made) {
                 /* A region the broker made gets its block here, and only
                  * here, when a read-write holder first needs one: one
@@ -549,7 +552,7 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
                  * descriptor says so. */
                 if (!create || mode != O_RDWR) {
                         rep->nfds = 0;
-                        reply_record(rep, e);
+                        reply_record(rep, e, c);
                         return 0;
                 }
                 r = ashmem_get_control(rg->fd, &rg->ctl);
@@ -574,7 +577,7 @@ static int op_lookup(struct broker *b, struct conn *c, struct req *req,
                 rep->fds[0] = rg->ro_ctl;
         }
         rep->nfds = 1;
-        reply_record(rep, e);
+        reply_record(rep, e, c);
         return 0;
 }
 
@@ -598,7 +601,9 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
                 /* the pin state a record counts: a page ends early past
                  * LIST_COUNTED pages (a record of many costs a pass over
                  * a word of pin state for every 16 of them) */
-                size_t cost = e->r->ctl < 0 ? 0 : (e->ranged ? e->length : e->r->size) / am_page_size();
+                size_t cost = e->r->ctl < 0 ? 0 :
+                              (!e->ranged ? e->r->size : e->r->hold ? e->length :
+                               e->offset + e->length) / am_page_size();     /* (a map from page 0) */
                 if (!access_visible(c, e))
                         continue;
                 if (n == LIST_PAGE || (n && counted + cost > LIST_COUNTED)) {
@@ -607,7 +612,7 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
                 }
                 counted += cost;
                 am_jw_puts(&rep->sb, n ? ",{" : "{");
-                write_record(&rep->sb, e);
+                write_record(&rep->sb, e, c);
                 am_jw_puts(&rep->sb, "}");
                 last = e;
                 n++;
@@ -629,7 +634,7 @@ static int op_info(struct broker *b, struct conn *c, struct req *req,
         (void)fds; (void)nfds;
         if ((r = named(b, c, req, NULL, &e, rep)) < 0)
                 return r;
-        reply_record(rep, e);
+        reply_record(rep, e, c);
         return 0;
 }
 
@@ -686,7 +691,8 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
                 /* root's: every name; a user's: its own, not a walk of all */
                 for (e = c->uid ? own : name_next(b, &p); e;
                      e = c->uid ? e->unext : name_next(b, &p)) {
-                        /* each region once, under its first name */
+                        /* each region once, under the first of its names
+                         * met (in name order for root's) */
                         if (!access_owns(c, e) || e->r->seen == walk)
                                 continue;
                         e->r->seen = walk;

@@ -144,13 +144,6 @@ static int static_record(struct entry *e)
         am_jw_string(&s, e->group);
         am_jw_printf(&s, ",\"created\":\"%s\",\"transient\":%s", when,
                   e->owner ? "true" : "false");
-        if (e->ranged) {
-                if (e->of) {
-                        am_jw_key(&s, "of");
-                        am_jw_string(&s, e->of);
-                }
-                am_jw_printf(&s, ",\"offset\":%zu,\"length\":%zu", e->offset, e->length);
-        }
         if (s.overflow) {
                 am_jw_free(&s);
                 return -ENOMEM;
@@ -166,7 +159,7 @@ static int static_record(struct entry *e)
 
 /* The region record's fields (no braces, no leading comma): what never
  * changes, then the protection and the page counts of now. */
-void write_record(struct am_jw *s, struct entry *e)
+void write_record(struct am_jw *s, struct entry *e, const struct conn *c)
 {
         static const char *const pstr[8] = {
                 "---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx"
@@ -180,6 +173,18 @@ void write_record(struct am_jw *s, struct entry *e)
         }
         counts(e, &prot, &pages, &pinned, &unpinned, &purged);
         am_jw_raw(s, e->rec, e->reclen);
+        if (e->ranged) {
+                /* the name it was cut from, to a caller who may see that
+                 * name (a slice may be visible to more) */
+                if (e->of && e->base && access_visible(c, e->base)) {
+                        am_jw_key(s, "of");
+                        am_jw_string(s, e->of);
+                }
+                am_jw_puts(s, ",\"offset\":");
+                am_jw_uint(s, e->offset);
+                am_jw_puts(s, ",\"length\":");
+                am_jw_uint(s, e->length);
+        }
         am_jw_puts(s, ",\"prot\":\"");
         am_jw_raw(s, pstr[prot & 7], 3);
         am_jw_puts(s, "\",\"prot_mask\":");
@@ -196,9 +201,9 @@ void write_record(struct am_jw *s, struct entry *e)
         am_jw_uint(s, e->attaches);
 }
 
-void reply_record(struct reply *rep, struct entry *e)
+void reply_record(struct reply *rep, struct entry *e, const struct conn *c)
 {
         am_jw_puts(&rep->sb, ",");
-        write_record(&rep->sb, e);
+        write_record(&rep->sb, e, c);
 }
 

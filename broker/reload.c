@@ -882,15 +882,23 @@ int reload_adopt_socket(struct broker *b)
 static void recount_slices(struct broker *b)
 {
         struct name_pos p = { 0, 0 };
-        struct entry *e, *base;
+        struct entry *e, *base, *x;
 
-        while ((e = name_next(b, &p)))
+        while ((e = name_next(b, &p))) {
                 e->slices = 0;
+                e->base = e->slist = e->sprev = e->snext = NULL;
+        }
         p = (struct name_pos){ 0, 0 };
         while ((e = name_next(b, &p))) {
                 base = e->of ? name_find(b, e->of) : NULL;
-                if (base && base->r == e->r)
-                        base->slices++;
+                if (!base || base->r != e->r)
+                        continue;
+                /* never a circle (a state no broker writes): the slices
+                 * stay a forest, which a removal walks */
+                for (x = base; x && x != e; x = x->base)
+                        ;
+                if (!x)
+                        slice_link(e, base);
         }
 }
 
@@ -1033,15 +1041,28 @@ void reload_finish(struct broker *b)
                 (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
                 if (ctl >= 0) {
                         (void)fcntl(ctl, F_SETFD, FD_CLOEXEC);
-                        if (ashmem_set_control(fd, ctl) < 0)
-                                refuse(b, "a control descriptor does not belong to its region");
+                        if (ashmem_set_control(fd, ctl) < 0) {
+                                /* a memfd whose header does not check: a
+                                 * holder (a writer: it may destroy the
+                                 * region) wrote over it. The region is kept
+                                 * without it, so that one region never
+                                 * holds up a reload; anything else is no
+                                 * state a broker writes */
+                                if (fcntl(ctl, F_GET_SEALS) < 0)
+                                        refuse(b, "a control descriptor is not a memfd");
+                                blog(b, 0, "a region's control block does not check: its pin "
+                                     "state is not handed out any more");
+                                close(ctl);
+                                ctl = -2;
+                        }
                 }
-                if (region_new(b, fd, ctl, &st, &regs[i]) < 0)
+                if (region_new(b, fd, ctl < 0 ? -1 : ctl, &st, &regs[i]) < 0)
                         refuse(b, "out of memory");
+                regs[i]->ctl_lost = ctl == -2;
                 /* the broker made it ("create"): it makes its block too,
                  * when first needed, as the region's creator */
                 regs[i]->made = (charged & 2) != 0;
-                if (regs[i]->made && ctl < 0 && am_memfd_adopt_made(fd) < 0)
+                if (regs[i]->made && ctl == -1 && am_memfd_adopt_made(fd) < 0)
                         refuse(b, "a region the broker made cannot be taken over as made here");
                 if (charged & 1) {
                         struct conn who = { .uid = fuid };

@@ -372,8 +372,17 @@ static void check_broker(void)
                 unsigned n = 0;
                 if (e->of)
                         assert(slice_base(B, e));
+                /* the name it was cut from, and its list of slices */
+                assert(e->base == slice_base(B, e));
                 while ((s = name_next(B, &q)))
                         n += slice_base(B, s) == e;
+                assert(n == e->slices);
+                n = 0;
+                for (s = e->slist; s; s = s->snext, n++) {
+                        assert(s->base == e);
+                        assert(s->sprev ? s->sprev->snext == s : e->slist == s);
+                        assert(!s->snext || s->snext->sprev == s);
+                }
                 assert(n == e->slices);
         }
         /* the limits' books: names and bytes per user */

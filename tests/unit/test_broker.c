@@ -1613,6 +1613,73 @@ TEST(lookup_names_only_what_the_caller_may_see)
         stop_broker();
 }
 
+/* uid 5002 makes a base others may read and its own group may not. */
+static void base_of_5002(void *arg)
+{
+        ashmem_broker *b;
+
+        (void)arg;
+        become_uid(5002);
+        b = conn();
+        close(create(b, "grp-base", ps(), 0604));
+        ashmem_broker_close(b);
+}
+
+/* The info of "view" as uid (with supplementary group 5002 when grp):
+ * exits 0 if it names "grp-base" as what it was cut from exactly when
+ * the caller may see that name. */
+static void view_as(uid_t uid, int grp)
+{
+        gid_t g = 5002;
+        char buf[4096];
+        int s, sees;
+
+        if (setgroups(grp ? 1 : 0, &g) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0)
+                _exit(2);
+        s = raw_connect();
+        raw_sends(s, "{\"v\":1,\"op\":\"info\",\"name\":\"grp-base\"}", NULL, 0);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        sees = strstr(buf, "\"ok\":true") != NULL;
+        raw_sends(s, "{\"v\":1,\"op\":\"info\",\"name\":\"view\"}", NULL, 0);
+        raw_recv(s, buf, sizeof(buf), NULL);
+        if (!strstr(buf, "\"ok\":true") || !strstr(buf, "\"offset\":0") ||
+            (strstr(buf, "\"of\":\"grp-base\"") != NULL) != sees ||
+            (!sees && strstr(buf, "grp-base")))
+                _exit(3);
+        close(s);
+}
+
+static void view_as_group_member(void *arg)
+{
+        (void)arg;
+        view_as(5003, 1);
+}
+
+static void view_as_other(void *arg)
+{
+        (void)arg;
+        view_as(5004, 0);
+}
+
+/* A slice may be visible to more than the name it was cut from (root cut
+ * a 0604 view of uid 5002's 0604 base: a member of 5002's group may read
+ * the view, not the base); its record names the base only to those who
+ * may see it. */
+TEST(a_slice_names_its_base_only_to_those_who_may_see_it)
+{
+        const char *const args[] = { "--socket-mode", "0666", NULL };
+        ashmem_broker *b;
+
+        start_broker_args(args);
+        CHILD_OK(base_of_5002, NULL);
+        b = conn();
+        CHECK_EQ(ashmem_broker_slice(b, "view", "grp-base", 0, ps(), 0604, NULL), 0);
+        CHILD_OK(view_as_group_member, NULL);
+        CHILD_OK(view_as_other, NULL);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 /* lookup of a region with several names answers a whole-region name
  * before a view, and of those the first in name order, whatever order the
  * names came in (the broker walks the region's own names, not all). */
@@ -4095,6 +4162,50 @@ static void reload_broker(ashmem_broker *b)
         while (waitpid(old, &status, 0) < 0)
                 CHECK_EQ(errno, EINTR);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A holder writes over its region's control block header (a writer may
+ * destroy its region): a reload still takes every region over; that one
+ * is served without pin state (attach hands out its data alone, lookup
+ * says the pin state was lost and makes no other block), the others as
+ * before. */
+TEST(a_block_a_holder_wrote_over_never_holds_up_a_reload)
+{
+        ashmem_broker *b;
+        char buf[4096];
+        void *m;
+        size_t off = 9, len = 9;
+        int fd, other, ctl, got;
+
+        start_broker();
+        b = conn();
+        fd = create(b, "scribbled", 2 * ps(), 0600);
+        other = create(b, "other", 2 * ps(), 0600);
+        CHECK_EQ(ashmem_unpin_region(fd, 0, 0), 0);
+        CHECK_EQ(ashmem_unpin_region(other, 0, ps()), 0);
+        CHECK_EQ(ashmem_get_control(fd, &ctl), 0);
+        m = mmap(NULL, (size_t)ps(), PROT_READ | PROT_WRITE, MAP_SHARED, ctl, 0);
+        CHECK(m != MAP_FAILED);
+        memset(m, 0xa5, 16);
+        munmap(m, (size_t)ps());
+        close(ctl);
+        reload_broker(b);
+        CHECK_EQ(info_errno(b, "scribbled"), 0);
+        CHECK_EQ(ashmem_broker_attach(b, "scribbled", 1, &got, &off, &len), 0);
+        CHECK_EQ(len, 2 * ps());
+        close(got);
+        raw_lookup(fd, buf, sizeof(buf));
+        if (!strstr(buf, "\"errno\":\"ENOENT\"") || !strstr(buf, "lost"))
+                t_fail(__FILE__, __LINE__, "lookup of the region whose block was written over: %s", buf);
+        raw_lookup(other, buf, sizeof(buf));
+        CHECK(strstr(buf, "\"name\":\"other\""));
+        CHECK_EQ(ashmem_broker_attach(b, "other", 1, &got, &off, &len), 0);
+        CHECK_EQ(ashmem_pin_region(got, 0, 0), ASHMEM_NOT_PURGED);
+        close(got);
+        close(fd);
+        close(other);
+        ashmem_broker_close(b);
+        stop_broker();
 }
 
 /* A reload keeps what a slice belongs to, in whatever order the names
