@@ -4252,6 +4252,52 @@ TEST(a_list_page_ends_early_past_its_pin_state_budget)
         stop_broker();
 }
 
+/* Unsharing a name takes the whole tree of slices cut from it (slices of
+ * slices, branches, a chain 2,000 deep), and nothing else: a name cut
+ * from another region's name, and a name on the same region that is no
+ * slice of it, stay. */
+TEST(unsharing_a_name_takes_its_whole_tree_of_slices)
+{
+        const char *const args[] = { "--max-regions", "10000", NULL };
+        ashmem_broker *b;
+        ashmem_region_info *v = NULL;
+        char name[32], of[32];
+        size_t n = 0;
+        int fd;
+
+        start_broker_args(args);
+        b = conn();
+        fd = create(b, "root", 4 * ps(), 0600);
+        CHECK_EQ(ashmem_broker_share(b, fd, "same-region", 0600, 0, NULL), 0);
+        close(create(b, "elsewhere", ps(), 0600));
+        CHECK_EQ(ashmem_broker_slice(b, "elsewhere-part", "elsewhere", 0, ps(), 0600, NULL), 0);
+        for (int i = 0; i < 3; i++) {
+                snprintf(name, sizeof(name), "b%d", i);
+                CHECK_EQ(ashmem_broker_slice(b, name, "root", 0, 2 * ps(), 0600, NULL), 0);
+                for (int k = 0; k < 2; k++) {
+                        snprintf(of, sizeof(of), "b%d", i);
+                        snprintf(name, sizeof(name), "b%d-%d", i, k);
+                        CHECK_EQ(ashmem_broker_slice(b, name, of, 0, ps(), 0600, NULL), 0);
+                }
+        }
+        snprintf(of, sizeof(of), "b1-1");
+        for (int i = 0; i < 2000; i++) {
+                snprintf(name, sizeof(name), "chain-%04d", i);
+                CHECK_EQ(ashmem_broker_slice(b, name, of, 0, ps(), 0600, NULL), 0);
+                snprintf(of, sizeof(of), "%s", name);
+        }
+        CHECK_EQ(ashmem_broker_unshare(b, "root"), 0);
+        CHECK_EQ(ashmem_broker_list(b, &v, &n), 0);
+        CHECK_EQ(n, 3);
+        CHECK_EQ(strcmp(v[0].name, "elsewhere"), 0);
+        CHECK_EQ(strcmp(v[1].name, "elsewhere-part"), 0);
+        CHECK_EQ(strcmp(v[2].name, "same-region"), 0);
+        free(v);
+        close(fd);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 /* A name whose slices fill more than one block of names (a name before
  * it, the name, 255 slices after: 257 names, two blocks) is unshared with
  * all its slices; the broker goes on (it once took a slice's place past
