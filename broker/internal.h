@@ -49,18 +49,18 @@ struct held_region {
                                            reload (a holder wrote over its
                                            header): none handed out, none
                                            made again */
-        int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
-        size_t size;
-        struct am_idnode id;            /* (st_dev, st_ino) in b->regions */
-        uid_t fd_uid;                   /* whose descriptor limit it counts */
-        int fd_charged;                 /* against (REGION_FDS) */
-        struct am_hold *hold;           /* its pin state, read without a
-                                           system call; NULL: none */
-        unsigned long long seen;        /* main thread: the last walk over
-                                           the names that met it */
         int seals;                      /* main thread: its data memfd's
                                            seals, read in */
         unsigned long long seals_turn;  /* this turn (records_new_turn) */
+        size_t size;
+        struct am_hold *hold;           /* its pin state, read without a
+                                           system call; NULL: none */
+        int ro_fd, ro_ctl;              /* read-only reopenings, on demand */
+        struct am_idnode id;            /* (st_dev, st_ino) in b->regions */
+        uid_t fd_uid;                   /* whose descriptor limit it counts */
+        int fd_charged;                 /* against (REGION_FDS) */
+        unsigned long long seen;        /* main thread: the last walk over
+                                           the names that met it */
         char tail[88];                  /* main thread: the short attach
                                            reply's fields for the whole
                                            region, written on first use */
@@ -77,30 +77,35 @@ struct conn;
 
 /* A name. */
 struct entry {
+        /* what every request that meets the name reads (its record, the
+         * access check), in one cache line: a walk of many names (list)
+         * misses once a name */
         char *name;
         struct held_region *r;
-        int ranged;                     /* a view: offset, length */
-        char *of;                       /* made by "slice": of what */
-        unsigned slices;                /* slices made of this name (they
-                                           go when it goes) */
-        struct entry *base;             /* a slice: the name it was cut
-                                           from (on its slist) */
-        struct entry *slist;            /* the slices of this name */
-        struct entry *sprev, *snext;    /* the other slices of base */
-        size_t offset, length;
-        uid_t uid;
-        gid_t gid;
-        char user[64], group[64];
-        unsigned mode;
-        time_t created;
-        unsigned long long attaches;
-        struct conn *owner;             /* transient: the connection */
         char *rec;                      /* the record's fields that never
                                            change, as JSON, made on first use */
         size_t reclen;
+        unsigned long long attaches;
+        uid_t uid;
+        gid_t gid;
+        unsigned mode;
+        int ranged;                     /* a view: offset, length */
+        struct conn *owner;             /* transient: the connection */
+        /* a view's, and the lists */
+        size_t offset, length;
+        char *of;                       /* made by "slice": of what */
+        struct entry *base;             /* a slice: the name it was cut
+                                           from (on its slist) */
+        unsigned slices;                /* slices made of this name (they
+                                           go when it goes) */
+        struct entry *slist;            /* the slices of this name */
+        struct entry *sprev, *snext;    /* the other slices of base */
         struct entry *rprev, *rnext;    /* the other names of r */
         struct entry *cprev, *cnext;    /* the other names of owner */
         struct entry *uprev, *unext;    /* the other names of uid */
+        /* read when the record is first made */
+        time_t created;
+        char user[64], group[64];
 };
 
 /* A name's lists besides the order (its region's, its user's, its
