@@ -96,9 +96,8 @@ struct entry {
         char *of;                       /* made by "slice": of what */
         struct entry *base;             /* a slice: the name it was cut
                                            from (on its slist) */
-        unsigned slices;                /* slices made of this name (they
+        struct entry *slist;            /* the slices of this name (they
                                            go when it goes) */
-        struct entry *slist;            /* the slices of this name */
         struct entry *sprev, *snext;    /* the other slices of base */
         struct entry *rprev, *rnext;    /* the other names of r */
         struct entry *cprev, *cnext;    /* the other names of owner */
@@ -357,7 +356,7 @@ int region_ro(struct held_region *r);
 struct name_pos name_bound(const struct broker *b, const char *key, int after);
 struct entry *name_at(const struct broker *b, struct name_pos p);
 struct entry *name_find(const struct broker *b, const char *name);
-/* e is a slice of base: counted and on its list. */
+/* e is a slice of base: on its list. */
 void slice_link(struct entry *e, struct entry *base);
 /* The names uid owns (entry.unext), how many in *n; or NULL. */
 struct entry *uid_names(struct broker *b, uid_t uid, size_t *n);

@@ -194,7 +194,6 @@ static void name_take(struct broker *b, struct name_pos p)
         }
 }
 
-/* The use of uid; NULL if it holds nothing (and, with add, no memory). */
 /* uid's slot in the index: where it is, or the empty one it would take. */
 static size_t uid_slot(const struct broker *b, uid_t uid)
 {
@@ -291,7 +290,6 @@ static void entry_disown(struct entry *e)
 void slice_link(struct entry *e, struct entry *base)
 {
         e->base = base;
-        base->slices++;
         NAME_LIST_IN(base->slist, e, s);
 }
 
@@ -300,7 +298,6 @@ static void entry_free(struct broker *b, struct entry *e)
         struct uid_use *u = uid_use(b, e->uid, 0);
 
         if (e->base) {
-                e->base->slices--;
                 NAME_LIST_OUT(e->base->slist, e, s);
                 e->base = NULL;
         }
@@ -311,7 +308,6 @@ static void entry_free(struct broker *b, struct entry *e)
                 NAME_LIST_OUT(e->slist, s, s);
                 s->base = NULL;
         }
-        e->slices = 0;
         if (u) {
                 u->names--;
                 u->bytes -= entry_bytes(e);

@@ -875,19 +875,17 @@ int reload_adopt_socket(struct broker *b)
         return 0;
 }
 
-/* Count again the slices made of every name: the names came in their
- * order, where a slice ("part") may come before the name it is a slice
- * of ("whole"), which then did not count it; a name that undercounts its
- * slices would leave them behind when it goes. */
-static void recount_slices(struct broker *b)
+/* Link every slice to the name it was cut from again: the names came in
+ * their order, where a slice ("part") may come before the name it is a
+ * slice of ("whole"), which then did not take it; a name that misses a
+ * slice would leave it behind when it goes. */
+static void relink_slices(struct broker *b)
 {
         struct name_pos p = { 0, 0 };
         struct entry *e, *base, *x;
 
-        while ((e = name_next(b, &p))) {
-                e->slices = 0;
+        while ((e = name_next(b, &p)))
                 e->base = e->slist = e->sprev = e->snext = NULL;
-        }
         p = (struct name_pos){ 0, 0 };
         while ((e = name_next(b, &p))) {
                 base = e->of ? name_find(b, e->of) : NULL;
@@ -1022,7 +1020,7 @@ void reload_finish(struct broker *b)
         if (!regs)
                 refuse(b, "out of memory");
         for (uint32_t i = 0; i < nregions; i++) {
-                int fd = r_i32(r), ctl = r_i32(r);
+                int fd = r_i32(r), ctl = r_i32(r), lost;
                 uint64_t size = r_u64(r);
                 unsigned charged = r_u8(r);
                 uid_t fuid = (uid_t)r_u32(r);
@@ -1039,6 +1037,7 @@ void reload_finish(struct broker *b)
                 if (region_find(b, &st))
                         refuse(b, "a region is named twice");
                 (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+                lost = 0;
                 if (ctl >= 0) {
                         (void)fcntl(ctl, F_SETFD, FD_CLOEXEC);
                         if (ashmem_set_control(fd, ctl) < 0) {
@@ -1053,16 +1052,17 @@ void reload_finish(struct broker *b)
                                 blog(b, 0, "a region's control block does not check: its pin "
                                      "state is not handed out any more");
                                 close(ctl);
-                                ctl = -2;
+                                ctl = -1;
+                                lost = 1;
                         }
                 }
-                if (region_new(b, fd, ctl < 0 ? -1 : ctl, &st, &regs[i]) < 0)
+                if (region_new(b, fd, ctl, &st, &regs[i]) < 0)
                         refuse(b, "out of memory");
-                regs[i]->ctl_lost = ctl == -2;
+                regs[i]->ctl_lost = lost;
                 /* the broker made it ("create"): it makes its block too,
                  * when first needed, as the region's creator */
                 regs[i]->made = (charged & 2) != 0;
-                if (regs[i]->made && ctl == -1 && am_memfd_adopt_made(fd) < 0)
+                if (regs[i]->made && ctl < 0 && !lost && am_memfd_adopt_made(fd) < 0)
                         refuse(b, "a region the broker made cannot be taken over as made here");
                 if (charged & 1) {
                         struct conn who = { .uid = fuid };
@@ -1139,7 +1139,7 @@ void reload_finish(struct broker *b)
                 }
                 free(prev);
         }
-        recount_slices(b);
+        relink_slices(b);
         if (r->off != r->len)
                 refuse(b, "bytes left over after the names");
         for (uint32_t i = 0; i < nregions; i++)
