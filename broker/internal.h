@@ -514,6 +514,9 @@ void purge_pressure(struct broker *b, const char *why);  /* PSI event */
 void purge_tick(struct broker *b);              /* MemAvailable poll */
 int meminfo(unsigned long long *total, unsigned long long *avail);
 struct job *job_new(size_t n);
+/* Name e's region into job j (room for it made by job_new), once a walk
+ * (names_walk()): under the first of its names met. */
+void job_add(struct job *j, struct entry *e, unsigned long long walk);
 void job_free(struct broker *b, struct job *j);
 /* Send the reply of a finished request job. */
 void ops_job_done(struct broker *b, struct job *j);

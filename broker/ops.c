@@ -598,14 +598,15 @@ static int op_list(struct broker *b, struct conn *c, struct req *req,
         if (cursor)
                 p = name_bound(b, cursor, 1);
         while ((e = name_next(b, &p))) {
+                size_t cost;
+                if (!access_visible(c, e))
+                        continue;
                 /* the pin state a record counts: a page ends early past
                  * LIST_COUNTED pages (a record of many costs a pass over
                  * a word of pin state for every 16 of them) */
-                size_t cost = e->r->ctl < 0 ? 0 :
-                              (!e->ranged ? e->r->size : e->r->hold ? e->length :
-                               e->offset + e->length) / am_page_size();     /* (a map from page 0) */
-                if (!access_visible(c, e))
-                        continue;
+                cost = e->r->ctl < 0 ? 0 :
+                       (!e->ranged ? e->r->size : e->r->hold ? e->length :
+                        e->offset + e->length) / am_page_size();    /* (a map from page 0) */
                 if (n == LIST_PAGE || (n && counted + cost > LIST_COUNTED)) {
                         more = 1;
                         break;
@@ -658,53 +659,39 @@ static int op_purge(struct broker *b, struct conn *c, struct req *req,
                     int *fds, int nfds, struct reply *rep)
 {
         const char *name;
+        unsigned long long walk = names_walk(b);
+        struct entry *e;
         struct job *j;
-        size_t n = 0;
         int r;
 
         (void)fds; (void)nfds;
         if ((r = field_str(req, "name", 0, &name, rep)) < 0)
                 return r;
         if (name) {
-                struct entry *e = existing(b, c, name, NULL, rep);
-                if (!e)
+                if (!(e = existing(b, c, name, NULL, rep)))
                         return -ENOENT;
                 if (!access_owns(c, e))
                         return FAIL(rep, EACCES, "only the owner of \"%.60s\" may purge it", name);
-                j = job_new(1);
-                if (!j)
+                if (!(j = job_new(1)))
                         return -ENOMEM;
-                j->regions[0] = e->r;
-                j->names[0] = strdup(e->name);
-                n = 1;
-        } else {
+                job_add(j, e, walk);
+        } else if (c->uid == 0) {
+                /* root's: every name */
                 struct name_pos p = { 0, 0 };
-                unsigned long long walk = names_walk(b);
-                struct entry *e;
-
-                size_t mine = 0;
-                struct entry *own = c->uid ? uid_names(b, c->uid, &mine) : NULL;
-
-                j = job_new(c->uid ? mine : b->nnames);
-                if (!j)
+                if (!(j = job_new(b->nnames)))
                         return -ENOMEM;
-                /* root's: every name; a user's: its own, not a walk of all */
-                for (e = c->uid ? own : name_next(b, &p); e;
-                     e = c->uid ? e->unext : name_next(b, &p)) {
-                        /* each region once, under the first of its names
-                         * met (in name order for root's) */
-                        if (!access_owns(c, e) || e->r->seen == walk)
-                                continue;
-                        e->r->seen = walk;
-                        j->regions[n] = e->r;
-                        j->names[n] = strdup(e->name);
-                        n++;
-                }
+                while ((e = name_next(b, &p)))
+                        job_add(j, e, walk);
+        } else {
+                /* a user's: its own, from its list, not a walk of all */
+                size_t mine;
+                struct entry *own = uid_names(b, c->uid, &mine);
+                if (!(j = job_new(mine)))
+                        return -ENOMEM;
+                for (e = own; e; e = e->unext)
+                        job_add(j, e, walk);
         }
-        j->n = n;
-        for (size_t k = 0; k < n; k++)
-                j->regions[k]->refs++;
-        if (n == 0) {
+        if (j->n == 0) {
                 job_free(b, j);
                 am_jw_puts(&rep->sb, ",\"pages\":0");
                 return 0;

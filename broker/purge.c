@@ -78,6 +78,16 @@ struct job *job_new(size_t n)
         return j;
 }
 
+void job_add(struct job *j, struct entry *e, unsigned long long walk)
+{
+        if (e->r->seen == walk)
+                return;
+        e->r->seen = walk;
+        e->r->refs++;
+        j->regions[j->n] = e->r;
+        j->names[j->n++] = strdup(e->name);
+}
+
 void job_free(struct broker *b, struct job *j)
 {
         for (size_t i = 0; i < j->n; i++) {
@@ -305,7 +315,6 @@ static void pressure_job(struct broker *b, const char *why, int below,
         unsigned long long walk;
         struct entry *e;
         struct job *j;
-        size_t n = 0;
 
         if (b->pressure_job || !b->nnames)
                 return;
@@ -313,18 +322,8 @@ static void pressure_job(struct broker *b, const char *why, int below,
         if (!j)
                 return;
         walk = names_walk(b);
-        while ((e = name_next(b, &p))) {
-                struct held_region *r = e->r;
-                /* each region once, under its first name */
-                if (r->seen == walk)
-                        continue;
-                r->seen = walk;
-                j->regions[n] = r;
-                j->names[n] = strdup(e->name);
-                r->refs++;
-                n++;
-        }
-        j->n = n;
+        while ((e = name_next(b, &p)))
+                job_add(j, e, walk);
         j->why = why;
         j->below = below;
         j->step = step;

@@ -60,27 +60,23 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
         ashmem_stats st;
         struct held_region *r = e->r;
         size_t ps = am_page_size();
-        int seals = region_seals(r);
+        int seals = region_seals(r), view = e->ranged && e->length;
+        /* the pages it covers: [first, end) */
+        size_t first = view ? e->offset / ps : 0;
+        size_t end = view ? (e->offset + e->length - 1) / ps + 1 : (r->size + ps - 1) / ps;
 
         *pages = *pinned = *unpinned = *purged = 0;
         if (r->ctl < 0) {
-                size_t first = 0, end = (r->size + ps - 1) / ps;
-                if (e->ranged && e->length) {
-                        first = e->offset / ps;
-                        end = (e->offset + e->length - 1) / ps + 1;
-                }
                 *prot = seals_prot(seals);
                 *pages = *pinned = end - first;
                 return;
         }
-        if (r->hold && e->ranged && e->length) {
+        if (r->hold && view) {
                 /* the view's pages, counted a word of pin state at a time:
                  * the cost is the view's, not the region's */
-                size_t first = e->offset / ps, last = (e->offset + e->length - 1) / ps;
                 size_t c[3];
-                *prot = am_hold_counts(r->hold, first, last - first + 1, c) &
-                        seals_prot(seals);
-                *pages = last - first + 1;
+                *prot = am_hold_counts(r->hold, first, end - first, c) & seals_prot(seals);
+                *pages = end - first;
                 *pinned = c[0];
                 *unpinned = c[1];
                 *purged = c[2];
@@ -97,13 +93,11 @@ static void counts(const struct entry *e, int *prot, size_t *pages, size_t *pinn
                 if (ashmem_get_stats(r->fd, &st) < 0)
                         return;
         }
-        if (e->ranged && e->length) {
-                size_t first = e->offset / ps, last = (e->offset + e->length - 1) / ps;
-                size_t n = last + 1;
+        if (view) {
                 char *map;
-                if (n <= (1u << 20) && (map = calloc(n, 1))) {
-                        if (ashmem_get_page_map(r->fd, map, n) == 0) {
-                                for (size_t i = first; i <= last; i++) {
+                if (end <= (1u << 20) && (map = calloc(end, 1))) {
+                        if (ashmem_get_page_map(r->fd, map, end) == 0) {
+                                for (size_t i = first; i < end; i++) {
                                         ++*pages;
                                         if (map[i] == 'P')
                                                 ++*pinned;
