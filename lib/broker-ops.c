@@ -236,33 +236,17 @@ static ssize_t copy_plain(char *t, const char *name)
 }
 
 /* A JSON number without sign, fraction or exponent at text[*at] (before
- * end), no larger than max: 1 and *v, at moved past it; else 0. Up to 19
- * digits cannot overflow 64 bits: only a 20th is checked. */
+ * end), no larger than max: 1 and *v, at moved past it; else 0. */
 static int plain_number(const char *text, size_t *at, size_t end, uint64_t max, uint64_t *v)
 {
-        const unsigned char *s = (const unsigned char *)text + *at, *p = s, *lim;
-        uint64_t x = 0;
-        unsigned d;
+        struct am_jfield f = { .val = text + *at };
 
-        if (*at >= end)
+        while (*at + f.vlen < end && (unsigned char)(f.val[f.vlen] - '0') < 10)
+                f.vlen++;
+        /* no leading zero, as JSON writes numbers; am_json_u64 the rest */
+        if ((f.vlen > 1 && f.val[0] == '0') || am_json_u64(&f, max, v) < 0)
                 return 0;
-        lim = (const unsigned char *)text + (end - *at > 19 ? *at + 19 : end);
-        while (p < lim && (d = (unsigned)*p - '0') < 10) {
-                x = x * 10 + d;
-                p++;
-        }
-        if (p == lim && p < (const unsigned char *)text + end &&
-            (d = (unsigned)*p - '0') < 10) {
-                /* a 20th digit, and no 21st */
-                if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, d, &x))
-                        return 0;
-                if (++p < (const unsigned char *)text + end && (unsigned)*p - '0' < 10)
-                        return 0;
-        }
-        if (p == s || (*s == '0' && p - s > 1) || x > max)
-                return 0;
-        *at = (size_t)(p - (const unsigned char *)text);
-        *v = x;
+        *at += f.vlen;
         return 1;
 }
 

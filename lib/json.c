@@ -208,7 +208,8 @@ int am_json_u64(const struct am_jfield *f, uint64_t max, uint64_t *v)
                 return -EPROTO;
         for (size_t i = 0; i < f->vlen; i++) {
                 unsigned d = (unsigned)(f->val[i] - '0');
-                if (d > 9 || x > (UINT64_MAX - d) / 10)
+                /* 19 digits cannot overflow 64 bits: only a 20th is checked */
+                if (d > 9 || (i == 19 && x > (UINT64_MAX - d) / 10))
                         return -EPROTO;
                 x = x * 10 + d;
         }
@@ -403,7 +404,7 @@ void am_jw_string(struct am_jw *w, const char *s)
         am_jw_raw(w, "\"", 1);
         for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
                 const unsigned char *q = p;
-                while (*q && *q != '"' && *q != '\\' && *q >= 0x20)
+                while (am_json_plain[*q])
                         q++;
                 if (q != p) {
                         am_jw_raw(w, (const char *)p, (size_t)(q - p));
