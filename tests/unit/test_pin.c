@@ -1853,7 +1853,8 @@ TEST(page_map_reports_each_page)
 /* What a view's record counts, a word of pin state at a time, agrees with
  * the page map for any range: across groups of pages of one state and of
  * mixed ones, partial words, the last partial group, empty ranges and
- * ranges past the end. */
+ * ranges past the end; and over a block a writer scribbled, the counts
+ * still add up to the range's pages. */
 TEST(range_counts_agree_with_the_page_map)
 {
         enum { PAGES = 3 * 256 + 37 };
@@ -1897,6 +1898,34 @@ TEST(range_counts_agree_with_the_page_map)
                 if (c[0] != want[0] || c[1] != want[1] || c[2] != want[2])
                         t_fail(__FILE__, __LINE__, "pages [%zu, +%zu): %zu %zu %zu, the map %zu %zu %zu",
                                first, n, c[0], c[1], c[2], want[0], want[1], want[2]);
+        }
+        /* a writer scribbles over the whole block, header and all: the
+         * counts keep to the range, whatever the words say */
+        {
+                int ctl;
+                struct stat cs;
+                unsigned char *m;
+                CHECK_EQ(ashmem_get_control(fd, &ctl), 0);
+                CHECK_EQ(fstat(ctl, &cs), 0);
+                m = mmap(NULL, (size_t)cs.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, ctl, 0);
+                CHECK(m != MAP_FAILED);
+                for (int round = 0; round < 50; round++) {
+                        for (off_t k = 0; k < cs.st_size; k++) {
+                                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                                m[k] = (unsigned char)x;
+                        }
+                        for (int i = 0; i < 20; i++) {
+                                size_t first, n;
+                                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                                first = (size_t)(x % (PAGES + 20));
+                                n = (size_t)((x >> 24) % 900);
+                                (void)am_hold_counts(h, first, n, c);
+                                n = first >= PAGES ? 0 : n < PAGES - first ? n : PAGES - first;
+                                CHECK_EQ(c[0] + c[1] + c[2], n);
+                        }
+                }
+                munmap(m, (size_t)cs.st_size);
+                close(ctl);
         }
         am_hold_free(h);
         close(fd);
