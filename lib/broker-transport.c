@@ -370,6 +370,7 @@ int am_client_call0(ashmem_broker *b, struct am_jw *w, struct am_jobj *o)
 /* Start a request in the connection's own buffer. */
 struct am_jw *am_client_request(ashmem_broker *b, struct am_jw *w, const char *op)
 {
+        b->memo.req_len = 0;
         am_jw_begin(w, b->out, sizeof(b->out), op);
         return w;
 }

@@ -14,11 +14,28 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "ashmem/ashmem.h"
 #include "json.h"
 #include "scm.h"
+
+/* What the connection's last attach on the fast path left behind: b->out
+ * still holds its request (req_len bytes; 0 once another request is put
+ * there), and its short reply with what it said (the same text is the
+ * same answer). A program attaching one name again and again sends the
+ * bytes it sent before and reads nothing twice. */
+struct am_attach_memo {
+        size_t req_len;
+        size_t name_len;
+        int writable;
+        size_t reply_len;          /* 0: none */
+        char reply[80];
+        size_t size;
+        dev_t dev;
+        ino_t ino;                 /* 0: the reply brought no identity */
+};
 
 struct ashmem_broker {
         int fd;
@@ -28,6 +45,7 @@ struct ashmem_broker {
         uid_t peer_uid;
         unsigned long remembered;  /* am_lookup_remember()'s last answer */
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        struct am_attach_memo memo;
         char out[ASHMEM_BROKER_MSG_MAX + 1];   /* the request being sent */
         char buf[ASHMEM_BROKER_MSG_MAX + 1];   /* the reply received */
 };

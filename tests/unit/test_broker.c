@@ -1716,6 +1716,101 @@ TEST(lookup_answers_the_first_whole_region_name)
         stop_broker();
 }
 
+/* The client sends an attach it sent last as it stands and reads a short
+ * reply it read before through what it said then. Whatever comes between
+ * (another name, another access, another request, a request that failed
+ * half written, the name given to another region), every attach answers
+ * with the region its name has now. */
+static ino_t ino_of(int fd)
+{
+        struct stat st;
+
+        CHECK_EQ(fstat(fd, &st), 0);
+        return st.st_ino;
+}
+
+static void attach_is(ashmem_broker *b, const char *name, int writable, ino_t want,
+                      size_t want_size)
+{
+        size_t size = 0;
+        int fd;
+
+        CHECK_EQ(ashmem_broker_attach(b, name, writable, &fd, NULL, &size), 0);
+        if (ino_of(fd) != want || size != want_size)
+                t_fail(__FILE__, __LINE__, "attach of %s (%s) gave inode %lu of %zu bytes, "
+                       "not %lu of %zu", name, writable ? "rw" : "r",
+                       (unsigned long)ino_of(fd), size, (unsigned long)want, want_size);
+        CHECK_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, writable ? O_RDWR : O_RDONLY);
+        /* pin state works through what came: the control block known or
+         * taken */
+        CHECK(ashmem_pin_region(fd, 0, 0) >= 0);
+        close(fd);
+}
+
+TEST(an_attach_again_answers_for_the_name_asked_now)
+{
+        ashmem_broker *b;
+        ashmem_region_info info;
+        char *big;
+        ino_t a, p, a2;
+        int fd, fa, fp;
+
+        start_broker();
+        b = conn();
+        fa = create(b, "a", ps(), 0600);
+        a = ino_of(fa);
+        fp = create(b, "p", 2 * ps(), 0600);
+        p = ino_of(fp);
+        /* p has pin state: its attach brings the control block too */
+        CHECK_EQ(ashmem_unpin_region(fp, 0, 0), 0);
+        CHECK(ashmem_pin_region(fp, 0, 0) >= 0);
+        attach_is(b, "a", 1, a, ps());
+        attach_is(b, "a", 1, a, ps());
+        attach_is(b, "p", 1, p, 2 * ps());
+        attach_is(b, "p", 1, p, 2 * ps());
+        attach_is(b, "a", 1, a, ps());
+        attach_is(b, "a", 0, a, ps());
+        attach_is(b, "p", 0, p, 2 * ps());
+        attach_is(b, "a", 1, a, ps());
+        /* a name that begins as the last one does */
+        CHECK_NEG(ashmem_broker_attach(b, "aa", 1, &fd, NULL, NULL), ENOENT);
+        attach_is(b, "a", 1, a, ps());
+        /* another request between two attaches */
+        CHECK_EQ(ashmem_broker_info(b, "p", &info), 0);
+        attach_is(b, "a", 1, a, ps());
+        CHECK_EQ(ashmem_broker_attach_owned(b, "p", 1, getuid(), &fd, &info), 0);
+        CHECK(ino_of(fd) == p);
+        close(fd);
+        attach_is(b, "a", 1, a, ps());
+        /* a request too long to send, of a name that begins as the last */
+        big = malloc(ASHMEM_BROKER_MSG_MAX + 2);
+        CHECK(big != NULL);
+        memset(big, 'a', ASHMEM_BROKER_MSG_MAX + 1);
+        big[ASHMEM_BROKER_MSG_MAX + 1] = 0;
+        CHECK_NEG(ashmem_broker_attach(b, big, 1, &fd, NULL, NULL), EMSGSIZE);
+        attach_is(b, "a", 1, a, ps());
+        /* a name with a byte to escape, then the last again */
+        CHECK_NEG(ashmem_broker_attach(b, "a\"", 1, &fd, NULL, NULL), ENOENT);
+        attach_is(b, "a", 1, a, ps());
+        free(big);
+        /* the name given to another region of the same size */
+        CHECK_EQ(ashmem_broker_unshare(b, "a"), 0);
+        close(fa);
+        fa = create(b, "a", ps(), 0600);
+        a2 = ino_of(fa);
+        CHECK(a2 != a);
+        attach_is(b, "a", 1, a2, ps());
+        /* and to the region that had pin state */
+        CHECK_EQ(ashmem_broker_unshare(b, "a"), 0);
+        CHECK_EQ(ashmem_broker_share(b, fp, "a", 0600, 0, NULL), 0);
+        attach_is(b, "a", 1, p, 2 * ps());
+        attach_is(b, "a", 1, p, 2 * ps());
+        close(fa);
+        close(fp);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
 TEST(limits_answer_with_errors)
 {
         const char *const args[] = { "--max-regions", "3", "--max-bytes", "1M",
