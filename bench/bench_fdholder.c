@@ -45,14 +45,20 @@
  * already allow 1,024 connections. The descriptor held is a 4 KiB region
  * on both sides.
  *
- * The clients connect and make one request before the clock starts; each
- * reports the time it finished (so process exit is not timed). For every
- * client count the five variants take turns, round by round (the first
- * rotates); each figure is the median of 11 rounds (3 with --quick),
- * with the slowest and fastest round as the spread: on a shared machine
- * one round of the several-client rows can be 20% off the next, and the
- * median of more rounds moves less from run to run. The total number of
- * requests per round is the same for every client count.
+ * The clients connect and make one request before the clock starts. A
+ * round is a window of fixed length (250 ms, 40 ms with --quick) in which
+ * all the clients ask at once: at its end a flag in shared memory tells
+ * them to stop, and each reports how many requests it completed (one in
+ * flight at the end counts; at most one a client, the same for every
+ * variant). The figure is the requests of all clients over the window.
+ * A fixed number of requests a client would instead end the round with
+ * the last client alone: the clients never finish together, and the
+ * tail, one or two clients left, measured the scheduler's fairness and a
+ * lone cross-CPU exchange rather than the server under as many clients
+ * (at 4 clients a round's figure moved 2x from round to round). For
+ * every client count the five variants take turns, round by round (the
+ * first rotates); each figure is the median of 11 rounds (3 with
+ * --quick), with the slowest and fastest round as the spread.
  *
  * Built without s6's headers (package libs6-dev), the program says so and
  * fails: `make bench` installs them (mk/deps.sh bench).
@@ -94,6 +100,8 @@
 #endif
 
 #define MAX_ROUNDS 32
+#define WINDOW_MS 250
+#define WINDOW_MS_QUICK 40
 #define MAX_CLIENTS 64
 #define REGION "bench"
 #define REGION_PINNED "bench-pinned"
@@ -104,6 +112,7 @@ static const int clients[] = { 1, 4, 16, 64 };
 
 static char dir[64], broker_sock[96], s6_sock[96], floor_sock[96], floor1_sock[96], rules[96];
 static pid_t main_pid, broker_pid, s6_pid, floor_pid, floor1_pid;
+static int *stop_flag;          /* shared with the clients: the window is over */
 
 /* the variants: the broker handing out a region without pin state (one
  * descriptor) and one with it (data and control), s6, the floor server
@@ -527,12 +536,13 @@ static int write_all(int fd, const void *buf, size_t len)
         return 0;
 }
 
-/* One client process: connect, one request, say ready, wait for go, n
- * requests, report the time it finished. Never returns. */
-static void client(int kind, int n, int ready, int go, int done)
+/* One client process: connect, one request, say ready, wait for go, ask
+ * until the window is over, report how many requests it completed. Never
+ * returns. */
+static void client(int kind, int ready, int go, int done)
 {
         ashmem_broker *b = NULL;
-        int64_t end;
+        int64_t count = 0;
         char c;
         int r, s = -1, s6 = kind == S6, floor = kind == FLOOR || kind == FLOOR1;
         int nfd = kind == FLOOR1 ? 1 : 2;
@@ -563,7 +573,7 @@ static void client(int kind, int n, int ready, int go, int done)
                 ;
         if (r != 0)
                 _exit(1);
-        for (int i = 0; i < n; i++) {
+        for (; !__atomic_load_n(stop_flag, __ATOMIC_RELAXED); count++) {
 #ifdef HAVE_S6
                 r = s6 ? s6_once(&a) : floor ? floor_once(s, nfd) : attach_once(b, name);
 #else
@@ -573,23 +583,21 @@ static void client(int kind, int n, int ready, int go, int done)
                         bench_die(s6 ? "s6 retrieve" : floor ? "floor request" :
                                   "broker attach", -r);
         }
-        end = bench_now_ns();
-        if (write_all(done, &end, sizeof(end)) < 0)
+        if (write_all(done, &count, sizeof(count)) < 0)
                 _exit(1);
         _exit(0);
 }
 
-/* k clients of one server, n requests each, started together: requests
- * per second of wall time, from the go to the last client's end; the
- * server's CPU time per request in *cpu. */
-static double round_of(int kind, int k, int n, double *cpu)
+/* k clients of one server asking at once for window_ms: requests per
+ * second over the window; the server's CPU time per request in *cpu. */
+static double round_of(int kind, int k, int window_ms, double *cpu)
 {
         pid_t server = kind == BROKER || kind == BROKER_PINNED ? broker_pid :
                        kind == S6 ? s6_pid : kind == FLOOR ? floor_pid : floor1_pid;
         int64_t c0;
         int go[2], ready[2], done[2];
         pid_t pids[MAX_CLIENTS];
-        int64_t t0, last = 0;
+        int64_t t0, t1, total = 0;
         char c;
 
         if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
@@ -603,7 +611,7 @@ static double round_of(int kind, int k, int n, double *cpu)
                         close(go[1]);
                         close(ready[0]);
                         close(done[0]);
-                        client(kind, n, ready[1], go[0], done[1]);
+                        client(kind, ready[1], go[0], done[1]);
                 }
         }
         close(go[0]);
@@ -616,23 +624,29 @@ static double round_of(int kind, int k, int n, double *cpu)
                 if (r != 1)
                         bench_die("a client did not start", EIO);
         }
+        __atomic_store_n(stop_flag, 0, __ATOMIC_RELAXED);
         c0 = bench_cpu_ns(server);
         t0 = bench_now_ns();
         close(go[1]);           /* go */
+        nap_ms(window_ms);
+        t1 = bench_now_ns();
+        __atomic_store_n(stop_flag, 1, __ATOMIC_RELAXED);
         for (int i = 0; i < k; i++) {
-                int64_t end;
+                int64_t count;
                 size_t got = 0;
-                while (got < sizeof(end)) {
-                        ssize_t r = read(done[0], (char *)&end + got, sizeof(end) - got);
+                while (got < sizeof(count)) {
+                        ssize_t r = read(done[0], (char *)&count + got, sizeof(count) - got);
                         if (r < 0 && errno == EINTR)
                                 continue;
                         if (r <= 0)
                                 bench_die("a client failed", r < 0 ? errno : EIO);
                         got += (size_t)r;
                 }
-                if (end > last)
-                        last = end;
+                total += count;
         }
+        /* the requests counted have all been served */
+        if (cpu)
+                *cpu = total ? (double)(bench_cpu_ns(server) - c0) / (double)total : 0;
         for (int i = 0; i < k; i++) {
                 int status;
                 while (waitpid(pids[i], &status, 0) < 0)
@@ -641,11 +655,11 @@ static double round_of(int kind, int k, int n, double *cpu)
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                         bench_die("a client failed", EIO);
         }
-        if (cpu)
-                *cpu = (double)(bench_cpu_ns(server) - c0) / ((double)k * n);
         close(ready[0]);
         close(done[0]);
-        return (double)k * n / ((double)(last - t0) / 1e9);
+        if (total == 0)
+                bench_die("no request was served in a round", EIO);
+        return (double)total / ((double)(t1 - t0) / 1e9);
 }
 
 static void pin_all(int cpu)
@@ -693,7 +707,7 @@ int main(int argc, char **argv)
 {
         const double target_s6 = 1.1, target_floor = 0.95;
         struct bench_opts opt = { 0, 0 };
-        int json, quick, rounds, total;
+        int json, quick, rounds, window;
         static double tput[NSERVERS][NCLIENTS][MAX_ROUNDS], cpu[NSERVERS][NCLIENTS][MAX_ROUNDS];
 
         if (argc == 4 && strcmp(argv[1], "--floor-server") == 0)
@@ -705,22 +719,25 @@ int main(int argc, char **argv)
         bench_die("built without s6's client library (apt-get install libs6-dev skalibs-dev)", 0);
 #endif
         rounds = quick ? 3 : 11;      /* the several-client rows spread 20% and more */
-        total = quick ? 3200 : 24000;   /* requests per round, all clients */
+        window = quick ? WINDOW_MS_QUICK : WINDOW_MS;
+        stop_flag = mmap(NULL, sizeof(*stop_flag), PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (stop_flag == MAP_FAILED)
+                bench_die("mmap of the stop flag", errno);
 
         start_servers();
         /* warm them up once */
         for (int k = 0; k < NSERVERS; k++)
-                (void)round_of(k, 4, total / 16, NULL);
+                (void)round_of(k, 4, window / 4, NULL);
         for (int r = 0; r < rounds; r++)
                 for (int c = 0; c < NCLIENTS; c++) {
-                        int n = total / clients[c];
                         /* one client: it and the servers on one CPU */
                         if (clients[c] == 1)
                                 pin_all(sched_getcpu() >= 0 ? sched_getcpu() : 0);
                         /* the variants take turns, the first rotating */
                         for (int k = 0; k < NSERVERS; k++) {
                                 int srv = (k + r + c) % NSERVERS;
-                                tput[srv][c][r] = round_of(srv, clients[c], n, &cpu[srv][c][r]);
+                                tput[srv][c][r] = round_of(srv, clients[c], window, &cpu[srv][c][r]);
                         }
                         if (clients[c] == 1)
                                 pin_all(-1);
@@ -742,14 +759,14 @@ int main(int argc, char **argv)
                          clients[c], pl);
                 snprintf(extra, sizeof(extra), ", \"chart\": \"handout\", \"x\": %d, "
                          "\"series\": \"broker attach\", \"baseline_series\": "
-                         "\"s6-fdholderd retrieve\", \"rounds\": %d, \"requests\": %d",
-                         clients[c], rounds, total);
+                         "\"s6-fdholderd retrieve\", \"rounds\": %d, \"window_ms\": %d",
+                         clients[c], rounds, window);
                 print_row(json, name, o, bench_summarise(tput[S6][c], rounds), target_s6, 1,
                           "ops/s", extra, 0);
                 snprintf(name, sizeof(name),
                          "hand-out, %d client%s: broker attach vs raw 1-fd floor", clients[c], pl);
                 snprintf(extra, sizeof(extra), ", \"clients\": %d, \"rounds\": %d, "
-                         "\"requests\": %d", clients[c], rounds, total);
+                         "\"window_ms\": %d", clients[c], rounds, window);
                 print_row(json, name, o, bench_summarise(tput[FLOOR1][c], rounds), target_floor,
                           1, "ops/s", extra, 0);
                 snprintf(name, sizeof(name), "hand-out, %d client%s: broker attach with pin "
@@ -768,7 +785,7 @@ int main(int argc, char **argv)
         if (json)
                 printf("]\n");
         else
-                printf("\n%d requests per round over all clients; median of %d rounds\n", total,
-                       rounds);
+                printf("\na round is %d ms of all clients asking at once; median of %d rounds\n",
+                       window, rounds);
         return 0;
 }
