@@ -20,9 +20,10 @@
  * number of floor requests from a fresh process. Target: at most 1.5x.
  *
  * Then the same with 1, 4 and 16 client processes at once, each on its own
- * connection: wall time per attach (the inverse of the throughput), against
- * the floor server under the same load. These rows have no target: on a
- * small machine their spread is mostly the scheduler's placement.
+ * connection, all asking for a window of 250 ms (bench_window()): wall time
+ * per attach (the inverse of their throughput), against the floor server
+ * under the same load. These rows have no target: on a small machine their
+ * spread is mostly the scheduler's placement.
  *
  * Both servers run as child processes (the broker is `ashmemctl broker
  * run`, found next to this program's directory); the variants alternate
@@ -376,57 +377,37 @@ static double batch_floor(int s, int n)
         return (double)(bench_now_ns() - t0) / n;
 }
 
-/* k client processes, n operations each, started together: wall ns per
- * operation. */
-static double concurrent(int floor, int k, int n)
-{
-        int go[2], ready[2];
-        pid_t pids[16];
-        int64_t t0;
-        char c;
+/* A client of bench_window(): floor or broker (set before each window),
+ * and in each client process its connection. */
+static struct { int floor; int s; ashmem_broker *b; } cl;
 
-        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
-                bench_die("pipe", errno);
-        for (int i = 0; i < k; i++) {
-                pids[i] = fork();
-                if (pids[i] < 0)
-                        bench_die("fork", errno);
-                if (pids[i] == 0) {
-                        ashmem_broker *b = NULL;
-                        int s = -1, r;
-                        close(go[1]);
-                        close(ready[0]);
-                        if (floor)
-                                s = connect_to(floor_sock);
-                        else if ((r = ashmem_broker_connect(broker_sock, &b)) < 0)
-                                bench_die("connect", -r);
-                        /* one round trip first: connected, warm */
-                        r = floor ? floor_once(s) : attach_once(b);
-                        if (r < 0 || write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 0)
-                                _exit(1);
-                        for (int j = 0; j < n; j++)
-                                if ((floor ? floor_once(s) : attach_once(b)) < 0)
-                                        _exit(1);
-                        _exit(0);
-                }
-        }
-        close(go[0]);
-        close(ready[1]);
-        for (int i = 0; i < k; i++)
-                if (read(ready[0], &c, 1) != 1)
-                        bench_die("a client did not start", EIO);
-        t0 = bench_now_ns();
-        close(go[1]);           /* go */
-        for (int i = 0; i < k; i++) {
-                int status;
-                while (waitpid(pids[i], &status, 0) < 0)
-                        if (errno != EINTR)
-                                bench_die("waitpid", errno);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        bench_die("a client failed", EIO);
-        }
-        close(ready[0]);
-        return (double)(bench_now_ns() - t0) / ((double)k * n);
+static int client_once(void *arg)
+{
+        (void)arg;
+        return cl.floor ? floor_once(cl.s) : attach_once(cl.b);
+}
+
+/* connect, and one round trip: connected, warm */
+static int client_start(void *arg)
+{
+        int r;
+
+        if (cl.floor)
+                cl.s = connect_to(floor_sock);
+        else if ((r = ashmem_broker_connect(broker_sock, &cl.b)) < 0)
+                return r;
+        return client_once(arg);
+}
+
+/* k client processes asking at once for window_ms: wall ns per
+ * operation (the inverse of their throughput). */
+static double concurrent(int floor, int k, int window_ms)
+{
+        const struct bench_clients c = { client_start, client_once, NULL,
+                                         floor ? "floor client" : "broker client" };
+
+        cl.floor = floor;
+        return 1e9 / bench_window(&c, k, window_ms, 0, NULL);
 }
 
 static const struct bench_style style = {
@@ -439,7 +420,7 @@ int main(int argc, char **argv)
         static const int clients[] = { 1, 4, 16 };
         static char names[3][64];
         struct bench_opts opt = { 0, 0 };
-        int json, quick, rounds, per_round, crounds, cper, nrows = 0, fd, s, r;
+        int json, quick, rounds, per_round, crounds, cwindow, nrows = 0, fd, s, r;
         double ours[MAX_ROUNDS], base[MAX_ROUNDS], co[3][MAX_ROUNDS], cb[3][MAX_ROUNDS];
         double uo[MAX_ROUNDS], ub[MAX_ROUNDS];
         int unseen_per;
@@ -452,7 +433,7 @@ int main(int argc, char **argv)
         rounds = quick ? 5 : 21;
         per_round = quick ? 500 : 5000;
         crounds = quick ? 3 : 7;
-        cper = quick ? 300 : 3000;
+        cwindow = quick ? 40 : 250;   /* ms */
         unseen_per = quick ? 100 : 150;
 
         start_servers();
@@ -495,11 +476,11 @@ int main(int argc, char **argv)
         for (int k = 0; k < crounds; k++)
                 for (int c = 0; c < 3; c++) {
                         if (k % 2) {
-                                cb[c][k] = concurrent(1, clients[c], cper);
-                                co[c][k] = concurrent(0, clients[c], cper);
+                                cb[c][k] = concurrent(1, clients[c], cwindow);
+                                co[c][k] = concurrent(0, clients[c], cwindow);
                         } else {
-                                co[c][k] = concurrent(0, clients[c], cper);
-                                cb[c][k] = concurrent(1, clients[c], cper);
+                                co[c][k] = concurrent(0, clients[c], cwindow);
+                                cb[c][k] = concurrent(1, clients[c], cwindow);
                         }
                 }
         close(s);
@@ -529,8 +510,9 @@ int main(int argc, char **argv)
                         printf(" %d client%s %.0f (floor %.0f)%s", clients[c],
                                clients[c] == 1 ? "" : "s", 1e9 / rows[2 + c].ours.med,
                                1e9 / rows[2 + c].base.med, c < 2 ? "," : "\n");
-                printf("%d rounds of %d attaches; %d rounds of %d per client for the "
-                       "concurrent rows\n", rounds, per_round, crounds, cper);
+                printf("%d rounds of %d attaches; for the concurrent rows %d rounds of a "
+                       "%d ms window of all clients asking at once\n", rounds, per_round,
+                       crounds, cwindow);
         }
         return 0;
 }

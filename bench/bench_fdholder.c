@@ -112,7 +112,6 @@ static const int clients[] = { 1, 4, 16, 64 };
 
 static char dir[64], broker_sock[96], s6_sock[96], floor_sock[96], floor1_sock[96], rules[96];
 static pid_t main_pid, broker_pid, s6_pid, floor_pid, floor1_pid;
-static int *stop_flag;          /* shared with the clients: the window is over */
 
 /* the variants: the broker handing out a region without pin state (one
  * descriptor) and one with it (data and control), s6, the floor server
@@ -522,144 +521,68 @@ static int attach_once(ashmem_broker *b, const char *name)
         return close(fd) < 0 ? -errno : 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+/* A client of bench_window(): the variant it asks (set before each
+ * window, inherited by the clients) and, in each client process, its
+ * connection. */
+static struct {
+        int kind;
+        ashmem_broker *b;
+        int s;
+#ifdef HAVE_S6
+        s6_fdholder_t a;
+#endif
+} cl;
+
+static int client_once(void *arg)
 {
-        while (len) {
-                ssize_t n = write(fd, buf, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return -1;
-                buf = (const char *)buf + n;
-                len -= (size_t)n;
-        }
-        return 0;
+        (void)arg;
+#ifdef HAVE_S6
+        if (cl.kind == S6)
+                return s6_once(&cl.a);
+#endif
+        if (cl.kind == FLOOR || cl.kind == FLOOR1)
+                return floor_once(cl.s, cl.kind == FLOOR1 ? 1 : 2);
+        return attach_once(cl.b, cl.kind == BROKER_PINNED ? REGION_PINNED : REGION);
 }
 
-/* One client process: connect, one request, say ready, wait for go, ask
- * until the window is over, report how many requests it completed. Never
- * returns. */
-static void client(int kind, int ready, int go, int done)
+/* connect, and one request */
+static int client_start(void *arg)
 {
-        ashmem_broker *b = NULL;
-        int64_t count = 0;
-        char c;
-        int r, s = -1, s6 = kind == S6, floor = kind == FLOOR || kind == FLOOR1;
-        int nfd = kind == FLOOR1 ? 1 : 2;
-        const char *name = kind == BROKER_PINNED ? REGION_PINNED : REGION;
-#ifdef HAVE_S6
-        s6_fdholder_t a = S6_FDHOLDER_ZERO      /* the macro has its ';' */
-#endif
+        int r;
 
-        if (s6) {
+        if (cl.kind == S6) {
 #ifdef HAVE_S6
-                if ((r = s6_connect(&a)) < 0 || (r = s6_once(&a)) < 0)
-                        bench_die("s6 client", -r);
+                s6_fdholder_t zero = S6_FDHOLDER_ZERO   /* the macro has its ';' */
+                cl.a = zero;
+                if ((r = s6_connect(&cl.a)) < 0)
+                        return r;
 #else
-                _exit(1);
+                return -ENOSYS;
 #endif
-        } else if (floor) {
-                if ((s = r = floor_connect(kind == FLOOR1 ? floor1_sock : floor_sock)) < 0 ||
-                    (r = floor_once(s, nfd)) < 0)
-                        bench_die("floor client", -r);
-        } else {
-                if ((r = ashmem_broker_connect(broker_sock, &b)) < 0 ||
-                    (r = attach_once(b, name)) < 0)
-                        bench_die("broker client", -r);
+        } else if (cl.kind == FLOOR || cl.kind == FLOOR1) {
+                if ((cl.s = r = floor_connect(cl.kind == FLOOR1 ? floor1_sock : floor_sock)) < 0)
+                        return r;
+        } else if ((r = ashmem_broker_connect(broker_sock, &cl.b)) < 0) {
+                return r;
         }
-        if (write_all(ready, "r", 1) < 0)
-                _exit(1);
-        while ((r = (int)read(go, &c, 1)) < 0 && errno == EINTR)
-                ;
-        if (r != 0)
-                _exit(1);
-        for (; !__atomic_load_n(stop_flag, __ATOMIC_RELAXED); count++) {
-#ifdef HAVE_S6
-                r = s6 ? s6_once(&a) : floor ? floor_once(s, nfd) : attach_once(b, name);
-#else
-                r = floor ? floor_once(s, nfd) : attach_once(b, name);
-#endif
-                if (r < 0)
-                        bench_die(s6 ? "s6 retrieve" : floor ? "floor request" :
-                                  "broker attach", -r);
-        }
-        if (write_all(done, &count, sizeof(count)) < 0)
-                _exit(1);
-        _exit(0);
+        return client_once(arg);
 }
 
 /* k clients of one server asking at once for window_ms: requests per
  * second over the window; the server's CPU time per request in *cpu. */
 static double round_of(int kind, int k, int window_ms, double *cpu)
 {
+        static const char *const what[NSERVERS] = {
+                [BROKER] = "broker client", [S6] = "s6 client", [FLOOR] = "floor client",
+                [BROKER_PINNED] = "broker client (pin state)",
+                [FLOOR1] = "one-descriptor floor client",
+        };
+        const struct bench_clients c = { client_start, client_once, NULL, what[kind] };
         pid_t server = kind == BROKER || kind == BROKER_PINNED ? broker_pid :
                        kind == S6 ? s6_pid : kind == FLOOR ? floor_pid : floor1_pid;
-        int64_t c0;
-        int go[2], ready[2], done[2];
-        pid_t pids[MAX_CLIENTS];
-        int64_t t0, t1, total = 0;
-        char c;
 
-        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
-            pipe2(done, O_CLOEXEC) < 0)
-                bench_die("pipe", errno);
-        for (int i = 0; i < k; i++) {
-                pids[i] = fork();
-                if (pids[i] < 0)
-                        bench_die("fork", errno);
-                if (pids[i] == 0) {
-                        close(go[1]);
-                        close(ready[0]);
-                        close(done[0]);
-                        client(kind, ready[1], go[0], done[1]);
-                }
-        }
-        close(go[0]);
-        close(ready[1]);
-        close(done[1]);
-        for (int i = 0; i < k; i++) {
-                ssize_t r;
-                while ((r = read(ready[0], &c, 1)) < 0 && errno == EINTR)
-                        ;
-                if (r != 1)
-                        bench_die("a client did not start", EIO);
-        }
-        __atomic_store_n(stop_flag, 0, __ATOMIC_RELAXED);
-        c0 = bench_cpu_ns(server);
-        t0 = bench_now_ns();
-        close(go[1]);           /* go */
-        nap_ms(window_ms);
-        t1 = bench_now_ns();
-        __atomic_store_n(stop_flag, 1, __ATOMIC_RELAXED);
-        for (int i = 0; i < k; i++) {
-                int64_t count;
-                size_t got = 0;
-                while (got < sizeof(count)) {
-                        ssize_t r = read(done[0], (char *)&count + got, sizeof(count) - got);
-                        if (r < 0 && errno == EINTR)
-                                continue;
-                        if (r <= 0)
-                                bench_die("a client failed", r < 0 ? errno : EIO);
-                        got += (size_t)r;
-                }
-                total += count;
-        }
-        /* the requests counted have all been served */
-        if (cpu)
-                *cpu = total ? (double)(bench_cpu_ns(server) - c0) / (double)total : 0;
-        for (int i = 0; i < k; i++) {
-                int status;
-                while (waitpid(pids[i], &status, 0) < 0)
-                        if (errno != EINTR)
-                                bench_die("waitpid", errno);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        bench_die("a client failed", EIO);
-        }
-        close(ready[0]);
-        close(done[0]);
-        if (total == 0)
-                bench_die("no request was served in a round", EIO);
-        return (double)total / ((double)(t1 - t0) / 1e9);
+        cl.kind = kind;
+        return bench_window(&c, k, window_ms, server, cpu);
 }
 
 static void pin_all(int cpu)
@@ -720,10 +643,6 @@ int main(int argc, char **argv)
 #endif
         rounds = quick ? 3 : 11;      /* the several-client rows spread 20% and more */
         window = quick ? WINDOW_MS_QUICK : WINDOW_MS;
-        stop_flag = mmap(NULL, sizeof(*stop_flag), PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (stop_flag == MAP_FAILED)
-                bench_die("mmap of the stop flag", errno);
 
         start_servers();
         /* warm them up once */

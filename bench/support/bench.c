@@ -4,12 +4,15 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <limits.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int64_t bench_now_ns(void)
@@ -269,4 +272,133 @@ const struct bench_op *bench_op_named(const struct bench_op *ops, size_t n, cons
                 if (strcmp(ops[i].name, name) == 0)
                         return &ops[i];
         bench_die(name, ENOENT);
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+        while (len) {
+                ssize_t n = write(fd, buf, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return -1;
+                buf = (const char *)buf + n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static void nap_ms(int ms)
+{
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* One client process of bench_window(): never returns. */
+static void window_client(const struct bench_clients *c, const int *stop, int ready,
+                          int go, int done)
+{
+        int64_t count = 0;
+        char ch;
+        int r;
+
+        if ((r = c->start(c->arg)) < 0)
+                bench_die(c->what, -r);
+        if (write_full(ready, "r", 1) < 0)
+                _exit(1);
+        while ((r = (int)read(go, &ch, 1)) < 0 && errno == EINTR)
+                ;
+        if (r != 0)
+                _exit(1);
+        for (; !__atomic_load_n(stop, __ATOMIC_RELAXED); count++)
+                if ((r = c->once(c->arg)) < 0)
+                        bench_die(c->what, -r);
+        if (write_full(done, &count, sizeof(count)) < 0)
+                _exit(1);
+        _exit(0);
+}
+
+double bench_window(const struct bench_clients *c, int k, int window_ms, pid_t server,
+                    double *cpu_ns)
+{
+        static int *stop;
+        int go[2], ready[2], done[2];
+        pid_t *pids;
+        int64_t t0, t1, c0 = 0, total = 0;
+        char ch;
+
+        if (!stop) {
+                stop = mmap(NULL, sizeof(*stop), PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                if (stop == MAP_FAILED)
+                        bench_die("mmap of the clients' stop flag", errno);
+        }
+        __atomic_store_n(stop, 0, __ATOMIC_RELAXED);
+        pids = calloc((size_t)k, sizeof(*pids));
+        if (!pids)
+                bench_die("calloc", ENOMEM);
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
+            pipe2(done, O_CLOEXEC) < 0)
+                bench_die("pipe", errno);
+        fflush(NULL);
+        for (int i = 0; i < k; i++) {
+                pids[i] = fork();
+                if (pids[i] < 0)
+                        bench_die("fork", errno);
+                if (pids[i] == 0) {
+                        close(go[1]);
+                        close(ready[0]);
+                        close(done[0]);
+                        window_client(c, stop, ready[1], go[0], done[1]);
+                }
+        }
+        close(go[0]);
+        close(ready[1]);
+        close(done[1]);
+        for (int i = 0; i < k; i++) {
+                ssize_t r;
+                while ((r = read(ready[0], &ch, 1)) < 0 && errno == EINTR)
+                        ;
+                if (r != 1)
+                        bench_die("a client did not start", EIO);
+        }
+        if (server > 0)
+                c0 = bench_cpu_ns(server);
+        t0 = bench_now_ns();
+        close(go[1]);           /* go */
+        nap_ms(window_ms);
+        t1 = bench_now_ns();
+        __atomic_store_n(stop, 1, __ATOMIC_RELAXED);
+        for (int i = 0; i < k; i++) {
+                int64_t count;
+                size_t got = 0;
+                while (got < sizeof(count)) {
+                        ssize_t r = read(done[0], (char *)&count + got, sizeof(count) - got);
+                        if (r < 0 && errno == EINTR)
+                                continue;
+                        if (r <= 0)
+                                bench_die("a client failed", r < 0 ? errno : EIO);
+                        got += (size_t)r;
+                }
+                total += count;
+        }
+        /* the operations counted have all been served */
+        if (server > 0 && cpu_ns)
+                *cpu_ns = total ? (double)(bench_cpu_ns(server) - c0) / (double)total : 0;
+        for (int i = 0; i < k; i++) {
+                int status;
+                while (waitpid(pids[i], &status, 0) < 0)
+                        if (errno != EINTR)
+                                bench_die("waitpid", errno);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        bench_die("a client failed", EIO);
+        }
+        free(pids);
+        close(ready[0]);
+        close(done[0]);
+        if (total == 0)
+                bench_die("no operation completed in a window", EIO);
+        return (double)total / ((double)(t1 - t0) / 1e9);
 }

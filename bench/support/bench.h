@@ -47,6 +47,26 @@ void bench_ashmemctl(char *buf, size_t len);
  * first field (time on a CPU). */
 int64_t bench_cpu_ns(pid_t pid);
 
+/* Clients asking at once for a fixed window. k processes are forked; each
+ * calls start(arg) (connect and one request, so that it is warm) and waits
+ * at a start line with the others, then calls once(arg) until the window
+ * of window_ms is over (a flag in shared memory), and reports how many it
+ * completed (one in flight at the end counts: at most one a process).
+ * Returns operations per second of all processes over the window; when
+ * server > 0 and cpu_ns is not NULL, *cpu_ns is server's CPU time per
+ * operation. Every process works for the whole window: a fixed number of
+ * operations each would end with the last process alone, and that tail
+ * measures the scheduler's fairness, not the load. A start or once that
+ * fails (< 0: -errno) ends the program with what and the error. */
+struct bench_clients {
+        int (*start)(void *arg);
+        int (*once)(void *arg);
+        void *arg;
+        const char *what;
+};
+double bench_window(const struct bench_clients *c, int k, int window_ms, pid_t server,
+                    double *cpu_ns);
+
 /* An operation timed in interleaved rounds: ns[r] is the mean ns of one
  * call of fn in round r's batch (per_batch calls, divided by div). */
 struct bench_op {
