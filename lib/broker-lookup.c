@@ -33,12 +33,13 @@ static unsigned long lk_gen = 1;
 
 unsigned long am_lookup_remember(const char *path, unsigned long seen)
 {
-        size_t n = strlen(path);
         unsigned long gen;
         unsigned i;
+        size_t n;
 
         if (seen && seen == __atomic_load_n(&lk_gen, __ATOMIC_ACQUIRE))
                 return seen;
+        n = strlen(path);
         if (n == 0 || n >= sizeof(lk_origin[0]))
                 return 0;
         pthread_mutex_lock(&lk_lock);
