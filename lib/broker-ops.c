@@ -712,6 +712,6 @@ int ashmem_broker_call(ashmem_broker *b, const char *request_json,
                 *nrfds = 0;
                 return -ENOMEM;
         }
-        r = am_client_parse_reply(b->buf, (size_t)n, &o);
+        r = am_client_parse_reply(b->buf, (size_t)n, &o, b->why, sizeof(b->why));
         return r;
 }

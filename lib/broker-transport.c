@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,21 @@ int ashmem_broker_connect(const char *path, ashmem_broker **ret)
         return r;
 }
 
+/* Forks this process came through, counted in the child: a connection
+ * made before the fork belongs to the parent. */
+static unsigned long am_forks;
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+
+static void forks_child(void)
+{
+        __atomic_store_n(&am_forks, am_forks + 1, __ATOMIC_RELAXED);
+}
+
+static void forks_init(void)
+{
+        (void)pthread_atfork(NULL, NULL, forks_child);
+}
+
 static int broker_connect(const char *path, ashmem_broker **ret)
 {
         char def[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -123,9 +139,11 @@ static int broker_connect(const char *path, ashmem_broker **ret)
         }
         if (strlen(path) >= sizeof(b->path))
                 return -ENAMETOOLONG;
+        pthread_once(&forks_once, forks_init);
         b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
+        b->forks = __atomic_load_n(&am_forks, __ATOMIC_RELAXED);
         fd = sock_connect(path, &b->peer_pid, &b->peer_uid);
         if (fd < 0) {
                 free(b);
@@ -166,6 +184,11 @@ int ashmem_broker_fd(const ashmem_broker *b)
         if (!b)
                 return -EINVAL;
         return b->fd >= 0 ? b->fd : -ENOTCONN;
+}
+
+const char *ashmem_broker_error(const ashmem_broker *b)
+{
+        return b ? b->why : "";
 }
 
 int ashmem_broker_set_timeout(ashmem_broker *b, int timeout_ms)
@@ -264,6 +287,11 @@ int am_client_exchange(ashmem_broker *b, const char *req, size_t len,
         int r, retried = 0, saved = errno;
 
         *nrfds = 0;
+        b->why[0] = 0;
+        /* a child's copy of its parent's connection: the replies on it
+         * may be the parent's */
+        if (b->forks != __atomic_load_n(&am_forks, __ATOMIC_RELAXED))
+                return -ENOTCONN;
         if (len > ASHMEM_BROKER_MSG_MAX)
                 return -EMSGSIZE;
         if (b->fd < 0 && (r = reconnect(b)) < 0) {
@@ -308,12 +336,15 @@ int am_client_exchange(ashmem_broker *b, const char *req, size_t len,
 
 /* Check a reply of n bytes (in b->buf): 0 if it says ok, else the negative
  * errno it names; the fields are located in o. */
-int am_client_parse_reply(const char *text, size_t n, struct am_jobj *o)
+int am_client_parse_reply(const char *text, size_t n, struct am_jobj *o, char *why,
+                          size_t whylen)
 {
         const struct am_jfield *ok, *en;
         char name[32];
         int v;
 
+        if (why && whylen)
+                why[0] = 0;
         if (am_json_object(text, n, o) < 0)
                 return -EPROTO;
         ok = am_json_get(o, "ok");
@@ -324,6 +355,8 @@ int am_client_parse_reply(const char *text, size_t n, struct am_jobj *o)
         en = am_json_get(o, "errno");
         if (!en || am_json_str(en, name, sizeof(name)) < 0)
                 return -EPROTO;
+        if (why && whylen && am_json_str(am_json_get(o, "error"), why, whylen) < 0)
+                why[0] = 0;
         v = am_errno_value(name);
         return v ? -v : -EPROTO;
 }
@@ -341,7 +374,7 @@ int am_client_send(ashmem_broker *b, struct am_jw *w, const int *fds, int nfds,
 
 int am_client_reply(ashmem_broker *b, int n, struct am_jobj *o, int *rfds, int *nrfds)
 {
-        int r = am_client_parse_reply(b->buf, (size_t)n, o);
+        int r = am_client_parse_reply(b->buf, (size_t)n, o, b->why, sizeof(b->why));
 
         if (r < 0) {
                 am_close_fds(rfds, *nrfds);

@@ -39,6 +39,8 @@ struct am_attach_memo {
 
 struct ashmem_broker {
         int fd;
+        unsigned long forks;       /* am_forks when connected: a child's copy
+                                      is not its connection */
         int timeout_ms;
         unsigned transients;       /* transient shares made: never reconnect */
         pid_t peer_pid;            /* the broker, as the kernel says (SO_PEERCRED) */
@@ -46,6 +48,7 @@ struct ashmem_broker {
         unsigned long remembered;  /* am_lookup_remember()'s last answer */
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
         struct am_attach_memo memo;
+        char why[256];             /* the broker's words for the last refusal */
         char out[ASHMEM_BROKER_MSG_MAX + 1];   /* the request being sent */
         char buf[ASHMEM_BROKER_MSG_MAX + 1];   /* the reply received */
 };
@@ -60,8 +63,11 @@ int am_client_exchange(ashmem_broker *b, const char *req, size_t len,
                        const int *fds, int nfds, int *rfds, int *nrfds);
 
 /* Check a reply of n bytes: 0 if it says ok, else the negative errno it
- * names (-EPROTO for one that is no reply); its fields are located in o. */
-int am_client_parse_reply(const char *text, size_t n, struct am_jobj *o);
+ * names (-EPROTO for one that is no reply); its fields are located in o.
+ * The text of a refusal's "error" goes to why (whylen bytes; "" if it has
+ * none; why may be NULL). */
+int am_client_parse_reply(const char *text, size_t n, struct am_jobj *o, char *why,
+                          size_t whylen);
 
 /* Send the request w has written and get the reply: its length (text in
  * b->buf) and its descriptors, or -errno; am_client_exchange() of w. */

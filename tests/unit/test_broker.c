@@ -1824,10 +1824,18 @@ TEST(limits_answer_with_errors)
         close(create(b, "b", 512 * 1024, 0600));
         CHECK_NEG(ashmem_broker_create(b, "c", 600 * 1024, ASHMEM_BROKER_DEFAULT,
                                        ASHMEM_BROKER_DEFAULT, &fd, NULL), EDQUOT);
+        /* the broker's words name the limit and its option */
+        CHECK(strstr(ashmem_broker_error(b), "--max-bytes") != NULL);
         close(create(b, "c", ps(), 0600));
+        CHECK_EQ(strcmp(ashmem_broker_error(b), ""), 0);
         CHECK_NEG(ashmem_broker_create(b, "d", ps(), ASHMEM_BROKER_DEFAULT,
                                        ASHMEM_BROKER_DEFAULT, &fd, NULL), ENOSPC);
+        CHECK(strstr(ashmem_broker_error(b), "--max-regions") != NULL);
         CHECK_NEG(ashmem_broker_slice(b, "d", "a", 0, 1, 0600, NULL), ENOSPC);
+        /* and what is wrong with a name */
+        CHECK_NEG(ashmem_broker_create(b, "x\xe2\x80\xaey", ps(), ASHMEM_BROKER_DEFAULT,
+                                       ASHMEM_BROKER_DEFAULT, &fd, NULL), EINVAL);
+        CHECK(strstr(ashmem_broker_error(b), "U+202E") != NULL);
         CHECK_EQ(ashmem_broker_unshare(b, "c"), 0);
         CHECK_EQ(ashmem_broker_slice(b, "d", "a", 0, 1, 0600, NULL), 0);
         /* a third connection is refused with EMFILE */
@@ -1838,9 +1846,74 @@ TEST(limits_answer_with_errors)
                 b3 = conn();
                 r = ashmem_broker_hello(b3, &srv);
                 CHECK_EQ(r, -EMFILE);
+                CHECK(strstr(ashmem_broker_error(b3), "--max-connections") != NULL);
                 ashmem_broker_close(b3);
         }
         ashmem_broker_close(b2);
+        ashmem_broker_close(b);
+        stop_broker();
+}
+
+/* A connection belongs to the process that made it: a child's copy
+ * refuses every request (parent and child would read each other's
+ * replies, and take one region for another), the child connects anew, and
+ * the parent's connection goes on. */
+TEST(a_connection_made_before_fork_serves_its_parent_only)
+{
+        ashmem_broker *b;
+        int fa, fb, fd, go[2], st;
+        ino_t a, bi;
+        pid_t pid;
+
+        start_broker();
+        b = conn();
+        fa = create(b, "a", ps(), 0600);
+        fb = create(b, "b", 2 * ps(), 0600);
+        a = ino_of(fa);
+        bi = ino_of(fb);
+        CHECK_EQ(pipe(go), 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                ashmem_broker *mine = NULL;
+                int ok = 1, f;
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 0)
+                        _exit(9);
+                ok &= ashmem_broker_attach(b, "b", 1, &f, NULL, NULL) == -ENOTCONN;
+                {
+                        ashmem_region_info info;
+                        ok &= ashmem_broker_info(b, "b", &info) == -ENOTCONN;
+                }
+                ashmem_broker_close(b);
+                ok &= ashmem_broker_connect(sock, &mine) == 0;
+                for (int i = 0; ok && i < 200; i++) {
+                        ok &= ashmem_broker_attach(mine, "b", 1, &f, NULL, NULL) == 0;
+                        if (ok) {
+                                struct stat sb;
+                                ok &= fstat(f, &sb) == 0 && sb.st_ino == bi;
+                                close(f);
+                        }
+                }
+                ashmem_broker_close(mine);
+                _exit(ok ? 0 : 1);
+        }
+        close(go[0]);
+        close(go[1]);           /* go: both ask at once */
+        for (int i = 0; i < 200; i++) {
+                CHECK_EQ(ashmem_broker_attach(b, "a", 1, &fd, NULL, NULL), 0);
+                if (ino_of(fd) != a)
+                        t_fail(__FILE__, __LINE__, "attach %d of a gave another region", i);
+                close(fd);
+        }
+        CHECK_EQ(waitpid(pid, &st, 0), pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK_EQ(ashmem_broker_attach(b, "a", 1, &fd, NULL, NULL), 0);
+        CHECK(ino_of(fd) == a);
+        close(fd);
+        close(fa);
+        close(fb);
         ashmem_broker_close(b);
         stop_broker();
 }

@@ -13,6 +13,15 @@
  * library never starts a broker: ashmemctl does that.
  *
  * A connection is not thread-safe: use one per thread, or lock around it.
+ * It belongs to the process that made it: in a child after fork() every
+ * request on it fails with -ENOTCONN (parent and child would read each
+ * other's replies); the child connects anew (ashmem_broker_close() of the
+ * copy is harmless to the parent). An exchange that fails once its request
+ * is sent (a timeout, a reset, a reply that is no reply) closes the
+ * connection, so that a late reply is never read as the answer to the
+ * next request; the next request connects again, unless transient shares
+ * lived on it: they ended with it, and every later request answers
+ * -ENOTCONN. A request is never sent twice when it may have run.
  * Every descriptor returned is close-on-exec and belongs to the caller.
  */
 #ifndef ASHMEM_BROKER_H
@@ -64,6 +73,14 @@ int ashmem_broker_peer(const ashmem_broker *b, pid_t *pid, uid_t *uid);
 
 /* The connection's socket (for poll()); -EINVAL for NULL. */
 int ashmem_broker_fd(const ashmem_broker *b);
+
+/* The broker's own words for its refusal of the last request sent on b
+ * (the reply's "error": which limit, and the option that sets it; what is
+ * wrong with a name), or "" when that request succeeded or got no reply
+ * (and for NULL). Valid until the next request on b. The text comes from
+ * the broker and may quote a name another user chose: escape it before
+ * showing it on a terminal. */
+const char *ashmem_broker_error(const ashmem_broker *b);
 
 /* Give up on a reply after timeout_ms milliseconds (-ETIMEDOUT); 0 waits
  * for ever (the default). */
