@@ -180,8 +180,14 @@ static void error_reply(struct reply *rep, int e)
 {
         char msg[160];
 
+        struct rlimit rl;
+
         if (rep->err[0]) {
                 snprintf(msg, sizeof(msg), "%s", rep->err);
+        } else if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                /* the broker's own limit, not a user's */
+                snprintf(msg, sizeof(msg), "the broker is out of descriptors (its RLIMIT_NOFILE "
+                         "is %llu)", (unsigned long long)rl.rlim_cur);
         } else {
                 snprintf(msg, sizeof(msg), "%s", strerror(e));
                 if (msg[0] >= 'A' && msg[0] <= 'Z' && !(msg[1] >= 'A' && msg[1] <= 'Z'))
@@ -391,9 +397,11 @@ void conn_accept(struct broker *b)
                         continue;
                 }
                 if (b->nconns >= b->cfg->max_connections) {
-                        static const char full[] =
-                                "{\"ok\":false,\"errno\":\"EMFILE\",\"error\":\"too many connections\"}";
-                        (void)am_send_fds(fd, full, sizeof(full) - 1, NULL, 0, MSG_DONTWAIT);
+                        char full[160];
+                        int n = snprintf(full, sizeof(full), "{\"ok\":false,\"errno\":\"EMFILE\","
+                                         "\"error\":\"too many connections (limit %u, "
+                                         "--max-connections)\"}", (unsigned)b->cfg->max_connections);
+                        (void)am_send_fds(fd, full, (size_t)n, NULL, 0, MSG_DONTWAIT);
                         closer_refused(b, cr.uid, fd);
                         b->n.dropped++;
                         log_refusal(b, &cr, "too many connections");

@@ -238,7 +238,7 @@ map_counts() {
         done
         [ "$n" -gt 0 ]
         run cat "$BATS_TEST_TMPDIR/err"
-        [ "$output" = "ashmemctl: create: r$n: Too many open files" ]
+        [ "$output" = "ashmemctl: create: r$n: the broker is out of descriptors (its RLIMIT_NOFILE is 32)" ]
         run -1 --separate-stderr ashmemctl -j create more 4K
         jq -e '.error.errno == "EMFILE"' <<<"$stderr"
         # what needs no new descriptor works
