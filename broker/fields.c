@@ -16,6 +16,7 @@
 
 #include "ashmem/ashmem.h"
 #include "internal.h"
+#include "lib/internal/unicode.h"
 
 int field_str(struct req *q, const char *k, int required,
               const char **out, struct reply *rep)
@@ -119,34 +120,6 @@ int field_prot(struct req *req, int *out, struct reply *rep)
         return 1;
 }
 
-/* Code points a name may not hold, so that two names that look alike are
- * alike: the default-ignorable ones, invisible when shown (the soft
- * hyphen, the combining grapheme joiner, bidirectional marks, overrides,
- * embeddings and isolates, zero-width spaces and joiners, the word joiner
- * and invisible operators, Hangul fillers, Khmer and Mongolian invisible
- * vowels and selectors, variation selectors, the byte order mark, musical
- * formatting controls, shorthand format controls, tags and the reserved
- * rest of their plane); interlinear annotations; and blanks that look like
- * a space or nothing (Unicode spaces but the ASCII one, line and paragraph
- * separators, the braille blank). */
-static int look_alike(unsigned cp)
-{
-        static const unsigned ranges[][2] = {
-                { 0x00a0, 0x00a0 }, { 0x00ad, 0x00ad }, { 0x034f, 0x034f },
-                { 0x061c, 0x061c }, { 0x115f, 0x1160 }, { 0x1680, 0x1680 },
-                { 0x17b4, 0x17b5 }, { 0x180b, 0x180f }, { 0x2000, 0x200f },
-                { 0x2028, 0x202f }, { 0x205f, 0x206f }, { 0x2800, 0x2800 },
-                { 0x3000, 0x3000 }, { 0x3164, 0x3164 }, { 0xfe00, 0xfe0f },
-                { 0xfeff, 0xfeff }, { 0xffa0, 0xffa0 }, { 0xfff0, 0xfffb },
-                { 0x1bca0, 0x1bca3 }, { 0x1d173, 0x1d17a }, { 0xe0000, 0xe0fff },
-        };
-
-        for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-                if (cp >= ranges[i][0] && cp <= ranges[i][1])
-                        return 1;
-        return 0;
-}
-
 /* A name: 1..255 bytes of UTF-8 without control characters, not beginning
  * or ending with white space, with no invisible or look-alike character.
  * NULL, or what is wrong with it (in a buffer of the main thread's). */
@@ -186,7 +159,8 @@ static const char *bad_name(const char *s)
                         if (cp >= 0x80 && cp < 0xa0)
                                 return "a name may not hold control characters";
                 }
-                if (look_alike(cp)) {
+                /* so that two names that look alike are alike */
+                if (am_look_alike(cp)) {
                         snprintf(why, sizeof(why), "a name may not hold U+%04X, an invisible, "
                                  "blank or bidirectional format character", cp);
                         return why;

@@ -11,6 +11,7 @@
 #include "output.h"
 #include "parse.h"
 #include "lib/internal/errname.h"
+#include "lib/internal/unicode.h"
 
 /* The UTF-8 character at p (avail bytes): its length and code point, or 0
  * if it is not valid UTF-8 (overlong, a surrogate, past U+10FFFF, cut
@@ -70,7 +71,7 @@ char *out_escape(const char *s, size_t n, unsigned how)
         for (size_t i = 0; i < n;) {
                 size_t k = u8_char(p + i, n - i, &cp);
                 int unsafe = k == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0) ||
-                             (cp == '\\' && (how & OUT_ESC_BACKSLASH));
+                             am_look_alike(cp) || (cp == '\\' && (how & OUT_ESC_BACKSLASH));
                 if ((cp == '\n' || cp == '\t') && k && (how & OUT_ESC_KEEP_LINES))
                         unsafe = 0;
                 if (unsafe) {

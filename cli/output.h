@@ -106,8 +106,10 @@ const char *out_time_text(time_t t, unsigned flags, char *buf, size_t len);
 /*
  * Bytes from a region or a peer, made safe to show or to put in JSON.
  * out_escape: printable UTF-8 as it is; every other byte (C0 and C1
- * control characters, DEL, bytes that are not valid UTF-8, and the
- * backslash when OUT_ESC_BACKSLASH, so that the form reads back) as \xNN,
+ * control characters, DEL, bytes that are not valid UTF-8, code points
+ * that are invisible or look like a blank (bidirectional overrides,
+ * zero-width spaces: am_look_alike()), and the backslash when
+ * OUT_ESC_BACKSLASH, so that the form reads back) as \xNN,
  * the form lsblk uses; with OUT_ESC_KEEP_LINES a newline and a tab stay
  * (they lay text out but drive no terminal). Returns a new string, NULL
  * if out of memory.
