@@ -292,7 +292,7 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
 {
         ashmem_broker *b;
         ashmem_broker_server srv;
-        char *text = NULL;
+        char *text = NULL, why[256];
         int rfds[2], nr, r = hello(path, &b, &srv);
         const cJSON *pg, *below;
         struct out o;
@@ -308,6 +308,7 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
                 return 1;
         }
         r = ashmem_broker_call(b, "{\"op\":\"stats\"}", NULL, 0, &text, rfds, &nr);
+        snprintf(why, sizeof(why), "%s", ashmem_broker_error(b));
         ashmem_broker_close(b);
         for (int i = 0; i < nr; i++)
                 close(rfds[i]);
@@ -315,7 +316,8 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
         free(text);
         if (r < 0 || !st) {
                 cJSON_Delete(st);
-                return cmd_error(ctx, r < 0 ? -r : EPROTO, "asking the broker for its counters");
+                return cli_broker_fail(ctx, r < 0 ? r : -EPROTO, why,
+                                       "asking the broker for its counters");
         }
         cJSON_DeleteItemFromObjectCaseSensitive(st, "ok");
         pg = cJSON_GetObjectItemCaseSensitive(st, "purger");
@@ -341,6 +343,18 @@ static int do_status(struct cmd_ctx *ctx, const char *path)
                          num(l, "connections_per_uid"), num(l, "regions_per_uid"),
                          num(l, "descriptors_per_uid"));
                 out_size(&o, OUT_TEXT, NULL, "%s\n", num(l, "bytes_per_uid"));
+        }
+        {
+                /* where the caller stands against them */
+                const cJSON *u, *us = cJSON_GetObjectItemCaseSensitive(st, "uids");
+                unsigned long long me = (unsigned long long)geteuid();
+                cJSON_ArrayForEach(u, us)
+                        if (num(u, "uid") == me) {
+                                out_text(&o, "you (uid %llu): %llu connections, %llu names, "
+                                         "%llu descriptors, ", me, num(u, "connections"),
+                                         num(u, "regions"), num(u, "descriptors"));
+                                out_size(&o, OUT_TEXT, NULL, "%s\n", num(u, "bytes"));
+                        }
         }
         out_text(&o, "purged:       %llu pages in %llu purges\n", num(st, "pages_purged"),
                  num(st, "purges"));

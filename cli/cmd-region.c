@@ -139,7 +139,7 @@ static int list_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         /* no broker running holds nothing: an empty list */
         r = b ? ashmem_broker_list(b, &regions, &n) : 0;
         if (r < 0)
-                return cmd_error(ctx, -r, "listing regions");
+                return cli_broker_fail(ctx, r, cli_broker_why(ctx), "listing regions");
         if (!ctx->json && !spec) {
                 /* the table straight from the answer, when it can be */
                 r = out_region_table(stdout, regions, n, cols, ncols, flags | ctx->out_flags);

@@ -297,7 +297,7 @@ static int unshare_exec(struct cmd_ctx *ctx, struct cmd_args *a)
                 if (res[i] == 0 || (force && res[i] == -ENOENT))
                         continue;
                 failed = 1;
-                cli_broker_message(res[i], a->argv[i], msg, sizeof(msg));
+                cli_broker_message(res[i], a->argv[i], NULL, msg, sizeof(msg));
                 if (!b) {
                         char path[108];
                         size_t l = strlen(msg);

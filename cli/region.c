@@ -33,7 +33,7 @@ int cli_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
         return 1;
 }
 
-void cli_broker_message(int r, const char *name, char *buf, size_t len)
+void cli_broker_message(int r, const char *name, const char *why, char *buf, size_t len)
 {
         int e = r < 0 ? -r : r;
 
@@ -61,17 +61,46 @@ void cli_broker_message(int r, const char *name, char *buf, size_t len)
         case ESTALE:
                 snprintf(buf, len, "%s: a slice of a region that was removed (stale; rm it)", name);
                 break;
+        case EMFILE:
+                /* the broker's words name the limit; without them, the
+                 * options that may be at it */
+                if (why && *why)
+                        snprintf(buf, len, "%s: %s", name, why);
+                else
+                        snprintf(buf, len, "%s: the broker's limit on connections or descriptors "
+                                 "is reached (broker run --max-connections, "
+                                 "--max-uid-connections, --max-uid-fds)", name);
+                break;
         default:
-                snprintf(buf, len, "%s: %s", name, strerror(e));
+                /* what the broker said is wrong, else the errno's text */
+                snprintf(buf, len, "%s: %s", name, why && *why ? why : strerror(e));
                 break;
         }
+}
+
+const char *cli_broker_why(const struct cmd_ctx *ctx)
+{
+        return ctx->broker ? ashmem_broker_error(ctx->broker) : "";
+}
+
+int cli_broker_fail(struct cmd_ctx *ctx, int r, const char *why, const char *what)
+{
+        int e = r < 0 ? -r : r;
+
+        if (why && *why)
+                return cli_error(ctx, e, "%s: %s", what, why);
+        if (e == EMFILE)
+                return cli_error(ctx, e, "%s: the broker's limit on connections or descriptors is "
+                                 "reached (broker run --max-connections, --max-uid-connections, "
+                                 "--max-uid-fds)", what);
+        return cmd_error(ctx, e, "%s", what);
 }
 
 int cli_broker_error(struct cmd_ctx *ctx, int r, const char *name)
 {
         char msg[512];
 
-        cli_broker_message(r, name, msg, sizeof(msg));
+        cli_broker_message(r, name, cli_broker_why(ctx), msg, sizeof(msg));
         return cli_error(ctx, r < 0 ? -r : r, "%s", msg);
 }
 

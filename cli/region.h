@@ -23,8 +23,17 @@ int cli_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
 /* A broker operation on region `name` failed with r (negative errno):
  * "no such region: NAME", "NAME: permission denied", ... Returns 1. */
 int cli_broker_error(struct cmd_ctx *ctx, int r, const char *name);
-/* The message of cli_broker_error() into buf. */
-void cli_broker_message(int r, const char *name, char *buf, size_t len);
+/* The message of cli_broker_error() into buf; why: the broker's own words
+ * for the refusal (ashmem_broker_error()), "" or NULL if none. */
+void cli_broker_message(int r, const char *name, const char *why, char *buf, size_t len);
+/* The broker's words for its refusal of the last request of ctx's
+ * connection ("" if none). */
+const char *cli_broker_why(const struct cmd_ctx *ctx);
+/* A broker request that is about no one region (what: "listing regions")
+ * failed with r: "WHAT: WHY" with the broker's words why (NULL or "" if
+ * none: the errno's text, or for EMFILE the limits that may be reached).
+ * Returns 1. */
+int cli_broker_fail(struct cmd_ctx *ctx, int r, const char *why, const char *what);
 
 /* The broker connection, or an error reported ("cannot reach the broker",
  * "no broker is running on PATH"). Returns 0 or 1. */

@@ -18,6 +18,7 @@ int main(void)
         ashmem_slice *slice = NULL;
         ashmem_heap *heap = NULL;
         ashmem_region_info info;
+        char why[256] = "";
         int *value, fd = -1, r;
 
         r = ashmem_broker_connect(NULL, &b);
@@ -25,6 +26,8 @@ int main(void)
          * from this user (the server runs as us), never from a squatter */
         if (r == 0)
                 r = ashmem_broker_attach_owned(b, "shared-buffer", 1, getuid(), &fd, &info);
+        /* the broker's words for a refusal ("... belongs to uid N") */
+        snprintf(why, sizeof(why), "%s", ashmem_broker_error(b));
         ashmem_broker_close(b);
         if (r == 0) {
                 r = ashmem_heap_adopt(fd, 0, &heap);
@@ -36,7 +39,8 @@ int main(void)
                 ashmem_heap_unref(heap);        /* the slice keeps the region */
         }
         if (r < 0) {
-                fprintf(stderr, "shared_buffer_client: shared-buffer: %s\n", strerror(-r));
+                fprintf(stderr, "shared_buffer_client: shared-buffer: %s\n",
+                        why[0] ? why : strerror(-r));
                 return 1;
         }
         if (ashmem_slice_size(slice) < sizeof(int)) {

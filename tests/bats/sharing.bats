@@ -34,7 +34,7 @@ mallory() { as_user --reuid=$MALLORY --regid=$MALLORY --clear-groups -- "$@"; }
         [ "$stderr" = "ashmemctl: attach: shared-buffer belongs to another user than uid $ALICE: not attached" ]
         # the example client checks the owner too, and writes nothing
         run -1 --separate-stderr alice "$stage_dir/examples/shared_buffer_client"
-        [[ "$stderr" == *"Operation not permitted"* ]]
+        [ "$stderr" = "shared_buffer_client: shared-buffer: \"shared-buffer\" belongs to uid $MALLORY, not uid $ALICE" ]
         [ "$(ashmemctl read shared-buffer --length 4 | od -An -tx1 | tr -d ' ')" = 00000000 ]
         # by the protocol: EPERM, no descriptor
         run -1 alice ashmemctl broker call "{\"v\":1,\"op\":\"attach\",\"name\":\"shared-buffer\",\"access\":\"r\",\"owner\":$ALICE}"
@@ -97,6 +97,15 @@ mallory() { as_user --reuid=$MALLORY --regid=$MALLORY --clear-groups -- "$@"; }
                         echo "U+$cp: $output" >&2
                         false
                 }
+                # the command line says the broker's words, and shows the
+                # name with the character escaped, never raw
+                run -1 --separate-stderr alice ashmemctl create "$bad" 4K
+                esc=$(printf "%b" "\\U$(printf %08X "0x$cp")" | od -An -tx1 | tr -d ' \n' |
+                      sed 's/../\\x&/g')
+                [ "$stderr" = "ashmemctl: create: ab${esc}cd: field \"name\": a name may not hold U+$cp, an invisible, blank or bidirectional format character" ] || {
+                        echo "U+$cp: $stderr" >&2
+                        false
+                }
         done
         for good in 'a b' $'caf\u00e9' $'\u65e5\u672c' $'\u2764' 'x-y_z.1'; do
                 run -0 alice ashmemctl broker call "$(jq -cn --arg n "$good" '{v:1,op:"create",name:$n,size:4096}')"
@@ -120,6 +129,11 @@ mallory() { as_user --reuid=$MALLORY --regid=$MALLORY --clear-groups -- "$@"; }
         run -1 mallory ashmemctl broker call '{"v":1,"op":"hello"}'
         [ "$(jq -r .errno <<<"$output")" = EMFILE ]
         [[ "$(jq -r .error <<<"$output")" == "uid $MALLORY has 4 connections (limit 4, --max-uid-connections)" ]]
+        # and the commands say it in the broker's words
+        run -1 --separate-stderr mallory ashmemctl list
+        [ "$stderr" = "ashmemctl: list: listing regions: uid $MALLORY has 4 connections (limit 4, --max-uid-connections)" ]
+        run -1 --separate-stderr mallory ashmemctl create zz 4K
+        [ "$stderr" = "ashmemctl: create: zz: uid $MALLORY has 4 connections (limit 4, --max-uid-connections)" ]
         # alice is served meanwhile
         run -0 alice ashmemctl create a1 4K
         run -0 ashmemctl -j broker status
@@ -134,10 +148,15 @@ mallory() { as_user --reuid=$MALLORY --regid=$MALLORY --clear-groups -- "$@"; }
         run -1 mallory ashmemctl broker call '{"v":1,"op":"create","name":"m5","size":4096}'
         [ "$(jq -r .errno <<<"$output")" = EMFILE ]
         [[ "$(jq -r .error <<<"$output")" == *"(limit 23, --max-uid-fds)" ]]
+        run -1 --separate-stderr mallory ashmemctl create m5 4K
+        [[ "$stderr" == "ashmemctl: create: m5: "*"(limit 23, --max-uid-fds)" ]]
         run -0 alice ashmemctl create a2 4K
-        # the text of broker status names the per-user limits
+        # the text of broker status names the per-user limits, and where
+        # the caller stands
         run -0 ashmemctl broker status
         [[ "$output" == *"per user 4 connections, 100 names, 23 descriptors"* ]]
+        run -0 mallory ashmemctl broker status
+        [[ "$output" == *"you (uid $MALLORY): 1 connections, 4 names, 21 descriptors, 16K"* ]]
         # what mallory frees, mallory may use again
         run -0 mallory ashmemctl rm m1
         run -0 mallory ashmemctl create m5 4K
