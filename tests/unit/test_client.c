@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "ashmem/ashmem.h"
+#include "lib/internal/forget.h"
 #include "lib/internal/json.h"
 #include "lib/internal/scm.h"
 #include "t.h"
@@ -254,6 +256,87 @@ TEST(a_broker_of_another_user_is_refused)
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
         unlink(f.sock);
         rmdir(f.dir);
+}
+
+/* The implicit lookup (a process holding a region's data descriptor alone
+ * asks the broker for its pin state) checks the broker as a connection
+ * does: a default socket directory that another user made first is
+ * refused before anything connects to it, and the pin operation fails
+ * (ENOLCK) rather than taking a stranger's word for the region's state. */
+TEST(the_implicit_lookup_refuses_a_planted_default_directory)
+{
+        const uid_t victim = 4244, other = 4243;
+        char dir[64], sock[96];
+        int ready[2], st, r;
+        pid_t planter, holder;
+
+        if (geteuid() != 0) {
+                printf("  (skipped: needs root to run processes as other uids)\n");
+                return;
+        }
+        snprintf(dir, sizeof(dir), "/tmp/ashmem-%u", (unsigned)victim);
+        snprintf(sock, sizeof(sock), "%s/broker.sock", dir);
+        unlink(sock);
+        rmdir(dir);
+        CHECK_EQ(pipe(ready), 0);
+        planter = fork();
+        CHECK(planter >= 0);
+        if (planter == 0) {
+                /* the other user's fake broker on the victim's default
+                 * path: any connection fails the test */
+                struct sockaddr_un a = { .sun_family = AF_UNIX };
+                struct timeval tv = { 3, 0 };
+                int l, c;
+                close(ready[0]);
+                snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+                if (setresgid(other, other, other) < 0 || setresuid(other, other, other) < 0 ||
+                    mkdir(dir, 0755) < 0)
+                        _exit(3);
+                l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(sock, 0666) < 0 ||
+                    listen(l, 4) < 0 ||
+                    setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+                        _exit(2);
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(2);
+                c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+                _exit(c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : 4);
+        }
+        close(ready[1]);
+        {
+                char ch;
+                CHECK_EQ(read(ready[0], &ch, 1), 1);
+        }
+        close(ready[0]);
+        holder = fork();
+        CHECK(holder >= 0);
+        if (holder == 0) {
+                struct stat sb;
+                int fd;
+                unsetenv("ASHMEM_SOCKET");
+                unsetenv("XDG_RUNTIME_DIR");
+                if (setresgid(victim, victim, victim) < 0 || setresuid(victim, victim, victim) < 0)
+                        _exit(3);
+                /* a region whose pin state this process then forgets: it
+                 * holds the data descriptor alone, as a process that got
+                 * it across an exec does */
+                fd = ashmem_create_region("held", 2 * 4096);
+                if (fd < 0 || ashmem_unpin_region(fd, 0, 0) < 0 || ashmem_pin_region(fd, 0, 0) < 0 ||
+                    fstat(fd, &sb) < 0 || am_forget_region(&sb) != 1)
+                        _exit(5);
+                r = ashmem_unpin_region(fd, 0, 0);
+                _exit(r < 0 && errno == ENOLCK ? 0 : 6);
+        }
+        CHECK_EQ(waitpid(holder, &st, 0), holder);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                t_fail(__FILE__, __LINE__, "the holder's unpin: exit status %d (0: ENOLCK)",
+                       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        CHECK_EQ(waitpid(planter, &st, 0), planter);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                t_fail(__FILE__, __LINE__, "the planted broker: exit status %d (4: it was "
+                       "connected to)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        unlink(sock);
+        rmdir(dir);
 }
 
 /* A record's creation time (UTC text) comes back as the second it names,
