@@ -266,7 +266,6 @@ static int attach_once(ashmem_broker *b)
  * that no process that measures has seen them. */
 static void create_unseen(int n)
 {
-        int status;
         pid_t pid = fork();
 
         if (pid < 0)
@@ -287,11 +286,7 @@ static void create_unseen(int n)
                 ashmem_broker_close(b);
                 _exit(0);
         }
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        bench_die("waitpid", errno);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                bench_die("creating the regions to attach", EIO);
+        bench_reap(&pid, 1, "creating the regions to attach");
 }
 
 /* A fresh process (this one's CPU) on a fresh connection: the mean ns of
@@ -299,7 +294,7 @@ static void create_unseen(int n)
  * instead). One round trip before the clock starts. */
 static double never_seen(int floor, int first, int n)
 {
-        int p[2], status;
+        int p[2];
         double mean = 0;
         pid_t pid;
 
@@ -342,11 +337,7 @@ static double never_seen(int floor, int first, int n)
                 if (errno != EINTR)
                         bench_die("read", errno);
         close(p[0]);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        bench_die("waitpid", errno);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                bench_die("the never-seen attach", EIO);
+        bench_reap(&pid, 1, "the never-seen attach");
         return mean;
 }
 

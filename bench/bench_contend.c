@@ -199,14 +199,7 @@ static double measure(enum path path, enum place place, int n, int64_t run_ns)
                         bench_die("a worker's pin or unpin", res.err);
                 total += (double)res.pairs * 1e9 / (double)res.ns;
         }
-        for (int i = 0; i < n; i++) {
-                int status;
-                while (waitpid(pid[i], &status, 0) < 0)
-                        if (errno != EINTR)
-                                bench_die("waitpid", errno);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        bench_die("a worker failed", 0);
-        }
+        bench_reap(pid, n, "a worker");
         close(ready[0]);
         close(start[1]);
         close(out[0]);

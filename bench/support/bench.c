@@ -296,6 +296,22 @@ static void nap_ms(int ms)
                 ;
 }
 
+void bench_reap(const pid_t *pids, int n, const char *what)
+{
+        char msg[128];
+
+        for (int i = 0; i < n; i++) {
+                int status;
+                while (waitpid(pids[i], &status, 0) < 0)
+                        if (errno != EINTR)
+                                bench_die("waitpid", errno);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                        snprintf(msg, sizeof(msg), "%s failed", what);
+                        bench_die(msg, EIO);
+                }
+        }
+}
+
 /* One client process of bench_window(): never returns. */
 static void window_client(const struct bench_clients *c, const int *stop, int ready,
                           int go, int done)
@@ -387,14 +403,7 @@ double bench_window(const struct bench_clients *c, int k, int window_ms, pid_t s
         /* the operations counted have all been served */
         if (server > 0 && cpu_ns)
                 *cpu_ns = total ? (double)(bench_cpu_ns(server) - c0) / (double)total : 0;
-        for (int i = 0; i < k; i++) {
-                int status;
-                while (waitpid(pids[i], &status, 0) < 0)
-                        if (errno != EINTR)
-                                bench_die("waitpid", errno);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        bench_die("a client failed", EIO);
-        }
+        bench_reap(pids, k, "a client");
         free(pids);
         close(ready[0]);
         close(done[0]);

@@ -47,6 +47,10 @@ void bench_ashmemctl(char *buf, size_t len);
  * first field (time on a CPU). */
 int64_t bench_cpu_ns(pid_t pid);
 
+/* Wait for the n processes of pids; one that did not exit with status 0
+ * ends the program ("what failed"). */
+void bench_reap(const pid_t *pids, int n, const char *what);
+
 /* Clients asking at once for a fixed window. k processes are forked; each
  * calls start(arg) (connect and one request, so that it is warm) and waits
  * at a start line with the others, then calls once(arg) until the window
