@@ -67,13 +67,6 @@
 static char dir[64], broker_sock[96], floor_sock[96];
 static pid_t broker_pid, floor_pid;
 
-static void nap_ms(int ms)
-{
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 /* ---------------------------------------------------------------- the floor */
 
 static const char floor_req[] = "{\"v\":1,\"op\":\"attach\",\"name\":\"bench\",\"access\":\"rw\"}";
@@ -221,7 +214,7 @@ static void start_servers(void)
                 }
                 if (i == 1000)
                         bench_die("the broker does not answer (is ashmemctl built?)", ETIMEDOUT);
-                nap_ms(10);
+                bench_nap_ms(10);
         }
 }
 

@@ -66,22 +66,6 @@ static size_t page;
 
 struct result { uint64_t pairs; int64_t ns; int err; };
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-        const char *p = buf;
-
-        while (len) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 static ssize_t read_all(int fd, void *buf, size_t len)
 {
         char *p = buf;
@@ -120,7 +104,7 @@ static struct result worker(enum path path, int fd, size_t pg, int64_t run_ns, i
                 res.err = -r;
                 return res;
         }
-        if (write_all(ready, "r", 1) < 0 || read_all(start, &c, 1) != 1) {
+        if (bench_write_all(ready, "r", 1) < 0 || read_all(start, &c, 1) != 1) {
                 res.err = EPIPE;
                 return res;
         }
@@ -174,7 +158,7 @@ static double measure(enum path path, enum place place, int n, int64_t run_ns)
                         close(out[0]);
                         res = worker(path, fd, place == DIFFERENT ? 1 + LINE_PAGES * (size_t)i : 1,
                                      run_ns, ready[1], start[0]);
-                        _exit(write_all(out[1], &res, sizeof(res)) < 0 ? 125 : 0);
+                        _exit(bench_write_all(out[1], &res, sizeof(res)) < 0 ? 125 : 0);
                 }
         }
         close(ready[1]);
@@ -188,7 +172,7 @@ static double measure(enum path path, enum place place, int n, int64_t run_ns)
         {
                 char go[MAX_PROCS];
                 memset(go, 'g', sizeof(go));
-                if (write_all(start[1], go, (size_t)n) < 0)
+                if (bench_write_all(start[1], go, (size_t)n) < 0)
                         bench_die("start", EPIPE);
         }
         for (int i = 0; i < n; i++) {

@@ -121,13 +121,6 @@ enum { BROKER, S6, FLOOR, BROKER_PINNED, FLOOR1, NSERVERS };
 static void stop_servers(void);
 static void on_signal(int sig);
 
-static void nap_ms(int ms)
-{
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 /* ---------------------------------------------------------------- s6 */
 
 #ifdef HAVE_S6
@@ -271,7 +264,7 @@ static void wait_for_socket(const char *path, pid_t pid, const char *what)
                 }
                 if (i == 1000)
                         bench_die(what, ETIMEDOUT);
-                nap_ms(10);
+                bench_nap_ms(10);
         }
 }
 
@@ -324,7 +317,7 @@ static void start_servers(void)
         for (int i = 0; (r = ashmem_broker_connect(broker_sock, &b)) < 0; i++) {
                 if (i == 1000)
                         bench_die("the broker does not answer", -r);
-                nap_ms(10);
+                bench_nap_ms(10);
         }
         r = ashmem_broker_create(b, REGION, REGION_SIZE, ASHMEM_BROKER_DEFAULT, 0600, &fd, NULL);
         if (r < 0)

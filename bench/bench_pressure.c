@@ -67,13 +67,6 @@ static char ctl[PATH_MAX], dir[64], sock[96], thrash[96];
 static pid_t main_pid, broker_pid, filler_pid, thrasher_pid[THRASHERS];
 static struct bench_cgroup cg;
 
-static void nap_ms(int ms)
-{
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 static void reap(pid_t *pid)
 {
         int status;
@@ -148,7 +141,7 @@ static void start_broker(void)
         for (int i = 0; (r = ashmem_broker_connect(sock, &b)) < 0; i++) {
                 if (i == 500)
                         bench_die("the broker does not answer", -r);
-                nap_ms(10);
+                bench_nap_ms(10);
         }
         ashmem_broker_close(b);
 }
@@ -329,7 +322,7 @@ static double one_round(int count, size_t size, int round, double limit_s, doubl
                 s = (double)(bench_now_ns() - t0) / 1e9;
                 if (now == 0 || s >= limit_s)
                         break;
-                nap_ms(10);
+                bench_nap_ms(10);
         }
         for (int i = 0; i < THRASHERS; i++)
                 reap(&thrasher_pid[i]);

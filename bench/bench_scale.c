@@ -114,13 +114,6 @@ static size_t page;
  * own control descriptor; measured at each count (the most seen is kept). */
 static size_t fds_per_region = 1;
 
-static void nap_ms(int ms)
-{
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 /* ---------------------------------------------------------------- /proc */
 
 static long read_long(const char *path)
@@ -299,7 +292,7 @@ static void start_broker(size_t n)
                 }
                 if (i == 1000)
                         bench_die("the broker does not answer", -r);
-                nap_ms(10);
+                bench_nap_ms(10);
         }
         ashmem_broker_close(b);
 }

@@ -274,21 +274,21 @@ const struct bench_op *bench_op_named(const struct bench_op *ops, size_t n, cons
         bench_die(name, ENOENT);
 }
 
-static int write_full(int fd, const void *buf, size_t len)
+int bench_write_all(int fd, const void *buf, size_t len)
 {
         while (len) {
                 ssize_t n = write(fd, buf, len);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
-                        return -1;
+                        return n < 0 ? -errno : -EIO;
                 buf = (const char *)buf + n;
                 len -= (size_t)n;
         }
         return 0;
 }
 
-static void nap_ms(int ms)
+void bench_nap_ms(int ms)
 {
         struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -322,7 +322,7 @@ static void window_client(const struct bench_clients *c, const int *stop, int re
 
         if ((r = c->start(c->arg)) < 0)
                 bench_die(c->what, -r);
-        if (write_full(ready, "r", 1) < 0)
+        if (bench_write_all(ready, "r", 1) < 0)
                 _exit(1);
         while ((r = (int)read(go, &ch, 1)) < 0 && errno == EINTR)
                 ;
@@ -331,7 +331,7 @@ static void window_client(const struct bench_clients *c, const int *stop, int re
         for (; !__atomic_load_n(stop, __ATOMIC_RELAXED); count++)
                 if ((r = c->once(c->arg)) < 0)
                         bench_die(c->what, -r);
-        if (write_full(done, &count, sizeof(count)) < 0)
+        if (bench_write_all(done, &count, sizeof(count)) < 0)
                 _exit(1);
         _exit(0);
 }
@@ -384,7 +384,7 @@ double bench_window(const struct bench_clients *c, int k, int window_ms, pid_t s
                 c0 = bench_cpu_ns(server);
         t0 = bench_now_ns();
         close(go[1]);           /* go */
-        nap_ms(window_ms);
+        bench_nap_ms(window_ms);
         t1 = bench_now_ns();
         __atomic_store_n(stop, 1, __ATOMIC_RELAXED);
         for (int i = 0; i < k; i++) {

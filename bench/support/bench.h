@@ -47,6 +47,12 @@ void bench_ashmemctl(char *buf, size_t len);
  * first field (time on a CPU). */
 int64_t bench_cpu_ns(pid_t pid);
 
+/* Sleep ms milliseconds (all of them, signals or not). */
+void bench_nap_ms(int ms);
+/* Write all len bytes of buf to fd: 0, or -errno (-EIO for a write of
+ * nothing). */
+int bench_write_all(int fd, const void *buf, size_t len);
+
 /* Wait for the n processes of pids; one that did not exit with status 0
  * ends the program ("what failed"). */
 void bench_reap(const pid_t *pids, int n, const char *what);
