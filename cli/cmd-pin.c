@@ -165,7 +165,8 @@ static int purge_exec(struct cmd_ctx *ctx, struct cmd_args *a)
         /* no broker running (--all) holds nothing to purge */
         r = b ? ashmem_broker_purge(b, name, &pages) : 0;
         if (r < 0)
-                return name ? cli_broker_error(ctx, r, name) : cli_broker_fail(ctx, r, cli_broker_why(ctx), "purging");
+                return name ? cli_broker_error(ctx, r, name) :
+                              cli_broker_fail(ctx, r, cli_broker_why(ctx), "purging");
         /* nothing purged from a region that cannot be written: say why */
         if (name && pages == 0 && ashmem_broker_info(b, name, &info) == 0 &&
             !(info.prot & PROT_WRITE))

@@ -33,6 +33,11 @@ int cli_error(struct cmd_ctx *ctx, int err, const char *fmt, ...)
         return 1;
 }
 
+/* EMFILE without the broker's words: the options that may be at it */
+static const char limits_reached[] = "the broker's limit on connections or descriptors is "
+                                     "reached (broker run --max-connections, "
+                                     "--max-uid-connections, --max-uid-fds)";
+
 void cli_broker_message(int r, const char *name, const char *why, char *buf, size_t len)
 {
         int e = r < 0 ? -r : r;
@@ -61,19 +66,10 @@ void cli_broker_message(int r, const char *name, const char *why, char *buf, siz
         case ESTALE:
                 snprintf(buf, len, "%s: a slice of a region that was removed (stale; rm it)", name);
                 break;
-        case EMFILE:
-                /* the broker's words name the limit; without them, the
-                 * options that may be at it */
-                if (why && *why)
-                        snprintf(buf, len, "%s: %s", name, why);
-                else
-                        snprintf(buf, len, "%s: the broker's limit on connections or descriptors "
-                                 "is reached (broker run --max-connections, "
-                                 "--max-uid-connections, --max-uid-fds)", name);
-                break;
         default:
                 /* what the broker said is wrong, else the errno's text */
-                snprintf(buf, len, "%s: %s", name, why && *why ? why : strerror(e));
+                snprintf(buf, len, "%s: %s", name, why && *why ? why :
+                         e == EMFILE ? limits_reached : strerror(e));
                 break;
         }
 }
@@ -90,9 +86,7 @@ int cli_broker_fail(struct cmd_ctx *ctx, int r, const char *why, const char *wha
         if (why && *why)
                 return cli_error(ctx, e, "%s: %s", what, why);
         if (e == EMFILE)
-                return cli_error(ctx, e, "%s: the broker's limit on connections or descriptors is "
-                                 "reached (broker run --max-connections, --max-uid-connections, "
-                                 "--max-uid-fds)", what);
+                return cli_error(ctx, e, "%s: %s", what, limits_reached);
         return cmd_error(ctx, e, "%s", what);
 }
 
