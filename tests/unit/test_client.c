@@ -407,8 +407,11 @@ TEST(short_attach_replies_are_read_as_the_scanner_reads_them)
         CHECK(f.fd > 0);
         fake_start(&f);
         CHECK_EQ(ashmem_broker_connect(f.sock, &b), 0);
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                size_t off = 7, len = 7;
+        /* each reply twice in a row: the second is read through what the
+         * connection kept of the first (same text, same answer), and the
+         * next case's through nothing kept */
+        for (size_t k = 0; k < 2 * (sizeof(cases) / sizeof(cases[0])); k++) {
+                size_t i = k / 2, off = 7, len = 7;
                 int fd = -1, r;
                 __atomic_store_n(&f.record, cases[i].fields, __ATOMIC_SEQ_CST);
                 r = ashmem_broker_attach(b, "r", 1, &fd, &off, &len);
